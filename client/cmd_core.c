@@ -1,0 +1,282 @@
+/*
+ * cmd_core.c — relasi init, status, outbox and config: the store's identity,
+ * its settings, and what is waiting to be synced.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "relasi/valid.h"
+
+/* mkdir -p with mode 0700: the store holds customer data. */
+static int make_dirs(const char *path)
+{
+	char *p = strdup(path), *s;
+	int error = RL_OK;
+
+	if (!p)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+				error = rl_error_set(RL_EIO, "cannot create '%s': %s", p, strerror(errno));
+				break;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(p);
+	return error;
+}
+
+struct init_args {
+	const char *name, *country, *currency;
+	char device[RL_ID_BUFSZ], user[RL_ID_BUFSZ];
+};
+
+static int do_init(struct cli_ctx *ctx, void *arg)
+{
+	struct init_args *ia = arg;
+	int error;
+
+	if ((error = rl_store_new_id(ctx->store, ia->device)) < 0 ||
+	    (error = rl_store_new_id(ctx->store, ia->user)) < 0 ||
+	    (error = rl_store_set_identity(ctx->store, ia->device, ia->user)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "rep_name", ia->name)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "country", ia->country)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "currency", ia->currency)) < 0)
+		return error;
+	return RL_OK;
+}
+
+static int validate_settings(const char *country, const char *currency)
+{
+	if (country && (strlen(country) != 2 || !rl_country_calling_code(country)))
+		return rl_error_set(RL_EINVALID, "'%s' is not a known country code (e.g. ID, MY, SG)",
+				    country);
+	if (currency && rl_currency_exponent(currency) < 0)
+		return rl_error_set(RL_EINVALID, "'%s' is not an ISO 4217 currency code", currency);
+	return RL_OK;
+}
+
+static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct init_args ia = { 0 };
+	struct stat sb;
+	int error;
+
+	ia.name = cli_get(a, "name");
+	ia.country = cli_get(a, "country") ? cli_get(a, "country") : "ID";
+	ia.currency = cli_get(a, "currency") ? cli_get(a, "currency") : "IDR";
+	if (!ia.name || !*ia.name)
+		return cli_usage_error(a->cmd, "init needs --name (the rep's name)");
+	if ((error = validate_settings(ia.country, ia.currency)) < 0)
+		return error;
+	if (stat(ctx->store_path, &sb) == 0)
+		return rl_error_set(RL_EINVALID, "a store already exists at '%s'", ctx->store_path);
+	if ((error = make_dirs(ctx->home)) < 0)
+		return error;
+	if ((error = rl_store_open(&ctx->store, ctx->store_path, RL_STORE_CREATE)) < 0)
+		return error;
+	if ((error = cli_write(ctx, do_init, &ia)) < 0)
+		return error;
+	if (ctx->json) {
+		return cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:i}", "store", ctx->store_path,
+					       "device_id", ia.device, "user_id", ia.user,
+					       "name", ia.name, "schema", rl_store_schema_latest()));
+	}
+	printf("initialised store %s\ndevice %s for %s\n", ctx->store_path, ia.device, ia.name);
+	return RL_OK;
+}
+
+static int count_outbox(struct cli_ctx *ctx, const char *state, long long *n)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(ctx->store, "SELECT count(*) FROM rl_outbox WHERE state = ?1",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return rl_store_error(ctx->store, "counting changes");
+	*n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
+{
+	long long pending, sent, refused;
+	char *name = NULL, *last_sync = NULL;
+	int error;
+
+	if ((error = count_outbox(ctx, "pending", &pending)) < 0 ||
+	    (error = count_outbox(ctx, "sent", &sent)) < 0 ||
+	    (error = count_outbox(ctx, "refused", &refused)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "rep_name", &name)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "last_sync", &last_sync)) < 0)
+		goto cleanup;
+	if (ctx->json) {
+		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:s?}",
+			"store", ctx->store_path, "device_id", rl_store_device_id(ctx->store),
+			"name", name, "schema", rl_store_schema_version(ctx->store),
+			"pending", (json_int_t)pending, "sent", (json_int_t)sent,
+			"refused", (json_int_t)refused, "last_sync", last_sync));
+		goto cleanup;
+	}
+	printf("store:     %s (schema %d)\n", ctx->store_path, rl_store_schema_version(ctx->store));
+	printf("device:    %s (%s)\n", rl_store_device_id(ctx->store), name ? name : "?");
+	printf("pending:   %lld field change%s\n", pending, pending == 1 ? "" : "s");
+	if (sent)
+		printf("in flight: %lld\n", sent);
+	if (refused)
+		printf("refused:   %lld (see 'relasi outbox --state refused')\n", refused);
+	printf("last sync: %s\n", last_sync ? last_sync : "never");
+cleanup:
+	free(name);
+	free(last_sync);
+	return error;
+}
+
+static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *state = cli_get(a, "state");
+	struct cli_table *t = NULL;
+	json_t *arr = NULL;
+	sqlite3_stmt *st;
+	int error, rc;
+	static const char *const hdr[] = { "seq", "table", "row", "field", "value", "state", "reason" };
+
+	if (state && strcmp(state, "pending") && strcmp(state, "sent") && strcmp(state, "refused"))
+		return cli_usage_error(a->cmd, "--state must be pending, sent or refused");
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT seq, tbl, row_id, field, value, base, device, hlc, state, reason "
+	     "FROM rl_outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY seq", &st)) < 0)
+		return error;
+	if (state)
+		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(7, hdr))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (arr) {
+			json_array_append_new(arr, cli_row_json(st));
+		} else {
+			char seq[24], sid[RL_ID_BUFSZ];
+			const char *cells[7];
+			snprintf(seq, sizeof(seq), "%lld", (long long)sqlite3_column_int64(st, 0));
+			cells[0] = seq;
+			cells[1] = cli_col(st, 1);
+			cells[2] = cli_short_id(ctx, cli_col(st, 1), cli_col(st, 2), sid);
+			cells[3] = cli_col(st, 3);
+			cells[4] = cli_col(st, 4);
+			cells[5] = cli_col(st, 8);
+			cells[6] = cli_col(st, 9);
+			if ((error = cli_table_add(t, cells)) < 0)
+				goto cleanup;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(ctx->store, "reading the outbox");
+		goto cleanup;
+	}
+	if (arr) {
+		error = cli_print_json(arr);
+		arr = NULL;
+	} else {
+		cli_table_print(t, stdout);
+	}
+cleanup:
+	json_decref(arr);
+	cli_table_free(t);
+	return error;
+}
+
+struct config_args { const char *key, *value; };
+
+static int do_config(struct cli_ctx *ctx, void *arg)
+{
+	struct config_args *ca = arg;
+	return rl_store_meta_set(ctx->store, ca->key, ca->value);
+}
+
+static int cmd_config(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const keys[] = { "country", "currency", "rep_name", NULL };
+	struct config_args ca = { NULL, NULL };
+	char *v = NULL;
+	int i, error;
+
+	if (a->npos == 0) {
+		json_t *o = json_object();
+		for (i = 0; keys[i]; i++) {
+			if ((error = rl_store_meta_get(ctx->store, keys[i], &v)) < 0) {
+				json_decref(o);
+				return error;
+			}
+			if (ctx->json)
+				json_object_set_new(o, keys[i], v ? json_string(v) : json_null());
+			else
+				printf("%s = %s\n", keys[i], v ? v : "");
+			free(v);
+			v = NULL;
+		}
+		if (ctx->json)
+			return cli_print_json(o);
+		json_decref(o);
+		return RL_OK;
+	}
+	for (i = 0; keys[i]; i++)
+		if (strcmp(keys[i], a->pos[0]) == 0)
+			break;
+	if (!keys[i])
+		return rl_error_set(RL_EINVALID, "unknown setting '%s' (country, currency, rep_name)",
+				    a->pos[0]);
+	if (a->npos == 1) {
+		if ((error = rl_store_meta_get(ctx->store, a->pos[0], &v)) < 0)
+			return error;
+		printf("%s\n", v ? v : "");
+		free(v);
+		return RL_OK;
+	}
+	ca.key = a->pos[0];
+	ca.value = a->pos[1];
+	if ((error = validate_settings(strcmp(ca.key, "country") == 0 ? ca.value : NULL,
+				       strcmp(ca.key, "currency") == 0 ? ca.value : NULL)) < 0)
+		return error;
+	return cli_write(ctx, do_config, &ca);
+}
+
+static const struct cli_opt init_opts[] = {
+	{ "name", 1, "NAME", "the rep's name (required)", NULL },
+	{ "country", 1, "CC", "default country for phone numbers (ISO 3166, default ID)", NULL },
+	{ "currency", 1, "CODE", "default currency (ISO 4217, default IDR)", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
+static const struct cli_opt outbox_opts[] = {
+	{ "state", 1, "STATE", "only pending, sent or refused changes", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
+const struct cli_cmd cli_cmds_core[] = {
+	{ "init", cmd_init, "--name NAME", "create this device's store and identity",
+	  init_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "status", cmd_status, "", "pending and refused changes, last sync",
+	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	{ "outbox", cmd_outbox, "", "list the field changes waiting to be synced",
+	  outbox_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	{ "config", cmd_config, "[KEY [VALUE]]", "show or set country, currency, rep_name",
+	  NULL, NULL, CLI_MODEL_NONE, 0, 2, 1 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
+};

@@ -1,0 +1,314 @@
+/*
+ * cmd_query.c — finding customers and reading the pipeline: full-text search
+ * (FTS5) over customers, contacts and activity notes; "nearby" by distance
+ * through the R*Tree; the pipeline per stage with weighted amounts.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relasi/limits.h"
+#include "relasi/valid.h"
+
+/*
+ * People type words, not FTS5 syntax: each word becomes a quoted prefix term
+ * ("makm"*), all of which must match. Quoting makes operators and punctuation
+ * plain text, so no input can be a malformed query.
+ */
+static char *fts_query(const char *text)
+{
+	sqlite3_str *q = sqlite3_str_new(NULL);
+	const char *p = text;
+	int terms = 0;
+
+	while (*p) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		if (terms++)
+			sqlite3_str_appendchar(q, 1, ' ');
+		sqlite3_str_appendchar(q, 1, '"');
+		while (*p && *p != ' ' && *p != '\t') {
+			if (*p == '"')
+				sqlite3_str_appendchar(q, 1, '"');
+			sqlite3_str_appendchar(q, 1, *p++);
+		}
+		sqlite3_str_appendall(q, "\"*");
+	}
+	if (!terms) {
+		sqlite3_free(sqlite3_str_finish(q));
+		return NULL;
+	}
+	return sqlite3_str_finish(q);
+}
+
+static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "kind", "id", "name", "where", "match" };
+	const char *limit_s = cli_get(a, "limit");
+	struct cli_table *t = NULL;
+	json_t *arr = NULL;
+	char *q = NULL, *end;
+	sqlite3_stmt *st;
+	long limit = 20;
+	int error, rc;
+
+	if (limit_s) {
+		limit = strtol(limit_s, &end, 10);
+		if (*end || limit <= 0 || limit > 10000)
+			return rl_error_set(RL_EINVALID, "--limit: '%s' is not a count 1..10000", limit_s);
+	}
+	if (strlen(a->pos[0]) > RL_MAX_NAME_BYTES)
+		return rl_error_set(RL_EINVALID, "search text longer than %d bytes", RL_MAX_NAME_BYTES);
+	if (!(q = fts_query(a->pos[0])))
+		return rl_error_set(RL_EINVALID, "nothing to search for in '%s'", a->pos[0]);
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT kind, id, name, place, snip, rank FROM ("
+	     " SELECT 'account' AS kind, x.id AS id, x.name AS name, coalesce(x.city, '') AS place,"
+	     "  snippet(fts_accounts, -1, '[', ']', '…', 8) AS snip, bm25(fts_accounts) AS rank"
+	     "  FROM fts_accounts JOIN accounts x ON x.rowid = fts_accounts.rowid"
+	     "  WHERE fts_accounts MATCH ?1 AND x.deleted = 0"
+	     " UNION ALL"
+	     " SELECT 'contact', x.id, x.name, coalesce(a.name, ''),"
+	     "  snippet(fts_contacts, -1, '[', ']', '…', 8), bm25(fts_contacts)"
+	     "  FROM fts_contacts JOIN contacts x ON x.rowid = fts_contacts.rowid"
+	     "  LEFT JOIN accounts a ON a.id = x.account_id"
+	     "  WHERE fts_contacts MATCH ?1 AND x.deleted = 0"
+	     " UNION ALL"
+	     " SELECT 'activity', x.id, x.kind || ' ' || substr(x.at, 1, 10), coalesce(a.name, ''),"
+	     "  snippet(fts_activities, -1, '[', ']', '…', 8), bm25(fts_activities)"
+	     "  FROM fts_activities JOIN activities x ON x.rowid = fts_activities.rowid"
+	     "  LEFT JOIN accounts a ON a.id = x.account_id"
+	     "  WHERE fts_activities MATCH ?1 AND x.deleted = 0"
+	     ") ORDER BY rank, id LIMIT ?2", &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, q, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, limit);
+	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(5, hdr))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = cli_col(st, 0);
+		const char *table = strcmp(kind, "account") == 0 ? "accounts"
+				    : strcmp(kind, "contact") == 0 ? "contacts" : "activities";
+		char sid[RL_ID_BUFSZ];
+		cli_short_id(ctx, table, cli_col(st, 1), sid);
+		if (arr) {
+			json_t *o = cli_row_json(st);
+			json_object_set_new(o, "short_id", json_string(sid));
+			json_array_append_new(arr, o);
+		} else {
+			const char *cells[5] = { kind, sid, cli_col(st, 2), cli_col(st, 3), cli_col(st, 4) };
+			if ((error = cli_table_add(t, cells)) < 0)
+				goto cleanup;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(ctx->store, "searching");
+		goto cleanup;
+	}
+	if (arr) {
+		error = cli_print_json(arr);
+		arr = NULL;
+	} else if (cli_table_rows(t) == 0) {
+		printf("no match for '%s'\n", a->pos[0]);
+	} else {
+		cli_table_print(t, stdout);
+	}
+cleanup:
+	sqlite3_free(q);
+	json_decref(arr);
+	cli_table_free(t);
+	return error;
+}
+
+static int cmd_nearby(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "id", "name", "city", "km" };
+	const char *geo = cli_get(a, "geo"), *km_s = cli_get(a, "km"), *limit_s = cli_get(a, "limit");
+	struct cli_table *t = NULL;
+	json_t *arr = NULL;
+	double lat, lon, km = 5.0, dlat, dlon;
+	long limit = 20;
+	char *end;
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if (!geo)
+		return cli_usage_error(a->cmd, "nearby needs --geo LAT,LON");
+	if ((error = rl_geo_parse(&lat, &lon, geo)) < 0)
+		return error;
+	if (km_s) {
+		km = strtod(km_s, &end);
+		if (*end || !(km > 0) || km > 2000)
+			return rl_error_set(RL_EINVALID, "--km: '%s' is not a distance 0..2000", km_s);
+	}
+	if (limit_s) {
+		limit = strtol(limit_s, &end, 10);
+		if (*end || limit <= 0 || limit > 10000)
+			return rl_error_set(RL_EINVALID, "--limit: '%s' is not a count 1..10000", limit_s);
+	}
+	/* A box around the circle for the R*Tree, then the exact distance.
+	 * 111.32 km per degree of latitude; longitude degrees shrink by cos(lat).
+	 * (Boxes do not wrap the antimeridian: no sales territory needs it yet.) */
+	dlat = km / 111.32;
+	dlon = fabs(cos(lat * M_PI / 180.0)) > 0.01 ? km / (111.32 * fabs(cos(lat * M_PI / 180.0)))
+						     : 360.0;
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT id, name, city, km, lat, lon FROM ("
+	     " SELECT x.id AS id, x.name AS name, coalesce(x.city, '') AS city, x.lat AS lat,"
+	     "  x.lon AS lon, round(rl_distance_km(?1, ?2, x.lat, x.lon), 2) AS km"
+	     " FROM geo_accounts g JOIN accounts x ON x.rowid = g.id"
+	     " WHERE g.max_lat >= ?3 AND g.min_lat <= ?4 AND g.max_lon >= ?5 AND g.min_lon <= ?6"
+	     "  AND x.deleted = 0)"
+	     " WHERE km <= ?7 ORDER BY km, id LIMIT ?8", &st)) < 0)
+		return error;
+	sqlite3_bind_double(st, 1, lat);
+	sqlite3_bind_double(st, 2, lon);
+	sqlite3_bind_double(st, 3, lat - dlat);
+	sqlite3_bind_double(st, 4, lat + dlat);
+	sqlite3_bind_double(st, 5, lon - dlon);
+	sqlite3_bind_double(st, 6, lon + dlon);
+	sqlite3_bind_double(st, 7, km);
+	sqlite3_bind_int64(st, 8, limit);
+	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(4, hdr))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char sid[RL_ID_BUFSZ], kmbuf[32];
+		cli_short_id(ctx, "accounts", cli_col(st, 0), sid);
+		if (arr) {
+			json_t *o = cli_row_json(st);
+			json_object_set_new(o, "short_id", json_string(sid));
+			json_array_append_new(arr, o);
+		} else {
+			const char *cells[4] = { sid, cli_col(st, 1), cli_col(st, 2), kmbuf };
+			snprintf(kmbuf, sizeof(kmbuf), "%.2f", sqlite3_column_double(st, 3));
+			if ((error = cli_table_add(t, cells)) < 0)
+				goto cleanup;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(ctx->store, "nearby");
+		goto cleanup;
+	}
+	if (arr) {
+		error = cli_print_json(arr);
+		arr = NULL;
+	} else if (cli_table_rows(t) == 0) {
+		printf("no customers within %.1f km\n", km);
+	} else {
+		cli_table_print(t, stdout);
+	}
+cleanup:
+	json_decref(arr);
+	cli_table_free(t);
+	return error;
+}
+
+/*
+ * Weighted amount = amount x probability / 100, the deal's own probability
+ * if set, else its stage's; rounded half up in minor units. Amounts in
+ * different currencies are never added: one row per stage and currency.
+ */
+static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "stage", "prob", "deals", "amount", "weighted" };
+	struct cli_table *t = NULL;
+	json_t *arr = NULL;
+	sqlite3_stmt *st;
+	int error, rc;
+	char owner[RL_ID_BUFSZ];
+
+	if (cli_get(a, "owner") &&
+	    (error = rl_record_resolve(ctx->store, rl_model_table("users"), cli_get(a, "owner"),
+				       owner)) < 0)
+		return error;
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT s.name AS stage, s.probability, s.kind, count(d.id) AS deals,"
+	     " d.currency, coalesce(sum(d.amount), 0) AS amount,"
+	     " coalesce(sum((d.amount * coalesce(d.probability, s.probability) + 50) / 100), 0) AS weighted,"
+	     " s.position"
+	     " FROM stages s LEFT JOIN deals d ON d.stage_id = s.id AND d.deleted = 0"
+	     "  AND (?1 IS NULL OR d.owner_id = ?1)"
+	     " WHERE s.deleted = 0 GROUP BY s.id, d.currency ORDER BY s.position, s.name, d.currency",
+	     &st)) < 0)
+		return error;
+	if (cli_get(a, "owner"))
+		sqlite3_bind_text(st, 1, owner, -1, SQLITE_TRANSIENT);
+	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(5, hdr))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char amount[64], weighted[64], prob[8], deals[24];
+		const char *cur = cli_col(st, 4);
+		if (arr) {
+			json_t *o = cli_row_json(st);
+			json_array_append_new(arr, o);
+			continue;
+		}
+		amount[0] = weighted[0] = '\0';
+		if (*cur) {
+			char m[48];
+			if (rl_money_format(m, sizeof(m), sqlite3_column_int64(st, 5), cur) == 0)
+				snprintf(amount, sizeof(amount), "%s %s", m, cur);
+			if (rl_money_format(m, sizeof(m), sqlite3_column_int64(st, 6), cur) == 0)
+				snprintf(weighted, sizeof(weighted), "%s %s", m, cur);
+		}
+		snprintf(prob, sizeof(prob), "%d%%", sqlite3_column_int(st, 1));
+		snprintf(deals, sizeof(deals), "%lld", (long long)sqlite3_column_int64(st, 3));
+		{
+			const char *cells[5] = { cli_col(st, 0), prob, deals, amount, weighted };
+			if ((error = cli_table_add(t, cells)) < 0)
+				goto cleanup;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(ctx->store, "pipeline");
+		goto cleanup;
+	}
+	if (arr) {
+		error = cli_print_json(arr);
+		arr = NULL;
+	} else {
+		cli_table_print(t, stdout);
+	}
+cleanup:
+	json_decref(arr);
+	cli_table_free(t);
+	return error;
+}
+
+static const struct cli_opt search_opts[] = {
+	{ "limit", 1, "N", "at most N results (default 20)", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+static const struct cli_opt nearby_opts[] = {
+	{ "geo", 1, "LAT,LON", "where you are, decimal degrees (required)", NULL },
+	{ "km", 1, "N", "radius in kilometres (default 5)", NULL },
+	{ "limit", 1, "N", "at most N customers (default 20)", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+static const struct cli_opt pipeline_opts[] = {
+	{ "owner", 1, "USER", "only deals owned by this user", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
+const struct cli_cmd cli_cmds_query[] = {
+	{ "search", cmd_search, "TEXT", "full-text search over customers, contacts and notes",
+	  search_opts, NULL, CLI_MODEL_NONE, 1, 1, 1 },
+	{ "nearby", cmd_nearby, "--geo LAT,LON [--km N]", "customers by distance",
+	  nearby_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	{ "pipeline", cmd_pipeline, "", "per stage: deals, amount and weighted amount",
+	  pipeline_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
+};

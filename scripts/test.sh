@@ -1,0 +1,26 @@
+#!/bin/sh
+# scripts/test.sh — the one test command (README, .ci/run): installs what is
+# missing, then builds and runs the whole suite twice: a normal optimised
+# build with gcc, and an AddressSanitizer + UndefinedBehaviorSanitizer build
+# with clang (-fno-sanitize-recover=all, leak checking on). Warnings are
+# errors in both builds.
+set -eu
+cd "$(dirname "$0")/.."
+
+sh scripts/setup.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== normal build (gcc, RelWithDebInfo) =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc \
+      -DRELASI_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== sanitizer build (clang, address + undefined) =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+      -DRELASI_SANITIZE=ON -DRELASI_WERROR=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    sh -c 'cd build-asan && ctest --output-on-failure -j"$0"' "$jobs"

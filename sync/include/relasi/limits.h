@@ -1,0 +1,44 @@
+/*
+ * relasi/limits.h — every size cap in Relasi, with the reason for its value.
+ *
+ * Parsers check lengths and counts against these before they allocate, so a
+ * hostile or broken file (CSV, vCard) can never make Relasi allocate without
+ * bound. Raising a limit is a deliberate change made here, not at a call site.
+ */
+#ifndef RELASI_LIMITS_H
+#define RELASI_LIMITS_H
+
+/* One text field (a note, an address). A visit note of a few pages is ~10 KiB;
+ * 64 KiB leaves room while keeping a whole change batch small. */
+#define RL_MAX_FIELD_BYTES      (64 * 1024)
+
+/* Columns in one CSV record. Real CRM exports have 20–80 columns. */
+#define RL_MAX_CSV_FIELDS       256
+
+/* One CSV record, all fields together (quoted newlines included). */
+#define RL_MAX_CSV_RECORD_BYTES (1024 * 1024)
+
+/* One vCard file as a whole; it is read into memory. A phone's full address
+ * book export of 5,000 cards with photos stripped is a few MiB. */
+#define RL_MAX_VCARD_FILE_BYTES (64 * 1024 * 1024)
+
+/* One unfolded vCard content line (PHOTO lines are skipped but still read). */
+#define RL_MAX_VCARD_LINE_BYTES (1024 * 1024)
+
+/* TEL / EMAIL values kept per card; more are reported and ignored. */
+#define RL_MAX_VCARD_VALUES     8
+
+/* A record's name, a title, a city: one line of text. */
+#define RL_MAX_NAME_BYTES       512
+
+/* E.164 allows at most 15 digits after '+'. */
+#define RL_MAX_E164_DIGITS      15
+
+/* An e-mail address (RFC 5321: 254 octets in a path). */
+#define RL_MAX_EMAIL_BYTES      254
+
+/* HLC: a remote stamp more than this far ahead of our wall clock is refused
+ * (milliseconds). Configurable per store; this is the default (5 minutes). */
+#define RL_HLC_DEFAULT_MAX_DRIFT_MS (5LL * 60 * 1000)
+
+#endif

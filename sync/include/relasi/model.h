@@ -1,0 +1,66 @@
+/*
+ * relasi/model.h — the user-editable fields of each synced table, described
+ * once, so that the CLI's add/edit options, CSV column maps, vCard mapping,
+ * JSON output and validation all agree. The SQL schema (the schema/ files) is the
+ * storage truth; this table says how people and files may set each field.
+ */
+#ifndef RELASI_MODEL_H
+#define RELASI_MODEL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rl_ftype {
+	RL_FT_TEXT,      /* one line of text, at most RL_MAX_NAME_BYTES */
+	RL_FT_NOTE,      /* free text, newlines allowed, RL_MAX_FIELD_BYTES */
+	RL_FT_PHONE,     /* normalised to E.164 */
+	RL_FT_EMAIL,     /* validated, lower-cased */
+	RL_FT_DATE,      /* YYYY-MM-DD */
+	RL_FT_TIME,      /* UTC instant, with the writer's offset in tz_offset */
+	RL_FT_MONEY,     /* minor units of the record's currency field */
+	RL_FT_CURRENCY,  /* ISO 4217 code */
+	RL_FT_PERCENT,   /* integer 0..100 */
+	RL_FT_INT,       /* integer */
+	RL_FT_LAT,       /* degrees -90..90 */
+	RL_FT_LON,       /* degrees -180..180 */
+	RL_FT_BOOL,      /* 0/1; accepts yes/no/true/false/1/0 */
+	RL_FT_REF,       /* id of a record in field->ref, given by id prefix or name */
+	RL_FT_ENUM       /* one of field->choices */
+};
+
+enum {
+	RL_FF_REQUIRED = 1 << 0, /* must be set on create */
+	RL_FF_SYSTEM   = 1 << 1, /* set by relasi only (created_at, deleted...) */
+	RL_FF_LIST     = 1 << 2  /* shown in list output */
+};
+
+struct rl_field {
+	const char *name;          /* column name */
+	enum rl_ftype type;
+	unsigned flags;
+	const char *ref;           /* RL_FT_REF: the table referred to */
+	const char *const *choices;/* RL_FT_ENUM: NULL-terminated */
+	const char *help;
+};
+
+struct rl_table {
+	const char *name;          /* SQL table: "accounts" */
+	const char *noun;          /* CLI noun: "account" */
+	const char *label_field;   /* the field that names a record */
+	const struct rl_field *fields;
+	size_t nfields;
+};
+
+/* Look up a synced table by SQL name or CLI noun; NULL if unknown. */
+const struct rl_table *rl_model_table(const char *name);
+
+/* Look up a field of t by name; NULL if unknown. */
+const struct rl_field *rl_model_field(const struct rl_table *t, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,99 @@
+/*
+ * relasi/record.h — creating, editing, tombstoning and naming records of the
+ * synced tables from text (what a person types or a file holds).
+ *
+ * Every value is validated and converted by its field type (relasi/model.h):
+ * phones to E.164 with the store's default country, e-mails lower-cased,
+ * money to minor units of the record's currency, dates and times checked,
+ * references resolved by id prefix or name. A failure returns RL_EINVALID /
+ * RL_ENOTFOUND / RL_EAMBIGUOUS with a message naming the field and the input,
+ * and writes nothing. Callers own the transaction (rl_store_begin/commit), so
+ * several records can be written atomically; change capture happens inside
+ * SQLite (capture.c) whatever the caller.
+ */
+#ifndef RELASI_RECORD_H
+#define RELASI_RECORD_H
+
+#include <stddef.h>
+
+#include "relasi/id.h"
+#include "relasi/model.h"
+#include "relasi/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One field set from text. text NULL or "" clears the field (on edit). */
+struct rl_fieldval {
+	const char *field;
+	const char *text;
+};
+
+/* Shortest id prefix shown to people; git uses 7 too. */
+#define RL_SHORT_ID_MIN 7
+
+/*
+ * Create a record of t from vals (fields by model name; RL_FF_SYSTEM fields
+ * refused). Defaults: id, created_at, owner/user = this device's user,
+ * currency = the store's default, a deal's stage = the first open stage, an
+ * activity's time = now. *out_id (may be NULL) receives the new id.
+ */
+int rl_record_create(rl_store *s, const struct rl_table *t,
+		     const struct rl_fieldval *vals, size_t n, char out_id[RL_ID_BUFSZ]);
+
+/* Change the given fields of live record id. RL_ENOTFOUND if id is not a live
+ * record of t. Only fields whose value really changes produce changes. */
+int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
+		     const struct rl_fieldval *vals, size_t n);
+
+/* Set one field to an already converted SQL value, bypassing text parsing
+ * (for internal fields such as done_at, closed_at). */
+int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id,
+			   const char *field, const char *value);
+
+/* Tombstone a live record (deleted = 1). */
+int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id);
+
+/*
+ * Find a live record of t by reference: a unique id prefix (4+ hex digits),
+ * else an exact case-insensitive name (t->label_field), else a unique name
+ * substring. RL_ENOTFOUND, or RL_EAMBIGUOUS with the candidates (short id and
+ * name) listed in the message.
+ */
+int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
+		      char out_id[RL_ID_BUFSZ]);
+
+/* The shortest prefix (>= RL_SHORT_ID_MIN) of id unique among t's ids. */
+int rl_record_short_id(rl_store *s, const struct rl_table *t, const char *id,
+		       char out[RL_ID_BUFSZ]);
+
+/*
+ * Convert text for field f of t into the value to store, as SQL text for
+ * binding. Exposed for importers that need to check a value before writing.
+ * currency is the record's currency (for RL_FT_MONEY). On success *is_null
+ * tells whether the field is cleared; otherwise the value is in one of
+ * *out_int (integers, booleans, money, percent), *out_real (lat, lon) or
+ * out_text (bufsz bytes) per the field type; *tz_offset gets the writer's
+ * offset for RL_FT_TIME.
+ */
+struct rl_converted {
+	int is_null;
+	int kind;              /* SQLITE_INTEGER, SQLITE_FLOAT or SQLITE_TEXT */
+	long long i;
+	double d;
+	char *text;            /* malloc'd for SQLITE_TEXT; free with rl_converted_clear */
+	int tz_offset;         /* RL_FT_TIME only */
+};
+int rl_record_convert(rl_store *s, const struct rl_table *t, const struct rl_field *f,
+		      const char *text, const char *currency, struct rl_converted *out);
+void rl_converted_clear(struct rl_converted *c);
+
+/* The store's default phone country (ISO 3166 alpha-2) and currency. */
+int rl_store_default_country(rl_store *s, char out[3]);
+int rl_store_default_currency(rl_store *s, char out[4]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,120 @@
+/*
+ * relasi/valid.h — parsing and validation of the values users type or import:
+ * phone numbers (to E.164), e-mail addresses, ISO 4217 currencies and money,
+ * dates, UTC times with the writer's offset, and coordinates.
+ *
+ * All functions are pure (no store access), take NUL-terminated input, write
+ * into caller-owned buffers, and return RL_OK or RL_EINVALID with a message
+ * (rl_error_message) that quotes the offending input. Output buffers are only
+ * written on success.
+ */
+#ifndef RELASI_VALID_H
+#define RELASI_VALID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* '+' + up to 15 digits + NUL */
+#define RL_E164_BUFSZ 17
+
+/*
+ * Normalise a phone number to E.164 ("+628123456789").
+ * Accepts spaces, dashes, dots, parentheses between digits; "+CC..." or
+ * "00CC..." as international; otherwise a national number of the default
+ * country (ISO 3166 alpha-2, e.g. "ID"), whose trunk prefix ("0" in
+ * Indonesia) is dropped. A national number that already starts with the
+ * default country's calling code and is long enough is taken as international
+ * without the '+' (common in Indonesian forms: "62812...").
+ * Result must have 8..15 digits. RL_EINVALID for anything else, including
+ * letters and an unknown default country.
+ */
+int rl_phone_normalize(char out[RL_E164_BUFSZ], const char *in,
+		       const char *default_country);
+
+/* The calling code ("62") for an ISO 3166 alpha-2 code, or NULL if unknown. */
+const char *rl_country_calling_code(const char *alpha2);
+
+/*
+ * Validate an e-mail address and write it lower-cased into out (size outsz).
+ * Syntax: local@domain, local part of letters, digits and !#$%&'*+/=?^_`{|}~.-
+ * (no leading/trailing/double dot), domain of dot-separated labels of letters,
+ * digits and '-' with at least one dot; at most RL_MAX_EMAIL_BYTES.
+ */
+int rl_email_normalize(char *out, size_t outsz, const char *in);
+
+/*
+ * ISO 4217: the number of minor-unit digits for an upper-case code
+ * ("IDR" -> 2, "JPY" -> 0, "KWD" -> 3), or -1 if the code is not a current
+ * ISO 4217 currency. Lower case input is refused (-1).
+ */
+int rl_currency_exponent(const char *code);
+
+/*
+ * Parse an amount in major units into minor units for the currency:
+ * "1500000" -> 150000000 for IDR, "12.5" -> 1250 for USD, "-3" allowed.
+ * '.' is the decimal separator; '_', ' ' and ',' between digit groups are
+ * ignored only if grouping is regular (1,500,000). More decimals than the
+ * currency has, overflow of int64, empty input, or junk -> RL_EINVALID.
+ */
+int rl_money_parse(int64_t *minor, const char *text, const char *currency);
+
+/*
+ * Format minor units as major units with the currency's exponent and no
+ * grouping: 150000000 IDR -> "1500000.00", -5 JPY -> "-5". Returns RL_OK,
+ * RL_EINVALID for an unknown currency, RL_ETOOBIG if outsz is too small.
+ */
+int rl_money_format(char *out, size_t outsz, int64_t minor, const char *currency);
+
+/*
+ * Parse a calendar date "YYYY-MM-DD" (years 1900..9999, real days incl. leap
+ * years) into out[11] in the same form. Also accepts "today", "tomorrow",
+ * "yesterday" and "+Nd"/"-Nd" (N days from today, N <= 36500), resolved
+ * against now_utc (Unix seconds) shifted by offset_min minutes, so a rep's
+ * "today" is their local date.
+ */
+int rl_date_parse(char out[11], const char *in, int64_t now_utc, int offset_min);
+
+/*
+ * Parse a date with an explicit strftime-like format made of %d %m %y %Y and
+ * literal characters (e.g. "%d-%m-%y", "%m/%d/%Y"), as spreadsheet exports
+ * write them. %y maps 00..68 -> 2000..2068, 69..99 -> 1969..1999.
+ * Writes "YYYY-MM-DD". RL_EINVALID names both the input and the format.
+ */
+int rl_date_parse_fmt(char out[11], const char *in, const char *fmt);
+
+/*
+ * Parse a point in time: "now"; "YYYY-MM-DDTHH:MM[:SS]" optionally followed by
+ * "Z" or "+HH:MM"/"-HH:MM"; a space may replace 'T'. Without an explicit
+ * offset the time is local to default_offset_min. Writes the UTC instant
+ * (Unix seconds) and the offset in minutes that the writer used.
+ */
+int rl_time_parse(int64_t *utc, int *offset_min, const char *in,
+		  int64_t now_utc, int default_offset_min);
+
+/* Format Unix seconds as "YYYY-MM-DDTHH:MM:SSZ" (out must hold 21 bytes). */
+void rl_time_format_utc(char out[21], int64_t utc);
+
+/* Format Unix seconds shifted by offset_min as "YYYY-MM-DD HH:MM +07:00"
+ * (out must hold 32 bytes). */
+void rl_time_format_local(char out[32], int64_t utc, int offset_min);
+
+/* The local date "YYYY-MM-DD" of utc at offset_min. */
+void rl_date_of(char out[11], int64_t utc, int offset_min);
+
+/*
+ * Parse "LAT,LON" in decimal degrees (e.g. "-6.2088,106.8456"); latitude in
+ * [-90, 90], longitude in [-180, 180], no NaN/inf, nothing trailing.
+ */
+int rl_geo_parse(double *lat, double *lon, const char *in);
+
+/* Great-circle distance in kilometres (haversine, mean Earth radius). */
+double rl_geo_distance_km(double lat1, double lon1, double lat2, double lon2);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

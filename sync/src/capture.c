@@ -1,0 +1,172 @@
+/*
+ * capture.c — change capture: the triggers that turn every write to a synced
+ * table into field-level rows of rl_outbox, in the same transaction.
+ *
+ * Why triggers and not C calls at each write site: no code path (a new
+ * command, an import, a later module) can forget to record a change, and the
+ * capture commits or rolls back with the edit itself. The triggers are built
+ * from each table's live columns (PRAGMA table_info) each time the schema
+ * changes, so a column added by a migration is captured without more code.
+ *
+ * Per synced table T:
+ *   rl_cap_T_ins  AFTER INSERT: one change per non-NULL column (base NULL)
+ *   rl_cap_T_upd  AFTER UPDATE: one change per column whose value changed
+ *                 (IS NOT), with base = the field's hub version from rl_base
+ *   rl_cap_T_del  BEFORE DELETE: refused — deletes are tombstones
+ *   rl_cap_T_id   BEFORE UPDATE OF id: refused — ids never change
+ * A pending change of the same field coalesces (upsert on the partial unique
+ * index rl_outbox_pending): the newest value and stamp win, the original base
+ * stays, because the base is what the device saw before its first edit.
+ *
+ * The triggers call rl_capture_on(), rl_device() and rl_hlc(), registered by
+ * store.c. A connection without them (the sqlite3 shell) cannot write to a
+ * synced table: the trigger fails with "no such function" and the statement
+ * is rolled back.
+ *
+ * SQL text is assembled here only from table and column names of our own
+ * schema, quoted with %w / %Q; no user text ever reaches it.
+ */
+#include "schema.h"
+#include "relasi/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *const rl_synced_tables[] = {
+	"users", "stages", "accounts", "contacts", "deals", "activities",
+	"tasks", "deal_stage_events", NULL
+};
+
+static int table_exists(sqlite3 *db, const char *table, int *exists)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*exists = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK
+		: rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+}
+
+static const char upsert_tail[] =
+	" ON CONFLICT(tbl, row_id, field) WHERE state = 'pending'"
+	" DO UPDATE SET value = excluded.value, hlc = excluded.hlc;\n";
+
+static int install_table(sqlite3 *db, const char *t)
+{
+	sqlite3_stmt *cols = NULL;
+	sqlite3_str *ins = NULL, *upd = NULL;
+	char *ins_sql = NULL, *upd_sql = NULL, *other = NULL;
+	int error = RL_OK, rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
+			       -1, &cols, NULL) != SQLITE_OK) {
+		error = rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+		goto cleanup;
+	}
+	sqlite3_bind_text(cols, 1, t, -1, SQLITE_STATIC);
+
+	ins = sqlite3_str_new(db);
+	upd = sqlite3_str_new(db);
+	sqlite3_str_appendf(ins, "CREATE TRIGGER \"rl_cap_%w_ins\" AFTER INSERT ON \"%w\" "
+			    "WHEN rl_capture_on() BEGIN\n", t, t);
+	sqlite3_str_appendf(upd, "CREATE TRIGGER \"rl_cap_%w_upd\" AFTER UPDATE ON \"%w\" "
+			    "WHEN rl_capture_on() BEGIN\n", t, t);
+	while ((rc = sqlite3_step(cols)) == SQLITE_ROW) {
+		const char *c = (const char *)sqlite3_column_text(cols, 0);
+		if (strcmp(c, "id") == 0)
+			continue;
+		sqlite3_str_appendf(ins,
+			"INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
+			"SELECT %Q, new.id, %Q, new.\"%w\", NULL, rl_device(), rl_hlc() "
+			"WHERE new.\"%w\" IS NOT NULL%s", t, c, c, c, upsert_tail);
+		sqlite3_str_appendf(upd,
+			"INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
+			"SELECT %Q, new.id, %Q, new.\"%w\", "
+			"(SELECT version FROM rl_base WHERE tbl = %Q AND row_id = new.id AND field = %Q), "
+			"rl_device(), rl_hlc() "
+			"WHERE old.\"%w\" IS NOT new.\"%w\"%s", t, c, c, t, c, c, c, upsert_tail);
+	}
+	if (rc != SQLITE_DONE) {
+		error = rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+		goto cleanup;
+	}
+	sqlite3_str_appendall(ins, "END;");
+	sqlite3_str_appendall(upd, "END;");
+	ins_sql = sqlite3_str_finish(ins);
+	upd_sql = sqlite3_str_finish(upd);
+	ins = upd = NULL;
+	other = sqlite3_mprintf(
+		"CREATE TRIGGER \"rl_cap_%w_del\" BEFORE DELETE ON \"%w\" BEGIN "
+		"SELECT RAISE(ABORT, 'rows of synced table %q are never deleted; set deleted = 1'); END;"
+		"CREATE TRIGGER \"rl_cap_%w_id\" BEFORE UPDATE OF id ON \"%w\" "
+		"WHEN old.id IS NOT new.id BEGIN "
+		"SELECT RAISE(ABORT, 'record ids never change'); END;",
+		t, t, t, t, t);
+	if (!ins_sql || !upd_sql || !other) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if (sqlite3_exec(db, ins_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, upd_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, other, NULL, NULL, NULL) != SQLITE_OK)
+		error = rl_error_set(RL_ESTORE, "installing capture on %s: %s", t,
+				     sqlite3_errmsg(db));
+cleanup:
+	sqlite3_finalize(cols);
+	if (ins)
+		sqlite3_free(sqlite3_str_finish(ins));
+	if (upd)
+		sqlite3_free(sqlite3_str_finish(upd));
+	sqlite3_free(ins_sql);
+	sqlite3_free(upd_sql);
+	sqlite3_free(other);
+	return error;
+}
+
+static int drop_capture_triggers(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_str *drops = sqlite3_str_new(db);
+	char *sql = NULL;
+	int error = RL_OK;
+
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+			       "AND name LIKE 'rl\\_cap\\_%' ESCAPE '\\'", -1, &st, NULL) != SQLITE_OK) {
+		error = rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+		goto cleanup;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		sqlite3_str_appendf(drops, "DROP TRIGGER \"%w\";",
+				    (const char *)sqlite3_column_text(st, 0));
+	sql = sqlite3_str_finish(drops);
+	drops = NULL;
+	if (sql && sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		error = rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+cleanup:
+	sqlite3_finalize(st);
+	if (drops)
+		sqlite3_free(sqlite3_str_finish(drops));
+	sqlite3_free(sql);
+	return error;
+}
+
+int rl_capture_install(sqlite3 *db)
+{
+	int i, error, exists = 0;
+
+	if ((error = drop_capture_triggers(db)) < 0)
+		return error;
+	for (i = 0; rl_synced_tables[i]; i++) {
+		if ((error = table_exists(db, rl_synced_tables[i], &exists)) < 0)
+			return error;
+		if (exists && (error = install_table(db, rl_synced_tables[i])) < 0)
+			return error;
+	}
+	return RL_OK;
+}

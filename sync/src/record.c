@@ -1,0 +1,815 @@
+/*
+ * record.c — records of the synced tables from text: validation and
+ * conversion by field type, create / update / tombstone, and naming records
+ * by id prefix or name (see relasi/record.h).
+ *
+ * The INSERT and UPDATE statements are assembled from the model's table and
+ * field names (static identifiers, quoted with %w), never from user text, and
+ * kept in the store's statement cache.
+ */
+#include "relasi/record.h"
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/valid.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Candidates listed in an "ambiguous" message. */
+#define RL_AMBIGUOUS_SHOWN 10
+
+void rl_converted_clear(struct rl_converted *c)
+{
+	free(c->text);
+	memset(c, 0, sizeof(*c));
+}
+
+int rl_store_default_country(rl_store *s, char out[3])
+{
+	char *v = NULL;
+	int error = rl_store_meta_get(s, "country", &v);
+
+	if (error < 0)
+		return error;
+	snprintf(out, 3, "%s", v && strlen(v) == 2 ? v : "ID");
+	free(v);
+	return RL_OK;
+}
+
+int rl_store_default_currency(rl_store *s, char out[4])
+{
+	char *v = NULL;
+	int error = rl_store_meta_get(s, "currency", &v);
+
+	if (error < 0)
+		return error;
+	snprintf(out, 4, "%s", v && strlen(v) == 3 ? v : "IDR");
+	free(v);
+	return RL_OK;
+}
+
+static int has_control_chars(const char *s, int allow_newlines)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == 0x7f || (c < 0x20 && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t'))))
+			return 1;
+	}
+	return 0;
+}
+
+/* Strict UTF-8 check: no overlongs, no surrogates, nothing above U+10FFFF. */
+static int valid_utf8(const char *p)
+{
+	const unsigned char *s = (const unsigned char *)p;
+
+	while (*s) {
+		unsigned c = *s, n, cp, i;
+		if (c < 0x80) { s++; continue; }
+		if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
+		else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
+		else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
+		else return 0;
+		for (i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		s += n + 1;
+	}
+	return 1;
+}
+
+static int set_text(struct rl_converted *out, const char *v)
+{
+	out->kind = SQLITE_TEXT;
+	if (!(out->text = strdup(v)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	return RL_OK;
+}
+
+/* Trim ASCII spaces at both ends into a malloc'd copy. */
+static char *trimmed(const char *text)
+{
+	size_t len;
+	char *r;
+
+	while (*text == ' ' || *text == '\t')
+		text++;
+	len = strlen(text);
+	while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+		len--;
+	if (!(r = malloc(len + 1)))
+		return NULL;
+	memcpy(r, text, len);
+	r[len] = '\0';
+	return r;
+}
+
+static int parse_bool(const char *v, long long *out)
+{
+	static const char *const yes[] = { "1", "yes", "y", "true", "ya", "done", NULL };
+	static const char *const no[] = { "0", "no", "n", "false", "tidak", NULL };
+	int i;
+
+	for (i = 0; yes[i]; i++)
+		if (strcasecmp(v, yes[i]) == 0) { *out = 1; return 1; }
+	for (i = 0; no[i]; i++)
+		if (strcasecmp(v, no[i]) == 0) { *out = 0; return 1; }
+	return 0;
+}
+
+static int parse_int(const char *v, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long x;
+
+	errno = 0;
+	x = strtoll(v, &end, 10);
+	if (errno || end == v || *end || x < lo || x > hi)
+		return 0;
+	*out = x;
+	return 1;
+}
+
+static int parse_degrees(const char *v, double lim, double *out)
+{
+	char buf[96];
+	double lat, lon;
+
+	/* Reuse the coordinate parser: "v,0" is a valid pair iff v is valid. */
+	if (snprintf(buf, sizeof(buf), "%s,0", v) >= (int)sizeof(buf))
+		return 0;
+	if (lim == 90.0) {
+		if (rl_geo_parse(&lat, &lon, buf) < 0)
+			return 0;
+		*out = lat;
+	} else {
+		if (snprintf(buf, sizeof(buf), "0,%s", v) >= (int)sizeof(buf) ||
+		    rl_geo_parse(&lat, &lon, buf) < 0)
+			return 0;
+		*out = lon;
+	}
+	return 1;
+}
+
+int rl_record_convert(rl_store *s, const struct rl_table *t, const struct rl_field *f,
+		      const char *text, const char *currency, struct rl_converted *out)
+{
+	char *v = NULL;
+	int error = RL_OK;
+	int64_t now = rl_store_now_ms(s) / 1000;
+	int off = rl_store_tz_offset(s);
+
+	memset(out, 0, sizeof(*out));
+	if (!text || !*text) {
+		out->is_null = 1;
+		return RL_OK;
+	}
+	if (!valid_utf8(text))
+		return rl_error_set(RL_EINVALID, "%s: not valid UTF-8 text", f->name);
+	if (strlen(text) > (f->type == RL_FT_NOTE ? RL_MAX_FIELD_BYTES : RL_MAX_NAME_BYTES))
+		return rl_error_set(RL_ETOOBIG, "%s: text longer than %d bytes", f->name,
+				    f->type == RL_FT_NOTE ? RL_MAX_FIELD_BYTES : RL_MAX_NAME_BYTES);
+	if (has_control_chars(text, f->type == RL_FT_NOTE))
+		return rl_error_set(RL_EINVALID, "%s: control characters are not allowed", f->name);
+	if (f->type == RL_FT_NOTE)
+		return set_text(out, text);
+	if (!(v = trimmed(text)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (!*v) {
+		out->is_null = 1;
+		goto cleanup;
+	}
+
+	switch (f->type) {
+	case RL_FT_TEXT:
+	case RL_FT_NOTE:
+		error = set_text(out, v);
+		break;
+	case RL_FT_PHONE: {
+		char e164[RL_E164_BUFSZ], cc[3];
+		if ((error = rl_store_default_country(s, cc)) < 0)
+			break;
+		if ((error = rl_phone_normalize(e164, v, cc)) < 0)
+			break;
+		error = set_text(out, e164);
+		break;
+	}
+	case RL_FT_EMAIL: {
+		char mail[RL_MAX_EMAIL_BYTES + 1];
+		if ((error = rl_email_normalize(mail, sizeof(mail), v)) < 0)
+			break;
+		error = set_text(out, mail);
+		break;
+	}
+	case RL_FT_DATE: {
+		char d[11];
+		if ((error = rl_date_parse(d, v, now, off)) < 0)
+			break;
+		error = set_text(out, d);
+		break;
+	}
+	case RL_FT_TIME: {
+		int64_t utc;
+		char iso[21];
+		if ((error = rl_time_parse(&utc, &out->tz_offset, v, now, off)) < 0)
+			break;
+		rl_time_format_utc(iso, utc);
+		error = set_text(out, iso);
+		break;
+	}
+	case RL_FT_MONEY: {
+		int64_t minor;
+		if ((error = rl_money_parse(&minor, v, currency)) < 0)
+			break;
+		out->kind = SQLITE_INTEGER;
+		out->i = minor;
+		break;
+	}
+	case RL_FT_CURRENCY: {
+		char up[4];
+		size_t i;
+		if (strlen(v) != 3) {
+			error = rl_error_set(RL_EINVALID, "'%s' is not an ISO 4217 currency code", v);
+			break;
+		}
+		for (i = 0; i < 3; i++)
+			up[i] = (v[i] >= 'a' && v[i] <= 'z') ? (char)(v[i] - 32) : v[i];
+		up[3] = '\0';
+		if (rl_currency_exponent(up) < 0) {
+			error = rl_error_set(RL_EINVALID, "'%s' is not an ISO 4217 currency code", v);
+			break;
+		}
+		error = set_text(out, up);
+		break;
+	}
+	case RL_FT_PERCENT: {
+		char *pct = strchr(v, '%');
+		if (pct && pct[1] == '\0')
+			*pct = '\0';
+		if (!parse_int(v, 0, 100, &out->i)) {
+			error = rl_error_set(RL_EINVALID, "%s: '%s' is not a percentage 0-100",
+					     f->name, text);
+			break;
+		}
+		out->kind = SQLITE_INTEGER;
+		break;
+	}
+	case RL_FT_INT:
+		if (!parse_int(v, -1000000000LL, 1000000000LL, &out->i)) {
+			error = rl_error_set(RL_EINVALID, "%s: '%s' is not an integer", f->name, v);
+			break;
+		}
+		out->kind = SQLITE_INTEGER;
+		break;
+	case RL_FT_LAT:
+	case RL_FT_LON:
+		if (!parse_degrees(v, f->type == RL_FT_LAT ? 90.0 : 180.0, &out->d)) {
+			error = rl_error_set(RL_EINVALID, "%s: '%s' is not a %s in degrees", f->name,
+					     v, f->type == RL_FT_LAT ? "latitude (-90..90)"
+								      : "longitude (-180..180)");
+			break;
+		}
+		out->kind = SQLITE_FLOAT;
+		break;
+	case RL_FT_BOOL:
+		if (!parse_bool(v, &out->i)) {
+			error = rl_error_set(RL_EINVALID, "%s: '%s' is not yes or no", f->name, v);
+			break;
+		}
+		out->kind = SQLITE_INTEGER;
+		break;
+	case RL_FT_REF: {
+		char id[RL_ID_BUFSZ];
+		const struct rl_table *rt = rl_model_table(f->ref);
+		if (!rt) {
+			error = rl_error_set(RL_ERROR, "model: unknown table %s", f->ref);
+			break;
+		}
+		if ((error = rl_record_resolve(s, rt, v, id)) < 0) {
+			rl_error_prefix("%s", f->name);
+			break;
+		}
+		error = set_text(out, id);
+		break;
+	}
+	case RL_FT_ENUM: {
+		size_t i;
+		for (i = 0; f->choices[i]; i++)
+			if (strcasecmp(v, f->choices[i]) == 0)
+				break;
+		if (!f->choices[i]) {
+			error = rl_error_set(RL_EINVALID, "%s: '%s' is not one of the allowed values",
+					     f->name, v);
+			break;
+		}
+		error = set_text(out, f->choices[i]);
+		break;
+	}
+	}
+	if (error < 0 && rl_error_code() == RL_EINVALID && !strstr(rl_error_message(), f->name))
+		rl_error_prefix("%s", f->name);
+	(void)t;
+cleanup:
+	free(v);
+	if (error < 0)
+		rl_converted_clear(out);
+	return error;
+}
+
+static void bind_converted(sqlite3_stmt *st, int idx, const struct rl_converted *c)
+{
+	if (c->is_null)
+		sqlite3_bind_null(st, idx);
+	else if (c->kind == SQLITE_INTEGER)
+		sqlite3_bind_int64(st, idx, c->i);
+	else if (c->kind == SQLITE_FLOAT)
+		sqlite3_bind_double(st, idx, c->d);
+	else
+		sqlite3_bind_text(st, idx, c->text, -1, SQLITE_TRANSIENT);
+}
+
+static const struct rl_fieldval *find_val(const struct rl_fieldval *vals, size_t n,
+					  const char *field)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (strcmp(vals[i].field, field) == 0)
+			return &vals[i];
+	return NULL;
+}
+
+/* Every field named must exist, be user-settable and appear once. */
+static int check_vals(const struct rl_table *t, const struct rl_fieldval *vals, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		const struct rl_field *f = rl_model_field(t, vals[i].field);
+		if (!f)
+			return rl_error_set(RL_EINVALID, "%s has no field '%s'", t->noun, vals[i].field);
+		if (f->flags & RL_FF_SYSTEM)
+			return rl_error_set(RL_EINVALID, "%s.%s is set by relasi, not by hand",
+					    t->noun, vals[i].field);
+		for (j = 0; j < i; j++)
+			if (strcmp(vals[j].field, vals[i].field) == 0)
+				return rl_error_set(RL_EINVALID, "field '%s' given twice", vals[i].field);
+	}
+	return RL_OK;
+}
+
+static int currency_of(rl_store *s, const struct rl_table *t, const struct rl_fieldval *vals,
+		       size_t n, const char *id, char cur[4])
+{
+	const struct rl_fieldval *cv = find_val(vals, n, "currency");
+	const struct rl_field *cf = rl_model_field(t, "currency");
+	struct rl_converted c;
+	sqlite3_stmt *st;
+	int error;
+
+	if (!cf)
+		return rl_store_default_currency(s, cur);
+	if (cv && cv->text && *cv->text) {
+		if ((error = rl_record_convert(s, t, cf, cv->text, NULL, &c)) < 0)
+			return error;
+		snprintf(cur, 4, "%s", c.text);
+		rl_converted_clear(&c);
+		return RL_OK;
+	}
+	if (id) {
+		/* t is a model table; its name is a static identifier. */
+		char *sql = sqlite3_mprintf("SELECT currency FROM \"%w\" WHERE id = ?1", t->name);
+		if (!sql)
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		error = rl_store_prepare(s, sql, &st);
+		sqlite3_free(sql);
+		if (error < 0)
+			return error;
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+			snprintf(cur, 4, "%s", (const char *)sqlite3_column_text(st, 0));
+			sqlite3_reset(st);
+			return RL_OK;
+		}
+		sqlite3_reset(st);
+	}
+	return rl_store_default_currency(s, cur);
+}
+
+static int first_open_stage(rl_store *s, char out[RL_ID_BUFSZ])
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(s, "SELECT id FROM stages WHERE deleted = 0 AND kind = 'open' "
+				      "ORDER BY position, name LIMIT 1", &st)) < 0)
+		return error;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_error_set(RL_ENOTFOUND, "the pipeline has no open stage");
+	}
+	snprintf(out, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+int rl_record_create(rl_store *s, const struct rl_table *t,
+		     const struct rl_fieldval *vals, size_t n, char out_id[RL_ID_BUFSZ])
+{
+	struct rl_converted *conv = NULL;
+	sqlite3_str *sql = NULL;
+	char *sqltext = NULL;
+	sqlite3_stmt *st;
+	char id[RL_ID_BUFSZ], cur[4], now_iso[21];
+	int64_t now_ms = rl_store_now_ms(s);
+	int error, tz_offset = rl_store_tz_offset(s), have_tz = 0;
+	size_t i;
+
+	if ((error = check_vals(t, vals, n)) < 0)
+		return error;
+	if (!rl_store_device_id(s)[0])
+		return rl_error_set(RL_EINVALID, "this store has no identity; run 'relasi init'");
+	if ((error = currency_of(s, t, vals, n, NULL, cur)) < 0)
+		return error;
+	if (!(conv = calloc(t->nfields, sizeof(*conv))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	rl_time_format_utc(now_iso, now_ms / 1000);
+
+	for (i = 0; i < t->nfields; i++) {
+		const struct rl_field *f = &t->fields[i];
+		const struct rl_fieldval *v = find_val(vals, n, f->name);
+		if (v && (error = rl_record_convert(s, t, f, v->text, cur, &conv[i])) < 0)
+			goto cleanup;
+		if (!v)
+			conv[i].is_null = 1;
+		if (v && f->type == RL_FT_TIME && !conv[i].is_null) {
+			tz_offset = conv[i].tz_offset;
+			have_tz = 1;
+		}
+		if ((f->flags & RL_FF_REQUIRED) && conv[i].is_null && strcmp(f->name, "stage_id") != 0) {
+			error = rl_error_set(RL_EINVALID, "%s needs a %s", t->noun, f->name);
+			goto cleanup;
+		}
+	}
+	(void)have_tz;
+
+	/* System fields and defaults the schema requires. */
+	for (i = 0; i < t->nfields; i++) {
+		const struct rl_field *f = &t->fields[i];
+		struct rl_converted *c = &conv[i];
+		if (!c->is_null)
+			continue;
+		if (strcmp(f->name, "created_at") == 0 ||
+		    (strcmp(f->name, "at") == 0 && strcmp(t->name, "activities") == 0)) {
+			c->is_null = 0;
+			if ((error = set_text(c, now_iso)) < 0)
+				goto cleanup;
+		} else if (strcmp(f->name, "owner_id") == 0 || strcmp(f->name, "user_id") == 0) {
+			if (rl_store_user_id(s)[0]) {
+				c->is_null = 0;
+				if ((error = set_text(c, rl_store_user_id(s))) < 0)
+					goto cleanup;
+			}
+		} else if (strcmp(f->name, "deleted") == 0 || strcmp(f->name, "done") == 0) {
+			c->is_null = 0;
+			c->kind = SQLITE_INTEGER;
+			c->i = 0;
+		} else if (strcmp(f->name, "tz_offset") == 0) {
+			c->is_null = 0;
+			c->kind = SQLITE_INTEGER;
+			c->i = tz_offset;
+		} else if (strcmp(f->name, "currency") == 0) {
+			c->is_null = 0;
+			if ((error = set_text(c, cur)) < 0)
+				goto cleanup;
+		} else if (strcmp(f->name, "stage_id") == 0 && strcmp(t->name, "deals") == 0) {
+			char sid[RL_ID_BUFSZ];
+			if ((error = first_open_stage(s, sid)) < 0)
+				goto cleanup;
+			c->is_null = 0;
+			if ((error = set_text(c, sid)) < 0)
+				goto cleanup;
+		} else if (strcmp(t->name, "stages") == 0 && strcmp(f->name, "kind") == 0) {
+			c->is_null = 0;
+			if ((error = set_text(c, "open")) < 0)
+				goto cleanup;
+		} else if (strcmp(t->name, "stages") == 0 &&
+			   (strcmp(f->name, "probability") == 0 || strcmp(f->name, "position") == 0)) {
+			sqlite3_stmt *mx;
+			c->is_null = 0;
+			c->kind = SQLITE_INTEGER;
+			c->i = 0;
+			if (strcmp(f->name, "position") == 0) {
+				if ((error = rl_store_prepare(s, "SELECT coalesce(max(position), 0) + 1 "
+							      "FROM stages WHERE kind = 'open'", &mx)) < 0)
+					goto cleanup;
+				if (sqlite3_step(mx) == SQLITE_ROW)
+					c->i = sqlite3_column_int64(mx, 0);
+				sqlite3_reset(mx);
+			}
+		} else if (strcmp(t->name, "users") == 0 && strcmp(f->name, "role") == 0) {
+			c->is_null = 0;
+			if ((error = set_text(c, "rep")) < 0)
+				goto cleanup;
+		}
+	}
+
+	if ((error = rl_store_new_id(s, id)) < 0)
+		goto cleanup;
+	sql = sqlite3_str_new(rl_store_db(s));
+	sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(id", t->name);
+	for (i = 0; i < t->nfields; i++)
+		sqlite3_str_appendf(sql, ", \"%w\"", t->fields[i].name);
+	sqlite3_str_appendall(sql, ") VALUES (?1");
+	for (i = 0; i < t->nfields; i++)
+		sqlite3_str_appendf(sql, ", ?%d", (int)i + 2);
+	sqlite3_str_appendall(sql, ")");
+	sqltext = sqlite3_str_finish(sql);
+	sql = NULL;
+	if (!sqltext) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = rl_store_prepare(s, sqltext, &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	for (i = 0; i < t->nfields; i++)
+		bind_converted(st, (int)i + 2, &conv[i]);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		error = rl_store_error(s, t->noun);
+		sqlite3_reset(st);
+		goto cleanup;
+	}
+	sqlite3_reset(st);
+	if (out_id)
+		memcpy(out_id, id, RL_ID_BUFSZ);
+cleanup:
+	if (sql)
+		sqlite3_free(sqlite3_str_finish(sql));
+	sqlite3_free(sqltext);
+	if (conv)
+		for (i = 0; i < t->nfields; i++)
+			rl_converted_clear(&conv[i]);
+	free(conv);
+	return error;
+}
+
+static int live_exists(rl_store *s, const struct rl_table *t, const char *id)
+{
+	char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE id = ?1 AND deleted = 0", t->name);
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_store_prepare(s, sql, &st);
+	sqlite3_free(sql);
+	if (error < 0)
+		return error;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return RL_OK;
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, t->noun);
+	return rl_error_set(RL_ENOTFOUND, "no %s with id %s", t->noun, id);
+}
+
+static int update_field(rl_store *s, const struct rl_table *t, const char *id,
+			const char *field, const struct rl_converted *c)
+{
+	char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2", t->name, field);
+	sqlite3_stmt *st;
+	int error;
+
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_store_prepare(s, sql, &st);
+	sqlite3_free(sql);
+	if (error < 0)
+		return error;
+	bind_converted(st, 1, c);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		error = rl_store_error(s, t->noun);
+		sqlite3_reset(st);
+		return error;
+	}
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
+		     const struct rl_fieldval *vals, size_t n)
+{
+	struct rl_converted c;
+	char cur[4];
+	size_t i;
+	int error;
+
+	if ((error = check_vals(t, vals, n)) < 0 || (error = live_exists(s, t, id)) < 0)
+		return error;
+	if ((error = currency_of(s, t, vals, n, id, cur)) < 0)
+		return error;
+	for (i = 0; i < n; i++) {
+		const struct rl_field *f = rl_model_field(t, vals[i].field);
+		if ((error = rl_record_convert(s, t, f, vals[i].text, cur, &c)) < 0)
+			return error;
+		if (c.is_null && (f->flags & RL_FF_REQUIRED)) {
+			rl_converted_clear(&c);
+			return rl_error_set(RL_EINVALID, "%s.%s cannot be empty", t->noun, f->name);
+		}
+		error = update_field(s, t, id, f->name, &c);
+		if (error == 0 && f->type == RL_FT_TIME && !c.is_null &&
+		    rl_model_field(t, "tz_offset")) {
+			struct rl_converted off = { 0, SQLITE_INTEGER, c.tz_offset, 0, NULL, 0 };
+			error = update_field(s, t, id, "tz_offset", &off);
+		}
+		rl_converted_clear(&c);
+		if (error < 0)
+			return error;
+	}
+	return RL_OK;
+}
+
+int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id,
+			   const char *field, const char *value)
+{
+	struct rl_converted c = { value == NULL, SQLITE_TEXT, 0, 0, (char *)value, 0 };
+	if (!rl_model_field(t, field))
+		return rl_error_set(RL_EINVALID, "%s has no field '%s'", t->noun, field);
+	return update_field(s, t, id, field, &c);
+}
+
+int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id)
+{
+	struct rl_converted one = { 0, SQLITE_INTEGER, 1, 0, NULL, 0 };
+	int error;
+
+	if ((error = live_exists(s, t, id)) < 0)
+		return error;
+	return update_field(s, t, id, "deleted", &one);
+}
+
+static size_t common_prefix(const char *a, const char *b)
+{
+	size_t i = 0;
+	while (a[i] && a[i] == b[i])
+		i++;
+	return i;
+}
+
+int rl_record_short_id(rl_store *s, const struct rl_table *t, const char *id,
+		       char out[RL_ID_BUFSZ])
+{
+	static const char *const dirs[2] = {
+		"SELECT max(id) FROM \"%w\" WHERE id < ?1",
+		"SELECT min(id) FROM \"%w\" WHERE id > ?1"
+	};
+	size_t need = 0, k;
+	int d, error;
+
+	for (d = 0; d < 2; d++) {
+		char *sql = sqlite3_mprintf(dirs[d], t->name);
+		sqlite3_stmt *st;
+		if (!sql)
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		error = rl_store_prepare(s, sql, &st);
+		sqlite3_free(sql);
+		if (error < 0)
+			return error;
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+			k = common_prefix(id, (const char *)sqlite3_column_text(st, 0)) + 1;
+			if (k > need)
+				need = k;
+		}
+		sqlite3_reset(st);
+	}
+	if (need < RL_SHORT_ID_MIN)
+		need = RL_SHORT_ID_MIN;
+	if (need > RL_ID_HEX)
+		need = RL_ID_HEX;
+	memcpy(out, id, need);
+	out[need] = '\0';
+	return RL_OK;
+}
+
+/* Collect up to RL_AMBIGUOUS_SHOWN+1 candidates from a bound statement whose
+ * columns are (id, label); set *count and the list text. */
+static int collect(rl_store *s, const struct rl_table *t, sqlite3_stmt *st,
+		   char first[RL_ID_BUFSZ], int *count, sqlite3_str *list)
+{
+	int rc;
+
+	*count = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *cid = (const char *)sqlite3_column_text(st, 0);
+		const char *label = (const char *)sqlite3_column_text(st, 1);
+		char shortid[RL_ID_BUFSZ];
+		if (*count == 0)
+			snprintf(first, RL_ID_BUFSZ, "%s", cid);
+		(*count)++;
+		if (*count <= RL_AMBIGUOUS_SHOWN) {
+			if (rl_record_short_id(s, t, cid, shortid) < 0)
+				snprintf(shortid, sizeof(shortid), "%.12s", cid);
+			sqlite3_str_appendf(list, "\n  %s  %s", shortid, label ? label : "");
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "looking up a record");
+	return RL_OK;
+}
+
+int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
+		      char out_id[RL_ID_BUFSZ])
+{
+	static const char *const queries[3] = {
+		"SELECT id, \"%w\" FROM \"%w\" WHERE id >= ?1 AND id < ?2 AND deleted = 0 LIMIT 11",
+		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" = ?1 COLLATE NOCASE AND deleted = 0 LIMIT 11",
+		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" LIKE ?1 ESCAPE '\\' AND deleted = 0 LIMIT 11"
+	};
+	sqlite3_str *list = NULL;
+	char *listtext = NULL;
+	int q, count = 0, error = RL_OK;
+
+	if (!ref || !*ref)
+		return rl_error_set(RL_EINVALID, "empty %s reference", t->noun);
+	if (strlen(ref) > RL_MAX_NAME_BYTES)
+		return rl_error_set(RL_EINVALID, "%s reference too long", t->noun);
+	for (q = 0; q < 3; q++) {
+		char *sql;
+		sqlite3_stmt *st;
+		char lo[RL_ID_BUFSZ + 1], hi[RL_ID_BUFSZ + 2];
+
+		if (q == 0) {
+			size_t i, len = strlen(ref);
+			if (len < 4 || !rl_id_is_prefix(ref))
+				continue;
+			for (i = 0; i < len; i++)
+				lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
+			lo[len] = '\0';
+			snprintf(hi, sizeof(hi), "%sg", lo);
+		}
+		sql = q == 0 ? sqlite3_mprintf(queries[q], t->label_field, t->name)
+			     : sqlite3_mprintf(queries[q], t->label_field, t->name, t->label_field);
+		if (!sql)
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		error = rl_store_prepare(s, sql, &st);
+		sqlite3_free(sql);
+		if (error < 0)
+			return error;
+		if (q == 0) {
+			sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT);
+		} else if (q == 1) {
+			sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
+		} else {
+			sqlite3_str *pat = sqlite3_str_new(rl_store_db(s));
+			char *p;
+			const char *c;
+			sqlite3_str_appendchar(pat, 1, '%');
+			for (c = ref; *c; c++) {
+				if (*c == '%' || *c == '_' || *c == '\\')
+					sqlite3_str_appendchar(pat, 1, '\\');
+				sqlite3_str_appendchar(pat, 1, *c);
+			}
+			sqlite3_str_appendchar(pat, 1, '%');
+			p = sqlite3_str_finish(pat);
+			if (!p)
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			sqlite3_bind_text(st, 1, p, -1, sqlite3_free);
+		}
+		list = sqlite3_str_new(rl_store_db(s));
+		error = collect(s, t, st, out_id, &count, list);
+		listtext = sqlite3_str_finish(list);
+		list = NULL;
+		if (error < 0)
+			goto cleanup;
+		if (count == 1)
+			goto cleanup;
+		if (count > 1) {
+			error = rl_error_set(RL_EAMBIGUOUS, "'%s' matches %s%d %ss:%s%s", ref,
+					     count > RL_AMBIGUOUS_SHOWN ? "more than " : "",
+					     count > RL_AMBIGUOUS_SHOWN ? RL_AMBIGUOUS_SHOWN : count,
+					     t->noun, listtext ? listtext : "",
+					     "\nuse a longer id prefix or the exact name");
+			goto cleanup;
+		}
+		sqlite3_free(listtext);
+		listtext = NULL;
+	}
+	error = rl_error_set(RL_ENOTFOUND, "no %s matches '%s'", t->noun, ref);
+cleanup:
+	sqlite3_free(listtext);
+	return error;
+}

@@ -1,0 +1,555 @@
+/*
+ * store.c — opening, upgrading and transacting on a Relasi store; the SQL
+ * functions the capture triggers call; the statement cache.
+ */
+#include "relasi/store.h"
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/valid.h"
+#include "schema.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* "RLS1": marks a file as a Relasi store (PRAGMA application_id). */
+#define RL_APPLICATION_ID 0x524c5331
+
+/* Distinct statements a process keeps prepared; the CLI uses a few dozen. */
+#define RL_STMT_CACHE 96
+
+struct stmt_slot {
+	const char *key;
+	sqlite3_stmt *stmt;
+};
+
+struct rl_store {
+	sqlite3 *db;
+	char *path;
+	char device_id[RL_ID_BUFSZ];
+	char user_id[RL_ID_BUFSZ];
+	rl_hlc hlc;
+	int64_t hlc_saved;      /* last stamp written to rl_meta */
+	int capture;
+	int in_tx;
+	int have_fixed_now;
+	int64_t fixed_now_ms;
+	struct stmt_slot stmts[RL_STMT_CACHE];
+};
+
+int rl_store_schema_latest(void)
+{
+	return rl_migrations[rl_migration_count - 1].version;
+}
+
+int rl_store_error(rl_store *s, const char *doing)
+{
+	return rl_error_set(RL_ESTORE, "%s: %s", doing,
+			    s && s->db ? sqlite3_errmsg(s->db) : "no database");
+}
+
+static int exec(rl_store *s, const char *sql, const char *doing)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return rl_store_error(s, doing);
+	return RL_OK;
+}
+
+static int64_t store_clock(void *ctx)
+{
+	rl_store *s = ctx;
+	return s->have_fixed_now ? s->fixed_now_ms : rl_clock_system_ms(NULL);
+}
+
+int64_t rl_store_now_ms(rl_store *s)
+{
+	return store_clock(s);
+}
+
+int rl_store_tz_offset(rl_store *s)
+{
+	time_t t = (time_t)(rl_store_now_ms(s) / 1000);
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm))
+		return 0;
+	return (int)(tm.tm_gmtoff / 60);
+}
+
+rl_hlc *rl_store_hlc(rl_store *s)
+{
+	return &s->hlc;
+}
+
+int rl_store_new_id(rl_store *s, char out[RL_ID_BUFSZ])
+{
+	return rl_id_new(out, rl_store_now_ms(s));
+}
+
+const char *rl_store_device_id(const rl_store *s)
+{
+	return s->device_id;
+}
+
+const char *rl_store_user_id(const rl_store *s)
+{
+	return s->user_id;
+}
+
+const char *rl_store_path(const rl_store *s)
+{
+	return s->path;
+}
+
+sqlite3 *rl_store_db(rl_store *s)
+{
+	return s->db;
+}
+
+void rl_store_set_capture(rl_store *s, int on)
+{
+	s->capture = on;
+}
+
+/* ---- SQL functions used by the capture triggers ------------------------- */
+
+static void sql_hlc(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	rl_store *s = sqlite3_user_data(ctx);
+	sqlite3_result_int64(ctx, rl_hlc_now(&s->hlc));
+}
+
+static void sql_device(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	rl_store *s = sqlite3_user_data(ctx);
+	if (!s->device_id[0]) {
+		sqlite3_result_error(ctx, "this store has no device id; run 'relasi init'", -1);
+		return;
+	}
+	sqlite3_result_text(ctx, s->device_id, -1, SQLITE_TRANSIENT);
+}
+
+static void sql_capture_on(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	rl_store *s = sqlite3_user_data(ctx);
+	sqlite3_result_int(ctx, s->capture);
+}
+
+static void sql_distance_km(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	int i;
+	for (i = 0; i < 4; i++)
+		if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+			sqlite3_result_null(ctx);
+			return;
+		}
+	sqlite3_result_double(ctx, rl_geo_distance_km(
+		sqlite3_value_double(argv[0]), sqlite3_value_double(argv[1]),
+		sqlite3_value_double(argv[2]), sqlite3_value_double(argv[3])));
+}
+
+/* rl_money(amount, currency): "1500000.00 IDR", NULL for a NULL amount. */
+static void sql_money(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	char buf[64];
+	const char *cur = (const char *)sqlite3_value_text(argv[1]);
+	size_t len;
+
+	if (sqlite3_value_type(argv[0]) == SQLITE_NULL || !cur) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	if (rl_money_format(buf, sizeof(buf) - 5, sqlite3_value_int64(argv[0]), cur) < 0) {
+		sqlite3_result_int64(ctx, sqlite3_value_int64(argv[0]));
+		return;
+	}
+	len = strlen(buf);
+	snprintf(buf + len, sizeof(buf) - len, " %.3s", cur);
+	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
+}
+
+static int register_functions(rl_store *s)
+{
+	/* Not SQLITE_DETERMINISTIC: each call must tick the clock. */
+	if (sqlite3_create_function(s->db, "rl_hlc", 0, SQLITE_UTF8, s, sql_hlc, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_device", 0, SQLITE_UTF8, s, sql_device, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_capture_on", 0, SQLITE_UTF8, s, sql_capture_on, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+				    NULL, sql_distance_km, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_money", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+				    NULL, sql_money, NULL, NULL))
+		return rl_store_error(s, "registering SQL functions");
+	return RL_OK;
+}
+
+/* ---- statements, transactions, meta ------------------------------------- */
+
+int rl_store_prepare(rl_store *s, const char *sql, sqlite3_stmt **out)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < RL_STMT_CACHE; i++) {
+		if (!s->stmts[i].key) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (s->stmts[i].key == sql || strcmp(s->stmts[i].key, sql) == 0) {
+			sqlite3_reset(s->stmts[i].stmt);
+			sqlite3_clear_bindings(s->stmts[i].stmt);
+			*out = s->stmts[i].stmt;
+			return RL_OK;
+		}
+	}
+	if (free_slot < 0) {
+		/* Full: evict the last slot; statements are cheap to re-prepare. */
+		free_slot = RL_STMT_CACHE - 1;
+		sqlite3_finalize(s->stmts[free_slot].stmt);
+		free((char *)s->stmts[free_slot].key);
+		s->stmts[free_slot].key = NULL;
+	}
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+		return rl_store_error(s, "preparing a statement");
+	s->stmts[free_slot].key = strdup(sql);
+	if (!s->stmts[free_slot].key) {
+		sqlite3_finalize(*out);
+		*out = NULL;
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	s->stmts[free_slot].stmt = *out;
+	return RL_OK;
+}
+
+static int save_hlc(rl_store *s)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if (s->hlc.last == s->hlc_saved)
+		return RL_OK;
+	if ((error = rl_store_prepare(s,
+	     "INSERT INTO rl_meta(key, value) VALUES ('hlc', ?1) "
+	     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, s->hlc.last);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return rl_store_error(s, "saving the clock");
+	return RL_OK;
+}
+
+int rl_store_begin(rl_store *s)
+{
+	int error;
+	if ((error = exec(s, "BEGIN IMMEDIATE", "starting a write transaction")) < 0)
+		return error;
+	s->in_tx = 1;
+	return RL_OK;
+}
+
+int rl_store_commit(rl_store *s)
+{
+	int error;
+	int64_t hlc = s->hlc.last;
+
+	if ((error = save_hlc(s)) < 0)
+		return error;
+	if ((error = exec(s, "COMMIT", "committing")) < 0)
+		return error;
+	s->hlc_saved = hlc;
+	s->in_tx = 0;
+	return RL_OK;
+}
+
+void rl_store_rollback(rl_store *s)
+{
+	if (!s->in_tx && sqlite3_get_autocommit(s->db))
+		return;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->in_tx = 0;
+}
+
+int rl_store_meta_get(rl_store *s, const char *key, char **out)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*out = NULL;
+	if ((error = rl_store_prepare(s, "SELECT value FROM rl_meta WHERE key = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		if (v && !(*out = strdup(v)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+	} else if (rc != SQLITE_DONE) {
+		return rl_store_error(s, "reading settings");
+	}
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+int rl_store_meta_set(rl_store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(s,
+	     "INSERT INTO rl_meta(key, value) VALUES (?1, ?2) "
+	     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return rl_store_error(s, "writing settings");
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+int rl_store_set_identity(rl_store *s, const char *device_id, const char *user_id)
+{
+	int error;
+
+	if (!rl_id_valid(device_id) || !rl_id_valid(user_id))
+		return rl_error_set(RL_EINVALID, "identity ids must be 32 hex digits");
+	if ((error = rl_store_meta_set(s, "device_id", device_id)) < 0 ||
+	    (error = rl_store_meta_set(s, "user_id", user_id)) < 0)
+		return error;
+	memcpy(s->device_id, device_id, RL_ID_BUFSZ);
+	memcpy(s->user_id, user_id, RL_ID_BUFSZ);
+	return RL_OK;
+}
+
+/* ---- opening and migrating ---------------------------------------------- */
+
+static int pragma_int(rl_store *s, const char *sql, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return rl_store_error(s, "reading the store header");
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rl_store_error(s, "reading the store header");
+	return RL_OK;
+}
+
+static int backup_before_upgrade(rl_store *s, int from_version)
+{
+	char *bak = sqlite3_mprintf("%s.v%d.bak", s->path, from_version);
+	sqlite3 *dst = NULL;
+	sqlite3_backup *b = NULL;
+	int error = RL_OK;
+
+	if (!bak)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (sqlite3_open(bak, &dst) != SQLITE_OK) {
+		error = rl_error_set(RL_EIO, "cannot create backup '%s': %s", bak,
+				     sqlite3_errmsg(dst));
+		goto cleanup;
+	}
+	b = sqlite3_backup_init(dst, "main", s->db, "main");
+	if (!b || sqlite3_backup_step(b, -1) != SQLITE_DONE) {
+		error = rl_error_set(RL_EIO, "backing up to '%s' failed: %s", bak,
+				     sqlite3_errmsg(dst));
+		goto cleanup;
+	}
+cleanup:
+	if (b)
+		sqlite3_backup_finish(b);
+	sqlite3_close(dst);
+	sqlite3_free(bak);
+	return error;
+}
+
+static int migrate(rl_store *s, int from)
+{
+	int i, error;
+	char sql[64];
+
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	for (i = 0; i < rl_migration_count; i++) {
+		if (rl_migrations[i].version <= from)
+			continue;
+		if (sqlite3_exec(s->db, rl_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
+			error = rl_error_set(RL_ESTORE, "migration %s failed: %s",
+					     rl_migrations[i].name, sqlite3_errmsg(s->db));
+			goto fail;
+		}
+	}
+	if ((error = rl_capture_install(s->db)) < 0)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", rl_store_schema_latest());
+	if ((error = exec(s, sql, "setting the schema version")) < 0)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", RL_APPLICATION_ID);
+	if ((error = exec(s, sql, "marking the store")) < 0)
+		goto fail;
+	return rl_store_commit(s);
+fail:
+	rl_store_rollback(s);
+	return error;
+}
+
+static int load_identity(rl_store *s)
+{
+	char *v = NULL;
+	int error;
+
+	if ((error = rl_store_meta_get(s, "device_id", &v)) < 0)
+		return error;
+	if (v && rl_id_valid(v))
+		memcpy(s->device_id, v, RL_ID_BUFSZ);
+	free(v);
+	v = NULL;
+	if ((error = rl_store_meta_get(s, "user_id", &v)) < 0)
+		return error;
+	if (v && rl_id_valid(v))
+		memcpy(s->user_id, v, RL_ID_BUFSZ);
+	free(v);
+	v = NULL;
+	if ((error = rl_store_meta_get(s, "hlc", &v)) < 0)
+		return error;
+	if (v) {
+		s->hlc.last = strtoll(v, NULL, 10);
+		s->hlc_saved = s->hlc.last;
+	}
+	free(v);
+	return RL_OK;
+}
+
+static int load_fixed_now(rl_store *s)
+{
+	const char *env = getenv("RELASI_NOW");
+	int64_t utc;
+	int off;
+
+	if (!env || !*env)
+		return RL_OK;
+	if (rl_time_parse(&utc, &off, env, 0, 0) < 0) {
+		rl_error_prefix("RELASI_NOW");
+		return RL_EINVALID;
+	}
+	s->have_fixed_now = 1;
+	s->fixed_now_ms = utc * 1000;
+	return RL_OK;
+}
+
+int rl_store_open(rl_store **out, const char *path, unsigned flags)
+{
+	rl_store *s;
+	struct stat sb;
+	int error, version = 0, app_id = 0, objects = 0;
+	int oflags;
+
+	*out = NULL;
+	if (stat(path, &sb) != 0) {
+		if (errno != ENOENT)
+			return rl_error_set(RL_EIO, "cannot read store '%s': %s", path,
+					    strerror(errno));
+		if (!(flags & RL_STORE_CREATE))
+			return rl_error_set(RL_ENOTFOUND,
+				"no store at '%s' (run 'relasi init' first)", path);
+	}
+	if (!(s = calloc(1, sizeof(*s))) || !(s->path = strdup(path))) {
+		free(s);
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	s->capture = 1;
+	rl_hlc_init(&s->hlc, 0, RL_HLC_DEFAULT_MAX_DRIFT_MS, store_clock, s);
+	if ((error = load_fixed_now(s)) < 0)
+		goto fail;
+
+	oflags = (flags & RL_STORE_READONLY) ? SQLITE_OPEN_READONLY
+		 : SQLITE_OPEN_READWRITE | ((flags & RL_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		error = rl_error_set(RL_ESTORE, "cannot open store '%s': %s", path,
+				     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+
+	/* Look before touching anything: a newer or foreign file stays as it is. */
+	if ((error = pragma_int(s, "PRAGMA user_version", &version)) < 0 ||
+	    (error = pragma_int(s, "PRAGMA application_id", &app_id)) < 0 ||
+	    (error = pragma_int(s, "SELECT count(*) FROM sqlite_master", &objects)) < 0) {
+		rl_error_prefix("'%s' is not a readable SQLite database", path);
+		goto fail;
+	}
+	if (app_id != RL_APPLICATION_ID && (app_id != 0 || objects != 0)) {
+		error = rl_error_set(RL_EINVALID, "'%s' is not a Relasi store", path);
+		goto fail;
+	}
+	if (version > rl_store_schema_latest()) {
+		error = rl_error_set(RL_EVERSION,
+			"store '%s' has schema version %d, newer than this relasi "
+			"(knows up to %d); upgrade relasi — the store was not changed",
+			path, version, rl_store_schema_latest());
+		goto fail;
+	}
+
+	if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK ||
+	    (error = register_functions(s)) < 0)
+		goto fail;
+	if (!(flags & RL_STORE_READONLY)) {
+		if ((error = exec(s, "PRAGMA journal_mode = WAL", "enabling WAL")) < 0)
+			goto fail;
+	}
+	if ((error = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
+			  "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY",
+			  "configuring the store")) < 0)
+		goto fail;
+
+	if (version < rl_store_schema_latest()) {
+		if (flags & RL_STORE_READONLY) {
+			error = rl_error_set(RL_EVERSION, "store '%s' needs an upgrade; "
+					     "open it for writing once", path);
+			goto fail;
+		}
+		if (version > 0 && (error = backup_before_upgrade(s, version)) < 0)
+			goto fail;
+		if ((error = migrate(s, version)) < 0)
+			goto fail;
+	}
+	if ((error = load_identity(s)) < 0)
+		goto fail;
+	*out = s;
+	return RL_OK;
+fail:
+	rl_store_close(s);
+	return error;
+}
+
+void rl_store_close(rl_store *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	if (s->db && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	for (i = 0; i < RL_STMT_CACHE; i++) {
+		if (s->stmts[i].key) {
+			sqlite3_finalize(s->stmts[i].stmt);
+			free((char *)s->stmts[i].key);
+		}
+	}
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+int rl_store_schema_version(rl_store *s)
+{
+	int v = 0;
+	pragma_int(s, "PRAGMA user_version", &v);
+	return v;
+}

@@ -1,0 +1,149 @@
+"""relasi_test.py — helpers for the CLI tests: run the real `relasi` binary
+(RELASI_BIN, set by ctest) on a fresh temporary store, read its JSON, dump
+the store for before/after comparisons, and fail loudly.
+
+Each test file is a plain script: `python3 test_x.py`; it exits non-zero on
+the first failed check, printing the command, its output and the reason.
+"""
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+BIN = os.environ.get("RELASI_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "relasi")
+SOURCE_DIR = os.environ.get("RELASI_SOURCE_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..")
+
+# Every command gets a bounded time: a hang is a failure, not a stuck CI.
+TIMEOUT = 120
+
+
+class Failure(Exception):
+    pass
+
+
+class Result:
+    def __init__(self, args, proc):
+        self.args = args
+        self.code = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self):
+        try:
+            return json.loads(self.out)
+        except ValueError as e:
+            raise Failure(f"relasi {' '.join(self.args)}: output is not JSON ({e}):\n{self.out}")
+
+    def __repr__(self):
+        return (f"relasi {' '.join(self.args)}\n  exit {self.code}\n"
+                f"  stdout: {self.out!r}\n  stderr: {self.err!r}")
+
+
+class Store:
+    """A temporary RELASI_HOME with its own store."""
+
+    def __init__(self, name="Budi Santoso", init=True, now=None, tz="Asia/Jakarta"):
+        self.home = tempfile.mkdtemp(prefix="relasi-test-")
+        self.path = os.path.join(self.home, "relasi.db")
+        self.now = now
+        self.tz = tz
+        if init:
+            self.ok("init", "--name", name)
+
+    def env(self, now=None):
+        env = dict(os.environ)
+        env["RELASI_HOME"] = self.home
+        env["TZ"] = self.tz
+        n = now or self.now
+        if n:
+            env["RELASI_NOW"] = n
+        else:
+            env.pop("RELASI_NOW", None)
+        return env
+
+    def run(self, *args, now=None, stdin=None):
+        args = [str(a) for a in args]
+        proc = subprocess.run([BIN] + args, env=self.env(now), input=stdin,
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        return Result(args, proc)
+
+    def ok(self, *args, now=None, stdin=None):
+        r = self.run(*args, now=now, stdin=stdin)
+        if r.code != 0:
+            raise Failure(f"expected success:\n{r!r}")
+        return r
+
+    def js(self, *args, now=None):
+        return self.ok("--json", *args, now=now).json()
+
+    def fails(self, code, *args, contains=None, now=None, stdin=None):
+        r = self.run(*args, now=now, stdin=stdin)
+        if r.code != code:
+            raise Failure(f"expected exit {code}:\n{r!r}")
+        if r.out and code == 2 and "usage" not in r.err:
+            pass
+        if contains and contains.lower() not in r.err.lower():
+            raise Failure(f"expected stderr to mention {contains!r}:\n{r!r}")
+        if not r.err.strip():
+            raise Failure(f"a failure must say why on stderr:\n{r!r}")
+        return r
+
+    def db(self):
+        """A read-only connection (no Relasi functions: reads only)."""
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+
+    def query(self, sql, *params):
+        con = self.db()
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def dump(self):
+        """Every row of every table, as text: the store's logical content."""
+        r = subprocess.run(["sqlite3", "-readonly", self.path, ".dump"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        if r.returncode != 0:
+            raise Failure(f"sqlite3 .dump failed: {r.stderr}")
+        return r.stdout
+
+    def file_hash(self):
+        with open(self.path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    def cleanup(self):
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def check(cond, what, *context):
+    if not cond:
+        msg = "CHECK failed: " + what
+        for c in context:
+            msg += "\n" + (repr(c) if not isinstance(c, str) else c)
+        raise Failure(msg)
+
+
+def eq(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"CHECK failed: {what}\n  expected: {expected!r}\n  actual:   {actual!r}")
+
+
+def main(tests):
+    """Run test functions in order; report 'N passed, N failed'."""
+    passed = failed = 0
+    for t in tests:
+        try:
+            t()
+            passed += 1
+            print(f"ok   {t.__name__}")
+        except Exception as e:  # noqa: BLE001 - report any failure with its test
+            failed += 1
+            print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

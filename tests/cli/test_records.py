@@ -1,0 +1,202 @@
+"""CLI tests of the rep's record commands: accounts, contacts, deals, tasks,
+stages, visits, today, the customer story, search, nearby and the pipeline —
+all through the real binary on a temporary store."""
+import os
+
+from relasi_test import Store, check, eq, main
+
+NOW = "2026-11-23T02:00:00Z"   # 09:00 in Jakarta (UTC+7)
+
+
+def test_help_and_usage():
+    s = Store(init=False)
+    r = s.ok("--help")
+    for cmd in ("init", "account add", "deal move", "visit log", "today", "search",
+                "nearby", "pipeline", "import", "vcard export", "status"):
+        check(cmd in r.out, f"main help lists {cmd}", r)
+    r = s.ok("deal add", "--help") if False else s.ok("deal", "add", "--help")
+    for opt in ("--account", "--amount", "--currency", "--stage", "--close", "--json"):
+        check(opt in r.out, f"deal add --help shows {opt}", r)
+    s.fails(2, "frobnicate", contains="unknown command")
+    s.fails(2, "account", "add", "X", "--bogus", "1", contains="--bogus")
+    s.fails(3, "status", contains="relasi init")     # no store yet
+    s.cleanup()
+
+
+def test_init():
+    s = Store(init=False)
+    r = s.js("init", "--name", "Budi Santoso", "--country", "ID")
+    eq(len(r["device_id"]), 32, "device id is 128 bits of hex")
+    check(os.path.exists(s.path), "store file created")
+    eq(oct(os.stat(s.home).st_mode & 0o777), "0o700", "store directory is private")
+    s.fails(5, "init", "--name", "Again", contains="already exists")
+    st = s.js("status")
+    eq(st["pending"], 0, "a new store has nothing pending")
+    eq(st["last_sync"], None, "never synced")
+    eq(st["schema"], 2, "schema version")
+    s.fails(2, "init")  # a second store without --name is a usage error
+    s.cleanup()
+
+
+def test_accounts_contacts():
+    s = Store(now=NOW)
+    a = s.js("account", "add", "Toko Makmur Jaya", "--city", "Bandung", "--phone", "0812-3456-789",
+             "--email", "Owner@Makmur.CO.ID", "--geo", "-6.9175,107.6191", "--tags", "retail,gold")
+    eq(a["phone"], "+628123456789", "phone normalised to E.164 with +62")
+    eq(a["email"], "owner@makmur.co.id", "email lower-cased")
+    eq(a["lat"], -6.9175, "latitude stored")
+    eq(a["created_at"], "2026-11-23T02:00:00Z", "created_at is UTC")
+    s.ok("account", "add", "Toko Makmur Sentosa", "--city", "Bogor")
+    # by name, by unique substring, by id prefix; ambiguity lists candidates
+    eq(s.js("account", "show", "toko makmur jaya")["id"], a["id"], "exact name, any case")
+    eq(s.js("account", "show", "Jaya")["id"], a["id"], "unique substring")
+    eq(s.js("account", "show", a["id"][:20])["id"], a["id"], "id prefix")
+    r = s.fails(4, "account", "show", "Makmur", contains="matches 2")
+    check("Toko Makmur Jaya" in r.err and "Toko Makmur Sentosa" in r.err, "candidates listed", r)
+    s.fails(3, "account", "show", "Nonexistent", contains="no account")
+
+    c = s.js("contact", "add", "Siti Rahma", "--account", "Jaya", "--title", "Pemilik",
+             "--phone", "+62 811 222 333")
+    eq(c["account_id"], a["id"], "contact linked by account name")
+    eq(c["account_id_label"], "Toko Makmur Jaya", "show gives the account's name")
+    s.ok("contact", "edit", "Siti", "--email", "siti@example.com", "--title", "")
+    c2 = s.js("contact", "show", "Siti")
+    eq(c2["email"], "siti@example.com", "edit sets a field")
+    eq(c2["title"], None, "edit with an empty value clears a field")
+    rows = s.js("contact", "list", "--account", "Jaya")
+    eq([r["name"] for r in rows], ["Siti Rahma"], "contact list filtered by account")
+
+    lst = s.js("account", "list", "--city", "bandung")
+    eq([r["name"] for r in lst], ["Toko Makmur Jaya"], "account list --city (any case)")
+    eq([r["name"] for r in s.js("account", "list", "--tag", "gold")], ["Toko Makmur Jaya"],
+       "account list --tag")
+    s.ok("account", "delete", "Sentosa")
+    eq([r["name"] for r in s.js("account", "list")], ["Toko Makmur Jaya"], "deleted is hidden")
+    s.fails(3, "account", "show", "Sentosa")
+    eq(s.query("SELECT deleted FROM accounts WHERE name = 'Toko Makmur Sentosa'"), [(1,)],
+       "delete is a tombstone, the row stays")
+    s.cleanup()
+
+
+def test_deals_and_pipeline():
+    s = Store(now=NOW)
+    s.ok("account", "add", "CV Sinar Abadi", "--city", "Jakarta")
+    d1 = s.js("deal", "add", "Kulkas 20 unit", "--account", "Sinar", "--amount", "45000000",
+              "--close", "2026-12-15")
+    eq(d1["amount"], 4500000000, "IDR amount in minor units (2 digits)")
+    eq(d1["currency"], "IDR", "default currency")
+    eq(d1["stage_id_label"], "Prospect", "new deals start in the first stage")
+    d2 = s.js("deal", "add", "AC 5 unit", "--account", "Sinar", "--amount", "1250.50",
+              "--currency", "usd", "--probability", "40")
+    eq((d2["amount"], d2["currency"]), (125050, "USD"), "amount in the deal's currency")
+    s.ok("deal", "add", "Genset", "--account", "Sinar", "--amount", "1000000")
+    s.ok("deal", "move", "Kulkas", "Proposal")
+    s.fails(5, "deal", "move", "Kulkas", "Proposal", contains="already")
+    s.ok("deal", "won", "Genset")
+    s.fails(2, "deal", "lost", "AC")                    # --reason is required
+    s.ok("deal", "move", "AC", "negotiation")
+    won = s.js("deal", "show", "Genset")
+    eq(won["stage_id_label"], "Won", "deal won")
+    eq(won["closed_at"], "2026-11-23T02:00:00Z", "won deals are closed")
+    p = {(r["stage"], r["currency"]): r for r in s.js("pipeline")}
+    eq(p[("Proposal", "IDR")]["deals"], 1, "pipeline count")
+    eq(p[("Proposal", "IDR")]["amount"], 4500000000, "pipeline amount")
+    eq(p[("Proposal", "IDR")]["weighted"], 2250000000, "weighted = amount x 50%")
+    eq(p[("Negotiation", "USD")]["weighted"], 50020, "deal probability 40% overrides 75%")
+    eq(p[("Won", "IDR")]["weighted"], 100000000, "won = 100%")
+    r = s.ok("pipeline")
+    check("45000000.00 IDR" in r.out and "22500000.00 IDR" in r.out, "pipeline table", r)
+    s.ok("deal", "lost", "AC", "--reason", "harga terlalu tinggi")
+    lost = s.js("deal", "show", "AC")
+    eq((lost["stage_id_label"], lost["lost_reason"]), ("Lost", "harga terlalu tinggi"),
+       "lost with reason")
+    moves = s.query("SELECT s1.name, s2.name FROM deal_stage_events e "
+                    "LEFT JOIN stages s1 ON s1.id = e.from_stage_id "
+                    "JOIN stages s2 ON s2.id = e.to_stage_id JOIN deals d ON d.id = e.deal_id "
+                    "WHERE d.title = 'AC 5 unit' ORDER BY e.rowid")
+    eq(moves, [(None, "Prospect"), ("Prospect", "Negotiation"), ("Negotiation", "Lost")],
+       "every stage move is an event")
+    s.fails(2, "deal", "edit", "Kulkas", "--stage", "Won", contains="deal move")
+    eq([d["title"] for d in s.js("deal", "list", "--status", "open")], ["Kulkas 20 unit"],
+       "deal list --status open")
+    # stages are editable
+    s.ok("stage", "edit", "Proposal", "--probability", "60")
+    p = {(r["stage"], r["currency"]): r for r in s.js("pipeline")}
+    eq(p[("Proposal", "IDR")]["weighted"], 2700000000, "stage probability edited")
+    s.cleanup()
+
+
+def test_visit_tasks_today_show():
+    s = Store(now=NOW)
+    s.ok("account", "add", "Warung Bu Tini", "--city", "Depok", "--geo", "-6.4025,106.7942")
+    s.ok("contact", "add", "Tini", "--account", "Warung")
+    s.ok("deal", "add", "Freezer", "--account", "Warung", "--amount", "8000000")
+    v = s.js("visit", "log", "Warung", "--geo", "-6.4030,106.7950", "--outcome", "Minta demo",
+             "--notes", "Pemilik ingin freezer hemat listrik", "--contact", "Tini",
+             "--next", "Bawa brosur", "--due", "+2d")
+    act = s.query("SELECT kind, at, tz_offset, lat, lon, outcome FROM activities WHERE id = ?",
+                  v["activity_id"])
+    eq(act, [("visit", "2026-11-23T02:00:00Z", 420, -6.403, 106.795, "Minta demo")],
+       "visit stored with UTC time and the rep's +07:00 offset")
+    task = s.query("SELECT title, due, done, activity_id FROM tasks WHERE id = ?", v["task_id"])
+    eq(task, [("Bawa brosur", "2026-11-25", 0, v["activity_id"])], "next step became a task")
+    s.ok("activity", "log", "Warung", "--kind", "call", "--at", "2026-11-20T10:00+07:00",
+         "--outcome", "Tidak diangkat")
+    s.ok("task", "add", "Telepon ulang", "--account", "Warung", "--due", "2026-11-21")
+    s.ok("task", "add", "Kirim invoice", "--due", "today")
+    t = s.js("today")
+    eq(t["date"], "2026-11-23", "today is the rep's local date")
+    eq(sorted(x["title"] for x in t["tasks"]), ["Kirim invoice", "Telepon ulang"],
+       "due and overdue follow-ups, not future ones")
+    eq({x["title"]: x["state"] for x in t["tasks"]}["Telepon ulang"], "overdue", "overdue marked")
+    eq([x["kind"] for x in t["activities"]], ["visit"], "today's activities only")
+    s.ok("task", "done", "Telepon")
+    eq(s.query("SELECT done, done_at FROM tasks WHERE title = 'Telepon ulang'"),
+       [(1, "2026-11-23T02:00:00Z")], "task done")
+    eq([x["title"] for x in s.js("today")["tasks"]], ["Kirim invoice"], "done tasks leave today")
+    story = s.js("show", "Warung")
+    eq(story["account"]["name"], "Warung Bu Tini", "show: the customer")
+    eq([c["name"] for c in story["contacts"]], ["Tini"], "show: contacts")
+    eq([d["title"] for d in story["deals"]], ["Freezer"], "show: deals")
+    whats = [h["what"] for h in story["history"]]
+    check("visit" in whats and "call" in whats and "stage" in whats and "task" in whats,
+          "show: every activity, task and stage move", story["history"])
+    ats = [h["at"] for h in story["history"]]
+    eq(ats, sorted(ats, reverse=True), "history is newest first")
+    eq(story["history"][-1]["what"], "call", "the older call is last")
+    s.fails(2, "visit", "log", "Warung", "--due", "+1d", contains="--next")
+    s.cleanup()
+
+
+def test_search_and_nearby():
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Elektronik Sejahtera", "--city", "Surabaya",
+         "--geo", "-7.2575,112.7521", "--notes", "Distributor kulkas dan AC")
+    s.ok("account", "add", "Apotek Sehat", "--city", "Sidoarjo", "--geo", "-7.4478,112.7183")
+    s.ok("account", "add", "Hotel Bintang", "--city", "Malang", "--geo", "-7.9666,112.6326")
+    s.ok("account", "add", "Kopi Kenangan Jakarta", "--city", "Jakarta", "--geo", "-6.2,106.8")
+    s.ok("contact", "add", "Joko Widodo", "--account", "Sejahtera", "--email", "joko@sejahtera.id")
+    s.ok("visit", "log", "Apotek", "--notes", "Tertarik kulkas vaksin")
+    hits = s.js("search", "kulkas")
+    eq(sorted(h["kind"] for h in hits), ["account", "activity"], "search finds notes of both")
+    hits = s.js("search", "joko")
+    eq([(h["kind"], h["name"]) for h in hits], [("contact", "Joko Widodo")], "contact by name")
+    eq(len(s.js("search", "sejah")), 2, "prefix match: the account and its contact")
+    eq(s.js("search", 'kulkas" OR "apotek'), [], "operators are plain text, never syntax")
+    s.ok("search", "(((")  # punctuation must not crash the query
+    near = s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "30")
+    eq([n["name"] for n in near], ["Toko Elektronik Sejahtera", "Apotek Sehat"],
+       "nearby within 30 km, nearest first")
+    check(20 < near[1]["km"] < 23, "Surabaya-Sidoarjo is ~21 km", near)
+    far = s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "100")
+    eq(len(far), 3, "Malang is ~80 km away; Jakarta is not within 100 km")
+    s.ok("account", "delete", "Apotek")
+    eq(len(s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "30")), 1, "deleted not nearby")
+    eq(len(s.js("search", "vaksin")), 1, "activity notes still found")
+    s.fails(2, "nearby", contains="--geo")
+    s.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
+          test_visit_tasks_today_show, test_search_and_nearby])
