@@ -33,9 +33,13 @@ void rl_error_prefix(const char *fmt, ...)
 	/* Append ": old" after the prefix, truncating the tail if it must. */
 	used = strlen(rl_errmsg);
 	if (used + 2 < sizeof(rl_errmsg)) {
+		size_t room = sizeof(rl_errmsg) - used - 2 - 1, n = strlen(old);
 		memcpy(rl_errmsg + used, ": ", 2);
 		used += 2;
-		snprintf(rl_errmsg + used, sizeof(rl_errmsg) - used, "%s", old);
+		if (n > room)
+			n = room;
+		memcpy(rl_errmsg + used, old, n);
+		rl_errmsg[used + n] = '\0';
 	}
 }
 

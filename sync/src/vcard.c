@@ -392,26 +392,31 @@ static int rl_vc_param(const char *pn, size_t pnl, const char *pv, size_t pvl, l
 	return RL_OK;
 }
 
+/* A text value without a URI scheme prefix ("tel:", "urn:uuid:"), which is
+ * removed before unescaping so that white space after it is trimmed too. */
+static int rl_vc_text_unprefixed(char **out, const char *v, size_t n, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+
+	rl_vc_trim_span(&v, &n);
+	if (n >= pl && rl_vc_iprefix(v, prefix)) {
+		v += pl;
+		n -= pl;
+	}
+	return rl_vc_text(out, v, n, 1);
+}
+
 /* Add a TEL or EMAIL value; past RL_MAX_VCARD_VALUES they are dropped. */
-static int rl_vc_add_value(char **arr, size_t *n, const char *v, size_t vl, const char *strip)
+static int rl_vc_add_value(char **arr, size_t *n, const char *v, size_t vl, const char *prefix)
 {
 	char *s;
 	int rc;
 
 	if (*n == RL_MAX_VCARD_VALUES)
 		return RL_OK;
-	rc = rl_vc_text(&s, v, vl, 1);
+	rc = prefix ? rl_vc_text_unprefixed(&s, v, vl, prefix) : rl_vc_text(&s, v, vl, 1);
 	if (rc || !s)
 		return rc;
-	if (strip && rl_vc_iprefix(s, strip)) {
-		size_t sl = strlen(strip);
-
-		memmove(s, s + sl, strlen(s + sl) + 1);
-		if (!*s) {
-			free(s);
-			return RL_OK;
-		}
-	}
 	arr[(*n)++] = s;
 	return RL_OK;
 }
@@ -475,17 +480,7 @@ static int rl_vc_apply(rl_vc_state *st, const char *name, size_t nl,
 	if (rl_vc_ieq(name, nl, "UID")) {
 		if (c->uid)
 			return RL_OK;
-		rc = rl_vc_text(&c->uid, v, vl, 1);
-		if (rc || !c->uid)
-			return rc;
-		if (rl_vc_iprefix(c->uid, "urn:uuid:")) {
-			memmove(c->uid, c->uid + 9, strlen(c->uid + 9) + 1);
-			if (!*c->uid) {
-				free(c->uid);
-				c->uid = NULL;
-			}
-		}
-		return RL_OK;
+		return rl_vc_text_unprefixed(&c->uid, v, vl, "urn:uuid:");
 	}
 	if (rl_vc_ieq(name, nl, "TEL"))
 		return rl_vc_add_value(c->tel, &c->ntel, v, vl, "tel:");

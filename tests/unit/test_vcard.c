@@ -107,6 +107,7 @@ static void test_v4(void)
 		"EMAIL;TYPE=work:siti@example.co.id\r\n"
 		"ADR;TYPE=work;LABEL=\"Jl. Braga No. 1\\n40111 Bandung; Jawa Barat: ID\":;;Jl. Braga No. 1;Bandung;;40111;Indonesia\r\n"
 		"ORG:CV Sumber Rejeki\r\n"
+		"TEL:tel: 0812 999\r\n"         /* space after the scheme */
 		"END:VCARD\r\n";
 	rl_vcard *c = NULL;
 	size_t n = 0;
@@ -117,9 +118,10 @@ static void test_v4(void)
 		return;
 	CHECK_EQ_STR(c[0].fn, "Siti Rahayu");
 	CHECK_EQ_STR(c[0].uid, "4fbe8971-0bc3-424c-9c26-36c3e1eff6b1");
-	CHECK_EQ_INT(c[0].ntel, 2);
+	CHECK_EQ_INT(c[0].ntel, 3);
 	CHECK_EQ_STR(c[0].tel[0], "+62-811-2233-4455");
 	CHECK_EQ_STR(c[0].tel[1], "+62-22-7654321;ext=102");
+	CHECK_EQ_STR(c[0].tel[2], "0812 999");
 	CHECK_EQ_STR(c[0].email[0], "siti@example.co.id");
 	CHECK_EQ_STR(c[0].city, "Bandung");
 	CHECK_EQ_STR(c[0].org, "CV Sumber Rejeki");

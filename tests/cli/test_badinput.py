@@ -1,0 +1,102 @@
+"""Bad input gets a clear error naming the input, a meaningful exit status,
+and leaves the store exactly as it was (its dump before == after)."""
+import os
+
+from relasi_test import Store, check, eq, main
+
+NOW = "2026-11-23T02:00:00Z"
+
+# (exit status, text the error must contain, command...)
+CASES = [
+    (5, "2026-02-30", ["deal", "add", "D", "--account", "Toko A", "--close", "2026-02-30"]),
+    (5, "31/12/2026", ["task", "add", "T", "--due", "31/12/2026"]),
+    (5, "kemarin", ["visit", "log", "Toko A", "--at", "kemarin"]),
+    (5, "2026-13-01", ["activity", "log", "Toko A", "--kind", "call", "--at", "2026-13-01T10:00"]),
+    (5, "12,34,5", ["deal", "add", "D", "--account", "Toko A", "--amount", "12,34,5"]),
+    (5, "1.234", ["deal", "add", "D", "--account", "Toko A", "--amount", "1.234"]),
+    (5, "abc", ["deal", "add", "D", "--account", "Toko A", "--amount", "abc"]),
+    (5, "XYZ", ["deal", "add", "D", "--account", "Toko A", "--currency", "XYZ"]),
+    (5, "101", ["deal", "add", "D", "--account", "Toko A", "--probability", "101"]),
+    (5, "account", ["deal", "add", "D"]),
+    (5, "91", ["account", "add", "B", "--geo", "91,100"]),
+    (5, "200", ["account", "edit", "Toko A", "--geo", "-6.2,200"]),
+    (5, "nan", ["nearby", "--geo", "nan,1"]),
+    (5, "a@@b.co", ["account", "add", "B", "--email", "a@@b.co"]),
+    (5, "no-domain", ["contact", "add", "C", "--email", "no-domain"]),
+    (5, "12ab", ["contact", "add", "C", "--phone", "12ab"]),
+    (5, "teleport", ["activity", "log", "Toko A", "--kind", "teleport"]),
+    (3, "Menang", ["deal", "move", "Deal A", "Menang"]),
+    (3, "Nobody", ["contact", "add", "C", "--account", "Nobody Inc"]),
+    (4, "Toko", ["account", "edit", "Toko", "--city", "X"]),
+    (5, "name", ["account", "add", ""]),
+    (5, "control", ["account", "add", "Bad\x07Name"]),
+    (5, "maybe", ["task", "edit", "Tugas", "--done", "maybe"]),
+    (5, "kota", ["config", "kota", "X"]),
+    (5, "XX", ["config", "country", "XX"]),
+    (2, "--bogus", ["account", "add", "B", "--bogus", "1"]),
+    (2, "--city", ["account", "add", "B", "--city"]),
+    (2, "twice", ["account", "add", "B", "--city", "X", "--city", "Y"]),
+    (2, "unexpected", ["account", "show", "Toko A", "extra"]),
+    (2, "reason", ["deal", "lost", "Deal A"]),
+    (5, "required field 'name'", ["import", "accounts", "@BADSYS"]),
+]
+
+
+def test_each_bad_input_changes_nothing():
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko A")
+    s.ok("account", "add", "Toko B")
+    s.ok("deal", "add", "Deal A", "--account", "Toko A")
+    s.ok("task", "add", "Tugas")
+    badsys = os.path.join(s.home, "sys.csv")
+    with open(badsys, "w") as f:
+        f.write("city,created_at\nBandung,2020-01-01T00:00:00Z\n")
+    before = s.dump()
+    for code, text, cmd in CASES:
+        cmd = [badsys if c == "@BADSYS" else c for c in cmd]
+        r = s.fails(code, *cmd, now=NOW)
+        check(text.lower() in r.err.lower(), f"error for {cmd} names {text!r}", r)
+        eq(s.dump(), before, f"store unchanged after {cmd}")
+    s.cleanup()
+
+
+def test_csv_all_or_nothing():
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko A")
+    before = s.dump()
+    path = os.path.join(s.home, "contacts.csv")
+    with open(path, "w") as f:
+        f.write("name,account,phone,email\n"
+                "Andi,Toko A,0811111111,andi@example.com\n"
+                "Budi,Toko Baru,0812222222,budi@example.com\n"
+                "Citra,Toko A,0813333333,citra@@example\n"
+                "Dewi,Toko A,0814444444,dewi@example.com\n")
+    r = s.fails(5, "import", "contacts", path)
+    check("line 4" in r.err and "citra@@example" in r.err, "the bad row's line and value", r)
+    eq(s.dump(), before, "nothing imported, not even the new account of line 3")
+    r = s.fails(5, "import", "contacts", path, "--map", "Nama=name")
+    check("Nama" in r.err, "a map naming a missing column is refused", r)
+    eq(s.dump(), before, "bad map changes nothing")
+    s.cleanup()
+
+
+def test_vcard_refused_unchanged():
+    s = Store(now=NOW)
+    before = s.dump()
+    path = os.path.join(s.home, "old.vcf")
+    with open(path, "w") as f:
+        f.write("BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Old Phone\r\nEND:VCARD\r\n")
+    s.fails(5, "vcard", "import", path, contains="2.1")
+    with open(path, "w") as f:
+        f.write("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Good\r\nEND:VCARD\r\n"
+                "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bad\r\nTEL:12ab\r\nEND:VCARD\r\n")
+    r = s.fails(5, "vcard", "import", path, contains="12ab")
+    check("line 5" in r.err, "the bad card's line is named", r)
+    s.fails(7, "vcard", "import", os.path.join(s.home, "missing.vcf"), contains="missing.vcf")
+    eq(s.dump(), before, "no contact imported from a file with a bad card")
+    s.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_each_bad_input_changes_nothing, test_csv_all_or_nothing,
+          test_vcard_refused_unchanged])
