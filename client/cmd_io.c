@@ -69,23 +69,9 @@ static int parse_delimiter(const char *s, int *out)
 	return RL_OK;
 }
 
-/* A header or map name for a field: "account_id" also answers to "account". */
 static const struct rl_field *field_by_column(const struct rl_table *t, const char *col)
 {
-	size_t i, len = strlen(col);
-
-	for (i = 0; i < t->nfields; i++) {
-		const struct rl_field *f = &t->fields[i];
-		size_t flen = strlen(f->name);
-		if (f->flags & RL_FF_SYSTEM)
-			continue;
-		if (strcasecmp(f->name, col) == 0)
-			return f;
-		if (flen > 3 && strcmp(f->name + flen - 3, "_id") == 0 && len == flen - 3 &&
-		    strncasecmp(f->name, col, len) == 0)
-			return f;
-	}
-	return NULL;
+	return rl_model_field_lookup(t, col);
 }
 
 struct import {
@@ -93,6 +79,7 @@ struct import {
 	size_t ncols;
 	const struct rl_field **col_field;  /* per column, NULL = ignored */
 	long rows, bad, created_accounts;
+	long row_created;        /* accounts created by the row being imported */
 	FILE *report;
 	int skip_bad;
 	int progress;
@@ -211,7 +198,7 @@ static int ensure_account(struct cli_ctx *ctx, struct import *im, const char *na
 		return rl_error_set(RL_ENOTFOUND, "no account with id '%s'", name);
 	if ((error = rl_record_create(ctx->store, acc, &v, 1, id)) < 0)
 		return error;
-	im->created_accounts++;
+	im->row_created++;
 	return RL_OK;
 }
 
@@ -327,7 +314,10 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		if (rc > 0) {
 			if (im.skip_bad && (error = savepoint(ctx, "SAVEPOINT row")) < 0)
 				goto cleanup;
+			im.row_created = 0;
 			rc = import_row(ctx, &im, fields, n);
+			if (rc == 0)
+				im.created_accounts += im.row_created;
 			if (im.skip_bad) {
 				if (rc < 0 && (error = savepoint(ctx, "ROLLBACK TO row")) < 0)
 					goto cleanup;
@@ -588,6 +578,8 @@ static int do_vcard_import(struct cli_ctx *ctx, void *arg)
 		} else if (c->org && *c->org) {
 			if ((error = ensure_account(ctx, &im, c->org, acc)) < 0)
 				goto bad;
+			im.created_accounts += im.row_created;
+			im.row_created = 0;
 			v[n].field = "account_id"; v[n++].text = acc;
 		}
 		if (c->title) { v[n].field = "title"; v[n++].text = c->title; }

@@ -112,25 +112,6 @@ static void print_cmd_help(const struct cli_args *a)
 	       "--help", "this help");
 }
 
-/* Option name for a model field: "account_id" -> "account", "_" -> "-". */
-static char *field_option_name(const char *field)
-{
-	size_t len = strlen(field), i;
-	char *n;
-
-	/* The one field whose full name is a mouthful to type every day. */
-	if (strcmp(field, "expected_close") == 0)
-		return strdup("close");
-	if (len > 3 && strcmp(field + len - 3, "_id") == 0)
-		len -= 3;
-	if (!(n = malloc(len + 1)))
-		return NULL;
-	for (i = 0; i < len; i++)
-		n[i] = field[i] == '_' ? '-' : field[i];
-	n[len] = '\0';
-	return n;
-}
-
 static void free_args(struct cli_args *a)
 {
 	size_t i;
@@ -161,7 +142,8 @@ static int build_options(struct cli_args *a)
 			const struct rl_field *f = &t->fields[i];
 			if (f->flags & RL_FF_SYSTEM)
 				continue;
-			a->opts[n].name = field_option_name(f->name);
+			char opt[64];
+			a->opts[n].name = strdup(rl_model_option_name(f, opt, sizeof(opt)));
 			if (!a->opts[n].name)
 				return rl_error_set(RL_ENOMEM, "out of memory");
 			a->opts[n].has_arg = 1;

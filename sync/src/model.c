@@ -5,7 +5,9 @@
  */
 #include "relasi/model.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -140,5 +142,49 @@ const struct rl_field *rl_model_field(const struct rl_table *t, const char *name
 	for (i = 0; i < t->nfields; i++)
 		if (strcmp(t->fields[i].name, name) == 0)
 			return &t->fields[i];
+	return NULL;
+}
+
+const char *rl_model_option_name(const struct rl_field *f, char *buf, size_t len)
+{
+	size_t n = strlen(f->name), i;
+
+	/* The one field whose full name is a mouthful to type every day. */
+	if (strcmp(f->name, "expected_close") == 0) {
+		snprintf(buf, len, "close");
+		return buf;
+	}
+	if (n > 3 && strcmp(f->name + n - 3, "_id") == 0)
+		n -= 3;
+	if (len == 0)
+		return buf;
+	if (n >= len)
+		n = len - 1;
+	for (i = 0; i < n; i++)
+		buf[i] = f->name[i] == '_' ? '-' : f->name[i];
+	buf[n] = '\0';
+	return buf;
+}
+
+const struct rl_field *rl_model_field_lookup(const struct rl_table *t, const char *name)
+{
+	char opt[64];
+	size_t i, k;
+
+	for (i = 0; i < t->nfields; i++) {
+		const struct rl_field *f = &t->fields[i];
+		if (f->flags & RL_FF_SYSTEM)
+			continue;
+		if (strcasecmp(f->name, name) == 0)
+			return f;
+		rl_model_option_name(f, opt, sizeof(opt));
+		if (strcasecmp(opt, name) == 0)
+			return f;
+		for (k = 0; opt[k]; k++)
+			if (opt[k] == '-')
+				opt[k] = '_';
+		if (strcasecmp(opt, name) == 0)
+			return f;
+	}
 	return NULL;
 }

@@ -60,6 +60,20 @@ const struct rl_table *rl_model_table(const char *name);
 /* Look up a field of t by name; NULL if unknown. */
 const struct rl_field *rl_model_field(const struct rl_table *t, const char *name);
 
+/*
+ * The name people use for a field on the command line and in CSV headers:
+ * "account_id" -> "account", "lost_reason" -> "lost-reason", and the short
+ * alias "close" for "expected_close". Written into buf (len bytes).
+ */
+const char *rl_model_option_name(const struct rl_field *f, char *buf, size_t len);
+
+/*
+ * Find a user-settable (not RL_FF_SYSTEM) field by any of its names, any
+ * case: the column name ("account_id"), the option name ("account"), or the
+ * option name with '_' for '-'. NULL if none.
+ */
+const struct rl_field *rl_model_field_lookup(const struct rl_table *t, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,151 @@
+"""CSV and vCard in and out: spreadsheet quirks (BOM, ';', CRLF, quoted
+commas and newlines, Indonesian headers mapped with --map), bad rows skipped
+and reported, and export -> import -> export round trips."""
+import csv
+import io
+import os
+
+from relasi_test import Store, check, eq, main
+
+NOW = "2026-11-23T02:00:00Z"
+
+
+def write(path, text, encoding="utf-8", newline=""):
+    with open(path, "w", encoding=encoding, newline=newline) as f:
+        f.write(text)
+
+
+def test_excel_style_import():
+    s = Store(now=NOW)
+    path = os.path.join(s.home, "pelanggan.csv")
+    # UTF-8 BOM, ';' delimiter, CRLF, a quoted ';' and a quoted newline
+    write(path, "\ufeffNama Toko;Kota;Telepon;Catatan;Kolom Lain\r\n"
+                "Toko Sumber Rejeki;Yogyakarta;0274-555123;\"Buka jam 8; tutup jam 5\";x\r\n"
+                "\"Warung \"\"Pojok\"\"\";Sleman;+62 812 1111 2222;\"Baris satu\r\nBaris dua\";y\r\n"
+                "\r\n"
+                "Toko Ñoño Élan;Bantul;;;z\r\n")
+    r = s.ok("--json", "import", "accounts", path,
+             "--map", "Nama Toko=name,Kota=city,Telepon=phone,Catatan=notes,Kolom Lain=-")
+    eq(r.json()["imported"], 3, "three rows imported (blank line skipped)")
+    rows = s.query("SELECT name, city, phone, notes FROM accounts ORDER BY name")
+    eq(rows, [("Toko Sumber Rejeki", "Yogyakarta", "+62274555123", "Buka jam 8; tutup jam 5"),
+              ("Toko Ñoño Élan", "Bantul", None, None),
+              ('Warung "Pojok"', "Sleman", "+6281211112222", "Baris satu\r\nBaris dua")],
+       "values, quotes, delimiters and newlines survive")
+    # per account: name, city, owner_id, created_at, deleted; plus 2 phones, 2 notes
+    eq(s.js("status")["pending"], 3 * 5 + 2 + 2, "imports are captured like typed edits")
+    s.cleanup()
+
+
+def test_header_names_and_account_creation():
+    s = Store(now=NOW)
+    s.ok("account", "add", "PT Maju")
+    path = os.path.join(s.home, "contacts.csv")
+    write(path, "Name,Account,Title,Phone,Email\n"
+                "Andi,PT Maju,Manager,0811-1111-111,ANDI@MAJU.CO.ID\n"
+                "Bela,CV Baru,,0812 2222 2222,\n"
+                "Cici,CV Baru,Staff,,cici@baru.id\n")
+    r = s.ok("import", "contacts", path)
+    check("created 1 new account" in r.out, "new customers are created and reported", r)
+    eq(s.query("SELECT c.name, a.name, c.email FROM contacts c JOIN accounts a "
+               "ON a.id = c.account_id ORDER BY c.name"),
+       [("Andi", "PT Maju", "andi@maju.co.id"), ("Bela", "CV Baru", None),
+        ("Cici", "CV Baru", "cici@baru.id")], "contacts linked by account name")
+    s.cleanup()
+
+
+def test_skip_bad_with_report():
+    s = Store(now=NOW)
+    path = os.path.join(s.home, "deals.csv")
+    report = os.path.join(s.home, "bad.csv")
+    write(path, "title,account,amount,stage,close\n"
+                "Deal 1,Toko A,1000000,Prospect,2026-12-01\n"
+                "Deal 2,Toko A,satu juta,Prospect,2026-12-01\n"
+                "\"Deal 3\nmultiline title\",Toko B,5,Qualified,2026-12-01\n"
+                "Deal 4,Toko B,2500000,Menang,2026-12-01\n"
+                "Deal 5,Toko B,2500000,Won,2026-02-30\n"
+                "Deal 6,Toko C,750000.5,Proposal,\n")
+    r = s.ok("--json", "import", "deals", path, "--skip-bad", "--report", report)
+    eq((r.json()["imported"], r.json()["bad"]), (2, 4), "good rows in, bad rows counted")
+    with open(report, newline="") as f:
+        bad = list(csv.reader(f))
+    eq(bad[0], ["line", "error"], "report header")
+    eq([b[0] for b in bad[1:]], ["3", "4", "6", "7"], "bad rows by line (multi-line row at 4)")
+    check("satu juta" in bad[1][1], "the amount error quotes the value", bad)
+    check("Menang" in bad[3][1] and "2026-02-30" in bad[4][1], "stage and date named", bad)
+    eq(s.query("SELECT title, amount FROM deals ORDER BY title"),
+       [("Deal 1", 100000000), ("Deal 6", 75000050)], "only the good rows were written")
+    eq(s.query("SELECT name FROM accounts ORDER BY name"), [("Toko A",), ("Toko C",)],
+       "an account created by a bad row was rolled back with it")
+    s.cleanup()
+
+
+def export_rows(s, what):
+    out = s.ok("export", what).out
+    rows = list(csv.reader(io.StringIO(out)))
+    return rows[0], sorted(r[1:] for r in rows[1:])   # drop the id column
+
+
+def test_csv_round_trip():
+    a = Store(now=NOW)
+    a.ok("account", "add", "Toko \"Baru\", Jaya", "--city", "Makassar", "--phone", "0411-123456",
+         "--geo", "-5.1477,119.4327", "--tags", "grosir, sembako", "--notes", "Baris 1\nBaris 2")
+    a.ok("account", "add", "UD Sentosa", "--region", "Sulsel", "--email", "ud@sentosa.id")
+    a.ok("contact", "add", "Rina", "--account", "UD Sentosa", "--title", "Kasir;Admin")
+    a.ok("deal", "add", "Beras 10 ton", "--account", "UD Sentosa", "--amount", "125000000.5",
+         "--close", "2027-01-31", "--probability", "35")
+    a.ok("deal", "add", "Minyak", "--account", "Toko", "--amount", "99", "--currency", "USD")
+    a.ok("deal", "move", "Minyak", "Negotiation")
+    b = Store(now=NOW)
+    for what in ("accounts", "contacts", "deals"):
+        path = os.path.join(a.home, what + ".csv")
+        a.ok("export", what, path, "--delimiter", ";")
+        b.ok("import", what, path)
+        eq(export_rows(b, what), export_rows(a, what), f"{what}: export -> import -> export")
+    eq(b.query("SELECT amount, currency, probability FROM deals ORDER BY title"),
+       [(12500000050, "IDR", 35), (9900, "USD", None)], "money and currency exact")
+    a.cleanup()
+    b.cleanup()
+
+
+VCF_30 = ("BEGIN:VCARD\r\nVERSION:3.0\r\nN:Wijaya;Hendra;;;\r\nFN:Hendra Wijaya\r\n"
+          "ORG:PT Sumber Makmur;Penjualan\r\nTITLE:Kepala Cabang\r\n"
+          "item1.TEL;TYPE=CELL:0812-3333-4444\r\nTEL;TYPE=WORK:(021) 555-0199\r\n"
+          "EMAIL;TYPE=INTERNET:Hendra@SumberMakmur.co.id\r\n"
+          "ADR;TYPE=WORK:;;Jl. Gatot Subroto 1;Jakarta Selatan;DKI Jakarta;12930;Indonesia\r\n"
+          "NOTE:Suka kopi\\, bukan teh\\nTelepon pagi\r\nPHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRg\r\n"
+          " ABAQEASABIAAD\r\nEND:VCARD\r\n"
+          "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Sari Dewi\r\nTEL;VALUE=uri:tel:+6281355556666\r\n"
+          "END:VCARD\r\n")
+
+
+def test_vcard_import_and_round_trip():
+    a = Store(now=NOW)
+    path = os.path.join(a.home, "kontak.vcf")
+    write(path, VCF_30)
+    a.ok("vcard", "import", path)
+    rows = a.query("SELECT c.name, a.name, c.title, c.phone, c.email, c.city, c.notes "
+                   "FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id ORDER BY c.name")
+    eq(rows, [("Hendra Wijaya", "PT Sumber Makmur", "Kepala Cabang", "+6281233334444",
+               "hendra@sumbermakmur.co.id", "Jakarta Selatan",
+               "Suka kopi, bukan teh\nTelepon pagi\nOther phone: (021) 555-0199\n"),
+              ("Sari Dewi", None, None, "+6281355556666", None, None, None)],
+       "vCard 3.0 and 4.0 fields mapped; the second phone kept in notes")
+    for version in ("3.0", "4.0"):
+        out = os.path.join(a.home, f"out{version}.vcf")
+        a.ok("vcard", "export", out, "--version", version)
+        with open(out, newline="") as f:
+            text = f.read()
+        check(f"VERSION:{version}\r\n" in text, f"vCard {version} written with CRLF", text)
+        b = Store(now=NOW)
+        b.ok("vcard", "import", out)
+        eq(b.query("SELECT c.name, a.name, c.title, c.phone, c.email, c.city, c.notes "
+                   "FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id ORDER BY c.name"),
+           rows, f"vCard {version}: export -> import keeps every field")
+        b.cleanup()
+    a.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_excel_style_import, test_header_names_and_account_creation,
+          test_skip_bad_with_report, test_csv_round_trip, test_vcard_import_and_round_trip])
