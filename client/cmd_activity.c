@@ -301,7 +301,7 @@ static int cmd_show_customer(struct cli_ctx *ctx, struct cli_args *a)
 	     "  t.title || coalesce(' (due ' || t.due || ')', ''), t.notes, t.id"
 	     "  FROM tasks t WHERE t.account_id = ?1 AND t.deleted = 0"
 	     " UNION ALL"
-	     " SELECT e.at, 'stage', d.title || ': ' || coalesce(f.name || ' -> ', '') || s.name,"
+	     " SELECT e.at, 'stage', d.title || ': ' || coalesce(f.name || ' -> ', 'new in ') || s.name,"
 	     "  NULL, e.id FROM deal_stage_events e JOIN deals d ON d.id = e.deal_id"
 	     "  JOIN stages s ON s.id = e.to_stage_id LEFT JOIN stages f ON f.id = e.from_stage_id"
 	     "  WHERE d.account_id = ?1 AND e.deleted = 0"
