@@ -12,7 +12,7 @@ cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 RELASI="$(pwd)/build/relasi"
 RELASI_HOME="$(mktemp -d /tmp/relasi-demo.XXXXXX)"
 export RELASI_HOME
-export TZ="${TZ:-Asia/Jakarta}"
+export TZ="${TZ:-WIB-7}"   # POSIX form: needs no tzdata
 trap 'rm -rf "$RELASI_HOME"' EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

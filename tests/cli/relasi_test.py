@@ -48,7 +48,7 @@ class Result:
 class Store:
     """A temporary RELASI_HOME with its own store."""
 
-    def __init__(self, name="Budi Santoso", init=True, now=None, tz="Asia/Jakarta"):
+    def __init__(self, name="Budi Santoso", init=True, now=None, tz="WIB-7"):
         self.home = tempfile.mkdtemp(prefix="relasi-test-")
         self.path = os.path.join(self.home, "relasi.db")
         self.now = now

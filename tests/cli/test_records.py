@@ -197,6 +197,40 @@ def test_search_and_nearby():
     s.cleanup()
 
 
+def test_tasks_and_deletes():
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko E")
+    s.ok("task", "add", "Kirim brosur", "--account", "Toko E", "--due", "2026-11-24")
+    s.ok("task", "add", "Tagih invoice", "--due", "2026-12-01", "--notes", "Invoice 12/XI")
+    s.ok("task", "add", "Tanpa tanggal")
+    eq([t["title"] for t in s.js("task", "list")],
+       ["Kirim brosur", "Tagih invoice", "Tanpa tanggal"], "open tasks by due date, undated last")
+    eq([t["title"] for t in s.js("task", "list", "--due-before", "2026-11-30")], ["Kirim brosur"],
+       "--due-before")
+    eq([t["title"] for t in s.js("task", "list", "--account", "Toko E")], ["Kirim brosur"],
+       "--account")
+    s.ok("task", "edit", "Tagih", "--due", "tomorrow", "--title", "Tagih invoice 12")
+    eq(s.js("task", "show", "Tagih")["due"], "2026-11-24", "edit: relative date resolved locally")
+    s.ok("task", "done", "Kirim")
+    eq([t["title"] for t in s.js("task", "list", "--status", "done")], ["Kirim brosur"], "done list")
+    eq(len(s.js("task", "list", "--status", "all")), 3, "all tasks")
+    s.ok("task", "delete", "Tanpa")
+    s.ok("contact", "add", "Dodi", "--account", "Toko E")
+    s.ok("contact", "delete", "Dodi")
+    s.ok("deal", "add", "Printer", "--account", "Toko E")
+    s.ok("deal", "delete", "Printer")
+    eq((len(s.js("task", "list", "--status", "all")), s.js("contact", "list"), s.js("deal", "list")),
+       (2, [], []), "deleted tasks, contacts and deals are gone from listings")
+    s.fails(3, "deal", "show", "Printer")
+    s.fails(3, "task", "done", "Tanpa")
+    eq(s.query("SELECT count(*) FROM deals WHERE deleted = 1"), [(1,)], "tombstones stay")
+    st = s.js("stage", "add", "Demo", "--probability", "40")
+    eq((st["probability"], st["kind"], st["position"]), (40, "open", 5), "stage add after the open ones")
+    eq([x["name"] for x in s.js("stage", "list")][:5],
+       ["Prospect", "Qualified", "Proposal", "Negotiation", "Demo"], "stage order")
+    s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
-          test_visit_tasks_today_show, test_search_and_nearby])
+          test_visit_tasks_today_show, test_search_and_nearby, test_tasks_and_deletes])
