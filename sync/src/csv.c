@@ -16,6 +16,7 @@
  * delimiter from the first non-blank line.
  */
 #include "relasi/csv.h"
+#include "utf8.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -84,57 +85,6 @@ struct rl_csv_reader {
 	int row_done;
 	int err;                /* first error seen by a callback */
 };
-
-/*
- * Offset of the first byte of s that is not part of well-formed UTF-8, or
- * len if all is valid. Overlong forms, surrogates and code points above
- * U+10FFFF are invalid; so is NUL, which would silently cut a C string.
- */
-static size_t rl_csv_utf8_bad(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		unsigned char lo = 0x80, hi = 0xBF;
-		size_t n, k;
-
-		if (c == 0)
-			return i;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-		} else if (c == 0xE0) {
-			n = 2;
-			lo = 0xA0;      /* below is overlong */
-		} else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-			n = 2;
-		} else if (c == 0xED) {
-			n = 2;
-			hi = 0x9F;      /* above are surrogates */
-		} else if (c == 0xF0) {
-			n = 3;
-			lo = 0x90;
-		} else if (c >= 0xF1 && c <= 0xF3) {
-			n = 3;
-		} else if (c == 0xF4) {
-			n = 3;
-			hi = 0x8F;      /* above is beyond U+10FFFF */
-		} else {
-			return i;
-		}
-		if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (k = 2; k <= n; k++)
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-		i += n + 1;
-	}
-	return len;
-}
 
 /* The reader trims only U+0020 around unquoted fields, so a tab is data and
  * the writer's "quote leading/trailing spaces" rule round-trips. */
@@ -368,7 +318,7 @@ static void rl_csv_on_field(void *s, size_t len, void *data)
 				      r->rec_line, RL_MAX_CSV_FIELDS);
 		return;
 	}
-	bad = rl_csv_utf8_bad(s, len);
+	bad = rl_utf8_bad(s, len);
 	if (bad < len) {
 		unsigned char b = ((const unsigned char *)s)[bad];
 

@@ -11,6 +11,7 @@
 #include "relasi/error.h"
 #include "relasi/limits.h"
 #include "relasi/valid.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -61,29 +62,11 @@ static int has_control_chars(const char *s, int allow_newlines)
 	return 0;
 }
 
-/* Strict UTF-8 check: no overlongs, no surrogates, nothing above U+10FFFF. */
+/* Strict UTF-8 (utf8.c), NUL-terminated. */
 static int valid_utf8(const char *p)
 {
-	const unsigned char *s = (const unsigned char *)p;
-
-	while (*s) {
-		unsigned c = *s, n, cp, i;
-		if (c < 0x80) { s++; continue; }
-		if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-		else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-		else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-		else return 0;
-		for (i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		s += n + 1;
-	}
-	return 1;
+	size_t len = strlen(p);
+	return rl_utf8_bad((const unsigned char *)p, len) == len;
 }
 
 static int set_text(struct rl_converted *out, const char *v)

@@ -13,6 +13,7 @@
  * without cutting a UTF-8 sequence.
  */
 #include "relasi/vcard.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -47,57 +48,6 @@ typedef struct rl_vc_state {
 	int have_n;
 } rl_vc_state;
 
-/*
- * Offset of the first byte of s that is not part of well-formed UTF-8, or
- * len if all is valid. Overlong forms, surrogates and code points above
- * U+10FFFF are invalid; so is NUL, which would silently cut a C string.
- * (The CSV reader has the same check; neither owns a shared header.)
- */
-static size_t rl_vc_utf8_bad(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		unsigned char lo = 0x80, hi = 0xBF;
-		size_t n, k;
-
-		if (c == 0)
-			return i;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
-		} else if (c == 0xE0) {
-			n = 2;
-			lo = 0xA0;      /* below is overlong */
-		} else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-			n = 2;
-		} else if (c == 0xED) {
-			n = 2;
-			hi = 0x9F;      /* above are surrogates */
-		} else if (c == 0xF0) {
-			n = 3;
-			lo = 0x90;
-		} else if (c >= 0xF1 && c <= 0xF3) {
-			n = 3;
-		} else if (c == 0xF4) {
-			n = 3;
-			hi = 0x8F;      /* above is beyond U+10FFFF */
-		} else {
-			return i;
-		}
-		if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (k = 2; k <= n; k++)
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-		i += n + 1;
-	}
-	return len;
-}
 
 /* Append n bytes (keeping a NUL after them) unless len would pass max. */
 static int rl_vc_add(rl_vc_buf *b, const char *s, size_t n, size_t max)
@@ -498,7 +448,7 @@ static int rl_vc_line(rl_vc_state *st, const char *s, size_t n, long lno)
 	size_t vl;
 	int rc;
 
-	bad = rl_vc_utf8_bad((const unsigned char *)s, n);
+	bad = rl_utf8_bad((const unsigned char *)s, n);
 	if (bad < n) {
 		if (s[bad] == '\0')
 			return rl_error_set(RL_EINVALID, "line %ld: NUL byte", lno);
