@@ -142,6 +142,76 @@ const char *cli_money(char *buf, size_t len, sqlite3_stmt *st, int amount_col, i
 	return buf;
 }
 
+int cli_emit(struct cli_ctx *ctx, sqlite3_stmt *st, const struct cli_view *v,
+	     json_t *into, const char *key)
+{
+	struct cli_table *t = NULL;
+	json_t *arr = NULL;
+	const char **cells = NULL;
+	char **bufs = NULL;
+	char sid[RL_ID_BUFSZ];
+	int rc, i, error = RL_OK;
+
+	/* Each cell formats into its own buffer: 64 bytes holds any number,
+	 * money or date we format; longer text comes straight from SQLite. */
+	if (ctx->json ? !(arr = json_array())
+		      : (!(t = cli_table_new((size_t)v->ncols, v->headers)) ||
+			 !(cells = calloc((size_t)v->ncols, sizeof(*cells))) ||
+			 !(bufs = calloc((size_t)v->ncols, sizeof(*bufs))))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (i = 0; bufs && i < v->ncols; i++)
+		if (!(bufs[i] = malloc(64))) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (v->id_table)
+			cli_short_id(ctx, v->id_table, cli_col(st, 0), sid);
+		if (arr) {
+			json_t *o = cli_row_json(st);
+			if (v->id_table)
+				json_object_set_new(o, "short_id", json_string(sid));
+			if (v->json_extra)
+				v->json_extra(ctx, st, o);
+			json_array_append_new(arr, o);
+			continue;
+		}
+		for (i = 0; i < v->ncols; i++) {
+			const char *c = v->cell ? v->cell(ctx, st, i, bufs[i], 64) : NULL;
+			cells[i] = c ? c : cli_col(st, i);
+		}
+		if (v->id_table)
+			cells[0] = sid;
+		if ((error = cli_table_add(t, cells)) < 0)
+			goto cleanup;
+	}
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(ctx->store, "reading rows");
+		goto cleanup;
+	}
+	if (arr && into) {
+		json_object_set(into, key, arr);
+	} else if (arr) {
+		error = cli_print_json(arr);
+		arr = NULL;
+	} else if (cli_table_rows(t) == 0 && v->empty) {
+		printf("%s\n", v->empty);
+	} else {
+		cli_table_print(t, stdout);
+	}
+cleanup:
+	sqlite3_reset(st);
+	json_decref(arr);
+	cli_table_free(t);
+	for (i = 0; bufs && i < v->ncols; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(cells);
+	return error;
+}
+
 int cli_write(struct cli_ctx *ctx, int (*fn)(struct cli_ctx *ctx, void *arg), void *arg)
 {
 	int error;

@@ -67,6 +67,7 @@ struct cli_ctx {
 	int json;
 	char *home;               /* store directory */
 	char *store_path;         /* home/relasi.db */
+	const char *view_table;   /* the table a cli_view callback is showing */
 };
 
 /* The value of option name, or NULL when not given. */
@@ -97,6 +98,28 @@ void cli_table_print(struct cli_table *t, FILE *f);
 /* Data rows (headers not counted). */
 size_t cli_table_rows(const struct cli_table *t);
 void cli_table_free(struct cli_table *t);
+
+/*
+ * How a query's rows are shown. Text: a table of columns 0..ncols-1 (column
+ * 0 shown as a short id when id_table is set; cell() may format any cell).
+ * JSON: every column of the row by name, plus "short_id" when id_table is
+ * set, plus whatever json_extra() adds.
+ */
+struct cli_view {
+	const char *const *headers;
+	int ncols;
+	const char *id_table;
+	const char *(*cell)(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf, size_t len);
+	void (*json_extra)(struct cli_ctx *ctx, sqlite3_stmt *st, json_t *row);
+	const char *empty;        /* printed instead of an empty table; NULL: headers only */
+};
+
+/*
+ * Step st to its end and show the rows. With --json the array is stored in
+ * into[key] when into is given, else printed. The statement is reset.
+ */
+int cli_emit(struct cli_ctx *ctx, sqlite3_stmt *st, const struct cli_view *v,
+	     json_t *into, const char *key);
 
 /* A display string for a record id: its shortest unique prefix. */
 const char *cli_short_id(struct cli_ctx *ctx, const char *table, const char *id,

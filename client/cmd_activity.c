@@ -102,45 +102,12 @@ static void local_day_bounds(struct cli_ctx *ctx, char today[11], char from[21],
 	rl_time_format_utc(to, start + 86400);
 }
 
+/* Rows of one section; "(none)" when empty, so every heading reads well. */
 static int print_rows(struct cli_ctx *ctx, sqlite3_stmt *st, const char *const *hdr, int ncols,
 		      json_t *into, const char *key, const char *id_table)
 {
-	struct cli_table *t = NULL;
-	json_t *arr = json_array();
-	const char *cells[8];
-	char sid[RL_ID_BUFSZ];
-	int rc, i, error = RL_OK;
-
-	if (!arr || (!ctx->json && !(t = cli_table_new((size_t)ncols, hdr)))) {
-		json_decref(arr);
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ctx->json) {
-			json_array_append_new(arr, cli_row_json(st));
-			continue;
-		}
-		for (i = 0; i < ncols; i++)
-			cells[i] = cli_col(st, i);
-		if (id_table)
-			cells[0] = cli_short_id(ctx, id_table, cli_col(st, 0), sid);
-		if ((error = cli_table_add(t, cells)) < 0)
-			break;
-	}
-	sqlite3_reset(st);
-	if (error == RL_OK && rc != SQLITE_DONE)
-		error = rl_store_error(ctx->store, key);
-	if (error == RL_OK && ctx->json)
-		json_object_set(into, key, arr);
-	if (error == RL_OK && t) {
-		if (cli_table_rows(t) > 0)
-			cli_table_print(t, stdout);
-		else
-			printf("  (none)\n");
-	}
-	json_decref(arr);
-	cli_table_free(t);
-	return error;
+	struct cli_view view = { hdr, ncols, id_table, NULL, NULL, "  (none)" };
+	return cli_emit(ctx, st, &view, into, key);
 }
 
 static int cmd_today(struct cli_ctx *ctx, struct cli_args *a)

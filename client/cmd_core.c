@@ -146,60 +146,34 @@ cleanup:
 	return error;
 }
 
+static const char *outbox_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf,
+			       size_t len)
+{
+	if (col == 2) {
+		char sid[RL_ID_BUFSZ];
+		snprintf(buf, len, "%s", cli_short_id(ctx, cli_col(st, 1), cli_col(st, 2), sid));
+		return buf;
+	}
+	return NULL;
+}
+
 static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 {
-	const char *state = cli_get(a, "state");
-	struct cli_table *t = NULL;
-	json_t *arr = NULL;
-	sqlite3_stmt *st;
-	int error, rc;
 	static const char *const hdr[] = { "seq", "table", "row", "field", "value", "state", "reason" };
+	static const struct cli_view view = { hdr, 7, NULL, outbox_cell, NULL, "the outbox is empty" };
+	const char *state = cli_get(a, "state");
+	sqlite3_stmt *st;
+	int error;
 
 	if (state && strcmp(state, "pending") && strcmp(state, "sent") && strcmp(state, "refused"))
 		return cli_usage_error(a->cmd, "--state must be pending, sent or refused");
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT seq, tbl, row_id, field, value, base, device, hlc, state, reason "
+	     "SELECT seq, tbl, row_id, field, value, state, reason, base, device, hlc "
 	     "FROM rl_outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY seq", &st)) < 0)
 		return error;
 	if (state)
 		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(7, hdr))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (arr) {
-			json_array_append_new(arr, cli_row_json(st));
-		} else {
-			char seq[24], sid[RL_ID_BUFSZ];
-			const char *cells[7];
-			snprintf(seq, sizeof(seq), "%lld", (long long)sqlite3_column_int64(st, 0));
-			cells[0] = seq;
-			cells[1] = cli_col(st, 1);
-			cells[2] = cli_short_id(ctx, cli_col(st, 1), cli_col(st, 2), sid);
-			cells[3] = cli_col(st, 3);
-			cells[4] = cli_col(st, 4);
-			cells[5] = cli_col(st, 8);
-			cells[6] = cli_col(st, 9);
-			if ((error = cli_table_add(t, cells)) < 0)
-				goto cleanup;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(ctx->store, "reading the outbox");
-		goto cleanup;
-	}
-	if (arr) {
-		error = cli_print_json(arr);
-		arr = NULL;
-	} else {
-		cli_table_print(t, stdout);
-	}
-cleanup:
-	json_decref(arr);
-	cli_table_free(t);
-	return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
 struct config_args { const char *key, *value; };

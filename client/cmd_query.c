@@ -45,16 +45,35 @@ static char *fts_query(const char *text)
 	return sqlite3_str_finish(q);
 }
 
+static const char *search_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf,
+			       size_t len)
+{
+	const char *kind = cli_col(st, 0);
+	char sid[RL_ID_BUFSZ];
+
+	if (col != 1)
+		return NULL;
+	snprintf(buf, len, "%s", cli_short_id(ctx, strcmp(kind, "account") == 0 ? "accounts"
+					     : strcmp(kind, "contact") == 0 ? "contacts"
+					     : "activities", cli_col(st, 1), sid));
+	return buf;
+}
+
+static void search_json(struct cli_ctx *ctx, sqlite3_stmt *st, json_t *row)
+{
+	char buf[RL_ID_BUFSZ];
+	json_object_set_new(row, "short_id", json_string(search_cell(ctx, st, 1, buf, sizeof(buf))));
+}
+
 static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "kind", "id", "name", "where", "match" };
+	static const struct cli_view view = { hdr, 5, NULL, search_cell, search_json, NULL };
 	const char *limit_s = cli_get(a, "limit");
-	struct cli_table *t = NULL;
-	json_t *arr = NULL;
 	char *q = NULL, *end;
 	sqlite3_stmt *st;
 	long limit = 20;
-	int error, rc;
+	int error;
 
 	if (limit_s) {
 		limit = strtol(limit_s, &end, 10);
@@ -87,57 +106,31 @@ static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	sqlite3_bind_text(st, 1, q, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, limit);
-	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(5, hdr))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *kind = cli_col(st, 0);
-		const char *table = strcmp(kind, "account") == 0 ? "accounts"
-				    : strcmp(kind, "contact") == 0 ? "contacts" : "activities";
-		char sid[RL_ID_BUFSZ];
-		cli_short_id(ctx, table, cli_col(st, 1), sid);
-		if (arr) {
-			json_t *o = cli_row_json(st);
-			json_object_set_new(o, "short_id", json_string(sid));
-			json_array_append_new(arr, o);
-		} else {
-			const char *cells[5] = { kind, sid, cli_col(st, 2), cli_col(st, 3), cli_col(st, 4) };
-			if ((error = cli_table_add(t, cells)) < 0)
-				goto cleanup;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(ctx->store, "searching");
-		goto cleanup;
-	}
-	if (arr) {
-		error = cli_print_json(arr);
-		arr = NULL;
-	} else if (cli_table_rows(t) == 0) {
-		printf("no match for '%s'\n", a->pos[0]);
-	} else {
-		cli_table_print(t, stdout);
-	}
+	error = cli_emit(ctx, st, &view, NULL, NULL);
 cleanup:
 	sqlite3_free(q);
-	json_decref(arr);
-	cli_table_free(t);
 	return error;
+}
+
+static const char *km_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	if (col != 3)
+		return NULL;
+	snprintf(buf, len, "%.2f", sqlite3_column_double(st, 3));
+	return buf;
 }
 
 static int cmd_nearby(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "id", "name", "city", "km" };
+	static const struct cli_view view = { hdr, 4, "accounts", km_cell, NULL,
+					      "no customers within that distance" };
 	const char *geo = cli_get(a, "geo"), *km_s = cli_get(a, "km"), *limit_s = cli_get(a, "limit");
-	struct cli_table *t = NULL;
-	json_t *arr = NULL;
 	double lat, lon, km = 5.0, dlat, dlon;
 	long limit = 20;
 	char *end;
 	sqlite3_stmt *st;
-	int error, rc;
+	int error;
 
 	if (!geo)
 		return cli_usage_error(a->cmd, "nearby needs --geo LAT,LON");
@@ -176,41 +169,7 @@ static int cmd_nearby(struct cli_ctx *ctx, struct cli_args *a)
 	sqlite3_bind_double(st, 6, lon + dlon);
 	sqlite3_bind_double(st, 7, km);
 	sqlite3_bind_int64(st, 8, limit);
-	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(4, hdr))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char sid[RL_ID_BUFSZ], kmbuf[32];
-		cli_short_id(ctx, "accounts", cli_col(st, 0), sid);
-		if (arr) {
-			json_t *o = cli_row_json(st);
-			json_object_set_new(o, "short_id", json_string(sid));
-			json_array_append_new(arr, o);
-		} else {
-			const char *cells[4] = { sid, cli_col(st, 1), cli_col(st, 2), kmbuf };
-			snprintf(kmbuf, sizeof(kmbuf), "%.2f", sqlite3_column_double(st, 3));
-			if ((error = cli_table_add(t, cells)) < 0)
-				goto cleanup;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(ctx->store, "nearby");
-		goto cleanup;
-	}
-	if (arr) {
-		error = cli_print_json(arr);
-		arr = NULL;
-	} else if (cli_table_rows(t) == 0) {
-		printf("no customers within %.1f km\n", km);
-	} else {
-		cli_table_print(t, stdout);
-	}
-cleanup:
-	json_decref(arr);
-	cli_table_free(t);
-	return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
 /*
@@ -218,13 +177,30 @@ cleanup:
  * if set, else its stage's; rounded half up in minor units. Amounts in
  * different currencies are never added: one row per stage and currency.
  */
+static const char *pipeline_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf,
+				 size_t len)
+{
+	if ((col == 3 || col == 4) && sqlite3_column_type(st, 4) == SQLITE_NULL)
+		return "";
+	switch (col) {
+	case 1:
+		snprintf(buf, len, "%d%%", sqlite3_column_int(st, 1));
+		return buf;
+	case 3:
+		return cli_money(buf, len, st, 5, 4);
+	case 4:
+		return cli_money(buf, len, st, 6, 4);
+	default:
+		return NULL;
+	}
+}
+
 static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "stage", "prob", "deals", "amount", "weighted" };
-	struct cli_table *t = NULL;
-	json_t *arr = NULL;
+	static const struct cli_view view = { hdr, 5, NULL, pipeline_cell, NULL, NULL };
 	sqlite3_stmt *st;
-	int error, rc;
+	int error;
 	char owner[RL_ID_BUFSZ];
 
 	if (cli_get(a, "owner") &&
@@ -232,7 +208,7 @@ static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 				       owner)) < 0)
 		return error;
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT s.name AS stage, s.probability, s.kind, count(d.id) AS deals,"
+	     "SELECT s.name AS stage, s.probability, count(d.id) AS deals, s.kind,"
 	     " d.currency, coalesce(sum(d.amount), 0) AS amount,"
 	     " coalesce(sum((d.amount * coalesce(d.probability, s.probability) + 50) / 100), 0) AS weighted,"
 	     " s.position"
@@ -243,49 +219,7 @@ static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if (cli_get(a, "owner"))
 		sqlite3_bind_text(st, 1, owner, -1, SQLITE_TRANSIENT);
-	if (ctx->json ? !(arr = json_array()) : !(t = cli_table_new(5, hdr))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char amount[64], weighted[64], prob[8], deals[24];
-		const char *cur = cli_col(st, 4);
-		if (arr) {
-			json_t *o = cli_row_json(st);
-			json_array_append_new(arr, o);
-			continue;
-		}
-		amount[0] = weighted[0] = '\0';
-		if (*cur) {
-			char m[48];
-			if (rl_money_format(m, sizeof(m), sqlite3_column_int64(st, 5), cur) == 0)
-				snprintf(amount, sizeof(amount), "%s %s", m, cur);
-			if (rl_money_format(m, sizeof(m), sqlite3_column_int64(st, 6), cur) == 0)
-				snprintf(weighted, sizeof(weighted), "%s %s", m, cur);
-		}
-		snprintf(prob, sizeof(prob), "%d%%", sqlite3_column_int(st, 1));
-		snprintf(deals, sizeof(deals), "%lld", (long long)sqlite3_column_int64(st, 3));
-		{
-			const char *cells[5] = { cli_col(st, 0), prob, deals, amount, weighted };
-			if ((error = cli_table_add(t, cells)) < 0)
-				goto cleanup;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(ctx->store, "pipeline");
-		goto cleanup;
-	}
-	if (arr) {
-		error = cli_print_json(arr);
-		arr = NULL;
-	} else {
-		cli_table_print(t, stdout);
-	}
-cleanup:
-	json_decref(arr);
-	cli_table_free(t);
-	return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
 static const struct cli_opt search_opts[] = {

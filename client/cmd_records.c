@@ -423,61 +423,39 @@ static int bind_filters(struct cli_ctx *ctx, const struct cli_args *a,
 	return RL_OK;
 }
 
+static const char *list_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf,
+			     size_t len)
+{
+	const struct list_spec *ls = spec_for(ctx->view_table);
+	if (ls && col == ls->amount_col)
+		return cli_money(buf, len, st, ls->amount_col, ls->currency_col);
+	return NULL;
+}
+
+static void list_json(struct cli_ctx *ctx, sqlite3_stmt *st, json_t *row)
+{
+	const struct list_spec *ls = spec_for(ctx->view_table);
+	char money[64];
+	if (ls && ls->amount_col >= 0)
+		json_object_set_new(row, "amount_display", json_string(
+			cli_money(money, sizeof(money), st, ls->amount_col, ls->currency_col)));
+}
+
 static int cmd_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const struct list_spec *ls = spec_for(a->cmd->model_table);
-	struct cli_table *t = NULL;
-	json_t *arr = NULL;
+	struct cli_view view = { ls->headers, ls->ncols + 1, ls->table, list_cell, list_json, NULL };
 	sqlite3_stmt *st;
-	const char **cells = NULL;
-	char money[64], sid[RL_ID_BUFSZ];
-	int error, rc, i;
+	int error;
 
+	ctx->view_table = ls->table;
 	if ((error = rl_store_prepare(ctx->store, ls->sql, &st)) < 0)
 		return error;
-	if ((error = bind_filters(ctx, a, ls, st)) < 0)
-		goto cleanup;
-	if (ctx->json ? !(arr = json_array())
-		      : (!(t = cli_table_new((size_t)ls->ncols + 1, ls->headers)) ||
-			 !(cells = calloc((size_t)ls->ncols + 1, sizeof(*cells))))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
+	if ((error = bind_filters(ctx, a, ls, st)) < 0) {
+		sqlite3_reset(st);
+		return error;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		cli_short_id(ctx, ls->table, cli_col(st, 0), sid);
-		if (arr) {
-			json_t *o = cli_row_json(st);
-			json_object_set_new(o, "short_id", json_string(sid));
-			if (ls->amount_col >= 0)
-				json_object_set_new(o, "amount_display", json_string(
-					cli_money(money, sizeof(money), st, ls->amount_col, ls->currency_col)));
-			json_array_append_new(arr, o);
-			continue;
-		}
-		cells[0] = sid;
-		for (i = 1; i <= ls->ncols; i++)
-			cells[i] = i == ls->amount_col
-				? cli_money(money, sizeof(money), st, ls->amount_col, ls->currency_col)
-				: cli_col(st, i);
-		if ((error = cli_table_add(t, cells)) < 0)
-			goto cleanup;
-	}
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(ctx->store, "listing");
-		goto cleanup;
-	}
-	if (arr) {
-		error = cli_print_json(arr);
-		arr = NULL;
-	} else {
-		cli_table_print(t, stdout);
-	}
-cleanup:
-	sqlite3_reset(st);
-	json_decref(arr);
-	cli_table_free(t);
-	free(cells);
-	return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
 /* ---- deals: move, won, lost -------------------------------------------------- */
