@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang \
 libsqlite3-dev sqlite3 libjansson-dev libcsv-dev \
-python3"
+libmbedtls-dev libgit2-dev \
+python3 openssl"
 
 missing=""
 for p in $PKGS; do

@@ -26,7 +26,11 @@ enum {
 	RL_EVERSION    = -7,  /* store schema is newer than this binary */
 	RL_ENOMEM      = -8,  /* allocation failed */
 	RL_EIO         = -9,  /* reading or writing a file failed */
-	RL_ETOOBIG     = -10  /* input exceeds a limit from relasi/limits.h */
+	RL_ETOOBIG     = -10, /* input exceeds a limit from relasi/limits.h */
+	RL_ETIMEOUT    = -11, /* the peer or the network was too slow */
+	RL_ECLOSED     = -12, /* the peer closed or the connection was cut */
+	RL_EAUTH       = -13, /* authentication or authorisation refused */
+	RL_EPROTO      = -14  /* the peer broke the protocol */
 };
 
 /*

@@ -1,0 +1,81 @@
+/*
+ * relasi/merge.h — the hub's merge rule for one field (../shared/DESIGN.md,
+ * "Merge at the hub, field by field"). Pure: no store access; the caller
+ * looks up the field's current state and, for text, the value at the
+ * incoming change's base version.
+ *
+ *   base is current (or the field never existed and base is none) -> APPLY
+ *   incoming value equals the current one                          -> SAME
+ *   a free-text field changed on both sides and libgit2's
+ *   git_merge_file merges base/current/incoming cleanly            -> MERGED
+ *   otherwise                                                      -> CONFLICT,
+ *     with the later HLC as provisional winner (ties: larger device id)
+ *
+ * Values are SQLite-typed (NULL, INTEGER, REAL, TEXT); equality is by type
+ * and value (1 and 1.0 differ; "" and NULL differ).
+ */
+#ifndef RELASI_MERGE_H
+#define RELASI_MERGE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rl_vtype { RL_V_NULL, RL_V_INT, RL_V_REAL, RL_V_TEXT };
+
+struct rl_value {
+	enum rl_vtype type;
+	int64_t i;
+	double d;
+	const char *s;      /* RL_V_TEXT: NUL-terminated UTF-8, not owned */
+};
+
+int rl_value_equal(const struct rl_value *a, const struct rl_value *b);
+
+struct rl_field_state {
+	int exists;             /* 0: the hub has never had this field */
+	struct rl_value value;
+	int64_t version;        /* hub sequence number of the last accepted change */
+	int64_t hlc;
+	const char *device;     /* who made it */
+};
+
+struct rl_incoming {
+	struct rl_value value;
+	int64_t base;           /* version the device last saw; 0 = none */
+	int64_t hlc;
+	const char *device;
+};
+
+enum rl_merge_outcome {
+	RL_MERGE_APPLY,     /* fast-forward: take the incoming value */
+	RL_MERGE_SAME,      /* nothing to change */
+	RL_MERGE_MERGED,    /* clean three-way text merge: take *merged */
+	RL_MERGE_CONFLICT   /* keep both; provisional winner in *incoming_wins */
+};
+
+struct rl_merge_result {
+	enum rl_merge_outcome outcome;
+	char *merged;       /* RL_MERGE_MERGED: malloc'd text, caller frees */
+	int incoming_wins;  /* RL_MERGE_CONFLICT: 1 if the incoming value is provisional winner */
+};
+
+/*
+ * Decide one field. is_text: the field is free text (notes) and may be
+ * merged three ways; base_value is the field's value at version in->base
+ * (NULL if unknown: then no text merge is tried). Returns RL_OK or RL_ENOMEM
+ * / RL_ERROR (libgit2 failure, message set).
+ */
+int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *in,
+		   int is_text, const struct rl_value *base_value, struct rl_merge_result *out);
+
+/* Three-way merge of text with libgit2 (git_merge_file). *clean is 1 and
+ * *out the merged text when it merged without conflict markers. */
+int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

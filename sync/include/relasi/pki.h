@@ -1,0 +1,72 @@
+/*
+ * relasi/pki.h — keys and certificates for the hub and its devices, made
+ * with mbedTLS (2.28): the hub's two CAs (one signs the hub's server
+ * certificate, the other signs device certificates, so a device certificate
+ * can never pose as the hub), the server certificate with subjectAltNames,
+ * device keys and certificate signing requests, and SHA-256 fingerprints for
+ * pinning.
+ *
+ * Keys are ECDSA on P-256 (what mbedTLS 2.28's X.509 signs and verifies).
+ * Private keys are written with mode 0600 and never overwrite an existing
+ * file (O_EXCL). All PEM strings returned are malloc'd and owned by the
+ * caller. Errors: RL_EIO (files), RL_EINVALID (malformed PEM, a CSR whose
+ * signature does not verify, bad names), RL_ERROR (mbedTLS failure; the
+ * message carries mbedTLS's own text).
+ */
+#ifndef RELASI_PKI_H
+#define RELASI_PKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* SHA-256 in lower-case hex plus NUL. */
+#define RL_FINGERPRINT_BUFSZ 65
+
+/* Generate a P-256 key and write it as PEM to path (0600, must not exist). */
+int rl_pki_key_generate(const char *path);
+
+/* Create a self-signed CA certificate (basicConstraints CA:TRUE, keyCertSign)
+ * for the key at key_path, valid `days` days, written as PEM to cert_path. */
+int rl_pki_ca_create(const char *key_path, const char *cert_path, const char *common_name,
+		     int days);
+
+/* A certificate signing request for the key at key_path, subject CN=cn. */
+int rl_pki_csr_create(const char *key_path, const char *cn, char **csr_pem);
+
+/* The subject CN of a CSR, after verifying the CSR's self-signature. */
+int rl_pki_csr_subject_cn(const char *csr_pem, char *cn, size_t cnsz);
+
+struct rl_pki_sign_opts {
+	const char *subject_cn;       /* CN of the issued certificate (the CSR's is ignored) */
+	const char *const *sans;      /* server: DNS names or IPv4/IPv6 literals; NULL for none */
+	size_t nsans;
+	int days;                     /* validity from now */
+	int server;                   /* 1: extendedKeyUsage serverAuth; 0: clientAuth */
+	uint64_t serial;              /* > 0, unique per issuing CA */
+};
+
+/*
+ * Issue a certificate for the public key in csr_pem (self-signature checked),
+ * signed by the CA at ca_key_path / ca_cert_path. *cert_pem is malloc'd.
+ */
+int rl_pki_sign_csr(const char *ca_key_path, const char *ca_cert_path, const char *csr_pem,
+		    const struct rl_pki_sign_opts *opts, char **cert_pem);
+
+/* SHA-256 of the DER form of the first certificate in a PEM string. */
+int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ]);
+/* Same, of the certificate file at path. */
+int rl_pki_fingerprint_file(const char *path, char out[RL_FINGERPRINT_BUFSZ]);
+
+/* Read a whole (small, <= 64 KiB) PEM file into a malloc'd string. */
+int rl_pki_read_file(const char *path, char **out);
+/* Write a string to a new file with the given mode (O_EXCL unless replace). */
+int rl_pki_write_file(const char *path, const char *data, int mode, int replace);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
