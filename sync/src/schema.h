@@ -14,7 +14,12 @@ struct rl_migration {
 };
 
 extern const struct rl_migration rl_migrations[];
-extern const int rl_migration_count;
+extern const int rl_migrations_count;
+
+/* The hub's own tables (schema/hub/), applied after rl_migrations when the
+ * store is opened with RL_STORE_HUB; their version is rl_meta 'hub_schema'. */
+extern const struct rl_migration rl_hub_migrations[];
+extern const int rl_hub_migrations_count;
 
 /* (Re)create the capture triggers of every synced table from its current
  * columns (capture.c). Called inside the migration transaction. */

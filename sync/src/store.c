@@ -43,7 +43,7 @@ struct rl_store {
 
 int rl_store_schema_latest(void)
 {
-	return rl_migrations[rl_migration_count - 1].version;
+	return rl_migrations[rl_migrations_count - 1].version;
 }
 
 int rl_store_error(rl_store *s, const char *doing)
@@ -376,7 +376,7 @@ static int migrate(rl_store *s, int from)
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	for (i = 0; i < rl_migration_count; i++) {
+	for (i = 0; i < rl_migrations_count; i++) {
 		if (rl_migrations[i].version <= from)
 			continue;
 		if (sqlite3_exec(s->db, rl_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -392,6 +392,38 @@ static int migrate(rl_store *s, int from)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", RL_APPLICATION_ID);
 	if ((error = exec(s, sql, "marking the store")) < 0)
+		goto fail;
+	return rl_store_commit(s);
+fail:
+	rl_store_rollback(s);
+	return error;
+}
+
+/* The hub's own tables, versioned separately in rl_meta 'hub_schema'. */
+static int migrate_hub(rl_store *s)
+{
+	char *v = NULL, num[16];
+	int i, error, have;
+
+	if ((error = rl_store_meta_get(s, "hub_schema", &v)) < 0)
+		return error;
+	have = v ? (int)strtol(v, NULL, 10) : 0;
+	free(v);
+	if (have >= rl_hub_migrations[rl_hub_migrations_count - 1].version)
+		return RL_OK;
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	for (i = 0; i < rl_hub_migrations_count; i++) {
+		if (rl_hub_migrations[i].version <= have)
+			continue;
+		if (sqlite3_exec(s->db, rl_hub_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK) {
+			error = rl_error_set(RL_ESTORE, "hub migration %s failed: %s",
+					     rl_hub_migrations[i].name, sqlite3_errmsg(s->db));
+			goto fail;
+		}
+	}
+	snprintf(num, sizeof(num), "%d", rl_hub_migrations[rl_hub_migrations_count - 1].version);
+	if ((error = rl_store_meta_set(s, "hub_schema", num)) < 0)
 		goto fail;
 	return rl_store_commit(s);
 fail:
@@ -517,6 +549,12 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		if (version > 0 && (error = backup_before_upgrade(s, version)) < 0)
 			goto fail;
 		if ((error = migrate(s, version)) < 0)
+			goto fail;
+	}
+	if ((flags & RL_STORE_HUB) && !(flags & RL_STORE_READONLY)) {
+		s->capture = 0;
+		if ((error = exec(s, "PRAGMA synchronous = FULL", "configuring the hub store")) < 0 ||
+		    (error = migrate_hub(s)) < 0)
 			goto fail;
 	}
 	if ((error = load_identity(s)) < 0)

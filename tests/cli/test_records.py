@@ -33,7 +33,7 @@ def test_init():
     st = s.js("status")
     eq(st["pending"], 0, "a new store has nothing pending")
     eq(st["last_sync"], None, "never synced")
-    eq(st["schema"], 2, "schema version")
+    eq(st["schema"], 3, "schema version")
     s.fails(2, "init")  # a second store without --name is a usage error
     s.cleanup()
 

@@ -41,4 +41,36 @@
  * (milliseconds). Configurable per store; this is the default (5 minutes). */
 #define RL_HLC_DEFAULT_MAX_DRIFT_MS (5LL * 60 * 1000)
 
+/* ---- sync protocol (sync/PROTOCOL.md) ---- */
+
+/* A frame before the device is authenticated: an enrolment request is a
+ * token (~100 bytes) and a CSR (~500 bytes); nothing else is accepted. */
+#define RL_MAX_FRAME_PREAUTH    (16 * 1024)
+
+/* Any frame after authentication. A push batch is packed to at most
+ * RL_MAX_BATCH_BYTES of changes; JSON overhead stays well below 2x. */
+#define RL_MAX_FRAME            (8 * 1024 * 1024)
+
+/* Changes in one push batch, and their packed size: one batch is one hub
+ * transaction, so this bounds how long a batch holds the write lock. */
+#define RL_MAX_BATCH_CHANGES    1000
+#define RL_MAX_BATCH_BYTES      (2 * 1024 * 1024)
+
+/* Changes in one pull page (a page may run over by the rest of one row so
+ * that a record's fields always arrive together). */
+#define RL_MAX_PAGE_CHANGES     2000
+
+/* Time limits (ms): the TLS handshake; waiting for the next frame; the
+ * whole pre-authentication phase. A slow or silent peer is dropped. */
+#define RL_HANDSHAKE_TIMEOUT_MS 10000
+#define RL_READ_TIMEOUT_MS      30000
+#define RL_PREAUTH_TIMEOUT_MS   10000
+
+/* Connections the hub serves at once; more wait in the listen backlog. */
+#define RL_MAX_CONNECTIONS      512
+
+/* Enrolment tokens: lifetime by default, and PBKDF2 rounds for their hash. */
+#define RL_TOKEN_TTL_SECONDS    (24 * 3600)
+#define RL_TOKEN_PBKDF2_ROUNDS  100000
+
 #endif

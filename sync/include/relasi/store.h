@@ -36,7 +36,9 @@ typedef struct rl_store rl_store;
 
 enum {
 	RL_STORE_CREATE   = 1 << 0, /* create the file if missing */
-	RL_STORE_READONLY = 1 << 1  /* no upgrade, no writes */
+	RL_STORE_READONLY = 1 << 1, /* no upgrade, no writes */
+	RL_STORE_HUB      = 1 << 2  /* the hub's store: hub tables too, capture off,
+	                               synchronous=FULL (commits gate acknowledgements) */
 };
 
 /*

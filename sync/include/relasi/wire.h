@@ -1,0 +1,58 @@
+/*
+ * relasi/wire.h — frames of the sync protocol (sync/PROTOCOL.md).
+ *
+ * A frame is a 4-byte big-endian length L, then L bytes: one type byte and
+ * L-1 bytes of UTF-8 JSON (an object). The length is checked against the
+ * caller's limit before anything is allocated, so a peer announcing 4 GiB
+ * costs nothing; a zero length, a length below 2 or above the limit, a
+ * payload that is not one JSON object, or trailing bytes are RL_EPROTO.
+ */
+#ifndef RELASI_WIRE_H
+#define RELASI_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "relasi/conn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Frame types (one byte). Upper case: device -> hub; lower case: answers. */
+enum {
+	RL_FRAME_HELLO = 'H', RL_FRAME_WELCOME = 'h',
+	RL_FRAME_ENROLL = 'E', RL_FRAME_ENROLLED = 'e',
+	RL_FRAME_PUSH = 'P', RL_FRAME_PUSHED = 'p',
+	RL_FRAME_PULL = 'L', RL_FRAME_PAGE = 'l',
+	RL_FRAME_BYE = 'B',
+	RL_FRAME_ERROR = 'X'
+};
+
+/* Protocol version spoken by this build. */
+#define RL_PROTO_VERSION 1
+
+/*
+ * Read one frame: *type and *payload (a JSON object the caller must
+ * json_decref). max_len bounds L. timeout_ms bounds each read.
+ * Errors: RL_EPROTO (malformed), RL_ETOOBIG (L > max_len), and the
+ * connection's own (RL_ETIMEOUT, RL_ECLOSED...).
+ */
+int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t **payload);
+
+/* Write one frame (payload is not consumed). RL_ETOOBIG above max_len. */
+int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms);
+
+/* Decode a frame held in memory (for fuzzing and tests): buf holds exactly
+ * the bytes after the length prefix. */
+int rl_wire_decode(const unsigned char *buf, size_t len, int *type, json_t **payload);
+
+/* Send an ERROR frame {code, message}; best effort. */
+void rl_wire_error(rl_conn *c, const char *code, const char *message, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,96 @@
+/*
+ * wire.c — reading and writing protocol frames (see relasi/wire.h and
+ * sync/PROTOCOL.md). Lengths are validated before allocation; JSON is parsed
+ * with jansson from an exact-length buffer with duplicate keys refused.
+ */
+#include "relasi/wire.h"
+#include "relasi/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int rl_wire_decode(const unsigned char *buf, size_t len, int *type, json_t **payload)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	*payload = NULL;
+	if (len < 2)
+		return rl_error_set(RL_EPROTO, "frame of %zu bytes is too short", len);
+	j = json_loadb((const char *)buf + 1, len - 1, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return rl_error_set(RL_EPROTO, "frame '%c': bad JSON at byte %d: %s",
+				    buf[0] >= 0x20 && buf[0] < 0x7f ? buf[0] : '?',
+				    jerr.position, jerr.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return rl_error_set(RL_EPROTO, "frame '%c': payload is not a JSON object",
+				    buf[0] >= 0x20 && buf[0] < 0x7f ? buf[0] : '?');
+	}
+	*type = buf[0];
+	*payload = j;
+	return RL_OK;
+}
+
+int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t **payload)
+{
+	unsigned char hdr[4], *buf;
+	uint32_t len;
+	int error;
+
+	*payload = NULL;
+	if ((error = rl_conn_read(c, hdr, 4, timeout_ms)) < 0)
+		return error;
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (len < 2)
+		return rl_error_set(RL_EPROTO, "frame length %u is too short", len);
+	if (len > max_len)
+		return rl_error_set(RL_ETOOBIG, "frame of %u bytes exceeds the limit of %zu",
+				    len, max_len);
+	if (!(buf = malloc(len)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_conn_read(c, buf, len, timeout_ms)) == 0)
+		error = rl_wire_decode(buf, len, type, payload);
+	free(buf);
+	return error;
+}
+
+int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms)
+{
+	char *body = json_dumps(payload, JSON_COMPACT);
+	unsigned char *frame;
+	size_t n;
+	int error;
+
+	if (!body)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	n = strlen(body) + 1;
+	if (n > max_len || n > 0xffffffffu) {
+		free(body);
+		return rl_error_set(RL_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu",
+				    n, max_len);
+	}
+	if (!(frame = malloc(n + 4))) {
+		free(body);
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	frame[0] = (unsigned char)(n >> 24);
+	frame[1] = (unsigned char)(n >> 16);
+	frame[2] = (unsigned char)(n >> 8);
+	frame[3] = (unsigned char)n;
+	frame[4] = (unsigned char)type;
+	memcpy(frame + 5, body, n - 1);
+	error = rl_conn_write(c, frame, n + 4, timeout_ms);
+	free(frame);
+	free(body);
+	return error;
+}
+
+void rl_wire_error(rl_conn *c, const char *code, const char *message, int timeout_ms)
+{
+	json_t *j = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (j) {
+		rl_wire_write(c, RL_FRAME_ERROR, j, 64 * 1024, timeout_ms);
+		json_decref(j);
+	}
+}
