@@ -4,6 +4,11 @@
  * field named here is a column of its table.
  */
 #include "relasi/model.h"
+#include "relasi/error.h"
+#include "relasi/id.h"
+#include "relasi/limits.h"
+#include "relasi/valid.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -187,4 +192,111 @@ const struct rl_field *rl_model_field_lookup(const struct rl_table *t, const cha
 			return f;
 	}
 	return NULL;
+}
+
+int rl_model_is_text(const struct rl_field *f)
+{
+	return f->type == RL_FT_NOTE;
+}
+
+static int text_ok(const char *s, size_t max, int newlines)
+{
+	size_t len = strlen(s), i;
+
+	if (len > max || rl_utf8_bad((const unsigned char *)s, len) != len)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0x7f || (c < 0x20 && !(newlines && (c == '\n' || c == '\r' || c == '\t'))))
+			return 0;
+	}
+	return 1;
+}
+
+static int is_utc_time(const char *s)
+{
+	int64_t utc;
+	int off;
+	char back[21];
+
+	if (strlen(s) != 20 || s[10] != 'T' || s[19] != 'Z')
+		return 0;
+	if (rl_time_parse(&utc, &off, s, 0, 0) < 0)
+		return 0;
+	rl_time_format_utc(back, utc);
+	return strcmp(back, s) == 0;
+}
+
+int rl_model_check_value(const struct rl_table *t, const struct rl_field *f,
+			 const struct rl_value *v)
+{
+	const char *s = v->type == RL_V_TEXT ? v->s : NULL;
+	double d = v->type == RL_V_REAL ? v->d : (double)v->i;
+	int ok = 0;
+
+	if (v->type == RL_V_NULL)
+		return (f->flags & RL_FF_REQUIRED)
+			? rl_error_set(RL_EINVALID, "%s.%s cannot be empty", t->name, f->name)
+			: RL_OK;
+	switch (f->type) {
+	case RL_FT_TEXT:
+		ok = s && text_ok(s, RL_MAX_NAME_BYTES, 0);
+		break;
+	case RL_FT_NOTE:
+		ok = s && text_ok(s, RL_MAX_FIELD_BYTES, 1);
+		break;
+	case RL_FT_PHONE: {
+		size_t i, n = s ? strlen(s) : 0;
+		ok = s && s[0] == '+' && n >= 9 && n <= 1 + RL_MAX_E164_DIGITS && s[1] != '0';
+		for (i = 1; ok && i < n; i++)
+			ok = s[i] >= '0' && s[i] <= '9';
+		break;
+	}
+	case RL_FT_EMAIL: {
+		char norm[RL_MAX_EMAIL_BYTES + 1];
+		ok = s && rl_email_normalize(norm, sizeof(norm), s) == RL_OK && strcmp(norm, s) == 0;
+		break;
+	}
+	case RL_FT_DATE: {
+		char out[11];
+		ok = s && strlen(s) == 10 && rl_date_parse(out, s, 0, 0) == RL_OK &&
+		     strcmp(out, s) == 0;
+		break;
+	}
+	case RL_FT_TIME:
+		ok = s && is_utc_time(s);
+		break;
+	case RL_FT_MONEY:
+	case RL_FT_INT:
+		ok = v->type == RL_V_INT;
+		break;
+	case RL_FT_PERCENT:
+		ok = v->type == RL_V_INT && v->i >= 0 && v->i <= 100;
+		break;
+	case RL_FT_CURRENCY:
+		ok = s && strlen(s) == 3 && rl_currency_exponent(s) >= 0;
+		break;
+	case RL_FT_LAT:
+		ok = (v->type == RL_V_REAL || v->type == RL_V_INT) && d >= -90 && d <= 90;
+		break;
+	case RL_FT_LON:
+		ok = (v->type == RL_V_REAL || v->type == RL_V_INT) && d >= -180 && d <= 180;
+		break;
+	case RL_FT_BOOL:
+		ok = v->type == RL_V_INT && (v->i == 0 || v->i == 1);
+		break;
+	case RL_FT_REF:
+		ok = s && rl_id_valid(s);
+		break;
+	case RL_FT_ENUM: {
+		size_t i;
+		for (i = 0; s && f->choices[i]; i++)
+			if (strcmp(s, f->choices[i]) == 0)
+				ok = 1;
+		break;
+	}
+	}
+	if (!ok)
+		return rl_error_set(RL_EINVALID, "%s.%s: invalid value", t->name, f->name);
+	return RL_OK;
 }

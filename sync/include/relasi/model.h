@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "relasi/merge.h"   /* struct rl_value */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -73,6 +75,20 @@ const char *rl_model_option_name(const struct rl_field *f, char *buf, size_t len
  * option name with '_' for '-'. NULL if none.
  */
 const struct rl_field *rl_model_field_lookup(const struct rl_table *t, const char *name);
+
+/*
+ * Check a value in its stored form (what a device sends the hub): type and
+ * range by field type — E.164 phones, lower-case valid e-mails, real dates
+ * and UTC times, ISO 4217 codes, 32-hex references, known enum values, text
+ * without control characters (newlines allowed in notes) within the size
+ * limits. NULL is accepted unless the field is RL_FF_REQUIRED. RL_OK or
+ * RL_EINVALID with a reason naming the field.
+ */
+int rl_model_check_value(const struct rl_table *t, const struct rl_field *f,
+			 const struct rl_value *v);
+
+/* Is this free text that the hub may merge three ways? (RL_FT_NOTE) */
+int rl_model_is_text(const struct rl_field *f);
 
 #ifdef __cplusplus
 }

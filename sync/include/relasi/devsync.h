@@ -1,0 +1,45 @@
+/*
+ * relasi/devsync.h — the device's side of a sync session over any rl_conn
+ * (TLS in production, an in-memory pipe in tests): HELLO, push the outbox
+ * in batches, pull everything past the cursor and apply it, BYE.
+ *
+ * Guarantees (sync/PROTOCOL.md): a batch is numbered and frozen in the store
+ * before it is sent, so after a cut or a crash the next session resends the
+ * very same batch and the hub answers it from its record; acknowledged
+ * changes leave the outbox and record their hub version as the field's base;
+ * refused ones stay, state 'refused', with the hub's reason. Pulled changes
+ * are applied without being captured; a field with a local edit that is not
+ * yet pushed keeps the local value (the hub will merge it).
+ */
+#ifndef RELASI_DEVSYNC_H
+#define RELASI_DEVSYNC_H
+
+#include "relasi/conn.h"
+#include "relasi/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rl_sync_stats {
+	long batches, pushed, applied, same, merged, conflicts, refused, pulled;
+	long long cursor;
+};
+
+/* Called with a short status ("pushing 1200/5000") on a terminal; may be NULL. */
+typedef void (*rl_sync_progress)(void *ctx, const char *status);
+
+/*
+ * Run one session on an open connection. Errors: RL_EAUTH / RL_EINVALID
+ * (the hub refused us: revoked, clock — the message quotes the hub),
+ * RL_EPROTO (the hub broke the protocol), connection errors, RL_ESTORE.
+ * Everything committed before an error stays committed; the next session
+ * carries on.
+ */
+int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
+		    rl_sync_progress progress, void *progress_ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,633 @@
+/*
+ * devsync.c — the device's sync session (see relasi/devsync.h and
+ * sync/PROTOCOL.md).
+ */
+#include "relasi/devsync.h"
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/merge.h"
+#include "relasi/model.h"
+#include "relasi/valid.h"
+#include "relasi/wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PULL_LIMIT 1000
+
+static int meta_int(rl_store *s, const char *key, long long *out)
+{
+	char *v = NULL;
+	int error = rl_store_meta_get(s, key, &v);
+	*out = v ? strtoll(v, NULL, 10) : 0;
+	free(v);
+	return error;
+}
+
+static int meta_set_int(rl_store *s, const char *key, long long v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", v);
+	return rl_store_meta_set(s, key, buf);
+}
+
+/* Send a request and read its answer; an ERROR frame becomes an error with
+ * the hub's own words. */
+static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
+{
+	int got, error;
+
+	*resp = NULL;
+	if ((error = rl_wire_write(c, type, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS)) < 0 ||
+	    (error = rl_wire_read(c, RL_MAX_FRAME, RL_READ_TIMEOUT_MS, &got, resp)) < 0)
+		return error;
+	if (got == RL_FRAME_ERROR) {
+		const char *code = json_string_value(json_object_get(*resp, "code"));
+		const char *msg = json_string_value(json_object_get(*resp, "message"));
+		error = rl_error_set(code && (strcmp(code, "auth") == 0 || strcmp(code, "token") == 0)
+				     ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_EINVALID
+				     : RL_EPROTO, "the hub refused: %s (%s)", msg ? msg : "no reason",
+				     code ? code : "?");
+		json_decref(*resp);
+		*resp = NULL;
+		return error;
+	}
+	if (got != want) {
+		json_decref(*resp);
+		*resp = NULL;
+		return rl_error_set(RL_EPROTO, "the hub answered '%c' where '%c' was expected", got, want);
+	}
+	return RL_OK;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int col)
+{
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER: return json_integer(sqlite3_column_int64(st, col));
+	case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, col));
+	case SQLITE_NULL: return json_null();
+	default: return json_string((const char *)sqlite3_column_text(st, col));
+	}
+}
+
+/* ---- push ---------------------------------------------------------------------- */
+
+/* Freeze the next batch: pending changes in order, whole records only,
+ * within the count and size limits. Returns its number in *batch (0: none). */
+static int freeze_batch(rl_store *s, long long *batch)
+{
+	sqlite3_stmt *st, *mark;
+	long long next, count = 0, bytes = 0, run_count = 0, run_bytes = 0;
+	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
+	long long *run = NULL;
+	size_t runcap = 64, i;
+	int error, rc;
+
+	*batch = 0;
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = meta_int(s, "next_batch", &next)) < 0)
+		goto fail;
+	if (next < 1)
+		next = 1;
+	if (!(run = malloc(runcap * sizeof(*run)))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, length(CAST(value AS BLOB)) "
+				      "FROM rl_outbox WHERE state = 'pending' ORDER BY seq", &st)) < 0 ||
+	    (error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'sent', batch = ?2 "
+				      "WHERE seq = ?1", &mark)) < 0)
+		goto fail;
+	/* Collect runs of one record; add a run only if it fits whole. */
+	for (;;) {
+		const char *tbl = NULL, *row = NULL;
+		int flush;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			tbl = (const char *)sqlite3_column_text(st, 1);
+			row = (const char *)sqlite3_column_text(st, 2);
+		}
+		flush = rc != SQLITE_ROW || strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0;
+		if (flush && run_count) {
+			if (count && (count + run_count > RL_MAX_BATCH_CHANGES ||
+				      bytes + run_bytes > RL_MAX_BATCH_BYTES))
+				break;
+			for (i = 0; i < (size_t)run_count; i++) {
+				sqlite3_bind_int64(mark, 1, run[i]);
+				sqlite3_bind_int64(mark, 2, next);
+				if (sqlite3_step(mark) != SQLITE_DONE) {
+					sqlite3_reset(mark);
+					sqlite3_reset(st);
+					error = rl_store_error(s, "freezing a batch");
+					goto fail;
+				}
+				sqlite3_reset(mark);
+			}
+			count += run_count;
+			bytes += run_bytes;
+			run_count = run_bytes = 0;
+		}
+		if (rc != SQLITE_ROW)
+			break;
+		if ((size_t)run_count == runcap) {
+			long long *nr = realloc(run, runcap * 2 * sizeof(*run));
+			if (!nr) {
+				sqlite3_reset(st);
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+				goto fail;
+			}
+			run = nr;
+			runcap *= 2;
+		}
+		run[run_count++] = sqlite3_column_int64(st, 0);
+		run_bytes += sqlite3_column_int64(st, 3) + 128;
+		snprintf(last_tbl, sizeof(last_tbl), "%s", tbl);
+		snprintf(last_row, sizeof(last_row), "%s", row);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		error = rl_store_error(s, "reading the outbox");
+		goto fail;
+	}
+	if (count && (error = meta_set_int(s, "next_batch", next + 1)) < 0)
+		goto fail;
+	if ((error = rl_store_commit(s)) < 0)
+		goto fail;
+	free(run);
+	*batch = count ? next : 0;
+	return RL_OK;
+fail:
+	free(run);
+	rl_store_rollback(s);
+	return error;
+}
+
+/* The batch waiting for an answer from an earlier session, if any. */
+static int sent_batch(rl_store *s, long long *batch)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	*batch = 0;
+	if ((error = rl_store_prepare(s, "SELECT min(batch) FROM rl_outbox WHERE state = 'sent'",
+				      &st)) < 0)
+		return error;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*batch = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_stats *stats)
+{
+	json_t *changes = json_array(), *req = NULL, *resp = NULL, *results;
+	long long cursor, *seqs = NULL;
+	size_t n = 0, cap = 256, i;
+	sqlite3_stmt *st;
+	int error, rc;
+	char now[21];
+
+	if (!changes || !(seqs = malloc(cap * sizeof(*seqs)))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
+	    (error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, coalesce(base, 0), hlc "
+				      "FROM rl_outbox WHERE state = 'sent' AND batch = ?1 ORDER BY seq",
+				      &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_int64(st, 1, batch);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}",
+				      "t", (const char *)sqlite3_column_text(st, 1),
+				      "r", (const char *)sqlite3_column_text(st, 2),
+				      "f", (const char *)sqlite3_column_text(st, 3),
+				      "v", column_json(st, 4),
+				      "b", (json_int_t)sqlite3_column_int64(st, 5),
+				      "h", (json_int_t)sqlite3_column_int64(st, 6));
+		if (n == cap) {
+			long long *ns = realloc(seqs, cap * 2 * sizeof(*seqs));
+			if (!ns) {
+				json_decref(o);
+				o = NULL;
+			} else {
+				seqs = ns;
+				cap *= 2;
+			}
+		}
+		if (!o || json_array_append_new(changes, o) < 0) {
+			sqlite3_reset(st);
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		seqs[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(s, "reading a batch");
+		goto cleanup;
+	}
+	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)batch,
+			      "cursor", (json_int_t)cursor, "changes", changes))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = exchange(c, RL_FRAME_PUSH, req, RL_FRAME_PUSHED, &resp)) < 0)
+		goto cleanup;
+	results = json_object_get(resp, "results");
+	if (json_integer_value(json_object_get(resp, "batch")) != batch || !json_is_array(results) ||
+	    json_array_size(results) != n) {
+		error = rl_error_set(RL_EPROTO, "the hub's answer does not match batch %lld", batch);
+		goto cleanup;
+	}
+
+	/* Record the answer: one transaction for the whole batch. */
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	for (i = 0; i < n; i++) {
+		json_t *r = json_array_get(results, i);
+		const char *status = json_string_value(json_object_get(r, "s"));
+		const char *reason = json_string_value(json_object_get(r, "reason"));
+		json_t *jv = json_object_get(r, "v");
+		long long version = json_is_integer(jv) ? json_integer_value(jv) : 0;
+		if (!status) {
+			error = rl_error_set(RL_EPROTO, "a result without a status");
+			break;
+		}
+		if (strcmp(status, "refused") == 0) {
+			if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'refused', "
+						      "reason = ?2 WHERE seq = ?1", &st)) < 0)
+				break;
+			sqlite3_bind_int64(st, 1, seqs[i]);
+			sqlite3_bind_text(st, 2, reason ? reason : "refused by the hub", -1, SQLITE_TRANSIENT);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+			stats->refused++;
+		} else {
+			if (strcmp(status, "conflict") == 0) {
+				if ((error = rl_store_prepare(s,
+				     "INSERT INTO rl_conflicts(tbl, row_id, field, value, version, reason, at) "
+				     "SELECT tbl, row_id, field, value, ?2, ?3, ?4 FROM rl_outbox "
+				     "WHERE seq = ?1", &st)) < 0)
+					break;
+				sqlite3_bind_int64(st, 1, seqs[i]);
+				sqlite3_bind_int64(st, 2, version);
+				sqlite3_bind_text(st, 3, reason, -1, SQLITE_TRANSIENT);
+				sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+				rc = sqlite3_step(st);
+				sqlite3_reset(st);
+				if (rc != SQLITE_DONE) {
+					error = rl_store_error(s, "recording a conflict");
+					break;
+				}
+				stats->conflicts++;
+			} else if (strcmp(status, "applied") == 0) {
+				stats->applied++;
+			} else if (strcmp(status, "merged") == 0) {
+				stats->merged++;
+			} else {
+				stats->same++;
+			}
+			if (version > 0) {
+				if ((error = rl_store_prepare(s,
+				     "INSERT INTO rl_base(tbl, row_id, field, version) "
+				     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
+				     "ON CONFLICT(tbl, row_id, field) DO UPDATE SET "
+				     "version = max(version, excluded.version)", &st)) < 0)
+					break;
+				sqlite3_bind_int64(st, 1, seqs[i]);
+				sqlite3_bind_int64(st, 2, version);
+				rc = sqlite3_step(st);
+				sqlite3_reset(st);
+				if (rc != SQLITE_DONE) {
+					error = rl_store_error(s, "recording a version");
+					break;
+				}
+			}
+			if ((error = rl_store_prepare(s, "DELETE FROM rl_outbox WHERE seq = ?1", &st)) < 0)
+				break;
+			sqlite3_bind_int64(st, 1, seqs[i]);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+		}
+		if (rc != SQLITE_DONE) {
+			error = rl_store_error(s, "recording the hub's answer");
+			break;
+		}
+	}
+	if (error == 0)
+		error = rl_store_commit(s);
+	if (error < 0)
+		rl_store_rollback(s);
+	stats->pushed += (long)n;
+	stats->batches++;
+cleanup:
+	json_decref(changes);
+	json_decref(req);
+	json_decref(resp);
+	free(seqs);
+	return error;
+}
+
+/* ---- pull ------------------------------------------------------------------------- */
+
+struct pulled {
+	long long seq;
+	const char *tbl, *row, *field;
+	json_t *v;
+	long long hlc;
+};
+
+static void bind_json(sqlite3_stmt *st, int idx, json_t *v)
+{
+	if (json_is_integer(v))
+		sqlite3_bind_int64(st, idx, json_integer_value(v));
+	else if (json_is_real(v))
+		sqlite3_bind_double(st, idx, json_real_value(v));
+	else if (json_is_string(v))
+		sqlite3_bind_text(st, idx, json_string_value(v), -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+static int parse_pulled(json_t *o, struct pulled *p)
+{
+	json_t *v = json_object_get(o, "v");
+
+	p->seq = json_integer_value(json_object_get(o, "s"));
+	p->tbl = json_string_value(json_object_get(o, "t"));
+	p->row = json_string_value(json_object_get(o, "r"));
+	p->field = json_string_value(json_object_get(o, "f"));
+	p->hlc = json_integer_value(json_object_get(o, "h"));
+	p->v = v;
+	if (p->seq <= 0 || !p->tbl || !p->row || !p->field || !v ||
+	    !(json_is_null(v) || json_is_number(v) || json_is_string(v)))
+		return rl_error_set(RL_EPROTO, "a pulled change is malformed");
+	{
+		const struct rl_table *t = rl_model_table(p->tbl);
+		if (!t || strcmp(t->name, p->tbl) != 0 || !rl_model_field(t, p->field) ||
+		    !rl_id_valid(p->row))
+			return rl_error_set(RL_EPROTO, "the hub sent an unknown field %.40s.%.40s",
+					    p->tbl, p->field);
+	}
+	return RL_OK;
+}
+
+static int row_exists(rl_store *s, const char *tbl, const char *row, int *exists)
+{
+	char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE id = ?1", tbl);
+	sqlite3_stmt *st;
+	int error;
+
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_store_prepare(s, sql, &st);
+	sqlite3_free(sql);
+	if (error < 0)
+		return error;
+	sqlite3_bind_text(st, 1, row, -1, SQLITE_STATIC);
+	*exists = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+static int pending_edit(rl_store *s, const struct pulled *p, int *yes)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 "
+				      "AND field = ?3 AND state IN ('pending', 'sent')", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, p->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->field, -1, SQLITE_STATIC);
+	*yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+static int set_base(rl_store *s, const struct pulled *p)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "INSERT INTO rl_base(tbl, row_id, field, version) "
+				      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, row_id, field) DO UPDATE "
+				      "SET version = max(version, excluded.version)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, p->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->field, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, p->seq);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a version");
+}
+
+static int apply_run(rl_store *s, struct pulled *ps, size_t n)
+{
+	int exists = 0, error;
+	size_t i;
+
+	if ((error = row_exists(s, ps[0].tbl, ps[0].row, &exists)) < 0)
+		return error;
+	if (!exists) {
+		sqlite3_str *q = sqlite3_str_new(rl_store_db(s));
+		sqlite3_stmt *st = NULL;
+		char *sql;
+		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(id", ps[0].tbl);
+		for (i = 0; i < n; i++)
+			sqlite3_str_appendf(q, ", \"%w\"", ps[i].field);
+		sqlite3_str_appendall(q, ") VALUES (?1");
+		for (i = 0; i < n; i++)
+			sqlite3_str_appendf(q, ", ?%d", (int)i + 2);
+		sqlite3_str_appendall(q, ")");
+		if (!(sql = sqlite3_str_finish(q)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		if (sqlite3_prepare_v2(rl_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+			sqlite3_free(sql);
+			return rl_store_error(s, "applying a new record");
+		}
+		sqlite3_free(sql);
+		sqlite3_bind_text(st, 1, ps[0].row, -1, SQLITE_STATIC);
+		for (i = 0; i < n; i++)
+			bind_json(st, (int)i + 2, ps[i].v);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			error = rl_error_set(RL_EPROTO, "cannot create %s %s from the hub: %s", ps[0].tbl,
+					     ps[0].row, sqlite3_errmsg(rl_store_db(s)));
+			sqlite3_finalize(st);
+			return error;
+		}
+		sqlite3_finalize(st);
+		for (i = 0; i < n; i++)
+			if ((error = set_base(s, &ps[i])) < 0)
+				return error;
+		return RL_OK;
+	}
+	for (i = 0; i < n; i++) {
+		int mine;
+		if ((error = pending_edit(s, &ps[i], &mine)) < 0)
+			return error;
+		if (!mine) {
+			char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2",
+						    ps[i].tbl, ps[i].field);
+			sqlite3_stmt *st;
+			if (!sql)
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			error = rl_store_prepare(s, sql, &st);
+			sqlite3_free(sql);
+			if (error < 0)
+				return error;
+			bind_json(st, 1, ps[i].v);
+			sqlite3_bind_text(st, 2, ps[i].row, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				error = rl_error_set(RL_EPROTO, "cannot apply %s.%s from the hub: %s",
+						     ps[i].tbl, ps[i].field, sqlite3_errmsg(rl_store_db(s)));
+				sqlite3_reset(st);
+				return error;
+			}
+			sqlite3_reset(st);
+		}
+		if ((error = set_base(s, &ps[i])) < 0)
+			return error;
+	}
+	return RL_OK;
+}
+
+static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
+{
+	json_t *changes = json_object_get(page, "changes");
+	json_t *jc = json_object_get(page, "cursor");
+	struct pulled *ps = NULL;
+	size_t n, i, j;
+	int error = RL_OK;
+
+	if (!json_is_array(changes) || !json_is_integer(jc) ||
+	    json_array_size(changes) > RL_MAX_PAGE_CHANGES + 64)
+		return rl_error_set(RL_EPROTO, "malformed PAGE");
+	n = json_array_size(changes);
+	if (!(ps = calloc(n ? n : 1, sizeof(*ps))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (i = 0; i < n && error == 0; i++) {
+		error = parse_pulled(json_array_get(changes, i), &ps[i]);
+		if (error == 0 && ps[i].seq <= (i ? ps[i - 1].seq : *cursor))
+			error = rl_error_set(RL_EPROTO, "the hub's page is out of order");
+	}
+	if (error < 0)
+		goto cleanup;
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	rl_store_set_capture(s, 0);
+	for (i = 0; i < n && error == 0; i = j) {
+		for (j = i + 1; j < n && strcmp(ps[j].tbl, ps[i].tbl) == 0 &&
+		     strcmp(ps[j].row, ps[i].row) == 0; j++)
+			;
+		error = apply_run(s, ps + i, j - i);
+	}
+	for (i = 0; i < n && error == 0; i++)
+		rl_hlc_receive(rl_store_hlc(s), ps[i].hlc, NULL);  /* far-future stamps are not adopted */
+	rl_store_set_capture(s, 1);
+	if (error == 0 && json_integer_value(jc) > *cursor)
+		error = meta_set_int(s, "cursor", json_integer_value(jc));
+	if (error == 0)
+		error = rl_store_commit(s);
+	if (error < 0) {
+		rl_store_rollback(s);
+		goto cleanup;
+	}
+	if (json_integer_value(jc) > *cursor)
+		*cursor = json_integer_value(jc);
+	*more = json_is_true(json_object_get(page, "more"));
+	*count += (long)n;
+cleanup:
+	free(ps);
+	return error;
+}
+
+/* ---- the session ---------------------------------------------------------------------- */
+
+int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
+		    rl_sync_progress progress, void *pctx)
+{
+	json_t *req = NULL, *resp = NULL;
+	long long batch, cursor;
+	char status[96], now[21];
+	int error, more = 1;
+
+	memset(stats, 0, sizeof(*stats));
+	req = json_pack("{s:[i], s:s, s:I}", "proto", RL_PROTO_VERSION, "client", "relasi",
+			"hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
+	if (!req)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = exchange(c, RL_FRAME_HELLO, req, RL_FRAME_WELCOME, &resp);
+	json_decref(req);
+	req = NULL;
+	if (error < 0)
+		goto cleanup;
+	if (strcmp(json_string_value(json_object_get(resp, "device")) ?
+		   json_string_value(json_object_get(resp, "device")) : "", rl_store_device_id(s)) != 0) {
+		error = rl_error_set(RL_EAUTH, "the hub knows this certificate as another device");
+		goto cleanup;
+	}
+	if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(json_object_get(resp, "hlc")), NULL) < 0) {
+		error = rl_error_set(RL_EINVALID, "clock too far off: the hub's clock is ahead of this "
+				     "device's by more than 5 minutes; set this device's clock");
+		goto cleanup;
+	}
+	json_decref(resp);
+	resp = NULL;
+
+	/* First any batch an earlier session sent without getting the answer. */
+	for (;;) {
+		if ((error = sent_batch(s, &batch)) < 0)
+			goto cleanup;
+		if (!batch && (error = freeze_batch(s, &batch)) < 0)
+			goto cleanup;
+		if (!batch)
+			break;
+		if (progress) {
+			snprintf(status, sizeof(status), "pushing batch %lld (%ld changes sent)", batch,
+				 stats->pushed);
+			progress(pctx, status);
+		}
+		if ((error = push_batch(s, c, batch, stats)) < 0)
+			goto cleanup;
+	}
+	if ((error = meta_int(s, "cursor", &cursor)) < 0)
+		goto cleanup;
+	while (more) {
+		if (!(req = json_pack("{s:I, s:i}", "cursor", (json_int_t)cursor, "limit", PULL_LIMIT))) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		error = exchange(c, RL_FRAME_PULL, req, RL_FRAME_PAGE, &resp);
+		json_decref(req);
+		req = NULL;
+		if (error < 0 || (error = apply_page(s, resp, &cursor, &more, &stats->pulled)) < 0)
+			goto cleanup;
+		json_decref(resp);
+		resp = NULL;
+		if (progress) {
+			snprintf(status, sizeof(status), "pulled %ld changes", stats->pulled);
+			progress(pctx, status);
+		}
+	}
+	stats->cursor = cursor;
+	if ((req = json_object()))
+		rl_wire_write(c, RL_FRAME_BYE, req, RL_MAX_FRAME, 2000);
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_begin(s)) == 0) {
+		if ((error = rl_store_meta_set(s, "last_sync", now)) == 0)
+			error = rl_store_commit(s);
+		else
+			rl_store_rollback(s);
+	}
+cleanup:
+	json_decref(req);
+	json_decref(resp);
+	return error;
+}
