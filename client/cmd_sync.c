@@ -1,8 +1,311 @@
 /*
- * cmd_sync.c — talking to the hub: enroll, sync, conflicts.
+ * cmd_sync.c — the only commands that talk to the hub: enroll (once per
+ * device), sync, and the conflicts that touch this device's own edits.
+ *
+ * Files beside the store: hub-ca.crt (the hub's server CA, pinned by the
+ * fingerprint in the enrolment token), device.key (this device's private
+ * key, 0600, never leaves the device), device.crt (signed by the hub).
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "relasi/conn.h"
+#include "relasi/devsync.h"
+#include "relasi/limits.h"
+#include "relasi/pki.h"
+#include "relasi/token.h"
+#include "relasi/valid.h"
+#include "relasi/wire.h"
+
+#define CONNECT_TIMEOUT_MS 15000
+
+static int home_file(struct cli_ctx *ctx, const char *name, char *buf, size_t len)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", ctx->home, name) >= len)
+		return rl_error_set(RL_EINVALID, "path too long");
+	return RL_OK;
+}
+
+/* Records made before enrolment carry the local user id; the hub's id for
+ * this user replaces it (as ordinary, captured edits). */
+static int adopt_user(struct cli_ctx *ctx, const char *new_user)
+{
+	static const char *const owned[][2] = {
+		{ "accounts", "owner_id" }, { "contacts", "owner_id" }, { "deals", "owner_id" },
+		{ "tasks", "owner_id" }, { "activities", "user_id" }, { "deal_stage_events", "user_id" }
+	};
+	char old[RL_ID_BUFSZ];
+	size_t i;
+	int error;
+
+	snprintf(old, sizeof(old), "%s", rl_store_user_id(ctx->store));
+	if (strcmp(old, new_user) == 0)
+		return RL_OK;
+	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
+		char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE \"%w\" = ?2",
+					    owned[i][0], owned[i][1], owned[i][1]);
+		sqlite3_stmt *st;
+		if (!sql)
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		error = rl_store_prepare(ctx->store, sql, &st);
+		sqlite3_free(sql);
+		if (error < 0)
+			return error;
+		sqlite3_bind_text(st, 1, new_user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, old, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_reset(st);
+			return rl_store_error(ctx->store, "re-owning records");
+		}
+		sqlite3_reset(st);
+	}
+	return rl_store_set_identity(ctx->store, rl_store_device_id(ctx->store), new_user);
+}
+
+struct enrolled {
+	json_t *resp;
+	const struct rl_token *tok;
+};
+
+static int save_enrolment(struct cli_ctx *ctx, void *arg)
+{
+	struct enrolled *e = arg;
+	const char *user = json_string_value(json_object_get(e->resp, "user"));
+	const char *name = json_string_value(json_object_get(e->resp, "name"));
+	char port[16];
+	int error;
+
+	snprintf(port, sizeof(port), "%d", e->tok->port);
+	if ((error = rl_store_meta_set(ctx->store, "hub_host", e->tok->host)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "hub_port", port)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "hub_server_name", e->tok->server_name)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "hub_ca_fingerprint", e->tok->fingerprint)) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "role",
+				       json_string_value(json_object_get(e->resp, "role")))) < 0 ||
+	    (error = rl_store_meta_set(ctx->store, "login",
+				       json_string_value(json_object_get(e->resp, "login")))) < 0)
+		return error;
+	if (name && (error = rl_store_meta_set(ctx->store, "rep_name", name)) < 0)
+		return error;
+	return adopt_user(ctx, user);
+}
+
+static int new_store(struct cli_ctx *ctx)
+{
+	char dev[RL_ID_BUFSZ], user[RL_ID_BUFSZ];
+	int error;
+
+	if (mkdir(ctx->home, 0700) != 0 && errno != EEXIST)
+		return rl_error_set(RL_EIO, "cannot create '%s': %s", ctx->home, strerror(errno));
+	if ((error = rl_store_open(&ctx->store, ctx->store_path, RL_STORE_CREATE)) < 0 ||
+	    (error = rl_store_begin(ctx->store)) < 0)
+		return error;
+	if ((error = rl_store_new_id(ctx->store, dev)) < 0 ||
+	    (error = rl_store_new_id(ctx->store, user)) < 0 ||
+	    (error = rl_store_set_identity(ctx->store, dev, user)) < 0) {
+		rl_store_rollback(ctx->store);
+		return error;
+	}
+	return rl_store_commit(ctx->store);
+}
+
+static int cmd_enroll(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct rl_token tok;
+	struct rl_tls_client_opts o;
+	struct enrolled e = { NULL, &tok };
+	char ca[4096], key[4096], crt[4096], *csr = NULL, *hub = NULL;
+	json_t *req = NULL;
+	rl_conn *c = NULL;
+	struct stat sb;
+	int error, type;
+
+	if ((error = rl_token_decode(a->pos[0], &tok)) < 0)
+		return error;
+	if (stat(ctx->store_path, &sb) == 0) {
+		if ((error = rl_store_open(&ctx->store, ctx->store_path, 0)) < 0 ||
+		    (error = rl_store_meta_get(ctx->store, "hub_host", &hub)) < 0)
+			goto cleanup;
+		if (hub) {
+			error = rl_error_set(RL_EINVALID, "this device is already enrolled with the hub "
+					     "at %s", hub);
+			goto cleanup;
+		}
+	} else if ((error = new_store(ctx)) < 0) {
+		goto cleanup;
+	}
+	if ((error = home_file(ctx, "hub-ca.crt", ca, sizeof(ca))) < 0 ||
+	    (error = home_file(ctx, "device.key", key, sizeof(key))) < 0 ||
+	    (error = home_file(ctx, "device.crt", crt, sizeof(crt))) < 0 ||
+	    (error = rl_pki_write_file(ca, tok.ca_pem, 0644, 1)) < 0)
+		goto cleanup;
+	if (stat(key, &sb) != 0 && (error = rl_pki_key_generate(key)) < 0)
+		goto cleanup;
+	if ((error = rl_pki_csr_create(key, rl_store_device_id(ctx->store), &csr)) < 0)
+		goto cleanup;
+	memset(&o, 0, sizeof(o));
+	o.host = tok.host;
+	o.port = tok.port;
+	o.server_name = tok.server_name;
+	o.ca_path = ca;
+	o.ca_fingerprint = tok.fingerprint;
+	o.timeout_ms = CONNECT_TIMEOUT_MS;
+	if ((error = rl_tls_connect_anonymous(&c, &o)) < 0) {
+		rl_error_prefix("cannot reach the hub at %s:%d", tok.host, tok.port);
+		goto cleanup;
+	}
+	req = json_pack("{s:s, s:s, s:s}", "token", a->pos[0], "csr", csr, "name",
+			cli_get(a, "name") ? cli_get(a, "name") : "relasi device");
+	if (!req) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = rl_wire_write(c, RL_FRAME_ENROLL, req, RL_MAX_FRAME_PREAUTH,
+				   RL_READ_TIMEOUT_MS)) < 0 ||
+	    (error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH * 4, RL_READ_TIMEOUT_MS, &type, &e.resp)) < 0)
+		goto cleanup;
+	if (type != RL_FRAME_ENROLLED) {
+		const char *msg = json_string_value(json_object_get(e.resp, "message"));
+		error = rl_error_set(RL_EAUTH, "the hub refused the enrolment: %s",
+				     msg ? msg : "no reason given");
+		goto cleanup;
+	}
+	if (!json_is_string(json_object_get(e.resp, "cert")) ||
+	    !rl_id_valid(json_string_value(json_object_get(e.resp, "user"))) ||
+	    strcmp(json_string_value(json_object_get(e.resp, "device")) ?
+		   json_string_value(json_object_get(e.resp, "device")) : "",
+		   rl_store_device_id(ctx->store)) != 0) {
+		error = rl_error_set(RL_EPROTO, "the hub's enrolment answer is malformed");
+		goto cleanup;
+	}
+	if ((error = rl_pki_write_file(crt, json_string_value(json_object_get(e.resp, "cert")), 0644,
+				       1)) < 0 ||
+	    (error = cli_write(ctx, save_enrolment, &e)) < 0)
+		goto cleanup;
+	if (ctx->json)
+		error = cli_print_json(json_pack("{s:s, s:O, s:O, s:O, s:s, s:i}",
+			"device", rl_store_device_id(ctx->store), "user", json_object_get(e.resp, "user"),
+			"login", json_object_get(e.resp, "login"), "role", json_object_get(e.resp, "role"),
+			"hub", tok.host, "port", tok.port));
+	else
+		printf("enrolled device %s as %s (%s) with the hub at %s:%d\n",
+		       rl_store_device_id(ctx->store), json_string_value(json_object_get(e.resp, "login")),
+		       json_string_value(json_object_get(e.resp, "role")), tok.host, tok.port);
+cleanup:
+	rl_conn_close(c);
+	json_decref(req);
+	json_decref(e.resp);
+	free(csr);
+	free(hub);
+	rl_token_clear(&tok);
+	return error;
+}
+
+static void show_progress(void *ctx, const char *status)
+{
+	(void)ctx;
+	fprintf(stderr, "\r%-60s", status);
+}
+
+static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct rl_tls_client_opts o;
+	struct rl_sync_stats st;
+	char *host = NULL, *port = NULL, *name = NULL, *fp = NULL;
+	char ca[4096], key[4096], crt[4096];
+	rl_conn *c = NULL;
+	int error, tty = isatty(STDERR_FILENO) && !ctx->json;
+
+	if ((error = rl_store_meta_get(ctx->store, "hub_host", &host)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "hub_port", &port)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "hub_server_name", &name)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "hub_ca_fingerprint", &fp)) < 0)
+		goto cleanup;
+	if (!host || !port || !name) {
+		error = rl_error_set(RL_EINVALID, "this device is not enrolled: run 'relasi enroll TOKEN' "
+				     "with the token from your hub admin");
+		goto cleanup;
+	}
+	if ((error = home_file(ctx, "hub-ca.crt", ca, sizeof(ca))) < 0 ||
+	    (error = home_file(ctx, "device.key", key, sizeof(key))) < 0 ||
+	    (error = home_file(ctx, "device.crt", crt, sizeof(crt))) < 0)
+		goto cleanup;
+	memset(&o, 0, sizeof(o));
+	o.host = host;
+	o.port = (int)strtol(port, NULL, 10);
+	o.server_name = name;
+	o.ca_path = ca;
+	o.ca_fingerprint = fp;
+	o.cert_path = crt;
+	o.key_path = key;
+	o.timeout_ms = CONNECT_TIMEOUT_MS;
+	if (tty)
+		show_progress(NULL, "connecting…");
+	if ((error = rl_tls_connect(&c, &o)) < 0) {
+		if (error == RL_EAUTH)
+			rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
+					"certificate mismatch)", host, port);
+		else
+			rl_error_prefix("cannot reach the hub at %s:%s", host, port);
+		goto cleanup;
+	}
+	error = rl_sync_session(ctx->store, c, &st, tty ? show_progress : NULL, NULL);
+	if (tty)
+		fprintf(stderr, "\r%-60s\r", "");
+	if (error < 0)
+		goto cleanup;
+	if (ctx->json)
+		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,
+			"same", (json_int_t)st.same, "merged", (json_int_t)st.merged,
+			"conflicts", (json_int_t)st.conflicts, "refused", (json_int_t)st.refused,
+			"pulled", (json_int_t)st.pulled, "cursor", (json_int_t)st.cursor));
+	else
+		printf("synced: pushed %ld (applied %ld, unchanged %ld, merged %ld, conflicts %ld, "
+		       "refused %ld), pulled %ld\n", st.pushed, st.applied, st.same, st.merged,
+		       st.conflicts, st.refused, st.pulled);
+cleanup:
+	rl_conn_close(c);
+	free(host);
+	free(port);
+	free(name);
+	free(fp);
+	return error;
+}
+
+static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "when", "record", "field", "you sent", "hub said" };
+	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL,
+		"none of your edits is in conflict" };
+	sqlite3_stmt *st;
+	int error;
+
+	/* The admin's decision arrives as an ordinary change on a later sync. */
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT at, tbl || ' ' || substr(row_id, 1, 12) AS record, field, value, reason, "
+	     "tbl, row_id, version FROM rl_conflicts ORDER BY id DESC", &st)) < 0)
+		return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
+}
+
+static const struct cli_opt enroll_opts[] = {
+	{ "name", 1, "NAME", "a name for this device, shown to the admin", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
 const struct cli_cmd cli_cmds_sync[] = {
+	{ "enroll", cmd_enroll, "TOKEN", "join a hub with the one-time token from its admin",
+	  enroll_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "sync", cmd_sync, "", "push this device's changes to the hub and pull everyone's",
+	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	{ "conflicts", cmd_conflicts, "", "your edits that met another edit at the hub (read-only)",
+	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
 };

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang \
 libsqlite3-dev sqlite3 libjansson-dev libcsv-dev \
-libmbedtls-dev libgit2-dev \
+libmbedtls-dev libgit2-dev libutf8proc-dev \
 python3 openssl"
 
 missing=""

@@ -3,7 +3,7 @@ stages, visits, today, the customer story, search, nearby and the pipeline —
 all through the real binary on a temporary store."""
 import os
 
-from relasi_test import Store, check, eq, main
+from relasi_test import SCHEMA_LATEST, Store, check, eq, main
 
 NOW = "2026-11-23T02:00:00Z"   # 09:00 in Jakarta (UTC+7)
 
@@ -33,7 +33,7 @@ def test_init():
     st = s.js("status")
     eq(st["pending"], 0, "a new store has nothing pending")
     eq(st["last_sync"], None, "never synced")
-    eq(st["schema"], 3, "schema version")
+    eq(st["schema"], SCHEMA_LATEST, "schema version")
     s.fails(2, "init")  # a second store without --name is a usage error
     s.cleanup()
 

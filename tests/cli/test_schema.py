@@ -4,7 +4,7 @@ the file exactly as it was."""
 import os
 import sqlite3
 
-from relasi_test import SOURCE_DIR, Store, check, eq, main
+from relasi_test import SCHEMA_LATEST, SOURCE_DIR, Store, check, eq, main
 
 APP_ID = 0x524C5331
 DEVICE = "0123456789abcdef0123456789abcdef"
@@ -36,9 +36,9 @@ def test_upgrade_from_v1():
     s = Store(init=False)
     make_v1_store(s)
     st = s.js("status")
-    eq(st["schema"], 3, "upgraded to the latest version")
+    eq(st["schema"], SCHEMA_LATEST, "upgraded to the latest version")
     eq(st["device_id"], DEVICE, "identity kept")
-    eq(s.query("PRAGMA user_version"), [(3,)], "user_version updated")
+    eq(s.query("PRAGMA user_version"), [(SCHEMA_LATEST,)], "user_version updated")
     eq(s.query("SELECT name, city FROM accounts"), [("Toko Lama", "Padang")], "data kept")
     check(s.query("SELECT 1 FROM sqlite_master WHERE name = 'deal_stage_events'"),
           "the new table exists")

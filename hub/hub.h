@@ -1,0 +1,92 @@
+/*
+ * hub.h — the hub's core, shared by the server loop (server.c), the admin
+ * commands (admin.c) and, later, offline bundles: opening the hub's store,
+ * applying a device's batch with the merge rules, serving pulls, enrolment,
+ * users and tokens, conflicts and duplicate candidates.
+ *
+ * All functions take an rl_store opened with RL_STORE_HUB (one per thread:
+ * SQLite connections are not shared between threads). Writes run in their
+ * own BEGIN IMMEDIATE transaction; the store's synchronous=FULL makes every
+ * commit durable before the caller acknowledges it.
+ */
+#ifndef RELASI_HUB_H
+#define RELASI_HUB_H
+
+#include <jansson.h>
+
+#include "relasi/id.h"
+#include "relasi/merge.h"
+#include "relasi/store.h"
+
+/* The authenticated peer of a session, from its certificate. */
+struct hub_peer {
+	char device[RL_ID_BUFSZ];
+	char user[RL_ID_BUFSZ];
+	char role[16];            /* rep, manager, marketing, admin */
+};
+
+/* Figures of one session, for the hub's one-line log. */
+struct hub_stats {
+	long pushed, applied, same, merged, conflicts, refused, pulled;
+};
+
+/* Files of a hub directory. */
+#define HUB_DB          "hub.db"
+#define HUB_CONF        "hub.json"
+#define HUB_SERVER_CA   "server-ca.crt"
+#define HUB_SERVER_CAKEY "server-ca.key"
+#define HUB_DEVICE_CA   "device-ca.crt"
+#define HUB_DEVICE_CAKEY "device-ca.key"
+#define HUB_SERVER_CRT  "server.crt"
+#define HUB_SERVER_KEY  "server.key"
+
+/* dir/name into buf (RL_EINVALID if it does not fit). */
+int hub_path(char *buf, size_t len, const char *dir, const char *name);
+
+/* Open DIR/hub.db (must exist unless create). */
+int hub_store_open(rl_store **out, const char *dir, int create);
+
+/* Device lookup for the TLS peer check: RL_OK and *peer when the device with
+ * certificate CN cn and this fingerprint is enrolled and not revoked;
+ * RL_EAUTH with the reason otherwise. */
+int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
+		      struct hub_peer *peer);
+
+/* PUSH -> PUSHED (see sync/PROTOCOL.md). *resp is a new reference.
+ * RL_EPROTO for a malformed batch; refused changes are results, not errors. */
+int hub_push(rl_store *s, const struct hub_peer *peer, json_t *push, json_t **resp,
+	     struct hub_stats *stats);
+
+/* PULL -> PAGE. */
+int hub_pull(rl_store *s, const struct hub_peer *peer, json_t *pull, json_t **page,
+	     struct hub_stats *stats);
+
+/* ENROLL -> ENROLLED: checks the one-time token, signs the CSR with the
+ * device CA of dir, records the device. RL_EAUTH for a bad, used or expired
+ * token (the message says which). */
+int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp);
+
+/* Admin: create a user (a synced users row) and return its id. */
+int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
+		 char id[RL_ID_BUFSZ]);
+
+/* Admin: a one-time enrolment token for user login, valid ttl seconds.
+ * *token is malloc'd: "rl1." + base64url(JSON{a: address, n: server name,
+ * f: CA fingerprint, c: CA certificate (DER, base64), i: token id, s: secret}). */
+int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, char **token);
+
+/* Admin: revoke a device (by id prefix). */
+int hub_device_revoke(rl_store *s, const char *device_ref, char id[RL_ID_BUFSZ]);
+
+/* Admin: resolve conflict id: mode "keep" (the hub's value before the
+ * conflict), "take" (the incoming value) or "value" (the given text, parsed
+ * like a typed value). The decision is a normal change with its own seq. */
+int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
+			 long long *seq);
+
+/* Write one field as the hub itself (admin actions, resolutions):
+ * updates the table, logs it with the next seq. */
+int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *field,
+		    const struct rl_value *v, const char *kind, long long *seq);
+
+#endif

@@ -1,0 +1,1179 @@
+/*
+ * hubstore.c — the hub's side of sync: applying a device's batch field by
+ * field with the merge rules (sync/src/merge.c), the role policy, conflicts,
+ * edit-against-delete, duplicate candidates, idempotent batches, and pulls.
+ *
+ * Table and field names arrive from the network: they are checked against
+ * the model (relasi/model.h) before any SQL is built from them, and the SQL
+ * quotes them (%w) all the same. Values are checked by rl_model_check_value.
+ */
+#include "hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <utf8proc.h>
+
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/merge.h"
+#include "relasi/record.h"
+#include "relasi/model.h"
+#include "relasi/valid.h"
+
+int hub_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+		return rl_error_set(RL_EINVALID, "path too long: %s/%s", dir, name);
+	return RL_OK;
+}
+
+int hub_store_open(rl_store **out, const char *dir, int create)
+{
+	char path[4096];
+	int error;
+
+	if ((error = hub_path(path, sizeof(path), dir, HUB_DB)) < 0)
+		return error;
+	return rl_store_open(out, path, RL_STORE_HUB | (create ? RL_STORE_CREATE : 0));
+}
+
+static void now_iso(rl_store *s, char out[21])
+{
+	rl_time_format_utc(out, rl_store_now_ms(s) / 1000);
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+static int value_from_json(json_t *j, struct rl_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (!j || json_is_null(j)) {
+		v->type = RL_V_NULL;
+	} else if (json_is_integer(j)) {
+		v->type = RL_V_INT;
+		v->i = json_integer_value(j);
+	} else if (json_is_real(j)) {
+		v->type = RL_V_REAL;
+		v->d = json_real_value(j);
+	} else if (json_is_string(j)) {
+		v->type = RL_V_TEXT;
+		v->s = json_string_value(j);
+		if (strlen(v->s) != json_string_length(j))
+			return rl_error_set(RL_EPROTO, "a value holds a NUL byte");
+	} else {
+		return rl_error_set(RL_EPROTO, "a value must be null, a number or a string");
+	}
+	return RL_OK;
+}
+
+static json_t *value_to_json(const struct rl_value *v)
+{
+	switch (v->type) {
+	case RL_V_INT: return json_integer(v->i);
+	case RL_V_REAL: return json_real(v->d);
+	case RL_V_TEXT: return json_string(v->s);
+	default: return json_null();
+	}
+}
+
+/* A column of a stepped statement as a value; text points into SQLite's
+ * buffer (valid until the statement moves). */
+static void value_from_column(sqlite3_stmt *st, int col, struct rl_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER: v->type = RL_V_INT; v->i = sqlite3_column_int64(st, col); break;
+	case SQLITE_FLOAT: v->type = RL_V_REAL; v->d = sqlite3_column_double(st, col); break;
+	case SQLITE_NULL: v->type = RL_V_NULL; break;
+	default: v->type = RL_V_TEXT; v->s = (const char *)sqlite3_column_text(st, col); break;
+	}
+}
+
+static void bind_value(sqlite3_stmt *st, int idx, const struct rl_value *v)
+{
+	switch (v->type) {
+	case RL_V_INT: sqlite3_bind_int64(st, idx, v->i); break;
+	case RL_V_REAL: sqlite3_bind_double(st, idx, v->d); break;
+	case RL_V_TEXT: sqlite3_bind_text(st, idx, v->s, -1, SQLITE_TRANSIENT); break;
+	default: sqlite3_bind_null(st, idx); break;
+	}
+}
+
+/* An owned copy of a value (text duplicated). */
+struct owned_value {
+	struct rl_value v;
+	char *text;
+};
+
+static int own_value(struct owned_value *o, const struct rl_value *v)
+{
+	o->v = *v;
+	o->text = NULL;
+	if (v->type == RL_V_TEXT) {
+		if (!(o->text = strdup(v->s)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		o->v.s = o->text;
+	}
+	return RL_OK;
+}
+
+static void free_owned(struct owned_value *o)
+{
+	free(o->text);
+	o->text = NULL;
+}
+
+/* ---- the log ----------------------------------------------------------------- */
+
+static int log_field(rl_store *s, const char *tbl, const char *row, const char *field,
+		     const struct rl_value *v, int64_t hlc, const char *device, const char *user,
+		     const char *kind, long long *seq)
+{
+	sqlite3_stmt *st;
+	char at[21];
+	int error;
+
+	now_iso(s, at);
+	if ((error = rl_store_prepare(s,
+	     "INSERT INTO hub_log(tbl, row_id, field, value, hlc, device, user_id, at, kind) "
+	     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	bind_value(st, 4, v);
+	sqlite3_bind_int64(st, 5, hlc);
+	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
+	if (user)
+		sqlite3_bind_text(st, 7, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, kind, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return rl_store_error(s, "writing the hub log");
+	}
+	sqlite3_reset(st);
+	*seq = sqlite3_last_insert_rowid(rl_store_db(s));
+	if ((error = rl_store_prepare(s,
+	     "INSERT INTO hub_fields(tbl, row_id, field, version, hlc, device) "
+	     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tbl, row_id, field) DO UPDATE SET "
+	     "version = excluded.version, hlc = excluded.hlc, device = excluded.device", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, *seq);
+	sqlite3_bind_int64(st, 5, hlc);
+	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return rl_store_error(s, "writing field versions");
+	}
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+/* UPDATE tbl SET field = v WHERE id = row (names already checked). */
+static int set_field(rl_store *s, const char *tbl, const char *row, const char *field,
+		     const struct rl_value *v)
+{
+	char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2", tbl, field);
+	sqlite3_stmt *st;
+	int error;
+
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_store_prepare(s, sql, &st);
+	sqlite3_free(sql);
+	if (error < 0)
+		return error;
+	bind_value(st, 1, v);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		error = rl_error_set(RL_EINVALID, "%s.%s: %s", tbl, field,
+				     sqlite3_errmsg(rl_store_db(s)));
+		sqlite3_reset(st);
+		return error;
+	}
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *field,
+		    const struct rl_value *v, const char *kind, long long *seq)
+{
+	int error;
+
+	if ((error = set_field(s, tbl, row, field, v)) < 0)
+		return error;
+	return log_field(s, tbl, row, field, v, rl_hlc_now(rl_store_hlc(s)), "hub", NULL, kind, seq);
+}
+
+/* ---- rows ---------------------------------------------------------------------- */
+
+/* Load a whole row: *found, and (if found) the statement positioned on it.
+ * The caller resets the statement. */
+static int load_row(rl_store *s, const struct rl_table *t, const char *row, sqlite3_stmt **out,
+		    int *found)
+{
+	char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" WHERE id = ?1", t->name);
+	int error, rc;
+
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_store_prepare(s, sql, out);
+	sqlite3_free(sql);
+	if (error < 0)
+		return error;
+	sqlite3_bind_text(*out, 1, row, -1, SQLITE_STATIC);
+	rc = sqlite3_step(*out);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sqlite3_reset(*out);
+		return rl_store_error(s, "reading a record");
+	}
+	*found = rc == SQLITE_ROW;
+	return RL_OK;
+}
+
+static int column_index(sqlite3_stmt *st, const char *name)
+{
+	int i, n = sqlite3_column_count(st);
+	for (i = 0; i < n; i++)
+		if (strcmp(sqlite3_column_name(st, i), name) == 0)
+			return i;
+	return -1;
+}
+
+/* The owner of a row: owner_id, else user_id, else "" (NULL-safe copy). */
+static void row_owner(sqlite3_stmt *row, char out[RL_ID_BUFSZ])
+{
+	int c = column_index(row, "owner_id");
+	const char *v;
+
+	if (c < 0)
+		c = column_index(row, "user_id");
+	v = c >= 0 ? (const char *)sqlite3_column_text(row, c) : NULL;
+	snprintf(out, RL_ID_BUFSZ, "%s", v ? v : "");
+}
+
+/* ---- policy -------------------------------------------------------------------- */
+
+/*
+ * Who may change what (README, "Roles"). Returns NULL when allowed, else the
+ * reason. owner is the row's current owner ("" for a new row), new_owner the
+ * owner a create or an owner change asks for.
+ */
+static const char *policy(const struct hub_peer *p, const char *tbl, int creating,
+			  const char *owner, const char *field, const struct rl_value *v)
+{
+	int admin = strcmp(p->role, "admin") == 0;
+	int manager = strcmp(p->role, "manager") == 0;
+	int marketing = strcmp(p->role, "marketing") == 0;
+	int own_field = strcmp(field, "owner_id") == 0 || strcmp(field, "user_id") == 0;
+
+	if (admin)
+		return NULL;
+	if (strcmp(tbl, "users") == 0)
+		return "only an admin changes users";
+	if (strcmp(tbl, "stages") == 0)
+		return manager ? NULL : "only a manager or admin changes pipeline stages";
+	if (manager)
+		return NULL;
+	if (marketing && (strcmp(tbl, "deals") == 0 || strcmp(tbl, "deal_stage_events") == 0))
+		return "marketing does not change deals";
+	if (strcmp(tbl, "deal_stage_events") == 0 && !creating)
+		return "stage moves are history: they are never edited";
+	/* Who a record belongs to is set by its author and changed by managers. */
+	if (own_field && !(v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0))
+		return creating ? "a record can only be created as yourself"
+				: "only a manager reassigns records";
+	if (creating || strcmp(tbl, "accounts") == 0 || strcmp(tbl, "contacts") == 0)
+		return NULL;     /* customers and their contacts are shared by the field force */
+	if (strcmp(owner, p->user) != 0)
+		return "you may change only your own deals, activities and tasks";
+	return NULL;
+}
+
+/* ---- duplicate candidates ------------------------------------------------------- */
+
+/* Name key: NFKC case-folded, accents stripped, only letters, digits and
+ * single spaces, common company prefixes kept (they tell shops apart). */
+static char *name_key(const char *name, const char *city)
+{
+	utf8proc_uint8_t *folded = NULL;
+	sqlite3_str *k = sqlite3_str_new(NULL);
+	const char *parts[2] = { name, city };
+	int p, space = 0;
+
+	for (p = 0; p < 2; p++) {
+		const unsigned char *c;
+		if (!parts[p])
+			continue;
+		if (utf8proc_map((const utf8proc_uint8_t *)parts[p], 0, &folded,
+				 UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE |
+				 UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK) < 0)
+			continue;
+		if (p == 1)
+			sqlite3_str_appendall(k, "|");
+		space = 0;
+		for (c = folded; *c; c++) {
+			if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c >= 0x80) {
+				if (space && sqlite3_str_length(k) > 0)
+					sqlite3_str_appendchar(k, 1, ' ');
+				space = 0;
+				sqlite3_str_appendchar(k, 1, (char)*c);
+			} else {
+				space = 1;
+			}
+		}
+		free(folded);
+		folded = NULL;
+	}
+	return sqlite3_str_finish(k);
+}
+
+static int record_key(rl_store *s, const char *tbl, const char *row, const char *kind,
+		      const char *key, long *found)
+{
+	sqlite3_stmt *st;
+	char at[21];
+	int error, rc;
+
+	if (!key || !*key)
+		return RL_OK;
+	if ((error = rl_store_prepare(s, "SELECT row_id FROM hub_keys WHERE tbl = ?1 AND kind = ?2 "
+				      "AND key = ?3 AND row_id <> ?4", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, row, -1, SQLITE_STATIC);
+	now_iso(s, at);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_stmt *ins;
+		char other[RL_ID_BUFSZ];
+		snprintf(other, sizeof(other), "%s", (const char *)sqlite3_column_text(st, 0));
+		if ((error = rl_store_prepare(s, "INSERT OR IGNORE INTO hub_duplicates(tbl, row_a, "
+					      "row_b, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+					      &ins)) < 0)
+			break;
+		sqlite3_bind_text(ins, 1, tbl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 2, other, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ins, 3, row, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 4, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, at, -1, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			error = rl_store_error(s, "recording a duplicate");
+		else if (sqlite3_changes(rl_store_db(s)) > 0)
+			(*found)++;
+		sqlite3_reset(ins);
+		if (error < 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (error < 0)
+		return error;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return rl_store_error(s, "looking for duplicates");
+	if ((error = rl_store_prepare(s, "INSERT INTO hub_keys(tbl, row_id, kind, key) "
+				      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, row_id, kind) "
+				      "DO UPDATE SET key = excluded.key", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording match keys");
+}
+
+/* New or changed customer / contact: look for others with the same e-mail,
+ * phone, or name + city; record candidates for the admin. */
+static int check_duplicates(rl_store *s, const char *tbl, const char *row)
+{
+	sqlite3_stmt *st;
+	char *email = NULL, *phone = NULL, *key = NULL;
+	long found = 0;
+	int found_row, error, ce, cp, cn, cc;
+
+	if (strcmp(tbl, "accounts") != 0 && strcmp(tbl, "contacts") != 0)
+		return RL_OK;
+	if ((error = load_row(s, rl_model_table(tbl), row, &st, &found_row)) < 0)
+		return error;
+	if (!found_row) {
+		sqlite3_reset(st);
+		return RL_OK;
+	}
+	ce = column_index(st, "email");
+	cp = column_index(st, "phone");
+	cn = column_index(st, "name");
+	cc = column_index(st, "city");
+	if (sqlite3_column_text(st, ce))
+		email = strdup((const char *)sqlite3_column_text(st, ce));
+	if (sqlite3_column_text(st, cp))
+		phone = strdup((const char *)sqlite3_column_text(st, cp));
+	key = name_key((const char *)sqlite3_column_text(st, cn),
+		       (const char *)sqlite3_column_text(st, cc));
+	sqlite3_reset(st);
+	if ((error = record_key(s, tbl, row, "email", email, &found)) == 0 &&
+	    (error = record_key(s, tbl, row, "phone", phone, &found)) == 0)
+		error = record_key(s, tbl, row, "name_city", key, &found);
+	free(email);
+	free(phone);
+	sqlite3_free(key);
+	return error;
+}
+
+/* ---- applying a batch ------------------------------------------------------------ */
+
+struct change {
+	const char *tbl, *row, *field;
+	const struct rl_table *t;
+	const struct rl_field *f;
+	struct rl_value value;
+	int64_t base, hlc;
+	json_t *result;         /* filled by apply */
+};
+
+static json_t *result(const char *status, long long version, const char *reason)
+{
+	json_t *r = json_pack("{s:s, s:I}", "s", status, "v", (json_int_t)version);
+	if (r && reason)
+		json_object_set_new(r, "reason", json_string(reason));
+	return r;
+}
+
+static void refuse(struct change *c, const char *reason, struct hub_stats *stats)
+{
+	c->result = result("refused", 0, reason);
+	stats->refused++;
+}
+
+static int parse_change(json_t *j, struct change *c)
+{
+	json_t *t = json_object_get(j, "t"), *r = json_object_get(j, "r");
+	json_t *f = json_object_get(j, "f"), *b = json_object_get(j, "b");
+	json_t *h = json_object_get(j, "h");
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(j) || !json_is_string(t) || !json_is_string(r) || !json_is_string(f) ||
+	    !json_is_integer(b) || !json_is_integer(h) || !json_object_get(j, "v"))
+		return rl_error_set(RL_EPROTO, "a change needs t, r, f, v, b and h");
+	c->tbl = json_string_value(t);
+	c->row = json_string_value(r);
+	c->field = json_string_value(f);
+	c->base = json_integer_value(b);
+	c->hlc = json_integer_value(h);
+	if (c->base < 0 || c->hlc < 0)
+		return rl_error_set(RL_EPROTO, "negative base or stamp");
+	return value_from_json(json_object_get(j, "v"), &c->value);
+}
+
+struct field_state {
+	int exists;
+	long long version;
+	int64_t hlc;
+	char device[RL_ID_BUFSZ + 8];
+};
+
+static int get_field_state(rl_store *s, const struct change *c, struct field_state *fs)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	memset(fs, 0, sizeof(*fs));
+	if ((error = rl_store_prepare(s, "SELECT version, hlc, device FROM hub_fields "
+				      "WHERE tbl = ?1 AND row_id = ?2 AND field = ?3", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, c->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		fs->exists = 1;
+		fs->version = sqlite3_column_int64(st, 0);
+		fs->hlc = sqlite3_column_int64(st, 1);
+		snprintf(fs->device, sizeof(fs->device), "%s", (const char *)sqlite3_column_text(st, 2));
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "field state");
+}
+
+/* The value a field had at version seq (from the log), owned copy. */
+static int value_at(rl_store *s, long long seq, struct owned_value *out, int *found)
+{
+	sqlite3_stmt *st;
+	struct rl_value v;
+	int error, rc;
+
+	*found = 0;
+	if ((error = rl_store_prepare(s, "SELECT value FROM hub_log WHERE seq = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		value_from_column(st, 0, &v);
+		error = own_value(out, &v);
+		*found = 1;
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
+static int record_conflict(rl_store *s, const struct hub_peer *p, const struct change *c,
+			   const struct field_state *fs, const struct rl_value *hub_value,
+			   const char *winner, const char *kind)
+{
+	struct owned_value base = { { RL_V_NULL, 0, 0, NULL }, NULL };
+	sqlite3_stmt *st;
+	char at[21];
+	int error, found = 0;
+
+	if (c->base > 0 && (error = value_at(s, c->base, &base, &found)) < 0)
+		return error;
+	now_iso(s, at);
+	if ((error = rl_store_prepare(s,
+	     "INSERT INTO hub_conflicts(tbl, row_id, field, base_version, base_value, hub_value, "
+	     "hub_version, hub_device, hub_hlc, in_value, in_device, in_user, in_hlc, winner, kind, "
+	     "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+	     &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, c->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
+	if (c->base > 0)
+		sqlite3_bind_int64(st, 4, c->base);
+	bind_value(st, 5, &base.v);
+	bind_value(st, 6, hub_value);
+	if (fs->exists) {
+		sqlite3_bind_int64(st, 7, fs->version);
+		sqlite3_bind_text(st, 8, fs->device, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 9, fs->hlc);
+	}
+	bind_value(st, 10, &c->value);
+	sqlite3_bind_text(st, 11, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, p->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 13, c->hlc);
+	sqlite3_bind_text(st, 14, winner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 16, at, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		error = rl_store_error(s, "recording a conflict");
+	sqlite3_reset(st);
+cleanup:
+	free_owned(&base);
+	return error;
+}
+
+/* A value is valid for its field and the role may write it. */
+static const char *vet(const struct hub_peer *p, struct change *c, int creating,
+		       const char *owner)
+{
+	if (rl_model_check_value(c->t, c->f, &c->value) < 0)
+		return rl_error_message();
+	return policy(p, c->tbl, creating, owner, c->field, &c->value);
+}
+
+/* Create a row from the n changes of one new record. */
+static int apply_create(rl_store *s, const struct hub_peer *p, struct change **cs, size_t n,
+			struct hub_stats *stats)
+{
+	sqlite3_str *sql;
+	char *text = NULL, *reason_copy = NULL;
+	const char *reason = NULL;
+	sqlite3_stmt *st;
+	size_t i;
+	int error = RL_OK;
+
+	/* The deal a stage move belongs to must be the mover's (or theirs to manage). */
+	for (i = 0; i < n && !reason; i++)
+		reason = vet(p, cs[i], 1, "");
+	if (!reason && strcmp(cs[0]->tbl, "deal_stage_events") == 0 &&
+	    strcmp(p->role, "rep") == 0) {
+		for (i = 0; i < n; i++) {
+			if (strcmp(cs[i]->field, "deal_id") == 0 && cs[i]->value.type == RL_V_TEXT) {
+				sqlite3_stmt *row;
+				int found;
+				char owner[RL_ID_BUFSZ];
+				if ((error = load_row(s, rl_model_table("deals"), cs[i]->value.s, &row,
+						      &found)) < 0)
+					return error;
+				owner[0] = '\0';
+				if (found)
+					row_owner(row, owner);
+				sqlite3_reset(row);
+				if (found && strcmp(owner, p->user) != 0)
+					reason = "you may move only your own deals";
+			}
+		}
+	}
+	if (reason) {
+		if (!(reason_copy = strdup(reason)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		for (i = 0; i < n; i++)
+			refuse(cs[i], reason_copy, stats);
+		free(reason_copy);
+		return RL_OK;
+	}
+	sql = sqlite3_str_new(rl_store_db(s));
+	sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(id", cs[0]->tbl);
+	for (i = 0; i < n; i++)
+		sqlite3_str_appendf(sql, ", \"%w\"", cs[i]->field);
+	sqlite3_str_appendall(sql, ") VALUES (?1");
+	for (i = 0; i < n; i++)
+		sqlite3_str_appendf(sql, ", ?%d", (int)i + 2);
+	sqlite3_str_appendall(sql, ")");
+	if (!(text = sqlite3_str_finish(sql)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	/* Not cached: the column set differs from record to record. */
+	if (sqlite3_prepare_v2(rl_store_db(s), text, -1, &st, NULL) != SQLITE_OK) {
+		error = rl_store_error(s, "preparing an insert");
+		sqlite3_free(text);
+		return error;
+	}
+	sqlite3_free(text);
+	sqlite3_bind_text(st, 1, cs[0]->row, -1, SQLITE_STATIC);
+	for (i = 0; i < n; i++)
+		bind_value(st, (int)i + 2, &cs[i]->value);
+	if (sqlite3_exec(rl_store_db(s), "SAVEPOINT rl_create", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return rl_store_error(s, "savepoint");
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		char why[300];
+		snprintf(why, sizeof(why), "cannot create %s %s: %s", cs[0]->tbl, cs[0]->row,
+			 sqlite3_errmsg(rl_store_db(s)));
+		sqlite3_finalize(st);
+		sqlite3_exec(rl_store_db(s), "ROLLBACK TO rl_create; RELEASE rl_create", NULL, NULL, NULL);
+		for (i = 0; i < n; i++)
+			refuse(cs[i], why, stats);
+		return RL_OK;
+	}
+	sqlite3_finalize(st);
+	for (i = 0; i < n && error == 0; i++) {
+		long long seq;
+		error = log_field(s, cs[i]->tbl, cs[i]->row, cs[i]->field, &cs[i]->value, cs[i]->hlc,
+				  p->device, p->user, "change", &seq);
+		if (error == 0) {
+			cs[i]->result = result("applied", seq, NULL);
+			stats->applied++;
+		}
+	}
+	if (error == 0)
+		error = check_duplicates(s, cs[0]->tbl, cs[0]->row);
+	if (sqlite3_exec(rl_store_db(s), "RELEASE rl_create", NULL, NULL, NULL) != SQLITE_OK && !error)
+		error = rl_store_error(s, "savepoint");
+	return error;
+}
+
+/* Has anyone but this device changed a field of the row after `cursor`
+ * (which the device had not seen when it deleted)? */
+static int changed_unseen(rl_store *s, const struct hub_peer *p, const char *tbl,
+			  const char *row, long long cursor, int *yes)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_fields WHERE tbl = ?1 AND row_id = ?2 "
+				      "AND version > ?3 AND device <> ?4 AND field <> 'deleted' LIMIT 1",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, cursor);
+	sqlite3_bind_text(st, 4, p->device, -1, SQLITE_STATIC);
+	*yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+/* One change to an existing row. row is the loaded row (positioned). */
+static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
+			long long cursor, struct hub_stats *stats)
+{
+	struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+	struct owned_value basev = { { RL_V_NULL, 0, 0, NULL }, NULL };
+	struct field_state fs;
+	struct rl_field_state mfs;
+	struct rl_incoming in;
+	struct rl_merge_result mr = { RL_MERGE_SAME, NULL, 0 };
+	sqlite3_stmt *row;
+	char owner[RL_ID_BUFSZ];
+	const char *reason;
+	long long seq = 0;
+	int error, found, deleted = 0, base_found = 0, col;
+
+	if ((error = load_row(s, c->t, c->row, &row, &found)) < 0)
+		return error;
+	row_owner(row, owner);
+	col = column_index(row, c->field);
+	if (col >= 0) {
+		struct rl_value v;
+		value_from_column(row, col, &v);
+		error = own_value(&cur, &v);
+	}
+	if ((col = column_index(row, "deleted")) >= 0)
+		deleted = sqlite3_column_int(row, col);
+	sqlite3_reset(row);
+	if (error < 0)
+		goto cleanup;
+	if ((reason = vet(p, c, 0, owner))) {
+		char *why = strdup(reason);
+		refuse(c, why ? why : "refused", stats);
+		free(why);
+		goto cleanup;
+	}
+	if ((error = get_field_state(s, c, &fs)) < 0)
+		goto cleanup;
+
+	/* Edit against delete: the row stays alive, and it is a conflict. */
+	if (deleted && strcmp(c->field, "deleted") != 0) {
+		struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
+		struct change dc = *c;
+		struct field_state dfs;
+		dc.field = "deleted";
+		dc.value = alive;
+		if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
+		    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete")) < 0 ||
+		    (error = set_field(s, c->tbl, c->row, "deleted", &alive)) < 0 ||
+		    (error = log_field(s, c->tbl, c->row, "deleted", &alive, c->hlc, p->device,
+				       p->user, "merge", &seq)) < 0)
+			goto cleanup;
+		stats->conflicts++;
+	} else if (strcmp(c->field, "deleted") == 0 && c->value.type == RL_V_INT && c->value.i == 1 &&
+		   !deleted) {
+		int unseen = 0;
+		if ((error = changed_unseen(s, p, c->tbl, c->row, cursor, &unseen)) < 0)
+			goto cleanup;
+		if (unseen) {
+			struct rl_value alive = { RL_V_INT, 0, 0, NULL };
+			if ((error = record_conflict(s, p, c, &fs, &alive, "hub", "edit-delete")) < 0)
+				goto cleanup;
+			c->result = result("conflict", fs.exists ? fs.version : 0,
+					   "the record was edited elsewhere; it stays until the admin decides");
+			stats->conflicts++;
+			goto cleanup;
+		}
+	}
+
+	memset(&mfs, 0, sizeof(mfs));
+	mfs.exists = fs.exists;
+	mfs.value = cur.v;
+	mfs.version = fs.version;
+	mfs.hlc = fs.hlc;
+	mfs.device = fs.device;
+	in.value = c->value;
+	in.base = c->base;
+	in.hlc = c->hlc;
+	in.device = p->device;
+	if (rl_model_is_text(c->f) && c->base > 0 &&
+	    (error = value_at(s, c->base, &basev, &base_found)) < 0)
+		goto cleanup;
+	if ((error = rl_merge_field(&mfs, &in, rl_model_is_text(c->f),
+				    base_found ? &basev.v : NULL, &mr)) < 0)
+		goto cleanup;
+	switch (mr.outcome) {
+	case RL_MERGE_APPLY:
+		if ((error = set_field(s, c->tbl, c->row, c->field, &c->value)) < 0) {
+			refuse(c, rl_error_message(), stats);
+			error = RL_OK;
+			break;
+		}
+		if ((error = log_field(s, c->tbl, c->row, c->field, &c->value, c->hlc, p->device,
+				       p->user, "change", &seq)) < 0)
+			break;
+		c->result = result("applied", seq, NULL);
+		stats->applied++;
+		break;
+	case RL_MERGE_SAME:
+		c->result = result("same", fs.exists ? fs.version : 0, NULL);
+		stats->same++;
+		break;
+	case RL_MERGE_MERGED: {
+		struct rl_value mv = { RL_V_TEXT, 0, 0, mr.merged };
+		if ((error = set_field(s, c->tbl, c->row, c->field, &mv)) < 0 ||
+		    (error = log_field(s, c->tbl, c->row, c->field, &mv, c->hlc, p->device, p->user,
+				       "merge", &seq)) < 0)
+			break;
+		c->result = result("merged", seq, NULL);
+		stats->merged++;
+		break;
+	}
+	case RL_MERGE_CONFLICT:
+		if ((error = record_conflict(s, p, c, &fs, &cur.v,
+					     mr.incoming_wins ? "incoming" : "hub", "field")) < 0)
+			break;
+		seq = fs.version;
+		if (mr.incoming_wins) {
+			if ((error = set_field(s, c->tbl, c->row, c->field, &c->value)) < 0 ||
+			    (error = log_field(s, c->tbl, c->row, c->field, &c->value, c->hlc,
+					       p->device, p->user, "change", &seq)) < 0)
+				break;
+		}
+		c->result = result("conflict", seq, mr.incoming_wins
+				   ? "conflict: your value is kept for now; the admin decides"
+				   : "conflict: the hub's value is kept for now; the admin decides");
+		stats->conflicts++;
+		break;
+	}
+	if (error == 0 && c->result && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
+					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0))
+		error = check_duplicates(s, c->tbl, c->row);
+cleanup:
+	free(mr.merged);
+	free_owned(&cur);
+	free_owned(&basev);
+	return error;
+}
+
+static int stored_response(rl_store *s, const char *device, long long batch, json_t **resp)
+{
+	sqlite3_stmt *st;
+	json_error_t jerr;
+	int error;
+
+	*resp = NULL;
+	if ((error = rl_store_prepare(s, "SELECT response FROM hub_batches WHERE device = ?1 "
+				      "AND batch = ?2", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, batch);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*resp = json_loads((const char *)sqlite3_column_text(st, 0), 0, &jerr);
+		if (!*resp)
+			error = rl_error_set(RL_ESTORE, "stored answer of batch %lld is damaged", batch);
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
+int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
+	     struct hub_stats *stats)
+{
+	json_t *jb = json_object_get(push, "batch"), *jc = json_object_get(push, "changes");
+	json_t *jcur = json_object_get(push, "cursor"), *results = NULL;
+	struct change *cs = NULL;
+	long long batch, cursor;
+	size_t n, i, j;
+	char *text = NULL, at[21];
+	sqlite3_stmt *st;
+	int error;
+
+	*resp = NULL;
+	if (!json_is_integer(jb) || !json_is_array(jc) || !json_is_integer(jcur))
+		return rl_error_set(RL_EPROTO, "PUSH needs batch, cursor and changes");
+	batch = json_integer_value(jb);
+	cursor = json_integer_value(jcur);
+	n = json_array_size(jc);
+	if (batch < 1 || cursor < 0)
+		return rl_error_set(RL_EPROTO, "PUSH: bad batch number or cursor");
+	if (n > RL_MAX_BATCH_CHANGES)
+		return rl_error_set(RL_ETOOBIG, "PUSH of %zu changes (limit %d)", n, RL_MAX_BATCH_CHANGES);
+	if (!(cs = calloc(n ? n : 1, sizeof(*cs))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		if ((error = parse_change(json_array_get(jc, i), &cs[i])) < 0) {
+			rl_error_prefix("change %zu", i + 1);
+			goto cleanup;
+		}
+
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	if ((error = stored_response(s, p->device, batch, resp)) < 0)
+		goto rollback;
+	if (*resp) {                       /* seen before: the same answer, nothing applied */
+		rl_store_rollback(s);
+		goto cleanup;
+	}
+	stats->pushed += (long)n;
+	for (i = 0; i < n; i = j) {
+		int found;
+		sqlite3_stmt *row;
+
+		/* One record's run of changes. */
+		for (j = i + 1; j < n && strcmp(cs[j].tbl, cs[i].tbl) == 0 &&
+		     strcmp(cs[j].row, cs[i].row) == 0; j++)
+			;
+		cs[i].t = rl_model_table(cs[i].tbl);
+		if (!cs[i].t || strcmp(cs[i].t->name, cs[i].tbl) != 0 || !rl_id_valid(cs[i].row)) {
+			for (size_t k = i; k < j; k++)
+				refuse(&cs[k], "unknown table or malformed record id", stats);
+			continue;
+		}
+		for (size_t k = i; k < j; k++) {
+			cs[k].t = cs[i].t;
+			cs[k].f = rl_model_field(cs[k].t, cs[k].field);
+		}
+		for (size_t k = i; k < j; k++)
+			if (!cs[k].f) {
+				for (size_t m = i; m < j; m++)
+					if (!cs[m].result)
+						refuse(&cs[m], "unknown field", stats);
+				break;
+			}
+		if (cs[i].result)
+			continue;
+		/* Stamps from a clock far ahead are refused, not adopted. */
+		for (size_t k = i; k < j; k++)
+			if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
+				refuse(&cs[k], "the device's clock is too far ahead", stats);
+		if ((error = load_row(s, cs[i].t, cs[i].row, &row, &found)) < 0)
+			goto rollback;
+		sqlite3_reset(row);
+		if (!found) {
+			struct change *run[RL_MAX_BATCH_CHANGES];
+			size_t k, m = 0;
+			/* A create: all the record's changes go into one INSERT. */
+			for (k = i; k < j; k++)
+				if (!cs[k].result)
+					run[m++] = &cs[k];
+			if (m && (error = apply_create(s, p, run, m, stats)) < 0)
+				goto rollback;
+			continue;
+		}
+		for (size_t k = i; k < j; k++)
+			if (!cs[k].result && (error = apply_update(s, p, &cs[k], cursor, stats)) < 0)
+				goto rollback;
+	}
+
+	if (!(results = json_array())) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto rollback;
+	}
+	for (i = 0; i < n; i++) {
+		json_array_append_new(results, cs[i].result ? cs[i].result
+					       : result("refused", 0, "not applied"));
+		cs[i].result = NULL;
+	}
+	if (!(*resp = json_pack("{s:I, s:o}", "batch", (json_int_t)batch, "results", results))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto rollback;
+	}
+	results = NULL;
+	if (!(text = json_dumps(*resp, JSON_COMPACT))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto rollback;
+	}
+	now_iso(s, at);
+	if ((error = rl_store_prepare(s, "INSERT INTO hub_batches(device, batch, received_at, "
+				      "response) VALUES (?1, ?2, ?3, ?4)", &st)) < 0)
+		goto rollback;
+	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, batch);
+	sqlite3_bind_text(st, 3, at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_reset(st);
+		error = rl_store_error(s, "recording the batch");
+		goto rollback;
+	}
+	sqlite3_reset(st);
+	if ((error = rl_store_commit(s)) < 0)
+		goto rollback;
+	goto cleanup;
+rollback:
+	rl_store_rollback(s);
+	json_decref(*resp);
+	*resp = NULL;
+cleanup:
+	json_decref(results);
+	if (cs)
+		for (i = 0; i < n; i++)
+			json_decref(cs[i].result);
+	free(cs);
+	free(text);
+	return error;
+}
+
+/* ---- pull --------------------------------------------------------------------------- */
+
+int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
+	     struct hub_stats *stats)
+{
+	json_t *jc = json_object_get(pull, "cursor"), *jl = json_object_get(pull, "limit");
+	json_t *changes = NULL;
+	long long cursor, limit, last = 0;
+	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
+	sqlite3_stmt *st;
+	int error, rc, more = 0;
+	long count = 0;
+
+	*page = NULL;
+	if (!json_is_integer(jc) || !json_is_integer(jl))
+		return rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
+	cursor = json_integer_value(jc);
+	limit = json_integer_value(jl);
+	if (cursor < 0 || limit < 1)
+		return rl_error_set(RL_EPROTO, "PULL: bad cursor or limit");
+	if (limit > RL_MAX_PAGE_CHANGES)
+		limit = RL_MAX_PAGE_CHANGES;
+	if (!(changes = json_array()))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	/* Read in one transaction so the page is a consistent snapshot. */
+	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, hlc, device "
+				      "FROM hub_log WHERE seq > ?1 ORDER BY seq LIMIT ?2", &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_int64(st, 1, cursor);
+	/* Up to the limit, then on to the end of the last record's run. */
+	sqlite3_bind_int64(st, 2, limit + 64);
+	last = cursor;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *tbl = (const char *)sqlite3_column_text(st, 1);
+		const char *row = (const char *)sqlite3_column_text(st, 2);
+		struct rl_value v;
+		json_t *o;
+		if (count >= limit && (strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0)) {
+			more = 1;
+			break;
+		}
+		value_from_column(st, 4, &v);
+		o = json_pack("{s:I, s:s, s:s, s:s, s:o, s:I, s:s}",
+			      "s", (json_int_t)sqlite3_column_int64(st, 0), "t", tbl, "r", row,
+			      "f", (const char *)sqlite3_column_text(st, 3), "v", value_to_json(&v),
+			      "h", (json_int_t)sqlite3_column_int64(st, 5),
+			      "d", (const char *)sqlite3_column_text(st, 6));
+		if (!o || json_array_append_new(changes, o) < 0) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			sqlite3_reset(st);
+			goto cleanup;
+		}
+		last = sqlite3_column_int64(st, 0);
+		snprintf(last_tbl, sizeof(last_tbl), "%s", tbl);
+		snprintf(last_row, sizeof(last_row), "%s", row);
+		count++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		error = rl_store_error(s, "reading the hub log");
+		goto cleanup;
+	}
+	if (!more && count >= limit + 64)
+		more = 1;
+	if (!more) {
+		if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_log WHERE seq > ?1 LIMIT 1", &st)) < 0)
+			goto cleanup;
+		sqlite3_bind_int64(st, 1, last);
+		more = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_reset(st);
+	}
+	stats->pulled += count;
+	*page = json_pack("{s:o, s:I, s:b}", "changes", changes, "cursor", (json_int_t)last,
+			  "more", more);
+	changes = NULL;
+	if (!*page)
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	(void)p;
+cleanup:
+	json_decref(changes);
+	return error;
+}
+
+/* ---- conflicts ------------------------------------------------------------------------ */
+
+int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
+			 long long *seq)
+{
+	struct owned_value chosen = { { RL_V_NULL, 0, 0, NULL }, NULL };
+	struct rl_converted conv = { 0, 0, 0, 0, NULL, 0 };
+	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21];
+	const struct rl_table *t;
+	const struct rl_field *f;
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if (strcmp(mode, "keep") && strcmp(mode, "take") && strcmp(mode, "value"))
+		return rl_error_set(RL_EINVALID, "resolve with keep, take or a value");
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field, hub_value, in_value, state "
+				      "FROM hub_conflicts WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		error = rl_error_set(RL_ENOTFOUND, "no conflict %lld", id);
+		goto fail;
+	}
+	snprintf(tbl, sizeof(tbl), "%s", (const char *)sqlite3_column_text(st, 0));
+	snprintf(row, sizeof(row), "%s", (const char *)sqlite3_column_text(st, 1));
+	snprintf(field, sizeof(field), "%s", (const char *)sqlite3_column_text(st, 2));
+	if (strcmp((const char *)sqlite3_column_text(st, 5), "open") != 0) {
+		sqlite3_reset(st);
+		error = rl_error_set(RL_EINVALID, "conflict %lld is already resolved", id);
+		goto fail;
+	}
+	if (strcmp(mode, "value") != 0) {
+		struct rl_value v;
+		value_from_column(st, strcmp(mode, "keep") == 0 ? 3 : 4, &v);
+		error = own_value(&chosen, &v);
+	}
+	sqlite3_reset(st);
+	if (error < 0)
+		goto fail;
+	t = rl_model_table(tbl);
+	f = t ? rl_model_field(t, field) : NULL;
+	if (!f) {
+		error = rl_error_set(RL_ESTORE, "conflict %lld names an unknown field", id);
+		goto fail;
+	}
+	if (strcmp(mode, "value") == 0) {
+		char cur[4] = "IDR";
+		if (rl_model_field(t, "currency")) {
+			char *sql = sqlite3_mprintf("SELECT currency FROM \"%w\" WHERE id = ?1", tbl);
+			if (sql && rl_store_prepare(s, sql, &st) == RL_OK) {
+				sqlite3_bind_text(st, 1, row, -1, SQLITE_STATIC);
+				if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+					snprintf(cur, sizeof(cur), "%s", (const char *)sqlite3_column_text(st, 0));
+				sqlite3_reset(st);
+			}
+			sqlite3_free(sql);
+		}
+		if ((error = rl_record_convert(s, t, f, value, cur, &conv)) < 0)
+			goto fail;
+		if (conv.is_null)
+			chosen.v.type = RL_V_NULL;
+		else if (conv.kind == SQLITE_INTEGER) {
+			chosen.v.type = RL_V_INT;
+			chosen.v.i = conv.i;
+		} else if (conv.kind == SQLITE_FLOAT) {
+			chosen.v.type = RL_V_REAL;
+			chosen.v.d = conv.d;
+		} else {
+			chosen.v.type = RL_V_TEXT;
+			chosen.v.s = conv.text;
+		}
+	}
+	if ((error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
+	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0)
+		goto fail;
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET state = 'resolved', resolution = ?2, "
+				      "resolved_value = ?3, resolved_at = ?4, resolved_seq = ?5 "
+				      "WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, mode, -1, SQLITE_STATIC);
+	bind_value(st, 3, &chosen.v);
+	sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, *seq);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(s, "closing the conflict");
+		goto fail;
+	}
+	error = rl_store_commit(s);
+	if (error == 0)
+		goto done;
+fail:
+	rl_store_rollback(s);
+done:
+	rl_converted_clear(&conv);
+	free_owned(&chosen);
+	return error;
+}

@@ -1,0 +1,468 @@
+/*
+ * main.c — relasi-hub: the hub's server and the admin's commands.
+ *
+ * Every command but `init` works on a hub directory: --dir DIR, else
+ * $RELASI_HUB_DIR, else the current directory. The directory holds hub.db,
+ * hub.json (name, address, listen address) and the keys and certificates:
+ * server-ca.{crt,key} (signs only the hub's server certificate),
+ * device-ca.{crt,key} (signs only device certificates, so a device can never
+ * pose as the hub), server.{crt,key}. Keys are 0600.
+ */
+#include "hub.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "relasi/cli.h"
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/pki.h"
+#include "relasi/valid.h"
+
+#define HUB_VERSION "0.2.0"
+
+int hub_serve(const char *dir, const char *listen_spec);
+
+static const char *hub_dir(const struct cli_args *a)
+{
+	const char *d = cli_get(a, "dir");
+	if (!d)
+		d = getenv("RELASI_HUB_DIR");
+	return d && *d ? d : ".";
+}
+
+static int open_hub(struct cli_ctx *ctx, const struct cli_args *a)
+{
+	return hub_store_open(&ctx->store, hub_dir(a), 0);
+}
+
+/* ---- init ------------------------------------------------------------------- */
+
+static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *dir = a->pos[0], *name = cli_get(a, "name");
+	const char *hosts = cli_get(a, "host") ? cli_get(a, "host") : "localhost,127.0.0.1";
+	const char *listen = cli_get(a, "listen") ? cli_get(a, "listen") : "127.0.0.1:7443";
+	char path[4096], key[4096], cacrt[4096], cakey[4096], *csr = NULL, *cert = NULL;
+	char *hostcopy = NULL, *save = NULL, *h, address[300];
+	const char *sans[16];
+	size_t nsans = 0;
+	const char *port;
+	json_t *conf = NULL;
+	struct rl_pki_sign_opts o;
+	int error;
+
+	if (!name)
+		return cli_usage_error(a->cmd, "init needs --name NAME");
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return rl_error_set(RL_EIO, "cannot create '%s': %s", dir, strerror(errno));
+	if ((error = hub_path(path, sizeof(path), dir, HUB_DB)) < 0)
+		return error;
+	{
+		struct stat sb;
+		if (stat(path, &sb) == 0)
+			return rl_error_set(RL_EINVALID, "'%s' already holds a hub", dir);
+	}
+	if (!(hostcopy = strdup(hosts)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (h = strtok_r(hostcopy, ",", &save); h && nsans < 16; h = strtok_r(NULL, ",", &save))
+		if (*h)
+			sans[nsans++] = h;
+	if (!nsans) {
+		free(hostcopy);
+		return rl_error_set(RL_EINVALID, "--host: give at least one name or address");
+	}
+	port = strrchr(listen, ':');
+	if (!port || !port[1]) {
+		free(hostcopy);
+		return rl_error_set(RL_EINVALID, "--listen '%s': use ADDR:PORT", listen);
+	}
+	snprintf(address, sizeof(address), strchr(sans[0], ':') ? "[%s]%s" : "%s%s", sans[0], port);
+
+	/* Two CAs: one for the hub's own certificate, one for devices. */
+	if ((error = hub_path(cakey, sizeof(cakey), dir, HUB_SERVER_CAKEY)) < 0 ||
+	    (error = hub_path(cacrt, sizeof(cacrt), dir, HUB_SERVER_CA)) < 0 ||
+	    (error = rl_pki_key_generate(cakey)) < 0 ||
+	    (error = rl_pki_ca_create(cakey, cacrt, "Relasi hub server CA", 3650)) < 0)
+		goto cleanup;
+	if ((error = hub_path(key, sizeof(key), dir, HUB_DEVICE_CAKEY)) < 0 ||
+	    (error = hub_path(path, sizeof(path), dir, HUB_DEVICE_CA)) < 0 ||
+	    (error = rl_pki_key_generate(key)) < 0 ||
+	    (error = rl_pki_ca_create(key, path, "Relasi hub device CA", 3650)) < 0)
+		goto cleanup;
+	if ((error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||
+	    (error = rl_pki_key_generate(key)) < 0 ||
+	    (error = rl_pki_csr_create(key, "relasi-hub", &csr)) < 0)
+		goto cleanup;
+	memset(&o, 0, sizeof(o));
+	o.subject_cn = sans[0];
+	o.sans = sans;
+	o.nsans = nsans;
+	o.days = 825;
+	o.server = 1;
+	o.serial = 1;
+	if ((error = rl_pki_sign_csr(cakey, cacrt, csr, &o, &cert)) < 0 ||
+	    (error = hub_path(path, sizeof(path), dir, HUB_SERVER_CRT)) < 0 ||
+	    (error = rl_pki_write_file(path, cert, 0644, 0)) < 0)
+		goto cleanup;
+	conf = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "address", address,
+			 "server_name", sans[0], "listen", listen);
+	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+		goto cleanup;
+	if (!conf || json_dump_file(conf, path, JSON_INDENT(2)) != 0) {
+		error = rl_error_set(RL_EIO, "cannot write %s", path);
+		goto cleanup;
+	}
+	if ((error = hub_store_open(&ctx->store, dir, 1)) < 0)
+		goto cleanup;
+	if (ctx->json)
+		error = cli_print_json(json_pack("{s:s, s:s, s:s}", "dir", dir, "address", address,
+						 "listen", listen));
+	else
+		printf("hub '%s' initialised in %s\ndevices will connect to %s\n", name, dir, address);
+cleanup:
+	json_decref(conf);
+	free(csr);
+	free(cert);
+	free(hostcopy);
+	return error;
+}
+
+static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *dir = a->npos ? a->pos[0] : hub_dir(a);
+	const char *listen = cli_get(a, "listen");
+	char path[4096];
+	json_t *conf;
+	json_error_t jerr;
+	int error;
+
+	if ((error = hub_store_open(&ctx->store, dir, 0)) < 0)  /* upgrades, checks it exists */
+		return error;
+	rl_store_close(ctx->store);
+	ctx->store = NULL;
+	if (!listen) {
+		if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+			return error;
+		if (!(conf = json_load_file(path, 0, &jerr)))
+			return rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
+		error = hub_serve(dir, json_string_value(json_object_get(conf, "listen"))
+				  ? json_string_value(json_object_get(conf, "listen")) : "127.0.0.1:7443");
+		json_decref(conf);
+		return error;
+	}
+	return hub_serve(dir, listen);
+}
+
+/* ---- users and devices ------------------------------------------------------------- */
+
+static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char *login)
+{
+	const char *ttl_s = cli_get(a, "ttl");
+	long ttl = RL_TOKEN_TTL_SECONDS;
+	char *token = NULL, *end;
+	int error;
+
+	if (ttl_s) {
+		ttl = strtol(ttl_s, &end, 10);
+		if (end == ttl_s || (*end && strcmp(end, "h") && strcmp(end, "m") && strcmp(end, "s")) ||
+		    ttl <= 0)
+			return rl_error_set(RL_EINVALID, "--ttl '%s': use e.g. 24h, 30m or 90s", ttl_s);
+		ttl *= *end == 'h' || !*end ? 3600 : *end == 'm' ? 60 : 1;
+	}
+	if ((error = hub_token_create(ctx->store, hub_dir(a), login, ttl, &token)) < 0)
+		return error;
+	if (ctx->json)
+		error = cli_print_json(json_pack("{s:s, s:s, s:I}", "login", login, "token", token,
+						 "ttl_seconds", (json_int_t)ttl));
+	else
+		printf("%s\n", token);
+	free(token);
+	return error;
+}
+
+static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
+{
+	char id[RL_ID_BUFSZ];
+	int error;
+
+	if (!cli_get(a, "name") || !cli_get(a, "role"))
+		return cli_usage_error(a->cmd, "user add needs --name and --role");
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"), id)) < 0)
+		return error;
+	if (!ctx->json)
+		fprintf(stderr, "user %s added; enrolment token (one use, give it to the device):\n",
+			a->pos[0]);
+	return print_token(ctx, a, a->pos[0]);
+}
+
+static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)
+{
+	int error;
+	if ((error = open_hub(ctx, a)) < 0)
+		return error;
+	return print_token(ctx, a, a->pos[0]);
+}
+
+static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "login", "name", "role", "devices" };
+	static const struct cli_view view = { hdr, 4, NULL, NULL, NULL, "no users" };
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = rl_store_prepare(ctx->store,
+	     "SELECT u.login, u.name, u.role, (SELECT count(*) FROM hub_devices d WHERE "
+	     "d.user_id = u.id AND d.revoked_at IS NULL) AS devices, u.id FROM users u "
+	     "WHERE u.deleted = 0 ORDER BY u.login", &st)) < 0)
+		return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
+}
+
+static int cmd_device_list(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "device", "user", "name", "enrolled", "last seen", "revoked" };
+	static const struct cli_view view = { hdr, 6, NULL, NULL, NULL, "no devices" };
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = rl_store_prepare(ctx->store,
+	     "SELECT d.id AS device, u.login AS user, d.name, d.enrolled_at, d.last_seen, "
+	     "d.revoked_at, d.fingerprint FROM hub_devices d LEFT JOIN users u ON u.id = d.user_id "
+	     "ORDER BY d.enrolled_at", &st)) < 0)
+		return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
+}
+
+static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
+{
+	char id[RL_ID_BUFSZ];
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = hub_device_revoke(ctx->store, a->pos[0], id)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(json_pack("{s:s, s:b}", "device", id, "revoked", 1));
+	printf("device %s revoked: the hub refuses it from now on\n", id);
+	return RL_OK;
+}
+
+/* ---- conflicts and duplicates ----------------------------------------------------------- */
+
+static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept" };
+	static const struct cli_view view = { hdr, 6, NULL, NULL, NULL, "no open conflicts" };
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = rl_store_prepare(ctx->store,
+	     "SELECT id, tbl || ' ' || substr(row_id, 1, 12) AS record, field, hub_value, in_value, "
+	     "winner, tbl, row_id, state, kind, created_at FROM hub_conflicts "
+	     "WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &st)) < 0)
+		return error;
+	if (cli_get(a, "all"))
+		sqlite3_bind_int(st, 1, 1);
+	return cli_emit(ctx, st, &view, NULL, NULL);
+}
+
+static int parse_id(const char *s, long long *id)
+{
+	char *end;
+	*id = strtoll(s, &end, 10);
+	if (*end || *id <= 0)
+		return rl_error_set(RL_EINVALID, "'%s' is not a conflict number", s);
+	return RL_OK;
+}
+
+static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
+{
+	sqlite3_stmt *st;
+	long long id;
+	int error, i, n;
+	json_t *o;
+
+	if ((error = parse_id(a->pos[0], &id)) < 0 || (error = open_hub(ctx, a)) < 0)
+		return error;
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT c.id, c.tbl, c.row_id, c.field, c.kind, c.state, c.base_version, c.base_value, "
+	     "c.hub_value, c.hub_device, hu.login AS hub_user, c.hub_hlc, c.in_value, c.in_device, "
+	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
+	     "c.resolved_at FROM hub_conflicts c "
+	     "LEFT JOIN hub_devices hd ON hd.id = c.hub_device LEFT JOIN users hu ON hu.id = hd.user_id "
+	     "LEFT JOIN users iu ON iu.id = c.in_user WHERE c.id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_error_set(RL_ENOTFOUND, "no conflict %lld", id);
+	}
+	o = cli_row_json(st);
+	n = sqlite3_column_count(st);
+	if (!ctx->json) {
+		for (i = 0; i < n; i++) {
+			const char *name = sqlite3_column_name(st, i);
+			const char *v = cli_col(st, i);
+			if (strstr(name, "hlc") && sqlite3_column_type(st, i) == SQLITE_INTEGER) {
+				char when[21];
+				rl_time_format_utc(when, (sqlite3_column_int64(st, i) >> 16) / 1000);
+				printf("  %-15s %s\n", name, when);
+				continue;
+			}
+			printf("  %-15s %s\n", name, v);
+		}
+	}
+	sqlite3_reset(st);
+	/* The record it belongs to, as the hub has it now. */
+	if (ctx->json) {
+		return cli_print_json(o);
+	}
+	json_decref(o);
+	return RL_OK;
+}
+
+static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *mode = NULL, *value = cli_get(a, "value");
+	long long id, seq = 0;
+	int error, modes = 0;
+
+	if (cli_get(a, "keep")) { mode = "keep"; modes++; }
+	if (cli_get(a, "take")) { mode = "take"; modes++; }
+	if (value) { mode = "value"; modes++; }
+	if (modes != 1)
+		return cli_usage_error(a->cmd, "give exactly one of --keep, --take, --value V");
+	if ((error = parse_id(a->pos[0], &id)) < 0 || (error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_conflict_resolve(ctx->store, id, mode, value, &seq)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(json_pack("{s:I, s:s, s:I}", "conflict", (json_int_t)id,
+						"resolution", mode, "seq", (json_int_t)seq));
+	printf("conflict %lld resolved (%s); every device receives it as change %lld\n", id, mode, seq);
+	return RL_OK;
+}
+
+static int cmd_duplicates(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "id", "table", "first", "second", "why" };
+	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, "no duplicate candidates" };
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = rl_store_prepare(ctx->store,
+	     "SELECT d.id, d.tbl, coalesce(a1.name, c1.name, d.row_a) AS first, "
+	     "coalesce(a2.name, c2.name, d.row_b) AS second, d.reason, d.row_a, d.row_b, d.created_at "
+	     "FROM hub_duplicates d "
+	     "LEFT JOIN accounts a1 ON d.tbl = 'accounts' AND a1.id = d.row_a "
+	     "LEFT JOIN accounts a2 ON d.tbl = 'accounts' AND a2.id = d.row_b "
+	     "LEFT JOIN contacts c1 ON d.tbl = 'contacts' AND c1.id = d.row_a "
+	     "LEFT JOIN contacts c2 ON d.tbl = 'contacts' AND c2.id = d.row_b "
+	     "WHERE d.state = 'open' ORDER BY d.id", &st)) < 0)
+		return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
+}
+
+static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "stage", "deals", "amount", "weighted", "currency" };
+	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, NULL };
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = rl_store_prepare(ctx->store,
+	     "SELECT s.name AS stage, count(d.id) AS deals, "
+	     "rl_money(coalesce(sum(d.amount), 0), coalesce(d.currency, 'IDR')) AS amount, "
+	     "rl_money(coalesce(sum((d.amount * coalesce(d.probability, s.probability) + 50) / 100), 0), "
+	     "coalesce(d.currency, 'IDR')) AS weighted, d.currency "
+	     "FROM stages s LEFT JOIN deals d ON d.stage_id = s.id AND d.deleted = 0 "
+	     "WHERE s.deleted = 0 GROUP BY s.id, d.currency ORDER BY s.position, s.name", &st)) < 0)
+		return error;
+	return cli_emit(ctx, st, &view, NULL, NULL);
+}
+
+#define DIR_OPT { "dir", 1, "DIR", "the hub directory (default $RELASI_HUB_DIR or .)", NULL }
+#define END_OPT { NULL, 0, NULL, NULL, NULL }
+
+static const struct cli_opt init_opts[] = {
+	{ "name", 1, "NAME", "the hub's name (required)", NULL },
+	{ "host", 1, "H1,H2", "names/addresses devices use, in the certificate (default localhost,127.0.0.1)", NULL },
+	{ "listen", 1, "ADDR:PORT", "where to listen (default 127.0.0.1:7443)", NULL },
+	END_OPT
+};
+static const struct cli_opt serve_opts[] = {
+	{ "listen", 1, "ADDR:PORT", "override the listen address (port 0: any free port)", NULL },
+	DIR_OPT, END_OPT
+};
+static const struct cli_opt user_add_opts[] = {
+	{ "name", 1, "NAME", "full name (required)", NULL },
+	{ "role", 1, "ROLE", "rep, manager, marketing or admin (required)", NULL },
+	{ "ttl", 1, "TIME", "token lifetime: 24h (default), 30m, 90s", NULL },
+	DIR_OPT, END_OPT
+};
+static const struct cli_opt token_opts[] = {
+	{ "ttl", 1, "TIME", "token lifetime: 24h (default), 30m, 90s", NULL },
+	DIR_OPT, END_OPT
+};
+static const struct cli_opt dir_opts[] = { DIR_OPT, END_OPT };
+static const struct cli_opt conflicts_opts[] = {
+	{ "all", 0, NULL, "also resolved ones", NULL }, DIR_OPT, END_OPT
+};
+static const struct cli_opt resolve_opts[] = {
+	{ "keep", 0, NULL, "keep the hub's value from before the conflict", NULL },
+	{ "take", 0, NULL, "take the incoming value", NULL },
+	{ "value", 1, "V", "set this value instead (typed like in relasi)", NULL },
+	DIR_OPT, END_OPT
+};
+
+static const struct cli_cmd hub_cmds[] = {
+	{ "init", cmd_init, "DIR --name NAME [--host H1,H2] [--listen ADDR:PORT]",
+	  "create a hub: store, CAs, server certificate", init_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "serve", cmd_serve, "[DIR] [--listen ADDR:PORT]", "run the sync server (TLS)",
+	  serve_opts, NULL, CLI_MODEL_NONE, 0, 1, 0 },
+	{ "user add", cmd_user_add, "LOGIN --name NAME --role ROLE",
+	  "add a user and print a one-time enrolment token", user_add_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "user token", cmd_user_token, "LOGIN", "a new enrolment token for another device",
+	  token_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "user list", cmd_user_list, "", "list users", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "device list", cmd_device_list, "", "list enrolled devices", dir_opts, NULL,
+	  CLI_MODEL_NONE, 0, 0, 0 },
+	{ "device revoke", cmd_device_revoke, "DEVICE", "refuse a device from now on",
+	  dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "conflicts", cmd_conflicts, "[--all]", "list open conflicts", conflicts_opts, NULL,
+	  CLI_MODEL_NONE, 0, 0, 0 },
+	{ "conflicts show", cmd_conflict_show, "ID", "a conflict: base, both values, who and when",
+	  dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "conflicts resolve", cmd_conflict_resolve, "ID --keep | --take | --value V",
+	  "decide a conflict; the decision syncs to every device", resolve_opts, NULL,
+	  CLI_MODEL_NONE, 1, 1, 0 },
+	{ "duplicates", cmd_duplicates, "", "customers and contacts that look like duplicates",
+	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "pipeline", cmd_pipeline, "", "the pipeline over everyone's deals", dir_opts, NULL,
+	  CLI_MODEL_NONE, 0, 0, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
+};
+
+static const struct cli_cmd *const tables[] = { hub_cmds, NULL };
+
+static const struct cli_program hub_program = {
+	"relasi-hub", HUB_VERSION,
+	"relasi-hub — the Relasi hub: sync server and admin commands (version " HUB_VERSION ")",
+	"Commands work on --dir DIR, else $RELASI_HUB_DIR, else the current directory.\n\n"
+	"exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 ambiguous,\n"
+	"             5 invalid input, 6 store too new, 7 store or file error\n",
+	tables, NULL, NULL
+};
+
+int main(int argc, char **argv)
+{
+	return cli_main(&hub_program, argc, argv);
+}

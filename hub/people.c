@@ -1,0 +1,532 @@
+/*
+ * people.c — users, enrolment tokens, devices and enrolment on the hub.
+ *
+ * A token is "rl1." + base64url of a small JSON object carrying what a new
+ * device needs to reach and trust the hub — its address, the name on its
+ * certificate, the server CA certificate and that certificate's SHA-256
+ * fingerprint — plus a token id and a 256-bit one-time secret. The hub keeps
+ * only a salted PBKDF2-SHA256 hash of the secret, compares in constant time,
+ * and marks the token used in the same transaction that records the device.
+ */
+#include "hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
+#include <sys/random.h>
+
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/model.h"
+#include "relasi/pki.h"
+#include "relasi/valid.h"
+
+#define TOKEN_PREFIX "rl1."
+#define TOKEN_MAX 8192          /* the whole token text; a CA certificate is ~700 bytes */
+
+static int random_bytes(unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = getrandom(buf + got, len - got, 0);
+		if (n < 0)
+			return rl_error_set(RL_ERROR, "getrandom failed");
+		got += (size_t)n;
+	}
+	return RL_OK;
+}
+
+static void hex(char *out, const unsigned char *in, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* Compare without an early exit, so timing says nothing about the secret. */
+static int equal_ct(const unsigned char *a, const unsigned char *b, size_t len)
+{
+	volatile unsigned char d = 0;
+	size_t i;
+	for (i = 0; i < len; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
+
+static int pbkdf2(const char *secret, const unsigned char *salt, size_t saltlen, int rounds,
+		  unsigned char out[32])
+{
+	mbedtls_md_context_t md;
+	int rc;
+
+	mbedtls_md_init(&md);
+	rc = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1);
+	if (rc == 0)
+		rc = mbedtls_pkcs5_pbkdf2_hmac(&md, (const unsigned char *)secret, strlen(secret),
+					       salt, saltlen, (unsigned int)rounds, 32, out);
+	mbedtls_md_free(&md);
+	return rc ? rl_error_set(RL_ERROR, "PBKDF2 failed (%d)", rc) : RL_OK;
+}
+
+/* ---- users ---------------------------------------------------------------------- */
+
+int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
+		 char id[RL_ID_BUFSZ])
+{
+	const struct rl_table *users = rl_model_table("users");
+	const char *fields[3] = { "login", "name", "role" };
+	const char *values[3] = { login, name, role };
+	sqlite3_stmt *st;
+	int error, i, exists;
+
+	for (i = 0; i < 3; i++) {
+		struct rl_value v = { RL_V_TEXT, 0, 0, values[i] };
+		if (!values[i] || !*values[i])
+			return rl_error_set(RL_EINVALID, "user %s is missing", fields[i]);
+		if ((error = rl_model_check_value(users, rl_model_field(users, fields[i]), &v)) < 0)
+			return error;
+	}
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM users WHERE login = ?1 AND deleted = 0",
+				      &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, login, -1, SQLITE_STATIC);
+	exists = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (exists) {
+		error = rl_error_set(RL_EINVALID, "a user with login '%s' exists", login);
+		goto fail;
+	}
+	if ((error = rl_store_new_id(s, id)) < 0 ||
+	    (error = rl_store_prepare(s, "INSERT INTO users(id, login, name, role) "
+				      "VALUES (?1, ?2, ?3, ?4)", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	for (i = 0; i < 3; i++)
+		sqlite3_bind_text(st, i + 2, values[i], -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_reset(st);
+		error = rl_store_error(s, "adding the user");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	/* Log every field so that devices learn their colleagues' names. */
+	for (i = 0; i < 4; i++) {
+		struct rl_value v = { RL_V_TEXT, 0, 0, i < 3 ? values[i] : NULL };
+		long long seq;
+		if (i == 3) {
+			v.type = RL_V_INT;
+			v.i = 0;
+		}
+		if ((error = hub_write_field(s, "users", id, i < 3 ? fields[i] : "deleted", &v,
+					     "admin", &seq)) < 0)
+			goto fail;
+	}
+	return rl_store_commit(s);
+fail:
+	rl_store_rollback(s);
+	return error;
+}
+
+/* ---- tokens ----------------------------------------------------------------------- */
+
+static int b64url_encode(const unsigned char *in, size_t len, char **out)
+{
+	size_t need = 0, i;
+	char *buf;
+
+	mbedtls_base64_encode(NULL, 0, &need, in, len);
+	if (!(buf = malloc(need + 1)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (mbedtls_base64_encode((unsigned char *)buf, need + 1, &need, in, len) != 0) {
+		free(buf);
+		return rl_error_set(RL_ERROR, "base64 failed");
+	}
+	for (i = 0; i < need; i++)
+		buf[i] = buf[i] == '+' ? '-' : buf[i] == '/' ? '_' : buf[i];
+	while (need && buf[need - 1] == '=')
+		need--;
+	buf[need] = '\0';
+	*out = buf;
+	return RL_OK;
+}
+
+int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, char **token)
+{
+	char path[4096], fp[RL_FINGERPRINT_BUFSZ], id_hex[33], secret_hex[65], now[21];
+	unsigned char id_raw[16], secret[32], salt[16], hash[32];
+	char *ca_pem = NULL, *ca_b64 = NULL, *json = NULL, *body = NULL;
+	json_t *conf = NULL, *tok = NULL;
+	json_error_t jerr;
+	sqlite3_stmt *st;
+	char user[RL_ID_BUFSZ];
+	int error, rc;
+	size_t dlen = 0;
+	unsigned char *der = NULL;
+
+	*token = NULL;
+	if (ttl <= 0 || ttl > 30L * 24 * 3600)
+		return rl_error_set(RL_EINVALID, "token lifetime must be 1 s .. 30 days");
+	if ((error = rl_store_prepare(s, "SELECT id FROM users WHERE login = ?1 AND deleted = 0",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, login, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return rl_error_set(RL_ENOTFOUND, "no user with login '%s'", login);
+
+	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+		return error;
+	if (!(conf = json_load_file(path, 0, &jerr))) {
+		error = rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
+		goto cleanup;
+	}
+	if ((error = hub_path(path, sizeof(path), dir, HUB_SERVER_CA)) < 0 ||
+	    (error = rl_pki_read_file(path, &ca_pem)) < 0 ||
+	    (error = rl_pki_fingerprint_pem(ca_pem, fp)) < 0)
+		goto cleanup;
+	/* PEM -> DER: the token carries the certificate compactly. */
+	{
+		const char *b = strstr(ca_pem, "-----BEGIN CERTIFICATE-----");
+		const char *e = b ? strstr(b, "-----END CERTIFICATE-----") : NULL;
+		sqlite3_str *clean = sqlite3_str_new(NULL);
+		char *c;
+		const char *q;
+		if (!b || !e) {
+			sqlite3_free(sqlite3_str_finish(clean));
+			error = rl_error_set(RL_EINVALID, "%s holds no certificate", path);
+			goto cleanup;
+		}
+		for (q = b + strlen("-----BEGIN CERTIFICATE-----"); q < e; q++)
+			if (*q != '\n' && *q != '\r')
+				sqlite3_str_appendchar(clean, 1, *q);
+		c = sqlite3_str_finish(clean);
+		if (!c || mbedtls_base64_decode(NULL, 0, &dlen, (unsigned char *)c, strlen(c)) ==
+			  MBEDTLS_ERR_BASE64_INVALID_CHARACTER ||
+		    !(der = malloc(dlen + 1)) ||
+		    mbedtls_base64_decode(der, dlen + 1, &dlen, (unsigned char *)c, strlen(c)) != 0) {
+			sqlite3_free(c);
+			error = rl_error_set(RL_EINVALID, "cannot decode %s", path);
+			goto cleanup;
+		}
+		sqlite3_free(c);
+	}
+	if ((error = b64url_encode(der, dlen, &ca_b64)) < 0)
+		goto cleanup;
+	if ((error = random_bytes(id_raw, sizeof(id_raw))) < 0 ||
+	    (error = random_bytes(secret, sizeof(secret))) < 0 ||
+	    (error = random_bytes(salt, sizeof(salt))) < 0)
+		goto cleanup;
+	hex(id_hex, id_raw, sizeof(id_raw));
+	hex(secret_hex, secret, sizeof(secret));
+	if ((error = pbkdf2(secret_hex, salt, sizeof(salt), RL_TOKEN_PBKDF2_ROUNDS, hash)) < 0)
+		goto cleanup;
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	if ((error = rl_store_prepare(s, "INSERT INTO hub_tokens(id, user_id, salt, hash, rounds, "
+				      "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				      &st)) < 0) {
+		rl_store_rollback(s);
+		goto cleanup;
+	}
+	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, salt, sizeof(salt), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, hash, sizeof(hash), SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, RL_TOKEN_PBKDF2_ROUNDS);
+	sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, rl_store_now_ms(s) / 1000 + ttl);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(s, "storing the token");
+		rl_store_rollback(s);
+		goto cleanup;
+	}
+	if ((error = rl_store_commit(s)) < 0)
+		goto cleanup;
+	tok = json_pack("{s:O, s:O, s:s, s:s, s:s, s:s}",
+			"a", json_object_get(conf, "address"), "n", json_object_get(conf, "server_name"),
+			"f", fp, "c", ca_b64, "i", id_hex, "s", secret_hex);
+	if (!tok || !(json = json_dumps(tok, JSON_COMPACT))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = b64url_encode((const unsigned char *)json, strlen(json), &body)) < 0)
+		goto cleanup;
+	if (!(*token = malloc(strlen(TOKEN_PREFIX) + strlen(body) + 1))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	memcpy(*token, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
+	memcpy(*token + strlen(TOKEN_PREFIX), body, strlen(body) + 1);
+cleanup:
+	json_decref(conf);
+	json_decref(tok);
+	free(json);
+	free(body);
+	free(ca_pem);
+	free(ca_b64);
+	free(der);
+	return error;
+}
+
+/* ---- enrolment ---------------------------------------------------------------------- */
+
+int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
+{
+	const char *token = json_string_value(json_object_get(req, "token"));
+	const char *csr = json_string_value(json_object_get(req, "csr"));
+	const char *dname = json_string_value(json_object_get(req, "name"));
+	char cn[128], fp[RL_FINGERPRINT_BUFSZ], user[RL_ID_BUFSZ], now[21];
+	char cakey[4096], cacrt[4096], tid[33], secret[65];
+	unsigned char hash[32], salt[64], stored[32];
+	char *cert = NULL;
+	json_t *inner = NULL;
+	sqlite3_stmt *st;
+	int error, rc, rounds = 0;
+	size_t saltlen = 0, hashlen = 0;
+	unsigned char raw[TOKEN_MAX];
+	size_t rawlen = 0;
+
+	*resp = NULL;
+	if (!token || !csr)
+		return rl_error_set(RL_EPROTO, "ENROLL needs token and csr");
+	/* Decode the token: prefix, base64url, JSON with i and s. */
+	{
+		char b64[TOKEN_MAX + 4];
+		size_t len = strlen(token), i;
+		json_error_t jerr;
+		if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 || len > TOKEN_MAX)
+			return rl_error_set(RL_EAUTH, "not an enrolment token");
+		len -= strlen(TOKEN_PREFIX);
+		for (i = 0; i < len; i++) {
+			char c = token[strlen(TOKEN_PREFIX) + i];
+			b64[i] = c == '-' ? '+' : c == '_' ? '/' : c;
+		}
+		while (i % 4)
+			b64[i++] = '=';
+		b64[i] = '\0';
+		if (mbedtls_base64_decode(raw, sizeof(raw) - 1, &rawlen, (unsigned char *)b64, i) != 0)
+			return rl_error_set(RL_EAUTH, "the enrolment token is damaged");
+		if (!(inner = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &jerr)))
+			return rl_error_set(RL_EAUTH, "the enrolment token is damaged");
+		if (!json_is_string(json_object_get(inner, "i")) ||
+		    !json_is_string(json_object_get(inner, "s")) ||
+		    json_string_length(json_object_get(inner, "i")) != 32 ||
+		    json_string_length(json_object_get(inner, "s")) != 64) {
+			json_decref(inner);
+			return rl_error_set(RL_EAUTH, "the enrolment token is damaged");
+		}
+		snprintf(tid, sizeof(tid), "%s", json_string_value(json_object_get(inner, "i")));
+		snprintf(secret, sizeof(secret), "%s", json_string_value(json_object_get(inner, "s")));
+		json_decref(inner);
+	}
+	if ((error = rl_pki_csr_subject_cn(csr, cn, sizeof(cn))) < 0)
+		return error;
+	if (!rl_id_valid(cn))
+		return rl_error_set(RL_EINVALID, "the device id in the request is not 32 hex digits");
+
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at "
+				      "FROM hub_tokens WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
+		saltlen = (size_t)sqlite3_column_bytes(st, 1);
+		hashlen = (size_t)sqlite3_column_bytes(st, 2);
+		if (saltlen <= sizeof(salt))
+			memcpy(salt, sqlite3_column_blob(st, 1), saltlen);
+		if (hashlen == sizeof(stored))
+			memcpy(stored, sqlite3_column_blob(st, 2), hashlen);
+		rounds = sqlite3_column_int(st, 3);
+		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+			error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
+		else if (sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000)
+			error = rl_error_set(RL_EAUTH, "this enrolment token has expired; ask the "
+					     "admin for a new one");
+	} else {
+		error = rl_error_set(RL_EAUTH, "unknown enrolment token");
+	}
+	sqlite3_reset(st);
+	if (error < 0)
+		goto fail;
+	if (saltlen > sizeof(salt) || hashlen != sizeof(stored) || rounds < 1 ||
+	    (error = pbkdf2(secret, salt, saltlen, rounds, hash)) < 0 ||
+	    !equal_ct(hash, stored, sizeof(hash))) {
+		error = error < 0 ? error : rl_error_set(RL_EAUTH, "the enrolment token is not valid");
+		goto fail;
+	}
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_devices WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		error = rl_error_set(RL_EINVALID, "device %s is already enrolled", cn);
+		goto fail;
+	}
+	{
+		struct rl_pki_sign_opts o;
+		unsigned char serial[8];
+		memset(&o, 0, sizeof(o));
+		o.subject_cn = cn;
+		o.days = 3650;
+		o.server = 0;
+		if ((error = random_bytes(serial, sizeof(serial))) < 0)
+			goto fail;
+		memcpy(&o.serial, serial, sizeof(serial));
+		o.serial = (o.serial >> 1) | 1;   /* positive, non-zero */
+		if ((error = hub_path(cakey, sizeof(cakey), dir, HUB_DEVICE_CAKEY)) < 0 ||
+		    (error = hub_path(cacrt, sizeof(cacrt), dir, HUB_DEVICE_CA)) < 0 ||
+		    (error = rl_pki_sign_csr(cakey, cacrt, csr, &o, &cert)) < 0 ||
+		    (error = rl_pki_fingerprint_pem(cert, fp)) < 0)
+			goto fail;
+	}
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_prepare(s, "INSERT INTO hub_devices(id, user_id, name, fingerprint, "
+				      "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	if (dname)
+		sqlite3_bind_text(st, 3, dname, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, fp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(s, "recording the device");
+		goto fail;
+	}
+	if ((error = rl_store_prepare(s, "UPDATE hub_tokens SET used_at = ?2, device_id = ?3 "
+				      "WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, cn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		error = rl_store_error(s, "using the token");
+		goto fail;
+	}
+	if ((error = rl_store_prepare(s, "SELECT login, name, role FROM users WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		error = rl_error_set(RL_EAUTH, "the token's user no longer exists");
+		goto fail;
+	}
+	*resp = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "cert", cert, "device", cn,
+			  "user", user, "login", (const char *)sqlite3_column_text(st, 0),
+			  "name", (const char *)sqlite3_column_text(st, 1),
+			  "role", (const char *)sqlite3_column_text(st, 2));
+	sqlite3_reset(st);
+	if (!*resp) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((error = rl_store_commit(s)) < 0)
+		goto fail;
+	free(cert);
+	return RL_OK;
+fail:
+	rl_store_rollback(s);
+	json_decref(*resp);
+	*resp = NULL;
+	free(cert);
+	return error;
+}
+
+/* ---- devices ------------------------------------------------------------------------ */
+
+int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
+		      struct hub_peer *peer)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s,
+	     "SELECT d.user_id, d.fingerprint, d.revoked_at, u.role, u.deleted FROM hub_devices d "
+	     "LEFT JOIN users u ON u.id = d.user_id WHERE d.id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_error_set(RL_EAUTH, "device %.32s is not enrolled", cn);
+	}
+	if (strcmp((const char *)sqlite3_column_text(st, 1), fingerprint) != 0)
+		error = rl_error_set(RL_EAUTH, "device %.32s presented another certificate", cn);
+	else if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+		error = rl_error_set(RL_EAUTH, "device %.32s is revoked", cn);
+	else if (sqlite3_column_type(st, 3) == SQLITE_NULL || sqlite3_column_int(st, 4))
+		error = rl_error_set(RL_EAUTH, "the user of device %.32s no longer exists", cn);
+	else if (peer) {
+		snprintf(peer->device, sizeof(peer->device), "%s", cn);
+		snprintf(peer->user, sizeof(peer->user), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(peer->role, sizeof(peer->role), "%s", (const char *)sqlite3_column_text(st, 3));
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
+int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
+{
+	sqlite3_stmt *st;
+	char now[21], hi[40];
+	int error, n = 0;
+
+	if (!rl_id_is_prefix(ref) || strlen(ref) < 4)
+		return rl_error_set(RL_EINVALID, "'%s' is not a device id prefix (4+ hex digits)", ref);
+	snprintf(hi, sizeof(hi), "%sg", ref);
+	if ((error = rl_store_prepare(s, "SELECT id FROM hub_devices WHERE id >= ?1 AND id < ?2 "
+				      "LIMIT 2", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(id, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));
+		n++;
+	}
+	sqlite3_reset(st);
+	if (n == 0)
+		return rl_error_set(RL_ENOTFOUND, "no device matches '%s'", ref);
+	if (n > 1)
+		return rl_error_set(RL_EAMBIGUOUS, "'%s' matches several devices", ref);
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET revoked_at = coalesce(revoked_at, ?2) "
+				      "WHERE id = ?1", &st)) < 0) {
+		rl_store_rollback(s);
+		return error;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_reset(st);
+		rl_store_rollback(s);
+		return rl_store_error(s, "revoking");
+	}
+	sqlite3_reset(st);
+	return rl_store_commit(s);
+}

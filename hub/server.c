@@ -1,0 +1,411 @@
+/*
+ * server.c — relasi-hub serve: the TLS listener and one thread per
+ * connection. A connection's thread owns its own SQLite connection to the
+ * hub store (WAL lets pulls read while a push writes; BEGIN IMMEDIATE and the
+ * busy timeout queue the writers), so a slow or hostile peer only ever holds
+ * its own thread, bounded by the handshake and read timeouts of
+ * relasi/limits.h, and never the listener or other devices.
+ *
+ * Session grammar (sync/PROTOCOL.md):
+ *   no certificate:  ENROLL -> ENROLLED | ERROR, close
+ *   certificate:     HELLO -> WELCOME, { PUSH -> PUSHED | PULL -> PAGE }, BYE
+ *
+ * Test hook: RELASI_HUB_FAULT=ack-lost:N closes the connection right after
+ * the N-th push has committed, before its answer is sent; kill-after-commit:N
+ * SIGKILLs the hub at the same point. They exist so that tests can prove a
+ * lost acknowledgement and a crash lose and duplicate nothing.
+ */
+#define _GNU_SOURCE   /* accept4 */
+#include "hub.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relasi/conn.h"
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/wire.h"
+
+struct server {
+	const char *dir;
+	rl_tls_server *tls;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int active;
+	long pushes;            /* for the fault hooks */
+	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit */
+	long fault_at;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* The store of the connection being handshaken on this thread, for the
+ * certificate check callback. */
+static _Thread_local rl_store *thread_store;
+
+static int peer_check(void *ctx, const char *cn, const char *fingerprint)
+{
+	(void)ctx;
+	if (!thread_store)
+		return -1;
+	return hub_device_lookup(thread_store, cn, fingerprint, NULL) == RL_OK ? 0 : -1;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct conn_job {
+	struct server *srv;
+	int fd;
+	char addr[64];
+};
+
+static const char *error_code(int error)
+{
+	switch (error) {
+	case RL_EPROTO: return "proto";
+	case RL_ETOOBIG: return "limit";
+	case RL_EAUTH: return "auth";
+	case RL_EINVALID: return "invalid";
+	default: return "internal";
+	}
+}
+
+static int fault_now(struct server *srv)
+{
+	long n;
+	pthread_mutex_lock(&srv->lock);
+	n = ++srv->pushes;
+	pthread_mutex_unlock(&srv->lock);
+	return srv->fault_kind && n == srv->fault_at;
+}
+
+static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const char *addr)
+{
+	json_t *req = NULL, *resp = NULL;
+	int type, error;
+
+	error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, RL_PREAUTH_TIMEOUT_MS, &type, &req);
+	if (error == 0 && type != RL_FRAME_ENROLL)
+		error = rl_error_set(RL_EAUTH, "a client certificate is required");
+	if (error == 0)
+		error = hub_enroll(s, srv->dir, req, &resp);
+	if (error == 0) {
+		rl_wire_write(c, RL_FRAME_ENROLLED, resp, RL_MAX_FRAME_PREAUTH, RL_READ_TIMEOUT_MS);
+		fprintf(stderr, "relasi-hub: enrolled device %s for %s from %s\n",
+			json_string_value(json_object_get(resp, "device")),
+			json_string_value(json_object_get(resp, "login")), addr);
+	} else {
+		if (error != RL_ECLOSED && error != RL_ETIMEOUT)
+			rl_wire_error(c, error == RL_EAUTH ? "token" : error_code(error),
+				      rl_error_message(), 2000);
+		fprintf(stderr, "relasi-hub: refused enrolment from %s: %s\n", addr, rl_error_message());
+	}
+	json_decref(req);
+	json_decref(resp);
+}
+
+static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char *cn,
+			 const char *addr)
+{
+	struct hub_peer peer;
+	struct hub_stats st;
+	json_t *req = NULL, *resp = NULL;
+	long long t0 = now_ms();
+	unsigned long long in, out;
+	int type, error, hello = 0;
+
+	memset(&st, 0, sizeof(st));
+	/* The handshake already checked CN + fingerprint; look up the role. */
+	{
+		sqlite3_stmt *q;
+		memset(&peer, 0, sizeof(peer));
+		if (rl_store_prepare(s, "SELECT d.user_id, u.role FROM hub_devices d JOIN users u "
+				     "ON u.id = d.user_id WHERE d.id = ?1 AND d.revoked_at IS NULL", &q) < 0)
+			return;
+		sqlite3_bind_text(q, 1, cn, -1, SQLITE_STATIC);
+		if (strlen(cn) >= sizeof(peer.device) || sqlite3_step(q) != SQLITE_ROW) {
+			sqlite3_reset(q);
+			rl_wire_error(c, "auth", "device not enrolled", 2000);
+			return;
+		}
+		memcpy(peer.device, cn, strlen(cn) + 1);
+		snprintf(peer.user, sizeof(peer.user), "%s", (const char *)sqlite3_column_text(q, 0));
+		snprintf(peer.role, sizeof(peer.role), "%s", (const char *)sqlite3_column_text(q, 1));
+		sqlite3_reset(q);
+	}
+	for (;;) {
+		json_decref(req);
+		json_decref(resp);
+		req = resp = NULL;
+		if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_READ_TIMEOUT_MS, &type, &req)) < 0)
+			break;
+		if (!hello && type != RL_FRAME_HELLO) {
+			error = rl_error_set(RL_EPROTO, "HELLO must come first");
+			break;
+		}
+		if (type == RL_FRAME_HELLO) {
+			json_t *hlc = json_object_get(req, "hlc");
+			if (hello || !json_is_integer(hlc)) {
+				error = rl_error_set(RL_EPROTO, "bad HELLO");
+				break;
+			}
+			if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(hlc), NULL) < 0) {
+				rl_wire_error(c, "clock", rl_error_message(), 2000);
+				error = RL_EINVALID;
+				break;
+			}
+			hello = 1;
+			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "proto", RL_PROTO_VERSION,
+					 "hub", "relasi-hub", "device", peer.device, "user", peer.user,
+					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
+			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
+		} else if (type == RL_FRAME_PUSH) {
+			if ((error = hub_push(s, &peer, req, &resp, &st)) < 0)
+				break;
+			if (fault_now(srv)) {
+				if (srv->fault_kind == 2) {
+					fprintf(stderr, "relasi-hub: fault injection: killed after commit\n");
+					raise(SIGKILL);
+				}
+				fprintf(stderr, "relasi-hub: fault injection: acknowledgement dropped\n");
+				error = RL_ECLOSED;
+				break;
+			}
+			error = rl_wire_write(c, RL_FRAME_PUSHED, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
+		} else if (type == RL_FRAME_PULL) {
+			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
+				break;
+			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
+		} else if (type == RL_FRAME_BYE) {
+			break;
+		} else {
+			error = rl_error_set(RL_EPROTO, "unexpected frame '%c'", type);
+			break;
+		}
+		if (error < 0)
+			break;
+	}
+	if (error < 0 && error != RL_ECLOSED && error != RL_EINVALID) {
+		if (error != RL_ETIMEOUT)
+			rl_wire_error(c, error_code(error), rl_error_message(), 2000);
+		fprintf(stderr, "relasi-hub: device %.12s from %s: %s\n", cn, addr, rl_error_message());
+	}
+	json_decref(req);
+	json_decref(resp);
+	rl_conn_counters(c, &in, &out);
+	fprintf(stderr, "relasi-hub: sync device=%.12s user=%.12s pushed=%ld applied=%ld same=%ld "
+		"merged=%ld conflicts=%ld refused=%ld pulled=%ld bytes_in=%llu bytes_out=%llu ms=%lld\n",
+		cn, peer.user, st.pushed, st.applied, st.same, st.merged, st.conflicts, st.refused,
+		st.pulled, in, out, now_ms() - t0);
+}
+
+static void *connection_main(void *arg)
+{
+	struct conn_job *job = arg;
+	struct server *srv = job->srv;
+	rl_store *s = NULL;
+	rl_conn *c = NULL;
+	char cn[128], fp[RL_FINGERPRINT_BUFSZ];
+
+	if (hub_store_open(&s, srv->dir, 0) < 0) {
+		fprintf(stderr, "relasi-hub: %s\n", rl_error_message());
+		close(job->fd);
+		goto done;
+	}
+	thread_store = s;
+	if (rl_tls_server_handshake(srv->tls, job->fd, RL_HANDSHAKE_TIMEOUT_MS, &c, cn, sizeof(cn),
+				    fp) < 0) {
+		fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
+		goto done;
+	}
+	if (!cn[0])
+		serve_enrolment(srv, s, c, job->addr);
+	else
+		serve_device(srv, s, c, cn, job->addr);
+done:
+	thread_store = NULL;
+	rl_conn_close(c);
+	rl_store_close(s);
+	pthread_mutex_lock(&srv->lock);
+	srv->active--;
+	pthread_cond_signal(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	free(job);
+	return NULL;
+}
+
+static int parse_listen(const char *spec, char *host, size_t hostsz, char *port, size_t portsz)
+{
+	const char *colon;
+
+	if (spec[0] == '[') {
+		const char *end = strchr(spec, ']');
+		if (!end || end[1] != ':')
+			return rl_error_set(RL_EINVALID, "--listen '%s': use [ADDR]:PORT for IPv6", spec);
+		snprintf(host, hostsz, "%.*s", (int)(end - spec - 1), spec + 1);
+		snprintf(port, portsz, "%s", end + 2);
+	} else {
+		if (!(colon = strrchr(spec, ':')))
+			return rl_error_set(RL_EINVALID, "--listen '%s': use ADDR:PORT", spec);
+		snprintf(host, hostsz, "%.*s", (int)(colon - spec), spec);
+		snprintf(port, portsz, "%s", colon + 1);
+	}
+	return RL_OK;
+}
+
+static int open_listener(const char *spec, int *out, char *actual, size_t actualsz)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], port[16], h[64], p[16];
+	int fd = -1, one = 1, rc;
+
+	if ((rc = parse_listen(spec, host, sizeof(host), port, sizeof(port))) < 0)
+		return rc;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0)
+		return rl_error_set(RL_EINVALID, "--listen '%s': %s", spec, gai_strerror(rc));
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 256) < 0) {
+		rc = rl_error_set(RL_EIO, "cannot listen on %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(actual, actualsz, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, p);
+	*out = fd;
+	return RL_OK;
+}
+
+int hub_serve(const char *dir, const char *listen_spec);
+
+int hub_serve(const char *dir, const char *listen_spec)
+{
+	struct server srv;
+	char cert[4096], key[4096], ca[4096], actual[96];
+	const char *fault = getenv("RELASI_HUB_FAULT");
+	struct sigaction sa;
+	int lfd = -1, error;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.dir = dir;
+	pthread_mutex_init(&srv.lock, NULL);
+	pthread_cond_init(&srv.idle, NULL);
+	if (fault && strncmp(fault, "ack-lost:", 9) == 0) {
+		srv.fault_kind = 1;
+		srv.fault_at = strtol(fault + 9, NULL, 10);
+	} else if (fault && strncmp(fault, "kill-after-commit:", 18) == 0) {
+		srv.fault_kind = 2;
+		srv.fault_at = strtol(fault + 18, NULL, 10);
+	}
+	if ((error = hub_path(cert, sizeof(cert), dir, HUB_SERVER_CRT)) < 0 ||
+	    (error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||
+	    (error = hub_path(ca, sizeof(ca), dir, HUB_DEVICE_CA)) < 0 ||
+	    (error = rl_tls_server_new(&srv.tls, cert, key, ca, peer_check, &srv)) < 0 ||
+	    (error = open_listener(listen_spec, &lfd, actual, sizeof(actual))) < 0)
+		goto cleanup;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	printf("relasi-hub listening on %s\n", actual);
+	fflush(stdout);
+
+	while (!stop_requested) {
+		struct pollfd pfd = { lfd, POLLIN, 0 };
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		struct conn_job *job;
+		pthread_t th;
+		pthread_attr_t attr;
+		int fd;
+
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&srv.lock);
+		if (srv.active >= RL_MAX_CONNECTIONS) {
+			pthread_mutex_unlock(&srv.lock);
+			close(fd);      /* over capacity: the device retries later */
+			continue;
+		}
+		srv.active++;
+		pthread_mutex_unlock(&srv.lock);
+		if (!(job = calloc(1, sizeof(*job)))) {
+			close(fd);
+			pthread_mutex_lock(&srv.lock);
+			srv.active--;
+			pthread_mutex_unlock(&srv.lock);
+			continue;
+		}
+		job->srv = &srv;
+		job->fd = fd;
+		getnameinfo((struct sockaddr *)&peer, pl, job->addr, sizeof(job->addr), NULL, 0,
+			    NI_NUMERICHOST);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 512 * 1024);
+		if (pthread_create(&th, &attr, connection_main, job) != 0) {
+			close(fd);
+			free(job);
+			pthread_mutex_lock(&srv.lock);
+			srv.active--;
+			pthread_mutex_unlock(&srv.lock);
+		}
+		pthread_attr_destroy(&attr);
+	}
+	fprintf(stderr, "relasi-hub: stopping\n");
+	/* Let sessions in flight finish (each is bounded by its timeouts). */
+	pthread_mutex_lock(&srv.lock);
+	{
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += RL_READ_TIMEOUT_MS / 1000 + 5;
+		while (srv.active > 0 &&
+		       pthread_cond_timedwait(&srv.idle, &srv.lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&srv.lock);
+cleanup:
+	if (lfd >= 0)
+		close(lfd);
+	rl_tls_server_free(srv.tls);
+	return error;
+}

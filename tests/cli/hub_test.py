@@ -1,0 +1,152 @@
+"""hub_test.py — helpers for the integration tests: a real relasi-hub on
+127.0.0.1 (a free port picked at run time) with its own directory, and real
+relasi devices enrolled with it over TLS. Everything is bounded in time and
+torn down at the end."""
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+from relasi_test import BIN, Failure, Store, check, eq
+
+HUB_BIN = os.environ.get("RELASI_HUB_BIN") or os.path.join(os.path.dirname(BIN), "relasi-hub")
+
+SYNCED = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
+          "deal_stage_events"]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    def __init__(self, fault=None):
+        self.dir = tempfile.mkdtemp(prefix="relasi-hub-")
+        self.port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "serve.log")
+        self.admin("init", self.dir, "--name", "Test Hub", "--host", "localhost,127.0.0.1",
+                   "--listen", f"127.0.0.1:{self.port}", dirarg=False)
+        self.start(fault)
+
+    def admin_run(self, *args, dirarg=True):
+        args = [str(a) for a in args]
+        if dirarg:
+            args += ["--dir", self.dir]
+        return subprocess.run([HUB_BIN] + args, capture_output=True, text=True, timeout=120)
+
+    def admin(self, *args, dirarg=True):
+        r = self.admin_run(*args, dirarg=dirarg)
+        if r.returncode != 0:
+            raise Failure(f"relasi-hub {' '.join(map(str, args))} failed ({r.returncode}):\n"
+                          f"{r.stdout}\n{r.stderr}")
+        return r.stdout
+
+    def start(self, fault=None):
+        env = dict(os.environ)
+        env.pop("RELASI_HUB_FAULT", None)
+        if fault:
+            env["RELASI_HUB_FAULT"] = fault
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([HUB_BIN, "serve", self.dir], stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, env=env)
+        line = self.proc.stdout.readline()
+        check("listening on" in line, "the hub announces its address", line)
+        # wait until it accepts
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise Failure("the hub did not start listening")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc:
+            self.proc.stdout.close()
+            self.log.close()
+        self.proc = None
+
+    def wait_exit(self, timeout=30):
+        self.proc.wait(timeout=timeout)
+        self.proc.stdout.close()
+        self.log.close()
+        self.proc = None
+
+    def logtext(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def token(self, login, name=None, role="rep", ttl=None):
+        args = ["user", "add", login, "--name", name or login.title(), "--role", role]
+        if ttl:
+            args += ["--ttl", ttl]
+        return self.admin(*args).strip()
+
+    def device(self, login, name=None, role="rep", now=None):
+        tok = self.token(login, name, role)
+        d = Store(init=False, now=now)
+        d.ok("enroll", tok, "--name", f"{login}-laptop")
+        return d
+
+    def db(self):
+        return sqlite3.connect(f"file:{os.path.join(self.dir, 'hub.db')}?mode=ro", uri=True)
+
+    def query(self, sql, *params):
+        con = self.db()
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def table_rows(con, table):
+    cols = [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+    return cols, con.execute(f'SELECT * FROM "{table}" ORDER BY id').fetchall()
+
+
+def assert_converged(hub, devices):
+    """Every device's synced tables equal the hub's, row for row, field for field."""
+    hcon = hub.db()
+    try:
+        for t in SYNCED:
+            hcols, hrows = table_rows(hcon, t)
+            for i, d in enumerate(devices):
+                dcon = d.db()
+                try:
+                    dcols, drows = table_rows(dcon, t)
+                finally:
+                    dcon.close()
+                eq(dcols, hcols, f"{t}: same columns on device {i}")
+                if drows != hrows:
+                    hs, ds = set(hrows), set(drows)
+                    raise Failure(f"{t}: device {i} differs from the hub\n"
+                                  f"  only on hub:    {sorted(hs - ds)[:5]}\n"
+                                  f"  only on device: {sorted(ds - hs)[:5]}")
+    finally:
+        hcon.close()
+
+
+def sync_all(devices, rounds=2):
+    for _ in range(rounds):
+        for d in devices:
+            d.ok("sync")

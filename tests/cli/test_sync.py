@@ -1,0 +1,157 @@
+"""Integration: a real relasi-hub on 127.0.0.1 and real relasi devices with
+their own stores, over mutual TLS. Convergence, field-level merge,
+conflicts and their resolution, notes merged three ways, edit against
+delete, duplicates, roles, a lost acknowledgement and a killed hub."""
+import signal
+import time
+
+from hub_test import Hub, assert_converged, sync_all
+from relasi_test import check, eq, main
+
+
+def test_convergence_and_merge():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    mgr = hub.device("maya", "Maya Manager", role="manager")
+    try:
+        # offline work on both devices
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222",
+               "--notes", "Grosir\nBuka jam 8")
+        ani.ok("contact", "add", "Siti", "--account", "Makmur")
+        ani.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "45000000")
+        budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        budi.ok("visit", "log", "Sinar", "--notes", "Kunjungan pertama", "--next", "Telepon")
+        sync_all([ani, budi, mgr])
+        assert_converged(hub, [ani, budi, mgr])
+        eq(len(budi.js("account", "list")), 2, "budi sees ani's customer")
+        st = ani.js("status")
+        eq((st["pending"], st["refused"]), (0, 0), "everything acknowledged")
+
+        # different fields of one record on two devices: both kept, no conflict
+        ani.ok("account", "edit", "Makmur", "--phone", "0812-3333-4444")
+        budi.ok("account", "edit", "Makmur", "--region", "Jawa Barat")
+        # the same field on both: exactly one conflict
+        ani.ok("account", "edit", "Makmur", "--city", "Bandung Kota", now="2026-11-23T03:00:00Z")
+        budi.ok("account", "edit", "Makmur", "--city", "Kab. Bandung", now="2026-11-23T03:05:00Z")
+        # notes edited on both sides, different lines: merged three ways
+        ani.ok("account", "edit", "Makmur", "--notes", "Grosir elektronik\nBuka jam 8")
+        budi.ok("account", "edit", "Makmur", "--notes", "Grosir\nBuka jam 8\nTutup hari Minggu")
+        sync_all([ani, budi, mgr])
+        assert_converged(hub, [ani, budi, mgr])
+        acc = mgr.js("account", "show", "Makmur")
+        eq((acc["phone"], acc["region"]), ("+6281233334444", "Jawa Barat"), "both field edits kept")
+        eq(acc["notes"], "Grosir elektronik\nBuka jam 8\nTutup hari Minggu", "notes merged")
+        conflicts = hub.query("SELECT field, hub_value, in_value, winner, state FROM hub_conflicts")
+        eq(conflicts, [("city", "Bandung Kota", "Kab. Bandung", "incoming", "open")],
+           "exactly one conflict, both values kept, the later edit provisionally wins")
+        eq(acc["city"], "Kab. Bandung", "provisional winner everywhere")
+        check("city" in budi.ok("conflicts").out, "the rep sees the conflict of their edit")
+        out = hub.admin("conflicts")
+        check("Bandung Kota" in out and "Kab. Bandung" in out, "admin lists it", out)
+        show = hub.admin("conflicts", "show", "1")
+        check("Bandung Kota" in show and "ani" in show and "budi" in show,
+              "show has both values and who", show)
+        hub.admin("conflicts", "resolve", "1", "--keep")
+        sync_all([ani, budi, mgr])
+        assert_converged(hub, [ani, budi, mgr])
+        eq(budi.js("account", "show", "Makmur")["city"], "Bandung Kota",
+           "the resolution reaches every device")
+        eq(hub.query("SELECT state, resolution FROM hub_conflicts"), [("resolved", "keep")],
+           "conflict closed")
+        log = hub.logtext()
+        check("sync device=" in log and "pushed=" in log and "merged=" in log,
+              "one log line per sync", log[-500:])
+    finally:
+        for d in (ani, budi, mgr):
+            d.cleanup()
+        hub.cleanup()
+
+
+def test_edit_against_delete_duplicates_and_roles():
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Depok", "--email", "apotek@sehat.id")
+        ani.ok("deal", "add", "Freezer", "--account", "Apotek", "--amount", "1000000")
+        sync_all([ani, budi])
+        # edit against delete: ani deletes, budi (who has not seen it) edits
+        ani.ok("account", "delete", "Apotek")
+        ani.ok("sync")
+        budi.ok("account", "edit", "Apotek", "--phone", "021-7777-888")
+        budi.ok("sync")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(hub.query("SELECT deleted, phone FROM accounts WHERE name = 'Apotek Sehat'"),
+           [(0, "+62217777888")], "the row stays alive with the edit")
+        eq(hub.query("SELECT field, kind FROM hub_conflicts"), [("deleted", "edit-delete")],
+           "and it is a conflict")
+        # duplicates: the same customer created on two devices offline
+        ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
+        budi.ok("account", "add", "TOKO JAYA  ABADI", "--city", "bekasi")
+        budi.ok("contact", "add", "Rudi", "--email", "rudi@jaya.id")
+        ani.ok("contact", "add", "Rudi Hartono", "--email", "RUDI@jaya.id")
+        sync_all([ani, budi])
+        dups = hub.query("SELECT tbl, reason FROM hub_duplicates ORDER BY tbl")
+        eq(dups, [("accounts", "name_city"), ("contacts", "email")], "duplicate candidates")
+        check("Toko Jaya Abadi" in hub.admin("duplicates"), "admin lists them")
+        eq(len(ani.js("account", "list", "--city", "Bekasi")), 2, "both records kept, not merged")
+        # roles: budi may not change ani's deal; the refusal stays on budi's device
+        budi.ok("deal", "edit", "Freezer", "--amount", "5")
+        r = budi.js("sync")
+        eq(r["refused"], 1, "the hub refuses the edit")
+        st = budi.js("status")
+        eq(st["refused"], 1, "the refused change stays on the device, visible")
+        out = budi.ok("outbox", "--state", "refused").out
+        check("own deals" in out, "with the hub's reason", out)
+        eq(hub.query("SELECT amount FROM deals"), [(100000000,)], "the hub's deal unchanged")
+        # a rep cannot create users or edit stages either
+        budi.ok("stage", "edit", "Proposal", "--probability", "99")
+        eq(budi.js("sync")["refused"], 1, "stage edit refused for a rep")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_lost_ack_and_killed_hub():
+    hub = Hub(fault="ack-lost:1")
+    dev = hub.device("ani")
+    try:
+        for i in range(5):
+            dev.ok("account", "add", f"Toko {i}", "--city", "Solo")
+        r = dev.run("sync")
+        check(r.code == 8, "the sync fails when the acknowledgement is lost", r)
+        eq(hub.query("SELECT count(*) FROM accounts"), [(5,)], "the hub committed the batch")
+        eq(dev.js("status")["sent"], 25, "the device still holds the batch as sent")
+        seq_before = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        dev.ok("sync")
+        eq(hub.query("SELECT max(seq) FROM hub_log")[0][0], seq_before,
+           "the resent batch got the stored answer and was not applied again")
+        eq(dev.js("status")["pending"] + dev.js("status")["sent"], 0, "all acknowledged")
+        eq(hub.query("SELECT count(*) FROM hub_batches"), [(1,)], "one batch recorded")
+        hub.stop()
+
+        # the hub killed right after committing a batch, before answering
+        hub.start(fault="kill-after-commit:1")
+        for i in range(5, 9):
+            dev.ok("account", "add", f"Toko {i}", "--city", "Klaten")
+        r = dev.run("sync")
+        check(r.code == 8, "the sync fails when the hub dies", r)
+        hub.wait_exit()
+        eq(hub.query("SELECT count(*) FROM accounts"), [(9,)], "acknowledged-or-not, committed survives")
+        hub.start()
+        dev.ok("sync")
+        dev.ok("sync")
+        assert_converged(hub, [dev])
+        eq(hub.query("SELECT count(*) FROM accounts"), [(9,)], "nothing lost, nothing doubled")
+        eq(dev.js("status")["pending"], 0, "nothing left behind")
+    finally:
+        dev.cleanup()
+        hub.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
+          test_lost_ack_and_killed_hub])
