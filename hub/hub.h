@@ -89,4 +89,9 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *field,
 		    const struct rl_value *v, const char *kind, long long *seq);
 
+/* Serve devices on LISTEN_SPEC ("ADDR:PORT", "[v6]:PORT") until SIGINT or
+ * SIGTERM, then finish the sessions in progress. NAME is the hub's name,
+ * told to devices in WELCOME. RL_OK after a clean stop. (server.c) */
+int hub_serve(const char *dir, const char *listen_spec, const char *name);
+
 #endif

@@ -24,8 +24,6 @@
 
 #define HUB_VERSION "0.2.0"
 
-int hub_serve(const char *dir, const char *listen_spec);
-
 static const char *hub_dir(const struct cli_args *a)
 {
 	const char *d = cli_get(a, "dir");
@@ -134,7 +132,7 @@ cleanup:
 static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *dir = a->npos ? a->pos[0] : hub_dir(a);
-	const char *listen = cli_get(a, "listen");
+	const char *listen = cli_get(a, "listen"), *name;
 	char path[4096];
 	json_t *conf;
 	json_error_t jerr;
@@ -144,17 +142,16 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	rl_store_close(ctx->store);
 	ctx->store = NULL;
-	if (!listen) {
-		if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
-			return error;
-		if (!(conf = json_load_file(path, 0, &jerr)))
-			return rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
-		error = hub_serve(dir, json_string_value(json_object_get(conf, "listen"))
-				  ? json_string_value(json_object_get(conf, "listen")) : "127.0.0.1:7443");
-		json_decref(conf);
+	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
 		return error;
-	}
-	return hub_serve(dir, listen);
+	if (!(conf = json_load_file(path, 0, &jerr)))
+		return rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
+	if (!listen)
+		listen = json_string_value(json_object_get(conf, "listen"));
+	name = json_string_value(json_object_get(conf, "name"));
+	error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub");
+	json_decref(conf);
+	return error;
 }
 
 /* ---- users and devices ------------------------------------------------------------- */

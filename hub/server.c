@@ -40,6 +40,7 @@
 
 struct server {
 	const char *dir;
+	const char *name;        /* told to devices in WELCOME */
 	rl_tls_server *tls;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
@@ -167,9 +168,19 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			break;
 		}
 		if (type == RL_FRAME_HELLO) {
-			json_t *hlc = json_object_get(req, "hlc");
-			if (hello || !json_is_integer(hlc)) {
+			json_t *hlc = json_object_get(req, "hlc"), *proto = json_object_get(req, "proto"), *v;
+			size_t i;
+			int speaks = 0;
+			if (hello || !json_is_integer(hlc) || !json_is_array(proto) ||
+			    json_array_size(proto) > 16) {
 				error = rl_error_set(RL_EPROTO, "bad HELLO");
+				break;
+			}
+			json_array_foreach(proto, i, v)
+				speaks |= json_is_integer(v) && json_integer_value(v) == RL_PROTO_VERSION;
+			if (!speaks) {
+				rl_wire_error(c, "version", "this hub speaks protocol version 1 only", 2000);
+				error = RL_EPROTO;
 				break;
 			}
 			if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(hlc), NULL) < 0) {
@@ -179,7 +190,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			}
 			hello = 1;
 			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "proto", RL_PROTO_VERSION,
-					 "hub", "relasi-hub", "device", peer.device, "user", peer.user,
+					 "hub", srv->name, "device", peer.device, "user", peer.user,
 					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
 		} else if (type == RL_FRAME_PUSH) {
@@ -310,9 +321,7 @@ static int open_listener(const char *spec, int *out, char *actual, size_t actual
 	return RL_OK;
 }
 
-int hub_serve(const char *dir, const char *listen_spec);
-
-int hub_serve(const char *dir, const char *listen_spec)
+int hub_serve(const char *dir, const char *listen_spec, const char *name)
 {
 	struct server srv;
 	char cert[4096], key[4096], ca[4096], actual[96];
@@ -322,6 +331,7 @@ int hub_serve(const char *dir, const char *listen_spec)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.dir = dir;
+	srv.name = name;
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
 	if (fault && strncmp(fault, "ack-lost:", 9) == 0) {

@@ -1,0 +1,258 @@
+"""Integration: who may talk to the hub. Real connections to a real
+relasi-hub on 127.0.0.1: no client certificate, a certificate from another
+CA (self-made, and a genuine device of another hub), a revoked device, an
+expired and a reused enrolment token, a plain-TCP client sending garbage, a
+TLS 1.0/1.1-only client (openssl s_client, a real outside client), a
+connection that sends nothing. Each is refused, and the hub keeps serving
+the enrolled devices while and after it happens."""
+import os
+import shutil
+import socket
+import sqlite3
+import ssl
+import struct
+import subprocess
+import tempfile
+import time
+
+from hub_test import Hub
+from relasi_test import Store, check, eq, main
+
+
+def frame(ftype, payload):
+    body = ftype.encode() + payload.encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def read_frame(sock):
+    """One frame, or None when the hub closed the connection first."""
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (n,) = struct.unpack(">I", head)
+    check(2 <= n <= 1 << 16, "the hub's answer has a sane length", n)
+    body = b""
+    while len(body) < n:
+        chunk = sock.recv(n - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return body[:1].decode(), body[1:].decode()
+
+
+def tls_client(cert=None, key=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE   # we test the hub's checks, not ours
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def session_answer(hub, cert, key, hello='{"proto":[1],"client":"test","hlc":0}'):
+    """What the hub answers to a HELLO sent over a TLS session made with this
+    certificate: the answer frame, or None when the hub refused the handshake
+    or closed without answering."""
+    ctx = tls_client(cert, key)
+    try:
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=15) as raw:
+            with ctx.wrap_socket(raw) as s:
+                s.sendall(frame("H", hello))
+                return read_frame(s)
+    except (ssl.SSLError, ConnectionError, OSError):
+        return None
+
+
+def handshake_refused(hub, cert, key):
+    ans = session_answer(hub, cert, key)
+    return ans is None or ans[0] == "X"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True,
+                   timeout=60)
+
+
+def make_foreign_cert(tmp, cn):
+    """A CA of our own and a device certificate it signs with a real device's
+    CN: everything right except the issuer."""
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key", cwd=tmp)
+    openssl("req", "-new", "-x509", "-key", "ca.key", "-subj", "/CN=Relasi device CA",
+            "-days", "30", "-out", "ca.crt", cwd=tmp)
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "dev.key", cwd=tmp)
+    openssl("req", "-new", "-key", "dev.key", "-subj", f"/CN={cn}", "-out", "dev.csr", cwd=tmp)
+    with open(os.path.join(tmp, "ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", "dev.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "30", "-extfile", "ext", "-out", "dev.crt", cwd=tmp)
+    return os.path.join(tmp, "dev.crt"), os.path.join(tmp, "dev.key")
+
+
+def still_serving(hub, dev, what):
+    dev.ok("account", "add", f"Toko {time.monotonic_ns()}", "--city", "Medan")
+    r = dev.run("sync")
+    check(r.code == 0, f"the hub keeps serving after {what}", r)
+
+
+def test_certificates_and_revocation():
+    hub = Hub()
+    other = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-certs-")
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    stranger = other.device("eko")
+    try:
+        ani.ok("sync")
+        dev_id = ani.js("status")["device_id"]
+
+        # no client certificate: the handshake may finish (that is how
+        # enrolment works), but nothing except ENROLL is answered
+        check(handshake_refused(hub, None, None), "no certificate: HELLO refused")
+        still_serving(hub, budi, "a certificate-less HELLO")
+
+        # a certificate from a CA the hub never made, naming a real device
+        cert, key = make_foreign_cert(tmp, dev_id)
+        check(handshake_refused(hub, cert, key), "a foreign CA's certificate is refused")
+        # a genuine device certificate, but of another hub
+        check(handshake_refused(hub, os.path.join(stranger.home, "device.crt"),
+                                os.path.join(stranger.home, "device.key")),
+              "another hub's device certificate is refused")
+        # the real device may still connect with its own certificate
+        ans = session_answer(hub, os.path.join(ani.home, "device.crt"),
+                             os.path.join(ani.home, "device.key"))
+        check(ans is not None and ans[0] == "h",
+              "the genuine device certificate is accepted (the checks above can fail)", ans)
+        # version negotiation: a device speaking only a future protocol is told so
+        ans = session_answer(hub, os.path.join(ani.home, "device.crt"),
+                             os.path.join(ani.home, "device.key"),
+                             hello='{"proto":[2,3],"client":"future","hlc":0}')
+        check(ans is not None and ans[0] == "X" and '"version"' in ans[1],
+              "an unknown protocol version is answered with a version error", ans)
+        # ...and the stranger's store, pointed at this hub, is refused by name:
+        # it pins the other hub's CA, so it refuses the hub before sending anything
+        con = sqlite3.connect(stranger.path)
+        with con:
+            con.execute("UPDATE rl_meta SET value = ? WHERE key = 'hub_port'", (str(hub.port),))
+        con.close()
+        r = stranger.run("sync")
+        eq(r.code, 8, "a device of another hub cannot sync here")
+        check("certificate" in r.err or "fingerprint" in r.err, "and says why", r)
+        still_serving(hub, budi, "foreign certificates")
+
+        # a revoked device: refused at the handshake, by name, its data kept
+        ani.ok("account", "add", "Toko Sebelum Cabut", "--city", "Medan")
+        hub.admin("device", "revoke", dev_id)
+        listed = hub.admin("device", "list")
+        check("revoked" in listed, "device list shows the revocation", listed)
+        r = ani.run("sync")
+        eq(r.code, 8, "a revoked device cannot sync")
+        check("revoked" in r.err, "the error names the cause", r)
+        eq(ani.js("status")["pending"] > 0, True, "its unsent work stays on the device")
+        check(handshake_refused(hub, os.path.join(ani.home, "device.crt"),
+                                os.path.join(ani.home, "device.key")),
+              "the revoked certificate is refused on a raw connection too")
+        still_serving(hub, budi, "a revoked device")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Sebelum Cabut'"), [(0,)],
+           "nothing from the revoked device reached the hub")
+    finally:
+        for d in (ani, budi, stranger):
+            d.cleanup()
+        other.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_tokens():
+    hub = Hub()
+    budi = hub.device("budi")
+    try:
+        # a reused token: the second enrolment is refused, the first device works
+        tok = hub.token("citra")
+        first = Store(init=False)
+        first.ok("enroll", tok)
+        second = Store(init=False)
+        r = second.run("enroll", tok)
+        check(r.code != 0 and "token" in r.err, "a reused token is refused, by name", r)
+        check(not os.path.exists(os.path.join(second.home, "device.crt")),
+              "no certificate written for the refused enrolment")
+        first.ok("sync")
+        eq(hub.query("SELECT count(*) FROM hub_devices d JOIN users u ON u.id = d.user_id "
+                     "WHERE u.login = 'citra'"), [(1,)], "one device enrolled")
+        # an expired token
+        tok = hub.token("dewi", ttl="1s")
+        time.sleep(2.2)
+        late = Store(init=False)
+        r = late.run("enroll", tok)
+        check(r.code != 0 and "expired" in r.err, "an expired token is refused, by name", r)
+        # a token that was tampered with (another fingerprint) is refused
+        # before any connection: the pin would not match
+        forged = Store(init=False)
+        r = forged.run("enroll", tok[:-4] + ("AAAA" if not tok.endswith("AAAA") else "BBBB"))
+        check(r.code != 0, "a damaged token is refused", r)
+        still_serving(hub, budi, "token misuse")
+        for s in (first, second, late, forged):
+            s.cleanup()
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_hostile_connections():
+    hub = Hub()
+    budi = hub.device("budi")
+    try:
+        # a client that connects and sends nothing: the others are served meanwhile
+        idle = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
+        still_serving(hub, budi, "an idle connection (while it is open)")
+        # a plain-TCP client sending garbage
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=30) as g:
+            g.sendall(b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n" + os.urandom(512))
+            g.settimeout(30)
+            try:
+                data = g.recv(4096)
+                while data:
+                    data = g.recv(4096)
+                closed = True
+            except ConnectionResetError:
+                closed = True
+            except socket.timeout:
+                closed = False
+            check(closed, "the hub closes a garbage connection")
+        still_serving(hub, budi, "garbage")
+        # TLS 1.0 and 1.1 only: the hub refuses the protocol version
+        for flag in ("-tls1", "-tls1_1"):
+            r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{hub.port}", flag,
+                                "-cipher", "DEFAULT@SECLEVEL=0"], input="", capture_output=True,
+                               text=True, timeout=30)
+            out = r.stdout + r.stderr
+            check("protocol version" in out and "Cipher is (NONE)" in out or
+                  "alert protocol version" in out, f"openssl s_client {flag} is refused", out)
+        # a TLS 1.2 client offering only CBC suites is refused too
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{hub.port}", "-tls1_2",
+                            "-cipher", "ECDHE-ECDSA-AES128-SHA256"], input="",
+                           capture_output=True, text=True, timeout=30)
+        check("handshake failure" in r.stdout + r.stderr, "CBC-only client refused",
+              r.stdout + r.stderr)
+        # the hub drops the idle connection after its pre-handshake timeout
+        idle.settimeout(40)
+        t0 = time.monotonic()
+        try:
+            gone = idle.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            gone = True
+        idle.close()
+        check(gone and time.monotonic() - t0 < 40, "an idle connection is dropped in time")
+        still_serving(hub, budi, "hostile connections")
+        log = hub.logtext()
+        check("refused" in log, "the hub logs what it refused", log[-800:])
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_certificates_and_revocation, test_tokens, test_hostile_connections])
