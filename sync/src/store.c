@@ -508,6 +508,9 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
+	/* Before the first read: a hub or another command may hold a write lock
+	 * for a moment (a migration, a batch); wait for it instead of failing. */
+	sqlite3_busy_timeout(s->db, RL_BUSY_TIMEOUT_MS);
 
 	/* Look before touching anything: a newer or foreign file stays as it is. */
 	if ((error = pragma_int(s, "PRAGMA user_version", &version)) < 0 ||
@@ -528,8 +531,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		goto fail;
 	}
 
-	if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK ||
-	    (error = register_functions(s)) < 0)
+	if ((error = register_functions(s)) < 0)
 		goto fail;
 	if (!(flags & RL_STORE_READONLY)) {
 		if ((error = exec(s, "PRAGMA journal_mode = WAL", "enabling WAL")) < 0)

@@ -15,6 +15,12 @@
 /* Columns in one CSV record. Real CRM exports have 20–80 columns. */
 #define RL_MAX_CSV_FIELDS       256
 
+/* How long a store open or write waits for another process's lock (the hub
+ * serving devices while the admin runs a command; a sync while the rep adds
+ * a visit). Batches commit in well under a second; 10 s rides out a slow
+ * disk without letting a stuck process hang a command forever. */
+#define RL_BUSY_TIMEOUT_MS      10000
+
 /* One CSV record, all fields together (quoted newlines included). */
 #define RL_MAX_CSV_RECORD_BYTES (1024 * 1024)
 
