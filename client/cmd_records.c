@@ -261,7 +261,7 @@ static int print_record(struct cli_ctx *ctx, const struct rl_table *t, const cha
 		} else if (f && f->type == RL_FT_BOOL) {
 			printf("  %-15s %s\n", name, sqlite3_column_int(st, i) ? "yes" : "no");
 		} else {
-			printf("  %-15s %s\n", name, cli_col(st, i));
+			cli_print_field(name, cli_col(st, i));
 		}
 	}
 	sqlite3_reset(st);
@@ -645,18 +645,19 @@ static const struct cli_opt reason_opt[] = {
 	{ NULL, 0, NULL, NULL, NULL }
 };
 
-#define RECORD_CMDS(noun, table, label, addopts, listopts) \
-	{ noun " add", cmd_add, label " [OPTIONS]", "add a " noun, addopts, table, CLI_MODEL_ADD, 1, 1, 1 }, \
-	{ noun " edit", cmd_edit, noun "-REF [OPTIONS]", "change fields of a " noun, addopts, table, CLI_MODEL_EDIT, 1, 1, 1 }, \
-	{ noun " show", cmd_show, noun "-REF", "show a " noun, NULL, table, CLI_MODEL_NONE, 1, 1, 1 }, \
+/* ART is the noun's article ("a", "an"): help text is read by people. */
+#define RECORD_CMDS(art, noun, table, label, addopts, listopts) \
+	{ noun " add", cmd_add, label " [OPTIONS]", "add " art " " noun, addopts, table, CLI_MODEL_ADD, 1, 1, 1 }, \
+	{ noun " edit", cmd_edit, noun "-REF [OPTIONS]", "change fields of " art " " noun, addopts, table, CLI_MODEL_EDIT, 1, 1, 1 }, \
+	{ noun " show", cmd_show, noun "-REF", "show " art " " noun, NULL, table, CLI_MODEL_NONE, 1, 1, 1 }, \
 	{ noun " list", cmd_list, "[FILTERS]", "list " table, listopts, table, CLI_MODEL_NONE, 0, 0, 1 }, \
-	{ noun " delete", cmd_delete, noun "-REF", "delete a " noun " (a tombstone that syncs)", NULL, table, CLI_MODEL_NONE, 1, 1, 1 }
+	{ noun " delete", cmd_delete, noun "-REF", "delete " art " " noun " (a tombstone that syncs)", NULL, table, CLI_MODEL_NONE, 1, 1, 1 }
 
 const struct cli_cmd cli_cmds_records[] = {
-	RECORD_CMDS("account", "accounts", "NAME", geo_opts, account_list_opts),
-	RECORD_CMDS("contact", "contacts", "NAME", NULL, contact_list_opts),
-	RECORD_CMDS("deal", "deals", "TITLE", NULL, deal_list_opts),
-	RECORD_CMDS("task", "tasks", "TITLE", NULL, task_list_opts),
+	RECORD_CMDS("an", "account", "accounts", "NAME", geo_opts, account_list_opts),
+	RECORD_CMDS("a", "contact", "contacts", "NAME", NULL, contact_list_opts),
+	RECORD_CMDS("a", "deal", "deals", "TITLE", NULL, deal_list_opts),
+	RECORD_CMDS("a", "task", "tasks", "TITLE", NULL, task_list_opts),
 	{ "deal move", cmd_deal_move, "DEAL STAGE", "move a deal to another pipeline stage",
 	  reason_opt, "deals", CLI_MODEL_NONE, 2, 2, 1 },
 	{ "deal won", cmd_deal_won, "DEAL", "mark a deal won", NULL, "deals", CLI_MODEL_NONE, 1, 1, 1 },

@@ -281,16 +281,25 @@ cleanup:
 
 static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const hdr[] = { "when", "record", "field", "you sent", "hub said" };
-	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL,
+	static const char *const hdr[] = { "id", "record", "field", "yours", "theirs", "by",
+					   "now", "state" };
+	static const struct cli_view view = { hdr, 8, NULL, NULL, NULL,
 		"none of your edits is in conflict" };
 	sqlite3_stmt *st;
 	int error;
 
-	/* The admin's decision arrives as an ordinary change on a later sync. */
+	(void)a;
+	/* The list is the hub's, as of the last sync; the admin's decision
+	 * arrives as an ordinary change and shows here as 'resolved'. */
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT at, tbl || ' ' || substr(row_id, 1, 12) AS record, field, value, reason, "
-	     "tbl, row_id, version FROM rl_conflicts ORDER BY id DESC", &st)) < 0)
+	     "SELECT hub_id AS id, "
+	     "  coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
+	     "  field, mine AS yours, theirs, other AS by, "
+	     "  CASE WHEN resolution = 'value' THEN 'a new value' "
+	     "       WHEN kept_mine THEN 'yours' ELSE 'theirs' END || "
+	     "  CASE WHEN state = 'open' THEN ' (for now)' ELSE '' END AS now, "
+	     "  state, kind, tbl, row_id, decided, at "
+	     "FROM rl_conflicts ORDER BY hub_id DESC", &st)) < 0)
 		return error;
 	return cli_emit(ctx, st, &view, NULL, NULL);
 }

@@ -991,11 +991,84 @@ cleanup:
 
 /* ---- pull --------------------------------------------------------------------------- */
 
+/* The conflicts that involve this device's edits (its value was the hub's or
+ * the incoming one): every open one, and the ones decided in the last week,
+ * so the rep sees what became of them. Newest first, at most
+ * RL_MAX_DEVICE_CONFLICTS. */
+static int device_conflicts(rl_store *s, const char *device, json_t **out)
+{
+	sqlite3_stmt *st;
+	json_t *list;
+	int rc, error = RL_OK;
+
+	*out = NULL;
+	if ((error = rl_store_prepare(s,
+	     "SELECT c.id, c.tbl, c.row_id, c.field, c.hub_device = ?1, c.hub_value, c.in_value, "
+	     "  coalesce((SELECT u.login FROM hub_devices d JOIN users u ON u.id = d.user_id "
+	     "            WHERE d.id = CASE WHEN c.hub_device = ?1 THEN c.in_device "
+	     "                              ELSE c.hub_device END), 'hub'), "
+	     "  c.winner, c.state, c.resolution, c.resolved_value, c.created_at, c.kind "
+	     "FROM hub_conflicts c "
+	     "WHERE (c.hub_device = ?1 OR c.in_device = ?1) AND (c.state = 'open' OR "
+	     "       c.resolved_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')) "
+	     "ORDER BY c.id DESC LIMIT ?2", &st)) < 0)
+		return error;
+	if (!(list = json_array())) {
+		sqlite3_reset(st);
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, RL_MAX_DEVICE_CONFLICTS);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int mine_is_hub = sqlite3_column_int(st, 4);
+		struct rl_value mine, theirs, decided;
+		const char *winner = (const char *)sqlite3_column_text(st, 8);
+		const char *state = (const char *)sqlite3_column_text(st, 9);
+		const char *resolution = (const char *)sqlite3_column_text(st, 10);
+		int kept_mine;
+		json_t *o;
+		/* Whose value stands now: the provisional winner while open; the
+		 * admin's choice once resolved ("keep" = the hub's value). */
+		if (strcmp(state, "open") == 0)
+			kept_mine = (strcmp(winner, "hub") == 0) == mine_is_hub;
+		else
+			kept_mine = resolution && strcmp(resolution, "value") != 0 &&
+				    (strcmp(resolution, "keep") == 0) == mine_is_hub;
+		value_from_column(st, mine_is_hub ? 5 : 6, &mine);
+		value_from_column(st, mine_is_hub ? 6 : 5, &theirs);
+		value_from_column(st, 11, &decided);
+		o = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:s, s:s?, s:o, s:s, s:s}",
+			      "id", (json_int_t)sqlite3_column_int64(st, 0),
+			      "t", (const char *)sqlite3_column_text(st, 1),
+			      "r", (const char *)sqlite3_column_text(st, 2),
+			      "f", (const char *)sqlite3_column_text(st, 3),
+			      "mine", value_to_json(&mine), "theirs", value_to_json(&theirs),
+			      "by", (const char *)sqlite3_column_text(st, 7),
+			      "kept_mine", kept_mine, "state", state, "resolution", resolution,
+			      "decided", value_to_json(&decided),
+			      "at", (const char *)sqlite3_column_text(st, 12),
+			      "kind", (const char *)sqlite3_column_text(st, 13));
+		if (!o || json_array_append_new(list, o) < 0) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (error == RL_OK && rc != SQLITE_DONE)
+		error = rl_store_error(s, "reading conflicts");
+	if (error < 0) {
+		json_decref(list);
+		return error;
+	}
+	*out = list;
+	return RL_OK;
+}
+
 int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 	     struct hub_stats *stats)
 {
 	json_t *jc = json_object_get(pull, "cursor"), *jl = json_object_get(pull, "limit");
-	json_t *changes = NULL;
+	json_t *changes = NULL, *conflicts = NULL;
 	long long cursor, limit, last = 0;
 	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
 	sqlite3_stmt *st;
@@ -1060,15 +1133,18 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 		more = sqlite3_step(st) == SQLITE_ROW;
 		sqlite3_reset(st);
 	}
+	/* The last page also tells the device where its edits stand. */
+	if (!more && (error = device_conflicts(s, p->device, &conflicts)) < 0)
+		goto cleanup;
 	stats->pulled += count;
-	*page = json_pack("{s:o, s:I, s:b}", "changes", changes, "cursor", (json_int_t)last,
-			  "more", more);
-	changes = NULL;
+	*page = json_pack("{s:o, s:I, s:b, s:o*}", "changes", changes, "cursor", (json_int_t)last,
+			  "more", more, "conflicts", conflicts);
+	changes = conflicts = NULL;
 	if (!*page)
 		error = rl_error_set(RL_ENOMEM, "out of memory");
-	(void)p;
 cleanup:
 	json_decref(changes);
+	json_decref(conflicts);
 	return error;
 }
 

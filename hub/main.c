@@ -261,7 +261,8 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 
 	if ((error = open_hub(ctx, a)) < 0 ||
 	    (error = rl_store_prepare(ctx->store,
-	     "SELECT id, tbl || ' ' || substr(row_id, 1, 12) AS record, field, hub_value, in_value, "
+	     "SELECT id, coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
+	     "field, hub_value, in_value, "
 	     "winner, tbl, row_id, state, kind, created_at FROM hub_conflicts "
 	     "WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &st)) < 0)
 		return error;
@@ -292,7 +293,7 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	     "SELECT c.id, c.tbl, c.row_id, c.field, c.kind, c.state, c.base_version, c.base_value, "
 	     "c.hub_value, c.hub_device, hu.login AS hub_user, c.hub_hlc, c.in_value, c.in_device, "
 	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
-	     "c.resolved_at FROM hub_conflicts c "
+	     "c.resolved_at, coalesce(rl_label(c.tbl, c.row_id), '') AS record FROM hub_conflicts c "
 	     "LEFT JOIN hub_devices hd ON hd.id = c.hub_device LEFT JOIN users hu ON hu.id = hd.user_id "
 	     "LEFT JOIN users iu ON iu.id = c.in_user WHERE c.id = ?1", &st)) < 0)
 		return error;
@@ -301,27 +302,29 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 		sqlite3_reset(st);
 		return rl_error_set(RL_ENOTFOUND, "no conflict %lld", id);
 	}
-	o = cli_row_json(st);
+	if (ctx->json) {
+		o = cli_row_json(st);
+		sqlite3_reset(st);
+		return o ? cli_print_json(o) : rl_error_set(RL_ENOMEM, "out of memory");
+	}
 	n = sqlite3_column_count(st);
-	if (!ctx->json) {
-		for (i = 0; i < n; i++) {
-			const char *name = sqlite3_column_name(st, i);
-			const char *v = cli_col(st, i);
-			if (strstr(name, "hlc") && sqlite3_column_type(st, i) == SQLITE_INTEGER) {
-				char when[21];
-				rl_time_format_utc(when, (sqlite3_column_int64(st, i) >> 16) / 1000);
-				printf("  %-15s %s\n", name, when);
-				continue;
-			}
-			printf("  %-15s %s\n", name, v);
+	printf("conflict %s on %s %s \"%s\"\n", cli_col(st, 0), cli_col(st, 1), cli_col(st, 2),
+	       cli_col(st, n - 1));
+	n--;
+	for (i = 3; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		if (strstr(name, "hlc") && sqlite3_column_type(st, i) == SQLITE_INTEGER) {
+			char when[21];
+			rl_time_format_utc(when, (sqlite3_column_int64(st, i) >> 16) / 1000);
+			cli_print_field(name, when);
+		} else if (strcmp(name, "base_version") == 0 &&
+			   sqlite3_column_type(st, i) == SQLITE_NULL) {
+			cli_print_field(name, "none (neither side had seen a value)");
+		} else {
+			cli_print_field(name, cli_col(st, i));
 		}
 	}
 	sqlite3_reset(st);
-	/* The record it belongs to, as the hub has it now. */
-	if (ctx->json) {
-		return cli_print_json(o);
-	}
-	json_decref(o);
 	return RL_OK;
 }
 

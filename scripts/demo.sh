@@ -1,7 +1,11 @@
 #!/bin/sh
 # scripts/demo.sh — the README's demo command: installs what is missing,
-# builds relasi, and tells a field rep's offline day with the real binary on
-# a fresh store in a temporary directory (nothing here needs a network).
+# builds relasi and relasi-hub, and tells the whole story with the real
+# binaries: a hub on 127.0.0.1 (a free port), two reps and a manager
+# enrolled over mutual TLS, a day of offline work on both laptops, sync, a
+# conflict the admin resolves, a note merged three ways, a duplicate
+# customer, and the manager's pipeline over the shared data. Everything lives
+# in a temporary directory and is removed at the end.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -9,20 +13,53 @@ sh scripts/setup.sh >/dev/null
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 
-RELASI="$(pwd)/build/relasi"
-RELASI_HOME="$(mktemp -d /tmp/relasi-demo.XXXXXX)"
-export RELASI_HOME
+BIN="$(pwd)/build"
+DEMO="$(mktemp -d /tmp/relasi-demo.XXXXXX)"
 export TZ="${TZ:-WIB-7}"   # POSIX form: needs no tzdata
-trap 'rm -rf "$RELASI_HOME"' EXIT
+HUB_PID=
+cleanup() {
+	if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
+	rm -rf "$DEMO"
+}
+trap cleanup EXIT INT TERM
+
+# Each laptop is its own store; RELASI_HOME picks it.
+BUDI="$DEMO/budi"; ANI="$DEMO/ani"; MAYA="$DEMO/maya"
+RELASI_HUB_DIR="$DEMO/hub"; export RELASI_HUB_DIR
+RELASI_HOME="$BUDI"; export RELASI_HOME
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ relasi'; for a in "$@"; do case "$a" in *" "*) printf " '%s'" "$a";; *) printf ' %s' "$a";; esac; done; printf '\n'; "$RELASI" "$@"; }
+show_cmd() { printf '%s' "$1"; shift; for a in "$@"; do case "$a" in *" "*|"") printf " '%s'" "$a";; *) printf ' %s' "$a";; esac; done; printf '\n'; }
+# run: relasi on the laptop in $RELASI_HOME; as NAME: relasi on NAME's laptop
+run() { show_cmd "[$(basename "$RELASI_HOME")]\$ relasi" "$@"; "$BIN/relasi" "$@"; }
+as() { who=$1; shift; ( RELASI_HOME="$DEMO/$who"; export RELASI_HOME; run "$@" ); }
+hub() { show_cmd "[admin]\$ relasi-hub" "$@"; "$BIN/relasi-hub" "$@"; }
 
-say "Monday morning, Bandung. Budi sets up his laptop (no network all day)."
-run init --name "Budi Santoso" --country ID --currency IDR
+say "The admin sets up the hub: its store, a CA for the server, another for devices."
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hub init "$RELASI_HUB_DIR" --name "PT Dingin Sejahtera" --host localhost,127.0.0.1 --listen "127.0.0.1:$PORT"
+"$BIN/relasi-hub" serve "$RELASI_HUB_DIR" 2>"$DEMO/hub.log" >"$DEMO/hub.out" &
+HUB_PID=$!
+i=0; until grep -q listening "$DEMO/hub.out" 2>/dev/null; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "the hub did not start:"; cat "$DEMO/hub.log"; exit 1; }
+	sleep 0.1
+done
+echo "(relasi-hub serve is running: $(cat "$DEMO/hub.out"))"
+
+say "Three people join: two reps and their sales manager. Each gets a one-time token."
+TOK_BUDI=$(hub user add budi --name "Budi Santoso" --role rep | tail -n 1)
+TOK_ANI=$(hub user add ani --name "Ani Wijaya" --role rep | tail -n 1)
+TOK_MAYA=$(hub user add maya --name "Maya Kusuma" --role manager | tail -n 1)
+printf '(a token carries the hub address and its CA fingerprint: %.40s...)\n' "$TOK_BUDI"
+as budi enroll "$TOK_BUDI" --name "budi-laptop"
+as ani enroll "$TOK_ANI" --name "ani-laptop"
+as maya enroll "$TOK_MAYA" --name "maya-laptop"
+as budi config currency IDR >/dev/null
+
+say "Monday morning, Bandung. Budi starts his day with no network."
 
 say "He loads the customer list marketing gave him as an Excel CSV (';', BOM, CRLF)."
-csv="$RELASI_HOME/pelanggan.csv"
+csv="$DEMO/pelanggan.csv"
 printf '\357\273\277Nama Toko;Kota;Telepon;Lokasi Lat;Lokasi Lon;Catatan\r\n' > "$csv"
 printf 'Toko Makmur Jaya;Bandung;0812-2000-1111;-6.9147;107.6098;"Grosir elektronik; buka 08.00"\r\n' >> "$csv"
 printf 'CV Sinar Abadi;Cimahi;(022) 6650 123;-6.8722;107.5425;Distributor AC\r\n' >> "$csv"
@@ -67,8 +104,50 @@ run today
 say "The pipeline: per stage, count, amount and weighted amount."
 run pipeline
 
-say "Every change is waiting in the outbox for the next sync."
+say "Budi syncs at lunch in a café: his morning goes to the hub."
+run sync
+as ani sync
+
+say "Afternoon, both offline again. Both touch Toko Makmur Jaya."
+run account edit Makmur --phone 0812-2000-9999
+as ani account edit Makmur --region "Jawa Barat"
+echo "(the same field on both laptops: the store's e-mail address)"
+run account edit Makmur --email sales@makmurjaya.co.id
+as ani account edit Makmur --email info@makmurjaya.co.id
+echo "(both add a line to the customer's notes)"
+run account edit Makmur --notes "$(printf 'Grosir elektronik; buka 08.00\nParkir di belakang')"
+as ani account edit Makmur --notes "$(printf 'Pembayaran tempo 30 hari\nGrosir elektronik; buka 08.00')"
+echo "(Ani meets a shop Budi already has, and records it again)"
+as ani account add "TOKO MAKMUR  JAYA" --city bandung --phone 0812-2000-1111
+
+say "Evening: everyone syncs (twice, so each sees the others' changes)."
+run sync; as ani sync; as maya sync; run sync; as ani sync
+
+say "Different fields merged; the notes merged three ways; one field in conflict."
+as maya account show "Toko Makmur Jaya"
+echo "(each rep sees the conflict from their side; reps cannot decide it)"
+as budi conflicts
+as ani conflicts
+
+say "The admin looks at the conflict and the duplicate, and decides."
+hub conflicts
+hub conflicts show 1
+hub conflicts resolve 1 --take
+hub duplicates
+
+say "The decision is a change like any other: it reaches every laptop."
+run sync; as ani sync; as maya sync
+RELASI_HOME="$ANI" "$BIN/relasi" account show "Toko Makmur Jaya" --json |
+	python3 -c 'import json, sys; print("the e-mail on Ani\x27s laptop now:", json.load(sys.stdin)["email"])'
+as budi conflicts
+
+say "The manager reviews the pipeline over everyone's deals."
+as ani deal add "Showcase 3 pintu" --account "Toko Makmur Jaya" --amount 27000000 --close 2026-12-30 >/dev/null
+as ani sync >/dev/null; as maya sync >/dev/null
+as maya pipeline
+hub pipeline
+
+say "Nothing is left behind: every change acknowledged."
 run status
-run outbox --state pending | head -8
-echo "…"
-say "Done. (The store was in $RELASI_HOME and is removed now.)"
+as ani status
+say "Done. (Everything was in $DEMO and is removed now.)"

@@ -115,6 +115,18 @@ const char *cli_col(sqlite3_stmt *st, int i)
 	return s ? s : "";
 }
 
+void cli_print_field(const char *name, const char *value)
+{
+	const char *nl;
+
+	printf("  %-15s ", name);
+	while ((nl = strchr(value, '\n'))) {
+		printf("%.*s\n%18s", (int)(nl - value), value, "");
+		value = nl + 1;
+	}
+	printf("%s\n", value);
+}
+
 const char *cli_short_id(struct cli_ctx *ctx, const char *table, const char *id,
 			 char buf[RL_ID_BUFSZ])
 {
@@ -408,14 +420,19 @@ static const struct cli_cmd *find_cmd(const struct cli_program *prog, char **arg
 
 static void print_commands(const struct cli_program *prog, FILE *f, const char *group)
 {
-	size_t t, glen = group ? strlen(group) : 0;
+	size_t t, glen = group ? strlen(group) : 0, width = 16;
+	const struct cli_cmd *c;
 
+	/* One column wide enough for the longest name, so summaries line up. */
+	for (t = 0; prog->tables[t]; t++)
+		for (c = prog->tables[t]; c->name; c++)
+			if (strlen(c->name) > width)
+				width = strlen(c->name);
 	for (t = 0; prog->tables[t]; t++) {
-		const struct cli_cmd *c;
 		for (c = prog->tables[t]; c->name; c++) {
 			if (group && (strncmp(c->name, group, glen) != 0 || c->name[glen] != ' '))
 				continue;
-			fprintf(f, "  %-16s %s\n", c->name, c->summary);
+			fprintf(f, "  %-*s %s\n", (int)width, c->name, c->summary);
 		}
 	}
 }

@@ -268,21 +268,7 @@ static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_s
 			stats->refused++;
 		} else {
 			if (strcmp(status, "conflict") == 0) {
-				if ((error = rl_store_prepare(s,
-				     "INSERT INTO rl_conflicts(tbl, row_id, field, value, version, reason, at) "
-				     "SELECT tbl, row_id, field, value, ?2, ?3, ?4 FROM rl_outbox "
-				     "WHERE seq = ?1", &st)) < 0)
-					break;
-				sqlite3_bind_int64(st, 1, seqs[i]);
-				sqlite3_bind_int64(st, 2, version);
-				sqlite3_bind_text(st, 3, reason, -1, SQLITE_TRANSIENT);
-				sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-				rc = sqlite3_step(st);
-				sqlite3_reset(st);
-				if (rc != SQLITE_DONE) {
-					error = rl_store_error(s, "recording a conflict");
-					break;
-				}
+				/* The details arrive with the last PULL page. */
 				stats->conflicts++;
 			} else if (strcmp(status, "applied") == 0) {
 				stats->applied++;
@@ -498,6 +484,59 @@ static int apply_run(rl_store *s, struct pulled *ps, size_t n)
 	return RL_OK;
 }
 
+/* Replace the device's view of its conflicts with the hub's list (sent on
+ * the last page of a pull). Inside the page's transaction. */
+static int store_conflicts(rl_store *s, json_t *list)
+{
+	sqlite3_stmt *st;
+	json_t *o;
+	size_t i;
+	int rc;
+
+	if (!json_is_array(list) || json_array_size(list) > RL_MAX_DEVICE_CONFLICTS)
+		return rl_error_set(RL_EPROTO, "malformed conflict list");
+	if (sqlite3_exec(rl_store_db(s), "DELETE FROM rl_conflicts", NULL, NULL, NULL) != SQLITE_OK)
+		return rl_store_error(s, "clearing conflicts");
+	json_array_foreach(list, i, o) {
+		const char *t = json_string_value(json_object_get(o, "t"));
+		const char *r = json_string_value(json_object_get(o, "r"));
+		const char *f = json_string_value(json_object_get(o, "f"));
+		const char *kind = json_string_value(json_object_get(o, "kind"));
+		const char *by = json_string_value(json_object_get(o, "by"));
+		const char *state = json_string_value(json_object_get(o, "state"));
+		const char *at = json_string_value(json_object_get(o, "at"));
+		json_t *id = json_object_get(o, "id");
+		const struct rl_table *tb;
+		if (!t || !r || !f || !kind || !by || !state || !at || !json_is_integer(id) ||
+		    !(tb = rl_model_table(t)) || !rl_model_field(tb, f))
+			return rl_error_set(RL_EPROTO, "malformed conflict in the hub's list");
+		if ((rc = rl_store_prepare(s,
+		     "INSERT OR REPLACE INTO rl_conflicts(hub_id, tbl, row_id, field, kind, mine, theirs, "
+		     "other, kept_mine, state, resolution, decided, at) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", &st)) < 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, json_integer_value(id));
+		sqlite3_bind_text(st, 2, tb->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, f, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 5, kind, -1, SQLITE_TRANSIENT);
+		bind_json(st, 6, json_object_get(o, "mine"));
+		bind_json(st, 7, json_object_get(o, "theirs"));
+		sqlite3_bind_text(st, 8, by, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 9, json_is_true(json_object_get(o, "kept_mine")));
+		sqlite3_bind_text(st, 10, state, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 11, json_string_value(json_object_get(o, "resolution")), -1,
+				  SQLITE_TRANSIENT);
+		bind_json(st, 12, json_object_get(o, "decided"));
+		sqlite3_bind_text(st, 13, at, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return rl_store_error(s, "recording a conflict");
+	}
+	return RL_OK;
+}
+
 static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
 {
 	json_t *changes = json_object_get(page, "changes");
@@ -531,6 +570,8 @@ static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, l
 	for (i = 0; i < n && error == 0; i++)
 		rl_hlc_receive(rl_store_hlc(s), ps[i].hlc, NULL);  /* far-future stamps are not adopted */
 	rl_store_set_capture(s, 1);
+	if (error == 0 && json_object_get(page, "conflicts"))
+		error = store_conflicts(s, json_object_get(page, "conflicts"));
 	if (error == 0 && json_integer_value(jc) > *cursor)
 		error = meta_set_int(s, "cursor", json_integer_value(jc));
 	if (error == 0)

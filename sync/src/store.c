@@ -5,6 +5,7 @@
 #include "relasi/store.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
+#include "relasi/model.h"
 #include "relasi/valid.h"
 #include "schema.h"
 
@@ -172,6 +173,34 @@ static void sql_money(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
 }
 
+/* rl_label(tbl, row_id): what people call a record — its label field (an
+ * account's name, a deal's title), "(deleted)" appended for a tombstone;
+ * NULL for an unknown table or row. For listings that name records of many
+ * tables (conflicts). Table and column names come from the model only. */
+static void sql_label(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *tbl = (const char *)sqlite3_value_text(argv[0]);
+	const struct rl_table *t = tbl ? rl_model_table(tbl) : NULL;
+	sqlite3_stmt *st = NULL;
+	char *sql;
+
+	(void)argc;
+	if (!t || !t->label_field || strcmp(t->name, tbl) != 0)
+		return;
+	if (!(sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' ELSE '' END "
+				    "FROM \"%w\" WHERE id = ?1", t->label_field, t->name))) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	if (sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_value(st, 1, argv[1]);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			sqlite3_result_value(ctx, sqlite3_column_value(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+}
+
 static int register_functions(rl_store *s)
 {
 	/* Not SQLITE_DETERMINISTIC: each call must tick the clock. */
@@ -181,7 +210,8 @@ static int register_functions(rl_store *s)
 	    sqlite3_create_function(s->db, "rl_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_distance_km, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_money", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-				    NULL, sql_money, NULL, NULL))
+				    NULL, sql_money, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_label", 2, SQLITE_UTF8, NULL, sql_label, NULL, NULL))
 		return rl_store_error(s, "registering SQL functions");
 	return RL_OK;
 }

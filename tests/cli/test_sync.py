@@ -2,11 +2,18 @@
 their own stores, over mutual TLS. Convergence, field-level merge,
 conflicts and their resolution, notes merged three ways, edit against
 delete, duplicates, roles, a lost acknowledgement and a killed hub."""
+import datetime
 import signal
 import time
 
 from hub_test import Hub, assert_converged, sync_all
 from relasi_test import check, eq, main
+
+
+def ahead(seconds):
+    """A wall-clock time this many seconds from now, for RELASI_NOW."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_convergence_and_merge():
@@ -34,6 +41,13 @@ def test_convergence_and_merge():
         # the same field on both: exactly one conflict
         ani.ok("account", "edit", "Makmur", "--city", "Bandung Kota", now="2026-11-23T03:00:00Z")
         budi.ok("account", "edit", "Makmur", "--city", "Kab. Bandung", now="2026-11-23T03:05:00Z")
+        # the same field again, but the edit that reaches the hub second is the
+        # older one: the hub's value stays provisionally, and the pushing
+        # device must still end up with it
+        # (clocks only move forward once a device has synced, so "older" is
+        # "less far ahead", within the hub's drift bound)
+        ani.ok("account", "edit", "Makmur", "--industry", "Elektronik", now=ahead(120))
+        budi.ok("account", "edit", "Makmur", "--industry", "Grosir", now=ahead(60))
         # notes edited on both sides, different lines: merged three ways
         ani.ok("account", "edit", "Makmur", "--notes", "Grosir elektronik\nBuka jam 8")
         budi.ok("account", "edit", "Makmur", "--notes", "Grosir\nBuka jam 8\nTutup hari Minggu")
@@ -42,23 +56,46 @@ def test_convergence_and_merge():
         acc = mgr.js("account", "show", "Makmur")
         eq((acc["phone"], acc["region"]), ("+6281233334444", "Jawa Barat"), "both field edits kept")
         eq(acc["notes"], "Grosir elektronik\nBuka jam 8\nTutup hari Minggu", "notes merged")
-        conflicts = hub.query("SELECT field, hub_value, in_value, winner, state FROM hub_conflicts")
-        eq(conflicts, [("city", "Bandung Kota", "Kab. Bandung", "incoming", "open")],
-           "exactly one conflict, both values kept, the later edit provisionally wins")
+        conflicts = hub.query("SELECT field, hub_value, in_value, winner, state FROM hub_conflicts "
+                              "ORDER BY id")
+        eq(conflicts, [("city", "Bandung Kota", "Kab. Bandung", "incoming", "open"),
+                       ("industry", "Elektronik", "Grosir", "hub", "open")],
+           "exactly one conflict per field, both values kept, the later edit provisionally wins")
+        eq(budi.js("account", "show", "Makmur")["industry"], "Elektronik",
+           "the device whose older edit lost provisionally has the hub's value")
         eq(acc["city"], "Kab. Bandung", "provisional winner everywhere")
-        check("city" in budi.ok("conflicts").out, "the rep sees the conflict of their edit")
+        # both reps see it: budi, whose push met ani's edit, and ani, whose
+        # value the hub held first
+        for dev, mine, theirs, other, now in ((budi, "Kab. Bandung", "Bandung Kota", "ani",
+                                               "yours (for now)"),
+                                              (ani, "Bandung Kota", "Kab. Bandung", "budi",
+                                               "theirs (for now)")):
+            rows = [r for r in dev.js("conflicts") if r["field"] == "city"]
+            eq([(r["field"], r["yours"], r["theirs"], r["by"], r["now"], r["record"])
+                for r in rows], [("city", mine, theirs, other, now, "Toko Makmur")],
+               "each rep sees the conflict of their edit, from their side")
+        eq(mgr.js("conflicts"), [], "the manager made no edit there: nothing listed")
         out = hub.admin("conflicts")
         check("Bandung Kota" in out and "Kab. Bandung" in out, "admin lists it", out)
         show = hub.admin("conflicts", "show", "1")
         check("Bandung Kota" in show and "ani" in show and "budi" in show,
               "show has both values and who", show)
         hub.admin("conflicts", "resolve", "1", "--keep")
+        hub.admin("conflicts", "resolve", "2", "--value", "Elektronik & Grosir")
         sync_all([ani, budi, mgr])
         assert_converged(hub, [ani, budi, mgr])
         eq(budi.js("account", "show", "Makmur")["city"], "Bandung Kota",
            "the resolution reaches every device")
-        eq(hub.query("SELECT state, resolution FROM hub_conflicts"), [("resolved", "keep")],
-           "conflict closed")
+        eq([(r["field"], r["state"], r["now"]) for r in ani.js("conflicts")],
+           [("industry", "resolved", "a new value"), ("city", "resolved", "yours")],
+           "the rep whose value was kept sees how it ended")
+        eq([(r["field"], r["state"], r["now"]) for r in budi.js("conflicts")],
+           [("industry", "resolved", "a new value"), ("city", "resolved", "theirs")],
+           "and so does the other")
+        eq(hub.query("SELECT state, resolution FROM hub_conflicts ORDER BY id"),
+           [("resolved", "keep"), ("resolved", "value")], "conflicts closed")
+        eq(ani.js("account", "show", "Makmur")["industry"], "Elektronik & Grosir",
+           "a new value chosen by the admin reaches every device")
         log = hub.logtext()
         check("sync device=" in log and "pushed=" in log and "merged=" in log,
               "one log line per sync", log[-500:])

@@ -152,5 +152,9 @@ int cli_write(struct cli_ctx *ctx, int (*fn)(struct cli_ctx *ctx, void *arg), vo
 /* Column text or "" (never NULL). */
 const char *cli_col(sqlite3_stmt *st, int i);
 
+/* One "  name   value" line of a show; the lines of a multi-line value
+ * (notes) are indented under the first so the layout stays readable. */
+void cli_print_field(const char *name, const char *value);
+
 
 #endif

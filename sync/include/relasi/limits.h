@@ -66,6 +66,10 @@
  * that a record's fields always arrive together). */
 #define RL_MAX_PAGE_CHANGES     2000
 
+/* Conflicts the hub lists to a device on its last PULL page. A rep with
+ * more open conflicts than this needs the admin, not a longer list. */
+#define RL_MAX_DEVICE_CONFLICTS 200
+
 /* Time limits (ms): the TLS handshake; waiting for the next frame; the
  * whole pre-authentication phase. A slow or silent peer is dropped. */
 #define RL_HANDSHAKE_TIMEOUT_MS 10000
