@@ -67,7 +67,7 @@ static const struct cli_program relasi = {
 	"else $XDG_DATA_HOME/relasi, else ~/.local/share/relasi.\n\n"
 	"exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 ambiguous,\n"
 	"             5 invalid input, 6 store too new, 7 store or file error,\n"
-	"             8 hub unreachable or refused\n",
+	"             8 sync failed: hub unreachable, refused, or clocks too far apart\n",
 	cmd_tables, prepare, NULL
 };
 

@@ -184,8 +184,15 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				break;
 			}
 			if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(hlc), NULL) < 0) {
-				rl_wire_error(c, "clock", rl_error_message(), 2000);
-				error = RL_EINVALID;
+				/* Said from the device's side: it is the one to fix. */
+				char why[160];
+				long long ahead = rl_hlc_physical_ms(json_integer_value(hlc)) -
+						  rl_store_now_ms(s);
+				snprintf(why, sizeof(why), "this device's clock is %lld min ahead of the "
+					 "hub's (limit %lld min); set the device's clock",
+					 ahead / 60000, RL_HLC_DEFAULT_MAX_DRIFT_MS / 60000);
+				rl_wire_error(c, "clock", why, 2000);
+				error = RL_ECLOCK;
 				break;
 			}
 			hello = 1;

@@ -1186,7 +1186,7 @@ static int rl_tcp_connect(const char *host, int port, int64_t deadline, int *fdp
 		if (timed_out)
 			return rl_error_set(RL_ETIMEOUT, "connecting to %s port %d timed out", host,
 					    port);
-		return rl_error_set(RL_EIO, "cannot connect to %s port %d: %s", host, port,
+		return rl_error_set(RL_ENET, "cannot connect to %s port %d: %s", host, port,
 				    strerror(last_err));
 	}
 	*fdp = fd;

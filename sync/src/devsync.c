@@ -46,7 +46,7 @@ static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
 		const char *code = json_string_value(json_object_get(*resp, "code"));
 		const char *msg = json_string_value(json_object_get(*resp, "message"));
 		error = rl_error_set(code && (strcmp(code, "auth") == 0 || strcmp(code, "token") == 0)
-				     ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_EINVALID
+				     ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_ECLOCK
 				     : RL_EPROTO, "the hub refused: %s (%s)", msg ? msg : "no reason",
 				     code ? code : "?");
 		json_decref(*resp);
@@ -615,7 +615,7 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		goto cleanup;
 	}
 	if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(json_object_get(resp, "hlc")), NULL) < 0) {
-		error = rl_error_set(RL_EINVALID, "clock too far off: the hub's clock is ahead of this "
+		error = rl_error_set(RL_ECLOCK, "clock too far off: the hub's clock is ahead of this "
 				     "device's by more than 5 minutes; set this device's clock");
 		goto cleanup;
 	}

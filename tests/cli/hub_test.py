@@ -2,6 +2,7 @@
 127.0.0.1 (a free port picked at run time) with its own directory, and real
 relasi devices enrolled with it over TLS. Everything is bounded in time and
 torn down at the end."""
+import datetime
 import os
 import re
 import shutil
@@ -18,6 +19,12 @@ HUB_BIN = os.environ.get("RELASI_HUB_BIN") or os.path.join(os.path.dirname(BIN),
 
 SYNCED = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
           "deal_stage_events"]
+
+
+def ahead(seconds):
+    """A wall-clock time this many seconds from now, for RELASI_NOW."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def free_port():

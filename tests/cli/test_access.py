@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from hub_test import Hub
+from hub_test import Hub, ahead
 from relasi_test import Store, check, eq, main
 
 
@@ -254,5 +254,35 @@ def test_hostile_connections():
         hub.cleanup()
 
 
+def test_sync_errors_name_the_cause():
+    hub = Hub()
+    ani = hub.device("ani")
+    try:
+        ani.ok("account", "add", "Toko Jam", "--city", "Solo")
+        # the device's clock an hour ahead: the hub refuses, the work stays
+        r = ani.run("sync", now=ahead(3600))
+        eq(r.code, 8, "a device clock far ahead fails the sync")
+        check("clock" in r.err and "ahead" in r.err, "and says so", r)
+        # an hour behind: the device refuses the hub's stamps
+        r = ani.run("sync", now=ahead(-3600))
+        eq(r.code, 8, "a device clock far behind fails the sync")
+        check("clock too far off" in r.err, "and says so", r)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Jam'"), [(0,)],
+           "nothing was applied from a device with a bad clock")
+        eq(ani.js("status")["pending"] > 0, True, "the change is still on the device")
+        hub.stop()
+        r = ani.run("sync")
+        eq(r.code, 8, "an unreachable hub fails the sync")
+        check("cannot reach the hub" in r.err, "and says so", r)
+        hub.start()
+        ani.ok("sync")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Jam'"), [(1,)],
+           "with the clock right and the hub back, the change arrives")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
-    main([test_certificates_and_revocation, test_tokens, test_hostile_connections])
+    main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
+          test_sync_errors_name_the_cause])

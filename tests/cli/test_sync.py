@@ -2,18 +2,11 @@
 their own stores, over mutual TLS. Convergence, field-level merge,
 conflicts and their resolution, notes merged three ways, edit against
 delete, duplicates, roles, a lost acknowledgement and a killed hub."""
-import datetime
 import signal
 import time
 
-from hub_test import Hub, assert_converged, sync_all
+from hub_test import Hub, ahead, assert_converged, sync_all
 from relasi_test import check, eq, main
-
-
-def ahead(seconds):
-    """A wall-clock time this many seconds from now, for RELASI_NOW."""
-    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_convergence_and_merge():

@@ -30,7 +30,9 @@ enum {
 	RL_ETIMEOUT    = -11, /* the peer or the network was too slow */
 	RL_ECLOSED     = -12, /* the peer closed or the connection was cut */
 	RL_EAUTH       = -13, /* authentication or authorisation refused */
-	RL_EPROTO      = -14  /* the peer broke the protocol */
+	RL_EPROTO      = -14, /* the peer broke the protocol */
+	RL_ENET        = -15, /* the peer cannot be reached (refused, no route, DNS) */
+	RL_ECLOCK      = -16  /* two clocks are too far apart to sync safely */
 };
 
 /*
