@@ -71,6 +71,45 @@ static int rl_with_newline(const char *s, char **out, size_t *len)
 	return RL_OK;
 }
 
+/*
+ * Both sides only appended to the note (the base is a prefix of each, at a
+ * line boundary): the note keeps both additions, ours (the hub's) first.
+ * git sees two insertions at one point and calls it a conflict, but a rep
+ * adding "Telepon Senin" while another adds "Kirim brosur" is the common
+ * case of concurrent notes, and DESIGN.md says appends never conflict.
+ * Returns 1 with *out set, 0 when the rule does not apply, <0 on ENOMEM.
+ */
+static int merge_appends(const char *base, const char *ours, const char *theirs, char **out)
+{
+	size_t blen = strlen(base), olen, tlen;
+	const char *ot, *tt;
+	int sep;
+	char *m;
+
+	if (blen == 0 || strncmp(ours, base, blen) != 0 || strncmp(theirs, base, blen) != 0)
+		return 0;
+	ot = ours + blen;
+	tt = theirs + blen;
+	olen = strlen(ot);
+	tlen = strlen(tt);
+	if (olen == 0 || tlen == 0)
+		return 0;
+	/* Only whole lines were added. */
+	if (base[blen - 1] != '\n' && (ot[0] != '\n' || tt[0] != '\n'))
+		return 0;
+	/* Keep the two additions on separate lines. */
+	sep = ot[olen - 1] != '\n' && tt[0] != '\n';
+	if (!(m = malloc(blen + olen + (size_t)sep + tlen + 1)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	memcpy(m, base, blen);
+	memcpy(m + blen, ot, olen);
+	if (sep)
+		m[blen + olen] = '\n';
+	memcpy(m + blen + olen + sep, tt, tlen + 1);
+	*out = m;
+	return 1;
+}
+
 int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out)
 {
 	git_merge_file_input in_base, in_ours, in_theirs;
@@ -130,7 +169,9 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 	/* Conflict markers in the output: not clean, and the marked-up text is
 	 * of no use to the caller (the conflict record keeps both values). */
 	if (!res.automergeable) {
-		rc = RL_OK;
+		rc = merge_appends(rl_text(base), rl_text(ours), rl_text(theirs), out);
+		*clean = rc == 1;
+		rc = rc < 0 ? rc : RL_OK;
 		goto done;
 	}
 	/* Our inputs hold no NUL, so one in the output would be a libgit2

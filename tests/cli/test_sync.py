@@ -89,6 +89,15 @@ def test_convergence_and_merge():
            [("resolved", "keep"), ("resolved", "value")], "conflicts closed")
         eq(ani.js("account", "show", "Makmur")["industry"], "Elektronik & Grosir",
            "a new value chosen by the admin reaches every device")
+        # both append a line to the notes: appends never conflict
+        base = ani.js("account", "show", "Makmur")["notes"]
+        ani.ok("account", "edit", "Makmur", "--notes", base + "\nParkir di belakang")
+        budi.ok("account", "edit", "Makmur", "--notes", base + "\nBayar tempo 30 hari")
+        sync_all([ani, budi, mgr])
+        assert_converged(hub, [ani, budi, mgr])
+        eq(mgr.js("account", "show", "Makmur")["notes"],
+           base + "\nParkir di belakang\nBayar tempo 30 hari", "both appended lines kept")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(2,)], "and no new conflict")
         log = hub.logtext()
         check("sync device=" in log and "pushed=" in log and "merged=" in log,
               "one log line per sync", log[-500:])

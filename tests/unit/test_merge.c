@@ -141,9 +141,13 @@ static void test_text_merge(void)
 	/* Adjacent lines edited: xdiff needs an unchanged line between two
 	 * hunks, so this is a conflict in libgit2 as in git. */
 	MERGE3("a\nb\nc", "A\nb\nc", "a\nB\nc", NULL);
-	/* Both append different lines at the end: same insertion point. */
-	MERGE3("a\nb", "a\nb\nc", "a\nb\nd", NULL);
-	MERGE3("a\nb\n", "a\nb\nc\n", "a\nb\nd\n", NULL);
+	/* Both append different lines at the end: the same insertion point,
+	 * a conflict for git, but appends never conflict: both kept, ours first. */
+	MERGE3("a\nb", "a\nb\nc", "a\nb\nd", "a\nb\nc\nd");
+	MERGE3("a\nb\n", "a\nb\nc\n", "a\nb\nd\n", "a\nb\nc\nd\n");
+	MERGE3("a\nb\n", "a\nb\nc", "a\nb\nd\ne", "a\nb\nc\nd\ne");
+	/* ...but not an addition inside the last line: "b" -> "bc" is an edit. */
+	MERGE3("a\nb", "a\nbc", "a\nbd", NULL);
 	/* Empty base, two different notes. */
 	MERGE3("", "x", "y", NULL);
 	MERGE3(NULL, "x", "y", NULL);
@@ -380,11 +384,18 @@ static void test_field_text(void)
 	CHECK_EQ_INT(r.outcome, RL_MERGE_CONFLICT);
 	CHECK_EQ_INT(r.incoming_wins, 1);
 
-	/* Both append a different line at the end: conflict in libgit2. */
+	/* Both append a different line at the end: merged, the hub's line first. */
 	cur = state(v_text("Telepon pagi.\nKirim brosur.\nFollow up Senin.\nA"),
 		    20, 5000, "dev-hub");
 	in = incoming(v_text("Telepon pagi.\nKirim brosur.\nFollow up Senin.\nB"),
 		      11, 5000, "dev-rep");
+	CHECK_EQ_INT(decide(&cur, &in, 1, &base, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_MERGED);
+	CHECK_EQ_STR(r.merged, "Telepon pagi.\nKirim brosur.\nFollow up Senin.\nA\nB");
+	free(r.merged);
+	/* Both rewrote the last line: a conflict, the tie broken by device id. */
+	cur = state(v_text("Telepon pagi.\nKirim brosur.\nFollow up Selasa."), 20, 5000, "dev-hub");
+	in = incoming(v_text("Telepon pagi.\nKirim brosur.\nFollow up Rabu."), 11, 5000, "dev-rep");
 	CHECK_EQ_INT(decide(&cur, &in, 1, &base, &r), RL_OK);
 	CHECK_EQ_INT(r.outcome, RL_MERGE_CONFLICT);
 	CHECK_EQ_INT(r.incoming_wins, 1);     /* tie on HLC, "dev-rep" > "dev-hub" */

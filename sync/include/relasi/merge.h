@@ -72,7 +72,9 @@ int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *i
 		   int is_text, const struct rl_value *base_value, struct rl_merge_result *out);
 
 /* Three-way merge of text with libgit2 (git_merge_file). *clean is 1 and
- * *out the merged text when it merged without conflict markers. */
+ * *out the merged text (caller frees) when it merged without conflict
+ * markers — or when both sides only appended whole lines to the base: then
+ * both additions are kept, ours first (appends never conflict). */
 int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out);
 
 #ifdef __cplusplus
