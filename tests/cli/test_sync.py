@@ -2,11 +2,15 @@
 their own stores, over mutual TLS. Convergence, field-level merge,
 conflicts and their resolution, notes merged three ways, edit against
 delete, duplicates, roles, a lost acknowledgement and a killed hub."""
+import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import time
 
 from hub_test import Hub, ahead, assert_converged, sync_all
-from relasi_test import check, eq, main
+from relasi_test import BIN, check, eq, main
 
 
 def test_convergence_and_merge():
@@ -191,6 +195,50 @@ def test_lost_ack_and_killed_hub():
         hub.cleanup()
 
 
+def test_hub_sigkill_mid_sync():
+    """A real SIGKILL from outside while a device pushes many batches: every
+    change the device saw acknowledged is at the hub, and after a restart
+    the rest arrives once."""
+    hub = Hub()
+    dev = hub.device("ani")
+    tmp = tempfile.mkdtemp(prefix="relasi-csv-")
+    try:
+        path = os.path.join(tmp, "accounts.csv")
+        with open(path, "w") as f:
+            f.write("name,city,phone,notes\n")
+            for i in range(3000):
+                f.write(f"Toko Nomor {i},Kota {i % 50},0812{i:08d},Catatan {i}\n")
+        dev.ok("import", "accounts", path)
+        total = dev.js("status")["pending"]
+        check(total > 3 * 1000, "enough changes for several batches", total)
+        proc = subprocess.Popen([BIN, "sync"], env=dev.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and hub.query("SELECT count(*) FROM hub_batches")[0][0] < 1:
+            time.sleep(0.005)
+        hub.proc.send_signal(signal.SIGKILL)
+        hub.wait_exit()
+        out, err = proc.communicate(timeout=60)
+        check(proc.returncode == 8, "the device's sync fails when the hub dies", out, err)
+        # every change the device no longer holds was acknowledged: it must be at the hub
+        left = dev.js("status")
+        acked = total - left["pending"] - left["sent"]
+        check(acked < total, "the kill came mid-sync (not after the last batch)", left)
+        logged = hub.query("SELECT count(*) FROM hub_log")[0][0]
+        check(logged >= acked, "every acknowledged change is in the hub's log", logged, acked)
+        eq(hub.query("PRAGMA integrity_check"), [("ok",)], "the hub's store is intact")
+        hub.start()
+        dev.ok("sync")
+        dev.ok("sync")
+        assert_converged(hub, [dev])
+        eq(hub.query("SELECT count(*) FROM accounts"), [(3000,)], "nothing lost, nothing doubled")
+        eq(dev.js("status")["pending"] + dev.js("status")["sent"], 0, "all acknowledged")
+    finally:
+        dev.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
-          test_lost_ack_and_killed_hub])
+          test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync])
