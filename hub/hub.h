@@ -91,7 +91,10 @@ int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *f
 
 /* Serve devices on LISTEN_SPEC ("ADDR:PORT", "[v6]:PORT") until SIGINT or
  * SIGTERM, then finish the sessions in progress. NAME is the hub's name,
- * told to devices in WELCOME. RL_OK after a clean stop. (server.c) */
-int hub_serve(const char *dir, const char *listen_spec, const char *name);
+ * told to devices in WELCOME. TIMEOUT_S: the longest wait for a frame from
+ * an authenticated device (0: RL_READ_TIMEOUT_MS); the handshake and the
+ * pre-authentication phase get the smaller of it and RL_PREAUTH_TIMEOUT_MS.
+ * RL_OK after a clean stop. (server.c) */
+int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s);
 
 #endif

@@ -132,12 +132,20 @@ cleanup:
 static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *dir = a->npos ? a->pos[0] : hub_dir(a);
-	const char *listen = cli_get(a, "listen"), *name;
+	const char *listen = cli_get(a, "listen"), *name, *ts = cli_get(a, "timeout");
+	long timeout_s = 0;
+	char *end;
 	char path[4096];
 	json_t *conf;
 	json_error_t jerr;
 	int error;
 
+	if (ts) {
+		errno = 0;
+		timeout_s = strtol(ts, &end, 10);
+		if (errno || end == ts || *end || timeout_s < 1 || timeout_s > 3600)
+			return rl_error_set(RL_EUSAGE, "--timeout '%s': seconds from 1 to 3600", ts);
+	}
 	if ((error = hub_store_open(&ctx->store, dir, 0)) < 0)  /* upgrades, checks it exists */
 		return error;
 	rl_store_close(ctx->store);
@@ -149,7 +157,8 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	if (!listen)
 		listen = json_string_value(json_object_get(conf, "listen"));
 	name = json_string_value(json_object_get(conf, "name"));
-	error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub");
+	error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub",
+			  (int)timeout_s);
 	json_decref(conf);
 	return error;
 }
@@ -400,6 +409,8 @@ static const struct cli_opt init_opts[] = {
 };
 static const struct cli_opt serve_opts[] = {
 	{ "listen", 1, "ADDR:PORT", "override the listen address (port 0: any free port)", NULL },
+	{ "timeout", 1, "SECONDS", "drop a device silent this long mid-session (default 30; "
+	  "at most 10 before it is authenticated)", NULL },
 	DIR_OPT, END_OPT
 };
 static const struct cli_opt user_add_opts[] = {

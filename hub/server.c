@@ -41,6 +41,8 @@
 struct server {
 	const char *dir;
 	const char *name;        /* told to devices in WELCOME */
+	int read_ms;             /* longest wait for a frame once authenticated */
+	int preauth_ms;          /* handshake and everything before authentication */
 	rl_tls_server *tls;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
@@ -108,13 +110,13 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
 	json_t *req = NULL, *resp = NULL;
 	int type, error;
 
-	error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, RL_PREAUTH_TIMEOUT_MS, &type, &req);
+	error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, srv->preauth_ms, &type, &req);
 	if (error == 0 && type != RL_FRAME_ENROLL)
 		error = rl_error_set(RL_EAUTH, "a client certificate is required");
 	if (error == 0)
 		error = hub_enroll(s, srv->dir, req, &resp);
 	if (error == 0) {
-		rl_wire_write(c, RL_FRAME_ENROLLED, resp, RL_MAX_FRAME_PREAUTH, RL_READ_TIMEOUT_MS);
+		rl_wire_write(c, RL_FRAME_ENROLLED, resp, RL_MAX_FRAME_PREAUTH, srv->preauth_ms);
 		fprintf(stderr, "relasi-hub: enrolled device %s for %s from %s\n",
 			json_string_value(json_object_get(resp, "device")),
 			json_string_value(json_object_get(resp, "login")), addr);
@@ -161,7 +163,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		json_decref(req);
 		json_decref(resp);
 		req = resp = NULL;
-		if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_READ_TIMEOUT_MS, &type, &req)) < 0)
+		if ((error = rl_wire_read(c, RL_MAX_FRAME, srv->read_ms, &type, &req)) < 0)
 			break;
 		if (!hello && type != RL_FRAME_HELLO) {
 			error = rl_error_set(RL_EPROTO, "HELLO must come first");
@@ -199,7 +201,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "proto", RL_PROTO_VERSION,
 					 "hub", srv->name, "device", peer.device, "user", peer.user,
 					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
-			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
+			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			if ((error = hub_push(s, &peer, req, &resp, &st)) < 0)
 				break;
@@ -212,11 +214,11 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				error = RL_ECLOSED;
 				break;
 			}
-			error = rl_wire_write(c, RL_FRAME_PUSHED, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
+			error = rl_wire_write(c, RL_FRAME_PUSHED, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PULL) {
 			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
 				break;
-			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
+			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_BYE) {
 			break;
 		} else {
@@ -254,7 +256,7 @@ static void *connection_main(void *arg)
 		goto done;
 	}
 	thread_store = s;
-	if (rl_tls_server_handshake(srv->tls, job->fd, RL_HANDSHAKE_TIMEOUT_MS, &c, cn, sizeof(cn),
+	if (rl_tls_server_handshake(srv->tls, job->fd, srv->preauth_ms, &c, cn, sizeof(cn),
 				    fp) < 0) {
 		fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
 		goto done;
@@ -328,7 +330,7 @@ static int open_listener(const char *spec, int *out, char *actual, size_t actual
 	return RL_OK;
 }
 
-int hub_serve(const char *dir, const char *listen_spec, const char *name)
+int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s)
 {
 	struct server srv;
 	char cert[4096], key[4096], ca[4096], actual[96];
@@ -339,6 +341,9 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name)
 	memset(&srv, 0, sizeof(srv));
 	srv.dir = dir;
 	srv.name = name;
+	srv.read_ms = timeout_s > 0 ? timeout_s * 1000 : RL_READ_TIMEOUT_MS;
+	/* Before authentication a peer gets less patience, never more. */
+	srv.preauth_ms = srv.read_ms < RL_PREAUTH_TIMEOUT_MS ? srv.read_ms : RL_PREAUTH_TIMEOUT_MS;
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
 	if (fault && strncmp(fault, "ack-lost:", 9) == 0) {
@@ -414,7 +419,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name)
 	{
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += RL_READ_TIMEOUT_MS / 1000 + 5;
+		until.tv_sec += srv.read_ms / 1000 + 5;
 		while (srv.active > 0 &&
 		       pthread_cond_timedwait(&srv.idle, &srv.lock, &until) != ETIMEDOUT)
 			;

@@ -80,14 +80,17 @@ int rl_conn_read(rl_conn *c, void *buf, size_t len, int timeout_ms)
 {
 	unsigned char *p = buf;
 	size_t got = 0;
+	int64_t deadline;
 
 	if (!c || (!buf && len > 0) || timeout_ms < 0)
 		return rl_error_set(RL_EINVALID, "rl_conn_read: bad arguments");
+	/* One deadline for the whole read: a peer dribbling a byte a second
+	 * must not hold a connection forever (callers that read large frames
+	 * give more time for them, see rl_wire_read). */
+	deadline = rl_now_ms() + timeout_ms;
 	while (got < len) {
 		size_t n = 0;
-		/* The timeout restarts with every chunk: a slow but steady peer
-		 * is fine, a silent one is not. */
-		int rc = c->ops->read(c, p + got, len - got, rl_now_ms() + timeout_ms, &n);
+		int rc = c->ops->read(c, p + got, len - got, deadline, &n);
 		if (rc != RL_OK)
 			return rc;
 		if (n == 0)

@@ -5,9 +5,13 @@
  */
 #include "relasi/wire.h"
 #include "relasi/error.h"
+#include "relasi/limits.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int rl_wire_decode(const unsigned char *buf, size_t len, int *type, json_t **payload)
 {
@@ -32,9 +36,18 @@ int rl_wire_decode(const unsigned char *buf, size_t len, int *type, json_t **pay
 	return RL_OK;
 }
 
+static int64_t wire_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t **payload)
 {
-	unsigned char hdr[4], *buf;
+	unsigned char hdr[4], *buf = NULL;
+	size_t have = 0, cap = 0;
+	int64_t deadline;
 	uint32_t len;
 	int error;
 
@@ -47,10 +60,38 @@ int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t *
 	if (len > max_len)
 		return rl_error_set(RL_ETOOBIG, "frame of %u bytes exceeds the limit of %zu",
 				    len, max_len);
-	if (!(buf = malloc(len)))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	if ((error = rl_conn_read(c, buf, len, timeout_ms)) == 0)
-		error = rl_wire_decode(buf, len, type, payload);
+	/* The body gets the timeout plus time for its size at a slow mobile
+	 * link's rate, so a big batch over 3G arrives but a trickle does not
+	 * hold the connection. */
+	deadline = wire_now_ms() + timeout_ms + (int64_t)len * 1000 / RL_MIN_LINK_BYTES_PER_S;
+	/* Memory follows the bytes that actually arrive, not the length the
+	 * peer announces: claiming 8 MiB and sending one byte costs 64 KiB, so
+	 * hundreds of such connections cannot exhaust the hub. */
+	while (have < len) {
+		size_t want = len - have > 65536 ? 65536 : len - have;
+		int64_t left = deadline - wire_now_ms();
+		if (have + want > cap) {
+			size_t ncap = cap ? cap * 2 : 65536;
+			unsigned char *nb;
+			if (ncap > len)
+				ncap = len;
+			if (!(nb = realloc(buf, ncap))) {
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+				goto cleanup;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		if (left <= 0) {
+			error = rl_error_set(RL_ETIMEOUT, "frame of %u bytes not received in time", len);
+			goto cleanup;
+		}
+		if ((error = rl_conn_read(c, buf + have, want, left > INT_MAX ? INT_MAX : (int)left)) < 0)
+			goto cleanup;
+		have += want;
+	}
+	error = rl_wire_decode(buf, len, type, payload);
+cleanup:
 	free(buf);
 	return error;
 }

@@ -34,7 +34,8 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, fault=None):
+    def __init__(self, fault=None, timeout=None):
+        self.timeout = timeout
         self.dir = tempfile.mkdtemp(prefix="relasi-hub-")
         self.port = free_port()
         self.proc = None
@@ -62,7 +63,8 @@ class Hub:
         if fault:
             env["RELASI_HUB_FAULT"] = fault
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([HUB_BIN, "serve", self.dir], stdout=subprocess.PIPE,
+        extra = ["--timeout", str(self.timeout)] if self.timeout else []
+        self.proc = subprocess.Popen([HUB_BIN, "serve", self.dir] + extra, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, env=env)
         line = self.proc.stdout.readline()
         check("listening on" in line, "the hub announces its address", line)

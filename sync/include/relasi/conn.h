@@ -27,7 +27,8 @@ extern "C" {
 
 typedef struct rl_conn rl_conn;
 
-/* Read exactly len bytes, waiting at most timeout_ms for each chunk. */
+/* Read exactly len bytes within timeout_ms in all (one deadline for the
+ * whole read, however the bytes trickle in). RL_ETIMEOUT when it passes. */
 int rl_conn_read(rl_conn *c, void *buf, size_t len, int timeout_ms);
 /* Write all len bytes (timeout_ms for the whole write). */
 int rl_conn_write(rl_conn *c, const void *buf, size_t len, int timeout_ms);

@@ -76,6 +76,10 @@
 #define RL_READ_TIMEOUT_MS      30000
 #define RL_PREAUTH_TIMEOUT_MS   10000
 
+/* The slowest link a frame's body is given time for, on top of the read
+ * timeout: 16 KiB/s (poor 3G). A 2 MiB batch gets 30 s + 128 s. */
+#define RL_MIN_LINK_BYTES_PER_S (16 * 1024)
+
 /* Connections the hub serves at once; more wait in the listen backlog. */
 #define RL_MAX_CONNECTIONS      512
 

@@ -1,0 +1,256 @@
+"""Integration: the hub's resource limits and replay, over real TLS
+connections to a real relasi-hub on 127.0.0.1 (served with --timeout 3 so
+the slow cases take seconds). A frame announcing 4 GiB, a zero-length
+frame, a truncated frame, a client sending one byte a second — before and
+after authentication — are each closed within the configured timeout, the
+hub's memory stays bounded while many connections announce big frames, and
+a captured PUSH replayed on a new connection (and after the device is
+revoked) changes nothing. The hub keeps serving an honest device throughout."""
+import json
+import os
+import socket
+import ssl
+import struct
+import time
+
+from hub_test import Hub
+from relasi_test import check, eq, main
+
+TIMEOUT = 3          # --timeout given to the hub
+SLACK = 4            # scheduling and TLS teardown
+
+
+def tls(hub, dev=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if dev:
+        ctx.load_cert_chain(os.path.join(dev.home, "device.crt"),
+                            os.path.join(dev.home, "device.key"))
+    raw = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
+    return ctx.wrap_socket(raw)
+
+
+def frame(ftype, obj):
+    body = ftype.encode() + json.dumps(obj).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def read_frame(s):
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            try:
+                chunk = s.recv(n - len(b))
+            except (ConnectionError, ssl.SSLError, OSError):
+                return None
+            if not chunk:
+                return None
+            b += chunk
+        return b
+    head = exact(4)
+    if head is None:
+        return None
+    (n,) = struct.unpack(">I", head)
+    body = exact(n)
+    return None if body is None else (body[:1].decode(), json.loads(body[1:]))
+
+
+def hello(s):
+    s.sendall(frame("H", {"proto": [1], "client": "test", "hlc": 0}))
+    ans = read_frame(s)
+    check(ans is not None and ans[0] == "h", "authenticated session", ans)
+    return ans[1]
+
+
+def closed_within(s, seconds):
+    """Wait for the hub to close (an error frame first is fine); the time it took."""
+    t0 = time.monotonic()
+    s.settimeout(seconds + SLACK)
+    try:
+        while True:
+            data = s.recv(4096)
+            if not data:
+                break
+    except socket.timeout:
+        return None
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    return time.monotonic() - t0
+
+
+def hub_rss_kb(hub, key="VmRSS"):
+    with open(f"/proc/{hub.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def serving(hub, dev):
+    dev.ok("account", "add", f"Toko {time.monotonic_ns()}", "--city", "Palu")
+    r = dev.run("sync")
+    check(r.code == 0, "the hub keeps serving an honest device", r)
+
+
+def test_frame_limits():
+    hub = Hub(timeout=TIMEOUT)
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        for auth in (False, True):
+            who = "after authentication" if auth else "before authentication"
+            # a frame announcing 4 GiB: refused at the header, nothing allocated
+            s = tls(hub, ani if auth else None)
+            if auth:
+                hello(s)
+            s.sendall(struct.pack(">I", 0xFFFFFFFF) + b"P")
+            t = closed_within(s, 1)
+            check(t is not None and t < 1 + SLACK, f"4 GiB frame closed at once ({who})", t)
+            s.close()
+            # a zero-length frame
+            s = tls(hub, ani if auth else None)
+            if auth:
+                hello(s)
+            s.sendall(struct.pack(">I", 0))
+            t = closed_within(s, 1)
+            check(t is not None, f"zero-length frame closed ({who})", t)
+            s.close()
+            # a truncated frame: announces 100 bytes, sends 10, then waits
+            s = tls(hub, ani if auth else None)
+            if auth:
+                hello(s)
+            s.sendall(struct.pack(">I", 100) + b"P" + b"{" * 9)
+            t = closed_within(s, TIMEOUT)
+            check(t is not None and t < TIMEOUT + SLACK,
+                  f"truncated frame closed within the timeout ({who})", t)
+            s.close()
+            serving(hub, budi)
+        # one byte a second: the whole frame has a deadline, not each byte
+        for auth in (False, True):
+            s = tls(hub, ani if auth else None)
+            if auth:
+                hello(s)
+            data = frame("H" if not auth else "L", {"cursor": 0, "limit": 10})
+            t0 = time.monotonic()
+            gone = False
+            for b in data:
+                try:
+                    s.sendall(bytes([b]))
+                except (ConnectionError, ssl.SSLError, OSError):
+                    gone = True
+                    break
+                s.settimeout(1)
+                try:
+                    if s.recv(1) == b"":
+                        gone = True
+                        break
+                except socket.timeout:
+                    pass
+                except (ConnectionError, ssl.SSLError, OSError):
+                    gone = True
+                    break
+                if time.monotonic() - t0 > TIMEOUT + 2 * SLACK:
+                    break
+            took = time.monotonic() - t0
+            check(gone and took < TIMEOUT + SLACK + 1,
+                  "a one-byte-a-second client is dropped within the timeout", auth, took)
+            s.close()
+        serving(hub, budi)
+        check("refused" in hub.logtext() or "timed out" in hub.logtext(),
+              "the hub logs what it dropped", hub.logtext()[-600:])
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_memory_bounded():
+    hub = Hub(timeout=20)
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    conns = []
+    try:
+        serving(hub, budi)
+        # 40 authenticated sessions, idle: what a session costs anyway
+        for _ in range(40):
+            s = tls(hub, ani)
+            hello(s)
+            conns.append(s)
+        time.sleep(0.3)
+        rss0, vm0 = hub_rss_kb(hub), hub_rss_kb(hub, "VmSize")
+        # each now announces an 8 MiB frame and sends 32 KiB of it: the hub
+        # must not reserve (not even as address space) the announced size
+        for s in conns:
+            s.sendall(struct.pack(">I", 8 * 1024 * 1024 - 1) + b"P" + b" " * 32768)
+        time.sleep(0.5)
+        serving(hub, budi)  # served while they hang
+        rss, vm = hub_rss_kb(hub) - rss0, hub_rss_kb(hub, "VmSize") - vm0
+        check(vm < 40 * 1024 and rss < 40 * 1024,
+              "memory follows what arrived (40 x 32 KiB), not what was announced (40 x 8 MiB)",
+              f"resident +{rss} KiB, address space +{vm} KiB")
+    finally:
+        for s in conns:
+            s.close()
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_replay():
+    hub = Hub()
+    ghost = hub.device("ghost")   # its key and certificate act as the "captured" device
+    budi = hub.device("budi")
+    try:
+        dev_id = ghost.js("status")["device_id"]
+        s = tls(hub, ghost)
+        user = hello(s)["user"]
+        s.close()
+        row = "0" * 24 + "feedbeef"
+        push = frame("P", {"batch": 1, "cursor": 0, "changes": [
+            {"t": "accounts", "r": row, "f": "name", "v": "Toko Replay", "b": 0,
+             "h": (int(time.time() * 1000) << 16)},
+            {"t": "accounts", "r": row, "f": "owner_id", "v": user, "b": 0,
+             "h": (int(time.time() * 1000) << 16) + 1},
+            {"t": "accounts", "r": row, "f": "created_at", "v": "2026-11-23T08:00:00Z", "b": 0,
+             "h": (int(time.time() * 1000) << 16) + 2}]})
+        s = tls(hub, ghost)
+        hello(s)
+        s.sendall(push)
+        first = read_frame(s)
+        s.close()
+        check(first is not None and first[0] == "p", "the original push is answered", first)
+        check(all(r["s"] == "applied" for r in first[1]["results"]), "and applied", first)
+        seq = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Replay'"), [(1,)],
+           "applied once")
+        # the same bytes again on a new connection: the stored answer, nothing applied
+        s = tls(hub, ghost)
+        hello(s)
+        s.sendall(push)
+        again = read_frame(s)
+        s.close()
+        eq(again, first, "a replayed batch gets the stored answer")
+        eq(hub.query("SELECT max(seq) FROM hub_log")[0][0], seq, "and changes nothing")
+        # after the device is revoked, the replay does not even get a session
+        hub.admin("device", "revoke", dev_id)
+        try:
+            s = tls(hub, ghost)
+            s.sendall(frame("H", {"proto": [1], "client": "test", "hlc": 0}))
+            s.sendall(push)
+            ans = read_frame(s)
+            s.close()
+        except (ssl.SSLError, ConnectionError, OSError):
+            ans = None
+        check(ans is None or ans[0] == "X", "a revoked device's replay is refused", ans)
+        eq(hub.query("SELECT max(seq) FROM hub_log")[0][0], seq, "nothing changed")
+        serving(hub, budi)
+    finally:
+        ghost.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_frame_limits, test_memory_bounded, test_replay])
