@@ -280,12 +280,13 @@ static const char *policy(const struct hub_peer *p, const char *tbl, int creatin
 		return "only an admin changes users";
 	if (strcmp(tbl, "stages") == 0)
 		return manager ? NULL : "only a manager or admin changes pipeline stages";
+	/* Conversion reports read this history; only an admin repairs it. */
+	if (strcmp(tbl, "deal_stage_events") == 0 && !creating)
+		return "stage moves are history: they are never edited";
 	if (manager)
 		return NULL;
 	if (marketing && (strcmp(tbl, "deals") == 0 || strcmp(tbl, "deal_stage_events") == 0))
 		return "marketing does not change deals";
-	if (strcmp(tbl, "deal_stage_events") == 0 && !creating)
-		return "stage moves are history: they are never edited";
 	/* Who a record belongs to is set by its author and changed by managers. */
 	if (own_field && !(v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0))
 		return creating ? "a record can only be created as yourself"

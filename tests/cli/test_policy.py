@@ -1,0 +1,233 @@
+"""Integration: the access-control table, through the real protocol.
+
+Every role (rep, marketing, manager, admin) x every synced table x every
+action (create, edit, delete) x owner / not owner is pushed to a real hub
+over TLS with the acting device's own certificate, and the hub's answer
+(applied or refused) is compared with the policy as the README states it,
+written out independently below. The records acted on are real ones made by
+real devices; creates copy a real row of the table with a new id."""
+import json
+import os
+import socket
+import ssl
+import struct
+import time
+
+from hub_test import Hub
+from relasi_test import Failure, Store, check, main
+
+TABLES = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
+          "deal_stage_events"]
+EDIT = {"users": ("name", "Nama Baru"), "stages": ("probability", 33),
+        "accounts": ("city", "Makassar"), "contacts": ("title", "Manajer"),
+        "deals": ("title", "Judul baru"), "activities": ("outcome", "Berubah"),
+        "tasks": ("title", "Tugas baru"), "deal_stage_events": ("at", "2026-11-20T01:00:00Z")}
+OWNER_FIELD = {"accounts": "owner_id", "contacts": "owner_id", "deals": "owner_id",
+               "activities": "user_id", "tasks": "owner_id", "deal_stage_events": "user_id"}
+
+
+def expected(role, tbl, action, own):
+    """The README's role table, independently: True = allowed."""
+    if role == "admin":
+        return True
+    if tbl == "users":
+        return False
+    if tbl == "stages":
+        return role == "manager"
+    if tbl == "deal_stage_events" and action != "create":
+        return False                      # history is append-only
+    if role == "manager":
+        return True
+    if role == "marketing" and tbl in ("deals", "deal_stage_events"):
+        return False
+    if action == "create":
+        # a stage move is made on a deal: only the deal's owner moves it
+        return own if tbl == "deal_stage_events" else True
+    if tbl in ("accounts", "contacts"):
+        return True                       # customers are shared by the field force
+    return own
+
+
+class Session:
+    """A raw protocol session with a device's certificate."""
+
+    def __init__(self, hub, dev):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(os.path.join(dev.home, "device.crt"),
+                            os.path.join(dev.home, "device.key"))
+        self.s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", hub.port), timeout=30))
+        # go on from the device's last batch (its own syncs used 1, 2, ...)
+        self.batch = hub.query("SELECT coalesce(max(batch), 0) FROM hub_batches WHERE device = ?",
+                               dev.js("status")["device_id"])[0][0]
+        self.counter = 0
+        self.user = self.call("H", {"proto": [1], "client": "policy-test", "hlc": 0}, "h")["user"]
+
+    def call(self, ftype, obj, want):
+        body = ftype.encode() + json.dumps(obj).encode()
+        self.s.sendall(struct.pack(">I", len(body)) + body)
+        head = self.recv(4)
+        body = self.recv(struct.unpack(">I", head)[0])
+        if body[:1].decode() != want:
+            raise Failure(f"expected {want!r}, got {body[:200]!r}")
+        return json.loads(body[1:])
+
+    def recv(self, n):
+        b = b""
+        while len(b) < n:
+            chunk = self.s.recv(n - len(b))
+            if not chunk:
+                raise Failure("the hub closed the session")
+            b += chunk
+        return b
+
+    def push(self, changes):
+        self.batch += 1
+        for c in changes:
+            self.counter += 1
+            c["h"] = (int(time.time() * 1000) << 16) + self.counter
+        return self.call("P", {"batch": self.batch, "cursor": 0, "changes": changes},
+                         "p")["results"]
+
+    def close(self):
+        self.s.close()
+
+
+def new_id(n):
+    return "%032x" % (0xabc0000000000000000000000000000 + n)
+
+
+def test_access_table():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")                       # owns the records acted on
+    mia = hub.device("mia", "Mia Pemasaran", role="marketing")  # owns a few of her own
+    actors_dev = {
+        "ani": None,                                            # a second device of ani's
+        "budi": hub.device("budi", "Budi Santoso"),
+        "mia": mia,
+        "maya": hub.device("maya", "Maya Kusuma", role="manager"),
+        "adi": hub.device("adi", "Adi Admin", role="admin"),
+    }
+    ani2 = Store(init=False)
+    ani2.ok("enroll", hub.admin("user", "token", "ani").strip())
+    actors_dev["ani"] = ani2
+    sessions = []
+    try:
+        # real records, made by real devices
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("contact", "add", "Siti", "--account", "Toko Ani")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("deal", "move", "Kulkas", "Proposal")
+        ani.ok("visit", "log", "Toko Ani", "--notes", "kunjungan", "--next", "Telepon", "--due", "+1d")
+        mia.ok("account", "add", "Toko Mia", "--city", "Bogor")
+        mia.ok("activity", "log", "Toko Mia", "--kind", "email", "--outcome", "brosur")
+        mia.ok("task", "add", "Kirim katalog", "--account", "Toko Mia")
+        ani.ok("sync")
+        mia.ok("sync")
+
+        def rows(sql, *args):
+            return hub.query(sql, *args)
+
+        users = dict(rows("SELECT login, id FROM users"))
+
+        def seed(tbl, owner_login):
+            """A live row of tbl owned by owner_login (stages and users: any)."""
+            if tbl == "users":
+                return users[owner_login]
+            if tbl == "stages":
+                return "00000000000000000000000000000003"
+            of = OWNER_FIELD[tbl]
+            if tbl == "deal_stage_events":
+                r = rows("SELECT e.id FROM deal_stage_events e JOIN deals d ON d.id = e.deal_id "
+                         "WHERE d.owner_id = ? ORDER BY e.id LIMIT 1", users[owner_login])
+            else:
+                r = rows(f'SELECT id FROM "{tbl}" WHERE "{of}" = ? ORDER BY id LIMIT 1',
+                         users[owner_login])
+            return r[0][0] if r else None
+
+        def version(tbl, row, field):
+            r = rows("SELECT version FROM hub_fields WHERE tbl = ? AND row_id = ? AND field = ?",
+                     tbl, row, field)
+            return r[0][0] if r else 0
+
+        # who acts, in which role, on whose records ("own" = the actor's)
+        plan = [("ani", "rep", "ani"), ("budi", "rep", "ani"), ("mia", "marketing", "mia"),
+                ("mia", "marketing", "ani"), ("maya", "manager", "ani"), ("adi", "admin", "ani")]
+        seen, mismatches, n = 0, [], 0
+        by_login = {}
+        for login, role, owner in plan:
+            # one session per device: its batch numbers must keep counting
+            # (a repeated batch number would get the stored answer)
+            if login not in by_login:
+                by_login[login] = Session(hub, actors_dev[login])
+                sessions.append(by_login[login])
+            sess = by_login[login]
+            for tbl in TABLES:
+                target = seed(tbl, owner)
+                if target is None:
+                    continue                 # (mia owns no deals: marketing cannot make them)
+                own = owner == login and tbl not in ("users", "stages")
+                for action in ("create", "edit", "delete"):
+                    if action == "create" and owner != login and tbl != "deal_stage_events":
+                        continue             # a create is always one's own record
+                    if action == "create":
+                        n += 1
+                        con = hub.db()
+                        try:
+                            cur = con.execute(f'SELECT * FROM "{tbl}" WHERE id = ?', (target,))
+                            cols = [d[0] for d in cur.description]
+                            vals = cur.fetchone()
+                        finally:
+                            con.close()
+                        rid = new_id(n)
+                        changes = []
+                        for col, val in zip(cols, vals):
+                            if col == "id" or val is None:
+                                continue
+                            if col == OWNER_FIELD.get(tbl):
+                                val = sess.user
+                            elif tbl == "users" and col == "login":
+                                val = f"user{n}"
+                            elif tbl == "stages" and col == "name":
+                                val = f"Tahap {n}"
+                            elif tbl == "stages" and col == "position":
+                                val = 100 + n
+                            elif col == "deleted":
+                                val = 0
+                            changes.append({"t": tbl, "r": rid, "f": col, "v": val, "b": 0})
+                        # a stage move names the (ani's) deal it moves
+                        own_here = own if tbl == "deal_stage_events" else True
+                    else:
+                        field, val = EDIT[tbl] if action == "edit" else ("deleted", 1)
+                        changes = [{"t": tbl, "r": target, "f": field, "v": val,
+                                    "b": version(tbl, target, field)}]
+                        own_here = own
+                    results = sess.push(changes)
+                    statuses = {r["s"] for r in results}
+                    allowed = "refused" not in statuses
+                    check(len(statuses) == 1 or not ({"refused"} & statuses),
+                          "a record's changes are decided together", tbl, action, results)
+                    want = expected(role, tbl, action, own_here)
+                    seen += 1
+                    if allowed != want:
+                        mismatches.append((login, role, tbl, action,
+                                           "own" if own_here else "other",
+                                           "allowed" if allowed else "refused",
+                                           results[0].get("reason"), results))
+                    if not allowed:
+                        check(results[0].get("reason"), "a refusal gives a reason", results)
+        check(seen >= 80, "the table was covered", seen)
+        if mismatches:
+            raise Failure("policy differs from the README's table:\n" +
+                          "\n".join("  %s (%s) %s %s [%s]: %s — %s %s" % m for m in mismatches))
+    finally:
+        for s in sessions:
+            s.close()
+        for d in list(actors_dev.values()) + [ani]:
+            d.cleanup()
+        hub.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_access_table])
