@@ -96,17 +96,26 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	return RL_OK;
 }
 
+/* One query per state, each written so that an index answers it: the
+ * partial index of pending changes, and the index of batched (sent or
+ * refused) ones. A bound state would scan the whole outbox — seconds
+ * after a big import. */
 static int count_outbox(struct cli_ctx *ctx, const char *state, long long *n)
 {
 	sqlite3_stmt *st;
+	const char *sql = strcmp(state, "pending") == 0
+		? "SELECT count(*) FROM rl_outbox WHERE state = 'pending'"
+		: strcmp(state, "sent") == 0
+		? "SELECT count(*) FROM rl_outbox WHERE batch IS NOT NULL AND state = 'sent'"
+		: "SELECT count(*) FROM rl_outbox WHERE batch IS NOT NULL AND state = 'refused'";
 	int error;
 
-	if ((error = rl_store_prepare(ctx->store, "SELECT count(*) FROM rl_outbox WHERE state = ?1",
-				      &st)) < 0)
+	if ((error = rl_store_prepare(ctx->store, sql, &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW)
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
 		return rl_store_error(ctx->store, "counting changes");
+	}
 	*n = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return RL_OK;

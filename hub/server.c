@@ -45,6 +45,11 @@ struct server {
 	int preauth_ms;          /* handshake and everything before authentication */
 	rl_tls_server *tls;
 	pthread_mutex_t lock;
+	/* One writer at a time, queued here rather than in SQLite's busy
+	 * handler: with 200 devices pushing at once the busy handler's sleeps
+	 * and its timeout turned a queue into refusals ("database is locked").
+	 * Readers (pulls) do not take it: WAL lets them run beside the writer. */
+	pthread_mutex_t write_lock;
 	pthread_cond_t idle;
 	int active;
 	long pushes;            /* for the fault hooks */
@@ -113,8 +118,11 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
 	error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, srv->preauth_ms, &type, &req);
 	if (error == 0 && type != RL_FRAME_ENROLL)
 		error = rl_error_set(RL_EAUTH, "a client certificate is required");
-	if (error == 0)
+	if (error == 0) {
+		pthread_mutex_lock(&srv->write_lock);
 		error = hub_enroll(s, srv->dir, req, &resp);
+		pthread_mutex_unlock(&srv->write_lock);
+	}
 	if (error == 0) {
 		rl_wire_write(c, RL_FRAME_ENROLLED, resp, RL_MAX_FRAME_PREAUTH, srv->preauth_ms);
 		fprintf(stderr, "relasi-hub: enrolled device %s for %s from %s\n",
@@ -203,7 +211,10 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
-			if ((error = hub_push(s, &peer, req, &resp, &st)) < 0)
+			pthread_mutex_lock(&srv->write_lock);
+			error = hub_push(s, &peer, req, &resp, &st);
+			pthread_mutex_unlock(&srv->write_lock);
+			if (error < 0)
 				break;
 			if (fault_now(srv)) {
 				if (srv->fault_kind == 2) {
@@ -345,6 +356,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	/* Before authentication a peer gets less patience, never more. */
 	srv.preauth_ms = srv.read_ms < RL_PREAUTH_TIMEOUT_MS ? srv.read_ms : RL_PREAUTH_TIMEOUT_MS;
 	pthread_mutex_init(&srv.lock, NULL);
+	pthread_mutex_init(&srv.write_lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
 	if (fault && strncmp(fault, "ack-lost:", 9) == 0) {
 		srv.fault_kind = 1;

@@ -4,7 +4,9 @@
 # calls apt-get only for what is missing (a fresh Debian 12 machine, as root).
 set -eu
 
-PKGS="build-essential cmake pkg-config clang \
+# libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes (only
+# recommended by clang, which --no-install-recommends skips).
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
 libsqlite3-dev sqlite3 libjansson-dev libcsv-dev \
 libmbedtls-dev libgit2-dev libutf8proc-dev \
 python3 openssl"

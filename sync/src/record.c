@@ -316,7 +316,7 @@ static void bind_converted(sqlite3_stmt *st, int idx, const struct rl_converted 
 	else if (c->kind == SQLITE_FLOAT)
 		sqlite3_bind_double(st, idx, c->d);
 	else
-		sqlite3_bind_text(st, idx, c->text, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, idx, c->text, -1, SQLITE_STATIC);
 }
 
 static const struct rl_fieldval *find_val(const struct rl_fieldval *vals, size_t n,
@@ -522,7 +522,7 @@ int rl_record_create(rl_store *s, const struct rl_table *t,
 	}
 	if ((error = rl_store_prepare(s, sqltext, &st)) < 0)
 		goto cleanup;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	for (i = 0; i < t->nfields; i++)
 		bind_converted(st, (int)i + 2, &conv[i]);
 	if (sqlite3_step(st) != SQLITE_DONE) {

@@ -314,13 +314,13 @@ int rl_store_meta_get(rl_store *s, const char *key, char **out)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 0);
-		if (v && !(*out = strdup(v)))
-			return rl_error_set(RL_ENOMEM, "out of memory");
+		if ((v && !(*out = strdup(v))) || (!v && sqlite3_column_type(st, 0) != SQLITE_NULL))
+			error = rl_error_set(RL_ENOMEM, "out of memory");
 	} else if (rc != SQLITE_DONE) {
-		return rl_store_error(s, "reading settings");
+		error = rl_store_error(s, "reading settings");
 	}
 	sqlite3_reset(st);
-	return RL_OK;
+	return error;
 }
 
 int rl_store_meta_set(rl_store *s, const char *key, const char *value)
@@ -567,8 +567,11 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		if ((error = exec(s, "PRAGMA journal_mode = WAL", "enabling WAL")) < 0)
 			goto fail;
 	}
+	/* 8 MiB of page cache: a short command (most of what a rep runs) pays
+	 * for the cache it sets up, and 64 MiB measured slower for `nearby`
+	 * (bench/); the hub runs one connection per device session. */
 	if ((error = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
-			  "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY",
+			  "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY",
 			  "configuring the store")) < 0)
 		goto fail;
 

@@ -84,6 +84,14 @@ int rl_token_decode(const char *token, struct rl_token *out)
 		snprintf(out->host, sizeof(out->host), "%.*s", (int)(colon - a - 2), a + 1);
 	else
 		snprintf(out->host, sizeof(out->host), "%.*s", (int)(colon - a), a);
+	/* ":7443", "[]:7443", or an empty server name would only fail later,
+	 * at connect or in the TLS name check: a mangled token fails here
+	 * (relasi/token.h). Found by fuzz/fuzz_token. */
+	if (!out->host[0] || !n[0]) {
+		error = rl_error_set(RL_EINVALID, "the token's hub address '%s' or server name "
+				     "'%s' is empty", a, n);
+		goto cleanup;
+	}
 	out->port = (int)port;
 	snprintf(out->server_name, sizeof(out->server_name), "%s", n);
 	snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", f);

@@ -349,6 +349,13 @@ int rl_phone_normalize(char out[RL_E164_BUFSZ], const char *in,
 		size_t cclen = strlen(dest->cc);
 		if (num[cclen] == '0')
 			memmove(num + cclen, num + cclen + 1, strlen(num + cclen));
+		/* One trunk prefix is dropped, not more: "+44 (0)0 20..." still
+		 * starts with 0, which no number there does, and would make an
+		 * E.164 string that normalises to another one the next time
+		 * (not idempotent). Found by fuzz/fuzz_valid. */
+		if (num[cclen] == '0')
+			return rl_phone_bad(in, "the number after the country code cannot "
+					    "start with 0");
 	}
 
 	nlen = strlen(num);
@@ -982,6 +989,7 @@ int rl_time_parse(int64_t *utc, int *offset_min, const char *in,
 {
 	const char *p;
 	int y, mo, d, h, mi, s = 0, off;
+	int64_t t;
 
 	if (!in)
 		in = "";
@@ -1058,8 +1066,18 @@ int rl_time_parse(int64_t *utc, int *offset_min, const char *in,
 		return rl_error_set(RL_EINVALID,
 				    "'%s' is not a valid time: no such time of day", in);
 
-	*utc = rl_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
-	       h * 3600 + mi * 60 + s - (int64_t)off * 60;
+	t = rl_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
+	    h * 3600 + mi * 60 + s - (int64_t)off * 60;
+	/* The instant is kept as UTC text (rl_time_format_utc), which must be
+	 * in the years 1900..9999 too: "1900-01-01T00:00+14:00" is
+	 * 1899-12-31T10:00Z, which the model (and so the hub) refuses, and
+	 * past 9999 the formatter would clamp it. Found by fuzz/fuzz_valid. */
+	if (t < rl_days_from_civil(RL_YEAR_MIN, 1, 1) * 86400 ||
+	    t > rl_days_from_civil(RL_YEAR_MAX, 12, 31) * 86400 + 86399)
+		return rl_error_set(RL_EINVALID,
+				    "'%s' is not a valid time: in UTC it falls outside "
+				    "the years %d..%d", in, RL_YEAR_MIN, RL_YEAR_MAX);
+	*utc = t;
 	*offset_min = off;
 	return RL_OK;
 }

@@ -346,14 +346,38 @@ static int rl_vc_param(const char *pn, size_t pnl, const char *pv, size_t pvl, l
  * removed before unescaping so that white space after it is trimmed too. */
 static int rl_vc_text_unprefixed(char **out, const char *v, size_t n, const char *prefix)
 {
-	size_t pl = strlen(prefix);
+	size_t pl = strlen(prefix), k = 0, len;
+	char *s;
+	int rc;
 
 	rl_vc_trim_span(&v, &n);
 	if (n >= pl && rl_vc_iprefix(v, prefix)) {
 		v += pl;
 		n -= pl;
 	}
-	return rl_vc_text(out, v, n, 1);
+	if ((rc = rl_vc_text(out, v, n, 1)) != RL_OK || !*out)
+		return rc;
+	/* An escaped scheme ("tel\:+62...") or a repeated one only shows
+	 * after unescaping: drop it there too (and the white space after it),
+	 * so that no value keeps it; otherwise a value read back from our own
+	 * output would lose it and not round-trip. Found by fuzz/fuzz_vcard. */
+	s = *out;
+	len = strlen(s);
+	for (;;) {
+		if (len - k >= pl && rl_vc_iprefix(s + k, prefix))
+			k += pl;
+		else if (k < len && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n'))
+			k++;
+		else
+			break;
+	}
+	if (k == len) {
+		free(s);
+		*out = NULL;
+	} else if (k > 0) {
+		memmove(s, s + k, len - k + 1);
+	}
+	return RL_OK;
 }
 
 /* Add a TEL or EMAIL value; past RL_MAX_VCARD_VALUES they are dropped. */

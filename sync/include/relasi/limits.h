@@ -76,6 +76,11 @@
 #define RL_READ_TIMEOUT_MS      30000
 #define RL_PREAUTH_TIMEOUT_MS   10000
 
+/* How long a device waits for the hub's answer to a request: the hub
+ * applies pushes one at a time, so in a crowd (hundreds of devices after a
+ * network comes back) an answer may wait for many others' batches. */
+#define RL_ANSWER_TIMEOUT_MS    120000
+
 /* The slowest link a frame's body is given time for, on top of the read
  * timeout: 16 KiB/s (poor 3G). A 2 MiB batch gets 30 s + 128 s. */
 #define RL_MIN_LINK_BYTES_PER_S (16 * 1024)

@@ -1,0 +1,309 @@
+/*
+ * fuzz_util.c — helpers shared by the fuzz targets (see fuzz_util.h).
+ */
+#include "fuzz_util.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relasi/error.h"
+#include "relasi/model.h"
+#include "relasi/store.h"
+#include "utf8.h"
+
+/* Is any statement of db still stepping (not reset)? */
+static int fz_busy_statements(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+
+	for (st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+		if (sqlite3_stmt_busy(st))
+			return 1;
+	return 0;
+}
+
+void fz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "\nFUZZ CHECK FAILED %s:%d: %s\n  ", file, line, cond);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n  last library error: %d %s\n", rl_error_code(), rl_error_message());
+	fflush(stderr);
+	abort();
+}
+
+void fz_setup_env(void)
+{
+	setenv("RELASI_NOW", FZ_NOW_ISO, 1);
+	setenv("TZ", "WIB-7", 1);
+	tzset();
+}
+
+char *fz_strndup(const uint8_t *data, size_t size)
+{
+	char *s = malloc(size + 1);
+
+	if (!s)
+		return NULL;
+	if (size)
+		memcpy(s, data, size);
+	s[size] = '\0';
+	return s;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+uint64_t fz_db_digest(sqlite3 *db)
+{
+	sqlite3_stmt *tables = NULL, *rows = NULL;
+	uint64_t total = 0;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table' "
+				"AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' "
+				"ORDER BY name", -1, &tables, NULL);
+	FZ_CHECK(rc == SQLITE_OK, "listing tables: %s", sqlite3_errmsg(db));
+	while (sqlite3_step(tables) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(tables, 0);
+		char *sql = sqlite3_mprintf("SELECT * FROM \"%w\"", name);
+		uint64_t th = fnv(14695981039346656037ULL, name, strlen(name));
+		int ncol, i, is_meta = strcmp(name, "rl_meta") == 0;
+
+		rc = sqlite3_prepare_v2(db, sql, -1, &rows, NULL);
+		sqlite3_free(sql);
+		FZ_CHECK(rc == SQLITE_OK, "reading %s: %s", name, sqlite3_errmsg(db));
+		ncol = sqlite3_column_count(rows);
+		while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
+			uint64_t h = th;
+			if (is_meta && sqlite3_column_text(rows, 0) &&
+			    strcmp((const char *)sqlite3_column_text(rows, 0), "hlc") == 0)
+				continue;
+			for (i = 0; i < ncol; i++) {
+				int type = sqlite3_column_type(rows, i);
+				const void *p = type == SQLITE_BLOB ? sqlite3_column_blob(rows, i)
+								    : sqlite3_column_text(rows, i);
+				int n = sqlite3_column_bytes(rows, i);
+				h = fnv(h, &type, sizeof(type));
+				h = fnv(h, &n, sizeof(n));
+				if (p && n > 0)
+					h = fnv(h, p, (size_t)n);
+			}
+			total += h * 0x9E3779B97F4A7C15ULL + (h >> 29);  /* order-independent */
+		}
+		FZ_CHECK(rc == SQLITE_DONE, "reading %s: %s", name, sqlite3_errmsg(db));
+		sqlite3_finalize(rows);
+		rows = NULL;
+	}
+	sqlite3_finalize(tables);
+	return total;
+}
+
+static char tmpdir[128];
+static char store_path[160], tmpl_path[160];
+static sqlite3 *restorer;              /* the second connection */
+static sqlite3_stmt **restore_sql;     /* DELETE, INSERT ... SELECT per table */
+static size_t nrestore;
+
+static void remove_tmpdir(void)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+	char path[200];
+	size_t i;
+
+	for (i = 0; i < nrestore; i++)
+		sqlite3_finalize(restore_sql[i]);
+	free(restore_sql);
+	nrestore = 0;
+	sqlite3_close(restorer);
+	restorer = NULL;
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s%s", store_path, suffixes[i]);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s%s", tmpl_path, suffixes[i]);
+		unlink(path);
+	}
+	rmdir(tmpdir);
+}
+
+const char *fz_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		const char *base = getenv("TMPDIR");
+		if (!base || !*base || strlen(base) > 64)
+			base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(tmpdir, sizeof(tmpdir), "%s/relasi-fuzz-XXXXXX", base);
+		FZ_CHECK(mkdtemp(tmpdir) != NULL, "mkdtemp %s", tmpdir);
+		atexit(remove_tmpdir);
+	}
+	return tmpdir;
+}
+
+rl_store *fz_store_open(unsigned flags)
+{
+	rl_store *s = NULL;
+
+	snprintf(store_path, sizeof(store_path), "%s/store.db", fz_tmpdir());
+	FZ_CHECK(rl_store_open(&s, store_path, RL_STORE_CREATE | flags) == RL_OK, "store: %s",
+		 rl_error_message());
+	return s;
+}
+
+static void restorer_exec(const char *sql)
+{
+	FZ_CHECK(sqlite3_exec(restorer, sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", sql,
+		 sqlite3_errmsg(restorer));
+}
+
+void fz_store_snapshot(rl_store *s)
+{
+	sqlite3_stmt *st;
+	char *sql;
+	int on = -1;
+
+	snprintf(tmpl_path, sizeof(tmpl_path), "%s/template.db", fz_tmpdir());
+	sql = sqlite3_mprintf("VACUUM INTO %Q", tmpl_path);
+	FZ_CHECK(sqlite3_exec(rl_store_db(s), sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", sql,
+		 sqlite3_errmsg(rl_store_db(s)));
+	sqlite3_free(sql);
+	FZ_CHECK(sqlite3_open_v2(store_path, &restorer, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK,
+		 "second connection");
+	sqlite3_busy_timeout(restorer, 10000);
+	/* Rows go back as they were: no capture, no FTS triggers (the FTS and
+	 * R*Tree shadow tables are restored like any other table). */
+	FZ_CHECK(sqlite3_db_config(restorer, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &on) == SQLITE_OK &&
+		 on == 0, "disabling triggers");
+	sql = sqlite3_mprintf("ATTACH %Q AS tmpl", tmpl_path);
+	restorer_exec(sql);
+	sqlite3_free(sql);
+	FZ_CHECK(sqlite3_prepare_v2(restorer, "SELECT name FROM tmpl.sqlite_master WHERE type = "
+				    "'table' AND (name NOT LIKE 'sqlite_%' OR name = 'sqlite_sequence') "
+				    "AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name", -1, &st,
+				    NULL) == SQLITE_OK, "%s", sqlite3_errmsg(restorer));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		sqlite3_stmt **grown = realloc(restore_sql, (nrestore + 2) * sizeof(*restore_sql));
+		FZ_CHECK(grown != NULL, "out of memory");
+		restore_sql = grown;
+		sql = sqlite3_mprintf("DELETE FROM main.\"%w\"", name);
+		FZ_CHECK(sqlite3_prepare_v2(restorer, sql, -1, &restore_sql[nrestore], NULL) ==
+			 SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(restorer));
+		sqlite3_free(sql);
+		sql = sqlite3_mprintf("INSERT INTO main.\"%w\" SELECT * FROM tmpl.\"%w\"", name, name);
+		FZ_CHECK(sqlite3_prepare_v2(restorer, sql, -1, &restore_sql[nrestore + 1], NULL) ==
+			 SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(restorer));
+		sqlite3_free(sql);
+		nrestore += 2;
+	}
+	sqlite3_finalize(st);
+}
+
+void fz_store_restore(rl_store *s)
+{
+	size_t i;
+
+	/* A statement left stepping or a transaction left open by the code
+	 * under test would block the restore: a bug worth reporting too. */
+	FZ_CHECK(sqlite3_get_autocommit(rl_store_db(s)), "a transaction was left open");
+	FZ_CHECK(!fz_busy_statements(rl_store_db(s)), "a statement was left stepping");
+	restorer_exec("BEGIN IMMEDIATE");
+	for (i = 0; i < nrestore; i++) {
+		int rc = sqlite3_step(restore_sql[i]);
+		sqlite3_reset(restore_sql[i]);
+		FZ_CHECK(rc == SQLITE_DONE, "restoring: %s", sqlite3_errmsg(restorer));
+	}
+	restorer_exec("COMMIT");
+}
+
+long long fz_query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	FZ_CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+		 sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int fz_value_from_json(json_t *j, struct rl_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (!j || json_is_null(j))
+		v->type = RL_V_NULL;
+	else if (json_is_integer(j)) {
+		v->type = RL_V_INT;
+		v->i = json_integer_value(j);
+	} else if (json_is_real(j)) {
+		v->type = RL_V_REAL;
+		v->d = json_real_value(j);
+	} else if (json_is_string(j)) {
+		v->type = RL_V_TEXT;
+		v->s = json_string_value(j);
+	} else
+		return 0;
+	return 1;
+}
+
+void fz_check_synced_values(sqlite3 *db, const char *who)
+{
+	static const char *const names[] = { "accounts", "contacts", "deals", "activities",
+					     "tasks", "stages", "users", "deal_stage_events", NULL };
+	int k;
+
+	for (k = 0; names[k]; k++) {
+		const struct rl_table *t = rl_model_table(names[k]);
+		char *sql = sqlite3_mprintf("SELECT * FROM \"%w\"", names[k]);
+		sqlite3_stmt *st = NULL;
+		int rc, i, n;
+
+		FZ_CHECK(t && sql, "model table %s", names[k]);
+		FZ_CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s",
+			 sqlite3_errmsg(db));
+		sqlite3_free(sql);
+		n = sqlite3_column_count(st);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *id = (const char *)sqlite3_column_text(st, 0);
+			for (i = 0; i < n; i++) {
+				const struct rl_field *f = rl_model_field(t, sqlite3_column_name(st, i));
+				struct rl_value v;
+				memset(&v, 0, sizeof(v));
+				if (!f)
+					continue;
+				switch (sqlite3_column_type(st, i)) {
+				case SQLITE_INTEGER: v.type = RL_V_INT; v.i = sqlite3_column_int64(st, i); break;
+				case SQLITE_FLOAT: v.type = RL_V_REAL; v.d = sqlite3_column_double(st, i); break;
+				case SQLITE_NULL: v.type = RL_V_NULL; break;
+				default: v.type = RL_V_TEXT; v.s = (const char *)sqlite3_column_text(st, i); break;
+				}
+				FZ_CHECK(rl_model_check_value(t, f, &v) == RL_OK,
+					 "%s: %s %s.%s holds a value the model refuses (type %d, '%.80s')",
+					 who, id ? id : "?", t->name, f->name, (int)v.type,
+					 v.type == RL_V_TEXT ? v.s : "");
+			}
+		}
+		FZ_CHECK(rc == SQLITE_DONE, "%s", sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+	}
+}
+
+int fz_utf8_ok(const char *s, size_t len)
+{
+	return rl_utf8_bad((const unsigned char *)s, len) == len;
+}
