@@ -744,11 +744,12 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 /* Is the field's current version this device's own earlier change, stored
  * as it sent it (kind 'change', not a merge)? Then the device's new change
  * was made on top of it even though its base is older: the answer to the
- * earlier batch was lost (a cut, a crash after the commit), so the device
- * never learnt that version and captured the new edit with the old base.
- * Without this the device conflicts with itself (tests/sim/simulate.py,
- * seeds 4 and 6). The device's clock only moves forward, so its later
- * change has the larger stamp. */
+ * earlier batch was lost (a cut, a crash after the commit), or it was a
+ * conflict the device won (the device records only an 'applied' version as
+ * its base), so the new edit was captured with the old base. Without this
+ * the device conflicts with itself (tests/sim/simulate.py, FINDINGS 2).
+ * The device's clock only moves forward, so its later change has the
+ * larger stamp. */
 static int own_version(rl_store *s, const struct hub_peer *p, const struct change *c,
 		       const struct field_state *fs, int *yes)
 {
@@ -860,7 +861,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			 * its tombstone and has pulled the version of 'deleted' that
 			 * says alive (it saw the row created), so nothing it pulls
 			 * would ever bring the row back: it diverged for good
-			 * (tests/sim/simulate.py, seed 1). Log the kept value as a new
+			 * (tests/sim/simulate.py, FINDINGS 1). Log the kept value as a new
 			 * change so that it, and everyone, receives it. */
 			if ((error = hub_write_field(s, c->tbl, c->row, "deleted", &alive, "merge",
 						     &seq)) < 0)

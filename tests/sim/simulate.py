@@ -1326,6 +1326,9 @@ class Sim:
         label = f"{d.login}: sync{' [' + fault + note + ']' if fault else ''}"
         if code not in expect:
             self.fail(f"{label} exited {code}: {err.strip()}")
+        if final and code != 0:
+            self.fail(f"{label}: a final-round sync (no faults, no skew) failed (exit {code}): "
+                      f"{err.strip()}")
         clean = not fault and not d.skew
         if clean and code != 0:
             self.fail(f"{label}: a sync without a fault failed (exit {code}): {err.strip()}")
@@ -1335,8 +1338,6 @@ class Sim:
             if code != 8 or "clock" not in err:
                 self.fail(f"{label}: a device clock far ahead must be refused (exit 8, clock); "
                           f"got exit {code}: {err.strip()}")
-        if final and code != 0:
-            self.fail(f"{label}: a final-round sync failed (exit {code}): {err.strip()}")
         if code == 0 and not fault and self.proxy.last:
             # rounded up to 1 KiB: TLS handshakes differ by a byte or two
             # between runs (DER signatures), the seeded cut offsets must not
@@ -1759,76 +1760,81 @@ if __name__ == "__main__":
 
 
 # FINDINGS — what this simulation found in the C code (November 2026).
-# Seeds are for the driver as it is now; "against a build without the fix"
-# means the fix reverted in a scratch copy of the tree.
+# Seeds are for the driver as it is now, --steps 60, with and without
+# --exact; "without the fix" means a build with that one fix reverted (in a
+# scratch copy of the tree).
 #
 # 1. Edit against delete, delete second: the deleting device diverged for
-#    good (fixed, hub/hubstore.c apply_update). Against a build without the
-#    fix: seeds 1, 4, 5, 6 (--steps 60). A rep deletes a record another rep
+#    good (fixed, hub/hubstore.c apply_update). Without the fix seeds 4, 15
+#    and 16 fail (and 17 of seeds 1-40). A rep deletes a record another rep
 #    has edited since the deleter's last pull; the hub keeps the row alive
-#    and records an edit-delete conflict, but logged nothing, so the deleting
-#    device, which holds the tombstone and has long pulled the version of
-#    'deleted' that says alive, never heard of it again: deleted = 1 there,
-#    0 on the hub and everywhere else, after any number of syncs. Fix: that
-#    branch logs the kept value (hub_write_field, kind 'merge') and answers
-#    with its version, so every device, the deleting one included, pulls it.
+#    and records an edit-delete conflict, but logged nothing, so the
+#    deleting device, which holds the tombstone and has long pulled the
+#    version of 'deleted' that says alive, never heard of it again:
+#    deleted = 1 there, 0 on the hub and everywhere else, after any number
+#    of syncs. Fix: that branch logs the kept value (hub_write_field, kind
+#    'merge') and answers with its version, so every device, the deleting
+#    one included, pulls it.
 #
-# 2. After a lost acknowledgement a device conflicted with itself (fixed,
-#    hub/hubstore.c own_version). Against a build without the fix: seeds 7,
-#    11, 12, 14, 15 (--steps 100). The hub commits a batch, the answer is
-#    lost (ack-lost, kill-after-commit, a cut after the commit, a killed
-#    device); the rep edits the same field again before the next sync, so
-#    the new change is captured with the base known before the lost answer.
-#    The resend gets the stored answer; then the new change arrives with an
-#    old base while the hub's current version is the device's own change: a
-#    conflict of the device with itself (hub_device = in_device), on any
-#    field, also on the notes of a record the device created (base 0: no
-#    text merge). Fix: a change whose field's current version was written by
-#    the same device as sent (kind 'change', an earlier stamp) is a
-#    fast-forward; merged versions are excluded (they hold text the device
-#    has not seen).
+# 2. A device conflicted with itself (fixed, hub/hubstore.c own_version).
+#    Without the fix seeds 5, 15 and 16 fail (5 of seeds 1-40). The hub
+#    commits a batch and the answer is lost (ack-lost, kill-after-commit, a
+#    cut after the commit, a killed device), or the change won a conflict
+#    (fix 3 no longer records that version); the rep edits the field again,
+#    so the new change is captured with the older base. It then arrives
+#    with that base while the hub's current version is the device's own
+#    earlier change: a conflict of the device with itself (hub_device =
+#    in_device), on any field, also on the notes of a record the device
+#    created (base 0: no text merge). Fix: a change whose field's current
+#    version was written by the same device as sent (kind 'change', an
+#    earlier stamp) is a fast-forward; merged versions are excluded (they
+#    hold text the device has not seen).
 #
 # 3. Lines appended to notes were silently lost (fixed, sync/src/devsync.c
-#    push_batch). Found by seeds 13 (--steps 100) and 130, 141, 148 (--steps
-#    120) of earlier versions of this driver; against a build without the
-#    fix the current driver stops at the first such answer (rl_base differs
-#    from the model). A device's append comes back "merged" with the version
-#    of the merged text; push_batch recorded that version as the field's
-#    base although the device still holds its own, unmerged text until the
-#    pull brings the merge. When the session ends before that pull (a cut, a
+#    push_batch). Earlier versions of this driver saw the lost lines; the
+#    current one stops at the cause, the first answer recorded that way (the
+#    device's rl_base differs from the model's): seeds 4 and 21 (4 of seeds
+#    1-40). A device's append comes back "merged" with the version of the
+#    merged text; push_batch recorded that version as the field's base
+#    although the device still holds its own, unmerged text until the pull
+#    brings the merge. When the session ends before that pull (a cut, a
 #    killed device) and the rep appends again, the new change claims to be
 #    based on the merged version: the hub fast-forwards it and the other
-#    rep's lines vanish, in no conflict record (seed 13: dewi's three lines
-#    of A2). The same held for "same" answers to a text merge and for
-#    conflicts the hub kept. Fix: the answer's version becomes the base only
-#    for 'applied' (the hub holds exactly the device's value); the pull
+#    rep's lines vanish, in no conflict record (in one run, three lines of
+#    dewi's). The same held for "same" answers to a text merge and for
+#    conflicts the hub kept. Fix: the answer's version becomes the base
+#    only for 'applied' (the hub holds exactly the device's value); the pull
 #    records the others when their values arrive.
 #
 # 4. An edit made while a sync pulls could diverge for good (fixed,
-#    sync/src/devsync.c push_batch). Reproduced by the edit-during fault
-#    with another device syncing in between; deterministic probe: ani's sync
-#    held after HELLO, ani edits city, budi (clock 200 s ahead) edits city
-#    and syncs, ani's pull resumes: apply_run leaves ani's pending value but
-#    moves the cursor (and rl_base) past budi's; ani's next push loses the
-#    conflict (older stamp), the hub keeps budi's value, and nothing ever
-#    sends it to ani again: city Bogor on ani, Depok on the hub and budi.
-#    Fix: an answer other than 'applied' whose version is at or below the
-#    device's cursor names a value the pull skipped: push_batch rewinds the
-#    cursor to just before it, and the same session pulls it again.
+#    sync/src/devsync.c push_batch). Without the fix seeds 9 and 21 fail:
+#    the edit-during fault holds the PULL while the rep edits a field and
+#    another rep edits the same field and syncs; the check that a device
+#    holds the hub's values after a sync finds it. A deterministic probe:
+#    ani's sync held after HELLO, ani edits city, budi edits city (clock
+#    200 s ahead) and syncs, ani's pull resumes: apply_run keeps ani's
+#    pending value but moves the cursor (and rl_base) past budi's; ani's
+#    next push loses the conflict (older stamp), the hub keeps budi's value,
+#    and nothing ever sends it to ani again: city Bogor on ani, Depok on the
+#    hub and on budi. Fix: an answer other than 'applied' whose version is
+#    at or below the device's cursor names a value the pull skipped:
+#    push_batch rewinds the cursor to just before it, and the same session
+#    pulls it again.
 #
 # 5. A device whose clock ran more than 5 minutes ahead while it edited can
-#    never sync again until real time catches up (not fixed; --wild-skew
-#    shows it, e.g. seed 8 --steps 60 --wild-skew). Its HLC (rl_meta 'hlc')
-#    is stored with every commit and never goes back (sync/src/hlc.c), so
-#    after the clock is corrected every HELLO still carries a stamp days
-#    ahead and the hub answers "this device's clock is 2879 min ahead"
-#    (exit 8) — wrongly, since the clock is now right — and its pending
-#    changes carry those stamps too (the hub would refuse them one by one).
-#    The rep has no way out short of waiting. A fix needs a decision: e.g.
-#    the device sends its wall clock in HELLO and, when its stored HLC is
-#    far ahead of a hub it trusts (pinned CA), re-stamps its pending changes
-#    and resets the HLC to the hub's (the stamps only order concurrent edits
-#    provisionally); or the hub accepts such stamps but clamps them to its
-#    own clock for ordering. Meanwhile the simulation keeps edits within the
-#    5-minute bound and tries far-ahead clocks on syncs only (refused, and
-#    nothing is persisted: checked).
+#    never sync again until real time catches up (not fixed). --wild-skew
+#    shows it: seed 8 --steps 60 --wild-skew, budi edits with a clock 10
+#    minutes ahead and fails the final rounds. Its HLC (rl_meta 'hlc') is
+#    stored with every commit and never goes back (sync/src/hlc.c), so after
+#    the clock is corrected every HELLO still carries a stamp from the
+#    future and the hub answers "this device's clock is N min ahead" (exit
+#    8) — wrongly, the clock is right now — and its pending changes carry
+#    such stamps too (the hub would refuse them one by one). The rep has no
+#    way out but to wait (48 h for a clock that was 48 h ahead). A fix needs
+#    a decision: e.g. the device sends its wall clock in HELLO and, when its
+#    stored HLC is far ahead of a hub it trusts (pinned CA), re-stamps its
+#    pending changes and resets its HLC to the hub's (stamps only order
+#    concurrent edits provisionally); or the hub accepts such stamps but
+#    clamps them to its own clock. Meanwhile the simulation keeps edits
+#    within the 5-minute bound and tries far-ahead clocks on syncs only
+#    (refused, and nothing persisted: checked).
