@@ -261,15 +261,19 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	if (error < 0)
 		goto cleanup;
 	if (ctx->json)
-		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-			"pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,
+		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"restamped", (json_int_t)st.restamped, "pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,
 			"same", (json_int_t)st.same, "merged", (json_int_t)st.merged,
 			"conflicts", (json_int_t)st.conflicts, "refused", (json_int_t)st.refused,
 			"pulled", (json_int_t)st.pulled, "cursor", (json_int_t)st.cursor));
-	else
+	else {
+		if (st.restamped)
+			printf("re-stamped %ld pending change%s made while this device's clock was "
+			       "ahead\n", st.restamped, st.restamped == 1 ? "" : "s");
 		printf("synced: pushed %ld (applied %ld, unchanged %ld, merged %ld, conflicts %ld, "
 		       "refused %ld), pulled %ld\n", st.pushed, st.applied, st.same, st.merged,
 		       st.conflicts, st.refused, st.pulled);
+	}
 cleanup:
 	rl_conn_close(c);
 	free(host);

@@ -179,10 +179,12 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		}
 		if (type == RL_FRAME_HELLO) {
 			json_t *hlc = json_object_get(req, "hlc"), *proto = json_object_get(req, "proto"), *v;
+			json_t *wall = json_object_get(req, "wall");
+			long long ahead = 0;
 			size_t i;
-			int speaks = 0;
+			int speaks = 0, restamp = 0;
 			if (hello || !json_is_integer(hlc) || !json_is_array(proto) ||
-			    json_array_size(proto) > 16) {
+			    json_array_size(proto) > 16 || (wall && !json_is_integer(wall))) {
 				error = rl_error_set(RL_EPROTO, "bad HELLO");
 				break;
 			}
@@ -193,22 +195,35 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				error = RL_EPROTO;
 				break;
 			}
-			if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(hlc), NULL) < 0) {
+			/* A device that sends its wall clock is judged by it: a clock right
+			 * now whose stamps are from the future (made while it was wrong)
+			 * is told to re-stamp them, not refused until real time catches up.
+			 * Its stamps are not adopted either way. */
+			if (wall && json_integer_value(wall) - rl_store_now_ms(s) >
+				    rl_store_hlc(s)->max_drift_ms)
+				ahead = json_integer_value(wall) - rl_store_now_ms(s);
+			else if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(hlc), NULL) < 0) {
+				if (wall)
+					restamp = 1;
+				else
+					ahead = rl_hlc_physical_ms(json_integer_value(hlc)) -
+						rl_store_now_ms(s);
+			}
+			if (ahead) {
 				/* Said from the device's side: it is the one to fix. */
 				char why[160];
-				long long ahead = rl_hlc_physical_ms(json_integer_value(hlc)) -
-						  rl_store_now_ms(s);
 				snprintf(why, sizeof(why), "this device's clock is %lld min ahead of the "
 					 "hub's (limit %lld min); set the device's clock",
-					 ahead / 60000, RL_HLC_DEFAULT_MAX_DRIFT_MS / 60000);
+					 ahead / 60000, (long long)rl_store_hlc(s)->max_drift_ms / 60000);
 				rl_wire_error(c, "clock", why, 2000);
 				error = RL_ECLOCK;
 				break;
 			}
 			hello = 1;
-			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "proto", RL_PROTO_VERSION,
+			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b}", "proto", RL_PROTO_VERSION,
 					 "hub", srv->name, "device", peer.device, "user", peer.user,
-					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
+					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
+					 "restamp", restamp);
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);

@@ -15,8 +15,8 @@
 #   -l LOGDIR   where the per-seed logs go (default: a temporary directory,
 #               removed when every seed passed)
 #   -x          --exact: SIGKILLs at seeded bytes instead of seeded delays
-#   -w          --wild-skew: devices edit with clocks far ahead (shows the
-#               stuck-clock problem described at the end of simulate.py)
+#   -w          --wild-skew: devices also edit with clocks hours ahead
+#               (re-stamped once set right: FINDINGS 5 of simulate.py)
 #
 # Example: sh scripts/simulate.sh -j 2 -s 200 1-500
 set -eu

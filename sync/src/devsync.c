@@ -654,6 +654,52 @@ cleanup:
 	return error;
 }
 
+/*
+ * The hub found this device's clock stamps far in its future although the
+ * device's wall clock is right now: they were made while the clock was
+ * wrong (set ahead while the rep worked, corrected since). HLC stamps never
+ * go back on their own, so the device could not sync until real time caught
+ * up with them: 48 h for a clock that was 48 h ahead. A stamp only orders
+ * concurrent edits of one field (the provisional winner of a conflict, which
+ * the admin confirms), so the pending changes stamped after "now" get new
+ * stamps from now on, in the order of their old ones, and the clock restarts
+ * from the wall clock. Sent batches keep theirs: a sent batch never changes,
+ * and its stamps were accepted when it was first sent.
+ */
+static int restamp_pending(rl_store *s, long *count)
+{
+	rl_hlc *h = rl_store_hlc(s);
+	int64_t was = h->last, from;
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	from = rl_hlc_restart(h);
+	if ((error = rl_store_prepare(s,
+	     "UPDATE rl_outbox SET hlc = ?1 + r.n FROM "
+	     "(SELECT seq, row_number() OVER (ORDER BY hlc, seq) AS n FROM rl_outbox "
+	     " WHERE state = 'pending' AND hlc > ?1) AS r WHERE rl_outbox.seq = r.seq", &st)) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, from);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		error = rl_store_error(s, "re-stamping pending changes");
+		sqlite3_reset(st);
+		goto fail;
+	}
+	sqlite3_reset(st);
+	*count = (long)sqlite3_changes(rl_store_db(s));
+	h->last = from + *count;    /* the stamps just handed out */
+	if ((error = rl_store_commit(s)) < 0)
+		goto fail;
+	return RL_OK;
+fail:
+	rl_store_rollback(s);
+	h->last = was;
+	*count = 0;
+	return error;
+}
+
 /* ---- the session ---------------------------------------------------------------------- */
 
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
@@ -665,8 +711,11 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 	int error, more = 1;
 
 	memset(stats, 0, sizeof(*stats));
-	req = json_pack("{s:[i], s:s, s:I}", "proto", RL_PROTO_VERSION, "client", "relasi",
-			"hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)));
+	/* "wall" lets the hub tell a clock that is wrong now from stamps made
+	 * while it was wrong (restamp_pending). */
+	req = json_pack("{s:[i], s:s, s:I, s:I}", "proto", RL_PROTO_VERSION, "client", "relasi",
+			"hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
+			"wall", (json_int_t)rl_store_now_ms(s));
 	if (!req)
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	error = exchange(c, RL_FRAME_HELLO, req, RL_FRAME_WELCOME, &resp);
@@ -679,6 +728,9 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		error = rl_error_set(RL_EAUTH, "the hub knows this certificate as another device");
 		goto cleanup;
 	}
+	if (json_is_true(json_object_get(resp, "restamp")) &&
+	    (error = restamp_pending(s, &stats->restamped)) < 0)
+		goto cleanup;
 	if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(json_object_get(resp, "hlc")), NULL) < 0) {
 		error = rl_error_set(RL_ECLOCK, "clock too far off: the hub's clock is ahead of this "
 				     "device's by more than 5 minutes; set this device's clock");

@@ -41,6 +41,12 @@ int64_t rl_hlc_now(rl_hlc *h)
 	return h->last;
 }
 
+int64_t rl_hlc_restart(rl_hlc *h)
+{
+	h->last = wall_stamp(h);
+	return h->last;
+}
+
 int rl_hlc_receive(rl_hlc *h, int64_t remote, int64_t *out)
 {
 	int64_t wall_ms = h->clock(h->clock_ctx);

@@ -283,6 +283,62 @@ def test_sync_errors_name_the_cause():
         hub.cleanup()
 
 
+def test_clock_corrected_after_working_ahead():
+    """A rep works with the clock two days ahead, then the clock is set
+    right: the first sync re-stamps the pending changes (in their order) and
+    goes through; nothing from the future reaches the hub's clock."""
+    hub = Hub()
+    ani = hub.device("ani")
+    try:
+        ani.ok("sync")
+        future = ahead(48 * 3600)
+        ani.ok("account", "add", "Toko Masa Depan", "--city", "Solo", now=future)
+        ani.ok("account", "edit", "Toko Masa Depan", "--industry", "Grosir",
+               now=ahead(48 * 3600 + 60))
+        ani.ok("account", "edit", "Toko Masa Depan", "--region", "Jateng",
+               now=ahead(48 * 3600 + 120))
+        stamps = ani.query("SELECT field, hlc FROM rl_outbox ORDER BY hlc")
+        order = [f for f, _ in stamps]
+        check(order.index("name") < order.index("industry") < order.index("region"),
+              "the edits were stamped in their order", stamps)
+        # still ahead: the clock is wrong now, refused, nothing changes
+        r = ani.run("sync", now=ahead(48 * 3600 + 180))
+        eq(r.code, 8, "a sync with the clock still ahead fails")
+        check("clock" in r.err and "ahead" in r.err, "and says why", r)
+        eq(ani.query("SELECT field, hlc FROM rl_outbox ORDER BY hlc"), stamps,
+           "the refused sync re-stamped nothing")
+        # the clock set right: one sync, stamps re-issued from now
+        before = int(time.time() * 1000)
+        r = ani.run("sync")
+        check(r.code == 0, "with the clock set right the first sync succeeds", r)
+        n = len(stamps)
+        check(f"re-stamped {n} pending changes" in r.out, "and says what it re-stamped", (n, r))
+        after = int(time.time() * 1000)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Masa Depan' "
+                     "AND industry = 'Grosir' AND region = 'Jateng'"), [(1,)],
+           "the work done with the wrong clock arrived whole")
+        log = hub.query("SELECT field, hlc FROM hub_log WHERE row_id = "
+                        "(SELECT id FROM accounts WHERE name = 'Toko Masa Depan') "
+                        "AND field IN ('name', 'industry', 'region') ORDER BY hlc")
+        check([f for f, _ in log] == ["name", "industry", "region"],
+              "the new stamps keep the order of the edits", log)
+        for f, h in log:
+            check(before - 1000 <= h >> 16 <= after + 1000,
+                  f"the stamp of {f} is from the sync, not the future", (h >> 16, before, after))
+        for who, q in (("hub", hub.query), ("device", ani.query)):
+            hlc = int(q("SELECT value FROM rl_meta WHERE key = 'hlc'")[0][0])
+            check(hlc >> 16 <= int(time.time() * 1000) + 1000,
+                  f"the {who}'s clock did not move into the future", hlc >> 16)
+        # and the next edit and sync are ordinary
+        ani.ok("account", "edit", "Toko Masa Depan", "--city", "Klaten")
+        r = ani.run("sync")
+        check(r.code == 0, "the next sync is ordinary", r)
+        check("re-stamped" not in r.out, "with nothing to re-stamp", r)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
-          test_sync_errors_name_the_cause])
+          test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead])

@@ -1,7 +1,8 @@
 /*
  * test_hlc.c — the hybrid logical clock under a controllable wall clock:
  * monotonic when the clock steps back, merging remote stamps, refusing stamps
- * from too far in the future, counter overflow carrying into milliseconds.
+ * from too far in the future, counter overflow carrying into milliseconds,
+ * restarting from the wall clock.
  */
 #include "check.h"
 
@@ -78,6 +79,12 @@ int main(void)
 	rl_hlc_init(&h, STAMP(5000000, 3), 5000, fake_clock, NULL);
 	fake_ms = 100;
 	CHECK_EQ_INT(rl_hlc_now(&h), STAMP(5000000, 4));
+
+	/* Restarting (re-stamping after a wrong clock) goes back to the wall
+	 * clock on purpose; stamps go on from there. */
+	fake_ms = 4000000;
+	CHECK_EQ_INT(rl_hlc_restart(&h), STAMP(4000000, 0));
+	CHECK_EQ_INT(rl_hlc_now(&h), STAMP(4000000, 1));
 
 	CHECK_DONE();
 }

@@ -23,6 +23,7 @@ extern "C" {
 
 struct rl_sync_stats {
 	long batches, pushed, applied, same, merged, conflicts, refused, pulled;
+	long restamped;     /* pending changes re-stamped (their clock had been ahead) */
 	long long cursor;
 };
 

@@ -57,6 +57,16 @@ int64_t rl_hlc_now(rl_hlc *h);
  */
 int rl_hlc_receive(rl_hlc *h, int64_t remote, int64_t *out);
 
+/*
+ * Restart the clock from the wall clock, even if that is behind stamps
+ * already handed out, and return that stamp (R). Only for re-stamping work
+ * stamped while the wall clock was wrong (sync/src/devsync.c
+ * restamp_pending): it breaks the "strictly increasing" promise on purpose,
+ * once, for stamps the caller replaces. A caller that hands out R+1..R+n
+ * itself sets h->last = R + n.
+ */
+int64_t rl_hlc_restart(rl_hlc *h);
+
 /* The system wall clock in milliseconds (CLOCK_REALTIME). */
 int64_t rl_clock_system_ms(void *ctx);
 
