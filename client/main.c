@@ -3,7 +3,8 @@
  * is relasi/cli.h; this file names the command tables and says where the
  * store is: $RELASI_HOME, else $XDG_DATA_HOME/relasi, else
  * ~/.local/share/relasi. Every command but `init`, `enroll` and `help` works
- * on an existing store; only `sync` needs a network.
+ * on an existing store; only `sync` needs a network
+ * (`bundle export` / `bundle import` carry a sync by file).
  */
 #include "cli.h"
 
@@ -14,7 +15,7 @@
 
 static const struct cli_cmd *const cmd_tables[] = {
 	cli_cmds_core, cli_cmds_records, cli_cmds_activity, cli_cmds_query, cli_cmds_io,
-	cli_cmds_sync, NULL
+	cli_cmds_sync, cli_cmds_bundle, NULL
 };
 
 static int locate_home(struct cli_ctx *ctx)

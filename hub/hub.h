@@ -89,6 +89,30 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *field,
 		    const struct rl_value *v, const char *kind, long long *seq);
 
+/* What one bundle import did, for the admin's one-line summary. */
+struct hub_bundle_result {
+	char device[RL_ID_BUFSZ];
+	char user[RL_ID_BUFSZ];
+	long long batch;          /* 0: the device had nothing pending */
+	long long from, cursor;   /* the reply's pages run from..cursor */
+	long pages;
+	int more;                 /* changes left for the next bundle */
+	int replayed;             /* the batch had been applied before: its stored answer */
+	struct hub_stats st;
+};
+
+/*
+ * Offline bundles (bundle.c): verify the device bundle at in_path (chains
+ * to DIR's device CA, device enrolled with that certificate and not
+ * revoked, signature over everything, the payload is the signer's own),
+ * apply its batch with hub_push, and write to reply_path the PUSHED answer
+ * and the pages hub_pull gives from the device's cursor, signed with the
+ * server key. Nothing is written to the store or reply_path when the
+ * bundle is refused. RL_EAUTH / RL_EINVALID / RL_ETOOBIG name the cause.
+ */
+int hub_bundle_import(const char *dir, const char *in_path, const char *reply_path,
+		      struct hub_bundle_result *res);
+
 /* Serve devices on LISTEN_SPEC ("ADDR:PORT", "[v6]:PORT") until SIGINT or
  * SIGTERM, then finish the sessions in progress. NAME is the hub's name,
  * told to devices in WELCOME. TIMEOUT_S: the longest wait for a frame from

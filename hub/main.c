@@ -398,6 +398,38 @@ static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
+/* ---- offline bundles -------------------------------------------------------------------- */
+
+static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *reply = cli_get(a, "reply");
+	struct hub_bundle_result r;
+	int error;
+
+	if (!reply)
+		return cli_usage_error(a->cmd, "bundle import needs --reply REPLY (the file the "
+				       "device imports)");
+	if ((error = hub_bundle_import(hub_dir(a), a->pos[0], reply, &r)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
+						"s:I, s:I, s:I, s:b, s:s}",
+			"device", r.device, "user", r.user, "batch", (json_int_t)r.batch,
+			"replayed", r.replayed, "pushed", (json_int_t)r.st.pushed,
+			"applied", (json_int_t)r.st.applied, "same", (json_int_t)r.st.same,
+			"merged", (json_int_t)r.st.merged, "conflicts", (json_int_t)r.st.conflicts,
+			"refused", (json_int_t)r.st.refused, "pulled", (json_int_t)r.st.pulled,
+			"pages", (json_int_t)r.pages, "cursor", (json_int_t)r.cursor, "more", r.more,
+			"reply", reply));
+	/* The shape of serve's "sync" log line, so both read the same. */
+	printf("bundle device=%.12s user=%.12s batch=%lld%s pushed=%ld applied=%ld same=%ld "
+	       "merged=%ld conflicts=%ld refused=%ld pulled=%ld pages=%ld%s reply=%s\n",
+	       r.device, r.user, r.batch, r.replayed ? " (applied before: same answer)" : "",
+	       r.st.pushed, r.st.applied, r.st.same, r.st.merged, r.st.conflicts, r.st.refused,
+	       r.st.pulled, r.pages, r.more ? " more=yes" : "", reply);
+	return RL_OK;
+}
+
 #define DIR_OPT { "dir", 1, "DIR", "the hub directory (default $RELASI_HUB_DIR or .)", NULL }
 #define END_OPT { NULL, 0, NULL, NULL, NULL }
 
@@ -424,6 +456,10 @@ static const struct cli_opt token_opts[] = {
 	DIR_OPT, END_OPT
 };
 static const struct cli_opt dir_opts[] = { DIR_OPT, END_OPT };
+static const struct cli_opt bundle_opts[] = {
+	{ "reply", 1, "REPLY", "where to write the reply bundle for the device (required)", NULL },
+	DIR_OPT, END_OPT
+};
 static const struct cli_opt conflicts_opts[] = {
 	{ "all", 0, NULL, "also resolved ones", NULL }, DIR_OPT, END_OPT
 };
@@ -457,6 +493,9 @@ static const struct cli_cmd hub_cmds[] = {
 	  CLI_MODEL_NONE, 1, 1, 0 },
 	{ "duplicates", cmd_duplicates, "", "customers and contacts that look like duplicates",
 	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "bundle import", cmd_bundle_import, "FILE --reply REPLY",
+	  "apply a device's offline bundle and write its reply bundle", bundle_opts, NULL,
+	  CLI_MODEL_NONE, 1, 1, 0 },
 	{ "pipeline", cmd_pipeline, "", "the pipeline over everyone's deals", dir_opts, NULL,
 	  CLI_MODEL_NONE, 0, 0, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

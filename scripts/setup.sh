@@ -4,12 +4,13 @@
 # calls apt-get only for what is missing (a fresh Debian 12 machine, as root).
 set -eu
 
+# libarchive-tools: bsdtar, which the bundle tests use to take bundles apart.
 # libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes (only
 # recommended by clang, which --no-install-recommends skips).
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
 libsqlite3-dev sqlite3 libjansson-dev libcsv-dev \
-libmbedtls-dev libgit2-dev libutf8proc-dev \
-python3 openssl"
+libmbedtls-dev libgit2-dev libutf8proc-dev libarchive-dev \
+python3 openssl libarchive-tools"
 
 missing=""
 for p in $PKGS; do

@@ -184,74 +184,75 @@ static int sent_batch(rl_store *s, long long *batch)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "finding a sent batch");
 }
 
-static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_stats *stats)
+/* The changes of sent batch `batch`, in order: their outbox seqs (*seqs,
+ * malloc'd) and, when changes is not NULL, their PUSH form appended to it.
+ * *n = 0: no change of that batch is waiting for an answer. */
+static int read_batch(rl_store *s, long long batch, json_t *changes, long long **seqs, size_t *n)
 {
-	json_t *changes = json_array(), *req = NULL, *resp = NULL, *results;
-	long long cursor, rewind, *seqs = NULL;
-	size_t n = 0, cap = 256, i;
+	size_t cap = 256;
 	sqlite3_stmt *st;
 	int error, rc;
-	char now[21];
 
-	if (!changes || !(seqs = malloc(cap * sizeof(*seqs)))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
-	    (error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, coalesce(base, 0), hlc "
+	*n = 0;
+	if (!(*seqs = malloc(cap * sizeof(**seqs))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, coalesce(base, 0), hlc "
 				      "FROM rl_outbox WHERE state = 'sent' AND batch = ?1 ORDER BY seq",
 				      &st)) < 0)
-		goto cleanup;
+		return error;
 	sqlite3_bind_int64(st, 1, batch);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}",
+		json_t *o = NULL;
+		if (changes) {
+			o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}",
 				      "t", (const char *)sqlite3_column_text(st, 1),
 				      "r", (const char *)sqlite3_column_text(st, 2),
 				      "f", (const char *)sqlite3_column_text(st, 3),
 				      "v", column_json(st, 4),
 				      "b", (json_int_t)sqlite3_column_int64(st, 5),
 				      "h", (json_int_t)sqlite3_column_int64(st, 6));
-		if (n == cap) {
-			long long *ns = realloc(seqs, cap * 2 * sizeof(*seqs));
-			if (!ns) {
-				json_decref(o);
-				o = NULL;
-			} else {
-				seqs = ns;
-				cap *= 2;
+			if (!o || json_array_append_new(changes, o) < 0) {
+				sqlite3_reset(st);
+				return rl_error_set(RL_ENOMEM, "out of memory");
 			}
 		}
-		if (!o || json_array_append_new(changes, o) < 0) {
-			sqlite3_reset(st);
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-			goto cleanup;
+		if (*n == cap) {
+			long long *ns = realloc(*seqs, cap * 2 * sizeof(**seqs));
+			if (!ns) {
+				sqlite3_reset(st);
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			}
+			*seqs = ns;
+			cap *= 2;
 		}
-		seqs[n++] = sqlite3_column_int64(st, 0);
+		(*seqs)[(*n)++] = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "reading a batch");
-		goto cleanup;
-	}
-	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)batch,
-			      "cursor", (json_int_t)cursor, "changes", changes))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if ((error = exchange(c, RL_FRAME_PUSH, req, RL_FRAME_PUSHED, &resp)) < 0)
-		goto cleanup;
-	results = json_object_get(resp, "results");
-	if (json_integer_value(json_object_get(resp, "batch")) != batch || !json_is_array(results) ||
-	    json_array_size(results) != n) {
-		error = rl_error_set(RL_EPROTO, "the hub's answer does not match batch %lld", batch);
-		goto cleanup;
-	}
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "reading a batch");
+	return RL_OK;
+}
 
-	/* Record the answer: one transaction for the whole batch. */
+/*
+ * Record the hub's PUSHED answer to batch `batch` (whose changes are seqs[n],
+ * sent with `cursor`): one transaction for the whole batch. The network
+ * session and an imported reply bundle both come through here.
+ */
+static int record_pushed(rl_store *s, long long batch, long long cursor, const long long *seqs,
+			 size_t n, json_t *resp, struct rl_sync_stats *stats)
+{
+	json_t *results = json_object_get(resp, "results");
+	long long rewind;
+	sqlite3_stmt *st;
+	size_t i;
+	int error = RL_OK, rc = SQLITE_DONE;
+
+	if (json_integer_value(json_object_get(resp, "batch")) != batch || !json_is_array(results) ||
+	    json_array_size(results) != n)
+		return rl_error_set(RL_EPROTO, "the hub's answer does not match batch %lld", batch);
 	rewind = cursor;
-	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
 	if ((error = rl_store_begin(s)) < 0)
-		goto cleanup;
+		return error;
 	for (i = 0; i < n; i++) {
 		json_t *r = json_array_get(results, i);
 		const char *status = json_string_value(json_object_get(r, "s"));
@@ -312,7 +313,8 @@ static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_s
 			 * edit was pending (made while a sync ran). Nothing would
 			 * send it again and the device would keep its losing value
 			 * for good (tests/sim/simulate.py, FINDINGS 4): pull again
-			 * from just before it. */
+			 * from just before it. (The hub's bundle import starts the
+			 * reply's pages from the same point: hub/bundle.c.) */
 			if (strcmp(status, "applied") != 0 && version > 0 && version <= cursor &&
 			    version - 1 < rewind)
 				rewind = version - 1;
@@ -335,6 +337,31 @@ static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_s
 		rl_store_rollback(s);
 	stats->pushed += (long)n;
 	stats->batches++;
+	return error;
+}
+
+static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_stats *stats)
+{
+	json_t *changes = json_array(), *req = NULL, *resp = NULL;
+	long long cursor, *seqs = NULL;
+	size_t n = 0;
+	int error;
+
+	if (!changes) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
+	    (error = read_batch(s, batch, changes, &seqs, &n)) < 0)
+		goto cleanup;
+	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)batch,
+			      "cursor", (json_int_t)cursor, "changes", changes))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = exchange(c, RL_FRAME_PUSH, req, RL_FRAME_PUSHED, &resp)) < 0)
+		goto cleanup;
+	error = record_pushed(s, batch, cursor, seqs, n, resp, stats);
 cleanup:
 	json_decref(changes);
 	json_decref(req);
@@ -602,6 +629,8 @@ static int store_conflicts(rl_store *s, json_t *list)
 	return RL_OK;
 }
 
+/* Apply one PAGE in one transaction (the network session's pull and an
+ * imported reply bundle both come through here). */
 static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
 {
 	json_t *changes = json_object_get(page, "changes");
@@ -788,4 +817,62 @@ cleanup:
 	json_decref(req);
 	json_decref(resp);
 	return error;
+}
+
+/* ---- offline bundles (relasi/devsync.h) ---------------------------------------------- */
+
+int rl_sync_export_push(rl_store *s, json_t **push)
+{
+	json_t *changes = NULL;
+	long long batch, cursor, *seqs = NULL;
+	size_t n = 0;
+	int error;
+
+	*push = NULL;
+	/* As a session: the batch sent and unanswered first, else a new one. */
+	if ((error = sent_batch(s, &batch)) < 0 ||
+	    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
+	    (error = meta_int(s, "cursor", &cursor)) < 0)
+		return error;
+	if (!(changes = json_array()))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (batch && (error = read_batch(s, batch, changes, &seqs, &n)) < 0)
+		goto cleanup;
+	if (!(*push = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)batch,
+				"cursor", (json_int_t)cursor, "changes", changes)))
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+cleanup:
+	json_decref(changes);
+	free(seqs);
+	return error;
+}
+
+int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *stats,
+			  int *recorded)
+{
+	json_t *jb = json_object_get(pushed, "batch");
+	long long cursor, *seqs = NULL;
+	size_t n = 0;
+	int error;
+
+	*recorded = 0;
+	if (!json_is_integer(jb) || json_integer_value(jb) < 1)
+		return rl_error_set(RL_EPROTO, "the hub's answer names no batch");
+	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
+	    (error = read_batch(s, json_integer_value(jb), NULL, &seqs, &n)) < 0)
+		goto cleanup;
+	/* Nothing of it waits for an answer: recorded before (the same reply
+	 * imported twice, or the batch went by network since). */
+	if (n == 0)
+		goto cleanup;
+	if ((error = record_pushed(s, json_integer_value(jb), cursor, seqs, n, pushed, stats)) == 0)
+		*recorded = 1;
+cleanup:
+	free(seqs);
+	return error;
+}
+
+int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
+{
+	return apply_page(s, page, cursor, more, count);
 }

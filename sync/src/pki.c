@@ -853,3 +853,135 @@ int rl_pki_fingerprint_file(const char *path, char out[RL_FINGERPRINT_BUFSZ])
 	free(pem);
 	return rc;
 }
+
+/* ---- signatures (offline bundles) ---- */
+
+int rl_pki_sign_data(const char *key_path, const unsigned char *data, size_t len,
+		     unsigned char *sig, size_t *siglen)
+{
+	unsigned char hash[32];
+	unsigned char buf[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+	struct rl_pki_rng rng;
+	mbedtls_pk_context pk;
+	size_t n = 0;
+	int ret, rc;
+
+	*siglen = 0;
+	mbedtls_pk_init(&pk);
+	rl_pki_rng_init(&rng);
+	if ((rc = rl_pki_rng_seed(&rng)) != RL_OK || (rc = rl_pki_load_key(key_path, &pk)) != RL_OK)
+		goto cleanup;
+	if ((ret = mbedtls_sha256_ret(data, len, hash, 0)) != 0) {
+		rc = rl_pki_mbed_error(RL_ERROR, ret, "hashing the data to sign");
+		goto cleanup;
+	}
+	if ((ret = mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), buf, &n,
+				   mbedtls_ctr_drbg_random, &rng.drbg)) != 0) {
+		rc = rl_pki_mbed_error(RL_ERROR, ret, "signing");
+		goto cleanup;
+	}
+	/* An ECDSA P-256 signature in DER is at most 72 bytes. */
+	if (n > RL_PKI_SIG_MAX) {
+		rc = rl_error_set(RL_ERROR, "signature of %zu bytes is larger than expected", n);
+		goto cleanup;
+	}
+	memcpy(sig, buf, n);
+	*siglen = n;
+cleanup:
+	mbedtls_pk_free(&pk);
+	rl_pki_rng_free(&rng);
+	return rc;
+}
+
+/* Parse exactly one certificate from a PEM buffer of len bytes (not
+ * necessarily NUL-terminated: it comes out of an archive). */
+static int rl_pki_parse_one(const char *pem, size_t len, mbedtls_x509_crt *crt)
+{
+	char *copy;
+	int ret;
+
+	if (len == 0 || len > RL_PKI_PEM_MAX)
+		return rl_error_set(RL_EINVALID, "a certificate of %zu bytes (limit %d)", len,
+				    RL_PKI_PEM_MAX);
+	if (!(copy = malloc(len + 1)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	memcpy(copy, pem, len);
+	copy[len] = '\0';
+	/* PEM parsing needs the terminating NUL counted in the length. */
+	ret = mbedtls_x509_crt_parse(crt, (const unsigned char *)copy, strlen(copy) + 1);
+	free(copy);
+	if (ret != 0)
+		return ret > 0 ? rl_error_set(RL_EINVALID, "the certificate does not parse")
+			       : rl_pki_mbed_error(RL_EINVALID, ret, "parsing the certificate");
+	if (crt->next)
+		return rl_error_set(RL_EINVALID, "more than one certificate where one was expected");
+	return RL_OK;
+}
+
+int rl_pki_cert_check(const char *ca_path, const char *cert_pem, size_t len, char *cn,
+		      size_t cnsz, char fp[RL_FINGERPRINT_BUFSZ])
+{
+	mbedtls_x509_crt ca, crt;
+	unsigned char digest[32];
+	uint32_t flags = 0;
+	char info[256];
+	int ret, rc;
+
+	cn[0] = '\0';
+	fp[0] = '\0';
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_x509_crt_init(&crt);
+	if ((rc = rl_pki_load_cert(ca_path, &ca)) != RL_OK ||
+	    (rc = rl_pki_parse_one(cert_pem, len, &crt)) != RL_OK)
+		goto cleanup;
+	if (ca.next) {
+		rc = rl_error_set(RL_EINVALID, "'%s' holds more than one certificate", ca_path);
+		goto cleanup;
+	}
+	/* No name check (NULL CN): who the signer is comes from its CN below. */
+	if ((ret = mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL)) != 0) {
+		if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+			rc = rl_error_set(RL_EAUTH, "the certificate is not issued by this CA "
+					  "(another hub's?)");
+		else if (mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags) > 0)
+			rc = rl_error_set(RL_EAUTH, "the certificate is not valid: %.*s",
+					  (int)strcspn(info, "\n"), info);
+		else
+			rc = rl_pki_mbed_error(RL_EAUTH, ret, "the certificate is not valid");
+		goto cleanup;
+	}
+	if ((rc = rl_pki_name_cn(&crt.subject, cn, cnsz)) != RL_OK)
+		goto cleanup;
+	if ((ret = mbedtls_sha256_ret(crt.raw.p, crt.raw.len, digest, 0)) != 0) {
+		rc = rl_pki_mbed_error(RL_ERROR, ret, "hashing the certificate");
+		goto cleanup;
+	}
+	rl_pki_hex(digest, sizeof(digest), fp);
+cleanup:
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	return rc;
+}
+
+int rl_pki_verify_data(const char *cert_pem, size_t cert_len, const unsigned char *data,
+		       size_t len, const unsigned char *sig, size_t siglen)
+{
+	mbedtls_x509_crt crt;
+	unsigned char hash[32];
+	int ret, rc;
+
+	mbedtls_x509_crt_init(&crt);
+	if ((rc = rl_pki_parse_one(cert_pem, cert_len, &crt)) != RL_OK)
+		goto cleanup;
+	if ((ret = mbedtls_sha256_ret(data, len, hash, 0)) != 0) {
+		rc = rl_pki_mbed_error(RL_ERROR, ret, "hashing the signed data");
+		goto cleanup;
+	}
+	if (siglen == 0 || siglen > RL_PKI_SIG_MAX ||
+	    mbedtls_pk_verify(&crt.pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, siglen) != 0)
+		rc = rl_error_set(RL_EAUTH, "the signature does not verify (the bundle was changed, "
+				  "or signed with another key than its certificate's)");
+cleanup:
+	mbedtls_x509_crt_free(&crt);
+	return rc;
+}

@@ -14,6 +14,8 @@
 #ifndef RELASI_DEVSYNC_H
 #define RELASI_DEVSYNC_H
 
+#include <jansson.h>
+
 #include "relasi/conn.h"
 #include "relasi/store.h"
 
@@ -39,6 +41,28 @@ typedef void (*rl_sync_progress)(void *ctx, const char *status);
  */
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		    rl_sync_progress progress, void *progress_ctx);
+
+/*
+ * Offline bundles (client/cmd_bundle.c): the steps of a session, by file,
+ * through the very same code.
+ *
+ * rl_sync_export_push: the PUSH message a session would send next — the
+ * batch sent and not yet answered, else a newly frozen one — with the
+ * cursor; batch 0 and no changes when nothing is pending. *push is new.
+ *
+ * rl_sync_record_pushed: record the hub's PUSHED answer as a session does
+ * (acknowledged changes leave the outbox, refused ones stay 'refused',
+ * the cursor may step back). *recorded = 0 when no change of that batch
+ * waits for an answer any more (the answer was recorded before): nothing
+ * changes.
+ *
+ * rl_sync_apply_page: apply one PAGE as a session does; its changes must be
+ * past *cursor; the cursor only moves forward.
+ */
+int rl_sync_export_push(rl_store *s, json_t **push);
+int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *stats,
+			  int *recorded);
+int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count);
 
 #ifdef __cplusplus
 }

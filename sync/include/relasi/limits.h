@@ -88,6 +88,17 @@
 /* Connections the hub serves at once; more wait in the listen backlog. */
 #define RL_MAX_CONNECTIONS      512
 
+/* Offline bundles (relasi/bundle.h): a bundle is a few members (manifest,
+ * signature, certificate, a push or its answer) and the reply's pages.
+ * Each member is one wire message, so RL_MAX_FRAME bounds it as it bounds a
+ * frame. The whole is read into memory and verified before anything is
+ * applied (a tampered page must not leave half a reply applied), so the
+ * total is capped at what a rep's old laptop holds without trouble; the hub
+ * stops adding pages before it (the last page says "more", the next bundle
+ * carries on). 64 MiB is ~300k changes: months of a team's work. */
+#define RL_MAX_BUNDLE_MEMBERS   256
+#define RL_MAX_BUNDLE_BYTES     (64 * 1024 * 1024)
+
 /* Enrolment tokens: lifetime by default, and PBKDF2 rounds for their hash. */
 #define RL_TOKEN_TTL_SECONDS    (24 * 3600)
 #define RL_TOKEN_PBKDF2_ROUNDS  100000

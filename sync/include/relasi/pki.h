@@ -61,6 +61,30 @@ int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ])
 /* Same, of the certificate file at path. */
 int rl_pki_fingerprint_file(const char *path, char out[RL_FINGERPRINT_BUFSZ]);
 
+/*
+ * Sign data with the P-256 key at key_path: ECDSA over its SHA-256, DER
+ * encoded into sig (at least RL_PKI_SIG_MAX bytes); *siglen its length.
+ * (Offline bundles, relasi/bundle.h.)
+ */
+#define RL_PKI_SIG_MAX 160
+int rl_pki_sign_data(const char *key_path, const unsigned char *data, size_t len,
+		     unsigned char *sig, size_t *siglen);
+
+/*
+ * Check that the certificate cert_pem (len bytes, PEM) was issued by the
+ * single CA certificate in the file ca_path and is valid now. Returns its
+ * subject CN (validated like every Relasi CN) and fingerprint. RL_EAUTH
+ * with the reason ("not issued by ...", "expired") when it does not chain;
+ * RL_EINVALID when it does not parse.
+ */
+int rl_pki_cert_check(const char *ca_path, const char *cert_pem, size_t len, char *cn,
+		      size_t cnsz, char fp[RL_FINGERPRINT_BUFSZ]);
+
+/* Verify sig over data with the public key of cert_pem (SHA-256).
+ * RL_EAUTH when it does not verify. */
+int rl_pki_verify_data(const char *cert_pem, size_t cert_len, const unsigned char *data,
+		       size_t len, const unsigned char *sig, size_t siglen);
+
 /* Read a whole (small, <= 64 KiB) PEM file into a malloc'd string. */
 int rl_pki_read_file(const char *path, char **out);
 /* Write a string to a new file with the given mode (O_EXCL unless replace). */

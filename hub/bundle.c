@@ -1,0 +1,204 @@
+/*
+ * bundle.c — relasi-hub bundle import: one sync exchange by file, for reps
+ * with no network (sync/PROTOCOL.md, "Offline bundles").
+ *
+ * The bundle is verified as the TLS handshake verifies a device (its
+ * certificate chains to the device CA; the device is enrolled with that very
+ * certificate and not revoked: hub_device_lookup) and its signature must
+ * cover everything in it. Then the exchange runs through the same functions
+ * as a network session: hub_push (merge, roles, the batch number's
+ * idempotency) and hub_pull from the device's cursor, its last page carrying
+ * the conflicts that touch the device. The admin command is another process
+ * than `serve`: hub_push's BEGIN IMMEDIATE and the store's busy timeout
+ * queue it behind a push in progress, as serve's write lock queues its own
+ * threads. The answer goes back as a reply bundle signed with the hub's
+ * server key, which every device pinned at enrolment.
+ */
+#include "hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relasi/bundle.h"
+#include "relasi/error.h"
+#include "relasi/limits.h"
+#include "relasi/valid.h"
+
+/* What a reply may hold besides its pages: the envelope (3) and PUSHED. */
+#define REPLY_FIXED_MEMBERS 4
+
+static void now_iso(rl_store *s, char out[21])
+{
+	rl_time_format_utc(out, rl_store_now_ms(s) / 1000);
+}
+
+/*
+ * Where the reply's pages start: the device's cursor, or just before a
+ * version the hub kept for a change the device had pulled past (the same
+ * rule the device applies when it records the answer, devsync.c
+ * record_pushed, so that both sides agree on the position without a round
+ * trip).
+ */
+static long long pull_from(json_t *pushed, long long cursor)
+{
+	json_t *results = json_object_get(pushed, "results"), *r;
+	long long from = cursor;
+	size_t i;
+
+	json_array_foreach(results, i, r) {
+		const char *status = json_string_value(json_object_get(r, "s"));
+		json_t *jv = json_object_get(r, "v");
+		long long v = json_is_integer(jv) ? json_integer_value(jv) : 0;
+		if (status && strcmp(status, "applied") != 0 && strcmp(status, "refused") != 0 &&
+		    v > 0 && v <= cursor && v - 1 < from)
+			from = v - 1;
+	}
+	return from;
+}
+
+static int add_member(struct rl_bundle_member *ms, size_t *n, const char *name, json_t *msg,
+		      size_t *total)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+
+	if (!text)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	snprintf(ms[*n].name, sizeof(ms[*n].name), "%s", name);
+	ms[*n].data = (unsigned char *)text;
+	ms[*n].len = strlen(text);
+	*total += ms[*n].len;
+	(*n)++;
+	return RL_OK;
+}
+
+int hub_bundle_import(const char *dir, const char *in_path, const char *reply_path,
+		      struct hub_bundle_result *res)
+{
+	char ca[4096], crt[4096], key[4096], conf_path[4096], at[21];
+	struct rl_bundle_member *ms = NULL;
+	rl_bundle *b = NULL;
+	rl_store *s = NULL;
+	struct hub_peer peer;
+	json_t *manifest, *push = NULL, *pushed = NULL, *page = NULL, *pull = NULL;
+	json_t *header = NULL, *conf = NULL;
+	const char *device, *kind;
+	long long cursor, from, batch = 0;
+	size_t n = 0, total = 0, i;
+	int error, more = 1;
+
+	memset(res, 0, sizeof(*res));
+	if ((error = hub_path(ca, sizeof(ca), dir, HUB_DEVICE_CA)) < 0 ||
+	    (error = hub_path(crt, sizeof(crt), dir, HUB_SERVER_CRT)) < 0 ||
+	    (error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||
+	    (error = hub_path(conf_path, sizeof(conf_path), dir, HUB_CONF)) < 0)
+		return error;
+	if ((error = rl_bundle_read(in_path, ca, &b)) < 0)
+		return error;
+	manifest = b->manifest;
+	kind = json_string_value(json_object_get(manifest, "kind"));
+	device = json_string_value(json_object_get(manifest, "device"));
+	if (!kind || strcmp(kind, "changes") != 0) {
+		error = rl_error_set(RL_EINVALID, "'%s' is not a device's bundle (kind '%s')", in_path,
+				     kind ? kind : "?");
+		goto cleanup;
+	}
+	/* The certificate says who signed; the payload must be that device's. */
+	if (!device || strcmp(device, b->signer_cn) != 0) {
+		error = rl_error_set(RL_EAUTH, "'%s' refused: it carries the changes of device %.32s "
+				     "but is signed by device %.32s", in_path, device ? device : "?",
+				     b->signer_cn);
+		goto cleanup;
+	}
+	if ((error = hub_store_open(&s, dir, 0)) < 0)
+		goto cleanup;
+	if ((error = hub_device_lookup(s, b->signer_cn, b->signer_fp, &peer)) < 0) {
+		rl_error_prefix("'%s' refused", in_path);
+		goto cleanup;
+	}
+	snprintf(res->device, sizeof(res->device), "%s", peer.device);
+	snprintf(res->user, sizeof(res->user), "%s", peer.user);
+	if ((error = rl_bundle_json(b, "push.json", &push)) < 0)
+		goto cleanup;
+	if (!json_is_integer(json_object_get(push, "batch")) ||
+	    !json_is_integer(json_object_get(push, "cursor")) ||
+	    json_integer_value(json_object_get(push, "cursor")) < 0) {
+		error = rl_error_set(RL_EINVALID, "'%s': push.json needs batch and cursor", in_path);
+		goto cleanup;
+	}
+	batch = json_integer_value(json_object_get(push, "batch"));
+	cursor = json_integer_value(json_object_get(push, "cursor"));
+	if (!(ms = calloc(RL_MAX_BUNDLE_MEMBERS, sizeof(*ms)))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	from = cursor;
+	/* Batch 0: nothing was pending on the device; it only wants news. */
+	if (batch != 0) {
+		long before = res->st.pushed;
+		if ((error = hub_push(s, &peer, push, &pushed, &res->st)) < 0) {
+			rl_error_prefix("'%s'", in_path);
+			goto cleanup;
+		}
+		/* hub_push counts only a batch it applies now. */
+		res->replayed = res->st.pushed == before &&
+				json_array_size(json_object_get(push, "changes")) > 0;
+		from = pull_from(pushed, cursor);
+		if ((error = add_member(ms, &n, "pushed.json", pushed, &total)) < 0)
+			goto cleanup;
+	}
+	res->batch = batch;
+	res->from = from;
+	res->cursor = from;
+	/* Every page a network pull would fetch, within the bundle's limits. */
+	while (more && n < RL_MAX_BUNDLE_MEMBERS - REPLY_FIXED_MEMBERS &&
+	       total < RL_MAX_BUNDLE_BYTES - 2 * RL_MAX_FRAME) {
+		char name[32];
+		if (!(pull = json_pack("{s:I, s:i}", "cursor", (json_int_t)res->cursor, "limit",
+				       RL_MAX_PAGE_CHANGES))) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		if ((error = hub_pull(s, &peer, pull, &page, &res->st)) < 0)
+			goto cleanup;
+		json_decref(pull);
+		pull = NULL;
+		more = json_is_true(json_object_get(page, "more"));
+		res->cursor = json_integer_value(json_object_get(page, "cursor"));
+		snprintf(name, sizeof(name), "page-%06ld.json", res->pages + 1);
+		if ((error = add_member(ms, &n, name, page, &total)) < 0)
+			goto cleanup;
+		json_decref(page);
+		page = NULL;
+		res->pages++;
+	}
+	res->more = more;
+	conf = json_load_file(conf_path, 0, NULL);
+	now_iso(s, at);
+	if (!(header = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:I}",
+				 "kind", "reply", "device", peer.device, "user", peer.user,
+				 "hub", json_string_value(json_object_get(conf, "name")) ?
+					json_string_value(json_object_get(conf, "name")) : "relasi-hub",
+				 "created", at, "batch", (json_int_t)batch, "from", (json_int_t)from,
+				 "cursor", (json_int_t)res->cursor, "more", more,
+				 "pages", (json_int_t)res->pages,
+				 "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s))))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	error = rl_bundle_write(reply_path, header, ms, n, crt, key);
+cleanup:
+	if (ms)
+		for (i = 0; i < n; i++)
+			free(ms[i].data);
+	free(ms);
+	json_decref(header);
+	json_decref(conf);
+	json_decref(pull);
+	json_decref(page);
+	json_decref(push);
+	json_decref(pushed);
+	rl_store_close(s);
+	rl_bundle_free(b);
+	return error;
+}
