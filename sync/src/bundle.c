@@ -240,7 +240,8 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 	struct archive *a = NULL;
 	struct archive_entry *e;
 	size_t n = 0, total = 0, i;
-	int error = RL_OK, rc;
+	struct stat sb;
+	int error = RL_OK, rc = ARCHIVE_OK, fd = -1;
 
 	*out = NULL;
 	*count = 0;
@@ -253,9 +254,21 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 	archive_read_support_filter_zstd(a);
 	archive_read_support_filter_none(a);
 	archive_read_support_format_tar(a);
-	if (archive_read_open_filename(a, path, 64 * 1024) != ARCHIVE_OK) {
+	/* Opened here, not by libarchive: a missing file and a file that is
+	 * not an archive are different answers. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		error = rl_error_set(errno == ENOENT ? RL_ENOTFOUND : RL_EIO, "cannot open '%s': %s",
-				     path, archive_error_string(a));
+				     path, strerror(errno));
+		goto cleanup;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		error = rl_error_set(RL_EINVALID, "'%s' is not a file", path);
+		goto cleanup;
+	}
+	if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
+		const char *why = archive_error_string(a);
+		error = rl_error_set(RL_EINVALID, "'%s' is not a Relasi bundle, or is truncated: %s", path,
+				     why ? why : "unreadable archive");
 		goto cleanup;
 	}
 	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
@@ -331,6 +344,8 @@ cleanup:
 	}
 	if (a)
 		archive_read_free(a);
+	if (fd >= 0)
+		close(fd);
 	return error;
 }
 

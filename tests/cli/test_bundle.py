@@ -1,0 +1,399 @@
+"""Offline bundles with real processes: a real relasi-hub on 127.0.0.1 (for
+enrolment and the other reps' network syncs), real devices, real files.
+A full round trip by bundle only; a bundle and a reply imported twice; an
+older reply after a newer one; bundle and network syncs mixed converge; and
+every refusal (revoked device, tampered bundle, another device's signature,
+another hub's certificate, truncated or non-archive files, oversize members;
+on the device: another hub's reply, another device's reply, a tampered
+reply) leaves the store and the hub exactly as they were.
+
+Bundles are taken apart and put back together with bsdtar (libarchive-tools)
+and re-signed with openssl, as someone tampering with one would."""
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+
+from hub_test import Hub, assert_converged
+from relasi_test import check, eq, main
+
+
+def hub_dump(hub):
+    r = subprocess.run(["sqlite3", "-readonly", os.path.join(hub.dir, "hub.db"), ".dump"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "dump the hub store", r.stderr)
+    return r.stdout
+
+
+def members(path):
+    """The bundle's members, name -> bytes, in archive order."""
+    d = tempfile.mkdtemp(prefix="relasi-bundle-x-")
+    try:
+        r = subprocess.run(["bsdtar", "-xf", path, "-C", d], capture_output=True, timeout=60)
+        check(r.returncode == 0, "bsdtar reads a bundle", r.stderr)
+        names = subprocess.run(["bsdtar", "-tf", path], capture_output=True, text=True,
+                               timeout=60).stdout.split()
+        out = {}
+        for n in names:
+            with open(os.path.join(d, n), "rb") as f:
+                out[n] = f.read()
+        return out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def pack(path, ms):
+    """Write members (name -> bytes) as a zstd pax tar, as relasi writes them."""
+    d = tempfile.mkdtemp(prefix="relasi-bundle-p-")
+    try:
+        for n, data in ms.items():
+            with open(os.path.join(d, n), "wb") as f:
+                f.write(data)
+        r = subprocess.run(["bsdtar", "--zstd", "--format", "pax", "-cf", path, "-C", d]
+                           + list(ms), capture_output=True, timeout=60)
+        check(r.returncode == 0, "bsdtar writes a bundle", r.stderr)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def sign(key, data):
+    """ECDSA/SHA-256 over data with a PEM key, DER: what manifest.sig holds."""
+    r = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=data,
+                       capture_output=True, timeout=60)
+    check(r.returncode == 0, "openssl signs", r.stderr)
+    return r.stdout
+
+
+def hub_refuses(hub, bundle, reply, contains):
+    before = hub_dump(hub)
+    r = hub.admin_run("bundle", "import", bundle, "--reply", reply)
+    check(r.returncode != 0, f"the hub refuses {os.path.basename(bundle)}", r.stdout, r.stderr)
+    check(contains.lower() in r.stderr.lower(), f"the refusal names the cause ({contains!r})",
+          r.stderr)
+    eq(hub_dump(hub), before, "the hub store is unchanged")
+    check(not os.path.exists(reply), "no reply written", reply)
+    return r
+
+
+def device_refuses(dev, reply, contains):
+    before = dev.dump()
+    r = dev.run("bundle", "import", reply)
+    check(r.code != 0, f"the device refuses {os.path.basename(reply)}", r)
+    check(contains.lower() in r.err.lower(), f"the refusal names the cause ({contains!r})", r)
+    eq(dev.dump(), before, "the device store is unchanged")
+
+
+def hub_state(hub):
+    """The hub's log and the synced records: what applying a batch changes."""
+    con = hub.db()
+    try:
+        log = con.execute("SELECT seq, tbl, row_id, field, value FROM hub_log ORDER BY seq").fetchall()
+        accounts = con.execute("SELECT * FROM accounts ORDER BY id").fetchall()
+        acts = con.execute("SELECT * FROM activities ORDER BY id").fetchall()
+        return log, accounts, acts
+    finally:
+        con.close()
+
+
+def test_round_trip_by_bundle_only():
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    # Enrolment needs the network once (the certificate comes from the hub);
+    # from then on ani works offline and syncs only by file.
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        budi.ok("sync")
+
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222")
+        ani.ok("visit", "log", "Makmur", "--notes", "Kunjungan pertama")
+        pending = ani.js("status")["pending"]
+        check(pending > 0, "ani has pending changes", pending)
+        b1, r1 = os.path.join(tmp, "ani-1.bundle"), os.path.join(tmp, "ani-1.reply")
+        out = ani.ok("bundle", "export", b1).out
+        check("batch 1" in out, "export names its batch", out)
+        eq(oct(os.stat(b1).st_mode & 0o777), "0o600", "the bundle is private to its owner")
+        ms = members(b1)
+        eq(sorted(ms), ["manifest.json", "manifest.sig", "push.json", "signer.crt"],
+           "a bundle's members")
+        man = json.loads(ms["manifest.json"])
+        eq((man["kind"], man["device"], man["batch"]),
+           ("changes", ani.js("status")["device_id"], 1), "the manifest says what and whose")
+        eq(len(json.loads(ms["push.json"])["changes"]), pending, "the batch carries every change")
+
+        out = hub.admin("bundle", "import", b1, "--reply", r1)
+        check(f"applied={pending}" in out and "pulled=" in out, "a one-line summary", out)
+        eq(oct(os.stat(r1).st_mode & 0o777), "0o600", "the reply is private to its owner")
+        makmur = hub.query("SELECT name, city, phone FROM accounts WHERE name = 'Toko Makmur'")
+        eq(makmur, [("Toko Makmur", "Bandung", "+6281211112222")], "ani's changes are on the hub")
+
+        out = ani.ok("bundle", "import", r1).out
+        check(f"applied {pending}" in out, "the device reports the acknowledgement", out)
+        st = ani.js("status")
+        eq((st["pending"], st["sent"], st["refused"]), (0, 0, 0), "the outbox is acknowledged")
+        eq(sorted(a["name"] for a in ani.js("account", "list")), ["CV Sinar", "Toko Makmur"],
+           "ani received budi's customer (synced over the network)")
+        assert_converged(hub, [ani])
+
+        # A conflict that touches ani, by bundle: budi (network) and ani
+        # (offline) both change the city; ani's edit reaches the hub later.
+        budi.ok("sync")
+        budi.ok("account", "edit", "Makmur", "--city", "Kab. Bandung")
+        budi.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--city", "Bandung Kota")
+        b2, r2 = os.path.join(tmp, "ani-2.bundle"), os.path.join(tmp, "ani-2.reply")
+        ani.ok("bundle", "export", b2)
+        out = hub.admin("bundle", "import", b2, "--reply", r2)
+        check("conflicts=1" in out, "the hub merged it as a network push: one conflict", out)
+        ani.ok("bundle", "import", r2)
+        rows = [(c["field"], c["yours"], c["theirs"], c["by"]) for c in ani.js("conflicts")]
+        eq(rows, [("city", "Bandung Kota", "Kab. Bandung", "budi")],
+           "ani sees the conflict that touches her edit")
+        assert_converged(hub, [ani])
+
+        # The same bundle imported twice: applied once, the same answer.
+        before = hub_state(hub)
+        r2b = os.path.join(tmp, "ani-2.reply-again")
+        out = hub.admin("bundle", "import", b2, "--reply", r2b)
+        check("applied before" in out, "the hub says it had applied it", out)
+        eq(hub_state(hub), before, "hub_log and records unchanged")
+        eq(json.loads(members(r2b)["pushed.json"]), json.loads(members(r2)["pushed.json"]),
+           "the same answer to the same batch")
+        # ... and the reply imported twice, and an older reply after a newer
+        # one: nothing changes on the device (the cursor never goes back).
+        for again in (r2b, r2, r1):
+            before = ani.dump()
+            ani.ok("bundle", "import", again)
+            eq(ani.dump(), before, f"importing {os.path.basename(again)} again changes nothing")
+
+        # A device with nothing pending still gets the news by bundle.
+        budi.ok("contact", "add", "Siti", "--account", "Sinar")
+        budi.ok("sync")
+        b3, r3 = os.path.join(tmp, "ani-3.bundle"), os.path.join(tmp, "ani-3.reply")
+        out = ani.ok("bundle", "export", b3).out
+        check("nothing pending" in out, "an empty export says so", out)
+        hub.admin("bundle", "import", b3, "--reply", r3)
+        ani.ok("bundle", "import", r3)
+        eq([c["name"] for c in ani.js("contact", "list")], ["Siti"], "news without a push")
+        assert_converged(hub, [ani, budi])
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_bundle_and_network_mixed():
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")                                   # network
+        ani.ok("account", "edit", "Makmur", "--phone", "0812-5555-6666")
+        b1, r1 = os.path.join(tmp, "1.bundle"), os.path.join(tmp, "1.reply")
+        ani.ok("bundle", "export", b1)                   # batch frozen, sent by file
+        # The reply is lost on the way back: the next network sync resends
+        # the very same batch and the hub answers it from its record.
+        hub.admin("bundle", "import", b1, "--reply", r1)
+        log = hub.query("SELECT count(*) FROM hub_log")
+        out = ani.ok("sync").out
+        eq(hub.query("SELECT count(*) FROM hub_log"), log, "the batch was not applied twice")
+        check("applied 1" in out, "the network sync recorded the bundle's batch", out)
+        eq(ani.js("status")["pending"], 0, "acknowledged")
+        # The late reply changes nothing.
+        before = ani.dump()
+        ani.ok("bundle", "import", r1)
+        eq(ani.dump(), before, "a reply overtaken by a network sync changes nothing")
+        # Edits on both sides, alternately by file and by network.
+        budi.ok("sync")
+        budi.ok("account", "edit", "Makmur", "--region", "Jawa Barat")
+        budi.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "45000000")
+        ani.ok("account", "edit", "Makmur", "--industry", "Elektronik")
+        b2, r2 = os.path.join(tmp, "2.bundle"), os.path.join(tmp, "2.reply")
+        ani.ok("bundle", "export", b2)
+        budi.ok("sync")
+        hub.admin("bundle", "import", b2, "--reply", r2)
+        ani.ok("bundle", "import", r2)
+        budi.ok("sync")
+        ani.ok("sync")
+        assert_converged(hub, [ani, budi])
+        acc = budi.js("account", "show", "Makmur")
+        eq((acc["phone"], acc["region"], acc["industry"]),
+           ("+6281255556666", "Jawa Barat", "Elektronik"), "every edit kept, whichever way")
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_hub_refusals():
+    hub = Hub()
+    other = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    carl = hub.device("carl")
+    stranger = other.device("dewi")
+    reply = os.path.join(tmp, "reply")
+    try:
+        for d in (ani, budi, carl, stranger):
+            d.ok("account", "add", f"Toko {d.home[-6:]}", "--city", "Bandung")
+        ab, bb, cb, sb = (os.path.join(tmp, n) for n in ("ani", "budi", "carl", "stranger"))
+        ani.ok("bundle", "export", ab)
+        budi.ok("bundle", "export", bb)
+        carl.ok("bundle", "export", cb)
+        stranger.ok("bundle", "export", sb)
+        a = members(ab)
+        b = members(bb)
+
+        # A revoked device.
+        dev = carl.js("status")["device_id"]
+        hub.admin("device", "revoke", dev[:12])
+        hub_refuses(hub, cb, reply, "revoked")
+
+        # Tampered: one byte of the payload, or of the signed manifest.
+        p = bytearray(a["push.json"])
+        i = p.index(b"Bandung")
+        p[i] = ord("X")
+        t = os.path.join(tmp, "tampered-payload")
+        pack(t, dict(a, **{"push.json": bytes(p)}))
+        hub_refuses(hub, t, reply, "does not match its signed hash")
+        m = json.loads(a["manifest.json"])
+        m["batch"] = 7
+        t = os.path.join(tmp, "tampered-manifest")
+        pack(t, dict(a, **{"manifest.json": json.dumps(m).encode()}))
+        hub_refuses(hub, t, reply, "signature does not verify")
+        t = os.path.join(tmp, "extra-member")
+        pack(t, dict(a, **{"page-000001.json": b"{}"}))
+        hub_refuses(hub, t, reply, "was changed")
+
+        # Another device's signature on ani's payload: budi's certificate
+        # and signature as they are, or ani's manifest re-signed with
+        # budi's own key.
+        t = os.path.join(tmp, "other-signature")
+        pack(t, dict(a, **{"signer.crt": b["signer.crt"], "manifest.sig": b["manifest.sig"]}))
+        hub_refuses(hub, t, reply, "signature does not verify")
+        t = os.path.join(tmp, "resigned")
+        pack(t, dict(a, **{"signer.crt": b["signer.crt"],
+                           "manifest.sig": sign(os.path.join(budi.home, "device.key"),
+                                                a["manifest.json"])}))
+        hub_refuses(hub, t, reply, "is signed by device")
+
+        # A certificate from another hub.
+        hub_refuses(hub, sb, reply, "not issued by this CA")
+
+        # Truncated, not an archive, empty.
+        with open(ab, "rb") as f:
+            whole = f.read()
+        for name, data in (("truncated", whole[:len(whole) // 2]), ("text", b"hello, hub\n" * 50),
+                           ("empty", b"")):
+            t = os.path.join(tmp, name)
+            with open(t, "wb") as f:
+                f.write(data)
+            hub_refuses(hub, t, reply, "truncated" if name == "truncated" else "not a relasi bundle")
+        # A tar without a bundle inside; a path outside; a symlink.
+        t = os.path.join(tmp, "plain-tar")
+        pack(t, {"readme.txt": b"hi"})
+        hub_refuses(hub, t, reply, "not a relasi bundle")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            info = tarfile.TarInfo("../manifest.json")
+            info.size = 2
+            tf.addfile(info, io.BytesIO(b"{}"))
+        t = os.path.join(tmp, "dotdot")
+        with open(t, "wb") as f:
+            f.write(buf.getvalue())
+        hub_refuses(hub, t, reply, "not one a bundle has")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            info = tarfile.TarInfo("push.json")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "/etc/passwd"
+            tf.addfile(info)
+        t = os.path.join(tmp, "symlink")
+        with open(t, "wb") as f:
+            f.write(buf.getvalue())
+        hub_refuses(hub, t, reply, "not a regular file")
+
+        # An oversize member (larger than a wire frame), compressed small.
+        t = os.path.join(tmp, "oversize")
+        pack(t, dict(a, **{"push.json": b" " * (9 * 1024 * 1024)}))
+        check(os.path.getsize(t) < 64 * 1024, "the oversize bundle is small on disk")
+        hub_refuses(hub, t, reply, "limit")
+
+        # The untampered bundle still goes through.
+        hub.admin("bundle", "import", ab, "--reply", reply)
+        check(os.path.exists(reply), "a good bundle gets its reply")
+    finally:
+        for d in (ani, budi, carl, stranger):
+            d.cleanup()
+        hub.cleanup()
+        other.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_device_refusals():
+    hub = Hub()
+    other = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    stranger = other.device("dewi")
+    try:
+        budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        budi.ok("sync")
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        stranger.ok("account", "add", "PT Lain", "--city", "Medan")
+        replies = {}
+        for name, dev, h in (("ani", ani, hub), ("budi", budi, hub), ("stranger", stranger, other)):
+            bpath, rpath = os.path.join(tmp, name + ".bundle"), os.path.join(tmp, name + ".reply")
+            dev.ok("bundle", "export", bpath)
+            h.admin("bundle", "import", bpath, "--reply", rpath)
+            replies[name] = rpath
+
+        # Another hub's reply (its own device's, re-addressed or not).
+        device_refuses(ani, replies["stranger"], "not issued by this CA")
+        # The reply for another device of the same hub.
+        device_refuses(ani, replies["budi"], "reply for device")
+        # A tampered reply: a byte of a page, or of the manifest.
+        r = members(replies["ani"])
+        page = bytearray(r["page-000001.json"])
+        i = page.index(b"Cimahi")
+        page[i] = ord("K")
+        t = os.path.join(tmp, "tampered-reply")
+        pack(t, dict(r, **{"page-000001.json": bytes(page)}))
+        device_refuses(ani, t, "does not match its signed hash")
+        m = json.loads(r["manifest.json"])
+        m["device"] = budi.js("status")["device_id"]
+        t = os.path.join(tmp, "readdressed-reply")
+        pack(t, dict(r, **{"manifest.json": json.dumps(m).encode()}))
+        device_refuses(budi, t, "signature does not verify")
+        # A device's bundle is not a reply (signed by a device, not the hub).
+        device_refuses(ani, os.path.join(tmp, "budi.bundle"), "not issued by this CA")
+        t = os.path.join(tmp, "garbage")
+        with open(t, "wb") as f:
+            f.write(os.urandom(4096))
+        device_refuses(ani, t, "not a relasi bundle")
+
+        # The real reply still applies.
+        ani.ok("bundle", "import", replies["ani"])
+        eq(ani.js("status")["pending"], 0, "acknowledged")
+        assert_converged(hub, [ani])
+    finally:
+        for d in (ani, budi, stranger):
+            d.cleanup()
+        hub.cleanup()
+        other.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main([test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
+          test_device_refusals])
