@@ -73,6 +73,7 @@ def hub_refuses(hub, bundle, reply, contains):
     check(r.returncode != 0, f"the hub refuses {os.path.basename(bundle)}", r.stdout, r.stderr)
     check(contains.lower() in r.stderr.lower(), f"the refusal names the cause ({contains!r})",
           r.stderr)
+    check("Sanitizer" not in r.stderr, "a clean refusal (sanitizer builds)", r.stderr)
     eq(hub_dump(hub), before, "the hub store is unchanged")
     check(not os.path.exists(reply), "no reply written", reply)
     return r
@@ -83,6 +84,7 @@ def device_refuses(dev, reply, contains):
     r = dev.run("bundle", "import", reply)
     check(r.code != 0, f"the device refuses {os.path.basename(reply)}", r)
     check(contains.lower() in r.err.lower(), f"the refusal names the cause ({contains!r})", r)
+    check("Sanitizer" not in r.err, "a clean refusal (sanitizer builds)", r)
     eq(dev.dump(), before, "the device store is unchanged")
 
 
@@ -297,7 +299,8 @@ def test_hub_refusals():
             t = os.path.join(tmp, name)
             with open(t, "wb") as f:
                 f.write(data)
-            hub_refuses(hub, t, reply, "truncated" if name == "truncated" else "not a relasi bundle")
+            hub_refuses(hub, t, reply,
+                        "truncated" if name == "truncated" else "not a relasi bundle")
         # A tar without a bundle inside; a path outside; a symlink.
         t = os.path.join(tmp, "plain-tar")
         pack(t, {"readme.txt": b"hi"})
