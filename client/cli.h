@@ -13,5 +13,6 @@ extern const struct cli_cmd cli_cmds_activity[];
 extern const struct cli_cmd cli_cmds_query[];
 extern const struct cli_cmd cli_cmds_io[];
 extern const struct cli_cmd cli_cmds_sync[];
+extern const struct cli_cmd cli_cmds_report[];
 
 #endif
