@@ -257,8 +257,88 @@ cleanup:
 	return error;
 }
 
+/*
+ * Short ids for a whole column at once: the same prefixes as
+ * rl_record_short_id (unique among all of the table's ids, tombstones too,
+ * at least RL_SHORT_ID_MIN long), from one sorted read of the ids instead of
+ * two queries per row: a stale-deal list can run to tens of thousands.
+ */
+struct id_list {
+	char (*ids)[RL_ID_BUFSZ];
+	size_t n;
+};
+
+static int load_ids(struct cli_ctx *ctx, const char *table, struct id_list *l)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql = sqlite3_mprintf("SELECT id FROM \"%w\" ORDER BY id", table);
+	size_t cap = 0;
+	int rc, error = RL_OK;
+
+	l->ids = NULL;
+	l->n = 0;
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (sqlite3_prepare_v2(rl_store_db(ctx->store), sql, -1, &st, NULL) != SQLITE_OK) {
+		error = rl_store_error(ctx->store, "reading ids");
+		goto cleanup;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (l->n == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			char (*ni)[RL_ID_BUFSZ] = realloc(l->ids, ncap * sizeof(*ni));
+			if (!ni) {
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+				goto cleanup;
+			}
+			l->ids = ni;
+			cap = ncap;
+		}
+		snprintf(l->ids[l->n++], RL_ID_BUFSZ, "%s", cli_col(st, 0));
+	}
+	if (rc != SQLITE_DONE)
+		error = rl_store_error(ctx->store, "reading ids");
+cleanup:
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return error;
+}
+
+static size_t common_prefix(const char *a, const char *b)
+{
+	size_t n = 0;
+	while (a[n] && a[n] == b[n])
+		n++;
+	return n;
+}
+
+static const char *short_id(const struct id_list *l, const char *id, char *buf)
+{
+	size_t lo = 0, hi = l->n, need = RL_SHORT_ID_MIN;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(l->ids[mid], id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == l->n || strcmp(l->ids[lo], id) != 0)
+		return id;       /* not a record of the table: show it whole */
+	if (lo > 0 && common_prefix(l->ids[lo - 1], id) + 1 > need)
+		need = common_prefix(l->ids[lo - 1], id) + 1;
+	if (lo + 1 < l->n && common_prefix(l->ids[lo + 1], id) + 1 > need)
+		need = common_prefix(l->ids[lo + 1], id) + 1;
+	if (need > RL_ID_HEX)
+		need = RL_ID_HEX;
+	memcpy(buf, id, need);
+	buf[need] = '\0';
+	return buf;
+}
+
 static int print_table(struct cli_ctx *ctx, const struct rp_table *t, const char *empty)
 {
+	struct id_list *idl = calloc(t->ncols ? t->ncols : 1, sizeof(*idl));
 	struct cli_table *out = NULL;
 	const char **cells = calloc(t->ncols, sizeof(*cells));
 	char (*bufs)[64] = calloc(t->ncols, sizeof(*bufs));
@@ -266,10 +346,14 @@ static int print_table(struct cli_ctx *ctx, const struct rp_table *t, const char
 	size_t i, c, n;
 	int error = RL_OK;
 
-	if (!cells || !bufs || !hdr) {
+	if (!cells || !bufs || !hdr || !idl) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	for (c = 0; c < t->ncols && t->nrows; c++)
+		if (t->cols[c].id_table && !t->cols[c].hide &&
+		    (error = load_ids(ctx, t->cols[c].id_table, &idl[c])) < 0)
+			goto cleanup;
 	/* Headers read as words on a terminal: "avg_days" -> "avg days". */
 	for (c = n = 0; c < t->ncols; c++) {
 		char *p;
@@ -291,8 +375,7 @@ static int print_table(struct cli_ctx *ctx, const struct rp_table *t, const char
 			if (t->cols[c].hide)
 				continue;
 			if (t->cols[c].id_table && !row[c].null) {
-				/* cli_short_id writes RL_ID_BUFSZ (33) bytes */
-				cells[n++] = cli_short_id(ctx, t->cols[c].id_table, row[c].s, bufs[c]);
+				cells[n++] = short_id(&idl[c], row[c].s, bufs[c]);
 				continue;
 			}
 			cells[n++] = cell_text(t, row, c, 1, bufs[c], sizeof(bufs[c]));
@@ -305,6 +388,9 @@ static int print_table(struct cli_ctx *ctx, const struct rp_table *t, const char
 	else
 		cli_table_print(out, stdout);
 cleanup:
+	for (c = 0; idl && c < t->ncols; c++)
+		free(idl[c].ids);
+	free(idl);
 	cli_table_free(out);
 	free(cells);
 	free(bufs);
