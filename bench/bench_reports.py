@@ -25,7 +25,10 @@ creation) and no close time (won and lost deals fall back to their expected
 close date); activities name customers, not deals. The work per report is
 still proportional to the full tables.
 
-usage: python3 bench/bench_reports.py --build build [--quick] [--runs 5]
+usage: python3 bench/bench_reports.py --build build [--quick] [--runs 5] [--home DIR]
+  --home DIR: time the reports on the store in DIR (a RELASI_HOME already
+  loaded with the dataset, e.g. kept from an earlier run) instead of
+  importing a fresh one; DIR is only read.
 """
 import json
 import os
@@ -61,29 +64,42 @@ REFERENCES = {
 def main():
     ap = bl.arg_parser(__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per report (default 5)")
+    ap.add_argument("--home", help="an already loaded RELASI_HOME to use (read only)")
     args = ap.parse_args()
     env = bl.setup(args)
     Store = env.relasi_test.Store
     scale = 0.1 if args.quick else 1.0
     print(f"bench_reports: {'quick (1/10 dataset)' if args.quick else 'full dataset'}; "
           f"{bl.machine()}")
-    t0 = time.perf_counter()
-    data = bl.dataset(env, scale, args.seed)
-    print(f"dataset generated in {time.perf_counter() - t0:.1f} s ({data})")
     rows_out = []
     store = None
     try:
-        store = Store(name="Maya Manager")
-        e = store.env()
-        for table in ("accounts", "contacts", "deals", "activities"):
+        if args.home:
+            class Loaded:
+                path = os.path.join(args.home, "relasi.db")
+
+                def env(self):
+                    e = dict(os.environ)
+                    e["RELASI_HOME"] = args.home
+                    e.pop("RELASI_NOW", None)
+                    return e
+            loaded = Loaded()
+            e, path, tables = loaded.env(), loaded.path, ()
+        else:
+            t0 = time.perf_counter()
+            data = bl.dataset(env, scale, args.seed)
+            print(f"dataset generated in {time.perf_counter() - t0:.1f} s ({data})")
+            store = Store(name="Maya Manager")
+            e, path, tables = store.env(), store.path, ("accounts", "contacts", "deals", "activities")
+        for table in tables:
             dt, p = bl.timed([env.relasi, "--json", "import", table, os.path.join(data, f"{table}.csv")],
                              env=e, timeout=1800)
             print(f"import {json.loads(p.stdout)['imported']} {table}: {bl.fmt_s(dt)}")
-        size = os.path.getsize(store.path)
+        size = os.path.getsize(path)
         print(f"store loaded: {bl.fmt_bytes(size)}")
         for name, (extra, ref_sql) in REFERENCES.items():
             ours_cmd = [env.relasi, "report", name] + extra
-            ref_cmd = ["sqlite3", store.path, ref_sql]
+            ref_cmd = ["sqlite3", "-readonly", path, ref_sql]
             _, p1 = bl.timed(ours_cmd, env=e)            # warm-up (page cache)
             bl.timed(ref_cmd, env=e)
             _, pj = bl.timed([env.relasi, "--json", "report", name] + extra, env=e)
