@@ -20,5 +20,6 @@ rm -rf "${TMPDIR:-/tmp}/relasi-gen-check.$$"
 
 status=0
 python3 bench/bench_client.py --build "$BUILD_DIR" "$@" || status=1
+python3 bench/bench_reports.py --build "$BUILD_DIR" "$@" || status=1
 python3 bench/bench_sync.py --build "$BUILD_DIR" "$@" || status=1
 exit $status

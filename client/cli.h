@@ -14,5 +14,6 @@ extern const struct cli_cmd cli_cmds_query[];
 extern const struct cli_cmd cli_cmds_io[];
 extern const struct cli_cmd cli_cmds_sync[];
 extern const struct cli_cmd cli_cmds_bundle[];
+extern const struct cli_cmd cli_cmds_report[];
 
 #endif

@@ -66,9 +66,10 @@ int hub_pull(rl_store *s, const struct hub_peer *peer, json_t *pull, json_t **pa
  * token (the message says which). */
 int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp);
 
-/* Admin: create a user (a synced users row) and return its id. */
+/* Admin: create a user (a synced users row) and return its id. team may be
+ * NULL (no team). */
 int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
-		 char id[RL_ID_BUFSZ]);
+		 const char *team, char id[RL_ID_BUFSZ]);
 
 /* Admin: a one-time enrolment token for user login, valid ttl seconds.
  * *token is malloc'd: "rl1." + base64url(JSON{a: address, n: server name,

@@ -198,7 +198,8 @@ static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 	if (!cli_get(a, "name") || !cli_get(a, "role"))
 		return cli_usage_error(a->cmd, "user add needs --name and --role");
 	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"), id)) < 0)
+	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"),
+				  cli_get(a, "team"), id)) < 0)
 		return error;
 	if (!ctx->json)
 		fprintf(stderr, "user %s added; enrolment token (one use, give it to the device):\n",
@@ -216,14 +217,14 @@ static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)
 
 static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const hdr[] = { "login", "name", "role", "devices" };
-	static const struct cli_view view = { hdr, 4, NULL, NULL, NULL, "no users" };
+	static const char *const hdr[] = { "login", "name", "role", "team", "devices" };
+	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, "no users" };
 	sqlite3_stmt *st;
 	int error;
 
 	if ((error = open_hub(ctx, a)) < 0 ||
 	    (error = rl_store_prepare(ctx->store,
-	     "SELECT u.login, u.name, u.role, (SELECT count(*) FROM hub_devices d WHERE "
+	     "SELECT u.login, u.name, u.role, u.team, (SELECT count(*) FROM hub_devices d WHERE "
 	     "d.user_id = u.id AND d.revoked_at IS NULL) AS devices, u.id FROM users u "
 	     "WHERE u.deleted = 0 ORDER BY u.login", &st)) < 0)
 		return error;
@@ -448,6 +449,7 @@ static const struct cli_opt serve_opts[] = {
 static const struct cli_opt user_add_opts[] = {
 	{ "name", 1, "NAME", "full name (required)", NULL },
 	{ "role", 1, "ROLE", "rep, manager, marketing or admin (required)", NULL },
+	{ "team", 1, "TEAM", "sales team (the pipeline reports filter by it)", NULL },
 	{ "ttl", 1, "TIME", "token lifetime: 24h (default), 30m, 90s", NULL },
 	DIR_OPT, END_OPT
 };

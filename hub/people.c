@@ -79,16 +79,18 @@ static int pbkdf2(const char *secret, const unsigned char *salt, size_t saltlen,
 /* ---- users ---------------------------------------------------------------------- */
 
 int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
-		 char id[RL_ID_BUFSZ])
+		 const char *team, char id[RL_ID_BUFSZ])
 {
 	const struct rl_table *users = rl_model_table("users");
-	const char *fields[3] = { "login", "name", "role" };
-	const char *values[3] = { login, name, role };
+	const char *fields[4] = { "login", "name", "role", "team" };
+	const char *values[4] = { login, name, role, team && *team ? team : NULL };
 	sqlite3_stmt *st;
 	int error, i, exists;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		struct rl_value v = { RL_V_TEXT, 0, 0, values[i] };
+		if (i == 3 && !values[i])
+			continue;     /* the team is optional */
 		if (!values[i] || !*values[i])
 			return rl_error_set(RL_EINVALID, "user %s is missing", fields[i]);
 		if ((error = rl_model_check_value(users, rl_model_field(users, fields[i]), &v)) < 0)
@@ -107,27 +109,31 @@ int hub_user_add(rl_store *s, const char *login, const char *name, const char *r
 		goto fail;
 	}
 	if ((error = rl_store_new_id(s, id)) < 0 ||
-	    (error = rl_store_prepare(s, "INSERT INTO users(id, login, name, role) "
-				      "VALUES (?1, ?2, ?3, ?4)", &st)) < 0)
+	    (error = rl_store_prepare(s, "INSERT INTO users(id, login, name, role, team) "
+				      "VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	for (i = 0; i < 3; i++)
-		sqlite3_bind_text(st, i + 2, values[i], -1, SQLITE_STATIC);
+	for (i = 0; i < 4; i++)
+		if (values[i])
+			sqlite3_bind_text(st, i + 2, values[i], -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
 		error = rl_store_error(s, "adding the user");
 		goto fail;
 	}
 	sqlite3_reset(st);
-	/* Log every field so that devices learn their colleagues' names. */
-	for (i = 0; i < 4; i++) {
-		struct rl_value v = { RL_V_TEXT, 0, 0, i < 3 ? values[i] : NULL };
+	/* Log every field so that devices learn their colleagues' names (and
+	 * teams: the reports filter on them). */
+	for (i = 0; i < 5; i++) {
+		struct rl_value v = { RL_V_TEXT, 0, 0, i < 4 ? values[i] : NULL };
 		long long seq;
-		if (i == 3) {
+		if (i == 3 && !values[i])
+			continue;
+		if (i == 4) {
 			v.type = RL_V_INT;
 			v.i = 0;
 		}
-		if ((error = hub_write_field(s, "users", id, i < 3 ? fields[i] : "deleted", &v,
+		if ((error = hub_write_field(s, "users", id, i < 4 ? fields[i] : "deleted", &v,
 					     "admin", &seq)) < 0)
 			goto fail;
 	}

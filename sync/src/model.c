@@ -53,6 +53,7 @@ static const struct rl_field contact_fields[] = {
 
 static const struct rl_field deal_fields[] = {
 	{ "title", RL_FT_TEXT, RL_FF_REQUIRED | RL_FF_LIST, NULL, NULL, "what is being sold" },
+	{ "line", RL_FT_TEXT, 0, NULL, NULL, "product line (win rate by line)" },
 	{ "account_id", RL_FT_REF, RL_FF_REQUIRED | RL_FF_LIST, "accounts", NULL, "customer (id prefix or name)" },
 	{ "contact_id", RL_FT_REF, 0, "contacts", NULL, "contact person (id prefix or name)" },
 	{ "currency", RL_FT_CURRENCY, 0, NULL, NULL, "ISO 4217 code (default from settings, IDR)" },
@@ -107,6 +108,7 @@ static const struct rl_field user_fields[] = {
 	{ "name", RL_FT_TEXT, RL_FF_REQUIRED | RL_FF_LIST, NULL, NULL, "full name" },
 	{ "login", RL_FT_TEXT, RL_FF_LIST, NULL, NULL, "login" },
 	{ "role", RL_FT_ENUM, RL_FF_LIST, NULL, user_roles, "rep, manager, marketing or admin" },
+	{ "team", RL_FT_TEXT, 0, NULL, NULL, "sales team (reports filter by it)" },
 	{ "deleted", RL_FT_BOOL, RL_FF_SYSTEM, NULL, NULL, "tombstone" }
 };
 

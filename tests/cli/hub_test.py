@@ -101,14 +101,16 @@ class Hub:
         with open(self.log_path) as f:
             return f.read()
 
-    def token(self, login, name=None, role="rep", ttl=None):
+    def token(self, login, name=None, role="rep", ttl=None, team=None):
         args = ["user", "add", login, "--name", name or login.title(), "--role", role]
         if ttl:
             args += ["--ttl", ttl]
+        if team:
+            args += ["--team", team]
         return self.admin(*args).strip()
 
-    def device(self, login, name=None, role="rep", now=None):
-        tok = self.token(login, name, role)
+    def device(self, login, name=None, role="rep", now=None, team=None):
+        tok = self.token(login, name, role, team=team)
         d = Store(init=False, now=now)
         d.ok("enroll", tok, "--name", f"{login}-laptop")
         return d

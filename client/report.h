@@ -1,0 +1,115 @@
+/*
+ * report.h — the pipeline reports' engine, shared by client/cmd_report.c
+ * (options and commands), client/report_calc.c (the figures) and
+ * client/report_out.c (showing them).
+ *
+ * A report is computed into typed result tables (rp_table): its rows and,
+ * for some reports, a few total rows. The same tables are then shown as an
+ * aligned terminal table, as JSON or as RFC 4180 CSV, so the three formats
+ * can never disagree on a figure.
+ *
+ * Conventions every report follows (README, "Pipeline reports"):
+ *  - Money is an integer in minor units beside its ISO 4217 currency column.
+ *    Amounts in different currencies are never added: money rows are grouped
+ *    by currency (a currency is one more grouping key), never converted.
+ *  - Times are UTC; "today" and "now" come from the store's clock
+ *    (rl_store_now_ms: RELASI_NOW when set). Dates compared with --from/--to
+ *    are the UTC dates of the instants.
+ *  - Ratios are fractions 0..1 rounded to 4 decimals (a terminal shows them as
+ *    percentages); day counts are rounded to 2 decimals.
+ */
+#ifndef RELASI_CLIENT_REPORT_H
+#define RELASI_CLIENT_REPORT_H
+
+#include <stdint.h>
+
+#include "cli.h"
+
+enum rp_type {
+	RP_TEXT,   /* UTF-8 text */
+	RP_INT,    /* a count or a whole number */
+	RP_MONEY,  /* minor units; cols[].cur names the currency column */
+	RP_RATIO,  /* 0..1, shown as a percentage */
+	RP_REAL    /* days and other measures with decimals */
+};
+
+struct rp_col {
+	const char *name;   /* JSON key and CSV header: "weighted" */
+	enum rp_type type;
+	int cur;            /* RP_MONEY: index of the currency column */
+	const char *id_table; /* RP_TEXT holding a record id: a terminal shows
+	                       * its short prefix (JSON and CSV the whole id) */
+	int hide;           /* 1: left out of the terminal table only */
+};
+
+struct rp_cell {
+	int null;
+	int64_t i;          /* RP_INT, RP_MONEY */
+	double d;           /* RP_RATIO, RP_REAL */
+	char *s;            /* RP_TEXT (owned) */
+};
+
+struct rp_table {
+	const struct rp_col *cols;
+	size_t ncols;
+	size_t nrows, cap;
+	struct rp_cell *cells;  /* nrows * ncols */
+};
+
+/* A computed report: its name, the instant it was computed for, the
+ * filters that applied (JSON object, owned), its rows and totals. */
+struct rp_result {
+	const char *name;
+	char as_of[21];
+	json_t *filters;
+	struct rp_table rows;
+	struct rp_table totals;  /* ncols 0: the report has no totals */
+};
+
+/* What a report is asked for. Unset filters are NULL / "". */
+struct rp_filter {
+	char rep[RL_ID_BUFSZ];  /* deal owner / activity author (users.id) */
+	const char *team;       /* the owner's users.team, any case */
+	const char *region;     /* the customer's accounts.region, any case */
+	char from[11], to[11];  /* period, inclusive UTC dates */
+	long days;              /* stale: idle for at least this many days */
+	const char *by;         /* winrate: rep, line, team, region or month */
+	int64_t now;            /* the store's clock, Unix seconds */
+	char now_iso[21];       /* the same as "YYYY-MM-DDTHH:MM:SSZ" */
+	char today[11];         /* its UTC date */
+};
+
+enum rp_format { RP_FMT_TEXT, RP_FMT_JSON, RP_FMT_CSV };
+
+/* ---- tables (report_out.c) ---- */
+
+void rp_table_init(struct rp_table *t, const struct rp_col *cols, size_t ncols);
+void rp_table_free(struct rp_table *t);
+/* Append a row of NULL cells; returns it, or NULL (RL_ENOMEM set). */
+struct rp_cell *rp_row_add(struct rp_table *t);
+/* Setters for one cell of a row from rp_row_add. */
+int rp_set_text(struct rp_cell *row, size_t col, const char *s);  /* NULL s: NULL */
+void rp_set_int(struct rp_cell *row, size_t col, int64_t v);
+void rp_set_real(struct rp_cell *row, size_t col, double v);   /* RP_REAL: 2 decimals */
+void rp_set_ratio(struct rp_cell *row, size_t col, double v);  /* 4 decimals */
+/* From a result column: NULL stays NULL; text, integer or real as the
+ * table's column type says. */
+int rp_set_column(struct rp_cell *row, size_t col, const struct rp_table *t,
+		  sqlite3_stmt *st, int i);
+
+void rp_result_free(struct rp_result *r);
+
+/* Show r on stdout in the format asked for. */
+int rp_emit(struct cli_ctx *ctx, const struct rp_result *r, enum rp_format fmt);
+
+/* ---- the reports (report_calc.c) ----
+ * Each fills r->rows (and r->totals where it has them) from the store. */
+int rp_pipeline(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+int rp_forecast(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+int rp_winrate(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+int rp_conversion(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+int rp_velocity(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+int rp_stale(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+int rp_activity(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+
+#endif
