@@ -63,6 +63,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,6 +110,7 @@ struct hub_audit {
 	char dir[4096];
 	int lockfd;
 	int locked;
+	pthread_mutex_t *store_lock;   /* serve's writer lock, for our store writes */
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -439,6 +441,11 @@ fail:
 	return error;
 }
 
+void hub_audit_set_store_lock(hub_audit *a, pthread_mutex_t *lock)
+{
+	a->store_lock = lock;
+}
+
 void hub_audit_free(hub_audit *a)
 {
 	if (!a)
@@ -556,7 +563,23 @@ static int recorded_head(rl_store *s, int *found, long long *seq, git_oid *head)
 	return error;
 }
 
-static int record_head(rl_store *s, long long seq, const git_oid *head)
+static int record_head_locked(rl_store *s, long long seq, const git_oid *head);
+
+/* In serve, queue behind the pushes on their lock rather than in SQLite's
+ * busy handler (whose sleeps would delay a push waiting for this commit). */
+static int record_head(hub_audit *a, rl_store *s, long long seq, const git_oid *head)
+{
+	int error;
+
+	if (a->store_lock)
+		pthread_mutex_lock(a->store_lock);
+	error = record_head_locked(s, seq, head);
+	if (a->store_lock)
+		pthread_mutex_unlock(a->store_lock);
+	return error;
+}
+
+static int record_head_locked(rl_store *s, long long seq, const git_oid *head)
 {
 	sqlite3_stmt *st;
 	char hex[GIT_OID_HEXSZ + 1], at[21];
@@ -1417,7 +1440,7 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 			return rl_error_set(RL_ESTORE, "audit.git has a history the store never "
 					    "recorded; run relasi-hub audit verify");
 		if ((error = write_baseline(a, s, &cur, &head)) < 0 ||
-		    (error = record_head(s, cur, &head)) < 0)
+		    (error = record_head(a, s, cur, &head)) < 0)
 			return error;
 		(*written)++;
 	} else {
@@ -1428,7 +1451,7 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 		cur = rseq;
 		if (!git_oid_equal(&head, &rhead)) {
 			if ((error = adopt_head(a, s, &head, rseq, &rhead, &cur)) < 0 ||
-			    (error = record_head(s, cur, &head)) < 0)
+			    (error = record_head(a, s, cur, &head)) < 0)
 				return error;
 		}
 	}
@@ -1444,14 +1467,14 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 		cur = u.last;
 		(*written)++;
 		if (++since == AUDIT_RECORD_EVERY) {
-			if ((error = record_head(s, cur, &head)) < 0)
+			if ((error = record_head(a, s, cur, &head)) < 0)
 				break;
 			since = 0;
 		}
 	}
 	if (since) {
 		/* Record what was written even when a later step failed. */
-		int e2 = record_head(s, cur, &head);
+		int e2 = record_head(a, s, cur, &head);
 		if (error == 0)
 			error = e2;
 	}

@@ -13,6 +13,7 @@
 #define RELASI_HUB_H
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "relasi/id.h"
 #include "relasi/merge.h"
@@ -119,6 +120,10 @@ typedef struct hub_audit hub_audit;
 /* Open DIR/audit.git (create: make it when missing). RL_ENOTFOUND without. */
 int hub_audit_open(hub_audit **out, const char *dir, int create);
 void hub_audit_free(hub_audit *a);
+
+/* serve: the lock its pushes hold while they write, taken by the writer
+ * around its own (small) store writes. */
+void hub_audit_set_store_lock(hub_audit *a, pthread_mutex_t *lock);
 
 /* Write the commits for everything hub_log holds beyond the history (the
  * baseline first on a new repository). Takes DIR/audit.lock. RL_ESTORE when

@@ -147,8 +147,8 @@ static void *audit_main(void *arg)
 		int error = RL_OK;
 		if (!s)
 			error = hub_store_open(&s, srv->dir, 0);
-		if (error == 0 && !a)
-			error = hub_audit_open(&a, srv->dir, 1);
+		if (error == 0 && !a && (error = hub_audit_open(&a, srv->dir, 1)) == 0)
+			hub_audit_set_store_lock(a, &srv->write_lock);
 		if (error == 0)
 			error = hub_audit_catch_up(a, s, &written);
 		/* Say each new problem once, not every few seconds. */
