@@ -208,7 +208,8 @@ static int record_render(struct record *r, char **out, size_t *len)
 	size_t i;
 	int errc;
 
-	qsort(r->f, r->n, sizeof(*r->f), field_cmp);
+	if (r->n)
+		qsort(r->f, r->n, sizeof(*r->f), field_cmp);
 	for (i = 0; i < r->n; i++) {
 		const unsigned char *c;
 		sqlite3_str_appendf(s, "%s:", r->f[i].name);
@@ -1571,8 +1572,10 @@ int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char
 				record_clear(&before);
 				goto cleanup;
 			}
-			qsort(now.f, now.n, sizeof(*now.f), field_cmp);
-			qsort(before.f, before.n, sizeof(*before.f), field_cmp);
+			if (now.n)
+				qsort(now.f, now.n, sizeof(*now.f), field_cmp);
+			if (before.n)
+				qsort(before.f, before.n, sizeof(*before.f), field_cmp);
 			/* Every field name of either version, in order. */
 			for (i = 0, k = 0; i < now.n || k < before.n;) {
 				int cmp = i >= now.n ? 1 : k >= before.n ? -1
