@@ -841,16 +841,17 @@ static int tree_record(hub_audit *a, git_tree *tree, const char *path, struct re
  */
 static int unit_record(hub_audit *a, rl_store *s, git_tree *ptree, const char *path,
 		       const struct entry *es, const size_t *idx, size_t i, size_t j,
-		       long long last, struct record *r)
+		       long long last, int replay, struct record *r)
 {
 	const struct entry *e0 = &es[idx[i]];
-	long long v;
+	long long v = 0;
 	int error, found, in_parent;
 	size_t k;
 
-	if ((error = record_version(s, e0->tbl, e0->row, &v)) < 0)
+	/* replay (audit verify --deep): always from the parent and the log. */
+	if (!replay && (error = record_version(s, e0->tbl, e0->row, &v)) < 0)
 		return error;
-	if (v <= last) {
+	if (!replay && v <= last) {
 		if ((error = row_record(s, e0->tbl, e0->row, r, &found)) < 0 || found)
 			return error;
 	}
@@ -1048,7 +1049,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 		if (record_path(ups[nup].path, sizeof(ups[nup].path), e0->tbl, e0->row) < 0)
 			continue;          /* the hub validated it when it logged it */
 		record_clear(&r);
-		if ((error = unit_record(a, s, ptree, ups[nup].path, es, idx, i, j, u->last, &r)) < 0 ||
+		if ((error = unit_record(a, s, ptree, ups[nup].path, es, idx, i, j, u->last, 0, &r)) < 0 ||
 		    (error = record_render(&r, &text, &len)) < 0)
 			goto cleanup;
 		if (len == 0) {
@@ -1850,6 +1851,147 @@ cleanup:
 	return error;
 }
 
+static int path_order(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * One commit replayed: its parent's files with its hub_log entries applied
+ * must give exactly its files, and it may change no other path. Catches an
+ * old commit rewritten together with everything after it and the store's
+ * record of the head.
+ */
+static int replay_commit(hub_audit *a, rl_store *s, git_commit *c, struct verify *v)
+{
+	git_commit *p = NULL;
+	git_tree *t = NULL, *pt = NULL;
+	git_diff *diff = NULL;
+	struct commit_info ci;
+	struct entry *es = NULL;
+	size_t n = 0, *idx = NULL, i, j, npaths = 0, d;
+	char (*paths)[96] = NULL, **sorted = NULL;
+	struct record r = { NULL, 0, 0 };
+	const char *id = git_oid_tostr_s(git_commit_id(c));
+	char cid[16];
+	int error = RL_OK, gerr;
+
+	snprintf(cid, sizeof(cid), "%.12s", id);
+	if (commit_info(c, &ci) < 0 || ci.baseline || git_commit_parentcount(c) != 1)
+		return RL_OK;                    /* the baseline; the chain check says the rest */
+	if ((gerr = git_commit_parent(&p, c, 0)) < 0 || (gerr = git_commit_tree(&t, c)) < 0 ||
+	    (gerr = git_commit_tree(&pt, p)) < 0) {
+		error = git_fail(gerr, "reading a commit");
+		goto cleanup;
+	}
+	if ((error = read_entries(s, ci.first, ci.last, &es, &n)) < 0)
+		goto cleanup;
+	if (!(idx = malloc((n ? n : 1) * sizeof(*idx))) ||
+	    !(paths = calloc(n ? n : 1, sizeof(*paths))) ||
+	    !(sorted = calloc(n ? n : 1, sizeof(*sorted)))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (i = 0; i < n; i++)
+		idx[i] = i;
+	sort_base = es;
+	if (n)
+		qsort(idx, n, sizeof(*idx), entry_order);
+	for (i = 0; i < n; i = j) {
+		const struct entry *e0 = &es[idx[i]];
+		char *text = NULL;
+		size_t len;
+		git_oid want, have;
+		int found;
+		for (j = i + 1; j < n && strcmp(es[idx[j]].tbl, e0->tbl) == 0 &&
+		     strcmp(es[idx[j]].row, e0->row) == 0; j++)
+			;
+		if (record_path(paths[npaths], sizeof(paths[npaths]), e0->tbl, e0->row) < 0)
+			continue;
+		record_clear(&r);
+		error = unit_record(a, s, pt, paths[npaths], es, idx, i, j, ci.last, 1, &r);
+		if (error == RL_EINVALID) {      /* the parent's file is not ours */
+			problem(v, "commit %s: %s", cid, rl_error_message());
+			error = RL_OK;
+			npaths++;
+			continue;
+		}
+		if (error < 0 || (error = record_render(&r, &text, &len)) < 0)
+			goto cleanup;
+		git_odb_hash(&want, text, len, GIT_OBJECT_BLOB);
+		sqlite3_free(text);
+		if ((error = tree_record(a, t, paths[npaths], NULL, &found, &have)) < 0 &&
+		    error != RL_EINVALID)
+			goto cleanup;
+		if (error == RL_EINVALID || (len && !found) || (!len && found) ||
+		    (len && found && !git_oid_equal(&want, &have)))
+			problem(v, "commit %s: %s is not what its changes %lld..%lld make of it", cid,
+				paths[npaths], ci.first, ci.last);
+		error = RL_OK;
+		sorted[npaths] = paths[npaths];
+		npaths++;
+	}
+	for (i = 0; i < npaths; i++)
+		sorted[i] = paths[i];
+	if (npaths)
+		qsort(sorted, npaths, sizeof(*sorted), path_order);
+	if ((gerr = git_diff_tree_to_tree(&diff, a->repo, pt, t, NULL)) < 0) {
+		error = git_fail(gerr, "comparing two commits");
+		goto cleanup;
+	}
+	for (d = 0; d < git_diff_num_deltas(diff); d++) {
+		const git_diff_delta *dl = git_diff_get_delta(diff, d);
+		const char *path = dl->new_file.path ? dl->new_file.path : dl->old_file.path;
+		if (!path || !npaths || !bsearch(&path, sorted, npaths, sizeof(*sorted), path_order))
+			problem(v, "commit %s changes %s, which its changes %lld..%lld do not touch", cid,
+				path ? path : "?", ci.first, ci.last);
+	}
+cleanup:
+	record_clear(&r);
+	git_diff_free(diff);
+	git_tree_free(t);
+	git_tree_free(pt);
+	git_commit_free(p);
+	entries_free(es, n);
+	free(idx);
+	free(paths);
+	free(sorted);
+	return error;
+}
+
+/* Every commit from the baseline's child to HEAD, oldest first. */
+static int verify_replay(hub_audit *a, rl_store *s, const git_oid *head, struct verify *v)
+{
+	git_revwalk *walk = NULL;
+	git_commit *c = NULL;
+	git_oid oid;
+	int error = RL_OK, gerr;
+
+	if ((gerr = git_revwalk_new(&walk, a->repo)) < 0 ||
+	    (gerr = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE)) < 0 ||
+	    (gerr = git_revwalk_push(walk, head)) < 0) {
+		error = git_fail(gerr, "walking the history");
+		goto cleanup;
+	}
+	git_revwalk_simplify_first_parent(walk);
+	while ((gerr = git_revwalk_next(&oid, walk)) == 0) {
+		if ((gerr = git_commit_lookup(&c, a->repo, &oid)) < 0) {
+			error = git_fail(gerr, "reading a commit");
+			goto cleanup;
+		}
+		error = replay_commit(a, s, c, v);
+		git_commit_free(c);
+		c = NULL;
+		if (error < 0)
+			goto cleanup;
+	}
+	if (gerr != GIT_ITEROVER)
+		error = git_fail(gerr, "walking the history");
+cleanup:
+	git_revwalk_free(walk);
+	return error;
+}
+
 /* DIR/last-backup.json: its audit_head must still be in the history. */
 static int verify_backup(hub_audit *a, const git_oid *head, struct verify *v, json_t *report)
 {
@@ -1889,7 +2031,7 @@ static int verify_backup(hub_audit *a, const git_oid *head, struct verify *v, js
 	return RL_OK;
 }
 
-int hub_audit_verify(hub_audit *a, rl_store *s, json_t **report)
+int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report)
 {
 	struct verify v;
 	git_oid head, rhead;
@@ -1964,6 +2106,8 @@ int hub_audit_verify(hub_audit *a, rl_store *s, json_t **report)
 		if ((error = verify_chain(a, &head, rseq, &v)) < 0 ||
 		    (error = verify_tree(a, s, &head, &v)) < 0)
 			goto cleanup;
+		if (deep && v.nproblems == 0 && (error = verify_replay(a, s, &head, &v)) < 0)
+			goto cleanup;
 	}
 	if (in_tx) {
 		sqlite3_exec(rl_store_db(s), "ROLLBACK", NULL, NULL, NULL);
@@ -1977,6 +2121,7 @@ int hub_audit_verify(hub_audit *a, rl_store *s, json_t **report)
 	json_object_set_new(rep, "commits", json_integer(v.commits));
 	json_object_set_new(rep, "records", json_integer(v.records));
 	json_object_set_new(rep, "problems", json_integer(v.nproblems));
+	json_object_set_new(rep, "deep", json_boolean(deep));
 	if (v.nproblems) {
 		if (v.nproblems > AUDIT_SHOW_PROBLEMS)
 			sqlite3_str_appendf(v.problems, "\n  ... %ld problems in all",

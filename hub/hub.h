@@ -144,8 +144,10 @@ int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char
  * head the store recorded, the chain from it is the hub's own, one line
  * with contiguous changes, the tree at HEAD renders exactly the store's
  * records, and the head in DIR/last-backup.json (if any) is still in the
- * history. RL_OK and *report {head, seq, commits, records, backup}, or
+ * history. deep: also replay every commit — its parent's files with its
+ * hub_log entries must give exactly its files (cost: the whole log).
+ * RL_OK and *report {head, seq, commits, records, backup, deep}, or
  * RL_ESTORE listing what is wrong. */
-int hub_audit_verify(hub_audit *a, rl_store *s, json_t **report);
+int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report);
 
 #endif

@@ -591,7 +591,7 @@ static int cmd_audit_verify(struct cli_ctx *ctx, struct cli_args *a)
 
 	if ((error = open_hub(ctx, a)) < 0 || (error = hub_audit_open(&au, hub_dir(a), 1)) < 0)
 		return error;
-	if ((error = hub_audit_verify(au, ctx->store, &rep)) < 0)
+	if ((error = hub_audit_verify(au, ctx->store, cli_get(a, "deep") != NULL, &rep)) < 0)
 		goto cleanup;
 	if (ctx->json) {
 		error = cli_print_json(rep);
@@ -606,6 +606,8 @@ static int cmd_audit_verify(struct cli_ctx *ctx, struct cli_args *a)
 	       (long long)json_integer_value(json_object_get(rep, "commits")));
 	printf("  records  %lld, each exactly as the store has it\n",
 	       (long long)json_integer_value(json_object_get(rep, "records")));
+	if (json_is_true(json_object_get(rep, "deep")))
+		printf("  replay   every commit is what its changes in hub_log make of its parent\n");
 	printf("  backup   %s\n", backup && strcmp(backup, "none") ? backup
 	       : "none (no last-backup.json)");
 cleanup:
@@ -650,6 +652,10 @@ static const struct cli_opt resolve_opts[] = {
 	DIR_OPT, END_OPT
 };
 
+static const struct cli_opt verify_opts[] = {
+	{ "deep", 0, NULL, "also replay every commit from the hub's change log (reads it all)",
+	  NULL }, DIR_OPT, END_OPT
+};
 static const struct cli_opt history_opts[] = {
 	{ "field", 1, "F", "only this field's changes", NULL }, DIR_OPT, END_OPT
 };
@@ -680,9 +686,9 @@ static const struct cli_cmd hub_cmds[] = {
 	{ "history", cmd_history, "RECORD [--field F]",
 	  "a record's changes from the audit history, newest first: who, when, old -> new",
 	  history_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
-	{ "audit verify", cmd_audit_verify, "",
+	{ "audit verify", cmd_audit_verify, "[--deep]",
 	  "check the audit history (audit.git) against the store and the last backup",
-	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	  verify_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "pipeline", cmd_pipeline, "", "the pipeline over everyone's deals", dir_opts, NULL,
 	  CLI_MODEL_NONE, 0, 0, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

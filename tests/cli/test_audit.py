@@ -59,8 +59,8 @@ def caught_up(hub):
     return bool(rows) and rows[0][0] == top and rows[0][1] == head(hub)
 
 
-def verify(hub, code=0, contains=None):
-    r = hub.admin_run("audit", "verify")
+def verify(hub, code=0, contains=None, deep=False):
+    r = hub.admin_run("audit", "verify", *(["--deep"] if deep else []))
     if r.returncode != code:
         raise Failure(f"audit verify: expected exit {code}, got {r.returncode}\n{r.stdout}\n{r.stderr}")
     if contains:
@@ -144,8 +144,8 @@ def test_history_of_two_reps():
                git(repo(hub), "rev-list", "--count", "HEAD").stdout, "every commit")
         finally:
             shutil.rmtree(clone, ignore_errors=True)
-        out = verify(hub).stdout
-        check("OK" in out, "audit verify passes", out)
+        out = verify(hub, deep=True).stdout
+        check("OK" in out and "replay" in out, "audit verify passes, every commit replayed", out)
     finally:
         for d in (ani, budi):
             d.cleanup()
@@ -174,7 +174,7 @@ def test_conflict_resolution_is_a_commit():
            [("hub", "Padalarang", "Bandung Barat"), ("budi", "Bandung Barat", "Padalarang"),
             ("ani", "Cimahi", "Bandung Barat"), ("ani", None, "Cimahi")],
            "the provisional winner and the admin's decision, both in the history")
-        verify(hub)
+        verify(hub, deep=True)
     finally:
         for d in (ani, budi):
             d.cleanup()
@@ -261,6 +261,49 @@ def test_tampering_is_detected():
         with open(os.path.join(hub.dir, "last-backup.json"), "w") as f:
             json.dump({"audit_head": "0" * 40}, f)
         verify(hub, 7, contains="no longer in audit.git")
+        os.unlink(os.path.join(hub.dir, "last-backup.json"))
+
+        # 5. an old commit forged with plumbing, every later commit re-made
+        #    on top with its own tree and message, the store's record moved
+        #    too: HEAD renders the store, only a replay of the log sees it
+        r = repo(hub)
+        chain = git(r, "rev-list", "--reverse", good).stdout.split()
+        created = next(c for c in chain
+                       if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: 5 changes"))
+        blob = git(r, "show", f"{created}:{path}").stdout.replace("name: Toko Makmur",
+                                                                  "name: Toko Palsu")
+        b = subprocess.run(["git", "-C", r, "hash-object", "-w", "--stdin"], input=blob,
+                           capture_output=True, text=True, check=True).stdout.strip()
+        env = dict(os.environ, GIT_INDEX_FILE=os.path.join(work, "forged.index"),
+                   GIT_AUTHOR_NAME="Ani Lestari", GIT_AUTHOR_EMAIL="ani@relasi",
+                   GIT_COMMITTER_NAME="relasi-hub", GIT_COMMITTER_EMAIL="hub@relasi")
+
+        def plumb(*args, stdin=None):
+            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        plumb("read-tree", created)
+        plumb("update-index", "--cacheinfo", f"100644,{b},{path}")
+        tree = plumb("write-tree")
+        parent = plumb("rev-parse", f"{created}~1")
+        new = plumb("commit-tree", tree, "-p", parent,
+                    stdin=plumb("log", "-1", "--format=%B", created))
+        for c in chain[chain.index(created) + 1:]:
+            new = plumb("commit-tree", plumb("rev-parse", f"{c}^{{tree}}"), "-p", new,
+                        stdin=plumb("log", "-1", "--format=%B", c))
+        git(r, "update-ref", "refs/heads/main", new)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        verify(hub)                     # the shape and HEAD's tree are all right
+        r2 = hub.admin_run("audit", "verify", "--deep")
+        eq(r2.returncode, 7, "--deep replays the log")
+        check(f"commit {new[:0]}" in r2.stderr and path in r2.stderr and
+              "is not what its changes" in r2.stderr, "the forged commit and record named",
+              r2.stderr)
+        git(r, "update-ref", "refs/heads/main", good)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        out = hub.admin("audit", "verify", "--deep")
+        check("replay" in out, "a clean deep verify", out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         ani.cleanup()
@@ -322,7 +365,7 @@ def test_crash_catches_up():
         eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Lembang", "kept")
         eq(git(repo(hub), "log", "--format=%s", "--grep", "1 change to 1 record").stdout.count(
             "\n"), 3, "each batch exactly once")
-        verify(hub)
+        verify(hub, deep=True)
         fsck = git(repo(hub), "fsck", "--strict")
         check("error" not in fsck.stderr and "missing" not in fsck.stdout, "git fsck clean",
               fsck.stdout, fsck.stderr)
@@ -354,7 +397,7 @@ def test_history_for_a_hub_made_before():
         ani.ok("sync")
         wait_for("the writer", lambda: caught_up(hub))
         eq(history(hub, "Makmur", "--field", "city")["changes"][0]["who"], "ani", "then batches")
-        verify(hub)
+        verify(hub, deep=True)
     finally:
         ani.cleanup()
         hub.cleanup()
