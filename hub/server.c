@@ -14,6 +14,12 @@
  * the N-th push has committed, before its answer is sent; kill-after-commit:N
  * SIGKILLs the hub at the same point. They exist so that tests can prove a
  * lost acknowledgement and a crash lose and duplicate nothing.
+ * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
+ * git ref update and the store's record of it.)
+ *
+ * The audit history (audit.c) is written by one more thread, woken after
+ * each push's answer is sent; RELASI_HUB_AUDIT=off leaves it out, for the
+ * benchmark's figure without it.
  */
 #define _GNU_SOURCE   /* accept4 */
 #include "hub.h"
