@@ -50,6 +50,12 @@ Each section starts its own hub, so they do not disturb each other.
    same run: 5 more devices prepared the same way sync one at a time before
    the crowd; their median. Ratio = p50 (p99) / that median.
 
+   The merge is measured twice, on two fresh hubs: with the audit history
+   writer (hub/audit.c, a thread of `serve` that commits each batch to
+   audit.git after its answer is sent) and without it (RELASI_HUB_AUDIT=off,
+   a switch for this benchmark only), plus how long after the sync ended
+   the history held every change. --audit on|off measures one of them.
+
 --quick: 20,000 changes, the 1/10 dataset, 20 devices.
 
 usage: python3 bench/bench_sync.py --build build [--quick] [--only merge,bootstrap,devices]
@@ -247,11 +253,25 @@ def plain_load(tables, path):
 
 # ---- sections ---------------------------------------------------------------------
 
-def bench_merge(env, args, data, results):
+def history_caught_up(hub):
+    """Has the hub's audit writer written every hub_log entry to audit.git?"""
+    rows = hub.query("SELECT (SELECT seq FROM hub_audit), (SELECT coalesce(max(seq), 0) FROM hub_log)")
+    return rows[0][0] is not None and rows[0][0] == rows[0][1]
+
+
+def merge_once(env, args, data, audit):
+    """One merge measurement on a fresh hub, with its audit history writer on
+    or off (RELASI_HUB_AUDIT=off, a switch for this benchmark only)."""
     Hub = env.hub_test.Hub
     n_acc = 2000 if args.quick else 20000
-    hub = Hub()
+    if not audit:
+        os.environ["RELASI_HUB_AUDIT"] = "off"
+    try:
+        hub = Hub()
+    finally:
+        os.environ.pop("RELASI_HUB_AUDIT", None)
     dev = None
+    tag = f"merge, history {'on' if audit else 'off'}"
     try:
         dev = hub.device("ani", "Ani Wijaya")
         dev.ok("sync")
@@ -259,37 +279,64 @@ def bench_merge(env, args, data, results):
         write_accounts_csv(data, path, 0, n_acc)
         dt, n = import_file(env, dev, "accounts", path)
         n_changes = pending(dev)
-        print(f"[merge] imported {n} accounts in {bl.fmt_s(dt)}: {n_changes} pending field changes")
+        print(f"[{tag}] imported {n} accounts in {bl.fmt_s(dt)}: {n_changes} pending field changes")
         quiesce(hub)
         r = sync_watching_push(env, hub, dev, n_changes)
+        t_end = time.perf_counter()
+        lag = None
+        if audit:
+            while not history_caught_up(hub) and time.perf_counter() - t_end < 3600:
+                time.sleep(0.05)
+            lag = time.perf_counter() - t_end
         line = wait_session(hub, device_id(dev), count=2)
         rate = n_changes / r["push_s"]
-        print(f"[merge] push {bl.fmt_s(r['push_s'])} ({rate:,.0f} changes/s; hub CPU "
+        print(f"[{tag}] push {bl.fmt_s(r['push_s'])} ({rate:,.0f} changes/s; hub CPU "
               f"{r['hub_cpu_push']:.1f} s, device CPU {r['dev_cpu_push'] or 0:.1f} s); whole sync "
               f"{bl.fmt_s(r['total_s'])} (hub log: ms={line['ms']} pushed={line['pushed']} "
-              f"applied={line['applied']} pulled={line['pulled']}); {r['out'].strip()}")
+              f"applied={line['applied']} pulled={line['pulled']}); {r['out'].strip()}"
+              + (f"; history complete {bl.fmt_s(lag)} after the sync ended" if audit else ""))
         if line["applied"] != n_changes:
-            print(f"[merge] WARNING: the hub applied {line['applied']} of {n_changes}")
-        refpath = os.path.join(bl.tmpdir("merge"), "update-ref.db")
-        refs = [update_reference(n_changes, refpath) for _ in range(5)]
-        ref = bl.median(refs)
-        ref_rate = n_changes / ref
-        print(f"[merge] reference UPDATE loop: {', '.join(bl.fmt_s(x) for x in refs)}")
-        results.append({
-            "figure": f"hub merge rate, {n_changes} field changes from 1 device",
-            "value": f"{rate:,.0f} changes/s (push {bl.fmt_s(r['push_s'])})",
-            "target": "ratio >= 0.5",
-            "reference": f"{ref_rate:,.0f} UPDATE/s ({bl.fmt_s(ref)})",
-            "ratio": f"{rate / ref_rate:.3f} rate",
-            "verdict": "PASS" if rate / ref_rate >= 0.5 else "MISS"})
-        results.append({
-            "figure": "  same sync, whole session (push + pull back)",
-            "value": f"{bl.fmt_s(r['total_s'])}", "target": "-", "reference": "-",
-            "ratio": "-", "verdict": "info"})
+            print(f"[{tag}] WARNING: the hub applied {line['applied']} of {n_changes}")
+        return {"n": n_changes, "rate": rate, "push_s": r["push_s"], "total_s": r["total_s"],
+                "lag": lag}
     finally:
         if dev:
             dev.cleanup()
         hub.cleanup()
+
+
+def bench_merge(env, args, data, results):
+    modes = {"both": [False, True], "on": [True], "off": [False]}[args.audit]
+    runs = {audit: merge_once(env, args, data, audit) for audit in modes}
+    n_changes = next(iter(runs.values()))["n"]
+    refpath = os.path.join(bl.tmpdir("merge"), "update-ref.db")
+    refs = [update_reference(n_changes, refpath) for _ in range(5)]
+    ref = bl.median(refs)
+    ref_rate = n_changes / ref
+    print(f"[merge] reference UPDATE loop: {', '.join(bl.fmt_s(x) for x in refs)}")
+    for audit, r in runs.items():
+        results.append({
+            "figure": f"hub merge rate, {n_changes} field changes from 1 device, "
+                      f"audit history {'on' if audit else 'off'}",
+            "value": f"{r['rate']:,.0f} changes/s (push {bl.fmt_s(r['push_s'])})",
+            "target": "ratio >= 0.5",
+            "reference": f"{ref_rate:,.0f} UPDATE/s ({bl.fmt_s(ref)})",
+            "ratio": f"{r['rate'] / ref_rate:.3f} rate",
+            "verdict": "PASS" if r["rate"] / ref_rate >= 0.5 else "MISS"})
+        results.append({
+            "figure": "  same sync, whole session (push + pull back)",
+            "value": f"{bl.fmt_s(r['total_s'])}", "target": "-", "reference": "-",
+            "ratio": "-", "verdict": "info"})
+        if audit:
+            results.append({
+                "figure": "  audit history complete after the sync ended",
+                "value": f"{bl.fmt_s(r['lag'])}", "target": "-", "reference": "-",
+                "ratio": "-", "verdict": "info"})
+    if len(runs) == 2:
+        results.append({
+            "figure": "  merge rate with history / without",
+            "value": f"{runs[True]['rate'] / runs[False]['rate']:.2f}", "target": "-",
+            "reference": "-", "ratio": "-", "verdict": "info"})
 
 
 def split_csv(path, rows_per_chunk, outdir):
@@ -517,6 +564,9 @@ def main():
     ap.add_argument("--seed-chunk", type=int, default=None,
                     help="bootstrap seeding: CSV rows per import + push on device A "
                          "(default 10000, quick 1000; 0: the whole dataset in one sync)")
+    ap.add_argument("--audit", choices=("both", "on", "off"), default="both",
+                    help="merge: measure with the hub's audit history writer on, off "
+                         "(RELASI_HUB_AUDIT=off), or both (default)")
     args = ap.parse_args()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     for s in sections:

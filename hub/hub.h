@@ -13,6 +13,7 @@
 #define RELASI_HUB_H
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "relasi/id.h"
 #include "relasi/merge.h"
@@ -39,6 +40,8 @@ struct hub_stats {
 #define HUB_DEVICE_CAKEY "device-ca.key"
 #define HUB_SERVER_CRT  "server.crt"
 #define HUB_SERVER_KEY  "server.key"
+#define HUB_AUDIT_DIR   "audit.git"        /* the audit history (audit.c) */
+#define HUB_LAST_BACKUP "last-backup.json" /* written by backup: {"audit_head": OID, ...} */
 
 /* dir/name into buf (RL_EINVALID if it does not fit). */
 int hub_path(char *buf, size_t len, const char *dir, const char *name);
@@ -121,5 +124,55 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
  * pre-authentication phase get the smaller of it and RL_PREAUTH_TIMEOUT_MS.
  * RL_OK after a clean stop. (server.c) */
 int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s);
+
+/* ---- the audit history (audit.c) ----------------------------------------------------- */
+
+/*
+ * Marking a unit of work, inside the writer's own transaction:
+ * hub_audit_begin before its first write gives the first hub_log seq it
+ * will use; hub_audit_mark after its last write makes everything logged
+ * since one commit of the history (nothing when nothing was logged). kind:
+ * "batch", "resolve", "merge" (duplicate merges use this), "admin"; device
+ * and user: whose work ("hub" and NULL for the hub's own); note: the
+ * summary for the commit message instead of the counts (may be NULL).
+ */
+int hub_audit_begin(rl_store *s, long long *first_seq);
+int hub_audit_mark(rl_store *s, long long first_seq, const char *kind, const char *device,
+		   const char *user, long long batch, long conflicts, const char *note);
+
+typedef struct hub_audit hub_audit;
+
+/* Open DIR/audit.git (create: make it when missing). RL_ENOTFOUND without. */
+int hub_audit_open(hub_audit **out, const char *dir, int create);
+void hub_audit_free(hub_audit *a);
+
+/* serve: the lock its pushes hold while they write, taken by the writer
+ * around its own (small) store writes. */
+void hub_audit_set_store_lock(hub_audit *a, pthread_mutex_t *lock);
+
+/* Write the commits for everything hub_log holds beyond the history (the
+ * baseline first on a new repository). Takes DIR/audit.lock. RL_ESTORE when
+ * the repository no longer continues the head the store recorded (nothing
+ * is written then). *written (may be NULL): commits written. */
+int hub_audit_catch_up(hub_audit *a, rl_store *s, long *written);
+
+/* Open (creating when asked), catch up, close: for admin commands. */
+int hub_audit_sync(const char *dir, rl_store *s, int create);
+
+/* The changes of one record, newest first, read from the history: a JSON
+ * array of {at, who, author, device, field, old, new, commit, summary}
+ * (old/new null when absent). field NULL: every field. */
+int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char *field,
+		      json_t **out);
+
+/* Check the history against the store (after catching up): HEAD is the
+ * head the store recorded, the chain from it is the hub's own, one line
+ * with contiguous changes, the tree at HEAD renders exactly the store's
+ * records, and the head in DIR/last-backup.json (if any) is still in the
+ * history. deep: also replay every commit — its parent's files with its
+ * hub_log entries must give exactly its files (cost: the whole log).
+ * RL_OK and *report {head, seq, commits, records, backup, deep}, or
+ * RL_ESTORE listing what is wrong. */
+int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report);
 
 #endif

@@ -1054,7 +1054,7 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 	json_t *jb = json_object_get(push, "batch"), *jc = json_object_get(push, "changes");
 	json_t *jcur = json_object_get(push, "cursor"), *results = NULL;
 	struct change *cs = NULL;
-	long long batch, cursor;
+	long long batch, cursor, first_seq;
 	size_t n, i, j;
 	char *text = NULL, at[21];
 	struct hub_stats saved;
@@ -1089,6 +1089,8 @@ again:
 		rl_store_rollback(s);
 		goto cleanup;
 	}
+	if ((error = hub_audit_begin(s, &first_seq)) < 0)
+		goto rollback;
 	stats->pushed += (long)n;
 	for (i = 0; i < n; i = j) {
 		int found;
@@ -1153,6 +1155,10 @@ again:
 		goto again;
 	}
 
+	/* Everything this batch logged is one commit of the audit history. */
+	if ((error = hub_audit_mark(s, first_seq, "batch", p->device, p->user, batch,
+				    stats->conflicts - saved.conflicts, NULL)) < 0)
+		goto rollback;
 	if (!(results = json_array())) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto rollback;
@@ -1368,7 +1374,8 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 {
 	struct owned_value chosen = { { RL_V_NULL, 0, 0, NULL }, NULL };
 	struct rl_converted conv = { 0, 0, 0, 0, NULL, 0 };
-	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21];
+	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21], note[200];
+	long long first_seq;
 	const struct rl_table *t;
 	const struct rl_field *f;
 	sqlite3_stmt *st;
@@ -1447,8 +1454,12 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 			chosen.v.s = conv.text;
 		}
 	}
-	if ((error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
 	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0)
+		goto fail;
+	snprintf(note, sizeof(note), "conflict %lld on %s.%s resolved: %s", id, tbl, field, mode);
+	if ((error = hub_audit_mark(s, first_seq, "resolve", "hub", NULL, 0, 0, note)) < 0)
 		goto fail;
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
 	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET state = 'resolved', resolution = ?2, "

@@ -20,6 +20,7 @@
 #include "relasi/error.h"
 #include "relasi/limits.h"
 #include "relasi/pki.h"
+#include "relasi/record.h"
 #include "relasi/valid.h"
 
 #define HUB_VERSION "0.2.0"
@@ -114,7 +115,8 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 		error = rl_error_set(RL_EIO, "cannot write %s", path);
 		goto cleanup;
 	}
-	if ((error = hub_store_open(&ctx->store, dir, 1)) < 0)
+	if ((error = hub_store_open(&ctx->store, dir, 1)) < 0 ||
+	    (error = hub_audit_sync(dir, ctx->store, 1)) < 0)   /* audit.git and its baseline */
 		goto cleanup;
 	if (ctx->json)
 		error = cli_print_json(json_pack("{s:s, s:s, s:s}", "dir", dir, "address", address,
@@ -163,6 +165,16 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	return error;
 }
 
+/* After an admin command committed a change: write it to the audit history
+ * now. The change stands either way; a history that cannot be written is
+ * caught up by the next writer, or reported by audit verify. */
+static void audit_after_write(struct cli_ctx *ctx, const struct cli_args *a)
+{
+	if (hub_audit_sync(hub_dir(a), ctx->store, 1) < 0)
+		fprintf(stderr, "relasi-hub: warning: the audit history was not written: %s\n",
+			rl_error_message());
+}
+
 /* ---- users and devices ------------------------------------------------------------- */
 
 static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char *login)
@@ -201,6 +213,7 @@ static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"),
 				  cli_get(a, "team"), id)) < 0)
 		return error;
+	audit_after_write(ctx, a);
 	if (!ctx->json)
 		fprintf(stderr, "user %s added; enrolment token (one use, give it to the device):\n",
 			a->pos[0]);
@@ -352,6 +365,7 @@ static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = parse_id(a->pos[0], &id)) < 0 || (error = open_hub(ctx, a)) < 0 ||
 	    (error = hub_conflict_resolve(ctx->store, id, mode, value, &seq)) < 0)
 		return error;
+	audit_after_write(ctx, a);
 	if (ctx->json)
 		return cli_print_json(json_pack("{s:I, s:s, s:I}", "conflict", (json_int_t)id,
 						"resolution", mode, "seq", (json_int_t)seq));
@@ -412,6 +426,9 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 				       "device imports)");
 	if ((error = hub_bundle_import(hub_dir(a), a->pos[0], reply, &r)) < 0)
 		return error;
+	/* The batch is one more commit of the audit history, as after a sync. */
+	if (open_hub(ctx, a) == RL_OK)
+		audit_after_write(ctx, a);
 	if (ctx->json)
 		return cli_print_json(json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
 						"s:I, s:I, s:I, s:b, s:s}",
@@ -429,6 +446,210 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	       r.st.pushed, r.st.applied, r.st.same, r.st.merged, r.st.conflicts, r.st.refused,
 	       r.st.pulled, r.pages, r.more ? " more=yes" : "", reply);
 	return RL_OK;
+}
+
+/* ---- the audit history ------------------------------------------------------------------ */
+
+/* Tables a record reference may name, in the order names are tried. */
+static const char *const record_tables[] = {
+	"accounts", "contacts", "deals", "activities", "tasks", "stages", "users",
+	"deal_stage_events", NULL
+};
+
+/*
+ * A record of any synced table by reference, like everywhere else: a unique
+ * id prefix of 4+ hex digits (tombstoned records too: their history stays
+ * readable), else a name (relasi's rules: exact, then a unique part) —
+ * unique across the tables, else RL_EAMBIGUOUS naming the candidates.
+ */
+static int find_record(rl_store *s, const char *ref, const char **tbl, char row[RL_ID_BUFSZ])
+{
+	char found_tbl[2][32], found_id[2][RL_ID_BUFSZ];
+	int t, n = 0, error;
+
+	if (strlen(ref) >= 4 && rl_id_is_prefix(ref)) {
+		char lo[RL_ID_BUFSZ + 1], hi[RL_ID_BUFSZ + 2];
+		size_t i, len = strlen(ref);
+		for (i = 0; i <= len; i++)
+			lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
+		snprintf(hi, sizeof(hi), "%sg", lo);
+		for (t = 0; record_tables[t]; t++) {
+			char *sql = sqlite3_mprintf("SELECT id FROM \"%w\" WHERE id >= ?1 AND id < ?2 "
+						    "LIMIT 2", record_tables[t]);
+			sqlite3_stmt *st;
+			if (!sql)
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			error = rl_store_prepare(s, sql, &st);
+			sqlite3_free(sql);
+			if (error < 0)
+				return error;
+			sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				if (n < 2) {
+					snprintf(found_tbl[n], sizeof(found_tbl[n]), "%s", record_tables[t]);
+					snprintf(found_id[n], sizeof(found_id[n]), "%s",
+						 (const char *)sqlite3_column_text(st, 0));
+				}
+				n++;
+			}
+			sqlite3_reset(st);
+		}
+	}
+	if (n == 0) {
+		for (t = 0; record_tables[t]; t++) {
+			const struct rl_table *rt = rl_model_table(record_tables[t]);
+			char id[RL_ID_BUFSZ];
+			if (strcmp(rt->name, "deal_stage_events") == 0)
+				continue;      /* named by a stage id, not a name */
+			error = rl_record_resolve(s, rt, ref, id);
+			if (error == RL_ENOTFOUND)
+				continue;
+			if (error < 0)
+				return error;
+			if (n < 2) {
+				snprintf(found_tbl[n], sizeof(found_tbl[n]), "%s", rt->name);
+				snprintf(found_id[n], sizeof(found_id[n]), "%s", id);
+			}
+			n++;
+		}
+		rl_error_clear();
+	}
+	if (n == 0)
+		return rl_error_set(RL_ENOTFOUND, "no record matches '%s'", ref);
+	if (n > 1)
+		return rl_error_set(RL_EAMBIGUOUS, "'%s' matches records of several kinds:\n  %s %.12s\n"
+				    "  %s %.12s%s\nuse a longer id prefix", ref, found_tbl[0],
+				    found_id[0], found_tbl[1], found_id[1], n > 2 ? "\n  ..." : "");
+	*tbl = rl_model_table(found_tbl[0])->name;   /* a static name */
+	memcpy(row, found_id[0], RL_ID_BUFSZ);
+	return RL_OK;
+}
+
+/* A value for one table cell: one line, "-" for none. */
+static const char *cell_value(const char *v, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (!v)
+		return "-";
+	for (; *v && o + 3 < len; v++) {
+		if (*v == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = 'n';
+		} else {
+			buf[o++] = *v;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static int cmd_history(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "when", "who", "field", "old", "new", "commit" };
+	const char *tbl = NULL, *field = cli_get(a, "field");
+	char row[RL_ID_BUFSZ];
+	hub_audit *au = NULL;
+	json_t *changes = NULL, *c;
+	struct cli_table *t = NULL;
+	size_t i;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = find_record(ctx->store, a->pos[0], &tbl, row)) < 0)
+		return error;
+	if (field) {
+		const struct rl_table *rt = rl_model_table(tbl);
+		if (strcmp(field, "id") == 0 || !rt || !rl_model_field(rt, field))
+			return rl_error_set(RL_EINVALID, "--field '%s': %s has no such field", field,
+					    rt ? rt->noun : tbl);
+	}
+	if ((error = hub_audit_open(&au, hub_dir(a), 1)) < 0)
+		return error;
+	/* Read what the store committed, even if the writer is behind. */
+	if (hub_audit_catch_up(au, ctx->store, NULL) < 0)
+		fprintf(stderr, "relasi-hub: warning: %s\n", rl_error_message());
+	if ((error = hub_audit_history(au, tbl, row, field, &changes)) < 0)
+		goto cleanup;
+	if (ctx->json) {
+		error = cli_print_json(json_pack("{s:s, s:s, s:O}", "table", tbl, "id", row,
+						 "changes", changes));
+		goto cleanup;
+	}
+	{
+		sqlite3_stmt *st;
+		if (rl_store_prepare(ctx->store, "SELECT rl_label(?1, ?2)", &st) == RL_OK) {
+			sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+				printf("%s %s \"%s\"\n", rl_model_table(tbl)->noun, row,
+				       (const char *)sqlite3_column_text(st, 0));
+			else
+				printf("%s %s\n", rl_model_table(tbl)->noun, row);
+			sqlite3_reset(st);
+		}
+	}
+	if (json_array_size(changes) == 0) {
+		printf("no changes in the history%s%s\n", field ? " of " : "", field ? field : "");
+		goto cleanup;
+	}
+	if (!(t = cli_table_new(6, hdr))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	json_array_foreach(changes, i, c) {
+		char oldv[512], newv[512], commit[8];
+		const char *cells[6];
+		snprintf(commit, sizeof(commit), "%.7s", json_string_value(json_object_get(c, "commit")));
+		cells[0] = json_string_value(json_object_get(c, "at"));
+		cells[1] = json_string_value(json_object_get(c, "who"));
+		cells[2] = json_string_value(json_object_get(c, "field"));
+		cells[3] = cell_value(json_string_value(json_object_get(c, "old")), oldv, sizeof(oldv));
+		cells[4] = cell_value(json_string_value(json_object_get(c, "new")), newv, sizeof(newv));
+		cells[5] = commit;
+		if ((error = cli_table_add(t, cells)) < 0)
+			goto cleanup;
+	}
+	cli_table_print(t, stdout);
+cleanup:
+	cli_table_free(t);
+	json_decref(changes);
+	hub_audit_free(au);
+	return error;
+}
+
+static int cmd_audit_verify(struct cli_ctx *ctx, struct cli_args *a)
+{
+	hub_audit *au = NULL;
+	json_t *rep = NULL;
+	const char *backup;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = hub_audit_open(&au, hub_dir(a), 1)) < 0)
+		return error;
+	if ((error = hub_audit_verify(au, ctx->store, cli_get(a, "deep") != NULL, &rep)) < 0)
+		goto cleanup;
+	if (ctx->json) {
+		error = cli_print_json(rep);
+		rep = NULL;
+		goto cleanup;
+	}
+	backup = json_string_value(json_object_get(rep, "backup"));
+	printf("audit history OK\n");
+	printf("  head     %s\n", json_string_value(json_object_get(rep, "head")));
+	printf("  changes  %lld\n", (long long)json_integer_value(json_object_get(rep, "seq")));
+	printf("  commits  %lld, one line from the baseline, each the hub's own\n",
+	       (long long)json_integer_value(json_object_get(rep, "commits")));
+	printf("  records  %lld, each exactly as the store has it\n",
+	       (long long)json_integer_value(json_object_get(rep, "records")));
+	if (json_is_true(json_object_get(rep, "deep")))
+		printf("  replay   every commit is what its changes in hub_log make of its parent\n");
+	printf("  backup   %s\n", backup && strcmp(backup, "none") ? backup
+	       : "none (no last-backup.json)");
+cleanup:
+	json_decref(rep);
+	hub_audit_free(au);
+	return error;
 }
 
 #define DIR_OPT { "dir", 1, "DIR", "the hub directory (default $RELASI_HUB_DIR or .)", NULL }
@@ -472,6 +693,14 @@ static const struct cli_opt resolve_opts[] = {
 	DIR_OPT, END_OPT
 };
 
+static const struct cli_opt verify_opts[] = {
+	{ "deep", 0, NULL, "also replay every commit from the hub's change log (reads it all)",
+	  NULL }, DIR_OPT, END_OPT
+};
+static const struct cli_opt history_opts[] = {
+	{ "field", 1, "F", "only this field's changes", NULL }, DIR_OPT, END_OPT
+};
+
 static const struct cli_cmd hub_cmds[] = {
 	{ "init", cmd_init, "DIR --name NAME [--host H1,H2] [--listen ADDR:PORT]",
 	  "create a hub: store, CAs, server certificate", init_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
@@ -498,6 +727,12 @@ static const struct cli_cmd hub_cmds[] = {
 	{ "bundle import", cmd_bundle_import, "FILE --reply REPLY",
 	  "apply a device's offline bundle and write its reply bundle", bundle_opts, NULL,
 	  CLI_MODEL_NONE, 1, 1, 0 },
+	{ "history", cmd_history, "RECORD [--field F]",
+	  "a record's changes from the audit history, newest first: who, when, old -> new",
+	  history_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "audit verify", cmd_audit_verify, "[--deep]",
+	  "check the audit history (audit.git) against the store and the last backup",
+	  verify_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "pipeline", cmd_pipeline, "", "the pipeline over everyone's deals", dir_opts, NULL,
 	  CLI_MODEL_NONE, 0, 0, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

@@ -85,6 +85,8 @@ int hub_user_add(rl_store *s, const char *login, const char *name, const char *r
 	const char *fields[4] = { "login", "name", "role", "team" };
 	const char *values[4] = { login, name, role, team && *team ? team : NULL };
 	sqlite3_stmt *st;
+	long long first_seq;
+	char note[128];
 	int error, i, exists;
 
 	for (i = 0; i < 4; i++) {
@@ -108,7 +110,8 @@ int hub_user_add(rl_store *s, const char *login, const char *name, const char *r
 		error = rl_error_set(RL_EINVALID, "a user with login '%s' exists", login);
 		goto fail;
 	}
-	if ((error = rl_store_new_id(s, id)) < 0 ||
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = rl_store_new_id(s, id)) < 0 ||
 	    (error = rl_store_prepare(s, "INSERT INTO users(id, login, name, role, team) "
 				      "VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
 		goto fail;
@@ -137,6 +140,9 @@ int hub_user_add(rl_store *s, const char *login, const char *name, const char *r
 					     "admin", &seq)) < 0)
 			goto fail;
 	}
+	snprintf(note, sizeof(note), "user %.60s added as %.20s", login, role);
+	if ((error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
+		goto fail;
 	return rl_store_commit(s);
 fail:
 	rl_store_rollback(s);

@@ -14,6 +14,12 @@
  * the N-th push has committed, before its answer is sent; kill-after-commit:N
  * SIGKILLs the hub at the same point. They exist so that tests can prove a
  * lost acknowledgement and a crash lose and duplicate nothing.
+ * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
+ * git ref update and the store's record of it.)
+ *
+ * The audit history (audit.c) is written by one more thread, woken after
+ * each push's answer is sent; RELASI_HUB_AUDIT=off leaves it out, for the
+ * benchmark's figure without it.
  */
 #define _GNU_SOURCE   /* accept4 */
 #include "hub.h"
@@ -52,6 +58,15 @@ struct server {
 	pthread_mutex_t write_lock;
 	pthread_cond_t idle;
 	int active;
+	/* The audit writer (audit.c): one thread that writes the history from
+	 * hub_log, woken after each push, so the git commit is never on a
+	 * device's critical path. RELASI_HUB_AUDIT=off leaves it out (for the
+	 * benchmark's "without history" figure; the next start catches up). */
+	int audit_on;
+	pthread_t audit_thread;
+	pthread_mutex_t audit_lock;
+	pthread_cond_t audit_wake;
+	int audit_pending, audit_stop;
 	long pushes;            /* for the fault hooks */
 	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit */
 	long fault_at;
@@ -108,6 +123,66 @@ static int fault_now(struct server *srv)
 	n = ++srv->pushes;
 	pthread_mutex_unlock(&srv->lock);
 	return srv->fault_kind && n == srv->fault_at;
+}
+
+/* Wake the audit writer: something was committed. */
+static void audit_notify(struct server *srv)
+{
+	if (!srv->audit_on)
+		return;
+	pthread_mutex_lock(&srv->audit_lock);
+	srv->audit_pending = 1;
+	pthread_cond_signal(&srv->audit_wake);
+	pthread_mutex_unlock(&srv->audit_lock);
+}
+
+/* Seconds between catch-ups without a push: picks up what admin commands
+ * committed from other processes when they could not write it themselves. */
+#define AUDIT_IDLE_S 5
+
+static void *audit_main(void *arg)
+{
+	struct server *srv = arg;
+	rl_store *s = NULL;
+	hub_audit *a = NULL;
+	char last_error[RL_ERROR_MSG_MAX + 1] = "";
+	int stop = 0;
+
+	while (!stop) {
+		long written = 0;
+		int error = RL_OK;
+		if (!s)
+			error = hub_store_open(&s, srv->dir, 0);
+		if (error == 0 && !a && (error = hub_audit_open(&a, srv->dir, 1)) == 0)
+			hub_audit_set_store_lock(a, &srv->write_lock);
+		if (error == 0)
+			error = hub_audit_catch_up(a, s, &written);
+		/* Say each new problem once, not every few seconds. */
+		if (error < 0 && strcmp(last_error, rl_error_message()) != 0) {
+			snprintf(last_error, sizeof(last_error), "%s", rl_error_message());
+			fprintf(stderr, "relasi-hub: audit history not written: %s\n", last_error);
+		} else if (error == 0) {
+			last_error[0] = '\0';
+		}
+		if (error < 0 && a && error != RL_ESTORE) {
+			hub_audit_free(a);        /* reopen: the repository may have been repaired */
+			a = NULL;
+		}
+		pthread_mutex_lock(&srv->audit_lock);
+		if (!srv->audit_pending && !srv->audit_stop) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += AUDIT_IDLE_S;
+			pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until);
+		}
+		/* On stop, one more round writes what the last sessions committed. */
+		stop = srv->audit_stop && !srv->audit_pending;
+		srv->audit_pending = 0;
+		pthread_mutex_unlock(&srv->audit_lock);
+	}
+	hub_audit_free(a);
+	rl_store_close(s);
+	return NULL;
 }
 
 static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const char *addr)
@@ -231,6 +306,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			pthread_mutex_unlock(&srv->write_lock);
 			if (error < 0)
 				break;
+			/* Before the fault hooks: a kill there must find the
+			 * history behind the store and prove it catches up. */
 			if (fault_now(srv)) {
 				if (srv->fault_kind == 2) {
 					fprintf(stderr, "relasi-hub: fault injection: killed after commit\n");
@@ -241,6 +318,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				break;
 			}
 			error = rl_wire_write(c, RL_FRAME_PUSHED, resp, RL_MAX_FRAME, srv->read_ms);
+			audit_notify(srv);      /* after the answer: off the device's path */
 		} else if (type == RL_FRAME_PULL) {
 			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
 				break;
@@ -373,6 +451,12 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_mutex_init(&srv.write_lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
+	pthread_mutex_init(&srv.audit_lock, NULL);
+	pthread_cond_init(&srv.audit_wake, NULL);
+	{
+		const char *audit = getenv("RELASI_HUB_AUDIT");
+		srv.audit_on = !(audit && strcmp(audit, "off") == 0);
+	}
 	if (fault && strncmp(fault, "ack-lost:", 9) == 0) {
 		srv.fault_kind = 1;
 		srv.fault_at = strtol(fault + 9, NULL, 10);
@@ -392,6 +476,14 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The writer starts by catching up on what a crash left behind. */
+	if (srv.audit_on && pthread_create(&srv.audit_thread, NULL, audit_main, &srv) != 0) {
+		error = rl_error_set(RL_ERROR, "cannot start the audit writer");
+		goto cleanup;
+	}
+	if (!srv.audit_on)
+		fprintf(stderr, "relasi-hub: RELASI_HUB_AUDIT=off: the audit history is not written "
+			"while serving\n");
 	printf("relasi-hub listening on %s\n", actual);
 	fflush(stdout);
 
@@ -452,6 +544,14 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 			;
 	}
 	pthread_mutex_unlock(&srv.lock);
+	if (srv.audit_on) {
+		pthread_mutex_lock(&srv.audit_lock);
+		srv.audit_stop = 1;
+		srv.audit_pending = 1;
+		pthread_cond_signal(&srv.audit_wake);
+		pthread_mutex_unlock(&srv.audit_lock);
+		pthread_join(srv.audit_thread, NULL);
+	}
 cleanup:
 	if (lfd >= 0)
 		close(lfd);

@@ -1,0 +1,408 @@
+"""The hub's audit history (hub/audit.c): a bare git repository beside the
+store, one commit per applied batch, conflict resolution and admin action.
+Real processes throughout: a relasi-hub serving on 127.0.0.1, two reps'
+devices enrolled over TLS, and the stock git CLI reading, cloning and
+tampering with the repository."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from hub_test import Hub, sync_all
+from relasi_test import Failure, check, eq, main
+
+
+def git(repo, *args, ok=True):
+    r = subprocess.run(["git", "-C", repo] + list(args), capture_output=True, text=True,
+                       timeout=60)
+    if ok and r.returncode != 0:
+        raise Failure(f"git {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def repo(hub):
+    return os.path.join(hub.dir, "audit.git")
+
+
+def device_id(store):
+    return store.query("SELECT value FROM rl_meta WHERE key = 'device_id'")[0][0]
+
+
+def record_path(tbl, rid):
+    return f"{tbl}/{rid[28:30]}/{rid[30:32]}/{rid}"
+
+
+def head(hub):
+    return git(repo(hub), "rev-parse", "refs/heads/main").stdout.strip()
+
+
+def recorded(hub):
+    return hub.query("SELECT seq, head FROM hub_audit")[0]
+
+
+def wait_for(what, cond, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise Failure(f"timed out waiting for {what}")
+
+
+def caught_up(hub):
+    """The serve writer has written every hub_log entry to git."""
+    top = hub.query("SELECT coalesce(max(seq), 0) FROM hub_log")[0][0]
+    rows = hub.query("SELECT seq, head FROM hub_audit")
+    return bool(rows) and rows[0][0] == top and rows[0][1] == head(hub)
+
+
+def verify(hub, code=0, contains=None, deep=False):
+    r = hub.admin_run("audit", "verify", *(["--deep"] if deep else []))
+    if r.returncode != code:
+        raise Failure(f"audit verify: expected exit {code}, got {r.returncode}\n{r.stdout}\n{r.stderr}")
+    if contains:
+        check(contains.lower() in r.stderr.lower(), f"audit verify says {contains!r}", r.stderr)
+    return r
+
+
+def history(hub, ref, *extra):
+    return json.loads(hub.admin("--json", "history", ref, *extra))
+
+
+def test_history_of_two_reps():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222",
+               "--notes", "Grosir\nBuka jam 8")
+        sync_all([ani, budi])
+        budi.ok("account", "edit", "Makmur", "--city", "Kab. Bandung")
+        budi.ok("sync")
+        ani.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--phone", "0812-3333-4444", "--region", "Jawa Barat")
+        ani.ok("sync")
+        rid = hub.query("SELECT id FROM accounts WHERE name = 'Toko Makmur'")[0][0]
+        ani_dev, budi_dev = device_id(ani), device_id(budi)
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+
+        # relasi-hub history: newest first, who, when, old -> new
+        h = history(hub, "Makmur")
+        eq((h["table"], h["id"]), ("accounts", rid), "the record named like elsewhere")
+        got = [(c["who"], c["field"], c["old"], c["new"]) for c in h["changes"]]
+        eq(got[:3], [("ani", "phone", "+6281211112222", "+6281233334444"),
+                     ("ani", "region", None, "Jawa Barat"),
+                     ("budi", "city", "Bandung", "Kab. Bandung")],
+           "the last edits first, with the old and the new value")
+        check(("ani", "notes", None, "Grosir\nBuka jam 8") in got and
+              ("ani", "name", None, "Toko Makmur") in got, "the creation, multi-line notes intact",
+              got)
+        eq(h["changes"][0]["device"], ani_dev, "the device that made the change")
+        eq(h["changes"][2]["device"], budi_dev, "budi's device")
+        at = hub.query("SELECT at FROM hub_log WHERE row_id = ? AND field = 'city' "
+                       "ORDER BY seq DESC LIMIT 1", rid)[0][0]
+        eq(h["changes"][2]["at"], at, "when: the hub's time of the change")
+        city = history(hub, rid[:16], "--field", "city")["changes"]
+        eq([(c["who"], c["old"], c["new"]) for c in city],
+           [("budi", "Bandung", "Kab. Bandung"), ("ani", None, "Bandung")],
+           "--field, and the record by id prefix")
+        text = hub.admin("history", "Makmur", "--field", "city")
+        check("budi" in text and "Kab. Bandung" in text and "Toko Makmur" in text,
+              "the table for people", text)
+        r = hub.admin_run("history", "Makmur", "--field", "colour")
+        eq(r.returncode, 5, "an unknown field is refused")
+        r = hub.admin_run("history", "Tidak Ada")
+        eq(r.returncode, 3, "an unknown record is not found")
+
+        # stock git: log, show, fsck, clone
+        path = record_path("accounts", rid)
+        log = git(repo(hub), "log", "--format=%an <%ae>|%s", "--", path).stdout.splitlines()
+        eq(len(log), 3, "three commits touched the record", )
+        eq(log[0].split("|")[0], f"Ani Lestari (ani, device {ani_dev}) <ani@relasi>",
+           "author: the user and the device")
+        eq(log[1], f"Budi Santoso (budi, device {budi_dev}) <budi@relasi>|"
+           "budi: 1 change to 1 record", "budi's batch, with a short summary")
+        check(log[2].startswith("Ani Lestari") and "changes to" in log[2], "ani's first batch", log)
+        show = git(repo(hub), "show", f"HEAD:{path}").stdout
+        check("city: Kab. Bandung\n" in show and "notes: Grosir\\nBuka jam 8\n" in show and
+              "deleted: 0\n" in show, "one line per field, newlines escaped", show)
+        lines = show.splitlines()
+        eq(lines, sorted(lines), "fields sorted")
+        patch = git(repo(hub), "log", "-p", "-1", "--format=%B", f"HEAD~1", "--", path).stdout
+        check("-city: Bandung\n+city: Kab. Bandung" in patch, "git show has the change", patch)
+        fsck = git(repo(hub), "fsck", "--strict", "--no-dangling")
+        check(not fsck.stdout.strip() and "error" not in fsck.stderr, "git fsck clean", fsck.stderr)
+        clone = tempfile.mkdtemp(prefix="relasi-audit-clone-")
+        try:
+            subprocess.run(["git", "clone", "-q", "--bare", repo(hub), clone], check=True,
+                           timeout=60)
+            eq(git(clone, "rev-parse", "HEAD").stdout.strip(), head(hub), "a clone is a full copy")
+            eq(git(clone, "rev-list", "--count", "HEAD").stdout,
+               git(repo(hub), "rev-list", "--count", "HEAD").stdout, "every commit")
+        finally:
+            shutil.rmtree(clone, ignore_errors=True)
+        out = verify(hub, deep=True).stdout
+        check("OK" in out and "replay" in out, "audit verify passes, every commit replayed", out)
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+
+
+def test_conflict_resolution_is_a_commit():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        sync_all([ani, budi])
+        ani.ok("account", "edit", "Sinar", "--city", "Bandung Barat", now="2026-11-23T03:00:00Z")
+        budi.ok("account", "edit", "Sinar", "--city", "Padalarang", now="2026-11-23T03:05:00Z")
+        ani.ok("sync")
+        budi.ok("sync")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts")[0][0], 1, "one conflict")
+        hub.admin("conflicts", "resolve", "1", "--keep")
+        subj = git(repo(hub), "log", "-2", "--format=%s").stdout.splitlines()
+        eq(subj[0], "hub: conflict 1 on accounts.city resolved: keep (1 change to 1 record)",
+           "the resolution is its own commit, written by the admin command")
+        eq(subj[1], "budi: 1 change to 1 record (1 conflict)", "the batch says it conflicted")
+        city = history(hub, "Sinar", "--field", "city")["changes"]
+        eq([(c["who"], c["old"], c["new"]) for c in city],
+           [("hub", "Padalarang", "Bandung Barat"), ("budi", "Bandung Barat", "Padalarang"),
+            ("ani", "Cimahi", "Bandung Barat"), ("ani", None, "Cimahi")],
+           "the provisional winner and the admin's decision, both in the history")
+        verify(hub, deep=True)
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+
+
+def test_tampering_is_detected():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    work = tempfile.mkdtemp(prefix="relasi-audit-work-")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        ani.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        rid = hub.query("SELECT id FROM accounts")[0][0]
+        path = record_path("accounts", rid)
+        good = head(hub)
+        verify(hub)
+        subprocess.run(["git", "clone", "-q", repo(hub), work], check=True, timeout=60)
+        git(work, "config", "user.name", "Mallory")
+        git(work, "config", "user.email", "m@example.com")
+
+        # 1. an edited record file, committed on top
+        with open(os.path.join(work, path)) as f:
+            text = f.read()
+        with open(os.path.join(work, path), "w") as f:
+            f.write(text.replace("city: Cimahi", "city: Jakarta"))
+        git(work, "commit", "-q", "-am", "fix city")
+        git(work, "push", "-q", "origin", "HEAD:main")
+        verify(hub, 7, contains="did not write")
+        # the hub writes nothing on top of a tampered history, and says why
+        ani.ok("account", "edit", "Makmur", "--phone", "0812-5555-6666")
+        ani.ok("sync")
+        wait_for("the hub to refuse writing", lambda: "audit history not written" in hub.logtext())
+        check("did not write" in hub.logtext() or "rewritten" in hub.logtext(), "the reason",
+              hub.logtext()[-500:])
+        git(repo(hub), "update-ref", "refs/heads/main", good)
+        verify(hub)                     # catches up the phone edit, and all is well
+        eq(history(hub, "Makmur", "--field", "phone")["changes"][0]["new"], "+6281255556666",
+           "the edit made while the history was tampered is in it now")
+        good = head(hub)
+
+        # 2. a rewritten (amended) commit
+        git(work, "fetch", "-q", "origin")
+        git(work, "reset", "-q", "--hard", good)
+        git(work, "commit", "-q", "--amend", "-m", "nothing to see here")
+        git(work, "push", "-q", "-f", "origin", "HEAD:main")
+        verify(hub, 7, contains="rewritten")
+        git(repo(hub), "update-ref", "refs/heads/main", good)
+        verify(hub)
+
+        # 3. the ref moved back (the last commit hidden)
+        git(repo(hub), "update-ref", "refs/heads/main", good + "~1")
+        verify(hub, 7, contains="moved back")
+        git(repo(hub), "update-ref", "refs/heads/main", good)
+        verify(hub)
+
+        # 4. history and the store's record of it both rewritten: the tree no
+        #    longer renders the store, and the last backup's head is gone
+        with open(os.path.join(hub.dir, "last-backup.json"), "w") as f:
+            json.dump({"audit_head": good, "created": "2026-11-23T10:00:00Z"}, f)
+        verify(hub)
+        git(work, "reset", "-q", "--hard", good)
+        with open(os.path.join(work, path)) as f:
+            text = f.read()
+        with open(os.path.join(work, path), "w") as f:
+            f.write(text.replace("city: Cimahi", "city: Jakarta"))
+        git(work, "commit", "-q", "--amend", "-a", "-C", "HEAD")
+        git(work, "push", "-q", "-f", "origin", "HEAD:main")
+        forged = git(work, "rev-parse", "HEAD").stdout.strip()
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{forged}'"], check=True, timeout=60)
+        r = verify(hub, 7)
+        check("city" in r.stderr and "Jakarta" in r.stderr and "Cimahi" in r.stderr,
+              "the edited field is named with both values", r.stderr)
+        check("last backup" in r.stderr and "not an ancestor" in r.stderr,
+              "the backup's head is no longer in the history", r.stderr)
+        git(repo(hub), "update-ref", "refs/heads/main", good)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        verify(hub)
+        with open(os.path.join(hub.dir, "last-backup.json"), "w") as f:
+            json.dump({"audit_head": "0" * 40}, f)
+        verify(hub, 7, contains="no longer in audit.git")
+        os.unlink(os.path.join(hub.dir, "last-backup.json"))
+
+        # 5. an old commit forged with plumbing, every later commit re-made
+        #    on top with its own tree and message, the store's record moved
+        #    too: HEAD renders the store, only a replay of the log sees it
+        r = repo(hub)
+        chain = git(r, "rev-list", "--reverse", good).stdout.split()
+        created = next(c for c in chain
+                       if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: 5 changes"))
+        blob = git(r, "show", f"{created}:{path}").stdout.replace("name: Toko Makmur",
+                                                                  "name: Toko Palsu")
+        b = subprocess.run(["git", "-C", r, "hash-object", "-w", "--stdin"], input=blob,
+                           capture_output=True, text=True, check=True).stdout.strip()
+        env = dict(os.environ, GIT_INDEX_FILE=os.path.join(work, "forged.index"),
+                   GIT_AUTHOR_NAME="Ani Lestari", GIT_AUTHOR_EMAIL="ani@relasi",
+                   GIT_COMMITTER_NAME="relasi-hub", GIT_COMMITTER_EMAIL="hub@relasi")
+
+        def plumb(*args, stdin=None):
+            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        plumb("read-tree", created)
+        plumb("update-index", "--cacheinfo", f"100644,{b},{path}")
+        tree = plumb("write-tree")
+        parent = plumb("rev-parse", f"{created}~1")
+        new = plumb("commit-tree", tree, "-p", parent,
+                    stdin=plumb("log", "-1", "--format=%B", created))
+        for c in chain[chain.index(created) + 1:]:
+            new = plumb("commit-tree", plumb("rev-parse", f"{c}^{{tree}}"), "-p", new,
+                        stdin=plumb("log", "-1", "--format=%B", c))
+        git(r, "update-ref", "refs/heads/main", new)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        verify(hub)                     # the shape and HEAD's tree are all right
+        r2 = hub.admin_run("audit", "verify", "--deep")
+        eq(r2.returncode, 7, "--deep replays the log")
+        check(f"commit {new[:0]}" in r2.stderr and path in r2.stderr and
+              "is not what its changes" in r2.stderr, "the forged commit and record named",
+              r2.stderr)
+        git(r, "update-ref", "refs/heads/main", good)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        out = hub.admin("audit", "verify", "--deep")
+        check("replay" in out, "a clean deep verify", out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        ani.cleanup()
+        hub.cleanup()
+
+
+def test_crash_catches_up():
+    hub = Hub()
+    hub.stop()
+    ani = None
+    try:
+        # The writer off (the benchmark's switch): the store runs ahead of git.
+        os.environ["RELASI_HUB_AUDIT"] = "off"
+        try:
+            hub.start()
+        finally:
+            del os.environ["RELASI_HUB_AUDIT"]
+        ani = hub.device("ani", "Ani Lestari")
+        before = head(hub)
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        ani.ok("sync")
+        time.sleep(0.5)
+        top = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        check(recorded(hub)[0] < top and head(hub) == before, "git lags the store")
+        hub.stop(signal.SIGKILL)
+        hub.start()
+        wait_for("the restarted writer to catch up", lambda: caught_up(hub))
+        subj = git(repo(hub), "log", "-2", "--format=%s").stdout.splitlines()
+        eq(subj, ["ani: 1 change to 1 record", "ani: 5 changes to 1 record"],
+           "one commit per batch, written after the crash")
+        verify(hub)
+
+        # Killed after the store's commit, before the answer (and the git commit).
+        hub.stop()
+        hub.start("kill-after-commit:1")
+        ani.ok("account", "edit", "Makmur", "--city", "Padalarang")
+        r = ani.run("sync")
+        eq(r.code, 8, "the hub died mid-sync")
+        hub.wait_exit()
+        hub.start()
+        ani.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Padalarang",
+           "the change committed before the kill is in the history")
+        verify(hub)
+
+        # Killed after the git ref moved, before the store recorded it.
+        hub.stop()
+        hub.start("audit-kill-after-ref:1")
+        ani.ok("account", "edit", "Makmur", "--city", "Lembang")
+        ani.run("sync")                 # may or may not see its answer
+        hub.wait_exit()
+        check(recorded(hub)[1] != head(hub), "HEAD is ahead of the store's record")
+        hub.start()
+        wait_for("the writer to adopt its own commit", lambda: caught_up(hub))
+        ani.ok("sync")
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Lembang", "kept")
+        eq(git(repo(hub), "log", "--format=%s", "--grep", "1 change to 1 record").stdout.count(
+            "\n"), 3, "each batch exactly once")
+        verify(hub, deep=True)
+        fsck = git(repo(hub), "fsck", "--strict")
+        check("error" not in fsck.stderr and "missing" not in fsck.stdout, "git fsck clean",
+              fsck.stdout, fsck.stderr)
+    finally:
+        if ani:
+            ani.cleanup()
+        hub.cleanup()
+
+
+def test_history_for_a_hub_made_before():
+    """A hub created before the audit history: audit.git appears on first
+    use, with a baseline of everything the store holds."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        hub.stop()
+        shutil.rmtree(repo(hub))
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        "DELETE FROM hub_audit"], check=True, timeout=60)
+        h = history(hub, "Makmur")
+        eq({c["who"] for c in h["changes"]}, {"hub"}, "the baseline holds the record")
+        subj = git(repo(hub), "log", "--format=%s").stdout.splitlines()
+        eq(len(subj), 1, "one baseline commit")
+        check(subj[0].startswith("baseline: ") and "records as of change" in subj[0], "", subj)
+        hub.start()
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        ani.ok("sync")
+        wait_for("the writer", lambda: caught_up(hub))
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["who"], "ani", "then batches")
+        verify(hub, deep=True)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
+          test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before])
