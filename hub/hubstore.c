@@ -8,6 +8,7 @@
  * quotes them (%w) all the same. Values are checked by rl_model_check_value.
  */
 #include "hub.h"
+#include "backup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1058,6 +1059,7 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 	size_t n, i, j;
 	char *text = NULL, at[21];
 	struct hub_stats saved;
+	struct hub_restore_points rp;
 	sqlite3_stmt *st;
 	int error, dangling;
 
@@ -1090,6 +1092,15 @@ again:
 		goto cleanup;
 	}
 	stats->pushed += (long)n;
+	/* Changes a device re-sends after the hub was restored (epoch.c). */
+	if ((error = hub_epoch_restore_points(s, &rp)) < 0)
+		goto rollback;
+	for (i = 0; rp.n && i < n; i++) {
+		long long b = cs[i].base;
+		if ((error = hub_epoch_rebase(s, &rp, cs[i].tbl, cs[i].row, cs[i].field, &b)) < 0)
+			goto rollback;
+		cs[i].base = b;
+	}
 	for (i = 0; i < n; i = j) {
 		int found;
 		sqlite3_stmt *row;

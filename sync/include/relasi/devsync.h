@@ -14,6 +14,8 @@
 #ifndef RELASI_DEVSYNC_H
 #define RELASI_DEVSYNC_H
 
+#include <jansson.h>
+
 #include "relasi/conn.h"
 #include "relasi/store.h"
 
@@ -24,6 +26,12 @@ extern "C" {
 struct rl_sync_stats {
 	long batches, pushed, applied, same, merged, conflicts, refused, pulled;
 	long long cursor;
+	/* The hub was restored from a backup older than this device's last
+	 * sync: restored_at is the last change it kept, resent how many of the
+	 * changes it lost this device queued again (sync/src/hubepoch.c). */
+	int restored;
+	long long restored_at;
+	long resent;
 };
 
 /* Called with a short status ("pushing 1200/5000") on a terminal; may be NULL. */
@@ -38,6 +46,14 @@ typedef void (*rl_sync_progress)(void *ctx, const char *status);
  */
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		    rl_sync_progress progress, void *progress_ctx);
+
+/*
+ * Called by rl_sync_session with the hub's WELCOME: compare the hub's
+ * history (epoch, lineage) with the one this device last synced with and,
+ * after a restore, queue again what the hub lost (hubepoch.c). RL_EPROTO,
+ * nothing changed, when this device's history is unknown to the hub.
+ */
+int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats);
 
 #ifdef __cplusplus
 }
