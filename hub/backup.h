@@ -100,10 +100,12 @@ int hub_epoch_restore_points(rl_store *s, struct hub_restore_points *rp);
  * device whose own base had been lost with the history after it (see
  * epoch.c). If the field has not changed since that point, rebase the change
  * on the field's actual version (or 0 for a field the hub does not have), so
- * it fast-forwards; otherwise leave it to the merge rule.
+ * it fast-forwards; otherwise leave it to the merge rule. *current: the
+ * field's version when the change is such a re-send and the hub has the
+ * field (the caller answers "same" when the value is already there), else 0.
  */
 int hub_epoch_rebase(rl_store *s, const struct hub_restore_points *rp, const char *tbl,
-		     const char *row, const char *field, long long *base);
+		     const char *row, const char *field, long long *base, long long *current);
 
 /*
  * On a freshly restored store: start a new epoch and append the previous one

@@ -103,12 +103,13 @@ int hub_epoch_restore_points(rl_store *s, struct hub_restore_points *rp)
 }
 
 int hub_epoch_rebase(rl_store *s, const struct hub_restore_points *rp, const char *tbl,
-		     const char *row, const char *field, long long *base)
+		     const char *row, const char *field, long long *base, long long *current)
 {
 	sqlite3_stmt *st;
 	size_t i;
 	int error, rc;
 
+	*current = 0;
 	for (i = 0; i < rp->n && rp->seq[i] != *base; i++)
 		;
 	if (*base <= 0 || i == rp->n)
@@ -122,8 +123,11 @@ int hub_epoch_rebase(rl_store *s, const struct hub_restore_points *rp, const cha
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		*base = 0;                         /* a field (or record) the restore lost */
-	else if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) < *base)
-		*base = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_ROW) {
+		*current = sqlite3_column_int64(st, 0);
+		if (*current < *base)
+			*base = *current;
+	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading versions");
 }

@@ -1096,10 +1096,23 @@ again:
 	if ((error = hub_epoch_restore_points(s, &rp)) < 0)
 		goto rollback;
 	for (i = 0; rp.n && i < n; i++) {
-		long long b = cs[i].base;
-		if ((error = hub_epoch_rebase(s, &rp, cs[i].tbl, cs[i].row, cs[i].field, &b)) < 0)
+		long long b = cs[i].base, current;
+		struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+		int found = 0;
+		if ((error = hub_epoch_rebase(s, &rp, cs[i].tbl, cs[i].row, cs[i].field, &b,
+					      &current)) < 0)
 			goto rollback;
 		cs[i].base = b;
+		/* Several devices carry back the same lost value; once one has,
+		 * the others' copies are "same", not refused by a role rule
+		 * meant for edits (a rep re-sending another rep's new record). */
+		if (current > 0 && (error = value_at(s, current, &cur, &found)) < 0)
+			goto rollback;
+		if (found && rl_value_equal(&cur.v, &cs[i].value)) {
+			cs[i].result = result("same", current, NULL);
+			stats->same++;
+		}
+		free_owned(&cur);
 	}
 	for (i = 0; i < n; i = j) {
 		int found;
@@ -1119,18 +1132,22 @@ again:
 			cs[k].t = cs[i].t;
 			cs[k].f = rl_model_field(cs[k].t, cs[k].field);
 		}
+		int unknown = 0;
 		for (size_t k = i; k < j; k++)
 			if (!cs[k].f) {
 				for (size_t m = i; m < j; m++)
 					if (!cs[m].result)
 						refuse(&cs[m], "unknown field", stats);
+				unknown = 1;
 				break;
 			}
-		if (cs[i].result)
+		if (unknown)
 			continue;
 		/* Stamps from a clock far ahead are refused, not adopted. */
 		for (size_t k = i; k < j; k++)
-			if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
+			if (cs[k].result)      /* answered already (a re-send after a restore) */
+				continue;
+			else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
 				refuse(&cs[k], "the device's clock is too far ahead", stats);
 			else if (cs[k].dangling)
 				refuse(&cs[k], "refers to a record the hub does not have", stats);

@@ -303,14 +303,22 @@ static int read_members(struct restore *r, const char *file, hub_backup_progress
 	struct archive *a;
 	struct archive_entry *e;
 	char last[HUB_RESTORE_MAX_PATH + 1] = "";
-	int rc, error = RL_OK;
+	int rc, fd = -1, error = RL_OK;
 
 	if (!(a = archive_read_new()))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
-	if (archive_read_open_filename(a, file, DATA_CHUNK) != ARCHIVE_OK) {
-		error = rl_error_set(RL_EIO, "cannot read '%s': %s", file, archive_error_string(a));
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+		error = rl_error_set(errno == ENOENT ? RL_ENOTFOUND : RL_EIO, "cannot read '%s': %s",
+				     file, strerror(errno));
+		goto cleanup;
+	}
+	/* libarchive reads the first block here: a readable file that is not
+	 * a tar is refused as such. */
+	if (archive_read_open_fd(a, fd, DATA_CHUNK) != ARCHIVE_OK) {
+		error = rl_error_set(RL_EINVALID, "'%s' is not a hub backup archive: %s", file,
+				     archive_error_string(a));
 		goto cleanup;
 	}
 	while ((rc = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
@@ -433,6 +441,8 @@ static int read_members(struct restore *r, const char *file, hub_backup_progress
 		error = rl_error_set(RL_EINVALID, "the backup has no %s or no %s", HUB_DB, HUB_CONF);
 cleanup:
 	archive_read_free(a);
+	if (fd >= 0)
+		close(fd);
 	return error;
 }
 
