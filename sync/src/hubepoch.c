@@ -16,8 +16,9 @@
  * The hub fast-forwards such a change when the field has not changed since
  * R (hub_epoch_rebase); otherwise it merges it like any concurrent edit.
  * The device thus carries back its own lost changes and those of others it
- * had pulled, sent as its own (the hub's role rules apply; a refused one
- * stays visible in `relasi status`).
+ * had pulled, sent as its own: the hub's role rules apply, and a copy the
+ * hub already has is "same". A refused copy stays visible in `relasi
+ * status` until the hub has that field again (tidy_resent).
  */
 #include "relasi/devsync.h"
 #include "relasi/error.h"
@@ -84,15 +85,94 @@ cleanup:
 	return error;
 }
 
+/* The outbox's last seq (0 if empty). */
+static int outbox_last(rl_store *s, long long *seq)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM rl_outbox", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	*seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the outbox");
+}
+
+/*
+ * A re-sent copy the hub refused (a rep carrying back another rep's new
+ * record: "a record can only be created as yourself") is moot once the hub
+ * has that field again, from its owner's or a manager's device: the pull
+ * then gave it a version after the restore point. Such copies are dropped
+ * at the next session; the rest stay refused and visible. rl_meta
+ * 'hub_resent' = "FIRST LAST R": the outbox seqs the recovery queued.
+ */
+static int tidy_resent(rl_store *s)
+{
+	sqlite3_stmt *st;
+	char *v = NULL;
+	long long lo, hi, r;
+	int error, rc, left = 0;
+
+	if ((error = rl_store_meta_get(s, "hub_resent", &v)) < 0 || !v)
+		return error;
+	rc = sscanf(v, "%lld %lld %lld", &lo, &hi, &r);
+	free(v);
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if (rc == 3) {
+		if ((error = rl_store_prepare(s,
+		     "DELETE FROM rl_outbox WHERE seq BETWEEN ?1 AND ?2 AND state = 'refused' AND "
+		     "EXISTS (SELECT 1 FROM rl_base b WHERE b.tbl = rl_outbox.tbl AND "
+		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?3)",
+		     &st)) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, lo);
+		sqlite3_bind_int64(st, 2, hi);
+		sqlite3_bind_int64(st, 3, r);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE ||
+		    (error = rl_store_prepare(s, "SELECT count(*) FROM rl_outbox WHERE seq BETWEEN ?1 "
+					      "AND ?2", &st)) < 0) {
+			error = error < 0 ? error : rl_store_error(s, "tidying the outbox");
+			goto fail;
+		}
+		sqlite3_bind_int64(st, 1, lo);
+		sqlite3_bind_int64(st, 2, hi);
+		left = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+		sqlite3_reset(st);
+	}
+	/* Keep the note while any copy is left (in flight, or refused and the
+	 * hub still without the field); a copy acknowledged leaves the outbox. */
+	if (!left) {
+		if ((error = rl_store_prepare(s, "DELETE FROM rl_meta WHERE key = 'hub_resent'", &st)) < 0)
+			goto fail;
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			error = rl_store_error(s, "tidying the outbox");
+			goto fail;
+		}
+	}
+	return rl_store_commit(s);
+fail:
+	rl_store_rollback(s);
+	return error;
+}
+
 static int recover(rl_store *s, long long r, const char *epoch, long *count)
 {
 	sqlite3_stmt *st;
-	char num[32];
+	char num[32], note[96];
 	char *cur = NULL;
+	long long first, last;
 	int error, rc;
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
+	if ((error = outbox_last(s, &first)) < 0)
+		goto fail;
 	/* Ordered by record: a record's fields stay together in one batch. */
 	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field FROM rl_base WHERE version > ?1 "
 				      "ORDER BY tbl, row_id, field", &st)) < 0)
@@ -140,7 +220,11 @@ static int recover(rl_store *s, long long r, const char *epoch, long *count)
 	snprintf(num, sizeof(num), "%lld", r);
 	if (cur && strtoll(cur, NULL, 10) > r && (error = rl_store_meta_set(s, "cursor", num)) < 0)
 		goto fail;
-	if ((error = rl_store_meta_set(s, "hub_epoch", epoch)) < 0)
+	if ((error = rl_store_meta_set(s, "hub_epoch", epoch)) < 0 ||
+	    (error = outbox_last(s, &last)) < 0)
+		goto fail;
+	snprintf(note, sizeof(note), "%lld %lld %lld", first + 1, last, r);
+	if (last > first && (error = rl_store_meta_set(s, "hub_resent", note)) < 0)
 		goto fail;
 	free(cur);
 	return rl_store_commit(s);
@@ -167,7 +251,7 @@ int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats)
 		return error;
 	if (mine && strcmp(mine, epoch) == 0) {
 		free(mine);
-		return RL_OK;
+		return tidy_resent(s);
 	}
 	if (!mine) {
 		/* First sync with this hub (or with epochs at all). */

@@ -232,6 +232,11 @@ def test_backup_while_syncing_restore_and_serve():
         eq(acc["phone"], "+6281255556666", "budi's edit after the backup survived the restore")
         eq(len(mgr.js("account", "list")), 2 + 8, "every customer, none twice")
 
+        # A rep's refused copies of another rep's lost records are dropped
+        # once their owner brought them back; nothing stays refused.
+        for d in (ani, budi, mgr):
+            eq(d.query("SELECT tbl, field, state, reason FROM rl_outbox"), [],
+               "nothing left refused or pending on any device")
         # The restored hub keeps working: a new edit reaches everyone.
         mgr.ok("account", "edit", "Makmur", "--region", "Jawa Barat")
         sync_all([mgr, ani, budi])
