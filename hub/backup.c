@@ -265,8 +265,9 @@ static int stage_audit(struct backup *b, json_t **head)
 	*head = json_null();
 	if ((error = hub_path(src, sizeof(src), b->dir, HUB_AUDIT_DIR)) < 0)
 		return error;
-	if (lstat(src, &sb) != 0 && errno == ENOENT)
-		return RL_OK;
+	if (lstat(src, &sb) != 0)
+		return errno == ENOENT ? RL_OK
+		       : rl_error_set(RL_EIO, "cannot read '%s': %s", src, strerror(errno));
 	if (!S_ISDIR(sb.st_mode))
 		return rl_error_set(RL_EIO, "'%s' is not a directory", src);
 	say(b, "copying the audit repository", NULL);

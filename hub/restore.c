@@ -323,6 +323,8 @@ static int read_members(struct restore *r, const char *file, hub_backup_progress
 	}
 	while ((rc = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
 		const char *path, *why = NULL, *link;
+		char dirname[HUB_RESTORE_MAX_PATH + 1];
+		size_t plen;
 		la_int64_t size;
 		json_t *m;
 		int type;
@@ -342,13 +344,21 @@ static int read_members(struct restore *r, const char *file, hub_backup_progress
 			goto cleanup;
 		}
 		path = archive_entry_pathname(e);
+		type = archive_entry_filetype(e);
+		/* tar writes directories as "name/": the one trailing slash of a
+		 * directory is not part of its name. */
+		if (path && type == AE_IFDIR && (plen = strlen(path)) > 1 && plen <= sizeof(dirname) &&
+		    path[plen - 1] == '/') {
+			memcpy(dirname, path, plen - 1);
+			dirname[plen - 1] = '\0';
+			path = dirname;
+		}
 		if (!path || (why = path_problem(path))) {
 			error = rl_error_set(RL_EINVALID, "member '%.200s' refused: %s", path ? path : "?",
 					     path ? why : "a path that cannot be read");
 			goto cleanup;
 		}
 		snprintf(last, sizeof(last), "%s", path);
-		type = archive_entry_filetype(e);
 		if ((link = archive_entry_hardlink(e)))
 			why = "it is a hard link";
 		else if ((link = archive_entry_symlink(e)) || type == AE_IFLNK)

@@ -422,10 +422,13 @@ def test_hostile_archives_refused():
 
         # Control: the same members rebuilt by Python (plain tar, and gzip)
         # restore fine, so each refusal above is for what was wrong.
+        adir = tarfile.TarInfo("audit.git/")
+        adir.type = tarfile.DIRTYPE
+        adir.mode = 0o755
         for comp in ("", "gz"):
             path = os.path.join(work, f"rebuilt.tar{'.' + comp if comp else ''}")
             with open(path, "wb") as f:
-                f.write(archive(files, compress=comp))
+                f.write(archive(files, [(adir, None)], compress=comp))
             target = os.path.join(work, "rebuilt-" + (comp or "plain"))
             r = run_hub("restore", path, target)
             eq(r.returncode, 0, f"a faithful {comp or 'plain'} rebuild restores: " + r.stderr)
