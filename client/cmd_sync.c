@@ -260,6 +260,10 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 		fprintf(stderr, "\r%-60s\r", "");
 	if (error < 0)
 		goto cleanup;
+	if (st.restored)
+		fprintf(stderr, "the hub was restored from a backup that ends at change %lld: "
+			"this device queued %ld changes the hub lost and sent them again\n",
+			st.restored_at, st.resent);
 	if (ctx->json)
 		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"restamped", (json_int_t)st.restamped, "pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,

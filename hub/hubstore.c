@@ -8,6 +8,7 @@
  * quotes them (%w) all the same. Values are checked by rl_model_check_value.
  */
 #include "hub.h"
+#include "backup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1058,6 +1059,7 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 	size_t n, i, j;
 	char *text = NULL, at[21];
 	struct hub_stats saved;
+	struct hub_restore_points rp;
 	sqlite3_stmt *st;
 	int error, dangling;
 
@@ -1092,6 +1094,28 @@ again:
 	if ((error = hub_audit_begin(s, &first_seq)) < 0)
 		goto rollback;
 	stats->pushed += (long)n;
+	/* Changes a device re-sends after the hub was restored (epoch.c). */
+	if ((error = hub_epoch_restore_points(s, &rp)) < 0)
+		goto rollback;
+	for (i = 0; rp.n && i < n; i++) {
+		long long b = cs[i].base, current;
+		struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+		int found = 0;
+		if ((error = hub_epoch_rebase(s, &rp, cs[i].tbl, cs[i].row, cs[i].field, &b,
+					      &current)) < 0)
+			goto rollback;
+		cs[i].base = b;
+		/* Several devices carry back the same lost value; once one has,
+		 * the others' copies are "same", not refused by a role rule
+		 * meant for edits (a rep re-sending another rep's new record). */
+		if (current > 0 && (error = value_at(s, current, &cur, &found)) < 0)
+			goto rollback;
+		if (found && rl_value_equal(&cur.v, &cs[i].value)) {
+			cs[i].result = result("same", current, NULL);
+			stats->same++;
+		}
+		free_owned(&cur);
+	}
 	for (i = 0; i < n; i = j) {
 		int found;
 		sqlite3_stmt *row;
@@ -1110,18 +1134,22 @@ again:
 			cs[k].t = cs[i].t;
 			cs[k].f = rl_model_field(cs[k].t, cs[k].field);
 		}
+		int unknown = 0;
 		for (size_t k = i; k < j; k++)
 			if (!cs[k].f) {
 				for (size_t m = i; m < j; m++)
 					if (!cs[m].result)
 						refuse(&cs[m], "unknown field", stats);
+				unknown = 1;
 				break;
 			}
-		if (cs[i].result)
+		if (unknown)
 			continue;
 		/* Stamps from a clock far ahead are refused, not adopted. */
 		for (size_t k = i; k < j; k++)
-			if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
+			if (cs[k].result)      /* answered already (a re-send after a restore) */
+				continue;
+			else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
 				refuse(&cs[k], "the device's clock is too far ahead", stats);
 			else if (cs[k].dangling)
 				refuse(&cs[k], "refers to a record the hub does not have", stats);

@@ -9,12 +9,14 @@
  * pose as the hub), server.{crt,key}. Keys are 0600.
  */
 #include "hub.h"
+#include "backup.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "relasi/cli.h"
 #include "relasi/error.h"
@@ -652,6 +654,68 @@ cleanup:
 	return error;
 }
 
+/* ---- backup and restore ---------------------------------------------------------------- */
+
+static void show_progress(void *pctx, const char *status)
+{
+	(void)pctx;
+	fprintf(stderr, "%s\n", status);
+}
+
+static void print_manifest_summary(const json_t *m)
+{
+	json_t *members = json_object_get(m, "members"), *e;
+	json_int_t bytes = 0;
+	size_t i;
+
+	json_array_foreach(members, i, e)
+		bytes += json_integer_value(json_object_get(e, "size"));
+	printf("  hub          %s\n", json_string_value(json_object_get(m, "hub")));
+	printf("  created      %s\n", json_string_value(json_object_get(m, "created")));
+	printf("  members      %zu files, %lld bytes before compression (%s)\n",
+	       json_array_size(members), (long long)bytes,
+	       json_string_value(json_object_get(m, "compression")) ?
+	       json_string_value(json_object_get(m, "compression")) : "?");
+	printf("  last change  %lld\n", (long long)json_integer_value(json_object_get(m, "last_seq")));
+	printf("  audit head   %s\n", json_string_value(json_object_get(m, "audit_head")) ?
+	       json_string_value(json_object_get(m, "audit_head")) : "none (no audit repository)");
+}
+
+static int cmd_backup(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *m = NULL;
+	int error, tty = isatty(STDERR_FILENO) && !ctx->json;
+
+	if ((error = hub_backup(hub_dir(a), a->pos[0], &m, tty ? show_progress : NULL, NULL)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(m);
+	printf("backup written to %s (mode 0600: it holds the hub's private keys)\n", a->pos[0]);
+	print_manifest_summary(m);
+	json_decref(m);
+	return RL_OK;
+}
+
+static int cmd_restore(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *m = NULL;
+	int error, tty = isatty(STDERR_FILENO) && !ctx->json;
+
+	if ((error = hub_restore(a->pos[0], a->pos[1], &m, tty ? show_progress : NULL, NULL)) < 0) {
+		rl_error_prefix("restore refused, nothing written");
+		return error;
+	}
+	if (ctx->json)
+		return cli_print_json(m);
+	printf("hub restored into %s: every member matched the manifest, hub.db passed "
+	       "integrity_check\n", a->pos[1]);
+	print_manifest_summary(m);
+	printf("devices that synced after this backup send what the hub lost when they next sync\n"
+	       "start it with: relasi-hub serve %s\n", a->pos[1]);
+	json_decref(m);
+	return RL_OK;
+}
+
 #define DIR_OPT { "dir", 1, "DIR", "the hub directory (default $RELASI_HUB_DIR or .)", NULL }
 #define END_OPT { NULL, 0, NULL, NULL, NULL }
 
@@ -733,6 +797,10 @@ static const struct cli_cmd hub_cmds[] = {
 	{ "audit verify", cmd_audit_verify, "[--deep]",
 	  "check the audit history (audit.git) against the store and the last backup",
 	  verify_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "backup", cmd_backup, "FILE", "one archive with a consistent snapshot, the audit "
+	  "repository, keys and a manifest", dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "restore", cmd_restore, "FILE DIR", "check a backup completely, then restore it into "
+	  "a new directory", NULL, NULL, CLI_MODEL_NONE, 2, 2, 0 },
 	{ "pipeline", cmd_pipeline, "", "the pipeline over everyone's deals", dir_opts, NULL,
 	  CLI_MODEL_NONE, 0, 0, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE   /* accept4 */
 #include "hub.h"
+#include "backup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -299,6 +300,9 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 					 "hub", srv->name, "device", peer.device, "user", peer.user,
 					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
 					 "restamp", restamp);
+			/* The history's identity, for devices after a restore (epoch.c). */
+			if (resp && (error = hub_epoch_welcome(s, resp)) < 0)
+				break;
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);

@@ -765,6 +765,9 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 				     "device's by more than 5 minutes; set this device's clock");
 		goto cleanup;
 	}
+	/* After a hub restore: re-send what it lost (hubepoch.c). */
+	if ((error = rl_sync_hub_epoch(s, resp, stats)) < 0)
+		goto cleanup;
 	json_decref(resp);
 	resp = NULL;
 

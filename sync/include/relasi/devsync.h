@@ -27,6 +27,12 @@ struct rl_sync_stats {
 	long batches, pushed, applied, same, merged, conflicts, refused, pulled;
 	long restamped;     /* pending changes re-stamped (their clock had been ahead) */
 	long long cursor;
+	/* The hub was restored from a backup older than this device's last
+	 * sync: restored_at is the last change it kept, resent how many of the
+	 * changes it lost this device queued again (sync/src/hubepoch.c). */
+	int restored;
+	long long restored_at;
+	long resent;
 };
 
 /* Called with a short status ("pushing 1200/5000") on a terminal; may be NULL. */
@@ -63,6 +69,14 @@ int rl_sync_export_push(rl_store *s, json_t **push);
 int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *stats,
 			  int *recorded);
 int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count);
+
+/*
+ * Called by rl_sync_session with the hub's WELCOME: compare the hub's
+ * history (epoch, lineage) with the one this device last synced with and,
+ * after a restore, queue again what the hub lost (hubepoch.c). RL_EPROTO,
+ * nothing changed, when this device's history is unknown to the hub.
+ */
+int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -57,6 +57,8 @@ const char *rl_store_path(const rl_store *s);
 /* The schema version this binary writes, and the one the open store has. */
 int rl_store_schema_latest(void);
 int rl_store_schema_version(rl_store *s);
+/* The version of the hub's own tables this binary writes (rl_meta 'hub_schema'). */
+int rl_store_hub_schema_latest(void);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Commit also persists the HLC. */
 int rl_store_begin(rl_store *s);

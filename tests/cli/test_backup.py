@@ -1,0 +1,475 @@
+"""Backups and restores with real processes: `relasi-hub backup` taken while a
+device keeps syncing, restored into a new directory and served on a new
+port; devices sync again and nothing acknowledged before the backup is lost,
+and what devices synced after the backup comes back from them. The archive
+is checked independently (zstd CLI + Python's tarfile + hashlib). Hostile and
+damaged archives built with tarfile are each refused with a message naming
+the member and the reason, a non-zero exit, and nothing written."""
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import tarfile
+import tempfile
+import threading
+
+from hub_test import HUB_BIN, SYNCED, Hub, assert_converged, free_port, sync_all, table_rows
+from relasi_test import check, eq, main
+
+
+def run_hub(*args):
+    return subprocess.run([HUB_BIN] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def read_archive(path):
+    """The members of a backup as {name: (bytes, mode)}, read without relasi:
+    zstd (or gzip) decompressed by its own tool, the tar read by tarfile."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"\x28\xb5\x2f\xfd":
+        raw = subprocess.run(["zstd", "-dc", path], capture_output=True, check=True,
+                             timeout=120).stdout
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
+    out, order = {}, []
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as t:
+        for m in t.getmembers():
+            check(m.isfile(), f"{m.name}: only regular files in a backup")
+            out[m.name] = (t.extractfile(m).read(), m.mode)
+            order.append(m.name)
+    return out, order
+
+
+def add_audit_commit(hubdir, text):
+    """A bare audit repository with one more commit (made with stock git if
+    the hub does not keep one yet)."""
+    repo = os.path.join(hubdir, "audit.git")
+    if not os.path.exists(repo):
+        subprocess.run(["git", "init", "-q", "--bare", repo], check=True, timeout=60)
+    work = tempfile.mkdtemp(prefix="relasi-audit-")
+    try:
+        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+        subprocess.run(["git", "clone", "-q", repo, work], check=True, timeout=60,
+                       capture_output=True)
+        with open(os.path.join(work, "note.txt"), "a") as f:
+            f.write(text + "\n")
+        for cmd in (["add", "note.txt"], ["commit", "-qm", text], ["push", "-q", "origin", "HEAD"]):
+            subprocess.run(["git", "-C", work] + cmd, check=True, timeout=60, env=env,
+                           capture_output=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def snapshot(hub):
+    """Every synced table of the hub, row by row."""
+    con = hub.db()
+    try:
+        return {t: table_rows(con, t) for t in SYNCED}
+    finally:
+        con.close()
+
+
+def point_device_at(dev, port):
+    """The admin moved the hub to another port: tell the device (its address
+    is local configuration in rl_meta, not synced data)."""
+    con = sqlite3.connect(dev.path)
+    try:
+        con.execute("UPDATE rl_meta SET value = ? WHERE key = 'hub_port'", (str(port),))
+        con.commit()
+    finally:
+        con.close()
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_backup_while_syncing_restore_and_serve():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    mgr = hub.device("maya", "Maya Manager", role="manager")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--notes", "Grosir\nBuka jam 8")
+        ani.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "45000000")
+        budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        budi.ok("visit", "log", "Sinar", "--notes", "Kunjungan pertama")
+        sync_all([ani, budi, mgr])
+        head = add_audit_commit(hub.dir, "history before the backup")
+
+        # A device keeps adding and syncing while the backup runs.
+        acked, errors = [], []
+        started = threading.Event()
+
+        def keep_syncing():
+            try:
+                for i in range(8):
+                    name = f"Toko Loop {i}"
+                    ani.ok("account", "add", name, "--city", "Depok")
+                    ani.ok("sync")
+                    acked.append(name)
+                    started.set()
+            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(e)
+                started.set()
+
+        th = threading.Thread(target=keep_syncing)
+        th.start()
+        started.wait(120)
+        before = snapshot(hub)                  # everything acknowledged by now
+        acked_before = list(acked)
+        archive = os.path.join(work, "hub-backup.tar.zst")
+        r = run_hub("backup", archive, "--dir", hub.dir)
+        th.join(300)
+        check(not errors, "the syncing thread ran without errors", *map(str, errors))
+        eq(r.returncode, 0, "backup while a device syncs: " + r.stderr)
+        check("backup written to" in r.stdout, "backup says where it wrote", r.stdout)
+
+        # After the backup: more work that the restore will not have.
+        budi.ok("account", "edit", "Sinar", "--phone", "0812-5555-6666")
+        budi.ok("task", "add", "Kirim katalog", "--account", "Sinar", "--due", "2026-12-01")
+        sync_all([ani, budi, mgr])
+        everything = snapshot(hub)
+
+        # The archive: 0600, and a manifest whose hashes are right.
+        eq(mode(archive), 0o600, "the archive is owner-only (it holds private keys)")
+        members, order = read_archive(archive)
+        eq(order[0], "manifest.json", "the manifest comes first")
+        manifest = json.loads(members["manifest.json"][0])
+        eq(manifest["format"], 1, "manifest format")
+        eq(manifest["hub"], "Test Hub", "manifest names the hub")
+        eq(manifest["audit_head"], head, "manifest records the audit head")
+        check(manifest["schema"]["store"] >= 1 and manifest["schema"]["hub"] >= 1,
+              "manifest has schema versions", manifest["schema"])
+        listed = {m["path"]: m for m in manifest["members"]}
+        eq(set(listed), set(members) - {"manifest.json"}, "the manifest lists exactly the members")
+        for path, m in listed.items():
+            data, mbits = members[path]
+            eq(len(data), m["size"], f"{path}: size")
+            eq(hashlib.sha256(data).hexdigest(), m["sha256"], f"{path}: SHA-256")
+            if path.endswith(".key") or path == "hub.db":
+                eq(mbits, 0o600, f"{path}: 0600 inside the archive")
+        for name in ("hub.db", "hub.json", "server-ca.key", "device-ca.key", "server.key",
+                     "server.crt", "audit.git/HEAD"):
+            check(name in listed, f"{name} is in the backup")
+        with open(os.path.join(hub.dir, "last-backup.json")) as f:
+            eq(json.load(f), manifest, "last-backup.json is the archive's manifest")
+        # The snapshot is a consistent SQLite database, not a torn copy.
+        dbcopy = os.path.join(work, "snap.db")
+        with open(dbcopy, "wb") as f:
+            f.write(members["hub.db"][0])
+        con = sqlite3.connect(dbcopy)
+        eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", "snapshot integrity")
+        eq(con.execute("SELECT max(seq) FROM hub_log").fetchone()[0] or 0, manifest["last_seq"],
+           "manifest last_seq is the snapshot's")
+        con.close()
+
+        # The hub is lost; restore into a new directory and serve on a new port.
+        hub.stop()
+        restored = os.path.join(work, "restored-hub")
+        r = run_hub("restore", archive, restored)
+        eq(r.returncode, 0, "restore: " + r.stderr)
+        check("hub restored into" in r.stdout, "restore says what it did", r.stdout)
+        eq(sorted(os.listdir(work)), ["hub-backup.tar.zst", "restored-hub", "snap.db"],
+           "no temporary leftovers beside the restored hub")
+        eq(mode(restored), 0o700, "restored directory is owner-only")
+        for key in ("server-ca.key", "device-ca.key", "server.key", "hub.db"):
+            eq(mode(os.path.join(restored, key)), 0o600, f"restored {key} is 0600")
+        fsck = subprocess.run(["git", "-C", os.path.join(restored, "audit.git"), "fsck", "--strict"],
+                              capture_output=True, text=True, timeout=60)
+        eq(fsck.returncode, 0, "git fsck of the restored audit repository: " + fsck.stderr)
+        eq(subprocess.run(["git", "-C", os.path.join(restored, "audit.git"), "rev-parse", "HEAD"],
+                          capture_output=True, text=True).stdout.strip(), head, "audit head restored")
+
+        # Nothing acknowledged before the backup is lost, field by field.
+        rcon = sqlite3.connect(f"file:{os.path.join(restored, 'hub.db')}?mode=ro", uri=True)
+        try:
+            for t, (cols, rows) in before.items():
+                rcols, rrows = table_rows(rcon, t)
+                eq(rcols, cols, f"{t}: columns")
+                missing = set(rows) - set(rrows)
+                check(not missing, f"{t}: every row acknowledged before the backup is restored, "
+                      "field for field", sorted(missing)[:3])
+            names = {r[0] for r in rcon.execute("SELECT name FROM accounts")}
+            for n in acked_before:
+                check(n in names, f"{n} (acknowledged before the backup) is restored")
+        finally:
+            rcon.close()
+
+        port = free_port()
+        hub.dir = restored
+        hub.port = port
+        hub.log_path = os.path.join(work, "serve.log")
+        hub.log = open(hub.log_path, "a")
+        hub.proc = subprocess.Popen([HUB_BIN, "serve", restored, "--listen", f"127.0.0.1:{port}"],
+                                    stdout=subprocess.PIPE, stderr=hub.log, text=True)
+        check("listening on" in hub.proc.stdout.readline(), "the restored hub serves")
+        for d in (ani, budi, mgr):
+            point_device_at(d, port)
+        # budi synced after the backup: it says so and sends what was lost.
+        r = budi.run("sync")
+        eq(r.code, 0, "budi syncs with the restored hub: " + r.err)
+        check("restored from a backup" in r.err, "the device says the hub was restored", r.err)
+        sync_all([ani, budi, mgr])
+        assert_converged(hub, [ani, budi, mgr])
+        after = snapshot(hub)
+        for t, (cols, rows) in everything.items():
+            missing = set(rows) - set(after[t][1])
+            check(not missing, f"{t}: what devices synced after the backup came back from them",
+                  sorted(missing)[:3])
+        acc = mgr.js("account", "show", "Sinar")
+        eq(acc["phone"], "+6281255556666", "budi's edit after the backup survived the restore")
+        eq(len(mgr.js("account", "list")), 2 + 8, "every customer, none twice")
+
+        # A rep's refused copies of another rep's lost records are dropped
+        # once their owner brought them back; nothing stays refused.
+        for d in (ani, budi, mgr):
+            eq(d.query("SELECT tbl, field, state, reason FROM rl_outbox"), [],
+               "nothing left refused or pending on any device")
+        # The restored hub keeps working: a new edit reaches everyone.
+        mgr.ok("account", "edit", "Makmur", "--region", "Jawa Barat")
+        sync_all([mgr, ani, budi])
+        eq(ani.js("account", "show", "Makmur")["region"], "Jawa Barat", "new edits flow again")
+        assert_converged(hub, [ani, budi, mgr])
+    finally:
+        hub.cleanup()
+        for d in (ani, budi, mgr):
+            d.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_lost_edit_meets_newer_edit_as_conflict():
+    """A device's value lost by the restore does not overwrite a change made
+    on the restored hub since: the merge rule sees two edits."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        sync_all([ani, budi])
+        archive = os.path.join(work, "b.tar.zst")
+        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+        ani.ok("account", "edit", "Makmur", "--city", "Bogor")     # lost by the restore
+        ani.ok("sync")
+        hub.stop()
+        restored = os.path.join(work, "r")
+        eq(run_hub("restore", archive, restored).returncode, 0, "restore")
+        hub.dir = restored
+        hub.start()
+        budi.ok("account", "edit", "Makmur", "--city", "Garut")    # on the restored hub
+        budi.ok("sync")
+        r = ani.run("sync")
+        eq(r.code, 0, "ani syncs: " + r.err)
+        check("restored from a backup" in r.err, "ani is told", r.err)
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        rows = hub.query("SELECT field, hub_value, in_value FROM hub_conflicts")
+        eq(rows, [("city", "Garut", "Bogor")], "the lost value and the newer one meet as a "
+           "conflict for the admin, neither silently dropped")
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        budi.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- hostile and damaged archives ------------------------------------------------------
+
+def tar_bytes(entries, fmt=tarfile.PAX_FORMAT, compress=""):
+    """entries: (TarInfo, data or None) in order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:" + compress, format=fmt) as t:
+        for ti, data in entries:
+            t.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def raw_tar(entries):
+    """Members one after the other, without the end-of-archive blocks."""
+    out = b""
+    for ti, data in entries:
+        out += ti.tobuf(tarfile.PAX_FORMAT)
+        if data:
+            out += data + b"\0" * (-len(data) % 512)
+    return out
+
+
+def reg(name, data, mode=0o644):
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    ti.mode = mode
+    return ti, data
+
+
+def link(name, target, kind):
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.linkname = target
+    return ti, None
+
+
+def make_manifest(members, base):
+    m = dict(base)
+    m["members"] = [{"path": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest(),
+                     "mode": "0600" if n.endswith(".key") or n == "hub.db" else "0644"}
+                    for n, d in members]
+    return json.dumps(m).encode()
+
+
+def test_hostile_archives_refused():
+    hub = Hub()
+    work = tempfile.mkdtemp(prefix="relasi-hostile-")
+    try:
+        good = os.path.join(work, "good.tar.zst")
+        eq(run_hub("backup", good, "--dir", hub.dir).returncode, 0, "a good backup")
+        hub.stop()
+        members, order = read_archive(good)
+        base = json.loads(members["manifest.json"][0])
+        files = [(n, members[n][0]) for n in order if n != "manifest.json"]
+
+        def archive(files_, extra=(), manifest=None, first=None, compress=""):
+            man = manifest if manifest is not None else make_manifest(files_, base)
+            ents = [] if first is None else [first]
+            ents.append(reg("manifest.json", man))
+            ents += [reg(n, d) for n, d in files_]
+            ents += list(extra)
+            return tar_bytes(ents, compress=compress)
+
+        hubjson = dict(files)["hub.json"]
+        altered = hubjson.replace(b"Test Hub", b"Evil Hub")
+        eq(len(altered), len(hubjson), "same size, other bytes")
+        # A header declaring a 1 TiB hub.db, followed by a few bytes: refused
+        # from the header, before any data is read or written.
+        huge = tarfile.TarInfo("hub.db")
+        huge.size = 1 << 40
+        man = reg("manifest.json", make_manifest(files, base))
+        oversize = raw_tar([man] + [reg(n, d) for n, d in files if n != "hub.db"]) + \
+            huge.tobuf(tarfile.PAX_FORMAT) + b"\0" * 4096
+        with open(good, "rb") as f:
+            good_bytes = f.read()
+        not_listed = [("audit.git/extra", b"x")]
+
+        cases = [
+            ("dotdot", archive(files, [reg("../escaped", b"owned")]),
+             ["../escaped", "'..'"]),
+            ("dotdot-inner", archive(files, [reg("audit.git/../../escaped", b"owned")]),
+             ["escaped", "'..'"]),
+            ("absolute", archive(files, [reg("/tmp/relasi-escaped", b"owned")]),
+             ["/tmp/relasi-escaped", "absolute"]),
+            ("symlink", archive(files, [link("audit.git/evil", "/etc/passwd", tarfile.SYMTYPE)]),
+             ["audit.git/evil", "symbolic link"]),
+            ("symlink-then-file", archive(files, [
+                link("audit.git/refs", "/tmp", tarfile.SYMTYPE),
+                reg("audit.git/refs/owned", b"owned")]),
+             ["audit.git/refs", "symbolic link"]),
+            ("hardlink", archive(files, [link("audit.git/key", "server.key", tarfile.LNKTYPE)]),
+             ["audit.git/key", "hard link"]),
+            ("device", archive(files, [link("audit.git/dev", "", tarfile.CHRTYPE)]),
+             ["audit.git/dev", "device"]),
+            ("oversize", oversize, ["hub.db", "over the limit"]),
+            ("wrong-hash", archive([(n, altered if n == "hub.json" else d) for n, d in files],
+                                   manifest=make_manifest(files, base)),
+             ["hub.json", "SHA-256"]),
+            ("missing-manifest", tar_bytes([reg(n, d) for n, d in files]),
+             ["manifest.json", "does not start"]),
+            ("not-in-manifest", archive(files, [reg(n, d) for n, d in not_listed]),
+             ["audit.git/extra", "not in the manifest"]),
+            ("unknown-name", archive(files, [reg("evil.sh", b"#!/bin/sh\n")]),
+             ["evil.sh", "not part of a hub backup"]),
+            ("hook", archive(files, [reg("audit.git/hooks/post-update", b"#!/bin/sh\n")]),
+             ["audit.git/hooks/post-update", "not part of a hub backup"]),
+            ("missing-member", archive([f for f in files if f[0] != "server.key"],
+                                       manifest=make_manifest(files, base)),
+             ["server.key", "not in the archive"]),
+            ("twice", archive(files, [reg("hub.json", hubjson)]), ["hub.json", "twice"]),
+            ("truncated", good_bytes[:len(good_bytes) // 2], ["damaged or truncated"]),
+            ("not-an-archive", b"this is a shopping list, not a backup\n" * 20,
+             ["not a hub backup archive"]),
+            ("empty", b"", ["not a hub backup"]),
+        ]
+        for name, data, words in cases:
+            path = os.path.join(work, name + ".tar")
+            with open(path, "wb") as f:
+                f.write(data)
+            target = os.path.join(work, "restore-" + name)
+            before = sorted(os.listdir(work))
+            r = run_hub("restore", path, target)
+            check(r.returncode != 0, f"{name}: refused", r.stdout, r.stderr)
+            for w in words:
+                check(w in r.stderr, f"{name}: the message says {w!r}", r.stderr)
+            check("nothing written" in r.stderr, f"{name}: says nothing was written", r.stderr)
+            check(not os.path.exists(target), f"{name}: no restore directory")
+            eq(sorted(os.listdir(work)), before, f"{name}: no temporary leftovers")
+            check(not os.path.exists("/tmp/relasi-escaped") and
+                  not os.path.exists(os.path.join(work, "..", "escaped")) and
+                  not os.path.exists(os.path.join(work, "escaped")),
+                  f"{name}: nothing escaped the restore directory")
+
+        # Control: the same members rebuilt by Python (plain tar, and gzip)
+        # restore fine, so each refusal above is for what was wrong.
+        adir = tarfile.TarInfo("audit.git/")
+        adir.type = tarfile.DIRTYPE
+        adir.mode = 0o755
+        for comp in ("", "gz"):
+            path = os.path.join(work, f"rebuilt.tar{'.' + comp if comp else ''}")
+            with open(path, "wb") as f:
+                f.write(archive(files, [(adir, None)], compress=comp))
+            target = os.path.join(work, "rebuilt-" + (comp or "plain"))
+            r = run_hub("restore", path, target)
+            eq(r.returncode, 0, f"a faithful {comp or 'plain'} rebuild restores: " + r.stderr)
+            eq(mode(os.path.join(target, "server.key")), 0o600, "key 0600 after restore")
+    finally:
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_restore_target_must_be_new_or_empty():
+    hub = Hub()
+    work = tempfile.mkdtemp(prefix="relasi-target-")
+    try:
+        archive = os.path.join(work, "b.tar.zst")
+        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+        busy = os.path.join(work, "busy")
+        os.mkdir(busy)
+        with open(os.path.join(busy, "precious.txt"), "w") as f:
+            f.write("keep me")
+        r = run_hub("restore", archive, busy)
+        eq(r.returncode, 5, "restore into a non-empty directory is refused (invalid input)")
+        check("not empty" in r.stderr, "the message says why", r.stderr)
+        eq(os.listdir(busy), ["precious.txt"], "the directory is untouched")
+        r = run_hub("restore", archive, os.path.join(work, "b.tar.zst"))
+        check(r.returncode != 0 and "not a directory" in r.stderr, "a file is not a target",
+              r.stderr)
+        empty = os.path.join(work, "empty")
+        os.mkdir(empty)
+        r = run_hub("restore", archive, empty)
+        eq(r.returncode, 0, "an empty directory is a fine target: " + r.stderr)
+        check(os.path.exists(os.path.join(empty, "hub.db")), "restored into it")
+        eq(sorted(os.listdir(work)), ["b.tar.zst", "busy", "empty"], "no leftovers")
+        r = run_hub("restore", os.path.join(work, "missing.tar"), os.path.join(work, "x"))
+        check(r.returncode != 0 and "missing.tar" in r.stderr, "a missing archive is named",
+              r.stderr)
+        check(not os.path.exists(os.path.join(work, "x")), "and nothing is written")
+    finally:
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
+          test_hostile_archives_refused, test_restore_target_must_be_new_or_empty])
