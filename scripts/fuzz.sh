@@ -26,7 +26,7 @@ secs=${1:-60}
 case $secs in
     ''|*[!0-9]*) echo "usage: sh scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all="wire csv import vcard token valid hub_push dev_sync enroll"
+all="wire csv import vcard token valid hub_push dev_sync enroll bundle restore"
 targets=${*:-$all}
 jobs=${FUZZ_JOBS:-1}
 
@@ -40,7 +40,8 @@ max_len() {
         enroll) echo 12000 ;;
         valid) echo 256 ;;
         import) echo 4096 ;;
-        hub_push|dev_sync) echo 16384 ;;
+        hub_push|dev_sync|bundle) echo 16384 ;;
+        restore) echo 32768 ;;
         *) echo 8192 ;;
     esac
 }

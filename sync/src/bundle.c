@@ -101,10 +101,25 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 		goto cleanup;
 	}
 	for (i = 0; i < n; i++) {
+		size_t k;
 		if (!name_valid(members[i].name)) {
 			error = rl_error_set(RL_EINVALID, "bad member name '%s'", members[i].name);
 			goto cleanup;
 		}
+		/* The envelope's names and a name twice would make a bundle no
+		 * reader accepts (fuzz/corpus/bundle/regress-reserved-name). */
+		if (strcmp(members[i].name, MANIFEST) == 0 || strcmp(members[i].name, SIGNATURE) == 0 ||
+		    strcmp(members[i].name, SIGNER) == 0) {
+			error = rl_error_set(RL_EINVALID, "member name '%s' is the bundle's own",
+					     members[i].name);
+			goto cleanup;
+		}
+		for (k = 0; k < i; k++)
+			if (strcmp(members[k].name, members[i].name) == 0) {
+				error = rl_error_set(RL_EINVALID, "member '%s' given twice",
+						     members[i].name);
+				goto cleanup;
+			}
 		sha256_hex(members[i].data, members[i].len, hash);
 		if (json_array_append_new(list, json_pack("{s:s, s:I, s:s}", "name", members[i].name,
 							  "size", (json_int_t)members[i].len,
