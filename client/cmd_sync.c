@@ -48,13 +48,10 @@ static int adopt_user(struct cli_ctx *ctx, const char *new_user)
 	if (strcmp(old, new_user) == 0)
 		return RL_OK;
 	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
-		char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE \"%w\" = ?2",
-					    owned[i][0], owned[i][1], owned[i][1]);
 		sqlite3_stmt *st;
-		if (!sql)
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		error = rl_store_prepare(ctx->store, sql, &st);
-		sqlite3_free(sql);
+		error = rl_store_preparef(ctx->store, &st,
+					  "UPDATE \"%w\" SET \"%w\" = ?1 WHERE \"%w\" = ?2",
+					  owned[i][0], owned[i][1], owned[i][1]);
 		if (error < 0)
 			return error;
 		sqlite3_bind_text(st, 1, new_user, -1, SQLITE_STATIC);

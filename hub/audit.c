@@ -355,15 +355,11 @@ static int value_text(sqlite3_value *v, char **out)
 /* The row's record as stored now; *found 0 when there is no such row. */
 static int row_record(rl_store *s, const char *tbl, const char *row, struct record *r, int *found)
 {
-	char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" WHERE id = ?1", tbl);
 	sqlite3_stmt *st;
 	int error, rc, i, n;
 
 	*found = 0;
-	if (!sql)
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	error = rl_store_prepare(s, sql, &st);
-	sqlite3_free(sql);
+	error = rl_store_preparef(s, &st, "SELECT * FROM \"%w\" WHERE id = ?1", tbl);
 	if (error < 0)
 		return error;
 	sqlite3_bind_text(st, 1, row, -1, SQLITE_STATIC);

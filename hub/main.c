@@ -476,13 +476,9 @@ static int find_record(rl_store *s, const char *ref, const char **tbl, char row[
 			lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
 		snprintf(hi, sizeof(hi), "%sg", lo);
 		for (t = 0; record_tables[t]; t++) {
-			char *sql = sqlite3_mprintf("SELECT id FROM \"%w\" WHERE id >= ?1 AND id < ?2 "
-						    "LIMIT 2", record_tables[t]);
 			sqlite3_stmt *st;
-			if (!sql)
-				return rl_error_set(RL_ENOMEM, "out of memory");
-			error = rl_store_prepare(s, sql, &st);
-			sqlite3_free(sql);
+			error = rl_store_preparef(s, &st, "SELECT id FROM \"%w\" WHERE id >= ?1 "
+						  "AND id < ?2 LIMIT 2", record_tables[t]);
 			if (error < 0)
 				return error;
 			sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);

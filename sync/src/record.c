@@ -368,11 +368,7 @@ static int currency_of(rl_store *s, const struct rl_table *t, const struct rl_fi
 	}
 	if (id) {
 		/* t is a model table; its name is a static identifier. */
-		char *sql = sqlite3_mprintf("SELECT currency FROM \"%w\" WHERE id = ?1", t->name);
-		if (!sql)
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		error = rl_store_prepare(s, sql, &st);
-		sqlite3_free(sql);
+		error = rl_store_preparef(s, &st, "SELECT currency FROM \"%w\" WHERE id = ?1", t->name);
 		if (error < 0)
 			return error;
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -546,14 +542,10 @@ cleanup:
 
 static int live_exists(rl_store *s, const struct rl_table *t, const char *id)
 {
-	char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE id = ?1 AND deleted = 0", t->name);
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if (!sql)
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	error = rl_store_prepare(s, sql, &st);
-	sqlite3_free(sql);
+	error = rl_store_preparef(s, &st, "SELECT 1 FROM \"%w\" WHERE id = ?1 AND deleted = 0", t->name);
 	if (error < 0)
 		return error;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -569,14 +561,10 @@ static int live_exists(rl_store *s, const struct rl_table *t, const char *id)
 static int update_field(rl_store *s, const struct rl_table *t, const char *id,
 			const char *field, const struct rl_converted *c)
 {
-	char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2", t->name, field);
 	sqlite3_stmt *st;
 	int error;
 
-	if (!sql)
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	error = rl_store_prepare(s, sql, &st);
-	sqlite3_free(sql);
+	error = rl_store_preparef(s, &st, "UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2", t->name, field);
 	if (error < 0)
 		return error;
 	bind_converted(st, 1, c);
@@ -661,12 +649,8 @@ int rl_record_short_id(rl_store *s, const struct rl_table *t, const char *id,
 	int d, error;
 
 	for (d = 0; d < 2; d++) {
-		char *sql = sqlite3_mprintf(dirs[d], t->name);
 		sqlite3_stmt *st;
-		if (!sql)
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		error = rl_store_prepare(s, sql, &st);
-		sqlite3_free(sql);
+		error = rl_store_preparef(s, &st, dirs[d], t->name);
 		if (error < 0)
 			return error;
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);

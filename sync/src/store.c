@@ -10,6 +10,7 @@
 #include "schema.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,24 @@ int rl_store_prepare(rl_store *s, const char *sql, sqlite3_stmt **out)
 	}
 	s->stmts[free_slot].stmt = *out;
 	return RL_OK;
+}
+
+int rl_store_preparef(rl_store *s, sqlite3_stmt **out, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+	int error;
+
+	va_start(ap, fmt);
+	sql = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	if (!sql) {
+		*out = NULL;
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	error = rl_store_prepare(s, sql, out);
+	sqlite3_free(sql);
+	return error;
 }
 
 static int save_hlc(rl_store *s)

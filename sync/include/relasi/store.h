@@ -72,6 +72,14 @@ void rl_store_rollback(rl_store *s);
  */
 int rl_store_prepare(rl_store *s, const char *sql, sqlite3_stmt **out);
 
+/*
+ * The same for SQL built with sqlite3_mprintf's format (%w for an
+ * identifier in double quotes): for statements over a table or field the
+ * data model names (sync/src/model.c), never over user text — values are
+ * always bound. RL_ENOMEM when the text cannot be built.
+ */
+int rl_store_preparef(rl_store *s, sqlite3_stmt **out, const char *fmt, ...);
+
 /* Record an RL_ESTORE error from the connection's last message, prefixed
  * with what was being done. Returns RL_ESTORE. */
 int rl_store_error(rl_store *s, const char *doing);
