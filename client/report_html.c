@@ -418,7 +418,7 @@ static int draw_forecast(FILE *o, const struct rp_result *res)
 	for (c = 0; c < ncur; c++) {
 		int64_t max = 0;
 		size_t nmonths = 0, m = 0;
-		double rowh = 40, top = 6;
+		double rowh = 46, top = 6;
 		for (r = 0; r < t->nrows; r++) {
 			if (!same(cell_s(t, r, "currency"), curs[c]))
 				continue;
@@ -440,7 +440,7 @@ static int draw_forecast(FILE *o, const struct rp_result *res)
 			y = top + rowh * (double)m++;
 			fprintf(o, "<line class=\"grid\" x1=\"0\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>",
 				CHART_W, y + rowh - 3, y + rowh - 3);
-			svg_label(o, 64, y + 20, "lbl", 1, month ? month : "no date");
+			svg_label(o, 64, y + 24, "lbl", 1, month ? month : "no date");
 			for (k = 0; keys[k]; k++) {
 				int64_t v = cell_i(t, r, keys[k]);
 				char a[64], tip[192];
@@ -453,7 +453,7 @@ static int draw_forecast(FILE *o, const struct rp_result *res)
 				attr(o, "data-currency", curs[c]);
 				attr_int(o, "data-value", v);
 				fputc('>', o);
-				hbar(o, 70, y + 2 + 11.5 * (double)k, 386, 10.5,
+				hbar(o, 70, y + 3 + 13.5 * (double)k, 386, 12,
 				     max ? (double)v / (double)max : 0, keys[k], a, tip);
 			}
 		}
