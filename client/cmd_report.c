@@ -220,7 +220,7 @@ static const struct cli_opt activity_opts[] = {
 	FILTER_OPTS, PERIOD_OPTS("activities"), CSV_OPT, END_OPT
 };
 static const struct cli_opt html_opts[] = {
-	FILTER_OPTS, PERIOD_OPTS("each chart's deals or activities (as its own report)"), END_OPT
+	FILTER_OPTS, PERIOD_OPTS("what each chart counts (as its own report does)"), END_OPT
 };
 
 #define REPORT(name, summary, opts) \
