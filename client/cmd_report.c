@@ -1,9 +1,10 @@
 /*
  * cmd_report.c — `relasi report pipeline|forecast|winrate|conversion|
- * velocity|stale|activity`: the sales manager's reports over whatever data
- * this device holds (a manager's device holds everyone's). This file reads
- * and checks the options into a struct rp_filter, runs the report
- * (report_calc.c) and shows it (report_out.c) as a table, --json or --csv.
+ * velocity|stale|activity|html`: the sales manager's reports over whatever
+ * data this device holds (a manager's device holds everyone's). This file
+ * reads and checks the options into a struct rp_filter, runs the report
+ * (report_calc.c) and shows it (report_out.c) as a table, --json or --csv;
+ * `report html FILE` writes several of them as one page (report_html.c).
  *
  * Options are checked before anything is read; a bad value (a date that is
  * not one, --to before --from, a bad --days or --by, --csv with --json) is
@@ -149,6 +150,40 @@ cleanup:
 	return error;
 }
 
+/* Longer than any path a file system takes (PATH_MAX is 4096 on Linux):
+ * a longer FILE is a mistake, refused before anything is computed. */
+#define REPORT_MAX_PATH 4096
+
+static int cmd_report_html(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *path = a->pos[0];
+	struct rp_result r = { 0 };
+	struct rp_filter f = { 0 };
+	enum rp_format fmt = RP_FMT_TEXT;
+	long bytes = 0;
+	int error;
+
+	r.name = "html";
+	if (!*path || strlen(path) > REPORT_MAX_PATH) {
+		error = rl_error_set(RL_EUSAGE, "FILE: give a path of 1 to %d bytes",
+				     REPORT_MAX_PATH);
+		goto cleanup;
+	}
+	if ((error = read_options(ctx, a, &f, &r, &fmt)) < 0 ||
+	    (error = rp_html_write(ctx->store, &f, &r, path, &bytes)) < 0)
+		goto cleanup;
+	if (fmt == RP_FMT_JSON)
+		error = cli_print_json(json_pack("{s:s, s:s, s:O, s:s, s:I}", "report", "html",
+						 "as_of", r.as_of, "filters", r.filters, "file",
+						 path, "bytes", (json_int_t)bytes));
+	else
+		printf("wrote %s (%ld bytes): pipeline, forecast, win rate and activity as of %s "
+		       "(UTC)\n", path, bytes, r.as_of);
+cleanup:
+	rp_result_free(&r);
+	return error;
+}
+
 #define FILTER_OPTS \
 	{ "rep", 1, "USER", "only this rep's deals (id prefix or name)", NULL }, \
 	{ "team", 1, "TEAM", "only deals of reps in this team", NULL }, \
@@ -184,6 +219,9 @@ static const struct cli_opt stale_opts[] = {
 static const struct cli_opt activity_opts[] = {
 	FILTER_OPTS, PERIOD_OPTS("activities"), CSV_OPT, END_OPT
 };
+static const struct cli_opt html_opts[] = {
+	FILTER_OPTS, PERIOD_OPTS("what each chart counts (as its own report does)"), END_OPT
+};
 
 #define REPORT(name, summary, opts) \
 	{ "report " name, cmd_report, "[OPTIONS]", summary, opts, NULL, CLI_MODEL_NONE, 0, 0, 1 }
@@ -201,5 +239,8 @@ const struct cli_cmd cli_cmds_report[] = {
 	REPORT("stale", "open deals idle for N days or past their expected close", stale_opts),
 	REPORT("activity", "visits, calls, meetings and e-mails per rep per ISO week",
 	       activity_opts),
+	{ "report html", cmd_report_html, "FILE [OPTIONS]",
+	  "one self-contained HTML page: funnel, forecast, win rate and activity charts",
+	  html_opts, NULL, CLI_MODEL_NONE, 1, 1, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
 };

@@ -1,7 +1,8 @@
 /*
  * report.h — the pipeline reports' engine, shared by client/cmd_report.c
  * (options and commands), client/report_calc.c (the figures) and
- * client/report_out.c (showing them).
+ * client/report_out.c (showing them), and client/report_html.c (the HTML
+ * page drawn from the same tables).
  *
  * A report is computed into typed result tables (rp_table): its rows and,
  * for some reports, a few total rows. The same tables are then shown as an
@@ -111,5 +112,12 @@ int rp_conversion(rl_store *s, const struct rp_filter *f, struct rp_result *r);
 int rp_velocity(rl_store *s, const struct rp_filter *f, struct rp_result *r);
 int rp_stale(rl_store *s, const struct rp_filter *f, struct rp_result *r);
 int rp_activity(rl_store *s, const struct rp_filter *f, struct rp_result *r);
+
+/* ---- the HTML report (report_html.c) ----
+ * Write the manager's page for f to path: its charts run the reports above
+ * with f; info gives the as_of and the filters as given. The page is
+ * written beside path and renamed onto it when whole; *bytes is its size. */
+int rp_html_write(rl_store *s, const struct rp_filter *f, const struct rp_result *info,
+		  const char *path, long *bytes);
 
 #endif

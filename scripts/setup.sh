@@ -10,7 +10,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
 libsqlite3-dev sqlite3 libjansson-dev libcsv-dev \
 libmbedtls-dev libgit2-dev libutf8proc-dev libarchive-dev \
-python3 openssl libarchive-tools zstd git"
+python3 openssl libarchive-tools zstd git chromium"
 
 missing=""
 for p in $PKGS; do
