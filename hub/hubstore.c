@@ -490,6 +490,7 @@ struct change {
 	int redirected;         /* row was a merged duplicate: now its survivor */
 	int gone;               /* a change only the loser itself had (see redirect_changes) */
 	char row_buf[RL_ID_BUFSZ], ref_buf[RL_ID_BUFSZ];   /* redirected row / reference */
+	char loser[RL_ID_BUFSZ];                           /* the row it named (redirected) */
 };
 
 /*
@@ -521,6 +522,7 @@ static int redirect_changes(rl_store *s, struct change *cs, size_t n)
 			if ((error = hub_redirect(s, t->name, buf, c->field, &base, &moved)) < 0)
 				return error;
 			if (moved) {
+				snprintf(c->loser, sizeof(c->loser), "%s", c->row);
 				memcpy(c->row_buf, buf, sizeof(buf));
 				c->row = c->row_buf;
 				c->base = base;
@@ -1030,6 +1032,53 @@ cleanup:
 	return error;
 }
 
+/*
+ * The sender of a redirected change still holds it on its own copy of the
+ * loser, and nothing the hub logs for the survivor would ever undo that: its
+ * loser would differ from everyone's for good. So the loser's own value of
+ * each such field is logged again (kind 'merge'); the sender pulls it back.
+ * Once per loser and field; not for refused changes (a device keeps those
+ * visible as refused) nor where the loser already holds the sent value.
+ */
+static int relog_losers(rl_store *s, struct change *cs, size_t n)
+{
+	size_t i, k;
+	int error = RL_OK;
+
+	for (i = 0; i < n && error == 0; i++) {
+		struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+		const char *status;
+		sqlite3_stmt *row;
+		int found = 0, col, dup = 0;
+		long long seq;
+
+		if (!cs[i].redirected || cs[i].gone || !cs[i].result)
+			continue;
+		status = json_string_value(json_object_get(cs[i].result, "s"));
+		if (!status || strcmp(status, "refused") == 0)
+			continue;
+		for (k = 0; k < i && !dup; k++)
+			dup = cs[k].redirected && cs[k].t == cs[i].t &&
+			      strcmp(cs[k].loser, cs[i].loser) == 0 &&
+			      strcmp(cs[k].field, cs[i].field) == 0;
+		if (dup)
+			continue;
+		if ((error = load_row(s, cs[i].t, cs[i].loser, &row, &found)) < 0)
+			break;
+		if (found && (col = column_index(row, cs[i].field)) >= 0) {
+			struct rl_value v;
+			value_from_column(row, col, &v);
+			error = own_value(&cur, &v);
+		}
+		sqlite3_reset(row);
+		if (error == 0 && found && !rl_value_equal(&cur.v, &cs[i].value))
+			error = hub_write_field(s, cs[i].tbl, cs[i].loser, cs[i].field, &cur.v, "merge",
+						&seq);
+		free_owned(&cur);
+	}
+	return error;
+}
+
 static int stored_response(rl_store *s, const char *device, long long batch, json_t **resp)
 {
 	sqlite3_stmt *st;
@@ -1251,6 +1300,8 @@ again:
 		goto again;
 	}
 
+	if ((error = relog_losers(s, cs, n)) < 0)
+		goto rollback;
 	/* Everything this batch logged is one commit of the audit history. */
 	if ((error = hub_audit_mark(s, first_seq, "batch", p->device, p->user, batch,
 				    stats->conflicts - saved.conflicts, NULL)) < 0)
