@@ -504,9 +504,19 @@ struct change {
  */
 static int redirect_changes(rl_store *s, struct change *cs, size_t n)
 {
+	sqlite3_stmt *st;
 	size_t i;
-	int error, moved;
+	int error, moved, rc;
 
+	/* No merge yet (the common case): no lookup per change. */
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_merges LIMIT 1", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return RL_OK;
+	if (rc != SQLITE_ROW)
+		return rl_store_error(s, "reading redirects");
 	for (i = 0; i < n; i++) {
 		struct change *c = &cs[i];
 		const struct rl_table *t = rl_model_table(c->tbl), *rt;

@@ -193,6 +193,8 @@ def test_merge_with_late_offline_edit():
                "the loser never comes back")
             eq(refs_to(d, b), {k: 0 for k in REFS}, "every device re-pointed")
         assert_converged(hub, devices)
+        r = hub.admin_run("audit", "verify", "--deep")
+        eq(r.returncode, 0, f"audit verify --deep passes after the merge and the late edits\n{r.stderr}")
         h = admin_json(hub, "history", a, "--field", "phone")["changes"]
         eq([(c["who"], c["old"], c["new"]) for c in h[:2]],
            [("cici", "+6281255556666", "+6281277778888"),
