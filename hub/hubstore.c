@@ -1271,15 +1271,17 @@ again:
 		if (unknown)
 			continue;
 		/* Stamps from a clock far ahead are refused, not adopted. */
-		for (size_t k = i; k < j; k++)
+		for (size_t k = i; k < j; k++) {
 			if (cs[k].result)      /* answered already (a re-send after a restore) */
 				continue;
-			else if (cs[k].gone)   /* the merged loser's own tombstone or birth */
-				cs[k].result = result("same", 0, NULL), stats->same++;
-			else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
+			if (cs[k].gone) {      /* the merged loser's own tombstone or birth */
+				cs[k].result = result("same", 0, NULL);
+				stats->same++;
+			} else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
 				refuse(&cs[k], "the device's clock is too far ahead", stats);
 			else if (cs[k].dangling)
 				refuse(&cs[k], "refers to a record the hub does not have", stats);
+		}
 		if ((error = load_row(s, cs[i].t, cs[i].row, &row, &found)) < 0)
 			goto rollback;
 		sqlite3_reset(row);
