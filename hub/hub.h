@@ -125,6 +125,49 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
  * RL_OK after a clean stop. (server.c) */
 int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s);
 
+/* ---- duplicate customers (dupes.c) ------------------------------------------------- */
+
+/* Look for duplicates of one customer or contact with the sync's rules (the
+ * same e-mail, phone, or normalised name + city), record its match keys and
+ * any new candidate (one per pair). *found (may be NULL) += new candidates.
+ * Inside the caller's transaction. (hubstore.c) */
+int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *found);
+
+/* Check every live customer and contact as a sync would, in one
+ * transaction: *rows checked, *found new candidates (none twice). */
+int hub_duplicates_scan(rl_store *s, long *rows, long *found);
+
+/* --prefer FIELD=survivor|loser */
+struct hub_prefer {
+	const char *field;
+	int loser;               /* 1: the loser's value, 0: the survivor's */
+};
+
+/*
+ * Merge record loser of tbl (a mergeable table: relasi/model.h) into
+ * survivor, in one transaction logged as one audit commit (kind "merge"):
+ * the survivor takes the chosen fields (prefs, else its own value, else the
+ * loser's), every reference to the loser in any table of the model moves to
+ * the survivor, the loser becomes a redirect (merged_into = survivor,
+ * deleted = 1), the candidate is marked merged. dry_run: the same, rolled
+ * back. *report: {table, survivor, loser, dry_run, fields, moved, ...}.
+ * RL_EINVALID (nothing changed) for a record merged into itself, a deleted
+ * one, one that is already a redirect, or a bad preference.
+ */
+int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, const char *loser,
+			 const struct hub_prefer *prefs, size_t nprefs, int dry_run,
+			 json_t **report);
+
+/*
+ * Follow redirects: when row (of tbl) was merged away, row becomes the
+ * record it lives on now (through later merges too) and *moved = 1. With
+ * field and base: a base equal to the loser's version of field at the merge
+ * becomes the survivor's version the merge left (the device had seen the
+ * loser's last value); other bases stay (a concurrent edit).
+ */
+int hub_redirect(rl_store *s, const char *tbl, char row[RL_ID_BUFSZ], const char *field,
+		 int64_t *base, int *moved);
+
 /* ---- the audit history (audit.c) ----------------------------------------------------- */
 
 /*

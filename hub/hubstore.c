@@ -386,8 +386,12 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 		sqlite3_stmt *ins;
 		char other[RL_ID_BUFSZ];
 		snprintf(other, sizeof(other), "%s", (const char *)sqlite3_column_text(st, 0));
+		/* One candidate per pair, whichever order it was found in:
+		 * `duplicates scan` meets every pair from both sides. */
 		if ((error = rl_store_prepare(s, "INSERT OR IGNORE INTO hub_duplicates(tbl, row_a, "
-					      "row_b, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+					      "row_b, reason, created_at) SELECT ?1, ?2, ?3, ?4, ?5 "
+					      "WHERE NOT EXISTS (SELECT 1 FROM hub_duplicates WHERE "
+					      "tbl = ?1 AND row_a = ?3 AND row_b = ?2)",
 					      &ins)) < 0)
 			break;
 		sqlite3_bind_text(ins, 1, tbl, -1, SQLITE_STATIC);
@@ -422,8 +426,8 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 }
 
 /* New or changed customer / contact: look for others with the same e-mail,
- * phone, or name + city; record candidates for the admin. */
-static int check_duplicates(rl_store *s, const char *tbl, const char *row)
+ * phone, or name + city; record candidates for the admin. (hub.h) */
+int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *found_out)
 {
 	sqlite3_stmt *st;
 	char *email = NULL, *phone = NULL, *key = NULL;
@@ -465,6 +469,8 @@ static int check_duplicates(rl_store *s, const char *tbl, const char *row)
 	    (error = record_key(s, tbl, row, "email", email, &found)) == 0 &&
 	    (error = record_key(s, tbl, row, "phone", phone, &found)) == 0)
 		error = record_key(s, tbl, row, "name_city", key, &found);
+	if (found_out)
+		*found_out += found;
 	free(email);
 	free(phone);
 	sqlite3_free(key);
@@ -481,7 +487,74 @@ struct change {
 	int64_t base, hlc;
 	json_t *result;         /* filled by apply */
 	int dangling;           /* refers to a record the hub does not have */
+	int redirected;         /* row was a merged duplicate: now its survivor */
+	int gone;               /* a change only the loser itself had (see redirect_changes) */
+	char row_buf[RL_ID_BUFSZ], ref_buf[RL_ID_BUFSZ];   /* redirected row / reference */
+	char loser[RL_ID_BUFSZ];                           /* the row it named (redirected) */
 };
+
+/*
+ * A change that names a merged duplicate — its row, or a reference to it —
+ * comes from a device that had not pulled the merge yet. It is applied to
+ * the survivor (hub_redirect: the row, and the base when the device had
+ * seen the loser's last value), so it is never lost and never brings the
+ * loser back. The loser's own tombstone and creation time are its alone:
+ * a late delete or created_at of the loser is answered "same" (gone).
+ * Idempotent: hub_push may run it again on a retried transaction.
+ */
+static int redirect_changes(rl_store *s, struct change *cs, size_t n)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int error, moved, rc;
+
+	/* No merge yet (the common case): no lookup per change. */
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_merges LIMIT 1", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return RL_OK;
+	if (rc != SQLITE_ROW)
+		return rl_store_error(s, "reading redirects");
+	for (i = 0; i < n; i++) {
+		struct change *c = &cs[i];
+		const struct rl_table *t = rl_model_table(c->tbl), *rt;
+		const struct rl_field *f;
+		char buf[RL_ID_BUFSZ];
+
+		if (!t || strcmp(t->name, c->tbl) != 0 || !rl_id_valid(c->row) ||
+		    !(f = rl_model_field(t, c->field)))
+			continue;          /* refused later, with the reason */
+		if (rl_model_mergeable(t) && !c->redirected) {
+			int64_t base = c->base;
+			snprintf(buf, sizeof(buf), "%s", c->row);
+			if ((error = hub_redirect(s, t->name, buf, c->field, &base, &moved)) < 0)
+				return error;
+			if (moved) {
+				snprintf(c->loser, sizeof(c->loser), "%s", c->row);
+				memcpy(c->row_buf, buf, sizeof(buf));
+				c->row = c->row_buf;
+				c->base = base;
+				c->redirected = 1;
+				c->gone = strcmp(c->field, "deleted") == 0 ||
+					  strcmp(c->field, "created_at") == 0;
+			}
+		}
+		if (f->type == RL_FT_REF && f->ref && strcmp(f->name, RL_MERGED_INTO) != 0 &&
+		    c->value.type == RL_V_TEXT && rl_id_valid(c->value.s) &&
+		    (rt = rl_model_table(f->ref)) && rl_model_mergeable(rt)) {
+			snprintf(buf, sizeof(buf), "%s", c->value.s);
+			if ((error = hub_redirect(s, rt->name, buf, NULL, NULL, &moved)) < 0)
+				return error;
+			if (moved) {
+				memcpy(c->ref_buf, buf, sizeof(buf));
+				c->value.s = c->ref_buf;
+			}
+		}
+	}
+	return RL_OK;
+}
 
 static json_t *result(const char *status, long long version, const char *reason)
 {
@@ -621,6 +694,10 @@ static const char *vet(const struct hub_peer *p, struct change *c, int creating,
 {
 	if (rl_model_check_value(c->t, c->f, &c->value) < 0)
 		return rl_error_message();
+	/* Redirects are the hub's: a device (even an admin's) that set one
+	 * would hide a live record from everyone without a merge. */
+	if (strcmp(c->field, RL_MERGED_INTO) == 0)
+		return "only the hub's duplicate merge sets merged_into";
 	return policy(p, c->tbl, creating, owner, c->field, &c->value);
 }
 
@@ -736,7 +813,7 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		}
 	}
 	if (error == 0)
-		error = check_duplicates(s, cs[0]->tbl, cs[0]->row);
+		error = hub_duplicates_check(s, cs[0]->tbl, cs[0]->row, NULL);
 	if (sqlite3_exec(rl_store_db(s), "RELEASE rl_create", NULL, NULL, NULL) != SQLITE_OK && !error)
 		error = rl_store_error(s, "savepoint");
 	return error;
@@ -957,11 +1034,58 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	}
 	if (error == 0 && c->result && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
 					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0))
-		error = check_duplicates(s, c->tbl, c->row);
+		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
 	free(mr.merged);
 	free_owned(&cur);
 	free_owned(&basev);
+	return error;
+}
+
+/*
+ * The sender of a redirected change still holds it on its own copy of the
+ * loser, and nothing the hub logs for the survivor would ever undo that: its
+ * loser would differ from everyone's for good. So the loser's own value of
+ * each such field is logged again (kind 'merge'); the sender pulls it back.
+ * Once per loser and field; not for refused changes (a device keeps those
+ * visible as refused) nor where the loser already holds the sent value.
+ */
+static int relog_losers(rl_store *s, struct change *cs, size_t n)
+{
+	size_t i, k;
+	int error = RL_OK;
+
+	for (i = 0; i < n && error == 0; i++) {
+		struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+		const char *status;
+		sqlite3_stmt *row;
+		int found = 0, col, dup = 0;
+		long long seq;
+
+		if (!cs[i].redirected || cs[i].gone || !cs[i].result)
+			continue;
+		status = json_string_value(json_object_get(cs[i].result, "s"));
+		if (!status || strcmp(status, "refused") == 0)
+			continue;
+		for (k = 0; k < i && !dup; k++)
+			dup = cs[k].redirected && cs[k].t == cs[i].t &&
+			      strcmp(cs[k].loser, cs[i].loser) == 0 &&
+			      strcmp(cs[k].field, cs[i].field) == 0;
+		if (dup)
+			continue;
+		if ((error = load_row(s, cs[i].t, cs[i].loser, &row, &found)) < 0)
+			break;
+		if (found && (col = column_index(row, cs[i].field)) >= 0) {
+			struct rl_value v;
+			value_from_column(row, col, &v);
+			error = own_value(&cur, &v);
+		}
+		sqlite3_reset(row);
+		if (error == 0 && found && !rl_value_equal(&cur.v, &cs[i].value))
+			error = hub_write_field(s, cs[i].tbl, cs[i].loser, cs[i].field, &cur.v, "merge",
+						&seq);
+		free_owned(&cur);
+	}
 	return error;
 }
 
@@ -1091,7 +1215,8 @@ again:
 		rl_store_rollback(s);
 		goto cleanup;
 	}
-	if ((error = hub_audit_begin(s, &first_seq)) < 0)
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = redirect_changes(s, cs, n)) < 0)
 		goto rollback;
 	stats->pushed += (long)n;
 	/* Changes a device re-sends after the hub was restored (epoch.c). */
@@ -1146,13 +1271,17 @@ again:
 		if (unknown)
 			continue;
 		/* Stamps from a clock far ahead are refused, not adopted. */
-		for (size_t k = i; k < j; k++)
+		for (size_t k = i; k < j; k++) {
 			if (cs[k].result)      /* answered already (a re-send after a restore) */
 				continue;
-			else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
+			if (cs[k].gone) {      /* the merged loser's own tombstone or birth */
+				cs[k].result = result("same", 0, NULL);
+				stats->same++;
+			} else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
 				refuse(&cs[k], "the device's clock is too far ahead", stats);
 			else if (cs[k].dangling)
 				refuse(&cs[k], "refers to a record the hub does not have", stats);
+		}
 		if ((error = load_row(s, cs[i].t, cs[i].row, &row, &found)) < 0)
 			goto rollback;
 		sqlite3_reset(row);
@@ -1183,6 +1312,8 @@ again:
 		goto again;
 	}
 
+	if ((error = relog_losers(s, cs, n)) < 0)
+		goto rollback;
 	/* Everything this batch logged is one commit of the audit history. */
 	if ((error = hub_audit_mark(s, first_seq, "batch", p->device, p->user, batch,
 				    stats->conflicts - saved.conflicts, NULL)) < 0)

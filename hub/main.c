@@ -396,6 +396,140 @@ static int cmd_duplicates(struct cli_ctx *ctx, struct cli_args *a)
 	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
+static int find_record(rl_store *s, const char *ref, const char **tbl, char row[RL_ID_BUFSZ]);
+
+static int cmd_duplicates_scan(struct cli_ctx *ctx, struct cli_args *a)
+{
+	long rows = 0, found = 0;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_duplicates_scan(ctx->store, &rows, &found)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(json_pack("{s:I, s:I}", "checked", (json_int_t)rows,
+						"new_candidates", (json_int_t)found));
+	printf("checked %ld customers and contacts: %ld new duplicate candidate%s%s\n", rows, found,
+	       found == 1 ? "" : "s", found ? " (relasi-hub duplicates lists them)" : "");
+	return RL_OK;
+}
+
+/* --prefer FIELD=survivor|loser[,FIELD=...]: parsed into prefs (pointing
+ * into buf, a copy of the option's text). */
+static int parse_prefer(const char *text, char *buf, size_t len, struct hub_prefer *prefs,
+			size_t max, size_t *n)
+{
+	char *save = NULL, *item;
+
+	*n = 0;
+	if (strlen(text) >= len)
+		return rl_error_set(RL_EINVALID, "--prefer: too long");
+	memcpy(buf, text, strlen(text) + 1);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		if (!eq || eq == item || (strcmp(eq + 1, "survivor") && strcmp(eq + 1, "loser")))
+			return rl_error_set(RL_EINVALID, "--prefer '%s': use FIELD=survivor or "
+					    "FIELD=loser (several: phone=loser,email=loser)", item);
+		if (*n == max)
+			return rl_error_set(RL_EINVALID, "--prefer: more than %zu fields", max);
+		*eq = '\0';
+		prefs[*n].field = item;
+		prefs[*n].loser = strcmp(eq + 1, "loser") == 0;
+		(*n)++;
+	}
+	if (!*n)
+		return rl_error_set(RL_EINVALID, "--prefer: give FIELD=survivor or FIELD=loser");
+	return RL_OK;
+}
+
+static void print_value(const json_t *v, char *buf, size_t len)
+{
+	if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(buf, len, "%g", json_real_value(v));
+	else
+		snprintf(buf, len, "-");
+}
+
+static int cmd_duplicates_merge(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "field", "survivor", "loser", "kept" };
+	const char *tbl_s = NULL, *tbl_l = NULL, *prefer = cli_get(a, "prefer");
+	char survivor[RL_ID_BUFSZ], loser[RL_ID_BUFSZ], buf[1024];
+	struct hub_prefer prefs[64];
+	size_t nprefs = 0, i;
+	int dry = cli_get(a, "dry-run") != NULL, error;
+	json_t *rep = NULL, *o;
+	struct cli_table *t = NULL;
+
+	if (prefer && (error = parse_prefer(prefer, buf, sizeof(buf), prefs, 64, &nprefs)) < 0)
+		return error;
+	if ((error = open_hub(ctx, a)) < 0)
+		return error;
+	if ((error = find_record(ctx->store, a->pos[0], &tbl_s, survivor)) < 0) {
+		rl_error_prefix("survivor");
+		return error;
+	}
+	if ((error = find_record(ctx->store, a->pos[1], &tbl_l, loser)) < 0) {
+		rl_error_prefix("loser");
+		return error;
+	}
+	if (strcmp(tbl_s, tbl_l) != 0)
+		return rl_error_set(RL_EINVALID, "'%s' is a %s and '%s' a %s: merge two accounts or "
+				    "two contacts", a->pos[0], rl_model_table(tbl_s)->noun, a->pos[1],
+				    rl_model_table(tbl_l)->noun);
+	if ((error = hub_duplicates_merge(ctx->store, tbl_s, survivor, loser, prefs, nprefs, dry,
+					  &rep)) < 0)
+		return error;
+	if (!dry)
+		audit_after_write(ctx, a);
+	if (ctx->json)
+		return cli_print_json(rep);
+	printf("%s %s %.12s into %.12s%s\n", dry ? "would merge" : "merged",
+	       rl_model_table(tbl_s)->noun, loser, survivor,
+	       dry ? " (dry run: nothing changed)" : "");
+	if (!(t = cli_table_new(4, hdr))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	json_array_foreach(json_object_get(rep, "fields"), i, o) {
+		char sv[512], lv[512];
+		const char *cells[4];
+		print_value(json_object_get(o, "survivor"), sv, sizeof(sv));
+		print_value(json_object_get(o, "loser"), lv, sizeof(lv));
+		cells[0] = json_string_value(json_object_get(o, "field"));
+		cells[1] = sv;
+		cells[2] = lv;
+		cells[3] = json_string_value(json_object_get(o, "kept"));
+		if ((error = cli_table_add(t, cells)) < 0)
+			goto cleanup;
+	}
+	cli_table_print(t, stdout);
+	if (json_array_size(json_object_get(rep, "moved")) == 0)
+		printf("moves: nothing refers to the loser\n");
+	json_array_foreach(json_object_get(rep, "moved"), i, o)
+		printf("%s %lld %s.%s\n", i ? "      " : "moves:",
+		       (long long)json_integer_value(json_object_get(o, "count")),
+		       json_string_value(json_object_get(o, "table")),
+		       json_string_value(json_object_get(o, "field")));
+	if (dry)
+		printf("%lld changes would be logged; run again without --dry-run to merge\n",
+		       (long long)json_integer_value(json_object_get(rep, "changes")));
+	else
+		printf("%lld changes logged (%lld-%lld), one audit commit; the loser is a redirect "
+		       "every device receives at its next sync\n",
+		       (long long)json_integer_value(json_object_get(rep, "changes")),
+		       (long long)json_integer_value(json_object_get(rep, "first_seq")),
+		       (long long)json_integer_value(json_object_get(rep, "last_seq")));
+cleanup:
+	cli_table_free(t);
+	json_decref(rep);
+	return error;
+}
+
 static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "stage", "deals", "amount", "weighted", "currency" };
@@ -753,6 +887,12 @@ static const struct cli_opt resolve_opts[] = {
 	DIR_OPT, END_OPT
 };
 
+static const struct cli_opt merge_opts[] = {
+	{ "prefer", 1, "F=WHO,...", "whose value the survivor keeps, per field: survivor or "
+	  "loser (default: the survivor's, the loser's where the survivor has none)", NULL },
+	{ "dry-run", 0, NULL, "show what the merge would do and change nothing", NULL },
+	DIR_OPT, END_OPT
+};
 static const struct cli_opt verify_opts[] = {
 	{ "deep", 0, NULL, "also replay every commit from the hub's change log (reads it all)",
 	  NULL }, DIR_OPT, END_OPT
@@ -784,6 +924,11 @@ static const struct cli_cmd hub_cmds[] = {
 	  CLI_MODEL_NONE, 1, 1, 0 },
 	{ "duplicates", cmd_duplicates, "", "customers and contacts that look like duplicates",
 	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "duplicates scan", cmd_duplicates_scan, "", "look for duplicates in the whole store, "
+	  "with the rules a sync uses", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "duplicates merge", cmd_duplicates_merge, "SURVIVOR LOSER [--prefer F=survivor|loser,...] "
+	  "[--dry-run]", "merge two accounts or two contacts; the loser becomes a redirect",
+	  merge_opts, NULL, CLI_MODEL_NONE, 2, 2, 0 },
 	{ "bundle import", cmd_bundle_import, "FILE --reply REPLY",
 	  "apply a device's offline bundle and write its reply bundle", bundle_opts, NULL,
 	  CLI_MODEL_NONE, 1, 1, 0 },

@@ -497,7 +497,62 @@ static int superseded(const struct pulled *ps, size_t n, size_t i)
 	return 0;
 }
 
-static int apply_run(rl_store *s, struct pulled *ps, size_t n)
+/*
+ * A redirect arrived: the hub merged duplicate `loser` of tbl into
+ * `survivor` (relasi-hub duplicates merge). Every local reference to the
+ * loser, in every table of the model, and every pending change that sets
+ * one, now names the survivor, inside the page's transaction (capture is
+ * off: the hub already moved the references it has; the pending changes
+ * carry the ones it has not seen yet, so the next push is right). Changes
+ * already sent stay as they were sent — a sent batch never changes — and
+ * the hub re-points those itself (sync/PROTOCOL.md, "Merged duplicates").
+ */
+static int follow_redirect(rl_store *s, const char *tbl, const char *loser, const char *survivor)
+{
+	const struct rl_table *t;
+	size_t k, f;
+	int error;
+
+	for (k = 0; (t = rl_model_table_at(k)); k++) {
+		for (f = 0; f < t->nfields; f++) {
+			const struct rl_field *rf = &t->fields[f];
+			sqlite3_stmt *st;
+			char *sql;
+			int rc;
+			if (rf->type != RL_FT_REF || !rf->ref || strcmp(rf->ref, tbl) != 0 ||
+			    strcmp(rf->name, RL_MERGED_INTO) == 0)
+				continue;
+			if (!(sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE \"%w\" = ?2",
+						    t->name, rf->name, rf->name)))
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			error = rl_store_prepare(s, sql, &st);
+			sqlite3_free(sql);
+			if (error < 0)
+				return error;
+			sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, loser, -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (rc != SQLITE_DONE)
+				return rl_store_error(s, "re-pointing references to a merged record");
+			if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET value = ?1 WHERE tbl = ?3 "
+						      "AND field = ?4 AND value = ?2 AND state = 'pending'",
+						      &st)) < 0)
+				return error;
+			sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, loser, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, t->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, rf->name, -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (rc != SQLITE_DONE)
+				return rl_store_error(s, "re-pointing pending changes to a merged record");
+		}
+	}
+	return RL_OK;
+}
+
+static int apply_run_fields(rl_store *s, struct pulled *ps, size_t n)
 {
 	int exists = 0, error;
 	size_t i;
@@ -573,6 +628,22 @@ static int apply_run(rl_store *s, struct pulled *ps, size_t n)
 		if ((error = set_base(s, &ps[i])) < 0)
 			return error;
 	}
+	return RL_OK;
+}
+
+/* One record's run of pulled changes; a redirect among them (the record
+ * was merged into another) re-points what refers to it. */
+static int apply_run(rl_store *s, struct pulled *ps, size_t n)
+{
+	size_t i;
+	int error;
+
+	if ((error = apply_run_fields(s, ps, n)) < 0)
+		return error;
+	for (i = 0; i < n; i++)
+		if (strcmp(ps[i].field, RL_MERGED_INTO) == 0 && json_is_string(ps[i].v) &&
+		    (error = follow_redirect(s, ps[i].tbl, ps[i].row, json_string_value(ps[i].v))) < 0)
+			return error;
 	return RL_OK;
 }
 

@@ -25,6 +25,12 @@ static const char *const stage_kinds[] = { "open", "won", "lost", NULL };
 	{ "created_at", RL_FT_TIME, RL_FF_SYSTEM, NULL, NULL, "when it was created (UTC)" }, \
 	{ "deleted", RL_FT_BOOL, RL_FF_SYSTEM, NULL, NULL, "tombstone" }
 
+/* A duplicate merged away by the hub (relasi-hub duplicates merge, schema
+ * 008): the record it now lives on. Set only by the hub, with deleted = 1;
+ * a table with this field is one whose duplicates can be merged. */
+#define MERGED_INTO(tbl) \
+	{ RL_MERGED_INTO, RL_FT_REF, RL_FF_SYSTEM, tbl, NULL, "the record this duplicate was merged into" }
+
 static const struct rl_field account_fields[] = {
 	{ "name", RL_FT_TEXT, RL_FF_REQUIRED | RL_FF_LIST, NULL, NULL, "customer name" },
 	{ "industry", RL_FT_TEXT, 0, NULL, NULL, "line of business" },
@@ -37,7 +43,8 @@ static const struct rl_field account_fields[] = {
 	{ "lon", RL_FT_LON, 0, NULL, NULL, "longitude (or --geo LAT,LON)" },
 	{ "tags", RL_FT_TEXT, 0, NULL, NULL, "comma-separated tags" },
 	{ "notes", RL_FT_NOTE, 0, NULL, NULL, "free notes" },
-	SYSTEM_FIELDS
+	SYSTEM_FIELDS,
+	MERGED_INTO("accounts")
 };
 
 static const struct rl_field contact_fields[] = {
@@ -48,7 +55,8 @@ static const struct rl_field contact_fields[] = {
 	{ "email", RL_FT_EMAIL, RL_FF_LIST, NULL, NULL, "e-mail address" },
 	{ "city", RL_FT_TEXT, 0, NULL, NULL, "city" },
 	{ "notes", RL_FT_NOTE, 0, NULL, NULL, "free notes" },
-	SYSTEM_FIELDS
+	SYSTEM_FIELDS,
+	MERGED_INTO("contacts")
 };
 
 static const struct rl_field deal_fields[] = {
@@ -140,6 +148,16 @@ const struct rl_table *rl_model_table(const char *name)
 		if (strcmp(tables[i].name, name) == 0 || strcmp(tables[i].noun, name) == 0)
 			return &tables[i];
 	return NULL;
+}
+
+const struct rl_table *rl_model_table_at(size_t i)
+{
+	return i < N(tables) ? &tables[i] : NULL;
+}
+
+int rl_model_mergeable(const struct rl_table *t)
+{
+	return t && rl_model_field(t, RL_MERGED_INTO) != NULL;
 }
 
 const struct rl_field *rl_model_field(const struct rl_table *t, const char *name)

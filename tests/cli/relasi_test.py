@@ -19,9 +19,10 @@ BIN = os.environ.get("RELASI_BIN") or os.path.join(
 SOURCE_DIR = os.environ.get("RELASI_SOURCE_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..")
 
-# The newest schema version: one migration file per version in schema/.
-SCHEMA_LATEST = len([f for f in os.listdir(os.path.join(SOURCE_DIR, "schema"))
-                     if f.endswith(".sql")])
+# The newest schema version: the highest NNN of the schema/NNN_*.sql files
+# (numbers are handed out ahead, so one may land before a lower one).
+SCHEMA_LATEST = max(int(f.split("_")[0]) for f in os.listdir(os.path.join(SOURCE_DIR, "schema"))
+                    if f.endswith(".sql"))
 
 # Every command gets a bounded time: a hang is a failure, not a stuck CI.
 TIMEOUT = 120

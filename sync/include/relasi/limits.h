@@ -70,6 +70,12 @@
  * more open conflicts than this needs the admin, not a longer list. */
 #define RL_MAX_DEVICE_CONFLICTS 200
 
+/* Redirects followed for one change (hub/dupes.c): a merged duplicate can
+ * be merged again only as a survivor, never as a redirect, so a chain grows
+ * one link per merge of an already merged record; far fewer in practice.
+ * A longer chain means a damaged store, refused rather than looped over. */
+#define RL_MAX_REDIRECT_HOPS    64
+
 /* Time limits (ms): the TLS handshake; waiting for the next frame; the
  * whole pre-authentication phase. A slow or silent peer is dropped. */
 #define RL_HANDSHAKE_TIMEOUT_MS 10000

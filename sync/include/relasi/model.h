@@ -59,6 +59,18 @@ struct rl_table {
 /* Look up a synced table by SQL name or CLI noun; NULL if unknown. */
 const struct rl_table *rl_model_table(const char *name);
 
+/* The i-th synced table (0, 1, ...); NULL past the last. Code that must
+ * cover every table (e.g. every reference to a record) walks these, so a
+ * table added to the model is covered without more code. */
+const struct rl_table *rl_model_table_at(size_t i);
+
+/* The field that turns a merged duplicate into a redirect to the record it
+ * was merged into (schema 008; set only by the hub). */
+#define RL_MERGED_INTO "merged_into"
+
+/* Can duplicates of this table be merged (does it have RL_MERGED_INTO)? */
+int rl_model_mergeable(const struct rl_table *t);
+
 /* Look up a field of t by name; NULL if unknown. */
 const struct rl_field *rl_model_field(const struct rl_table *t, const char *name);
 

@@ -1,0 +1,318 @@
+"""Duplicate customers (hub/dupes.c): the candidates a sync finds, `relasi-hub
+duplicates scan` over the whole store, `duplicates merge` (dry run, field
+preferences, every reference moved, the loser a redirect every device
+receives), and the late change: a device that had not pulled the merge
+edits the loser and logs a visit to it offline, syncs afterwards, and both
+land on the survivor. Real processes throughout: a relasi-hub serving on
+127.0.0.1 and reps' devices enrolled over TLS."""
+import json
+import os
+import sqlite3
+import subprocess
+
+from hub_test import Hub, assert_converged, sync_all
+from relasi_test import Failure, check, eq, main
+
+REFS = [("contacts", "account_id"), ("deals", "account_id"), ("activities", "account_id"),
+        ("tasks", "account_id")]
+
+
+def hub_dump(hub):
+    """The hub's store, every row of every table, and the audit history's head."""
+    r = subprocess.run(["sqlite3", "-readonly", os.path.join(hub.dir, "hub.db"), ".dump"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise Failure(f"sqlite3 .dump failed: {r.stderr}")
+    head = subprocess.run(["git", "-C", os.path.join(hub.dir, "audit.git"), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, timeout=60).stdout
+    return r.stdout + head
+
+
+def admin_json(hub, *args):
+    return json.loads(hub.admin("--json", *args))
+
+
+def refused(hub, code, contains, *args):
+    """The admin command fails with code, says why, and changes nothing."""
+    before = hub_dump(hub)
+    r = hub.admin_run(*args)
+    if r.returncode != code:
+        raise Failure(f"relasi-hub {' '.join(args)}: expected exit {code}, got {r.returncode}\n"
+                      f"{r.stdout}\n{r.stderr}")
+    check(contains.lower() in r.stderr.lower(), f"relasi-hub {' '.join(args)} says {contains!r}",
+          r.stderr)
+    eq(hub_dump(hub), before, f"relasi-hub {' '.join(args)} changed nothing")
+
+
+def account_id(dev, name):
+    rows = dev.query("SELECT id FROM accounts WHERE name = ? AND deleted = 0", name)
+    eq(len(rows), 1, f"one account {name!r} on the device")
+    return rows[0][0]
+
+
+def refs_to(store, rid):
+    return {(t, f): store.query(f'SELECT count(*) FROM "{t}" WHERE "{f}" = ?', rid)[0][0]
+            for t, f in REFS}
+
+
+def test_merge_with_late_offline_edit():
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    cici = hub.device("cici", "Cici Wulan")
+    devices = [ani, budi, cici]
+    try:
+        # Two reps create the same customer offline.
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222",
+               "--notes", "Grosir, buka jam 8")
+        ani.ok("contact", "add", "Siti", "--account", "Toko Makmur")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Makmur", "--amount", "45000000")
+        ani.ok("visit", "log", "Toko Makmur", "--notes", "Kunjungan pertama", "--next", "Telepon")
+        budi.ok("account", "add", "TOKO  makmur", "--city", "bandung", "--phone", "0812-5555-6666",
+                "--email", "makmur@toko.id", "--region", "Jawa Barat")
+        budi.ok("contact", "add", "Rudi", "--account", "TOKO  makmur")
+        budi.ok("deal", "add", "Freezer", "--account", "TOKO  makmur", "--amount", "9000000")
+        budi.ok("visit", "log", "TOKO  makmur", "--notes", "Harga", "--next", "Kirim brosur")
+        sync_all(devices)
+        a = account_id(ani, "Toko Makmur")
+        b = account_id(budi, "TOKO  makmur")
+
+        # The sync found the candidate; the scan finds the same one, not again.
+        cands = admin_json(hub, "duplicates")
+        eq([(c["tbl"], {c["row_a"], c["row_b"]}, c["reason"]) for c in cands], [("accounts", {a, b}, "name_city")], "the candidate from the sync")
+        scan = admin_json(hub, "duplicates", "scan")
+        eq(scan["new_candidates"], 0, "the scan finds nothing new")
+        check(scan["checked"] >= 2, "the scan checked every customer and contact", scan)
+        eq(len(admin_json(hub, "duplicates")), 1, "still one candidate for the pair")
+        # A store whose candidates were never recorded (older than detection):
+        # the scan finds the same pair with the sync's rules, once.
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        con.execute("DELETE FROM hub_duplicates")
+        con.execute("DELETE FROM hub_keys")
+        con.commit()
+        con.close()
+        eq(admin_json(hub, "duplicates"), [], "candidates gone")
+        eq(admin_json(hub, "duplicates", "scan")["new_candidates"], 1, "the scan finds the pair")
+        eq(admin_json(hub, "duplicates", "scan")["new_candidates"], 0, "a second scan: none")
+        cands = admin_json(hub, "duplicates")
+        eq([({c["row_a"], c["row_b"]}) for c in cands], [{a, b}], "the same pair, once")
+        cand_id = cands[0]["id"]
+
+        # cici goes offline now: she has both customers, and will not see the merge.
+        before = hub_dump(hub)
+        dry = admin_json(hub, "duplicates", "merge", a, b, "--prefer", "phone=loser", "--dry-run")
+        eq(hub_dump(hub), before, "a dry run changes nothing (store and history)")
+        eq(dry["dry_run"], True, "marked a dry run")
+        kept = {f["field"]: (f["kept"], f["survivor"], f["loser"]) for f in dry["fields"]}
+        eq(kept["phone"], ("loser", "+6281211112222", "+6281255556666"), "phone: --prefer loser")
+        eq(kept["email"], ("loser", None, "makmur@toko.id"), "email: the survivor had none")
+        eq(kept["region"], ("loser", None, "Jawa Barat"), "region: the survivor had none")
+        eq(kept["name"], ("survivor", "Toko Makmur", "TOKO  makmur"), "name: the survivor's")
+        eq(kept["city"], ("survivor", "Bandung", "bandung"), "city: the survivor's")
+        moved = {(m["table"], m["field"]): m["count"] for m in dry["moved"]}
+        eq(moved, {("contacts", "account_id"): 1, ("deals", "account_id"): 1,
+                   ("activities", "account_id"): 1, ("tasks", "account_id"): 1},
+           "what moves: the loser's contact, deal, visit and task")
+        text = hub.admin("duplicates", "merge", a, b, "--prefer", "phone=loser", "--dry-run")
+        check("dry run" in text and "+6281255556666" in text and "deals.account_id" in text,
+              "the dry run's text shows fields and moves", text)
+        eq(hub_dump(hub), before, "the text dry run changes nothing either")
+
+        res = admin_json(hub, "duplicates", "merge", a[:12], b[:12], "--prefer", "phone=loser")
+        eq(res["dry_run"], False, "a real merge")
+        eq({f["field"]: f["kept"] for f in res["fields"]},
+           {f["field"]: f["kept"] for f in dry["fields"]}, "the merge did what the dry run showed")
+        eq(res["moved_total"], 4, "four references moved")
+        eq(hub.query("SELECT phone, email, region, city, deleted, merged_into FROM accounts "
+                     "WHERE id = ?", a),
+           [("+6281255556666", "makmur@toko.id", "Jawa Barat", "Bandung", 0, None)],
+           "the survivor took the chosen fields")
+        eq(hub.query("SELECT deleted, merged_into FROM accounts WHERE id = ?", b), [(1, a)],
+           "the loser is a redirect to the survivor")
+        eq(refs_to(hub, b), {k: 0 for k in REFS}, "nothing on the hub refers to the loser")
+        eq(refs_to(hub, a), {("contacts", "account_id"): 2, ("deals", "account_id"): 2,
+                             ("activities", "account_id"): 2, ("tasks", "account_id"): 2},
+           "everything is the survivor's")
+        eq(hub.query("SELECT state, merge_id IS NOT NULL FROM hub_duplicates WHERE id = ?",
+                     cand_id), [("merged", 1)], "the candidate is marked merged")
+        eq(admin_json(hub, "duplicates"), [], "no open candidate left")
+        first, last = res["first_seq"], res["last_seq"]
+        eq(hub.query("SELECT count(*), min(kind), max(kind) FROM hub_log WHERE seq BETWEEN ? AND ?",
+                     first, last), [(res["changes"], "merge", "merge")],
+           "every write of the merge is a logged change")
+        eq(hub.query("SELECT kind, first_seq, last_seq FROM hub_audit_units WHERE last_seq = ?",
+                     last), [("merge", first, last)], "one audit unit for the whole merge")
+        msg = subprocess.run(["git", "-C", os.path.join(hub.dir, "audit.git"), "log", "-1",
+                              "--format=%s"], capture_output=True, text=True, timeout=60).stdout
+        check("merged into" in msg and "phone" in msg, "one commit says what the merge did", msg)
+
+        # The values not kept stay readable in the history.
+        h = admin_json(hub, "history", a, "--field", "phone")["changes"]
+        eq((h[0]["old"], h[0]["new"]), ("+6281211112222", "+6281255556666"),
+           "the survivor's own phone is the merge's old value")
+        hl = admin_json(hub, "history", b)["changes"]
+        got = {(c["field"], c["new"]) for c in hl}
+        check(("city", "bandung") in got and ("name", "TOKO  makmur") in got and
+              ("merged_into", a) in got and ("deleted", "1") in got,
+              "the loser's history keeps its values and shows the redirect", hl)
+
+        # The reps who sync receive the merge: references re-pointed, loser gone.
+        sync_all([ani, budi])
+        for d in (ani, budi):
+            eq(d.query("SELECT deleted, merged_into FROM accounts WHERE id = ?", b), [(1, a)],
+               "the device has the redirect")
+            eq(refs_to(d, b), {k: 0 for k in REFS}, "nothing on the device refers to the loser")
+        assert_converged(hub, [ani, budi])
+
+        # cici, offline since before the merge, edits the loser, logs a visit
+        # to it and adds a contact to it; then syncs.
+        check(cici.query("SELECT deleted FROM accounts WHERE id = ?", b) == [(0,)],
+              "cici still has the loser alive")
+        cici.ok("account", "edit", b[:12], "--phone", "0812-7777-8888", "--industry", "Retail")
+        cici.ok("visit", "log", b[:12], "--notes", "Kunjungan telat", "--next", "Tagih")
+        cici.ok("contact", "add", "Joko", "--account", b[:12])
+        cici.ok("sync")
+        eq(hub.query("SELECT phone, industry, deleted FROM accounts WHERE id = ?", a),
+           [("+6281277778888", "Retail", 0)], "the late edits landed on the survivor")
+        eq(hub.query("SELECT deleted, merged_into, phone, industry FROM accounts WHERE id = ?", b),
+           [(1, a, "+6281255556666", None)], "the loser is not resurrected nor edited")
+        eq(hub.query("SELECT account_id FROM activities WHERE notes = 'Kunjungan telat'"), [(a,)],
+           "the late visit belongs to the survivor")
+        eq(hub.query("SELECT account_id FROM tasks WHERE title = 'Tagih'"), [(a,)],
+           "its follow-up too")
+        eq(hub.query("SELECT account_id FROM contacts WHERE name = 'Joko'"), [(a,)],
+           "the late contact too")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)],
+           "an edit on the loser's last value is no conflict")
+        eq(refs_to(hub, b), {k: 0 for k in REFS}, "still nothing refers to the loser")
+        eq(cici.query("SELECT count(*) FROM rl_outbox WHERE state = 'refused'"), [(0,)],
+           "nothing of cici's was refused")
+        sync_all(devices)
+        for d in devices:
+            eq(d.query("SELECT deleted, merged_into FROM accounts WHERE id = ?", b), [(1, a)],
+               "the loser never comes back")
+            eq(refs_to(d, b), {k: 0 for k in REFS}, "every device re-pointed")
+        assert_converged(hub, devices)
+        r = hub.admin_run("audit", "verify", "--deep")
+        eq(r.returncode, 0, f"audit verify --deep passes after the merge and the late edits\n{r.stderr}")
+        h = admin_json(hub, "history", a, "--field", "phone")["changes"]
+        eq([(c["who"], c["old"], c["new"]) for c in h[:2]],
+           [("cici", "+6281255556666", "+6281277778888"),
+            ("hub", "+6281211112222", "+6281255556666")], "the survivor's phone, step by step")
+
+        # Bad arguments: refused, with a reason, nothing changed.
+        deal = hub.query("SELECT id FROM deals WHERE title = 'Kulkas'")[0][0]
+        deal2 = hub.query("SELECT id FROM deals WHERE title = 'Freezer'")[0][0]
+        siti = hub.query("SELECT id FROM contacts WHERE name = 'Siti'")[0][0]
+        refused(hub, 5, "itself", "duplicates", "merge", a, a)
+        refused(hub, 5, "redirect", "duplicates", "merge", a, b)
+        refused(hub, 5, "redirect", "duplicates", "merge", b, a)
+        refused(hub, 5, "two accounts or two contacts", "duplicates", "merge", a, siti)
+        refused(hub, 5, "only customers", "duplicates", "merge", deal, deal2)
+        refused(hub, 3, "no record", "duplicates", "merge", a, "ffffffffffff")
+        joko = hub.query("SELECT id FROM contacts WHERE name = 'Joko'")[0][0]
+        refused(hub, 5, "no such field", "duplicates", "merge", siti, joko, "--prefer",
+                "colour=loser")
+        refused(hub, 5, "FIELD=survivor or FIELD=loser", "duplicates", "merge", siti, joko,
+                "--prefer", "phone=both")
+        refused(hub, 5, "twice", "duplicates", "merge", siti, joko, "--prefer",
+                "phone=loser,phone=survivor")
+        r = hub.admin_run("duplicates", "merge", a)
+        eq(r.returncode, 2, "one record is a usage error")
+        cici.ok("contact", "delete", "Joko")
+        cici.ok("sync")
+        refused(hub, 5, "deleted", "duplicates", "merge", siti, joko)
+    finally:
+        for d in devices:
+            d.cleanup()
+        hub.cleanup()
+
+
+def test_contact_merge_and_pending_references():
+    """Two contacts with the same e-mail; a device holding an unsent change
+    that names the loser when the merge arrives (a reply bundle, applied
+    without a push first) re-points it, so its later push is right."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Bogor")
+        sync_all([ani, budi])
+        ani.ok("contact", "add", "Rina", "--account", "Apotek Sehat", "--email", "rina@sehat.id")
+        budi.ok("contact", "add", "Rina Sari", "--email", "RINA@sehat.id", "--title", "Apoteker")
+        budi.ok("deal", "add", "Vitamin", "--account", "Apotek Sehat", "--contact", "Rina Sari")
+        sync_all([ani, budi])
+        cands = admin_json(hub, "duplicates")
+        eq([(c["tbl"], c["reason"]) for c in cands], [("contacts", "email")],
+           "the contacts' candidate (same e-mail)")
+        keep = hub.query("SELECT id FROM contacts WHERE name = 'Rina'")[0][0]
+        lose = hub.query("SELECT id FROM contacts WHERE name = 'Rina Sari'")[0][0]
+
+        # budi goes by bundle: sends what he has, then logs a call with the
+        # loser while the merge happens; the reply brings the merge.
+        budi.ok("activity", "log", "Apotek Sehat", "--kind", "call", "--contact", lose[:12],
+                "--notes", "Telepon pertama")
+        out = os.path.join(budi.home, "out.bundle")
+        reply = os.path.join(budi.home, "reply.bundle")
+        budi.ok("bundle", "export", out)
+        budi.ok("activity", "log", "Apotek Sehat", "--kind", "call", "--contact", lose[:12],
+                "--notes", "Telepon kedua")
+        res = admin_json(hub, "duplicates", "merge", keep, lose)
+        eq({f["field"]: f["kept"] for f in res["fields"]}["title"], "loser",
+           "the survivor had no title: it takes the loser's")
+        hub.admin("bundle", "import", out, "--reply", reply)
+        eq(hub.query("SELECT contact_id FROM activities WHERE notes = 'Telepon pertama'"),
+           [(keep,)], "the sent change naming the loser was re-pointed by the hub")
+        budi.ok("bundle", "import", reply)
+        eq(budi.query("SELECT value FROM rl_outbox WHERE field = 'contact_id' AND state = 'pending'"),
+           [(keep,)], "the pending change now names the survivor")
+        eq(budi.query("SELECT contact_id FROM activities WHERE notes = 'Telepon kedua'"), [(keep,)],
+           "and the local row")
+        eq(budi.query("SELECT contact_id FROM deals WHERE title = 'Vitamin'"), [(keep,)],
+           "the deal moved on the device with the merge")
+        budi.ok("sync")
+        eq(hub.query("SELECT contact_id FROM activities WHERE notes = 'Telepon kedua'"), [(keep,)],
+           "pushed right")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(hub.query("SELECT deleted, merged_into, title FROM contacts WHERE id = ?", lose),
+           [(1, keep, "Apoteker")], "the loser stays a redirect with its own values")
+        eq(hub.query("SELECT title, email FROM contacts WHERE id = ?", keep),
+           [("Apoteker", "rina@sehat.id")], "the survivor")
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+
+
+def test_device_cannot_set_merged_into():
+    """merged_into is the hub's: a device that writes it is refused."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari", role="admin")
+    try:
+        ani.ok("account", "add", "Satu", "--city", "Solo")
+        ani.ok("account", "add", "Dua", "--city", "Solo")
+        ani.ok("sync")
+        one = account_id(ani, "Satu")
+        two = account_id(ani, "Dua")
+        con = sqlite3.connect(ani.path)
+        # The shell has no capture functions: write the outbox row as capture would.
+        con.execute("INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
+                    "SELECT 'accounts', ?, 'merged_into', ?, NULL, value, "
+                    "(CAST(strftime('%s', 'now') AS INTEGER) * 1000) << 16 FROM rl_meta WHERE key = 'device_id'",
+                    (two, one))
+        con.commit()
+        con.close()
+        ani.ok("sync")
+        eq(ani.query("SELECT state, reason FROM rl_outbox WHERE field = 'merged_into'"),
+           [("refused", "only the hub's duplicate merge sets merged_into")], "refused, with why")
+        eq(hub.query("SELECT merged_into, deleted FROM accounts WHERE id = ?", two), [(None, 0)],
+           "the hub's record is untouched")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
+          test_device_cannot_set_merged_into])
