@@ -532,17 +532,20 @@ cleanup:
 
 static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const hdr[] = { "stage", "deals", "amount", "weighted", "currency" };
-	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, NULL };
+	static const char *const hdr[] = { "stage", "deals", "amount", "weighted" };
+	static const struct cli_view view = { hdr, 4, NULL, NULL, NULL, NULL };
 	sqlite3_stmt *st;
 	int error;
 
 	if ((error = open_hub(ctx, a)) < 0 ||
 	    (error = rl_store_prepare(ctx->store,
+	     /* One row per stage and currency (amounts never add across
+	      * currencies); a stage without deals shows no amount. */
 	     "SELECT s.name AS stage, count(d.id) AS deals, "
-	     "rl_money(coalesce(sum(d.amount), 0), coalesce(d.currency, 'IDR')) AS amount, "
-	     "rl_money(coalesce(sum((d.amount * coalesce(d.probability, s.probability) + 50) / 100), 0), "
-	     "coalesce(d.currency, 'IDR')) AS weighted, d.currency "
+	     "CASE WHEN count(d.id) THEN rl_money(coalesce(sum(d.amount), 0), d.currency) END "
+	     "AS amount, "
+	     "CASE WHEN count(d.id) THEN rl_money(coalesce(sum((d.amount * "
+	     "coalesce(d.probability, s.probability) + 50) / 100), 0), d.currency) END AS weighted "
 	     "FROM stages s LEFT JOIN deals d ON d.stage_id = s.id AND d.deleted = 0 "
 	     "WHERE s.deleted = 0 GROUP BY s.id, d.currency ORDER BY s.position, s.name", &st)) < 0)
 		return error;

@@ -4,7 +4,8 @@
 # binaries: a hub on 127.0.0.1 (a free port), two reps and a manager
 # enrolled over mutual TLS, a day of offline work on both laptops, sync, a
 # conflict the admin resolves, a note merged three ways, a duplicate
-# customer, and the manager's pipeline over the shared data. Everything lives
+# customer merged, the manager's pipeline and reports over the shared data,
+# the audit history and a backup. Everything lives
 # in a temporary directory and is removed at the end.
 set -eu
 cd "$(dirname "$0")/.."
@@ -135,7 +136,15 @@ hub conflicts show 1
 hub conflicts resolve 1 --take
 hub duplicates
 
-say "The decision is a change like any other: it reaches every laptop."
+say "The duplicate: the admin checks a merge first, then merges Ani's record into Budi's."
+set -- $("$BIN/relasi-hub" --json duplicates |
+	python3 -c 'import json, sys; d = json.load(sys.stdin)[0]; print(d["row_a"], d["row_b"])')
+SURVIVOR=$1 LOSER=$2
+hub duplicates merge "$SURVIVOR" "$LOSER" --prefer phone=loser --dry-run
+hub duplicates merge "$SURVIVOR" "$LOSER" --prefer phone=loser >/dev/null
+echo "(merged: the loser becomes a redirect every laptop receives)"
+
+say "The decision and the merge are changes like any others: they reach every laptop."
 run sync; as ani sync; as maya sync
 RELASI_HOME="$ANI" "$BIN/relasi" account show "Toko Makmur Jaya" --json |
 	python3 -c 'import json, sys; print("the e-mail on Ani\x27s laptop now:", json.load(sys.stdin)["email"])'
@@ -146,6 +155,19 @@ as ani deal add "Showcase 3 pintu" --account "Toko Makmur Jaya" --amount 2700000
 as ani sync >/dev/null; as maya sync >/dev/null
 as maya pipeline
 hub pipeline
+
+say "The manager's reports, on the same data: forecast by month, win rate by rep."
+as maya report forecast
+as maya report winrate --by rep
+as maya report html "$DEMO/report.html"
+
+say "Who changed what: every batch is a commit of an audit history (git) beside the hub."
+hub history "$SURVIVOR" --field email
+git -C "$RELASI_HUB_DIR/audit.git" log --format='%h %an: %s' | head -n 5
+hub audit verify
+
+say "A backup while the hub keeps serving: a snapshot, the audit history, keys, a manifest."
+hub backup "$DEMO/hub-backup.tar.zst"
 
 say "Nothing is left behind: every change acknowledged."
 run status

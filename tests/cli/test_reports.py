@@ -17,6 +17,7 @@ currencies never summed, an empty store, argument errors (exit 2).
 import csv
 import datetime as dt
 import io
+import json
 import math
 import os
 import random
@@ -540,11 +541,31 @@ def check_generated(mgr, deals, activities):
               exp_activity(activities)), "the dataset crosses the ISO year boundary")
 
 
+def check_hub_pipeline(hub, deals):
+    """relasi-hub pipeline: per stage and currency, as the device's report;
+    a stage without deals shows no amount (no stray currency)."""
+    got = json.loads(hub.admin("--json", "pipeline"))
+    want, _ = exp_pipeline(deals)
+
+    def minor(text):
+        if text is None:
+            return None
+        num, cur = text.split()
+        return round(float(num) * 100), cur
+
+    eq([(r["stage"], r["deals"], minor(r["amount"]), minor(r["weighted"])) for r in got],
+       [(w["stage"], w["deals"],
+         (w["amount"], w["currency"]) if w["currency"] else None,
+         (w["weighted"], w["currency"]) if w["currency"] else None) for w in want],
+       "the hub's pipeline has the device report's figures per stage and currency")
+
+
 def test_generated_dataset():
     hub = Hub()
     try:
         mgr, deals, activities = load(hub, seed=6)
         check_generated(mgr, deals, activities)
+        check_hub_pipeline(hub, deals)
     finally:
         hub.cleanup()
 
