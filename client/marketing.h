@@ -23,8 +23,9 @@
  * Each score is 1..5 by quintile among the accounts buying in the same
  * currency (n of them): score = 1 + floor(5 * L / n), L = how many of them
  * are strictly worse (a longer recency, a lower frequency or monetary).
- * Equal values have equal L, so ties always share a score; the best value
- * gets 5 unless at least a fifth of the accounts tie with it.
+ * Equal values have equal L, so ties always share a score (the lowest
+ * their ranks would give); a value gets 5 only when at least four fifths
+ * of the accounts are strictly worse (of 4 accounts the best gets 4).
  * Segment from R and FM = (F + M + 1) / 2 (rfm_segment). */
 struct mk_rfm {
 	char account[RL_ID_BUFSZ];

@@ -51,7 +51,7 @@ CREATE TABLE campaigns(
 	rule       TEXT,
 	holdout    INTEGER NOT NULL DEFAULT 0 CHECK(holdout BETWEEN 0 AND 100),
 	seed       INTEGER NOT NULL DEFAULT 0,
-	started_at TEXT NOT NULL,
+	started_at TEXT,                  -- set with the create, same transaction
 	owner_id   TEXT,
 	created_at TEXT NOT NULL,
 	deleted    INTEGER NOT NULL DEFAULT 0 CHECK(deleted IN (0, 1))
