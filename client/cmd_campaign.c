@@ -36,8 +36,9 @@
 #include "relasi/limits.h"
 #include "relasi/valid.h"
 
-/* Seeds stay exact in JSON and in SQLite's integers. */
-#define CAMPAIGN_MAX_SEED 9007199254740991LL
+/* The range of a whole-number field typed in (relasi/record.h, RL_FT_INT):
+ * a billion seeds are plenty to draw different hold-outs. */
+#define CAMPAIGN_MAX_SEED 1000000000LL
 /* A hold-out above 90% leaves too few members to measure anything. */
 #define CAMPAIGN_MAX_HOLDOUT 90
 
@@ -179,7 +180,7 @@ static int cmd_campaign_create(struct cli_ctx *ctx, struct cli_args *a)
 					    hold, CAMPAIGN_MAX_HOLDOUT);
 	}
 	rl_time_format_utc(c.now_iso, rl_store_now_ms(ctx->store) / 1000);
-	c.seed = (rl_store_now_ms(ctx->store) & CAMPAIGN_MAX_SEED);
+	c.seed = rl_store_now_ms(ctx->store) % (CAMPAIGN_MAX_SEED + 1);
 	if (seed) {
 		c.seed = strtoll(seed, &end, 10);
 		if (end == seed || *end || *seed == '-' || *seed == '+' || c.seed < 0 ||
