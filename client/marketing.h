@@ -71,6 +71,8 @@ struct mk_tier_row {
 	char account[RL_ID_BUFSZ];
 	int64_t total;          /* won in the six months before, minor units */
 	int tier;               /* index into t->name, -1: below every level */
+	int64_t total_prev;     /* the same for the month before month */
+	int tier_prev;
 };
 
 /* Every live account's tier in month ("YYYY-MM"): from its won deals in

@@ -135,31 +135,53 @@ int mk_tiers_load(rl_store *s, struct mk_tiers *t)
 #define CLOSED_DAY "substr(coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)," \
 	" 1, 10)"
 
+static int tier_of(const struct mk_tiers *t, int64_t total)
+{
+	size_t k;
+
+	for (k = 0; k < t->n; k++)
+		/* total >= 6 x MIN, exactly (no rounded average) */
+		if (t->min[k] <= INT64_MAX / 6 && total >= 6 * t->min[k])
+			return (int)k;
+	return -1;
+}
+
 int mk_tiers_compute(rl_store *s, const struct mk_tiers *t, const char *month,
 		     struct mk_tier_row **out, size_t *n)
 {
 	sqlite3_stmt *st;
 	struct mk_tier_row *rows = NULL;
-	char first[8], from[11], to[11];
-	size_t cap = 0, count = 0, k;
+	char m6[8], m7[8], m1[8], from[11], to[11], pfrom[11], pto[11];
+	size_t cap = 0, count = 0;
 	int rc, error;
 
 	*out = NULL;
 	*n = 0;
-	mk_month_add(first, month, -6);
-	snprintf(from, sizeof(from), "%s-01", first);
+	mk_month_add(m6, month, -6);
+	mk_month_add(m7, month, -7);
+	mk_month_add(m1, month, -1);
+	snprintf(from, sizeof(from), "%s-01", m6);
 	snprintf(to, sizeof(to), "%s-01", month);       /* exclusive */
+	snprintf(pfrom, sizeof(pfrom), "%s-01", m7);
+	snprintf(pto, sizeof(pto), "%s-01", m1);
+	/* One pass over the won deals of the seven months for both windows. */
 	if ((error = rl_store_prepare(s,
-	     "SELECT a.id, coalesce(w.total, 0) FROM accounts a LEFT JOIN ("
-	     " SELECT d.account_id AS account_id, sum(coalesce(d.amount, 0)) AS total FROM deals d"
-	     " JOIN stages st ON st.id = d.stage_id AND st.kind = 'won'"
-	     " WHERE d.deleted = 0 AND d.currency = ?3 AND " CLOSED_DAY " >= ?1"
-	     " AND " CLOSED_DAY " < ?2 GROUP BY d.account_id) w ON w.account_id = a.id"
+	     "SELECT a.id, coalesce(w.total, 0), coalesce(w.prev, 0) FROM accounts a LEFT JOIN ("
+	     " SELECT x.account_id AS account_id,"
+	     "  sum(CASE WHEN x.day >= ?1 THEN x.amount END) AS total,"
+	     "  sum(CASE WHEN x.day < ?5 THEN x.amount END) AS prev"
+	     " FROM (SELECT d.account_id AS account_id, coalesce(d.amount, 0) AS amount,"
+	     "  " CLOSED_DAY " AS day FROM deals d"
+	     "  JOIN stages st ON st.id = d.stage_id AND st.kind = 'won'"
+	     "  WHERE d.deleted = 0 AND d.currency = ?3) x"
+	     " WHERE x.day >= ?4 AND x.day < ?2 GROUP BY x.account_id) w ON w.account_id = a.id"
 	     " WHERE a.deleted = 0 ORDER BY a.id", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, t->currency, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, pfrom, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, pto, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct mk_tier_row *x;
 		if (count == cap) {
@@ -175,13 +197,9 @@ int mk_tiers_compute(rl_store *s, const struct mk_tiers *t, const char *month,
 		x = &rows[count++];
 		snprintf(x->account, sizeof(x->account), "%s", cli_col(st, 0));
 		x->total = sqlite3_column_int64(st, 1);
-		x->tier = -1;
-		for (k = 0; k < t->n; k++)
-			/* total >= 6 x MIN, exactly (no rounded average) */
-			if (t->min[k] <= INT64_MAX / 6 && x->total >= 6 * t->min[k]) {
-				x->tier = (int)k;
-				break;
-			}
+		x->total_prev = sqlite3_column_int64(st, 2);
+		x->tier = tier_of(t, x->total);
+		x->tier_prev = tier_of(t, x->total_prev);
 	}
 	if (rc != SQLITE_DONE) {
 		error = rl_store_error(s, "reading won deals");
