@@ -10,7 +10,16 @@ warm-up, of each
     relasi report pipeline | forecast | winrate | conversion | velocity |
                   stale | activity
 
-printing its terminal table (captured, as a pipe would). Target: < 1 s each.
+printing its terminal table (captured, as a pipe would), and marketing's
+
+    relasi segment rfm [--accounts] | tiers [--accounts] | segment show SEG |
+           campaign report CAMPAIGN
+
+(the segment's rule reads region, tags, tier, RFM segment and last visit:
+every fact a rule can ask for; the campaign is made from it with a 20%
+hold-out, timed once as "campaign create"). Target: < 1 s each. With
+--home the store is only read, so the segment and campaign (which write)
+are left out.
 
 Reference, interleaved run by run: the `sqlite3` shell process running a
 bare aggregate over the same rows on the same file — the GROUP BY a report
@@ -61,6 +70,35 @@ REFERENCES = {
 }
 
 
+WON = ("FROM deals d JOIN stages s ON s.id = d.stage_id AND s.kind = 'won' WHERE d.deleted = 0")
+# label, command, reference SQL (the grouping at the core of the command)
+MARKETING = [
+    ("segment rfm", ["segment", "rfm", "--months", "36"],
+     "SELECT account_id, currency, max(expected_close), count(*), sum(amount) " + WON +
+     " GROUP BY 1, 2;"),
+    ("segment rfm --accounts", ["segment", "rfm", "--months", "36", "--accounts"],
+     "SELECT account_id, currency, max(expected_close), count(*), sum(amount) " + WON +
+     " GROUP BY 1, 2;"),
+    ("tiers", ["tiers"],
+     "SELECT a.id, w.t FROM accounts a LEFT JOIN (SELECT account_id, sum(amount) t " + WON +
+     " AND expected_close >= date('now', '-6 months') GROUP BY 1) w ON w.account_id = a.id;"),
+    ("tiers --accounts", ["tiers", "--accounts"],
+     "SELECT a.id, w.t FROM accounts a LEFT JOIN (SELECT account_id, sum(amount) t " + WON +
+     " AND expected_close >= date('now', '-6 months') GROUP BY 1) w ON w.account_id = a.id;"),
+]
+BENCH_RULE = ('region in ("Jawa Barat", "DKI Jakarta", "Jawa Timur") and (tier in (Priority, Gold)'
+              ' or rfm in (champions, loyal, potential, new) or tags has grosir)'
+              ' and not last_visit < 60d ago')
+MARKETING_WRITTEN = [
+    ("segment show", ["segment", "show", "bench"],
+     "SELECT a.id, a.region, a.tags, (SELECT max(at) FROM activities x WHERE x.account_id = a.id"
+     " AND x.kind = 'visit') FROM accounts a WHERE a.deleted = 0;"),
+    ("campaign report", ["campaign", "report", "Bench"],
+     "SELECT m.holdout, d.currency, count(*), sum(d.amount) FROM campaign_members m"
+     " JOIN deals d ON d.account_id = m.account_id GROUP BY 1, 2;"),
+]
+
+
 def main():
     ap = bl.arg_parser(__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per report (default 5)")
@@ -97,21 +135,34 @@ def main():
             print(f"import {json.loads(p.stdout)['imported']} {table}: {bl.fmt_s(dt)}")
         size = os.path.getsize(path)
         print(f"store loaded: {bl.fmt_bytes(size)}")
-        for name, (extra, ref_sql) in REFERENCES.items():
-            ours_cmd = [env.relasi, "report", name] + extra
+        work = [(f"report {name}", ["report", name] + extra, ref_sql)
+                for name, (extra, ref_sql) in REFERENCES.items()]
+        work += [(label, cmd, ref_sql) for label, cmd, ref_sql in MARKETING]
+        if not args.home:
+            dt, p = bl.timed([env.relasi, "segment", "save", "bench", BENCH_RULE], env=e)
+            print(f"segment save: {bl.fmt_s(dt)} ({p.stdout.strip()})")
+            dt, p = bl.timed([env.relasi, "campaign", "create", "Bench", "--segment", "bench",
+                              "--holdout", "20", "--seed", "1"], env=e)
+            print(f"campaign create: {bl.fmt_s(dt)} ({p.stdout.strip()})")
+            rows_out.append({"figure": "relasi campaign create (once)", "value": bl.fmt_s(dt),
+                             "target": "-", "reference": "-", "ratio": "-", "verdict": "info"})
+            work += [(label, cmd, ref_sql) for label, cmd, ref_sql in MARKETING_WRITTEN]
+        for name, cmd, ref_sql in work:
+            extra = cmd[1:]
+            ours_cmd = [env.relasi] + cmd
             ref_cmd = ["sqlite3", "-readonly", path, ref_sql]
             _, p1 = bl.timed(ours_cmd, env=e)            # warm-up (page cache)
             bl.timed(ref_cmd, env=e)
-            _, pj = bl.timed([env.relasi, "--json", "report", name] + extra, env=e)
+            _, pj = bl.timed([env.relasi, "--json"] + cmd, env=e)
             nrows = len(json.loads(pj.stdout)["rows"])
             ot, rt = [], []
             for _ in range(args.runs):
                 ot.append(bl.timed(ours_cmd, env=e)[0])
                 rt.append(bl.timed(ref_cmd, env=e)[0])
             om, rm = bl.median(ot), bl.median(rt)
-            print(f"report {name}: {nrows} rows; ours {', '.join(f'{x * 1000:.0f}' for x in ot)} ms;"
+            print(f"{name}: {nrows} rows; ours {', '.join(f'{x * 1000:.0f}' for x in ot)} ms;"
                   f" sqlite3 {', '.join(f'{x * 1000:.0f}' for x in rt)} ms")
-            rows_out.append({"figure": f"relasi report {name} ({nrows} rows, median of {args.runs})",
+            rows_out.append({"figure": f"relasi {name} ({nrows} rows, median of {args.runs})",
                              "value": bl.fmt_s(om), "target": "< 1 s",
                              "reference": f"{bl.fmt_s(rm)} sqlite3 GROUP BY",
                              "ratio": f"{om / rm:.1f}x time",

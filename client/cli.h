@@ -15,5 +15,7 @@ extern const struct cli_cmd cli_cmds_io[];
 extern const struct cli_cmd cli_cmds_sync[];
 extern const struct cli_cmd cli_cmds_bundle[];
 extern const struct cli_cmd cli_cmds_report[];
+extern const struct cli_cmd cli_cmds_marketing[];
+extern const struct cli_cmd cli_cmds_campaign[];
 
 #endif

@@ -15,7 +15,8 @@
 
 static const struct cli_cmd *const cmd_tables[] = {
 	cli_cmds_core, cli_cmds_records, cli_cmds_activity, cli_cmds_query, cli_cmds_io,
-	cli_cmds_sync, cli_cmds_bundle, cli_cmds_report, NULL
+	cli_cmds_sync, cli_cmds_bundle, cli_cmds_report, cli_cmds_marketing, cli_cmds_campaign,
+	NULL
 };
 
 static int locate_home(struct cli_ctx *ctx)

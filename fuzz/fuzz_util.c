@@ -264,7 +264,9 @@ int fz_value_from_json(json_t *j, struct rl_value *v)
 void fz_check_synced_values(sqlite3 *db, const char *who)
 {
 	static const char *const names[] = { "accounts", "contacts", "deals", "activities",
-					     "tasks", "stages", "users", "deal_stage_events", NULL };
+					     "tasks", "stages", "users", "deal_stage_events",
+					     "segments", "campaigns", "campaign_members", "tier_config",
+					     NULL };
 	int k;
 
 	for (k = 0; names[k]; k++) {

@@ -281,6 +281,12 @@ static void row_owner(sqlite3_stmt *row, char out[RL_ID_BUFSZ])
 
 /* ---- policy -------------------------------------------------------------------- */
 
+static int marketing_table(const char *tbl)
+{
+	return strcmp(tbl, "segments") == 0 || strcmp(tbl, "campaigns") == 0 ||
+	       strcmp(tbl, "campaign_members") == 0 || strcmp(tbl, "tier_config") == 0;
+}
+
 /*
  * Who may change what (README, "Roles"). Returns NULL when allowed, else the
  * reason. owner is the row's current owner ("" for a new row), new_owner the
@@ -307,6 +313,18 @@ static const char *policy(const struct hub_peer *p, const char *tbl, int creatin
 		return NULL;
 	if (marketing && (strcmp(tbl, "deals") == 0 || strcmp(tbl, "deal_stage_events") == 0))
 		return "marketing does not change deals";
+	/* Segments, campaigns and tiers are marketing's, shared by the whole
+	 * marketing team (any marketer edits any); reps read them and answer
+	 * campaigns through activities. */
+	if (marketing_table(tbl)) {
+		if (!marketing)
+			return "only marketing, a manager or an admin changes segments, campaigns "
+			       "and tiers";
+		if (own_field && !(v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0))
+			return creating ? "a record can only be created as yourself"
+					: "only a manager reassigns records";
+		return NULL;
+	}
 	/* Who a record belongs to is set by its author and changed by managers. */
 	if (own_field && !(v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0))
 		return creating ? "a record can only be created as yourself"

@@ -26,7 +26,7 @@ secs=${1:-60}
 case $secs in
     ''|*[!0-9]*) echo "usage: sh scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all="wire csv import vcard token valid hub_push dev_sync enroll bundle restore"
+all="wire csv import vcard token valid hub_push dev_sync enroll bundle restore rule"
 targets=${*:-$all}
 jobs=${FUZZ_JOBS:-1}
 
@@ -39,6 +39,7 @@ max_len() {
         token) echo 9000 ;;
         enroll) echo 12000 ;;
         valid) echo 256 ;;
+        rule) echo 600 ;;
         import) echo 4096 ;;
         hub_push|dev_sync|bundle) echo 16384 ;;
         restore) echo 32768 ;;

@@ -34,7 +34,8 @@
 
 const char *const rl_synced_tables[] = {
 	"users", "stages", "accounts", "contacts", "deals", "activities",
-	"tasks", "deal_stage_events", NULL
+	"tasks", "deal_stage_events", "segments", "campaigns", "campaign_members",
+	"tier_config", NULL
 };
 
 static int table_exists(sqlite3 *db, const char *table, int *exists)

@@ -87,6 +87,7 @@ static const struct rl_field activity_fields[] = {
 	{ "outcome", RL_FT_TEXT, RL_FF_LIST, NULL, NULL, "outcome" },
 	{ "notes", RL_FT_NOTE, 0, NULL, NULL, "notes" },
 	{ "user_id", RL_FT_REF, RL_FF_SYSTEM, "users", NULL, "who logged it" },
+	{ "campaign_id", RL_FT_REF, 0, "campaigns", NULL, "the campaign it responds to" },
 	{ "created_at", RL_FT_TIME, RL_FF_SYSTEM, NULL, NULL, "when it was logged (UTC)" },
 	{ "deleted", RL_FT_BOOL, RL_FF_SYSTEM, NULL, NULL, "tombstone" }
 };
@@ -129,6 +130,38 @@ static const struct rl_field stage_event_fields[] = {
 	{ "deleted", RL_FT_BOOL, RL_FF_SYSTEM, NULL, NULL, "tombstone" }
 };
 
+/* Marketing (schema/007_marketing.sql). Members and the tier configuration
+ * are written by `relasi campaign create` / `relasi tiers config`, never
+ * field by field from the command line: all system fields. */
+static const struct rl_field segment_fields[] = {
+	{ "name", RL_FT_TEXT, RL_FF_REQUIRED | RL_FF_LIST, NULL, NULL, "segment name" },
+	{ "rule", RL_FT_TEXT, RL_FF_REQUIRED | RL_FF_LIST, NULL, NULL, "who belongs (rule language)" },
+	SYSTEM_FIELDS
+};
+
+static const struct rl_field campaign_fields[] = {
+	{ "name", RL_FT_TEXT, RL_FF_REQUIRED | RL_FF_LIST, NULL, NULL, "campaign name" },
+	{ "segment_id", RL_FT_REF, RL_FF_LIST, "segments", NULL, "the segment it was made from" },
+	{ "rule", RL_FT_TEXT, 0, NULL, NULL, "the segment's rule when the campaign started" },
+	{ "holdout", RL_FT_PERCENT, RL_FF_LIST, NULL, NULL, "hold-out share, percent" },
+	{ "seed", RL_FT_INT, 0, NULL, NULL, "seed of the hold-out choice" },
+	{ "started_at", RL_FT_TIME, RL_FF_SYSTEM, NULL, NULL, "when it started (UTC)" },
+	SYSTEM_FIELDS
+};
+
+static const struct rl_field campaign_member_fields[] = {
+	{ "campaign_id", RL_FT_REF, RL_FF_SYSTEM, "campaigns", NULL, "campaign" },
+	{ "account_id", RL_FT_REF, RL_FF_SYSTEM, "accounts", NULL, "customer" },
+	{ "holdout", RL_FT_BOOL, RL_FF_SYSTEM, NULL, NULL, "in the hold-out group" },
+	SYSTEM_FIELDS
+};
+
+static const struct rl_field tier_config_fields[] = {
+	{ "levels", RL_FT_TEXT, RL_FF_SYSTEM, NULL, NULL, "Name=MIN;... (minor units a month)" },
+	{ "currency", RL_FT_CURRENCY, RL_FF_SYSTEM, NULL, NULL, "currency of the thresholds" },
+	{ "deleted", RL_FT_BOOL, RL_FF_SYSTEM, NULL, NULL, "tombstone" }
+};
+
 static const struct rl_table tables[] = {
 	{ "accounts", "account", "name", account_fields, N(account_fields) },
 	{ "contacts", "contact", "name", contact_fields, N(contact_fields) },
@@ -138,6 +171,11 @@ static const struct rl_table tables[] = {
 	{ "stages", "stage", "name", stage_fields, N(stage_fields) },
 	{ "users", "user", "name", user_fields, N(user_fields) },
 	{ "deal_stage_events", "stage-event", "to_stage_id", stage_event_fields, N(stage_event_fields) },
+	{ "segments", "segment", "name", segment_fields, N(segment_fields) },
+	{ "campaigns", "campaign", "name", campaign_fields, N(campaign_fields) },
+	{ "campaign_members", "campaign-member", "account_id", campaign_member_fields,
+	  N(campaign_member_fields) },
+	{ "tier_config", "tier-config", "levels", tier_config_fields, N(tier_config_fields) },
 };
 
 const struct rl_table *rl_model_table(const char *name)

@@ -18,7 +18,7 @@ from relasi_test import BIN, Failure, Store, check, eq
 HUB_BIN = os.environ.get("RELASI_HUB_BIN") or os.path.join(os.path.dirname(BIN), "relasi-hub")
 
 SYNCED = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
-          "deal_stage_events"]
+          "deal_stage_events", "segments", "campaigns", "campaign_members", "tier_config"]
 
 
 def ahead(seconds):

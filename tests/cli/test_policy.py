@@ -17,13 +17,17 @@ from hub_test import Hub
 from relasi_test import Failure, Store, check, main
 
 TABLES = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
-          "deal_stage_events"]
+          "deal_stage_events", "segments", "campaigns", "campaign_members", "tier_config"]
+MARKETING = ("segments", "campaigns", "campaign_members", "tier_config")
 EDIT = {"users": ("name", "Nama Baru"), "stages": ("probability", 33),
         "accounts": ("city", "Makassar"), "contacts": ("title", "Manajer"),
         "deals": ("title", "Judul baru"), "activities": ("outcome", "Berubah"),
-        "tasks": ("title", "Tugas baru"), "deal_stage_events": ("at", "2026-11-20T01:00:00Z")}
+        "tasks": ("title", "Tugas baru"), "deal_stage_events": ("at", "2026-11-20T01:00:00Z"),
+        "segments": ("rule", "city = Bandung"), "campaigns": ("holdout", 20),
+        "campaign_members": ("holdout", 1), "tier_config": ("levels", "A=10;B=0")}
 OWNER_FIELD = {"accounts": "owner_id", "contacts": "owner_id", "deals": "owner_id",
-               "activities": "user_id", "tasks": "owner_id", "deal_stage_events": "user_id"}
+               "activities": "user_id", "tasks": "owner_id", "deal_stage_events": "user_id",
+               "segments": "owner_id", "campaigns": "owner_id", "campaign_members": "owner_id"}
 
 
 def expected(role, tbl, action, own):
@@ -34,6 +38,8 @@ def expected(role, tbl, action, own):
         return False
     if tbl == "stages":
         return role == "manager"
+    if tbl in MARKETING:
+        return role in ("marketing", "manager")   # shared by marketing; reps read
     if tbl == "deal_stage_events" and action != "create":
         return False                      # history is append-only
     if role == "manager":
@@ -123,6 +129,8 @@ def test_access_table():
         mia.ok("account", "add", "Toko Mia", "--city", "Bogor")
         mia.ok("activity", "log", "Toko Mia", "--kind", "email", "--outcome", "brosur")
         mia.ok("task", "add", "Kirim katalog", "--account", "Toko Mia")
+        mia.ok("segment", "save", "Bogor", "city = Bogor")
+        mia.ok("campaign", "create", "Katalog", "--segment", "Bogor")
         ani.ok("sync")
         mia.ok("sync")
 
@@ -137,6 +145,8 @@ def test_access_table():
                 return users[owner_login]
             if tbl == "stages":
                 return "00000000000000000000000000000003"
+            if tbl == "tier_config":
+                return "00000000000000000000000000000100"
             of = OWNER_FIELD[tbl]
             if tbl == "deal_stage_events":
                 r = rows("SELECT e.id FROM deal_stage_events e JOIN deals d ON d.id = e.deal_id "
@@ -153,7 +163,8 @@ def test_access_table():
 
         # who acts, in which role, on whose records ("own" = the actor's)
         plan = [("ani", "rep", "ani"), ("budi", "rep", "ani"), ("mia", "marketing", "mia"),
-                ("mia", "marketing", "ani"), ("maya", "manager", "ani"), ("adi", "admin", "ani")]
+                ("mia", "marketing", "ani"), ("maya", "manager", "ani"), ("adi", "admin", "ani"),
+                ("budi", "rep", "mia")]
         seen, mismatches, n = 0, [], 0
         by_login = {}
         for login, role, owner in plan:
@@ -167,7 +178,7 @@ def test_access_table():
                 target = seed(tbl, owner)
                 if target is None:
                     continue                 # (mia owns no deals: marketing cannot make them)
-                own = owner == login and tbl not in ("users", "stages")
+                own = owner == login and tbl not in ("users", "stages", "tier_config")
                 for action in ("create", "edit", "delete"):
                     if action == "create" and owner != login and tbl != "deal_stage_events":
                         continue             # a create is always one's own record

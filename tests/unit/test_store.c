@@ -31,7 +31,9 @@ static long long count(rl_store *s, const char *sql)
 static void check_model_matches_schema(rl_store *s)
 {
 	static const char *const tables[] = { "accounts", "contacts", "deals", "activities",
-					      "tasks", "stages", "users", "deal_stage_events", NULL };
+					      "tasks", "stages", "users", "deal_stage_events",
+					      "segments", "campaigns", "campaign_members",
+					      "tier_config", NULL };
 	int i;
 	size_t k;
 
