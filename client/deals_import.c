@@ -838,7 +838,7 @@ static void print_names(const char *what, const struct di_name *list, size_t n, 
 static int print_summary(struct di *im, const char *report_path)
 {
 	if (im->ctx->json)
-		return cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+		return cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 			"table", "deals", "imported", (json_int_t)im->rows, "bad", (json_int_t)im->bad,
 			"created_accounts", (json_int_t)im->created,
 			"accounts_matched", (json_int_t)im->matched,
