@@ -174,8 +174,13 @@ static int load_users(struct di *im)
 	sqlite3_stmt *st;
 	int rc, error;
 
+	/* A store not yet enrolled has no users row for its own user: the name
+	 * given to `relasi init` stands in, as in the reports. */
 	if ((error = rl_store_prepare(im->ctx->store, "SELECT id, login, name FROM users "
-				      "WHERE deleted = 0 ORDER BY id", &st)) < 0)
+				      "WHERE deleted = 0 UNION ALL "
+				      "SELECT u.value, NULL, n.value FROM rl_meta u JOIN rl_meta n "
+				      "ON n.key = 'rep_name' WHERE u.key = 'user_id' AND u.value <> '' "
+				      "AND NOT EXISTS (SELECT 1 FROM users WHERE id = u.value)", &st)) < 0)
 		return error;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct di_user *nu = realloc(im->users, (im->nusers + 1) * sizeof(*nu));
