@@ -18,4 +18,7 @@ extern const struct cli_cmd cli_cmds_report[];
 extern const struct cli_cmd cli_cmds_marketing[];
 extern const struct cli_cmd cli_cmds_campaign[];
 
+/* `relasi import deals FILE` (deals_import.c); delim as --delimiter gave it. */
+int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim);
+
 #endif

@@ -17,6 +17,8 @@
  *    row in its own savepoint) and lists the bad ones, or writes them to
  *    --report FILE as CSV.
  *  - Progress is shown on a terminal and nowhere else.
+ * Deals go through deals_import.c (the same rules plus reps, stage names,
+ * date formats and closed deals).
  */
 #include "cli.h"
 
@@ -249,6 +251,8 @@ static int report_bad(struct import *im, long line, const char *msg)
 	return RL_OK;
 }
 
+static const char *const deals_only[] = { "date-format", "currency", "stage-map", "map-file", NULL };
+
 static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 {
 	struct import im = { 0 };
@@ -264,6 +268,12 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 				       a->pos[0]);
 	if ((error = parse_delimiter(cli_get(a, "delimiter"), &delim)) < 0)
 		return error;
+	/* Deals have their own importer: reps, dates in a given format, stages. */
+	if (strcmp(im.t->name, "deals") == 0)
+		return cli_import_deals(ctx, a, delim);
+	for (i = 0; deals_only[i]; i++)
+		if (cli_get(a, deals_only[i]))
+			return cli_usage_error(a->cmd, "--%s is for 'import deals'", deals_only[i]);
 	im.skip_bad = cli_get(a, "skip-bad") != NULL;
 	if (report_path && !im.skip_bad)
 		return cli_usage_error(a->cmd, "--report goes with --skip-bad");
@@ -711,6 +721,10 @@ static const struct cli_opt import_opts[] = {
 	{ "delimiter", 1, "D", "',' or ';' (default: detected from the header)", NULL },
 	{ "skip-bad", 0, NULL, "import the good rows, report the bad ones", NULL },
 	{ "report", 1, "FILE", "with --skip-bad: write the bad rows (line, error) as CSV", NULL },
+	{ "map-file", 1, "FILE", "deals: the column map, one COLUMN=FIELD a line", NULL },
+	{ "date-format", 1, "FMT", "deals: every date column as %d %m %y/%Y (e.g. %d-%m-%y)", NULL },
+	{ "currency", 1, "CODE", "deals: currency of rows without a currency column value", NULL },
+	{ "stage-map", 1, "THEIRS=OURS,...", "deals: their stage names to the pipeline's", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 static const struct cli_opt export_opts[] = {
