@@ -35,7 +35,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include <utf8proc.h>
 
 #include "relasi/csv.h"
 #include "relasi/limits.h"
@@ -106,40 +105,11 @@ struct di {
 
 /* ---- names ------------------------------------------------------------------ */
 
-/* Folded key: NFKC case-folded, accents stripped, only letters and digits
- * with single spaces between words — the hub's duplicate name key
- * (hub/hubstore.c), so "PT. Maju  Jaya" and "pt maju jaya" meet. */
+/* Folded key (rl_name_fold): the hub's duplicate name key, so
+ * "PT. Maju  Jaya" and "pt maju jaya" meet. */
 static int fold(const char *in, char **out)
 {
-	utf8proc_uint8_t *folded = NULL;
-	const unsigned char *c;
-	char *k;
-	size_t n = 0;
-	int space = 0;
-
-	*out = NULL;
-	if (utf8proc_map((const utf8proc_uint8_t *)in, 0, &folded,
-			 UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
-			 UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK) < 0)
-		return rl_error_set(RL_EINVALID, "'%s' is not valid UTF-8", in);
-	if (!(k = malloc(strlen((char *)folded) + 1))) {
-		free(folded);
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	}
-	for (c = folded; *c; c++) {
-		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c >= 0x80) {
-			if (space && n)
-				k[n++] = ' ';
-			space = 0;
-			k[n++] = (char)*c;
-		} else {
-			space = 1;
-		}
-	}
-	k[n] = '\0';
-	free(folded);
-	*out = k;
-	return RL_OK;
+	return rl_name_fold(in, out);
 }
 
 static char *dup_or_empty(const char *s)

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <utf8proc.h>
 
 #include "relasi/error.h"
 #include "relasi/limits.h"
@@ -338,49 +337,29 @@ static const char *policy(const struct hub_peer *p, const char *tbl, int creatin
 
 /* ---- duplicate candidates ------------------------------------------------------- */
 
-/* Name key: NFKC case-folded, accents stripped, only letters, digits and
- * single spaces, common company prefixes kept (they tell shops apart). */
+/* Name key: the folded name (rl_name_fold), "|" and the folded city;
+ * common company prefixes kept (they tell shops apart). NULL for an empty
+ * key: nothing to match. */
 static int name_key(const char *name, const char *city, char **out)
 {
-	utf8proc_uint8_t *folded = NULL;
-	sqlite3_str *k = sqlite3_str_new(NULL);
-	const char *parts[2] = { name, city };
-	int p, space = 0;
+	char *n = NULL, *c = NULL;
+	int error;
 
 	*out = NULL;
-	for (p = 0; p < 2; p++) {
-		const unsigned char *c;
-		if (!parts[p])
-			continue;
-		if (utf8proc_map((const utf8proc_uint8_t *)parts[p], 0, &folded,
-				 UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE |
-				 UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK) < 0) {
-			/* Values were validated as UTF-8 on the way in: this is memory. */
-			sqlite3_free(sqlite3_str_finish(k));
-			return rl_error_set(RL_ENOMEM, "out of memory folding a name");
-		}
-		if (p == 1)
-			sqlite3_str_appendall(k, "|");
-		space = 0;
-		for (c = folded; *c; c++) {
-			if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c >= 0x80) {
-				if (space && sqlite3_str_length(k) > 0)
-					sqlite3_str_appendchar(k, 1, ' ');
-				space = 0;
-				sqlite3_str_appendchar(k, 1, (char)*c);
-			} else {
-				space = 1;
-			}
-		}
-		free(folded);
-		folded = NULL;
+	/* Values were validated as UTF-8 on the way in. */
+	if ((name && (error = rl_name_fold(name, &n)) < 0) ||
+	    (city && (error = rl_name_fold(city, &c)) < 0))
+		goto done;
+	error = RL_OK;
+	if ((n && *n) || c) {
+		*out = sqlite3_mprintf("%s%s%s", n ? n : "", c ? "|" : "", c ? c : "");
+		if (!*out)
+			error = rl_error_set(RL_ENOMEM, "out of memory");
 	}
-	if (sqlite3_str_errcode(k) != SQLITE_OK) {
-		sqlite3_free(sqlite3_str_finish(k));
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	}
-	*out = sqlite3_str_finish(k);      /* NULL for an empty key: nothing to match */
-	return RL_OK;
+done:
+	free(n);
+	free(c);
+	return error;
 }
 
 static int record_key(rl_store *s, const char *tbl, const char *row, const char *kind,

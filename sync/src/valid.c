@@ -17,7 +17,10 @@
 #include "relasi/error.h"
 #include "relasi/limits.h"
 
+#include <utf8proc.h>
+
 #include <inttypes.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1268,4 +1271,37 @@ double rl_geo_distance_km(double lat1, double lon1, double lat2, double lon2)
 	if (a > 1.0)
 		a = 1.0;
 	return 2.0 * RL_EARTH_RADIUS_KM * atan2(sqrt(a), sqrt(1.0 - a));
+}
+
+int rl_name_fold(const char *in, char **out)
+{
+	utf8proc_uint8_t *folded = NULL;
+	const unsigned char *c;
+	char *k;
+	size_t n = 0;
+	int space = 0;
+
+	*out = NULL;
+	if (utf8proc_map((const utf8proc_uint8_t *)in, 0, &folded,
+			 UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+			 UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK) < 0)
+		return rl_error_set(RL_EINVALID, "'%.80s' is not valid UTF-8", in);
+	if (!(k = malloc(strlen((char *)folded) + 1))) {
+		free(folded);
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	for (c = folded; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c >= 0x80) {
+			if (space && n)
+				k[n++] = ' ';
+			space = 0;
+			k[n++] = (char)*c;
+		} else {
+			space = 1;
+		}
+	}
+	k[n] = '\0';
+	free(folded);
+	*out = k;
+	return RL_OK;
 }

@@ -11,6 +11,8 @@
 
 #include "check.h"
 
+#include <stdlib.h>
+
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -1100,8 +1102,38 @@ static void test_geo(void)
 	CHECK(!isnan(rl_geo_distance_km(1e-9, 0, -1e-9, 180)));
 }
 
+/* The matching key of duplicates and imports: case, accents, width,
+ * punctuation and spacing fold away; letters of other scripts stay. */
+static void test_name_fold(void)
+{
+	static const char *const cases[][2] = {
+		{ "PT. Maju  Jaya", "pt maju jaya" },
+		{ "  pt maju jaya ", "pt maju jaya" },
+		{ "Caf\xc3\xa9 S\xc3\xa9l\xc3\xa9ra", "cafe selera" },       /* accents */
+		{ "\xef\xbc\xb4\xef\xbd\x8f\xef\xbd\x8b\xef\xbd\x8f 7", "toko 7" },  /* full width */
+		{ "Toko-Sinar/Jaya (Cab. 2)", "toko sinar jaya cab 2" },
+		{ "STRASSE", "strasse" },
+		{ "Stra\xc3\x9f" "e", "strasse" },                                /* case folding */
+		{ "\xe6\x9d\xb1\xe4\xba\xac Mart", "\xe6\x9d\xb1\xe4\xba\xac mart" },
+		{ "...", "" },
+		{ "", "" },
+	};
+	size_t i;
+	char *k = NULL;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_EQ_INT(rl_name_fold(cases[i][0], &k), RL_OK);
+		CHECK_EQ_STR(k, cases[i][1]);
+		free(k);
+		k = NULL;
+	}
+	CHECK_EQ_INT(rl_name_fold("bad \xff utf-8", &k), RL_EINVALID);
+	CHECK(k == NULL);
+}
+
 int main(void)
 {
+	test_name_fold();
 	test_phone();
 	test_email();
 	test_currency();

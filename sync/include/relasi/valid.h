@@ -47,6 +47,15 @@ const char *rl_country_calling_code(const char *alpha2);
 int rl_email_normalize(char *out, size_t outsz, const char *in);
 
 /*
+ * A name folded for matching: NFKC, case-folded, accents stripped, only
+ * letters and digits, words separated by one space ("PT. Maju  Jaya" and
+ * "pt maju jaya" meet). *out is malloc'd ("" when nothing is left).
+ * The one rule for the hub's duplicate candidates and the imports' account
+ * and rep matching. RL_EINVALID for text that is not UTF-8.
+ */
+int rl_name_fold(const char *in, char **out);
+
+/*
  * ISO 4217: the number of minor-unit digits for an upper-case code
  * ("IDR" -> 2, "JPY" -> 0, "KWD" -> 3), or -1 if the code is not a current
  * ISO 4217 currency. Lower case input is refused (-1).
