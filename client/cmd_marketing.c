@@ -150,7 +150,7 @@ static int cmp_rfm_list(const void *a, const void *b)
 	return strcmp(x->account, y->account);
 }
 
-static int rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
+int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
 {
 	size_t i, start, seg;
 
@@ -272,7 +272,7 @@ static int cmd_rfm(struct cli_ctx *ctx, struct cli_args *a)
 	if (cli_get(a, "accounts"))
 		error = rfm_accounts(ctx->store, rows, n, &r);
 	else
-		error = rfm_summary(rows, n, &r);
+		error = mk_rfm_summary(rows, n, &r);
 	if (error < 0 || (error = rp_emit(ctx, &r, m.fmt)) < 0)
 		goto cleanup;
 cleanup:
@@ -607,6 +607,25 @@ static int tiers_history(struct cli_ctx *ctx, const char *ref, const struct mk_t
 	return error;
 }
 
+void mk_tiers_count(const struct mk_tiers *t, const struct mk_tier_row *rows, size_t n,
+		    int64_t count[MK_MAX_TIERS + 1], int64_t up[MK_MAX_TIERS + 1],
+		    int64_t down[MK_MAX_TIERS + 1])
+{
+	size_t i;
+
+	for (i = 0; i <= MK_MAX_TIERS; i++)
+		count[i] = up[i] = down[i] = 0;
+	for (i = 0; i < n; i++) {
+		size_t slot = rows[i].tier < 0 ? t->n : (size_t)rows[i].tier;
+		int b = rank(t, rows[i].tier_prev), a = rank(t, rows[i].tier);
+		count[slot]++;
+		if (a > b)
+			up[slot]++;
+		else if (a < b)
+			down[slot]++;
+	}
+}
+
 static int tiers_month(struct cli_ctx *ctx, const char *month, int accounts,
 		       const struct mk_tiers *t, struct rp_result *r)
 {
@@ -618,18 +637,9 @@ static int tiers_month(struct cli_ctx *ctx, const char *month, int accounts,
 	if ((error = mk_tiers_compute(ctx->store, t, month, &now, &n)) < 0)
 		goto cleanup;
 	if (!accounts) {
-		int64_t count[MK_MAX_TIERS + 1] = { 0 }, up[MK_MAX_TIERS + 1] = { 0 },
-			down[MK_MAX_TIERS + 1] = { 0 };
+		int64_t count[MK_MAX_TIERS + 1], up[MK_MAX_TIERS + 1], down[MK_MAX_TIERS + 1];
 		rp_table_init(&r->rows, tier_cols, sizeof(tier_cols) / sizeof(tier_cols[0]));
-		for (i = 0; i < n; i++) {
-			size_t slot = now[i].tier < 0 ? t->n : (size_t)now[i].tier;
-			int b = rank(t, now[i].tier_prev), a = rank(t, now[i].tier);
-			count[slot]++;
-			if (a > b)
-				up[slot]++;
-			else if (a < b)
-				down[slot]++;
-		}
+		mk_tiers_count(t, now, n, count, up, down);
 		for (k = 0; k <= t->n; k++) {
 			struct rp_cell *row;
 			if (k == t->n && count[k] == 0)

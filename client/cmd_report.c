@@ -177,7 +177,8 @@ static int cmd_report_html(struct cli_ctx *ctx, struct cli_args *a)
 						 "as_of", r.as_of, "filters", r.filters, "file",
 						 path, "bytes", (json_int_t)bytes));
 	else
-		printf("wrote %s (%ld bytes): pipeline, forecast, win rate and activity as of %s "
+		printf("wrote %s (%ld bytes): pipeline, forecast, win rate, activity, RFM and tiers "
+		       "as of %s "
 		       "(UTC)\n", path, bytes, r.as_of);
 cleanup:
 	rp_result_free(&r);
@@ -240,7 +241,7 @@ const struct cli_cmd cli_cmds_report[] = {
 	REPORT("activity", "visits, calls, meetings and e-mails per rep per ISO week",
 	       activity_opts),
 	{ "report html", cmd_report_html, "FILE [OPTIONS]",
-	  "one self-contained HTML page: funnel, forecast, win rate and activity charts",
+	  "one self-contained HTML page: funnel, forecast, win rate, activity, RFM, tiers",
 	  html_opts, NULL, CLI_MODEL_NONE, 1, 1, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
 };

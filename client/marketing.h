@@ -42,6 +42,11 @@ int mk_rfm_segment(int r, int f, int m);
 int mk_rfm_compute(rl_store *s, const char *from, const char *to, const char *currency,
 		   struct mk_rfm **out, size_t *n);
 
+/* `relasi segment rfm`'s summary of rows (as mk_rfm_compute orders them):
+ * per currency a row per segment (accounts, share, deals, revenue, average
+ * recency) and a total row; the HTML report's RFM section shows the same. */
+int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r);
+
 /* The window of `--months N` ending on day `to`: the first day of the
  * month N-1 months before to's month. */
 void mk_months_window(char from[11], const char to[11], int months);
@@ -81,6 +86,13 @@ struct mk_tier_row {
  * spend total / 6 compared without rounding). *out ordered by account. */
 int mk_tiers_compute(rl_store *s, const struct mk_tiers *t, const char *month,
 		     struct mk_tier_row **out, size_t *n);
+
+/* `relasi tiers`'s counts for one month's rows: per level (index t->n:
+ * no tier) the accounts in it and how many moved up or down into it since
+ * the month before. Shared with the HTML report's tier chart. */
+void mk_tiers_count(const struct mk_tiers *t, const struct mk_tier_row *rows, size_t n,
+		    int64_t count[MK_MAX_TIERS + 1], int64_t up[MK_MAX_TIERS + 1],
+		    int64_t down[MK_MAX_TIERS + 1]);
 
 /* "YYYY-MM" plus delta months. */
 void mk_month_add(char out[8], const char *month, int delta);

@@ -9,7 +9,13 @@
  * Every figure comes from the reports' own computations (report_calc.c):
  * each section runs one report with the same filters `relasi report NAME`
  * takes and draws its result table; nothing here adds up or divides a
- * figure of its own. Each chart also carries its figures for machines and
+ * figure of its own. The marketing sections call marketing's computations
+ * the same way (marketing.h): the RFM grid runs mk_rfm_compute and
+ * mk_rfm_summary as `relasi segment rfm` does, the tier chart runs
+ * mk_tiers_compute and mk_tiers_count per month as `relasi tiers --month`
+ * does; the grid's cells only group the accounts' scores that
+ * `segment rfm --accounts` lists, by R and FM = (F + M + 1) / 2, the
+ * pair the segment is named from. Each chart also carries its figures for machines and
  * screen readers: bars hold data-* attributes (data-value in minor units,
  * ratios as fractions, exactly as --json writes them) and each section ends
  * with the report's rows and totals as <table>s (cells with data-key and
@@ -35,6 +41,8 @@
 
 #include "relasi/valid.h"
 
+#include "marketing.h"
+
 /* Chart geometry, in SVG user units. The width is chosen for a phone: a
  * 460-unit chart fills about 350 CSS pixels of a 390-pixel phone at 0.76
  * scale (12-unit text stays above 9 px) and half a laptop window at ~1.2. */
@@ -43,6 +51,14 @@
  * drawn as empty rows, unless the gap would add more rows than this (two
  * years): a stray activity dated years back must not draw a thousand rows. */
 #define MAX_WEEK_ROWS 104
+/* The RFM window when the page is given no --from: `relasi segment rfm`'s
+ * default (--months 12 ending with --to, else today). */
+#define RFM_MONTHS 12
+/* Tier months drawn: the six ending with --to's month (else this one), the
+ * same span a tier looks back over; with --from, from its month, at most
+ * two years (each month is one pass over the accounts). */
+#define TIER_MONTHS 6
+#define MAX_TIER_MONTHS 24
 
 /* ---- writing ------------------------------------------------------------------ */
 
@@ -674,6 +690,304 @@ static int draw_activity(FILE *o, const struct rp_result *res)
 	return RL_OK;
 }
 
+/* ---- the marketing sections ------------------------------------------------------- */
+
+/* A revenue short enough for a grid cell: 12.3M, 45.6k in major units;
+ * the cell's tooltip and the figure table give it whole. */
+static const char *money_short(char buf[64], int64_t v, const char *cur)
+{
+	int e = rl_currency_exponent(cur);
+	double major = (double)v;
+
+	while (e-- > 0)
+		major /= 10.0;
+	if (major >= 1e9 || major <= -1e9)
+		snprintf(buf, 64, "%.1fB", major / 1e9);
+	else if (major >= 1e6 || major <= -1e6)
+		snprintf(buf, 64, "%.1fM", major / 1e6);
+	else if (major >= 1e4 || major <= -1e4)
+		snprintf(buf, 64, "%.1fk", major / 1e3);
+	else
+		money(buf, v, cur);
+	return buf;
+}
+
+/* The section's figure tables, as write_section gives the reports'. */
+static void figures(FILE *o, const char *id, const char *title, const struct rp_result *r)
+{
+	fprintf(o, "<details><summary>Figures (%zu row%s)</summary>\n", r->rows.nrows,
+		r->rows.nrows == 1 ? "" : "s");
+	figures_table(o, id, "rows", title, &r->rows);
+	if (r->totals.ncols)
+		figures_table(o, id, "totals", "Totals", &r->totals);
+	fprintf(o, "</details>\n");
+}
+
+/*
+ * One currency's RFM grid: recency score down (5 at the top), the FM
+ * score across; a cell per (R, FM) with its accounts and their revenue,
+ * coloured and named by the segment that pair falls in (mk_rfm_segment).
+ */
+static void draw_rfm_grid(FILE *o, const struct mk_rfm *rows, size_t n, const char *cur)
+{
+	int64_t count[5][5] = { { 0 } }, rev[5][5] = { { 0 } };
+	double x0 = 56, cw = 80, ch = 62, top = 20;
+	size_t i;
+	int r, fm;
+
+	for (i = 0; i < n; i++) {
+		int fmi = (rows[i].f + rows[i].m + 1) / 2;
+		if (rows[i].r < 1 || rows[i].r > 5 || fmi < 1 || fmi > 5)
+			continue;   /* scores are 1..5 by construction */
+		count[rows[i].r - 1][fmi - 1]++;
+		rev[rows[i].r - 1][fmi - 1] += rows[i].monetary;
+	}
+	fprintf(o, "<h3>");
+	html_text(o, cur);
+	fprintf(o, "</h3>\n");
+	svg_open(o, "rfm", cur, CHART_W, top + 5 * ch + 22, "accounts and revenue per RFM cell");
+	svg_label(o, x0, 13, "head", 0, "recency score (R) down, frequency + monetary (FM) across");
+	fputc('\n', o);
+	for (r = 5; r >= 1; r--) {
+		double y = top + ch * (double)(5 - r);
+		char lbl[8];
+		snprintf(lbl, sizeof(lbl), "R %d", r);
+		svg_label(o, x0 - 8, y + ch / 2 + 4, "lbl", 1, lbl);
+		for (fm = 1; fm <= 5; fm++) {
+			int seg = mk_rfm_segment(r, fm, fm);
+			const char *name = sr_rfm_segments[seg], *sp = strchr(name, ' ');
+			int64_t c = count[r - 1][fm - 1], v = rev[r - 1][fm - 1];
+			double x = x0 + cw * (double)(fm - 1);
+			char a[64], b[64], tip[256];
+			/* (f + m + 1) / 2 of f = m = fm is fm: the segment of the cell */
+			money(a, v, cur);
+			snprintf(tip, sizeof(tip), "R %d, FM %d (%s): %lld account%s, revenue %s %s", r,
+				 fm, name, (long long)c, c == 1 ? "" : "s", a, cur);
+			fprintf(o, "<g data-series=\"rfm_cell\"");
+			attr(o, "data-currency", cur);
+			attr_int(o, "data-r", r);
+			attr_int(o, "data-fm", fm);
+			attr(o, "data-segment", name);
+			attr_int(o, "data-value", c);
+			attr_int(o, "data-revenue", v);
+			fprintf(o, "><rect class=\"seg%d%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+				"height=\"%.1f\"><title>", seg, c ? "" : " none", x + 1, y + 1, cw - 2,
+				ch - 2);
+			html_text(o, tip);
+			fprintf(o, "</title></rect>");
+			/* the name over two lines when it has two words */
+			snprintf(b, sizeof(b), "%.*s", sp ? (int)(sp - name) : 63, name);
+			fprintf(o, "<text class=\"head\" text-anchor=\"middle\" x=\"%.1f\" y=\"%.1f\">",
+				x + cw / 2, y + 14);
+			html_text(o, b);
+			fprintf(o, "</text>");
+			if (sp) {
+				fprintf(o, "<text class=\"head\" text-anchor=\"middle\" x=\"%.1f\" "
+					"y=\"%.1f\">", x + cw / 2, y + 26);
+				html_text(o, sp + 1);
+				fprintf(o, "</text>");
+			}
+			fprintf(o, "<text class=\"v n\" text-anchor=\"middle\" x=\"%.1f\" y=\"%.1f\">"
+				"%lld</text>", x + cw / 2, y + 42, (long long)c);
+			if (c) {
+				fprintf(o, "<text class=\"v\" text-anchor=\"middle\" x=\"%.1f\" "
+					"y=\"%.1f\">", x + cw / 2, y + 56);
+				html_text(o, money_short(b, v, cur));
+				fprintf(o, "</text>");
+			}
+			fprintf(o, "</g>\n");
+		}
+	}
+	for (fm = 1; fm <= 5; fm++) {
+		char lbl[8];
+		snprintf(lbl, sizeof(lbl), "FM %d", fm);
+		fprintf(o, "<text class=\"lbl\" text-anchor=\"middle\" x=\"%.1f\" y=\"%.1f\">%s"
+			"</text>", x0 + cw * (double)(fm - 1) + cw / 2, top + 5 * ch + 16, lbl);
+	}
+	fprintf(o, "\n</svg>\n");
+}
+
+/*
+ * RFM: `relasi segment rfm --from F --to T` over every currency: its
+ * window is the page's --from/--to, else the command's default (the
+ * twelve calendar months ending with --to or today). Not narrowed by rep,
+ * team or region: scores are quintiles among all buying accounts.
+ */
+static int section_rfm(FILE *o, rl_store *s, const struct rp_filter *f, const char *as_of)
+{
+	struct rp_result r = { 0 };
+	struct mk_rfm *rows = NULL;
+	char from[11], to[11];
+	size_t n = 0, start, i;
+	int error;
+
+	snprintf(to, sizeof(to), "%s", f->to[0] ? f->to : f->today);
+	if (f->from[0])
+		snprintf(from, sizeof(from), "%s", f->from);
+	else
+		mk_months_window(from, to, RFM_MONTHS);
+	r.name = "rfm";
+	snprintf(r.as_of, sizeof(r.as_of), "%s", as_of);
+	fprintf(o, "<p class=\"about\">Won deals closed from <time data-rfm=\"from\">%s</time> to "
+		"<time data-rfm=\"to\">%s</time> (<code>relasi segment rfm --from %s --to %s</code>); "
+		"every rep's customers, whatever the filters.</p>\n", from, to, from, to);
+	if ((error = mk_rfm_compute(s, from, to, NULL, &rows, &n)) < 0 ||
+	    (error = mk_rfm_summary(rows, n, &r)) < 0)
+		goto cleanup;
+	/* rows come ordered by currency: one grid per currency */
+	for (start = 0, i = 1; i <= n; i++) {
+		if (i < n && strcmp(rows[i].currency, rows[start].currency) == 0)
+			continue;
+		draw_rfm_grid(o, rows + start, i - start, rows[start].currency);
+		start = i;
+	}
+	if (!n)
+		nothing(o);
+	figures(o, "rfm", "RFM segments", &r);
+cleanup:
+	free(rows);
+	rp_result_free(&r);
+	return error;
+}
+
+static const struct rp_col tier_month_cols[] = {
+	{ "month", RP_TEXT, 0, NULL, 0 },
+	{ "tier", RP_TEXT, 0, NULL, 0 },
+	{ "min_monthly", RP_MONEY, 3, NULL, 0 },
+	{ "currency", RP_TEXT, 0, NULL, 0 },
+	{ "accounts", RP_INT, 0, NULL, 0 },
+	{ "moved_up", RP_INT, 0, NULL, 0 },
+	{ "moved_down", RP_INT, 0, NULL, 0 },
+};
+
+/*
+ * Tiers per month: for each month what `relasi tiers --month M` counts
+ * (mk_tiers_compute, mk_tiers_count), one stacked bar of the tiers
+ * (highest first, the configured names) with the accounts in no tier
+ * beside it; the figure table is the command's rows with their month.
+ */
+static int section_tiers(FILE *o, rl_store *s, const struct rp_filter *f, const char *as_of)
+{
+	static const int64_t zero[MK_MAX_TIERS + 1];
+	struct rp_result r = { 0 };
+	struct mk_tiers t;
+	struct mk_tier_row *rows = NULL;
+	int64_t (*count)[MK_MAX_TIERS + 1] = NULL;
+	char first[8], last[8], month[8];
+	size_t n, k, nm = 0, mi;
+	int64_t max = 0;
+	double rowh = 30, top = 6, x0 = 70, span = 290;
+	int error;
+
+	snprintf(last, sizeof(last), "%.7s", f->to[0] ? f->to : f->today);
+	mk_month_add(first, last, -(TIER_MONTHS - 1));
+	if (f->from[0]) {
+		char cap[8];
+		snprintf(first, sizeof(first), "%.7s", f->from);
+		mk_month_add(cap, last, -(MAX_TIER_MONTHS - 1));
+		if (strcmp(first, cap) < 0)
+			snprintf(first, sizeof(first), "%s", cap);
+	}
+	r.name = "tiers";
+	snprintf(r.as_of, sizeof(r.as_of), "%s", as_of);
+	rp_table_init(&r.rows, tier_month_cols, sizeof(tier_month_cols) / sizeof(tier_month_cols[0]));
+	if ((error = mk_tiers_load(s, &t)) < 0)
+		goto cleanup;
+	for (snprintf(month, sizeof(month), "%s", first); strcmp(month, last) <= 0;
+	     mk_month_add(month, month, 1))
+		nm++;
+	if (!(count = calloc(nm, sizeof(*count)))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	/* the counts first (the bars share one scale), then the drawing */
+	for (mi = 0, snprintf(month, sizeof(month), "%s", first); mi < nm;
+	     mi++, mk_month_add(month, month, 1)) {
+		int64_t up[MK_MAX_TIERS + 1], down[MK_MAX_TIERS + 1], sum = 0;
+		if ((error = mk_tiers_compute(s, &t, month, &rows, &n)) < 0)
+			goto cleanup;
+		mk_tiers_count(&t, rows, n, count[mi], up, down);
+		free(rows);
+		rows = NULL;
+		for (k = 0; k <= t.n; k++) {
+			struct rp_cell *row;
+			if (k < t.n)
+				sum += count[mi][k];
+			if (k == t.n && count[mi][k] == 0)
+				break;        /* "no tier" only when someone has none, as tiers */
+			if (!(row = rp_row_add(&r.rows)) || rp_set_text(row, 0, month) < 0 ||
+			    rp_set_text(row, 1, k < t.n ? t.name[k] : NULL) < 0 ||
+			    rp_set_text(row, 3, t.currency) < 0) {
+				error = RL_ENOMEM;
+				goto cleanup;
+			}
+			if (k < t.n)
+				rp_set_int(row, 2, t.min[k]);
+			rp_set_int(row, 4, count[mi][k]);
+			rp_set_int(row, 5, up[k]);
+			rp_set_int(row, 6, down[k]);
+		}
+		if (sum > max)
+			max = sum;
+	}
+	fprintf(o, "<p class=\"about\">Tiers in %s from the average monthly spend over the six "
+		"months before each month (<code>relasi tiers --month M</code>), %s to %s; every "
+		"customer, whatever the filters.</p>\n<p class=\"legend\">", t.currency, first, last);
+	for (k = 0; k < t.n; k++) {
+		fprintf(o, "<span class=\"k-t%zu\">", k);
+		html_text(o, t.name[k]);
+		fprintf(o, "</span> ");
+	}
+	fprintf(o, "<span class=\"k-none\">no tier (the count at the right)</span></p>\n");
+	svg_open(o, "tiers", t.currency, CHART_W, top + rowh * (double)nm + 4,
+		 "accounts per tier and month");
+	for (mi = 0, snprintf(month, sizeof(month), "%s", first); mi < nm;
+	     mi++, mk_month_add(month, month, 1)) {
+		double y = top + rowh * (double)mi, x = x0;
+		const int64_t *c = count ? count[mi] : zero;
+		char lbl[64], tip[192];
+		fprintf(o, "<line class=\"grid\" x1=\"0\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>",
+			CHART_W, y + rowh - 2, y + rowh - 2);
+		svg_label(o, x0 - 6, y + 18, "lbl", 1, month);
+		for (k = 0; k < t.n; k++) {
+			double w = max ? span * (double)c[k] / (double)max : 0;
+			snprintf(lbl, sizeof(lbl), "%lld", (long long)c[k]);
+			snprintf(tip, sizeof(tip), "%s %s: %lld account%s", month, t.name[k],
+				 (long long)c[k], c[k] == 1 ? "" : "s");
+			fprintf(o, "<g data-series=\"tier\"");
+			attr(o, "data-month", month);
+			attr(o, "data-tier", t.name[k]);
+			attr_int(o, "data-value", c[k]);
+			fprintf(o, "><rect class=\"t%zu\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+				"height=\"20\"><title>", k, x, y + 4, w);
+			html_text(o, tip);
+			fprintf(o, "</title></rect>");
+			/* the count inside its part when it fits, else in the tooltip */
+			if (w > 7.2 * (double)strlen(lbl) + 6)
+				svg_label(o, x + w / 2 - 3.6 * (double)strlen(lbl), y + 18, "v in", 0,
+					  lbl);
+			fprintf(o, "</g>");
+			x += w;
+		}
+		snprintf(lbl, sizeof(lbl), "%lld none", (long long)c[t.n]);
+		fprintf(o, "<g data-series=\"no_tier\"");
+		attr(o, "data-month", month);
+		attr_int(o, "data-value", c[t.n]);
+		fputc('>', o);
+		svg_label(o, CHART_W - 4, y + 18, "v", 1, lbl);
+		fprintf(o, "</g>\n");
+	}
+	fprintf(o, "</svg>\n");
+	if (!max)
+		nothing(o);
+	figures(o, "tiers", "Tiers per month", &r);
+cleanup:
+	free(rows);
+	free(count);
+	rp_result_free(&r);
+	return error;
+}
+
 /* ---- the page -------------------------------------------------------------------- */
 
 /*
@@ -691,26 +1005,31 @@ struct html_section {
 	int (*run)(rl_store *s, const struct rp_filter *f, struct rp_result *r);
 	int (*draw)(FILE *o, const struct rp_result *r);
 	int wide;             /* spans both columns of a wide screen */
+	/* instead of run and draw: a section that computes, draws and lists
+	 * its figures itself (the marketing ones, from marketing.h) */
+	int (*write)(FILE *o, rl_store *s, const struct rp_filter *f, const char *as_of);
 };
 
 static const struct html_section sections[] = {
 	{ "pipeline", "Funnel by stage",
 	  "Deals per stage with their amount and weighted amount (the deal's probability, else "
 	  "its stage's), per currency. Deals created or expected to close in the period.",
-	  rp_pipeline, draw_funnel, 0 },
+	  rp_pipeline, draw_funnel, 0, NULL },
 	{ "forecast", "Forecast by month",
 	  "Open deals by the month they are expected to close, deals won by the month they were "
-	  "won; per currency.", rp_forecast, draw_forecast, 0 },
+	  "won; per currency.", rp_forecast, draw_forecast, 0, NULL },
 	{ "winrate", "Win rate by rep",
 	  "Won / (won + lost) of the deals closed in the period, per rep (the deal's owner).",
-	  rp_winrate, draw_winrate, 0 },
+	  rp_winrate, draw_winrate, 0, NULL },
 	{ "activity", "Activity by rep and week",
 	  "Visits, calls, meetings and e-mails each rep logged, per ISO week (UTC, weeks start "
-	  "on Monday).", rp_activity, draw_activity, 0 },
-	/* TODO(issue 6, segment rfm / tiers): the RFM grid and the tier counts
-	 * per month, one entry and one draw function each. */
-	{ "rfm-tiers", "RFM and tiers",
-	  "The RFM grid and the tier counts per month will be drawn here.", NULL, NULL, 0 },
+	  "on Monday).", rp_activity, draw_activity, 0, NULL },
+	{ "rfm", "RFM grid",
+	  "Customers by recency score (R) and frequency and monetary score (FM = (F + M + 1) / 2), "
+	  "quintiles 1-5 among the customers buying in each currency; each cell is named by its "
+	  "segment and shows its customers and their revenue.", NULL, NULL, 0, section_rfm },
+	{ "tiers", "Tiers per month",
+	  "Customers in each tier per month, highest tier first.", NULL, NULL, 0, section_tiers },
 };
 
 static const char css[] =
@@ -747,6 +1066,21 @@ static const char css[] =
 	".won,.k-won::before{fill:#15803d;background:#15803d}\n"
 	".best_case,.k-best_case::before{fill:#bfdbfe;background:#bfdbfe}\n"
 	".rate{fill:#2563eb}.heat{fill:#1d4ed8}.empty{fill:#eef2f6}\n"
+	/* RFM segments: greens for the best, blues for the new, warm for the
+	 * ones slipping away, greys for the gone; ink text reads on all */
+	".seg0{fill:#4ade80}.seg1{fill:#bbf7d0}.seg2{fill:#bfdbfe}.seg3{fill:#dbeafe}"
+	".seg4{fill:#fdba74}.seg5{fill:#fca5a5}.seg6{fill:#e2e8f0}.seg7{fill:#cbd5e1}"
+	"rect.none{fill-opacity:.35}svg text.n{font-weight:600}\n"
+	/* tiers, highest first (Priority, Gold, Red by default); white on each */
+	".t0,.k-t0::before{fill:#1d4ed8;background:#1d4ed8}"
+	".t1,.k-t1::before{fill:#b45309;background:#b45309}"
+	".t2,.k-t2::before{fill:#b91c1c;background:#b91c1c}"
+	".t3,.k-t3::before{fill:#0f766e;background:#0f766e}"
+	".t4,.k-t4::before{fill:#6d28d9;background:#6d28d9}"
+	".t5,.k-t5::before{fill:#475569;background:#475569}"
+	".t6,.k-t6::before{fill:#be185d;background:#be185d}"
+	".t7,.k-t7::before{fill:#4d7c0f;background:#4d7c0f}"
+	".k-none::before{background:#eef2f6}\n"
 	"details{margin-top:8px}summary{cursor:pointer;color:var(--muted);font-size:.85rem}\n"
 	".scroll{overflow-x:auto}\n"
 	"table.figures{border-collapse:collapse;font-size:.78rem;margin-top:6px;width:100%}\n"
@@ -776,6 +1110,12 @@ static int write_section(FILE *o, rl_store *s, const struct rp_filter *f,
 	fprintf(o, "</h2>\n<p class=\"about\">");
 	html_text(o, sec->about);
 	fprintf(o, "</p>\n");
+	if (sec->write) {
+		if ((error = sec->write(o, s, f, as_of)) < 0)
+			return error;
+		fprintf(o, "</section>\n");
+		return RL_OK;
+	}
 	if (!sec->run) {
 		fprintf(o, "<p class=\"missing\" data-missing=\"1\">");
 		html_text(o, sec->title);
@@ -841,7 +1181,8 @@ static int write_page(FILE *o, rl_store *s, const struct rp_filter *f,
 		"each currency's own units and never added across currencies; times and weeks "
 		"are UTC. The figures are those of <code>relasi report pipeline</code>, "
 		"<code>forecast</code>, <code>winrate</code> and <code>activity</code> with the "
-		"same filters.</footer>\n</body>\n</html>\n");
+		"same filters, and of <code>relasi segment rfm</code> and <code>relasi tiers</code> "
+		"for the window and months each section states.</footer>\n</body>\n</html>\n");
 	return RL_OK;
 }
 

@@ -8,6 +8,13 @@ The manager writes the page; then:
 - its figures: every chart's bars (data-* attributes) and every figure
   table are parsed with html.parser and must equal `relasi --json report
   pipeline|forecast|winrate|activity` with the same filters, value for value;
+  the RFM grid's cells must equal `relasi --json segment rfm --accounts`
+  grouped by currency, R and FM = (F + M + 1) // 2 (and, summed per segment,
+  `relasi --json segment rfm`, whose rows and totals are the section's
+  tables); the tier bars and table must equal `relasi --json tiers --month
+  M` for each month drawn (the six ending with --to's month or today's, or
+  from --from's month); the tiers are configured so that every level and
+  "no tier" have customers;
 - it references nothing outside itself (no src/href to anywhere, no
   @import, no url(), no script, no link, no image);
 - Debian's Chromium renders it headless (no sandbox, no GPU, every host
@@ -266,6 +273,88 @@ def check_charts(page, js):
         eq(c[0]["label"], str(r["total"]), "activity cell shows its total")
 
 
+def opt(args, name):
+    return args[args.index(name) + 1] if name in args else None
+
+
+def month_add(month, delta):
+    y, m = int(month[:4]), int(month[5:7])
+    t = y * 12 + m - 1 + delta
+    return f"{t // 12:04d}-{t % 12 + 1:02d}"
+
+
+def check_rfm(text, page, store, args, now):
+    """The RFM section: `segment rfm` with the page's --from/--to (its
+    default window without them), whatever the other filters."""
+    rargs = [x for k in ("--from", "--to") if opt(args, k) for x in (k, opt(args, k))]
+    j = store.js("segment", "rfm", *rargs, now=now)
+    acc = store.js("segment", "rfm", "--accounts", *rargs, now=now)
+    window = dict(re.findall(r'<time data-rfm="(from|to)">([^<]*)</time>', text))
+    eq(window, j["filters"], "the page states the RFM window the command used")
+    check_tables(page, "rfm", j)
+    cells = collections.defaultdict(lambda: [0, 0, set()])
+    for a in acc["rows"]:
+        c = cells[(a["currency"], a["r"], (a["f"] + a["m"] + 1) // 2)]
+        c[0] += 1
+        c[1] += a["monetary"]
+        c[2].add(a["segment"])
+    curs = sorted({a["currency"] for a in acc["rows"]})
+    got = bars(page, "rfm", "rfm_cell")
+    eq(len(got), 25 * len(curs), "RFM: a 5 x 5 grid per currency")
+    seg = collections.defaultdict(lambda: [0, 0])
+    for b in got:
+        key = (b["data-currency"], int(b["data-r"]), int(b["data-fm"]))
+        want = cells.get(key, [0, 0, set()])
+        eq((int(b["data-value"]), int(b["data-revenue"])), tuple(want[:2]), f"RFM cell {key}")
+        check(want[2] <= {b["data-segment"]}, f"RFM cell {key} is named by its accounts' segment",
+              want[2], b["data-segment"])
+        # the label's texts run together: the name (over two lines), the count
+        check(b["label"].startswith(b["data-segment"].replace(" ", "")),
+              f"RFM cell {key} shows its segment's name", b["label"])
+        check(str(want[0]) in b["label"], f"RFM cell {key} shows its count", b["label"])
+        s = seg[(b["data-currency"], b["data-segment"])]
+        s[0] += int(b["data-value"])
+        s[1] += int(b["data-revenue"])
+    for r in j["rows"]:
+        eq(tuple(seg[(r["currency"], r["segment"])]), (r["accounts"], r["revenue"]),
+           f"RFM cells of {r['segment']} {r['currency']} add up to the segment's row")
+    return j
+
+
+def check_tiers(page, store, args, now):
+    """The tiers section: `tiers --month M` for each month drawn."""
+    last = (opt(args, "--to") or now)[:7]
+    first = opt(args, "--from")[:7] if opt(args, "--from") else month_add(last, -5)
+    months, m = [], first
+    while m <= last:
+        months.append(m)
+        m = month_add(m, 1)
+    tabs = [t for t in page.tables if t["report"] == "tiers" and t["part"] == "rows"]
+    eq(len(tabs), 1, "tiers: one rows table")
+    eq([t for t in page.tables if t["report"] == "tiers" and t["part"] == "totals"], [],
+       "tiers: no totals")
+    rows = [{c["data-key"]: c for c in r} for r in tabs[0]["rows"]]
+    out = {}
+    for m in months:
+        j = store.js("tiers", "--month", m, now=now)
+        out[m] = j
+        mine = [r for r in rows if r["month"]["data-value"] == m]
+        eq(len(mine), len(j["rows"]), f"tiers {m}: as many rows as `tiers --month {m}`")
+        for r, w in zip(mine, j["rows"]):
+            eq({k: cell_value(c, w.get(k, m)) for k, c in r.items()}, dict(w, month=m),
+               f"tiers {m} row {w['tier']}")
+        tiered = [w for w in j["rows"] if w["tier"] is not None]
+        b = [b for b in bars(page, "tiers", "tier") if b["data-month"] == m]
+        eq([(x["data-tier"], int(x["data-value"])) for x in b],
+           [(w["tier"], w["accounts"]) for w in tiered], f"tier bars of {m}, highest first")
+        none = [w["accounts"] for w in j["rows"] if w["tier"] is None] or [0]
+        b = [b for b in bars(page, "tiers", "no_tier") if b["data-month"] == m]
+        eq([int(x["data-value"]) for x in b], none, f"no-tier count of {m}")
+        eq(b[0]["label"], f"{none[0]} none", "the no-tier count is shown")
+    eq(sorted({r["month"]["data-value"] for r in rows}), months, "the months drawn")
+    return out
+
+
 def check_page(store, path, args, now):
     """The page at path against the JSON reports run with the same args."""
     text, page = read_page(path)
@@ -274,7 +363,9 @@ def check_page(store, path, args, now):
     for n in REPORTS:
         check_tables(page, n, js[n])
     check_charts(page, js)
-    eq(page.missing, ["RFM and tiers: not yet available"], "the RFM and tiers section says so")
+    eq(page.missing, [], "no section is a placeholder")
+    js["rfm"] = check_rfm(text, page, store, args, now)
+    js["tiers"] = check_tiers(page, store, args, now)
     return text, page, js
 
 
@@ -401,7 +492,8 @@ def check_render(workdir, path, page_text, shots=None):
     out, err = chrome(workdir, "--window-size=1280,1500", f"--screenshot={laptop}", "--dump-dom",
                       "file://" + path)
     eq(console_lines(err), [], "no script error or console message while rendering")
-    check(out.count('<svg class="chart"') >= 4 and "data-series" in out and "Funnel by stage" in out,
+    check(out.count('<svg class="chart"') >= 6 and "data-series" in out and "Funnel by stage" in out
+          and 'data-series="rfm_cell"' in out and 'data-series="tier"' in out,
           "the dumped DOM holds the charts (the page rendered)", out[:300])
     check_not_blank(laptop, 1280, 1500, "laptop")
     # the phone's screenshot and both layouts, measured
@@ -423,7 +515,7 @@ def check_render(workdir, path, page_text, shots=None):
     eq((lap["client"], lap["columns"], ph["client"], ph["columns"]), (1280, 2, 390, 1),
        f"two columns on a laptop, one on a phone {m}")
     for what, x in (("laptop", lap), ("phone", ph)):
-        check(x["charts"] >= 4 and x["scroll"] <= x["client"] and x["chart_right"] <= x["client"],
+        check(x["charts"] >= 6 and x["scroll"] <= x["client"] and x["chart_right"] <= x["client"],
               f"{what}: every chart fits, nothing overflows the width", x)
     check(lap["min_text_px"] >= 10, "laptop: chart text at least 10 px", lap)
     check(ph["min_text_px"] >= 9, "phone: chart text at least 9 px", ph)
@@ -451,6 +543,9 @@ def test_generated_dataset():
     work = tempfile.mkdtemp(prefix="relasi-html-")
     try:
         mgr, _, _ = tr.load(hub, seed=6)
+        # levels the dataset's customers spread over (IDR a month; spend 0
+        # is no tier), so every level and "no tier" are drawn
+        mgr.ok("tiers", "config", "Priority=800000", "Gold=200000", "Red=1", now=tr.NOW)
         path = os.path.join(work, "report.html")
         before = mgr.file_hash()
         j = mgr.js("report", "html", path, now=tr.NOW)
@@ -463,6 +558,11 @@ def test_generated_dataset():
         check(len(js["activity"]["rows"]) > 20 and len(js["winrate"]["rows"]) == 3 and
               len({r["currency"] for r in js["forecast"]["rows"]}) == 2,
               "the dataset fills every chart (3 reps, weeks, two currencies)")
+        tiers = {(w["tier"]) for j in js["tiers"].values() for w in j["rows"] if w["accounts"]}
+        eq(tiers, {"Priority", "Gold", "Red", None}, "every tier and 'no tier' have customers")
+        check(sum(r["accounts"] for r in js["rfm"]["rows"]) > 8 and
+              len({r["segment"] for r in js["rfm"]["rows"] if r["accounts"]}) >= 4,
+              "the RFM grid has customers in several segments", js["rfm"]["rows"])
         check_render(work, path, text, shots=os.environ.get("RELASI_HTML_SHOTS"))
         # the same filters as the reports: the charts follow them
         args = ["--team", "barat", "--from", "2026-02-01", "--to", "2026-03-31"]
@@ -552,7 +652,7 @@ def test_written_whole_or_not_at_all():
         check(text.startswith("<!DOCTYPE html>") and text.endswith("</html>\n"),
               "an existing file is replaced by a whole page")
         _, page = read_page(path)
-        check("Nothing to show for this selection." in text and len(page.tables) == 8,
+        check("Nothing to show for this selection." in text and len(page.tables) == 11,
               "an empty store gives a page that says so, with its (empty) tables")
         # a FILE that is a directory: the page cannot take its name; nothing left
         d = os.path.join(work, "dir")
