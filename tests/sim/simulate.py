@@ -852,6 +852,9 @@ class Sim:
                 self.names[rid] = "U-" + (login or "?")
             for (rid, name) in con.execute("SELECT id, name FROM stages"):
                 self.names[rid] = "S-" + name
+            # rows every store is born with (schema 7's tier levels)
+            for (rid,) in con.execute("SELECT id FROM tier_config"):
+                self.names[rid] = "TC-" + rid[-4:]
         finally:
             con.close()
         self.model.adopt_initial()
