@@ -16,9 +16,10 @@
  * SIGKILLs the hub at the same point. They exist so that tests can prove a
  * lost acknowledgement and a crash lose and duplicate nothing.
  * snapshot-cut:N closes the connection of the first SNAPSHOT the process
- * serves after its N-th CHUNK; snapshot-pause:N holds that snapshot for 5 s
+ * serves after its N-th CHUNK; snapshot-pause:N holds that snapshot for 10 s
  * after its N-th CHUNK (a device killed, or other devices pushing, while a
- * snapshot is half sent).
+ * snapshot is half sent); no-snapshot plays a hub from before snapshots (no
+ * "snapshot" in WELCOME, SNAPSHOT an unexpected frame).
  * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
  * git ref update and the store's record of it.)
  *
@@ -75,7 +76,7 @@ struct server {
 	int audit_pending, audit_stop;
 	long pushes;            /* for the fault hooks */
 	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit,
-				 * 3 snapshot-cut, 4 snapshot-pause */
+				 * 3 snapshot-cut, 4 snapshot-pause, 5 no-snapshot */
 	long fault_at;
 	long snapshots;         /* snapshots begun (the snapshot hooks act on the first) */
 };
@@ -153,7 +154,7 @@ static int snap_send(void *ctx, int type, json_t *msg)
 		return rl_error_set(RL_ECLOSED, "snapshot cut (fault injection)");
 	}
 	fprintf(stderr, "relasi-hub: fault injection: snapshot paused after chunk %ld\n", o->chunks);
-	sleep(5);
+	sleep(10);
 	return RL_OK;
 }
 
@@ -334,6 +335,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 					 "user", peer.user, "role", peer.role,
 					 "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
 					 "restamp", restamp, "snapshot", RL_SNAPSHOT_FORMAT);
+			if (resp && srv->fault_kind == 5)
+				json_object_del(resp, "snapshot");
 			/* The history's identity, for devices after a restore (epoch.c). */
 			if (resp && (error = hub_epoch_welcome(s, resp)) < 0)
 				break;
@@ -361,7 +364,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
 				break;
 			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, srv->read_ms);
-		} else if (type == RL_FRAME_SNAPSHOT) {
+		} else if (type == RL_FRAME_SNAPSHOT && srv->fault_kind != 5) {
 			struct snap_out so = { srv, c, 0, 0 };
 			pthread_mutex_lock(&srv->lock);
 			so.hooked = (srv->fault_kind == 3 || srv->fault_kind == 4) && srv->snapshots++ == 0;
@@ -511,6 +514,8 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	} else if (fault && strncmp(fault, "snapshot-cut:", 13) == 0) {
 		srv.fault_kind = 3;
 		srv.fault_at = strtol(fault + 13, NULL, 10);
+	} else if (fault && strcmp(fault, "no-snapshot") == 0) {
+		srv.fault_kind = 5;
 	} else if (fault && strncmp(fault, "snapshot-pause:", 15) == 0) {
 		srv.fault_kind = 4;
 		srv.fault_at = strtol(fault + 15, NULL, 10);
