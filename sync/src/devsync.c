@@ -984,6 +984,7 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	json_t *req = NULL, *resp = NULL;
 	struct snap sn;
 	char status[96];
+	long long cache = -8192;
 	int error, ok, skip, type, last = 0;
 
 	*loaded = 0;
@@ -998,6 +999,17 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	if ((error = exchange(c, RL_FRAME_SNAPSHOT, req, RL_FRAME_SNAP, &resp)) < 0 ||
 	    (error = parse_snap(resp, &sn, &skip)) < 0 || skip)
 		goto done;
+	/* The load writes the whole store in one transaction: with the usual
+	 * 8 MiB page cache SQLite spills dirty pages to the WAL and reads them
+	 * back for every index; 64 MiB holds a large team's tables. */
+	{
+		sqlite3_stmt *cs;
+		if (sqlite3_prepare_v2(rl_store_db(s), "PRAGMA cache_size", -1, &cs, NULL) == SQLITE_OK &&
+		    sqlite3_step(cs) == SQLITE_ROW)
+			cache = sqlite3_column_int64(cs, 0);
+		sqlite3_finalize(cs);
+	}
+	sqlite3_exec(rl_store_db(s), "PRAGMA cache_size = -65536", NULL, NULL, NULL);
 	rl_store_set_capture(s, 0);
 	while (!last) {
 		json_decref(resp);
@@ -1021,6 +1033,12 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 		}
 	}
 	rl_store_set_capture(s, 1);
+	{
+		char *sql = sqlite3_mprintf("PRAGMA cache_size = %lld", cache);
+		if (sql)
+			sqlite3_exec(rl_store_db(s), sql, NULL, NULL, NULL);
+		sqlite3_free(sql);
+	}
 	if (error == 0 && (sn.got_rows != sn.rows || sn.got_fields != sn.fields))
 		error = rl_error_set(RL_EPROTO, "the hub's snapshot ended after %lld of %lld records "
 				     "and %lld of %lld fields", sn.got_rows, sn.rows, sn.got_fields,
