@@ -32,9 +32,10 @@ Each section starts its own hub, so they do not disturb each other.
    size of its outbox (sync/src/devsync.c sent_batch() scans the whole outbox
    before every batch of 1000), so one sync of all 4.66M changes runs for
    hours; --seed-chunk 0 shows it. The seeding push rate is printed for
-   information. A fresh device B is then enrolled and its first `relasi sync`
-   is timed: seconds, and bytes on the wire from the hub's per-session log
-   line (bytes_in + bytes_out, TLS records included).
+   information. Two fresh devices are then enrolled and their first
+   `relasi sync` timed, one by snapshot (the default) and one by log pages
+   (`--no-snapshot`): seconds, bytes on the wire from the hub's per-session
+   log line (bytes_in + bytes_out, TLS records included), hub and device CPU.
    Reference: Python's sqlite3 `executemany` of the same rows (read back from
    B's store) into a fresh file with tables of the same columns, one
    transaction; median of 3. Target: our time / reference time <= 3.
