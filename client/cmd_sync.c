@@ -252,7 +252,8 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 			rl_error_prefix("cannot reach the hub at %s:%s", host, port);
 		goto cleanup;
 	}
-	error = rl_sync_session(ctx->store, c, &st, tty ? show_progress : NULL, NULL);
+	error = rl_sync_session_ex(ctx->store, c, cli_get(a, "no-snapshot") ? RL_SYNC_NO_SNAPSHOT : 0,
+				   &st, tty ? show_progress : NULL, NULL);
 	if (tty)
 		fprintf(stderr, "\r%-60s\r", "");
 	if (error < 0)
@@ -262,18 +263,22 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 			"this device queued %ld changes the hub lost and sent them again\n",
 			st.restored_at, st.resent);
 	if (ctx->json)
-		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			"restamped", (json_int_t)st.restamped, "pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,
 			"same", (json_int_t)st.same, "merged", (json_int_t)st.merged,
 			"conflicts", (json_int_t)st.conflicts, "refused", (json_int_t)st.refused,
-			"pulled", (json_int_t)st.pulled, "cursor", (json_int_t)st.cursor));
+			"pulled", (json_int_t)st.pulled, "cursor", (json_int_t)st.cursor,
+			"snapshot", (json_int_t)st.snapshot_rows));
 	else {
 		if (st.restamped)
 			printf("re-stamped %ld pending change%s made while this device's clock was "
 			       "ahead\n", st.restamped, st.restamped == 1 ? "" : "s");
 		printf("synced: pushed %ld (applied %ld, unchanged %ld, merged %ld, conflicts %ld, "
-		       "refused %ld), pulled %ld\n", st.pushed, st.applied, st.same, st.merged,
+		       "refused %ld), pulled %ld", st.pushed, st.applied, st.same, st.merged,
 		       st.conflicts, st.refused, st.pulled);
+		if (st.snapshot_rows)
+			printf(" (a snapshot of %ld records)", st.snapshot_rows);
+		printf("\n");
 	}
 cleanup:
 	rl_conn_close(c);
@@ -314,11 +319,17 @@ static const struct cli_opt enroll_opts[] = {
 	{ NULL, 0, NULL, NULL, NULL }
 };
 
+static const struct cli_opt sync_opts[] = {
+	{ "no-snapshot", 0, NULL, "on a first sync, pull the hub's log page by page instead of "
+	  "loading a snapshot", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
 const struct cli_cmd cli_cmds_sync[] = {
 	{ "enroll", cmd_enroll, "TOKEN", "join a hub with the one-time token from its admin",
 	  enroll_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "sync", cmd_sync, "", "push this device's changes to the hub and pull everyone's",
-	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	  sync_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "conflicts", cmd_conflicts, "", "your edits that met another edit at the hub (read-only)",
 	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

@@ -64,6 +64,17 @@ int hub_push(rl_store *s, const struct hub_peer *peer, json_t *push, json_t **re
 int hub_pull(rl_store *s, const struct hub_peer *peer, json_t *pull, json_t **page,
 	     struct hub_stats *stats);
 
+/* Sends one frame of a multi-frame answer (type, payload not consumed). */
+typedef int (*hub_send_fn)(void *ctx, int type, json_t *msg);
+
+/* SNAPSHOT -> SNAP, then CHUNK frames until one says "last" (snapshot.c,
+ * sync/PROTOCOL.md "Snapshot"): every synced row as of one hub seq, read in
+ * one read transaction, each frame handed to send. A hub too big for a
+ * snapshot answers SNAP with "skip" and nothing else. Errors: RL_EPROTO for
+ * a malformed request, the store's, and send's own. */
+int hub_snapshot(rl_store *s, const struct hub_peer *peer, json_t *req, hub_send_fn send,
+		 void *ctx, struct hub_stats *stats);
+
 /* ENROLL -> ENROLLED: checks the one-time token, signs the CSR with the
  * device CA of dir, records the device. RL_EAUTH for a bad, used or expired
  * token (the message says which). */

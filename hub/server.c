@@ -8,12 +8,18 @@
  *
  * Session grammar (sync/PROTOCOL.md):
  *   no certificate:  ENROLL -> ENROLLED | ERROR, close
- *   certificate:     HELLO -> WELCOME, { PUSH -> PUSHED | PULL -> PAGE }, BYE
+ *   certificate:     HELLO -> WELCOME, { PUSH -> PUSHED | PULL -> PAGE |
+ *                    SNAPSHOT -> SNAP CHUNK... }, BYE
  *
  * Test hook: RELASI_HUB_FAULT=ack-lost:N closes the connection right after
  * the N-th push has committed, before its answer is sent; kill-after-commit:N
  * SIGKILLs the hub at the same point. They exist so that tests can prove a
  * lost acknowledgement and a crash lose and duplicate nothing.
+ * snapshot-cut:N closes the connection of the first SNAPSHOT the process
+ * serves after its N-th CHUNK; snapshot-pause:N holds that snapshot for 10 s
+ * after its N-th CHUNK (a device killed, or other devices pushing, while a
+ * snapshot is half sent); no-snapshot plays a hub from before snapshots (no
+ * "snapshot" in WELCOME, SNAPSHOT an unexpected frame).
  * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
  * git ref update and the store's record of it.)
  *
@@ -69,8 +75,10 @@ struct server {
 	pthread_cond_t audit_wake;
 	int audit_pending, audit_stop;
 	long pushes;            /* for the fault hooks */
-	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit */
+	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit,
+				 * 3 snapshot-cut, 4 snapshot-pause, 5 no-snapshot */
 	long fault_at;
+	long snapshots;         /* snapshots begun (the snapshot hooks act on the first) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -123,7 +131,31 @@ static int fault_now(struct server *srv)
 	pthread_mutex_lock(&srv->lock);
 	n = ++srv->pushes;
 	pthread_mutex_unlock(&srv->lock);
-	return srv->fault_kind && n == srv->fault_at;
+	return (srv->fault_kind == 1 || srv->fault_kind == 2) && n == srv->fault_at;
+}
+
+/* Where a snapshot's frames go (hub_snapshot's send), with the fault hooks. */
+struct snap_out {
+	struct server *srv;
+	rl_conn *c;
+	long chunks;
+	int hooked;             /* the first snapshot of the process */
+};
+
+static int snap_send(void *ctx, int type, json_t *msg)
+{
+	struct snap_out *o = ctx;
+	int error = rl_wire_write(o->c, type, msg, RL_MAX_FRAME, o->srv->read_ms);
+
+	if (error < 0 || type != RL_FRAME_CHUNK || !o->hooked || ++o->chunks != o->srv->fault_at)
+		return error;
+	if (o->srv->fault_kind == 3) {
+		fprintf(stderr, "relasi-hub: fault injection: snapshot cut after chunk %ld\n", o->chunks);
+		return rl_error_set(RL_ECLOSED, "snapshot cut (fault injection)");
+	}
+	fprintf(stderr, "relasi-hub: fault injection: snapshot paused after chunk %ld\n", o->chunks);
+	sleep(10);
+	return RL_OK;
 }
 
 /* Wake the audit writer: something was committed. */
@@ -296,10 +328,15 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				break;
 			}
 			hello = 1;
-			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b}", "proto", RL_PROTO_VERSION,
-					 "hub", srv->name, "device", peer.device, "user", peer.user,
-					 "role", peer.role, "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
-					 "restamp", restamp);
+			/* "snapshot": the format of SNAPSHOT this hub serves; a device
+			 * asks for one only when it sees the key (snapshot.c). */
+			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b, s:i}", "proto",
+					 RL_PROTO_VERSION, "hub", srv->name, "device", peer.device,
+					 "user", peer.user, "role", peer.role,
+					 "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
+					 "restamp", restamp, "snapshot", RL_SNAPSHOT_FORMAT);
+			if (resp && srv->fault_kind == 5)
+				json_object_del(resp, "snapshot");
 			/* The history's identity, for devices after a restore (epoch.c). */
 			if (resp && (error = hub_epoch_welcome(s, resp)) < 0)
 				break;
@@ -327,6 +364,13 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
 				break;
 			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, srv->read_ms);
+		} else if (type == RL_FRAME_SNAPSHOT && srv->fault_kind != 5) {
+			struct snap_out so = { srv, c, 0, 0 };
+			pthread_mutex_lock(&srv->lock);
+			so.hooked = (srv->fault_kind == 3 || srv->fault_kind == 4) && srv->snapshots++ == 0;
+			pthread_mutex_unlock(&srv->lock);
+			if ((error = hub_snapshot(s, &peer, req, snap_send, &so, &st)) < 0)
+				break;
 		} else if (type == RL_FRAME_BYE) {
 			break;
 		} else {
@@ -467,6 +511,14 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	} else if (fault && strncmp(fault, "kill-after-commit:", 18) == 0) {
 		srv.fault_kind = 2;
 		srv.fault_at = strtol(fault + 18, NULL, 10);
+	} else if (fault && strncmp(fault, "snapshot-cut:", 13) == 0) {
+		srv.fault_kind = 3;
+		srv.fault_at = strtol(fault + 13, NULL, 10);
+	} else if (fault && strcmp(fault, "no-snapshot") == 0) {
+		srv.fault_kind = 5;
+	} else if (fault && strncmp(fault, "snapshot-pause:", 15) == 0) {
+		srv.fault_kind = 4;
+		srv.fault_at = strtol(fault + 15, NULL, 10);
 	}
 	if ((error = hub_path(cert, sizeof(cert), dir, HUB_SERVER_CRT)) < 0 ||
 	    (error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||

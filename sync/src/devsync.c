@@ -32,6 +32,18 @@ static int meta_set_int(rl_store *s, const char *key, long long v)
 	return rl_store_meta_set(s, key, buf);
 }
 
+/* An ERROR frame: an error with the hub's own words. */
+static int hub_refused(json_t *resp)
+{
+	const char *code = json_string_value(json_object_get(resp, "code"));
+	const char *msg = json_string_value(json_object_get(resp, "message"));
+
+	return rl_error_set(code && (strcmp(code, "auth") == 0 || strcmp(code, "token") == 0)
+			    ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_ECLOCK
+			    : RL_EPROTO, "the hub refused: %s (%s)", msg ? msg : "no reason",
+			    code ? code : "?");
+}
+
 /* Send a request and read its answer; an ERROR frame becomes an error with
  * the hub's own words. */
 static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
@@ -43,12 +55,7 @@ static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
 	    (error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &got, resp)) < 0)
 		return error;
 	if (got == RL_FRAME_ERROR) {
-		const char *code = json_string_value(json_object_get(*resp, "code"));
-		const char *msg = json_string_value(json_object_get(*resp, "message"));
-		error = rl_error_set(code && (strcmp(code, "auth") == 0 || strcmp(code, "token") == 0)
-				     ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_ECLOCK
-				     : RL_EPROTO, "the hub refused: %s (%s)", msg ? msg : "no reason",
-				     code ? code : "?");
+		error = hub_refused(*resp);
 		json_decref(*resp);
 		*resp = NULL;
 		return error;
@@ -391,9 +398,34 @@ static void bind_json(sqlite3_stmt *st, int idx, json_t *v)
 		sqlite3_bind_null(st, idx);
 }
 
+/* A value from the network for field f of t: checked as the hub checks a
+ * pushed one, or a bad hub (or a bug) would plant values the device's own
+ * code never writes (a phone "abc", a real in an integer column). Found by
+ * fuzz/fuzz_dev_sync. */
+static int check_value(const struct rl_table *t, const struct rl_field *f, json_t *v)
+{
+	struct rl_value rv = { RL_V_NULL, 0, 0, NULL };
+
+	if (!v || !(json_is_null(v) || json_is_number(v) || json_is_string(v)))
+		return -1;
+	if (json_is_integer(v)) {
+		rv.type = RL_V_INT;
+		rv.i = json_integer_value(v);
+	} else if (json_is_real(v)) {
+		rv.type = RL_V_REAL;
+		rv.d = json_real_value(v);
+	} else if (json_is_string(v)) {
+		rv.type = RL_V_TEXT;
+		rv.s = json_string_value(v);
+	}
+	return rl_model_check_value(t, f, &rv) < 0 ? -1 : 0;
+}
+
 static int parse_pulled(json_t *o, struct pulled *p)
 {
 	json_t *v = json_object_get(o, "v");
+	const struct rl_table *t;
+	const struct rl_field *f;
 
 	p->seq = json_integer_value(json_object_get(o, "s"));
 	p->tbl = json_string_value(json_object_get(o, "t"));
@@ -404,31 +436,14 @@ static int parse_pulled(json_t *o, struct pulled *p)
 	if (p->seq <= 0 || !p->tbl || !p->row || !p->field || !v ||
 	    !(json_is_null(v) || json_is_number(v) || json_is_string(v)))
 		return rl_error_set(RL_EPROTO, "a pulled change is malformed");
-	{
-		const struct rl_table *t = rl_model_table(p->tbl);
-		const struct rl_field *f = t ? rl_model_field(t, p->field) : NULL;
-		struct rl_value rv = { RL_V_NULL, 0, 0, NULL };
-		if (!t || strcmp(t->name, p->tbl) != 0 || !f || !rl_id_valid(p->row))
-			return rl_error_set(RL_EPROTO, "the hub sent an unknown field %.40s.%.40s",
-					    p->tbl, p->field);
-		/* The value too is input from the network: check it as the hub
-		 * checks a pushed one, or a bad hub (or a bug) would plant values
-		 * the device's own code never writes (a phone "abc", a real in
-		 * an integer column). Found by fuzz/fuzz_dev_sync. */
-		if (json_is_integer(v)) {
-			rv.type = RL_V_INT;
-			rv.i = json_integer_value(v);
-		} else if (json_is_real(v)) {
-			rv.type = RL_V_REAL;
-			rv.d = json_real_value(v);
-		} else if (json_is_string(v)) {
-			rv.type = RL_V_TEXT;
-			rv.s = json_string_value(v);
-		}
-		if (rl_model_check_value(t, f, &rv) < 0)
-			return rl_error_set(RL_EPROTO, "the hub sent an invalid value for %s.%s",
-					    t->name, f->name);
-	}
+	t = rl_model_table(p->tbl);
+	f = t ? rl_model_field(t, p->field) : NULL;
+	if (!t || strcmp(t->name, p->tbl) != 0 || !f || !rl_id_valid(p->row))
+		return rl_error_set(RL_EPROTO, "the hub sent an unknown field %.40s.%.40s",
+				    p->tbl, p->field);
+	if (check_value(t, f, v) < 0)
+		return rl_error_set(RL_EPROTO, "the hub sent an invalid value for %s.%s",
+				    t->name, f->name);
 	return RL_OK;
 }
 
@@ -800,15 +815,343 @@ fail:
 	return error;
 }
 
+/* ---- snapshot bootstrap (sync/PROTOCOL.md, "Snapshot") ------------------------------ */
+
+/*
+ * A device that has never pulled and has nothing waiting to be pushed loads
+ * every synced row in one transaction instead of replaying the hub's log
+ * page by page. It must end exactly where replaying would have left it, so
+ * each record is written as apply_run writes it: an upsert of the fields
+ * the hub has logged (the others keep their defaults, or their local value
+ * in a record this device made and pushed before this first pull), capture
+ * off, and each field's base raised to the version the hub logged it at.
+ */
+
+struct snap {
+	long long seq, hlc, rows, fields;       /* announced by SNAP */
+	long long got_rows, got_fields;
+};
+
+/* Cursor 0 and no change pending or sent: nothing the upsert could
+ * overwrite that replaying would keep (apply_run's pending_edit). Read
+ * inside the load's transaction, so no local edit can slip in. */
+static int snapshot_eligible(rl_store *s, int *yes)
+{
+	long long cursor;
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*yes = 0;
+	if ((error = meta_int(s, "cursor", &cursor)) < 0)
+		return error;
+	if (cursor != 0)
+		return RL_OK;
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM rl_outbox WHERE state IN ('pending', "
+				      "'sent') LIMIT 1", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rl_store_error(s, "reading the outbox");
+	*yes = rc == SQLITE_DONE;
+	return RL_OK;
+}
+
+/* SNAP {"format", "seq", "hlc", "rows", "fields"}, every figure checked
+ * against the limits before a row is read. *skip: the hub serves no
+ * snapshot this time ("skip"). */
+static int parse_snap(json_t *o, struct snap *sn, int *skip)
+{
+	json_t *f = json_object_get(o, "format"), *seq = json_object_get(o, "seq");
+	json_t *hlc = json_object_get(o, "hlc"), *rows = json_object_get(o, "rows");
+	json_t *fields = json_object_get(o, "fields");
+
+	memset(sn, 0, sizeof(*sn));
+	*skip = 0;
+	if (!json_is_integer(f) || json_integer_value(f) != RL_SNAPSHOT_FORMAT)
+		return rl_error_set(RL_EPROTO, "the hub's snapshot is not of format %d",
+				    RL_SNAPSHOT_FORMAT);
+	if (json_is_string(json_object_get(o, "skip"))) {
+		*skip = 1;
+		return RL_OK;
+	}
+	if (!json_is_integer(seq) || !json_is_integer(hlc) || !json_is_integer(rows) ||
+	    !json_is_integer(fields))
+		return rl_error_set(RL_EPROTO, "the hub's snapshot announcement lacks seq, hlc, "
+				    "rows or fields");
+	sn->seq = json_integer_value(seq);
+	sn->hlc = json_integer_value(hlc);
+	sn->rows = json_integer_value(rows);
+	sn->fields = json_integer_value(fields);
+	if (sn->seq < 0 || sn->hlc < 0 || sn->rows < 0 || sn->fields < 0)
+		return rl_error_set(RL_EPROTO, "the hub's snapshot announcement has a negative "
+				    "figure");
+	if (sn->rows > RL_MAX_SNAPSHOT_ROWS)
+		return rl_error_set(RL_ETOOBIG, "the hub's snapshot announces %lld records, more "
+				    "than %d", sn->rows, RL_MAX_SNAPSHOT_ROWS);
+	if (sn->fields > RL_MAX_SNAPSHOT_FIELDS || sn->fields > sn->rows * RL_MAX_ROW_FIELDS ||
+	    sn->fields < sn->rows)
+		return rl_error_set(RL_ETOOBIG, "the hub's snapshot announces %lld fields for %lld "
+				    "records", sn->fields, sn->rows);
+	if (sn->fields > sn->seq)
+		/* Each field version is a distinct log entry at or below seq. */
+		return rl_error_set(RL_EPROTO, "the hub's snapshot announces %lld fields up to "
+				    "change %lld", sn->fields, sn->seq);
+	return RL_OK;
+}
+
+/* The upsert of a record of t with the chunk's columns in mask: ?1 is the
+ * id, ?i+2 column i. Cached by rl_store_prepare: records of a table mostly
+ * come with the same fields. */
+static int snap_upsert(rl_store *s, const struct rl_table *t, const struct rl_field **cols,
+		       size_t n, unsigned long mask, sqlite3_stmt **out)
+{
+	sqlite3_str *q = sqlite3_str_new(rl_store_db(s));
+	char *sql;
+	size_t i;
+	int error, first = 1;
+
+	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(id", t->name);
+	for (i = 0; i < n; i++)
+		if (mask & (1UL << i))
+			sqlite3_str_appendf(q, ", \"%w\"", cols[i]->name);
+	sqlite3_str_appendall(q, ") VALUES (?1");
+	for (i = 0; i < n; i++)
+		if (mask & (1UL << i))
+			sqlite3_str_appendf(q, ", ?%d", (int)i + 2);
+	sqlite3_str_appendall(q, ") ON CONFLICT(id) DO UPDATE SET ");
+	for (i = 0; i < n; i++)
+		if (mask & (1UL << i)) {
+			sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", first ? "" : ", ",
+					    cols[i]->name, cols[i]->name);
+			first = 0;
+		}
+	if (!(sql = sqlite3_str_finish(q)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_store_prepare(s, sql, out);
+	sqlite3_free(sql);
+	return error;
+}
+
+/* One CHUNK {"t", "cols", "rows": [[ID, V1..Vn, S1..Sn]...], "last"}: every
+ * part checked (known table and fields, no field twice, valid ids and
+ * values, versions within the snapshot, no more than announced) before its
+ * row is written. Inside the load's transaction. */
+static int load_chunk(rl_store *s, json_t *chunk, struct snap *sn, int *last)
+{
+	const char *tname = json_string_value(json_object_get(chunk, "t"));
+	json_t *jcols = json_object_get(chunk, "cols"), *rows = json_object_get(chunk, "rows");
+	json_t *jlast = json_object_get(chunk, "last"), *row, *v;
+	const struct rl_field *cols[RL_MAX_ROW_FIELDS];
+	const struct rl_table *t;
+	sqlite3_stmt *ins = NULL, *base;
+	unsigned long ins_mask = 0;
+	size_t n, i, j, r;
+	int error;
+
+	t = tname ? rl_model_table(tname) : NULL;
+	if (!t || strcmp(t->name, tname) != 0)
+		return rl_error_set(RL_EPROTO, "the hub's snapshot names an unknown table %.40s",
+				    tname ? tname : "(none)");
+	if (!json_is_array(jcols) || json_array_size(jcols) > t->nfields ||
+	    json_array_size(jcols) > RL_MAX_ROW_FIELDS || !json_is_array(rows) ||
+	    json_array_size(rows) > RL_MAX_CHUNK_ROWS || !json_is_boolean(jlast))
+		return rl_error_set(RL_EPROTO, "a malformed snapshot chunk of %s", t->name);
+	n = json_array_size(jcols);
+	json_array_foreach(jcols, i, v) {
+		const char *name = json_string_value(v);
+		if (!name || !(cols[i] = rl_model_field(t, name)))
+			return rl_error_set(RL_EPROTO, "the hub's snapshot names an unknown field "
+					    "%s.%.40s", t->name, name ? name : "(not a string)");
+		for (j = 0; j < i; j++)
+			if (cols[j] == cols[i])
+				return rl_error_set(RL_EPROTO, "the hub's snapshot names %s.%s twice",
+						    t->name, name);
+	}
+	if ((error = rl_store_prepare(s, "INSERT INTO rl_base(tbl, row_id, field, version) "
+				      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, row_id, field) DO "
+				      "UPDATE SET version = max(version, excluded.version)", &base)) < 0)
+		return error;
+	json_array_foreach(rows, r, row) {
+		const char *id = json_string_value(json_array_get(row, 0));
+		unsigned long mask = 0;
+		long long nf = 0;
+		if (!json_is_array(row) || json_array_size(row) != 1 + 2 * n || !id || !rl_id_valid(id))
+			return rl_error_set(RL_EPROTO, "a malformed record in the hub's snapshot of %s",
+					    t->name);
+		for (i = 0; i < n; i++) {
+			json_t *jv = json_array_get(row, 1 + i), *js = json_array_get(row, 1 + n + i);
+			long long version = json_is_integer(js) ? json_integer_value(js) : -1;
+			if (version < 0 || version > sn->seq)
+				return rl_error_set(RL_EPROTO, "the hub's snapshot gives %s %s a version "
+						    "outside 0..%lld", t->name, id, sn->seq);
+			if (version == 0) {
+				if (!json_is_null(jv))
+					return rl_error_set(RL_EPROTO, "the hub's snapshot gives %s.%s of "
+							    "%s a value without a version", t->name,
+							    cols[i]->name, id);
+				continue;
+			}
+			if (check_value(t, cols[i], jv) < 0)
+				return rl_error_set(RL_EPROTO, "the hub's snapshot has an invalid value "
+						    "for %s.%s of %s", t->name, cols[i]->name, id);
+			mask |= 1UL << i;
+			nf++;
+		}
+		if (nf == 0)
+			return rl_error_set(RL_EPROTO, "the hub's snapshot has %s %s without fields",
+					    t->name, id);
+		if (sn->got_rows + 1 > sn->rows || sn->got_fields + nf > sn->fields)
+			return rl_error_set(RL_EPROTO, "the hub's snapshot holds more than the %lld "
+					    "records and %lld fields it announced", sn->rows,
+					    sn->fields);
+		sn->got_rows++;
+		sn->got_fields += nf;
+		if (!ins || mask != ins_mask) {
+			if ((error = snap_upsert(s, t, cols, n, mask, &ins)) < 0)
+				return error;
+			ins_mask = mask;
+		}
+		sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
+		for (i = 0; i < n; i++)
+			if (mask & (1UL << i))
+				bind_json(ins, (int)i + 2, json_array_get(row, 1 + i));
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			error = rl_error_set(RL_EPROTO, "cannot load %s %s from the hub's snapshot: %s",
+					     t->name, id, sqlite3_errmsg(rl_store_db(s)));
+			sqlite3_reset(ins);
+			return error;
+		}
+		sqlite3_reset(ins);
+		for (i = 0; i < n; i++) {
+			if (!(mask & (1UL << i)))
+				continue;
+			sqlite3_bind_text(base, 1, t->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(base, 2, id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(base, 3, cols[i]->name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(base, 4, json_integer_value(json_array_get(row, 1 + n + i)));
+			if (sqlite3_step(base) != SQLITE_DONE) {
+				sqlite3_reset(base);
+				return rl_store_error(s, "recording a version");
+			}
+			sqlite3_reset(base);
+		}
+	}
+	*last = json_is_true(jlast);
+	return RL_OK;
+}
+
+/*
+ * Ask for a snapshot and load it in one transaction (the store's write lock
+ * is held from before the request to the commit: no local edit can come in
+ * between the check and the load). *loaded = 0 when the device is not
+ * eligible or the hub skipped: the caller pulls the log as before. Any
+ * error rolls everything back: the device stays as it was (empty) and the
+ * next sync asks again.
+ */
+static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded,
+			 struct rl_sync_stats *stats, rl_sync_progress progress, void *pctx)
+{
+	json_t *req = NULL, *resp = NULL;
+	struct snap sn;
+	char status[96];
+	long long cache = -8192;
+	int error, ok, skip, type, last = 0;
+
+	*loaded = 0;
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = snapshot_eligible(s, &ok)) < 0 || !ok)
+		goto done;
+	if (!(req = json_pack("{s:[i]}", "format", RL_SNAPSHOT_FORMAT))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto done;
+	}
+	if ((error = exchange(c, RL_FRAME_SNAPSHOT, req, RL_FRAME_SNAP, &resp)) < 0 ||
+	    (error = parse_snap(resp, &sn, &skip)) < 0 || skip)
+		goto done;
+	/* The load writes the whole store in one transaction: with the usual
+	 * 8 MiB page cache SQLite spills dirty pages to the WAL and reads them
+	 * back for every index; 64 MiB holds a large team's tables. */
+	{
+		sqlite3_stmt *cs;
+		if (sqlite3_prepare_v2(rl_store_db(s), "PRAGMA cache_size", -1, &cs, NULL) == SQLITE_OK &&
+		    sqlite3_step(cs) == SQLITE_ROW)
+			cache = sqlite3_column_int64(cs, 0);
+		sqlite3_finalize(cs);
+	}
+	sqlite3_exec(rl_store_db(s), "PRAGMA cache_size = -65536", NULL, NULL, NULL);
+	rl_store_set_capture(s, 0);
+	while (!last) {
+		json_decref(resp);
+		resp = NULL;
+		if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &type, &resp)) < 0)
+			break;
+		if (type == RL_FRAME_ERROR) {
+			error = hub_refused(resp);
+			break;
+		}
+		if (type != RL_FRAME_CHUNK) {
+			error = rl_error_set(RL_EPROTO, "the hub answered '%c' inside a snapshot", type);
+			break;
+		}
+		if ((error = load_chunk(s, resp, &sn, &last)) < 0)
+			break;
+		if (progress) {
+			snprintf(status, sizeof(status), "snapshot: %lld of %lld records", sn.got_rows,
+				 sn.rows);
+			progress(pctx, status);
+		}
+	}
+	rl_store_set_capture(s, 1);
+	{
+		char *sql = sqlite3_mprintf("PRAGMA cache_size = %lld", cache);
+		if (sql)
+			sqlite3_exec(rl_store_db(s), sql, NULL, NULL, NULL);
+		sqlite3_free(sql);
+	}
+	if (error == 0 && (sn.got_rows != sn.rows || sn.got_fields != sn.fields))
+		error = rl_error_set(RL_EPROTO, "the hub's snapshot ended after %lld of %lld records "
+				     "and %lld of %lld fields", sn.got_rows, sn.rows, sn.got_fields,
+				     sn.fields);
+	if (error < 0)
+		goto done;
+	rl_hlc_receive(rl_store_hlc(s), sn.hlc, NULL);  /* far-future stamps are not adopted */
+	if ((error = meta_set_int(s, "cursor", sn.seq)) < 0)
+		goto done;
+	*loaded = 1;
+done:
+	if (error == 0 && *loaded)
+		error = rl_store_commit(s);
+	else
+		rl_store_rollback(s);
+	if (error < 0) {
+		*loaded = 0;
+	} else if (*loaded) {
+		*cursor = sn.seq;
+		stats->pulled += (long)sn.fields;
+		stats->snapshot_rows = (long)sn.rows;
+	}
+	json_decref(req);
+	json_decref(resp);
+	return error;
+}
+
 /* ---- the session ---------------------------------------------------------------------- */
 
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		    rl_sync_progress progress, void *pctx)
 {
+	return rl_sync_session_ex(s, c, 0, stats, progress, pctx);
+}
+
+int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_stats *stats,
+		       rl_sync_progress progress, void *pctx)
+{
 	json_t *req = NULL, *resp = NULL;
 	long long batch, cursor;
 	char status[96], now[21];
-	int error, more = 1;
+	int error, more = 1, snapshot = 0, loaded = 0;
 
 	memset(stats, 0, sizeof(*stats));
 	/* "wall" lets the hub tell a clock that is wrong now from stamps made
@@ -839,6 +1182,10 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 	/* After a hub restore: re-send what it lost (hubepoch.c). */
 	if ((error = rl_sync_hub_epoch(s, resp, stats)) < 0)
 		goto cleanup;
+	/* A hub that serves snapshots says which format; one that does not
+	 * would answer SNAPSHOT with a protocol error, so it is never asked. */
+	snapshot = !(flags & RL_SYNC_NO_SNAPSHOT) &&
+		   json_integer_value(json_object_get(resp, "snapshot")) == RL_SNAPSHOT_FORMAT;
 	json_decref(resp);
 	resp = NULL;
 
@@ -859,6 +1206,11 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 			goto cleanup;
 	}
 	if ((error = meta_int(s, "cursor", &cursor)) < 0)
+		goto cleanup;
+	/* First pull of a device with nothing waiting: the whole hub at once,
+	 * then the log from the snapshot's seq as usual. */
+	if (snapshot && cursor == 0 &&
+	    (error = snapshot_load(s, c, &cursor, &loaded, stats, progress, pctx)) < 0)
 		goto cleanup;
 	while (more) {
 		if (!(req = json_pack("{s:I, s:i}", "cursor", (json_int_t)cursor, "limit", PULL_LIMIT))) {

@@ -33,6 +33,9 @@ struct rl_sync_stats {
 	int restored;
 	long long restored_at;
 	long resent;
+	/* Records loaded from a snapshot (0: the log was pulled page by page);
+	 * their fields count in pulled. */
+	long snapshot_rows;
 };
 
 /* Called with a short status ("pushing 1200/5000") on a terminal; may be NULL. */
@@ -47,6 +50,14 @@ typedef void (*rl_sync_progress)(void *ctx, const char *status);
  */
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		    rl_sync_progress progress, void *progress_ctx);
+
+/* rl_sync_session with flags: RL_SYNC_NO_SNAPSHOT pulls the log page by
+ * page even on a first sync, when the hub serves snapshots (by default a
+ * device that has never pulled and has nothing waiting loads a snapshot:
+ * sync/PROTOCOL.md, "Snapshot"). */
+#define RL_SYNC_NO_SNAPSHOT 1u
+int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_stats *stats,
+		       rl_sync_progress progress, void *progress_ctx);
 
 /*
  * Offline bundles (client/cmd_bundle.c): the steps of a session, by file,

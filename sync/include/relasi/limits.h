@@ -76,6 +76,24 @@
  * A longer chain means a damaged store, refused rather than looped over. */
 #define RL_MAX_REDIRECT_HOPS    64
 
+/* Snapshot bootstrap (sync/PROTOCOL.md, "Snapshot"): a new device loads
+ * every synced row at once instead of replaying the hub's log.
+ * Rows and field versions a snapshot may announce: 16M rows is ~35x the
+ * benchmark dataset (470k rows, 4.66M fields), far beyond one team's CRM;
+ * a row has at most RL_MAX_ROW_FIELDS synced fields, so fields are bounded
+ * by rows x that as well. The device refuses an announcement above either
+ * before it reads a single row. */
+#define RL_MAX_SNAPSHOT_ROWS    (16 * 1000 * 1000)
+#define RL_MAX_SNAPSHOT_FIELDS  (256LL * 1000 * 1000)
+#define RL_MAX_ROW_FIELDS       32
+
+/* Rows in one CHUNK frame, and the JSON size the hub packs a chunk to (the
+ * size is counted exactly as written, escapes included, so a chunk stays
+ * far below RL_MAX_FRAME: one more row of at most RL_MAX_ROW_FIELDS fields
+ * of RL_MAX_FIELD_BYTES each, 6x escaped, still fits). */
+#define RL_MAX_CHUNK_ROWS       4000
+#define RL_SNAPSHOT_CHUNK_BYTES (2 * 1024 * 1024)
+
 /* Time limits (ms): the TLS handshake; waiting for the next frame; the
  * whole pre-authentication phase. A slow or silent peer is dropped. */
 #define RL_HANDSHAKE_TIMEOUT_MS 10000

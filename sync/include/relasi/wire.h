@@ -27,12 +27,17 @@ enum {
 	RL_FRAME_ENROLL = 'E', RL_FRAME_ENROLLED = 'e',
 	RL_FRAME_PUSH = 'P', RL_FRAME_PUSHED = 'p',
 	RL_FRAME_PULL = 'L', RL_FRAME_PAGE = 'l',
+	RL_FRAME_SNAPSHOT = 'S', RL_FRAME_SNAP = 's', RL_FRAME_CHUNK = 'k',
 	RL_FRAME_BYE = 'B',
 	RL_FRAME_ERROR = 'X'
 };
 
 /* Protocol version spoken by this build. */
 #define RL_PROTO_VERSION 1
+
+/* Snapshot format served by this build (WELCOME "snapshot": the hub serves
+ * SNAPSHOT; a hub without the key does not, and devices stream instead). */
+#define RL_SNAPSHOT_FORMAT 1
 
 /*
  * Read one frame: *type and *payload (a JSON object the caller must

@@ -1,0 +1,347 @@
+"""Integration: a new device's first sync from a snapshot (sync/PROTOCOL.md,
+"Snapshot") against a real relasi-hub on 127.0.0.1 and real relasi devices.
+
+One hub is seeded once (a few thousand records with edits, deletes, notes
+merged three ways, conflicts resolved by the admin) and each test enrols
+fresh devices on it: a device bootstrapped by snapshot ends exactly where a
+device that pulled the log page by page (--no-snapshot) ends, table for
+table, rl_base and cursor included, and its base versions make the same
+merges and conflicts; a snapshot cut or a device killed in the middle
+leaves the device empty and the next sync succeeds; pushes committed while
+a snapshot is being sent do not tear it. (Hostile announcements: the unit
+test tests/unit/test_snapshot.c.)"""
+import csv
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from hub_test import SYNCED, Hub, assert_converged, table_rows
+from relasi_test import BIN, check, eq, main
+
+N_ACCOUNTS = 1500
+N_CONTACTS = 1500
+
+HUB = None
+SEEDERS = []
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def seeded_hub():
+    """One hub for the whole file, seeded by two reps and the admin."""
+    global HUB
+    if HUB:
+        return HUB
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    SEEDERS.extend([ani, budi])
+    tmp = tempfile.mkdtemp(prefix="relasi-snap-")
+    acc = os.path.join(tmp, "accounts.csv")
+    con = os.path.join(tmp, "contacts.csv")
+    write_csv(acc, ["name", "city", "phone", "notes"],
+              [[f"Toko Snapshot {i:05d}", ["Bandung", "Bogor", "Medan"][i % 3],
+                f"0812-{1000 + i % 9000:04d}-{2000 + i:04d}",
+                "Grosir\nBuka jam 8" if i % 10 == 0 else ""] for i in range(N_ACCOUNTS)])
+    write_csv(con, ["name", "account", "email"],
+              [[f"Kontak Snapshot {i:05d}", f"Toko Snapshot {i % N_ACCOUNTS:05d}",
+                f"kontak{i}@contoh.co.id"] for i in range(N_CONTACTS)])
+    ani.ok("import", "accounts", acc)
+    ani.ok("import", "contacts", con)
+    ani.ok("deal", "add", "Kulkas", "--account", "Toko Snapshot 00001", "--amount", "45000000")
+    ani.ok("sync")
+    budi.ok("sync")
+    # edits on both sides: different fields, the same field (a conflict),
+    # notes merged three ways, deletes, a stage move
+    for i in range(0, 60, 3):
+        name = f"Toko Snapshot {i:05d}"
+        ani.ok("account", "edit", name, "--region", "Jawa Barat")
+        budi.ok("account", "edit", name, "--industry", "Elektronik")
+    ani.ok("account", "edit", "Toko Snapshot 00010", "--notes", "Grosir elektronik\nBuka jam 8")
+    budi.ok("account", "edit", "Toko Snapshot 00010", "--notes",
+            "Grosir\nBuka jam 8\nTutup hari Minggu")
+    ani.ok("account", "edit", "Toko Snapshot 00020", "--city", "Cimahi", now="2026-11-23T03:00:00Z")
+    budi.ok("account", "edit", "Toko Snapshot 00020", "--city", "Depok", now="2026-11-23T03:05:00Z")
+    ani.ok("account", "edit", "Toko Snapshot 00030", "--city", "Garut", now="2026-11-23T03:00:00Z")
+    budi.ok("account", "edit", "Toko Snapshot 00030", "--city", "Sumedang",
+            now="2026-11-23T03:05:00Z")
+    for i in range(100, 120):
+        ani.ok("contact", "delete", f"Kontak Snapshot {i:05d}")
+    ani.ok("deal", "move", "Kulkas", "Proposal")
+    for d in (ani, budi, ani, budi):
+        d.ok("sync")
+    eq([r[0] for r in hub.query("SELECT field FROM hub_conflicts ORDER BY id")], ["city", "city"],
+       "the seed has two conflicts")
+    hub.admin("conflicts", "resolve", "1", "--keep")
+    hub.admin("conflicts", "resolve", "2", "--value", "Tasikmalaya")
+    # every kind of synced table: a visit with a follow-up, marketing's
+    # segment and campaign (with members), a duplicate merged (a redirect)
+    ani.ok("visit", "log", "Toko Snapshot 00002", "--outcome", "order", "--next", "Kirim penawaran")
+    mira = hub.device("mira", "Mira Pemasaran", role="marketing")
+    SEEDERS.append(mira)
+    mira.ok("sync")
+    mira.ok("segment", "save", "Bandung", 'city = "Bandung"')
+    mira.ok("campaign", "create", "Promo Bandung", "--segment", "Bandung", "--holdout", "10",
+            "--seed", "7")
+    ani.ok("account", "add", "Toko Kembar", "--city", "Garut")
+    budi.ok("account", "add", "TOKO KEMBAR", "--city", "garut")
+    for d in (ani, budi, mira):
+        d.ok("sync")
+    pair = [c for c in json.loads(hub.admin("--json", "duplicates"))
+            if "kembar" in str(c["first"]).lower()]
+    eq(len(pair), 1, "the twin customers are a duplicate candidate")
+    hub.admin("duplicates", "merge", pair[0]["row_a"], pair[0]["row_b"])
+    for d in (ani, budi, mira):
+        d.ok("sync")
+    for t in ("campaigns", "campaign_members", "segments", "activities", "tasks"):
+        check(hub.query(f'SELECT count(*) FROM "{t}"')[0][0] > 0, f"the seed has {t}")
+    check(hub.query("SELECT count(*) FROM accounts WHERE merged_into IS NOT NULL")[0][0] == 1,
+          "the seed has a merged duplicate")
+    check(hub.query("SELECT count(*) FROM hub_log")[0][0] > 10 * N_ACCOUNTS,
+          "the seed is several thousand records")
+    HUB = hub
+    return hub
+
+
+def store_state(dev):
+    """What a bootstrap leaves: every synced table, rl_base, the cursor."""
+    con = dev.db()
+    try:
+        state = {t: table_rows(con, t) for t in SYNCED}
+        state["rl_base"] = con.execute("SELECT tbl, row_id, field, version FROM rl_base "
+                                       "ORDER BY tbl, row_id, field").fetchall()
+        state["cursor"] = con.execute("SELECT value FROM rl_meta WHERE key = 'cursor'").fetchall()
+        state["rl_outbox"] = con.execute("SELECT count(*) FROM rl_outbox").fetchall()
+        state["rl_conflicts"] = con.execute("SELECT * FROM rl_conflicts").fetchall()
+        return state
+    finally:
+        con.close()
+
+
+def same_state(a, b, na, nb):
+    """Equal store states, or a failure naming the table and a few rows."""
+    for t in a:
+        if a[t] != b[t]:
+            ra = a[t][1] if t in SYNCED else a[t]
+            rb = b[t][1] if t in SYNCED else b[t]
+            sa, sb = set(map(tuple, ra)), set(map(tuple, rb))
+            raise AssertionError(f"{t} differs between {na} and {nb}\n"
+                                 f"  only {na}: {sorted(sa - sb)[:3]}\n"
+                                 f"  only {nb}: {sorted(sb - sa)[:3]}")
+
+
+def assert_empty(dev, what):
+    con = dev.db()
+    try:
+        for t in ("accounts", "contacts", "deals", "rl_base"):
+            eq(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0], 0, f"{what}: {t} empty")
+        eq(con.execute("SELECT coalesce(max(value), 0) FROM rl_meta WHERE key = 'cursor'")
+           .fetchone()[0] in (0, "0"), True, f"{what}: cursor 0")
+    finally:
+        con.close()
+
+
+def test_snapshot_equals_stream():
+    hub = seeded_hub()
+    snap = hub.device("sari", "Sari")
+    strm = hub.device("tono", "Tono")
+    try:
+        r = snap.js("sync")
+        check(r["snapshot"] > N_ACCOUNTS + N_CONTACTS, "the first sync loads a snapshot", r)
+        r2 = strm.js("sync", "--no-snapshot")
+        eq(r2["snapshot"], 0, "--no-snapshot pulls the log page by page")
+        eq(r["cursor"], r2["cursor"], "both end at the hub's last change")
+        a, b = store_state(snap), store_state(strm)
+        same_state(a, b, "snapshot", "stream")
+        check(len(a["rl_base"]) > 10 * N_ACCOUNTS, "bases recorded", len(a["rl_base"]))
+        assert_converged(hub, [snap, strm])
+        eq(snap.js("account", "show", "Toko Snapshot 00010")["notes"],
+           "Grosir elektronik\nBuka jam 8\nTutup hari Minggu", "the merged notes arrived")
+        eq(snap.js("account", "show", "Toko Snapshot 00030")["city"], "Tasikmalaya",
+           "the admin's resolution arrived")
+        # a later sync is an ordinary pull for both
+        eq(snap.js("sync")["snapshot"], 0, "only the first sync loads a snapshot")
+
+        # The bases are right: an edit of a field made on the snapshot
+        # device fast-forwards (a wrong base would be a conflict) ...
+        snap.ok("account", "edit", "Toko Snapshot 00030", "--city", "Ciamis")
+        r = snap.js("sync")
+        eq((r["applied"], r["conflicts"]), (1, 0), "a snapshot device's edit fast-forwards")
+        strm.ok("account", "edit", "Toko Snapshot 00010", "--notes",
+                "Grosir elektronik\nBuka jam 7\nTutup hari Minggu")
+        r = strm.js("sync")
+        eq((r["applied"], r["conflicts"]), (1, 0), "so does a streamed device's")
+        snap.ok("sync")
+        strm.ok("sync")
+        # ... and both editing the same field make exactly one conflict,
+        # from either side first; notes edited on both merge.
+        n0 = hub.query("SELECT count(*) FROM hub_conflicts")[0][0]
+        snap.ok("account", "edit", "Toko Snapshot 00003", "--industry", "Apotek",
+                now="2026-11-23T04:00:00Z")
+        strm.ok("account", "edit", "Toko Snapshot 00003", "--industry", "Bengkel",
+                now="2026-11-23T04:05:00Z")
+        strm.ok("account", "edit", "Toko Snapshot 00006", "--phone", "0813-1111-0006",
+                now="2026-11-23T04:00:00Z")
+        snap.ok("account", "edit", "Toko Snapshot 00006", "--phone", "0813-2222-0006",
+                now="2026-11-23T04:05:00Z")
+        snap.ok("account", "edit", "Toko Snapshot 00000", "--notes", "Grosir besar\nBuka jam 8")
+        strm.ok("account", "edit", "Toko Snapshot 00000", "--notes", "Grosir\nBuka jam 8\nParkir")
+        r1 = snap.js("sync")
+        r2 = strm.js("sync")
+        eq((r1["applied"], r1["conflicts"]), (3, 0), "the first to sync fast-forwards")
+        eq((r2["applied"], r2["merged"], r2["conflicts"]), (0, 1, 2),
+           "the second: the notes merge, the other two are conflicts")
+        eq(hub.query("SELECT field, hub_value, in_value FROM hub_conflicts WHERE id > ? "
+                     "ORDER BY id", n0),
+           [("industry", "Apotek", "Bengkel"), ("phone", "+6281322220006", "+6281311110006")],
+           "one conflict per field, both values kept")
+        for d in (snap, strm, snap, strm):
+            d.ok("sync")
+        assert_converged(hub, [snap, strm])
+        eq(snap.js("account", "show", "Toko Snapshot 00000")["notes"],
+           "Grosir besar\nBuka jam 8\nParkir", "merged notes everywhere")
+    finally:
+        snap.cleanup()
+        strm.cleanup()
+
+
+def test_snapshot_cut_leaves_device_empty():
+    hub = seeded_hub()
+    dev = hub.device("citra", "Citra")
+    try:
+        hub.stop()
+        hub.start(fault="snapshot-cut:2")
+        r = dev.fails(8, "sync")
+        check("snapshot" in r.err.lower() or "closed" in r.err.lower(), "the cut is reported", r)
+        check("snapshot cut after chunk 2" in hub.logtext(), "the hub cut it mid-transfer")
+        assert_empty(dev, "after a cut snapshot")
+        r = dev.js("sync")
+        check(r["snapshot"] > 0, "the next sync loads the snapshot again", r)
+        assert_converged(hub, [dev])
+    finally:
+        dev.cleanup()
+        hub.stop()
+        hub.start()
+
+
+def test_device_killed_mid_snapshot():
+    hub = seeded_hub()
+    dev = hub.device("dodi", "Dodi")
+    try:
+        hub.stop()
+        hub.start(fault="snapshot-pause:2")
+        p = subprocess.Popen([BIN, "sync"], env=dev.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while "snapshot paused after chunk 2" not in hub.logtext() and time.time() < deadline:
+            time.sleep(0.05)
+        check("snapshot paused after chunk 2" in hub.logtext(), "the snapshot is half sent")
+        time.sleep(0.3)         # the device is inside its load transaction
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=30)
+        eq(p.returncode, -signal.SIGKILL, "the device was killed")
+        assert_empty(dev, "after a device killed mid-snapshot")
+        r = dev.js("sync")
+        check(r["snapshot"] > 0, "the next sync loads the snapshot", r)
+        assert_converged(hub, [dev])
+        eq(dev.query("PRAGMA integrity_check"), [("ok",)], "the store is sound")
+    finally:
+        dev.cleanup()
+        hub.stop()
+        hub.start()
+
+
+def test_pushes_during_a_snapshot_do_not_tear_it():
+    hub = seeded_hub()
+    ani = SEEDERS[0]
+    dev = hub.device("eka", "Eka")
+    try:
+        hub.stop()
+        hub.start(fault="snapshot-pause:1")
+        seq0 = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        p = subprocess.Popen([BIN, "--json", "sync"], env=dev.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while "snapshot paused after chunk 1" not in hub.logtext() and time.time() < deadline:
+            time.sleep(0.05)
+        check("snapshot paused after chunk 1" in hub.logtext(), "the snapshot is half sent")
+        # Another device pushes while the snapshot is being sent: new
+        # records and edits of records the snapshot has not reached yet.
+        ani.ok("account", "add", "Toko Baru Sekali", "--city", "Padang")
+        ani.ok("account", "edit", "Toko Snapshot 01499", "--city", "Padang")
+        ani.ok("contact", "edit", "Kontak Snapshot 01499", "--title", "Pemilik")
+        ani.ok("sync")
+        check(p.poll() is None, "ani's push committed while the snapshot was still open")
+        out, err = p.communicate(timeout=120)
+        eq(p.returncode, 0, f"the snapshot device's sync succeeds: {err}")
+        r = json.loads(out)
+        check(r["snapshot"] > 0, "it loaded a snapshot", r)
+        seq1 = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        check(seq1 > seq0, "ani's changes are in the log")
+        eq(r["cursor"], seq1, "then pulled what came after the snapshot")
+        base = dev.query("SELECT version FROM rl_base WHERE tbl = 'accounts' AND field = 'city' "
+                         "AND row_id = (SELECT id FROM accounts WHERE name = 'Toko Snapshot 01499')")
+        check(base[0][0] > seq0, "the edit made during the snapshot arrived by the pull", base)
+        eq(dev.js("contact", "show", "Kontak Snapshot 01499")["title"], "Pemilik",
+           "so did the contact's")
+        assert_converged(hub, [dev, ani])
+        # and the device ends where a streamed one does
+        strm = hub.device("fajar", "Fajar")
+        try:
+            dev.ok("sync")       # strm's enrolment made a user row
+            strm.ok("sync", "--no-snapshot")
+            same_state(store_state(dev), store_state(strm), "snapshot + pull", "stream")
+        finally:
+            strm.cleanup()
+    finally:
+        dev.cleanup()
+        hub.stop()
+        hub.start()
+
+
+def test_hub_without_snapshots():
+    """Version negotiation: a device asks only a hub whose WELCOME announces
+    snapshots; a hub from before them (played by the no-snapshot hook: no
+    key, and SNAPSHOT an unexpected frame that would end the session) gets
+    the log pulled page by page, and the device ends in the same state."""
+    hub = seeded_hub()
+    dev = hub.device("gita", "Gita")
+    ref = hub.device("hadi", "Hadi")
+    try:
+        ref.ok("sync", "--no-snapshot")
+        hub.stop()
+        hub.start(fault="no-snapshot")
+        r = dev.js("sync")
+        eq(r["snapshot"], 0, "no snapshot from a hub that does not announce them")
+        check(r["pulled"] > 10 * N_ACCOUNTS, "everything pulled page by page", r)
+        check("unexpected frame" not in hub.logtext(), "the device never asked")
+        same_state(store_state(dev), store_state(ref), "no-snapshot hub", "--no-snapshot")
+    finally:
+        dev.cleanup()
+        ref.cleanup()
+        hub.stop()
+        hub.start()
+
+
+def cleanup():
+    for d in SEEDERS:
+        d.cleanup()
+    if HUB:
+        HUB.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main([test_snapshot_equals_stream, test_snapshot_cut_leaves_device_empty,
+              test_device_killed_mid_snapshot, test_pushes_during_a_snapshot_do_not_tear_it,
+              test_hub_without_snapshots])
+    finally:
+        cleanup()

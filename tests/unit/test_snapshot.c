@@ -1,0 +1,277 @@
+/*
+ * test_snapshot.c — the device's side of a snapshot bootstrap
+ * (sync/PROTOCOL.md, "Snapshot"; sync/src/devsync.c snapshot_load) against
+ * a scripted hub over an in-memory connection: hostile or oversize
+ * announcements and malformed chunks are refused, each naming the cause,
+ * and leave the device's store exactly as it was (empty, cursor 0); a
+ * well-formed snapshot is loaded with its bases and cursor, then the
+ * session pulls from there.
+ */
+#include "check.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relasi/conn.h"
+#include "relasi/devsync.h"
+#include "relasi/error.h"
+#include "relasi/id.h"
+#include "relasi/limits.h"
+#include "relasi/store.h"
+#include "relasi/wire.h"
+
+#define DEV "0000000000000000000000000000d001"
+#define USR "0000000000000000000000000000b0d1"
+#define ACC "000000000000000000000000000a0001"
+
+/* What the scripted hub sends after the device's SNAPSHOT: frames "T{json}"
+ * (type byte, then the payload), NULL-terminated; ok: then answer the
+ * device's PULL with an empty last page. */
+struct script {
+	const char *const *frames;
+	int ok;
+	rl_conn *end;
+	int asked;           /* the device sent SNAPSHOT */
+};
+
+static void send_text(rl_conn *c, const char *frame)
+{
+	json_t *o = json_loads(frame + 1, 0, NULL);
+
+	if (!o) {
+		fprintf(stderr, "bad script frame %s\n", frame);
+		exit(2);
+	}
+	rl_wire_write(c, frame[0], o, RL_MAX_FRAME, 5000);   /* the device may have hung up */
+	json_decref(o);
+}
+
+static void *hub_main(void *arg)
+{
+	struct script *sc = arg;
+	json_t *req = NULL;
+	int type;
+	size_t i;
+
+	if (rl_wire_read(sc->end, RL_MAX_FRAME, 5000, &type, &req) == RL_OK && type == 'H') {
+		json_decref(req);
+		req = NULL;
+		send_text(sc->end, "h{\"proto\": 1, \"hub\": \"T\", \"device\": \"" DEV "\", \"user\": \""
+			  USR "\", \"role\": \"rep\", \"hlc\": 1, \"restamp\": false, \"snapshot\": 1}");
+		if (rl_wire_read(sc->end, RL_MAX_FRAME, 5000, &type, &req) == RL_OK &&
+		    type == RL_FRAME_SNAPSHOT) {
+			sc->asked = 1;
+			for (i = 0; sc->frames[i]; i++)
+				send_text(sc->end, sc->frames[i]);
+			if (sc->ok) {
+				json_decref(req);
+				req = NULL;
+				if (rl_wire_read(sc->end, RL_MAX_FRAME, 5000, &type, &req) == RL_OK &&
+				    type == RL_FRAME_PULL)
+					send_text(sc->end, "l{\"changes\": [], \"cursor\": 7, \"more\": false, "
+						  "\"conflicts\": []}");
+				json_decref(req);
+				req = NULL;
+				rl_wire_read(sc->end, RL_MAX_FRAME, 5000, &type, &req);  /* BYE */
+			}
+		}
+	}
+	json_decref(req);
+	rl_conn_close(sc->end);
+	return NULL;
+}
+
+static long long count(rl_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(rl_store_db(s), sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Run one session against the script; the error, and its message in msg. */
+static int run(rl_store *s, const char *const *frames, int ok, char *msg, size_t msglen)
+{
+	struct script sc = { frames, ok, NULL, 0 };
+	struct rl_sync_stats st;
+	rl_conn *dev = NULL;
+	pthread_t th;
+	int error;
+
+	if (rl_conn_pipe(&dev, &sc.end) != RL_OK)
+		return -999;
+	pthread_create(&th, NULL, hub_main, &sc);
+	error = rl_sync_session(s, dev, &st, NULL, NULL);
+	snprintf(msg, msglen, "%s", error < 0 ? rl_error_message() : "");
+	rl_conn_close(dev);
+	pthread_join(th, NULL);
+	CHECK(sc.asked);
+	return error;
+}
+
+/* A refused snapshot: an error that names the cause, and nothing stored. */
+static void refused(rl_store *s, const char *what, const char *const *frames, const char *says)
+{
+	char msg[512];
+	int error = run(s, frames, 0, msg, sizeof(msg));
+
+	if (error >= 0 || !strstr(msg, says)) {
+		check_failures++;
+		fprintf(stderr, "%s: expected a refusal mentioning \"%s\", got %d \"%s\"\n", what, says,
+			error, msg);
+	}
+	check_count++;
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM accounts"), 0);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 0);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_meta WHERE key = 'cursor' AND value <> '0'"), 0);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);
+}
+
+#define SNAP_OK "s{\"format\": 1, \"seq\": 7, \"hlc\": 5, \"rows\": 1, \"fields\": 3}"
+#define COLS "\"cols\": [\"name\", \"city\", \"created_at\"]"
+#define AT "\"2026-11-23T08:00:00Z\""
+#define ROW_OK "[\"" ACC "\", \"Toko Makmur\", \"Bandung\", " AT ", 3, 5, 6]"
+#define CHUNK_OK "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK "], \"last\": true}"
+
+int main(void)
+{
+	char dir[] = "/tmp/relasi-snapshot-XXXXXX", path[256], msg[512];
+	rl_store *s = NULL;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/relasi.db", dir);
+	CHECK_EQ_INT(rl_store_open(&s, path, RL_STORE_CREATE), RL_OK);
+	CHECK_EQ_INT(rl_store_begin(s), RL_OK);
+	CHECK_EQ_INT(rl_store_set_identity(s, DEV, USR), RL_OK);
+	CHECK_EQ_INT(rl_store_commit(s), RL_OK);
+
+	/* Announcements, refused before a single row is read. */
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": 99999999999, \"hlc\": 1, "
+				    "\"rows\": 16000001, \"fields\": 16000001}", NULL };
+		refused(s, "too many rows", f, "16000001 records");
+	}
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": 9999999999999, \"hlc\": 1, "
+				    "\"rows\": 10, \"fields\": 999999999999}", NULL };
+		refused(s, "too many fields", f, "999999999999 fields");
+	}
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": 100, \"hlc\": 1, \"rows\": 2, "
+				    "\"fields\": 65}", NULL };
+		refused(s, "more fields than rows can hold", f, "65 fields for 2 records");
+	}
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": 3, \"hlc\": 1, \"rows\": 2, "
+				    "\"fields\": 4}", NULL };
+		refused(s, "more fields than log entries", f, "4 fields up to change 3");
+	}
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": -1, \"hlc\": 1, \"rows\": 0, "
+				    "\"fields\": 0}", NULL };
+		refused(s, "negative seq", f, "negative");
+	}
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 0, "
+				    "\"fields\": 0}", NULL };
+		refused(s, "unknown format", f, "not of format 1");
+	}
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": \"7\", \"rows\": 1, \"fields\": 1}", NULL };
+		refused(s, "figures missing", f, "lacks seq");
+	}
+	{
+		const char *f[] = { "l{\"changes\": [], \"cursor\": 0, \"more\": false}", NULL };
+		refused(s, "a PAGE for a SNAP", f, "answered 'l'");
+	}
+	/* Chunks. */
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"rl_base\", " COLS ", \"rows\": [], "
+				    "\"last\": true}", NULL };
+		refused(s, "a local table", f, "unknown table rl_base");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", \"cols\": [\"name\", "
+				    "\"id\\\" = 1; --\"], \"rows\": [], \"last\": true}", NULL };
+		refused(s, "an unknown column", f, "unknown field accounts.id");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", \"cols\": [\"name\", \"name\"], "
+				    "\"rows\": [], \"last\": true}", NULL };
+		refused(s, "a column twice", f, "accounts.name twice");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK ", ["
+				    "\"000000000000000000000000000a0002\", \"Toko Dua\", null, null, 4, 0, 0]], "
+				    "\"last\": true}", NULL };
+		refused(s, "more rows than announced", f, "more than the 1 records");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [[\"" ACC
+				    "\", \"Toko Makmur\", \"Bandung\", " AT ", 3, 8, 6]], \"last\": true}", NULL };
+		refused(s, "a version past the snapshot", f, "outside 0..7");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", \"cols\": [\"name\", \"lat\"], "
+				    "\"rows\": [[\"" ACC "\", \"Toko Makmur\", 1000.5, 3, 5]], "
+				    "\"last\": true}", NULL };
+		refused(s, "an invalid value", f, "invalid value for accounts.lat");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [[\"" ACC
+				    "\", \"Toko Makmur\", \"Bandung\", " AT ", 3, 5]], \"last\": true}", NULL };
+		refused(s, "a short row", f, "malformed record");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [[\"x'; DROP\", "
+				    "\"Toko\", \"Bandung\", " AT ", 3, 5, 6]], \"last\": true}", NULL };
+		refused(s, "a bad id", f, "malformed record");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [[\"" ACC
+				    "\", \"Toko Makmur\", \"Bandung\", " AT ", 0, 5, 6]], \"last\": true}", NULL };
+		refused(s, "a value without a version", f, "value without a version");
+	}
+	{
+		const char *f[] = { "s{\"format\": 1, \"seq\": 7, \"hlc\": 5, \"rows\": 2, \"fields\": 6}",
+				    CHUNK_OK, NULL };
+		refused(s, "fewer rows than announced", f, "ended after 1 of 2 records");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [], "
+				    "\"last\": false}", NULL };
+		refused(s, "the connection cut mid-snapshot", f, "");
+	}
+	{
+		const char *f[] = { SNAP_OK, "X{\"code\": \"internal\", \"message\": \"disk on fire\"}",
+				    NULL };
+		refused(s, "the hub failing mid-snapshot", f, "disk on fire");
+	}
+	{
+		const char *f[] = { SNAP_OK, "l{\"changes\": [], \"cursor\": 7, \"more\": false}", NULL };
+		refused(s, "another frame mid-snapshot", f, "inside a snapshot");
+	}
+
+	/* A well-formed one: loaded with its bases; the cursor is its seq. */
+	{
+		const char *f[] = { SNAP_OK, CHUNK_OK, NULL };
+		CHECK_EQ_INT(run(s, f, 1, msg, sizeof(msg)), RL_OK);
+		if (msg[0])
+			fprintf(stderr, "%s\n", msg);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM accounts WHERE id = '" ACC "' AND "
+				   "name = 'Toko Makmur' AND city = 'Bandung'"), 1);
+		CHECK_EQ_INT(count(s, "SELECT version FROM rl_base WHERE row_id = '" ACC "' AND "
+				   "field = 'city'"), 5);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 3);
+		CHECK_EQ_INT(count(s, "SELECT value FROM rl_meta WHERE key = 'cursor'"), 7);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);  /* not captured */
+	}
+	rl_store_close(s);
+	CHECK_DONE();
+}
