@@ -982,6 +982,24 @@ static int eval_test(const struct node *n, const struct sr_facts *f, int64_t tod
 		return is_empty(f, n->field);
 	if (n->op == OP_NOT_EMPTY)
 		return !is_empty(f, n->field);
+	if (n->field == F_LAST_VISIT || n->field == F_LAST_ACTIVITY || n->field == F_CREATED) {
+		/* Days compare as days: never through equals(), which reads text
+		 * (a date field has none: `last_visit != today` read NULL, found
+		 * by fuzz_rule). `!=` is not (=): an empty day matches it. */
+		int64_t d, v = n->vals[0].relative ? today - n->vals[0].day : n->vals[0].day;
+		if (is_empty(f, n->field))
+			return n->op == OP_NE;
+		d = day_of_field(f, n->field);
+		switch (n->op) {
+		case OP_EQ: return d == v;
+		case OP_NE: return d != v;
+		case OP_LT: return d < v;
+		case OP_LE: return d <= v;
+		case OP_GT: return d > v;
+		case OP_GE: return d >= v;
+		default: return 0;
+		}
+	}
 	if (n->op == OP_NE)
 		return is_empty(f, n->field) || !equals(f, n->field, &n->vals[0]);
 	if (n->op == OP_NOT_IN) {
@@ -994,18 +1012,6 @@ static int eval_test(const struct node *n, const struct sr_facts *f, int64_t tod
 	}
 	if (is_empty(f, n->field))
 		return 0;
-	if (n->field == F_LAST_VISIT || n->field == F_LAST_ACTIVITY || n->field == F_CREATED) {
-		int64_t d = day_of_field(f, n->field);
-		int64_t v = n->vals[0].relative ? today - n->vals[0].day : n->vals[0].day;
-		switch (n->op) {
-		case OP_EQ: return d == v;
-		case OP_LT: return d < v;
-		case OP_LE: return d <= v;
-		case OP_GT: return d > v;
-		case OP_GE: return d >= v;
-		default: return 0;
-		}
-	}
 	switch (n->op) {
 	case OP_EQ:
 		return equals(f, n->field, &n->vals[0]);

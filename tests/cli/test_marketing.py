@@ -363,6 +363,11 @@ def test_rule_members():
             ('last_activity >= 2w ago', lambda a: a["name"] in last_act
              and last_act[a["name"]] >= TODAY - dt.timedelta(days=14)),
             ('last_visit is empty', lambda a: a["name"] not in last_visit),
+            # != on a day: not (=), so never visited matches (fuzz_rule found
+            # it read the day as text)
+            ('last_visit != 30d ago', lambda a: a["name"] not in last_visit
+             or last_visit[a["name"]] != ago30),
+            ('created != today', lambda a: False),
             ('tier = Gold', lambda a: tier(a["name"]) == "Gold"),
             ('tier in (priority, gold)', lambda a: tier(a["name"]) in ("Priority", "Gold")),
             ('rfm = champions', lambda a: "champions" in rfm.get(a["name"], ())),
