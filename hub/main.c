@@ -957,7 +957,9 @@ static const struct cli_program hub_program = {
 	"relasi-hub — the Relasi hub: sync server and admin commands (version " HUB_VERSION ")",
 	"Commands work on --dir DIR, else $RELASI_HUB_DIR, else the current directory.\n\n"
 	"exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 ambiguous,\n"
-	"             5 invalid input, 6 store too new, 7 store or file error\n",
+	"             5 invalid input, 6 store too new, 7 store or file error\n"
+	"             (audit verify: the history does not match), 8 refused: a\n"
+	"             bundle's signer or device\n",
 	tables, NULL, NULL
 };
 

@@ -1,6 +1,6 @@
 /*
  * model.c — field descriptions of the synced tables (see relasi/model.h).
- * Keep in step with the schema/ files: tests/unit/test_model.c checks that every
+ * Keep in step with the schema/ files: tests/unit/test_store.c checks that every
  * field named here is a column of its table.
  */
 #include "relasi/model.h"
