@@ -891,8 +891,9 @@ static const struct cli_opt resolve_opts[] = {
 };
 
 static const struct cli_opt merge_opts[] = {
-	{ "prefer", 1, "F=WHO,...", "whose value the survivor keeps, per field: survivor or "
-	  "loser (default: the survivor's, the loser's where the survivor has none)", NULL },
+	{ "prefer", 1, "F=WHO...", "whose value the survivor keeps, per field: survivor or "
+	  "loser (default: the survivor's, the loser's where the survivor has none); repeat it "
+	  "or give a comma list", NULL },
 	{ "dry-run", 0, NULL, "show what the merge would do and change nothing", NULL },
 	DIR_OPT, END_OPT
 };

@@ -475,6 +475,28 @@ static void free_args(struct cli_args *a)
 	free(a->opts);
 	free(a->vals);
 	free(a->pos);
+	for (i = 0; i < a->njoined; i++)
+		free(a->joined[i]);
+	free(a->joined);
+}
+
+/* "--prefer a=b --prefer c=d" is "--prefer a=b,c=d" for an option whose
+ * argument name ends in "...". */
+static int join_value(struct cli_args *a, size_t k, const char *value)
+{
+	size_t len = strlen(a->vals[k]) + strlen(value) + 2;
+	char **more = realloc(a->joined, (a->njoined + 1) * sizeof(*more));
+	char *v;
+
+	if (!more)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	a->joined = more;
+	if (!(v = malloc(len)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	snprintf(v, len, "%s,%s", a->vals[k], value);
+	a->joined[a->njoined++] = v;
+	a->vals[k] = v;
+	return RL_OK;
 }
 
 static int build_options(struct cli_args *a)
@@ -569,8 +591,16 @@ static int parse_args(const struct cli_program *prog, struct cli_args *a, int ar
 						       a->opts[k].name);
 			value = "1";
 		}
-		if (a->vals[k])
-			return cli_usage_error(a->cmd, "option '--%s' given twice", a->opts[k].name);
+		if (a->vals[k]) {
+			size_t an = a->opts[k].arg_name ? strlen(a->opts[k].arg_name) : 0;
+			int error;
+			if (an < 3 || strcmp(a->opts[k].arg_name + an - 3, "...") != 0)
+				return cli_usage_error(a->cmd, "option '--%s' given twice",
+						       a->opts[k].name);
+			if ((error = join_value(a, k, value)) < 0)
+				return cli_fail(error);
+			continue;
+		}
 		a->vals[k] = value;
 	}
 	if ((int)a->npos < a->cmd->min_pos)

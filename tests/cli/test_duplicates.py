@@ -117,6 +117,13 @@ def test_merge_with_late_offline_edit():
         check("dry run" in text and "+6281255556666" in text and "deals.account_id" in text,
               "the dry run's text shows fields and moves", text)
         eq(hub_dump(hub), before, "the text dry run changes nothing either")
+        # --prefer repeated is the comma list
+        rep = admin_json(hub, "duplicates", "merge", a, b, "--prefer", "phone=loser",
+                         "--prefer", "city=loser", "--dry-run")
+        lst = admin_json(hub, "duplicates", "merge", a, b, "--prefer", "phone=loser,city=loser",
+                         "--dry-run")
+        eq(rep["fields"], lst["fields"], "--prefer given twice equals the comma list")
+        eq({f["field"]: f["kept"] for f in rep["fields"]}["city"], "loser", "city: --prefer loser")
 
         res = admin_json(hub, "duplicates", "merge", a[:12], b[:12], "--prefer", "phone=loser")
         eq(res["dry_run"], False, "a real merge")
@@ -217,6 +224,10 @@ def test_merge_with_late_offline_edit():
                 "--prefer", "phone=both")
         refused(hub, 5, "twice", "duplicates", "merge", siti, joko, "--prefer",
                 "phone=loser,phone=survivor")
+        refused(hub, 5, "twice", "duplicates", "merge", siti, joko, "--prefer", "phone=loser",
+                "--prefer", "phone=survivor")
+        r = hub.admin_run("duplicates", "merge", siti, joko, "--dry-run", "--dry-run")
+        eq(r.returncode, 2, "any other option given twice is still a usage error")
         r = hub.admin_run("duplicates", "merge", a)
         eq(r.returncode, 2, "one record is a usage error")
         cici.ok("contact", "delete", "Joko")

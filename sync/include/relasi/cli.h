@@ -32,7 +32,8 @@ enum {
 struct cli_opt {
 	const char *name;     /* long option without "--" */
 	int has_arg;          /* 1: takes a value; 0: a flag */
-	const char *arg_name; /* shown in help: "DATE" */
+	const char *arg_name; /* shown in help: "DATE"; ending in "...": the option
+	                       * may be repeated, its values joined by ',' */
 	const char *help;
 	const char *field;    /* model field it sets (generated options) */
 };
@@ -62,6 +63,8 @@ struct cli_args {
 	const char **vals;        /* per option: value, "1" for a flag, or NULL */
 	const char **pos;         /* positional arguments (owned array) */
 	size_t npos;
+	char **joined;            /* values of repeated options, joined (owned) */
+	size_t njoined;
 };
 
 struct cli_ctx {
