@@ -65,16 +65,6 @@ static int val_from_column(sqlite3_stmt *st, int col, struct val *o)
 	return RL_OK;
 }
 
-static json_t *val_json(const struct rl_value *v)
-{
-	switch (v->type) {
-	case RL_V_INT: return json_integer(v->i);
-	case RL_V_REAL: return json_real(v->d);
-	case RL_V_TEXT: return json_string(v->s);
-	default: return json_null();
-	}
-}
-
 /* "Empty" for the default rule: nothing there, or only an empty string. */
 static int val_empty(const struct rl_value *v)
 {
@@ -537,8 +527,8 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 		sqlite3_reset(st);
 		if (val_empty(a) && val_empty(b))
 			continue;
-		o = json_pack("{s:s, s:o, s:o, s:s, s:b}", "field", f->name, "survivor", val_json(a),
-			      "loser", val_json(b), "kept", from_loser ? "loser" : "survivor",
+		o = json_pack("{s:s, s:o, s:o, s:s, s:b}", "field", f->name, "survivor", hub_value_json(a),
+			      "loser", hub_value_json(b), "kept", from_loser ? "loser" : "survivor",
 			      "changed", changed);
 		if (!o || json_array_append_new(fields, o) < 0) {
 			error = rl_error_set(RL_ENOMEM, "out of memory");

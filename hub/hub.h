@@ -31,6 +31,10 @@ struct hub_stats {
 	long pushed, applied, same, merged, conflicts, refused, pulled;
 };
 
+/* A stored value as JSON (null, integer, real or string): a new reference,
+ * NULL only when out of memory. */
+json_t *hub_value_json(const struct rl_value *v);
+
 /* Files of a hub directory. */
 #define HUB_DB          "hub.db"
 #define HUB_CONF        "hub.json"

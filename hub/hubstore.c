@@ -69,7 +69,7 @@ static int value_from_json(json_t *j, struct rl_value *v)
 	return RL_OK;
 }
 
-static json_t *value_to_json(const struct rl_value *v)
+json_t *hub_value_json(const struct rl_value *v)
 {
 	switch (v->type) {
 	case RL_V_INT: return json_integer(v->i);
@@ -1417,10 +1417,10 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 			      "t", (const char *)sqlite3_column_text(st, 1),
 			      "r", (const char *)sqlite3_column_text(st, 2),
 			      "f", (const char *)sqlite3_column_text(st, 3),
-			      "mine", value_to_json(&mine), "theirs", value_to_json(&theirs),
+			      "mine", hub_value_json(&mine), "theirs", hub_value_json(&theirs),
 			      "by", (const char *)sqlite3_column_text(st, 7),
 			      "kept_mine", kept_mine, "state", state, "resolution", resolution,
-			      "decided", value_to_json(&decided),
+			      "decided", hub_value_json(&decided),
 			      "at", (const char *)sqlite3_column_text(st, 12),
 			      "kind", (const char *)sqlite3_column_text(st, 13));
 		if (!o || json_array_append_new(list, o) < 0) {
@@ -1481,7 +1481,7 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 		value_from_column(st, 4, &v);
 		o = json_pack("{s:I, s:s, s:s, s:s, s:o, s:I, s:s}",
 			      "s", (json_int_t)sqlite3_column_int64(st, 0), "t", tbl, "r", row,
-			      "f", (const char *)sqlite3_column_text(st, 3), "v", value_to_json(&v),
+			      "f", (const char *)sqlite3_column_text(st, 3), "v", hub_value_json(&v),
 			      "h", (json_int_t)sqlite3_column_int64(st, 5),
 			      "d", (const char *)sqlite3_column_text(st, 6));
 		if (!o || json_array_append_new(changes, o) < 0) {
