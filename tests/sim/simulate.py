@@ -1278,6 +1278,10 @@ class Sim:
                     interleaved = True
                     now_o = read_outbox(d.store.path)
                     sess["early"] += self.absorb_batches(d, rows, now_o, sess, label_of(d, fault))
+                # the pages the device committed before the edit end at
+                # its cursor of that moment, somewhere in [mid_lo, mid_hi]
+                # (a page fully received may commit just before or after)
+                mid_lo = int(d.meta("cursor") or 0)
                 d.tables = read_tables(d.store.path)
                 d.obx = read_outbox(d.store.path)
                 self.concurrent = True
@@ -1286,6 +1290,7 @@ class Sim:
                     text = getattr(self, "act_" + act)(d)
                 finally:
                     self.concurrent = False
+                sess["mid"] = (mid_lo, int(d.meta("cursor") or 0))
                 if text:
                     note += f" (meanwhile {text})"
                     for q, o in d.obx.items():
@@ -1534,17 +1539,42 @@ class Sim:
         start = min(pre_cursor, sess.get("rewind", pre_cursor))
         if post_cursor < start:
             self.fail(f"{label}: the cursor went back from {pre_cursor} to {post_cursor}")
+        # A field the rep edited during this sync and that is still pending
+        # keeps its base for the pages applied after the edit: the device
+        # kept its own value, not the pulled one (FINDINGS 6).
+        held = {(o["tbl"], o["row_id"], o["field"]) for o in post_o.values()
+                if o["state"] == "pending"} if "mid" in sess else set()
+        skipped = {}
         for seq in range(start + 1, post_cursor + 1):
             w = self.model.by_seq.get(seq)
             if w is None:
                 self.fail(f"{label}: the device's cursor {post_cursor} passes seq {seq} the model "
                           f"does not know")
             key = (w.t, w.r, w.f)
+            if key in held:
+                skipped.setdefault(key, []).append(seq)
+                continue
             d.known[key] = max(d.known.get(key, 0), seq)
         d.cursor = post_cursor
         # the device's bases are the model's
         base = {(t, r, f): v for t, r, f, v in d.store.query(
             "SELECT tbl, row_id, field, version FROM rl_base")}
+        if skipped:
+            mid_lo, mid_hi = sess["mid"]
+            for key, seqs in skipped.items():
+                old = d.known.get(key)
+                allowed = set()
+                for c in range(min(mid_lo, start), mid_hi + 1):
+                    before = [q for q in seqs if q <= c]
+                    allowed.add(max([old or 0] + before) if before else old)
+                if base.get(key) not in allowed:
+                    self.fail(f"{label}: {key[0]}.{key[2]} of {self.nm(key[1])} was edited "
+                              f"during the sync (pending); its base must stay at a version "
+                              f"pulled before the edit {sorted(allowed, key=lambda v: v or 0)}, "
+                              f"the device has {base.get(key)} (pulled {seqs}, cursor "
+                              f"{mid_lo}..{mid_hi} at the edit)")
+                if base.get(key) is not None:
+                    d.known[key] = base[key]
         if base != d.known:
             diff = [(k, base.get(k), d.known.get(k)) for k in set(base) | set(d.known)
                     if base.get(k) != d.known.get(k)]
@@ -1876,3 +1906,19 @@ if __name__ == "__main__":
 #    changes new stamps from its wall clock, in their order (a stamp only
 #    picks the provisional winner of a conflict). The driver predicts the
 #    new stamps exactly (it pins the device's wall clock for that sync).
+#
+# 6. An edit made while a sync pulls made a later append conflict instead of
+#    merge (fixed, sync/src/devsync.c apply_run_fields). Found by seed 384
+#    of the 2,000-seed campaign (--steps 60 --wild-skew --exact; it failed
+#    only in some runs then, because the model did not check it); the
+#    driver now checks each base a pull leaves, and without the fix seeds
+#    384 and 9 fail deterministically (at the sync itself). dewi's append
+#    came back "merged" (the hub's text now held fajar's line too); while
+#    her pull ran she appended again; the page bringing the merged text
+#    found that edit pending, kept her value — right — but moved the
+#    field's base to the pulled version anyway. Once that edit was sent,
+#    the next one was captured with that base: the hub read fajar's line,
+#    absent from dewi's text, as deleted by her, and answered "conflict"
+#    for two appends. Fix: a pulled change skipped for a pending edit
+#    leaves the base where it was; the hub's answer to the edit brings the
+#    version back (FINDINGS 4's rewind, or the pull of the merge).
