@@ -848,6 +848,68 @@ static int own_version(rl_store *s, const struct hub_peer *p, const struct chang
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading the log");
 }
 
+/*
+ * The text this device last sent for the field, if the hub merged it into a
+ * version above the change's base (schema/hub/005_sent_text.sql): the
+ * device's text descends from it, and every version from then on contains
+ * it, so it is the right base for a three-way merge. From the older base,
+ * the device's own earlier lines count as added again and appear twice.
+ */
+static int sent_text(rl_store *s, const struct hub_peer *p, const struct change *c,
+		     struct owned_value *out, int *found)
+{
+	sqlite3_stmt *st;
+	struct rl_value v;
+	int error = RL_OK, rc;
+
+	*found = 0;
+	if ((rc = rl_store_prepare(s, "SELECT value FROM hub_sent_text WHERE tbl = ?1 AND "
+				   "row_id = ?2 AND field = ?3 AND device = ?4 AND version > ?5",
+				   &st)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, c->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, p->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, c->base);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		value_from_column(st, 0, &v);
+		error = own_value(out, &v);
+		*found = 1;
+	} else if (rc != SQLITE_DONE) {
+		error = rl_store_error(s, "reading the text a device sent");
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
+/* The hub's text at `version` contains what the device sent (merged, or
+ * already there): remember it as the base of the device's next edit. */
+static int remember_sent_text(rl_store *s, const struct hub_peer *p, const struct change *c,
+			      long long version)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if (c->value.type != RL_V_TEXT)
+		return RL_OK;
+	if ((error = rl_store_prepare(s, "INSERT INTO hub_sent_text(tbl, row_id, field, device, "
+				      "value, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+				      "ON CONFLICT(tbl, row_id, field, device) DO UPDATE SET "
+				      "value = excluded.value, version = excluded.version", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, c->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, p->device, -1, SQLITE_STATIC);
+	bind_value(st, 5, &c->value);
+	sqlite3_bind_int64(st, 6, version);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "remembering the text a device sent");
+}
+
 /* Has anyone but this device changed a field of the row after `cursor`
  * (which the device had not seen when it deleted)? */
 static int changed_unseen(rl_store *s, const struct hub_peer *p, const char *tbl,
@@ -962,7 +1024,10 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		goto cleanup;
 	if (own)
 		in.base = fs.version;      /* its own earlier change: a fast-forward */
-	if (rl_model_is_text(c->f) && c->base > 0 &&
+	if (rl_model_is_text(c->f) && c->base > 0 && !own &&
+	    (error = sent_text(s, p, c, &basev, &base_found)) < 0)
+		goto cleanup;
+	if (rl_model_is_text(c->f) && c->base > 0 && !base_found &&
 	    (error = value_at(s, c->base, &basev, &base_found)) < 0)
 		goto cleanup;
 	if ((error = rl_merge_field(&mfs, &in, rl_model_is_text(c->f),
@@ -1001,12 +1066,15 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	case RL_MERGE_SAME:
 		c->result = result("same", fs.exists ? fs.version : 0, NULL);
 		stats->same++;
+		if (rl_model_is_text(c->f) && fs.exists)
+			error = remember_sent_text(s, p, c, fs.version);
 		break;
 	case RL_MERGE_MERGED: {
 		struct rl_value mv = { RL_V_TEXT, 0, 0, mr.merged };
 		if ((error = set_field(s, c->tbl, c->row, c->field, &mv)) < 0 ||
 		    (error = log_field(s, c->tbl, c->row, c->field, &mv, c->hlc, p->device, p->user,
-				       "merge", &seq)) < 0)
+				       "merge", &seq)) < 0 ||
+		    (error = remember_sent_text(s, p, c, seq)) < 0)
 			break;
 		c->result = result("merged", seq, NULL);
 		stats->merged++;

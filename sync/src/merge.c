@@ -74,9 +74,9 @@ static int rl_with_newline(const char *s, char **out, size_t *len)
 /*
  * Both sides only appended to the note (the base is a prefix of each, at a
  * line boundary): the note keeps both additions, ours (the hub's) first.
- * git sees two insertions at one point and calls it a conflict, but a rep
- * adding "Telepon Senin" while another adds "Kirim brosur" is the common
- * case of concurrent notes, and DESIGN.md says appends never conflict.
+ * The line rule in rl_merge_text covers most appends; this one also sees
+ * an append to a note that ended in a newline ("a\n" -> "a\nc"), where the
+ * base's empty last line (see the top comment) became text.
  * Returns 1 with *out set, 0 when the rule does not apply, <0 on ENOMEM.
  */
 static int merge_appends(const char *base, const char *ours, const char *theirs, char **out)
@@ -107,6 +107,32 @@ static int merge_appends(const char *base, const char *ours, const char *theirs,
 		m[blen + olen] = '\n';
 	memcpy(m + blen + olen + sep, tt, tlen + 1);
 	*out = m;
+	return 1;
+}
+
+/* Is every line of base (a newline-terminated text) also a line of side,
+ * in order? Then side only inserted lines into base: it deleted and
+ * changed none. Greedy matching finds such an order if one exists. */
+static int only_inserts(const char *base, size_t blen, const char *side, size_t slen)
+{
+	const char *b = base, *bend = base + blen, *p = side, *send = side + slen;
+
+	while (b < bend) {
+		const char *bnl = memchr(b, '\n', (size_t)(bend - b));
+		size_t n = (size_t)(bnl - b) + 1;
+		for (;;) {
+			const char *pnl;
+			if (p >= send)
+				return 0;
+			pnl = memchr(p, '\n', (size_t)(send - p));
+			if ((size_t)(pnl - p) + 1 == n && memcmp(p, b, n) == 0) {
+				p = pnl + 1;
+				break;
+			}
+			p = pnl + 1;
+		}
+		b = bnl + 1;
+	}
 	return 1;
 }
 
@@ -166,8 +192,33 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 	}
 	have_res = 1;
 
+	/*
+	 * Both sides inserted lines at one place: git calls it a conflict,
+	 * but a rep adding "Telepon Senin" while another adds "Kirim brosur"
+	 * is the common case of concurrent notes, and neither line may be
+	 * lost. When neither side deleted or changed a line of the base,
+	 * keeping both sides' lines (the hub's first: git's union merge) loses
+	 * nothing, so the merge is clean. Any other overlap stays a conflict.
+	 * (This once required both sides to append to the base's end; an
+	 * append made on a text that another line had since been inserted
+	 * into then conflicted: tests/sim/simulate.py, FINDINGS 7.)
+	 */
+	if (!res.automergeable && rl_text(base)[0] && only_inserts(b, blen, o, olen) &&
+	    only_inserts(b, blen, t, tlen)) {
+		git_merge_file_result_free(&res);
+		have_res = 0;
+		opts.favor = GIT_MERGE_FILE_FAVOR_UNION;
+		if (git_merge_file(&res, &in_base, &in_ours, &in_theirs, &opts) < 0) {
+			rc = rl_error_set(RL_ERROR, "git_merge_file: %s", rl_git_message());
+			goto done;
+		}
+		have_res = 1;
+		res.automergeable = 1;
+	}
 	/* Conflict markers in the output: not clean, and the marked-up text is
-	 * of no use to the caller (the conflict record keeps both values). */
+	 * of no use to the caller (the conflict record keeps both values) —
+	 * unless both sides appended to a note ending in a newline, which the
+	 * line rule above cannot see (its last line "" became text). */
 	if (!res.automergeable) {
 		rc = merge_appends(rl_text(base), rl_text(ours), rl_text(theirs), out);
 		*clean = rc == 1;

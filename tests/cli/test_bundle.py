@@ -397,6 +397,61 @@ def test_device_refusals():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_append_again_before_the_merge_arrives():
+    """A rep's append comes back merged, and she appends again before her
+    device holds the merged text (here: the reply bundle is imported after
+    the new edit; over the network, a cut or a sync running meanwhile). Her
+    next push must merge without losing the other rep's lines and without
+    repeating hers (tests/sim/simulate.py FINDINGS 6 and 7): once with the
+    hub's text unchanged since the merge, once with another append there."""
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+
+    def scenario(name, budi_again):
+        budi.ok("account", "add", name, "--notes", "Grosir")
+        budi.ok("sync")
+        ani.ok("sync")
+        budi.ok("account", "edit", name, "--notes", "Grosir\nbudi 1")
+        budi.ok("sync")
+        ani.ok("account", "edit", name, "--notes", "Grosir\nani 1")
+        bundle, reply = os.path.join(tmp, name + ".bundle"), os.path.join(tmp, name + ".reply")
+        ani.ok("bundle", "export", bundle)
+        out = hub.admin("bundle", "import", bundle, "--reply", reply)
+        check("merged=1" in out, "ani's append merged with budi's", out)
+        notes = "SELECT notes FROM accounts WHERE name = ?"
+        eq(hub.query(notes, name), [("Grosir\nbudi 1\nani 1",)], "the merged text")
+        # ani appends again on her own text, then the reply arrives
+        ani.ok("account", "edit", name, "--notes", "Grosir\nani 1\nani 2")
+        ani.ok("bundle", "import", reply)
+        eq(ani.js("account", "show", name)["notes"], "Grosir\nani 1\nani 2",
+           "the pending edit keeps ani's text")
+        want = "Grosir\nbudi 1\nani 1\nani 2"
+        if budi_again:
+            # both sides now add lines at one place
+            budi.ok("sync")
+            budi.ok("account", "edit", name, "--notes", "Grosir\nbudi 1\nani 1\nbudi 2")
+            budi.ok("sync")
+            want = "Grosir\nbudi 1\nani 1\nbudi 2\nani 2"
+        ani.ok("sync")
+        eq(hub.query(notes, name), [(want,)],
+           "every line once: none of budi's lost, none of ani's repeated")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)], "appends never conflict")
+        budi.ok("sync")
+        eq(ani.js("account", "show", name)["notes"], want, "ani holds the merged text")
+
+    try:
+        scenario("Toko Makmur", False)
+        scenario("CV Sinar", True)
+        assert_converged(hub, [ani, budi])
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
-          test_device_refusals])
+          test_device_refusals, test_append_again_before_the_merge_arrives])

@@ -647,6 +647,16 @@ class Model:
                     if missing:
                         raise SimFailure(f"notes merge of {self.sim.nm(r)} lost lines {missing}: "
                                          f"hub {cur.value!r} + {dev.login} {v!r} -> {w.value!r}")
+                    # every appended line is unique: a merge that repeats
+                    # one took the device's own earlier lines for new ones
+                    # (FINDINGS 7)
+                    twice = {x for x in lines(w.value)
+                             if w.value.split("\n").count(x) >
+                             max(cur.value.split("\n").count(x), v.split("\n").count(x))}
+                    if twice:
+                        raise SimFailure(f"notes merge of {self.sim.nm(r)} repeated lines "
+                                         f"{sorted(twice)}: hub {cur.value!r} + {dev.login} "
+                                         f"{v!r} -> {w.value!r}")
                     self.stats["notes-merged"] += 1
                     return ("merged", w.seq)
                 if st == "same":
@@ -1922,3 +1932,21 @@ if __name__ == "__main__":
 #    for two appends. Fix: a pulled change skipped for a pending edit
 #    leaves the base where it was; the hub's answer to the edit brings the
 #    version back (FINDINGS 4's rewind, or the pull of the merge).
+#
+# 7. Concurrent appends to notes repeated lines (fixed, hub/hubstore.c
+#    sent_text and sync/src/merge.c only_inserts). Seen in seed 384's
+#    failure report, then checked: without the fix seeds 1, 21 and 384 of
+#    seeds 1-24 (--wild-skew --exact) fail. citra's append came back
+#    "merged"; before her pull brought the merged text she appended again,
+#    so that change went out with the old base (FINDINGS 3: only an
+#    'applied' version becomes a base). The hub merged three ways from
+#    that base, which lacks her first line: her own line, already in the
+#    hub's text, counted as added again and appeared twice ("citra@44"
+#    twice in one note). Fix: the hub remembers the text each device sent
+#    when it merged it (hub_sent_text) and, for that device's next change
+#    based below that version, merges from that text, from which the
+#    device's text descends. From there the two sides often insert at one
+#    place (the hub's lines before the device's old ones, both at the
+#    end), which git calls a conflict; when neither side deleted or
+#    changed a line, keeping both sides' lines loses nothing, so the merge
+#    is clean (git's union merge).

@@ -146,6 +146,15 @@ static void test_text_merge(void)
 	MERGE3("a\nb", "a\nb\nc", "a\nb\nd", "a\nb\nc\nd");
 	MERGE3("a\nb\n", "a\nb\nc\n", "a\nb\nd\n", "a\nb\nc\nd\n");
 	MERGE3("a\nb\n", "a\nb\nc", "a\nb\nd\ne", "a\nb\nc\nd\ne");
+	/* Lines inserted elsewhere on one side, and both append: neither side
+	 * deleted or changed a line, so both keep all theirs, the hub's first
+	 * (FINDINGS 7 of tests/sim/simulate.py). */
+	MERGE3("a\nd9", "a\nf32\nd9\na51\nc44", "a\nd9\nd51\nd53",
+	       "a\nf32\nd9\na51\nc44\nd51\nd53");
+	MERGE3("a\nb\nc", "a\nx\nb\nc", "a\ny\nb\nc", "a\nx\ny\nb\nc");
+	/* ...but a side that also deleted a line conflicts as before. */
+	MERGE3("a\nb\nc", "a\nc\nx", "a\nb\nc\ny", NULL);
+	MERGE3("a\nb\nc", "a\nb\nx", "a\nb\nc\ny", NULL);
 	/* ...but not an addition inside the last line: "b" -> "bc" is an edit. */
 	MERGE3("a\nb", "a\nbc", "a\nbd", NULL);
 	/* Empty base, two different notes. */
