@@ -1,6 +1,7 @@
 /*
  * bundle.c — signed offline bundles written and read with libarchive (see
- * relasi/bundle.h and sync/PROTOCOL.md, "Offline bundles").
+ * relasi/bundle.h and sync/PROTOCOL.md, "Offline bundles"), which is loaded
+ * on first use (archive_lazy.h).
  *
  * A bundle comes from a file a rep carried on a USB stick: it is hostile
  * until proven otherwise. Reading therefore accepts only a tar (pax) archive,
@@ -13,8 +14,8 @@
 #include "relasi/error.h"
 #include "relasi/limits.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_lazy.h"
+
 #include <mbedtls/sha256.h>
 
 #include <errno.h>
@@ -62,24 +63,24 @@ static void sha256_hex(const unsigned char *d, size_t n, char out[65])
 
 /* ---- writing -------------------------------------------------------------------------- */
 
-static int add_entry(struct archive *a, const char *path, const char *name,
-		     const unsigned char *data, size_t len)
+static int add_entry(const struct rl_archive *ar, struct archive *a, const char *path,
+		     const char *name, const unsigned char *data, size_t len)
 {
-	struct archive_entry *e = archive_entry_new();
+	struct archive_entry *e = ar->archive_entry_new();
 	int error = RL_OK;
 
 	if (!e)
 		return rl_error_set(RL_ENOMEM, "out of memory");
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0600);
-	archive_entry_set_size(e, (la_int64_t)len);
-	archive_entry_set_mtime(e, time(NULL), 0);
-	if (archive_write_header(a, e) != ARCHIVE_OK ||
-	    (len && archive_write_data(a, data, len) != (la_ssize_t)len))
+	ar->archive_entry_set_pathname(e, name);
+	ar->archive_entry_set_filetype(e, AE_IFREG);
+	ar->archive_entry_set_perm(e, 0600);
+	ar->archive_entry_set_size(e, (la_int64_t)len);
+	ar->archive_entry_set_mtime(e, time(NULL), 0);
+	if (ar->archive_write_header(a, e) != ARCHIVE_OK ||
+	    (len && ar->archive_write_data(a, data, len) != (la_ssize_t)len))
 		error = rl_error_set(RL_EIO, "cannot write '%s' into '%s': %s", name, path,
-				     archive_error_string(a));
-	archive_entry_free(e);
+				     ar->archive_error_string(a));
+	ar->archive_entry_free(e);
 	return error;
 }
 
@@ -87,6 +88,7 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 		    size_t n, const char *cert_path, const char *key_path)
 {
 	json_t *manifest = NULL, *list = NULL;
+	const struct rl_archive *ar = NULL;
 	struct archive *a = NULL;
 	char *mtext = NULL, *cert = NULL, *tmp = NULL, hash[65];
 	unsigned char sig[RL_PKI_SIG_MAX];
@@ -150,27 +152,29 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 		error = rl_error_set(RL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
 		goto cleanup;
 	}
-	if (!(a = archive_write_new())) {
+	if ((error = rl_archive_load(&ar)) < 0)
+		goto cleanup;
+	if (!(a = ar->archive_write_new())) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
 	/* zstd where this libarchive was built with it; gzip is everywhere. */
-	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-	    (archive_write_add_filter_zstd(a) != ARCHIVE_OK &&
-	     archive_write_add_filter_gzip(a) != ARCHIVE_OK) ||
-	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-		error = rl_error_set(RL_EIO, "cannot start '%s': %s", path, archive_error_string(a));
+	if (ar->archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    (ar->archive_write_add_filter_zstd(a) != ARCHIVE_OK &&
+	     ar->archive_write_add_filter_gzip(a) != ARCHIVE_OK) ||
+	    ar->archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+		error = rl_error_set(RL_EIO, "cannot start '%s': %s", path, ar->archive_error_string(a));
 		goto cleanup;
 	}
-	if ((error = add_entry(a, path, MANIFEST, (const unsigned char *)mtext, strlen(mtext))) < 0 ||
-	    (error = add_entry(a, path, SIGNATURE, sig, siglen)) < 0 ||
-	    (error = add_entry(a, path, SIGNER, (const unsigned char *)cert, strlen(cert))) < 0)
+	if ((error = add_entry(ar, a, path, MANIFEST, (const unsigned char *)mtext, strlen(mtext))) < 0 ||
+	    (error = add_entry(ar, a, path, SIGNATURE, sig, siglen)) < 0 ||
+	    (error = add_entry(ar, a, path, SIGNER, (const unsigned char *)cert, strlen(cert))) < 0)
 		goto cleanup;
 	for (i = 0; i < n; i++)
-		if ((error = add_entry(a, path, members[i].name, members[i].data, members[i].len)) < 0)
+		if ((error = add_entry(ar, a, path, members[i].name, members[i].data, members[i].len)) < 0)
 			goto cleanup;
-	if (archive_write_close(a) != ARCHIVE_OK) {
-		error = rl_error_set(RL_EIO, "cannot finish '%s': %s", path, archive_error_string(a));
+	if (ar->archive_write_close(a) != ARCHIVE_OK) {
+		error = rl_error_set(RL_EIO, "cannot finish '%s': %s", path, ar->archive_error_string(a));
 		goto cleanup;
 	}
 	/* Durable before it takes the final name: a bundle is the only copy of
@@ -190,7 +194,7 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 	tmp = NULL;
 cleanup:
 	if (a)
-		archive_write_free(a);
+		ar->archive_write_free(a);
 	if (fd >= 0)
 		close(fd);
 	if (tmp) {
@@ -252,6 +256,7 @@ int rl_bundle_json(const rl_bundle *b, const char *name, json_t **out)
 static int read_entries(const char *path, struct rl_bundle_member **out, size_t *count)
 {
 	struct rl_bundle_member *ms = NULL;
+	const struct rl_archive *ar = NULL;
 	struct archive *a = NULL;
 	struct archive_entry *e;
 	size_t n = 0, total = 0, i;
@@ -260,15 +265,17 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 
 	*out = NULL;
 	*count = 0;
-	if (!(a = archive_read_new()) ||
+	if ((error = rl_archive_load(&ar)) < 0)
+		return error;
+	if (!(a = ar->archive_read_new()) ||
 	    !(ms = calloc(RL_MAX_BUNDLE_MEMBERS, sizeof(*ms)))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	archive_read_support_filter_gzip(a);
-	archive_read_support_filter_zstd(a);
-	archive_read_support_filter_none(a);
-	archive_read_support_format_tar(a);
+	ar->archive_read_support_filter_gzip(a);
+	ar->archive_read_support_filter_zstd(a);
+	ar->archive_read_support_filter_none(a);
+	ar->archive_read_support_format_tar(a);
 	/* Opened here, not by libarchive: a missing file and a file that is
 	 * not an archive are different answers. */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -280,15 +287,15 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 		error = rl_error_set(RL_EINVALID, "'%s' is not a file", path);
 		goto cleanup;
 	}
-	if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
-		const char *why = archive_error_string(a);
+	if (ar->archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
+		const char *why = ar->archive_error_string(a);
 		error = rl_error_set(RL_EINVALID, "'%s' is not a Relasi bundle, or is truncated: %s", path,
 				     why ? why : "unreadable archive");
 		goto cleanup;
 	}
-	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(e);
-		la_int64_t size = archive_entry_size(e), got = 0;
+	while ((rc = ar->archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		const char *name = ar->archive_entry_pathname(e);
+		la_int64_t size = ar->archive_entry_size(e), got = 0;
 		size_t limit = name && strcmp(name, MANIFEST) == 0 ? MANIFEST_MAX
 			     : name && strcmp(name, SIGNER) == 0 ? CERT_MAX
 			     : name && strcmp(name, SIGNATURE) == 0 ? RL_PKI_SIG_MAX : RL_MAX_FRAME;
@@ -302,7 +309,7 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 					     "bundle has", path, name ? name : "");
 			goto cleanup;
 		}
-		if (archive_entry_filetype(e) != AE_IFREG) {
+		if (ar->archive_entry_filetype(e) != AE_IFREG) {
 			error = rl_error_set(RL_EINVALID, "'%s': member '%s' is not a regular file",
 					     path, name);
 			goto cleanup;
@@ -313,7 +320,7 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 						     name);
 				goto cleanup;
 			}
-		if (!archive_entry_size_is_set(e) || size < 0 || (unsigned long long)size > limit) {
+		if (!ar->archive_entry_size_is_set(e) || size < 0 || (unsigned long long)size > limit) {
 			error = rl_error_set(RL_ETOOBIG, "'%s': member '%s' is %lld bytes (limit %zu)",
 					     path, name, (long long)size, limit);
 			goto cleanup;
@@ -330,11 +337,11 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 		}
 		n++;
 		while (got < size) {
-			la_ssize_t r = archive_read_data(a, ms[n - 1].data + got, (size_t)(size - got));
+			la_ssize_t r = ar->archive_read_data(a, ms[n - 1].data + got, (size_t)(size - got));
 			if (r <= 0) {
 				error = rl_error_set(RL_EINVALID, "'%s' is truncated or damaged (member "
 						     "'%s'): %s", path, name,
-						     r < 0 ? archive_error_string(a) : "ends early");
+						     r < 0 ? ar->archive_error_string(a) : "ends early");
 				goto cleanup;
 			}
 			got += r;
@@ -343,7 +350,7 @@ static int read_entries(const char *path, struct rl_bundle_member **out, size_t 
 		total += (size_t)size;
 	}
 	if (rc != ARCHIVE_EOF) {
-		const char *why = archive_error_string(a);
+		const char *why = ar->archive_error_string(a);
 		error = rl_error_set(RL_EINVALID, "'%s' is not a Relasi bundle, or is truncated: %s",
 				     path, why ? why : "unreadable archive");
 		goto cleanup;
@@ -358,7 +365,7 @@ cleanup:
 		free(ms);
 	}
 	if (a)
-		archive_read_free(a);
+		ar->archive_read_free(a);
 	if (fd >= 0)
 		close(fd);
 	return error;

@@ -590,6 +590,16 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	if (!(flags & RL_STORE_READONLY)) {
 		if ((error = exec(s, "PRAGMA journal_mode = WAL", "enabling WAL")) < 0)
 			goto fail;
+		/* Keep the -wal and -shm files when the command ends: SQLite
+		 * otherwise creates and unlinks both in every `relasi` process,
+		 * a measurable part of a short command. The last close still
+		 * checkpoints, so relasi.db alone holds every committed change.
+		 * Not for the hub, whose restore replaces hub.db in place: a
+		 * kept WAL of the old file must never meet the new one. */
+		if (!(flags & RL_STORE_HUB)) {
+			int persist = 1;
+			sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+		}
 	}
 	/* 8 MiB of page cache: a short command (most of what a rep runs) pays
 	 * for the cache it sets up, and 64 MiB measured slower for `nearby`
