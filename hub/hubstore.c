@@ -617,27 +617,38 @@ static int get_field_state(rl_store *s, const struct change *c, struct field_sta
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "field state");
 }
 
-/* The value a field had at version seq (from the log), owned copy. */
-static int value_at(rl_store *s, long long seq, struct owned_value *out, int *found)
+/* Step a prepared one-column query: its value as an owned copy, *found
+ * whether there was a row; the statement is reset either way. */
+static int step_value(rl_store *s, sqlite3_stmt *st, struct owned_value *out, int *found,
+		      const char *what)
 {
-	sqlite3_stmt *st;
 	struct rl_value v;
-	int error, rc;
+	int error = RL_OK, rc;
 
 	*found = 0;
-	if ((error = rl_store_prepare(s, "SELECT value FROM hub_log WHERE seq = ?1", &st)) < 0)
-		return error;
-	sqlite3_bind_int64(st, 1, seq);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		value_from_column(st, 0, &v);
 		error = own_value(out, &v);
 		*found = 1;
 	} else if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "reading a field's history");
+		error = rl_store_error(s, what);
 	}
 	sqlite3_reset(st);
 	return error;
+}
+
+/* The value a field had at version seq (from the log), owned copy. */
+static int value_at(rl_store *s, long long seq, struct owned_value *out, int *found)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	*found = 0;
+	if ((error = rl_store_prepare(s, "SELECT value FROM hub_log WHERE seq = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, seq);
+	return step_value(s, st, out, found, "reading a field's history");
 }
 
 static int record_conflict(rl_store *s, const struct hub_peer *p, const struct change *c,
@@ -859,29 +870,19 @@ static int sent_text(rl_store *s, const struct hub_peer *p, const struct change 
 		     struct owned_value *out, int *found)
 {
 	sqlite3_stmt *st;
-	struct rl_value v;
-	int error = RL_OK, rc;
+	int error;
 
 	*found = 0;
-	if ((rc = rl_store_prepare(s, "SELECT value FROM hub_sent_text WHERE tbl = ?1 AND "
-				   "row_id = ?2 AND field = ?3 AND device = ?4 AND version > ?5",
-				   &st)) < 0)
-		return rc;
+	if ((error = rl_store_prepare(s, "SELECT value FROM hub_sent_text WHERE tbl = ?1 AND "
+				      "row_id = ?2 AND field = ?3 AND device = ?4 AND version > ?5",
+				      &st)) < 0)
+		return error;
 	sqlite3_bind_text(st, 1, c->tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, c->row, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, c->base);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		value_from_column(st, 0, &v);
-		error = own_value(out, &v);
-		*found = 1;
-	} else if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "reading the text a device sent");
-	}
-	sqlite3_reset(st);
-	return error;
+	return step_value(s, st, out, found, "reading the text a device sent");
 }
 
 /* The hub's text at `version` contains what the device sent (merged, or
