@@ -1518,6 +1518,7 @@ class Sim:
     def absorb_device(self, d, rows, post_o, sess, pre_cursor, post_cursor, label):
         """Mirror what the device recorded: answers (rl_base, outbox) and the pull."""
         acked = refused = 0
+        received = set()      # rows whose answer the device recorded now
         for u, o in rows.items():
             q = o["seq"]
             now = post_o.get(q) if d.seq2uid.get(q) == u else None
@@ -1539,14 +1540,21 @@ class Sim:
                     del d.seq2uid[q]
                 tr["status"] = "acked"
                 tr["result"] = res
+                received.add(u)
                 acked += 1
             elif now["state"] == "refused":
                 if res is None or res[0] != "refused" or not now["reason"]:
                     self.fail(f"{label}: an outbox row was refused without a matching hub answer")
                 tr["status"] = "refused"
+                received.add(u)
                 refused += 1
-        # the pull (from a rewound cursor, if push_batch rewound it)
-        start = min(pre_cursor, sess.get("rewind", pre_cursor))
+        # the pull (from a rewound cursor, if push_batch rewound it — which
+        # it did for the answers it recorded now, fresh or stored: their
+        # rows left the outbox in the same transaction; a lost answer
+        # rewinds nothing)
+        got = {"cursor": pre_cursor}
+        self.rewind(got, [self.results.get((d.device_id, u)) for u in received])
+        start = min(pre_cursor, got.get("rewind", pre_cursor))
         if post_cursor < start:
             self.fail(f"{label}: the cursor went back from {pre_cursor} to {post_cursor}")
         # A field the rep edited during this sync and that is still pending
