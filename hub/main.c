@@ -954,7 +954,11 @@ static int prepare(struct cli_ctx *ctx, const struct cli_args *a)
 		return RL_OK;
 	if ((error = hub_path(path, sizeof(path), hub_dir(a), HUB_DB)) < 0)
 		return error;
-	return rl_store_open(&ctx->store, path, RL_STORE_HUB | RL_STORE_READONLY);
+	error = rl_store_open(&ctx->store, path, RL_STORE_HUB | RL_STORE_READONLY);
+	if (error == RL_ENOTFOUND)   /* the store's own hint names `relasi init` */
+		return rl_error_set(RL_ENOTFOUND, "no hub in '%s': no %s (create one with "
+				    "'relasi-hub init DIR', or give --dir)", hub_dir(a), path);
+	return error;
 }
 
 static const struct cli_program hub_program = {
