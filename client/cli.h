@@ -6,6 +6,7 @@
 #define RELASI_CLIENT_CLI_H
 
 #include "relasi/cli.h"
+#include "relasi/report.h"   /* rl_report_cmds: `relasi report ...` */
 
 extern const struct cli_cmd cli_cmds_core[];
 extern const struct cli_cmd cli_cmds_records[];
@@ -14,7 +15,6 @@ extern const struct cli_cmd cli_cmds_query[];
 extern const struct cli_cmd cli_cmds_io[];
 extern const struct cli_cmd cli_cmds_sync[];
 extern const struct cli_cmd cli_cmds_bundle[];
-extern const struct cli_cmd cli_cmds_report[];
 extern const struct cli_cmd cli_cmds_marketing[];
 extern const struct cli_cmd cli_cmds_campaign[];
 

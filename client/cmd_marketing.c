@@ -108,21 +108,6 @@ static int account_name(rl_store *s, const char *id, struct rp_cell *row, size_t
 
 /* ---- segment rfm ---------------------------------------------------------------- */
 
-static const struct rp_col rfm_cols[] = {
-	{ "segment", RP_TEXT, 0, NULL, 0 },
-	{ "currency", RP_TEXT, 0, NULL, 0 },
-	{ "accounts", RP_INT, 0, NULL, 0 },
-	{ "share", RP_RATIO, 0, NULL, 0 },
-	{ "deals", RP_INT, 0, NULL, 0 },
-	{ "revenue", RP_MONEY, 1, NULL, 0 },
-	{ "avg_recency_days", RP_REAL, 0, NULL, 0 },
-};
-static const struct rp_col rfm_total_cols[] = {
-	{ "currency", RP_TEXT, 0, NULL, 0 },
-	{ "accounts", RP_INT, 0, NULL, 0 },
-	{ "deals", RP_INT, 0, NULL, 0 },
-	{ "revenue", RP_MONEY, 0, NULL, 0 },
-};
 static const struct rp_col rfm_account_cols[] = {
 	{ "account", RP_TEXT, 0, "accounts", 0 },
 	{ "name", RP_TEXT, 0, NULL, 0 },
@@ -150,51 +135,6 @@ static int cmp_rfm_list(const void *a, const void *b)
 	return strcmp(x->account, y->account);
 }
 
-int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
-{
-	size_t i, start, seg;
-
-	rp_table_init(&r->rows, rfm_cols, sizeof(rfm_cols) / sizeof(rfm_cols[0]));
-	rp_table_init(&r->totals, rfm_total_cols, sizeof(rfm_total_cols) / sizeof(rfm_total_cols[0]));
-	for (start = 0, i = 1; i <= n; i++) {
-		int64_t acc[SR_RFM_SEGMENTS] = { 0 }, deals[SR_RFM_SEGMENTS] = { 0 },
-			rev[SR_RFM_SEGMENTS] = { 0 }, days[SR_RFM_SEGMENTS] = { 0 };
-		int64_t tacc = 0, tdeals = 0, trev = 0;
-		size_t k;
-		struct rp_cell *row;
-		if (i < n && strcmp(rows[i].currency, rows[start].currency) == 0)
-			continue;
-		for (k = start; k < i; k++) {
-			acc[rows[k].segment]++;
-			deals[rows[k].segment] += rows[k].frequency;
-			rev[rows[k].segment] += rows[k].monetary;
-			days[rows[k].segment] += rows[k].recency;
-		}
-		for (seg = 0; seg < SR_RFM_SEGMENTS; seg++) {
-			if (!(row = rp_row_add(&r->rows)) ||
-			    rp_set_text(row, 0, sr_rfm_segments[seg]) < 0 ||
-			    rp_set_text(row, 1, rows[start].currency) < 0)
-				return RL_ENOMEM;
-			rp_set_int(row, 2, acc[seg]);
-			rp_set_ratio(row, 3, (double)acc[seg] / (double)(i - start));
-			rp_set_int(row, 4, deals[seg]);
-			rp_set_int(row, 5, rev[seg]);
-			if (acc[seg])
-				rp_set_real(row, 6, (double)days[seg] / (double)acc[seg]);
-			tacc += acc[seg];
-			tdeals += deals[seg];
-			trev += rev[seg];
-		}
-		if (!(row = rp_row_add(&r->totals)) || rp_set_text(row, 0, rows[start].currency) < 0)
-			return RL_ENOMEM;
-		rp_set_int(row, 1, tacc);
-		rp_set_int(row, 2, tdeals);
-		rp_set_int(row, 3, trev);
-		start = i;
-	}
-	return RL_OK;
-}
-
 static int rfm_accounts(rl_store *s, struct mk_rfm *rows, size_t n, struct rp_result *r)
 {
 	size_t i;
@@ -208,7 +148,7 @@ static int rfm_accounts(rl_store *s, struct mk_rfm *rows, size_t n, struct rp_re
 		struct rp_cell *row = rp_row_add(&r->rows);
 		if (!row || rp_set_text(row, 0, rows[i].account) < 0 ||
 		    rp_set_text(row, 2, rows[i].currency) < 0 ||
-		    rp_set_text(row, 9, sr_rfm_segments[rows[i].segment]) < 0)
+		    rp_set_text(row, 9, mk_rfm_segment_names[rows[i].segment]) < 0)
 			return RL_ENOMEM;
 		if ((error = account_name(s, rows[i].account, row, 1)) < 0)
 			return error;
@@ -531,12 +471,6 @@ static const struct rp_col tier_history_cols[] = {
 	{ "change", RP_TEXT, 0, NULL, 0 },
 };
 
-/* Rank of a tier for up/down: higher is better; none is below all. */
-static int rank(const struct mk_tiers *t, int tier)
-{
-	return tier < 0 ? 0 : (int)t->n - tier;
-}
-
 static int tier_rank_by_name(const struct mk_tiers *t, const char *name)
 {
 	size_t i;
@@ -607,25 +541,6 @@ static int tiers_history(struct cli_ctx *ctx, const char *ref, const struct mk_t
 	return error;
 }
 
-void mk_tiers_count(const struct mk_tiers *t, const struct mk_tier_row *rows, size_t n,
-		    int64_t count[MK_MAX_TIERS + 1], int64_t up[MK_MAX_TIERS + 1],
-		    int64_t down[MK_MAX_TIERS + 1])
-{
-	size_t i;
-
-	for (i = 0; i <= MK_MAX_TIERS; i++)
-		count[i] = up[i] = down[i] = 0;
-	for (i = 0; i < n; i++) {
-		size_t slot = rows[i].tier < 0 ? t->n : (size_t)rows[i].tier;
-		int b = rank(t, rows[i].tier_prev), a = rank(t, rows[i].tier);
-		count[slot]++;
-		if (a > b)
-			up[slot]++;
-		else if (a < b)
-			down[slot]++;
-	}
-}
-
 static int tiers_month(struct cli_ctx *ctx, const char *month, int accounts,
 		       const struct mk_tiers *t, struct rp_result *r)
 {
@@ -684,7 +599,7 @@ static int tiers_month(struct cli_ctx *ctx, const char *month, int accounts,
 		    rp_set_text(row, 2, now[i].tier >= 0 ? t->name[now[i].tier] : NULL) < 0 ||
 		    rp_set_text(row, 4, t->currency) < 0 ||
 		    rp_set_text(row, 5, b >= 0 ? t->name[b] : NULL) < 0 ||
-		    rp_set_text(row, 6, change_word(rank(t, b), rank(t, now[i].tier))) < 0) {
+		    rp_set_text(row, 6, change_word(mk_tier_rank(t, b), mk_tier_rank(t, now[i].tier))) < 0) {
 			error = RL_ENOMEM;
 			goto cleanup;
 		}

@@ -15,7 +15,7 @@
 
 static const struct cli_cmd *const cmd_tables[] = {
 	cli_cmds_core, cli_cmds_records, cli_cmds_activity, cli_cmds_query, cli_cmds_io,
-	cli_cmds_sync, cli_cmds_bundle, cli_cmds_report, cli_cmds_marketing, cli_cmds_campaign,
+	cli_cmds_sync, cli_cmds_bundle, rl_report_cmds, cli_cmds_marketing, cli_cmds_campaign,
 	NULL
 };
 
@@ -50,13 +50,13 @@ static int locate_home(struct cli_ctx *ctx)
 	return RL_OK;
 }
 
-static int prepare(struct cli_ctx *ctx, const struct cli_cmd *cmd)
+static int prepare(struct cli_ctx *ctx, const struct cli_args *a)
 {
 	int error;
 
 	if ((error = locate_home(ctx)) < 0)
 		return error;
-	if (cmd->needs_store)
+	if (a->cmd->needs_store)
 		return rl_store_open(&ctx->store, ctx->store_path, 0);
 	return RL_OK;
 }
@@ -70,7 +70,7 @@ static const struct cli_program relasi = {
 	"exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 ambiguous,\n"
 	"             5 invalid input, 6 store too new, 7 store or file error,\n"
 	"             8 sync failed: hub unreachable, refused, or clocks too far apart\n",
-	cmd_tables, prepare, NULL
+	cmd_tables, prepare, NULL, NULL
 };
 
 int main(int argc, char **argv)

@@ -19,10 +19,6 @@
 
 #include "relasi/error.h"
 
-const char *const sr_rfm_segments[SR_RFM_SEGMENTS] = {
-	"champions", "loyal", "potential", "new", "at risk", "cannot lose", "hibernating", "lost"
-};
-
 /* A day count in "N d ago" above a century means nothing. */
 #define SR_MAX_DAYS_AGO 36500
 
@@ -430,7 +426,7 @@ static int parse_value(struct parser *p, enum fkind k, const char *fname, const 
 		size_t n = t->type == T_STRING ? strlen(t->str) : t->end - t->off;
 		int i;
 		for (i = 0; i < SR_RFM_SEGMENTS; i++)
-			if (segment_eq(sr_rfm_segments[i], src, n))
+			if (segment_eq(mk_rfm_segment_names[i], src, n))
 				break;
 		if (i == SR_RFM_SEGMENTS)
 			return FAIL(p, t->off, "unknown RFM segment %s (champions, loyal, potential, "

@@ -58,6 +58,7 @@
 #include <stdint.h>
 
 #include "relasi/limits.h"
+#include "relasi/marketing.h"
 
 /* One synced text field (segments.rule is RL_FT_TEXT). */
 #define SR_MAX_BYTES RL_MAX_NAME_BYTES
@@ -68,10 +69,9 @@
  * of one country fit. */
 #define SR_MAX_LIST 64
 
-/* The RFM segments, in report order (client/rfm.c); bit i of
- * sr_facts.rfm is segment i. */
-#define SR_RFM_SEGMENTS 8
-extern const char *const sr_rfm_segments[SR_RFM_SEGMENTS];
+/* The RFM segments, in report order (mk_rfm_segment_names,
+ * relasi/marketing.h); bit i of sr_facts.rfm is segment i. */
+#define SR_RFM_SEGMENTS MK_RFM_SEGMENTS
 
 /* "No such day": a fact that is empty. */
 #define SR_NO_DAY INT64_MIN

@@ -7,6 +7,10 @@
  * server-ca.{crt,key} (signs only the hub's server certificate),
  * device-ca.{crt,key} (signs only device certificates, so a device can never
  * pose as the hub), server.{crt,key}. Keys are 0600.
+ *
+ * The pipeline reports (`report pipeline|forecast|...|html`) are the
+ * client's own commands (relasi/report.h, rl_report_cmds), run over hub.db
+ * opened read-only; `pipeline` is an alias of `report pipeline`.
  */
 #include "hub.h"
 #include "backup.h"
@@ -23,6 +27,7 @@
 #include "relasi/limits.h"
 #include "relasi/pki.h"
 #include "relasi/record.h"
+#include "relasi/report.h"
 #include "relasi/valid.h"
 
 #define HUB_VERSION "0.2.0"
@@ -530,28 +535,6 @@ cleanup:
 	return error;
 }
 
-static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
-{
-	static const char *const hdr[] = { "stage", "deals", "amount", "weighted" };
-	static const struct cli_view view = { hdr, 4, NULL, NULL, NULL, NULL };
-	sqlite3_stmt *st;
-	int error;
-
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
-	     /* One row per stage and currency (amounts never add across
-	      * currencies); a stage without deals shows no amount. */
-	     "SELECT s.name AS stage, count(d.id) AS deals, "
-	     "CASE WHEN count(d.id) THEN rl_money(coalesce(sum(d.amount), 0), d.currency) END "
-	     "AS amount, "
-	     "CASE WHEN count(d.id) THEN rl_money(coalesce(sum((d.amount * "
-	     "coalesce(d.probability, s.probability) + 50) / 100), 0), d.currency) END AS weighted "
-	     "FROM stages s LEFT JOIN deals d ON d.stage_id = s.id AND d.deleted = 0 "
-	     "WHERE s.deleted = 0 GROUP BY s.id, d.currency ORDER BY s.position, s.name", &st)) < 0)
-		return error;
-	return cli_emit(ctx, st, &view, NULL, NULL);
-}
-
 /* ---- offline bundles -------------------------------------------------------------------- */
 
 static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
@@ -946,12 +929,37 @@ static const struct cli_cmd hub_cmds[] = {
 	  "repository, keys and a manifest", dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "restore", cmd_restore, "FILE DIR", "check a backup completely, then restore it into "
 	  "a new directory", NULL, NULL, CLI_MODEL_NONE, 2, 2, 0 },
-	{ "pipeline", cmd_pipeline, "", "the pipeline over everyone's deals", dir_opts, NULL,
-	  CLI_MODEL_NONE, 0, 0, 0 },
+	/* the same command as `report pipeline` (rl_report_cmds), kept by its
+	 * old name; --dir comes from store_opts like every report's */
+	{ "pipeline", rl_report_cmd_run, "[OPTIONS]", "report pipeline by its old name: per stage, "
+	  "deals, amount and weighted amount", rl_report_pipeline_opts,
+	  NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
 };
 
-static const struct cli_cmd *const tables[] = { hub_cmds, NULL };
+static const struct cli_cmd *const tables[] = { hub_cmds, rl_report_cmds, NULL };
+
+/*
+ * Commands with needs_store set only read: the reports (rl_report_cmds) and
+ * their alias `pipeline`. They get hub.db of --dir opened read-only (no
+ * upgrade, no writes: a report can never change the hub's store, and runs
+ * beside a serving hub); every other command opens the hub itself.
+ */
+static int prepare(struct cli_ctx *ctx, const struct cli_args *a)
+{
+	char path[4096];
+	int error;
+
+	if (!a->cmd->needs_store)
+		return RL_OK;
+	if ((error = hub_path(path, sizeof(path), hub_dir(a), HUB_DB)) < 0)
+		return error;
+	error = rl_store_open(&ctx->store, path, RL_STORE_HUB | RL_STORE_READONLY);
+	if (error == RL_ENOTFOUND)   /* the store's own hint names `relasi init` */
+		return rl_error_set(RL_ENOTFOUND, "no hub in '%s': no %s (create one with "
+				    "'relasi-hub init DIR', or give --dir)", hub_dir(a), path);
+	return error;
+}
 
 static const struct cli_program hub_program = {
 	"relasi-hub", HUB_VERSION,
@@ -961,7 +969,7 @@ static const struct cli_program hub_program = {
 	"             5 invalid input, 6 store too new, 7 store or file error\n"
 	"             (audit verify: the history does not match), 8 refused: a\n"
 	"             bundle's signer or device\n",
-	tables, NULL, NULL
+	tables, prepare, NULL, dir_opts
 };
 
 int main(int argc, char **argv)

@@ -438,6 +438,19 @@ static void print_commands(const struct cli_program *prog, FILE *f, const char *
 	}
 }
 
+/* Does some command's name start with the word group followed by a space? */
+static int is_group(const struct cli_program *prog, const char *group)
+{
+	size_t t, glen = strlen(group);
+	const struct cli_cmd *c;
+
+	for (t = 0; prog->tables[t]; t++)
+		for (c = prog->tables[t]; c->name; c++)
+			if (strncmp(c->name, group, glen) == 0 && c->name[glen] == ' ')
+				return 1;
+	return 0;
+}
+
 static void print_main_help(const struct cli_program *prog, FILE *f)
 {
 	fprintf(f, "%s\n\nusage: %s [--json] COMMAND [ARGS] [OPTIONS]\n\ncommands:\n",
@@ -499,13 +512,16 @@ static int join_value(struct cli_args *a, size_t k, const char *value)
 	return RL_OK;
 }
 
-static int build_options(struct cli_args *a)
+static int build_options(const struct cli_program *prog, struct cli_args *a)
 {
 	const struct cli_cmd *c = a->cmd;
+	const struct cli_opt *extra = c->needs_store ? prog->store_opts : NULL;
 	const struct rl_table *t = c->model_table ? rl_model_table(c->model_table) : NULL;
 	size_t n = 0, i, cap = 0;
 
 	for (i = 0; c->opts && c->opts[i].name; i++)
+		cap++;
+	for (i = 0; extra && extra[i].name; i++)
 		cap++;
 	if (t && c->model_mode != CLI_MODEL_NONE)
 		cap += t->nfields;
@@ -532,6 +548,8 @@ static int build_options(struct cli_args *a)
 	}
 	for (i = 0; c->opts && c->opts[i].name; i++)
 		a->opts[n++] = c->opts[i];
+	for (i = 0; extra && extra[i].name; i++)
+		a->opts[n++] = extra[i];
 	a->nopts = n;
 	return RL_OK;
 }
@@ -644,7 +662,7 @@ int cli_main(const struct cli_program *prog, int argc, char **argv)
 			cmd = find_cmd(prog, argv + first + 1, argc - first - 1, &words);
 			if (cmd) {
 				a.cmd = cmd;
-				if (build_options(&a) == 0)
+				if (build_options(prog, &a) == 0)
 					print_cmd_help(prog, &a);
 				free_args(&a);
 				return 0;
@@ -657,15 +675,20 @@ int cli_main(const struct cli_program *prog, int argc, char **argv)
 	}
 	cmd = find_cmd(prog, argv + first, argc - first, &words);
 	if (!cmd) {
-		/* "relasi deal" alone: list what the group offers */
+		/* "relasi deal" alone: list what the group offers. A word after
+		 * a group's name ("report nosuch") is the input at fault: name it. */
 		FILE *f = stderr;
-		fprintf(f, "%s: unknown command '%s'\n", prog->name, argv[first]);
+		if (first + 1 < argc && argv[first + 1][0] != '-' && is_group(prog, argv[first]))
+			fprintf(f, "%s: unknown command '%s %s'\n", prog->name, argv[first],
+				argv[first + 1]);
+		else
+			fprintf(f, "%s: unknown command '%s'\n", prog->name, argv[first]);
 		fprintf(f, "commands starting with '%s':\n", argv[first]);
 		print_commands(prog, f, argv[first]);
 		return EXIT_USAGE;
 	}
 	a.cmd = cmd;
-	if ((error = build_options(&a)) < 0) {
+	if ((error = build_options(prog, &a)) < 0) {
 		status = cli_fail(error);
 		goto done;
 	}
@@ -676,7 +699,7 @@ int cli_main(const struct cli_program *prog, int argc, char **argv)
 	}
 	if (status)
 		goto done;
-	if (prog->prepare && (error = prog->prepare(&ctx, cmd)) < 0) {
+	if (prog->prepare && (error = prog->prepare(&ctx, &a)) < 0) {
 		status = cli_fail(error);
 		goto done;
 	}

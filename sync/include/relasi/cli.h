@@ -77,15 +77,21 @@ struct cli_ctx {
 };
 
 /* A program: its name and help text, its command tables, and the hooks that
- * prepare what a command needs (locate and open the store) and release it. */
+ * prepare what a command needs (locate and open the store) and release it.
+ * prepare sees the parsed arguments (a->cmd is the command; a program may
+ * read where its store is from an option). store_opts, when set, are
+ * options every command with needs_store takes besides its own (relasi-hub:
+ * --dir), so a shared command table (relasi/report.h) needs no per-program
+ * copy; terminated by { NULL }. */
 struct cli_program {
 	const char *name;               /* "relasi" */
 	const char *version;
 	const char *intro;              /* first help paragraph */
 	const char *outro;              /* help text after the command list */
 	const struct cli_cmd *const *tables;  /* NULL-terminated */
-	int (*prepare)(struct cli_ctx *ctx, const struct cli_cmd *cmd);
+	int (*prepare)(struct cli_ctx *ctx, const struct cli_args *a);
 	void (*release)(struct cli_ctx *ctx);
+	const struct cli_opt *store_opts;
 };
 
 /* Run the program on argv; returns the exit status. */

@@ -1,5 +1,8 @@
 /*
- * report_calc.c — the figures of the pipeline reports (report.h). Each
+ * report_calc.c — the figures of the pipeline reports (relasi/report.h),
+ * for both binaries: in librelasi-sync because `relasi report` and
+ * `relasi-hub report` run the same reports over the same data model
+ * (issue 6, layout (a): nothing here is client-only). Each
  * report reads the store through fixed, prepared SQL with its filters bound
  * as parameters; conversion and time-in-stage walk the stage-move history
  * in C, one deal at a time.
@@ -18,7 +21,7 @@
  *    date stands in, else its creation time;
  *  - sales cycle = close time - created_at (never below 0), won deals only.
  */
-#include "report.h"
+#include "relasi/report.h"
 
 #include <math.h>
 #include <stdio.h>

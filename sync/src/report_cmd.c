@@ -1,17 +1,21 @@
 /*
- * cmd_report.c — `relasi report pipeline|forecast|winrate|conversion|
- * velocity|stale|activity|html`: the sales manager's reports over whatever
- * data this device holds (a manager's device holds everyone's). This file
- * reads and checks the options into a struct rp_filter, runs the report
- * (report_calc.c) and shows it (report_out.c) as a table, --json or --csv;
- * `report html FILE` writes several of them as one page (report_html.c).
+ * report_cmd.c — the report commands both programs list (relasi/report.h,
+ * rl_report_cmds): `relasi report ...` over whatever data a device holds (a
+ * manager's device holds everyone's) and `relasi-hub report ...` over the
+ * hub's store, with the same options, the same checks and the same output.
+ * `report pipeline|forecast|winrate|conversion|velocity|stale|activity|html`:
+ * this file reads and checks the options into a struct rp_filter, runs the
+ * report (report_calc.c) and shows it (report_out.c) as a table, --json or
+ * --csv; `report html FILE` writes several of them as one page
+ * (report_html.c). Which store is read is the program's business: its
+ * prepare hook opens ctx->store (every command here has needs_store set).
  *
  * Options are checked before anything is read; a bad value (a date that is
  * not one, --to before --from, a bad --days or --by, --csv with --json) is
  * a usage error (exit 2) naming the option and the value. --rep names a
  * user by id prefix or name (not found: exit 3, as everywhere).
  */
-#include "report.h"
+#include "relasi/report.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +132,11 @@ static const struct report_kind kinds[] = {
 	{ "activity", rp_activity }, { NULL, NULL }
 };
 
-static int cmd_report(struct cli_ctx *ctx, struct cli_args *a)
+int rl_report_cmd_run(struct cli_ctx *ctx, struct cli_args *a)
 {
-	const char *name = a->cmd->name + strlen("report ");
+	/* "report NAME", or a program's alias "NAME" (relasi-hub pipeline) */
+	const char *name = strncmp(a->cmd->name, "report ", 7) == 0 ? a->cmd->name + 7
+								       : a->cmd->name;
 	struct rp_result r = { 0 };
 	struct rp_filter f = { 0 };
 	enum rp_format fmt = RP_FMT_TEXT;
@@ -195,7 +201,7 @@ cleanup:
 #define CSV_OPT { "csv", 0, NULL, "CSV (RFC 4180) instead of a table", NULL }
 #define END_OPT { NULL, 0, NULL, NULL, NULL }
 
-static const struct cli_opt pipeline_opts[] = {
+const struct cli_opt rl_report_pipeline_opts[] = {
 	FILTER_OPTS, PERIOD_OPTS("deals created or expected to close"), CSV_OPT, END_OPT
 };
 static const struct cli_opt forecast_opts[] = {
@@ -225,10 +231,11 @@ static const struct cli_opt html_opts[] = {
 };
 
 #define REPORT(name, summary, opts) \
-	{ "report " name, cmd_report, "[OPTIONS]", summary, opts, NULL, CLI_MODEL_NONE, 0, 0, 1 }
+	{ "report " name, rl_report_cmd_run, "[OPTIONS]", summary, opts, NULL, CLI_MODEL_NONE, 0, 0, 1 }
 
-const struct cli_cmd cli_cmds_report[] = {
-	REPORT("pipeline", "per stage: deals, amount and weighted amount", pipeline_opts),
+const struct cli_cmd rl_report_cmds[] = {
+	REPORT("pipeline", "per stage: deals, amount and weighted amount",
+	       rl_report_pipeline_opts),
 	REPORT("forecast", "weighted and best-case amounts by month, with what is won",
 	       forecast_opts),
 	REPORT("winrate", "won / (won + lost) by rep, line, team, region or month",

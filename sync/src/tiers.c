@@ -1,5 +1,7 @@
 /*
- * tiers.c — customer tiers per month (marketing.h): the team's tier
+ * tiers.c — customer tiers per month (relasi/marketing.h; in
+ * librelasi-sync because the HTML report, which the hub also writes,
+ * draws them): the team's tier
  * configuration (the one synced tier_config row) and every account's tier
  * in a month from its won deals in the six calendar months before it.
  *
@@ -9,7 +11,7 @@
  * write: it is parsed with the same bounds as `relasi tiers config` input
  * and refused with a clear message rather than trusted.
  */
-#include "marketing.h"
+#include "relasi/marketing.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -213,4 +215,28 @@ cleanup:
 	sqlite3_reset(st);
 	free(rows);
 	return error;
+}
+
+int mk_tier_rank(const struct mk_tiers *t, int tier)
+{
+	return tier < 0 ? 0 : (int)t->n - tier;
+}
+
+void mk_tiers_count(const struct mk_tiers *t, const struct mk_tier_row *rows, size_t n,
+		    int64_t count[MK_MAX_TIERS + 1], int64_t up[MK_MAX_TIERS + 1],
+		    int64_t down[MK_MAX_TIERS + 1])
+{
+	size_t i;
+
+	for (i = 0; i <= MK_MAX_TIERS; i++)
+		count[i] = up[i] = down[i] = 0;
+	for (i = 0; i < n; i++) {
+		size_t slot = rows[i].tier < 0 ? t->n : (size_t)rows[i].tier;
+		int b = mk_tier_rank(t, rows[i].tier_prev), a = mk_tier_rank(t, rows[i].tier);
+		count[slot]++;
+		if (a > b)
+			up[slot]++;
+		else if (a < b)
+			down[slot]++;
+	}
 }

@@ -1,6 +1,7 @@
 /*
  * report_out.c — result tables of the pipeline reports and the three ways of
- * showing them (report.h): an aligned terminal table (relasi/cli.h's
+ * showing them (relasi/report.h; shared by relasi and relasi-hub, so both
+ * print a report alike): an aligned terminal table (relasi/cli.h's
  * printer), JSON ({"report", "as_of", "filters", "rows", "totals"}) and
  * RFC 4180 CSV of the rows (relasi/csv.h's writer: CRLF line ends, fields
  * quoted when they hold a comma, a quote or a line break).
@@ -10,7 +11,7 @@
  * with decimals are written with %.15g, which prints a value rounded to 4
  * decimals exactly as it was rounded, so both parse to the same double.
  */
-#include "report.h"
+#include "relasi/report.h"
 
 #include <math.h>
 #include <stdlib.h>

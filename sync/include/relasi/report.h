@@ -1,8 +1,19 @@
 /*
- * report.h — the pipeline reports' engine, shared by client/cmd_report.c
- * (options and commands), client/report_calc.c (the figures) and
- * client/report_out.c (showing them), and client/report_html.c (the HTML
- * page drawn from the same tables).
+ * relasi/report.h — the pipeline reports, shared by both binaries: `relasi
+ * report ...` over a device's store and `relasi-hub report ...` over the
+ * hub's (which holds the same data model tables). The engine lives in
+ * librelasi-sync (layout (a) of issue 6) rather than a library of its own:
+ * it needs only what sync/ already holds — the store, the data model, the
+ * command framework (relasi/cli.h), the CSV writer — and nothing of the
+ * client's, so moving it here drags nothing client-only into sync/.
+ *
+ *   sync/src/report_calc.c  the figures
+ *   sync/src/report_out.c   result tables; terminal table, --json, --csv
+ *   sync/src/report_html.c  the manager's HTML page (report html FILE)
+ *   sync/src/report_cmd.c   the commands: options -> filter -> report ->
+ *                           output, one table both programs list
+ *   sync/src/rfm.c, tiers.c marketing figures the HTML page draws
+ *                           (relasi/marketing.h)
  *
  * A report is computed into typed result tables (rp_table): its rows and,
  * for some reports, a few total rows. The same tables are then shown as an
@@ -18,13 +29,20 @@
  *    are the UTC dates of the instants.
  *  - Ratios are fractions 0..1 rounded to 4 decimals (a terminal shows them as
  *    percentages); day counts are rounded to 2 decimals.
+ *  - Reports only read: every statement is a prepared SELECT, so they run
+ *    on a store opened RL_STORE_READONLY (the hub opens its store so).
+ *
+ * Errors: functions return RL_OK or a negative RL_E* code with the message
+ * set (relasi/error.h): RL_ENOMEM, RL_ESTORE (reading the store failed),
+ * RL_EUSAGE (a bad option, named with its value), RL_ENOTFOUND /
+ * RL_EAMBIGUOUS (--rep), RL_EIO (report html: the file).
  */
-#ifndef RELASI_CLIENT_REPORT_H
-#define RELASI_CLIENT_REPORT_H
+#ifndef RELASI_REPORT_H
+#define RELASI_REPORT_H
 
 #include <stdint.h>
 
-#include "cli.h"
+#include "relasi/cli.h"
 
 enum rp_type {
 	RP_TEXT,   /* UTF-8 text */
@@ -57,8 +75,9 @@ struct rp_table {
 	struct rp_cell *cells;  /* nrows * ncols */
 };
 
-/* A computed report: its name, the instant it was computed for, the
- * filters that applied (JSON object, owned), its rows and totals. */
+/* A computed report: its name (static text), the instant it was computed
+ * for, the filters that applied (JSON object, owned), its rows and totals.
+ * Zero it before use; rp_result_free releases what it owns. */
 struct rp_result {
 	const char *name;
 	char as_of[21];
@@ -67,7 +86,9 @@ struct rp_result {
 	struct rp_table totals;  /* ncols 0: the report has no totals */
 };
 
-/* What a report is asked for. Unset filters are NULL / "". */
+/* What a report is asked for. Unset filters are NULL / "". team and region
+ * point into the caller's strings (the command line), which must outlive
+ * the report. */
 struct rp_filter {
 	char rep[RL_ID_BUFSZ];  /* deal owner / activity author (users.id) */
 	const char *team;       /* the owner's users.team, any case */
@@ -84,12 +105,14 @@ enum rp_format { RP_FMT_TEXT, RP_FMT_JSON, RP_FMT_CSV };
 
 /* ---- tables (report_out.c) ---- */
 
+/* cols is borrowed (static tables): it must outlive t. */
 void rp_table_init(struct rp_table *t, const struct rp_col *cols, size_t ncols);
 void rp_table_free(struct rp_table *t);
-/* Append a row of NULL cells; returns it, or NULL (RL_ENOMEM set). */
+/* Append a row of NULL cells; returns it (owned by t, valid until the next
+ * rp_row_add), or NULL (RL_ENOMEM set). */
 struct rp_cell *rp_row_add(struct rp_table *t);
 /* Setters for one cell of a row from rp_row_add. */
-int rp_set_text(struct rp_cell *row, size_t col, const char *s);  /* NULL s: NULL */
+int rp_set_text(struct rp_cell *row, size_t col, const char *s);  /* copies s; NULL s: NULL */
 void rp_set_int(struct rp_cell *row, size_t col, int64_t v);
 void rp_set_real(struct rp_cell *row, size_t col, double v);   /* RP_REAL: 2 decimals */
 void rp_set_ratio(struct rp_cell *row, size_t col, double v);  /* 4 decimals */
@@ -98,9 +121,11 @@ void rp_set_ratio(struct rp_cell *row, size_t col, double v);  /* 4 decimals */
 int rp_set_column(struct rp_cell *row, size_t col, const struct rp_table *t,
 		  sqlite3_stmt *st, int i);
 
+/* Free what r owns (filters, tables); r itself is the caller's. */
 void rp_result_free(struct rp_result *r);
 
-/* Show r on stdout in the format asked for. */
+/* Show r on stdout in the format asked for (ctx->store names ids by their
+ * short prefix in a terminal table). */
 int rp_emit(struct cli_ctx *ctx, const struct rp_result *r, enum rp_format fmt);
 
 /* ---- the reports (report_calc.c) ----
@@ -119,5 +144,24 @@ int rp_activity(rl_store *s, const struct rp_filter *f, struct rp_result *r);
  * written beside path and renamed onto it when whole; *bytes is its size. */
 int rp_html_write(rl_store *s, const struct rp_filter *f, const struct rp_result *info,
 		  const char *path, long *bytes);
+
+/* ---- the commands (report_cmd.c) ----
+ *
+ * `report pipeline|forecast|winrate|conversion|velocity|stale|activity|html`
+ * with their options, as one command table (NULL-terminated) that both
+ * programs list: the commands take identical options and give identical
+ * output. Each entry has needs_store set: the program's prepare hook opens
+ * the store before the command runs (relasi: the device's store; relasi-hub:
+ * hub.db, RL_STORE_READONLY). Options are checked before anything is read;
+ * a bad value is RL_EUSAGE naming the option and the value. */
+extern const struct cli_cmd rl_report_cmds[];
+
+/* The options of `report pipeline`, for a program's alias of it (relasi-hub
+ * pipeline); terminated by { NULL }. */
+extern const struct cli_opt rl_report_pipeline_opts[];
+
+/* A cli_cmd handler that runs the report the command is named after: "report
+ * NAME" or, for an alias, "NAME" (one of the seven above). */
+int rl_report_cmd_run(struct cli_ctx *ctx, struct cli_args *a);
 
 #endif

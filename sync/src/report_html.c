@@ -1,6 +1,8 @@
 /*
- * report_html.c — `relasi report html FILE`: the sales manager's report as
- * one self-contained HTML page (report.h, rp_html_write).
+ * report_html.c — `relasi report html FILE` and `relasi-hub report html
+ * FILE`: the sales manager's report as one self-contained HTML page
+ * (relasi/report.h, rp_html_write). In librelasi-sync with the reports it
+ * draws, so the hub writes the same page from its store.
  *
  * The page holds no script, loads nothing (no fonts, images or style
  * sheets from anywhere: the CSS is inline and the charts are inline SVG),
@@ -10,7 +12,7 @@
  * each section runs one report with the same filters `relasi report NAME`
  * takes and draws its result table; nothing here adds up or divides a
  * figure of its own. The marketing sections call marketing's computations
- * the same way (marketing.h): the RFM grid runs mk_rfm_compute and
+ * the same way (relasi/marketing.h): the RFM grid runs mk_rfm_compute and
  * mk_rfm_summary as `relasi segment rfm` does, the tier chart runs
  * mk_tiers_compute and mk_tiers_count per month as `relasi tiers --month`
  * does; the grid's cells only group the accounts' scores that
@@ -29,7 +31,7 @@
  * once complete, so a reader never sees half a report and a failure leaves
  * whatever FILE held before.
  */
-#include "report.h"
+#include "relasi/report.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +43,7 @@
 
 #include "relasi/valid.h"
 
-#include "marketing.h"
+#include "relasi/marketing.h"
 
 /* Chart geometry, in SVG user units. The width is chosen for a phone: a
  * 460-unit chart fills about 350 CSS pixels of a 390-pixel phone at 0.76
@@ -755,7 +757,7 @@ static void draw_rfm_grid(FILE *o, const struct mk_rfm *rows, size_t n, const ch
 		svg_label(o, x0 - 8, y + ch / 2 + 4, "lbl", 1, lbl);
 		for (fm = 1; fm <= 5; fm++) {
 			int seg = mk_rfm_segment(r, fm, fm);
-			const char *name = sr_rfm_segments[seg], *sp = strchr(name, ' ');
+			const char *name = mk_rfm_segment_names[seg], *sp = strchr(name, ' ');
 			int64_t c = count[r - 1][fm - 1], v = rev[r - 1][fm - 1];
 			double x = x0 + cw * (double)(fm - 1);
 			char a[64], b[64], tip[256];
@@ -1166,7 +1168,7 @@ static int write_page(FILE *o, rl_store *s, const struct rp_filter *f,
 		fprintf(o, "</b>");
 	}
 	if (!nf)
-		fprintf(o, "everything on this device");
+		fprintf(o, "everything in this store");
 	fprintf(o, "</span></p>\n<nav>");
 	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		fprintf(o, "<a href=\"#%s\">", sections[i].id);

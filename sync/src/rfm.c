@@ -1,6 +1,7 @@
 /*
- * rfm.c — recency, frequency and monetary scores per account (marketing.h
- * states the definitions): one grouped read of the won deals in the window,
+ * rfm.c — recency, frequency and monetary scores per account
+ * (relasi/marketing.h states the definitions; in librelasi-sync because
+ * the HTML report, which the hub also writes, draws them): one grouped read of the won deals in the window,
  * then the quintile scores in C per currency, each metric sorted once and
  * every account's "strictly worse" count found by binary search, so ties
  * get equal scores by construction.
@@ -12,11 +13,15 @@
  *   cannot lose  R 1    FM 4-5      at risk      R 1-2  FM 3-5
  *   hibernating  R 2    FM 1-2      lost         R 1    FM 1-2
  */
-#include "marketing.h"
+#include "relasi/marketing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+const char *const mk_rfm_segment_names[MK_RFM_SEGMENTS] = {
+	"champions", "loyal", "potential", "new", "at risk", "cannot lose", "hibernating", "lost"
+};
 
 enum { SEG_CHAMPIONS, SEG_LOYAL, SEG_POTENTIAL, SEG_NEW, SEG_AT_RISK, SEG_CANNOT_LOSE,
        SEG_HIBERNATING, SEG_LOST };
@@ -195,4 +200,66 @@ cleanup:
 	sqlite3_reset(st);
 	free(rows);
 	return error;
+}
+
+/* ---- the summary (`relasi segment rfm`, the HTML report's RFM section) ---- */
+
+static const struct rp_col rfm_cols[] = {
+	{ "segment", RP_TEXT, 0, NULL, 0 },
+	{ "currency", RP_TEXT, 0, NULL, 0 },
+	{ "accounts", RP_INT, 0, NULL, 0 },
+	{ "share", RP_RATIO, 0, NULL, 0 },
+	{ "deals", RP_INT, 0, NULL, 0 },
+	{ "revenue", RP_MONEY, 1, NULL, 0 },
+	{ "avg_recency_days", RP_REAL, 0, NULL, 0 },
+};
+static const struct rp_col rfm_total_cols[] = {
+	{ "currency", RP_TEXT, 0, NULL, 0 },
+	{ "accounts", RP_INT, 0, NULL, 0 },
+	{ "deals", RP_INT, 0, NULL, 0 },
+	{ "revenue", RP_MONEY, 0, NULL, 0 },
+};
+int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
+{
+	size_t i, start, seg;
+
+	rp_table_init(&r->rows, rfm_cols, sizeof(rfm_cols) / sizeof(rfm_cols[0]));
+	rp_table_init(&r->totals, rfm_total_cols, sizeof(rfm_total_cols) / sizeof(rfm_total_cols[0]));
+	for (start = 0, i = 1; i <= n; i++) {
+		int64_t acc[MK_RFM_SEGMENTS] = { 0 }, deals[MK_RFM_SEGMENTS] = { 0 },
+			rev[MK_RFM_SEGMENTS] = { 0 }, days[MK_RFM_SEGMENTS] = { 0 };
+		int64_t tacc = 0, tdeals = 0, trev = 0;
+		size_t k;
+		struct rp_cell *row;
+		if (i < n && strcmp(rows[i].currency, rows[start].currency) == 0)
+			continue;
+		for (k = start; k < i; k++) {
+			acc[rows[k].segment]++;
+			deals[rows[k].segment] += rows[k].frequency;
+			rev[rows[k].segment] += rows[k].monetary;
+			days[rows[k].segment] += rows[k].recency;
+		}
+		for (seg = 0; seg < MK_RFM_SEGMENTS; seg++) {
+			if (!(row = rp_row_add(&r->rows)) ||
+			    rp_set_text(row, 0, mk_rfm_segment_names[seg]) < 0 ||
+			    rp_set_text(row, 1, rows[start].currency) < 0)
+				return RL_ENOMEM;
+			rp_set_int(row, 2, acc[seg]);
+			rp_set_ratio(row, 3, (double)acc[seg] / (double)(i - start));
+			rp_set_int(row, 4, deals[seg]);
+			rp_set_int(row, 5, rev[seg]);
+			if (acc[seg])
+				rp_set_real(row, 6, (double)days[seg] / (double)acc[seg]);
+			tacc += acc[seg];
+			tdeals += deals[seg];
+			trev += rev[seg];
+		}
+		if (!(row = rp_row_add(&r->totals)) || rp_set_text(row, 0, rows[start].currency) < 0)
+			return RL_ENOMEM;
+		rp_set_int(row, 1, tacc);
+		rp_set_int(row, 2, tdeals);
+		rp_set_int(row, 3, trev);
+		start = i;
+	}
+	return RL_OK;
 }
