@@ -485,6 +485,13 @@ int rp_stale(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	rp_table_init(&r->rows, stale_cols, sizeof(stale_cols) / sizeof(stale_cols[0]));
 	rl_time_format_utc(idle, f->now - (int64_t)f->days * 86400);
 	error = rl_store_prepare(s,
+	     /* A customer's last activity about no deal, for all its customers
+	      * at once: one ordered pass over activities_touch instead of a
+	      * seek per deal at random places of it (INDEXED BY: the planner
+	      * would take activities_deal and read every row). */
+	     "WITH touched AS MATERIALIZED (SELECT account_id AS aid, max(at) AS at"
+	     " FROM activities INDEXED BY activities_touch WHERE deal_id IS NULL AND deleted = 0"
+	     " GROUP BY account_id) "
 	     "SELECT id, title, account, rep, stage, amount, currency, expected_close, last_touch,"
 	     " (?10 - strftime('%s', last_touch)) / 86400,"
 	     " CASE WHEN last_touch <= ?8 AND expected_close < ?7 THEN 'idle, overdue'"
@@ -497,12 +504,15 @@ int rp_stale(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	     "    AND e.deleted = 0), ''),"
 	     "   coalesce((SELECT max(x.at) FROM activities x WHERE x.deal_id = d.id"
 	     "    AND x.deleted = 0), ''),"
-	     "   coalesce((SELECT max(x.at) FROM activities x WHERE x.account_id = d.account_id"
-	     "    AND x.deal_id IS NULL AND x.deleted = 0), '')) AS last_touch"
+	     "   coalesce(t.at, '')) AS last_touch"
 	     " FROM deals d JOIN stages s ON s.id = d.stage_id AND s.deleted = 0 AND s.kind = 'open'"
 	     " LEFT JOIN accounts a ON a.id = d.account_id"
+	     " LEFT JOIN touched t ON t.aid = d.account_id"
 	     " WHERE" DEAL_FILTER
-	     ") WHERE last_touch <= ?8 OR expected_close < ?7 ORDER BY last_touch, id", &st);
+	     /* LIMIT -1 keeps SQLite from flattening the subquery: flattened,
+	      * last_touch (three index lookups) was computed again at each of
+	      * its five uses, most of the report's time on 50k deals. */
+	     " LIMIT -1) WHERE last_touch <= ?8 OR expected_close < ?7 ORDER BY last_touch, id", &st);
 	if (error < 0)
 		return error;
 	bind_filter(st, f, idle);

@@ -595,10 +595,15 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		 * a measurable part of a short command. The last close still
 		 * checkpoints, so relasi.db alone holds every committed change.
 		 * Not for the hub, whose restore replaces hub.db in place: a
-		 * kept WAL of the old file must never meet the new one. */
+		 * kept WAL of the old file must never meet the new one. The size
+		 * limit makes SQLite truncate the kept file (to zero on close):
+		 * without it an import's 1 GiB WAL would stay on disk for good. */
 		if (!(flags & RL_STORE_HUB)) {
 			int persist = 1;
 			sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+			if ((error = exec(s, "PRAGMA journal_size_limit = 16777216",
+					  "limiting the WAL")) < 0)
+				goto fail;
 		}
 	}
 	/* 8 MiB of page cache: a short command (most of what a rep runs) pays
