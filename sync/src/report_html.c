@@ -14,8 +14,8 @@
  * figure of its own. The marketing sections call marketing's computations
  * the same way (relasi/marketing.h): the RFM grid runs mk_rfm_compute and
  * mk_rfm_summary as `relasi segment rfm` does, the tier chart runs
- * mk_tiers_compute and mk_tiers_count per month as `relasi tiers --month`
- * does; the grid's cells only group the accounts' scores that
+ * mk_tiers_count_months, one pass for every month, with the counts
+ * `relasi tiers --month M` gives for each; the grid's cells only group the accounts' scores that
  * `segment rfm --accounts` lists, by R and FM = (F + M + 1) / 2, the
  * pair the segment is named from. Each chart also carries its figures for machines and
  * screen readers: bars hold data-* attributes (data-value in minor units,
@@ -864,7 +864,7 @@ static const struct rp_col tier_month_cols[] = {
 
 /*
  * Tiers per month: for each month what `relasi tiers --month M` counts
- * (mk_tiers_compute, mk_tiers_count), one stacked bar of the tiers
+ * (mk_tiers_count_months, one pass for all), one stacked bar of the tiers
  * (highest first, the configured names) with the accounts in no tier
  * beside it; the figure table is the command's rows with their month.
  */
@@ -873,10 +873,10 @@ static int section_tiers(FILE *o, rl_store *s, const struct rp_filter *f, const 
 	static const int64_t zero[MK_MAX_TIERS + 1];
 	struct rp_result r = { 0 };
 	struct mk_tiers t;
-	struct mk_tier_row *rows = NULL;
-	int64_t (*count)[MK_MAX_TIERS + 1] = NULL;
+	int64_t (*count)[MK_MAX_TIERS + 1] = NULL, (*up)[MK_MAX_TIERS + 1] = NULL;
+	int64_t (*down)[MK_MAX_TIERS + 1] = NULL;
 	char first[8], last[8], month[8];
-	size_t n, k, nm = 0, mi;
+	size_t k, nm = 0, mi;
 	int64_t max = 0;
 	double rowh = 30, top = 6, x0 = 70, span = 290;
 	int error;
@@ -898,19 +898,17 @@ static int section_tiers(FILE *o, rl_store *s, const struct rp_filter *f, const 
 	for (snprintf(month, sizeof(month), "%s", first); strcmp(month, last) <= 0;
 	     mk_month_add(month, month, 1))
 		nm++;
-	if (!(count = calloc(nm, sizeof(*count)))) {
+	if (!(count = calloc(nm, sizeof(*count))) || !(up = calloc(nm, sizeof(*up))) ||
+	    !(down = calloc(nm, sizeof(*down)))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
 	/* the counts first (the bars share one scale), then the drawing */
+	if ((error = mk_tiers_count_months(s, &t, first, nm, count, up, down)) < 0)
+		goto cleanup;
 	for (mi = 0, snprintf(month, sizeof(month), "%s", first); mi < nm;
 	     mi++, mk_month_add(month, month, 1)) {
-		int64_t up[MK_MAX_TIERS + 1], down[MK_MAX_TIERS + 1], sum = 0;
-		if ((error = mk_tiers_compute(s, &t, month, &rows, &n)) < 0)
-			goto cleanup;
-		mk_tiers_count(&t, rows, n, count[mi], up, down);
-		free(rows);
-		rows = NULL;
+		int64_t sum = 0;
 		for (k = 0; k <= t.n; k++) {
 			struct rp_cell *row;
 			if (k < t.n)
@@ -926,8 +924,8 @@ static int section_tiers(FILE *o, rl_store *s, const struct rp_filter *f, const 
 			if (k < t.n)
 				rp_set_int(row, 2, t.min[k]);
 			rp_set_int(row, 4, count[mi][k]);
-			rp_set_int(row, 5, up[k]);
-			rp_set_int(row, 6, down[k]);
+			rp_set_int(row, 5, up[mi][k]);
+			rp_set_int(row, 6, down[mi][k]);
 		}
 		if (sum > max)
 			max = sum;
@@ -984,8 +982,9 @@ static int section_tiers(FILE *o, rl_store *s, const struct rp_filter *f, const 
 		nothing(o);
 	figures(o, "tiers", "Tiers per month", &r);
 cleanup:
-	free(rows);
 	free(count);
+	free(up);
+	free(down);
 	rp_result_free(&r);
 	return error;
 }

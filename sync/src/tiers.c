@@ -217,6 +217,103 @@ cleanup:
 	return error;
 }
 
+/* Months since year 0 of "YYYY-MM" (the text is the query's own substr of
+ * a valid day; anything shorter counts as month 0 and falls outside). */
+static long month_number(const char *m)
+{
+	if (strlen(m) < 7)
+		return 0;
+	return ((m[0] - '0') * 1000L + (m[1] - '0') * 100 + (m[2] - '0') * 10 + (m[3] - '0')) *
+	       12 + (m[5] - '0') * 10 + (m[6] - '0') - 1;
+}
+
+/* Count one account into a month's tallies, as mk_tiers_count does. */
+static void count_one(const struct mk_tiers *t, int tier, int tier_prev, int64_t *count,
+		      int64_t *up, int64_t *down)
+{
+	size_t slot = tier < 0 ? t->n : (size_t)tier;
+	int b = mk_tier_rank(t, tier_prev), a = mk_tier_rank(t, tier);
+
+	count[slot]++;
+	if (a > b)
+		up[slot]++;
+	else if (a < b)
+		down[slot]++;
+}
+
+int mk_tiers_count_months(rl_store *s, const struct mk_tiers *t, const char *first, size_t nm,
+			  int64_t (*count)[MK_MAX_TIERS + 1], int64_t (*up)[MK_MAX_TIERS + 1],
+			  int64_t (*down)[MK_MAX_TIERS + 1])
+{
+	sqlite3_stmt *st;
+	int64_t *won = NULL;            /* the current account's won amount per month */
+	char start[8], end[8], from[11], to[11], account[RL_ID_BUFSZ] = "";
+	size_t span = nm + 7, i, k;
+	int rc, error, have = 0;
+
+	if (nm == 0 || nm > MK_MAX_MONTHS)
+		return rl_error_set(RL_EINVALID, "a run of %zu months (1 to %d)", nm, MK_MAX_MONTHS);
+	for (i = 0; i < nm; i++)
+		for (k = 0; k <= MK_MAX_TIERS; k++)
+			count[i][k] = up[i][k] = down[i][k] = 0;
+	/* month index j of won[] is start + j; month i of the run is won[i + 7] */
+	mk_month_add(start, first, -7);
+	mk_month_add(end, first, (int)nm);
+	snprintf(from, sizeof(from), "%s-01", start);
+	snprintf(to, sizeof(to), "%s-01", end);         /* exclusive */
+	if (!(won = calloc(span, sizeof(*won))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_store_prepare(s,
+	     "SELECT a.id, w.month, w.amount FROM accounts a LEFT JOIN ("
+	     " SELECT x.account_id AS account_id, substr(x.day, 1, 7) AS month,"
+	     "  sum(x.amount) AS amount"
+	     " FROM (SELECT d.account_id AS account_id, coalesce(d.amount, 0) AS amount,"
+	     "  " CLOSED_DAY " AS day FROM deals d"
+	     "  JOIN stages st ON st.id = d.stage_id AND st.kind = 'won'"
+	     "  WHERE d.deleted = 0 AND d.currency = ?3) x"
+	     " WHERE x.day >= ?1 AND x.day < ?2 GROUP BY 1, 2) w ON w.account_id = a.id"
+	     " WHERE a.deleted = 0 ORDER BY a.id", &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->currency, -1, SQLITE_STATIC);
+	for (;;) {
+		const char *id;
+		rc = sqlite3_step(st);
+		id = rc == SQLITE_ROW ? cli_col(st, 0) : NULL;
+		if (have && (!id || strcmp(id, account) != 0)) {
+			/* the account is complete: its tier in each month of the run */
+			for (i = 0; i < nm; i++) {
+				int64_t total = 0, prev = 0;
+				for (k = i + 1; k <= i + 6; k++)
+					total += won[k];
+				for (k = i; k <= i + 5; k++)
+					prev += won[k];
+				count_one(t, tier_of(t, total), tier_of(t, prev), count[i], up[i],
+					  down[i]);
+			}
+			memset(won, 0, span * sizeof(*won));
+			have = 0;
+		}
+		if (!id)
+			break;
+		snprintf(account, sizeof(account), "%s", id);
+		have = 1;
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			/* a day the query kept is in [from, to): an index in 0..span-1 */
+			long j = month_number(cli_col(st, 1)) - month_number(start);
+			if (j >= 0 && j < (long)span)
+				won[j] += sqlite3_column_int64(st, 2);
+		}
+	}
+	if (rc != SQLITE_DONE)
+		error = rl_store_error(s, "reading won deals");
+	sqlite3_reset(st);
+cleanup:
+	free(won);
+	return error;
+}
+
 int mk_tier_rank(const struct mk_tiers *t, int tier)
 {
 	return tier < 0 ? 0 : (int)t->n - tier;

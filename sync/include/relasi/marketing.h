@@ -98,6 +98,17 @@ struct mk_tier_row {
 int mk_tiers_compute(rl_store *s, const struct mk_tiers *t, const char *month,
 		     struct mk_tier_row **out, size_t *n);
 
+/* mk_tiers_count for each of nm months from first ("YYYY-MM"; nm in
+ * 1..MK_MAX_MONTHS): count[i], up[i], down[i] as mk_tiers_compute and
+ * mk_tiers_count give for month first + i, from one pass over the won
+ * deals (the HTML report's tier chart; a call per month read them all
+ * each time). The arrays are the caller's, nm entries each. RL_OK, or a
+ * store error. */
+#define MK_MAX_MONTHS 120
+int mk_tiers_count_months(rl_store *s, const struct mk_tiers *t, const char *first, size_t nm,
+			  int64_t (*count)[MK_MAX_TIERS + 1], int64_t (*up)[MK_MAX_TIERS + 1],
+			  int64_t (*down)[MK_MAX_TIERS + 1]);
+
 /* Rank of a tier (an index into t->name, -1: none) for up/down: higher is
  * better; none is below all. */
 int mk_tier_rank(const struct mk_tiers *t, int tier);
