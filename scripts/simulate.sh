@@ -46,13 +46,16 @@ mkdir -p "$logdir"
 devarg=
 [ -z "$devices" ] || devarg="--devices $devices"
 
+# The interpreter itself, once: a version manager's python3 shim (pyenv) is
+# a shell script that costs every seed a few processes.
+py=$(python3 -c 'import sys; print(sys.executable)')
 echo "seeds $first-$last, $steps steps, $jobs at a time; logs in $logdir"
 start=$(date +%s)
 # shellcheck disable=SC2086 # word splitting of $devarg / $extra is intended
 seq "$first" "$last" | xargs -P "$jobs" -I{} sh -c \
-	'python3 "$0/tests/sim/simulate.py" --build "$1" --steps "$2" $3 --seed {} > "$4/seed-{}.log" 2>&1;
+	'"$5" "$0/tests/sim/simulate.py" --build "$1" --steps "$2" $3 --seed {} > "$4/seed-{}.log" 2>&1;
 	 head -n 1 "$4/seed-{}.log" | cut -c1-160' \
-	"$here" "$build" "$steps" "$devarg $extra" "$logdir"
+	"$here" "$build" "$steps" "$devarg $extra" "$logdir" "$py"
 failed=$(grep -l '^SIMULATION FAILED' "$logdir"/seed-*.log 2>/dev/null |
 	 sed 's/.*seed-\([0-9]*\)\.log/\1/' | sort -n | tr '\n' ' ')
 total=$((last - first + 1))

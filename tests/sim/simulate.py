@@ -150,8 +150,48 @@ def iso(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _Reader:
+    """A read-only connection kept open for one store for the whole run:
+    opening one per read parsed the store's schema (its capture and FTS
+    triggers are ~90 KB of SQL) each time, most of the driver's CPU. Each
+    statement is run to the end at once (the rows are returned as a list),
+    so no read transaction stays open between reads and every read sees the
+    latest commit. close() keeps it; close_readers() closes them all."""
+
+    class _Rows(list):
+        def fetchall(self):
+            return list(self)
+
+        def fetchone(self):
+            return self[0] if self else None
+
+    def __init__(self, path):
+        self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+    def execute(self, sql, params=()):
+        cur = self.con.execute(sql, params)
+        rows = self._Rows(cur.fetchall())
+        rows.description = cur.description
+        return rows
+
+    def close(self):
+        pass
+
+
+_readers = {}
+
+
 def ro(path):
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    r = _readers.get(path)
+    if r is None:
+        r = _readers[path] = _Reader(path)
+    return r
+
+
+def close_readers():
+    for r in _readers.values():
+        r.con.close()
+    _readers.clear()
 
 
 # ---- the proxy -------------------------------------------------------------------
@@ -708,7 +748,7 @@ class Device:
         return iso(datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=s))
 
     def meta(self, key):
-        rows = self.store.query("SELECT value FROM rl_meta WHERE key = ?", key)
+        rows = ro(self.store.path).execute("SELECT value FROM rl_meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
     def set_meta(self, key, value):
@@ -1776,6 +1816,7 @@ def run_seed(seed, devices=None, steps=60, verbose=False, keep=False, wild_skew=
                             "driver error:\n" + traceback.format_exc())
     finally:
         keep_dirs = keep and not ok
+        close_readers()
         try:
             sim.cleanup(keep=keep_dirs)
         except Exception:  # noqa: BLE001
