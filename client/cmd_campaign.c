@@ -76,24 +76,6 @@ static int cmp_member(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-static int campaign_by_name(rl_store *s, const char *name, char id[RL_ID_BUFSZ])
-{
-	sqlite3_stmt *st;
-	int rc, error;
-
-	id[0] = '\0';
-	if ((error = rl_store_prepare(s, "SELECT id FROM campaigns WHERE name = ?1 COLLATE NOCASE"
-				      " AND deleted = 0 LIMIT 1", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(id, RL_ID_BUFSZ, "%s", cli_col(st, 0));
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK
-		: rl_store_error(s, "looking up a campaign");
-}
-
 /* ---- create ---------------------------------------------------------------------- */
 
 struct create_args {
@@ -125,7 +107,7 @@ static int do_create(struct cli_ctx *ctx, void *arg)
 	vals[2].field = "rule"; vals[2].text = c->rule;
 	vals[3].field = "holdout"; vals[3].text = hold;
 	vals[4].field = "seed"; vals[4].text = seed;
-	if ((error = campaign_by_name(ctx->store, c->name, mid)) < 0)
+	if ((error = mk_id_by_name(ctx->store, "campaigns", c->name, mid)) < 0)
 		return error;
 	if (mid[0])
 		return rl_error_set(RL_EINVALID, "there is already a campaign named '%s'", c->name);

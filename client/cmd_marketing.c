@@ -223,15 +223,16 @@ cleanup:
 
 /* ---- saved segments --------------------------------------------------------------- */
 
-/* The live segment named name (any case), or "" when none. */
-static int segment_by_name(rl_store *s, const char *name, char id[RL_ID_BUFSZ])
+/* The live row of a marketing table (segments, campaigns) named name (any
+ * case), or "" when none; the oldest when two devices chose one name. */
+int mk_id_by_name(rl_store *s, const char *table, const char *name, char id[RL_ID_BUFSZ])
 {
 	sqlite3_stmt *st;
 	int rc, error;
 
 	id[0] = '\0';
-	if ((error = rl_store_prepare(s, "SELECT id FROM segments WHERE name = ?1 COLLATE NOCASE"
-				      " AND deleted = 0 ORDER BY id LIMIT 1", &st)) < 0)
+	if ((error = rl_store_preparef(s, &st, "SELECT id FROM \"%w\" WHERE name = ?1 COLLATE "
+				       "NOCASE AND deleted = 0 ORDER BY id LIMIT 1", table)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -239,7 +240,7 @@ static int segment_by_name(rl_store *s, const char *name, char id[RL_ID_BUFSZ])
 		snprintf(id, RL_ID_BUFSZ, "%s", cli_col(st, 0));
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK
-		: rl_store_error(s, "looking up a segment");
+		: rl_store_error(s, "looking up a name");
 }
 
 struct save_args {
@@ -254,7 +255,7 @@ static int do_save(struct cli_ctx *ctx, void *arg)
 	struct rl_fieldval vals[2] = { { "name", v->name }, { "rule", v->rule } };
 	int error;
 
-	if ((error = segment_by_name(ctx->store, v->name, v->id)) < 0)
+	if ((error = mk_id_by_name(ctx->store, "segments", v->name, v->id)) < 0)
 		return error;
 	if (v->id[0]) {
 		v->updated = 1;

@@ -12,6 +12,13 @@
 #include "relasi/marketing.h"
 #include "segment_rule.h"
 
+/* ---- names (cmd_marketing.c) ---- */
+
+/* The live row of table ("segments" or "campaigns": a name of the data
+ * model, never user text) named name, any case, into id; "" when none; the
+ * oldest when two devices chose the same name. RL_OK or a store error. */
+int mk_id_by_name(rl_store *s, const char *table, const char *name, char id[RL_ID_BUFSZ]);
+
 /* ---- rule members (segment_members.c) ---- */
 
 /* Live accounts that rule (text) selects today: *ids (malloc'd, n of
