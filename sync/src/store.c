@@ -37,6 +37,8 @@ struct rl_store {
 	rl_hlc hlc;
 	int64_t hlc_saved;      /* last stamp written to rl_meta */
 	int capture;
+	int fts_live;           /* 0: inserts are indexed by rl_store_fts_catch_up */
+	int64_t fts_from[3];    /* rowids up to these were indexed (fts_tables) */
 	int in_tx;
 	int have_fixed_now;
 	int64_t fixed_now_ms;
@@ -146,6 +148,14 @@ static void sql_capture_on(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, s->capture);
 }
 
+static void sql_fts_live(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	rl_store *s = sqlite3_user_data(ctx);
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int(ctx, s->fts_live);
+}
+
 static void sql_distance_km(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	int i;
@@ -213,6 +223,7 @@ static int register_functions(rl_store *s)
 	if (sqlite3_create_function(s->db, "rl_hlc", 0, SQLITE_UTF8, s, sql_hlc, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_device", 0, SQLITE_UTF8, s, sql_device, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_capture_on", 0, SQLITE_UTF8, s, sql_capture_on, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_fts_live", 0, SQLITE_UTF8, s, sql_fts_live, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_distance_km, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_money", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
@@ -309,7 +320,9 @@ int rl_store_commit(rl_store *s)
 	int error;
 	int64_t hlc = s->hlc.last;
 
-	if ((error = save_hlc(s)) < 0)
+	/* Deferred search indexing (rl_store_fts_defer) ends with the
+	 * transaction at the latest: no commit leaves rows unsearchable. */
+	if ((error = rl_store_fts_catch_up(s)) < 0 || (error = save_hlc(s)) < 0)
 		return error;
 	if ((error = exec(s, "COMMIT", "committing")) < 0)
 		return error;
@@ -320,10 +333,65 @@ int rl_store_commit(rl_store *s)
 
 void rl_store_rollback(rl_store *s)
 {
+	s->fts_live = 1;
 	if (!s->in_tx && sqlite3_get_autocommit(s->db))
 		return;
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->in_tx = 0;
+}
+
+/* The full-text indexes and their columns, as schema/001_init.sql makes
+ * them (fts_T over T, external content). */
+static const struct {
+	const char *table, *cols;
+} fts_tables[3] = {
+	{ "accounts", "name, city, address, tags, notes" },
+	{ "contacts", "name, title, email, phone, city, notes" },
+	{ "activities", "outcome, notes" },
+};
+
+int rl_store_fts_defer(rl_store *s)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int error, rc;
+
+	for (i = 0; i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++) {
+		if ((error = rl_store_preparef(s, &st, "SELECT coalesce(max(rowid), 0) FROM \"%w\"",
+					       fts_tables[i].table)) < 0)
+			return error;
+		rc = sqlite3_step(st);
+		s->fts_from[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rl_store_error(s, "reading where a table ends");
+	}
+	s->fts_live = 0;
+	return RL_OK;
+}
+
+int rl_store_fts_catch_up(rl_store *s)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int error, rc;
+
+	if (s->fts_live)
+		return RL_OK;
+	for (i = 0; i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++) {
+		if ((error = rl_store_preparef(s, &st, "INSERT INTO \"fts_%w\"(rowid, %s) "
+					       "SELECT rowid, %s FROM \"%w\" WHERE rowid > ?1",
+					       fts_tables[i].table, fts_tables[i].cols,
+					       fts_tables[i].cols, fts_tables[i].table)) < 0)
+			return error;
+		sqlite3_bind_int64(st, 1, s->fts_from[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return rl_store_error(s, "indexing the new rows for search");
+	}
+	s->fts_live = 1;
+	return RL_OK;
 }
 
 int rl_store_meta_get(rl_store *s, const char *key, char **out)
@@ -550,6 +618,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	}
 	s->capture = 1;
+	s->fts_live = 1;
 	rl_hlc_init(&s->hlc, 0, RL_HLC_DEFAULT_MAX_DRIFT_MS, store_clock, s);
 	if ((error = load_fixed_now(s)) < 0)
 		goto fail;

@@ -4,6 +4,7 @@ and reported, and export -> import -> export round trips."""
 import csv
 import io
 import os
+import sqlite3
 
 from relasi_test import Store, check, eq, main
 
@@ -77,6 +78,43 @@ def test_skip_bad_with_report():
        [("Deal 1", 100000000), ("Deal 6", 75000050)], "only the good rows were written")
     eq(s.query("SELECT name FROM accounts ORDER BY name"), [("Toko A",), ("Toko C",)],
        "an account created by a bad row was rolled back with it")
+    check_search_index(s)
+    s.cleanup()
+
+
+def check_search_index(s):
+    """An import indexes its rows for search in bulk at the end (the
+    insert triggers wait): the index must hold exactly the tables' rows."""
+    con = sqlite3.connect(s.path)     # FTS5's check is written as an INSERT
+    try:
+        for t in ("accounts", "contacts", "activities"):
+            con.execute(f"INSERT INTO fts_{t}(fts_{t}) VALUES ('integrity-check')")
+        con.rollback()
+    finally:
+        con.close()
+
+
+def test_imported_rows_are_searchable():
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Lama", "--city", "Garut")
+    path = os.path.join(s.home, "contacts.csv")
+    write(path, "name,account,title,city\n"
+                "Sutrisno,Toko Kencana,Pemilik,Tasikmalaya\n"
+                "Wulandari,Toko Lama,Kasir,Garut\n")
+    s.ok("import", "contacts", path)
+    eq([r["name"] for r in s.js("search", "Tasikmalaya")], ["Sutrisno"],
+       "an imported contact is found by its city")
+    eq(sorted(r["name"] for r in s.js("search", "Kencana")), ["Toko Kencana"],
+       "a customer the import created is found")
+    # a failed import (a bad row, no --skip-bad) leaves nothing half-indexed
+    write(path, "name,account,email\nRina,Toko Lama,rina@x.id\nRudi,Toko Lama,bukan-email\n")
+    r = s.run("import", "contacts", path)
+    check(r.code != 0, "the bad row fails the import", r)
+    eq(s.js("search", "Rina"), [], "the rolled-back rows are not searchable")
+    # typed edits are still indexed one by one after an import
+    s.ok("contact", "add", "Sekar", "--account", "Toko Lama")
+    eq([r["name"] for r in s.js("search", "Sekar")], ["Sekar"], "a typed contact is found")
+    check_search_index(s)
     s.cleanup()
 
 
@@ -148,4 +186,5 @@ def test_vcard_import_and_round_trip():
 
 if __name__ == "__main__":
     main([test_excel_style_import, test_header_names_and_account_creation,
-          test_skip_bad_with_report, test_csv_round_trip, test_vcard_import_and_round_trip])
+          test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
+          test_vcard_import_and_round_trip])

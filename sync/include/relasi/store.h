@@ -103,6 +103,21 @@ int rl_store_set_identity(rl_store *s, const char *device_id, const char *user_i
 void rl_store_set_capture(rl_store *s, int on);
 
 /*
+ * Bulk inserts (imports) into the full-text indexed tables (accounts,
+ * contacts, activities). FTS5 in SQLite 3.40 writes an index segment for
+ * every inserted row (it flushes at each statement's savepoint), a quarter
+ * of an import. Inside the caller's transaction: rl_store_fts_defer notes
+ * where each table ends and stops indexing new rows; the caller only
+ * inserts (an update of a row not yet indexed would corrupt the index);
+ * rl_store_fts_catch_up indexes every row added since, in one statement
+ * per table, and indexes rows one by one again; rl_store_commit calls it
+ * first, so no commit leaves rows unsearchable. A rollback also ends the
+ * deferral (the rows are gone). RL_OK or a store error.
+ */
+int rl_store_fts_defer(rl_store *s);
+int rl_store_fts_catch_up(rl_store *s);
+
+/*
  * Wall clock used by the store: the system clock, or the fixed instant in
  * the environment variable RELASI_NOW (ISO 8601, for tests and demos) —
  * even then the HLC stays monotonic.
