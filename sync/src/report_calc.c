@@ -49,8 +49,6 @@
 	" (SELECT value FROM rl_meta WHERE key = 'rep_name'" \
 	"  AND " id " = (SELECT value FROM rl_meta WHERE key = 'user_id')), " id ")"
 
-#define CLOSED_TIME "coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)"
-#define CLOSED_DAY "substr(" CLOSED_TIME ", 1, 10)"
 
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 {
@@ -210,9 +208,9 @@ int rp_forecast(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	     "  FROM deals d JOIN stages s ON s.id = d.stage_id AND s.deleted = 0 AND s.kind = 'open'"
 	     "  WHERE" DEAL_FILTER " AND" IN_PERIOD("d.expected_close")
 	     " UNION ALL"
-	     " SELECT substr(" CLOSED_DAY ", 1, 7), d.currency, 0, NULL, NULL, 1, d.amount"
+	     " SELECT substr(" RP_CLOSED_DAY ", 1, 7), d.currency, 0, NULL, NULL, 1, d.amount"
 	     "  FROM deals d JOIN stages s ON s.id = d.stage_id AND s.deleted = 0 AND s.kind = 'won'"
-	     "  WHERE" DEAL_FILTER " AND" IN_PERIOD(CLOSED_DAY)
+	     "  WHERE" DEAL_FILTER " AND" IN_PERIOD(RP_CLOSED_DAY)
 	     ") GROUP BY month, currency ORDER BY month IS NULL, month, currency", &st)) < 0)
 		return error;
 	bind_filter(st, f, NULL);
@@ -327,11 +325,11 @@ int rp_winrate(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	     " SELECT CASE ?9 WHEN 'rep' THEN d.owner_id WHEN 'line' THEN d.line"
 	     "  WHEN 'team' THEN (SELECT team FROM users WHERE id = d.owner_id)"
 	     "  WHEN 'region' THEN (SELECT region FROM accounts WHERE id = d.account_id)"
-	     "  ELSE substr(" CLOSED_DAY ", 1, 7) END AS k,"
+	     "  ELSE substr(" RP_CLOSED_DAY ", 1, 7) END AS k,"
 	     "  s.kind = 'won' AS won, s.kind = 'lost' AS lost"
 	     " FROM deals d JOIN stages s ON s.id = d.stage_id AND s.deleted = 0"
 	     "  AND s.kind IN ('won', 'lost')"
-	     " WHERE" DEAL_FILTER " AND" IN_PERIOD(CLOSED_DAY)
+	     " WHERE" DEAL_FILTER " AND" IN_PERIOD(RP_CLOSED_DAY)
 	     ") GROUP BY k ORDER BY label IS NULL, label, k", &st)) < 0)
 		return error;
 	bind_filter(st, f, NULL);
@@ -403,11 +401,11 @@ int rp_velocity(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	     "SELECT currency, sum(open), sum(won), sum(lost), sum(won_amt), count(won_amt),"
 	     " sum(cycle) FROM ("
 	     " SELECT d.currency AS currency, s.kind = 'open' AS open,"
-	     "  (s.kind = 'won' AND" IN_PERIOD(CLOSED_DAY) ") AS won,"
-	     "  (s.kind = 'lost' AND" IN_PERIOD(CLOSED_DAY) ") AS lost,"
-	     "  CASE WHEN s.kind = 'won' AND" IN_PERIOD(CLOSED_DAY) " THEN d.amount END AS won_amt,"
-	     "  CASE WHEN s.kind = 'won' AND" IN_PERIOD(CLOSED_DAY) " THEN"
-	     "   max(0, strftime('%s', " CLOSED_TIME ") - strftime('%s', d.created_at)) END AS cycle"
+	     "  (s.kind = 'won' AND" IN_PERIOD(RP_CLOSED_DAY) ") AS won,"
+	     "  (s.kind = 'lost' AND" IN_PERIOD(RP_CLOSED_DAY) ") AS lost,"
+	     "  CASE WHEN s.kind = 'won' AND" IN_PERIOD(RP_CLOSED_DAY) " THEN d.amount END AS won_amt,"
+	     "  CASE WHEN s.kind = 'won' AND" IN_PERIOD(RP_CLOSED_DAY) " THEN"
+	     "   max(0, strftime('%s', " RP_CLOSED_TIME ") - strftime('%s', d.created_at)) END AS cycle"
 	     " FROM deals d JOIN stages s ON s.id = d.stage_id AND s.deleted = 0"
 	     " WHERE" DEAL_FILTER
 	     ") GROUP BY currency ORDER BY currency", &st)) < 0)

@@ -134,8 +134,6 @@ static int score_group(struct mk_rfm *rows, size_t lo, size_t hi)
 	return RL_OK;
 }
 
-#define CLOSED_DAY "substr(coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)," \
-	" 1, 10)"
 
 int mk_rfm_compute(rl_store *s, const char *from, const char *to, const char *currency,
 		   struct mk_rfm **out, size_t *n)
@@ -149,11 +147,11 @@ int mk_rfm_compute(rl_store *s, const char *from, const char *to, const char *cu
 	*n = 0;
 	if ((error = rl_store_prepare(s,
 	     "SELECT d.account_id, d.currency,"
-	     " CAST(julianday(?2) - julianday(max(" CLOSED_DAY ")) AS INTEGER),"
+	     " CAST(julianday(?2) - julianday(max(" RP_CLOSED_DAY ")) AS INTEGER),"
 	     " count(*), coalesce(sum(d.amount), 0)"
 	     " FROM deals d JOIN stages st ON st.id = d.stage_id AND st.kind = 'won'"
 	     " JOIN accounts a ON a.id = d.account_id AND a.deleted = 0"
-	     " WHERE d.deleted = 0 AND " CLOSED_DAY " BETWEEN ?1 AND ?2"
+	     " WHERE d.deleted = 0 AND " RP_CLOSED_DAY " BETWEEN ?1 AND ?2"
 	     " AND (?3 IS NULL OR d.currency = ?3)"
 	     " GROUP BY d.currency, d.account_id ORDER BY d.currency, d.account_id", &st)) < 0)
 		return error;

@@ -134,8 +134,6 @@ int mk_tiers_load(rl_store *s, struct mk_tiers *t)
 	return error;
 }
 
-#define CLOSED_DAY "substr(coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)," \
-	" 1, 10)"
 
 static int tier_of(const struct mk_tiers *t, int64_t total)
 {
@@ -173,7 +171,7 @@ int mk_tiers_compute(rl_store *s, const struct mk_tiers *t, const char *month,
 	     "  sum(CASE WHEN x.day >= ?1 THEN x.amount END) AS total,"
 	     "  sum(CASE WHEN x.day < ?5 THEN x.amount END) AS prev"
 	     " FROM (SELECT d.account_id AS account_id, coalesce(d.amount, 0) AS amount,"
-	     "  " CLOSED_DAY " AS day FROM deals d"
+	     "  " RP_CLOSED_DAY " AS day FROM deals d"
 	     "  JOIN stages st ON st.id = d.stage_id AND st.kind = 'won'"
 	     "  WHERE d.deleted = 0 AND d.currency = ?3) x"
 	     " WHERE x.day >= ?4 AND x.day < ?2 GROUP BY x.account_id) w ON w.account_id = a.id"
@@ -227,7 +225,7 @@ static long month_number(const char *m)
 	       12 + (m[5] - '0') * 10 + (m[6] - '0') - 1;
 }
 
-/* Count one account into a month's tallies, as mk_tiers_count does. */
+/* Count one account into a month's tallies (mk_tiers_count, _months). */
 static void count_one(const struct mk_tiers *t, int tier, int tier_prev, int64_t *count,
 		      int64_t *up, int64_t *down)
 {
@@ -268,7 +266,7 @@ int mk_tiers_count_months(rl_store *s, const struct mk_tiers *t, const char *fir
 	     " SELECT x.account_id AS account_id, substr(x.day, 1, 7) AS month,"
 	     "  sum(x.amount) AS amount"
 	     " FROM (SELECT d.account_id AS account_id, coalesce(d.amount, 0) AS amount,"
-	     "  " CLOSED_DAY " AS day FROM deals d"
+	     "  " RP_CLOSED_DAY " AS day FROM deals d"
 	     "  JOIN stages st ON st.id = d.stage_id AND st.kind = 'won'"
 	     "  WHERE d.deleted = 0 AND d.currency = ?3) x"
 	     " WHERE x.day >= ?1 AND x.day < ?2 GROUP BY 1, 2) w ON w.account_id = a.id"
@@ -327,13 +325,6 @@ void mk_tiers_count(const struct mk_tiers *t, const struct mk_tier_row *rows, si
 
 	for (i = 0; i <= MK_MAX_TIERS; i++)
 		count[i] = up[i] = down[i] = 0;
-	for (i = 0; i < n; i++) {
-		size_t slot = rows[i].tier < 0 ? t->n : (size_t)rows[i].tier;
-		int b = mk_tier_rank(t, rows[i].tier_prev), a = mk_tier_rank(t, rows[i].tier);
-		count[slot]++;
-		if (a > b)
-			up[slot]++;
-		else if (a < b)
-			down[slot]++;
-	}
+	for (i = 0; i < n; i++)
+		count_one(t, rows[i].tier, rows[i].tier_prev, count, up, down);
 }

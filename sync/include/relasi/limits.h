@@ -127,9 +127,9 @@
  * The secret is 32 random bytes (hub/people.c), not a password: a stolen
  * hub.db gives an attacker 2^256 guesses per hash, which no round count
  * changes, so the hash only has to be one-way. 100,000 rounds cost each
- * `user add` and each enrolment ~40 ms of CPU for nothing (14% of a
- * simulation campaign's CPU). Each token stores its own rounds, so tokens
- * issued with more still verify. */
+ * `user add` and each enrolment CPU for nothing (PBKDF2's SHA-256 was 14%
+ * of a simulation campaign's CPU under perf). Each token stores its own
+ * rounds, so tokens issued with more still verify. */
 #define RL_TOKEN_TTL_SECONDS    (24 * 3600)
 #define RL_TOKEN_PBKDF2_ROUNDS  1000
 

@@ -164,4 +164,11 @@ extern const struct cli_opt rl_report_pipeline_opts[];
  * NAME" or, for an alias, "NAME" (one of the seven above). */
 int rl_report_cmd_run(struct cli_ctx *ctx, struct cli_args *a);
 
+/* When a deal closed, as SQL over deals d: its close time, else its
+ * expected close, else its creation (imported deals carry only the
+ * expected date); RP_CLOSED_DAY is its UTC day. Shared by the pipeline
+ * reports, RFM and tiers, so that they count a deal in the same period. */
+#define RP_CLOSED_TIME "coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)"
+#define RP_CLOSED_DAY "substr(" RP_CLOSED_TIME ", 1, 10)"
+
 #endif
