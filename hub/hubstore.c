@@ -834,8 +834,13 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
  * conflict the device won (the device records only an 'applied' version as
  * its base), so the new edit was captured with the old base. Without this
  * the device conflicts with itself (tests/sim/simulate.py, FINDINGS 2).
- * The device's clock only moves forward, so its later change has the
- * larger stamp. */
+ * Order comes from the batches, not from the stamps: a device makes a new
+ * batch only once the previous one is answered, and a field's change that
+ * is sent is never coalesced into, so a device's later batch holds only
+ * changes captured after those of its earlier ones. Its stamps may go
+ * back: re-stamping gives pending changes stamps from the wall clock
+ * (restamp_pending in sync/src/devsync.c), which can be below one the hub
+ * already holds from a clock that ran a little ahead (FINDINGS 8). */
 static int own_version(rl_store *s, const struct hub_peer *p, const struct change *c,
 		       const struct field_state *fs, int *yes)
 {
@@ -844,8 +849,7 @@ static int own_version(rl_store *s, const struct hub_peer *p, const struct chang
 	int error, rc;
 
 	*yes = 0;
-	if (!fs->exists || c->base == fs->version || strcmp(fs->device, p->device) != 0 ||
-	    c->hlc <= fs->hlc)
+	if (!fs->exists || c->base == fs->version || strcmp(fs->device, p->device) != 0)
 		return RL_OK;
 	if ((error = rl_store_prepare(s, "SELECT kind FROM hub_log WHERE seq = ?1", &st)) < 0)
 		return error;

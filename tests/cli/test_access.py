@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from hub_test import Hub, ahead
+from hub_test import Hub, ahead, assert_converged
 from relasi_test import Store, check, eq, main
 
 
@@ -339,6 +339,47 @@ def test_clock_corrected_after_working_ahead():
         hub.cleanup()
 
 
+def test_clock_corrected_after_an_unanswered_edit():
+    """A rep's clock runs a few minutes ahead (within the hub's bound): an
+    edit goes out and its answer is lost, so her next edit of the field is
+    captured with the older base. Then the clock jumps two days ahead and
+    is set right; the sync re-stamps the pending edit from now, below the
+    stamp of the sent one. It is still her own edit on top of her own: it
+    applies, with no conflict (tests/sim/simulate.py, FINDINGS 8, seed
+    1082)."""
+    hub = Hub(fault="ack-lost:2")
+    ani = hub.device("ani")
+    try:
+        ani.ok("account", "add", "Toko Jam", "--city", "Solo")
+        ani.ok("sync")
+        ani.ok("account", "edit", "Toko Jam", "--address", "Jl. Braga 20", now=ahead(240))
+        r = ani.run("sync", now=ahead(241))
+        eq(r.code, 8, "the sync whose answer is lost fails")
+        eq(hub.query("SELECT address FROM accounts WHERE name = 'Toko Jam'"),
+           [("Jl. Braga 20",)], "the hub committed the edit")
+        ani.ok("account", "edit", "Toko Jam", "--address", "Jl. Asia Afrika 8", now=ahead(250))
+        ani.ok("account", "edit", "Toko Jam", "--region", "Jateng", now=ahead(48 * 3600))
+        r = ani.run("sync")
+        check(r.code == 0, "with the clock set right the sync succeeds", r)
+        check("re-stamped 2 pending changes" in r.out, "both pending edits were re-stamped", r)
+        sent = hub.query("SELECT hlc FROM hub_log WHERE field = 'address' AND value = 'Jl. Braga 20'")
+        new = hub.query("SELECT hlc FROM hub_log WHERE field = 'address' "
+                        "AND value = 'Jl. Asia Afrika 8'")
+        check(len(sent) == 1 and len(new) == 1 and new[0][0] < sent[0][0],
+              "the re-stamped edit carries the lower stamp", (sent, new))
+        eq(hub.query("SELECT address, region FROM accounts WHERE name = 'Toko Jam'"),
+           [("Jl. Asia Afrika 8", "Jateng")], "her last edit is the hub's value")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)], "no conflict with herself")
+        ani.ok("sync")
+        assert_converged(hub, [ani])
+        st = ani.js("status")
+        eq((st["pending"], st["sent"]), (0, 0), "nothing left behind")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
-          test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead])
+          test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
+          test_clock_corrected_after_an_unanswered_edit])

@@ -1913,9 +1913,10 @@ if __name__ == "__main__":
 #    earlier change: a conflict of the device with itself (hub_device =
 #    in_device), on any field, also on the notes of a record the device
 #    created (base 0: no text merge). Fix: a change whose field's current
-#    version was written by the same device as sent (kind 'change', an
-#    earlier stamp) is a fast-forward; merged versions are excluded (they
-#    hold text the device has not seen).
+#    version was written by the same device as sent (kind 'change', in an
+#    earlier batch) is a fast-forward; merged versions are excluded (they
+#    hold text the device has not seen). The fix first also required an
+#    earlier stamp: see 8.
 #
 # 3. Lines appended to notes were silently lost (fixed, sync/src/devsync.c
 #    push_batch). Earlier versions of this driver saw the lost lines; the
@@ -1999,3 +2000,21 @@ if __name__ == "__main__":
 #    end), which git calls a conflict; when neither side deleted or
 #    changed a line, keeping both sides' lines loses nothing, so the merge
 #    is clean (git's union merge).
+#
+# 8. A rep conflicted with herself after her clock was set right (fixed,
+#    hub/hubstore.c own_version; the test is cli.test_access
+#    test_clock_corrected_after_an_unanswered_edit). Seed 1082 of the
+#    campaign (--steps 60 --wild-skew --exact) failed in about every other
+#    run. citra's address edit went out and its answer was lost (ack-lost),
+#    she edited the address again (captured with the older base), her clock
+#    jumped 48 h ahead, and it was set right for the final rounds: the sync
+#    re-stamped the pending edit from the wall clock (FINDINGS 5). The
+#    driver pins the wall clock to the second, so when the sent edit had
+#    been made in the same second, after its start, the new stamp was below
+#    the sent one; a clock running a few minutes ahead (within the hub's
+#    bound) does the same for real. own_version required the later change
+#    to carry the larger stamp, so the hub saw two edits of one device as
+#    concurrent: a conflict, the older value kept, the rep's last edit held
+#    only in the conflict record. Fix: a device's changes are ordered by its
+#    batches (a new batch only after the previous one is answered), not by
+#    their stamps; own_version no longer compares them.
