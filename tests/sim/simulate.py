@@ -1887,9 +1887,10 @@ if __name__ == "__main__":
 
 
 # FINDINGS — what this simulation found in the C code (November 2026).
-# Seeds are for the driver as it is now, --steps 60, with and without
-# --exact; "without the fix" means a build with that one fix reverted (in a
-# scratch copy of the tree).
+# Seeds are for --steps 60, with and without --exact, and for the driver of
+# when each bug was found; "without the fix" means a build with that one
+# fix reverted (in a scratch copy of the tree). Which seeds catch each one
+# with the driver as it is now: tests/cli/test_simulation.py.
 #
 # 1. Edit against delete, delete second: the deleting device diverged for
 #    good (fixed, hub/hubstore.c apply_update). Without the fix seeds 4, 15
