@@ -671,29 +671,42 @@ int rl_record_short_id(rl_store *s, const struct rl_table *t, const char *id,
 }
 
 /* Collect up to RL_AMBIGUOUS_SHOWN+1 candidates from a bound statement whose
- * columns are (id, label); set *count and the list text. */
+ * columns are (id, label); set *count and the list text. The list (each
+ * candidate's short id costs two lookups) is only made when there is more
+ * than one: a unique match is the common case, e.g. every row of an import
+ * naming its customer. */
 static int collect(rl_store *s, const struct rl_table *t, sqlite3_stmt *st,
 		   char first[RL_ID_BUFSZ], int *count, sqlite3_str *list)
 {
-	int rc;
+	int rc, pass, seen;
 
 	*count = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *cid = (const char *)sqlite3_column_text(st, 0);
-		const char *label = (const char *)sqlite3_column_text(st, 1);
-		char shortid[RL_ID_BUFSZ];
-		if (*count == 0)
-			snprintf(first, RL_ID_BUFSZ, "%s", cid);
-		(*count)++;
-		if (*count <= RL_AMBIGUOUS_SHOWN) {
+	for (pass = 0; pass < 2; pass++) {
+		seen = 0;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *cid = (const char *)sqlite3_column_text(st, 0);
+			const char *label = (const char *)sqlite3_column_text(st, 1);
+			char shortid[RL_ID_BUFSZ];
+			seen++;
+			if (pass == 0) {
+				if (seen == 1)
+					snprintf(first, RL_ID_BUFSZ, "%s", cid);
+				continue;
+			}
+			if (seen > RL_AMBIGUOUS_SHOWN)
+				break;
 			if (rl_record_short_id(s, t, cid, shortid) < 0)
 				snprintf(shortid, sizeof(shortid), "%.12s", cid);
 			sqlite3_str_appendf(list, "\n  %s  %s", shortid, label ? label : "");
 		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return rl_store_error(s, "looking up a record");
+		if (pass == 0)
+			*count = seen;
+		if (*count < 2)
+			break;
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return rl_store_error(s, "looking up a record");
 	return RL_OK;
 }
 

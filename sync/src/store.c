@@ -491,6 +491,21 @@ cleanup:
 	return error;
 }
 
+/* Migrations may rewrite a table's SQL through PRAGMA writable_schema
+ * (schema/011_check_lists.sql), which SQLite does not count as a schema
+ * change: raise the schema cookie so that every connection, this one
+ * included, reads the schema again before its next statement. */
+static int bump_schema_cookie(rl_store *s)
+{
+	char sql[48];
+	int cookie, error;
+
+	if ((error = pragma_int(s, "PRAGMA schema_version", &cookie)) < 0)
+		return error;
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %d", cookie + 1);
+	return exec(s, sql, "raising the schema version");
+}
+
 static int migrate(rl_store *s, int from)
 {
 	int i, error;
@@ -507,7 +522,7 @@ static int migrate(rl_store *s, int from)
 			goto fail;
 		}
 	}
-	if ((error = rl_capture_install(s->db)) < 0)
+	if ((error = bump_schema_cookie(s)) < 0 || (error = rl_capture_install(s->db)) < 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", rl_store_schema_latest());
 	if ((error = exec(s, sql, "setting the schema version")) < 0)
@@ -545,7 +560,7 @@ static int migrate_hub(rl_store *s)
 		}
 	}
 	snprintf(num, sizeof(num), "%d", rl_hub_migrations[rl_hub_migrations_count - 1].version);
-	if ((error = rl_store_meta_set(s, "hub_schema", num)) < 0)
+	if ((error = bump_schema_cookie(s)) < 0 || (error = rl_store_meta_set(s, "hub_schema", num)) < 0)
 		goto fail;
 	return rl_store_commit(s);
 fail:

@@ -100,6 +100,114 @@ def test_foreign_database_refused():
     s.cleanup()
 
 
+# (table, column, a value the rule allows, one it refuses); schema/011 and
+# schema/hub/006 rewrote these rules without IN lists.
+CHECK_RULES = [("rl_outbox", "state", "sent", "lost"),
+               ("activities", "kind", "visit", "lunch"),
+               ("stages", "kind", "won", "maybe"),
+               ("users", "role", "marketing", "boss")]
+
+
+def rule_refuses(con, table, column, good, bad):
+    """Insert a row with `good`, then one with `bad`, inside a rolled-back
+    savepoint; return whether the rule refused `bad` (and accepted `good`)."""
+    cols = {"rl_outbox": "tbl, row_id, field, device, hlc, state",
+            "activities": "id, account_id, kind, at, created_at",
+            "stages": "id, name, position, probability, kind",
+            "users": "id, login, name, role"}[table]
+    row = {"rl_outbox": ["accounts", "r", "city", "d", 1],
+           "activities": [None, ACCOUNT, "2025-01-02T03:04:05Z", "2025-01-02T03:04:05Z"],
+           "stages": [None, "S", 9, 50],
+           "users": [None, "login", "Name"]}[table]
+    con.execute("SAVEPOINT probe")
+    try:
+        refused = []
+        for i, v in enumerate((good, bad)):
+            vals = list(row)
+            pos = cols.split(", ").index(column)
+            vals.insert(pos, v)
+            if vals[0] is None:
+                vals[0] = f"{i:032x}"
+            if table == "users":
+                vals[1] = f"login{i}"
+            try:
+                con.execute(f"INSERT INTO {table}({cols}) VALUES ({', '.join('?' * len(vals))})",
+                            vals)
+                refused.append(False)
+            except sqlite3.IntegrityError as e:
+                refused.append("CHECK" in str(e))
+        return refused == [False, True]
+    finally:
+        con.execute("ROLLBACK TO probe")
+        con.execute("RELEASE probe")
+
+
+def test_check_rules_without_in_lists():
+    """The CHECK rules written as IN lists cost a temporary b-tree per row
+    checked (SQLite 3.40); they are rewritten as OR chains, on new stores and
+    on upgraded ones, and still refuse exactly what they refused."""
+    fresh = Store()
+    old = Store(init=False)
+    make_v1_store(old)
+    old.ok("status")
+    try:
+        for s, what in ((fresh, "a new store"), (old, "an upgraded store")):
+            con = sqlite3.connect(s.path)
+            # the triggers call relasi's SQL functions: capture off, search live
+            con.create_function("rl_capture_on", 0, lambda: 0)
+            con.create_function("rl_fts_live", 0, lambda: 1)
+            con.create_function("rl_device", 0, lambda: "d" * 32)
+            con.create_function("rl_hlc", 0, lambda: 1)
+            for table, column, good, bad in CHECK_RULES:
+                sql = con.execute("SELECT sql FROM sqlite_schema WHERE name = ?",
+                                  (table,)).fetchone()[0]
+                check(f"{column} IN (" not in sql and f"{column} = '{good}'" in sql,
+                      f"{what}: the rule on {table}.{column} is an OR chain", sql)
+                check(rule_refuses(con, table, column, good, bad),
+                      f"{what}: {table}.{column} accepts '{good}' and refuses '{bad}'")
+            ops = [r[1] for r in con.execute(
+                "EXPLAIN INSERT INTO rl_outbox(tbl, row_id, field, device, hlc) "
+                "VALUES ('accounts', 'r', 'city', 'd', 1)")]
+            check("OpenEphemeral" not in ops,
+                  f"{what}: writing an outbox row builds no temporary b-tree", ops)
+            eq(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)], f"{what}: intact")
+            con.close()
+    finally:
+        fresh.cleanup()
+        old.cleanup()
+
+
+def test_hub_log_rule_without_in_list():
+    """The hub's log (one row per applied change) has its kind rule as an OR
+    chain too (schema/hub/006), and it still refuses an unknown kind."""
+    from hub_test import Hub
+    hub = Hub()
+    try:
+        hub.stop()
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        sql = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'hub_log'").fetchone()[0]
+        check("kind IN (" not in sql and "kind = 'resolve'" in sql,
+              "the rule on hub_log.kind is an OR chain", sql)
+        ins = ("INSERT INTO hub_log(tbl, row_id, field, value, hlc, device, at, kind) "
+               "VALUES ('accounts', 'r', 'city', 'x', 1, 'hub', '2025-01-02T03:04:05Z', ?)")
+        ops = [r[1] for r in con.execute("EXPLAIN " + ins, ("change",))]
+        check("OpenEphemeral" not in ops, "writing a log row builds no temporary b-tree", ops)
+        con.execute("SAVEPOINT probe")
+        con.execute(ins, ("merge",))
+        try:
+            con.execute(ins, ("rumour",))
+            refused = False
+        except sqlite3.IntegrityError as e:
+            refused = "CHECK" in str(e)
+        con.execute("ROLLBACK TO probe")
+        con.execute("RELEASE probe")
+        check(refused, "an unknown kind is refused")
+        con.close()
+    finally:
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_upgrade_from_v1, test_failed_migration_changes_nothing,
-          test_newer_store_refused_untouched, test_foreign_database_refused])
+          test_newer_store_refused_untouched, test_foreign_database_refused,
+          test_check_rules_without_in_lists, test_hub_log_rule_without_in_list])
