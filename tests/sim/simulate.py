@@ -1284,7 +1284,7 @@ class Sim:
             stall_kill, delay = ("hub" if fault == "hub-sigkill" else "dev"), None
             note = f" at byte {n} {direction}"
 
-        restamp = None
+        restamp = restamp_base = None
         if fault != "far-ahead" and pre_hlc:
             # The device's stamps are from a time its clock was far ahead but
             # its clock is right now (within the bound): the hub tells it to
@@ -1302,7 +1302,7 @@ class Sim:
                              if o["state"] == "pending" and o["hlc"] > base)
                 for k, (_, _, u) in enumerate(old, 1):
                     rows[u] = dict(rows[u], hlc=base + k)
-                restamp = len(old)
+                restamp, restamp_base = len(old), base
                 note += f" (re-stamps {restamp})"
                 self.stats["restamps"] += 1
         proc = subprocess.Popen([R.BIN, "sync"], env=proc_env, stdout=subprocess.PIPE,
@@ -1332,6 +1332,13 @@ class Sim:
                 # its cursor of that moment, somewhere in [mid_lo, mid_hi]
                 # (a page fully received may commit just before or after)
                 mid_lo = int(d.meta("cursor") or 0)
+                # the device re-stamps in its own transaction once it has
+                # the hub's WELCOME: if the proxy holds bytes from before
+                # that, the clock the edit reads is still ahead, so the
+                # edit's stamps are too and are re-stamped with the rest
+                # (a model fix, found by seed 1370)
+                restamp_after_edit = restamp_base is not None and \
+                    int(d.meta("hlc") or 0) >= int(pre_hlc)
                 d.tables = read_tables(d.store.path)
                 d.obx = read_outbox(d.store.path)
                 self.concurrent = True
@@ -1347,6 +1354,13 @@ class Sim:
                         u = d.seq2uid[q]
                         if o["state"] == "pending":
                             rows[u] = dict(o, phase=rows[u]["phase"] if u in rows else 1)
+                    if restamp_after_edit:
+                        old = sorted((o["hlc"], o["seq"], u) for u, o in rows.items()
+                                     if o["state"] == "pending" and o["hlc"] > restamp_base)
+                        for k, (_, _, u) in enumerate(old, 1):
+                            rows[u] = dict(rows[u], hlc=restamp_base + k)
+                        restamp = len(old)
+                        note += f" (re-stamps {restamp} with the edit)"
                 if other:
                     # the other rep edits the same field first (later, so a
                     # later stamp: the hub will keep it over this rep's)
