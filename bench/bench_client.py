@@ -203,16 +203,21 @@ def main():
             "  JOIN stages s ON s.id = e.to_stage_id LEFT JOIN stages f ON f.id = e.from_stage_id"
             f"  WHERE d.account_id = {aid} AND e.deleted = 0"
             ") ORDER BY at DESC, id DESC;")
-        hav = ("12742.0 * asin(sqrt(pow(sin(radians(x.lat - {lat}) / 2), 2) + cos(radians({lat})) *"
-               " cos(radians(x.lat)) * pow(sin(radians(x.lon - {lon}) / 2), 2)))").format(lat=lat, lon=lon)
+        hav = ("12742.0 * asin(sqrt(pow(sin(radians(g.lat - {lat}) / 2), 2) + cos(radians({lat})) *"
+               " cos(radians(g.lat)) * pow(sin(radians(g.lon - {lon}) / 2), 2)))").format(lat=lat, lon=lon)
+        # relasi's query (client/cmd_query.c cmd_nearby): distances from the
+        # index's exact positions (schema 12), accounts read only for the
+        # customers as near as the 20th nearest
         nearby_sql = (
-            "SELECT id, name, city, km FROM ("
-            " SELECT x.id AS id, x.name AS name, coalesce(x.city, '') AS city,"
-            f"  round({hav}, 2) AS km"
-            " FROM geo_accounts g JOIN accounts x ON x.rowid = g.id"
+            "WITH r AS ("
+            f" SELECT g.id AS rid, g.lat AS lat, g.lon AS lon, round({hav}, 2) AS km"
+            " FROM geo_accounts g"
             f" WHERE g.max_lat >= {lat - dlat} AND g.min_lat <= {lat + dlat}"
-            f"  AND g.max_lon >= {lon - dlon} AND g.min_lon <= {lon + dlon} AND x.deleted = 0)"
-            f" WHERE km <= {km} ORDER BY km, id LIMIT 20;")
+            f"  AND g.max_lon >= {lon - dlon} AND g.min_lon <= {lon + dlon})"
+            "SELECT x.id, x.name, coalesce(x.city, ''), r.km FROM r JOIN accounts x ON x.rowid = r.rid"
+            f" WHERE r.km <= {km} AND r.km <= coalesce("
+            f"  (SELECT km FROM r WHERE km <= {km} ORDER BY km LIMIT 1 OFFSET 19), {km})"
+            " ORDER BY r.km, x.id LIMIT 20;")
 
         def add_cmd(i):
             return [env.relasi, "contact", "add", f"Bench Kontak {i:03d}", "--account", acc,

@@ -152,14 +152,25 @@ static int cmd_nearby(struct cli_ctx *ctx, struct cli_args *a)
 	dlat = km / 111.32;
 	dlon = fabs(cos(lat * M_PI / 180.0)) > 0.01 ? km / (111.32 * fabs(cos(lat * M_PI / 180.0)))
 						     : 360.0;
+	/* The index holds live customers with their exact position (schema
+	 * 12), so distances come from it alone. Only the customers as near as
+	 * the LIMIT-th nearest (ties included) are looked up in accounts for
+	 * their id, name and city: ordering by (km, id) then gives exactly
+	 * the rows that ordering all of them would. On the benchmark dataset
+	 * 5 km around central Jakarta holds ~2,500 customers; reading each
+	 * one's row was most of the command. */
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT id, name, city, km, lat, lon FROM ("
-	     " SELECT x.id AS id, x.name AS name, coalesce(x.city, '') AS city, x.lat AS lat,"
-	     "  x.lon AS lon, round(rl_distance_km(?1, ?2, x.lat, x.lon), 2) AS km"
-	     " FROM geo_accounts g JOIN accounts x ON x.rowid = g.id"
-	     " WHERE g.max_lat >= ?3 AND g.min_lat <= ?4 AND g.max_lon >= ?5 AND g.min_lon <= ?6"
-	     "  AND x.deleted = 0)"
-	     " WHERE km <= ?7 ORDER BY km, id LIMIT ?8", &st)) < 0)
+	     "WITH r AS ("
+	     " SELECT g.id AS rid, g.lat AS lat, g.lon AS lon,"
+	     "  round(rl_distance_km(?1, ?2, g.lat, g.lon), 2) AS km"
+	     " FROM geo_accounts g"
+	     " WHERE g.max_lat >= ?3 AND g.min_lat <= ?4 AND g.max_lon >= ?5 AND g.min_lon <= ?6)"
+	     "SELECT x.id AS id, x.name AS name, coalesce(x.city, '') AS city, r.km AS km,"
+	     " r.lat AS lat, r.lon AS lon"
+	     " FROM r JOIN accounts x ON x.rowid = r.rid"
+	     " WHERE r.km <= ?7 AND r.km <= coalesce("
+	     "  (SELECT km FROM r WHERE km <= ?7 ORDER BY km LIMIT 1 OFFSET ?8 - 1), ?7)"
+	     " ORDER BY r.km, x.id LIMIT ?8", &st)) < 0)
 		return error;
 	sqlite3_bind_double(st, 1, lat);
 	sqlite3_bind_double(st, 2, lon);

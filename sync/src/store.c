@@ -697,6 +697,18 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 			  "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY",
 			  "configuring the store")) < 0)
 		goto fail;
+	/* The device reads its store through a memory map: a search or
+	 * `nearby` touches a few hundred pages scattered over a 1 GiB store,
+	 * and reading each with its own pread() was half of the query
+	 * (bench/bench_client.py: the query alone 11 ms -> 6 ms). Writes
+	 * still go through the journal as before, so durability is the same;
+	 * what changes is that an I/O error while reading the file (a failing
+	 * disk) ends the process with SIGBUS instead of an error message.
+	 * Not for the hub: many sessions at once, and its restore replaces
+	 * hub.db in place. */
+	if (!(flags & RL_STORE_HUB) &&
+	    (error = exec(s, "PRAGMA mmap_size = 1073741824", "configuring the store")) < 0)
+		goto fail;
 
 	if (version < rl_store_schema_latest()) {
 		if (flags & RL_STORE_READONLY) {

@@ -12,8 +12,9 @@ USER = "fedcba9876543210fedcba9876543210"
 ACCOUNT = "01a0000000000000000000000000abcd"
 
 
-def make_v1_store(s, sabotage=False):
-    """A store as version 1 of relasi left it: schema/001 plus its data."""
+def make_v1_store(s, sabotage=False, more=()):
+    """A store as version 1 of relasi left it: schema/001 plus its data
+    (and the statements of `more`)."""
     with open(os.path.join(SOURCE_DIR, "schema", "001_init.sql")) as f:
         v1 = f.read()
     os.makedirs(s.home, exist_ok=True)
@@ -23,6 +24,8 @@ def make_v1_store(s, sabotage=False):
                 "('rep_name', 'Ani')", (DEVICE, USER))
     con.execute("INSERT INTO accounts(id, name, city, created_at) VALUES (?, 'Toko Lama', "
                 "'Padang', '2025-01-02T03:04:05Z')", (ACCOUNT,))
+    for sql in more:
+        con.execute(sql)
     if sabotage:
         # migration 002 creates this table; an existing one makes it fail
         con.execute("CREATE TABLE deal_stage_events(x)")
@@ -207,7 +210,36 @@ def test_hub_log_rule_without_in_list():
         hub.cleanup()
 
 
+def test_nearby_index_rebuilt_by_upgrade():
+    """Schema 12 rebuilds the nearby index with exact positions and without
+    deleted customers: a store upgraded from an old version must answer
+    `nearby` as before, and the index must follow later edits."""
+    s = Store(init=False)
+    rows = [("01a0000000000000000000000000aa01", "Toko Dekat", -7.2575, 112.7521, 0),
+            ("01a0000000000000000000000000aa02", "Toko Hapus", -7.2600, 112.7500, 1),
+            ("01a0000000000000000000000000aa03", "Toko Sidoarjo", -7.4478, 112.7183, 0)]
+    make_v1_store(s, more=[
+        f"INSERT INTO accounts(id, name, lat, lon, deleted, created_at) VALUES "
+        f"('{i}', '{n}', {la}, {lo}, {d}, '2025-01-02T03:04:05Z')" for i, n, la, lo, d in rows])
+    near = s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "30")
+    eq([n["name"] for n in near], ["Toko Dekat", "Toko Sidoarjo"],
+       "upgraded index: live customers only, nearest first")
+    eq((near[0]["km"], near[0]["lat"], near[0]["lon"]), (0.0, -7.2575, 112.7521),
+       "exact position from the index")
+    eq(s.query("SELECT count(*) FROM geo_accounts"), [(2,)], "the deleted customer is not indexed")
+    s.ok("account", "edit", "Toko Sidoarjo", "--geo", "-8.0,112.6")
+    eq([n["name"] for n in s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "30")],
+       ["Toko Dekat"], "a moved customer leaves its old place")
+    eq([n["name"] for n in s.js("nearby", "--geo", "-8.0,112.6", "--km", "1")],
+       ["Toko Sidoarjo"], "and is found at the new one")
+    s.ok("account", "delete", "Toko Dekat")
+    eq(s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "5"), [], "deleting leaves the index")
+    eq(s.query("SELECT count(*) FROM geo_accounts"), [(1,)], "one customer left in the index")
+    s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_upgrade_from_v1, test_failed_migration_changes_nothing,
           test_newer_store_refused_untouched, test_foreign_database_refused,
-          test_check_rules_without_in_lists, test_hub_log_rule_without_in_list])
+          test_check_rules_without_in_lists, test_hub_log_rule_without_in_list,
+          test_nearby_index_rebuilt_by_upgrade])
