@@ -773,6 +773,18 @@ def read_tables(path):
         con.close()
 
 
+def restamp_rows(rows, base):
+    """What the device's re-stamp (sync/src/devsync.c restamp_pending) does
+    to its pending changes stamped after `base` (its wall clock, HLC form):
+    base+1, base+2, ... in the order of their old stamps. Updates `rows`
+    (uid -> outbox row) and returns how many it re-stamped."""
+    old = sorted((o["hlc"], o["seq"], u) for u, o in rows.items()
+                 if o["state"] == "pending" and o["hlc"] > base)
+    for k, (_, _, u) in enumerate(old, 1):
+        rows[u] = dict(rows[u], hlc=base + k)
+    return len(old)
+
+
 def read_outbox(path):
     con = ro(path)
     try:
@@ -1297,12 +1309,8 @@ class Sim:
                 tzinfo=datetime.timezone.utc).timestamp()) * 1000
             if (int(pre_hlc) >> 16) - real_ms > HLC_BOUND_MS and wall_ms - real_ms <= HLC_BOUND_MS:
                 proc_env = d.store.env(wall)
-                base = wall_ms << 16
-                old = sorted((o["hlc"], o["seq"], u) for u, o in rows.items()
-                             if o["state"] == "pending" and o["hlc"] > base)
-                for k, (_, _, u) in enumerate(old, 1):
-                    rows[u] = dict(rows[u], hlc=base + k)
-                restamp, restamp_base = len(old), base
+                restamp_base = wall_ms << 16
+                restamp = restamp_rows(rows, restamp_base)
                 note += f" (re-stamps {restamp})"
                 self.stats["restamps"] += 1
         proc = subprocess.Popen([R.BIN, "sync"], env=proc_env, stdout=subprocess.PIPE,
@@ -1355,11 +1363,7 @@ class Sim:
                         if o["state"] == "pending":
                             rows[u] = dict(o, phase=rows[u]["phase"] if u in rows else 1)
                     if restamp_after_edit:
-                        old = sorted((o["hlc"], o["seq"], u) for u, o in rows.items()
-                                     if o["state"] == "pending" and o["hlc"] > restamp_base)
-                        for k, (_, _, u) in enumerate(old, 1):
-                            rows[u] = dict(rows[u], hlc=restamp_base + k)
-                        restamp = len(old)
+                        restamp = restamp_rows(rows, restamp_base)
                         note += f" (re-stamps {restamp} with the edit)"
                 if other:
                     # the other rep edits the same field first (later, so a
