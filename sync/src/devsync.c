@@ -840,7 +840,90 @@ fail:
 struct snap {
 	long long seq, hlc, rows, fields;       /* announced by SNAP */
 	long long got_rows, got_fields;
+	/* Each table in one run, its records in ascending id order: with
+	 * search indexing deferred (rl_store_fts_defer) a record written twice
+	 * would be an update of a row the full-text index does not hold yet,
+	 * and the index would be corrupt. */
+	const struct rl_table *seen[RL_SNAP_MAX_TABLES];
+	size_t nseen;
+	char last_id[RL_ID_BUFSZ];
 };
+
+/*
+ * The secondary indexes of the synced tables, dropped while a snapshot
+ * loads and built again before it commits. Built from sorted rows, an
+ * index costs a fraction of updating it for every inserted record in
+ * random key order (activities alone has seven): 40% of a large load
+ * (bench/bench_sync.py). The schema change is part of the load's
+ * transaction, so a rollback brings every index back as it was.
+ */
+struct snap_indexes {
+	char *sql[RL_SNAP_MAX_INDEXES];    /* CREATE INDEX statements, sqlite3_malloc'd */
+	size_t n;
+};
+
+static void free_indexes(struct snap_indexes *ix)
+{
+	while (ix->n)
+		sqlite3_free(ix->sql[--ix->n]);
+}
+
+static int drop_indexes(rl_store *s, struct snap_indexes *ix)
+{
+	sqlite3 *db = rl_store_db(s);
+	sqlite3_stmt *st;
+	const struct rl_table *t;
+	size_t i;
+	int error = RL_OK, rc;
+
+	if ((error = rl_store_prepare(s, "SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
+				      "AND sql IS NOT NULL AND tbl_name = ?1 ORDER BY name", &st)) < 0)
+		return error;
+	for (i = 0; (t = rl_model_table_at(i)) && error == RL_OK; i++) {
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while (error == RL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (ix->n == RL_SNAP_MAX_INDEXES)
+				error = rl_error_set(RL_ESTORE, "more than %d indexes on synced tables",
+						     RL_SNAP_MAX_INDEXES);
+			else if (!(ix->sql[ix->n] = sqlite3_mprintf("%s", sqlite3_column_text(st, 1))))
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+			else
+				ix->n++;
+		}
+		if (error == RL_OK && rc != SQLITE_DONE)
+			error = rl_store_error(s, "reading the store's indexes");
+		sqlite3_reset(st);
+		if (error < 0)
+			break;
+		/* Dropped after the reading statement is reset: a schema change
+		 * under a running statement fails. */
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while (error == RL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			char *drop = sqlite3_mprintf("DROP INDEX \"%w\"", sqlite3_column_text(st, 0));
+			if (!drop)
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+			sqlite3_reset(st);
+			if (drop && sqlite3_exec(db, drop, NULL, NULL, NULL) != SQLITE_OK)
+				error = rl_store_error(s, "dropping an index for the snapshot");
+			sqlite3_free(drop);
+			sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		}
+		if (error == RL_OK && rc != SQLITE_DONE)
+			error = rl_store_error(s, "dropping the indexes for the snapshot");
+		sqlite3_reset(st);
+	}
+	return error;
+}
+
+static int rebuild_indexes(rl_store *s, struct snap_indexes *ix)
+{
+	size_t i;
+
+	for (i = 0; i < ix->n; i++)
+		if (sqlite3_exec(rl_store_db(s), ix->sql[i], NULL, NULL, NULL) != SQLITE_OK)
+			return rl_store_error(s, "building an index after the snapshot");
+	return RL_OK;
+}
 
 /* Cursor 0 and no change pending or sent: nothing the upsert could
  * overwrite that replaying would keep (apply_run's pending_edit). Read
@@ -963,6 +1046,17 @@ static int load_chunk(rl_store *s, json_t *chunk, struct snap *sn, int *last)
 	if (!t || strcmp(t->name, tname) != 0)
 		return rl_error_set(RL_EPROTO, "the hub's snapshot names an unknown table %.40s",
 				    tname ? tname : "(none)");
+	if (sn->nseen == 0 || sn->seen[sn->nseen - 1] != t) {
+		for (i = 0; i < sn->nseen; i++)
+			if (sn->seen[i] == t)
+				return rl_error_set(RL_EPROTO, "the hub's snapshot sends %s again after "
+						    "another table", t->name);
+		if (sn->nseen == RL_SNAP_MAX_TABLES)
+			return rl_error_set(RL_EPROTO, "the hub's snapshot sends more than %d tables",
+					    RL_SNAP_MAX_TABLES);
+		sn->seen[sn->nseen++] = t;
+		sn->last_id[0] = '\0';
+	}
 	if (!json_is_array(jcols) || json_array_size(jcols) > t->nfields ||
 	    json_array_size(jcols) > RL_MAX_ROW_FIELDS || !json_is_array(rows) ||
 	    json_array_size(rows) > RL_MAX_CHUNK_ROWS || !json_is_boolean(jlast))
@@ -1011,6 +1105,10 @@ static int load_chunk(rl_store *s, json_t *chunk, struct snap *sn, int *last)
 		if (nf == 0)
 			return rl_error_set(RL_EPROTO, "the hub's snapshot has %s %s without fields",
 					    t->name, id);
+		if (strcmp(id, sn->last_id) <= 0)
+			return rl_error_set(RL_EPROTO, "the hub's snapshot sends %s %s twice or out of "
+					    "order", t->name, id);
+		snprintf(sn->last_id, sizeof(sn->last_id), "%s", id);
 		if (sn->got_rows + 1 > sn->rows || sn->got_fields + nf > sn->fields)
 			return rl_error_set(RL_EPROTO, "the hub's snapshot holds more than the %lld "
 					    "records and %lld fields it announced", sn->rows,
@@ -1064,6 +1162,7 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 {
 	json_t *req = NULL, *resp = NULL;
 	struct snap sn;
+	struct snap_indexes ix = { { NULL }, 0 };
 	char status[96];
 	long long cache = -8192;
 	int error, ok, skip, type, last = 0;
@@ -1092,6 +1191,10 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	}
 	sqlite3_exec(rl_store_db(s), "PRAGMA cache_size = -65536", NULL, NULL, NULL);
 	rl_store_set_capture(s, 0);
+	/* Records are only inserted (load_chunk refuses one sent twice), so
+	 * search indexing can wait for the commit, as an import's does. */
+	if ((error = rl_store_fts_defer(s)) < 0 || (error = drop_indexes(s, &ix)) < 0)
+		last = 1;
 	while (!last) {
 		json_decref(resp);
 		resp = NULL;
@@ -1113,6 +1216,12 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 			progress(pctx, status);
 		}
 	}
+	if (error == 0) {
+		if (progress)
+			progress(pctx, "snapshot: indexing");
+		error = rebuild_indexes(s, &ix);
+	}
+	free_indexes(&ix);
 	rl_store_set_capture(s, 1);
 	{
 		char *sql = sqlite3_mprintf("PRAGMA cache_size = %lld", cache);

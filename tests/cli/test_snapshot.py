@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -121,6 +122,8 @@ def store_state(dev):
         state["cursor"] = con.execute("SELECT value FROM rl_meta WHERE key = 'cursor'").fetchall()
         state["rl_outbox"] = con.execute("SELECT count(*) FROM rl_outbox").fetchall()
         state["rl_conflicts"] = con.execute("SELECT * FROM rl_conflicts").fetchall()
+        state["indexes"] = con.execute("SELECT name, tbl_name, sql FROM sqlite_schema "
+                                       "WHERE type = 'index' ORDER BY name").fetchall()
         return state
     finally:
         con.close()
@@ -162,6 +165,20 @@ def test_snapshot_equals_stream():
         a, b = store_state(snap), store_state(strm)
         same_state(a, b, "snapshot", "stream")
         check(len(a["rl_base"]) > 10 * N_ACCOUNTS, "bases recorded", len(a["rl_base"]))
+        # The load set the indexes aside and deferred search indexing to
+        # its commit: both are whole again, and search finds the same.
+        for d in (snap, strm):
+            con = sqlite3.connect(d.path)
+            try:
+                eq(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)], "store intact")
+                for t in ("accounts", "contacts", "activities"):
+                    con.execute(f"INSERT INTO fts_{t}(fts_{t}) VALUES ('integrity-check')")
+                eq(con.execute("SELECT count(*) FROM fts_accounts WHERE fts_accounts MATCH "
+                               "'snapshot'").fetchone()[0], N_ACCOUNTS, "every customer indexed")
+            finally:
+                con.close()
+        eq(a["indexes"], b["indexes"], "the same indexes as a streamed device")
+        eq(snap.js("search", "Grosir"), strm.js("search", "Grosir"), "search finds the same")
         assert_converged(hub, [snap, strm])
         eq(snap.js("account", "show", "Toko Snapshot 00010")["notes"],
            "Grosir elektronik\nBuka jam 8\nTutup hari Minggu", "the merged notes arrived")

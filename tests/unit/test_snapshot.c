@@ -116,6 +116,8 @@ static int run(rl_store *s, const char *const *frames, int ok, char *msg, size_t
 }
 
 /* A refused snapshot: an error that names the cause, and nothing stored. */
+static long long n_indexes;     /* indexes of a fresh store */
+
 static void refused(rl_store *s, const char *what, const char *const *frames, const char *says)
 {
 	char msg[512];
@@ -131,6 +133,10 @@ static void refused(rl_store *s, const char *what, const char *const *frames, co
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 0);
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_meta WHERE key = 'cursor' AND value <> '0'"), 0);
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);
+	/* The load sets the synced tables' indexes aside; a refusal brings
+	 * them all back. */
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"), n_indexes);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM sqlite_schema WHERE name = 'activities_rep'"), 1);
 }
 
 #define SNAP_OK "s{\"format\": 1, \"seq\": 7, \"hlc\": 5, \"rows\": 1, \"fields\": 3}"
@@ -150,6 +156,9 @@ int main(void)
 	CHECK_EQ_INT(rl_store_begin(s), RL_OK);
 	CHECK_EQ_INT(rl_store_set_identity(s, DEV, USR), RL_OK);
 	CHECK_EQ_INT(rl_store_commit(s), RL_OK);
+
+	n_indexes = count(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'");
+	CHECK(n_indexes > 10);
 
 	/* Announcements, refused before a single row is read. */
 	{
@@ -258,6 +267,34 @@ int main(void)
 		refused(s, "another frame mid-snapshot", f, "inside a snapshot");
 	}
 
+	/* Each table in one run and each record once, in ascending id order:
+	 * the device defers search indexing to the commit, and a record
+	 * written twice would corrupt the index. */
+#define SNAP_TWO "s{\"format\": 1, \"seq\": 9, \"hlc\": 5, \"rows\": 2, \"fields\": 6}"
+#define ROW_TWO "[\"000000000000000000000000000a0002\", \"Toko Dua\", \"Garut\", " AT ", 7, 8, 9]"
+	{
+		const char *f[] = { SNAP_TWO, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK ", "
+				    ROW_OK "], \"last\": true}", NULL };
+		refused(s, "a record twice", f, "sends accounts " ACC " twice or out of order");
+	}
+	{
+		const char *f[] = { SNAP_TWO, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK
+				    "], \"last\": false}", CHUNK_OK, NULL };
+		refused(s, "a record twice, in two chunks", f, "twice or out of order");
+	}
+	{
+		const char *f[] = { SNAP_TWO, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_TWO ", "
+				    ROW_OK "], \"last\": true}", NULL };
+		refused(s, "records out of order", f, "twice or out of order");
+	}
+	{
+		const char *f[] = { SNAP_TWO, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK
+				    "], \"last\": false}", "k{\"t\": \"stages\", \"cols\": [], \"rows\": [], "
+				    "\"last\": false}", "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_TWO
+				    "], \"last\": true}", NULL };
+		refused(s, "a table again", f, "sends accounts again after another table");
+	}
+
 	/* A well-formed one: loaded with its bases; the cursor is its seq. */
 	{
 		const char *f[] = { SNAP_OK, CHUNK_OK, NULL };
@@ -271,6 +308,13 @@ int main(void)
 		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 3);
 		CHECK_EQ_INT(count(s, "SELECT value FROM rl_meta WHERE key = 'cursor'"), 7);
 		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);  /* not captured */
+		/* searchable at once, its indexes built again */
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM fts_accounts WHERE fts_accounts MATCH "
+				   "'makmur'"), 1);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"),
+			     n_indexes);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM accounts INDEXED BY accounts_name "
+				   "WHERE name = 'Toko Makmur'"), 1);
 	}
 	rl_store_close(s);
 	CHECK_DONE();

@@ -94,6 +94,12 @@
 #define RL_MAX_CHUNK_ROWS       4000
 #define RL_SNAPSHOT_CHUNK_BYTES (2 * 1024 * 1024)
 
+/* Synced tables a snapshot may send (the model has 12), and secondary
+ * indexes on them the device sets aside while it loads one (it has about
+ * 20): fixed arrays, not sized by the hub. */
+#define RL_SNAP_MAX_TABLES      64
+#define RL_SNAP_MAX_INDEXES     128
+
 /* Time limits (ms): the TLS handshake; waiting for the next frame; the
  * whole pre-authentication phase. A slow or silent peer is dropped. */
 #define RL_HANDSHAKE_TIMEOUT_MS 10000
