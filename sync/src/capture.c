@@ -11,7 +11,8 @@
  * Per synced table T:
  *   rl_cap_T_ins  AFTER INSERT: one change per non-NULL column (base NULL)
  *   rl_cap_T_upd  AFTER UPDATE: one change per column whose value changed
- *                 (IS NOT), with base = the field's hub version from rl_base
+ *                 (IS NOT), with base = the field's hub version: the larger
+ *                 of rl_base and a snapshot's rl_base_snapshot
  *                 (each one INSERT over a UNION ALL of the columns)
  *   rl_cap_T_del  BEFORE DELETE: refused — deletes are tombstones
  *   rl_cap_T_id   BEFORE UPDATE OF id: refused — ids never change
@@ -90,9 +91,12 @@ static int install_table(sqlite3 *db, const char *t)
 	sqlite3_str_appendf(upd, "CREATE TRIGGER \"rl_cap_%w_upd\" AFTER UPDATE ON \"%w\" "
 			    "WHEN rl_capture_on() BEGIN\n"
 			    "INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
-			    "SELECT %Q, new.id, f, v, (SELECT version FROM rl_base WHERE tbl = %Q "
-			    "AND row_id = new.id AND field = f), rl_device(), rl_hlc() FROM (",
-			    t, t, t, t);
+			    "SELECT %Q, new.id, f, v, (SELECT max(b) FROM ("
+			    "SELECT version AS b FROM rl_base WHERE tbl = %Q AND row_id = new.id "
+			    "AND field = f UNION ALL SELECT json_extract(versions, '$.' || f) "
+			    "FROM rl_base_snapshot WHERE tbl = %Q AND row_id = new.id)), "
+			    "rl_device(), rl_hlc() FROM (",
+			    t, t, t, t, t);
 	while ((rc = sqlite3_step(cols)) == SQLITE_ROW) {
 		const char *c = (const char *)sqlite3_column_text(cols, 0);
 		if (strcmp(c, "id") == 0)

@@ -933,6 +933,28 @@ static int rebuild_indexes(rl_store *s, struct snap_indexes *ix)
 	return RL_OK;
 }
 
+int rl_sync_bases_unfold(rl_store *s)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	/* WHERE true: an upsert's SELECT needs a WHERE (SQLite's grammar). */
+	if ((error = rl_store_prepare(s, "INSERT INTO rl_base(tbl, row_id, field, version) "
+				      "SELECT b.tbl, b.row_id, j.key, j.value FROM rl_base_snapshot b, "
+				      "json_each(b.versions) j WHERE true ON CONFLICT(tbl, row_id, field) "
+				      "DO UPDATE SET version = max(version, excluded.version)", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "moving a snapshot's versions");
+	if ((error = rl_store_prepare(s, "DELETE FROM rl_base_snapshot", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "moving a snapshot's versions");
+}
+
 /* Cursor 0 and no change pending or sent: nothing the upsert could
  * overwrite that replaying would keep (apply_run's pending_edit). Read
  * inside the load's transaction, so no local edit can slip in. */
@@ -1047,8 +1069,9 @@ static int load_chunk(rl_store *s, json_t *chunk, struct snap *sn, int *last)
 	const struct rl_table *t;
 	sqlite3_stmt *ins = NULL, *base;
 	unsigned long ins_mask = 0;
-	size_t n, i, j, r;
-	int error;
+	size_t n, i, j, r, vlen;
+	char versions[RL_MAX_ROW_FIELDS * 96 + 2];
+	int error, k;
 
 	t = tname ? rl_model_table(tname) : NULL;
 	if (!t || strcmp(t->name, tname) != 0)
@@ -1080,9 +1103,10 @@ static int load_chunk(rl_store *s, json_t *chunk, struct snap *sn, int *last)
 				return rl_error_set(RL_EPROTO, "the hub's snapshot names %s.%s twice",
 						    t->name, name);
 	}
-	if ((error = rl_store_prepare(s, "INSERT INTO rl_base(tbl, row_id, field, version) "
-				      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, row_id, field) DO "
-				      "UPDATE SET version = max(version, excluded.version)", &base)) < 0)
+	/* The versions of a record, one row (schema/014_base_snapshot.sql);
+	 * snapshot_load emptied the table, and each record comes once. */
+	if ((error = rl_store_prepare(s, "INSERT INTO rl_base_snapshot(tbl, row_id, versions) "
+				      "VALUES (?1, ?2, ?3)", &base)) < 0)
 		return error;
 	json_array_foreach(rows, r, row) {
 		const char *id = json_string_value(json_array_get(row, 0));
@@ -1139,19 +1163,30 @@ static int load_chunk(rl_store *s, json_t *chunk, struct snap *sn, int *last)
 			return error;
 		}
 		sqlite3_reset(ins);
+		/* {"field": version, ...}: model names ([a-z_]) and integers,
+		 * nothing to escape; at most RL_MAX_ROW_FIELDS of each. */
+		vlen = 0;
+		versions[vlen++] = '{';
 		for (i = 0; i < n; i++) {
 			if (!(mask & (1UL << i)))
 				continue;
-			sqlite3_bind_text(base, 1, t->name, -1, SQLITE_STATIC);
-			sqlite3_bind_text(base, 2, id, -1, SQLITE_STATIC);
-			sqlite3_bind_text(base, 3, cols[i]->name, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(base, 4, json_integer_value(json_array_get(row, 1 + n + i)));
-			if (sqlite3_step(base) != SQLITE_DONE) {
-				sqlite3_reset(base);
-				return rl_store_error(s, "recording a version");
-			}
-			sqlite3_reset(base);
+			k = snprintf(versions + vlen, sizeof(versions) - vlen, "%s\"%s\":%lld",
+				     vlen > 1 ? "," : "", cols[i]->name,
+				     (long long)json_integer_value(json_array_get(row, 1 + n + i)));
+			if (k < 0 || (size_t)k >= sizeof(versions) - vlen - 1)
+				return rl_error_set(RL_EPROTO, "the versions of %s %s do not fit",
+						    t->name, id);
+			vlen += (size_t)k;
 		}
+		versions[vlen++] = '}';
+		sqlite3_bind_text(base, 1, t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(base, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(base, 3, versions, (int)vlen, SQLITE_STATIC);
+		if (sqlite3_step(base) != SQLITE_DONE) {
+			sqlite3_reset(base);
+			return rl_store_error(s, "recording the versions");
+		}
+		sqlite3_reset(base);
 	}
 	*last = json_is_true(jlast);
 	return RL_OK;
@@ -1179,6 +1214,10 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = snapshot_eligible(s, &ok)) < 0 || !ok)
+		goto done;
+	/* A device rewound to cursor 0 may hold an earlier snapshot's
+	 * versions; they join rl_base so that this one's rows are new. */
+	if ((error = rl_sync_bases_unfold(s)) < 0)
 		goto done;
 	if (!(req = json_pack("{s:[i]}", "format", RL_SNAPSHOT_FORMAT))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");

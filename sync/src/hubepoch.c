@@ -10,7 +10,8 @@
  *   - every field whose base is above R (its value came from, or went to,
  *     the lost part of the log) is queued again with its current local value
  *     and base R, unless an unacknowledged change of it is already queued;
- *   - every base above R (in rl_base and in the outbox) becomes R;
+ *   - every base above R (in rl_base, where the versions a snapshot loaded
+ *     are moved first, and in the outbox) becomes R;
  *   - the cursor goes back to R, so the hub's new changes after R, which
  *     reuse the lost numbers, are all pulled.
  * The hub fast-forwards such a change when the field has not changed since
@@ -123,8 +124,11 @@ static int tidy_resent(rl_store *s)
 	if (rc == 3) {
 		if ((error = rl_store_prepare(s,
 		     "DELETE FROM rl_outbox WHERE seq BETWEEN ?1 AND ?2 AND state = 'refused' AND "
-		     "EXISTS (SELECT 1 FROM rl_base b WHERE b.tbl = rl_outbox.tbl AND "
-		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?3)",
+		     "(EXISTS (SELECT 1 FROM rl_base b WHERE b.tbl = rl_outbox.tbl AND "
+		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?3) "
+		     "OR EXISTS (SELECT 1 FROM rl_base_snapshot n WHERE n.tbl = rl_outbox.tbl AND "
+		     "n.row_id = rl_outbox.row_id AND "
+		     "json_extract(n.versions, '$.' || rl_outbox.field) > ?3))",
 		     &st)) < 0)
 			goto fail;
 		sqlite3_bind_int64(st, 1, lo);
@@ -171,7 +175,7 @@ static int recover(rl_store *s, long long r, const char *epoch, long *count)
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = outbox_last(s, &first)) < 0)
+	if ((error = outbox_last(s, &first)) < 0 || (error = rl_sync_bases_unfold(s)) < 0)
 		goto fail;
 	/* Ordered by record: a record's fields stay together in one batch. */
 	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field FROM rl_base WHERE version > ?1 "

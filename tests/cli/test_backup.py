@@ -288,6 +288,47 @@ def test_lost_edit_meets_newer_edit_as_conflict():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_snapshot_device_carries_back_what_the_restore_lost():
+    """A device whose bases came from a snapshot (one row per record,
+    rl_base_snapshot) carries back what a restore lost, as one that pulled
+    the log does: the recovery reads those versions too."""
+    hub = Hub()
+    ani = hub.device("ani")
+    citra = hub.device("citra")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        archive = os.path.join(work, "b.tar.zst")
+        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+        ani.ok("account", "edit", "Makmur", "--city", "Bogor")     # lost by the restore
+        ani.ok("sync")
+        r = citra.js("sync")                                       # citra's first sync
+        check(r["snapshot"] > 0, "citra bootstraps by snapshot", r)
+        eq(citra.query("SELECT count(*) FROM rl_base WHERE tbl = 'accounts'")[0][0], 0,
+           "citra's bases of the customer are the snapshot's")
+        hub.stop()
+        restored = os.path.join(work, "r")
+        eq(run_hub("restore", archive, restored).returncode, 0, "restore")
+        hub.dir = restored
+        hub.start()
+        eq(hub.query("SELECT city FROM accounts")[0][0], "Bandung", "the restore lost Bogor")
+        r = citra.run("--json", "sync")            # ani never syncs again
+        eq(r.code, 0, "citra syncs: " + r.err)
+        check("restored from a backup" in r.err, "citra is told", r.err)
+        eq(json.loads(r.out)["applied"], 1, "citra carried the lost city back")
+        eq(hub.query("SELECT city FROM accounts")[0][0], "Bogor", "the hub has it again")
+        citra.ok("sync")
+        assert_converged(hub, [citra])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        citra.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- hostile and damaged archives ------------------------------------------------------
 
 def tar_bytes(entries, fmt=tarfile.PAX_FORMAT, compress=""):
@@ -472,4 +513,5 @@ def test_restore_target_must_be_new_or_empty():
 
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
+          test_snapshot_device_carries_back_what_the_restore_lost,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty])

@@ -43,11 +43,16 @@ def test_scripted_sequence():
     rw = sqlite3.connect(s.path)
     rw.execute("UPDATE rl_outbox SET state = 'sent'")
     rw.execute("INSERT INTO rl_base(tbl, row_id, field, version) VALUES ('accounts', ?, 'city', 7)", (a,))
+    # versions a snapshot loaded (one row per record): the larger one counts
+    rw.execute("INSERT INTO rl_base_snapshot(tbl, row_id, versions) VALUES ('accounts', ?, "
+               "'{\"city\":5,\"phone\":9}')", (a,))
     rw.commit()
     rw.close()
-    s.ok("account", "edit", a[:12], "--city", "Cibinong", "--phone", "08123456789")
+    s.ok("account", "edit", a[:12], "--city", "Cibinong", "--phone", "08123456789",
+         "--industry", "Toko")
     new = s.query("SELECT field, value, base, state FROM rl_outbox WHERE state = 'pending' ORDER BY field")
-    eq(new, [("city", "Cibinong", 7, "pending"), ("phone", "+628123456789", None, "pending")],
+    eq(new, [("city", "Cibinong", 7, "pending"), ("industry", "Toko", None, "pending"),
+             ("phone", "+628123456789", 9, "pending")],
        "post-send edits are new changes carrying the field's base version")
     s.ok("account", "edit", a[:12], "--city", "Cileungsi")
     eq(s.query("SELECT value, base FROM rl_outbox WHERE state='pending' AND field='city'"),
@@ -56,7 +61,7 @@ def test_scripted_sequence():
     # delete is a tombstone: one field change
     s.ok("account", "delete", a[:12])
     eq(s.query("SELECT field, value FROM rl_outbox WHERE state='pending' ORDER BY field"),
-       [("city", "Cileungsi"), ("deleted", 1), ("phone", "+628123456789")],
+       [("city", "Cileungsi"), ("deleted", 1), ("industry", "Toko"), ("phone", "+628123456789")],
        "delete records deleted = 1")
     s.cleanup()
 

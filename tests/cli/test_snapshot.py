@@ -117,7 +117,7 @@ def store_state(dev):
     con = dev.db()
     try:
         state = {t: table_rows(con, t) for t in SYNCED}
-        state["rl_base"] = con.execute("SELECT tbl, row_id, field, version FROM rl_base "
+        state["rl_base"] = con.execute("SELECT tbl, row_id, field, version FROM rl_bases "
                                        "ORDER BY tbl, row_id, field").fetchall()
         state["cursor"] = con.execute("SELECT value FROM rl_meta WHERE key = 'cursor'").fetchall()
         state["rl_outbox"] = con.execute("SELECT count(*) FROM rl_outbox").fetchall()
@@ -144,7 +144,7 @@ def same_state(a, b, na, nb):
 def assert_empty(dev, what):
     con = dev.db()
     try:
-        for t in ("accounts", "contacts", "deals", "rl_base"):
+        for t in ("accounts", "contacts", "deals", "rl_base", "rl_base_snapshot"):
             eq(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0], 0, f"{what}: {t} empty")
         eq(con.execute("SELECT coalesce(max(value), 0) FROM rl_meta WHERE key = 'cursor'")
            .fetchone()[0] in (0, "0"), True, f"{what}: cursor 0")
@@ -304,7 +304,7 @@ def test_pushes_during_a_snapshot_do_not_tear_it():
         seq1 = hub.query("SELECT max(seq) FROM hub_log")[0][0]
         check(seq1 > seq0, "ani's changes are in the log")
         eq(r["cursor"], seq1, "then pulled what came after the snapshot")
-        base = dev.query("SELECT version FROM rl_base WHERE tbl = 'accounts' AND field = 'city' "
+        base = dev.query("SELECT version FROM rl_bases WHERE tbl = 'accounts' AND field = 'city' "
                          "AND row_id = (SELECT id FROM accounts WHERE name = 'Toko Snapshot 01499')")
         check(base[0][0] > seq0, "the edit made during the snapshot arrived by the pull", base)
         eq(dev.js("contact", "show", "Kontak Snapshot 01499")["title"], "Pemilik",

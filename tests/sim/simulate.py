@@ -1014,7 +1014,7 @@ class Sim:
                     want = None
                 elif self.concurrent:
                     # a sync is running: its pulls have moved the bases
-                    row = d.store.query("SELECT version FROM rl_base WHERE tbl = ? AND "
+                    row = d.store.query("SELECT version FROM rl_bases WHERE tbl = ? AND "
                                         "row_id = ? AND field = ?", *key)
                     want = row[0][0] if row else None
                 else:
@@ -1634,7 +1634,7 @@ class Sim:
         d.cursor = post_cursor
         # the device's bases are the model's
         base = {(t, r, f): v for t, r, f, v in d.store.query(
-            "SELECT tbl, row_id, field, version FROM rl_base")}
+            "SELECT tbl, row_id, field, version FROM rl_bases")}
         if skipped:
             mid_lo, mid_hi = sess["mid"]
             for key, seqs in skipped.items():

@@ -131,6 +131,7 @@ static void refused(rl_store *s, const char *what, const char *const *frames, co
 	check_count++;
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM accounts"), 0);
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 0);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base_snapshot"), 0);
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_meta WHERE key = 'cursor' AND value <> '0'"), 0);
 	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);
 	/* The load sets the synced tables' indexes aside; a refusal brings
@@ -303,9 +304,12 @@ int main(void)
 			fprintf(stderr, "%s\n", msg);
 		CHECK_EQ_INT(count(s, "SELECT count(*) FROM accounts WHERE id = '" ACC "' AND "
 				   "name = 'Toko Makmur' AND city = 'Bandung'"), 1);
-		CHECK_EQ_INT(count(s, "SELECT version FROM rl_base WHERE row_id = '" ACC "' AND "
+		CHECK_EQ_INT(count(s, "SELECT version FROM rl_bases WHERE row_id = '" ACC "' AND "
 				   "field = 'city'"), 5);
-		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 3);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_bases"), 3);
+		/* one row for the record, not one per field */
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base"), 0);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_base_snapshot"), 1);
 		CHECK_EQ_INT(count(s, "SELECT value FROM rl_meta WHERE key = 'cursor'"), 7);
 		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);  /* not captured */
 		/* searchable at once, its indexes built again */
