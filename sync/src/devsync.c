@@ -1287,9 +1287,14 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 		goto done;
 	*loaded = 1;
 done:
-	if (error == 0 && *loaded)
-		error = rl_store_commit(s);
-	else
+	if (error == 0 && *loaded && (error = rl_store_commit(s)) < 0 &&
+	    (sqlite3_extended_errcode(rl_store_db(s)) == SQLITE_CONSTRAINT_FOREIGNKEY))
+		/* The deferred references are checked at the commit. Found by
+		 * fuzz/fuzz_snapshot, which also found the failed commit left
+		 * the transaction open. */
+		error = rl_error_set(RL_EPROTO, "the hub's snapshot has a record that refers to "
+				     "one the snapshot does not hold");
+	if (error < 0 || !*loaded)
 		rl_store_rollback(s);
 	if (error < 0) {
 		*loaded = 0;
@@ -1402,7 +1407,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	if ((error = rl_store_begin(s)) == 0) {
 		if ((error = rl_store_meta_set(s, "last_sync", now)) == 0)
 			error = rl_store_commit(s);
-		else
+		if (error < 0)
 			rl_store_rollback(s);
 	}
 cleanup:

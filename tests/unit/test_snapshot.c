@@ -296,6 +296,17 @@ int main(void)
 		refused(s, "a table again", f, "sends accounts again after another table");
 	}
 
+	{
+		/* References are checked at the commit; the refusal rolls back. */
+		const char *f[] = { "s{\"format\": 1, \"seq\": 9, \"hlc\": 5, \"rows\": 1, "
+				    "\"fields\": 3}", "k{\"t\": \"contacts\", \"cols\": [\"name\", "
+				    "\"account_id\", \"created_at\"], \"rows\": [[\"000000000000000000000000000c0001\", "
+				    "\"Siti\", \"000000000000000000000000000a0009\", " AT ", 1, 2, 3]], "
+				    "\"last\": true}", NULL };
+		refused(s, "a dangling reference", f, "refers to one the snapshot does not hold");
+		CHECK(sqlite3_get_autocommit(rl_store_db(s)));
+	}
+
 	/* A well-formed one: loaded with its bases; the cursor is its seq. */
 	{
 		const char *f[] = { SNAP_OK, CHUNK_OK, NULL };
