@@ -41,7 +41,7 @@ max_len() {
         valid) echo 256 ;;
         rule) echo 600 ;;
         import) echo 4096 ;;
-        hub_push|dev_sync|bundle) echo 16384 ;;
+        hub_push|dev_sync|snapshot|bundle) echo 16384 ;;
         restore) echo 32768 ;;
         *) echo 8192 ;;
     esac
