@@ -313,8 +313,10 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = rl_store_begin(ctx->store)) < 0)
 		goto cleanup;
 	in_tx = 1;
-	/* only inserts follow: index them for search in bulk at the commit */
-	if ((error = rl_store_fts_defer(ctx->store)) < 0)
+	/* only inserts follow: index them for search and capture their
+	 * changes in bulk at the commit */
+	if ((error = rl_store_fts_defer(ctx->store)) < 0 ||
+	    (error = rl_store_capture_defer(ctx->store)) < 0)
 		goto cleanup;
 	for (;;) {
 		rc = rl_csv_next(r, &fields, &n, &line);

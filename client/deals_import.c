@@ -944,8 +944,10 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 	if ((error = rl_store_begin(ctx->store)) < 0)
 		goto cleanup;
 	in_tx = 1;
-	/* only inserts follow: index them for search in bulk at the commit */
-	if ((error = rl_store_fts_defer(ctx->store)) < 0)
+	/* only inserts follow: index them for search and capture their
+	 * changes in bulk at the commit */
+	if ((error = rl_store_fts_defer(ctx->store)) < 0 ||
+	    (error = rl_store_capture_defer(ctx->store)) < 0)
 		goto cleanup;
 	/* Read inside the transaction: nobody adds an account in between. */
 	if ((error = load_accounts(&im)) < 0)

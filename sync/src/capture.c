@@ -10,6 +10,10 @@
  *
  * Per synced table T:
  *   rl_cap_T_ins  AFTER INSERT: one change per non-NULL column (base NULL)
+ *                 — or, while an import defers capture, nothing: the
+ *                 import's new rows are captured at its commit by one
+ *                 INSERT ... SELECT per table (rl_capture_catch_up_sql),
+ *                 their final values as if each edit had coalesced
  *   rl_cap_T_upd  AFTER UPDATE: one change per column whose value changed
  *                 (IS NOT), with base = the field's hub version: the larger
  *                 of rl_base and a snapshot's rl_base_snapshot
@@ -20,8 +24,9 @@
  * index rl_outbox_pending): the newest value and stamp win, the original base
  * stays, because the base is what the device saw before its first edit.
  *
- * The triggers call rl_capture_on(), rl_device() and rl_hlc(), registered by
- * store.c. A connection without them (the sqlite3 shell) cannot write to a
+ * The triggers call rl_capture_row(TABLE, ROWID) (capture on, and the row
+ * not one an import will capture at its commit), rl_device() and rl_hlc(),
+ * registered by store.c. A connection without them (the sqlite3 shell) cannot write to a
  * synced table: the trigger fails with "no such function" and the statement
  * is rolled back.
  *
@@ -60,8 +65,9 @@ static const char upsert_tail[] =
 	" ON CONFLICT(tbl, row_id, field) WHERE state = 'pending'"
 	" DO UPDATE SET value = excluded.value, hlc = excluded.hlc;\n";
 
-static int install_table(sqlite3 *db, const char *t)
+static int install_table(sqlite3 *db, int ti)
 {
+	const char *t = rl_synced_tables[ti];
 	sqlite3_stmt *cols = NULL;
 	sqlite3_str *ins = NULL, *upd = NULL;
 	char *ins_sql = NULL, *upd_sql = NULL, *other = NULL;
@@ -85,18 +91,18 @@ static int install_table(sqlite3 *db, const char *t)
 	ins = sqlite3_str_new(db);
 	upd = sqlite3_str_new(db);
 	sqlite3_str_appendf(ins, "CREATE TRIGGER \"rl_cap_%w_ins\" AFTER INSERT ON \"%w\" "
-			    "WHEN rl_capture_on() BEGIN\n"
+			    "WHEN rl_capture_row(%d, new.rowid) BEGIN\n"
 			    "INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
-			    "SELECT %Q, new.id, f, v, NULL, rl_device(), rl_hlc() FROM (", t, t, t);
+			    "SELECT %Q, new.id, f, v, NULL, rl_device(), rl_hlc() FROM (", t, t, ti, t);
 	sqlite3_str_appendf(upd, "CREATE TRIGGER \"rl_cap_%w_upd\" AFTER UPDATE ON \"%w\" "
-			    "WHEN rl_capture_on() BEGIN\n"
+			    "WHEN rl_capture_row(%d, new.rowid) BEGIN\n"
 			    "INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
 			    "SELECT %Q, new.id, f, v, (SELECT max(b) FROM ("
 			    "SELECT version AS b FROM rl_base WHERE tbl = %Q AND row_id = new.id "
 			    "AND field = f UNION ALL SELECT json_extract(versions, '$.' || f) "
 			    "FROM rl_base_snapshot WHERE tbl = %Q AND row_id = new.id)), "
 			    "rl_device(), rl_hlc() FROM (",
-			    t, t, t, t, t);
+			    t, t, ti, t, t, t);
 	while ((rc = sqlite3_step(cols)) == SQLITE_ROW) {
 		const char *c = (const char *)sqlite3_column_text(cols, 0);
 		if (strcmp(c, "id") == 0)
@@ -185,8 +191,59 @@ int rl_capture_install(sqlite3 *db)
 	for (i = 0; rl_synced_tables[i]; i++) {
 		if ((error = table_exists(db, rl_synced_tables[i], &exists)) < 0)
 			return error;
-		if (exists && (error = install_table(db, rl_synced_tables[i])) < 0)
+		if (exists && (error = install_table(db, i)) < 0)
 			return error;
 	}
 	return RL_OK;
+}
+
+int rl_capture_catch_up_sql(sqlite3 *db, int ti, char **out)
+{
+	const char *t = rl_synced_tables[ti];
+	sqlite3_stmt *cols = NULL;
+	sqlite3_str *names = sqlite3_str_new(db), *cases = sqlite3_str_new(db);
+	char *n = NULL, *c = NULL;
+	int rc, k = 0, error = RL_OK;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
+			       -1, &cols, NULL) != SQLITE_OK) {
+		error = rl_error_set(RL_ESTORE, "capture: %s", sqlite3_errmsg(db));
+		goto cleanup;
+	}
+	sqlite3_bind_text(cols, 1, t, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(cols)) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(cols, 0);
+		if (strcmp(col, "id") == 0)
+			continue;
+		sqlite3_str_appendf(names, "%s(%d, %Q)", k ? ", " : "", k, col);
+		sqlite3_str_appendf(cases, " WHEN %d THEN t.\"%w\"", k, col);
+		k++;
+	}
+	if (rc != SQLITE_DONE || k == 0) {
+		error = rl_error_set(RL_ESTORE, "capture: the columns of %s: %s", t,
+				     sqlite3_errmsg(db));
+		goto cleanup;
+	}
+	n = sqlite3_str_finish(names);
+	c = sqlite3_str_finish(cases);
+	names = cases = NULL;
+	/* t outside (CROSS JOIN keeps that order), the columns inside: each
+	 * record's fields together and in column order, records in rowid
+	 * order, so the rows and stamps come as the insert trigger's would. */
+	if (n && c)
+		*out = sqlite3_mprintf("WITH f(n, name) AS (VALUES %s) "
+				       "INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
+				       "SELECT %Q, t.id, f.name, CASE f.n%s END AS v, NULL, rl_device(), "
+				       "rl_hlc() FROM \"%w\" t CROSS JOIN f WHERE t.rowid > ?1 AND "
+				       "v IS NOT NULL%s", n, t, c, t, upsert_tail);
+	if (!*out)
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+cleanup:
+	sqlite3_finalize(cols);
+	sqlite3_free(sqlite3_str_finish(names));
+	sqlite3_free(sqlite3_str_finish(cases));
+	sqlite3_free(n);
+	sqlite3_free(c);
+	return error;
 }

@@ -25,7 +25,14 @@ extern const int rl_hub_migrations_count;
  * columns (capture.c). Called inside the migration transaction. */
 int rl_capture_install(sqlite3 *db);
 
-/* The synced tables, NULL-terminated. */
+/* The synced tables, NULL-terminated; a trigger names its table by its
+ * index here (rl_capture_row). */
 extern const char *const rl_synced_tables[];
+#define RL_SYNCED_TABLES_MAX 32
+
+/* The statement that captures, in one go, the rows of synced table
+ * rl_synced_tables[ti] whose rowid is above ?1, as its insert trigger
+ * would have (for rl_store_capture_catch_up). *out is sqlite3_malloc'd. */
+int rl_capture_catch_up_sql(sqlite3 *db, int ti, char **out);
 
 #endif

@@ -37,6 +37,8 @@ struct rl_store {
 	rl_hlc hlc;
 	int64_t hlc_saved;      /* last stamp written to rl_meta */
 	int capture;
+	int cap_deferred;       /* 1: new rows are captured by rl_store_capture_catch_up */
+	int64_t cap_from[RL_SYNCED_TABLES_MAX];  /* rl_synced_tables' rowids up to these are not new */
 	int fts_live;           /* 0: inserts are indexed by rl_store_fts_catch_up */
 	int64_t fts_from[3];    /* rowids up to these were indexed (fts_tables) */
 	int in_tx;
@@ -142,10 +144,19 @@ static void sql_device(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_text(ctx, s->device_id, -1, SQLITE_TRANSIENT);
 }
 
-static void sql_capture_on(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+/* rl_capture_row(TABLE, ROWID): does a write to this row of
+ * rl_synced_tables[TABLE] record its changes now? Not while capture is off,
+ * nor for a row an import added while it defers capture (that row is
+ * captured whole at the commit, with its final values). */
+static void sql_capture_row(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	rl_store *s = sqlite3_user_data(ctx);
-	sqlite3_result_int(ctx, s->capture);
+	int ti = sqlite3_value_int(argv[0]);
+
+	(void)argc;
+	sqlite3_result_int(ctx, s->capture && (!s->cap_deferred || ti < 0 ||
+					       ti >= RL_SYNCED_TABLES_MAX ||
+					       sqlite3_value_int64(argv[1]) <= s->cap_from[ti]));
 }
 
 static void sql_fts_live(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -222,7 +233,8 @@ static int register_functions(rl_store *s)
 	/* Not SQLITE_DETERMINISTIC: each call must tick the clock. */
 	if (sqlite3_create_function(s->db, "rl_hlc", 0, SQLITE_UTF8, s, sql_hlc, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_device", 0, SQLITE_UTF8, s, sql_device, NULL, NULL) ||
-	    sqlite3_create_function(s->db, "rl_capture_on", 0, SQLITE_UTF8, s, sql_capture_on, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_capture_row", 2, SQLITE_UTF8, s, sql_capture_row, NULL,
+				    NULL) ||
 	    sqlite3_create_function(s->db, "rl_fts_live", 0, SQLITE_UTF8, s, sql_fts_live, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_distance_km, NULL, NULL) ||
@@ -322,7 +334,8 @@ int rl_store_commit(rl_store *s)
 
 	/* Deferred search indexing (rl_store_fts_defer) ends with the
 	 * transaction at the latest: no commit leaves rows unsearchable. */
-	if ((error = rl_store_fts_catch_up(s)) < 0 || (error = save_hlc(s)) < 0)
+	if ((error = rl_store_capture_catch_up(s)) < 0 || (error = rl_store_fts_catch_up(s)) < 0 ||
+	    (error = save_hlc(s)) < 0)
 		return error;
 	if ((error = exec(s, "COMMIT", "committing")) < 0)
 		return error;
@@ -334,6 +347,7 @@ int rl_store_commit(rl_store *s)
 void rl_store_rollback(rl_store *s)
 {
 	s->fts_live = 1;
+	s->cap_deferred = 0;
 	if (!s->in_tx && sqlite3_get_autocommit(s->db))
 		return;
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -367,6 +381,82 @@ int rl_store_fts_defer(rl_store *s)
 			return rl_store_error(s, "reading where a table ends");
 	}
 	s->fts_live = 0;
+	return RL_OK;
+}
+
+/* The largest rowid of each synced table (0 for an empty or missing one). */
+static int table_ends(rl_store *s, int64_t *ends, int *ntables)
+{
+	sqlite3_stmt *st;
+	int i, rc, exists, error;
+
+	for (i = 0; rl_synced_tables[i]; i++) {
+		if (i == RL_SYNCED_TABLES_MAX)
+			return rl_error_set(RL_ESTORE, "more than %d synced tables",
+					    RL_SYNCED_TABLES_MAX);
+		if ((error = rl_store_prepare(s, "SELECT 1 FROM sqlite_schema WHERE type = 'table' "
+					      "AND name = ?1", &st)) < 0)
+			return error;
+		sqlite3_bind_text(st, 1, rl_synced_tables[i], -1, SQLITE_STATIC);
+		exists = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_reset(st);
+		ends[i] = 0;
+		if (!exists)
+			continue;
+		if ((error = rl_store_preparef(s, &st, "SELECT coalesce(max(rowid), 0) FROM \"%w\"",
+					       rl_synced_tables[i])) < 0)
+			return error;
+		rc = sqlite3_step(st);
+		ends[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rl_store_error(s, "reading where a table ends");
+	}
+	*ntables = i;
+	return RL_OK;
+}
+
+int rl_store_capture_defer(rl_store *s)
+{
+	int n, error;
+
+	if (!s->capture)
+		return RL_OK;           /* nothing is captured anyway */
+	if ((error = table_ends(s, s->cap_from, &n)) < 0)
+		return error;
+	s->cap_deferred = 1;
+	return RL_OK;
+}
+
+int rl_store_capture_catch_up(rl_store *s)
+{
+	int64_t ends[RL_SYNCED_TABLES_MAX];
+	sqlite3_stmt *st;
+	char *sql;
+	int i, n, rc, error;
+
+	if (!s->cap_deferred)
+		return RL_OK;
+	if ((error = table_ends(s, ends, &n)) < 0)
+		return error;
+	/* Table by table in rl_synced_tables' order, parents first: a push
+	 * batch never holds a child before the parent it refers to. */
+	for (i = 0; i < n; i++) {
+		if (ends[i] <= s->cap_from[i])
+			continue;       /* no new rows */
+		if ((error = rl_capture_catch_up_sql(s->db, i, &sql)) < 0)
+			return error;
+		error = rl_store_prepare(s, sql, &st);
+		sqlite3_free(sql);
+		if (error < 0)
+			return error;
+		sqlite3_bind_int64(st, 1, s->cap_from[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return rl_store_error(s, "recording the new rows' changes");
+	}
+	s->cap_deferred = 0;
 	return RL_OK;
 }
 

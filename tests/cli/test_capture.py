@@ -2,6 +2,7 @@
 outbox holds exactly the expected field changes (coalescing, tombstones,
 bases), HLC stamps only grow even when the wall clock steps back, and the
 plain sqlite3 shell cannot write past capture."""
+import os
 import subprocess
 
 from relasi_test import Store, check, eq, main
@@ -114,12 +115,57 @@ def test_sqlite_shell_cannot_bypass_capture():
                 "DELETE FROM accounts"):
         r = subprocess.run(["sqlite3", s.path, sql], capture_output=True, text=True, timeout=60)
         check(r.returncode != 0, f"sqlite3 shell refused: {sql}", r.stderr)
-        check("rl_capture_on" in r.stderr or "never deleted" in r.stderr,
+        check("rl_capture_row" in r.stderr or "never deleted" in r.stderr,
               "refusal says why", r.stderr)
     eq(s.dump(), before, "the store is unchanged after the refused shell writes")
     s.cleanup()
 
 
+def test_import_captures_every_new_row():
+    """An import captures its new rows in bulk at its commit
+    (rl_store_capture_defer): for each new row what the insert trigger
+    writes for a record added by hand — each non-NULL field once, together,
+    in column order, no base — table by table, parents first (the customer
+    the import creates before the contacts that name it), stamps rising."""
+    s = Store(now=T1)
+    s.ok("account", "add", "PT Maju")
+    by_hand = s.js("contact", "add", "Dewi", "--account", "PT Maju", "--title", "Owner")["id"]
+    path = os.path.join(s.home, "contacts.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("Name,Account,Title,Phone,Email\n"
+                "Andi,PT Maju,Manager,0811-1111-111,ANDI@MAJU.CO.ID\n"
+                "Bela,CV Baru,,0812 2222 2222,\n"
+                "Cici,CV Baru,Staff,,cici@baru.id\n")
+    first = s.query("SELECT max(seq) FROM rl_outbox")[0][0]
+    s.ok("import", "contacts", path)
+    new = s.query("SELECT tbl, row_id, field, value, base FROM rl_outbox WHERE seq > ? "
+                  "ORDER BY seq", first)
+    cols = {t: [r[1] for r in s.query(f"SELECT * FROM pragma_table_info('{t}')") if r[1] != "id"]
+            for t in ("accounts", "contacts")}
+
+    def expected(tbl, rid):
+        row = dict(zip([c for c in cols[tbl]],
+                       s.query(f'SELECT {", ".join(cols[tbl])} FROM {tbl} WHERE id = ?', rid)[0]))
+        return [(tbl, rid, c, row[c], None) for c in cols[tbl] if row[c] is not None]
+
+    baru = s.query("SELECT id FROM accounts WHERE name = 'CV Baru'")[0][0]
+    people = [r[0] for r in s.query("SELECT id FROM contacts WHERE name IN ('Andi', 'Bela', "
+                                    "'Cici') ORDER BY rowid")]
+    want = expected("accounts", baru) + [x for p in people for x in expected("contacts", p)]
+    eq(new, want, "the import's changes are each new row's fields, parents first")
+    # the same shape as a record added by hand, field for field
+    eq([r[0] for r in s.query("SELECT field FROM rl_outbox WHERE row_id = ? ORDER BY seq",
+                              by_hand)],
+       [c for c in cols["contacts"] if s.query(f"SELECT {c} IS NOT NULL FROM contacts "
+                                               "WHERE id = ?", by_hand)[0][0]],
+       "a record added by hand: the same fields in the same order")
+    stamps = [r[0] for r in s.query("SELECT hlc FROM rl_outbox ORDER BY seq")]
+    eq(stamps, sorted(set(stamps)), "every stamp unique and rising with the outbox order")
+    eq(s.js("status")["pending"], len(s.query("SELECT 1 FROM rl_outbox")), "all pending")
+    s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_scripted_sequence, test_visit_and_move_capture,
-          test_hlc_monotonic_when_clock_steps_back, test_sqlite_shell_cannot_bypass_capture])
+          test_hlc_monotonic_when_clock_steps_back, test_sqlite_shell_cannot_bypass_capture,
+          test_import_captures_every_new_row])

@@ -157,7 +157,7 @@ def test_check_rules_without_in_lists():
         for s, what in ((fresh, "a new store"), (old, "an upgraded store")):
             con = sqlite3.connect(s.path)
             # the triggers call relasi's SQL functions: capture off, search live
-            con.create_function("rl_capture_on", 0, lambda: 0)
+            con.create_function("rl_capture_row", 2, lambda t, r: 0)
             con.create_function("rl_fts_live", 0, lambda: 1)
             con.create_function("rl_device", 0, lambda: "d" * 32)
             con.create_function("rl_hlc", 0, lambda: 1)

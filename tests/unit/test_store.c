@@ -128,6 +128,56 @@ int main(void)
 	v[0].text = "2020-01-01T00:00";
 	CHECK_EQ_INT(rl_record_update(s, rl_model_table("accounts"), id, v, 1), RL_EINVALID);
 
+	/* Capture deferred (an import's bulk mode): new rows are captured at
+	 * the commit, whole, with their final values and in rowid order; a
+	 * later write to an older row is captured at once, with its base. */
+	{
+		char id2[RL_ID_BUFSZ], id3[RL_ID_BUFSZ];
+		long long before = count(s, "SELECT count(*) FROM rl_outbox");
+		CHECK_EQ_INT(rl_store_begin(s), RL_OK);
+		CHECK_EQ_INT(rl_store_capture_defer(s), RL_OK);
+		v[0].field = "name";
+		v[0].text = "Toko Dua";
+		CHECK_EQ_INT(rl_record_create(s, rl_model_table("accounts"), v, 1, id2), RL_OK);
+		v[0].text = "Toko Tiga";
+		CHECK_EQ_INT(rl_record_create(s, rl_model_table("accounts"), v, 1, id3), RL_OK);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), before);  /* not yet */
+		v[0].field = "city";
+		v[0].text = "Garut";
+		CHECK_EQ_INT(rl_record_update(s, rl_model_table("accounts"), id2, v, 1), RL_OK);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), before);
+		v[0].text = "Cianjur";
+		CHECK_EQ_INT(rl_record_update(s, rl_model_table("accounts"), id, v, 1), RL_OK);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox WHERE value = 'Cianjur'"), 1);
+		CHECK_EQ_INT(rl_store_commit(s), RL_OK);
+		/* name city owner created deleted, and name owner created deleted */
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), before + 9);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox WHERE field = 'city' AND "
+				   "value = 'Garut' AND base IS NULL"), 1);
+		/* one record's fields together, in column order, the first
+		 * record first, stamps rising with seq */
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT row_id, field, hlc, lag(row_id) "
+				   "OVER (ORDER BY seq) AS prow, lag(hlc) OVER (ORDER BY seq) AS phlc FROM "
+				   "rl_outbox) WHERE phlc >= hlc"), 0);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT DISTINCT row_id FROM rl_outbox "
+				   "WHERE seq > (SELECT max(seq) FROM rl_outbox WHERE value = 'Cianjur'))"), 2);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox o, pragma_table_info('accounts') "
+				   "c WHERE c.name = o.field AND o.value = 'Toko Dua' AND c.cid = "
+				   "(SELECT min(c2.cid) FROM rl_outbox o2, pragma_table_info('accounts') c2 "
+				   "WHERE c2.name = o2.field AND o2.row_id = o.row_id)"), 1);
+		/* After a rollback the deferral is over: inserts are captured again. */
+		CHECK_EQ_INT(rl_store_begin(s), RL_OK);
+		CHECK_EQ_INT(rl_store_capture_defer(s), RL_OK);
+		rl_store_rollback(s);
+		before = count(s, "SELECT count(*) FROM rl_outbox");
+		CHECK_EQ_INT(rl_store_begin(s), RL_OK);
+		v[0].field = "name";
+		v[0].text = "Toko Empat";
+		CHECK_EQ_INT(rl_record_create(s, rl_model_table("accounts"), v, 1, id3), RL_OK);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), before + 4);
+		CHECK_EQ_INT(rl_store_commit(s), RL_OK);
+	}
+
 	hlc_before = rl_store_hlc(s)->last;
 	rl_store_close(s);
 	s = NULL;

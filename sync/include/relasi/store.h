@@ -118,6 +118,21 @@ int rl_store_fts_defer(rl_store *s);
 int rl_store_fts_catch_up(rl_store *s);
 
 /*
+ * The same for change capture: while deferred, the capture triggers skip
+ * the rows added since rl_store_capture_defer (and any later write to
+ * them); rl_store_capture_catch_up records each new row's non-NULL fields
+ * with one INSERT ... SELECT per table: for each row the changes its insert
+ * trigger would have written (fields together, in column order, base
+ * NULL, fresh stamps), each with the row's final value (as coalescing
+ * would have left it), table by table with parents first. Rows that
+ * existed before are captured as always. rl_store_commit calls it first:
+ * no commit leaves a row uncaptured, and a rollback ends the deferral.
+ * RL_OK or a store error.
+ */
+int rl_store_capture_defer(rl_store *s);
+int rl_store_capture_catch_up(rl_store *s);
+
+/*
  * Wall clock used by the store: the system clock, or the fixed instant in
  * the environment variable RELASI_NOW (ISO 8601, for tests and demos) —
  * even then the HLC stays monotonic.
