@@ -1263,7 +1263,11 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 			progress(pctx, status);
 		}
 	}
-	if (error == 0) {
+	if (error == 0 && (sn.got_rows != sn.rows || sn.got_fields != sn.fields))
+		error = rl_error_set(RL_EPROTO, "the hub's snapshot ended after %lld of %lld records "
+				     "and %lld of %lld fields", sn.got_rows, sn.rows, sn.got_fields,
+				     sn.fields);
+	if (error == 0) {       /* complete: only now worth indexing */
 		if (progress)
 			progress(pctx, "snapshot: indexing");
 		error = rebuild_indexes(s, &ix);
@@ -1276,10 +1280,6 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 			sqlite3_exec(rl_store_db(s), sql, NULL, NULL, NULL);
 		sqlite3_free(sql);
 	}
-	if (error == 0 && (sn.got_rows != sn.rows || sn.got_fields != sn.fields))
-		error = rl_error_set(RL_EPROTO, "the hub's snapshot ended after %lld of %lld records "
-				     "and %lld of %lld fields", sn.got_rows, sn.rows, sn.got_fields,
-				     sn.fields);
 	if (error < 0)
 		goto done;
 	rl_hlc_receive(rl_store_hlc(s), sn.hlc, NULL);  /* far-future stamps are not adopted */
