@@ -53,20 +53,18 @@ static json_t *column_json(sqlite3_stmt *st, int col, size_t *bytes)
 	}
 }
 
-#define MAX_TABLES 64
-
 /* Every synced table, parents before the tables that refer to them (see
  * the loop in hub_snapshot), worked out from the model's references so
  * that a table added to the model is in the snapshot without more code.
  * Returns the count; a cycle (none in the model) keeps the model's order
  * for what is left. */
-static size_t parents_first(const struct rl_table *out[MAX_TABLES])
+static size_t parents_first(const struct rl_table *out[RL_SNAP_MAX_TABLES])
 {
 	const struct rl_table *t;
 	size_t n = 0, total = 0, i, f, k;
-	int placed[MAX_TABLES] = { 0 }, progress = 1;
+	int placed[RL_SNAP_MAX_TABLES] = { 0 }, progress = 1;
 
-	while ((t = rl_model_table_at(total)) && total < MAX_TABLES)
+	while ((t = rl_model_table_at(total)) && total < RL_SNAP_MAX_TABLES)
 		total++;
 	while (n < total && progress) {
 		progress = 0;
@@ -207,7 +205,7 @@ int hub_snapshot(rl_store *s, const struct hub_peer *p, json_t *req, hub_send_fn
 	sqlite3 *db = rl_store_db(s);
 	sqlite3_stmt *st;
 	long long seq = 0, rows = 0, fields = 0, hlc = 0;
-	const struct rl_table *order[MAX_TABLES];
+	const struct rl_table *order[RL_SNAP_MAX_TABLES];
 	size_t i, ti, ntables;
 	int error = RL_OK, rc, speaks = 0, in_tx = 0;
 

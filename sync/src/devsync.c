@@ -859,23 +859,27 @@ struct snap {
  * transaction, so a rollback brings every index back as it was.
  */
 struct snap_indexes {
-	char *sql[RL_SNAP_MAX_INDEXES];    /* CREATE INDEX statements, sqlite3_malloc'd */
+	char *name[RL_SNAP_MAX_INDEXES];   /* sqlite3_malloc'd */
+	char *sql[RL_SNAP_MAX_INDEXES];    /* their CREATE INDEX statements, sqlite3_malloc'd */
 	size_t n;
 };
 
 static void free_indexes(struct snap_indexes *ix)
 {
-	while (ix->n)
-		sqlite3_free(ix->sql[--ix->n]);
+	while (ix->n) {
+		ix->n--;
+		sqlite3_free(ix->name[ix->n]);
+		sqlite3_free(ix->sql[ix->n]);
+	}
 }
 
 static int drop_indexes(rl_store *s, struct snap_indexes *ix)
 {
-	sqlite3 *db = rl_store_db(s);
 	sqlite3_stmt *st;
 	const struct rl_table *t;
+	char *drop;
 	size_t i;
-	int error = RL_OK, rc;
+	int error = RL_OK, rc = SQLITE_DONE;
 
 	/* Kept: an index led by a reference to its own table (merged_into,
 	 * schema/013_merged_index.sql). SQLite needs it for the foreign-key
@@ -887,38 +891,30 @@ static int drop_indexes(rl_store *s, struct snap_indexes *ix)
 				      "k.\"table\" = s.tbl_name AND k.\"from\" = i.name) ORDER BY name",
 				      &st)) < 0)
 		return error;
-	for (i = 0; (t = rl_model_table_at(i)) && error == RL_OK; i++) {
+	/* All of them first: a schema change under a running statement fails. */
+	for (i = 0; error == RL_OK && (t = rl_model_table_at(i)); i++) {
 		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 		while (error == RL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			if (ix->n == RL_SNAP_MAX_INDEXES)
 				error = rl_error_set(RL_ESTORE, "more than %d indexes on synced tables",
 						     RL_SNAP_MAX_INDEXES);
-			else if (!(ix->sql[ix->n] = sqlite3_mprintf("%s", sqlite3_column_text(st, 1))))
+			else if (!(ix->name[ix->n] = sqlite3_mprintf("%s", sqlite3_column_text(st, 0))) ||
+				 !(ix->sql[ix->n] = sqlite3_mprintf("%s", sqlite3_column_text(st, 1)))) {
+				sqlite3_free(ix->name[ix->n]);
 				error = rl_error_set(RL_ENOMEM, "out of memory");
-			else
+			} else
 				ix->n++;
 		}
 		if (error == RL_OK && rc != SQLITE_DONE)
 			error = rl_store_error(s, "reading the store's indexes");
 		sqlite3_reset(st);
-		if (error < 0)
-			break;
-		/* Dropped after the reading statement is reset: a schema change
-		 * under a running statement fails. */
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		while (error == RL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			char *drop = sqlite3_mprintf("DROP INDEX \"%w\"", sqlite3_column_text(st, 0));
-			if (!drop)
-				error = rl_error_set(RL_ENOMEM, "out of memory");
-			sqlite3_reset(st);
-			if (drop && sqlite3_exec(db, drop, NULL, NULL, NULL) != SQLITE_OK)
-				error = rl_store_error(s, "dropping an index for the snapshot");
-			sqlite3_free(drop);
-			sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		}
-		if (error == RL_OK && rc != SQLITE_DONE)
-			error = rl_store_error(s, "dropping the indexes for the snapshot");
-		sqlite3_reset(st);
+	}
+	for (i = 0; error == RL_OK && i < ix->n; i++) {
+		if (!(drop = sqlite3_mprintf("DROP INDEX \"%w\"", ix->name[i])))
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+		else if (sqlite3_exec(rl_store_db(s), drop, NULL, NULL, NULL) != SQLITE_OK)
+			error = rl_store_error(s, "dropping an index for the snapshot");
+		sqlite3_free(drop);
 	}
 	return error;
 }
@@ -1205,7 +1201,7 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 {
 	json_t *req = NULL, *resp = NULL;
 	struct snap sn;
-	struct snap_indexes ix = { { NULL }, 0 };
+	struct snap_indexes ix = { { NULL }, { NULL }, 0 };
 	char status[96];
 	long long cache = -8192;
 	int error, ok, skip, type, last = 0;

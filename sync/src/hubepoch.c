@@ -122,13 +122,13 @@ static int tidy_resent(rl_store *s)
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if (rc == 3) {
-		if ((error = rl_store_prepare(s,
+		/* Bases read here from rl_base alone, as recover() leaves them;
+		 * a snapshot loaded since (after a rewind to 0) joins them. */
+		if ((error = rl_sync_bases_unfold(s)) < 0 ||
+		    (error = rl_store_prepare(s,
 		     "DELETE FROM rl_outbox WHERE seq BETWEEN ?1 AND ?2 AND state = 'refused' AND "
-		     "(EXISTS (SELECT 1 FROM rl_base b WHERE b.tbl = rl_outbox.tbl AND "
-		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?3) "
-		     "OR EXISTS (SELECT 1 FROM rl_base_snapshot n WHERE n.tbl = rl_outbox.tbl AND "
-		     "n.row_id = rl_outbox.row_id AND "
-		     "json_extract(n.versions, '$.' || rl_outbox.field) > ?3))",
+		     "EXISTS (SELECT 1 FROM rl_base b WHERE b.tbl = rl_outbox.tbl AND "
+		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?3)",
 		     &st)) < 0)
 			goto fail;
 		sqlite3_bind_int64(st, 1, lo);

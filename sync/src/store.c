@@ -364,53 +364,46 @@ static const struct {
 	{ "activities", "outcome, notes" },
 };
 
-int rl_store_fts_defer(rl_store *s)
+/* Where a table ends: its largest rowid (0 when empty). Rows of synced
+ * tables are never deleted, so every row added later is above it; both
+ * deferrals (search indexing, capture) rest on that. */
+static int table_end(rl_store *s, const char *table, int64_t *end)
 {
 	sqlite3_stmt *st;
-	size_t i;
 	int error, rc;
 
-	for (i = 0; i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++) {
-		if ((error = rl_store_preparef(s, &st, "SELECT coalesce(max(rowid), 0) FROM \"%w\"",
-					       fts_tables[i].table)) < 0)
+	if ((error = rl_store_preparef(s, &st, "SELECT coalesce(max(rowid), 0) FROM \"%w\"",
+				       table)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	*end = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading where a table ends");
+}
+
+int rl_store_fts_defer(rl_store *s)
+{
+	size_t i;
+	int error;
+
+	for (i = 0; i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++)
+		if ((error = table_end(s, fts_tables[i].table, &s->fts_from[i])) < 0)
 			return error;
-		rc = sqlite3_step(st);
-		s->fts_from[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return rl_store_error(s, "reading where a table ends");
-	}
 	s->fts_live = 0;
 	return RL_OK;
 }
 
-/* The largest rowid of each synced table (0 for an empty or missing one). */
+/* Where each synced table ends (an opened store has them all). */
 static int table_ends(rl_store *s, int64_t *ends, int *ntables)
 {
-	sqlite3_stmt *st;
-	int i, rc, exists, error;
+	int i, error;
 
 	for (i = 0; rl_synced_tables[i]; i++) {
 		if (i == RL_SYNCED_TABLES_MAX)
 			return rl_error_set(RL_ESTORE, "more than %d synced tables",
 					    RL_SYNCED_TABLES_MAX);
-		if ((error = rl_store_prepare(s, "SELECT 1 FROM sqlite_schema WHERE type = 'table' "
-					      "AND name = ?1", &st)) < 0)
+		if ((error = table_end(s, rl_synced_tables[i], &ends[i])) < 0)
 			return error;
-		sqlite3_bind_text(st, 1, rl_synced_tables[i], -1, SQLITE_STATIC);
-		exists = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_reset(st);
-		ends[i] = 0;
-		if (!exists)
-			continue;
-		if ((error = rl_store_preparef(s, &st, "SELECT coalesce(max(rowid), 0) FROM \"%w\"",
-					       rl_synced_tables[i])) < 0)
-			return error;
-		rc = sqlite3_step(st);
-		ends[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return rl_store_error(s, "reading where a table ends");
 	}
 	*ntables = i;
 	return RL_OK;

@@ -93,9 +93,10 @@ int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats)
  * Move the field versions a snapshot loaded (rl_base_snapshot, one row per
  * record; schema/014_base_snapshot.sql) into rl_base, one row per field,
  * keeping the larger version where both have one. For the rare paths that
- * rewrite bases (a hub restore, a second snapshot after a rewind), so they
- * deal with rl_base alone. Inside the caller's transaction; RL_OK or a
- * store error.
+ * rewrite or query bases one by one (a hub restore and its tidying after,
+ * a second snapshot after a rewind), so they deal with rl_base alone; the
+ * capture triggers read both tables. Inside the caller's transaction;
+ * RL_OK or a store error.
  */
 int rl_sync_bases_unfold(rl_store *s);
 

@@ -94,7 +94,8 @@
 #define RL_MAX_CHUNK_ROWS       4000
 #define RL_SNAPSHOT_CHUNK_BYTES (2 * 1024 * 1024)
 
-/* Synced tables a snapshot may send (the model has 12), and secondary
+/* Synced tables a snapshot may send (the model has 12; the hub orders
+ * them in an array of this size too), and secondary
  * indexes on them the device sets aside while it loads one (it has about
  * 20): fixed arrays, not sized by the hub. */
 #define RL_SNAP_MAX_TABLES      64
