@@ -29,7 +29,6 @@
  */
 #include "fuzz_util.h"
 
-#include <pthread.h>
 #include <string.h>
 
 #include "relasi/conn.h"
@@ -196,9 +195,6 @@ static void check_loaded(long long cursor)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct script sc;
-	struct rl_sync_stats stats;
-	rl_conn *dev = NULL;
-	pthread_t hub;
 	long long cursor;
 	char *indexes;
 	int rc;
@@ -209,11 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sc.data = data;
 	sc.size = size;
 	rl_store_hlc(store)->last = hlc0;
-	FZ_CHECK(rl_conn_pipe(&dev, &sc.end) == RL_OK, "pipe");
-	FZ_CHECK(pthread_create(&hub, NULL, hub_main, &sc) == 0, "thread");
-	rc = rl_sync_session(store, dev, &stats, NULL, NULL);
-	rl_conn_close(dev);
-	pthread_join(hub, NULL);
+	rc = fz_run_session(store, &sc.end, hub_main, &sc);
 
 	FZ_CHECK(rc != RL_ETIMEOUT, "the session timed out");
 	FZ_CHECK(sc.asked, "the device did not ask for the snapshot (%d: %s)", rc,

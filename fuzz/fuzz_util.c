@@ -3,11 +3,14 @@
  */
 #include "fuzz_util.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "relasi/conn.h"
+#include "relasi/devsync.h"
 #include "relasi/error.h"
 #include "relasi/model.h"
 #include "relasi/store.h"
@@ -308,4 +311,20 @@ void fz_check_synced_values(sqlite3 *db, const char *who)
 int fz_utf8_ok(const char *s, size_t len)
 {
 	return rl_utf8_bad((const unsigned char *)s, len) == len;
+}
+
+int fz_run_session(struct rl_store *s, struct rl_conn **hub_end, void *(*hub_main)(void *),
+		   void *arg)
+{
+	struct rl_sync_stats stats;
+	rl_conn *dev = NULL;
+	pthread_t hub;
+	int rc;
+
+	FZ_CHECK(rl_conn_pipe(&dev, hub_end) == RL_OK, "pipe");
+	FZ_CHECK(pthread_create(&hub, NULL, hub_main, arg) == 0, "thread");
+	rc = rl_sync_session(s, dev, &stats, NULL, NULL);
+	rl_conn_close(dev);
+	pthread_join(hub, NULL);
+	return rc;
 }

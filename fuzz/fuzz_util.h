@@ -76,6 +76,13 @@ long long fz_query_int(sqlite3 *db, const char *sql);
 /* A JSON scalar as an rl_value (text points into j); 0 if not a scalar. */
 int fz_value_from_json(json_t *j, struct rl_value *v);
 
+/* One device sync session (rl_sync_session) of store s against a scripted
+ * hub: an in-memory connection whose hub end is put in *hub_end before
+ * hub_main(arg) starts on its own thread. The device end is closed after
+ * the session and the thread joined. Returns the session's result. */
+struct rl_conn;
+int fz_run_session(struct rl_store *s, struct rl_conn **hub_end, void *(*hub_main)(void *),
+		   void *arg);
 /* Every model field of every live-or-dead row of the synced tables holds a
  * value rl_model_check_value accepts (the stored form is always valid). */
 void fz_check_synced_values(sqlite3 *db, const char *who);
