@@ -250,6 +250,22 @@ def test_backup_while_syncing_restore_and_serve():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def backup(hub, work):
+    """A backup of the hub into work; its path."""
+    archive = os.path.join(work, "b.tar.zst")
+    eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+    return archive
+
+
+def serve_restored(hub, archive, work):
+    """Stop the hub, restore archive into work/r and serve that instead."""
+    hub.stop()
+    restored = os.path.join(work, "r")
+    eq(run_hub("restore", archive, restored).returncode, 0, "restore")
+    hub.dir = restored
+    hub.start()
+
+
 def test_lost_edit_meets_newer_edit_as_conflict():
     """A device's value lost by the restore does not overwrite a change made
     on the restored hub since: the merge rule sees two edits."""
@@ -261,15 +277,10 @@ def test_lost_edit_meets_newer_edit_as_conflict():
     try:
         ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
         sync_all([ani, budi])
-        archive = os.path.join(work, "b.tar.zst")
-        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+        archive = backup(hub, work)
         ani.ok("account", "edit", "Makmur", "--city", "Bogor")     # lost by the restore
         ani.ok("sync")
-        hub.stop()
-        restored = os.path.join(work, "r")
-        eq(run_hub("restore", archive, restored).returncode, 0, "restore")
-        hub.dir = restored
-        hub.start()
+        serve_restored(hub, archive, work)
         budi.ok("account", "edit", "Makmur", "--city", "Garut")    # on the restored hub
         budi.ok("sync")
         r = ani.run("sync")
@@ -300,19 +311,14 @@ def test_snapshot_device_carries_back_what_the_restore_lost():
     try:
         ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
         ani.ok("sync")
-        archive = os.path.join(work, "b.tar.zst")
-        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+        archive = backup(hub, work)
         ani.ok("account", "edit", "Makmur", "--city", "Bogor")     # lost by the restore
         ani.ok("sync")
         r = citra.js("sync")                                       # citra's first sync
         check(r["snapshot"] > 0, "citra bootstraps by snapshot", r)
         eq(citra.query("SELECT count(*) FROM rl_base WHERE tbl = 'accounts'")[0][0], 0,
            "citra's bases of the customer are the snapshot's")
-        hub.stop()
-        restored = os.path.join(work, "r")
-        eq(run_hub("restore", archive, restored).returncode, 0, "restore")
-        hub.dir = restored
-        hub.start()
+        serve_restored(hub, archive, work)
         eq(hub.query("SELECT city FROM accounts")[0][0], "Bandung", "the restore lost Bogor")
         r = citra.run("--json", "sync")            # ani never syncs again
         eq(r.code, 0, "citra syncs: " + r.err)
@@ -483,8 +489,7 @@ def test_restore_target_must_be_new_or_empty():
     hub = Hub()
     work = tempfile.mkdtemp(prefix="relasi-target-")
     try:
-        archive = os.path.join(work, "b.tar.zst")
-        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backup")
+        archive = backup(hub, work)
         busy = os.path.join(work, "busy")
         os.mkdir(busy)
         with open(os.path.join(busy, "precious.txt"), "w") as f:

@@ -132,7 +132,7 @@ int main(void)
 	 * the commit, whole, with their final values and in rowid order; a
 	 * later write to an older row is captured at once, with its base. */
 	{
-		char id2[RL_ID_BUFSZ], id3[RL_ID_BUFSZ];
+		char id2[RL_ID_BUFSZ], id3[RL_ID_BUFSZ], sql[512];
 		long long before = count(s, "SELECT count(*) FROM rl_outbox");
 		CHECK_EQ_INT(rl_store_begin(s), RL_OK);
 		CHECK_EQ_INT(rl_store_capture_defer(s), RL_OK);
@@ -154,17 +154,24 @@ int main(void)
 		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), before + 9);
 		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox WHERE field = 'city' AND "
 				   "value = 'Garut' AND base IS NULL"), 1);
-		/* one record's fields together, in column order, the first
-		 * record first, stamps rising with seq */
-		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT row_id, field, hlc, lag(row_id) "
-				   "OVER (ORDER BY seq) AS prow, lag(hlc) OVER (ORDER BY seq) AS phlc FROM "
-				   "rl_outbox) WHERE phlc >= hlc"), 0);
-		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT DISTINCT row_id FROM rl_outbox "
-				   "WHERE seq > (SELECT max(seq) FROM rl_outbox WHERE value = 'Cianjur'))"), 2);
-		CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox o, pragma_table_info('accounts') "
-				   "c WHERE c.name = o.field AND o.value = 'Toko Dua' AND c.cid = "
-				   "(SELECT min(c2.cid) FROM rl_outbox o2, pragma_table_info('accounts') c2 "
-				   "WHERE c2.name = o2.field AND o2.row_id = o.row_id)"), 1);
+		/* stamps rising with seq; after the old row's change, the two
+		 * new records, the first one first, each one's fields together
+		 * and in column order */
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT hlc, lag(hlc) OVER (ORDER BY seq) "
+				   "AS phlc FROM rl_outbox) WHERE phlc >= hlc"), 0);
+#define NEW_ROWS "(SELECT o.seq, o.row_id, c.cid FROM rl_outbox o JOIN " \
+		 "pragma_table_info('accounts') c ON c.name = o.field WHERE o.seq > " \
+		 "(SELECT seq FROM rl_outbox WHERE value = 'Cianjur'))"
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM " NEW_ROWS), 9);
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT row_id, cid, lag(row_id) OVER w AS "
+				   "prow, lag(cid) OVER w AS pcid FROM " NEW_ROWS " WINDOW w AS (ORDER BY "
+				   "seq)) WHERE prow = row_id AND pcid >= cid"), 0);   /* column order */
+		CHECK_EQ_INT(count(s, "SELECT count(*) FROM (SELECT row_id, lag(row_id) OVER (ORDER BY "
+				   "seq) AS prow FROM " NEW_ROWS ") WHERE prow <> row_id"), 1); /* together */
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM rl_outbox WHERE seq = (SELECT min(seq) "
+			 "FROM " NEW_ROWS ") AND row_id = '%s'", id2);
+		CHECK_EQ_INT(count(s, sql), 1);                              /* first one first */
+#undef NEW_ROWS
 		/* After a rollback the deferral is over: inserts are captured again. */
 		CHECK_EQ_INT(rl_store_begin(s), RL_OK);
 		CHECK_EQ_INT(rl_store_capture_defer(s), RL_OK);
