@@ -5,8 +5,9 @@
 -- survivor — records come in id order and an older record is often merged
 -- into a newer one — and its deferred foreign key stays open until the
 -- survivor arrives. Meanwhile SQLite checks every record inserted into the
--- table against merged_into, a full scan each without an index: seconds
--- for 20,000 customers, over a minute for 100,000 contacts. Partial
+-- table against merged_into, a full scan each without an index: 3.5 s for
+-- 20,000 rows (measured on a bare table), growing with the square of the
+-- rows. Partial
 -- indexes (only merged records have merged_into) make each check a
 -- lookup; the snapshot load keeps them while it sets the other indexes
 -- aside.
