@@ -265,11 +265,15 @@ def test_device_killed_mid_snapshot():
         p.send_signal(signal.SIGKILL)
         p.communicate(timeout=30)
         eq(p.returncode, -signal.SIGKILL, "the device was killed")
+        # The load runs under a rollback journal (devsync.c journal_set):
+        # the kill leaves it hot, and the next connection rolls it back.
+        check(os.path.exists(dev.path + "-journal"), "the kill left the load's journal")
         assert_empty(dev, "after a device killed mid-snapshot")
         r = dev.js("sync")
         check(r["snapshot"] > 0, "the next sync loads the snapshot", r)
         assert_converged(hub, [dev])
         eq(dev.query("PRAGMA integrity_check"), [("ok",)], "the store is sound")
+        eq(dev.query("PRAGMA journal_mode"), [("wal",)], "the store is back in WAL")
     finally:
         dev.cleanup()
         hub.stop()

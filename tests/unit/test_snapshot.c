@@ -34,7 +34,24 @@ struct script {
 	int ok;
 	rl_conn *end;
 	int asked;           /* the device sent SNAPSHOT */
+	int format_during;   /* the store's file format byte then: 1 rollback journal, 2 WAL */
 };
+
+static const char *store_path;
+
+/* Byte 18 of an SQLite file: 2 while it is in WAL mode, 1 otherwise. */
+static int file_format(void)
+{
+	unsigned char h[20] = { 0 };
+	FILE *f = fopen(store_path, "rb");
+
+	if (!f)
+		return -1;
+	if (fread(h, 1, sizeof(h), f) != sizeof(h))
+		h[18] = 0;
+	fclose(f);
+	return h[18];
+}
 
 static void send_text(rl_conn *c, const char *frame)
 {
@@ -63,6 +80,7 @@ static void *hub_main(void *arg)
 		if (rl_wire_read(sc->end, RL_MAX_FRAME, 5000, &type, &req) == RL_OK &&
 		    type == RL_FRAME_SNAPSHOT) {
 			sc->asked = 1;
+			sc->format_during = file_format();
 			for (i = 0; sc->frames[i]; i++)
 				send_text(sc->end, sc->frames[i]);
 			if (sc->ok) {
@@ -98,7 +116,7 @@ static long long count(rl_store *s, const char *sql)
 /* Run one session against the script; the error, and its message in msg. */
 static int run(rl_store *s, const char *const *frames, int ok, char *msg, size_t msglen)
 {
-	struct script sc = { frames, ok, NULL, 0 };
+	struct script sc = { frames, ok, NULL, 0, 0 };
 	struct rl_sync_stats st;
 	rl_conn *dev = NULL;
 	pthread_t th;
@@ -112,6 +130,12 @@ static int run(rl_store *s, const char *const *frames, int ok, char *msg, size_t
 	rl_conn_close(dev);
 	pthread_join(th, NULL);
 	CHECK(sc.asked);
+	/* The load writes a new device's store once, under a rollback
+	 * journal (devsync.c journal_set); after it, success or not, the
+	 * store is back in WAL. */
+	CHECK_EQ_INT(sc.format_during, 1);
+	CHECK_EQ_INT(file_format(), 2);
+	CHECK_EQ_INT(count(s, "SELECT synchronous FROM pragma_synchronous"), 1);
 	return error;
 }
 
@@ -153,6 +177,7 @@ int main(void)
 
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/relasi.db", dir);
+	store_path = path;
 	CHECK_EQ_INT(rl_store_open(&s, path, RL_STORE_CREATE), RL_OK);
 	CHECK_EQ_INT(rl_store_begin(s), RL_OK);
 	CHECK_EQ_INT(rl_store_set_identity(s, DEV, USR), RL_OK);
