@@ -43,55 +43,66 @@ static int64_t wire_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t **payload)
+int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char **buf,
+		     size_t *cap, size_t *len)
 {
-	unsigned char hdr[4], *buf = NULL;
-	size_t have = 0, cap = 0;
+	unsigned char hdr[4];
+	size_t have = 0;
 	int64_t deadline;
-	uint32_t len;
+	uint32_t n;
 	int error;
 
-	*payload = NULL;
+	*len = 0;
 	if ((error = rl_conn_read(c, hdr, 4, timeout_ms)) < 0)
 		return error;
-	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-	if (len < 2)
-		return rl_error_set(RL_EPROTO, "frame length %u is too short", len);
-	if (len > max_len)
+	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (n < 2)
+		return rl_error_set(RL_EPROTO, "frame length %u is too short", n);
+	if (n > max_len)
 		return rl_error_set(RL_ETOOBIG, "frame of %u bytes exceeds the limit of %zu",
-				    len, max_len);
+				    n, max_len);
 	/* The body gets the timeout plus time for its size at a slow mobile
 	 * link's rate, so a big batch over 3G arrives but a trickle does not
 	 * hold the connection. */
-	deadline = wire_now_ms() + timeout_ms + (int64_t)len * 1000 / RL_MIN_LINK_BYTES_PER_S;
+	deadline = wire_now_ms() + timeout_ms + (int64_t)n * 1000 / RL_MIN_LINK_BYTES_PER_S;
 	/* Memory follows the bytes that actually arrive, not the length the
 	 * peer announces: claiming 8 MiB and sending one byte costs 64 KiB, so
 	 * hundreds of such connections cannot exhaust the hub. */
-	while (have < len) {
-		size_t want = len - have > 65536 ? 65536 : len - have;
+	while (have < n) {
+		size_t want = n - have > 65536 ? 65536 : n - have;
 		int64_t left = deadline - wire_now_ms();
-		if (have + want > cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
+		if (have + want > *cap) {
+			size_t ncap = *cap ? *cap * 2 : 65536;
 			unsigned char *nb;
-			if (ncap > len)
-				ncap = len;
-			if (!(nb = realloc(buf, ncap))) {
-				error = rl_error_set(RL_ENOMEM, "out of memory");
-				goto cleanup;
-			}
-			buf = nb;
-			cap = ncap;
+			while (ncap < have + want)
+				ncap *= 2;
+			if (ncap > n)
+				ncap = n;
+			if (!(nb = realloc(*buf, ncap)))
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			*buf = nb;
+			*cap = ncap;
 		}
-		if (left <= 0) {
-			error = rl_error_set(RL_ETIMEOUT, "frame of %u bytes not received in time", len);
-			goto cleanup;
-		}
-		if ((error = rl_conn_read(c, buf + have, want, left > INT_MAX ? INT_MAX : (int)left)) < 0)
-			goto cleanup;
+		if (left <= 0)
+			return rl_error_set(RL_ETIMEOUT, "frame of %u bytes not received in time", n);
+		if ((error = rl_conn_read(c, *buf + have, want,
+					  left > INT_MAX ? INT_MAX : (int)left)) < 0)
+			return error;
 		have += want;
 	}
-	error = rl_wire_decode(buf, len, type, payload);
-cleanup:
+	*len = n;
+	return RL_OK;
+}
+
+int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t **payload)
+{
+	unsigned char *buf = NULL;
+	size_t cap = 0, len;
+	int error;
+
+	*payload = NULL;
+	if ((error = rl_wire_read_raw(c, max_len, timeout_ms, &buf, &cap, &len)) == RL_OK)
+		error = rl_wire_decode(buf, len, type, payload);
 	free(buf);
 	return error;
 }

@@ -56,13 +56,25 @@ static int file_format(void)
 static void send_text(rl_conn *c, const char *frame)
 {
 	json_t *o = json_loads(frame + 1, 0, NULL);
+	unsigned char buf[4096];
+	size_t n = strlen(frame);
 
-	if (!o) {
-		fprintf(stderr, "bad script frame %s\n", frame);
+	if (o) {
+		rl_wire_write(c, frame[0], o, RL_MAX_FRAME, 5000);   /* the device may have hung up */
+		json_decref(o);
+		return;
+	}
+	/* Not JSON (a case of bad JSON): the bytes as they are. */
+	if (n + 4 > sizeof(buf)) {
+		fprintf(stderr, "script frame too long %s\n", frame);
 		exit(2);
 	}
-	rl_wire_write(c, frame[0], o, RL_MAX_FRAME, 5000);   /* the device may have hung up */
-	json_decref(o);
+	buf[0] = (unsigned char)(n >> 24);
+	buf[1] = (unsigned char)(n >> 16);
+	buf[2] = (unsigned char)(n >> 8);
+	buf[3] = (unsigned char)n;
+	memcpy(buf + 4, frame, n);
+	rl_conn_write(c, buf, n + 4, 5000);
 }
 
 static void *hub_main(void *arg)
@@ -224,6 +236,24 @@ int main(void)
 	{
 		const char *f[] = { "l{\"changes\": [], \"cursor\": 0, \"more\": false}", NULL };
 		refused(s, "a PAGE for a SNAP", f, "answered 'l'");
+	}
+	/* Chunks. They are read by sync/src/chunk.c, not jansson: bad JSON
+	 * and keys a chunk does not have are refused like the rest. */
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK
+				    "], \"last\": true, \"extra\": 1}", NULL };
+		refused(s, "a key a chunk does not have", f, "a key a chunk does not have");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK
+				    ",], \"last\": true}", NULL };
+		refused(s, "bad JSON in a chunk", f, "bad JSON at byte");
+	}
+	{
+		const char *f[] = { SNAP_OK, "k{\"t\": \"accounts\", " COLS ", \"rows\": [[\"" ACC
+				    "\", \"Toko \\ud800\", \"Bandung\", " AT ", 3, 5, 6]], \"last\": true}",
+				    NULL };
+		refused(s, "a lone surrogate in a chunk", f, "high surrogate");
 	}
 	/* Chunks. */
 	{

@@ -47,6 +47,16 @@ enum {
  */
 int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t **payload);
 
+/*
+ * Read one frame's bytes without decoding them: (*buf)[0] is the type, the
+ * payload follows, *len bytes in all. *buf (capacity *cap) is the caller's,
+ * grown as the bytes arrive and kept for the next call; free() it at the
+ * end. Same limits and errors as rl_wire_read, except that the payload is
+ * not checked (rl_wire_decode does that).
+ */
+int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char **buf,
+		     size_t *cap, size_t *len);
+
 /* Write one frame (payload is not consumed). RL_ETOOBIG above max_len. */
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms);
 
