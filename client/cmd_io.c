@@ -310,14 +310,12 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		rl_csv_write_row(im.report, hdr, 2, ',');
 	}
 
-	if ((error = rl_store_begin(ctx->store)) < 0)
+	/* Only inserts follow: indexed for search and captured in bulk at
+	 * the commit; a large file's pages written once, under a rollback
+	 * journal (100k contacts 4.75 -> 4.03 s, bench/). */
+	if ((error = rl_store_begin_import(ctx->store, a->pos[1])) < 0)
 		goto cleanup;
 	in_tx = 1;
-	/* only inserts follow: index them for search and capture their
-	 * changes in bulk at the commit */
-	if ((error = rl_store_fts_defer(ctx->store)) < 0 ||
-	    (error = rl_store_capture_defer(ctx->store)) < 0)
-		goto cleanup;
 	for (;;) {
 		rc = rl_csv_next(r, &fields, &n, &line);
 		if (rc == 0)
@@ -376,6 +374,7 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 cleanup:
 	if (in_tx)
 		rl_store_rollback(ctx->store);
+	rl_store_journal_wal(ctx->store);
 	if (im.report && fclose(im.report) != 0 && error == 0)
 		error = rl_error_set(RL_EIO, "writing '%s' failed", report_path);
 	rl_csv_close(r);

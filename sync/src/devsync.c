@@ -1245,34 +1245,6 @@ static int load_chunk(rl_store *s, const struct rl_chunk *ck, struct snap *sn, i
 }
 
 /*
- * The journal a snapshot loads under. In WAL mode every page of the load
- * is written twice, to the WAL and again by the checkpoint; a rollback
- * journal keeps only the pages that existed before the transaction, and a
- * new device's store has a few dozen, so the 400 MiB of a large team's
- * data are written once (bench/: 16.2 -> 13.8 s, device CPU 13.5 -> 12.1 s,
- * full dataset). The rollback journal is as atomic: a device killed in the
- * load leaves it hot and the next connection to the store rolls it back.
- * SQLite's synchronous=NORMAL is only power-safe in WAL, so the load
- * commits with FULL (two more fsyncs of a near-empty journal).
- * SQLite leaves WAL only when no other connection has the store open; if
- * one has, the load runs in WAL as before. The cost while it runs: other
- * `relasi` processes can no longer read the (still empty) store; they wait
- * the busy timeout and fail. Returns 1 when the store left WAL.
- */
-static int journal_set(rl_store *s, const char *sql, const char *want)
-{
-	sqlite3_stmt *st;
-	int now = 0;
-
-	if (sqlite3_prepare_v2(rl_store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		now = strcmp((const char *)sqlite3_column_text(st, 0), want) == 0;
-	sqlite3_finalize(st);
-	return now;
-}
-
-/*
  * Ask for a snapshot and load it in one transaction (the store's write lock
  * is held from before the request to the commit: no local edit can come in
  * between the check and the load). *loaded = 0 when the device is not
@@ -1295,13 +1267,13 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 
 	*loaded = 0;
 	memset(&ck, 0, sizeof(ck));
-	/* Outside the transaction (the journal mode cannot change inside
-	 * one): a first look at eligibility, asked again below under the
-	 * lock; a store that is not eligible keeps WAL. */
+	/* The load writes a new store's pages under a rollback journal, once
+	 * (rl_store_journal_bulk; bench/: 16.2 -> 13.8 s on the full
+	 * dataset). Set outside the transaction, as it must be: a first look
+	 * at eligibility, asked again below under the lock; a store that is
+	 * not eligible keeps WAL. */
 	if (snapshot_eligible(s, &ok) == RL_OK && ok)
-		unwal = journal_set(s, "PRAGMA journal_mode = DELETE", "delete");
-	if (unwal)
-		sqlite3_exec(rl_store_db(s), "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+		unwal = rl_store_journal_bulk(s);
 	if ((error = rl_store_begin(s)) < 0)
 		goto journal;
 	if ((error = snapshot_eligible(s, &ok)) < 0 || !ok)
@@ -1403,10 +1375,8 @@ done:
 	rl_chunk_free(&ck);
 	free(frame);
 journal:
-	/* A failure here leaves a sound store in the rollback journal; the
-	 * next `relasi` to open it asks for WAL again (rl_store_open). */
-	if (unwal && journal_set(s, "PRAGMA journal_mode = WAL", "wal"))
-		sqlite3_exec(rl_store_db(s), "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	if (unwal)
+		rl_store_journal_wal(s);
 	return error;
 }
 

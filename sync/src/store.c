@@ -42,6 +42,7 @@ struct rl_store {
 	int fts_live;           /* 0: inserts are indexed by rl_store_fts_catch_up */
 	int64_t fts_from[3];    /* rowids up to these were indexed (fts_tables) */
 	int in_tx;
+	int bulk_journal;       /* rl_store_journal_bulk left WAL */
 	int have_fixed_now;
 	int64_t fixed_now_ms;
 	struct stmt_slot stmts[RL_STMT_CACHE];
@@ -316,6 +317,56 @@ static int save_hlc(rl_store *s)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return rl_store_error(s, "saving the clock");
 	return RL_OK;
+}
+
+/* journal_mode = the mode in sql; 1 when the store now runs in want. */
+static int journal_set(rl_store *s, const char *sql, const char *want)
+{
+	sqlite3_stmt *st;
+	int now = 0;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		now = strcmp((const char *)sqlite3_column_text(st, 0), want) == 0;
+	sqlite3_finalize(st);
+	return now;
+}
+
+int rl_store_journal_bulk(rl_store *s)
+{
+	if (s->bulk_journal || !journal_set(s, "PRAGMA journal_mode = DELETE", "delete"))
+		return s->bulk_journal;
+	s->bulk_journal = 1;
+	sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	return 1;
+}
+
+void rl_store_journal_wal(rl_store *s)
+{
+	if (s->bulk_journal && journal_set(s, "PRAGMA journal_mode = WAL", "wal")) {
+		sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+		s->bulk_journal = 0;
+	}
+}
+
+int rl_store_begin_import(rl_store *s, const char *input_path)
+{
+	struct stat st;
+	int error;
+
+	if (input_path && strcmp(input_path, "-") != 0 && stat(input_path, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_size >= RL_BULK_JOURNAL_BYTES)
+		rl_store_journal_bulk(s);
+	if ((error = rl_store_begin(s)) < 0) {
+		rl_store_journal_wal(s);
+		return error;
+	}
+	if ((error = rl_store_fts_defer(s)) < 0 || (error = rl_store_capture_defer(s)) < 0) {
+		rl_store_rollback(s);
+		rl_store_journal_wal(s);
+	}
+	return error;
 }
 
 int rl_store_begin(rl_store *s)

@@ -4,9 +4,12 @@ and reported, and export -> import -> export round trips."""
 import csv
 import io
 import os
+import signal
 import sqlite3
+import subprocess
+import time
 
-from relasi_test import Store, check, eq, main
+from relasi_test import BIN, Store, check, eq, main
 
 NOW = "2026-11-23T02:00:00Z"
 
@@ -184,7 +187,47 @@ def test_vcard_import_and_round_trip():
     a.cleanup()
 
 
+def test_import_killed_changes_nothing():
+    """An import writes its pages under a rollback journal (store.h,
+    rl_store_journal_bulk): killed half-way it leaves that journal hot, the
+    next process rolls it back, and the store is as it was, back in WAL."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Lama", "--city", "Bandung", "--phone", "0812-1000-0001")
+    s.ok("status")
+    before = s.dump()
+    path = os.path.join(s.home, "banyak.csv")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "city", "phone", "notes"])
+        for i in range(100000):
+            w.writerow([f"Toko Baru {i:06d}", "Surabaya", f"0813-{i // 10000:04d}-{i % 10000:04d}",
+                        "Grosir sembako, buka jam 7 sampai jam 9 malam " * 2])
+    p = subprocess.Popen([BIN, "import", "accounts", path], env=s.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    journal = s.path + "-journal"
+    deadline = time.time() + 60
+    while not os.path.exists(journal) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    check(os.path.exists(journal), "the import writes under a rollback journal")
+    time.sleep(0.3)             # well inside the import's transaction
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=30)
+    eq(p.returncode, -signal.SIGKILL, "the import was killed before its end")
+    check(os.path.exists(journal), "the kill left the journal")
+    # The next relasi rolls it back (a read-only reader such as
+    # `sqlite3 -readonly` cannot, and fails until then).
+    s.ok("status")
+    check(not os.path.exists(journal), "the journal was rolled back")
+    eq(s.dump(), before, "the store is as it was before the import")
+    eq(s.query("PRAGMA journal_mode"), [("wal",)], "the next relasi put the store back in WAL")
+    eq(s.query("PRAGMA integrity_check"), [("ok",)], "the store is sound")
+    r = s.js("import", "accounts", path)
+    eq(r["imported"], 100000, "the same import then runs to its end")
+    eq(s.query("PRAGMA journal_mode"), [("wal",)], "an import that ends goes back to WAL")
+    s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_excel_style_import, test_header_names_and_account_creation,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
-          test_vcard_import_and_round_trip])
+          test_vcard_import_and_round_trip, test_import_killed_changes_nothing])

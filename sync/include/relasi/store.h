@@ -103,6 +103,40 @@ int rl_store_set_identity(rl_store *s, const char *device_id, const char *user_i
 void rl_store_set_capture(rl_store *s, int on);
 
 /*
+ * The journal for a bulk write (a snapshot load, an import). In WAL mode
+ * every page written is written twice, to the WAL and again by the
+ * checkpoint; a rollback journal saves only the pages that were already in
+ * the file, so the pages a bulk write adds are written once. It is as
+ * atomic: a process killed inside leaves the journal hot and the next
+ * connection that may write rolls it back (`relasi` opens the store for
+ * writing; a read-only reader, `sqlite3 -readonly`, gets an error until
+ * then). rl_store_journal_bulk, outside a transaction,
+ * leaves WAL for the rollback journal with synchronous=FULL (NORMAL is
+ * power-safe only in WAL) and returns 1, or returns 0 and changes nothing
+ * when another connection has the store open (SQLite leaves WAL only for
+ * the last one). While it runs, other processes cannot read the store:
+ * they wait the busy timeout. rl_store_journal_wal goes back (nothing
+ * when the store did not leave WAL); should that fail, the store stays
+ * sound in the rollback journal and the next rl_store_open asks for WAL.
+ */
+int rl_store_journal_bulk(rl_store *s);
+void rl_store_journal_wal(rl_store *s);
+
+/*
+ * An import's transaction: BEGIN IMMEDIATE, then both deferrals below
+ * (search indexing and change capture at the commit), so only inserts may
+ * follow. End it with rl_store_commit or rl_store_rollback, then
+ * rl_store_journal_wal. On an error nothing is left open (no transaction,
+ * WAL as before). input_path is the file imported (NULL or "-": standard
+ * input): from RL_BULK_JOURNAL_BYTES of it on, the import runs under
+ * rl_store_journal_bulk. Below, it gains nothing, and in WAL a refused
+ * import leaves the store's file byte for byte as it was (leaving WAL and
+ * coming back bumps the file's change counter).
+ */
+#define RL_BULK_JOURNAL_BYTES (1024 * 1024)
+int rl_store_begin_import(rl_store *s, const char *input_path);
+
+/*
  * Bulk inserts (imports) into the full-text indexed tables (accounts,
  * contacts, activities). FTS5 in SQLite 3.40 writes an index segment for
  * every inserted row (it flushes at each statement's savepoint), a quarter
