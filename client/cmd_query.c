@@ -84,25 +84,42 @@ static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 		return rl_error_set(RL_EINVALID, "search text longer than %d bytes", RL_MAX_NAME_BYTES);
 	if (!(q = fts_query(a->pos[0])))
 		return rl_error_set(RL_EINVALID, "nothing to search for in '%s'", a->pos[0]);
+	/* Ranked first, snippets after: a snippet re-reads and tokenizes its
+	 * document, and a common word ("makmur") matches thousands of them,
+	 * of which the LIMIT keeps 20. So the hits are ranked by bm25 with
+	 * only their table's row joined (live, its id for ties), and each of
+	 * the kept ones gets its snippet from a MATCH limited to its rowid. */
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT kind, id, name, place, snip, rank FROM ("
-	     " SELECT 'account' AS kind, x.id AS id, x.name AS name, coalesce(x.city, '') AS place,"
-	     "  snippet(fts_accounts, -1, '[', ']', '…', 8) AS snip, bm25(fts_accounts) AS rank"
-	     "  FROM fts_accounts JOIN accounts x ON x.rowid = fts_accounts.rowid"
+	     "WITH top AS (SELECT * FROM ("
+	     " SELECT 1 AS k, f.rowid AS rid, x.id AS id, bm25(fts_accounts) AS rank"
+	     "  FROM fts_accounts f JOIN accounts x ON x.rowid = f.rowid"
 	     "  WHERE fts_accounts MATCH ?1 AND x.deleted = 0"
 	     " UNION ALL"
-	     " SELECT 'contact', x.id, x.name, coalesce(a.name, ''),"
-	     "  snippet(fts_contacts, -1, '[', ']', '…', 8), bm25(fts_contacts)"
-	     "  FROM fts_contacts JOIN contacts x ON x.rowid = fts_contacts.rowid"
-	     "  LEFT JOIN accounts a ON a.id = x.account_id"
+	     " SELECT 2, f.rowid, x.id, bm25(fts_contacts)"
+	     "  FROM fts_contacts f JOIN contacts x ON x.rowid = f.rowid"
 	     "  WHERE fts_contacts MATCH ?1 AND x.deleted = 0"
 	     " UNION ALL"
-	     " SELECT 'activity', x.id, x.kind || ' ' || substr(x.at, 1, 10), coalesce(a.name, ''),"
-	     "  snippet(fts_activities, -1, '[', ']', '…', 8), bm25(fts_activities)"
-	     "  FROM fts_activities JOIN activities x ON x.rowid = fts_activities.rowid"
-	     "  LEFT JOIN accounts a ON a.id = x.account_id"
+	     " SELECT 3, f.rowid, x.id, bm25(fts_activities)"
+	     "  FROM fts_activities f JOIN activities x ON x.rowid = f.rowid"
 	     "  WHERE fts_activities MATCH ?1 AND x.deleted = 0"
-	     ") ORDER BY rank, id LIMIT ?2", &st)) < 0)
+	     ") ORDER BY rank, id LIMIT ?2)"
+	     "SELECT 'account' AS kind, x.id AS id, x.name AS name, coalesce(x.city, '') AS place,"
+	     " (SELECT snippet(fts_accounts, -1, '[', ']', '…', 8) FROM fts_accounts"
+	     "  WHERE fts_accounts MATCH ?1 AND rowid = t.rid) AS snip, t.rank AS rank"
+	     " FROM top t JOIN accounts x ON x.rowid = t.rid WHERE t.k = 1"
+	     " UNION ALL "
+	     "SELECT 'contact', x.id, x.name, coalesce(a.name, ''),"
+	     " (SELECT snippet(fts_contacts, -1, '[', ']', '…', 8) FROM fts_contacts"
+	     "  WHERE fts_contacts MATCH ?1 AND rowid = t.rid), t.rank"
+	     " FROM top t JOIN contacts x ON x.rowid = t.rid"
+	     " LEFT JOIN accounts a ON a.id = x.account_id WHERE t.k = 2"
+	     " UNION ALL "
+	     "SELECT 'activity', x.id, x.kind || ' ' || substr(x.at, 1, 10), coalesce(a.name, ''),"
+	     " (SELECT snippet(fts_activities, -1, '[', ']', '…', 8) FROM fts_activities"
+	     "  WHERE fts_activities MATCH ?1 AND rowid = t.rid), t.rank"
+	     " FROM top t JOIN activities x ON x.rowid = t.rid"
+	     " LEFT JOIN accounts a ON a.id = x.account_id WHERE t.k = 3"
+	     " ORDER BY 6, 2", &st)) < 0)
 		goto cleanup;
 	sqlite3_bind_text(st, 1, q, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, limit);
