@@ -1054,11 +1054,7 @@ static int snap_upsert(rl_store *s, const struct rl_table *t, const struct rl_fi
 	return error;
 }
 
-/* One CHUNK {"t", "cols", "rows": [[ID, V1..Vn, S1..Sn]...], "last"}: every
- * part checked (known table and fields, no field twice, valid ids and
- * values, versions within the snapshot, no more than announced) before its
- * row is written. Inside the load's transaction. */
-/* A chunk's scalar as the model's value (NULL: not a value: a boolean). */
+/* A chunk's scalar as the model's value; -1 when it is none (a boolean). */
 static int cv_value(const struct rl_cv *v, struct rl_value *rv)
 {
 	memset(rv, 0, sizeof(*rv));
@@ -1108,6 +1104,10 @@ static int append_version(char *buf, size_t cap, size_t *len, const char *name, 
 	return 0;
 }
 
+/* One CHUNK {"t", "cols", "rows": [[ID, V1..Vn, S1..Sn]...], "last"}: every
+ * part checked (known table and fields, no field twice, valid ids and
+ * values, versions within the snapshot, no more than announced) before its
+ * row is written. Inside the load's transaction. */
 static int load_chunk(rl_store *s, const struct rl_chunk *ck, struct snap *sn, int *last)
 {
 	const char *tname = ck->t.type == RL_CV_TEXT ? ck->t.u.s : NULL;
@@ -1231,7 +1231,7 @@ static int load_chunk(rl_store *s, const struct rl_chunk *ck, struct snap *sn, i
 						    t->name, id);
 		}
 		versions[vlen++] = '}';
-	sqlite3_bind_text(base, 1, t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(base, 1, t->name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(base, 2, id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(base, 3, versions, (int)vlen, SQLITE_STATIC);
 		if (sqlite3_step(base) != SQLITE_DONE) {
