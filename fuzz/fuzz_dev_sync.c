@@ -51,12 +51,6 @@ struct script {
 	size_t off[FZ_MAX_ANSWERS], len[FZ_MAX_ANSWERS];  /* each answer in data */
 };
 
-static void exec_sql(const char *sql)
-{
-	FZ_CHECK(sqlite3_exec(rl_store_db(store), sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
-		 sql, sqlite3_errmsg(rl_store_db(store)));
-}
-
 static void setup(void)
 {
 	fz_setup_env();
@@ -65,25 +59,27 @@ static void setup(void)
 				       "0000000000000000000000000000b0d1") == RL_OK, "identity");
 	/* What an earlier pull brought: a customer and a contact, with bases. */
 	rl_store_set_capture(store, 0);
-	exec_sql("INSERT INTO users(id, login, name, role) VALUES "
-		 "('0000000000000000000000000000b0d1', 'budi', 'Budi', 'rep');"
-		 "INSERT INTO accounts(id, name, city, phone, notes, owner_id, created_at) VALUES "
-		 "('000000000000000000000000000a0001', 'Toko Makmur', 'Bandung', '+628123456789', "
-		 " 'one\ntwo\n', '0000000000000000000000000000b0d1', '2026-03-02T08:00:00Z');"
-		 "INSERT INTO contacts(id, name, account_id, owner_id, created_at) VALUES "
-		 "('000000000000000000000000000c0001', 'Siti', '000000000000000000000000000a0001', "
-		 " '0000000000000000000000000000b0d1', '2026-03-02T08:00:00Z');"
-		 "INSERT INTO rl_base(tbl, row_id, field, version) VALUES "
-		 "('accounts', '000000000000000000000000000a0001', 'name', 1),"
-		 "('accounts', '000000000000000000000000000a0001', 'city', 2),"
-		 "('accounts', '000000000000000000000000000a0001', 'phone', 3),"
-		 "('accounts', '000000000000000000000000000a0001', 'notes', 5),"
-		 "('contacts', '000000000000000000000000000c0001', 'name', 9);"
-		 "INSERT INTO rl_meta(key, value) VALUES ('cursor', '26');");
+	fz_exec(rl_store_db(store),
+		"INSERT INTO users(id, login, name, role) VALUES "
+		"('0000000000000000000000000000b0d1', 'budi', 'Budi', 'rep');"
+		"INSERT INTO accounts(id, name, city, phone, notes, owner_id, created_at) VALUES "
+		"('000000000000000000000000000a0001', 'Toko Makmur', 'Bandung', '+628123456789', "
+		" 'one\ntwo\n', '0000000000000000000000000000b0d1', '2026-03-02T08:00:00Z');"
+		"INSERT INTO contacts(id, name, account_id, owner_id, created_at) VALUES "
+		"('000000000000000000000000000c0001', 'Siti', '000000000000000000000000000a0001', "
+		" '0000000000000000000000000000b0d1', '2026-03-02T08:00:00Z');"
+		"INSERT INTO rl_base(tbl, row_id, field, version) VALUES "
+		"('accounts', '000000000000000000000000000a0001', 'name', 1),"
+		"('accounts', '000000000000000000000000000a0001', 'city', 2),"
+		"('accounts', '000000000000000000000000000a0001', 'phone', 3),"
+		"('accounts', '000000000000000000000000000a0001', 'notes', 5),"
+		"('contacts', '000000000000000000000000000c0001', 'name', 9);"
+		"INSERT INTO rl_meta(key, value) VALUES ('cursor', '26');");
 	rl_store_set_capture(store, 1);
 	/* Local edits not pushed yet: two fields of the customer. */
-	exec_sql("UPDATE accounts SET city = 'Bogor', phone = '+628111222333' "
-		 "WHERE id = '000000000000000000000000000a0001'");
+	fz_exec(rl_store_db(store),
+		"UPDATE accounts SET city = 'Bogor', phone = '+628111222333' "
+		"WHERE id = '000000000000000000000000000a0001'");
 	FZ_CHECK(fz_query_int(rl_store_db(store), "SELECT count(*) FROM rl_outbox") == 2,
 		 "expected two pending changes");
 	fz_store_snapshot(store);

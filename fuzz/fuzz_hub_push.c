@@ -90,12 +90,6 @@ static const char *const setup_batches[] = {
 	"]}",
 };
 
-static void exec_sql(const char *sql)
-{
-	FZ_CHECK(sqlite3_exec(rl_store_db(store), sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
-		 sql, sqlite3_errmsg(rl_store_db(store)));
-}
-
 static json_t *decode(const char *text, size_t len)
 {
 	unsigned char *buf = malloc(len + 1);
@@ -118,18 +112,19 @@ static void setup(void)
 
 	fz_setup_env();
 	store = fz_store_open(RL_STORE_HUB);     /* as hub_store_open opens hub.db */
-	exec_sql("INSERT INTO users(id, login, name, role) VALUES "
-		 "('0000000000000000000000000000b0d1', 'budi', 'Budi', 'rep'),"
-		 "('0000000000000000000000000000b0d2', 'ani', 'Ani', 'rep'),"
-		 "('0000000000000000000000000000b0d3', 'mira', 'Mira', 'manager'),"
-		 "('0000000000000000000000000000b0d4', 'maya', 'Maya', 'marketing'),"
-		 "('0000000000000000000000000000b0d5', 'adm', 'Admin', 'admin');"
-		 "INSERT INTO hub_devices(id, user_id, name, fingerprint, enrolled_at) VALUES "
-		 "('0000000000000000000000000000d001', '0000000000000000000000000000b0d1', 'a', 'f1', 'x'),"
-		 "('0000000000000000000000000000d002', '0000000000000000000000000000b0d2', 'b', 'f2', 'x'),"
-		 "('0000000000000000000000000000d003', '0000000000000000000000000000b0d3', 'c', 'f3', 'x'),"
-		 "('0000000000000000000000000000d004', '0000000000000000000000000000b0d4', 'd', 'f4', 'x'),"
-		 "('0000000000000000000000000000d005', '0000000000000000000000000000b0d5', 'e', 'f5', 'x');");
+	fz_exec(rl_store_db(store),
+		"INSERT INTO users(id, login, name, role) VALUES "
+		"('0000000000000000000000000000b0d1', 'budi', 'Budi', 'rep'),"
+		"('0000000000000000000000000000b0d2', 'ani', 'Ani', 'rep'),"
+		"('0000000000000000000000000000b0d3', 'mira', 'Mira', 'manager'),"
+		"('0000000000000000000000000000b0d4', 'maya', 'Maya', 'marketing'),"
+		"('0000000000000000000000000000b0d5', 'adm', 'Admin', 'admin');"
+		"INSERT INTO hub_devices(id, user_id, name, fingerprint, enrolled_at) VALUES "
+		"('0000000000000000000000000000d001', '0000000000000000000000000000b0d1', 'a', 'f1', 'x'),"
+		"('0000000000000000000000000000d002', '0000000000000000000000000000b0d2', 'b', 'f2', 'x'),"
+		"('0000000000000000000000000000d003', '0000000000000000000000000000b0d3', 'c', 'f3', 'x'),"
+		"('0000000000000000000000000000d004', '0000000000000000000000000000b0d4', 'd', 'f4', 'x'),"
+		"('0000000000000000000000000000d005', '0000000000000000000000000000b0d5', 'e', 'f5', 'x');");
 	for (i = 0; i < sizeof(setup_batches) / sizeof(setup_batches[0]); i++) {
 		json_t *push = decode(setup_batches[i], strlen(setup_batches[i])), *resp = NULL;
 		size_t k;

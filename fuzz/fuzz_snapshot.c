@@ -51,12 +51,6 @@ struct script {
 	int asked;          /* the device sent SNAPSHOT */
 };
 
-static void exec_sql(const char *sql)
-{
-	FZ_CHECK(sqlite3_exec(rl_store_db(store), sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
-		 sql, sqlite3_errmsg(rl_store_db(store)));
-}
-
 /* Every index of the store, its name and definition (malloc'd). */
 static char *index_list(void)
 {
@@ -83,14 +77,15 @@ static void setup(void)
 	/* A customer this device made and pushed (answered: no outbox rows,
 	 * its bases recorded), before its first pull. */
 	rl_store_set_capture(store, 0);
-	exec_sql("INSERT INTO users(id, login, name, role) VALUES "
-		 "('0000000000000000000000000000b0d1', 'budi', 'Budi', 'rep');"
-		 "INSERT INTO accounts(id, name, city, notes, owner_id, created_at) VALUES "
-		 "('000000000000000000000000000a0005', 'Toko Sendiri', 'Bandung', 'catatan', "
-		 " '0000000000000000000000000000b0d1', '2026-03-02T08:00:00Z');"
-		 "INSERT INTO rl_base(tbl, row_id, field, version) VALUES "
-		 "('accounts', '000000000000000000000000000a0005', 'name', 3),"
-		 "('accounts', '000000000000000000000000000a0005', 'city', 4);");
+	fz_exec(rl_store_db(store),
+		"INSERT INTO users(id, login, name, role) VALUES "
+		"('0000000000000000000000000000b0d1', 'budi', 'Budi', 'rep');"
+		"INSERT INTO accounts(id, name, city, notes, owner_id, created_at) VALUES "
+		"('000000000000000000000000000a0005', 'Toko Sendiri', 'Bandung', 'catatan', "
+		" '0000000000000000000000000000b0d1', '2026-03-02T08:00:00Z');"
+		"INSERT INTO rl_base(tbl, row_id, field, version) VALUES "
+		"('accounts', '000000000000000000000000000a0005', 'name', 3),"
+		"('accounts', '000000000000000000000000000a0005', 'city', 4);");
 	rl_store_set_capture(store, 1);
 	FZ_CHECK(fz_query_int(rl_store_db(store), "SELECT count(*) FROM rl_outbox") == 0,
 		 "nothing to push");

@@ -232,6 +232,12 @@ void fz_store_restore(rl_store *s)
 	restorer_exec("COMMIT");
 }
 
+void fz_exec(sqlite3 *db, const char *sql)
+{
+	FZ_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s: %s", sql,
+		 sqlite3_errmsg(db));
+}
+
 long long fz_query_int(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *st = NULL;

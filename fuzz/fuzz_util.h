@@ -70,6 +70,9 @@ void fz_store_restore(struct rl_store *s);
 /* The private temporary directory (for other files a target needs). */
 const char *fz_tmpdir(void);
 
+/* Run SQL that must succeed (setup of a target's store). */
+void fz_exec(sqlite3 *db, const char *sql);
+
 /* One scalar query's integer result (-1 when it yields no row). */
 long long fz_query_int(sqlite3 *db, const char *sql);
 

@@ -274,22 +274,27 @@ static int next_item(struct px *x, int *more)
 	return fail(x, "an array needs ',' or ']'");
 }
 
-/* An array of scalars at x->p ('['), into items. */
-static int parse_flat(struct px *x, size_t max, struct rl_cv *out)
+/* The '[' at x->p: out becomes an empty array whose items will start at
+ * first; *more = 0 when it is "[]" (consumed). */
+static void open_array(struct px *x, size_t first, struct rl_cv *out, int *more)
 {
-	struct rl_chunk *c = x->c;
-	int error, more = 1;
-
 	x->p++;
 	skip_ws(x);
 	out->type = RL_CV_ARRAY;
-	out->u.first = c->nitems;
+	out->u.first = first;
 	out->n = 0;
-	if (x->p < x->end && *x->p == ']') {
+	*more = !(x->p < x->end && *x->p == ']');
+	if (!*more)
 		x->p++;
-		return RL_OK;
-	}
-	while (more) {
+}
+
+/* An array of at most max scalars at x->p ('['), into items. */
+static int parse_flat(struct px *x, size_t max, struct rl_cv *out)
+{
+	struct rl_chunk *c = x->c;
+	int error, more;
+
+	for (open_array(x, c->nitems, out, &more); more; out->n++) {
 		if (out->n == max)
 			return fail(x, "an array longer than a chunk's");
 		if ((error = grow((void **)&c->items, &c->cap_items, c->nitems,
@@ -298,7 +303,6 @@ static int parse_flat(struct px *x, size_t max, struct rl_cv *out)
 		    (error = next_item(x, &more)) < 0)
 			return error;
 		c->nitems++;
-		out->n++;
 	}
 	return RL_OK;
 }
@@ -309,18 +313,9 @@ static int parse_rows(struct px *x, struct rl_cv *out)
 {
 	struct rl_chunk *c = x->c;
 	struct rl_cv row;
-	int error, more = 1;
+	int error, more;
 
-	x->p++;
-	skip_ws(x);
-	out->type = RL_CV_ARRAY;
-	out->u.first = c->nrowv;
-	out->n = 0;
-	if (x->p < x->end && *x->p == ']') {
-		x->p++;
-		return RL_OK;
-	}
-	while (more) {
+	for (open_array(x, c->nrowv, out, &more); more; out->n++) {
 		if (out->n == RL_MAX_CHUNK_ROWS)
 			return fail(x, "more rows than a chunk holds");
 		if (x->p < x->end && *x->p == '[')
@@ -331,7 +326,6 @@ static int parse_rows(struct px *x, struct rl_cv *out)
 		    (error = grow((void **)&c->rowv, &c->cap_rowv, c->nrowv, sizeof(*c->rowv))) < 0)
 			return error;
 		c->rowv[c->nrowv++] = row;
-		out->n++;
 		if ((error = next_item(x, &more)) < 0)
 			return error;
 	}
