@@ -943,7 +943,7 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 
 	/* Only inserts follow: indexed for search and captured in bulk at
 	 * the commit; a large file's pages written once, under a rollback
-	 * journal (100k contacts 4.75 -> 4.03 s, bench/). */
+	 * journal (100k contacts 4.75 -> 4.03 s, side by side). */
 	if ((error = rl_store_begin_import(ctx->store, im.path)) < 0)
 		goto cleanup;
 	in_tx = 1;

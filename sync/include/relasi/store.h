@@ -114,8 +114,9 @@ void rl_store_set_capture(rl_store *s, int on);
  * leaves WAL for the rollback journal with synchronous=FULL (NORMAL is
  * power-safe only in WAL) and returns 1, or returns 0 and changes nothing
  * when another connection has the store open (SQLite leaves WAL only for
- * the last one). While it runs, other processes cannot read the store:
- * they wait the busy timeout. rl_store_journal_wal goes back (nothing
+ * the last one). While it runs, other processes can read only until it
+ * first writes into the file (its cache full, its commit); then they wait
+ * the busy timeout. rl_store_journal_wal goes back (nothing
  * when the store did not leave WAL); should that fail, the store stays
  * sound in the rollback journal and the next rl_store_open asks for WAL.
  */
@@ -129,7 +130,7 @@ void rl_store_journal_wal(rl_store *s);
  * rl_store_journal_wal. On an error nothing is left open (no transaction,
  * WAL as before). input_path is the file imported (NULL or "-": standard
  * input): from RL_BULK_JOURNAL_BYTES of it on, the import runs under
- * rl_store_journal_bulk. Below, it gains nothing, and in WAL a refused
+ * rl_store_journal_bulk. Below, there are few pages to save, and in WAL a refused
  * import leaves the store's file byte for byte as it was (leaving WAL and
  * coming back bumps the file's change counter).
  */
