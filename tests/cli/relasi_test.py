@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 BIN = os.environ.get("RELASI_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "relasi")
@@ -143,10 +144,11 @@ def main(tests):
     """Run test functions in order; report 'N passed, N failed'."""
     passed = failed = 0
     for t in tests:
+        t0 = time.monotonic()
         try:
             t()
             passed += 1
-            print(f"ok   {t.__name__}")
+            print(f"ok   {t.__name__} ({time.monotonic() - t0:.1f} s)")
         except Exception as e:  # noqa: BLE001 - report any failure with its test
             failed += 1
             print(f"FAIL {t.__name__}: {type(e).__name__}: {e}")
