@@ -59,6 +59,7 @@
  *   Relasi-Kind: batch|resolve|merge|admin
  *   Relasi-Device: ID|hub   Relasi-User: LOGIN   Relasi-Batch: N
  */
+#include "audit_pack.h"
 #include "hub.h"
 
 #include <errno.h>
@@ -111,11 +112,12 @@ struct hub_audit {
 	int lockfd;
 	int locked;
 	pthread_mutex_t *store_lock;   /* serve's writer lock, for our store writes */
+	struct hub_audit_pack_limits pack;   /* when a catch-up packs (audit_pack.c) */
 };
 
 /* ---- errors ------------------------------------------------------------------ */
 
-static int git_fail(int gerr, const char *doing)
+int hub_git_fail(int gerr, const char *doing)
 {
 	const git_error *e = git_error_last();
 	return rl_error_set(gerr == GIT_ENOTFOUND ? RL_ENOTFOUND : RL_EIO, "audit history: %s: %s",
@@ -424,11 +426,11 @@ int hub_audit_open(hub_audit **out, const char *dir, int create)
 		o.initial_head = "main";
 		o.description = "Relasi hub audit history: one commit per applied batch";
 		if ((gerr = git_repository_init_ext(&a->repo, path, &o)) < 0) {
-			error = git_fail(gerr, "creating audit.git");
+			error = hub_git_fail(gerr, "creating audit.git");
 			goto fail;
 		}
 	} else if ((gerr = git_repository_open_bare(&a->repo, path)) < 0) {
-		error = git_fail(gerr, "opening audit.git");
+		error = hub_git_fail(gerr, "opening audit.git");
 		goto fail;
 	}
 	*out = a;
@@ -478,6 +480,29 @@ static void audit_unlock(hub_audit *a)
 	if (a->locked)
 		flock(a->lockfd, LOCK_UN);
 	a->locked = 0;
+}
+
+int hub_audit_lock_dir(const char *dir, int *fd)
+{
+	hub_audit a;
+	int error;
+
+	memset(&a, 0, sizeof(a));
+	a.lockfd = -1;
+	snprintf(a.dir, sizeof(a.dir), "%s", dir);
+	if ((error = audit_lock(&a)) < 0) {
+		if (a.lockfd >= 0)
+			close(a.lockfd);
+		return error;
+	}
+	*fd = a.lockfd;
+	return RL_OK;
+}
+
+void hub_audit_unlock_dir(int fd)
+{
+	if (fd >= 0)
+		close(fd);        /* closing the descriptor releases the flock */
 }
 
 /* ---- marking units (inside the writer's transaction) -------------------------------- */
@@ -665,7 +690,7 @@ static int repo_head(hub_audit *a, int *found, git_oid *out)
 	*found = gerr == 0;
 	if (gerr == GIT_ENOTFOUND)
 		return RL_OK;
-	return gerr < 0 ? git_fail(gerr, "reading " AUDIT_REF) : RL_OK;
+	return gerr < 0 ? hub_git_fail(gerr, "reading " AUDIT_REF) : RL_OK;
 }
 
 /* ---- writing commits -------------------------------------------------------------------- */
@@ -809,7 +834,7 @@ static int tree_record(hub_audit *a, git_tree *tree, const char *path, struct re
 	if (gerr == GIT_ENOTFOUND)
 		return RL_OK;
 	if (gerr < 0)
-		return git_fail(gerr, path);
+		return hub_git_fail(gerr, path);
 	if (oid)
 		git_oid_cpy(oid, git_tree_entry_id(te));
 	if (git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
@@ -818,7 +843,7 @@ static int tree_record(hub_audit *a, git_tree *tree, const char *path, struct re
 	}
 	if ((gerr = git_blob_lookup(&b, a->repo, git_tree_entry_id(te))) < 0) {
 		git_tree_entry_free(te);
-		return git_fail(gerr, path);
+		return hub_git_fail(gerr, path);
 	}
 	*found = 1;
 	error = r ? record_parse(git_blob_rawcontent(b), (size_t)git_blob_rawsize(b), r, path)
@@ -932,7 +957,7 @@ static int make_signatures(rl_store *s, const struct unit *u, git_signature **au
 				      (git_time_t)(rl_store_now_ms(s) / 1000), 0)) < 0) {
 		git_signature_free(*author);
 		*author = NULL;
-		return git_fail(gerr, "making the commit's signature");
+		return hub_git_fail(gerr, "making the commit's signature");
 	}
 	return RL_OK;
 }
@@ -972,7 +997,7 @@ static int move_head(hub_audit *a, const git_oid *oid, const git_oid *parent)
 						 parent, "relasi-hub audit");
 	git_reference_free(ref);
 	if (gerr < 0)
-		return git_fail(gerr, "moving " AUDIT_REF " (was it moved by hand?)");
+		return hub_git_fail(gerr, "moving " AUDIT_REF " (was it moved by hand?)");
 	if (fault_after_ref()) {
 		fprintf(stderr, "relasi-hub: fault injection: killed after the audit ref moved\n");
 		raise(SIGKILL);
@@ -996,7 +1021,7 @@ static int write_commit(hub_audit *a, rl_store *s, const struct unit *u, git_tre
 	git_signature_free(author);
 	git_signature_free(committer);
 	if (gerr < 0)
-		return git_fail(gerr, "writing a commit");
+		return hub_git_fail(gerr, "writing a commit");
 	return move_head(a, out, parent ? git_commit_id(parent) : NULL);
 }
 
@@ -1017,7 +1042,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 
 	if ((gerr = git_commit_lookup(&parent, a->repo, head)) < 0 ||
 	    (gerr = git_commit_tree(&ptree, parent)) < 0) {
-		error = git_fail(gerr, "reading HEAD");
+		error = hub_git_fail(gerr, "reading HEAD");
 		goto cleanup;
 	}
 	if ((error = read_entries(s, u->first, u->last, &es, &n)) < 0)
@@ -1052,7 +1077,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 			ups[nup].remove = 1;
 		} else if ((gerr = git_blob_create_from_buffer(&ups[nup].oid, a->repo, text, len)) < 0) {
 			sqlite3_free(text);
-			error = git_fail(gerr, "writing a record");
+			error = hub_git_fail(gerr, "writing a record");
 			goto cleanup;
 		}
 		sqlite3_free(text);
@@ -1097,7 +1122,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 	}
 	if ((gerr = git_tree_create_updated(&tree_oid, a->repo, ptree, nup, tu)) < 0 ||
 	    (gerr = git_tree_lookup(&tree, a->repo, &tree_oid)) < 0) {
-		error = git_fail(gerr, "writing a tree");
+		error = hub_git_fail(gerr, "writing a tree");
 		goto cleanup;
 	}
 
@@ -1181,7 +1206,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 	 * if the baseline stays empty (else git fsck calls it dangling). */
 	if ((gerr = git_oid_fromstr(&oid, "4b825dc642cb6eb9a060e54bf8d69288fbee4904")) < 0 ||
 	    (gerr = git_tree_lookup(&tree, a->repo, &oid)) < 0) {
-		error = git_fail(gerr, "reading the empty tree");
+		error = hub_git_fail(gerr, "reading the empty tree");
 		goto cleanup;
 	}
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1219,7 +1244,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 			gerr = len ? git_blob_create_from_buffer(&ups[nup].oid, a->repo, text, len) : 0;
 			sqlite3_free(text);
 			if (gerr < 0) {
-				error = git_fail(gerr, "writing a record");
+				error = hub_git_fail(gerr, "writing a record");
 				break;
 			}
 			if (!len)
@@ -1235,7 +1260,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 				}
 				if ((gerr = git_tree_create_updated(&oid, a->repo, tree, nup, tu)) < 0 ||
 				    (gerr = git_tree_lookup(&next, a->repo, &oid)) < 0) {
-					error = git_fail(gerr, "writing a tree");
+					error = hub_git_fail(gerr, "writing a tree");
 					break;
 				}
 				git_tree_free(tree);
@@ -1259,7 +1284,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 		}
 		if ((gerr = git_tree_create_updated(&oid, a->repo, tree, nup, tu)) < 0 ||
 		    (gerr = git_tree_lookup(&next, a->repo, &oid)) < 0) {
-			error = git_fail(gerr, "writing a tree");
+			error = hub_git_fail(gerr, "writing a tree");
 			goto cleanup;
 		}
 		git_tree_free(tree);
@@ -1269,7 +1294,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 	in_tx = 0;
 	if (total == 0 && ((gerr = git_treebuilder_new(&tb, a->repo, NULL)) < 0 ||
 			   (gerr = git_treebuilder_write(&oid, tb)) < 0)) {
-		error = git_fail(gerr, "writing the empty tree");
+		error = hub_git_fail(gerr, "writing the empty tree");
 		goto cleanup;
 	}
 	rl_time_format_utc(u.at, rl_store_now_ms(s) / 1000);
@@ -1385,7 +1410,7 @@ static int adopt_head(hub_audit *a, rl_store *s, const git_oid *head, long long 
 	if ((error = max_seq(s, &top)) < 0)
 		return error;
 	if ((gerr = git_commit_lookup(&c, a->repo, head)) < 0)
-		return git_fail(gerr, "reading HEAD");
+		return hub_git_fail(gerr, "reading HEAD");
 	for (steps = 0; steps < AUDIT_ADOPT_MAX; steps++) {
 		if (git_oid_equal(git_commit_id(c), rhead))
 			break;
@@ -1479,6 +1504,25 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 	return error;
 }
 
+/* Pack (audit_pack.c) under the lock; a handle that may hold a removed pack
+ * open is replaced. */
+static int pack_locked(hub_audit *a, int all, struct hub_audit_pack_stats *st)
+{
+	git_repository *repo;
+	char path[4096];
+	int error, gerr;
+
+	if ((error = hub_audit_pack_repo(a->repo, all, &a->pack, st)) < 0 || !st->changed)
+		return error;
+	if ((error = hub_path(path, sizeof(path), a->dir, HUB_AUDIT_DIR)) < 0)
+		return error;
+	if ((gerr = git_repository_open_bare(&repo, path)) < 0)
+		return hub_git_fail(gerr, "reopening audit.git after packing it");
+	git_repository_free(a->repo);
+	a->repo = repo;
+	return RL_OK;
+}
+
 int hub_audit_catch_up(hub_audit *a, rl_store *s, long *written)
 {
 	long dummy = 0;
@@ -1490,6 +1534,37 @@ int hub_audit_catch_up(hub_audit *a, rl_store *s, long *written)
 	if ((error = audit_lock(a)) < 0)
 		return error;
 	error = catch_up_locked(a, s, written);
+	audit_unlock(a);
+	return error;
+}
+
+int hub_audit_maintain(hub_audit *a, struct hub_audit_pack_stats *st)
+{
+	int error;
+
+	if ((error = audit_lock(a)) < 0)
+		return error;
+	error = pack_locked(a, 0, st);
+	audit_unlock(a);
+	return error;
+}
+
+void hub_audit_set_pack_limits(hub_audit *a, long loose_max, int packs_max, const int *cancel)
+{
+	a->pack.loose_max = loose_max;
+	a->pack.packs_max = packs_max;
+	a->pack.cancel = cancel;
+}
+
+int hub_audit_pack(hub_audit *a, rl_store *s, struct hub_audit_pack_stats *st)
+{
+	long written = 0;
+	int error;
+
+	if ((error = audit_lock(a)) < 0)
+		return error;
+	if ((error = catch_up_locked(a, s, &written)) == 0)
+		error = pack_locked(a, 1, st);
 	audit_unlock(a);
 	return error;
 }
@@ -1532,7 +1607,7 @@ int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char
 	if ((gerr = git_revwalk_new(&walk, a->repo)) < 0 ||
 	    (gerr = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL)) < 0 ||
 	    (gerr = git_revwalk_push_ref(walk, AUDIT_REF)) < 0) {
-		error = git_fail(gerr, "walking the history");
+		error = hub_git_fail(gerr, "walking the history");
 		goto cleanup;
 	}
 	git_revwalk_simplify_first_parent(walk);
@@ -1544,12 +1619,12 @@ int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char
 
 		if ((gerr = git_commit_lookup(&c, a->repo, &oid)) < 0 ||
 		    (gerr = git_commit_tree(&t, c)) < 0) {
-			error = git_fail(gerr, "reading a commit");
+			error = hub_git_fail(gerr, "reading a commit");
 			goto cleanup;
 		}
 		if (git_commit_parentcount(c) > 0 &&
 		    ((gerr = git_commit_parent(&p, c, 0)) < 0 || (gerr = git_commit_tree(&pt, p)) < 0)) {
-			error = git_fail(gerr, "reading a commit");
+			error = hub_git_fail(gerr, "reading a commit");
 			goto cleanup;
 		}
 		/* Unchanged at this path: nothing to read. */
@@ -1613,7 +1688,7 @@ int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char
 		c = p = NULL;
 	}
 	if (gerr != GIT_ITEROVER) {
-		error = git_fail(gerr, "walking the history");
+		error = hub_git_fail(gerr, "walking the history");
 		goto cleanup;
 	}
 	*out = list;
@@ -1683,7 +1758,7 @@ static int verify_chain(hub_audit *a, const git_oid *head, long long rseq, struc
 	int gerr;
 
 	if ((gerr = git_commit_lookup(&c, a->repo, head)) < 0)
-		return git_fail(gerr, "reading HEAD");
+		return hub_git_fail(gerr, "reading HEAD");
 	for (;;) {
 		const char *id = git_oid_tostr_s(git_commit_id(c));
 		v->commits++;
@@ -1777,7 +1852,7 @@ static int verify_tree(hub_audit *a, rl_store *s, const git_oid *head, struct ve
 	int error = RL_OK, gerr, t;
 
 	if ((gerr = git_commit_lookup(&c, a->repo, head)) < 0 || (gerr = git_commit_tree(&tree, c)) < 0) {
-		error = git_fail(gerr, "reading HEAD");
+		error = hub_git_fail(gerr, "reading HEAD");
 		goto cleanup;
 	}
 	for (t = 0; audit_tables[t] && error == 0; t++) {
@@ -1877,7 +1952,7 @@ static int replay_commit(hub_audit *a, rl_store *s, git_commit *c, struct verify
 		return RL_OK;                    /* the baseline; the chain check says the rest */
 	if ((gerr = git_commit_parent(&p, c, 0)) < 0 || (gerr = git_commit_tree(&t, c)) < 0 ||
 	    (gerr = git_commit_tree(&pt, p)) < 0) {
-		error = git_fail(gerr, "reading a commit");
+		error = hub_git_fail(gerr, "reading a commit");
 		goto cleanup;
 	}
 	if ((error = read_entries(s, ci.first, ci.last, &es, &n)) < 0)
@@ -1932,7 +2007,7 @@ static int replay_commit(hub_audit *a, rl_store *s, git_commit *c, struct verify
 	if (npaths)
 		qsort(sorted, npaths, sizeof(*sorted), path_order);
 	if ((gerr = git_diff_tree_to_tree(&diff, a->repo, pt, t, NULL)) < 0) {
-		error = git_fail(gerr, "comparing two commits");
+		error = hub_git_fail(gerr, "comparing two commits");
 		goto cleanup;
 	}
 	for (d = 0; d < git_diff_num_deltas(diff); d++) {
@@ -1966,13 +2041,13 @@ static int verify_replay(hub_audit *a, rl_store *s, const git_oid *head, struct 
 	if ((gerr = git_revwalk_new(&walk, a->repo)) < 0 ||
 	    (gerr = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE)) < 0 ||
 	    (gerr = git_revwalk_push(walk, head)) < 0) {
-		error = git_fail(gerr, "walking the history");
+		error = hub_git_fail(gerr, "walking the history");
 		goto cleanup;
 	}
 	git_revwalk_simplify_first_parent(walk);
 	while ((gerr = git_revwalk_next(&oid, walk)) == 0) {
 		if ((gerr = git_commit_lookup(&c, a->repo, &oid)) < 0) {
-			error = git_fail(gerr, "reading a commit");
+			error = hub_git_fail(gerr, "reading a commit");
 			goto cleanup;
 		}
 		error = replay_commit(a, s, c, v);
@@ -1982,7 +2057,7 @@ static int verify_replay(hub_audit *a, rl_store *s, const git_oid *head, struct 
 			goto cleanup;
 	}
 	if (gerr != GIT_ITEROVER)
-		error = git_fail(gerr, "walking the history");
+		error = hub_git_fail(gerr, "walking the history");
 cleanup:
 	git_revwalk_free(walk);
 	return error;

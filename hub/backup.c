@@ -5,9 +5,8 @@
  * Everything is first staged in a private directory beside FILE (mode
  * 0700), so that what the manifest hashes is exactly what the archive
  * holds even while devices keep syncing:
- *   1. the audit repository, refs before objects: git objects are immutable
- *      and only ever added, so every object the copied refs name is already
- *      there when the objects are copied afterwards;
+ *   1. the audit repository, refs before objects, under the audit
+ *      writers' lock (packing removes loose objects it has packed);
  *   2. hub.db with VACUUM INTO, a read transaction: a consistent snapshot
  *      that does not stop the server's writers (WAL). Taken after the audit
  *      copy, so the store is never behind the audit history it comes with;
@@ -260,7 +259,7 @@ static int stage_audit(struct backup *b, json_t **head)
 {
 	char src[4096], dst[4096];
 	struct stat sb;
-	int error;
+	int error, lockfd;
 
 	*head = json_null();
 	if ((error = hub_path(src, sizeof(src), b->dir, HUB_AUDIT_DIR)) < 0)
@@ -277,8 +276,15 @@ static int stage_audit(struct backup *b, json_t **head)
 		return rl_error_set(RL_EIO, "cannot create '%s': %s", dst, strerror(errno));
 	json_decref(*head);
 	*head = NULL;
-	if ((error = copy_tree(b, HUB_AUDIT_DIR, 0, 0)) < 0 ||   /* refs, HEAD, config */
-	    (error = copy_tree(b, HUB_AUDIT_DIR, 0, 1)) < 0)     /* then objects */
+	/* Writers add objects before they move a ref, so refs copied first name
+	 * only objects that exist; but packing (audit_pack.c) removes loose
+	 * objects and packs it has replaced, so no writer runs during the copy. */
+	if ((error = hub_audit_lock_dir(b->dir, &lockfd)) < 0)
+		return error;
+	if ((error = copy_tree(b, HUB_AUDIT_DIR, 0, 0)) == 0)     /* refs, HEAD, config */
+		error = copy_tree(b, HUB_AUDIT_DIR, 0, 1);        /* then objects */
+	hub_audit_unlock_dir(lockfd);
+	if (error < 0)
 		return error;
 	return audit_head(b, head);
 }

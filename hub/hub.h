@@ -214,6 +214,24 @@ void hub_audit_set_store_lock(hub_audit *a, pthread_mutex_t *lock);
  * is written then). *written (may be NULL): commits written. */
 int hub_audit_catch_up(hub_audit *a, rl_store *s, long *written);
 
+/* Hold DIR/audit.lock, the writers' lock, without a repository: a backup
+ * copies audit.git under it, since packing removes loose objects and
+ * merged packs. *fd: release it with hub_audit_unlock_dir. */
+int hub_audit_lock_dir(const char *dir, int *fd);
+void hub_audit_unlock_dir(int fd);
+
+/* Catch up, then pack every loose object and every pack of audit.git into
+ * one (`relasi-hub audit pack`); *st as audit_pack.h says. */
+struct hub_audit_pack_stats;
+int hub_audit_pack(hub_audit *a, rl_store *s, struct hub_audit_pack_stats *st);
+
+/* Pack past the limits (audit_pack.h), at most HUB_AUDIT_PACK_BATCH loose
+ * objects a call: serve's writer calls it when idle, so that packing never
+ * competes with a sync. Limits <= 0: the defaults; cancel (may be NULL),
+ * once non-zero, stops a pack in progress (serve stopping). */
+int hub_audit_maintain(hub_audit *a, struct hub_audit_pack_stats *st);
+void hub_audit_set_pack_limits(hub_audit *a, long loose_max, int packs_max, const int *cancel);
+
 /* Open (creating when asked), catch up, close: for admin commands. */
 int hub_audit_sync(const char *dir, rl_store *s, int create);
 

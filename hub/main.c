@@ -13,6 +13,7 @@
  * opened read-only; `pipeline` is an alias of `report pipeline`.
  */
 #include "hub.h"
+#include "audit_pack.h"
 #include "backup.h"
 
 #include <errno.h>
@@ -770,6 +771,33 @@ cleanup:
 	return error;
 }
 
+/* `git gc` for the audit history: serve's writer packs on its own past
+ * audit_pack.h's limits; this packs everything now (after an upgrade from
+ * a hub that only wrote loose objects, or before a backup). */
+static int cmd_audit_pack(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct hub_audit_pack_stats st;
+	hub_audit *au = NULL;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = hub_audit_open(&au, hub_dir(a), 1)) < 0)
+		return error;
+	if ((error = hub_audit_pack(au, ctx->store, &st)) < 0)
+		goto cleanup;
+	if (ctx->json) {
+		error = cli_print_json(json_pack("{s:I, s:i, s:i}", "loose_packed",
+						 (json_int_t)st.loose_packed, "packs_merged",
+						 st.packs_merged, "packs", st.packs));
+		goto cleanup;
+	}
+	printf("audit history packed: %ld loose object%s into a pack, %d pack%s merged; "
+	       "%d pack%s now\n", st.loose_packed, st.loose_packed == 1 ? "" : "s",
+	       st.packs_merged, st.packs_merged == 1 ? "" : "s", st.packs, st.packs == 1 ? "" : "s");
+cleanup:
+	hub_audit_free(au);
+	return error;
+}
+
 /* ---- backup and restore ---------------------------------------------------------------- */
 
 static void show_progress(void *pctx, const char *status)
@@ -925,6 +953,8 @@ static const struct cli_cmd hub_cmds[] = {
 	{ "audit verify", cmd_audit_verify, "[--deep]",
 	  "check the audit history (audit.git) against the store and the last backup",
 	  verify_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "audit pack", cmd_audit_pack, "", "pack the audit history's objects into one pack "
+	  "(serve packs on its own as they accumulate)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "backup", cmd_backup, "FILE", "one archive with a consistent snapshot, the audit "
 	  "repository, keys and a manifest", dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "restore", cmd_restore, "FILE DIR", "check a backup completely, then restore it into "

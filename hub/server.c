@@ -25,9 +25,11 @@
  *
  * The audit history (audit.c) is written by one more thread, woken after
  * each push's answer is sent; RELASI_HUB_AUDIT=off leaves it out, for the
- * benchmark's figure without it.
+ * benchmark's figure without it. When the hub has been quiet for a round,
+ * the same thread packs the history's loose objects (audit_pack.c).
  */
 #define _GNU_SOURCE   /* accept4 */
+#include "audit_pack.h"
 #include "hub.h"
 #include "backup.h"
 
@@ -179,17 +181,31 @@ static void *audit_main(void *arg)
 	rl_store *s = NULL;
 	hub_audit *a = NULL;
 	char last_error[RL_ERROR_MSG_MAX + 1] = "";
-	int stop = 0;
+	int stop = 0, idle = 0;
 
 	while (!stop) {
+		struct hub_audit_pack_stats st;
 		long written = 0;
 		int error = RL_OK;
 		if (!s)
 			error = hub_store_open(&s, srv->dir, 0);
-		if (error == 0 && !a && (error = hub_audit_open(&a, srv->dir, 1)) == 0)
+		if (error == 0 && !a && (error = hub_audit_open(&a, srv->dir, 1)) == 0) {
 			hub_audit_set_store_lock(a, &srv->write_lock);
+			hub_audit_set_pack_limits(a, 0, 0, &srv->audit_stop);
+		}
 		if (error == 0)
 			error = hub_audit_catch_up(a, s, &written);
+		/* Packing (audit_pack.c) waits for a quiet moment: a round with no
+		 * push for AUDIT_IDLE_S and nothing to write; each call is bounded. */
+		if (error == 0 && idle && written == 0) {
+			long long t0 = now_ms();
+			if ((error = hub_audit_maintain(a, &st)) == 0 && st.changed)
+				fprintf(stderr, "relasi-hub: audit history packed: %ld loose objects, "
+					"%d packs merged, %d packs (%lld ms)\n", st.loose_packed,
+					st.packs_merged, st.packs, now_ms() - t0);
+			if (error < 0 && __atomic_load_n(&srv->audit_stop, __ATOMIC_RELAXED))
+				error = RL_OK;    /* stopped for the hub's stop: not a problem */
+		}
 		/* Say each new problem once, not every few seconds. */
 		if (error < 0 && strcmp(last_error, rl_error_message()) != 0) {
 			snprintf(last_error, sizeof(last_error), "%s", rl_error_message());
@@ -202,11 +218,13 @@ static void *audit_main(void *arg)
 			a = NULL;
 		}
 		pthread_mutex_lock(&srv->audit_lock);
+		idle = 0;
 		if (!srv->audit_pending && !srv->audit_stop) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += AUDIT_IDLE_S;
-			pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until);
+			idle = pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) ==
+			       ETIMEDOUT && !srv->audit_pending;
 		}
 		/* On stop, one more round writes what the last sessions committed. */
 		stop = srv->audit_stop && !srv->audit_pending;
@@ -602,7 +620,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	pthread_mutex_unlock(&srv.lock);
 	if (srv.audit_on) {
 		pthread_mutex_lock(&srv.audit_lock);
-		srv.audit_stop = 1;
+		__atomic_store_n(&srv.audit_stop, 1, __ATOMIC_RELAXED);  /* read by packing, unlocked */
 		srv.audit_pending = 1;
 		pthread_cond_signal(&srv.audit_wake);
 		pthread_mutex_unlock(&srv.audit_lock);
