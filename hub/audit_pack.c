@@ -44,6 +44,7 @@
 #include "relasi/error.h"
 
 #define IDX_HEADER (8 + 256 * 4)   /* pack index v2: magic, version, fan-out */
+#define LOOSE_EXACT 2560           /* below this limit, loose objects are counted */
 
 struct oids {
 	git_oid *v;
@@ -391,17 +392,27 @@ int hub_audit_pack_repo(git_repository *repo, int all, const struct hub_audit_pa
 	struct pack *p = NULL;
 	long sample = 0;
 	size_t n;
-	int error;
+	int error = RL_OK;
 
 	memset(st, 0, sizeof(*st));
 	if ((size_t)snprintf(objdir, sizeof(objdir), "%sobjects", git_repository_path(repo)) >=
 	    sizeof(objdir))
 		return rl_error_set(RL_EIO, "path too long: %s", git_repository_path(repo));
-	/* git's estimate: one fan-out directory of 256 holds 1/256 of them. */
-	if ((error = scan_fanout(objdir, 0x17, &sample, NULL)) < 0)
+	/* git's estimate: one fan-out directory of 256 holds 1/256 of them.
+	 * Below LOOSE_EXACT the sample says too little: count them all. */
+	if (loose_max < LOOSE_EXACT) {
+		int xx;
+		for (xx = 0; xx < 256 && error == 0; xx++)
+			error = scan_fanout(objdir, xx, &sample, NULL);
+		if (error == 0 && sample <= loose_max)
+			sample = 0;
+	} else if ((error = scan_fanout(objdir, 0x17, &sample, NULL)) == 0 &&
+		   sample <= (loose_max + 255) / 256) {
+		sample = 0;
+	}
+	if (error < 0)
 		return error;
-	if ((all || sample > (loose_max + 255) / 256) &&
-	    (error = pack_loose(repo, objdir, all, cancel, st)) < 0)
+	if ((all || sample > 0) && (error = pack_loose(repo, objdir, all, cancel, st)) < 0)
 		return error;
 	if ((error = merge_packs(repo, objdir, all, packs_max, cancel, st)) < 0)
 		return error;

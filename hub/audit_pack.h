@@ -38,8 +38,8 @@ struct hub_audit_pack_stats {
  * Pack the loose objects of the bare repository `repo` and merge its
  * small packs. all = 0: only past the limits (lim may be NULL: defaults),
  * loose objects estimated from one of the 256 fan-out directories as git
- * does, at most HUB_AUDIT_PACK_BATCH of them a call; all = 1: every loose
- * object, and every pack into one.
+ * does (counted, for a limit below 2560), at most HUB_AUDIT_PACK_BATCH of
+ * them a call; all = 1: every loose object, and every pack into one.
  *
  * Nothing is removed before what replaces it is durable: a new pack and
  * its index are fsynced (and their directory) before the loose files or

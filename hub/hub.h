@@ -137,8 +137,11 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
  * told to devices in WELCOME. TIMEOUT_S: the longest wait for a frame from
  * an authenticated device (0: RL_READ_TIMEOUT_MS); the handshake and the
  * pre-authentication phase get the smaller of it and RL_PREAUTH_TIMEOUT_MS.
- * RL_OK after a clean stop. (server.c) */
-int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s);
+ * PACK_LOOSE / PACK_PACKS: when the idle audit writer packs (audit_pack.h;
+ * 0 = its defaults; PACK_LOOSE < 0: never on its own). RL_OK after a clean
+ * stop. (server.c) */
+int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s,
+	      long pack_loose, int pack_packs);
 
 /* ---- duplicate customers (dupes.c) ------------------------------------------------- */
 

@@ -3,7 +3,9 @@
  *
  * Every command but `init` works on a hub directory: --dir DIR, else
  * $RELASI_HUB_DIR, else the current directory. The directory holds hub.db,
- * hub.json (name, address, listen address) and the keys and certificates:
+ * hub.json (name, address, listen address; optional audit_pack_loose and
+ * audit_pack_packs, when serve packs the audit history: audit_pack.h) and
+ * the keys and certificates:
  * server-ca.{crt,key} (signs only the hub's server certificate),
  * device-ca.{crt,key} (signs only device certificates, so a device can never
  * pose as the hub), server.{crt,key}. Keys are 0600.
@@ -139,11 +141,28 @@ cleanup:
 	return error;
 }
 
+/* An optional integer setting of hub.json, within [min, max]; dflt when
+ * absent. */
+static int conf_int(json_t *conf, const char *path, const char *key, long min, long max,
+		    long dflt, long *out)
+{
+	json_t *v = json_object_get(conf, key);
+
+	*out = dflt;
+	if (!v)
+		return RL_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return rl_error_set(RL_EINVALID, "%s: %s must be an integer from %ld to %ld",
+				    path, key, min, max);
+	*out = (long)json_integer_value(v);
+	return RL_OK;
+}
+
 static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *dir = a->npos ? a->pos[0] : hub_dir(a);
 	const char *listen = cli_get(a, "listen"), *name, *ts = cli_get(a, "timeout");
-	long timeout_s = 0;
+	long timeout_s = 0, pack_loose, pack_packs;
 	char *end;
 	char path[4096];
 	json_t *conf;
@@ -167,8 +186,13 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	if (!listen)
 		listen = json_string_value(json_object_get(conf, "listen"));
 	name = json_string_value(json_object_get(conf, "name"));
-	error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub",
-			  (int)timeout_s);
+	/* audit_pack_loose 0: never pack on its own (git's gc.auto = 0) */
+	if ((error = conf_int(conf, path, "audit_pack_loose", 0, 1000000000, HUB_AUDIT_LOOSE_MAX,
+			      &pack_loose)) == 0 &&
+	    (error = conf_int(conf, path, "audit_pack_packs", 2, 1000, HUB_AUDIT_PACKS_MAX,
+			      &pack_packs)) == 0)
+		error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub",
+				  (int)timeout_s, pack_loose == 0 ? -1 : pack_loose, (int)pack_packs);
 	json_decref(conf);
 	return error;
 }

@@ -76,6 +76,8 @@ struct server {
 	pthread_mutex_t audit_lock;
 	pthread_cond_t audit_wake;
 	int audit_pending, audit_stop;
+	long pack_loose;              /* hub.json audit_pack_loose: < 0 never, 0 default */
+	int pack_packs;
 	long pushes;            /* for the fault hooks */
 	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit,
 				 * 3 snapshot-cut, 4 snapshot-pause, 5 no-snapshot */
@@ -191,13 +193,13 @@ static void *audit_main(void *arg)
 			error = hub_store_open(&s, srv->dir, 0);
 		if (error == 0 && !a && (error = hub_audit_open(&a, srv->dir, 1)) == 0) {
 			hub_audit_set_store_lock(a, &srv->write_lock);
-			hub_audit_set_pack_limits(a, 0, 0, &srv->audit_stop);
+			hub_audit_set_pack_limits(a, srv->pack_loose, srv->pack_packs, &srv->audit_stop);
 		}
 		if (error == 0)
 			error = hub_audit_catch_up(a, s, &written);
 		/* Packing (audit_pack.c) waits for a quiet moment: a round with no
 		 * push for AUDIT_IDLE_S and nothing to write; each call is bounded. */
-		if (error == 0 && idle && written == 0) {
+		if (error == 0 && idle && written == 0 && srv->pack_loose >= 0) {
 			long long t0 = now_ms();
 			if ((error = hub_audit_maintain(a, &st)) == 0 && st.changed)
 				fprintf(stderr, "relasi-hub: audit history packed: %ld loose objects, "
@@ -500,7 +502,8 @@ static int open_listener(const char *spec, int *out, char *actual, size_t actual
 	return RL_OK;
 }
 
-int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s)
+int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s,
+	      long pack_loose, int pack_packs)
 {
 	struct server srv;
 	char cert[4096], key[4096], ca[4096], actual[96];
@@ -512,6 +515,8 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	srv.dir = dir;
 	srv.name = name;
 	srv.read_ms = timeout_s > 0 ? timeout_s * 1000 : RL_READ_TIMEOUT_MS;
+	srv.pack_loose = pack_loose;
+	srv.pack_packs = pack_packs;
 	/* Before authentication a peer gets less patience, never more. */
 	srv.preauth_ms = srv.read_ms < RL_PREAUTH_TIMEOUT_MS ? srv.read_ms : RL_PREAUTH_TIMEOUT_MS;
 	pthread_mutex_init(&srv.lock, NULL);

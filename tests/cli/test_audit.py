@@ -472,7 +472,59 @@ def test_audit_pack():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def set_conf(hub, **kv):
+    path = os.path.join(hub.dir, "hub.json")
+    with open(path) as f:
+        conf = json.load(f)
+    conf.update(kv)
+    with open(path, "w") as f:
+        json.dump(conf, f)
+
+
+def test_serve_packs_when_idle():
+    """serve packs the history on its own once the hub has been quiet for a
+    round (hub.json audit_pack_loose: past how many loose objects; 0:
+    never), says so in its log, and stops promptly; a bad setting keeps
+    serve from starting and names it."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    try:
+        hub.stop()
+        for bad in ("many", -1, 1.5):
+            set_conf(hub, audit_pack_loose=bad)
+            r = subprocess.run([HUB_BIN, "serve", hub.dir], capture_output=True, text=True,
+                               timeout=30)
+            check(r.returncode != 0 and "audit_pack_loose" in r.stderr,
+                  f"audit_pack_loose {bad!r} refused, by name", r.stderr)
+        set_conf(hub, audit_pack_loose=0)          # never: the writer leaves them loose
+        hub.start()
+        for i in range(8):
+            ani.ok("account", "add", f"Toko Diam {i}", "--city", "Bandung")
+        ani.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        time.sleep(7)                              # more than a quiet round (5 s)
+        check(loose_objects(hub) > 10 and not packs(hub), "audit_pack_loose 0: nothing packed")
+        hub.stop()
+
+        set_conf(hub, audit_pack_loose=10)
+        hub.start()
+        ani.ok("account", "edit", "Toko Diam 3", "--city", "Cimahi")
+        ani.ok("sync")
+        wait_for("the idle writer to pack", lambda: loose_objects(hub) == 0 and packs(hub),
+                 timeout=30)
+        check("audit history packed:" in hub.logtext(), "serve says it packed", hub.logtext())
+        t0 = time.time()
+        hub.stop()
+        check(time.time() - t0 < 10, "serve stops promptly")
+        eq(history(hub, "Toko Diam 3", "--field", "city")["changes"][0]["new"], "Cimahi",
+           "the history reads the same")
+        verify(hub, deep=True)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
-          test_audit_pack])
+          test_audit_pack, test_serve_packs_when_idle])

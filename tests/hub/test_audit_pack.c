@@ -1,7 +1,8 @@
 /*
  * test_audit_pack.c — hub/audit_pack.c on real bare repositories written
  * with libgit2, the way the audit writer writes them (loose blobs, trees,
- * a line of commits): nothing is packed below the limits; past them every
+ * a line of commits): nothing is packed up to the limits (estimated, or
+ * counted for a small limit); past them every
  * loose object goes into one pack and stays readable, byte for byte; past
  * the pack limit the small packs merge into a geometric series; a pack with
  * a .keep file is left alone; "all" leaves one pack; a stop request
@@ -214,8 +215,14 @@ int main(void)
 	CHECK_EQ_INT(count_loose(gitdir), loose);
 	CHECK_EQ_INT(pack_counts(gitdir, counts, 64), 0);
 
+	/* A small limit counts them all: exactly at it, still nothing. */
+	lim.loose_max = loose;
+	CHECK(hub_audit_pack_repo(repo, 0, &lim, &st) == 0);
+	CHECK_EQ_INT(st.changed, 0);
+	CHECK_EQ_INT(count_loose(gitdir), loose);
+
 	/* A stop request: nothing written, nothing removed. */
-	lim.loose_max = 1;
+	lim.loose_max = loose - 1;
 	lim.cancel = &stop;
 	stop = 1;
 	CHECK(hub_audit_pack_repo(repo, 1, &lim, &st) < 0);
@@ -224,7 +231,7 @@ int main(void)
 	CHECK_EQ_INT(pack_counts(gitdir, counts, 64), 0);
 	stop = 0;
 
-	/* Past the limit: every loose object into one pack, all readable. */
+	/* One past the limit: every loose object into one pack, all readable. */
 	CHECK(hub_audit_pack_repo(repo, 0, &lim, &st) == 0);
 	CHECK_EQ_INT(st.changed, 1);
 	CHECK_EQ_INT(st.loose_packed, loose);
@@ -239,6 +246,7 @@ int main(void)
 
 	/* Ten more small packs; with a limit of 4 packs they merge until the
 	 * series is geometric: each pack at least twice all smaller ones. */
+	lim.loose_max = 1;
 	lim.packs_max = 100;
 	for (i = 0; i < 10; i++) {
 		fill_past_limit(repo, gitdir);
