@@ -188,7 +188,8 @@ static int list_packs(const char *objdir, struct pack **out, size_t *n, int keep
 		*n = 0;
 		return error;
 	}
-	qsort(v, *n, sizeof(*v), pack_order);
+	if (*n > 1)                /* v is NULL when there are none */
+		qsort(v, *n, sizeof(*v), pack_order);
 	*out = v;
 	return RL_OK;
 }
