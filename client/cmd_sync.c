@@ -217,7 +217,7 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	char *host = NULL, *port = NULL, *name = NULL, *fp = NULL;
 	char ca[4096], key[4096], crt[4096];
 	rl_conn *c = NULL;
-	int error, tty = isatty(STDERR_FILENO) && !ctx->json;
+	int error, attempt, tty = isatty(STDERR_FILENO) && !ctx->json;
 
 	if ((error = rl_store_meta_get(ctx->store, "hub_host", &host)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "hub_port", &port)) < 0 ||
@@ -242,20 +242,30 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	o.cert_path = crt;
 	o.key_path = key;
 	o.timeout_ms = CONNECT_TIMEOUT_MS;
-	if (tty)
-		show_progress(NULL, "connecting…");
-	if ((error = rl_tls_connect(&c, &o)) < 0) {
-		if (error == RL_EAUTH)
-			rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
-					"certificate mismatch)", host, port);
-		else
-			rl_error_prefix("cannot reach the hub at %s:%s", host, port);
-		goto cleanup;
+	/* A batch the hub holds under the same number with other changes is
+	 * renumbered by the session (devsync.c), which then ends: once more. */
+	for (attempt = 0;; attempt++) {
+		if (tty)
+			show_progress(NULL, "connecting…");
+		if ((error = rl_tls_connect(&c, &o)) < 0) {
+			if (error == RL_EAUTH)
+				rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
+						"certificate mismatch)", host, port);
+			else
+				rl_error_prefix("cannot reach the hub at %s:%s", host, port);
+			goto cleanup;
+		}
+		error = rl_sync_session_ex(ctx->store, c, cli_get(a, "no-snapshot")
+					   ? RL_SYNC_NO_SNAPSHOT : 0, &st,
+					   tty ? show_progress : NULL, NULL);
+		if (tty)
+			fprintf(stderr, "\r%-60s\r", "");
+		if (error != RL_EREUSED || attempt > 0)
+			break;
+		fprintf(stderr, "relasi: %s; sending it again\n", rl_error_message());
+		rl_conn_close(c);
+		c = NULL;
 	}
-	error = rl_sync_session_ex(ctx->store, c, cli_get(a, "no-snapshot") ? RL_SYNC_NO_SNAPSHOT : 0,
-				   &st, tty ? show_progress : NULL, NULL);
-	if (tty)
-		fprintf(stderr, "\r%-60s\r", "");
 	if (error < 0)
 		goto cleanup;
 	if (st.restored)

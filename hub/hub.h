@@ -50,6 +50,10 @@ json_t *hub_value_json(const struct rl_value *v);
 /* dir/name into buf (RL_EINVALID if it does not fit). */
 int hub_path(char *buf, size_t len, const char *dir, const char *name);
 
+/* The highest batch number the hub recorded for device (0: none), told in
+ * WELCOME so that a device numbers new batches after it. */
+int hub_last_batch(rl_store *s, const char *device, long long *out);
+
 /* Open DIR/hub.db (must exist unless create). */
 int hub_store_open(rl_store **out, const char *dir, int create);
 
@@ -60,7 +64,9 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 
 /* PUSH -> PUSHED (see sync/PROTOCOL.md). *resp is a new reference.
- * RL_EPROTO for a malformed batch; refused changes are results, not errors. */
+ * RL_EPROTO for a malformed batch; RL_EREUSED for a batch number this
+ * device used before for other changes (nothing applied); refused changes
+ * are results, not errors. */
 int hub_push(rl_store *s, const struct hub_peer *peer, json_t *push, json_t **resp,
 	     struct hub_stats *stats);
 

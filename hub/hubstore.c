@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <mbedtls/sha256.h>
 
 #include "relasi/error.h"
 #include "relasi/limits.h"
@@ -1159,20 +1160,87 @@ static int relog_losers(rl_store *s, struct change *cs, size_t n)
 	return error;
 }
 
-static int stored_response(rl_store *s, const char *device, long long batch, json_t **resp)
+/*
+ * What a batch holds, for telling a batch sent again from a new batch under
+ * a number already used (schema/hub/007_batch_digest.sql): SHA-256 over
+ * each change's table, record, field and value as sent, in order. Base and
+ * stamp are left out: a device re-sending a batch after the hub was
+ * restored rebases it (sync/src/hubepoch.c), and a sent batch keeps its
+ * changes, which is what identifies it.
+ */
+static void batch_digest(const struct change *cs, size_t n, unsigned char out[32])
+{
+	mbedtls_sha256_context sha;
+	size_t i;
+
+	mbedtls_sha256_init(&sha);
+	mbedtls_sha256_starts_ret(&sha, 0);
+	for (i = 0; i < n; i++) {
+		const struct rl_value *v = &cs[i].value;
+		unsigned char tag = (unsigned char)v->type, num[8];
+		uint64_t bits = 0;
+		int k;
+
+		mbedtls_sha256_update_ret(&sha, (const unsigned char *)cs[i].tbl, strlen(cs[i].tbl) + 1);
+		mbedtls_sha256_update_ret(&sha, (const unsigned char *)cs[i].row, strlen(cs[i].row) + 1);
+		mbedtls_sha256_update_ret(&sha, (const unsigned char *)cs[i].field,
+					  strlen(cs[i].field) + 1);
+		mbedtls_sha256_update_ret(&sha, &tag, 1);
+		if (v->type == RL_V_INT)
+			bits = (uint64_t)v->i;
+		else if (v->type == RL_V_REAL)
+			memcpy(&bits, &v->d, sizeof(bits));
+		if (v->type == RL_V_TEXT) {
+			mbedtls_sha256_update_ret(&sha, (const unsigned char *)v->s, strlen(v->s) + 1);
+			continue;
+		}
+		for (k = 0; k < 8; k++)
+			num[k] = (unsigned char)(bits >> (56 - 8 * k));
+		mbedtls_sha256_update_ret(&sha, num, sizeof(num));
+	}
+	mbedtls_sha256_finish_ret(&sha, out);
+	mbedtls_sha256_free(&sha);
+}
+
+int hub_last_batch(rl_store *s, const char *device, long long *out)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*out = 0;
+	if ((error = rl_store_prepare(s, "SELECT coalesce(max(batch), 0) FROM hub_batches "
+				      "WHERE device = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the device's last batch");
+}
+
+/* The stored answer of (device, batch), or *resp NULL when the hub never
+ * recorded it. A recorded batch whose digest differs from this one is a
+ * number used twice: RL_EREUSED, nothing to apply. */
+static int stored_response(rl_store *s, const char *device, long long batch,
+			   const unsigned char digest[32], json_t **resp)
 {
 	sqlite3_stmt *st;
 	json_error_t jerr;
 	int error, rc;
 
 	*resp = NULL;
-	if ((error = rl_store_prepare(s, "SELECT response FROM hub_batches WHERE device = ?1 "
-				      "AND batch = ?2", &st)) < 0)
+	if ((error = rl_store_prepare(s, "SELECT response, digest FROM hub_batches WHERE "
+				      "device = ?1 AND batch = ?2", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, batch);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) == SQLITE_BLOB &&
+	    (sqlite3_column_bytes(st, 1) != 32 || memcmp(sqlite3_column_blob(st, 1), digest, 32))) {
+		error = rl_error_set(RL_EREUSED, "batch %lld of this device was already applied "
+				     "with other changes; nothing was applied (the device's store "
+				     "restored from an older copy?)", batch);
+	} else if (rc == SQLITE_ROW) {
 		const char *text = (const char *)sqlite3_column_text(st, 0);
 		*resp = text ? json_loads(text, 0, &jerr) : NULL;
 		if (!*resp)
@@ -1254,6 +1322,7 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 	char *text = NULL, at[21];
 	struct hub_stats saved;
 	struct hub_restore_points rp;
+	unsigned char digest[32];
 	sqlite3_stmt *st;
 	int error, dangling;
 
@@ -1274,12 +1343,13 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 			rl_error_prefix("change %zu", i + 1);
 			goto cleanup;
 		}
+	batch_digest(cs, n, digest);       /* as sent: before redirect_changes */
 
 	saved = *stats;
 again:
 	if ((error = rl_store_begin(s)) < 0)
 		goto cleanup;
-	if ((error = stored_response(s, p->device, batch, resp)) < 0)
+	if ((error = stored_response(s, p->device, batch, digest, resp)) < 0)
 		goto rollback;
 	if (*resp) {                       /* seen before: the same answer, nothing applied */
 		rl_store_rollback(s);
@@ -1408,12 +1478,13 @@ again:
 	}
 	now_iso(s, at);
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_batches(device, batch, received_at, "
-				      "response) VALUES (?1, ?2, ?3, ?4)", &st)) < 0)
+				      "response, digest) VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
 		goto rollback;
 	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, batch);
 	sqlite3_bind_text(st, 3, at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, digest, sizeof(digest), SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
 		error = rl_store_error(s, "recording the batch");

@@ -42,6 +42,7 @@ static int hub_refused(json_t *resp)
 
 	return rl_error_set(code && (strcmp(code, "auth") == 0 || strcmp(code, "token") == 0)
 			    ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_ECLOCK
+			    : code && strcmp(code, "batch") == 0 ? RL_EREUSED
 			    : RL_EPROTO, "the hub refused: %s (%s)", msg ? msg : "no reason",
 			    code ? code : "?");
 }
@@ -169,6 +170,64 @@ static int freeze_batch(rl_store *s, long long *batch)
 	return RL_OK;
 fail:
 	free(run);
+	rl_store_rollback(s);
+	return error;
+}
+
+/*
+ * Batch numbers after the hub's. The hub gives a batch number it has
+ * recorded the stored answer, so a device whose store was restored from an
+ * older copy, counting from where the copy was, would have its new changes
+ * answered with an old batch's results and never applied. WELCOME says the
+ * last batch the hub recorded for this device (hub_last): new batches are
+ * numbered after it. A batch already sent keeps its number: its changes are
+ * the ones the hub may have recorded under it.
+ */
+static int number_after(rl_store *s, long long hub_last)
+{
+	long long next;
+	int error;
+
+	if ((error = meta_int(s, "next_batch", &next)) < 0 || next > hub_last)
+		return error;
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = meta_set_int(s, "next_batch", hub_last + 1)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		rl_store_rollback(s);
+	return error;
+}
+
+/* The hub holds sent batch `batch` with other changes (RL_EREUSED: a store
+ * restored from a copy older than the batch numbers it then used): the
+ * sent changes become the next batch, *to. */
+static int renumber_batch(rl_store *s, long long batch, long long *to)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = meta_int(s, "next_batch", to)) < 0)
+		goto fail;
+	if (*to <= batch)
+		*to = batch + 1;
+	if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET batch = ?2 WHERE state = 'sent' "
+				      "AND batch = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, batch);
+	sqlite3_bind_int64(st, 2, *to);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		sqlite3_reset(st);
+		error = rl_store_error(s, "renumbering a batch");
+		goto fail;
+	}
+	sqlite3_reset(st);
+	if ((error = meta_set_int(s, "next_batch", *to + 1)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	return RL_OK;
+fail:
 	rl_store_rollback(s);
 	return error;
 }
@@ -1424,6 +1483,9 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	/* After a hub restore: re-send what it lost (hubepoch.c). */
 	if ((error = rl_sync_hub_epoch(s, resp, stats)) < 0)
 		goto cleanup;
+	if (json_integer_value(json_object_get(resp, "batch")) > 0 &&
+	    (error = number_after(s, json_integer_value(json_object_get(resp, "batch")))) < 0)
+		goto cleanup;
 	/* A hub that serves snapshots says which format; one that does not
 	 * would answer SNAPSHOT with a protocol error, so it is never asked. */
 	snapshot = !(flags & RL_SYNC_NO_SNAPSHOT) &&
@@ -1444,7 +1506,15 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 				 stats->pushed);
 			progress(pctx, status);
 		}
-		if ((error = push_batch(s, c, batch, stats)) < 0)
+		if ((error = push_batch(s, c, batch, stats)) == RL_EREUSED) {
+			long long to;
+			if ((error = renumber_batch(s, batch, &to)) == 0)
+				error = rl_error_set(RL_EREUSED, "the hub already has batch %lld of this "
+						     "device with other changes (was this store restored "
+						     "from an older copy?); its changes are now batch %lld",
+						     batch, to);
+		}
+		if (error < 0)
 			goto cleanup;
 	}
 	if ((error = meta_int(s, "cursor", &cursor)) < 0)

@@ -2,9 +2,11 @@
 their own stores, over mutual TLS. Convergence, field-level merge,
 conflicts and their resolution, notes merged three ways, edit against
 delete, duplicates, roles, a lost acknowledgement and a killed hub."""
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -239,6 +241,69 @@ def test_hub_sigkill_mid_sync():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def restore_copy(dev, copy):
+    for suf in ("", "-wal", "-shm"):
+        if os.path.exists(dev.path + suf):
+            os.remove(dev.path + suf)
+    shutil.copy(copy, dev.path)
+
+
+def test_store_restored_from_an_older_copy():
+    """A rep's laptop restored from an older copy of its store counts its
+    batches from where the copy was. The hub answers a batch number it has
+    recorded with the stored answer; before, the restored device's new
+    changes got an old batch's results ("applied") and never reached the
+    hub. Now WELCOME tells the hub's last batch for the device and new
+    batches are numbered after it; a batch already frozen under a used
+    number (here by a bundle export, which needs no hub) is refused by the
+    hub, whose digest of the changes differs, renumbered and sent again."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    tmp = tempfile.mkdtemp(prefix="relasi-restore-")
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        ani.ok("sync")
+        copy = os.path.join(tmp, "copy.db")
+        src, dst = ani.db(), sqlite3.connect(copy)
+        src.backup(dst)
+        src.close()
+        dst.close()
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
+        ani.ok("sync")
+        eq(hub.query("SELECT max(batch) FROM hub_batches")[0][0], 2, "two batches at the hub")
+
+        restore_copy(ani, copy)
+        ani.ok("account", "add", "Toko Tiga", "--city", "Cimahi")
+        r = ani.ok("--json", "sync")
+        eq(json.loads(r.out)["applied"], 5, "the new record's changes applied")
+        check("sending it again" not in r.err, "no refused round trip: WELCOME numbered it", r.err)
+        eq(hub.query("SELECT batch FROM hub_batches ORDER BY batch"), [(1,), (2,), (3,)],
+           "numbered after the hub's last batch")
+        check(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Tiga'")[0][0] == 1,
+              "the hub has the record made after the restore")
+
+        restore_copy(ani, copy)
+        ani.ok("account", "add", "Toko Empat", "--city", "Garut")
+        ani.ok("bundle", "export", os.path.join(tmp, "out.bundle"))  # freezes batch 2 again
+        r = ani.run("sync")
+        eq(r.code, 0, f"the sync succeeds: {r.err}")
+        check("already has batch 2" in r.err and "now batch 4" in r.err and
+              "sending it again" in r.err, "it says what happened", r.err)
+        check(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Empat'")[0][0] == 1,
+              "the renumbered batch is applied")
+        eq(hub.query("SELECT batch FROM hub_batches ORDER BY batch"), [(1,), (2,), (3,), (4,)],
+           "batch 2 was not answered twice")
+        ani.ok("sync")
+        assert_converged(hub, [ani])
+        st = ani.ok("status").out
+        check("in flight" not in st and "refused" not in st, "nothing left in flight", st)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
-          test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync])
+          test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
+          test_store_restored_from_an_older_copy])

@@ -32,7 +32,8 @@ enum {
 	RL_EAUTH       = -13, /* authentication or authorisation refused */
 	RL_EPROTO      = -14, /* the peer broke the protocol */
 	RL_ENET        = -15, /* the peer cannot be reached (refused, no route, DNS) */
-	RL_ECLOCK      = -16  /* two clocks are too far apart to sync safely */
+	RL_ECLOCK      = -16, /* two clocks are too far apart to sync safely */
+	RL_EREUSED     = -17  /* a batch number the hub holds with other changes */
 };
 
 /*

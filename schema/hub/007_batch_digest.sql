@@ -1,0 +1,11 @@
+-- hub/007_batch_digest.sql — what each recorded batch held.
+--
+-- A batch number the hub has recorded gets the stored answer and is not
+-- applied again (sync/PROTOCOL.md, "Push"). That is right for a batch sent
+-- twice, and wrong for a device that numbers a new batch as an old one: a
+-- laptop restored from an older copy of its store counts from where the
+-- copy was, and its new changes were answered with an old batch's results,
+-- "applied", and never applied. The digest (SHA-256 of the batch's changes:
+-- table, record, field, value; hubstore.c batch_digest) tells the two
+-- apart; NULL for batches recorded before this version.
+ALTER TABLE hub_batches ADD COLUMN digest BLOB;
