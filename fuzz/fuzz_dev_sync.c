@@ -16,7 +16,9 @@
  *    and PULL, then BYE;
  *  - an answer the device refuses (any error but the connection closing)
  *    leaves its store exactly as it was before that answer: a rejected
- *    PUSHED or PAGE is applied not at all (one transaction);
+ *    PUSHED or PAGE is applied not at all (one transaction); the one
+ *    exception, ERROR batch to a PUSH, renumbers the sent batch as the
+ *    last one;
  *  - errors carry a message; a session only succeeds on a last PAGE;
  *  - what the device stores from pulled changes is valid by the model
  *    (rl_model_check_value on every field of every synced row), as every
@@ -228,7 +230,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		FZ_CHECK(rl_error_message()[0], "error %d without a message", rc);
 		FZ_CHECK(sc.served > 0, "the device failed before any answer (%d)", rc);
-		if (rc != RL_ECLOSED)
+		if (rc == RL_EREUSED) {
+			/* The one refusal that changes the store: the sent batch is
+			 * renumbered after every number used (devsync.c renumber_batch). */
+			sqlite3_stmt *st;
+			FZ_CHECK(sc.requests[sc.served - 1] == RL_FRAME_PUSH, "ERROR batch not to a PUSH");
+			FZ_CHECK(sqlite3_prepare_v2(rl_store_db(store),
+				"SELECT count(DISTINCT batch), max(batch) = (SELECT value - 1 FROM rl_meta "
+				"WHERE key = 'next_batch') FROM rl_outbox WHERE state = 'sent'", -1, &st,
+				NULL) == SQLITE_OK, "prepare");
+			FZ_CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1 &&
+				 sqlite3_column_int(st, 1) == 1,
+				 "a reused batch was not renumbered as the last batch");
+			sqlite3_finalize(st);
+		} else if (rc != RL_ECLOSED)
 			FZ_CHECK(fz_db_digest(rl_store_db(store)) == sc.digest[sc.served - 1],
 				 "answer %zu (to '%c') was refused (%d: %s) but changed the store",
 				 sc.served, sc.requests[sc.served - 1], rc, rl_error_message());

@@ -1332,7 +1332,7 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 	batch = json_integer_value(jb);
 	cursor = json_integer_value(jcur);
 	n = json_array_size(jc);
-	if (batch < 1 || cursor < 0)
+	if (batch < 1 || batch > RL_MAX_BATCH_NUMBER || cursor < 0)
 		return rl_error_set(RL_EPROTO, "PUSH: bad batch number or cursor");
 	if (n > RL_MAX_BATCH_CHANGES)
 		return rl_error_set(RL_ETOOBIG, "PUSH of %zu changes (limit %d)", n, RL_MAX_BATCH_CHANGES);

@@ -1483,9 +1483,16 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	/* After a hub restore: re-send what it lost (hubepoch.c). */
 	if ((error = rl_sync_hub_epoch(s, resp, stats)) < 0)
 		goto cleanup;
-	if (json_integer_value(json_object_get(resp, "batch")) > 0 &&
-	    (error = number_after(s, json_integer_value(json_object_get(resp, "batch")))) < 0)
-		goto cleanup;
+	if (json_object_get(resp, "batch")) {
+		json_t *jb = json_object_get(resp, "batch");
+		if (!json_is_integer(jb) || json_integer_value(jb) < 0 ||
+		    json_integer_value(jb) > RL_MAX_BATCH_NUMBER) {
+			error = rl_error_set(RL_EPROTO, "the hub's WELCOME has a bad batch number");
+			goto cleanup;
+		}
+		if ((error = number_after(s, json_integer_value(jb))) < 0)
+			goto cleanup;
+	}
 	/* A hub that serves snapshots says which format; one that does not
 	 * would answer SNAPSHOT with a protocol error, so it is never asked. */
 	snapshot = !(flags & RL_SYNC_NO_SNAPSHOT) &&

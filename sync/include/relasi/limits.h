@@ -61,6 +61,9 @@
  * transaction, so this bounds how long a batch holds the write lock. */
 #define RL_MAX_BATCH_CHANGES    1000
 #define RL_MAX_BATCH_BYTES      (2 * 1024 * 1024)
+/* A device's batch numbers (PUSH, WELCOME's "batch"): far beyond any real
+ * count, and small enough that "the next one" never overflows. */
+#define RL_MAX_BATCH_NUMBER     1000000000000000LL
 
 /* Changes in one pull page (a page may run over by the rest of one row so
  * that a record's fields always arrive together). */
