@@ -182,6 +182,12 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 			goto cleanup;
 	}
 
+	/* The hub's history first, as after WELCOME: after a restore the lost
+	 * changes are queued again and the cursor goes back before the answer's
+	 * versions (from the restored history) are recorded. */
+	if ((error = rl_sync_hub_facts(ctx->store, b->manifest,
+				       json_object_get(b->manifest, "last_batch"), &st)) < 0)
+		goto cleanup;
 	if (pushed && (error = rl_sync_record_pushed(ctx->store, pushed, &st, &recorded)) < 0)
 		goto cleanup;
 	if ((error = rl_store_meta_get(ctx->store, "cursor", &cur)) < 0)
@@ -214,6 +220,10 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 			"refused", (json_int_t)st.refused, "pulled", (json_int_t)st.pulled,
 			"cursor", (json_int_t)cursor, "more", more, "skipped", skipped));
 	} else {
+		if (st.restored)
+			printf("the hub was restored from a backup that ends at change %lld: this "
+			       "device queued %ld changes the hub lost; export again to send them\n",
+			       st.restored_at, st.resent);
 		if (pushed && !recorded)
 			printf("the hub's answer to batch %lld was recorded before: nothing to record\n",
 			       (long long)json_integer_value(json_object_get(pushed, "batch")));

@@ -14,6 +14,7 @@
  * threads. The answer goes back as a reply bundle signed with the hub's
  * server key, which every device pinned at enrolment.
  */
+#include "backup.h"
 #include "hub.h"
 
 #include <stdio.h>
@@ -83,7 +84,7 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 	json_t *manifest, *push = NULL, *pushed = NULL, *page = NULL, *pull = NULL;
 	json_t *header = NULL, *conf = NULL;
 	const char *device, *kind;
-	long long cursor, from, batch = 0;
+	long long cursor, from, batch = 0, last;
 	size_t n = 0, total = 0, i;
 	int error, more = 1;
 
@@ -183,6 +184,15 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 				 "cursor", (json_int_t)res->cursor, "more", more,
 				 "pages", (json_int_t)res->pages,
 				 "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s))))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	/* As WELCOME tells a device on the network: the hub's history (a
+	 * restore: epoch.c) and the device's last batch here. */
+	if ((error = hub_epoch_welcome(s, header)) < 0 ||
+	    (error = hub_last_batch(s, peer.device, &last)) < 0)
+		goto cleanup;
+	if (json_object_set_new(header, "last_batch", json_integer(last)) < 0) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

@@ -198,6 +198,20 @@ static int number_after(rl_store *s, long long hub_last)
 	return error;
 }
 
+int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
+		      struct rl_sync_stats *stats)
+{
+	int error;
+
+	if (last_batch && (!json_is_integer(last_batch) || json_integer_value(last_batch) < 0 ||
+			   json_integer_value(last_batch) > RL_MAX_BATCH_NUMBER))
+		return rl_error_set(RL_EPROTO, "the hub's last batch number for this device is "
+				    "malformed");
+	if ((error = rl_sync_hub_epoch(s, facts, stats)) < 0)
+		return error;
+	return last_batch ? number_after(s, json_integer_value(last_batch)) : RL_OK;
+}
+
 /* The hub holds sent batch `batch` with other changes (RL_EREUSED: a store
  * restored from a copy older than the batch numbers it then used): the
  * sent changes become the next batch, *to. */
@@ -1480,19 +1494,10 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 				     "device's by more than 5 minutes; set this device's clock");
 		goto cleanup;
 	}
-	/* After a hub restore: re-send what it lost (hubepoch.c). */
-	if ((error = rl_sync_hub_epoch(s, resp, stats)) < 0)
+	/* After a hub restore: re-send what it lost (hubepoch.c); number new
+	 * batches after the hub's last. */
+	if ((error = rl_sync_hub_facts(s, resp, json_object_get(resp, "batch"), stats)) < 0)
 		goto cleanup;
-	if (json_object_get(resp, "batch")) {
-		json_t *jb = json_object_get(resp, "batch");
-		if (!json_is_integer(jb) || json_integer_value(jb) < 0 ||
-		    json_integer_value(jb) > RL_MAX_BATCH_NUMBER) {
-			error = rl_error_set(RL_EPROTO, "the hub's WELCOME has a bad batch number");
-			goto cleanup;
-		}
-		if ((error = number_after(s, json_integer_value(jb))) < 0)
-			goto cleanup;
-	}
 	/* A hub that serves snapshots says which format; one that does not
 	 * would answer SNAPSHOT with a protocol error, so it is never asked. */
 	snapshot = !(flags & RL_SYNC_NO_SNAPSHOT) &&

@@ -452,6 +452,65 @@ def test_append_again_before_the_merge_arrives():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_bundle_only_device_after_a_hub_restore():
+    """The hub restored from a backup, a device that syncs only by bundle:
+    the reply carries the hub's history (epoch, lineage) as WELCOME does, so
+    the device queues again what the restore lost and rewinds its cursor.
+    Before, it never sent its lost record back and never received what was
+    added on the restored hub at the sequence numbers it thought it had."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    original = None
+    n = [0]
+
+    def round_trip():
+        n[0] += 1
+        b, r = os.path.join(tmp, f"{n[0]}.bundle"), os.path.join(tmp, f"{n[0]}.reply")
+        ani.ok("bundle", "export", b)
+        hub.admin("bundle", "import", b, "--reply", r)
+        man = json.loads(members(r)["manifest.json"])
+        return man, ani.ok("bundle", "import", r).out
+
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        man, _ = round_trip()
+        check(man.get("epoch") and man.get("last_batch") == 1, "the reply says the epoch and "
+              "the device's last batch", man)
+        archive = os.path.join(tmp, "hub.tar.zst")
+        hub.admin("backup", archive)
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")     # lost by the restore
+        round_trip()
+        hub.stop()
+        restored = os.path.join(tmp, "restored")
+        hub.admin("restore", archive, restored, dirarg=False)
+        original, hub.dir = hub.dir, restored
+        hub.start()
+        budi.ok("account", "add", "CV Tiga", "--city", "Cimahi")    # on the restored hub
+        budi.ok("sync")
+
+        man, out = round_trip()
+        check(man.get("lineage"), "the reply carries the lineage", man)
+        check("restored from a backup" in out and "export again" in out,
+              "the device says what happened and what to do", out)
+        round_trip()
+        eq([r[0] for r in hub.query("SELECT name FROM accounts ORDER BY name")],
+           ["CV Tiga", "Toko Dua", "Toko Satu"], "the lost record is back at the hub")
+        eq([r[0] for r in ani.query("SELECT name FROM accounts ORDER BY name")],
+           ["CV Tiga", "Toko Dua", "Toko Satu"], "the device has what the restored hub added")
+        budi.ok("sync")
+        assert_converged(hub, [ani, budi])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        budi.cleanup()
+        if original:
+            shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
-          test_device_refusals, test_append_again_before_the_merge_arrives])
+          test_device_refusals, test_append_again_before_the_merge_arrives,
+          test_bundle_only_device_after_a_hub_restore])

@@ -90,6 +90,16 @@ int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, 
 int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats);
 
 /*
+ * What a hub says about itself and this device, in WELCOME or in a reply
+ * bundle's manifest: its history (rl_sync_hub_epoch) and last_batch, the
+ * highest batch number it recorded for this device (NULL: not said), after
+ * which new batches are numbered (a store restored from an older copy
+ * would otherwise reuse numbers). RL_EPROTO for a malformed last_batch.
+ */
+int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
+		      struct rl_sync_stats *stats);
+
+/*
  * Move the field versions a snapshot loaded (rl_base_snapshot, one row per
  * record; schema/014_base_snapshot.sql) into rl_base, one row per field,
  * keeping the larger version where both have one. For the rare paths that
