@@ -134,6 +134,7 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	json_t *pushed = NULL, **pages = NULL;
 	long long from, cursor, before;
 	long npages, i;
+	long long reused = 0, renumbered = 0;
 	int error, recorded = 0, more = 0, stale, skipped = 0;
 
 	memset(&st, 0, sizeof(st));
@@ -190,6 +191,17 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	if (pushed && (error = rl_sync_record_pushed(ctx->store, pushed, &st, &recorded)) < 0)
 		goto cleanup;
+	/* The hub had the bundle's batch number with other changes: it applied
+	 * nothing; the next bundle carries the batch under a new number. */
+	if (json_is_integer(json_object_get(b->manifest, "reused"))) {
+		long long was = json_integer_value(json_object_get(b->manifest, "reused"));
+		if ((error = rl_sync_renumber_batch(ctx->store, was, &renumbered)) == RL_ENOTFOUND)
+			error = RL_OK;    /* an old reply: renumbered already */
+		else if (error < 0)
+			goto cleanup;
+		else
+			reused = was;
+	}
 	if ((error = rl_store_meta_get(ctx->store, "cursor", &cur)) < 0)
 		goto cleanup;
 	cursor = before = cur ? strtoll(cur, NULL, 10) : 0;
@@ -213,17 +225,22 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	if (ctx->json) {
 		error = cli_print_json(json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
-						 "s:b}",
+						 "s:b, s:I, s:I}",
 			"recorded", recorded, "pushed", (json_int_t)st.pushed,
 			"applied", (json_int_t)st.applied, "same", (json_int_t)st.same,
 			"merged", (json_int_t)st.merged, "conflicts", (json_int_t)st.conflicts,
 			"refused", (json_int_t)st.refused, "pulled", (json_int_t)st.pulled,
-			"cursor", (json_int_t)cursor, "more", more, "skipped", skipped));
+			"cursor", (json_int_t)cursor, "more", more, "skipped", skipped,
+			"reused", (json_int_t)reused, "renumbered", (json_int_t)renumbered));
 	} else {
 		if (st.restored)
 			printf("the hub was restored from a backup that ends at change %lld: this "
 			       "device queued %ld changes the hub lost; export again to send them\n",
 			       st.restored_at, st.resent);
+		if (reused)
+			printf("the hub already had batch %lld of this device with other changes (was "
+			       "this store restored from an older copy?): nothing was applied; they are "
+			       "now batch %lld: export again to send them\n", reused, renumbered);
 		if (pushed && !recorded)
 			printf("the hub's answer to batch %lld was recorded before: nothing to record\n",
 			       (long long)json_integer_value(json_object_get(pushed, "batch")));

@@ -137,16 +137,24 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 	/* Batch 0: nothing was pending on the device; it only wants news. */
 	if (batch != 0) {
 		long before = res->st.pushed;
-		if ((error = hub_push(s, &peer, push, &pushed, &res->st)) < 0) {
+		/* A number the device used before for other changes (its store
+		 * restored from an older copy): nothing applied, and the reply,
+		 * without pushed.json, says "reused" so that the device renumbers
+		 * the batch for its next bundle, as a network sync would. */
+		if ((error = hub_push(s, &peer, push, &pushed, &res->st)) == RL_EREUSED) {
+			res->reused = 1;
+			error = RL_OK;
+		} else if (error < 0) {
 			rl_error_prefix("'%s'", in_path);
 			goto cleanup;
+		} else {
+			/* hub_push counts only a batch it applies now. */
+			res->replayed = res->st.pushed == before &&
+					json_array_size(json_object_get(push, "changes")) > 0;
+			from = pull_from(pushed, cursor);
+			if ((error = add_member(ms, &n, "pushed.json", pushed, &total)) < 0)
+				goto cleanup;
 		}
-		/* hub_push counts only a batch it applies now. */
-		res->replayed = res->st.pushed == before &&
-				json_array_size(json_object_get(push, "changes")) > 0;
-		from = pull_from(pushed, cursor);
-		if ((error = add_member(ms, &n, "pushed.json", pushed, &total)) < 0)
-			goto cleanup;
 	}
 	res->batch = batch;
 	res->from = from;
@@ -192,7 +200,8 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 	if ((error = hub_epoch_welcome(s, header)) < 0 ||
 	    (error = hub_last_batch(s, peer.device, &last)) < 0)
 		goto cleanup;
-	if (json_object_set_new(header, "last_batch", json_integer(last)) < 0) {
+	if (json_object_set_new(header, "last_batch", json_integer(last)) < 0 ||
+	    (res->reused && json_object_set_new(header, "reused", json_integer(batch)) < 0)) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

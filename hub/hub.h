@@ -123,6 +123,8 @@ struct hub_bundle_result {
 	long pages;
 	int more;                 /* changes left for the next bundle */
 	int replayed;             /* the batch had been applied before: its stored answer */
+	int reused;               /* its number was used before for other changes: not
+				   * applied; the reply tells the device to renumber it */
 	struct hub_stats st;
 };
 

@@ -577,10 +577,10 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	if (open_hub(ctx, a) == RL_OK)
 		audit_after_write(ctx, a);
 	if (ctx->json)
-		return cli_print_json(json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
-						"s:I, s:I, s:I, s:b, s:s}",
+		return cli_print_json(json_pack("{s:s, s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:I, "
+						"s:I, s:I, s:I, s:I, s:b, s:s}",
 			"device", r.device, "user", r.user, "batch", (json_int_t)r.batch,
-			"replayed", r.replayed, "pushed", (json_int_t)r.st.pushed,
+			"replayed", r.replayed, "reused", r.reused, "pushed", (json_int_t)r.st.pushed,
 			"applied", (json_int_t)r.st.applied, "same", (json_int_t)r.st.same,
 			"merged", (json_int_t)r.st.merged, "conflicts", (json_int_t)r.st.conflicts,
 			"refused", (json_int_t)r.st.refused, "pulled", (json_int_t)r.st.pulled,
@@ -589,7 +589,9 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	/* The shape of serve's "sync" log line, so both read the same. */
 	printf("bundle device=%.12s user=%.12s batch=%lld%s pushed=%ld applied=%ld same=%ld "
 	       "merged=%ld conflicts=%ld refused=%ld pulled=%ld pages=%ld%s reply=%s\n",
-	       r.device, r.user, r.batch, r.replayed ? " (applied before: same answer)" : "",
+	       r.device, r.user, r.batch, r.replayed ? " (applied before: same answer)"
+	       : r.reused ? " (number used before for other changes: not applied; the device "
+			    "renumbers it)" : "",
 	       r.st.pushed, r.st.applied, r.st.same, r.st.merged, r.st.conflicts, r.st.refused,
 	       r.st.pulled, r.pages, r.more ? " more=yes" : "", reply);
 	return RL_OK;

@@ -212,10 +212,7 @@ int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
 	return last_batch ? number_after(s, json_integer_value(last_batch)) : RL_OK;
 }
 
-/* The hub holds sent batch `batch` with other changes (RL_EREUSED: a store
- * restored from a copy older than the batch numbers it then used): the
- * sent changes become the next batch, *to. */
-static int renumber_batch(rl_store *s, long long batch, long long *to)
+int rl_sync_renumber_batch(rl_store *s, long long batch, long long *to)
 {
 	sqlite3_stmt *st;
 	int error;
@@ -237,6 +234,10 @@ static int renumber_batch(rl_store *s, long long batch, long long *to)
 		goto fail;
 	}
 	sqlite3_reset(st);
+	if (sqlite3_changes(rl_store_db(s)) == 0) {
+		error = rl_error_set(RL_ENOTFOUND, "no sent change is in batch %lld", batch);
+		goto fail;
+	}
 	if ((error = meta_set_int(s, "next_batch", *to + 1)) < 0 ||
 	    (error = rl_store_commit(s)) < 0)
 		goto fail;
@@ -1520,7 +1521,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		}
 		if ((error = push_batch(s, c, batch, stats)) == RL_EREUSED) {
 			long long to;
-			if ((error = renumber_batch(s, batch, &to)) == 0)
+			if ((error = rl_sync_renumber_batch(s, batch, &to)) == 0)
 				error = rl_error_set(RL_EREUSED, "the hub already has batch %lld of this "
 						     "device with other changes (was this store restored "
 						     "from an older copy?); its changes are now batch %lld",

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tarfile
 import tempfile
@@ -510,7 +511,65 @@ def test_bundle_only_device_after_a_hub_restore():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_bundle_only_device_restored_from_an_older_copy():
+    """A bundle-only laptop restored from an older copy of its store exports
+    its new changes under a batch number the hub already holds. The hub
+    applies nothing and says so in the reply ("reused"); the device
+    renumbers the batch, and the next bundle brings the changes in. A
+    second import of that reply changes nothing."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    n = [0]
+
+    def exchange():
+        n[0] += 1
+        b, r = os.path.join(tmp, f"{n[0]}.bundle"), os.path.join(tmp, f"{n[0]}.reply")
+        ani.ok("bundle", "export", b)
+        out = hub.admin("bundle", "import", b, "--reply", r)
+        return out, r
+
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        _, r = exchange()
+        ani.ok("bundle", "import", r)
+        copy = os.path.join(tmp, "copy.db")
+        src, dst = ani.db(), sqlite3.connect(copy)
+        src.backup(dst)
+        src.close()
+        dst.close()
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
+        _, r = exchange()
+        ani.ok("bundle", "import", r)
+        for suf in ("", "-wal", "-shm"):
+            if os.path.exists(ani.path + suf):
+                os.remove(ani.path + suf)
+        shutil.copy(copy, ani.path)                                   # the restore
+
+        ani.ok("account", "add", "Toko Tiga", "--city", "Cimahi")
+        before = hub_state(hub)
+        out, r = exchange()
+        check("batch=2 (number used before" in out, "the hub says the number was reused", out)
+        eq(hub_state(hub), before, "nothing applied")
+        eq(json.loads(members(r)["manifest.json"]).get("reused"), 2, "the reply says so")
+        res = ani.js("bundle", "import", r)
+        eq((res["reused"], res["renumbered"]), (2, 3), "the device renumbers the batch")
+        res = ani.js("bundle", "import", r)
+        eq(res["reused"], 0, "the same reply again renumbers nothing")
+        out, r = exchange()
+        check("batch=3" in out and "applied=5" in out, "the next bundle is applied", out)
+        ani.ok("bundle", "import", r)
+        eq([x[0] for x in hub.query("SELECT name FROM accounts ORDER BY name")],
+           ["Toko Dua", "Toko Satu", "Toko Tiga"], "the record made after the restore arrived")
+        assert_converged(hub, [ani])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
           test_device_refusals, test_append_again_before_the_merge_arrives,
-          test_bundle_only_device_after_a_hub_restore])
+          test_bundle_only_device_after_a_hub_restore,
+          test_bundle_only_device_restored_from_an_older_copy])

@@ -100,6 +100,14 @@ int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
 		      struct rl_sync_stats *stats);
 
 /*
+ * The hub holds sent batch `batch` of this device with other changes (ERROR
+ * batch on the network, "reused" in a reply bundle): its changes become
+ * the next batch, *to (> every number the hub told). RL_ENOTFOUND when no
+ * sent change carries that number (an old reply): nothing changed.
+ */
+int rl_sync_renumber_batch(rl_store *s, long long batch, long long *to);
+
+/*
  * Move the field versions a snapshot loaded (rl_base_snapshot, one row per
  * record; schema/014_base_snapshot.sql) into rl_base, one row per field,
  * keeping the larger version where both have one. For the rare paths that
