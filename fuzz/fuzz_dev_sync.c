@@ -235,6 +235,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 * renumbered after every number used (devsync.c renumber_batch). */
 			sqlite3_stmt *st;
 			FZ_CHECK(sc.requests[sc.served - 1] == RL_FRAME_PUSH, "ERROR batch not to a PUSH");
+			FZ_CHECK(fz_db_digest(rl_store_db(store)) != sc.digest[sc.served - 1],
+				 "ERROR batch left the sent batch under its number");
 			FZ_CHECK(sqlite3_prepare_v2(rl_store_db(store),
 				"SELECT count(DISTINCT batch), max(batch) = (SELECT value - 1 FROM rl_meta "
 				"WHERE key = 'next_batch') FROM rl_outbox WHERE state = 'sent'", -1, &st,

@@ -112,7 +112,7 @@ struct hub_audit {
 	int lockfd;
 	int locked;
 	pthread_mutex_t *store_lock;   /* serve's writer lock, for our store writes */
-	struct hub_audit_pack_limits pack;   /* when a catch-up packs (audit_pack.c) */
+	struct hub_audit_pack_limits pack;   /* when hub_audit_maintain packs (audit_pack.c) */
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -456,23 +456,31 @@ void hub_audit_free(hub_audit *a)
 	free(a);
 }
 
-/* One writer at a time across processes (serve's thread, an admin command). */
-static int audit_lock(hub_audit *a)
+/* One writer at a time across processes (serve's thread, an admin command,
+ * a backup's copy): flock on DIR/audit.lock, opened into *fd when < 0. */
+static int lock_dir(const char *dir, int *fd)
 {
 	char path[4096];
 	int error;
 
-	if (a->lockfd < 0) {
-		if ((error = hub_path(path, sizeof(path), a->dir, "audit.lock")) < 0)
+	if (*fd < 0) {
+		if ((error = hub_path(path, sizeof(path), dir, "audit.lock")) < 0)
 			return error;
-		if ((a->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
 			return rl_error_set(RL_EIO, "cannot open %s: %s", path, strerror(errno));
 	}
-	while (flock(a->lockfd, LOCK_EX) != 0)
+	while (flock(*fd, LOCK_EX) != 0)
 		if (errno != EINTR)
 			return rl_error_set(RL_EIO, "cannot lock the audit history: %s", strerror(errno));
-	a->locked = 1;
 	return RL_OK;
+}
+
+static int audit_lock(hub_audit *a)
+{
+	int error = lock_dir(a->dir, &a->lockfd);
+
+	a->locked = error == 0;
+	return error;
 }
 
 static void audit_unlock(hub_audit *a)
@@ -484,19 +492,14 @@ static void audit_unlock(hub_audit *a)
 
 int hub_audit_lock_dir(const char *dir, int *fd)
 {
-	hub_audit a;
 	int error;
 
-	memset(&a, 0, sizeof(a));
-	a.lockfd = -1;
-	snprintf(a.dir, sizeof(a.dir), "%s", dir);
-	if ((error = audit_lock(&a)) < 0) {
-		if (a.lockfd >= 0)
-			close(a.lockfd);
-		return error;
+	*fd = -1;
+	if ((error = lock_dir(dir, fd)) < 0 && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
 	}
-	*fd = a.lockfd;
-	return RL_OK;
+	return error;
 }
 
 void hub_audit_unlock_dir(int fd)

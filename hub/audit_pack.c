@@ -196,18 +196,6 @@ static int list_packs(const char *objdir, struct pack **out, size_t *n, int keep
 	return RL_OK;
 }
 
-static int fsync_file(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), error = RL_OK;
-
-	if (fd < 0)
-		return rl_error_set(RL_EIO, "cannot open '%s': %s", path, strerror(errno));
-	if (fsync(fd) != 0)
-		error = rl_error_set(RL_EIO, "cannot sync '%s': %s", path, strerror(errno));
-	close(fd);
-	return error;
-}
-
 /* libgit2 calls these as it goes; non-zero stops the pack (a hub stopping
  * does not wait for a long pack). */
 static int builder_progress(int stage, uint32_t current, uint32_t total, void *payload)
@@ -311,10 +299,10 @@ static int write_pack(git_repository *repo, const char *objdir, const struct oid
 	}
 	snprintf(name, len, "pack-%s", git_packbuilder_name(pb));
 	snprintf(path, sizeof(path), "%s/%s.pack", dir, name);
-	if ((error = fsync_file(path)) < 0)
+	if ((error = hub_fsync_path(path)) < 0)
 		goto cleanup;
 	snprintf(path, sizeof(path), "%s/%s.idx", dir, name);
-	if ((error = fsync_file(path)) < 0 || (error = hub_fsync_dir(dir)) < 0)
+	if ((error = hub_fsync_path(path)) < 0 || (error = hub_fsync_path(dir)) < 0)
 		goto cleanup;
 cleanup:
 	git_packbuilder_free(pb);

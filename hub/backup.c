@@ -526,7 +526,7 @@ static int write_archive(struct backup *b, json_t *manifest, const char *file, t
 		error = rl_error_set(RL_EIO, "cannot write '%s': %s", file, strerror(errno));
 		goto cleanup;
 	}
-	error = hub_fsync_dir(dir);
+	error = hub_fsync_path(dir);
 cleanup:
 	if (a)
 		archive_write_free(a);

@@ -119,8 +119,9 @@ int hub_epoch_restored(rl_store *s, long long *last);
  * following symbolic links. Missing path: RL_OK. */
 int hub_rmtree(const char *path);
 
-/* fsync a directory (after a rename into it, so the new name is durable). */
-int hub_fsync_dir(const char *path);
+/* fsync a file, or a directory (after a rename into it, so the new name
+ * is durable). */
+int hub_fsync_path(const char *path);
 
 /* The directory part of path ("." if none) into buf. */
 int hub_dirname(char *buf, size_t len, const char *path);

@@ -40,15 +40,15 @@ int hub_rmtree(const char *path)
 	return RL_OK;
 }
 
-int hub_fsync_dir(const char *path)
+int hub_fsync_path(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0 || fsync(fd) != 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
-		return rl_error_set(RL_EIO, "cannot sync directory '%s': %s", path, strerror(e));
+		return rl_error_set(RL_EIO, "cannot sync '%s': %s", path, strerror(e));
 	}
 	close(fd);
 	return RL_OK;
@@ -103,7 +103,7 @@ int hub_write_atomic(const char *path, const char *data, size_t len, int mode)
 		unlink(tmp);
 		return error;
 	}
-	return hub_fsync_dir(dir);
+	return hub_fsync_path(dir);
 }
 
 void hub_hex(const unsigned char *in, size_t n, char *out)

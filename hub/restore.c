@@ -585,7 +585,7 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 		goto cleanup;
 	}
 	if ((error = hub_write_atomic(path, text, strlen(text), 0644)) < 0 ||
-	    (error = hub_fsync_dir(r.tmp)) < 0)
+	    (error = hub_fsync_path(r.tmp)) < 0)
 		goto cleanup;
 	memcpy(path, dir, dlen);
 	path[dlen] = '\0';
@@ -597,7 +597,7 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 		goto cleanup;
 	}
 	made = 0;
-	if ((error = hub_fsync_dir(parent)) < 0)
+	if ((error = hub_fsync_path(parent)) < 0)
 		goto cleanup;
 	if (json_object_set_new(r.manifest, "restored_at_seq", json_integer(last)) < 0) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");

@@ -178,9 +178,9 @@ fail:
  * Batch numbers after the hub's. The hub answers a batch number it has
  * recorded with the stored answer, so a device whose store was restored
  * from an older copy, counting from where the copy was, would have its new
- * changes answered with an old batch's results and never applied. WELCOME says the
- * last batch the hub recorded for this device (hub_last): new batches are
- * numbered after it. A batch already sent keeps its number: its changes are
+ * changes answered with an old batch's results and never applied. WELCOME
+ * says the last batch the hub recorded for this device (hub_last): new
+ * batches are numbered after it. A batch already sent keeps its number: its changes are
  * the ones the hub may have recorded under it.
  */
 static int number_after(rl_store *s, long long hub_last)

@@ -104,6 +104,22 @@ class Store:
         """A read-only connection (no Relasi functions: reads only)."""
         return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
 
+    def copy_to(self, path):
+        """A consistent copy of the store's file at path (a laptop backup)."""
+        src, dst = self.db(), sqlite3.connect(path)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+
+    def restore_from(self, path):
+        """Put a copy made by copy_to back in place of the store."""
+        for suf in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suf):
+                os.remove(self.path + suf)
+        shutil.copy(path, self.path)
+
     def query(self, sql, *params):
         con = self.db()
         try:

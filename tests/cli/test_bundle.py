@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import tarfile
 import tempfile
@@ -534,17 +533,11 @@ def test_bundle_only_device_restored_from_an_older_copy():
         _, r = exchange()
         ani.ok("bundle", "import", r)
         copy = os.path.join(tmp, "copy.db")
-        src, dst = ani.db(), sqlite3.connect(copy)
-        src.backup(dst)
-        src.close()
-        dst.close()
+        ani.copy_to(copy)
         ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
         _, r = exchange()
         ani.ok("bundle", "import", r)
-        for suf in ("", "-wal", "-shm"):
-            if os.path.exists(ani.path + suf):
-                os.remove(ani.path + suf)
-        shutil.copy(copy, ani.path)                                   # the restore
+        ani.restore_from(copy)                                        # the restore
 
         ani.ok("account", "add", "Toko Tiga", "--city", "Cimahi")
         before = hub_state(hub)

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -241,13 +240,6 @@ def test_hub_sigkill_mid_sync():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def restore_copy(dev, copy):
-    for suf in ("", "-wal", "-shm"):
-        if os.path.exists(dev.path + suf):
-            os.remove(dev.path + suf)
-    shutil.copy(copy, dev.path)
-
-
 def test_store_restored_from_an_older_copy():
     """A rep's laptop restored from an older copy of its store counts its
     batches from where the copy was. The hub answers a batch number it has
@@ -264,15 +256,12 @@ def test_store_restored_from_an_older_copy():
         ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
         ani.ok("sync")
         copy = os.path.join(tmp, "copy.db")
-        src, dst = ani.db(), sqlite3.connect(copy)
-        src.backup(dst)
-        src.close()
-        dst.close()
+        ani.copy_to(copy)
         ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
         ani.ok("sync")
         eq(hub.query("SELECT max(batch) FROM hub_batches")[0][0], 2, "two batches at the hub")
 
-        restore_copy(ani, copy)
+        ani.restore_from(copy)
         ani.ok("account", "add", "Toko Tiga", "--city", "Cimahi")
         r = ani.ok("--json", "sync")
         eq(json.loads(r.out)["applied"], 5, "the new record's changes applied")
@@ -282,7 +271,7 @@ def test_store_restored_from_an_older_copy():
         check(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Tiga'")[0][0] == 1,
               "the hub has the record made after the restore")
 
-        restore_copy(ani, copy)
+        ani.restore_from(copy)
         ani.ok("account", "add", "Toko Empat", "--city", "Garut")
         ani.ok("bundle", "export", os.path.join(tmp, "out.bundle"))  # freezes batch 2 again
         r = ani.run("sync")
