@@ -255,8 +255,9 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 				rl_error_prefix("cannot reach the hub at %s:%s", host, port);
 			goto cleanup;
 		}
-		error = rl_sync_session_ex(ctx->store, c, cli_get(a, "no-snapshot")
-					   ? RL_SYNC_NO_SNAPSHOT : 0, &st,
+		error = rl_sync_session_ex(ctx->store, c,
+					   (cli_get(a, "no-snapshot") ? RL_SYNC_NO_SNAPSHOT : 0) |
+					   (cli_get(a, "no-image") ? RL_SYNC_NO_IMAGE : 0), &st,
 					   tty ? show_progress : NULL, NULL);
 		if (tty)
 			fprintf(stderr, "\r%-60s\r", "");
@@ -268,17 +269,20 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	if (error < 0)
 		goto cleanup;
+	if (st.image_refused[0])
+		fprintf(stderr, "relasi: warning: refused the hub's snapshot image (%s); loaded the "
+			"snapshot record by record\n", st.image_refused);
 	if (st.restored)
 		fprintf(stderr, "the hub was restored from a backup that ends at change %lld: "
 			"this device queued %ld changes the hub lost and sent them again\n",
 			st.restored_at, st.resent);
 	if (ctx->json)
-		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			"restamped", (json_int_t)st.restamped, "pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,
 			"same", (json_int_t)st.same, "merged", (json_int_t)st.merged,
 			"conflicts", (json_int_t)st.conflicts, "refused", (json_int_t)st.refused,
 			"pulled", (json_int_t)st.pulled, "cursor", (json_int_t)st.cursor,
-			"snapshot", (json_int_t)st.snapshot_rows));
+			"snapshot", (json_int_t)st.snapshot_rows, "image", st.snapshot_image));
 	else {
 		if (st.restamped)
 			printf("re-stamped %ld pending change%s made while this device's clock was "
@@ -287,7 +291,8 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 		       "refused %ld), pulled %ld", st.pushed, st.applied, st.same, st.merged,
 		       st.conflicts, st.refused, st.pulled);
 		if (st.snapshot_rows)
-			printf(" (a snapshot of %ld records)", st.snapshot_rows);
+			printf(" (a snapshot %sof %ld records)", st.snapshot_image ? "image " : "",
+			       st.snapshot_rows);
 		printf("\n");
 	}
 cleanup:
@@ -332,6 +337,8 @@ static const struct cli_opt enroll_opts[] = {
 static const struct cli_opt sync_opts[] = {
 	{ "no-snapshot", 0, NULL, "on a first sync, pull the hub's log page by page instead of "
 	  "loading a snapshot", NULL },
+	{ "no-image", 0, NULL, "on a first sync, load the snapshot record by record, not as the "
+	  "hub's prebuilt image", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 

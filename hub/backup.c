@@ -405,8 +405,8 @@ static int manifest_members(struct backup *b, json_t *manifest)
 }
 
 /* One member from a buffer (data) or a staged file (path). */
-static int write_member(struct archive *a, const char *name, int mode, time_t when,
-			const char *data, size_t len, const char *path)
+int hub_archive_write_member(struct archive *a, const char *name, int mode, time_t when,
+			     const char *data, size_t len, const char *path)
 {
 	struct archive_entry *e = archive_entry_new();
 	char buf[COPY_CHUNK];
@@ -454,7 +454,7 @@ cleanup:
 
 /* A new archive writer on fd: pax, zstd if libarchive has it built in
  * (an external zstd program is not used), else gzip. */
-static int open_writer(struct archive **out, int fd, const char **filter)
+int hub_archive_open_writer(struct archive **out, int fd, const char **filter)
 {
 	struct archive *a;
 	int rc;
@@ -498,7 +498,7 @@ static int write_archive(struct backup *b, json_t *manifest, const char *file, t
 	/* 0600 from the first byte: the archive holds private keys. */
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
 		return rl_error_set(RL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-	if ((error = open_writer(&a, fd, &filter)) < 0)
+	if ((error = hub_archive_open_writer(&a, fd, &filter)) < 0)
 		goto cleanup;
 	if (json_object_set_new(manifest, "compression", json_string(filter)) < 0 ||
 	    !(text = json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {
@@ -506,12 +506,13 @@ static int write_archive(struct backup *b, json_t *manifest, const char *file, t
 		goto cleanup;
 	}
 	say(b, "writing the archive, compression:", filter);
-	if ((error = write_member(a, HUB_MANIFEST, 0644, when, text, strlen(text), NULL)) < 0)
+	if ((error = hub_archive_write_member(a, HUB_MANIFEST, 0644, when, text, strlen(text),
+					      NULL)) < 0)
 		goto cleanup;
 	for (i = 0; i < b->m.n; i++) {
 		if ((error = hub_path(path, sizeof(path), b->stage, b->m.path[i])) < 0 ||
-		    (error = write_member(a, b->m.path[i], member_mode(b->m.path[i]), when, NULL, 0,
-					  path)) < 0)
+		    (error = hub_archive_write_member(a, b->m.path[i], member_mode(b->m.path[i]),
+						      when, NULL, 0, path)) < 0)
 			goto cleanup;
 	}
 	if (archive_write_close(a) != ARCHIVE_OK) {

@@ -32,6 +32,7 @@
 #define RELASI_HUB_BACKUP_H
 
 #include <jansson.h>
+#include <time.h>
 
 #include "relasi/store.h"
 
@@ -129,6 +130,19 @@ int hub_dirname(char *buf, size_t len, const char *path);
 /* Write len bytes to path through a temporary file beside it and a rename,
  * with mode. */
 int hub_write_atomic(const char *path, const char *data, size_t len, int mode);
+
+/* ---- archives (backup.c; also the snapshot image, image.c) ---------------------- */
+
+struct archive;
+
+/* A new archive writer on fd: pax, zstd if libarchive has it built in (an
+ * external zstd program is not used), else gzip; *filter says which. */
+int hub_archive_open_writer(struct archive **out, int fd, const char **filter);
+
+/* One member, mode and mtime when, from a buffer (data, len) or from the
+ * file at path (data NULL). */
+int hub_archive_write_member(struct archive *a, const char *name, int mode, time_t when,
+			     const char *data, size_t len, const char *path);
 
 /* 32-byte SHA-256 as 64 lower-case hex digits and a NUL. */
 void hub_hex(const unsigned char *in, size_t n, char *out);

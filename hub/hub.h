@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "relasi/conn.h"
 #include "relasi/id.h"
 #include "relasi/merge.h"
 #include "relasi/store.h"
@@ -85,6 +86,48 @@ typedef int (*hub_send_fn)(void *ctx, int type, json_t *msg);
 int hub_snapshot(rl_store *s, const struct hub_peer *peer, json_t *req, hub_send_fn send,
 		 void *ctx, struct hub_stats *stats);
 
+/* ---- snapshot images (image.c; sync/PROTOCOL.md "Snapshot image") ---- */
+
+#define HUB_IMAGE_DIR "snapshot"   /* DIR/snapshot: images, rebuilt, not backed up */
+/* hub.json snapshot_image_changes, by default: below this many changes in
+ * the log a snapshot record by record takes a device a second or two, and
+ * an image would only be one more thing to keep. */
+#define HUB_IMAGE_MIN_CHANGES 100000
+
+/* What DIR/snapshot/image.json says of the image served now. */
+struct hub_image {
+	char file[96];                 /* its file in DIR/snapshot */
+	long long seq, hlc, rows, fields;
+	long long bytes, size;         /* the zstd tar; relasi.db in it */
+	int schema;                    /* the device schema version it holds */
+	char epoch[80];                /* the hub's history it is of ("": never restored) */
+	long long built_ms;            /* how long the build took */
+};
+
+/* Build an image of the hub now and make it the one served (image.json
+ * written last); earlier images are removed. *stop (may be NULL) turns
+ * non-zero to interrupt: nothing changes then. out may be NULL. Errors:
+ * the store's, RL_EIO. */
+int hub_image_build(const char *dir, const int *stop, struct hub_image *out);
+
+/* The image served now: *have = 0 when there is none. RL_EIO / RL_EINVALID
+ * for an unreadable image.json. */
+int hub_image_read(const char *dir, struct hub_image *img, int *have);
+
+/* Whether serve should build one now: the log holds at least min_changes
+ * changes (<= 0: never) and there is no image, or it is of another
+ * history or schema, or a hundredth of its fields behind the log. */
+int hub_image_due(rl_store *s, const char *dir, long min_changes, int *due);
+
+/* SNAPSHOT: when the device asks for format 2 with the schema of this
+ * hub's image and the image is current (its history, not too far behind
+ * the log), send SNAP format 2 and the image in IMAGE frames; *served = 1.
+ * Otherwise send nothing, *served = 0: hub_snapshot answers. cut_after > 0
+ * (fault injection) sends 16 KiB frames and cuts the connection after that
+ * many. */
+int hub_image_serve(rl_store *s, const char *dir, json_t *req, rl_conn *c, int timeout_ms,
+		    long cut_after, struct hub_stats *stats, int *served);
+
 /* ENROLL -> ENROLLED: checks the one-time token, signs the CSR with the
  * device CA of dir, records the device. RL_EAUTH for a bad, used or expired
  * token (the message says which). */
@@ -146,10 +189,11 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
  * an authenticated device (0: RL_READ_TIMEOUT_MS); the handshake and the
  * pre-authentication phase get the smaller of it and RL_PREAUTH_TIMEOUT_MS.
  * PACK_LOOSE / PACK_PACKS: when the idle audit writer packs (audit_pack.h;
- * 0 = its defaults; PACK_LOOSE < 0: never on its own). RL_OK after a clean
- * stop. (server.c) */
+ * 0 = its defaults; PACK_LOOSE < 0: never on its own). IMAGE_MIN: build
+ * snapshot images when the hub is quiet once the log holds this many
+ * changes (<= 0: never; image.c). RL_OK after a clean stop. (server.c) */
 int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s,
-	      long pack_loose, int pack_packs);
+	      long pack_loose, int pack_packs, long image_min);
 
 /* ---- duplicate customers (dupes.c) ------------------------------------------------- */
 

@@ -4,7 +4,8 @@
  * Every command but `init` works on a hub directory: --dir DIR, else
  * $RELASI_HUB_DIR, else the current directory. The directory holds hub.db,
  * hub.json (name, address, listen address; optional audit_pack_loose and
- * audit_pack_packs, when serve packs the audit history: audit_pack.h) and
+ * audit_pack_packs, when serve packs the audit history: audit_pack.h;
+ * snapshot_image_changes, when serve builds snapshot images: image.c) and
  * the keys and certificates:
  * server-ca.{crt,key} (signs only the hub's server certificate),
  * device-ca.{crt,key} (signs only device certificates, so a device can never
@@ -162,7 +163,7 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *dir = a->npos ? a->pos[0] : hub_dir(a);
 	const char *listen = cli_get(a, "listen"), *name, *ts = cli_get(a, "timeout");
-	long timeout_s = 0, pack_loose, pack_packs;
+	long timeout_s = 0, pack_loose, pack_packs, image_min;
 	char *end;
 	char path[4096];
 	json_t *conf;
@@ -190,9 +191,13 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = conf_int(conf, path, "audit_pack_loose", 0, 1000000000, HUB_AUDIT_LOOSE_MAX,
 			      &pack_loose)) == 0 &&
 	    (error = conf_int(conf, path, "audit_pack_packs", 2, 1000, HUB_AUDIT_PACKS_MAX,
-			      &pack_packs)) == 0)
+			      &pack_packs)) == 0 &&
+	    /* snapshot_image_changes 0: never build snapshot images */
+	    (error = conf_int(conf, path, "snapshot_image_changes", 0, 1000000000,
+			      HUB_IMAGE_MIN_CHANGES, &image_min)) == 0)
 		error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub",
-				  (int)timeout_s, pack_loose == 0 ? -1 : pack_loose, (int)pack_packs);
+				  (int)timeout_s, pack_loose == 0 ? -1 : pack_loose, (int)pack_packs,
+				  image_min);
 	json_decref(conf);
 	return error;
 }
@@ -824,6 +829,30 @@ cleanup:
 	return error;
 }
 
+/* A snapshot image now (image.c): serve builds one on its own when the hub
+ * is quiet (hub.json snapshot_image_changes); this builds one at once,
+ * whatever the size of the log — after a bulk load, or to see the figures. */
+static int cmd_snapshot_build(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct hub_image img;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = hub_image_build(hub_dir(a), NULL, &img)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "file",
+						img.file, "seq", (json_int_t)img.seq,
+						"rows", (json_int_t)img.rows,
+						"fields", (json_int_t)img.fields,
+						"size", (json_int_t)img.size,
+						"bytes", (json_int_t)img.bytes,
+						"ms", (json_int_t)img.built_ms));
+	printf("snapshot image built: %lld records, %lld fields as of change %lld; %.1f MiB, "
+	       "%.1f MiB compressed, in %.1f s\n", img.rows, img.fields, img.seq,
+	       img.size / 1048576.0, img.bytes / 1048576.0, img.built_ms / 1000.0);
+	return RL_OK;
+}
+
 /* ---- backup and restore ---------------------------------------------------------------- */
 
 static void show_progress(void *pctx, const char *status)
@@ -981,6 +1010,8 @@ static const struct cli_cmd hub_cmds[] = {
 	  verify_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "audit pack", cmd_audit_pack, "", "pack the audit history's objects into one pack "
 	  "(serve packs on its own as they accumulate)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "snapshot build", cmd_snapshot_build, "", "build the snapshot image new devices load "
+	  "(serve builds one on its own when quiet)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "backup", cmd_backup, "FILE", "one archive with a consistent snapshot, the audit "
 	  "repository, keys and a manifest", dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "restore", cmd_restore, "FILE DIR", "check a backup completely, then restore it into "

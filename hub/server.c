@@ -19,7 +19,8 @@
  * serves after its N-th CHUNK; snapshot-pause:N holds that snapshot for 10 s
  * after its N-th CHUNK (a device killed, or other devices pushing, while a
  * snapshot is half sent); no-snapshot plays a hub from before snapshots (no
- * "snapshot" in WELCOME, SNAPSHOT an unexpected frame).
+ * "snapshot" in WELCOME, SNAPSHOT an unexpected frame); image-cut:N closes
+ * a snapshot image's connection after its N-th IMAGE frame.
  * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
  * git ref update and the store's record of it.)
  *
@@ -80,9 +81,16 @@ struct server {
 	int pack_packs;
 	long pushes;            /* for the fault hooks */
 	int fault_kind;         /* 0 none, 1 ack-lost, 2 kill-after-commit,
-				 * 3 snapshot-cut, 4 snapshot-pause, 5 no-snapshot */
+				 * 3 snapshot-cut, 4 snapshot-pause, 5 no-snapshot,
+				 * 6 image-cut */
 	long fault_at;
 	long snapshots;         /* snapshots begun (the snapshot hooks act on the first) */
+	/* Snapshot images (image.c): built by their own thread when the hub
+	 * is quiet, once its log holds image_min changes (<= 0: never). */
+	long image_min;
+	int image_on, image_stop;
+	pthread_t image_thread;
+	long long last_push_ms;  /* monotonic; read and written atomically */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -239,6 +247,47 @@ static void *audit_main(void *arg)
 	return NULL;
 }
 
+/* Quiet this long (no push) before an image is built: a build reads the
+ * whole store and takes both cores' worth of work for a while. */
+#define IMAGE_IDLE_MS   3000
+#define IMAGE_RETRY_MS  60000   /* after a failed build */
+
+static void *image_main(void *arg)
+{
+	struct server *srv = arg;
+	rl_store *s = NULL;
+	long long failed_at = -IMAGE_RETRY_MS;
+
+	while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
+		struct hub_image img;
+		long long t0 = now_ms();
+		int due = 0, error;
+		struct timespec nap = { 0, 250 * 1000000L };
+
+		nanosleep(&nap, NULL);
+		if (t0 - __atomic_load_n(&srv->last_push_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
+		    t0 - failed_at < IMAGE_RETRY_MS)
+			continue;
+		if (!s && (error = hub_store_open(&s, srv->dir, 0)) < 0) {
+			fprintf(stderr, "relasi-hub: snapshot image not built: %s\n", rl_error_message());
+			failed_at = t0;
+			continue;
+		}
+		if (hub_image_due(s, srv->dir, srv->image_min, &due) < 0 || !due)
+			continue;
+		if ((error = hub_image_build(srv->dir, &srv->image_stop, &img)) == 0)
+			fprintf(stderr, "relasi-hub: snapshot image built: %lld records, %lld fields "
+				"at change %lld, %lld MiB (%lld MiB compressed) in %lld ms\n", img.rows,
+				img.fields, img.seq, img.size >> 20, img.bytes >> 20, img.built_ms);
+		else if (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
+			fprintf(stderr, "relasi-hub: snapshot image not built: %s\n", rl_error_message());
+			failed_at = now_ms();
+		}
+	}
+	rl_store_close(s);
+	return NULL;
+}
+
 static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const char *addr)
 {
 	json_t *req = NULL, *resp = NULL;
@@ -374,6 +423,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			pthread_mutex_lock(&srv->write_lock);
 			error = hub_push(s, &peer, req, &resp, &st);
 			pthread_mutex_unlock(&srv->write_lock);
+			__atomic_store_n(&srv->last_push_ms, now_ms(), __ATOMIC_RELAXED);
 			if (error < 0)
 				break;
 			/* Before the fault hooks: a kill there must find the
@@ -395,10 +445,17 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_SNAPSHOT && srv->fault_kind != 5) {
 			struct snap_out so = { srv, c, 0, 0 };
+			int served = 0;
 			pthread_mutex_lock(&srv->lock);
 			so.hooked = (srv->fault_kind == 3 || srv->fault_kind == 4) && srv->snapshots++ == 0;
 			pthread_mutex_unlock(&srv->lock);
-			if ((error = hub_snapshot(s, &peer, req, snap_send, &so, &st)) < 0)
+			/* The prebuilt image when the device takes one and it is
+			 * current; else the snapshot record by record. */
+			if ((error = hub_image_serve(s, srv->dir, req, c, srv->read_ms,
+						     srv->fault_kind == 6 ? srv->fault_at : 0, &st,
+						     &served)) < 0)
+				break;
+			if (!served && (error = hub_snapshot(s, &peer, req, snap_send, &so, &st)) < 0)
 				break;
 		} else if (type == RL_FRAME_BYE) {
 			break;
@@ -512,7 +569,7 @@ static int open_listener(const char *spec, int *out, char *actual, size_t actual
 }
 
 int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s,
-	      long pack_loose, int pack_packs)
+	      long pack_loose, int pack_packs, long image_min)
 {
 	struct server srv;
 	char cert[4096], key[4096], ca[4096], actual[96];
@@ -526,6 +583,8 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	srv.read_ms = timeout_s > 0 ? timeout_s * 1000 : RL_READ_TIMEOUT_MS;
 	srv.pack_loose = pack_loose;
 	srv.pack_packs = pack_packs;
+	srv.image_min = image_min;
+	srv.last_push_ms = now_ms();   /* a hub just started waits to be quiet too */
 	/* Before authentication a peer gets less patience, never more. */
 	srv.preauth_ms = srv.read_ms < RL_PREAUTH_TIMEOUT_MS ? srv.read_ms : RL_PREAUTH_TIMEOUT_MS;
 	pthread_mutex_init(&srv.lock, NULL);
@@ -551,6 +610,9 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	} else if (fault && strncmp(fault, "snapshot-pause:", 15) == 0) {
 		srv.fault_kind = 4;
 		srv.fault_at = strtol(fault + 15, NULL, 10);
+	} else if (fault && strncmp(fault, "image-cut:", 10) == 0) {
+		srv.fault_kind = 6;
+		srv.fault_at = strtol(fault + 10, NULL, 10);
 	}
 	if ((error = hub_path(cert, sizeof(cert), dir, HUB_SERVER_CRT)) < 0 ||
 	    (error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||
@@ -568,6 +630,11 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	if (srv.audit_on && pthread_create(&srv.audit_thread, NULL, audit_main, &srv) != 0) {
 		error = rl_error_set(RL_ERROR, "cannot start the audit writer");
 		goto cleanup;
+	}
+	if (srv.image_min > 0) {
+		srv.image_on = pthread_create(&srv.image_thread, NULL, image_main, &srv) == 0;
+		if (!srv.image_on)   /* devices still get the snapshot record by record */
+			fprintf(stderr, "relasi-hub: cannot start the snapshot image builder\n");
 	}
 	if (!srv.audit_on)
 		fprintf(stderr, "relasi-hub: RELASI_HUB_AUDIT=off: the audit history is not written "
@@ -632,6 +699,11 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 			;
 	}
 	pthread_mutex_unlock(&srv.lock);
+	if (srv.image_on) {
+		__atomic_store_n(&srv.image_stop, 1, __ATOMIC_RELAXED);  /* stops a build too */
+		pthread_join(srv.image_thread, NULL);
+		srv.image_on = 0;
+	}
 	if (srv.audit_on) {
 		pthread_mutex_lock(&srv.audit_lock);
 		__atomic_store_n(&srv.audit_stop, 1, __ATOMIC_RELAXED);  /* read by packing, unlocked */

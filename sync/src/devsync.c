@@ -11,6 +11,7 @@
 #include "relasi/wire.h"
 
 #include "chunk.h"
+#include "image.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -1326,7 +1327,69 @@ static int load_chunk(rl_store *s, const struct rl_chunk *ck, struct snap *sn, i
  * error rolls everything back: the device stays as it was (empty) and the
  * next sync asks again.
  */
-static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded,
+/* A store that may take the hub's image (image.h) in place of its own
+ * file: on top of snapshot_eligible, no row in the outbox at all (not even
+ * a refused one), no batch ever numbered and no field version: nothing in
+ * it came from this device's edits or from the hub, so its synced tables
+ * hold what `relasi init` put there, as the image's do. Read inside the
+ * load's transaction. */
+static int image_eligible(rl_store *s, int *yes)
+{
+	static const char *const sql[] = {
+		"SELECT 1 FROM rl_outbox LIMIT 1",
+		"SELECT 1 FROM rl_base LIMIT 1",
+		"SELECT 1 FROM rl_base_snapshot LIMIT 1",
+		"SELECT 1 FROM rl_meta WHERE key = 'next_batch' AND CAST(value AS INTEGER) > 1",
+	};
+	sqlite3_stmt *st;
+	size_t i;
+	int error, rc;
+
+	*yes = 0;
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if ((error = rl_store_prepare(s, sql[i], &st)) < 0)
+			return error;
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_ROW)
+			return RL_OK;
+		if (rc != SQLITE_DONE)
+			return rl_store_error(s, "reading whether the store is new");
+	}
+	*yes = 1;
+	return RL_OK;
+}
+
+/* The image the hub sent in answer to SNAPSHOT, installed (image.c).
+ * *tx_ended: the load's transaction is over (see rl_image_install);
+ * *retry: the image was refused but the connection is in step: ask again
+ * for the snapshot record by record. */
+static int snapshot_image(rl_store *s, rl_conn *c, json_t *snap, long long *cursor, int *loaded,
+			  int *tx_ended, int *retry, struct rl_sync_stats *stats,
+			  rl_sync_progress progress, void *pctx)
+{
+	struct rl_image_snap a;
+	int error, in_sync = 0;
+
+	*retry = 0;
+	if ((error = rl_image_parse_snap(snap, &a)) < 0)
+		return error;
+	error = rl_image_install(s, c, &a, tx_ended, &in_sync, stats, progress, pctx);
+	if (error < 0) {
+		*retry = !*tx_ended && in_sync && stats->image_refused[0];
+		return *retry ? RL_OK : error;
+	}
+	*loaded = 1;
+	*cursor = a.seq;
+	stats->pulled += (long)a.fields;
+	stats->snapshot_rows = (long)a.rows;
+	stats->snapshot_image = 1;
+	stats->snapshot_seq = a.seq;
+	stats->snapshot_hlc = a.hlc;
+	return RL_OK;
+}
+
+static int snapshot_load(rl_store *s, rl_conn *c, unsigned flags, long long *cursor, int *loaded,
 			 struct rl_sync_stats *stats, rl_sync_progress progress, void *pctx)
 {
 	json_t *req = NULL, *resp = NULL;
@@ -1337,7 +1400,9 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	size_t frame_cap = 0, frame_len;
 	char status[96];
 	long long cache = -8192;
-	int error, ok, skip, type, last = 0;
+	int error, ok, skip, type, last = 0, bulk = 0, image = 0, tx_ended = 0, retry;
+
+	memset(&sn, 0, sizeof(sn));
 
 	*loaded = 0;
 	memset(&ck, 0, sizeof(ck));
@@ -1347,21 +1412,47 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	 * eligibility, asked again below under the lock; a store that is not
 	 * eligible keeps WAL. */
 	if (snapshot_eligible(s, &ok) == RL_OK && ok)
-		rl_store_journal_bulk(s);
+		bulk = rl_store_journal_bulk(s);
 	if ((error = rl_store_begin(s)) < 0)
 		goto journal;
 	if ((error = snapshot_eligible(s, &ok)) < 0 || !ok)
+		goto done;
+	/* The image is copied over the store's file, which needs the rollback
+	 * journal (no other process has the store open) and a new store. */
+	if (bulk && !(flags & RL_SYNC_NO_IMAGE) && (error = image_eligible(s, &image)) < 0)
 		goto done;
 	/* A device rewound to cursor 0 may hold an earlier snapshot's
 	 * versions; they join rl_base so that this one's rows are new. */
 	if ((error = rl_sync_bases_unfold(s)) < 0)
 		goto done;
-	if (!(req = json_pack("{s:[i]}", "format", RL_SNAPSHOT_FORMAT))) {
+again:
+	req = image ? json_pack("{s:[i, i], s:i}", "format", RL_SNAPSHOT_FORMAT, RL_SNAPSHOT_IMAGE,
+				"schema", rl_store_schema_version(s)) :
+		      json_pack("{s:[i]}", "format", RL_SNAPSHOT_FORMAT);
+	if (!req) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((error = exchange(c, RL_FRAME_SNAPSHOT, req, RL_FRAME_SNAP, &resp)) < 0 ||
-	    (error = parse_snap(resp, &sn, &skip)) < 0 || skip)
+	if ((error = exchange(c, RL_FRAME_SNAPSHOT, req, RL_FRAME_SNAP, &resp)) < 0)
+		goto done;
+	if (json_integer_value(json_object_get(resp, "format")) == RL_SNAPSHOT_IMAGE) {
+		if (!image) {
+			error = rl_error_set(RL_EPROTO, "the hub sent a snapshot image this device "
+					     "did not ask for");
+			goto done;
+		}
+		error = snapshot_image(s, c, resp, cursor, loaded, &tx_ended, &retry, stats,
+				       progress, pctx);
+		if (error == RL_OK && retry) {
+			image = 0;
+			json_decref(req);
+			json_decref(resp);
+			req = resp = NULL;
+			goto again;
+		}
+		goto done;
+	}
+	if ((error = parse_snap(resp, &sn, &skip)) < 0 || skip)
 		goto done;
 	/* The load writes the whole store in one transaction: with the usual
 	 * 8 MiB page cache SQLite spills dirty pages to the WAL and reads them
@@ -1427,7 +1518,11 @@ static int snapshot_load(rl_store *s, rl_conn *c, long long *cursor, int *loaded
 	if ((error = meta_set_int(s, "cursor", sn.seq)) < 0)
 		goto done;
 	*loaded = 1;
+	stats->snapshot_seq = sn.seq;
+	stats->snapshot_hlc = sn.hlc;
 done:
+	if (tx_ended)           /* the image's copy ended the transaction */
+		goto ended;
 	if (error == 0 && *loaded && (error = rl_store_commit(s)) < 0 &&
 	    (sqlite3_extended_errcode(rl_store_db(s)) == SQLITE_CONSTRAINT_FOREIGNKEY))
 		/* The deferred references are checked at the commit. Found by
@@ -1444,6 +1539,9 @@ done:
 		stats->pulled += (long)sn.fields;
 		stats->snapshot_rows = (long)sn.rows;
 	}
+ended:
+	if (error < 0)
+		*loaded = 0;
 	json_decref(req);
 	json_decref(resp);
 	rl_chunk_free(&ck);
@@ -1451,6 +1549,25 @@ done:
 journal:
 	rl_store_journal_wal(s);
 	return error;
+}
+
+int rl_sync_snapshot_only(rl_store *s, rl_conn *c, struct rl_sync_stats *stats)
+{
+	long long cursor = 0;
+	int error, loaded = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	if ((error = meta_int(s, "cursor", &cursor)) < 0)
+		return error;
+	if (cursor != 0)
+		return rl_error_set(RL_EINVALID, "a snapshot goes only into a store that never pulled");
+	if ((error = snapshot_load(s, c, RL_SYNC_NO_IMAGE, &cursor, &loaded, stats, NULL, NULL)) < 0)
+		return error;
+	if (!loaded)
+		return rl_error_set(RL_EINVALID, "no snapshot was loaded (the store is not a new one, "
+				    "or the hub skipped it)");
+	stats->cursor = cursor;
+	return RL_OK;
 }
 
 /* ---- the session ---------------------------------------------------------------------- */
@@ -1535,7 +1652,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	/* First pull of a device with nothing waiting: the whole hub at once,
 	 * then the log from the snapshot's seq as usual. */
 	if (snapshot && cursor == 0 &&
-	    (error = snapshot_load(s, c, &cursor, &loaded, stats, progress, pctx)) < 0)
+	    (error = snapshot_load(s, c, flags, &cursor, &loaded, stats, progress, pctx)) < 0)
 		goto cleanup;
 	while (more) {
 		if (!(req = json_pack("{s:I, s:i}", "cursor", (json_int_t)cursor, "limit", PULL_LIMIT))) {

@@ -138,6 +138,28 @@ int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, i
 	return error;
 }
 
+int rl_wire_write_bytes(rl_conn *c, int type, const void *bytes, size_t len, size_t max_len,
+			int timeout_ms)
+{
+	unsigned char head[5];
+	size_t n = len + 1;
+	int error;
+
+	if (n > max_len || n > 0xffffffffu)
+		return rl_error_set(RL_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu", n,
+				    max_len);
+	head[0] = (unsigned char)(n >> 24);
+	head[1] = (unsigned char)(n >> 16);
+	head[2] = (unsigned char)(n >> 8);
+	head[3] = (unsigned char)n;
+	head[4] = (unsigned char)type;
+	/* Two writes, no copy: a TLS connection sends each as its own record
+	 * (5 bytes of header cost one small record per frame). */
+	if ((error = rl_conn_write(c, head, sizeof(head), timeout_ms)) < 0)
+		return error;
+	return len ? rl_conn_write(c, bytes, len, timeout_ms) : RL_OK;
+}
+
 void rl_wire_error(rl_conn *c, const char *code, const char *message, int timeout_ms)
 {
 	json_t *j = json_pack("{s:s, s:s}", "code", code, "message", message);

@@ -13,6 +13,7 @@ test tests/unit/test_snapshot.c.)"""
 import csv
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -352,6 +353,245 @@ def test_hub_without_snapshots():
         hub.start()
 
 
+# ---- snapshot images (sync/PROTOCOL.md, "Snapshot image") -----------------------------
+
+def image_json(hub):
+    with open(os.path.join(hub.dir, "snapshot", "image.json")) as f:
+        return json.load(f)
+
+
+def drop_images(hub):
+    """The tests above expect record-by-record snapshots: no image left."""
+    shutil.rmtree(os.path.join(hub.dir, "snapshot"), ignore_errors=True)
+
+
+def check_sound(dev, what):
+    con = sqlite3.connect(dev.path)
+    try:
+        eq(con.execute("PRAGMA integrity_check").fetchall(), [("ok",)], f"{what}: store intact")
+        for t in ("accounts", "contacts", "activities"):
+            con.execute(f"INSERT INTO fts_{t}(fts_{t}) VALUES ('integrity-check')")
+        eq(con.execute("PRAGMA journal_mode").fetchall(), [("wal",)], f"{what}: back in WAL")
+    finally:
+        con.close()
+    check(not os.path.exists(dev.path + ".image"), f"{what}: no image file left")
+
+
+def test_image_equals_records():
+    """The hub's image (built by `relasi-hub snapshot build`) makes a new
+    device exactly what the snapshot record by record makes it, table for
+    table, bases and cursor included; its own identity stays its own, and
+    its edits merge as any device's."""
+    hub = seeded_hub()
+    img = hub.device("iwan", "Iwan")
+    rec = hub.device("joko", "Joko")
+    edited = hub.device("kiki", "Kiki")
+    try:
+        out = hub.admin("snapshot", "build")
+        check("snapshot image built" in out, "the admin builds an image", out)
+        meta = image_json(hub)
+        check(meta["rows"] > N_ACCOUNTS + N_CONTACTS and meta["bytes"] < meta["size"],
+              "the image holds the hub's records, compressed", meta)
+        dev_id = img.query("SELECT value FROM rl_meta WHERE key = 'device_id'")[0][0]
+        r = img.js("sync")
+        eq(r["image"], True, "a new device loads the image")
+        eq(r["snapshot"], meta["rows"], "all the image's records")
+        r2 = rec.js("sync", "--no-image")
+        eq((r2["image"], r2["snapshot"] > 0), (False, True), "--no-image: record by record")
+        eq(r["cursor"], r2["cursor"], "both end at the hub's last change")
+        a, b = store_state(img), store_state(rec)
+        same_state(a, b, "image", "records")
+        check_sound(img, "the image device")
+        eq(img.query("SELECT value FROM rl_meta WHERE key = 'device_id'")[0][0], dev_id,
+           "the device keeps its own identity")
+        eq(img.js("search", "Grosir"), rec.js("search", "Grosir"), "search finds the same")
+        line = [ln for ln in hub.logtext().splitlines() if f"device={dev_id[:12]}" in ln][-1]
+        wire = int(line.split("bytes_out=")[1].split()[0])
+        check(wire < meta["bytes"] + 100000, "the image went compressed", line)
+        # Its bases are the hub's: an edit fast-forwards, and the same
+        # field edited on two devices is one conflict.
+        img.ok("account", "edit", "Toko Snapshot 00033", "--city", "Ciamis")
+        r = img.js("sync")
+        eq((r["applied"], r["conflicts"]), (1, 0), "an image device's edit fast-forwards")
+        rec.ok("sync")
+        img.ok("account", "edit", "Toko Snapshot 00036", "--industry", "Apotek",
+               now="2026-11-23T04:00:00Z")
+        rec.ok("account", "edit", "Toko Snapshot 00036", "--industry", "Bengkel",
+               now="2026-11-23T04:05:00Z")
+        img.ok("sync")
+        r = rec.js("sync")
+        eq(r["conflicts"], 1, "the same field edited on both: one conflict")
+        for d in (img, rec, img):
+            d.ok("sync")
+        assert_converged(hub, [img, rec])
+        # A device with its own edits before its first pull is not new:
+        # the snapshot record by record keeps them.
+        edited.ok("account", "add", "Toko Kiki", "--city", "Bogor")
+        r = edited.js("sync")
+        eq(r["image"], False, "a device with its own records does not take the image")
+        check(r["snapshot"] > 0, "it loads the snapshot record by record", r)
+        eq(edited.js("account", "show", "Toko Kiki")["city"], "Bogor", "and keeps its record")
+    finally:
+        for d in (img, rec, edited):
+            d.cleanup()
+        drop_images(hub)
+
+
+def test_image_cut_leaves_device_empty():
+    hub = seeded_hub()
+    dev = hub.device("lala", "Lala")
+    try:
+        hub.admin("snapshot", "build")
+        hub.stop()
+        hub.start(fault="image-cut:1")
+        r = dev.fails(8, "sync")
+        check("closed" in r.err.lower() or "image" in r.err.lower(), "the cut is reported", r)
+        check("snapshot image cut after frame 1" in hub.logtext(), "the hub cut it mid-transfer")
+        assert_empty(dev, "after a cut image")
+        check(not os.path.exists(dev.path + ".image"), "the half image is removed")
+        hub.stop()
+        hub.start()
+        r = dev.js("sync")
+        eq(r["image"], True, "the next sync loads the image")
+        assert_converged(hub, [dev])
+        check_sound(dev, "after a cut image")
+    finally:
+        dev.cleanup()
+        drop_images(hub)
+        hub.stop()
+        hub.start()
+
+
+def retar(hub, db_path):
+    """Replace the served image with db_path, as the hub would pack it."""
+    meta = image_json(hub)
+    sdir = os.path.join(hub.dir, "snapshot")
+    target = os.path.join(sdir, meta["file"])
+    subprocess.run(["tar", "--zstd", "-cf", target, "-C", os.path.dirname(db_path),
+                    os.path.basename(db_path)], check=True)
+    meta["bytes"] = os.path.getsize(target)
+    meta["size"] = os.path.getsize(db_path)
+    with open(os.path.join(sdir, "image.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def test_bad_image_is_refused():
+    """An image that is not this device's schema (here a table more), or
+    whose bytes are damaged, is refused by name; the device then loads the
+    snapshot record by record on the same connection and ends as any."""
+    hub = seeded_hub()
+    ref = hub.device("mega", "Mega")
+    devs = []
+    tmp = tempfile.mkdtemp(prefix="relasi-image-")
+    try:
+        ref.ok("sync", "--no-image")
+        hub.admin("snapshot", "build")
+        meta = image_json(hub)
+        subprocess.run(["tar", "--zstd", "-xf", os.path.join(hub.dir, "snapshot", meta["file"]),
+                        "-C", tmp], check=True)
+        db = os.path.join(tmp, "relasi.db")
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE rl_extra(x)")
+        con.execute("CREATE TRIGGER evil AFTER INSERT ON rl_meta BEGIN SELECT 1; END")
+        con.commit()
+        con.close()
+        retar(hub, db)
+        dev = hub.device("nina", "Nina")
+        devs.append(dev)
+        r = dev.run("--json", "sync")
+        eq(r.code, 0, f"the sync succeeds: {r.err}")
+        check("refused the hub's snapshot image" in r.err and "schema" in r.err,
+              "the refusal names the cause", r.err)
+        eq(json.loads(r.out)["image"], False, "the snapshot came record by record")
+        eq(dev.query("SELECT count(*) FROM sqlite_schema WHERE name IN ('rl_extra', 'evil')"),
+           [(0,)], "nothing of the image's own is in the store")
+        ref.ok("sync")
+        same_state(store_state(dev), store_state(ref), "after a refused image", "records")
+        # damaged bytes inside the compressed stream
+        target = os.path.join(hub.dir, "snapshot", meta["file"])
+        hub.admin("snapshot", "build")
+        meta = image_json(hub)
+        target = os.path.join(hub.dir, "snapshot", meta["file"])
+        with open(target, "r+b") as f:
+            f.seek(meta["bytes"] // 2)
+            f.write(b"\xff" * 64)
+        dev = hub.device("oki", "Oki")
+        devs.append(dev)
+        r = dev.run("--json", "sync")
+        eq(r.code, 0, f"the sync succeeds: {r.err}")
+        check("refused the hub's snapshot image" in r.err, "the damage is named", r.err)
+        ref.ok("sync")
+        dev.ok("sync")
+        same_state(store_state(dev), store_state(ref), "after a damaged image", "records")
+    finally:
+        for d in devs + [ref]:
+            d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+        drop_images(hub)
+
+
+def test_serve_builds_images_when_quiet():
+    """serve builds an image on its own once the log holds
+    snapshot_image_changes changes and nobody pushes; an image of another
+    schema, or too far behind the log, is not served."""
+    hub = seeded_hub()
+    conf = os.path.join(hub.dir, "hub.json")
+    with open(conf) as f:
+        saved = f.read()
+    devs = []
+    try:
+        c = json.loads(saved)
+        c["snapshot_image_changes"] = 1
+        with open(conf, "w") as f:
+            json.dump(c, f)
+        hub.stop()
+        hub.start()
+        deadline = time.time() + 60
+        while "snapshot image built" not in hub.logtext() and time.time() < deadline:
+            time.sleep(0.2)
+        check("snapshot image built" in hub.logtext(), "serve built an image when quiet")
+        dev = hub.device("putu", "Putu")
+        devs.append(dev)
+        eq(dev.js("sync")["image"], True, "and serves it")
+        # an image of another schema version is not served
+        meta = image_json(hub)
+        meta["schema"] -= 1
+        with open(os.path.join(hub.dir, "snapshot", "image.json"), "w") as f:
+            json.dump(meta, f)
+        hub.stop()
+        c["snapshot_image_changes"] = 0         # no rebuild behind the test's back
+        with open(conf, "w") as f:
+            json.dump(c, f)
+        hub.start()
+        dev = hub.device("rina", "Rina")
+        devs.append(dev)
+        r = dev.js("sync")
+        eq((r["image"], r["snapshot"] > 0), (False, True), "another schema: record by record")
+        hub.admin("snapshot", "build")
+        # far behind the log: record by record too
+        path = os.path.join(tempfile.mkdtemp(prefix="relasi-image-"), "more.csv")
+        write_csv(path, ["name", "city", "phone", "notes"],
+                  [[f"Toko Lagi {i:05d}", "Solo", f"0813-{1000 + i:04d}-0000", "baru"]
+                   for i in range(1200)])
+        SEEDERS[0].ok("import", "accounts", path)
+        SEEDERS[0].ok("sync")
+        check(hub.query("SELECT max(seq) FROM hub_log")[0][0] - image_json(hub)["seq"] > 5000,
+              "the log moved far past the image")
+        dev = hub.device("sinta", "Sinta")
+        devs.append(dev)
+        r = dev.js("sync")
+        eq((r["image"], r["snapshot"] > 0), (False, True), "a stale image: record by record")
+        assert_converged(hub, [dev])
+    finally:
+        for d in devs:
+            d.cleanup()
+        with open(conf, "w") as f:
+            f.write(saved)
+        drop_images(hub)
+        hub.stop()
+        hub.start()
+
+
 def cleanup():
     for d in SEEDERS:
         d.cleanup()
@@ -363,6 +603,8 @@ if __name__ == "__main__":
     try:
         main([test_snapshot_equals_stream, test_snapshot_cut_leaves_device_empty,
               test_device_killed_mid_snapshot, test_pushes_during_a_snapshot_do_not_tear_it,
-              test_hub_without_snapshots])
+              test_hub_without_snapshots, test_image_equals_records,
+              test_image_cut_leaves_device_empty, test_bad_image_is_refused,
+              test_serve_builds_images_when_quiet])
     finally:
         cleanup()

@@ -225,9 +225,44 @@ int main(void)
 		refused(s, "negative seq", f, "negative");
 	}
 	{
-		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 0, "
+		const char *f[] = { "s{\"format\": 3, \"seq\": 1, \"hlc\": 1, \"rows\": 0, "
 				    "\"fields\": 0}", NULL };
 		refused(s, "unknown format", f, "not of format 1");
+	}
+	/* Snapshot images (format 2, sync/src/image.c): the announcement and
+	 * the IMAGE frames are bounded before anything is written. */
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 0, "
+				    "\"fields\": 0}", NULL };
+		refused(s, "image without sizes", f, "has no valid bytes");
+	}
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 0, "
+				    "\"fields\": 0, \"bytes\": 10, \"size\": 99999999999999}", NULL };
+		refused(s, "image too big", f, "a device takes 1 to");
+	}
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 17000000, "
+				    "\"fields\": 0, \"bytes\": 10, \"size\": 10}", NULL };
+		refused(s, "image of too many records", f, "17000000 records");
+	}
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 1, "
+				    "\"fields\": 1, \"bytes\": 3, \"size\": 4096}",
+				    "iabcdefghij", NULL };
+		refused(s, "image frame past the announced bytes", f, "longer than the 3 bytes");
+	}
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 1, "
+				    "\"fields\": 1, \"bytes\": 30, \"size\": 4096}",
+				    "k{\"t\": \"accounts\"}", NULL };
+		refused(s, "a chunk inside an image", f, "sent 'k' inside a snapshot image");
+	}
+	{
+		const char *f[] = { "s{\"format\": 2, \"seq\": 1, \"hlc\": 1, \"rows\": 1, "
+				    "\"fields\": 1, \"bytes\": 30, \"size\": 4096}",
+				    "X{\"code\": \"internal\", \"message\": \"disk full\"}", NULL };
+		refused(s, "the hub gives up inside an image", f, "stopped the snapshot image: disk full");
 	}
 	{
 		const char *f[] = { "s{\"format\": 1, \"seq\": \"7\", \"rows\": 1, \"fields\": 1}", NULL };

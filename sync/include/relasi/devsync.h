@@ -36,6 +36,12 @@ struct rl_sync_stats {
 	/* Records loaded from a snapshot (0: the log was pulled page by page);
 	 * their fields count in pulled. */
 	long snapshot_rows;
+	/* The snapshot came as the hub's image (sync/src/image.h); or the
+	 * image the hub sent was refused for this reason and the snapshot was
+	 * then loaded record by record. */
+	int snapshot_image;
+	char image_refused[200];
+	long long snapshot_seq, snapshot_hlc;   /* as the hub announced them */
 };
 
 /* Called with a short status ("pushing 1200/5000") on a terminal; may be NULL. */
@@ -56,6 +62,8 @@ int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
  * device that has never pulled and has nothing waiting loads a snapshot:
  * sync/PROTOCOL.md, "Snapshot"). */
 #define RL_SYNC_NO_SNAPSHOT 1u
+/* RL_SYNC_NO_IMAGE: a snapshot record by record, never the hub's image. */
+#define RL_SYNC_NO_IMAGE 2u
 int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_stats *stats,
 		       rl_sync_progress progress, void *progress_ctx);
 
@@ -106,6 +114,16 @@ int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
  * sent change carries that number (an old reply): nothing changed.
  */
 int rl_sync_renumber_batch(rl_store *s, long long batch, long long *to);
+
+/*
+ * The snapshot alone, record by record, into a store that has never pulled:
+ * SNAPSHOT on c with no HELLO before it, the load as a first sync does it
+ * (stats: snapshot_rows, snapshot_seq, snapshot_hlc, pulled = the fields;
+ * the store's cursor is then snapshot_seq). For the hub, which builds its
+ * snapshot image this way, through this very code (hub/image.c).
+ * RL_EINVALID when the store is not a new one.
+ */
+int rl_sync_snapshot_only(rl_store *s, rl_conn *c, struct rl_sync_stats *stats);
 
 /*
  * Move the field versions a snapshot loaded (rl_base_snapshot, one row per

@@ -96,6 +96,10 @@
  * of RL_MAX_FIELD_BYTES each, 6x escaped, still fits). */
 #define RL_MAX_CHUNK_ROWS       4000
 #define RL_SNAPSHOT_CHUNK_BYTES (2 * 1024 * 1024)
+/* A snapshot image (sync/src/image.h): the store file a device takes, and
+ * its compressed tar; the hub sends it in IMAGE frames of this size. */
+#define RL_MAX_IMAGE_BYTES      (64LL * 1024 * 1024 * 1024)
+#define RL_IMAGE_FRAME_BYTES    (1024 * 1024)
 
 /* Synced tables a snapshot may send (the model has 12; the hub orders
  * them in an array of this size too), and secondary

@@ -28,6 +28,7 @@ enum {
 	RL_FRAME_PUSH = 'P', RL_FRAME_PUSHED = 'p',
 	RL_FRAME_PULL = 'L', RL_FRAME_PAGE = 'l',
 	RL_FRAME_SNAPSHOT = 'S', RL_FRAME_SNAP = 's', RL_FRAME_CHUNK = 'k',
+	RL_FRAME_IMAGE = 'i',     /* raw bytes of a snapshot image, not JSON */
 	RL_FRAME_BYE = 'B',
 	RL_FRAME_ERROR = 'X'
 };
@@ -38,6 +39,10 @@ enum {
 /* Snapshot format served by this build (WELCOME "snapshot": the hub serves
  * SNAPSHOT; a hub without the key does not, and devices stream instead). */
 #define RL_SNAPSHOT_FORMAT 1
+/* The snapshot as an image: the device store itself, built once by the hub
+ * and sent as a zstd tar in IMAGE frames (sync/PROTOCOL.md, "Snapshot
+ * image"). A device asks for it by listing it in SNAPSHOT's formats. */
+#define RL_SNAPSHOT_IMAGE 2
 
 /*
  * Read one frame: *type and *payload (a JSON object the caller must
@@ -59,6 +64,11 @@ int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char *
 
 /* Write one frame (payload is not consumed). RL_ETOOBIG above max_len. */
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms);
+
+/* Write one frame whose payload is len raw bytes (IMAGE frames: the only
+ * type that is not JSON). RL_ETOOBIG above max_len. */
+int rl_wire_write_bytes(rl_conn *c, int type, const void *bytes, size_t len, size_t max_len,
+			int timeout_ms);
 
 /* Decode a frame held in memory (for fuzzing and tests): buf holds exactly
  * the bytes after the length prefix. */
