@@ -17,7 +17,8 @@
  *   image.json                   what the image holds (struct hub_image),
  *                                written last, atomically: it names the file
  *   image-SEQ-TIME.tar.zst       the image
- *   build-PID-TIME.db            a store being built (removed at the end)
+ *   build-PID-TIME.db[.tar.zst]  a store being built and its tar (removed
+ *                                or renamed at the end)
  *
  * An image is served only while it is of this hub's history (epoch), of the
  * schema the device runs, and not too far behind the log (the device pulls
@@ -33,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,8 +315,9 @@ cleanup:
 	return error;
 }
 
-/* Images and build stores other than keep: left by earlier builds, or by
- * a build killed half-way. */
+/* Images other than keep, left by earlier builds, and the stores of builds
+ * killed half-way. A build of another process still running (serve's,
+ * while the admin runs `snapshot build`) keeps its store. */
 static void remove_others(const char *dir, const char *keep)
 {
 	char sub[4096], path[4400];
@@ -327,6 +330,12 @@ static void remove_others(const char *dir, const char *keep)
 		if (strcmp(d->d_name, keep) == 0 ||
 		    (strncmp(d->d_name, "image-", 6) != 0 && strncmp(d->d_name, "build-", 6) != 0))
 			continue;
+		if (strncmp(d->d_name, "build-", 6) == 0) {
+			long pid = strtol(d->d_name + 6, NULL, 10);
+			if (pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
+								  errno == EPERM))
+				continue;
+		}
 		snprintf(path, sizeof(path), "%s/%s", sub, d->d_name);
 		unlink(path);
 	}
@@ -364,7 +373,8 @@ int hub_image_build(const char *dir, const int *stop, struct hub_image *out)
 	img.schema = rl_store_schema_latest();
 	snprintf(name, sizeof(name), "image-%lld-%lld.tar.zst", img.seq, t0);
 	snprintf(img.file, sizeof(img.file), "%s", name);
-	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", sub, name);
+	/* Named after the build (its pid): remove_others leaves it alone. */
+	snprintf(tmp, sizeof(tmp), "%s.tar.zst", db);
 	snprintf(final, sizeof(final), "%s/%s", sub, name);
 	if ((error = file_size(db, &img.size)) < 0 || (error = pack_image(db, tmp)) < 0 ||
 	    (error = file_size(tmp, &img.bytes)) < 0)
@@ -393,10 +403,8 @@ int hub_image_build(const char *dir, const int *stop, struct hub_image *out)
 	if (out)
 		*out = img;
 cleanup:
-	if (error < 0 && name[0]) {
-		snprintf(tmp, sizeof(tmp), "%s/%s.tmp", sub, name);
+	if (error < 0 && name[0])
 		unlink(tmp);
-	}
 	if (db[0])
 		remove_store_files(db);
 	rl_store_close(hs);

@@ -256,18 +256,22 @@ static void *image_main(void *arg)
 {
 	struct server *srv = arg;
 	rl_store *s = NULL;
-	long long failed_at = -IMAGE_RETRY_MS;
+	long long failed_at = -IMAGE_RETRY_MS, checked_at = 0;
 
+	/* Naps of 250 ms, so that a stopping hub is not kept waiting; a look
+	 * at the log and image.json at most every 2 s. */
 	while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
 		struct hub_image img;
-		long long t0 = now_ms();
+		long long t0;
 		int due = 0, error;
 		struct timespec nap = { 0, 250 * 1000000L };
 
 		nanosleep(&nap, NULL);
+		t0 = now_ms();
 		if (t0 - __atomic_load_n(&srv->last_push_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
-		    t0 - failed_at < IMAGE_RETRY_MS)
+		    t0 - failed_at < IMAGE_RETRY_MS || t0 - checked_at < 2000)
 			continue;
+		checked_at = t0;
 		if (!s && (error = hub_store_open(&s, srv->dir, 0)) < 0) {
 			fprintf(stderr, "relasi-hub: snapshot image not built: %s\n", rl_error_message());
 			failed_at = t0;
