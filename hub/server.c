@@ -90,7 +90,7 @@ struct server {
 	long image_min;
 	int image_on, image_stop;
 	pthread_t image_thread;
-	long long last_push_ms;  /* monotonic; read and written atomically */
+	long long last_active_ms; /* last push or session end; monotonic, atomic */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -247,8 +247,9 @@ static void *audit_main(void *arg)
 	return NULL;
 }
 
-/* Quiet this long (no push) before an image is built: a build reads the
- * whole store and takes both cores' worth of work for a while. */
+/* Quiet this long (no session, no push) before an image is built: a
+ * build reads the whole store and takes a core's worth of work and more
+ * for a while, which a device pulling or pushing should not wait for. */
 #define IMAGE_IDLE_MS   3000
 #define IMAGE_RETRY_MS  60000   /* after a failed build */
 
@@ -263,12 +264,15 @@ static void *image_main(void *arg)
 	while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
 		struct hub_image img;
 		long long t0;
-		int due = 0, error;
+		int due = 0, busy, error;
 		struct timespec nap = { 0, 250 * 1000000L };
 
 		nanosleep(&nap, NULL);
 		t0 = now_ms();
-		if (t0 - __atomic_load_n(&srv->last_push_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
+		pthread_mutex_lock(&srv->lock);
+		busy = srv->active > 0;
+		pthread_mutex_unlock(&srv->lock);
+		if (busy || t0 - __atomic_load_n(&srv->last_active_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
 		    t0 - failed_at < IMAGE_RETRY_MS || t0 - checked_at < 2000)
 			continue;
 		checked_at = t0;
@@ -427,7 +431,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			pthread_mutex_lock(&srv->write_lock);
 			error = hub_push(s, &peer, req, &resp, &st);
 			pthread_mutex_unlock(&srv->write_lock);
-			__atomic_store_n(&srv->last_push_ms, now_ms(), __ATOMIC_RELAXED);
+			__atomic_store_n(&srv->last_active_ms, now_ms(), __ATOMIC_RELAXED);
 			if (error < 0)
 				break;
 			/* Before the fault hooks: a kill there must find the
@@ -511,6 +515,7 @@ done:
 	thread_store = NULL;
 	rl_conn_close(c);
 	rl_store_close(s);
+	__atomic_store_n(&srv->last_active_ms, now_ms(), __ATOMIC_RELAXED);
 	pthread_mutex_lock(&srv->lock);
 	srv->active--;
 	pthread_cond_signal(&srv->idle);
@@ -588,7 +593,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	srv.pack_loose = pack_loose;
 	srv.pack_packs = pack_packs;
 	srv.image_min = image_min;
-	srv.last_push_ms = now_ms();   /* a hub just started waits to be quiet too */
+	srv.last_active_ms = now_ms(); /* a hub just started waits to be quiet too */
 	/* Before authentication a peer gets less patience, never more. */
 	srv.preauth_ms = srv.read_ms < RL_PREAUTH_TIMEOUT_MS ? srv.read_ms : RL_PREAUTH_TIMEOUT_MS;
 	pthread_mutex_init(&srv.lock, NULL);

@@ -23,8 +23,8 @@ import time
 from hub_test import SYNCED, Hub, assert_converged, table_rows
 from relasi_test import BIN, check, eq, main
 
-N_ACCOUNTS = 1500
-N_CONTACTS = 1500
+N_ACCOUNTS = 1000
+N_CONTACTS = 1000
 
 HUB = None
 SEEDERS = []
@@ -298,8 +298,8 @@ def test_pushes_during_a_snapshot_do_not_tear_it():
         # Another device pushes while the snapshot is being sent: new
         # records and edits of records the snapshot has not reached yet.
         ani.ok("account", "add", "Toko Baru Sekali", "--city", "Padang")
-        ani.ok("account", "edit", "Toko Snapshot 01499", "--city", "Padang")
-        ani.ok("contact", "edit", "Kontak Snapshot 01499", "--title", "Pemilik")
+        ani.ok("account", "edit", "Toko Snapshot 00999", "--city", "Padang")
+        ani.ok("contact", "edit", "Kontak Snapshot 00999", "--title", "Pemilik")
         ani.ok("sync")
         check(p.poll() is None, "ani's push committed while the snapshot was still open")
         out, err = p.communicate(timeout=120)
@@ -310,9 +310,9 @@ def test_pushes_during_a_snapshot_do_not_tear_it():
         check(seq1 > seq0, "ani's changes are in the log")
         eq(r["cursor"], seq1, "then pulled what came after the snapshot")
         base = dev.query("SELECT version FROM rl_bases WHERE tbl = 'accounts' AND field = 'city' "
-                         "AND row_id = (SELECT id FROM accounts WHERE name = 'Toko Snapshot 01499')")
+                         "AND row_id = (SELECT id FROM accounts WHERE name = 'Toko Snapshot 00999')")
         check(base[0][0] > seq0, "the edit made during the snapshot arrived by the pull", base)
-        eq(dev.js("contact", "show", "Kontak Snapshot 01499")["title"], "Pemilik",
+        eq(dev.js("contact", "show", "Kontak Snapshot 00999")["title"], "Pemilik",
            "so did the contact's")
         assert_converged(hub, [dev, ani])
         # and the device ends where a streamed one does
