@@ -18,7 +18,8 @@
  * snapshot-cut:N closes the connection of the first SNAPSHOT the process
  * serves after its N-th CHUNK; snapshot-pause:N holds that snapshot for 10 s
  * after its N-th CHUNK (a device killed, or other devices pushing, while a
- * snapshot is half sent); no-snapshot plays a hub from before snapshots (no
+ * snapshot is half sent), less when the hub stops or 0.5 s after a session
+ * that pushed meanwhile has ended; no-snapshot plays a hub from before snapshots (no
  * "snapshot" in WELCOME, SNAPSHOT an unexpected frame); image-cut:N closes
  * a snapshot image's connection after its N-th IMAGE frame.
  * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
@@ -91,6 +92,7 @@ struct server {
 	int image_on, image_stop;
 	pthread_t image_thread;
 	long long last_active_ms; /* last push or session end; monotonic, atomic */
+	long pushers_done;        /* sessions that pushed and ended (the pause hook) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -167,8 +169,22 @@ static int snap_send(void *ctx, int type, json_t *msg)
 		return rl_error_set(RL_ECLOSED, "snapshot cut (fault injection)");
 	}
 	fprintf(stderr, "relasi-hub: fault injection: snapshot paused after chunk %ld\n", o->chunks);
-	sleep(10);
-	return RL_OK;
+	/* 10 s; or until the hub is asked to stop (a test that killed the
+	 * device need not wait for the rest); or 0.5 s after a session that
+	 * pushed meanwhile has ended (the other device's push the test
+	 * makes while the snapshot is held has committed). */
+	{
+		long pushers = __atomic_load_n(&o->srv->pushers_done, __ATOMIC_RELAXED);
+		int i, after = -1;
+		for (i = 0; i < 100 && !stop_requested && (after < 0 || i < after); i++) {
+			struct timespec nap = { 0, 100 * 1000000L };
+			nanosleep(&nap, NULL);
+			if (after < 0 &&
+			    __atomic_load_n(&o->srv->pushers_done, __ATOMIC_RELAXED) != pushers)
+				after = i + 5;
+		}
+	}
+	return stop_requested ? rl_error_set(RL_ECLOSED, "the hub is stopping") : RL_OK;
 }
 
 /* Wake the audit writer: something was committed. */
@@ -481,6 +497,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	}
 	json_decref(req);
 	json_decref(resp);
+	if (st.pushed > 0)
+		__atomic_add_fetch(&srv->pushers_done, 1, __ATOMIC_RELAXED);
 	rl_conn_counters(c, &in, &out);
 	fprintf(stderr, "relasi-hub: sync device=%.12s user=%.12s pushed=%ld applied=%ld same=%ld "
 		"merged=%ld conflicts=%ld refused=%ld pulled=%ld bytes_in=%llu bytes_out=%llu ms=%lld\n",
