@@ -462,6 +462,37 @@ def test_image_cut_leaves_device_empty():
         hub.start()
 
 
+def test_device_killed_mid_image_copy():
+    """The device killed half-way through copying the image over its store
+    (test hook: the copied pages already in the file, its journal hot):
+    the next process rolls the store back to empty, and the next sync
+    loads the image."""
+    hub = seeded_hub()
+    dev = hub.device("lina", "Lina")
+    try:
+        hub.admin("snapshot", "build")
+        env = dev.env()
+        env["RELASI_DEVICE_FAULT"] = "image-copy-kill"
+        p = subprocess.run([BIN, "sync"], env=env, capture_output=True, text=True, timeout=120)
+        eq(p.returncode, -signal.SIGKILL, f"the device was killed: {p.stderr}")
+        check("killed half-way through the image's copy" in p.stderr, "in the copy", p.stderr)
+        check(os.path.exists(dev.path + "-journal"), "the kill left the copy's journal hot")
+        # A read-only reader cannot roll a hot journal back; relasi opens
+        # the store for writing and does (README, "How changes are captured").
+        dev.ok("status")
+        check(not os.path.exists(dev.path + "-journal"), "relasi rolled the copy back")
+        assert_empty(dev, "after a device killed mid-copy")
+        eq(dev.query("PRAGMA integrity_check"), [("ok",)], "the store is sound")
+        r = dev.js("sync")
+        eq(r["image"], True, "the next sync loads the image")
+        check(not os.path.exists(dev.path + ".image"), "the image left by the kill is removed")
+        assert_converged(hub, [dev])
+        check_sound(dev, "after a device killed mid-copy")
+    finally:
+        dev.cleanup()
+        drop_images(hub)
+
+
 def retar(hub, db_path):
     """Replace the served image with db_path, as the hub would pack it."""
     meta = image_json(hub)
@@ -604,7 +635,8 @@ if __name__ == "__main__":
         main([test_snapshot_equals_stream, test_snapshot_cut_leaves_device_empty,
               test_device_killed_mid_snapshot, test_pushes_during_a_snapshot_do_not_tear_it,
               test_hub_without_snapshots, test_image_equals_records,
-              test_image_cut_leaves_device_empty, test_bad_image_is_refused,
+              test_image_cut_leaves_device_empty, test_device_killed_mid_image_copy,
+              test_bad_image_is_refused,
               test_serve_builds_images_when_quiet])
     finally:
         cleanup()
