@@ -1319,14 +1319,6 @@ static int load_chunk(rl_store *s, const struct rl_chunk *ck, struct snap *sn, i
 	return RL_OK;
 }
 
-/*
- * Ask for a snapshot and load it in one transaction (the store's write lock
- * is held from before the request to the commit: no local edit can come in
- * between the check and the load). *loaded = 0 when the device is not
- * eligible or the hub skipped: the caller pulls the log as before. Any
- * error rolls everything back: the device stays as it was (empty) and the
- * next sync asks again.
- */
 /* A store that may take the hub's image (image.h) in place of its own
  * file: on top of snapshot_eligible, no row in the outbox at all (not even
  * a refused one), no batch ever numbered and no field version: nothing in
@@ -1389,6 +1381,16 @@ static int snapshot_image(rl_store *s, rl_conn *c, json_t *snap, long long *curs
 	return RL_OK;
 }
 
+/*
+ * Ask for a snapshot and load it in one transaction (the store's write lock
+ * is held from before the request to the commit: no local edit can come in
+ * between the check and the load). *loaded = 0 when the device is not
+ * eligible or the hub skipped: the caller pulls the log as before. Any
+ * error rolls everything back: the device stays as it was (empty) and the
+ * next sync asks again. A new device that may take the hub's image asks
+ * for it too (snapshot_image); a refused image is followed by a request
+ * for the snapshot record by record, inside the same transaction.
+ */
 static int snapshot_load(rl_store *s, rl_conn *c, unsigned flags, long long *cursor, int *loaded,
 			 struct rl_sync_stats *stats, rl_sync_progress progress, void *pctx)
 {
