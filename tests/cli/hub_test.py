@@ -37,6 +37,7 @@ class Hub:
     def __init__(self, fault=None, timeout=None):
         self.timeout = timeout
         self.dir = tempfile.mkdtemp(prefix="relasi-hub-")
+        self.devices = []
         self.port = free_port()
         self.proc = None
         self.log_path = os.path.join(self.dir, "serve.log")
@@ -112,6 +113,7 @@ class Hub:
     def device(self, login, name=None, role="rep", now=None, team=None):
         tok = self.token(login, name, role, team=team)
         d = Store(init=False, now=now)
+        self.devices.append(d)          # cleanup() removes it, should the test not
         d.ok("enroll", tok, "--name", f"{login}-laptop")
         return d
 
@@ -128,6 +130,8 @@ class Hub:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        for d in self.devices:
+            d.cleanup()
 
 
 def table_rows(con, table):

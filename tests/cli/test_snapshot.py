@@ -28,6 +28,7 @@ N_CONTACTS = 1000
 
 HUB = None
 SEEDERS = []
+TMPDIRS = []            # removed by cleanup()
 
 
 def write_csv(path, header, rows):
@@ -47,6 +48,7 @@ def seeded_hub():
     budi = hub.device("budi", "Budi Santoso")
     SEEDERS.extend([ani, budi])
     tmp = tempfile.mkdtemp(prefix="relasi-snap-")
+    TMPDIRS.append(tmp)
     acc = os.path.join(tmp, "accounts.csv")
     con = os.path.join(tmp, "contacts.csv")
     write_csv(acc, ["name", "city", "phone", "notes"],
@@ -600,7 +602,8 @@ def test_serve_builds_images_when_quiet():
         eq((r["image"], r["snapshot"] > 0), (False, True), "another schema: record by record")
         hub.admin("snapshot", "build")
         # far behind the log: record by record too
-        path = os.path.join(tempfile.mkdtemp(prefix="relasi-image-"), "more.csv")
+        TMPDIRS.append(tempfile.mkdtemp(prefix="relasi-image-"))
+        path = os.path.join(TMPDIRS[-1], "more.csv")
         write_csv(path, ["name", "city", "phone", "notes"],
                   [[f"Toko Lagi {i:05d}", "Solo", f"0813-{1000 + i:04d}-0000", "baru"]
                    for i in range(1200)])
@@ -628,6 +631,8 @@ def cleanup():
         d.cleanup()
     if HUB:
         HUB.cleanup()
+    for t in TMPDIRS:
+        shutil.rmtree(t, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@
  */
 #include "check.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "relasi/conn.h"
 #include "relasi/devsync.h"
@@ -181,6 +183,23 @@ static void refused(rl_store *s, const char *what, const char *const *frames, co
 #define AT "\"2026-11-23T08:00:00Z\""
 #define ROW_OK "[\"" ACC "\", \"Toko Makmur\", \"Bandung\", " AT ", 3, 5, 6]"
 #define CHUNK_OK "k{\"t\": \"accounts\", " COLS ", \"rows\": [" ROW_OK "], \"last\": true}"
+
+/* The test's directory and the stores in it. */
+static void remove_dir(const char *dir)
+{
+	char p[512];
+	struct dirent *d;
+	DIR *dh = opendir(dir);
+
+	while (dh && (d = readdir(dh)))
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0) {
+			snprintf(p, sizeof(p), "%s/%s", dir, d->d_name);
+			unlink(p);
+		}
+	if (dh)
+		closedir(dh);
+	rmdir(dir);
+}
 
 int main(void)
 {
@@ -450,5 +469,6 @@ int main(void)
 			     n_indexes);
 	}
 	rl_store_close(s);
+	remove_dir(dir);
 	CHECK_DONE();
 }
