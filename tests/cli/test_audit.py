@@ -520,8 +520,9 @@ def test_serve_packs_when_idle():
         hub.start()
         ani.ok("account", "edit", "Toko Diam 3", "--city", "Cimahi")
         ani.ok("sync")
-        wait_for("the idle writer to pack", lambda: loose_objects(hub) == 0 and packs(hub),
-                 timeout=30)
+        # The objects go before the log line is written: wait for both.
+        wait_for("the idle writer to pack", lambda: loose_objects(hub) == 0 and packs(hub) and
+                 "audit history packed:" in hub.logtext(), timeout=30)
         check("audit history packed:" in hub.logtext(), "serve says it packed", hub.logtext())
         t0 = time.time()
         hub.stop()
