@@ -84,7 +84,7 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 	json_t *manifest, *push = NULL, *pushed = NULL, *page = NULL, *pull = NULL;
 	json_t *header = NULL, *conf = NULL;
 	const char *device, *kind;
-	long long cursor, from, batch = 0, last;
+	long long cursor, from, batch = 0;
 	size_t n = 0, total = 0, i;
 	int error, more = 1;
 
@@ -195,13 +195,10 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	/* As WELCOME tells a device on the network: the hub's history (a
-	 * restore: epoch.c) and the device's last batch here. */
-	if ((error = hub_epoch_welcome(s, header)) < 0 ||
-	    (error = hub_last_batch(s, peer.device, &last)) < 0)
+	/* As WELCOME tells a device on the network. */
+	if ((error = hub_tell_device(s, peer.device, header, "last_batch")) < 0)
 		goto cleanup;
-	if (json_object_set_new(header, "last_batch", json_integer(last)) < 0 ||
-	    (res->reused && json_object_set_new(header, "reused", json_integer(batch)) < 0)) {
+	if (res->reused && json_object_set_new(header, "reused", json_integer(batch)) < 0) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

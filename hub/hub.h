@@ -51,9 +51,13 @@ json_t *hub_value_json(const struct rl_value *v);
 /* dir/name into buf (RL_EINVALID if it does not fit). */
 int hub_path(char *buf, size_t len, const char *dir, const char *name);
 
-/* The highest batch number the hub recorded for device (0: none), told in
- * WELCOME so that a device numbers new batches after it. */
-int hub_last_batch(rl_store *s, const char *device, long long *out);
+/* What the hub tells a device of itself, into obj: its history (epoch.c:
+ * "epoch", "lineage"; how a device notices a restore) and, under
+ * batch_key, the highest batch number it recorded for the device (0:
+ * none), after which the device numbers new batches (a store restored from
+ * an older copy would reuse numbers). WELCOME says "batch", a reply
+ * bundle's manifest "last_batch". */
+int hub_tell_device(rl_store *s, const char *device, json_t *obj, const char *batch_key);
 
 /* Open DIR/hub.db (must exist unless create). */
 int hub_store_open(rl_store **out, const char *dir, int create);

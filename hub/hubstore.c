@@ -1202,7 +1202,7 @@ static void batch_digest(const struct change *cs, size_t n, unsigned char out[32
 	mbedtls_sha256_free(&sha);
 }
 
-int hub_last_batch(rl_store *s, const char *device, long long *out)
+static int last_batch(rl_store *s, const char *device, long long *out)
 {
 	sqlite3_stmt *st;
 	int error, rc;
@@ -1216,6 +1216,17 @@ int hub_last_batch(rl_store *s, const char *device, long long *out)
 		*out = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the device's last batch");
+}
+
+int hub_tell_device(rl_store *s, const char *device, json_t *obj, const char *batch_key)
+{
+	long long last;
+	int error;
+
+	if ((error = hub_epoch_welcome(s, obj)) < 0 || (error = last_batch(s, device, &last)) < 0)
+		return error;
+	return json_object_set_new(obj, batch_key, json_integer(last)) < 0 ?
+	       rl_error_set(RL_ENOMEM, "out of memory") : RL_OK;
 }
 
 /* The stored answer of (device, batch), or *resp NULL when the hub never

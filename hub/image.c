@@ -213,18 +213,6 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-static void remove_store_files(const char *path)
-{
-	static const char *const ext[] = { "", "-journal", "-wal", "-shm" };
-	char p[4200];
-	size_t i;
-
-	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
-		unlink(p);
-	}
-}
-
 /* Load the hub's snapshot into a new device store at path. */
 static int load_store(const char *dir, const char *path, const int *stop,
 		      struct rl_sync_stats *st)
@@ -237,7 +225,7 @@ static int load_store(const char *dir, const char *path, const int *stop,
 	int error, started = 0;
 
 	memset(&p, 0, sizeof(p));
-	remove_store_files(path);
+	rl_store_remove_files(path);
 	if ((error = rl_store_open(&img, path, RL_STORE_CREATE)) < 0 ||
 	    (error = rl_store_new_id(img, dev)) < 0 || (error = rl_store_new_id(img, user)) < 0 ||
 	    (error = rl_store_set_identity(img, dev, user)) < 0 ||
@@ -406,7 +394,7 @@ cleanup:
 	if (error < 0 && name[0])
 		unlink(tmp);
 	if (db[0])
-		remove_store_files(db);
+		rl_store_remove_files(db);
 	rl_store_close(hs);
 	json_decref(j);
 	free(text);

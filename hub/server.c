@@ -431,17 +431,9 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 					 "restamp", restamp, "snapshot", RL_SNAPSHOT_FORMAT);
 			if (resp && srv->fault_kind == 5)
 				json_object_del(resp, "snapshot");
-			/* The history's identity, for devices after a restore (epoch.c). */
-			if (resp && (error = hub_epoch_welcome(s, resp)) < 0)
+			/* The hub's history and the device's last batch here. */
+			if (resp && (error = hub_tell_device(s, peer.device, resp, "batch")) < 0)
 				break;
-			/* The device's last batch here: a device restored from an older
-			 * copy of its store numbers its next batch after it. */
-			{
-				long long last;
-				if (resp && ((error = hub_last_batch(s, peer.device, &last)) < 0 ||
-					     json_object_set_new(resp, "batch", json_integer(last)) < 0))
-					break;
-			}
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);

@@ -1361,16 +1361,13 @@ static int snapshot_image(rl_store *s, rl_conn *c, json_t *snap, long long *curs
 			  rl_sync_progress progress, void *pctx)
 {
 	struct rl_image_snap a;
-	int error, in_sync = 0;
+	int error;
 
 	*retry = 0;
 	if ((error = rl_image_parse_snap(snap, &a)) < 0)
 		return error;
-	error = rl_image_install(s, c, &a, tx_ended, &in_sync, stats, progress, pctx);
-	if (error < 0) {
-		*retry = !*tx_ended && in_sync && stats->image_refused[0];
+	if ((error = rl_image_install(s, c, &a, tx_ended, retry, stats, progress, pctx)) < 0)
 		return *retry ? RL_OK : error;
-	}
 	*loaded = 1;
 	*cursor = a.seq;
 	stats->pulled += (long)a.fields;
@@ -1520,8 +1517,6 @@ again:
 	if ((error = meta_set_int(s, "cursor", sn.seq)) < 0)
 		goto done;
 	*loaded = 1;
-	stats->snapshot_seq = sn.seq;
-	stats->snapshot_hlc = sn.hlc;
 done:
 	if (tx_ended)           /* the image's copy ended the transaction */
 		goto ended;
@@ -1540,6 +1535,8 @@ done:
 		*cursor = sn.seq;
 		stats->pulled += (long)sn.fields;
 		stats->snapshot_rows = (long)sn.rows;
+		stats->snapshot_seq = sn.seq;
+		stats->snapshot_hlc = sn.hlc;
 	}
 ended:
 	if (error < 0)

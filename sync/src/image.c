@@ -453,12 +453,15 @@ static int copy_over(rl_store *s, sqlite3 *img)
 	int rc, error;
 
 	/* A write, so that the commit takes the EXCLUSIVE lock the connection
-	 * then keeps: the value is the same. */
+	 * then keeps: the value is the same. The transaction ends here either
+	 * way (the caller's *tx_ended). */
 	if (sqlite3_exec(db, "PRAGMA locking_mode = EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "UPDATE rl_meta SET value = value WHERE key = 'device_id'", NULL, NULL,
 			 NULL) != SQLITE_OK)
-		return rl_store_error(s, "locking the store for the snapshot image");
-	if ((error = rl_store_commit(s)) < 0) {
+		error = rl_store_error(s, "locking the store for the snapshot image");
+	else
+		error = rl_store_commit(s);
+	if (error < 0) {
 		rl_store_rollback(s);
 		goto unlock;
 	}
@@ -494,15 +497,15 @@ unlock:
 }
 
 int rl_image_install(rl_store *s, rl_conn *c, const struct rl_image_snap *a, int *tx_ended,
-		     int *in_sync, struct rl_sync_stats *stats, rl_sync_progress progress,
+		     int *refused, struct rl_sync_stats *stats, rl_sync_progress progress,
 		     void *pctx)
 {
 	struct feed f;
 	sqlite3 *img = NULL;
-	char path[4096], side[4200];
-	int fd = -1, error, checked = 0;
+	char path[4096];
+	int fd = -1, error, in_sync = 0, checked = 0;
 
-	*tx_ended = *in_sync = 0;
+	*tx_ended = *refused = 0;
 	memset(&f, 0, sizeof(f));
 	f.c = c;
 	f.a = a;
@@ -512,9 +515,7 @@ int rl_image_install(rl_store *s, rl_conn *c, const struct rl_image_snap *a, int
 	if ((size_t)snprintf(path, sizeof(path), "%s.image", rl_store_path(s)) >= sizeof(path))
 		return rl_error_set(RL_EINVALID, "the store's path is too long");
 	/* Left by a device killed while installing: never the store itself. */
-	unlink(path);
-	snprintf(side, sizeof(side), "%s-journal", path);
-	unlink(side);
+	rl_store_remove_files(path);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
 		error = rl_error_set(RL_EIO, "cannot create %s: %s", path, strerror(errno));
 		goto cleanup;
@@ -523,10 +524,10 @@ int rl_image_install(rl_store *s, rl_conn *c, const struct rl_image_snap *a, int
 	/* Frames that were read well but did not unpack: read the rest, and
 	 * the session can go on. A frame that was not read well cannot. */
 	if (error < 0 && !f.error && drain(&f) == RL_OK)
-		*in_sync = 1;
+		in_sync = 1;
 	if (error < 0)
 		goto cleanup;
-	*in_sync = 1;
+	in_sync = 1;
 	if (close(fd) < 0) {
 		fd = -1;
 		error = rl_error_set(RL_EIO, "cannot write %s: %s", path, strerror(errno));
@@ -560,17 +561,15 @@ int rl_image_install(rl_store *s, rl_conn *c, const struct rl_image_snap *a, int
 		goto cleanup;
 	rl_hlc_receive(rl_store_hlc(s), a->hlc, NULL);   /* far-future stamps are not adopted */
 cleanup:
-	if (error < 0 && *in_sync && !checked)
+	/* Read whole, failed a check, nothing of the store touched. */
+	if (error < 0 && in_sync && !checked) {
+		*refused = 1;
 		snprintf(stats->image_refused, sizeof(stats->image_refused), "%s", rl_error_message());
+	}
 	if (fd >= 0)
 		close(fd);
 	sqlite3_close(img);
-	unlink(path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof(side), "%s-shm", path);
-	unlink(side);
+	rl_store_remove_files(path);
 	free(f.frame);
 	return error;
 }

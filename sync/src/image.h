@@ -40,15 +40,16 @@ int rl_image_parse_snap(json_t *snap, struct rl_image_snap *a);
  * caller then neither commits nor rolls back. On success s holds the image
  * with this device's local tables and cursor a->seq. On an error with
  * *tx_ended = 0 the caller rolls back: s is as it was; with *tx_ended = 1
- * the copy failed and SQLite rolled it back: s is as it was too. *in_sync = 1 when every IMAGE byte
- * was read (the connection can carry on, e.g. ask for format 1 after an
- * image that failed its checks); stats->image_refused then says why.
+ * the copy failed and SQLite rolled it back: s is as it was too.
+ * *refused = 1 (with *tx_ended = 0) when the image was read whole and then
+ * failed a check: the connection is in step, so the caller may ask for
+ * format 1 on it; stats->image_refused says why.
  *
  * The image file is written beside the store (PATH.image) and removed at the
  * end, whatever happened.
  */
 int rl_image_install(rl_store *s, rl_conn *c, const struct rl_image_snap *a, int *tx_ended,
-		     int *in_sync, struct rl_sync_stats *stats, rl_sync_progress progress,
+		     int *refused, struct rl_sync_stats *stats, rl_sync_progress progress,
 		     void *pctx);
 
 #endif

@@ -342,6 +342,17 @@ int rl_store_journal_bulk(rl_store *s)
 	return 1;
 }
 
+void rl_store_remove_files(const char *path)
+{
+	static const char *const ext[] = { "", "-journal", "-wal", "-shm" };
+	char p[4200];
+	size_t i;
+
+	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, ext[i]) < sizeof(p))
+			unlink(p);
+}
+
 void rl_store_journal_wal(rl_store *s)
 {
 	if (s->bulk_journal && journal_set(s, "PRAGMA journal_mode = WAL", "wal")) {

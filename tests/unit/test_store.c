@@ -193,11 +193,7 @@ int main(void)
 	CHECK_EQ_INT(strcmp(rl_store_device_id(s), dev), 0);
 	rl_store_close(s);
 
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/relasi.db-wal", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/relasi.db-shm", dir);
-	unlink(path);
+	rl_store_remove_files(path);
 	rmdir(dir);
 	CHECK_DONE();
 }

@@ -51,6 +51,11 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags);
 /* Close; rl_store_close(NULL) is a no-op. Rolls back an open transaction. */
 void rl_store_close(rl_store *s);
 
+/* Remove the store file at path with its -journal, -wal and -shm files
+ * (missing ones are fine). Only for a store no connection has open: a
+ * scratch store, or one being replaced. */
+void rl_store_remove_files(const char *path);
+
 sqlite3 *rl_store_db(rl_store *s);
 const char *rl_store_path(const rl_store *s);
 
