@@ -86,23 +86,29 @@ static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 		return rl_error_set(RL_EINVALID, "nothing to search for in '%s'", a->pos[0]);
 	/* Ranked first, snippets after: a snippet re-reads and tokenizes its
 	 * document, and a common word ("makmur") matches thousands of them,
-	 * of which the LIMIT keeps 20. So the hits are ranked by bm25 with
-	 * only their table's row joined (live, its id for ties), and each of
-	 * the kept ones gets its snippet from a MATCH limited to its rowid. */
+	 * of which the LIMIT keeps 20. The indexes hold live rows only
+	 * (schema/016_fts_live.sql), so the hits are ranked by bm25 from the
+	 * indexes alone; only those as good as the LIMIT-th (ties included)
+	 * are looked up in their tables for their id, the tie-breaker, which
+	 * gives exactly the rows that ordering all of them by (rank, id)
+	 * would. Each kept one then gets its snippet from a MATCH limited to
+	 * its rowid. */
 	if ((error = rl_store_prepare(ctx->store,
-	     "WITH top AS (SELECT * FROM ("
-	     " SELECT 1 AS k, f.rowid AS rid, x.id AS id, bm25(fts_accounts) AS rank"
-	     "  FROM fts_accounts f JOIN accounts x ON x.rowid = f.rowid"
-	     "  WHERE fts_accounts MATCH ?1 AND x.deleted = 0"
+	     "WITH hits AS MATERIALIZED ("
+	     " SELECT 1 AS k, rowid AS rid, bm25(fts_accounts) AS rank"
+	     "  FROM fts_accounts WHERE fts_accounts MATCH ?1"
 	     " UNION ALL"
-	     " SELECT 2, f.rowid, x.id, bm25(fts_contacts)"
-	     "  FROM fts_contacts f JOIN contacts x ON x.rowid = f.rowid"
-	     "  WHERE fts_contacts MATCH ?1 AND x.deleted = 0"
+	     " SELECT 2, rowid, bm25(fts_contacts) FROM fts_contacts WHERE fts_contacts MATCH ?1"
 	     " UNION ALL"
-	     " SELECT 3, f.rowid, x.id, bm25(fts_activities)"
-	     "  FROM fts_activities f JOIN activities x ON x.rowid = f.rowid"
-	     "  WHERE fts_activities MATCH ?1 AND x.deleted = 0"
-	     ") ORDER BY rank, id LIMIT ?2)"
+	     " SELECT 3, rowid, bm25(fts_activities) FROM fts_activities"
+	     "  WHERE fts_activities MATCH ?1),"
+	     "top AS (SELECT k, rid, rank, CASE k"
+	     "  WHEN 1 THEN (SELECT id FROM accounts WHERE rowid = rid)"
+	     "  WHEN 2 THEN (SELECT id FROM contacts WHERE rowid = rid)"
+	     "  ELSE (SELECT id FROM activities WHERE rowid = rid) END AS id"
+	     " FROM hits WHERE rank <= coalesce("
+	     "  (SELECT rank FROM hits ORDER BY rank LIMIT 1 OFFSET ?2 - 1), 1e308)"
+	     " ORDER BY rank, id LIMIT ?2)"
 	     "SELECT 'account' AS kind, x.id AS id, x.name AS name, coalesce(x.city, '') AS place,"
 	     " (SELECT snippet(fts_accounts, -1, '[', ']', '…', 8) FROM fts_accounts"
 	     "  WHERE fts_accounts MATCH ?1 AND rowid = t.rid) AS snip, t.rank AS rank"

@@ -525,7 +525,8 @@ int rl_store_fts_catch_up(rl_store *s)
 		return RL_OK;
 	for (i = 0; i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++) {
 		if ((error = rl_store_preparef(s, &st, "INSERT INTO \"fts_%w\"(rowid, %s) "
-					       "SELECT rowid, %s FROM \"%w\" WHERE rowid > ?1",
+					       "SELECT rowid, %s FROM \"%w\" "
+					       "WHERE rowid > ?1 AND deleted = 0",
 					       fts_tables[i].table, fts_tables[i].cols,
 					       fts_tables[i].cols, fts_tables[i].table)) < 0)
 			return error;

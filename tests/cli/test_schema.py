@@ -37,12 +37,18 @@ def make_v1_store(s, sabotage=False, more=()):
 
 def test_upgrade_from_v1():
     s = Store(init=False)
-    make_v1_store(s)
+    # a tombstoned customer: in version 1's search index, not in 016's
+    make_v1_store(s, more=["INSERT INTO accounts(id, name, city, created_at, deleted) VALUES "
+                           "('01a1000000000000aaaaaaaaaaaaaaaa', 'Toko Hapus', 'Padang', "
+                           "'2025-01-02T03:04:05Z', 1)"])
     st = s.js("status")
     eq(st["schema"], SCHEMA_LATEST, "upgraded to the latest version")
     eq(st["device_id"], DEVICE, "identity kept")
     eq(s.query("PRAGMA user_version"), [(SCHEMA_LATEST,)], "user_version updated")
-    eq(s.query("SELECT name, city FROM accounts"), [("Toko Lama", "Padang")], "data kept")
+    eq(s.query("SELECT name, city FROM accounts WHERE deleted = 0"), [("Toko Lama", "Padang")],
+       "data kept")
+    eq([(h["kind"], h["name"]) for h in s.js("search", "padang")], [("account", "Toko Lama")],
+       "the search index rebuilt from the live rows")
     check(s.query("SELECT 1 FROM sqlite_master WHERE name = 'deal_stage_events'"),
           "the new table exists")
     check(s.query("SELECT 1 FROM sqlite_master WHERE name = 'rl_cap_deal_stage_events_ins'"),
@@ -51,7 +57,7 @@ def test_upgrade_from_v1():
     check(os.path.exists(bak), "a backup was taken before upgrading")
     con = sqlite3.connect(f"file:{bak}?mode=ro", uri=True)
     eq(con.execute("PRAGMA user_version").fetchall(), [(1,)], "the backup is the old version")
-    eq(con.execute("SELECT name FROM accounts").fetchall(), [("Toko Lama",)], "backup has the data")
+    eq(con.execute("SELECT name FROM accounts WHERE deleted = 0").fetchall(), [("Toko Lama",)], "backup has the data")
     con.close()
     # the upgraded store works and captures edits
     s.ok("account", "edit", "Toko Lama", "--city", "Bukittinggi")

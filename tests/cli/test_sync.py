@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -122,6 +123,7 @@ def test_edit_against_delete_duplicates_and_roles():
         sync_all([ani, budi])
         # edit against delete: ani deletes, budi (who has not seen it) edits
         ani.ok("account", "delete", "Apotek")
+        eq(ani.js("search", "apotek"), [], "deleted: out of ani's search")
         ani.ok("sync")
         budi.ok("account", "edit", "Apotek", "--phone", "021-7777-888")
         budi.ok("sync")
@@ -131,6 +133,14 @@ def test_edit_against_delete_duplicates_and_roles():
            [(0, "+62217777888")], "the row stays alive with the edit")
         eq(hub.query("SELECT field, kind FROM hub_conflicts"), [("deleted", "edit-delete")],
            "and it is a conflict")
+        eq([h["name"] for h in ani.js("search", "apotek")], ["Apotek Sehat"],
+           "kept alive: back in the search of the device that deleted it")
+        for store in (ani.path, os.path.join(hub.dir, "hub.db")):
+            con = sqlite3.connect(store)
+            try:
+                con.execute("INSERT INTO fts_accounts(fts_accounts) VALUES ('integrity-check')")
+            finally:
+                con.close()
         # duplicates: the same customer created on two devices offline
         ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
         budi.ok("account", "add", "TOKO JAYA  ABADI", "--city", "bekasi")

@@ -149,7 +149,8 @@ int rl_store_begin_import(rl_store *s, const char *input_path);
  * of an import. Inside the caller's transaction: rl_store_fts_defer notes
  * where each table ends and stops indexing new rows; the caller only
  * inserts (an update of a row not yet indexed would corrupt the index);
- * rl_store_fts_catch_up indexes every row added since, in one statement
+ * rl_store_fts_catch_up indexes every live row added since (the indexes
+ * hold live rows only: schema/016_fts_live.sql), in one statement
  * per table, and indexes rows one by one again; rl_store_commit calls it
  * first, so no commit leaves rows unsearchable. A rollback also ends the
  * deferral (the rows are gone). RL_OK or a store error.
