@@ -163,25 +163,31 @@ def main():
         lat, lon, km = -6.2088, 106.8456, 5.0
         dlat = km / 111.32
         dlon = km / (111.32 * abs(math.cos(math.radians(lat))))
+        # relasi's query (client/cmd_query.c cmd_search): ranked from the
+        # indexes of live rows (schema 16), ids looked up for the hits as
+        # good as the 20th, snippets for the kept ones only
+        m = "'\"makmur\"*'"
         search_sql = (
-            "SELECT kind, id, name, place, snip, rank FROM ("
-            " SELECT 'account' AS kind, x.id AS id, x.name AS name, coalesce(x.city, '') AS place,"
-            "  snippet(fts_accounts, -1, '[', ']', '…', 8) AS snip, bm25(fts_accounts) AS rank"
-            "  FROM fts_accounts JOIN accounts x ON x.rowid = fts_accounts.rowid"
-            "  WHERE fts_accounts MATCH '\"makmur\"*' AND x.deleted = 0"
-            " UNION ALL"
-            " SELECT 'contact', x.id, x.name, coalesce(a.name, ''),"
-            "  snippet(fts_contacts, -1, '[', ']', '…', 8), bm25(fts_contacts)"
-            "  FROM fts_contacts JOIN contacts x ON x.rowid = fts_contacts.rowid"
-            "  LEFT JOIN accounts a ON a.id = x.account_id"
-            "  WHERE fts_contacts MATCH '\"makmur\"*' AND x.deleted = 0"
-            " UNION ALL"
-            " SELECT 'activity', x.id, x.kind || ' ' || substr(x.at, 1, 10), coalesce(a.name, ''),"
-            "  snippet(fts_activities, -1, '[', ']', '…', 8), bm25(fts_activities)"
-            "  FROM fts_activities JOIN activities x ON x.rowid = fts_activities.rowid"
-            "  LEFT JOIN accounts a ON a.id = x.account_id"
-            "  WHERE fts_activities MATCH '\"makmur\"*' AND x.deleted = 0"
-            ") ORDER BY rank, id LIMIT 20;")
+            "WITH hits AS MATERIALIZED ("
+            f" SELECT 1 AS k, rowid AS rid, bm25(fts_accounts) AS rank FROM fts_accounts WHERE fts_accounts MATCH {m}"
+            f" UNION ALL SELECT 2, rowid, bm25(fts_contacts) FROM fts_contacts WHERE fts_contacts MATCH {m}"
+            f" UNION ALL SELECT 3, rowid, bm25(fts_activities) FROM fts_activities WHERE fts_activities MATCH {m}),"
+            "top AS (SELECT k, rid, rank, CASE k"
+            "  WHEN 1 THEN (SELECT id FROM accounts WHERE rowid = rid)"
+            "  WHEN 2 THEN (SELECT id FROM contacts WHERE rowid = rid)"
+            "  ELSE (SELECT id FROM activities WHERE rowid = rid) END AS id"
+            " FROM hits WHERE rank <= coalesce((SELECT rank FROM hits ORDER BY rank LIMIT 1 OFFSET 19), 1e308)"
+            " ORDER BY rank, id LIMIT 20)"
+            "SELECT 'account', x.id, x.name, coalesce(x.city, ''),"
+            f" (SELECT snippet(fts_accounts, -1, '[', ']', '…', 8) FROM fts_accounts WHERE fts_accounts MATCH {m} AND rowid = t.rid), t.rank"
+            " FROM top t JOIN accounts x ON x.rowid = t.rid WHERE t.k = 1"
+            " UNION ALL SELECT 'contact', x.id, x.name, coalesce(a.name, ''),"
+            f" (SELECT snippet(fts_contacts, -1, '[', ']', '…', 8) FROM fts_contacts WHERE fts_contacts MATCH {m} AND rowid = t.rid), t.rank"
+            " FROM top t JOIN contacts x ON x.rowid = t.rid LEFT JOIN accounts a ON a.id = x.account_id WHERE t.k = 2"
+            " UNION ALL SELECT 'activity', x.id, x.kind || ' ' || substr(x.at, 1, 10), coalesce(a.name, ''),"
+            f" (SELECT snippet(fts_activities, -1, '[', ']', '…', 8) FROM fts_activities WHERE fts_activities MATCH {m} AND rowid = t.rid), t.rank"
+            " FROM top t JOIN activities x ON x.rowid = t.rid LEFT JOIN accounts a ON a.id = x.account_id WHERE t.k = 3"
+            " ORDER BY 6, 2;")
         aid = f"(SELECT id FROM accounts WHERE name = {q(acc)} COLLATE NOCASE AND deleted = 0)"
         show_sql = (
             f"SELECT * FROM accounts WHERE id = {aid};"

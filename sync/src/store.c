@@ -416,8 +416,8 @@ void rl_store_rollback(rl_store *s)
 	s->in_tx = 0;
 }
 
-/* The full-text indexes and their columns, as schema/001_init.sql makes
- * them (fts_T over T, external content). */
+/* The full-text indexes and their columns, as schema/016_fts_live.sql makes
+ * them (fts_T over the live rows of T, external content). */
 static const struct {
 	const char *table, *cols;
 } fts_tables[3] = {

@@ -1273,6 +1273,26 @@ double rl_geo_distance_km(double lat1, double lon1, double lat2, double lon2)
 	return 2.0 * RL_EARTH_RADIUS_KM * atan2(sqrt(a), sqrt(1.0 - a));
 }
 
+void rl_geo_box(double lat, double lon, double km, double box[4])
+{
+	const double deg = 180.0 / 3.14159265358979323846;
+	double r = km / RL_EARTH_RADIUS_KM;     /* the circle's angular radius */
+	double dlat = r * deg, s = sin(r), c = cos(lat / deg);
+
+	box[0] = lat - dlat;
+	box[1] = lat + dlat;
+	/* The widest longitude of a circle of angular radius r around
+	 * latitude lat: asin(sin r / cos lat), until it reaches a pole. */
+	if (box[0] <= -90.0 || box[1] >= 90.0 || s >= c) {
+		box[2] = -180.0;
+		box[3] = 180.0;
+	} else {
+		double dlon = asin(s / c) * deg;
+		box[2] = lon - dlon;
+		box[3] = lon + dlon;
+	}
+}
+
 int rl_name_fold(const char *in, char **out)
 {
 	utf8proc_uint8_t *folded = NULL;

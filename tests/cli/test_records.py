@@ -1,7 +1,10 @@
 """CLI tests of the rep's record commands: accounts, contacts, deals, tasks,
 stages, visits, today, the customer story, search, nearby and the pipeline —
 all through the real binary on a temporary store."""
+import csv
+import math
 import os
+import random
 import sqlite3
 
 from relasi_test import SCHEMA_LATEST, Store, check, eq, main
@@ -216,6 +219,54 @@ def test_search_and_nearby():
     s.cleanup()
 
 
+def distance_km(lat1, lon1, lat2, lon2):
+    """sync/src/valid.c rl_geo_distance_km, term for term."""
+    rad = math.pi / 180.0
+    s1, s2 = math.sin((lat2 - lat1) * rad / 2), math.sin((lon2 - lon1) * rad / 2)
+    a = min(1.0, max(0.0, s1 * s1 + math.cos(lat1 * rad) * math.cos(lat2 * rad) * s2 * s2))
+    return 2.0 * 6371.0088 * math.atan2(math.sqrt(a), math.sqrt(1.0 - a))
+
+
+def test_nearby_is_exact_at_the_cut():
+    """`nearby` ranks by the R*Tree boxes' centres (32-bit floats, metres
+    off) and reads exact positions only near its cut (client/cmd_query.c).
+    Customers packed a fraction of a metre apart at the cut, and on both
+    sides of the radius, must come out exactly as ordering every customer
+    by its exact distance (rounded to 10 m, then id) would."""
+    s = Store(now=NOW)
+    rnd = random.Random(20261205)
+    lat0, lon0 = -6.2088, 106.8456
+    path = os.path.join(s.home, "near.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "city", "lat", "lon"])
+        n = 0
+        # rings: many customers within a metre or two of 1.0, 1.005 and
+        # 2.0 km, the radius and the 20th nearest fall among them
+        for ring, count in ((1.0, 60), (1.005, 30), (2.0, 40), (0.3, 15)):
+            for _ in range(count):
+                d = ring + rnd.uniform(-0.002, 0.002)
+                b = rnd.uniform(0, 2 * math.pi)
+                lat = lat0 + d / 111.195 * math.cos(b)
+                lon = lon0 + d / (111.195 * math.cos(math.radians(lat0))) * math.sin(b)
+                w.writerow([f"Toko Cincin {n:03d}", "Jakarta", f"{lat:.7f}", f"{lon:.7f}"])
+                n += 1
+        for _ in range(150):                 # and a scatter around them
+            w.writerow([f"Toko Sebar {n:03d}", "Jakarta", f"{lat0 + rnd.uniform(-0.03, 0.03):.7f}",
+                        f"{lon0 + rnd.uniform(-0.03, 0.03):.7f}"])
+            n += 1
+    s.ok("import", "accounts", path)
+    rows = s.query("SELECT id, name, lat, lon FROM accounts WHERE deleted = 0")
+    for km, limit in ((1.0, 20), (1.0, 75), (1.005, 10), (1.005, 100), (2.0, 90), (2.0, 130),
+                      (0.3, 5), (0.301, 15), (5.0, 400), (1.002, 61)):
+        want = sorted((round(distance_km(lat0, lon0, la, lo), 2), i, nm) for i, nm, la, lo in rows)
+        want = [(nm, d) for d, i, nm in want if d <= km][:limit]
+        got = [(h["name"], h["km"]) for h in
+               s.js("nearby", "--geo", f"{lat0},{lon0}", "--km", f"{km:g}", "--limit", str(limit))]
+        eq(got, want, f"nearby --km {km:g} --limit {limit}")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -252,4 +303,5 @@ def test_tasks_and_deletes():
 
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
-          test_visit_tasks_today_show, test_search_and_nearby, test_tasks_and_deletes])
+          test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
+          test_tasks_and_deletes])

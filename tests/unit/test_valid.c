@@ -1102,6 +1102,54 @@ static void test_geo(void)
 	CHECK(!isnan(rl_geo_distance_km(1e-9, 0, -1e-9, 180)));
 }
 
+/* The box `nearby` asks the R*Tree for: every point at the distance, in
+ * every direction, is inside it, and it is no wider than that. Points are
+ * placed with the sphere's destination formula, then measured with
+ * rl_geo_distance_km, the measure `nearby` filters with. */
+static void test_geo_box(void)
+{
+	static const double lats[] = { 0.0, -6.2088, 45.0, -70.0, 88.0 };
+	static const double kms[] = { 0.1, 1.0, 5.0, 100.0, 1000.0 };
+	const double rad = 3.14159265358979323846 / 180.0, R = 6371.0088;
+	double box[4], wide[4];
+	size_t i, j;
+	int b;
+
+	for (i = 0; i < sizeof(lats) / sizeof(lats[0]); i++) {
+		for (j = 0; j < sizeof(kms) / sizeof(kms[0]); j++) {
+			double lat = lats[i], lon = 106.8456, km = kms[j], d = km / R;
+			double far_lat = -90, far_lon = -1;
+
+			rl_geo_box(lat, lon, km, box);
+			for (b = 0; b < 3600; b++) {
+				double t = b * 0.1 * rad, p1 = lat * rad;
+				double p2 = asin(sin(p1) * cos(d) + cos(p1) * sin(d) * cos(t));
+				double l2 = lon * rad + atan2(sin(t) * sin(d) * cos(p1),
+							      cos(d) - sin(p1) * sin(p2));
+				double plat = p2 / rad, plon = l2 / rad;
+
+				CHECK(fabs(rl_geo_distance_km(lat, lon, plat, plon) - km) < 1e-6 * km);
+				CHECK(plat >= box[0] - 1e-9 && plat <= box[1] + 1e-9);
+				if (plon > 180.0)       /* over the pole: stored positions are in [-180, 180] */
+					plon -= 360.0;
+				CHECK(plon >= box[2] - 1e-9 && plon <= box[3] + 1e-9);
+				far_lat = fmax(far_lat, plat);
+				far_lon = fmax(far_lon, plon - lon);
+			}
+			/* tight: the farthest points found touch the box */
+			if (box[1] < 90.0)
+				CHECK(fabs(box[1] - far_lat) < 1e-6);
+			if (box[3] < 180.0)
+				CHECK(fabs(box[3] - lon - far_lon) < 1e-4 * (box[3] - lon));
+		}
+	}
+	rl_geo_box(89.99, 10.0, 5.0, box);          /* reaches the pole */
+	CHECK(box[2] == -180.0 && box[3] == 180.0 && box[1] > 90.0);
+	rl_geo_box(-6.2088, 106.8456, 5.0, box);    /* wider for a wider circle */
+	rl_geo_box(-6.2088, 106.8456, 5.006, wide);
+	CHECK(wide[0] < box[0] && wide[1] > box[1] && wide[2] < box[2] && wide[3] > box[3]);
+}
+
 /* The matching key of duplicates and imports: case, accents, width,
  * punctuation and spacing fold away; letters of other scripts stay. */
 static void test_name_fold(void)
@@ -1142,5 +1190,6 @@ int main(void)
 	test_date_fmt();
 	test_time();
 	test_geo();
+	test_geo_box();
 	CHECK_DONE();
 }

@@ -124,6 +124,16 @@ int rl_geo_parse(double *lat, double *lon, const char *in);
 /* Great-circle distance in kilometres (haversine, mean Earth radius). */
 double rl_geo_distance_km(double lat1, double lon1, double lat2, double lon2);
 
+/*
+ * The latitude/longitude box holding every point within km of (lat, lon)
+ * by rl_geo_distance_km: box = { min_lat, max_lat, min_lon, max_lon }. On
+ * the same sphere, so a point at exactly km is inside. A circle that
+ * reaches a pole spans every longitude; one that crosses the antimeridian
+ * is not wrapped (its longitudes run past +-180, which no stored position
+ * has: the part beyond is left out).
+ */
+void rl_geo_box(double lat, double lon, double km, double box[4]);
+
 #ifdef __cplusplus
 }
 #endif
