@@ -563,6 +563,67 @@ def test_bad_image_is_refused():
         drop_images(hub)
 
 
+def test_image_rows_are_checked():
+    """An image that passes SQLite's own check but breaks a rule of the
+    model (a value the model refuses, a reference to no record, a field
+    version past the image's cursor) is refused by name, as a record by
+    record snapshot with the same flaw would be, and the device loads
+    record by record instead."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani")
+    devs = []
+    tmp = tempfile.mkdtemp(prefix="relasi-image-")
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Medan", "--email", "toko@satu.id")
+        ani.ok("contact", "add", "Rudi", "--account", "Toko Satu", "--phone", "0812-1111-2222")
+        ani.ok("sync")
+        hub.admin("snapshot", "build")
+        meta = image_json(hub)
+        served = os.path.join(hub.dir, "snapshot", meta["file"])
+        pristine = os.path.join(tmp, "pristine.tar.zst")
+        shutil.copy(served, pristine)
+        cases = [
+            ("UPDATE accounts SET email = 'bukan email'", "invalid value for accounts.email"),
+            ("UPDATE contacts SET account_id = '01a20000000000000000000000000dea'",
+             "refers to a missing"),
+            ("UPDATE rl_base_snapshot SET versions = '{\"name\": 999999999}' "
+             "WHERE tbl = 'accounts'", "field version outside 1.."),
+        ]
+        for i, (sql, why) in enumerate(cases):
+            work = os.path.join(tmp, f"case{i}")
+            os.makedirs(work)
+            subprocess.run(["tar", "--zstd", "-xf", pristine, "-C", work], check=True)
+            db = os.path.join(work, "relasi.db")
+            con = sqlite3.connect(db)
+            for name, n, fn in (("rl_capture_row", 2, lambda t, r: 0), ("rl_fts_live", 0, lambda: 1),
+                                ("rl_device", 0, lambda: "d" * 32), ("rl_hlc", 0, lambda: 1)):
+                con.create_function(name, n, fn)
+            eq(con.execute(sql).rowcount, 1, f"case {i}: the flaw is in the image")
+            con.commit()
+            eq(con.execute("PRAGMA quick_check").fetchall(), [("ok",)],
+               f"case {i}: SQLite's own check passes")
+            con.close()
+            retar(hub, db)
+            dev = hub.device(f"dev{i}", f"Dev {i}")
+            devs.append(dev)
+            r = dev.run("--json", "sync")
+            eq(r.code, 0, f"case {i}: the sync succeeds: {r.err}")
+            check("refused the hub's snapshot image" in r.err and why in r.err,
+                  f"case {i}: the refusal names the flaw ({why})", r.err)
+            eq(json.loads(r.out)["image"], False, f"case {i}: loaded record by record")
+            eq(dev.query("SELECT a.email, c.name FROM contacts c JOIN accounts a "
+                         "ON a.id = c.account_id"), [("toko@satu.id", "Rudi")],
+               f"case {i}: the device holds the hub's records, sound")
+            check(all(0 < v <= hub.query("SELECT max(seq) FROM hub_log")[0][0]
+                      for (v,) in dev.query("SELECT version FROM rl_bases")),
+                  f"case {i}: every field version within the hub's log")
+    finally:
+        for d in devs + [ani]:
+            d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+        hub.cleanup()
+
+
 def test_serve_builds_images_when_quiet():
     """serve builds an image on its own once the log holds
     snapshot_image_changes changes and nobody pushes; an image of another
@@ -641,7 +702,7 @@ if __name__ == "__main__":
               test_device_killed_mid_snapshot, test_pushes_during_a_snapshot_do_not_tear_it,
               test_hub_without_snapshots, test_image_equals_records,
               test_image_cut_leaves_device_empty, test_device_killed_mid_image_copy,
-              test_bad_image_is_refused,
+              test_bad_image_is_refused, test_image_rows_are_checked,
               test_serve_builds_images_when_quiet])
     finally:
         cleanup()

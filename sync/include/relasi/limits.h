@@ -107,6 +107,9 @@
  * 20): fixed arrays, not sized by the hub. */
 #define RL_SNAP_MAX_TABLES      64
 #define RL_SNAP_MAX_INDEXES     128
+/* Columns of a synced table the device checks in a snapshot image (the
+ * widest, deals, has 16; the image's schema is this device's own). */
+#define RL_SNAP_MAX_COLUMNS     64
 
 /* Time limits (ms): the TLS handshake; waiting for the next frame; the
  * whole pre-authentication phase. A slow or silent peer is dropped. */
