@@ -535,8 +535,12 @@ static int check_image_rows(sqlite3 *img, long long seq)
 	error = RL_OK;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 2);
-		if (!v || sqlite3_column_bytes(st, 2) != (int)strlen(v) ||
-		    versions_ok(v, seq) < 0) {
+		const char *tbl = (const char *)sqlite3_column_text(st, 0);
+		const char *row = (const char *)sqlite3_column_text(st, 1);
+		const struct rl_table *vt = tbl ? rl_model_table(tbl) : NULL;
+		/* versions of a record of a synced table, by its well-formed id */
+		if (!vt || strcmp(vt->name, tbl) != 0 || !row || !rl_id_valid(row) || !v ||
+		    sqlite3_column_bytes(st, 2) != (int)strlen(v) || versions_ok(v, seq) < 0) {
 			error = rl_error_set(RL_EPROTO, "the hub's snapshot image gives %.64s %.64s a "
 					     "field version outside 1..%lld, or malformed versions",
 					     sqlite3_column_text(st, 0) ?
