@@ -84,6 +84,10 @@ static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 		return rl_error_set(RL_EINVALID, "search text longer than %d bytes", RL_MAX_NAME_BYTES);
 	if (!(q = fts_query(a->pos[0])))
 		return rl_error_set(RL_EINVALID, "nothing to search for in '%s'", a->pos[0]);
+	/* A common word ranks thousands of hits from pages all over the
+	 * index: mapped, not read page by page (relasi/store.h). */
+	if ((error = rl_store_read_mapped(ctx->store)) < 0)
+		goto cleanup;
 	/* Ranked first, snippets after: a snippet re-reads and tokenizes its
 	 * document, and a common word ("makmur") matches thousands of them,
 	 * of which the LIMIT keeps 20. The indexes hold live rows only

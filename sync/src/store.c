@@ -515,6 +515,11 @@ int rl_store_capture_catch_up(rl_store *s)
 	return RL_OK;
 }
 
+int rl_store_read_mapped(rl_store *s)
+{
+	return exec(s, "PRAGMA mmap_size = 1073741824", "mapping the store for reading");
+}
+
 int rl_store_fts_catch_up(rl_store *s)
 {
 	sqlite3_stmt *st;
@@ -843,19 +848,8 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 			  "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY",
 			  "configuring the store")) < 0)
 		goto fail;
-	/* The device reads its store through a memory map: a search or
-	 * `nearby` touches a few hundred pages scattered over a 1 GiB store,
-	 * and reading each with its own pread() was half of the query (the
-	 * search query alone in the sqlite3 shell, benchmark store: 11 ms ->
-	 * 6 ms with a map; `relasi search` 22 -> 17 ms of CPU). Writes
-	 * still go through the journal as before, so durability is the same;
-	 * what changes is that an I/O error while reading the file (a failing
-	 * disk) ends the process with SIGBUS instead of an error message.
-	 * Not for the hub: many sessions at once, and its restore replaces
-	 * hub.db in place. */
-	if (!(flags & RL_STORE_HUB) &&
-	    (error = exec(s, "PRAGMA mmap_size = 1073741824", "configuring the store")) < 0)
-		goto fail;
+	/* Reads go through pread(); a search maps the store instead
+	 * (rl_store_read_mapped: which commands gain from a map, and why). */
 
 	if (version < rl_store_schema_latest()) {
 		if (flags & RL_STORE_READONLY) {
