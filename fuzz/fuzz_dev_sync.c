@@ -23,6 +23,8 @@
  *  - what the device stores from pulled changes is valid by the model
  *    (rl_model_check_value on every field of every synced row), as every
  *    input from the network must be validated before use;
+ *  - the search indexes are sound and hold exactly the live rows (pulled
+ *    tombstones leave them, restored records come back);
  *  - a field's base (the hub version it has seen, rl_base) and its value
  *    agree: at the version of a change from an accepted PAGE, the field
  *    holds that change's value (unless a local edit is waiting to be
@@ -253,6 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(sqlite3_get_autocommit(rl_store_db(store)), "a transaction was left open");
 	check_bases(&sc, rc == RL_OK || rc == RL_ECLOSED ? sc.served : sc.served - 1);
 	fz_check_synced_values(rl_store_db(store), "after a sync");
+	fz_check_search_indexes(rl_store_db(store), "after a sync");
 	fz_store_restore(store);
 	return 0;
 }

@@ -314,6 +314,24 @@ void fz_check_synced_values(sqlite3 *db, const char *who)
 	}
 }
 
+void fz_check_search_indexes(sqlite3 *db, const char *who)
+{
+	static const char *const names[] = { "accounts", "contacts", "activities" };
+	char sql[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO fts_%s(fts_%s) VALUES ('integrity-check')",
+			 names[i], names[i]);
+		FZ_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
+			 "%s: the search index of %s is corrupt: %s", who, names[i], sqlite3_errmsg(db));
+		snprintf(sql, sizeof(sql), "SELECT (SELECT count(*) FROM fts_%s_docsize) - "
+			 "(SELECT count(*) FROM %s WHERE deleted = 0)", names[i], names[i]);
+		FZ_CHECK(fz_query_int(db, sql) == 0, "%s: the search index of %s does not hold "
+			 "exactly the live rows", who, names[i]);
+	}
+}
+
 int fz_utf8_ok(const char *s, size_t len)
 {
 	return rl_utf8_bad((const unsigned char *)s, len) == len;

@@ -90,6 +90,10 @@ int fz_run_session(struct rl_store *s, struct rl_conn **hub_end, void *(*hub_mai
  * value rl_model_check_value accepts (the stored form is always valid). */
 void fz_check_synced_values(sqlite3 *db, const char *who);
 
+/* The three full-text indexes pass FTS5's integrity-check and hold exactly
+ * the live rows of their tables (schema/016_fts_live.sql). */
+void fz_check_search_indexes(sqlite3 *db, const char *who);
+
 /* Does s[0..len) hold valid UTF-8 without NUL? */
 int fz_utf8_ok(const char *s, size_t len);
 
