@@ -308,15 +308,16 @@ static const struct cli_opt activity_list_opts[] = {
 const struct cli_cmd cli_cmds_activity[] = {
 	{ "visit log", cmd_visit_log, "CUSTOMER [OPTIONS]",
 	  "log a visit (check-in place, time, outcome, notes, next step)",
-	  visit_opts, NULL, CLI_MODEL_NONE, 1, 1, 1 },
+	  visit_opts, NULL, CLI_MODEL_NONE, 1, 1, CLI_STORE_FEW },
 	{ "activity log", cmd_visit_log, "CUSTOMER --kind KIND [OPTIONS]",
-	  "log a call, e-mail, meeting or visit", visit_opts, NULL, CLI_MODEL_NONE, 1, 1, 1 },
+	  "log a call, e-mail, meeting or visit", visit_opts, NULL, CLI_MODEL_NONE, 1, 1,
+	  CLI_STORE_FEW },
 	{ "activity list", cmd_activity_list, "[--account A] [--kind K]", "list activities, newest first",
 	  activity_list_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "today", cmd_today, "", "follow-ups due or overdue, and today's activities",
-	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	  NULL, NULL, CLI_MODEL_NONE, 0, 0, CLI_STORE_FEW },
 	{ "show", cmd_show_customer, "CUSTOMER",
 	  "a customer's whole story: contacts, deals, every activity and task",
-	  NULL, NULL, CLI_MODEL_NONE, 1, 1, 1 },
+	  NULL, NULL, CLI_MODEL_NONE, 1, 1, CLI_STORE_FEW },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }
 };

@@ -84,10 +84,6 @@ static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 		return rl_error_set(RL_EINVALID, "search text longer than %d bytes", RL_MAX_NAME_BYTES);
 	if (!(q = fts_query(a->pos[0])))
 		return rl_error_set(RL_EINVALID, "nothing to search for in '%s'", a->pos[0]);
-	/* A common word ranks thousands of hits from pages all over the
-	 * index: mapped, not read page by page (relasi/store.h). */
-	if ((error = rl_store_read_mapped(ctx->store)) < 0)
-		goto cleanup;
 	/* Ranked first, snippets after: a snippet re-reads and tokenizes its
 	 * document, and a common word ("makmur") matches thousands of them,
 	 * of which the LIMIT keeps 20. The indexes hold live rows only
@@ -286,7 +282,7 @@ const struct cli_cmd cli_cmds_query[] = {
 	{ "search", cmd_search, "TEXT", "full-text search over customers, contacts and notes",
 	  search_opts, NULL, CLI_MODEL_NONE, 1, 1, 1 },
 	{ "nearby", cmd_nearby, "--geo LAT,LON [--km N]", "customers by distance",
-	  nearby_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	  nearby_opts, NULL, CLI_MODEL_NONE, 0, 0, CLI_STORE_FEW },
 	{ "pipeline", cmd_pipeline, "", "per stage: deals, amount and weighted amount",
 	  pipeline_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

@@ -647,11 +647,12 @@ static const struct cli_opt reason_opt[] = {
 
 /* ART is the noun's article ("a", "an"): help text is read by people. */
 #define RECORD_CMDS(art, noun, table, label, addopts, listopts) \
-	{ noun " add", cmd_add, label " [OPTIONS]", "add " art " " noun, addopts, table, CLI_MODEL_ADD, 1, 1, 1 }, \
-	{ noun " edit", cmd_edit, noun "-REF [OPTIONS]", "change fields of " art " " noun, addopts, table, CLI_MODEL_EDIT, 1, 1, 1 }, \
-	{ noun " show", cmd_show, noun "-REF", "show " art " " noun, NULL, table, CLI_MODEL_NONE, 1, 1, 1 }, \
+	{ noun " add", cmd_add, label " [OPTIONS]", "add " art " " noun, addopts, table, CLI_MODEL_ADD, 1, 1, CLI_STORE_FEW }, \
+	{ noun " edit", cmd_edit, noun "-REF [OPTIONS]", "change fields of " art " " noun, addopts, table, CLI_MODEL_EDIT, 1, 1, CLI_STORE_FEW }, \
+	{ noun " show", cmd_show, noun "-REF", "show " art " " noun, NULL, table, CLI_MODEL_NONE, 1, 1, CLI_STORE_FEW }, \
 	{ noun " list", cmd_list, "[FILTERS]", "list " table, listopts, table, CLI_MODEL_NONE, 0, 0, 1 }, \
-	{ noun " delete", cmd_delete, noun "-REF", "delete " art " " noun " (a tombstone that syncs)", NULL, table, CLI_MODEL_NONE, 1, 1, 1 }
+	{ noun " delete", cmd_delete, noun "-REF", "delete " art " " noun " (a tombstone that syncs)", NULL, table, CLI_MODEL_NONE, 1, 1, \
+	  CLI_STORE_FEW }
 
 const struct cli_cmd cli_cmds_records[] = {
 	RECORD_CMDS("an", "account", "accounts", "NAME", geo_opts, account_list_opts),
@@ -659,12 +660,13 @@ const struct cli_cmd cli_cmds_records[] = {
 	RECORD_CMDS("a", "deal", "deals", "TITLE", NULL, deal_list_opts),
 	RECORD_CMDS("a", "task", "tasks", "TITLE", NULL, task_list_opts),
 	{ "deal move", cmd_deal_move, "DEAL STAGE", "move a deal to another pipeline stage",
-	  reason_opt, "deals", CLI_MODEL_NONE, 2, 2, 1 },
-	{ "deal won", cmd_deal_won, "DEAL", "mark a deal won", NULL, "deals", CLI_MODEL_NONE, 1, 1, 1 },
+	  reason_opt, "deals", CLI_MODEL_NONE, 2, 2, CLI_STORE_FEW },
+	{ "deal won", cmd_deal_won, "DEAL", "mark a deal won", NULL, "deals", CLI_MODEL_NONE, 1, 1,
+	  CLI_STORE_FEW },
 	{ "deal lost", cmd_deal_lost, "DEAL --reason TEXT", "mark a deal lost, with the reason",
-	  reason_opt, "deals", CLI_MODEL_NONE, 1, 1, 1 },
+	  reason_opt, "deals", CLI_MODEL_NONE, 1, 1, CLI_STORE_FEW },
 	{ "task done", cmd_task_done, "TASK", "mark a follow-up done", NULL, "tasks",
-	  CLI_MODEL_NONE, 1, 1, 1 },
+	  CLI_MODEL_NONE, 1, 1, CLI_STORE_FEW },
 	{ "stage list", cmd_list, "", "list the pipeline stages", NULL, "stages",
 	  CLI_MODEL_NONE, 0, 0, 1 },
 	{ "stage add", cmd_add, "NAME [OPTIONS]", "add a pipeline stage", NULL, "stages",

@@ -57,7 +57,8 @@ static int prepare(struct cli_ctx *ctx, const struct cli_args *a)
 	if ((error = locate_home(ctx)) < 0)
 		return error;
 	if (a->cmd->needs_store)
-		return rl_store_open(&ctx->store, ctx->store_path, 0);
+		return rl_store_open(&ctx->store, ctx->store_path,
+				     a->cmd->needs_store == CLI_STORE_FEW ? RL_STORE_UNMAPPED : 0);
 	return RL_OK;
 }
 

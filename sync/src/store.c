@@ -515,11 +515,6 @@ int rl_store_capture_catch_up(rl_store *s)
 	return RL_OK;
 }
 
-int rl_store_read_mapped(rl_store *s)
-{
-	return exec(s, "PRAGMA mmap_size = 1073741824", "mapping the store for reading");
-}
-
 int rl_store_fts_catch_up(rl_store *s)
 {
 	sqlite3_stmt *st;
@@ -848,8 +843,11 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 			  "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY",
 			  "configuring the store")) < 0)
 		goto fail;
-	/* Reads go through pread(); a search maps the store instead
-	 * (rl_store_read_mapped: which commands gain from a map, and why). */
+	/* The memory map, and which commands are better off without it:
+	 * RL_STORE_UNMAPPED in relasi/store.h. */
+	if (!(flags & (RL_STORE_HUB | RL_STORE_UNMAPPED)) &&
+	    (error = exec(s, "PRAGMA mmap_size = 1073741824", "configuring the store")) < 0)
+		goto fail;
 
 	if (version < rl_store_schema_latest()) {
 		if (flags & RL_STORE_READONLY) {

@@ -37,9 +37,23 @@ typedef struct rl_store rl_store;
 enum {
 	RL_STORE_CREATE   = 1 << 0, /* create the file if missing */
 	RL_STORE_READONLY = 1 << 1, /* no upgrade, no writes */
-	RL_STORE_HUB      = 1 << 2  /* the hub's store: hub tables too, capture off,
+	RL_STORE_HUB      = 1 << 2, /* the hub's store: hub tables too, capture off,
 	                               synchronous=FULL (commits gate acknowledgements) */
+	RL_STORE_UNMAPPED = 1 << 3  /* read with pread(), not through a memory map */
 };
+
+/*
+ * A device's store is read through a memory map (up to 1 GiB), but with
+ * RL_STORE_UNMAPPED (and the hub's, which has many sessions at once and
+ * whose restore replaces hub.db in place). A map pays when a command reads
+ * thousands of scattered pages: search, import, the reports (pipeline
+ * 201 -> 140 ms, an import of 100k contacts 4.32 -> 3.88 s). It costs a
+ * command that reads a few dozen pages more than it saves: each first
+ * touch of a mapped page is a page fault, and the map is torn down at exit
+ * (5 Dec 2026, the 2-core VM: `contact add` 20.7 vs 25.0 ms, `show` 17.9
+ * vs 21.0 ms). Writes are the same either way; under a map an I/O error
+ * while reading ends the process with SIGBUS instead of an error message.
+ */
 
 /*
  * Open (and upgrade) the store at path. Errors: RL_ENOTFOUND (no file and no
@@ -107,17 +121,6 @@ int rl_store_set_identity(rl_store *s, const char *device_id, const char *user_i
  * the hub (they must not be sent back). On by default. */
 void rl_store_set_capture(rl_store *s, int on);
 
-/*
- * Read the store through a memory map from now on (up to 1 GiB), for a
- * command that reads thousands of scattered pages: `relasi search` of a
- * common word (toko: 66 -> 57 ms on the benchmark store). Not the default:
- * a command that reads a few dozen pages pays more for mapping them than
- * for reading them (`relasi show` 21.0 vs 24.5 ms mapped, 5 Dec 2026, on
- * the 2-core VM), and an I/O error under a map ends the process with
- * SIGBUS instead of an error message. Writes are unchanged. RL_OK or a
- * store error.
- */
-int rl_store_read_mapped(rl_store *s);
 
 /*
  * The journal for a bulk write (a snapshot load, an import). In WAL mode
