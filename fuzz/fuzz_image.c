@@ -1,6 +1,6 @@
 /*
  * fuzz_image.c — a new device installing the hub's snapshot image
- * (sync/src/image.c; sync/PROTOCOL.md, "Snapshot image") through the real
+ * (sync/src/image.c, checks in image_check.c; sync/PROTOCOL.md, "Snapshot image") through the real
  * session, rl_sync_session, over an in-memory connection to a scripted hub.
  *
  * The image is a whole SQLite file, so raw fuzz bytes would rarely get past
@@ -101,7 +101,7 @@ static void remove_store_files(const char *path)
 	}
 }
 
-/* The schema, as image.c compares it: every object's SQL, by name. */
+/* The schema, as image_check.c compares it: every object's SQL, by name. */
 static char *schema_of(sqlite3 *db)
 {
 	sqlite3_stmt *st;
