@@ -68,14 +68,6 @@ static void setup(void)
 	free(crt);
 }
 
-static void write_file(const char *path, const uint8_t *data, size_t size)
-{
-	FILE *f = fopen(path, "wb");
-	FZ_CHECK(f != NULL, "cannot write %s", path);
-	FZ_CHECK(size == 0 || fwrite(data, 1, size, f) == size, "short write");
-	FZ_CHECK(fclose(f) == 0, "close");
-}
-
 static void sha_hex(const unsigned char *d, size_t n, char out[65])
 {
 	unsigned char h[32];
@@ -149,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	if (!(mode & 1)) {
-		write_file(bundle_path, data, size);
+		fz_write_file(bundle_path, data, size);
 		if (read_and_check(&b) == RL_OK)
 			rl_bundle_free(b);
 		return 0;

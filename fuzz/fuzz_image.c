@@ -65,42 +65,6 @@ struct script {
 	int asked_image, asked_again;
 };
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf;
-	long n;
-
-	FZ_CHECK(f != NULL, "cannot read %s", path);
-	FZ_CHECK(fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0,
-		 "cannot size %s", path);
-	FZ_CHECK((buf = malloc((size_t)n)) != NULL, "out of memory");
-	FZ_CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n, "cannot read %s", path);
-	fclose(f);
-	*size = (size_t)n;
-	return buf;
-}
-
-static void write_file(const char *path, const void *buf, size_t size)
-{
-	FILE *f = fopen(path, "wb");
-
-	FZ_CHECK(f != NULL && fwrite(buf, 1, size, f) == size && fclose(f) == 0,
-		 "cannot write %s", path);
-}
-
-static void remove_store_files(const char *path)
-{
-	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
-	char p[600];
-	size_t i;
-
-	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-		unlink(p);
-	}
-}
-
 /* The schema, as image_check.c compares it: every object's SQL, by name. */
 static char *schema_of(sqlite3 *db)
 {
@@ -126,7 +90,7 @@ static void make_image(void)
 	rl_store *s = NULL;
 
 	snprintf(path, sizeof(path), "%s/image-src.db", fz_tmpdir());
-	remove_store_files(path);
+	rl_store_remove_files(path);
 	FZ_CHECK(rl_store_open(&s, path, RL_STORE_CREATE) == RL_OK, "image store: %s",
 		 rl_error_message());
 	rl_store_set_capture(s, 0);
@@ -174,12 +138,12 @@ static void make_image(void)
 		 "the sound image has a dangling reference");
 	fz_check_synced_values(rl_store_db(s), "the sound image");
 	rl_store_close(s);
-	img_file = read_file(path, &img_size);
+	img_file = fz_read_file(path, &img_size);
 	/* FZ_IMAGE_DUMP=FILE writes the sound image out, to craft seeds from. */
 	if (getenv("FZ_IMAGE_DUMP"))
-		write_file(getenv("FZ_IMAGE_DUMP"), img_file, img_size);
+		fz_write_file(getenv("FZ_IMAGE_DUMP"), img_file, img_size);
 	FZ_CHECK(img_size % FZ_PAGE == 0, "the image is not of %d-byte pages", FZ_PAGE);
-	remove_store_files(path);
+	rl_store_remove_files(path);
 }
 
 static void setup(void)
@@ -192,14 +156,14 @@ static void setup(void)
 	snprintf(store_path, sizeof(store_path), "%s/device.db", fz_tmpdir());
 	snprintf(image_path, sizeof(image_path), "%s.image", store_path);
 	snprintf(tar_path, sizeof(tar_path), "%s/image.tar.zst", fz_tmpdir());
-	remove_store_files(store_path);
+	rl_store_remove_files(store_path);
 	FZ_CHECK(rl_store_open(&s, store_path, RL_STORE_CREATE) == RL_OK, "store: %s",
 		 rl_error_message());
 	FZ_CHECK(rl_store_set_identity(s, FZ_DEVICE, FZ_USER) == RL_OK, "identity");
 	digest0 = fz_db_digest(rl_store_db(s));
 	schema0 = schema_of(rl_store_db(s));
 	rl_store_close(s);              /* the last close checkpoints: one file */
-	dev_file = read_file(store_path, &dev_size);
+	dev_file = fz_read_file(store_path, &dev_size);
 	make_image();
 }
 
@@ -251,7 +215,7 @@ static unsigned char *pack(const unsigned char *img, size_t *tar_size)
 	ar->archive_write_free(a);
 	ar->archive_entry_free(e);
 	FZ_CHECK(fclose(f) == 0, "cannot write %s", tar_path);
-	return read_file(tar_path, tar_size);
+	return fz_read_file(tar_path, tar_size);
 }
 
 static int send_text(rl_conn *c, int type, const char *json)
@@ -347,25 +311,10 @@ done:
 static void check_installed(rl_store *s, long long cursor)
 {
 	sqlite3 *db = rl_store_db(s);
-	static const char *const fts[] = { "accounts", "contacts", "activities" };
-	char sql[256], *schema;
-	size_t i;
+	char *schema;
 
 	FZ_CHECK(cursor == FZ_SEQ, "the cursor is %lld, not the image's %d", cursor, FZ_SEQ);
-	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE "
-			      "integrity_check <> 'ok'") == 0, "the store is not intact");
-	for (i = 0; i < sizeof(fts) / sizeof(fts[0]); i++) {
-		snprintf(sql, sizeof(sql), "INSERT INTO fts_%s(fts_%s) VALUES ('integrity-check')",
-			 fts[i], fts[i]);
-		FZ_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
-			 "the search index of %s is corrupt: %s", fts[i], sqlite3_errmsg(db));
-	}
-	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
-		 "a reference dangles after the image");
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM rl_base_snapshot b, json_each(b.versions) j "
-		 "WHERE j.type <> 'integer' OR j.value < 1 OR j.value > %lld", cursor);
-	FZ_CHECK(fz_query_int(db, sql) == 0, "a field version outside 1..%lld", cursor);
-	fz_check_synced_values(db, "after an image");
+	fz_check_bootstrapped(db, cursor, "after an image");
 	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM rl_meta WHERE key = 'device_id' AND "
 			      "value = '" FZ_DEVICE "'") == 1, "the device lost its identity");
 	schema = schema_of(db);
@@ -387,8 +336,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	img = patched_image(data, size);
 	tar = pack(img, &tar_size);
 	free(img);
-	remove_store_files(store_path);
-	write_file(store_path, dev_file, dev_size);
+	rl_store_remove_files(store_path);
+	fz_write_file(store_path, dev_file, dev_size);
 	FZ_CHECK(rl_store_open(&s, store_path, 0) == RL_OK, "store: %s", rl_error_message());
 
 	memset(&sc, 0, sizeof(sc));

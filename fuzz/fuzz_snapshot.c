@@ -166,25 +166,7 @@ done:
 
 static void check_loaded(long long cursor)
 {
-	sqlite3 *db = rl_store_db(store);
-	static const char *const fts[] = { "accounts", "contacts", "activities" };
-	char sql[256];
-	size_t i;
-
-	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE "
-			      "integrity_check <> 'ok'") == 0, "the store is not intact");
-	for (i = 0; i < sizeof(fts) / sizeof(fts[0]); i++) {
-		snprintf(sql, sizeof(sql), "INSERT INTO fts_%s(fts_%s) VALUES ('integrity-check')",
-			 fts[i], fts[i]);
-		FZ_CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
-			 "the search index of %s is corrupt: %s", fts[i], sqlite3_errmsg(db));
-	}
-	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
-		 "a reference dangles after the snapshot");
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM rl_base_snapshot b, json_each(b.versions) j "
-		 "WHERE j.type <> 'integer' OR j.value < 1 OR j.value > %lld", cursor);
-	FZ_CHECK(fz_query_int(db, sql) == 0, "a snapshot version outside 1..%lld", cursor);
-	fz_check_synced_values(db, "after a snapshot");
+	fz_check_bootstrapped(rl_store_db(store), cursor, "after a snapshot");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

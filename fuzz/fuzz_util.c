@@ -332,6 +332,46 @@ void fz_check_search_indexes(sqlite3 *db, const char *who)
 	}
 }
 
+void fz_check_bootstrapped(sqlite3 *db, long long cursor, const char *who)
+{
+	char sql[256];
+
+	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE "
+			      "integrity_check <> 'ok'") == 0, "%s: the store is not intact", who);
+	fz_check_search_indexes(db, who);
+	FZ_CHECK(fz_query_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+		 "%s: a reference dangles", who);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM rl_base_snapshot b, json_each(b.versions) j "
+		 "WHERE j.type <> 'integer' OR j.value < 1 OR j.value > %lld", cursor);
+	FZ_CHECK(fz_query_int(db, sql) == 0, "%s: a field version outside 1..%lld", who, cursor);
+	fz_check_synced_values(db, who);
+}
+
+unsigned char *fz_read_file(const char *path, size_t *size)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf;
+	long n;
+
+	FZ_CHECK(f != NULL, "cannot read %s", path);
+	FZ_CHECK(fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0,
+		 "cannot size %s", path);
+	FZ_CHECK((buf = malloc(n > 0 ? (size_t)n : 1)) != NULL, "out of memory");
+	FZ_CHECK(n == 0 || fread(buf, 1, (size_t)n, f) == (size_t)n, "cannot read %s", path);
+	fclose(f);
+	*size = (size_t)n;
+	return buf;
+}
+
+void fz_write_file(const char *path, const void *data, size_t size)
+{
+	FILE *f = fopen(path, "wb");
+
+	FZ_CHECK(f != NULL, "cannot write %s", path);
+	FZ_CHECK(size == 0 || fwrite(data, 1, size, f) == size, "short write to %s", path);
+	FZ_CHECK(fclose(f) == 0, "cannot write %s", path);
+}
+
 int fz_utf8_ok(const char *s, size_t len)
 {
 	return rl_utf8_bad((const unsigned char *)s, len) == len;

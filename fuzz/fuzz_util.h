@@ -94,6 +94,15 @@ void fz_check_synced_values(sqlite3 *db, const char *who);
  * the live rows of their tables (schema/016_fts_live.sql). */
 void fz_check_search_indexes(sqlite3 *db, const char *who);
 
+/* A store a bootstrap loaded, up to cursor: integrity_check, the search
+ * indexes (above), no dangling reference, every snapshot version an integer
+ * in 1..cursor, every value valid by the model. */
+void fz_check_bootstrapped(sqlite3 *db, long long cursor, const char *who);
+
+/* A whole file into memory (malloc'd, *size bytes), or data into a file. */
+unsigned char *fz_read_file(const char *path, size_t *size);
+void fz_write_file(const char *path, const void *data, size_t size);
+
 /* Does s[0..len) hold valid UTF-8 without NUL? */
 int fz_utf8_ok(const char *s, size_t len);
 

@@ -43,7 +43,6 @@ enum cli_model_mode { CLI_MODEL_NONE, CLI_MODEL_ADD, CLI_MODEL_EDIT };
 struct cli_ctx;
 struct cli_args;
 
-#define CLI_STORE     1
 #define CLI_STORE_FEW 2
 
 struct cli_cmd {
@@ -55,7 +54,7 @@ struct cli_cmd {
 	const char *model_table;  /* add model-field options for this table */
 	enum cli_model_mode model_mode;
 	int min_pos, max_pos;     /* positional argument count */
-	int needs_store;          /* CLI_STORE: opens the store first; CLI_STORE_FEW: the
+	int needs_store;          /* nonzero: opens the store first; CLI_STORE_FEW: the
 	                             command reads a few dozen pages (relasi opens it
 	                             RL_STORE_UNMAPPED: relasi/store.h) */
 };
