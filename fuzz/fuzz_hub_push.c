@@ -24,6 +24,8 @@
  *  - idempotence: the same batch again gets the same answer and changes
  *    nothing; a batch number seen before with other changes is refused
  *    (RL_EREUSED), nothing applied;
+ *  - the search indexes hold exactly the live rows after a batch (new
+ *    records are indexed at its commit: schema/017_fts_indexed.sql);
  *  - a PULL from cursor 0 afterwards succeeds with changes in seq order.
  */
 #include "fuzz_util.h"
@@ -339,6 +341,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		check_answer(push, resp);
 		check_log();
+		fz_check_search_indexes(rl_store_db(store), "hub");
 		after = fz_db_digest(rl_store_db(store));
 		FZ_CHECK(hub_push(store, p, push, &again, &st) == RL_OK, "the same batch again: %s",
 			 rl_error_message());

@@ -790,10 +790,9 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 	sqlite3_bind_text(st, 1, cs[0]->row, -1, SQLITE_STATIC);
 	for (i = 0; i < n; i++)
 		bind_value(st, (int)i + 2, &cs[i]->value);
-	if (sqlite3_exec(rl_store_db(s), "SAVEPOINT rl_create", NULL, NULL, NULL) != SQLITE_OK) {
-		sqlite3_reset(st);
-		return rl_store_error(s, "savepoint");
-	}
+	/* A refused INSERT leaves nothing behind: SQLite undoes a failed
+	 * statement with its triggers' writes (ABORT; no rule here says FAIL
+	 * or ROLLBACK), as set_field relies on for updates. */
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		char why[300];
 		if (!data_error(s)) {
@@ -804,9 +803,6 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		snprintf(why, sizeof(why), "cannot create %s %s: %s", cs[0]->tbl, cs[0]->row,
 			 sqlite3_errmsg(rl_store_db(s)));
 		sqlite3_reset(st);
-		if (sqlite3_exec(rl_store_db(s), "ROLLBACK TO rl_create; RELEASE rl_create", NULL, NULL,
-				 NULL) != SQLITE_OK)
-			return rl_store_error(s, "undoing a refused create");
 		for (i = 0; i < n; i++)
 			refuse(cs[i], why, stats);
 		return RL_OK;
@@ -823,8 +819,6 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 	}
 	if (error == 0)
 		error = hub_duplicates_check(s, cs[0]->tbl, cs[0]->row, NULL);
-	if (sqlite3_exec(rl_store_db(s), "RELEASE rl_create", NULL, NULL, NULL) != SQLITE_OK && !error)
-		error = rl_store_error(s, "savepoint");
 	return error;
 }
 
@@ -1366,7 +1360,11 @@ again:
 		rl_store_rollback(s);
 		goto cleanup;
 	}
-	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	/* New records are indexed for search at the commit, in one statement
+	 * per table: indexing each as it is created made FTS5 write a segment
+	 * per record (schema/017_fts_indexed.sql). */
+	if ((error = rl_store_fts_defer(s)) < 0 ||
+	    (error = hub_audit_begin(s, &first_seq)) < 0 ||
 	    (error = redirect_changes(s, cs, n)) < 0)
 		goto rollback;
 	stats->pushed += (long)n;

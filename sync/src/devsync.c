@@ -827,6 +827,12 @@ static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, l
 		goto cleanup;
 	if ((error = rl_store_begin(s)) < 0)
 		goto cleanup;
+	/* New records are indexed for search at the commit (as a hub batch:
+	 * schema/017_fts_indexed.sql). */
+	if ((error = rl_store_fts_defer(s)) < 0) {
+		rl_store_rollback(s);
+		goto cleanup;
+	}
 	rl_store_set_capture(s, 0);
 	for (i = 0; i < n && error == 0; i = j) {
 		for (j = i + 1; j < n && strcmp(ps[j].tbl, ps[i].tbl) == 0 &&

@@ -29,6 +29,8 @@ struct stmt_slot {
 	sqlite3_stmt *stmt;
 };
 
+#define RL_FTS_TABLES 3     /* fts_tables below */
+
 struct rl_store {
 	sqlite3 *db;
 	char *path;
@@ -39,8 +41,8 @@ struct rl_store {
 	int capture;
 	int cap_deferred;       /* 1: new rows are captured by rl_store_capture_catch_up */
 	int64_t cap_from[RL_SYNCED_TABLES_MAX];  /* rl_synced_tables' rowids up to these are not new */
-	int fts_live;           /* 0: inserts are indexed by rl_store_fts_catch_up */
-	int64_t fts_from[3];    /* rowids up to these were indexed (fts_tables) */
+	int fts_live;           /* 0: new rows are indexed by rl_store_fts_catch_up */
+	int64_t fts_from[RL_FTS_TABLES];  /* rowids up to these were indexed (fts_tables) */
 	int in_tx;
 	int bulk_journal;       /* rl_store_journal_bulk left WAL */
 	int have_fixed_now;
@@ -160,12 +162,27 @@ static void sql_capture_row(sqlite3_context *ctx, int argc, sqlite3_value **argv
 					       sqlite3_value_int64(argv[1]) <= s->cap_from[ti]));
 }
 
+/* rl_fts_live(): the search triggers of schema 010 to 016, which migrations
+ * between them may still fire; 017 replaced them (rl_fts_indexed). */
 static void sql_fts_live(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	rl_store *s = sqlite3_user_data(ctx);
 	(void)argc;
 	(void)argv;
 	sqlite3_result_int(ctx, s->fts_live);
+}
+
+/* rl_fts_indexed(k, rowid) (schema/017_fts_indexed.sql): does the k-th
+ * full-text index (fts_tables' order) hold row rowid's entry now, if the
+ * row is live? While indexing is deferred, only rows that existed then. */
+static void sql_fts_indexed(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	rl_store *s = sqlite3_user_data(ctx);
+	int k = sqlite3_value_int(argv[0]);
+
+	(void)argc;
+	sqlite3_result_int(ctx, s->fts_live || k < 0 || k >= RL_FTS_TABLES ||
+			   sqlite3_value_int64(argv[1]) <= s->fts_from[k]);
 }
 
 static void sql_distance_km(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -237,6 +254,8 @@ static int register_functions(rl_store *s)
 	    sqlite3_create_function(s->db, "rl_capture_row", 2, SQLITE_UTF8, s, sql_capture_row, NULL,
 				    NULL) ||
 	    sqlite3_create_function(s->db, "rl_fts_live", 0, SQLITE_UTF8, s, sql_fts_live, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_fts_indexed", 2, SQLITE_UTF8, s, sql_fts_indexed, NULL,
+				    NULL) ||
 	    sqlite3_create_function(s->db, "rl_distance_km", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_distance_km, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_money", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
@@ -420,7 +439,7 @@ void rl_store_rollback(rl_store *s)
  * them (fts_T over the live rows of T, external content). */
 static const struct {
 	const char *table, *cols;
-} fts_tables[3] = {
+} fts_tables[RL_FTS_TABLES] = {
 	{ "accounts", "name, city, address, tags, notes" },
 	{ "contacts", "name, title, email, phone, city, notes" },
 	{ "activities", "outcome, notes" },

@@ -164,7 +164,7 @@ def test_check_rules_without_in_lists():
             con = sqlite3.connect(s.path)
             # the triggers call relasi's SQL functions: capture off, search live
             con.create_function("rl_capture_row", 2, lambda t, r: 0)
-            con.create_function("rl_fts_live", 0, lambda: 1)
+            con.create_function("rl_fts_indexed", 2, lambda k, r: 1)
             con.create_function("rl_device", 0, lambda: "d" * 32)
             con.create_function("rl_hlc", 0, lambda: 1)
             for table, column, good, bad in CHECK_RULES:

@@ -595,7 +595,7 @@ def test_image_rows_are_checked():
             subprocess.run(["tar", "--zstd", "-xf", pristine, "-C", work], check=True)
             db = os.path.join(work, "relasi.db")
             con = sqlite3.connect(db)
-            for name, n, fn in (("rl_capture_row", 2, lambda t, r: 0), ("rl_fts_live", 0, lambda: 1),
+            for name, n, fn in (("rl_capture_row", 2, lambda t, r: 0), ("rl_fts_indexed", 2, lambda k, r: 1),
                                 ("rl_device", 0, lambda: "d" * 32), ("rl_hlc", 0, lambda: 1)):
                 con.create_function(name, n, fn)
             eq(con.execute(sql).rowcount, 1, f"case {i}: the flaw is in the image")

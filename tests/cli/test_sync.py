@@ -169,6 +169,63 @@ def test_edit_against_delete_duplicates_and_roles():
         hub.cleanup()
 
 
+def search_index_sound(store, table):
+    """FTS5's own check of fts_<table>, and that it holds exactly the live rows."""
+    con = sqlite3.connect(store)
+    try:
+        con.execute(f"INSERT INTO fts_{table}(fts_{table}) VALUES ('integrity-check')")
+        return con.execute(f"SELECT (SELECT count(*) FROM fts_{table}_docsize), "
+                           f"(SELECT count(*) FROM {table} WHERE deleted = 0)").fetchone()
+    finally:
+        con.close()
+
+
+def test_a_batch_that_writes_a_record_twice_keeps_search_sound():
+    """The hub indexes a batch's new records for search at its commit, and a
+    device a pulled page's (schema/017_fts_indexed.sql). A record created
+    and then edited in one batch or page is written twice: the edit must not
+    touch an index entry that is not there yet."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("account", "add", "Apotek Lama", "--city", "Depok")
+        sync_all([ani, budi])
+        # one batch: two new customers, then a field of the first set later
+        # (its own outbox row, after the second's), a new contact likewise,
+        # and an edit of a customer the indexes already hold
+        ani.ok("account", "add", "Toko Sumber Rejeki", "--city", "Bogor")
+        ani.ok("account", "add", "CV Lancar Jaya", "--city", "Bogor")
+        ani.ok("contact", "add", "Wawan", "--account", "Sumber")
+        ani.ok("contact", "add", "Yuni", "--account", "Lancar")
+        ani.ok("account", "edit", "Sumber", "--notes", "Langganan baru sejak November")
+        ani.ok("contact", "edit", "Wawan", "--title", "Pemilik")
+        ani.ok("account", "edit", "Apotek Lama", "--city", "Cinere")
+        ani.ok("sync")
+        budi.ok("sync")
+        for who, store in (("hub", os.path.join(hub.dir, "hub.db")), ("budi", budi.path)):
+            for table in ("accounts", "contacts"):
+                indexed, live = search_index_sound(store, table)
+                eq(indexed, live, f"{who}: the {table} index holds exactly the live rows")
+        eq([h["name"] for h in budi.js("search", "langganan")], ["Toko Sumber Rejeki"],
+           "the later edit is searchable on the pulling device")
+        eq([h["name"] for h in budi.js("search", "pemilik")], ["Wawan"], "the contact's too")
+        eq([h["name"] for h in budi.js("search", "cinere")], ["Apotek Lama"],
+           "an indexed record's edit replaces its entry")
+        eq(budi.js("search", "depok"), [], "and its old text is gone")
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        try:
+            eq(con.execute("SELECT count(*) FROM fts_accounts WHERE fts_accounts MATCH "
+                           "'langganan'").fetchone(), (1,), "the hub's index has the edit")
+        finally:
+            con.close()
+        assert_converged(hub, [ani, budi])
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_lost_ack_and_killed_hub():
     hub = Hub(fault="ack-lost:1")
     dev = hub.device("ani")
@@ -304,5 +361,6 @@ def test_store_restored_from_an_older_copy():
 
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
+          test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
           test_store_restored_from_an_older_copy])

@@ -158,12 +158,14 @@ void rl_store_journal_wal(rl_store *s);
 int rl_store_begin_import(rl_store *s, const char *input_path);
 
 /*
- * Bulk inserts (imports) into the full-text indexed tables (accounts,
- * contacts, activities). FTS5 in SQLite 3.40 writes an index segment for
- * every inserted row (it flushes at each statement's savepoint), a quarter
- * of an import. Inside the caller's transaction: rl_store_fts_defer notes
- * where each table ends and stops indexing new rows; the caller only
- * inserts (an update of a row not yet indexed would corrupt the index);
+ * Bulk writes (imports, a hub's batch) into the full-text indexed tables
+ * (accounts, contacts, activities). FTS5 in SQLite 3.40 writes an index
+ * segment for every inserted row (it flushes at each statement's
+ * savepoint), a quarter of an import. Inside the caller's transaction:
+ * rl_store_fts_defer notes where each table ends and stops indexing the
+ * rows added since, and any later update of them (the triggers ask
+ * rl_fts_indexed: schema/017_fts_indexed.sql); rows that existed before
+ * are indexed as usual when updated;
  * rl_store_fts_catch_up indexes every live row added since (the indexes
  * hold live rows only: schema/016_fts_live.sql), in one statement
  * per table, and indexes rows one by one again; rl_store_commit calls it
