@@ -698,8 +698,15 @@ static int apply_run_fields(rl_store *s, struct pulled *ps, size_t n)
 		if ((error = pending_edit(s, &ps[i], &mine)) < 0)
 			return error;
 		if (!mine) {
-			char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2",
-						    ps[i].tbl, ps[i].field);
+			/* A value the row holds already is not written again: most
+			 * of a pull after a push is the device's own changes coming
+			 * back, and rewriting them fired the search and map
+			 * triggers for nothing (FTS5 flushes a segment per
+			 * statement that touches it). The column's affinity applies
+			 * to ?1 in the comparison as in the assignment. */
+			char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2 "
+						    "AND \"%w\" IS NOT ?1",
+						    ps[i].tbl, ps[i].field, ps[i].field);
 			sqlite3_stmt *st;
 			if (!sql)
 				return rl_error_set(RL_ENOMEM, "out of memory");
