@@ -25,6 +25,9 @@
  * (audit-kill-after-ref:N, in audit.c, kills the audit writer between its
  * git ref update and the store's record of it.)
  *
+ * The WAL is copied back into hub.db by the checkpointer's thread
+ * (checkpoint.c), woken by the sessions' commits, not by the pushes.
+ *
  * The audit history (audit.c) is written by one more thread, woken after
  * each push's answer is sent; RELASI_HUB_AUDIT=off leaves it out, for the
  * benchmark's figure without it. When the hub has been quiet for a round,
@@ -34,6 +37,7 @@
 #include "audit_pack.h"
 #include "hub.h"
 #include "backup.h"
+#include "checkpoint.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -91,6 +95,7 @@ struct server {
 	long image_min;
 	int image_on, image_stop;
 	pthread_t image_thread;
+	hub_checkpointer *checkpointer;  /* NULL: sessions checkpoint themselves */
 	long long last_active_ms; /* last push or session end; monotonic, atomic */
 	long pushers_done;        /* sessions that pushed and ended (the pause hook) */
 };
@@ -511,6 +516,7 @@ static void *connection_main(void *arg)
 		close(job->fd);
 		goto done;
 	}
+	hub_checkpointer_watch(srv->checkpointer, rl_store_db(s));
 	thread_store = s;
 	if (rl_tls_server_handshake(srv->tls, job->fd, srv->preauth_ms, &c, cn, sizeof(cn),
 				    fp) < 0) {
@@ -655,6 +661,9 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		if (!srv.image_on)   /* devices still get the snapshot record by record */
 			fprintf(stderr, "relasi-hub: cannot start the snapshot image builder\n");
 	}
+	if (hub_checkpointer_start(&srv.checkpointer, dir) < 0)
+		fprintf(stderr, "relasi-hub: %s; each push checkpoints the WAL itself\n",
+			rl_error_message());
 	if (!srv.audit_on)
 		fprintf(stderr, "relasi-hub: RELASI_HUB_AUDIT=off: the audit history is not written "
 			"while serving\n");
@@ -716,6 +725,12 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		while (srv.active > 0 &&
 		       pthread_cond_timedwait(&srv.idle, &srv.lock, &until) != ETIMEDOUT)
 			;
+	}
+	/* A session still running could commit and wake it: then the
+	 * checkpointer is left to the process's end, moments away. */
+	if (srv.active == 0) {
+		hub_checkpointer_stop(srv.checkpointer);
+		srv.checkpointer = NULL;
 	}
 	pthread_mutex_unlock(&srv.lock);
 	if (srv.image_on) {

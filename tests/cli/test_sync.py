@@ -226,6 +226,49 @@ def test_a_batch_that_writes_a_record_twice_keeps_search_sound():
         hub.cleanup()
 
 
+def test_the_wal_is_copied_back_while_serving():
+    """The hub's checkpointer thread (hub/checkpoint.c), not the pushes,
+    copies the WAL back into hub.db: after a sync of many batches hub.db
+    itself holds most of them and the WAL stays near the threshold. Without
+    the audit writer, whose own commits would checkpoint too."""
+    os.environ["RELASI_HUB_AUDIT"] = "off"
+    try:
+        hub = Hub()
+    finally:
+        os.environ.pop("RELASI_HUB_AUDIT", None)
+    ani = hub.device("ani")
+    tmp = tempfile.mkdtemp(prefix="relasi-wal-")
+    try:
+        path = os.path.join(tmp, "accounts.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("name,city,phone,address,notes\n")
+            for i in range(4000):
+                f.write(f"Toko Nomor {i},Kota {i % 50},0812{i:08d},Jalan Raya {i},"
+                        f"Pelanggan sejak tahun {2000 + i % 25} dengan catatan panjang {i}\n")
+        ani.ok("import", "accounts", path)
+        eq(ani.js("sync")["pushed"] > 20 * 1000, True, "many batches pushed")
+        db = os.path.join(hub.dir, "hub.db")
+        # the last commits may still wait in the WAL (below the threshold)
+        deadline = time.monotonic() + 20
+        while True:
+            con = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
+            try:
+                copied = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+            finally:
+                con.close()
+            if copied >= 3000 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        check(copied >= 3000, "hub.db itself holds most of the pushed customers", copied)
+        wal = os.path.getsize(db + "-wal")
+        print(f"    hub.db holds {copied} of 4000 customers, WAL {wal} bytes")
+        check(wal < 5 * 1000 * 4096, "the WAL stays near 1000 pages", wal)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_lost_ack_and_killed_hub():
     hub = Hub(fault="ack-lost:1")
     dev = hub.device("ani")
@@ -362,5 +405,6 @@ def test_store_restored_from_an_older_copy():
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
+          test_the_wal_is_copied_back_while_serving,
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
           test_store_restored_from_an_older_copy])
