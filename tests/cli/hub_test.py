@@ -90,7 +90,18 @@ class Hub:
         if self.proc:
             self.proc.stdout.close()
             self.log.close()
+            self.proc = None
+            self.check_log_clean()
         self.proc = None
+
+    def check_log_clean(self):
+        """The sanitizer build reports a leak or a bad access at the hub's
+        exit on its stderr (our log) and aborts; the exit status of a hub
+        stopped by a signal is not otherwise looked at."""
+        text = self.logtext()
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if mark in text:
+                raise Failure(f"relasi-hub serve reported '{mark}':\n{text[max(0, text.index(mark) - 200):][:3000]}")
 
     def wait_exit(self, timeout=30):
         self.proc.wait(timeout=timeout)
