@@ -268,6 +268,51 @@ static int sent_batch(rl_store *s, long long *batch)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "finding a sent batch");
 }
 
+/* The first sent batch after `after` (0: none). */
+static int sent_batch_after(rl_store *s, long long after, long long *batch)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*batch = 0;
+	if ((error = rl_store_prepare(s, "SELECT min(batch) FROM rl_outbox WHERE batch > ?1 "
+				      "AND state = 'sent'", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, after);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*batch = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "finding a sent batch");
+}
+
+/*
+ * The hub has batch `batch` of this device with other changes: renumber it
+ * after the hub's, and every sent batch after it too, in their order (the
+ * next one may be frozen already: rl_sync_session_ex prepares it while the
+ * hub merges this one). A later batch sent ahead of an earlier one would
+ * put a field's newer value before its older one. *to: batch's new number.
+ */
+static int renumber_from(rl_store *s, long long batch, long long *to)
+{
+	long long b = batch, next, moved;
+	int error;
+
+	*to = 0;
+	/* Each renumbered batch goes past every other, so the next one to move
+	 * is found before the current one moves. */
+	for (;;) {
+		if ((error = sent_batch_after(s, b, &next)) < 0 ||
+		    (error = rl_sync_renumber_batch(s, b, &moved)) < 0)
+			return error;
+		if (!*to)
+			*to = moved;
+		if (!next || next >= *to)
+			return RL_OK;
+		b = next;
+	}
+}
+
 /* The changes of sent batch `batch`, in order: their outbox seqs (*seqs,
  * malloc'd) and, when changes is not NULL, their PUSH form appended to it.
  * *n = 0: no change of that batch is waiting for an answer. */
@@ -424,33 +469,61 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 	return error;
 }
 
-static int push_batch(rl_store *s, rl_conn *c, long long batch, struct rl_sync_stats *stats)
+/* One push batch on its way: its changes read (prepare_push), sent with the
+ * cursor of the moment (send_push), answered and recorded (finish_push). */
+struct outgoing {
+	long long batch, cursor;
+	long long *seqs;
+	size_t n;
+	json_t *changes;
+};
+
+static void outgoing_free(struct outgoing *o)
 {
-	json_t *changes = json_array(), *req = NULL, *resp = NULL;
-	long long cursor, *seqs = NULL;
-	size_t n = 0;
+	json_decref(o->changes);
+	free(o->seqs);
+	memset(o, 0, sizeof(*o));
+}
+
+static int prepare_push(rl_store *s, long long batch, struct outgoing *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (!(o->changes = json_array()))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	o->batch = batch;
+	return read_batch(s, batch, o->changes, &o->seqs, &o->n);
+}
+
+static int send_push(rl_store *s, rl_conn *c, struct outgoing *o)
+{
+	json_t *req;
 	int error;
 
-	if (!changes) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
-	    (error = read_batch(s, batch, changes, &seqs, &n)) < 0)
-		goto cleanup;
-	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)batch,
-			      "cursor", (json_int_t)cursor, "changes", changes))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if ((error = exchange(c, RL_FRAME_PUSH, req, RL_FRAME_PUSHED, &resp)) < 0)
-		goto cleanup;
-	error = record_pushed(s, batch, cursor, seqs, n, resp, stats);
-cleanup:
-	json_decref(changes);
+	if ((error = meta_int(s, "cursor", &o->cursor)) < 0)
+		return error;
+	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)o->batch,
+			      "cursor", (json_int_t)o->cursor, "changes", o->changes)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = rl_wire_write(c, RL_FRAME_PUSH, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
 	json_decref(req);
+	return error;
+}
+
+static int finish_push(rl_store *s, rl_conn *c, struct outgoing *o, struct rl_sync_stats *stats)
+{
+	json_t *resp = NULL;
+	int got, error;
+
+	if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &got, &resp)) < 0)
+		return error;
+	if (got == RL_FRAME_ERROR)
+		error = hub_refused(resp);
+	else if (got != RL_FRAME_PUSHED)
+		error = rl_error_set(RL_EPROTO, "the hub answered '%c' where '%c' was expected", got,
+				     RL_FRAME_PUSHED);
+	else
+		error = record_pushed(s, o->batch, o->cursor, o->seqs, o->n, resp, stats);
 	json_decref(resp);
-	free(seqs);
 	return error;
 }
 
@@ -1594,6 +1667,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		       rl_sync_progress progress, void *pctx)
 {
 	json_t *req = NULL, *resp = NULL;
+	struct outgoing cur = { 0, 0, NULL, 0, NULL }, next = { 0, 0, NULL, 0, NULL };
 	long long batch, cursor;
 	char status[96], now[21];
 	int error, more = 1, snapshot = 0, loaded = 0;
@@ -1635,29 +1709,39 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	json_decref(resp);
 	resp = NULL;
 
-	/* First any batch an earlier session sent without getting the answer. */
-	for (;;) {
-		if ((error = sent_batch(s, &batch)) < 0)
-			goto cleanup;
-		if (!batch && (error = freeze_batch(s, &batch)) < 0)
-			goto cleanup;
-		if (!batch)
-			break;
+	/* First any batches an earlier session sent without getting the
+	 * answer, in order; then new ones. One batch is in flight at a time
+	 * (the hub's merge rules rely on that order, and the cursor sent with
+	 * a batch must be the device's after the previous answer), but the
+	 * next one is frozen and read while the hub merges the current one. */
+	if ((error = sent_batch(s, &batch)) < 0 ||
+	    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
+	    (batch && (error = prepare_push(s, batch, &cur)) < 0))
+		goto cleanup;
+	while (cur.batch) {
 		if (progress) {
-			snprintf(status, sizeof(status), "pushing batch %lld (%ld changes sent)", batch,
-				 stats->pushed);
+			snprintf(status, sizeof(status), "pushing batch %lld (%ld changes sent)",
+				 cur.batch, stats->pushed);
 			progress(pctx, status);
 		}
-		if ((error = push_batch(s, c, batch, stats)) == RL_EREUSED) {
+		if ((error = send_push(s, c, &cur)) < 0 ||
+		    (error = sent_batch_after(s, cur.batch, &batch)) < 0 ||
+		    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
+		    (batch && (error = prepare_push(s, batch, &next)) < 0))
+			goto cleanup;
+		if ((error = finish_push(s, c, &cur, stats)) == RL_EREUSED) {
 			long long to;
-			if ((error = rl_sync_renumber_batch(s, batch, &to)) == 0)
+			if ((error = renumber_from(s, cur.batch, &to)) == 0)
 				error = rl_error_set(RL_EREUSED, "the hub already has batch %lld of this "
 						     "device with other changes (was this store restored "
 						     "from an older copy?); its changes are now batch %lld",
-						     batch, to);
+						     cur.batch, to);
 		}
 		if (error < 0)
 			goto cleanup;
+		outgoing_free(&cur);
+		cur = next;
+		memset(&next, 0, sizeof(next));
 	}
 	if ((error = meta_int(s, "cursor", &cursor)) < 0)
 		goto cleanup;
@@ -1694,6 +1778,8 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 			rl_store_rollback(s);
 	}
 cleanup:
+	outgoing_free(&cur);
+	outgoing_free(&next);
 	json_decref(req);
 	json_decref(resp);
 	return error;

@@ -399,9 +399,55 @@ def test_store_restored_from_an_older_copy():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
+    """While the hub merges a batch, the device freezes the next one. When
+    the hub answers that it has the first batch's number already (a store
+    restored from an older copy), both are renumbered after the hub's last,
+    in their order: the next batch holds a newer value of a field the first
+    one creates, and sent first it would be refused (its record does not
+    exist yet) and the older value would win."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    tmp = tempfile.mkdtemp(prefix="relasi-restore-")
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        ani.ok("sync")
+        copy = os.path.join(tmp, "copy.db")
+        ani.copy_to(copy)
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
+        ani.ok("sync")
+        ani.restore_from(copy)
+        ani.ok("account", "add", "Toko Empat", "--city", "Garut")
+        ani.ok("bundle", "export", os.path.join(tmp, "out.bundle"))  # freezes batch 2 again
+        ani.ok("account", "edit", "Toko Empat", "--city", "Garut Kota")
+        path = os.path.join(tmp, "accounts.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("name,city,phone,address\n")
+            for i in range(150):
+                f.write(f"Toko Cabang {i},Garut,0813{i:08d},Jalan Pasar {i}\n")
+        ani.ok("import", "accounts", path)
+        r = ani.run("--json", "sync")
+        eq(r.code, 0, f"the sync succeeds: {r.err}")
+        check("already has batch 2" in r.err and "sending it again" in r.err,
+              "the reused number is said", r.err)
+        eq(json.loads(r.out)["refused"], 0, "nothing refused")
+        eq(hub.query("SELECT city FROM accounts WHERE name = 'Toko Empat'"), [("Garut Kota",)],
+           "the newer value won")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name LIKE 'Toko Cabang %'"), [(150,)],
+           "every imported customer arrived")
+        ani.ok("sync")
+        assert_converged(hub, [ani])
+        eq(ani.js("status")["refused"], 0, "nothing refused on the device")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
-          test_store_restored_from_an_older_copy])
+          test_store_restored_from_an_older_copy,
+          test_a_reused_batch_number_renumbers_the_batches_after_it_in_order])
