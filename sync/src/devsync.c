@@ -50,13 +50,13 @@ static int hub_refused(json_t *resp)
 
 /* Send a request and read its answer; an ERROR frame becomes an error with
  * the hub's own words. */
-static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
+/* The hub's answer: frame type `want`, or its ERROR as our error. */
+static int receive(rl_conn *c, int want, json_t **resp)
 {
 	int got, error;
 
 	*resp = NULL;
-	if ((error = rl_wire_write(c, type, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS)) < 0 ||
-	    (error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &got, resp)) < 0)
+	if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &got, resp)) < 0)
 		return error;
 	if (got == RL_FRAME_ERROR) {
 		error = hub_refused(*resp);
@@ -70,6 +70,16 @@ static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
 		return rl_error_set(RL_EPROTO, "the hub answered '%c' where '%c' was expected", got, want);
 	}
 	return RL_OK;
+}
+
+static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
+{
+	int error;
+
+	*resp = NULL;
+	if ((error = rl_wire_write(c, type, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS)) < 0)
+		return error;
+	return receive(c, want, resp);
 }
 
 static json_t *column_json(sqlite3_stmt *st, int col)
@@ -511,18 +521,12 @@ static int send_push(rl_store *s, rl_conn *c, struct outgoing *o)
 
 static int finish_push(rl_store *s, rl_conn *c, struct outgoing *o, struct rl_sync_stats *stats)
 {
-	json_t *resp = NULL;
-	int got, error;
+	json_t *resp;
+	int error;
 
-	if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &got, &resp)) < 0)
+	if ((error = receive(c, RL_FRAME_PUSHED, &resp)) < 0)
 		return error;
-	if (got == RL_FRAME_ERROR)
-		error = hub_refused(resp);
-	else if (got != RL_FRAME_PUSHED)
-		error = rl_error_set(RL_EPROTO, "the hub answered '%c' where '%c' was expected", got,
-				     RL_FRAME_PUSHED);
-	else
-		error = record_pushed(s, o->batch, o->cursor, o->seqs, o->n, resp, stats);
+	error = record_pushed(s, o->batch, o->cursor, o->seqs, o->n, resp, stats);
 	json_decref(resp);
 	return error;
 }
