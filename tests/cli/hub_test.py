@@ -139,10 +139,12 @@ class Hub:
             con.close()
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        for d in self.devices:
-            d.cleanup()
+        try:
+            self.stop()         # may raise: a sanitizer report in the log
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            for d in self.devices:
+                d.cleanup()
 
 
 def table_rows(con, table):
