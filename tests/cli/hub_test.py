@@ -2,6 +2,7 @@
 127.0.0.1 (a free port picked at run time) with its own directory, and real
 relasi devices enrolled with it over TLS. Everything is bounded in time and
 torn down at the end."""
+import atexit
 import datetime
 import os
 import re
@@ -31,6 +32,19 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Hubs still serving: stopped at exit, so that a test whose cleanup raised
+# (a failure already) leaves no serve process behind for the others.
+_SERVING = set()
+
+
+@atexit.register
+def _stop_serving():
+    for hub in list(_SERVING):
+        if hub.proc and hub.proc.poll() is None:
+            hub.proc.kill()
+            hub.proc.wait(timeout=10)
 
 
 class Hub:
@@ -67,6 +81,7 @@ class Hub:
         extra = ["--timeout", str(self.timeout)] if self.timeout else []
         self.proc = subprocess.Popen([HUB_BIN, "serve", self.dir] + extra, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, env=env)
+        _SERVING.add(self)
         line = self.proc.stdout.readline()
         check("listening on" in line, "the hub announces its address", line)
         # wait until it accepts
@@ -80,6 +95,7 @@ class Hub:
         raise Failure("the hub did not start listening")
 
     def stop(self, sig=signal.SIGTERM):
+        _SERVING.discard(self)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -104,6 +120,7 @@ class Hub:
                 raise Failure(f"relasi-hub serve reported '{mark}':\n{text[max(0, text.index(mark) - 200):][:3000]}")
 
     def wait_exit(self, timeout=30):
+        _SERVING.discard(self)
         self.proc.wait(timeout=timeout)
         self.proc.stdout.close()
         self.log.close()
