@@ -223,62 +223,8 @@ int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
 	return last_batch ? number_after(s, json_integer_value(last_batch)) : RL_OK;
 }
 
-int rl_sync_renumber_batch(rl_store *s, long long batch, long long *to)
-{
-	sqlite3_stmt *st;
-	int error;
-
-	if ((error = rl_store_begin(s)) < 0)
-		return error;
-	if ((error = meta_int(s, "next_batch", to)) < 0)
-		goto fail;
-	if (*to <= batch)
-		*to = batch + 1;
-	if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET batch = ?2 WHERE state = 'sent' "
-				      "AND batch = ?1", &st)) < 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, batch);
-	sqlite3_bind_int64(st, 2, *to);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_reset(st);
-		error = rl_store_error(s, "renumbering a batch");
-		goto fail;
-	}
-	sqlite3_reset(st);
-	if (sqlite3_changes(rl_store_db(s)) == 0) {
-		error = rl_error_set(RL_ENOTFOUND, "no sent change is in batch %lld", batch);
-		goto fail;
-	}
-	if ((error = meta_set_int(s, "next_batch", *to + 1)) < 0 ||
-	    (error = rl_store_commit(s)) < 0)
-		goto fail;
-	return RL_OK;
-fail:
-	rl_store_rollback(s);
-	return error;
-}
-
-/* The batch waiting for an answer from an earlier session, if any. */
-static int sent_batch(rl_store *s, long long *batch)
-{
-	sqlite3_stmt *st;
-	int error, rc;
-
-	*batch = 0;
-	if ((error = rl_store_prepare(s, "SELECT min(batch) FROM rl_outbox WHERE batch IS NOT NULL "
-				      "AND state = 'sent'",  /* the batch index, not a scan */
-				      &st)) < 0)
-		return error;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		*batch = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	/* An unreadable answer is not "no batch in flight": a new batch would
-	 * leave the sent one behind. */
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "finding a sent batch");
-}
-
-/* The first sent batch after `after` (0: none). */
+/* The first sent batch after `after` (0: none); after = 0: the first one,
+ * the one an earlier session left unanswered. The batch index, not a scan. */
 static int sent_batch_after(rl_store *s, long long after, long long *batch)
 {
 	sqlite3_stmt *st;
@@ -293,34 +239,74 @@ static int sent_batch_after(rl_store *s, long long after, long long *batch)
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		*batch = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
+	/* An unreadable answer is not "no batch in flight": a new batch would
+	 * leave the sent one behind. */
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "finding a sent batch");
 }
 
 /*
- * The hub has batch `batch` of this device with other changes: renumber it
- * after the hub's, and every sent batch after it too, in their order (the
- * next one may be frozen already: rl_sync_session_ex prepares it while the
- * hub merges this one). A later batch sent ahead of an earlier one would
- * put a field's newer value before its older one. *to: batch's new number.
+ * Every sent batch from `batch` on moves past the last number used, in
+ * their order and in one transaction: the next batch may be frozen already
+ * (rl_sync_session_ex prepares it while the hub merges the current one, and
+ * a session cut then leaves both), and a later batch sent ahead of an
+ * earlier one would put a field's newer value before its older one.
  */
-static int renumber_from(rl_store *s, long long batch, long long *to)
+int rl_sync_renumber_batch(rl_store *s, long long batch, long long *to)
 {
-	long long b = batch, next, moved;
+	long long *moving = NULL, b, next;
+	size_t n = 0, cap = 0, i;
+	sqlite3_stmt *st;
 	int error;
 
-	*to = 0;
-	/* Each renumbered batch goes past every other, so the next one to move
-	 * is found before the current one moves. */
-	for (;;) {
-		if ((error = sent_batch_after(s, b, &next)) < 0 ||
-		    (error = rl_sync_renumber_batch(s, b, &moved)) < 0)
-			return error;
-		if (!*to)
-			*to = moved;
-		if (!next || next >= *to)
-			return RL_OK;
-		b = next;
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = sent_batch_after(s, batch - 1, &b)) < 0)
+		goto fail;
+	if (b != batch) {
+		error = rl_error_set(RL_ENOTFOUND, "no sent change is in batch %lld", batch);
+		goto fail;
 	}
+	for (; b; error = sent_batch_after(s, b, &b)) {
+		if (error < 0)
+			goto fail;
+		if (n == cap) {
+			long long *grown = realloc(moving, (cap ? cap * 2 : 4) * sizeof(*moving));
+			if (!grown) {
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+				goto fail;
+			}
+			moving = grown;
+			cap = cap ? cap * 2 : 4;
+		}
+		moving[n++] = b;
+	}
+	if (error < 0 || (error = meta_int(s, "next_batch", &next)) < 0)
+		goto fail;
+	if (next <= moving[n - 1])
+		next = moving[n - 1] + 1;
+	if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET batch = ?2 WHERE state = 'sent' "
+				      "AND batch = ?1", &st)) < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, moving[i]);
+		sqlite3_bind_int64(st, 2, next + (long long)i);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_reset(st);
+			error = rl_store_error(s, "renumbering a batch");
+			goto fail;
+		}
+		sqlite3_reset(st);
+	}
+	if ((error = meta_set_int(s, "next_batch", next + (long long)n)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	free(moving);
+	*to = next;
+	return RL_OK;
+fail:
+	free(moving);
+	rl_store_rollback(s);
+	return error;
 }
 
 /* The changes of sent batch `batch`, in order: their outbox seqs (*seqs,
@@ -1718,7 +1704,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	 * (the hub's merge rules rely on that order, and the cursor sent with
 	 * a batch must be the device's after the previous answer), but the
 	 * next one is frozen and read while the hub merges the current one. */
-	if ((error = sent_batch(s, &batch)) < 0 ||
+	if ((error = sent_batch_after(s, 0, &batch)) < 0 ||
 	    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
 	    (batch && (error = prepare_push(s, batch, &cur)) < 0))
 		goto cleanup;
@@ -1735,7 +1721,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 			goto cleanup;
 		if ((error = finish_push(s, c, &cur, stats)) == RL_EREUSED) {
 			long long to;
-			if ((error = renumber_from(s, cur.batch, &to)) == 0)
+			if ((error = rl_sync_renumber_batch(s, cur.batch, &to)) == 0)
 				error = rl_error_set(RL_EREUSED, "the hub already has batch %lld of this "
 						     "device with other changes (was this store restored "
 						     "from an older copy?); its changes are now batch %lld",
@@ -1800,7 +1786,7 @@ int rl_sync_export_push(rl_store *s, json_t **push)
 
 	*push = NULL;
 	/* As a session: the batch sent and unanswered first, else a new one. */
-	if ((error = sent_batch(s, &batch)) < 0 ||
+	if ((error = sent_batch_after(s, 0, &batch)) < 0 ||
 	    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
 	    (error = meta_int(s, "cursor", &cursor)) < 0)
 		return error;

@@ -110,7 +110,8 @@ int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
 /*
  * The hub holds sent batch `batch` of this device with other changes (ERROR
  * batch on the network, "reused" in a reply bundle): its changes become
- * the next batch, *to (> every number the hub told). RL_ENOTFOUND when no
+ * the next batch, *to (> every number the hub told), and every sent batch
+ * after it follows, in order, in the same transaction. RL_ENOTFOUND when no
  * sent change carries that number (an old reply): nothing changed.
  */
 int rl_sync_renumber_batch(rl_store *s, long long batch, long long *to);
