@@ -347,6 +347,20 @@ def test_hub_sigkill_mid_sync():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def copy_between_two_syncs(hub, ani, tmp):
+    """A copy of ani's store taken after its first batch; a second batch
+    reaches the hub after it. Restoring it plays a laptop restored from an
+    older copy. Returns the copy's path."""
+    ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+    ani.ok("sync")
+    copy = os.path.join(tmp, "copy.db")
+    ani.copy_to(copy)
+    ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
+    ani.ok("sync")
+    eq(hub.query("SELECT max(batch) FROM hub_batches")[0][0], 2, "two batches at the hub")
+    return copy
+
+
 def test_store_restored_from_an_older_copy():
     """A rep's laptop restored from an older copy of its store counts its
     batches from where the copy was. The hub answers a batch number it has
@@ -360,13 +374,7 @@ def test_store_restored_from_an_older_copy():
     ani = hub.device("ani", "Ani Lestari")
     tmp = tempfile.mkdtemp(prefix="relasi-restore-")
     try:
-        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
-        ani.ok("sync")
-        copy = os.path.join(tmp, "copy.db")
-        ani.copy_to(copy)
-        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
-        ani.ok("sync")
-        eq(hub.query("SELECT max(batch) FROM hub_batches")[0][0], 2, "two batches at the hub")
+        copy = copy_between_two_syncs(hub, ani, tmp)
 
         ani.restore_from(copy)
         ani.ok("account", "add", "Toko Tiga", "--city", "Cimahi")
@@ -410,12 +418,7 @@ def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
     ani = hub.device("ani", "Ani Lestari")
     tmp = tempfile.mkdtemp(prefix="relasi-restore-")
     try:
-        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
-        ani.ok("sync")
-        copy = os.path.join(tmp, "copy.db")
-        ani.copy_to(copy)
-        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")
-        ani.ok("sync")
+        copy = copy_between_two_syncs(hub, ani, tmp)
         ani.restore_from(copy)
         ani.ok("account", "add", "Toko Empat", "--city", "Garut")
         ani.ok("bundle", "export", os.path.join(tmp, "out.bundle"))  # freezes batch 2 again
