@@ -133,7 +133,7 @@ static void setup(void)
 		size_t k;
 		FZ_CHECK(push != NULL, "setup batch %zu is not JSON", i);
 		memset(&st, 0, sizeof(st));
-		FZ_CHECK(hub_push(store, &peers[0], push, &resp, &st) == RL_OK, "setup batch %zu: %s",
+		FZ_CHECK(hub_push(store, &peers[0], push, &resp, NULL, &st) == RL_OK, "setup batch %zu: %s",
 			 i, rl_error_message());
 		for (k = 0; k < json_array_size(json_object_get(resp, "results")); k++) {
 			const char *s = json_string_value(json_object_get(
@@ -303,11 +303,25 @@ static json_t *stored_answer(const struct hub_peer *p, json_t *batch)
 	return j;
 }
 
+/* The text the server sends is the answer, byte for byte what a device
+ * decodes into it. */
+static void check_text(json_t *resp, const char *text)
+{
+	json_error_t jerr;
+	json_t *sent;
+
+	FZ_CHECK(text, "an answer without its text");
+	sent = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	FZ_CHECK(sent && json_equal(sent, resp), "the answer's text is not the answer: %s", text);
+	json_decref(sent);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct hub_peer *p;
 	struct hub_stats st;
 	json_t *push, *resp = (json_t *)1, *again = NULL, *stored;
+	char *text = NULL;
 	uint64_t before, after;
 	int rc;
 
@@ -322,34 +336,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before = fz_db_digest(rl_store_db(store));
 	stored = stored_answer(p, json_object_get(push, "batch"));
 	memset(&st, 0, sizeof(st));
-	rc = hub_push(store, p, push, &resp, &st);
+	rc = hub_push(store, p, push, &resp, &text, &st);
 	if (getenv("FZ_DEBUG")) {
-		char *text = rc == RL_OK ? json_dumps(resp, JSON_COMPACT) : NULL;
 		fprintf(stderr, "hub_push: %d %s\n", rc, text ? text : rl_error_message());
-		free(text);
 	}
 	if (rc != RL_OK) {
 		FZ_CHECK(rc == RL_EPROTO || rc == RL_ETOOBIG || (rc == RL_EREUSED && stored),
 			 "a peer's batch gave error %d: %s", rc, rl_error_message());
 		FZ_CHECK(rl_error_message()[0], "error without a message");
-		FZ_CHECK(resp == NULL, "an answer with an error");
+		FZ_CHECK(resp == NULL && text == NULL, "an answer with an error");
 		FZ_CHECK(fz_db_digest(rl_store_db(store)) == before, "a rejected batch changed the store");
 	} else if (stored) {
 		/* A batch number seen before: its recorded answer, nothing applied. */
+		check_text(resp, text);
 		FZ_CHECK(json_equal(resp, stored), "a repeated batch got another answer");
 		FZ_CHECK(fz_db_digest(rl_store_db(store)) == before, "a repeated batch changed the store");
 	} else {
 		check_answer(push, resp);
+		check_text(resp, text);
 		check_log();
 		fz_check_search_indexes(rl_store_db(store), "hub");
 		after = fz_db_digest(rl_store_db(store));
-		FZ_CHECK(hub_push(store, p, push, &again, &st) == RL_OK, "the same batch again: %s",
+		FZ_CHECK(hub_push(store, p, push, &again, NULL, &st) == RL_OK, "the same batch again: %s",
 			 rl_error_message());
 		FZ_CHECK(json_equal(resp, again), "the same batch got another answer");
 		FZ_CHECK(fz_db_digest(rl_store_db(store)) == after, "the same batch applied twice");
 		check_pull(p);
 	}
 	json_decref(resp == (json_t *)1 ? NULL : resp);
+	free(text);
 	json_decref(again);
 	json_decref(stored);
 	json_decref(push);

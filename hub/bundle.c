@@ -141,7 +141,7 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 		 * restored from an older copy): nothing applied, and the reply,
 		 * without pushed.json, says "reused" so that the device renumbers
 		 * the batch for its next bundle, as a network sync would. */
-		if ((error = hub_push(s, &peer, push, &pushed, &res->st)) == RL_EREUSED) {
+		if ((error = hub_push(s, &peer, push, &pushed, NULL, &res->st)) == RL_EREUSED) {
 			res->reused = 1;
 			error = RL_OK;
 		} else if (error < 0) {

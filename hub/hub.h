@@ -68,12 +68,15 @@ int hub_store_open(rl_store **out, const char *dir, int create);
 int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 
-/* PUSH -> PUSHED (see sync/PROTOCOL.md). *resp is a new reference.
+/* PUSH -> PUSHED (see sync/PROTOCOL.md). *resp is a new reference. When
+ * resp_text is not NULL, *resp_text is the same answer as the compact JSON
+ * text the hub recorded for the batch (malloc'd, the caller frees it): the
+ * server sends those bytes instead of encoding the answer a second time.
  * RL_EPROTO for a malformed batch; RL_EREUSED for a batch number this
  * device used before for other changes (nothing applied); refused changes
- * are results, not errors. */
+ * are results, not errors. On an error *resp and *resp_text are NULL. */
 int hub_push(rl_store *s, const struct hub_peer *peer, json_t *push, json_t **resp,
-	     struct hub_stats *stats);
+	     char **resp_text, struct hub_stats *stats);
 
 /* PULL -> PAGE. */
 int hub_pull(rl_store *s, const struct hub_peer *peer, json_t *pull, json_t **page,

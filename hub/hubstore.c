@@ -1227,7 +1227,7 @@ int hub_tell_device(rl_store *s, const char *device, json_t *obj, const char *ba
  * recorded it. A recorded batch whose digest differs from this one is a
  * number used twice: RL_EREUSED, nothing to apply. */
 static int stored_response(rl_store *s, const char *device, long long batch,
-			   const unsigned char digest[32], json_t **resp)
+			   const unsigned char digest[32], json_t **resp, char **resp_text)
 {
 	sqlite3_stmt *st;
 	json_error_t jerr;
@@ -1252,6 +1252,11 @@ static int stored_response(rl_store *s, const char *device, long long batch,
 			error = text ? rl_error_set(RL_ESTORE, "stored answer of batch %lld is damaged",
 						    batch)
 				     : rl_store_error(s, "reading a stored answer");
+		else if (resp_text && !(*resp_text = strdup(text))) {
+			json_decref(*resp);
+			*resp = NULL;
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+		}
 	} else if (rc != SQLITE_DONE) {
 		/* Not "never seen": applying the batch again would double it. */
 		error = rl_store_error(s, "looking up the batch");
@@ -1317,7 +1322,7 @@ static int find_dangling(rl_store *s, struct change *cs, size_t n, int *found)
 }
 
 int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
-	     struct hub_stats *stats)
+	     char **resp_text, struct hub_stats *stats)
 {
 	json_t *jb = json_object_get(push, "batch"), *jc = json_object_get(push, "changes");
 	json_t *jcur = json_object_get(push, "cursor"), *results = NULL;
@@ -1332,6 +1337,8 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 	int error, dangling;
 
 	*resp = NULL;
+	if (resp_text)
+		*resp_text = NULL;
 	if (!json_is_integer(jb) || !json_is_array(jc) || !json_is_integer(jcur))
 		return rl_error_set(RL_EPROTO, "PUSH needs batch, cursor and changes");
 	batch = json_integer_value(jb);
@@ -1354,7 +1361,7 @@ int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
 again:
 	if ((error = rl_store_begin(s)) < 0)
 		goto cleanup;
-	if ((error = stored_response(s, p->device, batch, digest, resp)) < 0)
+	if ((error = stored_response(s, p->device, batch, digest, resp, resp_text)) < 0)
 		goto rollback;
 	if (*resp) {                       /* seen before: the same answer, nothing applied */
 		rl_store_rollback(s);
@@ -1502,11 +1509,19 @@ again:
 	sqlite3_reset(st);
 	if ((error = rl_store_commit(s)) < 0)
 		goto rollback;
+	if (resp_text) {                   /* the stored text is the answer sent */
+		*resp_text = text;
+		text = NULL;
+	}
 	goto cleanup;
 rollback:
 	rl_store_rollback(s);
 	json_decref(*resp);
 	*resp = NULL;
+	if (resp_text) {
+		free(*resp_text);
+		*resp_text = NULL;
+	}
 cleanup:
 	json_decref(results);
 	if (cs)

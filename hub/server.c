@@ -351,6 +351,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	struct hub_peer peer;
 	struct hub_stats st;
 	json_t *req = NULL, *resp = NULL;
+	char *resp_text = NULL;       /* a PUSHED answer as the hub recorded it */
 	long long t0 = now_ms();
 	unsigned long long in, out;
 	int type, error, hello = 0;
@@ -378,6 +379,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		json_decref(req);
 		json_decref(resp);
 		req = resp = NULL;
+		free(resp_text);
+		resp_text = NULL;
 		if ((error = rl_wire_read(c, RL_MAX_FRAME, srv->read_ms, &type, &req)) < 0)
 			break;
 		if (!hello && type != RL_FRAME_HELLO) {
@@ -442,7 +445,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);
-			error = hub_push(s, &peer, req, &resp, &st);
+			error = hub_push(s, &peer, req, &resp, &resp_text, &st);
 			pthread_mutex_unlock(&srv->write_lock);
 			__atomic_store_n(&srv->last_active_ms, now_ms(), __ATOMIC_RELAXED);
 			if (error < 0)
@@ -458,7 +461,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				error = RL_ECLOSED;
 				break;
 			}
-			error = rl_wire_write(c, RL_FRAME_PUSHED, resp, RL_MAX_FRAME, srv->read_ms);
+			error = rl_wire_write_text(c, RL_FRAME_PUSHED, resp_text, strlen(resp_text),
+						   RL_MAX_FRAME, srv->read_ms);
 			audit_notify(srv);      /* after the answer: off the device's path */
 		} else if (type == RL_FRAME_PULL) {
 			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
@@ -494,6 +498,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	}
 	json_decref(req);
 	json_decref(resp);
+	free(resp_text);
 	if (st.pushed > 0)
 		__atomic_add_fetch(&srv->pushers_done, 1, __ATOMIC_RELAXED);
 	rl_conn_counters(c, &in, &out);

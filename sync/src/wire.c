@@ -110,31 +110,36 @@ int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t *
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms)
 {
 	char *body = json_dumps(payload, JSON_COMPACT);
-	unsigned char *frame;
-	size_t n;
 	int error;
 
 	if (!body)
 		return rl_error_set(RL_ENOMEM, "out of memory");
-	n = strlen(body) + 1;
-	if (n > max_len || n > 0xffffffffu) {
-		free(body);
+	error = rl_wire_write_text(c, type, body, strlen(body), max_len, timeout_ms);
+	free(body);
+	return error;
+}
+
+int rl_wire_write_text(rl_conn *c, int type, const char *json, size_t len, size_t max_len,
+		       int timeout_ms)
+{
+	unsigned char *frame;
+	size_t n = len + 1;
+	int error;
+
+	if (n > max_len || n > 0xffffffffu)
 		return rl_error_set(RL_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu",
 				    n, max_len);
-	}
-	if (!(frame = malloc(n + 4))) {
-		free(body);
+	/* One buffer, so that a small frame goes out as one TLS record. */
+	if (!(frame = malloc(n + 4)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
-	}
 	frame[0] = (unsigned char)(n >> 24);
 	frame[1] = (unsigned char)(n >> 16);
 	frame[2] = (unsigned char)(n >> 8);
 	frame[3] = (unsigned char)n;
 	frame[4] = (unsigned char)type;
-	memcpy(frame + 5, body, n - 1);
+	memcpy(frame + 5, json, len);
 	error = rl_conn_write(c, frame, n + 4, timeout_ms);
 	free(frame);
-	free(body);
 	return error;
 }
 

@@ -324,7 +324,7 @@ static int push(rl_store *s, const struct hub_peer *p, long long batch, json_t *
 	int error;
 
 	memset(&st, 0, sizeof(st));
-	error = hub_push(s, p, req, resp, &st);
+	error = hub_push(s, p, req, resp, NULL, &st);
 	json_decref(req);
 	return error;
 }

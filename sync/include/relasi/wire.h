@@ -65,6 +65,11 @@ int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char *
 /* Write one frame (payload is not consumed). RL_ETOOBIG above max_len. */
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms);
 
+/* Write one frame whose payload is JSON text the caller already encoded
+ * (len bytes, one object; not checked). RL_ETOOBIG above max_len. */
+int rl_wire_write_text(rl_conn *c, int type, const char *json, size_t len, size_t max_len,
+		       int timeout_ms);
+
 /* Write one frame whose payload is len raw bytes (IMAGE frames: the only
  * type that is not JSON). RL_ETOOBIG above max_len. */
 int rl_wire_write_bytes(rl_conn *c, int type, const void *bytes, size_t len, size_t max_len,
