@@ -359,6 +359,42 @@ static int read_batch(rl_store *s, long long batch, json_t *changes, long long *
 }
 
 /*
+ * Check the hub's PUSHED answer to batch `batch` (n changes, sent with
+ * `cursor`) and work out the cursor the device has once it is recorded:
+ * *rewind. A change the hub kept (or already had) at a version this device
+ * has pulled past was skipped by that pull, because this edit was pending
+ * (made while a sync ran). Nothing would send it again and the device
+ * would keep its losing value for good (tests/sim/simulate.py, FINDINGS 4):
+ * the device pulls again from just before it. (The hub's bundle import
+ * starts the reply's pages from the same point: hub/bundle.c.) A pure
+ * function of the answer, so that the session can send the next batch with
+ * this cursor before it records the answer.
+ */
+static int answer_rewind(json_t *resp, long long batch, size_t n, long long cursor,
+			 long long *rewind)
+{
+	json_t *results = json_object_get(resp, "results");
+	size_t i;
+
+	if (json_integer_value(json_object_get(resp, "batch")) != batch || !json_is_array(results) ||
+	    json_array_size(results) != n)
+		return rl_error_set(RL_EPROTO, "the hub's answer does not match batch %lld", batch);
+	*rewind = cursor;
+	for (i = 0; i < n; i++) {
+		json_t *r = json_array_get(results, i);
+		const char *status = json_string_value(json_object_get(r, "s"));
+		json_t *jv = json_object_get(r, "v");
+		long long version = json_is_integer(jv) ? json_integer_value(jv) : 0;
+		if (!status)
+			return rl_error_set(RL_EPROTO, "a result without a status");
+		if (strcmp(status, "refused") != 0 && strcmp(status, "applied") != 0 &&
+		    version > 0 && version <= cursor && version - 1 < *rewind)
+			*rewind = version - 1;
+	}
+	return RL_OK;
+}
+
+/*
  * Record the hub's PUSHED answer to batch `batch` (whose changes are seqs[n],
  * sent with `cursor`): one transaction for the whole batch. The network
  * session and an imported reply bundle both come through here.
@@ -372,10 +408,8 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 	size_t i;
 	int error = RL_OK, rc = SQLITE_DONE;
 
-	if (json_integer_value(json_object_get(resp, "batch")) != batch || !json_is_array(results) ||
-	    json_array_size(results) != n)
-		return rl_error_set(RL_EPROTO, "the hub's answer does not match batch %lld", batch);
-	rewind = cursor;
+	if ((error = answer_rewind(resp, batch, n, cursor, &rewind)) < 0)
+		return error;
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	for (i = 0; i < n; i++) {
@@ -384,10 +418,6 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 		const char *reason = json_string_value(json_object_get(r, "reason"));
 		json_t *jv = json_object_get(r, "v");
 		long long version = json_is_integer(jv) ? json_integer_value(jv) : 0;
-		if (!status) {
-			error = rl_error_set(RL_EPROTO, "a result without a status");
-			break;
-		}
 		if (strcmp(status, "refused") == 0) {
 			if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'refused', "
 						      "reason = ?2 WHERE seq = ?1", &st)) < 0)
@@ -433,16 +463,6 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 					break;
 				}
 			}
-			/* The hub kept (or already had) a value at a version this
-			 * device has pulled past: the pull skipped it because this
-			 * edit was pending (made while a sync ran). Nothing would
-			 * send it again and the device would keep its losing value
-			 * for good (tests/sim/simulate.py, FINDINGS 4): pull again
-			 * from just before it. (The hub's bundle import starts the
-			 * reply's pages from the same point: hub/bundle.c.) */
-			if (strcmp(status, "applied") != 0 && version > 0 && version <= cursor &&
-			    version - 1 < rewind)
-				rewind = version - 1;
 			if ((error = rl_store_prepare(s, "DELETE FROM rl_outbox WHERE seq = ?1", &st)) < 0)
 				break;
 			sqlite3_bind_int64(st, 1, seqs[i]);
@@ -465,18 +485,21 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 	return error;
 }
 
-/* One push batch on its way: its changes read (prepare_push), sent with the
- * cursor of the moment (send_push), answered and recorded (finish_push). */
+/* One push batch on its way: its changes read (prepare_push), sent with
+ * the cursor the device will have when the answer before it is recorded
+ * (send_push), answered (receive_push), recorded (record_push). */
 struct outgoing {
 	long long batch, cursor;
 	long long *seqs;
 	size_t n;
 	json_t *changes;
+	json_t *answer;               /* PUSHED, checked, not yet recorded */
 };
 
 static void outgoing_free(struct outgoing *o)
 {
 	json_decref(o->changes);
+	json_decref(o->answer);
 	free(o->seqs);
 	memset(o, 0, sizeof(*o));
 }
@@ -490,13 +513,12 @@ static int prepare_push(rl_store *s, long long batch, struct outgoing *o)
 	return read_batch(s, batch, o->changes, &o->seqs, &o->n);
 }
 
-static int send_push(rl_store *s, rl_conn *c, struct outgoing *o)
+static int send_push(rl_conn *c, struct outgoing *o, long long cursor)
 {
 	json_t *req;
 	int error;
 
-	if ((error = meta_int(s, "cursor", &o->cursor)) < 0)
-		return error;
+	o->cursor = cursor;
 	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)o->batch,
 			      "cursor", (json_int_t)o->cursor, "changes", o->changes)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
@@ -505,16 +527,20 @@ static int send_push(rl_store *s, rl_conn *c, struct outgoing *o)
 	return error;
 }
 
-static int finish_push(rl_store *s, rl_conn *c, struct outgoing *o, struct rl_sync_stats *stats)
+/* The answer to o, checked; *cursor_after is the device's cursor once it is
+ * recorded (the next batch goes with it). */
+static int receive_push(rl_conn *c, struct outgoing *o, long long *cursor_after)
 {
-	json_t *resp;
 	int error;
 
-	if ((error = receive(c, RL_FRAME_PUSHED, &resp)) < 0)
+	if ((error = receive(c, RL_FRAME_PUSHED, &o->answer)) < 0)
 		return error;
-	error = record_pushed(s, o->batch, o->cursor, o->seqs, o->n, resp, stats);
-	json_decref(resp);
-	return error;
+	return answer_rewind(o->answer, o->batch, o->n, o->cursor, cursor_after);
+}
+
+static int record_push(rl_store *s, struct outgoing *o, struct rl_sync_stats *stats)
+{
+	return record_pushed(s, o->batch, o->cursor, o->seqs, o->n, o->answer, stats);
 }
 
 /* ---- pull ------------------------------------------------------------------------- */
@@ -1657,7 +1683,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		       rl_sync_progress progress, void *pctx)
 {
 	json_t *req = NULL, *resp = NULL;
-	struct outgoing cur = { 0, 0, NULL, 0, NULL }, next = { 0, 0, NULL, 0, NULL };
+	struct outgoing cur = { 0, 0, NULL, 0, NULL, NULL }, next = { 0, 0, NULL, 0, NULL, NULL };
 	long long batch, cursor;
 	char status[96], now[21];
 	int error, more = 1, snapshot = 0, loaded = 0;
@@ -1701,12 +1727,18 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 
 	/* First any batches an earlier session sent without getting the
 	 * answer, in order; then new ones. One batch is in flight at a time
-	 * (the hub's merge rules rely on that order, and the cursor sent with
-	 * a batch must be the device's after the previous answer), but the
-	 * next one is frozen and read while the hub merges the current one. */
-	if ((error = sent_batch_after(s, 0, &batch)) < 0 ||
+	 * (the hub's merge rules rely on that order), but the device never
+	 * keeps the hub waiting on its own store: it freezes and reads the
+	 * next batch while the hub merges the current one, and sends it as soon
+	 * as the answer has come, with the cursor that answer leaves
+	 * (answer_rewind), before it records the answer in its store. A crash
+	 * in between leaves both batches sent; the next session sends them
+	 * again in order and gets the hub's stored answers. */
+	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
+	    (error = sent_batch_after(s, 0, &batch)) < 0 ||
 	    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
-	    (batch && (error = prepare_push(s, batch, &cur)) < 0))
+	    (batch && (error = prepare_push(s, batch, &cur)) < 0) ||
+	    (cur.batch && (error = send_push(c, &cur, cursor)) < 0))
 		goto cleanup;
 	while (cur.batch) {
 		if (progress) {
@@ -1714,12 +1746,11 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 				 cur.batch, stats->pushed);
 			progress(pctx, status);
 		}
-		if ((error = send_push(s, c, &cur)) < 0 ||
-		    (error = sent_batch_after(s, cur.batch, &batch)) < 0 ||
+		if ((error = sent_batch_after(s, cur.batch, &batch)) < 0 ||
 		    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
 		    (batch && (error = prepare_push(s, batch, &next)) < 0))
 			goto cleanup;
-		if ((error = finish_push(s, c, &cur, stats)) == RL_EREUSED) {
+		if ((error = receive_push(c, &cur, &cursor)) == RL_EREUSED) {
 			long long to;
 			if ((error = rl_sync_renumber_batch(s, cur.batch, &to)) == 0)
 				error = rl_error_set(RL_EREUSED, "the hub already has batch %lld of this "
@@ -1727,7 +1758,9 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 						     "from an older copy?); its changes are now batch %lld",
 						     cur.batch, to);
 		}
-		if (error < 0)
+		if (error < 0 ||
+		    (next.batch && (error = send_push(c, &next, cursor)) < 0) ||
+		    (error = record_push(s, &cur, stats)) < 0)
 			goto cleanup;
 		outgoing_free(&cur);
 		cur = next;
