@@ -485,46 +485,59 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 	return error;
 }
 
-/* One push batch on its way: its changes read (prepare_push), sent with
- * the cursor the device will have when the answer before it is recorded
- * (send_push), answered (receive_push), recorded (record_push). */
+/* One push batch on its way: its changes read and encoded (prepare_push),
+ * sent with the cursor the device will have when the answer before it is
+ * recorded (send_push), answered (receive_push), recorded (record_push). */
 struct outgoing {
 	long long batch, cursor;
 	long long *seqs;
 	size_t n;
-	json_t *changes;
+	char *changes;                /* the JSON array of the changes */
 	json_t *answer;               /* PUSHED, checked, not yet recorded */
 };
 
 static void outgoing_free(struct outgoing *o)
 {
-	json_decref(o->changes);
+	free(o->changes);
 	json_decref(o->answer);
 	free(o->seqs);
 	memset(o, 0, sizeof(*o));
 }
 
+/* Read and encode the batch while the hub merges the one before: only the
+ * cursor, known once that answer is in, is left for send_push. */
 static int prepare_push(rl_store *s, long long batch, struct outgoing *o)
 {
+	json_t *changes;
+	int error;
+
 	memset(o, 0, sizeof(*o));
-	if (!(o->changes = json_array()))
+	if (!(changes = json_array()))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	o->batch = batch;
-	return read_batch(s, batch, o->changes, &o->seqs, &o->n);
+	if ((error = read_batch(s, batch, changes, &o->seqs, &o->n)) == 0 &&
+	    !(o->changes = json_dumps(changes, JSON_COMPACT)))
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	json_decref(changes);
+	return error;
 }
 
 static int send_push(rl_conn *c, struct outgoing *o, long long cursor)
 {
-	json_t *req;
-	int error;
+	char head[96];
+	const char *parts[3];
+	size_t lens[3];
 
 	o->cursor = cursor;
-	if (!(req = json_pack("{s:I, s:I, s:O}", "batch", (json_int_t)o->batch,
-			      "cursor", (json_int_t)o->cursor, "changes", o->changes)))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	error = rl_wire_write(c, RL_FRAME_PUSH, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS);
-	json_decref(req);
-	return error;
+	lens[0] = (size_t)snprintf(head, sizeof(head), "{\"batch\":%lld,\"cursor\":%lld,\"changes\":",
+				   o->batch, o->cursor);
+	parts[0] = head;
+	parts[1] = o->changes;
+	lens[1] = strlen(o->changes);
+	parts[2] = "}";
+	lens[2] = 1;
+	return rl_wire_write_parts(c, RL_FRAME_PUSH, parts, lens, 3, RL_MAX_FRAME,
+				   RL_READ_TIMEOUT_MS);
 }
 
 /* The answer to o, checked; *cursor_after is the device's cursor once it is

@@ -122,10 +122,22 @@ int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, i
 int rl_wire_write_text(rl_conn *c, int type, const char *json, size_t len, size_t max_len,
 		       int timeout_ms)
 {
+	return rl_wire_write_parts(c, type, &json, &len, 1, max_len, timeout_ms);
+}
+
+int rl_wire_write_parts(rl_conn *c, int type, const char *const *parts, const size_t *lens,
+			size_t nparts, size_t max_len, int timeout_ms)
+{
 	unsigned char *frame;
-	size_t n = len + 1;
+	size_t n = 1, i, at;
 	int error;
 
+	for (i = 0; i < nparts; i++) {
+		if (lens[i] > max_len)
+			return rl_error_set(RL_ETOOBIG, "frame of over %zu bytes exceeds the limit "
+					    "of %zu", lens[i], max_len);
+		n += lens[i];
+	}
 	if (n > max_len || n > 0xffffffffu)
 		return rl_error_set(RL_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu",
 				    n, max_len);
@@ -137,7 +149,8 @@ int rl_wire_write_text(rl_conn *c, int type, const char *json, size_t len, size_
 	frame[2] = (unsigned char)(n >> 8);
 	frame[3] = (unsigned char)n;
 	frame[4] = (unsigned char)type;
-	memcpy(frame + 5, json, len);
+	for (i = 0, at = 5; i < nparts; at += lens[i], i++)
+		memcpy(frame + at, parts[i], lens[i]);
 	error = rl_conn_write(c, frame, n + 4, timeout_ms);
 	free(frame);
 	return error;

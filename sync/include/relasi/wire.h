@@ -70,6 +70,12 @@ int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, i
 int rl_wire_write_text(rl_conn *c, int type, const char *json, size_t len, size_t max_len,
 		       int timeout_ms);
 
+/* The same with the payload in nparts pieces (parts[i], lens[i] bytes),
+ * sent as one: a request whose bulk was encoded ahead of time and whose
+ * head is known only now. */
+int rl_wire_write_parts(rl_conn *c, int type, const char *const *parts, const size_t *lens,
+			size_t nparts, size_t max_len, int timeout_ms);
+
 /* Write one frame whose payload is len raw bytes (IMAGE frames: the only
  * type that is not JSON). RL_ETOOBIG above max_len. */
 int rl_wire_write_bytes(rl_conn *c, int type, const void *bytes, size_t len, size_t max_len,
