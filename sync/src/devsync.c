@@ -1699,7 +1699,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	struct outgoing cur = { 0, 0, NULL, 0, NULL, NULL }, next = { 0, 0, NULL, 0, NULL, NULL };
 	long long batch, cursor;
 	char status[96], now[21];
-	int error, more = 1, snapshot = 0, loaded = 0;
+	int error, sent, more = 1, snapshot = 0, loaded = 0;
 
 	memset(stats, 0, sizeof(*stats));
 	/* "wall" lets the hub tell a clock that is wrong now from stamps made
@@ -1771,9 +1771,12 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 						     "from an older copy?); its changes are now batch %lld",
 						     cur.batch, to);
 		}
-		if (error < 0 ||
-		    (next.batch && (error = send_push(c, &next, cursor)) < 0) ||
-		    (error = record_push(s, &cur, stats)) < 0)
+		if (error < 0)
+			goto cleanup;
+		/* The answer in hand is recorded even when the connection drops
+		 * while the next batch goes out. */
+		sent = next.batch ? send_push(c, &next, cursor) : RL_OK;
+		if ((error = record_push(s, &cur, stats)) < 0 || (error = sent) < 0)
 			goto cleanup;
 		outgoing_free(&cur);
 		cur = next;
