@@ -29,8 +29,11 @@ A run, every choice drawn from random.Random(seed) (never from the wall clock):
       - the device SIGKILLed during its sync, after a seeded delay or while
         the proxy holds the stream at a seeded byte;
       - the rep editing while the sync waits on the network (the proxy
-        holds the stream at a seeded byte), and sometimes another device
-        syncing in between, so that the hub interleaves two sessions;
+        holds the stream at a seeded byte, and the edit waits until the
+        device is blocked in poll(): after sending a batch it still
+        records the previous answer and freezes its next batch), and
+        sometimes another device syncing in between, so that the hub
+        interleaves two sessions;
       - clock skew through RELASI_NOW: small skews (within the 5-minute
         drift bound) and clocks hours or days behind persist on a device for
         a while (its syncs may fail with exit 8 "clock"); a clock minutes to
@@ -97,6 +100,7 @@ import collections
 import datetime
 import json
 import os
+import platform
 import random
 import signal
 import socket
@@ -785,6 +789,36 @@ def restamp_rows(rows, base):
     return len(old)
 
 
+# The syscalls a device blocks in while it waits for the network: its
+# sockets are non-blocking and it poll()s them (sync/src/conn.c).
+NETWORK_WAITS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(platform.machine(), set())
+
+
+def wait_blocked_on_network(proc, deadline):
+    """When the proxy holds a request's bytes, the device has sent them and
+    still works on its own store before it waits for the answer: it records
+    the answer before (and freezes and encodes its next batch) while the
+    hub would be merging. Wait until it is blocked in poll() for the
+    network, three samples running (/proc/PID/syscall), so that the rep's
+    edit and the model's reading of the store meet a store at rest. Where
+    that cannot be read, wait a fixed 0.3 s instead."""
+    if not NETWORK_WAITS:
+        time.sleep(0.3)
+        return
+    stable = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/syscall") as f:
+                first = f.read().split(" ", 1)[0].strip()
+        except OSError:
+            time.sleep(0.3)
+            return
+        stable = stable + 1 if first in NETWORK_WAITS else 0
+        if stable >= 3:
+            return
+        time.sleep(0.002)
+
+
 def read_outbox(path):
     con = ro(path)
     try:
@@ -1319,6 +1353,8 @@ class Sim:
             deadline = time.time() + STALL_MAX
             while time.time() < deadline and proc.poll() is None and not self.proxy.fired.is_set():
                 time.sleep(0.002)
+            if self.proxy.fired.is_set() and proc.poll() is None:
+                wait_blocked_on_network(proc, time.time() + STALL_MAX)
             if self.proxy.fired.is_set() and proc.poll() is None:
                 # the sync waits on the network, outside any transaction:
                 # the rep edits meanwhile
