@@ -12,8 +12,8 @@ Each seed is one test; a failure prints the seed, the reason, the last
 actions and the command that replays it (with --exact). The whole set takes
 about half a minute on two cores (RelWithDebInfo), where every seed runs.
 Under the sanitizer build each process is ~7x slower (allocator, leak
-check at exit), and a time budget of 80 s skips the seeds left when it
-runs out, which it says: there the suite looks for memory errors on the
+check at exit), and a time budget (45 s there, 80 s elsewhere) skips the
+seeds left when it runs out, which it says: there the suite looks for memory errors on the
 same paths, and the whole suite has to fit its ~10 minutes on two cores.
 Longer campaigns: scripts/simulate.sh."""
 import os
@@ -44,7 +44,9 @@ import simulate  # noqa: E402
 SEEDS = [(4, None, 60, False), (16, None, 60, False), (8, None, 60, True),
          (21, None, 60, False), (9, None, 60, False), (384, None, 60, True),
          (15, None, 60, False), (1370, None, 60, True)]
-BUDGET = 80           # seconds; ctest gives the file 300
+# seconds; ctest gives the file 300. The sanitizer build sets 45
+# (tests/CMakeLists.txt); the normal build runs every seed well within 80.
+BUDGET = int(os.environ.get("RELASI_SIM_BUDGET", "80"))
 START = time.time()
 
 
