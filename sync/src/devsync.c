@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define PULL_LIMIT 1000
 
@@ -1777,7 +1776,6 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		/* The answer in hand is recorded even when the connection drops
 		 * while the next batch goes out. */
 		sent = next.batch ? send_push(c, &next, cursor) : RL_OK;
-		if (getenv("RL_TEST_SLOW")) usleep(100000);
 		if ((error = record_push(s, &cur, stats)) < 0 || (error = sent) < 0)
 			goto cleanup;
 		outgoing_free(&cur);
