@@ -1518,10 +1518,6 @@ rollback:
 	rl_store_rollback(s);
 	json_decref(*resp);
 	*resp = NULL;
-	if (resp_text) {
-		free(*resp_text);
-		*resp_text = NULL;
-	}
 cleanup:
 	json_decref(results);
 	if (cs)

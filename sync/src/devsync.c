@@ -48,9 +48,8 @@ static int hub_refused(json_t *resp)
 			    code ? code : "?");
 }
 
-/* Send a request and read its answer; an ERROR frame becomes an error with
- * the hub's own words. */
-/* The hub's answer: frame type `want`, or its ERROR as our error. */
+/* The hub's answer: frame type `want`; an ERROR frame becomes an error
+ * with the hub's own words. */
 static int receive(rl_conn *c, int want, json_t **resp)
 {
 	int got, error;
@@ -72,6 +71,7 @@ static int receive(rl_conn *c, int want, json_t **resp)
 	return RL_OK;
 }
 
+/* Send a request and read its answer (receive). */
 static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
 {
 	int error;
