@@ -107,6 +107,16 @@ int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t *
 	return error;
 }
 
+/* The 5 bytes before a payload: n (type + payload) big-endian, the type. */
+static void frame_head(unsigned char h[5], size_t n, int type)
+{
+	h[0] = (unsigned char)(n >> 24);
+	h[1] = (unsigned char)(n >> 16);
+	h[2] = (unsigned char)(n >> 8);
+	h[3] = (unsigned char)n;
+	h[4] = (unsigned char)type;
+}
+
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms)
 {
 	char *body = json_dumps(payload, JSON_COMPACT);
@@ -144,11 +154,7 @@ int rl_wire_write_parts(rl_conn *c, int type, const char *const *parts, const si
 	/* One buffer, so that a small frame goes out as one TLS record. */
 	if (!(frame = malloc(n + 4)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
-	frame[0] = (unsigned char)(n >> 24);
-	frame[1] = (unsigned char)(n >> 16);
-	frame[2] = (unsigned char)(n >> 8);
-	frame[3] = (unsigned char)n;
-	frame[4] = (unsigned char)type;
+	frame_head(frame, n, type);
 	for (i = 0, at = 5; i < nparts; at += lens[i], i++)
 		memcpy(frame + at, parts[i], lens[i]);
 	error = rl_conn_write(c, frame, n + 4, timeout_ms);
@@ -166,11 +172,7 @@ int rl_wire_write_bytes(rl_conn *c, int type, const void *bytes, size_t len, siz
 	if (n > max_len || n > 0xffffffffu)
 		return rl_error_set(RL_ETOOBIG, "frame of %zu bytes exceeds the limit of %zu", n,
 				    max_len);
-	head[0] = (unsigned char)(n >> 24);
-	head[1] = (unsigned char)(n >> 16);
-	head[2] = (unsigned char)(n >> 8);
-	head[3] = (unsigned char)n;
-	head[4] = (unsigned char)type;
+	frame_head(head, n, type);
 	/* Two writes, no copy: a TLS connection sends each as its own record
 	 * (5 bytes of header cost one small record per frame). */
 	if ((error = rl_conn_write(c, head, sizeof(head), timeout_ms)) < 0)

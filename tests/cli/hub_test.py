@@ -108,7 +108,6 @@ class Hub:
             self.log.close()
             self.proc = None
             self.check_log_clean()
-        self.proc = None
 
     def check_log_clean(self):
         """The sanitizer build reports a leak or a bad access at the hub's

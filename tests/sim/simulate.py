@@ -797,7 +797,7 @@ NETWORK_WAITS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(platform.machine
 def wait_blocked_on_network(proc, deadline):
     """When the proxy holds a request's bytes, the device has sent them and
     still works on its own store before it waits for the answer: it records
-    the answer before (and freezes and encodes its next batch) while the
+    the previous answer and freezes and encodes its next batch while the
     hub would be merging. Wait until it is blocked in poll() for the
     network, three samples running (/proc/PID/syscall), so that the rep's
     edit and the model's reading of the store meet a store at rest. Where
