@@ -14,7 +14,7 @@ Each section starts its own hub, so they do not disturb each other.
    200,000 changes: TLS set-up, the device freezing and sending its batches
    and the hub merging them field by field (row lookup, field versions, the
    log, duplicate keys, FTS / R*Tree, one synchronous=FULL commit per batch of
-   1000). changes/s = changes / push time. The rest of the session (the device
+   4000, relasi/limits.h). changes/s = changes / push time. The rest of the session (the device
    pulling the same changes back) is reported beside it.
    Reference: the plainest possible SQLite write of the same count: Python's
    sqlite3 running a prepared single-column `UPDATE t SET v = ? WHERE id = ?`
