@@ -18,6 +18,7 @@
 #include "relasi/conn.h"
 #include "relasi/id.h"
 #include "relasi/merge.h"
+#include "relasi/push.h"
 #include "relasi/store.h"
 
 /* The authenticated peer of a session, from its certificate. */
@@ -68,15 +69,21 @@ int hub_store_open(rl_store **out, const char *dir, int create);
 int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 
-/* PUSH -> PUSHED (see sync/PROTOCOL.md). *resp is a new reference. When
- * resp_text is not NULL, *resp_text is the same answer as the compact JSON
- * text the hub recorded for the batch (malloc'd, the caller frees it): the
- * server sends those bytes instead of encoding the answer a second time.
+/* PUSH -> PUSHED (see sync/PROTOCOL.md), for a PUSH decoded by jansson
+ * (offline bundles, tests). *resp is a new reference. When resp_text is
+ * not NULL, *resp_text is the same answer as the compact JSON text the hub
+ * recorded for the batch (malloc'd, the caller frees it).
  * RL_EPROTO for a malformed batch; RL_EREUSED for a batch number this
  * device used before for other changes (nothing applied); refused changes
  * are results, not errors. On an error *resp and *resp_text are NULL. */
 int hub_push(rl_store *s, const struct hub_peer *peer, json_t *push, json_t **resp,
 	     char **resp_text, struct hub_stats *stats);
+
+/* The same for a PUSH read by rl_push_parse (relasi/push.h): how `serve`
+ * takes batches, without a JSON tree. push's strings stay the caller's.
+ * *resp_text: the answer (malloc'd), NULL on an error. */
+int hub_push_read(rl_store *s, const struct hub_peer *peer, const struct rl_push *push,
+		  char **resp_text, struct hub_stats *stats);
 
 /* PULL -> PAGE. */
 int hub_pull(rl_store *s, const struct hub_peer *peer, json_t *pull, json_t **page,

@@ -22,6 +22,7 @@
 #include "relasi/merge.h"
 #include "relasi/record.h"
 #include "relasi/model.h"
+#include "relasi/push.h"
 #include "relasi/valid.h"
 
 int hub_path(char *buf, size_t len, const char *dir, const char *name)
@@ -483,7 +484,10 @@ struct change {
 	const struct rl_field *f;
 	struct rl_value value;
 	int64_t base, hlc;
-	json_t *result;         /* filled by apply */
+	const char *status;     /* the answer, filled by apply (NULL: none yet): */
+	long long version;      /*   its "v" */
+	char *reason;           /*   its "reason" (owned), or NULL */
+	int lost_reason;        /* out of memory copying the reason: the batch fails */
 	int dangling;           /* refers to a record the hub does not have */
 	int redirected;         /* row was a merged duplicate: now its survivor */
 	int gone;               /* a change only the loser itself had (see redirect_changes) */
@@ -554,17 +558,25 @@ static int redirect_changes(rl_store *s, struct change *cs, size_t n)
 	return RL_OK;
 }
 
-static json_t *result(const char *status, long long version, const char *reason)
+/* Answer a change (status a literal). The reason is copied: callers pass
+ * messages that change under them (rl_error_message, a stack buffer). */
+static void answer(struct change *c, const char *status, long long version, const char *reason)
 {
-	json_t *r = json_pack("{s:s, s:I}", "s", status, "v", (json_int_t)version);
-	if (r && reason)
-		json_object_set_new(r, "reason", json_string(reason));
-	return r;
+	free(c->reason);
+	c->status = status;
+	c->version = version;
+	c->reason = reason ? strdup(reason) : NULL;
+	c->lost_reason = reason && !c->reason;
+}
+
+static void unanswer(struct change *c)
+{
+	answer(c, NULL, 0, NULL);
 }
 
 static void refuse(struct change *c, const char *reason, struct hub_stats *stats)
 {
-	c->result = result("refused", 0, reason);
+	answer(c, "refused", 0, reason);
 	stats->refused++;
 }
 
@@ -813,7 +825,7 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		error = log_field(s, cs[i]->tbl, cs[i]->row, cs[i]->field, &cs[i]->value, cs[i]->hlc,
 				  p->device, p->user, "change", &seq);
 		if (error == 0) {
-			cs[i]->result = result("applied", seq, NULL);
+			answer(cs[i], "applied", seq, NULL);
 			stats->applied++;
 		}
 	}
@@ -1003,7 +1015,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			if ((error = hub_write_field(s, c->tbl, c->row, "deleted", &alive, "merge",
 						     &seq)) < 0)
 				goto cleanup;
-			c->result = result("conflict", seq,
+			answer(c, "conflict", seq,
 					   "the record was edited elsewhere; it stays until the admin decides");
 			stats->conflicts++;
 			goto cleanup;
@@ -1060,11 +1072,11 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		if ((error = log_field(s, c->tbl, c->row, c->field, &c->value, c->hlc, p->device,
 				       p->user, "change", &seq)) < 0)
 			break;
-		c->result = result("applied", seq, NULL);
+		answer(c, "applied", seq, NULL);
 		stats->applied++;
 		break;
 	case RL_MERGE_SAME:
-		c->result = result("same", fs.exists ? fs.version : 0, NULL);
+		answer(c, "same", fs.exists ? fs.version : 0, NULL);
 		stats->same++;
 		if (rl_model_is_text(c->f) && fs.exists)
 			error = remember_sent_text(s, p, c, fs.version);
@@ -1076,7 +1088,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 				       "merge", &seq)) < 0 ||
 		    (error = remember_sent_text(s, p, c, seq)) < 0)
 			break;
-		c->result = result("merged", seq, NULL);
+		answer(c, "merged", seq, NULL);
 		stats->merged++;
 		break;
 	}
@@ -1091,13 +1103,13 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 					       p->device, p->user, "change", &seq)) < 0)
 				break;
 		}
-		c->result = result("conflict", seq, mr.incoming_wins
+		answer(c, "conflict", seq, mr.incoming_wins
 				   ? "conflict: your value is kept for now; the admin decides"
 				   : "conflict: the hub's value is kept for now; the admin decides");
 		stats->conflicts++;
 		break;
 	}
-	if (error == 0 && c->result && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
+	if (error == 0 && c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
 					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0))
 		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
@@ -1122,15 +1134,12 @@ static int relog_losers(rl_store *s, struct change *cs, size_t n)
 
 	for (i = 0; i < n && error == 0; i++) {
 		struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
-		const char *status;
 		sqlite3_stmt *row;
 		int found = 0, col, dup = 0;
 		long long seq;
 
-		if (!cs[i].redirected || cs[i].gone || !cs[i].result)
-			continue;
-		status = json_string_value(json_object_get(cs[i].result, "s"));
-		if (!status || strcmp(status, "refused") == 0)
+		if (!cs[i].redirected || cs[i].gone || !cs[i].status ||
+		    strcmp(cs[i].status, "refused") == 0)
 			continue;
 		for (k = 0; k < i && !dup; k++)
 			dup = cs[k].redirected && cs[k].t == cs[i].t &&
@@ -1223,17 +1232,17 @@ int hub_tell_device(rl_store *s, const char *device, json_t *obj, const char *ba
 	       rl_error_set(RL_ENOMEM, "out of memory") : RL_OK;
 }
 
-/* The stored answer of (device, batch), or *resp NULL when the hub never
- * recorded it. A recorded batch whose digest differs from this one is a
- * number used twice: RL_EREUSED, nothing to apply. */
+/* The stored answer of (device, batch) as its text (*text, the caller's to
+ * free), or *text NULL when the hub never recorded it. A recorded batch
+ * whose digest differs from this one is a number used twice: RL_EREUSED,
+ * nothing to apply. */
 static int stored_response(rl_store *s, const char *device, long long batch,
-			   const unsigned char digest[32], json_t **resp, char **resp_text)
+			   const unsigned char digest[32], char **text)
 {
 	sqlite3_stmt *st;
-	json_error_t jerr;
-	int error, rc;
+	int error = RL_OK, rc;
 
-	*resp = NULL;
+	*text = NULL;
 	if ((error = rl_store_prepare(s, "SELECT response, digest FROM hub_batches WHERE "
 				      "device = ?1 AND batch = ?2", &st)) < 0)
 		return error;
@@ -1246,17 +1255,11 @@ static int stored_response(rl_store *s, const char *device, long long batch,
 				     "with other changes; nothing was applied (the device's store "
 				     "restored from an older copy?)", batch);
 	} else if (rc == SQLITE_ROW) {
-		const char *text = (const char *)sqlite3_column_text(st, 0);
-		*resp = text ? json_loads(text, 0, &jerr) : NULL;
-		if (!*resp)
-			error = text ? rl_error_set(RL_ESTORE, "stored answer of batch %lld is damaged",
-						    batch)
-				     : rl_store_error(s, "reading a stored answer");
-		else if (resp_text && !(*resp_text = strdup(text))) {
-			json_decref(*resp);
-			*resp = NULL;
+		const char *stored = (const char *)sqlite3_column_text(st, 0);
+		if (!stored)
+			error = rl_store_error(s, "reading a stored answer");
+		else if (!(*text = strdup(stored)))
 			error = rl_error_set(RL_ENOMEM, "out of memory");
-		}
 	} else if (rc != SQLITE_DONE) {
 		/* Not "never seen": applying the batch again would double it. */
 		error = rl_store_error(s, "looking up the batch");
@@ -1321,51 +1324,76 @@ static int find_dangling(rl_store *s, struct change *cs, size_t n, int *found)
 	return RL_OK;
 }
 
-int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
-	     char **resp_text, struct hub_stats *stats)
+/* The PUSHED answer's text: {"batch":N,"results":[RESULT...]}, as jansson
+ * would write it compactly. Written directly: building a JSON tree of a
+ * few thousand results to print it was a tenth of a push's CPU. *text is
+ * sqlite3_malloc'd. */
+static int write_answer(sqlite3 *db, long long batch, const struct change *cs, size_t n,
+			char **text)
 {
-	json_t *jb = json_object_get(push, "batch"), *jc = json_object_get(push, "changes");
-	json_t *jcur = json_object_get(push, "cursor"), *results = NULL;
-	struct change *cs = NULL;
-	long long batch, cursor, first_seq;
-	size_t n, i, j;
-	char *text = NULL, at[21];
+	sqlite3_str *out = sqlite3_str_new(db);
+	size_t i;
+
+	sqlite3_str_appendf(out, "{\"batch\":%lld,\"results\":[", batch);
+	for (i = 0; i < n; i++) {
+		const char *reason = cs[i].status ? cs[i].reason : "not applied";
+		sqlite3_str_appendf(out, "%s{\"s\":\"%s\",\"v\":%lld", i ? "," : "",
+				    cs[i].status ? cs[i].status : "refused",
+				    cs[i].status ? cs[i].version : 0LL);
+		if (reason) {
+			json_t *j = json_string(reason);
+			char *quoted = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+			json_decref(j);
+			if (!quoted) {
+				sqlite3_free(sqlite3_str_finish(out));
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			}
+			sqlite3_str_appendf(out, ",\"reason\":%s", quoted);
+			free(quoted);
+		}
+		sqlite3_str_appendchar(out, 1, '}');
+	}
+	sqlite3_str_appendall(out, "]}");
+	if (sqlite3_str_errcode(out) != SQLITE_OK || !(*text = sqlite3_str_finish(out))) {
+		sqlite3_free(sqlite3_str_finish(out));
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	return RL_OK;
+}
+
+/*
+ * The batch cs[0 .. n) (device batch number `batch`, pulled up to
+ * `cursor`) applied in one transaction with its answer recorded, or the
+ * stored answer of a batch seen before. *resp_text: the answer (malloc'd).
+ */
+static int push_batch(rl_store *s, const struct hub_peer *p, long long batch, long long cursor,
+		      struct change *cs, size_t n, char **resp_text, struct hub_stats *stats)
+{
+	long long first_seq;
+	size_t i, j;
+	char *text = NULL, *answer_text = NULL, at[21];
 	struct hub_stats saved;
 	struct hub_restore_points rp;
 	unsigned char digest[32];
 	sqlite3_stmt *st;
 	int error, dangling;
 
-	*resp = NULL;
-	if (resp_text)
-		*resp_text = NULL;
-	if (!json_is_integer(jb) || !json_is_array(jc) || !json_is_integer(jcur))
-		return rl_error_set(RL_EPROTO, "PUSH needs batch, cursor and changes");
-	batch = json_integer_value(jb);
-	cursor = json_integer_value(jcur);
-	n = json_array_size(jc);
+	*resp_text = NULL;
 	if (batch < 1 || batch > RL_MAX_BATCH_NUMBER || cursor < 0)
 		return rl_error_set(RL_EPROTO, "PUSH: bad batch number or cursor");
 	if (n > RL_MAX_BATCH_CHANGES)
 		return rl_error_set(RL_ETOOBIG, "PUSH of %zu changes (limit %d)", n, RL_MAX_BATCH_CHANGES);
-	if (!(cs = calloc(n ? n : 1, sizeof(*cs))))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	for (i = 0; i < n; i++)
-		if ((error = parse_change(json_array_get(jc, i), &cs[i])) < 0) {
-			rl_error_prefix("change %zu", i + 1);
-			goto cleanup;
-		}
 	batch_digest(cs, n, digest);       /* as sent: before redirect_changes */
 
 	saved = *stats;
 again:
 	if ((error = rl_store_begin(s)) < 0)
-		goto cleanup;
-	if ((error = stored_response(s, p->device, batch, digest, resp, resp_text)) < 0)
+		goto done;
+	if ((error = stored_response(s, p->device, batch, digest, &text)) < 0)
 		goto rollback;
-	if (*resp) {                       /* seen before: the same answer, nothing applied */
+	if (text) {                        /* seen before: the same answer, nothing applied */
 		rl_store_rollback(s);
-		goto cleanup;
+		goto done;
 	}
 	/* New records are indexed for search at the commit, in one statement
 	 * per table: indexing each as it is created made FTS5 write a segment
@@ -1392,7 +1420,7 @@ again:
 		if (current > 0 && (error = value_at(s, current, &cur, &found)) < 0)
 			goto rollback;
 		if (found && rl_value_equal(&cur.v, &cs[i].value)) {
-			cs[i].result = result("same", current, NULL);
+			answer(&cs[i], "same", current, NULL);
 			stats->same++;
 		}
 		free_owned(&cur);
@@ -1419,7 +1447,7 @@ again:
 		for (size_t k = i; k < j; k++)
 			if (!cs[k].f) {
 				for (size_t m = i; m < j; m++)
-					if (!cs[m].result)
+					if (!cs[m].status)
 						refuse(&cs[m], "unknown field", stats);
 				unknown = 1;
 				break;
@@ -1428,10 +1456,10 @@ again:
 			continue;
 		/* Stamps from a clock far ahead are refused, not adopted. */
 		for (size_t k = i; k < j; k++) {
-			if (cs[k].result)      /* answered already (a re-send after a restore) */
+			if (cs[k].status)      /* answered already (a re-send after a restore) */
 				continue;
 			if (cs[k].gone) {      /* the merged loser's own tombstone or birth */
-				cs[k].result = result("same", 0, NULL);
+				answer(&cs[k], "same", 0, NULL);
 				stats->same++;
 			} else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
 				refuse(&cs[k], "the device's clock is too far ahead", stats);
@@ -1446,24 +1474,22 @@ again:
 			size_t k, m = 0;
 			/* A create: all the record's changes go into one INSERT. */
 			for (k = i; k < j; k++)
-				if (!cs[k].result)
+				if (!cs[k].status)
 					run[m++] = &cs[k];
 			if (m && (error = apply_create(s, p, run, m, stats)) < 0)
 				goto rollback;
 			continue;
 		}
 		for (size_t k = i; k < j; k++)
-			if (!cs[k].result && (error = apply_update(s, p, &cs[k], cursor, stats)) < 0)
+			if (!cs[k].status && (error = apply_update(s, p, &cs[k], cursor, stats)) < 0)
 				goto rollback;
 	}
 	if ((error = find_dangling(s, cs, n, &dangling)) < 0)
 		goto rollback;
 	if (dangling) {                    /* again, refusing what dangles (bounded: n) */
 		rl_store_rollback(s);
-		for (i = 0; i < n; i++) {
-			json_decref(cs[i].result);
-			cs[i].result = NULL;
-		}
+		for (i = 0; i < n; i++)
+			unanswer(&cs[i]);
 		*stats = saved;
 		goto again;
 	}
@@ -1474,24 +1500,13 @@ again:
 	if ((error = hub_audit_mark(s, first_seq, "batch", p->device, p->user, batch,
 				    stats->conflicts - saved.conflicts, NULL)) < 0)
 		goto rollback;
-	if (!(results = json_array())) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		if (cs[i].lost_reason) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto rollback;
+		}
+	if ((error = write_answer(rl_store_db(s), batch, cs, n, &answer_text)) < 0)
 		goto rollback;
-	}
-	for (i = 0; i < n; i++) {
-		json_array_append_new(results, cs[i].result ? cs[i].result
-					       : result("refused", 0, "not applied"));
-		cs[i].result = NULL;
-	}
-	if (!(*resp = json_pack("{s:I, s:o}", "batch", (json_int_t)batch, "results", results))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto rollback;
-	}
-	results = NULL;
-	if (!(text = json_dumps(*resp, JSON_COMPACT))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto rollback;
-	}
 	now_iso(s, at);
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_batches(device, batch, received_at, "
 				      "response, digest) VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
@@ -1499,7 +1514,7 @@ again:
 	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, batch);
 	sqlite3_bind_text(st, 3, at, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, answer_text, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 5, digest, sizeof(digest), SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
@@ -1509,22 +1524,94 @@ again:
 	sqlite3_reset(st);
 	if ((error = rl_store_commit(s)) < 0)
 		goto rollback;
-	if (resp_text) {                   /* the stored text is the answer sent */
+	if (!(text = strdup(answer_text)))  /* committed: the answer is the stored one */
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	goto done;
+rollback:
+	rl_store_rollback(s);
+	free(text);
+	text = NULL;
+done:
+	sqlite3_free(answer_text);
+	*resp_text = text;
+	return error;
+}
+
+/* The changes of a batch: cs[i] takes change i's strings, which stay the
+ * caller's; answers are freed by free_changes. */
+static void free_changes(struct change *cs, size_t n)
+{
+	size_t i;
+
+	if (cs)
+		for (i = 0; i < n; i++)
+			free(cs[i].reason);
+	free(cs);
+}
+
+int hub_push(rl_store *s, const struct hub_peer *p, json_t *push, json_t **resp,
+	     char **resp_text, struct hub_stats *stats)
+{
+	json_t *jb = json_object_get(push, "batch"), *jc = json_object_get(push, "changes");
+	json_t *jcur = json_object_get(push, "cursor");
+	struct change *cs = NULL;
+	char *text = NULL;
+	size_t n, i;
+	int error;
+
+	*resp = NULL;
+	if (resp_text)
+		*resp_text = NULL;
+	if (!json_is_integer(jb) || !json_is_array(jc) || !json_is_integer(jcur))
+		return rl_error_set(RL_EPROTO, "PUSH needs batch, cursor and changes");
+	n = json_array_size(jc);
+	if (n > RL_MAX_BATCH_CHANGES)
+		return rl_error_set(RL_ETOOBIG, "PUSH of %zu changes (limit %d)", n, RL_MAX_BATCH_CHANGES);
+	if (!(cs = calloc(n ? n : 1, sizeof(*cs))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		if ((error = parse_change(json_array_get(jc, i), &cs[i])) < 0) {
+			rl_error_prefix("change %zu", i + 1);
+			goto cleanup;
+		}
+	if ((error = push_batch(s, p, json_integer_value(jb), json_integer_value(jcur), cs, n, &text,
+				stats)) < 0)
+		goto cleanup;
+	if (!(*resp = json_loads(text, 0, NULL))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if (resp_text) {
 		*resp_text = text;
 		text = NULL;
 	}
-	goto cleanup;
-rollback:
-	rl_store_rollback(s);
-	json_decref(*resp);
-	*resp = NULL;
 cleanup:
-	json_decref(results);
-	if (cs)
-		for (i = 0; i < n; i++)
-			json_decref(cs[i].result);
-	free(cs);
 	free(text);
+	free_changes(cs, n);
+	return error;
+}
+
+int hub_push_read(rl_store *s, const struct hub_peer *p, const struct rl_push *push,
+		  char **resp_text, struct hub_stats *stats)
+{
+	struct change *cs;
+	size_t i;
+	int error;
+
+	*resp_text = NULL;
+	if (!(cs = calloc(push->n ? push->n : 1, sizeof(*cs))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (i = 0; i < push->n; i++) {
+		const struct rl_push_change *c = &push->changes[i];
+		cs[i].tbl = c->tbl;
+		cs[i].row = c->row;
+		cs[i].field = c->field;
+		cs[i].value = c->value;
+		cs[i].base = c->base;
+		cs[i].hlc = c->hlc;
+	}
+	error = push_batch(s, p, push->batch, push->cursor, cs, push->n, resp_text, stats);
+	free_changes(cs, push->n);
 	return error;
 }
 

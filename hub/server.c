@@ -352,11 +352,15 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	struct hub_stats st;
 	json_t *req = NULL, *resp = NULL;
 	char *resp_text = NULL;       /* a PUSHED answer as the hub recorded it */
+	unsigned char *frame = NULL;  /* the frame read, kept for the next one */
+	size_t frame_cap = 0, frame_len;
+	struct rl_push push;          /* a PUSH, read without a JSON tree (relasi/push.h) */
 	long long t0 = now_ms();
 	unsigned long long in, out;
 	int type, error, hello = 0;
 
 	memset(&st, 0, sizeof(st));
+	memset(&push, 0, sizeof(push));
 	/* The handshake already checked CN + fingerprint; look up the role. */
 	{
 		sqlite3_stmt *q;
@@ -381,12 +385,18 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		req = resp = NULL;
 		free(resp_text);
 		resp_text = NULL;
-		if ((error = rl_wire_read(c, RL_MAX_FRAME, srv->read_ms, &type, &req)) < 0)
+		if ((error = rl_wire_read_raw(c, RL_MAX_FRAME, srv->read_ms, &frame, &frame_cap,
+					      &frame_len)) < 0)
 			break;
+		type = frame[0];
 		if (!hello && type != RL_FRAME_HELLO) {
 			error = rl_error_set(RL_EPROTO, "HELLO must come first");
 			break;
 		}
+		if ((error = type == RL_FRAME_PUSH
+			     ? rl_push_parse(&push, frame + 1, frame_len - 1)
+			     : rl_wire_decode(frame, frame_len, &type, &req)) < 0)
+			break;
 		if (type == RL_FRAME_HELLO) {
 			json_t *hlc = json_object_get(req, "hlc"), *proto = json_object_get(req, "proto"), *v;
 			json_t *wall = json_object_get(req, "wall");
@@ -445,7 +455,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);
-			error = hub_push(s, &peer, req, &resp, &resp_text, &st);
+			error = hub_push_read(s, &peer, &push, &resp_text, &st);
 			pthread_mutex_unlock(&srv->write_lock);
 			__atomic_store_n(&srv->last_active_ms, now_ms(), __ATOMIC_RELAXED);
 			if (error < 0)
@@ -499,6 +509,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	json_decref(req);
 	json_decref(resp);
 	free(resp_text);
+	free(frame);
+	rl_push_free(&push);
 	if (st.pushed > 0)
 		__atomic_add_fetch(&srv->pushers_done, 1, __ATOMIC_RELAXED);
 	rl_conn_counters(c, &in, &out);

@@ -26,7 +26,7 @@ secs=${1:-60}
 case $secs in
     ''|*[!0-9]*) echo "usage: sh scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all="wire csv import vcard token valid hub_push dev_sync snapshot chunk enroll bundle restore rule image"
+all="wire csv import vcard token valid hub_push dev_sync snapshot chunk push enroll bundle restore rule image"
 targets=${*:-$all}
 jobs=${FUZZ_JOBS:-1}
 

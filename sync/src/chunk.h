@@ -21,23 +21,7 @@
 
 #include <stddef.h>
 
-enum rl_cv_type {
-	RL_CV_MISSING,          /* a key that was not there */
-	RL_CV_NULL, RL_CV_FALSE, RL_CV_TRUE, RL_CV_INT, RL_CV_REAL, RL_CV_TEXT,
-	RL_CV_ARRAY             /* n items from first (see struct rl_chunk) */
-};
-
-/* One JSON value of a chunk. */
-struct rl_cv {
-	enum rl_cv_type type;
-	size_t n;               /* RL_CV_TEXT: its length; RL_CV_ARRAY: its items */
-	union {
-		long long i;    /* RL_CV_INT */
-		double d;       /* RL_CV_REAL */
-		const char *s;  /* RL_CV_TEXT: NUL-terminated UTF-8, no NUL inside */
-		size_t first;   /* RL_CV_ARRAY: where its items begin */
-	} u;
-};
+#include "jscan.h"
 
 /*
  * The parsed chunk. cols (an array) holds items[first .. first+n); rows
