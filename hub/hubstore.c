@@ -1016,7 +1016,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 						     &seq)) < 0)
 				goto cleanup;
 			answer(c, "conflict", seq,
-					   "the record was edited elsewhere; it stays until the admin decides");
+			       "the record was edited elsewhere; it stays until the admin decides");
 			stats->conflicts++;
 			goto cleanup;
 		}
@@ -1104,8 +1104,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 				break;
 		}
 		answer(c, "conflict", seq, mr.incoming_wins
-				   ? "conflict: your value is kept for now; the admin decides"
-				   : "conflict: the hub's value is kept for now; the admin decides");
+		       ? "conflict: your value is kept for now; the admin decides"
+		       : "conflict: the hub's value is kept for now; the admin decides");
 		stats->conflicts++;
 		break;
 	}

@@ -5,7 +5,11 @@ frame, a truncated frame, a client sending one byte a second — before and
 after authentication — are each closed within the configured timeout, the
 hub's memory stays bounded while many connections announce big frames, and
 a captured PUSH replayed on a new connection (and after the device is
-revoked) changes nothing. The hub keeps serving an honest device throughout."""
+revoked) changes nothing; a malformed PUSH (a key the protocol does not
+have, a wrong type, a negative base, more changes than a batch holds, JSON
+cut short) gets an ERROR naming the cause and changes nothing, while the
+same changes well formed, keys in any order, are applied. The hub keeps
+serving an honest device throughout."""
 import json
 import os
 import socket
@@ -252,5 +256,71 @@ def test_replay():
         hub.cleanup()
 
 
+def test_malformed_push():
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        s = tls(hub, ani)
+        user = hello(s)["user"]
+        s.close()
+        row = "0" * 24 + "0badf00d"
+        stamp = int(time.time() * 1000) << 16
+
+        def change(field, value, k, **extra):
+            c = {"t": "accounts", "r": row, "f": field, "v": value, "b": 0, "h": stamp + k}
+            c.update(extra)
+            return c
+
+        good = [change("name", "Toko Rapi", 0), change("owner_id", user, 1),
+                change("created_at", "2026-11-23T08:00:00Z", 2)]
+
+        def push_raw(body):
+            s = tls(hub, ani)
+            hello(s)
+            s.sendall(struct.pack(">I", len(body) + 1) + b"P" + body)
+            ans = read_frame(s)
+            s.close()
+            return ans
+
+        seq = hub.query("SELECT coalesce(max(seq), 0) FROM hub_log")[0][0]
+        whole = json.dumps({"batch": 1, "cursor": 0, "changes": good})
+        cases = [
+            ("a key a change does not have",
+             json.dumps({"batch": 1, "cursor": 0, "changes": good[:2] + [
+                 change("created_at", "2026-11-23T08:00:00Z", 2, x=1)]}), "proto"),
+            ("a key a PUSH does not have",
+             json.dumps({"batch": 1, "cursor": 0, "changes": good, "device": "someone"}), "proto"),
+            ("t, r and f are strings",
+             json.dumps({"batch": 1, "cursor": 0, "changes": [dict(good[0], f=7)]}), "proto"),
+            ("negative base or stamp",
+             json.dumps({"batch": 1, "cursor": 0, "changes": [dict(good[0], b=-1)]}), "proto"),
+            ("limit", json.dumps({"batch": 1, "cursor": 0, "changes": [good[0]] * 4001}), "limit"),
+            ("a string does not end", whole[:whole.index("Toko Rapi") + 4], "proto"),
+        ]
+        for why, body, code in cases:
+            ans = push_raw(body.encode())
+            check(ans is not None and ans[0] == "X" and ans[1]["code"] == code and
+                  why in ans[1]["message"], f"a PUSH with {why} is refused ({code})", ans)
+            eq(hub.query("SELECT coalesce(max(seq), 0) FROM hub_log")[0][0], seq,
+               f"and changes nothing ({why})")
+        eq(hub.query("SELECT count(*) FROM hub_batches"), [(0,)], "no batch recorded")
+        # the same changes well formed, keys in another order and spaced: applied
+        body = ('{ "changes" : [' + ", ".join(
+            json.dumps(dict(reversed(list(c.items())))) for c in good) +
+            '], "cursor": 0,\n "batch": 1 }')
+        ans = push_raw(body.encode())
+        check(ans is not None and ans[0] == "p" and
+              [r["s"] for r in ans[1]["results"]] == ["applied"] * 3,
+              "the well-formed batch is applied", ans)
+        eq(hub.query("SELECT name FROM accounts WHERE id = ?", row), [("Toko Rapi",)],
+           "the record is at the hub")
+        serving(hub, budi)
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
-    main([test_frame_limits, test_memory_bounded, test_replay])
+    main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push])
