@@ -1256,10 +1256,16 @@ static int stored_response(rl_store *s, const char *device, long long batch,
 				     "restored from an older copy?)", batch);
 	} else if (rc == SQLITE_ROW) {
 		const char *stored = (const char *)sqlite3_column_text(st, 0);
-		if (!stored)
-			error = rl_store_error(s, "reading a stored answer");
+		/* Checked, not trusted: a damaged answer sent on would stop the
+		 * device at every sync with a parse error that names nothing. */
+		json_t *check = stored ? json_loads(stored, 0, NULL) : NULL;
+		if (!check)
+			error = stored ? rl_error_set(RL_ESTORE, "stored answer of batch %lld is "
+						      "damaged", batch)
+				       : rl_store_error(s, "reading a stored answer");
 		else if (!(*text = strdup(stored)))
 			error = rl_error_set(RL_ENOMEM, "out of memory");
+		json_decref(check);
 	} else if (rc != SQLITE_DONE) {
 		/* Not "never seen": applying the batch again would double it. */
 		error = rl_store_error(s, "looking up the batch");

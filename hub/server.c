@@ -345,6 +345,10 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
 	json_decref(resp);
 }
 
+/* A session's frame buffers above this are freed after each frame
+ * (a batch of 4000 changes is ~0.5 MiB of JSON). */
+#define KEEP_FRAME_BYTES (1024 * 1024)
+
 static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char *cn,
 			 const char *addr)
 {
@@ -385,6 +389,15 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		req = resp = NULL;
 		free(resp_text);
 		resp_text = NULL;
+		/* Buffers are kept from frame to frame, but not big ones: a device
+		 * idle after a large frame holds no more than after a batch. */
+		if (frame_cap > KEEP_FRAME_BYTES) {
+			free(frame);
+			frame = NULL;
+			frame_cap = 0;
+		}
+		if (push.arena_cap > KEEP_FRAME_BYTES)
+			rl_push_free(&push);
 		if ((error = rl_wire_read_raw(c, RL_MAX_FRAME, srv->read_ms, &frame, &frame_cap,
 					      &frame_len)) < 0)
 			break;
