@@ -29,7 +29,10 @@
  *    refused (RL_EREUSED), nothing applied;
  *  - the search indexes hold exactly the live rows after a batch (new
  *    records are indexed at its commit: schema/017_fts_indexed.sql);
- *  - a PULL from cursor 0 afterwards succeeds with changes in seq order.
+ *  - a PULL from cursor 0 afterwards succeeds with changes in seq order,
+ *    each naming its log entry's table, row, field, stamp and device, with
+ *    the value the log holds (same type; reals bit for bit; text byte for
+ *    byte): the page is written without jansson (relasi/jsonw.h).
  */
 #include "fuzz_util.h"
 
@@ -277,13 +280,52 @@ static void check_pull(const struct hub_peer *p)
 	long long last = 0;
 	size_t i;
 
+	sqlite3_stmt *log;
+
 	memset(&st, 0, sizeof(st));
 	FZ_CHECK(hub_pull(store, p, req, &page, &st) == RL_OK, "pull: %s", rl_error_message());
+	FZ_CHECK(sqlite3_prepare_v2(rl_store_db(store), "SELECT tbl, row_id, field, value, hlc, "
+				    "device FROM hub_log WHERE seq = ?1", -1, &log, NULL) == SQLITE_OK,
+		 "prepare");
 	json_array_foreach(json_object_get(page, "changes"), i, o) {
 		long long s = json_integer_value(json_object_get(o, "s"));
+		json_t *v = json_object_get(o, "v");
 		FZ_CHECK(s > last, "pulled seq %lld after %lld", s, last);
 		last = s;
+		/* The page is written without jansson (relasi/jsonw.h): every
+		 * value must read back as the log holds it. */
+		sqlite3_bind_int64(log, 1, s);
+		FZ_CHECK(sqlite3_step(log) == SQLITE_ROW, "pulled seq %lld is not in the log", s);
+		FZ_CHECK(strcmp(json_string_value(json_object_get(o, "t")),
+				(const char *)sqlite3_column_text(log, 0)) == 0 &&
+			 strcmp(json_string_value(json_object_get(o, "r")),
+				(const char *)sqlite3_column_text(log, 1)) == 0 &&
+			 strcmp(json_string_value(json_object_get(o, "f")),
+				(const char *)sqlite3_column_text(log, 2)) == 0 &&
+			 json_integer_value(json_object_get(o, "h")) == sqlite3_column_int64(log, 4) &&
+			 strcmp(json_string_value(json_object_get(o, "d")),
+				(const char *)sqlite3_column_text(log, 5)) == 0,
+			 "pulled seq %lld names another change", s);
+		switch (sqlite3_column_type(log, 3)) {
+		case SQLITE_NULL: FZ_CHECK(json_is_null(v), "seq %lld: null differs", s); break;
+		case SQLITE_INTEGER:
+			FZ_CHECK(json_is_integer(v) && json_integer_value(v) ==
+				 sqlite3_column_int64(log, 3), "seq %lld: integer differs", s);
+			break;
+		case SQLITE_FLOAT:
+			FZ_CHECK(json_is_real(v) && memcmp(&(double){ json_real_value(v) },
+							   &(double){ sqlite3_column_double(log, 3) },
+							   sizeof(double)) == 0, "seq %lld: real differs", s);
+			break;
+		default:
+			FZ_CHECK(json_is_string(v) && json_string_length(v) ==
+				 (size_t)sqlite3_column_bytes(log, 3) &&
+				 memcmp(json_string_value(v), sqlite3_column_text(log, 3),
+					json_string_length(v)) == 0, "seq %lld: text differs", s);
+		}
+		sqlite3_reset(log);
 	}
+	sqlite3_finalize(log);
 	FZ_CHECK(json_integer_value(json_object_get(page, "cursor")) == last, "page cursor");
 	json_decref(page);
 	json_decref(req);

@@ -18,6 +18,7 @@
 #include <mbedtls/sha256.h>
 
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/merge.h"
 #include "relasi/record.h"
@@ -1331,9 +1332,9 @@ static int find_dangling(rl_store *s, struct change *cs, size_t n, int *found)
 }
 
 /* The PUSHED answer's text: {"batch":N,"results":[RESULT...]}, as jansson
- * would write it compactly. Written directly: building a JSON tree of a
- * few thousand results to print it was a tenth of a push's CPU. *text is
- * sqlite3_malloc'd. */
+ * would write it compactly. Written directly (relasi/jsonw.h): building a
+ * JSON tree of a few thousand results to print it was a tenth of a push's
+ * CPU. *text is sqlite3_malloc'd. */
 static int write_answer(sqlite3 *db, long long batch, const struct change *cs, size_t n,
 			char **text)
 {
@@ -1347,15 +1348,12 @@ static int write_answer(sqlite3 *db, long long batch, const struct change *cs, s
 				    cs[i].status ? cs[i].status : "refused",
 				    cs[i].status ? cs[i].version : 0LL);
 		if (reason) {
-			json_t *j = json_string(reason);
-			char *quoted = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-			json_decref(j);
-			if (!quoted) {
+			int error;
+			sqlite3_str_appendall(out, ",\"reason\":");
+			if ((error = rl_jsonw_string(out, reason)) < 0) {
 				sqlite3_free(sqlite3_str_finish(out));
-				return rl_error_set(RL_ENOMEM, "out of memory");
+				return error;
 			}
-			sqlite3_str_appendf(out, ",\"reason\":%s", quoted);
-			free(quoted);
 		}
 		sqlite3_str_appendchar(out, 1, '}');
 	}
@@ -1696,32 +1694,28 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 	return RL_OK;
 }
 
-int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
-	     struct hub_stats *stats)
+int hub_pull_text(rl_store *s, const struct hub_peer *p, long long cursor, long long limit,
+		  char **text, struct hub_stats *stats)
 {
-	json_t *jc = json_object_get(pull, "cursor"), *jl = json_object_get(pull, "limit");
-	json_t *changes = NULL, *conflicts = NULL;
-	long long cursor, limit, last = 0;
-	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
+	json_t *conflicts = NULL;
+	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "", *dump = NULL;
+	long long last, at = 0;
+	sqlite3_str *out = NULL;
 	sqlite3_stmt *st;
 	int error, rc, more = 0;
 	long count = 0;
 
-	*page = NULL;
-	if (!json_is_integer(jc) || !json_is_integer(jl))
-		return rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
-	cursor = json_integer_value(jc);
-	limit = json_integer_value(jl);
+	*text = NULL;
 	if (cursor < 0 || limit < 1)
 		return rl_error_set(RL_EPROTO, "PULL: bad cursor or limit");
 	if (limit > RL_MAX_PAGE_CHANGES)
 		limit = RL_MAX_PAGE_CHANGES;
-	if (!(changes = json_array()))
-		return rl_error_set(RL_ENOMEM, "out of memory");
 	/* Read in one transaction so the page is a consistent snapshot. */
 	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, hlc, device "
 				      "FROM hub_log WHERE seq > ?1 ORDER BY seq LIMIT ?2", &st)) < 0)
-		goto cleanup;
+		return error;
+	out = sqlite3_str_new(rl_store_db(s));
+	sqlite3_str_appendall(out, "{\"changes\":[");
 	sqlite3_bind_int64(st, 1, cursor);
 	/* Up to the limit, then on to the end of the last record's run. */
 	sqlite3_bind_int64(st, 2, limit + 64);
@@ -1729,29 +1723,45 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *tbl = (const char *)sqlite3_column_text(st, 1);
 		const char *row = (const char *)sqlite3_column_text(st, 2);
+		const char *field = (const char *)sqlite3_column_text(st, 3);
+		const char *device = (const char *)sqlite3_column_text(st, 6);
 		struct rl_value v;
-		json_t *o;
+		if (!tbl || !row || !field || !device) {
+			error = rl_store_error(s, "reading the hub log");
+			break;
+		}
 		if (count >= limit && (strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0)) {
 			more = 1;
 			break;
 		}
 		value_from_column(st, 4, &v);
-		o = json_pack("{s:I, s:s, s:s, s:s, s:o, s:I, s:s}",
-			      "s", (json_int_t)sqlite3_column_int64(st, 0), "t", tbl, "r", row,
-			      "f", (const char *)sqlite3_column_text(st, 3), "v", hub_value_json(&v),
-			      "h", (json_int_t)sqlite3_column_int64(st, 5),
-			      "d", (const char *)sqlite3_column_text(st, 6));
-		if (!o || json_array_append_new(changes, o) < 0) {
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-			sqlite3_reset(st);
-			goto cleanup;
-		}
-		last = sqlite3_column_int64(st, 0);
+		at = sqlite3_column_int64(st, 0);
+		sqlite3_str_appendf(out, "%s{\"s\":%lld,\"t\":", count ? "," : "", at);
+		if ((error = rl_jsonw_string(out, tbl)) < 0)
+			break;
+		sqlite3_str_appendall(out, ",\"r\":");
+		if ((error = rl_jsonw_string(out, row)) < 0)
+			break;
+		sqlite3_str_appendall(out, ",\"f\":");
+		if ((error = rl_jsonw_string(out, field)) < 0)
+			break;
+		sqlite3_str_appendall(out, ",\"v\":");
+		if ((error = rl_jsonw_value(out, &v)) < 0)
+			break;
+		sqlite3_str_appendf(out, ",\"h\":%lld,\"d\":", (long long)sqlite3_column_int64(st, 5));
+		if ((error = rl_jsonw_string(out, device)) < 0)
+			break;
+		sqlite3_str_appendchar(out, 1, '}');
+		last = at;
 		snprintf(last_tbl, sizeof(last_tbl), "%s", tbl);
 		snprintf(last_row, sizeof(last_row), "%s", row);
 		count++;
 	}
 	sqlite3_reset(st);
+	if (error < 0) {
+		rl_error_prefix("hub log entry %lld", at);
+		goto cleanup;
+	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		error = rl_store_error(s, "reading the hub log");
 		goto cleanup;
@@ -1765,18 +1775,55 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 		more = sqlite3_step(st) == SQLITE_ROW;
 		sqlite3_reset(st);
 	}
+	sqlite3_str_appendf(out, "],\"cursor\":%lld,\"more\":%s", last, more ? "true" : "false");
 	/* The last page also tells the device where its edits stand. */
-	if (!more && (error = device_conflicts(s, p->device, &conflicts)) < 0)
-		goto cleanup;
-	stats->pulled += count;
-	*page = json_pack("{s:o, s:I, s:b, s:o*}", "changes", changes, "cursor", (json_int_t)last,
-			  "more", more, "conflicts", conflicts);
-	changes = conflicts = NULL;
-	if (!*page)
+	if (!more) {
+		if ((error = device_conflicts(s, p->device, &conflicts)) < 0)
+			goto cleanup;
+		if (!(dump = json_dumps(conflicts, JSON_COMPACT))) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		sqlite3_str_appendf(out, ",\"conflicts\":%s", dump);
+	}
+	sqlite3_str_appendchar(out, 1, '}');
+	if (sqlite3_str_errcode(out) != SQLITE_OK) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	{
+		char *page = sqlite3_str_finish(out);
+		out = NULL;
+		if (!page || !(*text = strdup(page)))
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+		sqlite3_free(page);
+	}
+	if (error == 0)
+		stats->pulled += count;
 cleanup:
-	json_decref(changes);
+	if (out)
+		sqlite3_free(sqlite3_str_finish(out));
+	free(dump);
 	json_decref(conflicts);
+	return error;
+}
+
+int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
+	     struct hub_stats *stats)
+{
+	json_t *jc = json_object_get(pull, "cursor"), *jl = json_object_get(pull, "limit");
+	char *text = NULL;
+	int error;
+
+	*page = NULL;
+	if (!json_is_integer(jc) || !json_is_integer(jl))
+		return rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
+	if ((error = hub_pull_text(s, p, json_integer_value(jc), json_integer_value(jl), &text,
+				   stats)) < 0)
+		return error;
+	if (!(*page = json_loads(text, JSON_REJECT_DUPLICATES, NULL)))
+		error = rl_error_set(RL_ENOMEM, "a page the hub wrote does not read back");
+	free(text);
 	return error;
 }
 

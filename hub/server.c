@@ -355,7 +355,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	struct hub_peer peer;
 	struct hub_stats st;
 	json_t *req = NULL, *resp = NULL;
-	char *resp_text = NULL;       /* a PUSHED answer as the hub recorded it */
+	char *resp_text = NULL;       /* a PUSHED answer as recorded, or a PAGE */
 	unsigned char *frame = NULL;  /* the frame read, kept for the next one */
 	size_t frame_cap = 0, frame_len;
 	struct rl_push push;          /* a PUSH, read without a JSON tree (relasi/push.h) */
@@ -488,9 +488,16 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 						   RL_MAX_FRAME, srv->read_ms);
 			audit_notify(srv);      /* after the answer: off the device's path */
 		} else if (type == RL_FRAME_PULL) {
-			if ((error = hub_pull(s, &peer, req, &resp, &st)) < 0)
+			json_t *jc = json_object_get(req, "cursor"), *jl = json_object_get(req, "limit");
+			if (!json_is_integer(jc) || !json_is_integer(jl)) {
+				error = rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
 				break;
-			error = rl_wire_write(c, RL_FRAME_PAGE, resp, RL_MAX_FRAME, srv->read_ms);
+			}
+			if ((error = hub_pull_text(s, &peer, json_integer_value(jc),
+						   json_integer_value(jl), &resp_text, &st)) < 0)
+				break;
+			error = rl_wire_write_text(c, RL_FRAME_PAGE, resp_text, strlen(resp_text),
+						   RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_SNAPSHOT && srv->fault_kind != 5) {
 			struct snap_out so = { srv, c, 0, 0 };
 			int served = 0;

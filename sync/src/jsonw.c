@@ -1,0 +1,73 @@
+/*
+ * jsonw.c — JSON text written without a tree (relasi/jsonw.h says why and
+ * what it promises).
+ */
+#include "relasi/jsonw.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "relasi/error.h"
+#include "utf8.h"
+
+int rl_jsonw_string(sqlite3_str *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *run;
+	size_t len = strlen(s);
+
+	if (rl_utf8_bad(p, len) != len)
+		return rl_error_set(RL_EINVALID, "a text value is not valid UTF-8");
+	sqlite3_str_appendchar(out, 1, '"');
+	for (;;) {
+		for (run = p; *p && *p != '"' && *p != '\\' && *p >= 0x20; p++)
+			;
+		if (p > run)
+			sqlite3_str_append(out, (const char *)run, (int)(p - run));
+		if (!*p)
+			break;
+		switch (*p) {
+		case '"': sqlite3_str_appendall(out, "\\\""); break;
+		case '\\': sqlite3_str_appendall(out, "\\\\"); break;
+		case '\b': sqlite3_str_appendall(out, "\\b"); break;
+		case '\f': sqlite3_str_appendall(out, "\\f"); break;
+		case '\n': sqlite3_str_appendall(out, "\\n"); break;
+		case '\r': sqlite3_str_appendall(out, "\\r"); break;
+		case '\t': sqlite3_str_appendall(out, "\\t"); break;
+		default: {
+			char esc[7] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15], 0 };
+			sqlite3_str_appendall(out, esc);
+		}
+		}
+		p++;
+	}
+	sqlite3_str_appendchar(out, 1, '"');
+	return RL_OK;
+}
+
+int rl_jsonw_value(sqlite3_str *out, const struct rl_value *v)
+{
+	char buf[40];
+
+	switch (v->type) {
+	case RL_V_INT:
+		sqlite3_str_appendf(out, "%lld", (long long)v->i);
+		return RL_OK;
+	case RL_V_REAL:
+		if (!isfinite(v->d))
+			return rl_error_set(RL_EINVALID, "a real value is not finite");
+		/* glibc's conversion, not SQLite's printf: 17 digits read back
+		 * as the same double. */
+		snprintf(buf, sizeof(buf), "%.17g", v->d);
+		if (!strpbrk(buf, ".eE"))
+			strcat(buf, ".0");
+		sqlite3_str_appendall(out, buf);
+		return RL_OK;
+	case RL_V_TEXT:
+		return rl_jsonw_string(out, v->s ? v->s : "");
+	default:
+		sqlite3_str_appendall(out, "null");
+		return RL_OK;
+	}
+}
