@@ -28,9 +28,25 @@ def test_convergence_and_merge():
         ani.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "45000000")
         budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
         budi.ok("visit", "log", "Sinar", "--notes", "Kunjungan pertama", "--next", "Telepon")
+        # text and numbers that JSON must carry exactly: both sides write
+        # their frames without jansson (relasi/jsonw.h)
+        budi.ok("account", "add", 'Toko "Kutip" \\ Miring 🙂', "--city", "Bandung",
+                "--lat", "-6.914744123456789", "--lon", "107.60981045678901",
+                "--notes", 'Baris\tsatu\nBaris "dua" \\ akhir')
         sync_all([ani, budi, mgr])
         assert_converged(hub, [ani, budi, mgr])
-        eq(len(budi.js("account", "list")), 2, "budi sees ani's customer")
+        tricky = "SELECT name, lat, lon, notes FROM accounts WHERE name LIKE '%Kutip%'"
+        con = budi.db()
+        try:
+            mine = con.execute(tricky).fetchall()
+        finally:
+            con.close()
+        eq(hub.query(tricky), mine, "text and reals arrive exactly")
+        eq((mine[0][0], mine[0][3]),
+           ('Toko "Kutip" \\ Miring 🙂', 'Baris\tsatu\nBaris "dua" \\ akhir'),
+           "the device kept the text as typed")
+        check(mine[0][1] != round(mine[0][1], 9), "a latitude with more than 9 decimals", mine)
+        eq(len(budi.js("account", "list")), 3, "budi sees ani's customer")
         st = ani.js("status")
         eq((st["pending"], st["refused"]), (0, 0), "everything acknowledged")
 
