@@ -97,12 +97,33 @@ static void value_of_column(sqlite3_stmt *st, int col, struct rl_value *v)
 
 /* ---- push ---------------------------------------------------------------------- */
 
+/*
+ * Changes per batch: RL_MAX_BATCH_CHANGES, or fewer when RELASI_SYNC_BATCH
+ * says so (1..RL_MAX_BATCH_CHANGES; anything else is ignored). Smaller
+ * batches lose less work to a link that drops mid-batch, at the cost of
+ * more commits and round trips; tests/sim/simulate.py uses it so that its
+ * syncs often take several batches (the device sends the next batch before
+ * it records the answer to the last one: the path that needs covering).
+ */
+static long long batch_changes(void)
+{
+	const char *env = getenv("RELASI_SYNC_BATCH");
+	char *end;
+	long long n;
+
+	if (!env || !*env)
+		return RL_MAX_BATCH_CHANGES;
+	n = strtoll(env, &end, 10);
+	return *end || n < 1 || n > RL_MAX_BATCH_CHANGES ? RL_MAX_BATCH_CHANGES : n;
+}
+
 /* Freeze the next batch: pending changes in order, whole records only,
  * within the count and size limits. Returns its number in *batch (0: none). */
 static int freeze_batch(rl_store *s, long long *batch)
 {
 	sqlite3_stmt *st, *mark;
 	long long next, count = 0, bytes = 0, run_count = 0, run_bytes = 0;
+	long long max_changes = batch_changes();
 	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
 	long long *run = NULL;
 	size_t runcap = 64, i;
@@ -135,7 +156,7 @@ static int freeze_batch(rl_store *s, long long *batch)
 		}
 		flush = rc != SQLITE_ROW || strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0;
 		if (flush && run_count) {
-			if (count && (count + run_count > RL_MAX_BATCH_CHANGES ||
+			if (count && (count + run_count > max_changes ||
 				      bytes + run_bytes > RL_MAX_BATCH_BYTES))
 				break;
 			for (i = 0; i < (size_t)run_count; i++) {

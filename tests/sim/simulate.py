@@ -935,9 +935,13 @@ class Sim:
         roles = ["rep"] * self.ndev
         if self.ndev >= 2 and self.rng.random() < 0.6:
             roles[self.rng.randrange(1, self.ndev)] = "manager"
+        # Its own generator, so that a seed's actions stay what they were
+        # before devices had batch sizes.
+        sizes = random.Random(self.seed * 7919 + 17)
         for i in range(self.ndev):
             store = self.hub.device(LOGINS[i], LOGINS[i].title(), role=roles[i])
             d = Device(self, LOGINS[i], roles[i], store)
+            d.batch = sizes.choice([7, 40, 150, 4000])
             self.devices.append(d)
             d.set_meta("hub_port", self.proxy.port)
             d.tables = read_tables(store.path)
@@ -1347,6 +1351,10 @@ class Sim:
                 restamp = restamp_rows(rows, restamp_base)
                 note += f" (re-stamps {restamp})"
                 self.stats["restamps"] += 1
+        # Small batches for most devices (RELASI_SYNC_BATCH): most syncs then
+        # take several, and the device sends each next batch before it
+        # records the answer to the one before.
+        proc_env = dict(proc_env, RELASI_SYNC_BATCH=str(d.batch))
         proc = subprocess.Popen([R.BIN, "sync"], env=proc_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         if fault == "edit-during":
