@@ -82,19 +82,6 @@ json_t *hub_value_json(const struct rl_value *v)
 	}
 }
 
-/* A column of a stepped statement as a value; text points into SQLite's
- * buffer (valid until the statement moves). */
-static void value_from_column(sqlite3_stmt *st, int col, struct rl_value *v)
-{
-	memset(v, 0, sizeof(*v));
-	switch (sqlite3_column_type(st, col)) {
-	case SQLITE_INTEGER: v->type = RL_V_INT; v->i = sqlite3_column_int64(st, col); break;
-	case SQLITE_FLOAT: v->type = RL_V_REAL; v->d = sqlite3_column_double(st, col); break;
-	case SQLITE_NULL: v->type = RL_V_NULL; break;
-	default: v->type = RL_V_TEXT; v->s = (const char *)sqlite3_column_text(st, col); break;
-	}
-}
-
 /* SQLITE_STATIC, never TRANSIENT, on every write path: a TRANSIENT bind
  * copies, and when that copy fails for lack of memory SQLite leaves the
  * parameter NULL and the statement still runs — a value silently erased
@@ -642,7 +629,7 @@ static int step_value(rl_store *s, sqlite3_stmt *st, struct owned_value *out, in
 	*found = 0;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		value_from_column(st, 0, &v);
+		rl_store_column_value(st, 0, &v);
 		error = own_value(out, &v);
 		*found = 1;
 	} else if (rc != SQLITE_DONE) {
@@ -967,7 +954,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	col = column_index(row, c->field);
 	if (col >= 0) {
 		struct rl_value v;
-		value_from_column(row, col, &v);
+		rl_store_column_value(row, col, &v);
 		error = own_value(&cur, &v);
 	}
 	if ((col = column_index(row, "deleted")) >= 0)
@@ -1152,7 +1139,7 @@ static int relog_losers(rl_store *s, struct change *cs, size_t n)
 			break;
 		if (found && (col = column_index(row, cs[i].field)) >= 0) {
 			struct rl_value v;
-			value_from_column(row, col, &v);
+			rl_store_column_value(row, col, &v);
 			error = own_value(&cur, &v);
 		}
 		sqlite3_reset(row);
@@ -1664,9 +1651,9 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 		else
 			kept_mine = resolution && strcmp(resolution, "value") != 0 &&
 				    (strcmp(resolution, "keep") == 0) == mine_is_hub;
-		value_from_column(st, mine_is_hub ? 5 : 6, &mine);
-		value_from_column(st, mine_is_hub ? 6 : 5, &theirs);
-		value_from_column(st, 11, &decided);
+		rl_store_column_value(st, mine_is_hub ? 5 : 6, &mine);
+		rl_store_column_value(st, mine_is_hub ? 6 : 5, &theirs);
+		rl_store_column_value(st, 11, &decided);
 		o = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:s, s:s?, s:o, s:s, s:s}",
 			      "id", (json_int_t)sqlite3_column_int64(st, 0),
 			      "t", (const char *)sqlite3_column_text(st, 1),
@@ -1734,7 +1721,7 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, long long cursor, long 
 			more = 1;
 			break;
 		}
-		value_from_column(st, 4, &v);
+		rl_store_column_value(st, 4, &v);
 		at = sqlite3_column_int64(st, 0);
 		sqlite3_str_appendf(out, "%s{\"s\":%lld,\"t\":", count ? "," : "", at);
 		if ((error = rl_jsonw_string(out, tbl)) < 0)
@@ -1865,7 +1852,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	}
 	if (strcmp(mode, "value") != 0) {
 		struct rl_value v;
-		value_from_column(st, strcmp(mode, "keep") == 0 ? 3 : 4, &v);
+		rl_store_column_value(st, strcmp(mode, "keep") == 0 ? 3 : 4, &v);
 		error = own_value(&chosen, &v);
 	}
 	sqlite3_reset(st);

@@ -83,18 +83,6 @@ static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
 	return receive(c, want, resp);
 }
 
-/* A column as a value; text stays the statement's until its next step. */
-static void value_of_column(sqlite3_stmt *st, int col, struct rl_value *v)
-{
-	memset(v, 0, sizeof(*v));
-	switch (sqlite3_column_type(st, col)) {
-	case SQLITE_INTEGER: v->type = RL_V_INT; v->i = sqlite3_column_int64(st, col); break;
-	case SQLITE_FLOAT: v->type = RL_V_REAL; v->d = sqlite3_column_double(st, col); break;
-	case SQLITE_NULL: v->type = RL_V_NULL; break;
-	default: v->type = RL_V_TEXT; v->s = (const char *)sqlite3_column_text(st, col); break;
-	}
-}
-
 /* ---- push ---------------------------------------------------------------------- */
 
 /*
@@ -370,7 +358,7 @@ static int read_batch(rl_store *s, long long batch, char **text, long long **seq
 				error = rl_store_error(s, "reading a batch");
 				break;
 			}
-			value_of_column(st, 4, &v);
+			rl_store_column_value(st, 4, &v);
 			if (*n)
 				sqlite3_str_appendchar(out, 1, ',');
 			for (k = 0; k < 3 && error == 0; k++) {

@@ -3,6 +3,7 @@
  * functions the capture triggers call; the statement cache.
  */
 #include "relasi/store.h"
+#include "relasi/merge.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
 #include "relasi/model.h"
@@ -301,6 +302,17 @@ int rl_store_prepare(rl_store *s, const char *sql, sqlite3_stmt **out)
 	}
 	s->stmts[free_slot].stmt = *out;
 	return RL_OK;
+}
+
+void rl_store_column_value(sqlite3_stmt *st, int col, struct rl_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER: v->type = RL_V_INT; v->i = sqlite3_column_int64(st, col); break;
+	case SQLITE_FLOAT: v->type = RL_V_REAL; v->d = sqlite3_column_double(st, col); break;
+	case SQLITE_NULL: v->type = RL_V_NULL; break;
+	default: v->type = RL_V_TEXT; v->s = (const char *)sqlite3_column_text(st, col); break;
+	}
 }
 
 int rl_store_preparef(rl_store *s, sqlite3_stmt **out, const char *fmt, ...)

@@ -91,6 +91,11 @@ void rl_store_rollback(rl_store *s);
  */
 int rl_store_prepare(rl_store *s, const char *sql, sqlite3_stmt **out);
 
+/* Column col of st's current row as a value (merge.h): text points into
+ * the statement and stays valid until its next step or reset. */
+struct rl_value;
+void rl_store_column_value(sqlite3_stmt *st, int col, struct rl_value *v);
+
 /*
  * The same for SQL built with sqlite3_mprintf's format (%w for an
  * identifier in double quotes): for statements over a table or field the
