@@ -40,28 +40,11 @@ struct val {
 
 static int val_from_column(sqlite3_stmt *st, int col, struct val *o)
 {
-	const unsigned char *t;
-
 	memset(o, 0, sizeof(*o));
-	switch (sqlite3_column_type(st, col)) {
-	case SQLITE_INTEGER:
-		o->v.type = RL_V_INT;
-		o->v.i = sqlite3_column_int64(st, col);
-		break;
-	case SQLITE_FLOAT:
-		o->v.type = RL_V_REAL;
-		o->v.d = sqlite3_column_double(st, col);
-		break;
-	case SQLITE_NULL:
-		o->v.type = RL_V_NULL;
-		break;
-	default:
-		if (!(t = sqlite3_column_text(st, col)) || !(o->text = strdup((const char *)t)))
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		o->v.type = RL_V_TEXT;
-		o->v.s = o->text;
-		break;
-	}
+	rl_store_column_value(st, col, &o->v);
+	if (o->v.type == RL_V_TEXT && (!o->v.s || !(o->text = strdup(o->v.s))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	o->v.s = o->text;
 	return RL_OK;
 }
 

@@ -87,10 +87,10 @@ int hub_push_read(rl_store *s, const struct hub_peer *peer, const struct rl_push
 
 /* PULL -> PAGE, as the page's JSON text (*text, malloc'd), written
  * without a tree (relasi/jsonw.h): how `serve` answers. RL_EPROTO for a
- * bad cursor or limit; RL_EINVALID naming the log entry whose text is not
+ * malformed request; RL_EINVALID naming the log entry whose text is not
  * UTF-8. */
-int hub_pull_text(rl_store *s, const struct hub_peer *peer, long long cursor, long long limit,
-		  char **text, struct hub_stats *stats);
+int hub_pull_text(rl_store *s, const struct hub_peer *peer, json_t *pull, char **text,
+		  struct hub_stats *stats);
 
 /* PULL -> PAGE, decoded (offline bundles, tests): hub_pull_text's page. */
 int hub_pull(rl_store *s, const struct hub_peer *peer, json_t *pull, json_t **page,

@@ -726,7 +726,7 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 			struct hub_stats *stats)
 {
 	sqlite3_str *sql;
-	char *text = NULL, *reason_copy = NULL;
+	char *text = NULL;
 	const char *reason = NULL;
 	sqlite3_stmt *st;
 	size_t i;
@@ -755,11 +755,8 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		}
 	}
 	if (reason) {
-		if (!(reason_copy = strdup(reason)))
-			return rl_error_set(RL_ENOMEM, "out of memory");
 		for (i = 0; i < n; i++)
-			refuse(cs[i], reason_copy, stats);
-		free(reason_copy);
+			refuse(cs[i], reason, stats);
 		return RL_OK;
 	}
 	/* A field set twice in the run (a peer may send that) is named once,
@@ -963,9 +960,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	if (error < 0)
 		goto cleanup;
 	if ((reason = vet(p, c, 0, owner))) {
-		char *why = strdup(reason);
-		refuse(c, why ? why : "refused", stats);
-		free(why);
+		refuse(c, reason, stats);
 		goto cleanup;
 	}
 	if ((error = get_field_state(s, c, &fs)) < 0)
@@ -1321,7 +1316,7 @@ static int find_dangling(rl_store *s, struct change *cs, size_t n, int *found)
 /* The PUSHED answer's text: {"batch":N,"results":[RESULT...]}, as jansson
  * would write it compactly. Written directly (relasi/jsonw.h): building a
  * JSON tree of a few thousand results to print it was a tenth of a push's
- * CPU. *text is sqlite3_malloc'd. */
+ * CPU. *text is malloc'd. */
 static int write_answer(sqlite3 *db, long long batch, const struct change *cs, size_t n,
 			char **text)
 {
@@ -1345,11 +1340,7 @@ static int write_answer(sqlite3 *db, long long batch, const struct change *cs, s
 		sqlite3_str_appendchar(out, 1, '}');
 	}
 	sqlite3_str_appendall(out, "]}");
-	if (sqlite3_str_errcode(out) != SQLITE_OK || !(*text = sqlite3_str_finish(out))) {
-		sqlite3_free(sqlite3_str_finish(out));
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	}
-	return RL_OK;
+	return rl_jsonw_finish(out, text);
 }
 
 /*
@@ -1362,7 +1353,7 @@ static int push_batch(rl_store *s, const struct hub_peer *p, long long batch, lo
 {
 	long long first_seq;
 	size_t i, j;
-	char *text = NULL, *answer_text = NULL, at[21];
+	char *text = NULL, at[21];
 	struct hub_stats saved;
 	struct hub_restore_points rp;
 	unsigned char digest[32];
@@ -1496,7 +1487,7 @@ again:
 			error = rl_error_set(RL_ENOMEM, "out of memory");
 			goto rollback;
 		}
-	if ((error = write_answer(rl_store_db(s), batch, cs, n, &answer_text)) < 0)
+	if ((error = write_answer(rl_store_db(s), batch, cs, n, &text)) < 0)
 		goto rollback;
 	now_iso(s, at);
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_batches(device, batch, received_at, "
@@ -1505,7 +1496,7 @@ again:
 	sqlite3_bind_text(st, 1, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, batch);
 	sqlite3_bind_text(st, 3, at, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, answer_text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 5, digest, sizeof(digest), SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
@@ -1515,15 +1506,12 @@ again:
 	sqlite3_reset(st);
 	if ((error = rl_store_commit(s)) < 0)
 		goto rollback;
-	if (!(text = strdup(answer_text)))  /* committed: the answer is the stored one */
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-	goto done;
+	goto done;                         /* committed: the answer sent is the one stored */
 rollback:
 	rl_store_rollback(s);
 	free(text);
 	text = NULL;
 done:
-	sqlite3_free(answer_text);
 	*resp_text = text;
 	return error;
 }
@@ -1681,9 +1669,11 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 	return RL_OK;
 }
 
-int hub_pull_text(rl_store *s, const struct hub_peer *p, long long cursor, long long limit,
-		  char **text, struct hub_stats *stats)
+int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **text,
+		  struct hub_stats *stats)
 {
+	json_t *jc = json_object_get(pull, "cursor"), *jl = json_object_get(pull, "limit");
+	long long cursor, limit;
 	json_t *conflicts = NULL;
 	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "", *dump = NULL;
 	long long last, at = 0;
@@ -1693,6 +1683,10 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, long long cursor, long 
 	long count = 0;
 
 	*text = NULL;
+	if (!json_is_integer(jc) || !json_is_integer(jl))
+		return rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
+	cursor = json_integer_value(jc);
+	limit = json_integer_value(jl);
 	if (cursor < 0 || limit < 1)
 		return rl_error_set(RL_EPROTO, "PULL: bad cursor or limit");
 	if (limit > RL_MAX_PAGE_CHANGES)
@@ -1774,17 +1768,8 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, long long cursor, long 
 		sqlite3_str_appendf(out, ",\"conflicts\":%s", dump);
 	}
 	sqlite3_str_appendchar(out, 1, '}');
-	if (sqlite3_str_errcode(out) != SQLITE_OK) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	{
-		char *page = sqlite3_str_finish(out);
-		out = NULL;
-		if (!page || !(*text = strdup(page)))
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-		sqlite3_free(page);
-	}
+	error = rl_jsonw_finish(out, text);
+	out = NULL;
 	if (error == 0)
 		stats->pulled += count;
 cleanup:
@@ -1798,15 +1783,11 @@ cleanup:
 int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 	     struct hub_stats *stats)
 {
-	json_t *jc = json_object_get(pull, "cursor"), *jl = json_object_get(pull, "limit");
 	char *text = NULL;
 	int error;
 
 	*page = NULL;
-	if (!json_is_integer(jc) || !json_is_integer(jl))
-		return rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
-	if ((error = hub_pull_text(s, p, json_integer_value(jc), json_integer_value(jl), &text,
-				   stats)) < 0)
+	if ((error = hub_pull_text(s, p, pull, &text, stats)) < 0)
 		return error;
 	if (!(*page = json_loads(text, JSON_REJECT_DUPLICATES, NULL)))
 		error = rl_error_set(RL_ENOMEM, "a page the hub wrote does not read back");

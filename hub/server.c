@@ -488,13 +488,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 						   RL_MAX_FRAME, srv->read_ms);
 			audit_notify(srv);      /* after the answer: off the device's path */
 		} else if (type == RL_FRAME_PULL) {
-			json_t *jc = json_object_get(req, "cursor"), *jl = json_object_get(req, "limit");
-			if (!json_is_integer(jc) || !json_is_integer(jl)) {
-				error = rl_error_set(RL_EPROTO, "PULL needs cursor and limit");
-				break;
-			}
-			if ((error = hub_pull_text(s, &peer, json_integer_value(jc),
-						   json_integer_value(jl), &resp_text, &st)) < 0)
+			if ((error = hub_pull_text(s, &peer, req, &resp_text, &st)) < 0)
 				break;
 			error = rl_wire_write_text(c, RL_FRAME_PAGE, resp_text, strlen(resp_text),
 						   RL_MAX_FRAME, srv->read_ms);

@@ -393,14 +393,11 @@ static int read_batch(rl_store *s, long long batch, char **text, long long **seq
 	if (error == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		error = rl_store_error(s, "reading a batch");
 	if (out) {
-		char *done;
 		sqlite3_str_appendchar(out, 1, ']');
-		if (sqlite3_str_errcode(out) != SQLITE_OK && error == 0)
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-		done = sqlite3_str_finish(out);
-		if (error == 0 && (!done || !(*text = strdup(done))))
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-		sqlite3_free(done);
+		if (error < 0)
+			sqlite3_free(sqlite3_str_finish(out));
+		else
+			error = rl_jsonw_finish(out, text);
 	}
 	return error;
 }

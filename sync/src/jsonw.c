@@ -65,9 +65,26 @@ int rl_jsonw_value(sqlite3_str *out, const struct rl_value *v)
 		sqlite3_str_appendall(out, buf);
 		return RL_OK;
 	case RL_V_TEXT:
-		return rl_jsonw_string(out, v->s ? v->s : "");
+		/* NULL text is SQLite out of memory, never an empty string. */
+		if (!v->s)
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		return rl_jsonw_string(out, v->s);
 	default:
 		sqlite3_str_appendall(out, "null");
 		return RL_OK;
 	}
+}
+
+int rl_jsonw_finish(sqlite3_str *out, char **text)
+{
+	int failed = sqlite3_str_errcode(out) != SQLITE_OK;
+	char *done = sqlite3_str_finish(out);
+
+	*text = NULL;
+	/* A copy: sqlite3_str's memory is SQLite's allocator's, and callers
+	 * hand the text on to code that frees with free(). */
+	if (!failed && done)
+		*text = strdup(done);
+	sqlite3_free(done);
+	return *text ? RL_OK : rl_error_set(RL_ENOMEM, "out of memory");
 }

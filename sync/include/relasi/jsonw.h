@@ -7,9 +7,10 @@
  *
  * What it writes reads back with jansson as the same values: strings
  * escaped as RFC 8259 requires (", \ and control characters; other UTF-8
- * as it is), integers in decimal, reals in the shortest round-trip form
- * jansson uses ("%.17g", with ".0" added to a whole number so that it stays
- * a real). fuzz/fuzz_hub_push.c compares every pulled value with the log.
+ * as it is), integers in decimal, reals with 17 significant digits as
+ * jansson writes them ("%.17g", with ".0" added to a whole number so that
+ * it stays a real). fuzz/fuzz_hub_push.c compares every pulled value with
+ * the log; tests/cli/test_sync.py sends a device's values to the hub.
  */
 #ifndef RELASI_JSONW_H
 #define RELASI_JSONW_H
@@ -27,8 +28,13 @@ extern "C" {
 int rl_jsonw_string(sqlite3_str *out, const char *s);
 
 /* A value (null, integer, real or text) as JSON. RL_EINVALID for text that
- * is not UTF-8 or a real that is not finite (nothing appended). */
+ * is not UTF-8 or a real that is not finite, RL_ENOMEM for text SQLite
+ * could not hand over (a NULL s): nothing appended. */
 int rl_jsonw_value(sqlite3_str *out, const struct rl_value *v);
+
+/* End out: *text is what it holds (malloc'd, the caller frees it), or
+ * RL_ENOMEM when any append failed. out is finished either way. */
+int rl_jsonw_finish(sqlite3_str *out, char **text);
 
 #ifdef __cplusplus
 }
