@@ -61,9 +61,10 @@
  * transaction, so this bounds how long a batch holds the write lock (a
  * batch of 4000 new-record fields: ~80 ms here). Each batch also pays a
  * synchronous=FULL commit, its record and a round trip: 200,000 changes
- * pushed in 5.4-5.7 s at 1000, 3.9-4.3 s at 4000, 3.4-4.5 s at 10000
- * (bench/bench_sync.py, 5 Dec, side by side); 4000 takes most of the gain
- * and keeps the lock short. One bundle carries one batch. */
+ * pushed in 5.2-5.9 s at 1000 (median 5.55, 7 runs), 3.9-5.4 s at 4000
+ * (median 4.3, 9 runs), 3.4-4.5 s at 10000 (3 runs) (bench/bench_sync.py,
+ * 5 Dec, interleaved); 4000 takes most of the gain and keeps the lock
+ * short. One bundle carries one batch. */
 #define RL_MAX_BATCH_CHANGES    4000
 #define RL_MAX_BATCH_BYTES      (2 * 1024 * 1024)
 /* A device's batch numbers (PUSH, WELCOME's "batch"): far beyond any real
