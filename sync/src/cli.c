@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "relasi/valid.h"
 
 const char *cli_get(const struct cli_args *a, const char *name)
@@ -638,6 +640,11 @@ int cli_main(const struct cli_program *prog, int argc, char **argv)
 	int first = 1, status = 0, error;
 
 	cli_prog_name = prog->name;
+	/* Before SQLite starts: nothing asks it for memory figures, and keeping
+	 * them takes a process-wide mutex on every allocation it makes (with
+	 * NOMUTEX connections, store.c: device CPU of a 200k-change push
+	 * 2.2-2.5 -> 1.8-1.9 s, hub 2.1-2.5 -> 2.0-2.2 s). */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	while (first < argc && argv[first][0] == '-') {
 		if (strcmp(argv[first], "--json") == 0) {
 			ctx.json = 1;

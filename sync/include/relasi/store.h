@@ -56,6 +56,11 @@ enum {
  */
 
 /*
+ * Threads: a store handle belongs to one thread at a time (the hub opens one
+ * per session, audit writer, image builder and checkpointer). Its SQLite
+ * connection is opened without a mutex of its own (SQLITE_OPEN_NOMUTEX):
+ * sharing a handle between threads at once is undefined.
+ *
  * Open (and upgrade) the store at path. Errors: RL_ENOTFOUND (no file and no
  * RL_STORE_CREATE), RL_EVERSION (schema newer than this binary), RL_EINVALID
  * (not a Relasi store), RL_ESTORE (SQLite failed; message says why).
