@@ -1,10 +1,11 @@
 /*
  * fuzz_dev_sync.c — the device's handling of everything a hub answers
  * (sync/src/devsync.c): WELCOME, PUSHED (push_batch: one result per change,
- * versions, refusals), PAGE (apply_page / parse_pulled / apply_run /
- * store_conflicts) and ERROR, through the real session, rl_sync_session,
- * over an in-memory connection to a scripted hub thread, on a real device
- * store that holds pulled records, their bases and unpushed local edits.
+ * versions, refusals), PAGE (rl_page_parse, then apply_page / check_pulled
+ * / apply_run / store_conflicts) and ERROR, through the real session,
+ * rl_sync_session, over an in-memory connection to a scripted hub thread,
+ * on a real device store that holds pulled records, their bases and
+ * unpushed local edits.
  *
  * Input: the hub's answers, separated by NUL bytes; each is sent as one
  * frame (4-byte length, then the bytes: a type byte and the JSON payload)
@@ -43,6 +44,7 @@
 #define FZ_MAX_ANSWERS 64
 
 static rl_store *store;
+static sqlite3 *watcher;        /* the hub thread's own read-only look at it */
 static int64_t hlc0;
 
 struct script {
@@ -88,6 +90,9 @@ static void setup(void)
 		 "expected two pending changes");
 	fz_store_snapshot(store);
 	hlc0 = rl_store_hlc(store)->last;
+	FZ_CHECK(sqlite3_open_v2(rl_store_path(store), &watcher, SQLITE_OPEN_READONLY, NULL) ==
+		 SQLITE_OK, "a second connection to the store");
+	sqlite3_busy_timeout(watcher, 10000);
 }
 
 /* The scripted hub: answer each request with the next piece of the input. */
@@ -115,8 +120,12 @@ static void *hub_main(void *arg)
 		sc->requests[sc->served] = type;
 		if (type == RL_FRAME_BYE)
 			break;
-		/* The device waits for this answer: its store is at rest. */
-		sc->digest[sc->served] = fz_db_digest(rl_store_db(store));
+		/* The device waits for this answer: what it committed is at
+		 * rest. It may be reading its store meanwhile (freezing the next
+		 * batch while the hub merges), and a store handle belongs to one
+		 * thread at a time (relasi/store.h): the digest reads through a
+		 * connection of its own, which sees exactly what is committed. */
+		sc->digest[sc->served] = fz_db_digest(watcher);
 		hdr[0] = (unsigned char)(len >> 24);
 		hdr[1] = (unsigned char)(len >> 16);
 		hdr[2] = (unsigned char)(len >> 8);

@@ -62,28 +62,6 @@ static int in_shape(const json_t *o)
 	return 1;
 }
 
-static void same_text(const char *s, const json_t *j, const char *what)
-{
-	FZ_CHECK(json_is_string(j) && strlen(s) == json_string_length(j) &&
-		 memcmp(s, json_string_value(j), strlen(s)) == 0, "%s differs", what);
-}
-
-static void same_value(const struct rl_value *v, const json_t *j)
-{
-	switch (v->type) {
-	case RL_V_NULL: FZ_CHECK(json_is_null(j), "null differs"); break;
-	case RL_V_INT:
-		FZ_CHECK(json_is_integer(j) && json_integer_value(j) == v->i, "integer differs");
-		break;
-	case RL_V_REAL:
-		FZ_CHECK(json_is_real(j) && memcmp(&(double){ json_real_value(j) }, &v->d,
-						   sizeof(double)) == 0, "real %g differs", v->d);
-		break;
-	case RL_V_TEXT: same_text(v->s, j, "a text value"); break;
-	default: FZ_CHECK(0, "a value of type %d", (int)v->type);
-	}
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
@@ -103,10 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < rd.n; i++) {
 			const struct rl_push_change *c = &rd.changes[i];
 			json_t *o = json_array_get(cs, i);
-			same_text(c->tbl, json_object_get(o, "t"), "t");
-			same_text(c->row, json_object_get(o, "r"), "r");
-			same_text(c->field, json_object_get(o, "f"), "f");
-			same_value(&c->value, json_object_get(o, "v"));
+			fz_same_text(c->tbl, json_object_get(o, "t"), "t");
+			fz_same_text(c->row, json_object_get(o, "r"), "r");
+			fz_same_text(c->field, json_object_get(o, "f"), "f");
+			fz_same_value(&c->value, json_object_get(o, "v"));
 			FZ_CHECK(json_integer_value(json_object_get(o, "b")) == c->base, "b differs");
 			FZ_CHECK(json_integer_value(json_object_get(o, "h")) == c->hlc, "h differs");
 		}

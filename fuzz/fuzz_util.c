@@ -392,3 +392,25 @@ int fz_run_session(struct rl_store *s, struct rl_conn **hub_end, void *(*hub_mai
 	pthread_join(hub, NULL);
 	return rc;
 }
+
+void fz_same_text(const char *s, const json_t *j, const char *what)
+{
+	FZ_CHECK(s && json_is_string(j) && strlen(s) == json_string_length(j) &&
+		 memcmp(s, json_string_value(j), strlen(s)) == 0, "%s differs", what);
+}
+
+void fz_same_value(const struct rl_value *v, const json_t *j)
+{
+	switch (v->type) {
+	case RL_V_NULL: FZ_CHECK(json_is_null(j), "null differs"); break;
+	case RL_V_INT:
+		FZ_CHECK(json_is_integer(j) && json_integer_value(j) == v->i, "integer differs");
+		break;
+	case RL_V_REAL:
+		FZ_CHECK(json_is_real(j) && memcmp(&(double){ json_real_value(j) }, &v->d,
+						   sizeof(double)) == 0, "real %g differs", v->d);
+		break;
+	case RL_V_TEXT: fz_same_text(v->s, j, "a text value"); break;
+	default: FZ_CHECK(0, "a value of type %d", (int)v->type);
+	}
+}

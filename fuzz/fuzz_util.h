@@ -79,6 +79,13 @@ long long fz_query_int(sqlite3 *db, const char *sql);
 /* A JSON scalar as an rl_value (text points into j); 0 if not a scalar. */
 int fz_value_from_json(json_t *j, struct rl_value *v);
 
+/* For the differential targets (a reader without jansson against jansson):
+ * s is exactly j's string, byte for byte; v is exactly j's value (the same
+ * type, integers equal, reals bit for bit, text byte for byte). `what`
+ * names the field in the failure. */
+void fz_same_text(const char *s, const json_t *j, const char *what);
+void fz_same_value(const struct rl_value *v, const json_t *j);
+
 /* One device sync session (rl_sync_session) of store s against a scripted
  * hub: an in-memory connection whose hub end is put in *hub_end before
  * hub_main(arg) starts on its own thread. The device end is closed after

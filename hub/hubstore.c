@@ -82,20 +82,6 @@ json_t *hub_value_json(const struct rl_value *v)
 	}
 }
 
-/* SQLITE_STATIC, never TRANSIENT, on every write path: a TRANSIENT bind
- * copies, and when that copy fails for lack of memory SQLite leaves the
- * parameter NULL and the statement still runs — a value silently erased
- * (found by tests/hub/test_faults.c). The value outlives the step. */
-static void bind_value(sqlite3_stmt *st, int idx, const struct rl_value *v)
-{
-	switch (v->type) {
-	case RL_V_INT: sqlite3_bind_int64(st, idx, v->i); break;
-	case RL_V_REAL: sqlite3_bind_double(st, idx, v->d); break;
-	case RL_V_TEXT: sqlite3_bind_text(st, idx, v->s, -1, SQLITE_STATIC); break;
-	default: sqlite3_bind_null(st, idx); break;
-	}
-}
-
 /* An owned copy of a value (text duplicated). */
 struct owned_value {
 	struct rl_value v;
@@ -138,7 +124,7 @@ static int log_field(rl_store *s, const char *tbl, const char *row, const char *
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
-	bind_value(st, 4, v);
+	rl_store_bind_value(st, 4, v);
 	sqlite3_bind_int64(st, 5, hlc);
 	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
 	if (user)
@@ -198,7 +184,7 @@ static int set_field(rl_store *s, const char *tbl, const char *row, const char *
 	sqlite3_free(sql);
 	if (error < 0)
 		return error;
-	bind_value(st, 1, v);
+	rl_store_bind_value(st, 1, v);
 	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		error = data_error(s) ? rl_error_set(RL_EINVALID, "%s.%s: %s", tbl, field,
@@ -675,14 +661,14 @@ static int record_conflict(rl_store *s, const struct hub_peer *p, const struct c
 	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
 	if (c->base > 0)
 		sqlite3_bind_int64(st, 4, c->base);
-	bind_value(st, 5, &base.v);
-	bind_value(st, 6, hub_value);
+	rl_store_bind_value(st, 5, &base.v);
+	rl_store_bind_value(st, 6, hub_value);
 	if (fs->exists) {
 		sqlite3_bind_int64(st, 7, fs->version);
 		sqlite3_bind_text(st, 8, fs->device, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 9, fs->hlc);
 	}
-	bind_value(st, 10, &c->value);
+	rl_store_bind_value(st, 10, &c->value);
 	sqlite3_bind_text(st, 11, p->device, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 12, p->user, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 13, c->hlc);
@@ -786,7 +772,7 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		return error;
 	sqlite3_bind_text(st, 1, cs[0]->row, -1, SQLITE_STATIC);
 	for (i = 0; i < n; i++)
-		bind_value(st, (int)i + 2, &cs[i]->value);
+		rl_store_bind_value(st, (int)i + 2, &cs[i]->value);
 	/* A refused INSERT leaves nothing behind: SQLite undoes a failed
 	 * statement with its triggers' writes (ABORT; no rule here says FAIL
 	 * or ROLLBACK), as set_field relies on for updates. */
@@ -900,7 +886,7 @@ static int remember_sent_text(rl_store *s, const struct hub_peer *p, const struc
 	sqlite3_bind_text(st, 2, c->row, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, c->field, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, p->device, -1, SQLITE_STATIC);
-	bind_value(st, 5, &c->value);
+	rl_store_bind_value(st, 5, &c->value);
 	sqlite3_bind_int64(st, 6, version);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -1896,7 +1882,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, mode, -1, SQLITE_STATIC);
-	bind_value(st, 3, &chosen.v);
+	rl_store_bind_value(st, 3, &chosen.v);
 	sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, *seq);
 	rc = sqlite3_step(st);

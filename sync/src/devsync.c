@@ -8,6 +8,8 @@
 #include "relasi/limits.h"
 #include "relasi/merge.h"
 #include "relasi/model.h"
+#include "relasi/page.h"
+#include "relasi/pushed.h"
 #include "relasi/valid.h"
 #include "relasi/wire.h"
 
@@ -81,6 +83,27 @@ static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
 	if ((error = rl_wire_write(c, type, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS)) < 0)
 		return error;
 	return receive(c, want, resp);
+}
+
+/* The hub's answer as raw bytes, for the readers that take a frame without
+ * a JSON tree ((*frame)[0] is `want`, *len bytes in all); an ERROR frame
+ * becomes an error with the hub's own words. *frame (capacity *cap) is the
+ * caller's, kept between frames. */
+static int receive_frame(rl_conn *c, int want, unsigned char **frame, size_t *cap, size_t *len)
+{
+	json_t *answer = NULL;
+	int type, error;
+
+	if ((error = rl_wire_read_raw(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, frame, cap, len)) < 0)
+		return error;
+	if ((*frame)[0] == want)
+		return RL_OK;
+	if ((error = rl_wire_decode(*frame, *len, &type, &answer)) == 0)
+		error = type == RL_FRAME_ERROR ? hub_refused(answer) :
+			rl_error_set(RL_EPROTO, "the hub answered '%c' where '%c' was expected", type,
+				     want);
+	json_decref(answer);
+	return error;
 }
 
 /* ---- push ---------------------------------------------------------------------- */
@@ -414,26 +437,19 @@ static int read_batch(rl_store *s, long long batch, char **text, long long **seq
  * function of the answer, so that the session can send the next batch with
  * this cursor before it records the answer.
  */
-static int answer_rewind(json_t *resp, long long batch, size_t n, long long cursor,
+static int answer_rewind(const struct rl_pushed *a, long long batch, size_t n, long long cursor,
 			 long long *rewind)
 {
-	json_t *results = json_object_get(resp, "results");
 	size_t i;
 
-	if (json_integer_value(json_object_get(resp, "batch")) != batch || !json_is_array(results) ||
-	    json_array_size(results) != n)
+	if (a->batch != batch || a->n != n)
 		return rl_error_set(RL_EPROTO, "the hub's answer does not match batch %lld", batch);
 	*rewind = cursor;
 	for (i = 0; i < n; i++) {
-		json_t *r = json_array_get(results, i);
-		const char *status = json_string_value(json_object_get(r, "s"));
-		json_t *jv = json_object_get(r, "v");
-		long long version = json_is_integer(jv) ? json_integer_value(jv) : 0;
-		if (!status)
-			return rl_error_set(RL_EPROTO, "a result without a status");
-		if (strcmp(status, "refused") != 0 && strcmp(status, "applied") != 0 &&
-		    version > 0 && version <= cursor && version - 1 < *rewind)
-			*rewind = version - 1;
+		const struct rl_result *r = &a->results[i];
+		if (r->status != RL_RESULT_REFUSED && r->status != RL_RESULT_APPLIED &&
+		    r->version > 0 && r->version <= cursor && r->version - 1 < *rewind)
+			*rewind = r->version - 1;
 	}
 	return RL_OK;
 }
@@ -444,40 +460,36 @@ static int answer_rewind(json_t *resp, long long batch, size_t n, long long curs
  * session and an imported reply bundle both come through here.
  */
 static int record_pushed(rl_store *s, long long batch, long long cursor, const long long *seqs,
-			 size_t n, json_t *resp, struct rl_sync_stats *stats)
+			 size_t n, const struct rl_pushed *a, struct rl_sync_stats *stats)
 {
-	json_t *results = json_object_get(resp, "results");
 	long long rewind;
 	sqlite3_stmt *st;
 	size_t i;
 	int error = RL_OK, rc = SQLITE_DONE;
 
-	if ((error = answer_rewind(resp, batch, n, cursor, &rewind)) < 0)
+	if ((error = answer_rewind(a, batch, n, cursor, &rewind)) < 0)
 		return error;
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	for (i = 0; i < n; i++) {
-		json_t *r = json_array_get(results, i);
-		const char *status = json_string_value(json_object_get(r, "s"));
-		const char *reason = json_string_value(json_object_get(r, "reason"));
-		json_t *jv = json_object_get(r, "v");
-		long long version = json_is_integer(jv) ? json_integer_value(jv) : 0;
-		if (strcmp(status, "refused") == 0) {
+		const struct rl_result *r = &a->results[i];
+		if (r->status == RL_RESULT_REFUSED) {
 			if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'refused', "
 						      "reason = ?2 WHERE seq = ?1", &st)) < 0)
 				break;
 			sqlite3_bind_int64(st, 1, seqs[i]);
-			sqlite3_bind_text(st, 2, reason ? reason : "refused by the hub", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, r->reason ? r->reason : "refused by the hub", -1,
+					  SQLITE_STATIC);
 			rc = sqlite3_step(st);
 			sqlite3_reset(st);
 			stats->refused++;
 		} else {
-			if (strcmp(status, "conflict") == 0) {
+			if (r->status == RL_RESULT_CONFLICT) {
 				/* The details arrive with the last PULL page. */
 				stats->conflicts++;
-			} else if (strcmp(status, "applied") == 0) {
+			} else if (r->status == RL_RESULT_APPLIED) {
 				stats->applied++;
-			} else if (strcmp(status, "merged") == 0) {
+			} else if (r->status == RL_RESULT_MERGED) {
 				stats->merged++;
 			} else {
 				stats->same++;
@@ -491,7 +503,7 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 			 * over it and silently drop the other side's lines
 			 * (tests/sim/simulate.py, FINDINGS 3). The pull records the
 			 * version when the value arrives. */
-			if (version > 0 && strcmp(status, "applied") == 0) {
+			if (r->version > 0 && r->status == RL_RESULT_APPLIED) {
 				if ((error = rl_store_prepare(s,
 				     "INSERT INTO rl_base(tbl, row_id, field, version) "
 				     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
@@ -499,7 +511,7 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 				     "version = max(version, excluded.version)", &st)) < 0)
 					break;
 				sqlite3_bind_int64(st, 1, seqs[i]);
-				sqlite3_bind_int64(st, 2, version);
+				sqlite3_bind_int64(st, 2, r->version);
 				rc = sqlite3_step(st);
 				sqlite3_reset(st);
 				if (rc != SQLITE_DONE) {
@@ -537,13 +549,13 @@ struct outgoing {
 	long long *seqs;
 	size_t n;
 	char *changes;                /* the JSON array of the changes */
-	json_t *answer;               /* PUSHED, checked, not yet recorded */
+	struct rl_pushed answer;      /* PUSHED, checked, not yet recorded */
 };
 
 static void outgoing_free(struct outgoing *o)
 {
 	free(o->changes);
-	json_decref(o->answer);
+	rl_pushed_free(&o->answer);
 	free(o->seqs);
 	memset(o, 0, sizeof(*o));
 }
@@ -575,87 +587,44 @@ static int send_push(rl_conn *c, struct outgoing *o, long long cursor)
 				   RL_READ_TIMEOUT_MS);
 }
 
-/* The answer to o, checked; *cursor_after is the device's cursor once it is
- * recorded (the next batch goes with it). */
-static int receive_push(rl_conn *c, struct outgoing *o, long long *cursor_after)
+/* The answer to o, read by pushed.c (relasi/pushed.h says why) and checked;
+ * *cursor_after is the device's cursor once it is recorded (the next batch
+ * goes with it). *frame (capacity *cap) is the caller's. */
+static int receive_push(rl_conn *c, struct outgoing *o, unsigned char **frame, size_t *cap,
+			long long *cursor_after)
 {
+	size_t len;
 	int error;
 
-	if ((error = receive(c, RL_FRAME_PUSHED, &o->answer)) < 0)
+	if ((error = receive_frame(c, RL_FRAME_PUSHED, frame, cap, &len)) < 0 ||
+	    (error = rl_pushed_parse(&o->answer, *frame + 1, len - 1)) < 0)
 		return error;
-	return answer_rewind(o->answer, o->batch, o->n, o->cursor, cursor_after);
+	return answer_rewind(&o->answer, o->batch, o->n, o->cursor, cursor_after);
 }
 
 static int record_push(rl_store *s, struct outgoing *o, struct rl_sync_stats *stats)
 {
-	return record_pushed(s, o->batch, o->cursor, o->seqs, o->n, o->answer, stats);
+	return record_pushed(s, o->batch, o->cursor, o->seqs, o->n, &o->answer, stats);
 }
 
 /* ---- pull ------------------------------------------------------------------------- */
 
-struct pulled {
-	long long seq;
-	const char *tbl, *row, *field;
-	json_t *v;
-	long long hlc;
-};
-
-static void bind_json(sqlite3_stmt *st, int idx, json_t *v)
+/* A pulled change, checked as the hub checks a pushed one: a known field of
+ * a known table, a valid id, a value the model takes — or a bad hub (or a
+ * bug) would plant values the device's own code never writes (a phone
+ * "abc", a real in an integer column; found by fuzz/fuzz_dev_sync). page.c
+ * has checked the shape. */
+static int check_pulled(const struct rl_page_change *p)
 {
-	if (json_is_integer(v))
-		sqlite3_bind_int64(st, idx, json_integer_value(v));
-	else if (json_is_real(v))
-		sqlite3_bind_double(st, idx, json_real_value(v));
-	else if (json_is_string(v))
-		sqlite3_bind_text(st, idx, json_string_value(v), -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, idx);
-}
+	const struct rl_table *t = rl_model_table(p->tbl);
+	const struct rl_field *f = t ? rl_model_field(t, p->field) : NULL;
 
-/* A value from the network for field f of t: checked as the hub checks a
- * pushed one, or a bad hub (or a bug) would plant values the device's own
- * code never writes (a phone "abc", a real in an integer column). Found by
- * fuzz/fuzz_dev_sync. */
-static int check_value(const struct rl_table *t, const struct rl_field *f, json_t *v)
-{
-	struct rl_value rv = { RL_V_NULL, 0, 0, NULL };
-
-	if (!v || !(json_is_null(v) || json_is_number(v) || json_is_string(v)))
-		return -1;
-	if (json_is_integer(v)) {
-		rv.type = RL_V_INT;
-		rv.i = json_integer_value(v);
-	} else if (json_is_real(v)) {
-		rv.type = RL_V_REAL;
-		rv.d = json_real_value(v);
-	} else if (json_is_string(v)) {
-		rv.type = RL_V_TEXT;
-		rv.s = json_string_value(v);
-	}
-	return rl_model_check_value(t, f, &rv) < 0 ? -1 : 0;
-}
-
-static int parse_pulled(json_t *o, struct pulled *p)
-{
-	json_t *v = json_object_get(o, "v");
-	const struct rl_table *t;
-	const struct rl_field *f;
-
-	p->seq = json_integer_value(json_object_get(o, "s"));
-	p->tbl = json_string_value(json_object_get(o, "t"));
-	p->row = json_string_value(json_object_get(o, "r"));
-	p->field = json_string_value(json_object_get(o, "f"));
-	p->hlc = json_integer_value(json_object_get(o, "h"));
-	p->v = v;
-	if (p->seq <= 0 || !p->tbl || !p->row || !p->field || !v ||
-	    !(json_is_null(v) || json_is_number(v) || json_is_string(v)))
+	if (p->seq <= 0)
 		return rl_error_set(RL_EPROTO, "a pulled change is malformed");
-	t = rl_model_table(p->tbl);
-	f = t ? rl_model_field(t, p->field) : NULL;
 	if (!t || strcmp(t->name, p->tbl) != 0 || !f || !rl_id_valid(p->row))
 		return rl_error_set(RL_EPROTO, "the hub sent an unknown field %.40s.%.40s",
 				    p->tbl, p->field);
-	if (check_value(t, f, v) < 0)
+	if (rl_model_check_value(t, f, &p->value) < 0)
 		return rl_error_set(RL_EPROTO, "the hub sent an invalid value for %s.%s",
 				    t->name, f->name);
 	return RL_OK;
@@ -680,7 +649,7 @@ static int row_exists(rl_store *s, const char *tbl, const char *row, int *exists
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading a record");
 }
 
-static int pending_edit(rl_store *s, const struct pulled *p, int *yes)
+static int pending_edit(rl_store *s, const struct rl_page_change *p, int *yes)
 {
 	sqlite3_stmt *st;
 	int error, rc;
@@ -697,7 +666,7 @@ static int pending_edit(rl_store *s, const struct pulled *p, int *yes)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading the outbox");
 }
 
-static int set_base(rl_store *s, const struct pulled *p)
+static int set_base(rl_store *s, const struct rl_page_change *p)
 {
 	sqlite3_stmt *st;
 	int error, rc;
@@ -716,7 +685,7 @@ static int set_base(rl_store *s, const struct pulled *p)
 }
 
 /* Is change i's field changed again later in the run? */
-static int superseded(const struct pulled *ps, size_t n, size_t i)
+static int superseded(const struct rl_page_change *ps, size_t n, size_t i)
 {
 	size_t j;
 
@@ -781,7 +750,7 @@ static int follow_redirect(rl_store *s, const char *tbl, const char *loser, cons
 	return RL_OK;
 }
 
-static int apply_run_fields(rl_store *s, struct pulled *ps, size_t n)
+static int apply_run_fields(rl_store *s, struct rl_page_change *ps, size_t n)
 {
 	int exists = 0, error;
 	size_t i;
@@ -817,7 +786,7 @@ static int apply_run_fields(rl_store *s, struct pulled *ps, size_t n)
 			return error;
 		sqlite3_bind_text(st, 1, ps[0].row, -1, SQLITE_STATIC);
 		for (i = 0; i < n; i++)
-			bind_json(st, (int)i + 2, ps[i].v);
+			rl_store_bind_value(st, (int)i + 2, &ps[i].value);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			error = rl_error_set(RL_EPROTO, "cannot create %s %s from the hub: %s", ps[0].tbl,
 					     ps[0].row, sqlite3_errmsg(rl_store_db(s)));
@@ -851,7 +820,7 @@ static int apply_run_fields(rl_store *s, struct pulled *ps, size_t n)
 			sqlite3_free(sql);
 			if (error < 0)
 				return error;
-			bind_json(st, 1, ps[i].v);
+			rl_store_bind_value(st, 1, &ps[i].value);
 			sqlite3_bind_text(st, 2, ps[i].row, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				error = rl_error_set(RL_EPROTO, "cannot apply %s.%s from the hub: %s",
@@ -879,7 +848,7 @@ static int apply_run_fields(rl_store *s, struct pulled *ps, size_t n)
 
 /* One record's run of pulled changes; a redirect among them (the record
  * was merged into another) re-points what refers to it. */
-static int apply_run(rl_store *s, struct pulled *ps, size_t n)
+static int apply_run(rl_store *s, struct rl_page_change *ps, size_t n)
 {
 	size_t i;
 	int error;
@@ -887,57 +856,46 @@ static int apply_run(rl_store *s, struct pulled *ps, size_t n)
 	if ((error = apply_run_fields(s, ps, n)) < 0)
 		return error;
 	for (i = 0; i < n; i++)
-		if (strcmp(ps[i].field, RL_MERGED_INTO) == 0 && json_is_string(ps[i].v) &&
-		    (error = follow_redirect(s, ps[i].tbl, ps[i].row, json_string_value(ps[i].v))) < 0)
+		if (strcmp(ps[i].field, RL_MERGED_INTO) == 0 && ps[i].value.type == RL_V_TEXT &&
+		    (error = follow_redirect(s, ps[i].tbl, ps[i].row, ps[i].value.s)) < 0)
 			return error;
 	return RL_OK;
 }
 
 /* Replace the device's view of its conflicts with the hub's list (sent on
  * the last page of a pull). Inside the page's transaction. */
-static int store_conflicts(rl_store *s, json_t *list)
+static int store_conflicts(rl_store *s, const struct rl_page *pg)
 {
 	sqlite3_stmt *st;
-	json_t *o;
 	size_t i;
 	int rc;
 
-	if (!json_is_array(list) || json_array_size(list) > RL_MAX_DEVICE_CONFLICTS)
-		return rl_error_set(RL_EPROTO, "malformed conflict list");
 	if (sqlite3_exec(rl_store_db(s), "DELETE FROM rl_conflicts", NULL, NULL, NULL) != SQLITE_OK)
 		return rl_store_error(s, "clearing conflicts");
-	json_array_foreach(list, i, o) {
-		const char *t = json_string_value(json_object_get(o, "t"));
-		const char *r = json_string_value(json_object_get(o, "r"));
-		const char *f = json_string_value(json_object_get(o, "f"));
-		const char *kind = json_string_value(json_object_get(o, "kind"));
-		const char *by = json_string_value(json_object_get(o, "by"));
-		const char *state = json_string_value(json_object_get(o, "state"));
-		const char *at = json_string_value(json_object_get(o, "at"));
-		json_t *id = json_object_get(o, "id");
-		const struct rl_table *tb;
-		if (!t || !r || !f || !kind || !by || !state || !at || !json_is_integer(id) ||
-		    !(tb = rl_model_table(t)) || !rl_model_field(tb, f))
-			return rl_error_set(RL_EPROTO, "malformed conflict in the hub's list");
+	for (i = 0; i < pg->nconflicts; i++) {
+		const struct rl_page_conflict *c = &pg->conflicts[i];
+		const struct rl_table *tb = rl_model_table(c->tbl);
+		if (!tb || !rl_model_field(tb, c->field))
+			return rl_error_set(RL_EPROTO, "the hub's conflict %lld names an unknown "
+					    "field %.40s.%.40s", c->id, c->tbl, c->field);
 		if ((rc = rl_store_prepare(s,
 		     "INSERT OR REPLACE INTO rl_conflicts(hub_id, tbl, row_id, field, kind, mine, theirs, "
 		     "other, kept_mine, state, resolution, decided, at) "
 		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", &st)) < 0)
 			return rc;
-		sqlite3_bind_int64(st, 1, json_integer_value(id));
+		sqlite3_bind_int64(st, 1, c->id);
 		sqlite3_bind_text(st, 2, tb->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, r, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, f, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
-		bind_json(st, 6, json_object_get(o, "mine"));
-		bind_json(st, 7, json_object_get(o, "theirs"));
-		sqlite3_bind_text(st, 8, by, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 9, json_is_true(json_object_get(o, "kept_mine")));
-		sqlite3_bind_text(st, 10, state, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 11, json_string_value(json_object_get(o, "resolution")), -1,
-				  SQLITE_STATIC);
-		bind_json(st, 12, json_object_get(o, "decided"));
-		sqlite3_bind_text(st, 13, at, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, c->row, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, c->field, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, c->kind, -1, SQLITE_STATIC);
+		rl_store_bind_value(st, 6, &c->mine);
+		rl_store_bind_value(st, 7, &c->theirs);
+		sqlite3_bind_text(st, 8, c->by, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 9, c->kept_mine);
+		sqlite3_bind_text(st, 10, c->state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 11, c->resolution, -1, SQLITE_STATIC);
+		rl_store_bind_value(st, 12, &c->decided);
+		sqlite3_bind_text(st, 13, c->at, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -946,36 +904,29 @@ static int store_conflicts(rl_store *s, json_t *list)
 	return RL_OK;
 }
 
-/* Apply one PAGE in one transaction (the network session's pull and an
- * imported reply bundle both come through here). */
-static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
+/* Apply one PAGE (read by page.c) in one transaction (the network
+ * session's pull and an imported reply bundle both come through here). */
+static int apply_page(rl_store *s, const struct rl_page *pg, long long *cursor, int *more,
+		      long *count)
 {
-	json_t *changes = json_object_get(page, "changes");
-	json_t *jc = json_object_get(page, "cursor");
-	struct pulled *ps = NULL;
-	size_t n, i, j;
+	struct rl_page_change *ps = pg->changes;
+	size_t n = pg->n, i, j;
 	int error = RL_OK;
 
-	if (!json_is_array(changes) || !json_is_integer(jc) ||
-	    json_array_size(changes) > RL_MAX_PAGE_CHANGES + 64)
-		return rl_error_set(RL_EPROTO, "malformed PAGE");
-	n = json_array_size(changes);
-	if (!(ps = calloc(n ? n : 1, sizeof(*ps))))
-		return rl_error_set(RL_ENOMEM, "out of memory");
 	for (i = 0; i < n && error == 0; i++) {
-		error = parse_pulled(json_array_get(changes, i), &ps[i]);
+		error = check_pulled(&ps[i]);
 		if (error == 0 && ps[i].seq <= (i ? ps[i - 1].seq : *cursor))
 			error = rl_error_set(RL_EPROTO, "the hub's page is out of order");
 	}
 	if (error < 0)
-		goto cleanup;
+		return error;
 	if ((error = rl_store_begin(s)) < 0)
-		goto cleanup;
+		return error;
 	/* New records are indexed for search at the commit (as a hub batch:
 	 * schema/017_fts_indexed.sql). */
 	if ((error = rl_store_fts_defer(s)) < 0) {
 		rl_store_rollback(s);
-		goto cleanup;
+		return error;
 	}
 	rl_store_set_capture(s, 0);
 	for (i = 0; i < n && error == 0; i = j) {
@@ -987,23 +938,21 @@ static int apply_page(rl_store *s, json_t *page, long long *cursor, int *more, l
 	for (i = 0; i < n && error == 0; i++)
 		rl_hlc_receive(rl_store_hlc(s), ps[i].hlc, NULL);  /* far-future stamps are not adopted */
 	rl_store_set_capture(s, 1);
-	if (error == 0 && json_object_get(page, "conflicts"))
-		error = store_conflicts(s, json_object_get(page, "conflicts"));
-	if (error == 0 && json_integer_value(jc) > *cursor)
-		error = meta_set_int(s, "cursor", json_integer_value(jc));
+	if (error == 0 && pg->has_conflicts)
+		error = store_conflicts(s, pg);
+	if (error == 0 && pg->cursor > *cursor)
+		error = meta_set_int(s, "cursor", pg->cursor);
 	if (error == 0)
 		error = rl_store_commit(s);
 	if (error < 0) {
 		rl_store_rollback(s);
-		goto cleanup;
+		return error;
 	}
-	if (json_integer_value(jc) > *cursor)
-		*cursor = json_integer_value(jc);
-	*more = json_is_true(json_object_get(page, "more"));
+	if (pg->cursor > *cursor)
+		*cursor = pg->cursor;
+	*more = pg->more;
 	*count += (long)n;
-cleanup:
-	free(ps);
-	return error;
+	return RL_OK;
 }
 
 /*
@@ -1721,6 +1670,26 @@ int rl_sync_snapshot_only(rl_store *s, rl_conn *c, struct rl_sync_stats *stats)
 
 /* ---- the session ---------------------------------------------------------------------- */
 
+/* Ask for the changes after cursor and read the PAGE with page.c into *pg
+ * (no JSON tree: relasi/page.h says why); an ERROR frame becomes an error
+ * with the hub's words. *frame (capacity *cap) is the caller's, kept
+ * between pages. */
+static int pull_page(rl_conn *c, long long cursor, unsigned char **frame, size_t *cap,
+		     struct rl_page *pg)
+{
+	char req[64];
+	size_t len;
+	int error;
+
+	len = (size_t)snprintf(req, sizeof(req), "{\"cursor\":%lld,\"limit\":%d}", cursor,
+			       PULL_LIMIT);
+	if ((error = rl_wire_write_text(c, RL_FRAME_PULL, req, len, RL_MAX_FRAME,
+					RL_READ_TIMEOUT_MS)) < 0 ||
+	    (error = receive_frame(c, RL_FRAME_PAGE, frame, cap, &len)) < 0)
+		return error;
+	return rl_page_parse(pg, *frame + 1, len - 1);
+}
+
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		    rl_sync_progress progress, void *pctx)
 {
@@ -1731,12 +1700,18 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		       rl_sync_progress progress, void *pctx)
 {
 	json_t *req = NULL, *resp = NULL;
-	struct outgoing cur = { 0, 0, NULL, 0, NULL, NULL }, next = { 0, 0, NULL, 0, NULL, NULL };
+	struct outgoing cur, next;
+	struct rl_page page;
+	unsigned char *frame = NULL;
+	size_t frame_cap = 0;
 	long long batch, cursor;
 	char status[96], now[21];
 	int error, sent, more = 1, snapshot = 0, loaded = 0;
 
 	memset(stats, 0, sizeof(*stats));
+	memset(&page, 0, sizeof(page));
+	memset(&cur, 0, sizeof(cur));
+	memset(&next, 0, sizeof(next));
 	/* "wall" lets the hub tell a clock that is wrong now from stamps made
 	 * while it was wrong (restamp_pending). */
 	req = json_pack("{s:[i], s:s, s:I, s:I}", "proto", RL_PROTO_VERSION, "client", "relasi",
@@ -1798,7 +1773,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		    (!batch && (error = freeze_batch(s, &batch)) < 0) ||
 		    (batch && (error = prepare_push(s, batch, &next)) < 0))
 			goto cleanup;
-		if ((error = receive_push(c, &cur, &cursor)) == RL_EREUSED) {
+		if ((error = receive_push(c, &cur, &frame, &frame_cap, &cursor)) == RL_EREUSED) {
 			long long to;
 			if ((error = rl_sync_renumber_batch(s, cur.batch, &to)) == 0)
 				error = rl_error_set(RL_EREUSED, "the hub already has batch %lld of this "
@@ -1825,17 +1800,9 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	    (error = snapshot_load(s, c, flags, &cursor, &loaded, stats, progress, pctx)) < 0)
 		goto cleanup;
 	while (more) {
-		if (!(req = json_pack("{s:I, s:i}", "cursor", (json_int_t)cursor, "limit", PULL_LIMIT))) {
-			error = rl_error_set(RL_ENOMEM, "out of memory");
+		if ((error = pull_page(c, cursor, &frame, &frame_cap, &page)) < 0 ||
+		    (error = apply_page(s, &page, &cursor, &more, &stats->pulled)) < 0)
 			goto cleanup;
-		}
-		error = exchange(c, RL_FRAME_PULL, req, RL_FRAME_PAGE, &resp);
-		json_decref(req);
-		req = NULL;
-		if (error < 0 || (error = apply_page(s, resp, &cursor, &more, &stats->pulled)) < 0)
-			goto cleanup;
-		json_decref(resp);
-		resp = NULL;
 		if (progress) {
 			snprintf(status, sizeof(status), "pulled %ld changes", stats->pulled);
 			progress(pctx, status);
@@ -1854,6 +1821,8 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 cleanup:
 	outgoing_free(&cur);
 	outgoing_free(&next);
+	rl_page_free(&page);
+	free(frame);
 	json_decref(req);
 	json_decref(resp);
 	return error;
@@ -1894,29 +1863,53 @@ cleanup:
 int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *stats,
 			  int *recorded)
 {
-	json_t *jb = json_object_get(pushed, "batch");
+	struct rl_pushed a;
+	char *text = json_dumps(pushed, JSON_COMPACT);
 	long long cursor, *seqs = NULL;
 	size_t n = 0;
 	int error;
 
+	/* Through the session's reader, as rl_sync_apply_page. */
 	*recorded = 0;
-	if (!json_is_integer(jb) || json_integer_value(jb) < 1)
-		return rl_error_set(RL_EPROTO, "the hub's answer names no batch");
+	memset(&a, 0, sizeof(a));
+	if (!text)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_pushed_parse(&a, (const unsigned char *)text, strlen(text))) < 0)
+		goto cleanup;
+	if (a.batch < 1) {
+		error = rl_error_set(RL_EPROTO, "the hub's answer names no batch");
+		goto cleanup;
+	}
 	if ((error = meta_int(s, "cursor", &cursor)) < 0 ||
-	    (error = read_batch(s, json_integer_value(jb), NULL, &seqs, &n)) < 0)
+	    (error = read_batch(s, a.batch, NULL, &seqs, &n)) < 0)
 		goto cleanup;
 	/* Nothing of it waits for an answer: recorded before (the same reply
 	 * imported twice, or the batch went by network since). */
 	if (n == 0)
 		goto cleanup;
-	if ((error = record_pushed(s, json_integer_value(jb), cursor, seqs, n, pushed, stats)) == 0)
+	if ((error = record_pushed(s, a.batch, cursor, seqs, n, &a, stats)) == 0)
 		*recorded = 1;
 cleanup:
 	free(seqs);
+	free(text);
+	rl_pushed_free(&a);
 	return error;
 }
 
 int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
 {
-	return apply_page(s, page, cursor, more, count);
+	struct rl_page pg;
+	char *text = json_dumps(page, JSON_COMPACT);
+	int error;
+
+	/* A bundle's page goes through the session's reader: one shape, one
+	 * set of checks (text, not a tree: a rare path). */
+	memset(&pg, 0, sizeof(pg));
+	if (!text)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_page_parse(&pg, (const unsigned char *)text, strlen(text))) == 0)
+		error = apply_page(s, &pg, cursor, more, count);
+	free(text);
+	rl_page_free(&pg);
+	return error;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "relasi/error.h"
+#include "relasi/merge.h"
 #include "utf8.h"
 
 int rl_jscan_init(struct rl_jscan *x, char frame, const unsigned char *buf, size_t len,
@@ -291,4 +292,53 @@ int rl_jscan_key(struct rl_jscan *x, const char *const *keys, int nkeys, const c
 	x->p++;
 	rl_jscan_ws(x);
 	return RL_OK;
+}
+
+int rl_jscan_field_value(const struct rl_cv *cv, struct rl_value *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (cv->type) {
+	case RL_CV_NULL: out->type = RL_V_NULL; return 0;
+	case RL_CV_INT: out->type = RL_V_INT; out->i = cv->u.i; return 0;
+	case RL_CV_REAL: out->type = RL_V_REAL; out->d = cv->u.d; return 0;
+	case RL_CV_TEXT: out->type = RL_V_TEXT; out->s = cv->u.s; return 0;
+	default: return -1;
+	}
+}
+
+void rl_jscan_open(struct rl_jscan *x, int *more)
+{
+	char close = *x->p == '{' ? '}' : ']';
+
+	x->p++;
+	rl_jscan_ws(x);
+	*more = 1;
+	if (x->p < x->end && *x->p == close) {
+		x->p++;
+		*more = 0;
+	}
+}
+
+void *rl_jscan_room(void *items, size_t *cap, size_t n, size_t max, size_t size,
+		    const char *frame, const char *what, int *error)
+{
+	size_t ncap;
+	void *ni;
+
+	if (n == max) {
+		*error = rl_error_set(RL_ETOOBIG, "%s of more than %zu %s (limit %zu)", frame, max,
+				      what, max);
+		return NULL;
+	}
+	if (n < *cap)
+		return items;
+	ncap = *cap ? *cap * 2 : 256;
+	if (ncap > max)
+		ncap = max;
+	if (!(ni = realloc(items, ncap * size))) {
+		*error = rl_error_set(RL_ENOMEM, "out of memory");
+		return NULL;
+	}
+	*cap = ncap;
+	return ni;
 }

@@ -75,4 +75,19 @@ int rl_jscan_next(struct rl_jscan *x, char close, int *more);
 int rl_jscan_key(struct rl_jscan *x, const char *const *keys, int nkeys, const char *unknown,
 		 unsigned *seen, int *k);
 
+/* x->p at '{' or '[' (the caller checked which): past it and white space;
+ * *more = 0 and past the close too when it is empty. */
+void rl_jscan_open(struct rl_jscan *x, int *more);
+
+/* items (capacity *cap, n in use, each `size` bytes) with room for one
+ * more, at most max in all; NULL with *error set when there is none:
+ * RL_ETOOBIG "FRAME of more than MAX WHAT (limit MAX)" or RL_ENOMEM. */
+void *rl_jscan_room(void *items, size_t *cap, size_t n, size_t max, size_t size,
+		    const char *frame, const char *what, int *error);
+
+/* A scalar read by rl_jscan_scalar as a field value (merge.h): null, an
+ * integer, a real or a text (pointing into the arena); -1 for a boolean. */
+struct rl_value;
+int rl_jscan_field_value(const struct rl_cv *cv, struct rl_value *out);
+
 #endif

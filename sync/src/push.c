@@ -28,16 +28,11 @@ static int read_change(struct rl_jscan *x, size_t i, struct rl_push_change *c)
 	static const char *const keys[] = { "t", "r", "f", "v", "b", "h" };
 	unsigned seen = 0;
 	struct rl_cv v;
-	int error, k, more = 1;
+	int error, k, more;
 
 	if (x->p == x->end || *x->p != '{')
 		return change_fail(x, i, "a change is an object");
-	x->p++;
-	rl_jscan_ws(x);
-	if (x->p < x->end && *x->p == '}') {
-		x->p++;
-		more = 0;
-	}
+	rl_jscan_open(x, &more);
 	while (more) {
 		if ((error = rl_jscan_key(x, keys, 6, "a key a change does not have", &seen,
 					  &k)) < 0 ||
@@ -59,21 +54,8 @@ static int read_change(struct rl_jscan *x, size_t i, struct rl_push_change *c)
 			*(k == K_B ? &c->base : &c->hlc) = v.u.i;
 			break;
 		default:                        /* K_V */
-			memset(&c->value, 0, sizeof(c->value));
-			if (v.type == RL_CV_NULL) {
-				c->value.type = RL_V_NULL;
-			} else if (v.type == RL_CV_INT) {
-				c->value.type = RL_V_INT;
-				c->value.i = v.u.i;
-			} else if (v.type == RL_CV_REAL) {
-				c->value.type = RL_V_REAL;
-				c->value.d = v.u.d;
-			} else if (v.type == RL_CV_TEXT) {
-				c->value.type = RL_V_TEXT;
-				c->value.s = v.u.s;
-			} else {
+			if (rl_jscan_field_value(&v, &c->value) < 0)
 				return change_fail(x, i, "a value must be null, a number or a string");
-			}
 		}
 		if ((error = rl_jscan_next(x, '}', &more)) < 0) {
 			rl_error_prefix("change %zu", i + 1);
@@ -90,25 +72,14 @@ static int read_changes(struct rl_jscan *x, struct rl_push *p)
 {
 	int error, more;
 
-	x->p++;
-	rl_jscan_ws(x);
-	more = !(x->p < x->end && *x->p == ']');
-	if (!more)
-		x->p++;
+	rl_jscan_open(x, &more);
 	while (more) {
-		if (p->n == RL_MAX_BATCH_CHANGES)
-			return rl_error_set(RL_ETOOBIG, "PUSH of more than %d changes (limit %d)",
-					    RL_MAX_BATCH_CHANGES, RL_MAX_BATCH_CHANGES);
-		if (p->n == p->cap) {
-			size_t ncap = p->cap ? p->cap * 2 : 256;
-			struct rl_push_change *nc;
-			if (ncap > RL_MAX_BATCH_CHANGES)
-				ncap = RL_MAX_BATCH_CHANGES;
-			if (!(nc = realloc(p->changes, ncap * sizeof(*nc))))
-				return rl_error_set(RL_ENOMEM, "out of memory");
-			p->changes = nc;
-			p->cap = ncap;
-		}
+		struct rl_push_change *c = rl_jscan_room(p->changes, &p->cap, p->n,
+							 RL_MAX_BATCH_CHANGES, sizeof(*c), "PUSH",
+							 "changes", &error);
+		if (!c)
+			return error;
+		p->changes = c;
 		if ((error = read_change(x, p->n, &p->changes[p->n])) < 0)
 			return error;
 		p->n++;
@@ -124,7 +95,7 @@ int rl_push_parse(struct rl_push *p, const unsigned char *buf, size_t len)
 	struct rl_jscan x;
 	struct rl_cv v;
 	unsigned seen = 0;
-	int error, k, more = 1;
+	int error, k, more;
 
 	p->n = 0;
 	p->batch = p->cursor = 0;
@@ -133,12 +104,7 @@ int rl_push_parse(struct rl_push *p, const unsigned char *buf, size_t len)
 	rl_jscan_ws(&x);
 	if (x.p == x.end || *x.p != '{')
 		return rl_jscan_fail(&x, "a PUSH is one JSON object");
-	x.p++;
-	rl_jscan_ws(&x);
-	if (x.p < x.end && *x.p == '}') {
-		x.p++;
-		more = 0;
-	}
+	rl_jscan_open(&x, &more);
 	while (more) {
 		if ((error = rl_jscan_key(&x, keys, 3, "a key a PUSH does not have", &seen, &k)) < 0)
 			return error;

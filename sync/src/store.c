@@ -315,6 +315,16 @@ void rl_store_column_value(sqlite3_stmt *st, int col, struct rl_value *v)
 	}
 }
 
+void rl_store_bind_value(sqlite3_stmt *st, int idx, const struct rl_value *v)
+{
+	switch (v->type) {
+	case RL_V_INT: sqlite3_bind_int64(st, idx, v->i); break;
+	case RL_V_REAL: sqlite3_bind_double(st, idx, v->d); break;
+	case RL_V_TEXT: sqlite3_bind_text(st, idx, v->s, -1, SQLITE_STATIC); break;
+	default: sqlite3_bind_null(st, idx); break;
+	}
+}
+
 int rl_store_preparef(rl_store *s, sqlite3_stmt **out, const char *fmt, ...)
 {
 	va_list ap;

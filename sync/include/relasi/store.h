@@ -101,6 +101,13 @@ int rl_store_prepare(rl_store *s, const char *sql, sqlite3_stmt **out);
 struct rl_value;
 void rl_store_column_value(sqlite3_stmt *st, int col, struct rl_value *v);
 
+/* Bind v to parameter idx of st. Text is bound SQLITE_STATIC, never
+ * TRANSIENT: a TRANSIENT bind copies, and when that copy fails for lack of
+ * memory SQLite leaves the parameter NULL and the statement still runs — a
+ * value silently erased (found by tests/hub/test_faults.c). So v->s must
+ * stay valid until the statement's step is done. */
+void rl_store_bind_value(sqlite3_stmt *st, int idx, const struct rl_value *v);
+
 /*
  * The same for SQL built with sqlite3_mprintf's format (%w for an
  * identifier in double quotes): for statements over a table or field the
