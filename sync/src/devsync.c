@@ -519,6 +519,26 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 					break;
 				}
 			}
+			/* 'merged' or 'same': the hub's text at that version holds
+			 * ours; older ones a pull brings meanwhile are not applied
+			 * over it (schema/018_hold.sql). */
+			if (r->version > 0 && (r->status == RL_RESULT_MERGED ||
+					       r->status == RL_RESULT_SAME)) {
+				if ((error = rl_store_prepare(s,
+				     "INSERT INTO rl_hold(tbl, row_id, field, version) "
+				     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
+				     "ON CONFLICT(tbl, row_id, field) DO UPDATE SET "
+				     "version = max(version, excluded.version)", &st)) < 0)
+					break;
+				sqlite3_bind_int64(st, 1, seqs[i]);
+				sqlite3_bind_int64(st, 2, r->version);
+				rc = sqlite3_step(st);
+				sqlite3_reset(st);
+				if (rc != SQLITE_DONE) {
+					error = rl_store_error(s, "recording a held version");
+					break;
+				}
+			}
 			if ((error = rl_store_prepare(s, "DELETE FROM rl_outbox WHERE seq = ?1", &st)) < 0)
 				break;
 			sqlite3_bind_int64(st, 1, seqs[i]);
@@ -649,21 +669,52 @@ static int row_exists(rl_store *s, const char *tbl, const char *row, int *exists
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading a record");
 }
 
-static int pending_edit(rl_store *s, const struct rl_page_change *p, int *yes)
+/* A pulled change's table, record and field as ?1, ?2, ?3. */
+static void bind_key(sqlite3_stmt *st, const struct rl_page_change *p)
+{
+	sqlite3_bind_text(st, 1, p->tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->field, -1, SQLITE_STATIC);
+}
+
+/* What the device knows of a pulled change's field: a local edit not yet
+ * acknowledged (*pending), the version its value is at (*base, 0: none)
+ * and a version the hub holds its value at (*hold, 0: none;
+ * schema/018_hold.sql). */
+static int field_state(rl_store *s, const struct rl_page_change *p, int *pending,
+		       long long *base, long long *hold)
 {
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "SELECT 1 FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 "
-				      "AND field = ?3 AND state IN ('pending', 'sent')", &st)) < 0)
+	if ((error = rl_store_prepare(s,
+	     "SELECT EXISTS (SELECT 1 FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 "
+	     "               AND state IN ('pending', 'sent')), "
+	     "       (SELECT version FROM rl_base WHERE tbl = ?1 AND row_id = ?2 AND field = ?3), "
+	     "       (SELECT version FROM rl_hold WHERE tbl = ?1 AND row_id = ?2 AND field = ?3)",
+	     &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, p->tbl, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->row, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->field, -1, SQLITE_STATIC);
+	bind_key(st, p);
 	rc = sqlite3_step(st);
-	*yes = rc == SQLITE_ROW;
+	*pending = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+	*base = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+	*hold = rc == SQLITE_ROW ? sqlite3_column_int64(st, 2) : 0;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading the outbox");
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the outbox");
+}
+
+static int drop_hold(rl_store *s, const struct rl_page_change *p)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "DELETE FROM rl_hold WHERE tbl = ?1 AND row_id = ?2 AND "
+				      "field = ?3", &st)) < 0)
+		return error;
+	bind_key(st, p);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "dropping a held version");
 }
 
 static int set_base(rl_store *s, const struct rl_page_change *p)
@@ -675,9 +726,7 @@ static int set_base(rl_store *s, const struct rl_page_change *p)
 				      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, row_id, field) DO UPDATE "
 				      "SET version = max(version, excluded.version)", &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, p->tbl, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, p->row, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->field, -1, SQLITE_STATIC);
+	bind_key(st, p);
 	sqlite3_bind_int64(st, 4, p->seq);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -800,8 +849,19 @@ static int apply_run_fields(rl_store *s, struct rl_page_change *ps, size_t n)
 		return RL_OK;
 	}
 	for (i = 0; i < n; i++) {
+		long long base, hold;
 		int mine;
-		if ((error = pending_edit(s, &ps[i], &mine)) < 0)
+		if ((error = field_state(s, &ps[i], &mine, &base, &hold)) < 0)
+			return error;
+		/* The device's value is at a newer version than this change's
+		 * already (its own, acknowledged 'applied', coming back later
+		 * in this pull), or the hub holds it in a newer one (a merge):
+		 * the older text must not replace it — a pull cut before the
+		 * newer version arrives would leave the field older than its
+		 * base says, and the next edit would drop the newer lines. */
+		if (!mine && (ps[i].seq < base || ps[i].seq < hold))
+			continue;
+		if (!mine && hold && (error = drop_hold(s, &ps[i])) < 0)
 			return error;
 		if (!mine) {
 			/* A value the row holds already is not written again: most
@@ -1128,7 +1188,7 @@ int rl_sync_bases_unfold(rl_store *s)
 }
 
 /* Cursor 0 and no change pending or sent: nothing the upsert could
- * overwrite that replaying would keep (apply_run's pending_edit). Read
+ * overwrite that replaying would keep (apply_run_fields' field_state). Read
  * inside the load's transaction, so no local edit can slip in. */
 static int snapshot_eligible(rl_store *s, int *yes)
 {

@@ -202,6 +202,11 @@ static int recover(rl_store *s, long long r, const char *epoch, long *count)
 		error = rl_store_error(s, "reading versions");
 		goto fail;
 	}
+	/* Holds name versions of the lost history (schema/018_hold.sql). */
+	if (sqlite3_exec(rl_store_db(s), "DELETE FROM rl_hold", NULL, NULL, NULL) != SQLITE_OK) {
+		error = rl_store_error(s, "dropping holds");
+		goto fail;
+	}
 	if ((error = rl_store_prepare(s, "UPDATE rl_base SET version = ?1 WHERE version > ?1", &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, r);

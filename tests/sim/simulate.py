@@ -737,6 +737,7 @@ class Device:
         self.user_id = meta["user_id"]
         self.skew = 0                 # seconds
         self.known = {}               # (t, r, f) -> hub version: the model's rl_base
+        self.holds = {}               # (t, r, f) -> hub version holding our value: rl_hold
         self.cursor = 0
         self.tracks = {}              # uid -> what became of one outbox row
         self.seq2uid = {}             # outbox seq -> uid of the row holding it now
@@ -1638,6 +1639,9 @@ class Sim:
                 if res[0] == "applied" and res[1] > 0:     # as push_batch records it
                     key = tr["key"]
                     d.known[key] = max(d.known.get(key, 0), res[1])
+                if res[0] in ("merged", "same") and res[1] > 0:   # schema/018_hold.sql
+                    key = tr["key"]
+                    d.holds[key] = max(d.holds.get(key, 0), res[1])
                 if d.seq2uid.get(q) == u:
                     del d.seq2uid[q]
                 tr["status"] = "acked"
@@ -1674,6 +1678,11 @@ class Sim:
             if key in held:
                 skipped.setdefault(key, []).append(seq)
                 continue
+            # A version below the one that holds the device's own value
+            # (a merge of it not pulled yet) is not applied over it.
+            if seq < d.holds.get(key, 0):
+                continue
+            d.holds.pop(key, None)
             d.known[key] = max(d.known.get(key, 0), seq)
         d.cursor = post_cursor
         # the device's bases are the model's

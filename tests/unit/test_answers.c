@@ -6,7 +6,11 @@
  * an error naming the cause and records nothing of itself — above all a
  * PUSHED with a status the device does not know, which the device used to
  * count as "same" and drop the change from its outbox; a well-formed
- * exchange is recorded (bases, outbox, cursor, conflicts).
+ * exchange is recorded (bases, outbox, cursor, conflicts). And a pull that
+ * brings a version older than the one holding the device's own value (its
+ * push came back 'merged', or 'applied' at a later version) does not write
+ * the older text over it, even when the pull is cut before the newer
+ * version arrives (schema/018_hold.sql).
  */
 #include "check.h"
 
@@ -28,13 +32,15 @@
 #define ACC "000000000000000000000000000a0001"
 
 /* The hub's side: WELCOME, then to each PUSH a PUSHED of one result per
- * change with `status` (versions 101, 102...), then to PULL the page
- * `page` (text after the type byte). */
+ * change with `status` (versions v0, v0 + 1...; 101 when v0 is 0), then to
+ * the first PULL the page `page` (text after the type byte), to the second
+ * `page2`; without one it hangs up (a cut pull). */
 struct script {
 	rl_conn *end;
 	const char *status;
-	const char *page;
-	int pushes;
+	const char *page, *page2;
+	int v0;
+	int pushes, pulls;
 };
 
 static void send_raw(rl_conn *c, char type, const char *payload)
@@ -63,13 +69,16 @@ static void *hub_main(void *arg)
 				(long long)json_integer_value(json_object_get(req, "batch")));
 			for (i = 0; i < n; i++)
 				answer = sqlite3_mprintf("%z%s{\"s\":\"%s\",\"v\":%d}", answer, i ? "," : "",
-							 sc->status, 101 + (int)i);
+							 sc->status, (sc->v0 ? sc->v0 : 101) + (int)i);
 			answer = sqlite3_mprintf("%z]}", answer);
 			send_raw(sc->end, RL_FRAME_PUSHED, answer);
 			sqlite3_free(answer);
 			sc->pushes++;
 		} else if (type == RL_FRAME_PULL) {
-			send_raw(sc->end, RL_FRAME_PAGE, sc->page);
+			const char *page = sc->pulls++ ? sc->page2 : sc->page;
+			if (!page)
+				break;  /* cut */
+			send_raw(sc->end, RL_FRAME_PAGE, page);
 		} else {
 			break;          /* BYE */
 		}
@@ -94,9 +103,10 @@ static long long count(rl_store *s, const char *sql)
 }
 
 /* One session against the script; its error, and its message in msg. */
-static int run(rl_store *s, const char *status, const char *page, char *msg, size_t msglen)
+static int run2(rl_store *s, const char *status, int v0, const char *page, const char *page2,
+		char *msg, size_t msglen)
 {
-	struct script sc = { NULL, status, page, 0 };
+	struct script sc = { NULL, status, page, page2, v0, 0, 0 };
 	struct rl_sync_stats st;
 	rl_conn *dev = NULL;
 	pthread_t th;
@@ -111,6 +121,86 @@ static int run(rl_store *s, const char *status, const char *page, char *msg, siz
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(sc.pushes, 1);
 	return error;
+}
+
+static int run(rl_store *s, const char *status, const char *page, char *msg, size_t msglen)
+{
+	return run2(s, status, 0, page, NULL, msg, msglen);
+}
+
+static void text_is(rl_store *s, const char *sql, const char *want)
+{
+	sqlite3_stmt *st;
+
+	CHECK(sqlite3_prepare_v2(rl_store_db(s), sql, -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), want);
+	sqlite3_finalize(st);
+}
+
+#define NOTES_CHANGE(seq, text) "{\"s\":" #seq ",\"t\":\"accounts\",\"r\":\"" ACC "\"," \
+	"\"f\":\"notes\",\"v\":\"" text "\",\"h\":7,\"d\":\"x\"}"
+
+/*
+ * The device appended a line to the notes (base 500); the hub merged it
+ * with someone else's line at 600. The pull brings 550 (the other line,
+ * not ours) and is cut before 600: the device keeps its own text and its
+ * base, so that its next edit is merged from what it sent (the hub's
+ * hub_sent_text) — with the old code it took 550's text, and its next
+ * append dropped its own line (a conflict at the hub: tests/sim seed 7625).
+ * The next sync brings 600: applied, the hold gone. Then a change of ours
+ * 'applied' at 700 and a pull that brings 650 first: not written over it.
+ */
+static void test_holds(const char *dir)
+{
+	char path[256], msg[512];
+	rl_store *s = NULL;
+	int error;
+
+	snprintf(path, sizeof(path), "%s/holds.db", dir);
+	CHECK_EQ_INT(rl_store_open(&s, path, RL_STORE_CREATE), RL_OK);
+	CHECK_EQ_INT(rl_store_set_identity(s, DEV, USR), RL_OK);
+	rl_store_set_capture(s, 0);
+	CHECK_EQ_INT(sqlite3_exec(rl_store_db(s),
+		"INSERT INTO users(id, login, name, role) VALUES ('" USR "', 'budi', 'Budi', 'rep');"
+		"INSERT INTO accounts(id, name, notes, owner_id, created_at) VALUES ('" ACC "', "
+		"'Toko Makmur', 'one\n', '" USR "', '2026-12-05T08:00:00Z');"
+		"INSERT INTO rl_base(tbl, row_id, field, version) VALUES ('accounts', '" ACC "', "
+		"'notes', 500);"
+		"INSERT INTO rl_meta(key, value) VALUES ('cursor', '500')", NULL, NULL, NULL),
+		SQLITE_OK);
+	rl_store_set_capture(s, 1);
+	CHECK_EQ_INT(sqlite3_exec(rl_store_db(s), "UPDATE accounts SET notes = 'one\nmine\n'",
+				  NULL, NULL, NULL), SQLITE_OK);
+
+	error = run2(s, "merged", 600, "{\"changes\":[" NOTES_CHANGE(550, "one\\ntheirs\\n")
+		     "],\"cursor\":550,\"more\":true}", NULL, msg, sizeof(msg));
+	CHECK(error < 0);               /* the pull was cut */
+	text_is(s, "SELECT notes FROM accounts", "one\nmine\n");
+	CHECK_EQ_INT(count(s, "SELECT version FROM rl_base WHERE field = 'notes'"), 500);
+	CHECK_EQ_INT(count(s, "SELECT version FROM rl_hold WHERE field = 'notes'"), 600);
+	CHECK_EQ_INT(count(s, "SELECT value FROM rl_meta WHERE key = 'cursor'"), 550);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_outbox"), 0);
+
+	/* One more edit so that the session has a batch; the merged text comes. */
+	CHECK_EQ_INT(sqlite3_exec(rl_store_db(s), "UPDATE accounts SET city = 'Bogor'",
+				  NULL, NULL, NULL), SQLITE_OK);
+	error = run2(s, "applied", 700, "{\"changes\":[" NOTES_CHANGE(600, "one\\ntheirs\\nmine\\n")
+		     "],\"cursor\":600,\"more\":false,\"conflicts\":[]}", NULL, msg, sizeof(msg));
+	CHECK_EQ_INT(error, RL_OK);
+	text_is(s, "SELECT notes FROM accounts", "one\ntheirs\nmine\n");
+	CHECK_EQ_INT(count(s, "SELECT version FROM rl_base WHERE field = 'notes'"), 600);
+	CHECK_EQ_INT(count(s, "SELECT count(*) FROM rl_hold"), 0);
+
+	/* Ours applied at 800; the pull brings 650 (older) and is cut. */
+	CHECK_EQ_INT(sqlite3_exec(rl_store_db(s), "UPDATE accounts SET notes = 'newest\n'",
+				  NULL, NULL, NULL), SQLITE_OK);
+	error = run2(s, "applied", 800, "{\"changes\":[" NOTES_CHANGE(650, "older\\n")
+		     "],\"cursor\":650,\"more\":true}", NULL, msg, sizeof(msg));
+	CHECK(error < 0);
+	text_is(s, "SELECT notes FROM accounts", "newest\n");
+	CHECK_EQ_INT(count(s, "SELECT version FROM rl_base WHERE field = 'notes'"), 800);
+	rl_store_close(s);
 }
 
 static void expect_refusal(int error, const char *msg, const char *says)
@@ -185,6 +275,9 @@ int main(void)
 			      "kept_mine = 0 AND resolution IS NULL AND state = 'open'"), 1);
 
 	rl_store_close(s);
+	unlink(path);
+	test_holds(dir);
+	snprintf(path, sizeof(path), "%s/holds.db", dir);
 	unlink(path);
 	snprintf(msg, sizeof(msg), "%s-wal", path);
 	unlink(msg);
