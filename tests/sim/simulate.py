@@ -2090,3 +2090,19 @@ if __name__ == "__main__":
 #    only in the conflict record. Fix: a device's changes are ordered by its
 #    batches (a new batch only after the previous one is answered), not by
 #    their stamps; own_version no longer compares them.
+# 9. Two appends to notes made a conflict after a cut pull (fixed,
+#    sync/src/devsync.c apply_run_fields with schema/018_hold.sql; the test
+#    is tests/unit/test_answers.c test_holds). Seed 7625 (--steps 150)
+#    failed in about every other run (6 December). dewi appended a line;
+#    the hub merged it with others' at version M ('merged': the device keeps
+#    its own text and its older base). Her pull then brought an older
+#    version of the notes, below M — which the device wrote over its own
+#    text, since no edit of hers was pending any more — and the hub was
+#    killed before the page holding M. Her next append was made on that
+#    older text, while the hub merged it from the text she had sent
+#    (hub_sent_text, FINDINGS 7): her own line read as deleted, a conflict.
+#    Fix: the device remembers the version a 'merged' or 'same' answer named
+#    and skips older pulled versions of that field until it arrives, as it
+#    does for a pending edit; likewise any pulled version below the field's
+#    base (its own 'applied' change coming back later in the pull), which
+#    a cut pull could leave older than the base said.
