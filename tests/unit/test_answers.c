@@ -213,6 +213,19 @@ static void expect_refusal(int error, const char *msg, const char *says)
 	}
 }
 
+/* A store's file and the ones SQLite keeps beside it. */
+static void remove_store(const char *dir, const char *name)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+	char path[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffixes[i]);
+		unlink(path);
+	}
+}
+
 #define EMPTY_LAST_PAGE "{\"changes\":[],\"cursor\":0,\"more\":false,\"conflicts\":[]}"
 
 int main(void)
@@ -275,14 +288,9 @@ int main(void)
 			      "kept_mine = 0 AND resolution IS NULL AND state = 'open'"), 1);
 
 	rl_store_close(s);
-	unlink(path);
 	test_holds(dir);
-	snprintf(path, sizeof(path), "%s/holds.db", dir);
-	unlink(path);
-	snprintf(msg, sizeof(msg), "%s-wal", path);
-	unlink(msg);
-	snprintf(msg, sizeof(msg), "%s-shm", path);
-	unlink(msg);
-	rmdir(dir);
+	remove_store(dir, "relasi.db");
+	remove_store(dir, "holds.db");
+	CHECK(rmdir(dir) == 0);         /* nothing else left behind */
 	CHECK_DONE();
 }
