@@ -257,7 +257,7 @@ static void check_bases(const struct script *sc, size_t naccepted)
  */
 static void check_outbox(const struct script *sc, size_t naccepted)
 {
-	long long gone = 0, refused = 0;
+	long long gone = 0, refused = 0, left;
 	size_t i, k;
 
 	if (sc->served < 2)
@@ -279,9 +279,8 @@ static void check_outbox(const struct script *sc, size_t naccepted)
 		}
 		json_decref(a);
 	}
-	FZ_CHECK(sc->queued - fz_query_int(watcher, "SELECT count(*) FROM rl_outbox") == gone,
-		 "%lld changes left the outbox for %lld accepted results",
-		 sc->queued - fz_query_int(watcher, "SELECT count(*) FROM rl_outbox"), gone);
+	left = sc->queued - fz_query_int(watcher, "SELECT count(*) FROM rl_outbox");
+	FZ_CHECK(left == gone, "%lld changes left the outbox for %lld accepted results", left, gone);
 	FZ_CHECK(fz_query_int(watcher, "SELECT count(*) FROM rl_outbox WHERE state = 'refused'") -
 		 sc->refused == refused, "refused changes do not match the %lld refused results",
 		 refused);

@@ -51,40 +51,6 @@ static int hub_refused(json_t *resp)
 			    code ? code : "?");
 }
 
-/* The hub's answer: frame type `want`; an ERROR frame becomes an error
- * with the hub's own words. */
-static int receive(rl_conn *c, int want, json_t **resp)
-{
-	int got, error;
-
-	*resp = NULL;
-	if ((error = rl_wire_read(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, &got, resp)) < 0)
-		return error;
-	if (got == RL_FRAME_ERROR) {
-		error = hub_refused(*resp);
-		json_decref(*resp);
-		*resp = NULL;
-		return error;
-	}
-	if (got != want) {
-		json_decref(*resp);
-		*resp = NULL;
-		return rl_error_set(RL_EPROTO, "the hub answered '%c' where '%c' was expected", got, want);
-	}
-	return RL_OK;
-}
-
-/* Send a request and read its answer (receive). */
-static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
-{
-	int error;
-
-	*resp = NULL;
-	if ((error = rl_wire_write(c, type, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS)) < 0)
-		return error;
-	return receive(c, want, resp);
-}
-
 /* The hub's answer as raw bytes, for the readers that take a frame without
  * a JSON tree ((*frame)[0] is `want`, *len bytes in all); an ERROR frame
  * becomes an error with the hub's own words. *frame (capacity *cap) is the
@@ -104,6 +70,32 @@ static int receive_frame(rl_conn *c, int want, unsigned char **frame, size_t *ca
 				     want);
 	json_decref(answer);
 	return error;
+}
+
+/* The hub's answer of type `want`, decoded (the small frames: WELCOME,
+ * SNAP); errors as receive_frame. */
+static int receive(rl_conn *c, int want, json_t **resp)
+{
+	unsigned char *frame = NULL;
+	size_t cap = 0, len;
+	int type, error;
+
+	*resp = NULL;
+	if ((error = receive_frame(c, want, &frame, &cap, &len)) == 0)
+		error = rl_wire_decode(frame, len, &type, resp);
+	free(frame);
+	return error;
+}
+
+/* Send a request and read its answer (receive). */
+static int exchange(rl_conn *c, int type, json_t *req, int want, json_t **resp)
+{
+	int error;
+
+	*resp = NULL;
+	if ((error = rl_wire_write(c, type, req, RL_MAX_FRAME, RL_READ_TIMEOUT_MS)) < 0)
+		return error;
+	return receive(c, want, resp);
 }
 
 /* ---- push ---------------------------------------------------------------------- */
@@ -454,6 +446,30 @@ static int answer_rewind(const struct rl_pushed *a, long long batch, size_t n, l
 	return RL_OK;
 }
 
+/* The version of outbox change seq's field: its base (rl_base) when the
+ * hub holds exactly our value there, else the version that holds ours
+ * (rl_hold). Either only moves forward. */
+static int record_version(rl_store *s, int base, long long seq, long long version)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, base ?
+	     "INSERT INTO rl_base(tbl, row_id, field, version) "
+	     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
+	     "ON CONFLICT(tbl, row_id, field) DO UPDATE SET version = max(version, excluded.version)" :
+	     "INSERT INTO rl_hold(tbl, row_id, field, version) "
+	     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
+	     "ON CONFLICT(tbl, row_id, field) DO UPDATE SET version = max(version, excluded.version)",
+	     &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int64(st, 2, version);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a version");
+}
+
 /*
  * Record the hub's PUSHED answer to batch `batch` (whose changes are seqs[n],
  * sent with `cursor`): one transaction for the whole batch. The network
@@ -502,43 +518,15 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 			 * the pull brought the merge (a cut, a crash), fast-forward
 			 * over it and silently drop the other side's lines
 			 * (tests/sim/simulate.py, FINDINGS 3). The pull records the
-			 * version when the value arrives. */
-			if (r->version > 0 && r->status == RL_RESULT_APPLIED) {
-				if ((error = rl_store_prepare(s,
-				     "INSERT INTO rl_base(tbl, row_id, field, version) "
-				     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
-				     "ON CONFLICT(tbl, row_id, field) DO UPDATE SET "
-				     "version = max(version, excluded.version)", &st)) < 0)
-					break;
-				sqlite3_bind_int64(st, 1, seqs[i]);
-				sqlite3_bind_int64(st, 2, r->version);
-				rc = sqlite3_step(st);
-				sqlite3_reset(st);
-				if (rc != SQLITE_DONE) {
-					error = rl_store_error(s, "recording a version");
-					break;
-				}
-			}
-			/* 'merged' or 'same': the hub's text at that version holds
-			 * ours; older ones a pull brings meanwhile are not applied
-			 * over it (schema/018_hold.sql). */
-			if (r->version > 0 && (r->status == RL_RESULT_MERGED ||
-					       r->status == RL_RESULT_SAME)) {
-				if ((error = rl_store_prepare(s,
-				     "INSERT INTO rl_hold(tbl, row_id, field, version) "
-				     "SELECT tbl, row_id, field, ?2 FROM rl_outbox WHERE seq = ?1 "
-				     "ON CONFLICT(tbl, row_id, field) DO UPDATE SET "
-				     "version = max(version, excluded.version)", &st)) < 0)
-					break;
-				sqlite3_bind_int64(st, 1, seqs[i]);
-				sqlite3_bind_int64(st, 2, r->version);
-				rc = sqlite3_step(st);
-				sqlite3_reset(st);
-				if (rc != SQLITE_DONE) {
-					error = rl_store_error(s, "recording a held version");
-					break;
-				}
-			}
+			 * version when the value arrives. After 'merged' or 'same'
+			 * the hub's value at that version holds ours: it is
+			 * recorded as a hold, so that older values a pull brings
+			 * meanwhile are not applied over ours (schema/018_hold.sql,
+			 * FINDINGS 9). */
+			if (r->version > 0 && r->status != RL_RESULT_CONFLICT &&
+			    (error = record_version(s, r->status == RL_RESULT_APPLIED, seqs[i],
+						    r->version)) < 0)
+				break;
 			if ((error = rl_store_prepare(s, "DELETE FROM rl_outbox WHERE seq = ?1", &st)) < 0)
 				break;
 			sqlite3_bind_int64(st, 1, seqs[i]);
@@ -700,7 +688,7 @@ static int field_state(rl_store *s, const struct rl_page_change *p, int *pending
 	*base = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
 	*hold = rc == SQLITE_ROW ? sqlite3_column_int64(st, 2) : 0;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the outbox");
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading what the device knows of a field");
 }
 
 static int drop_hold(rl_store *s, const struct rl_page_change *p)
@@ -850,56 +838,55 @@ static int apply_run_fields(rl_store *s, struct rl_page_change *ps, size_t n)
 	}
 	for (i = 0; i < n; i++) {
 		long long base, hold;
+		sqlite3_stmt *st;
+		char *sql;
 		int mine;
 		if ((error = field_state(s, &ps[i], &mine, &base, &hold)) < 0)
 			return error;
+		/* A pending edit keeps the device's value, so the field's base
+		 * must stay where that value came from: the pulled version's
+		 * text is one the device does not hold. Moving the base let
+		 * the next edit (captured after the pending one was sent) claim
+		 * it, and the hub read the pulled lines the device never had as
+		 * deletions: a conflict where two appends should merge
+		 * (tests/sim/simulate.py, FINDINGS 6). The hub's answer to the
+		 * pending edit brings the version back (rewind, above). */
+		if (mine)
+			continue;
 		/* The device's value is at a newer version than this change's
 		 * already (its own, acknowledged 'applied', coming back later
 		 * in this pull), or the hub holds it in a newer one (a merge):
 		 * the older text must not replace it — a pull cut before the
 		 * newer version arrives would leave the field older than its
-		 * base says, and the next edit would drop the newer lines. */
-		if (!mine && (ps[i].seq < base || ps[i].seq < hold))
+		 * base says, and the next edit would drop the newer lines
+		 * (FINDINGS 9). */
+		if (ps[i].seq < base || ps[i].seq < hold)
 			continue;
-		if (!mine && hold && (error = drop_hold(s, &ps[i])) < 0)
+		if (hold && (error = drop_hold(s, &ps[i])) < 0)
 			return error;
-		if (!mine) {
-			/* A value the row holds already is not written again: most
-			 * of a pull after a push is the device's own changes coming
-			 * back, and rewriting them fired the search and map
-			 * triggers for nothing (FTS5 flushes a segment per
-			 * statement that touches it). The column's affinity applies
-			 * to ?1 in the comparison as in the assignment. */
-			char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2 "
-						    "AND \"%w\" IS NOT ?1",
-						    ps[i].tbl, ps[i].field, ps[i].field);
-			sqlite3_stmt *st;
-			if (!sql)
-				return rl_error_set(RL_ENOMEM, "out of memory");
-			error = rl_store_prepare(s, sql, &st);
-			sqlite3_free(sql);
-			if (error < 0)
-				return error;
-			rl_store_bind_value(st, 1, &ps[i].value);
-			sqlite3_bind_text(st, 2, ps[i].row, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE) {
-				error = rl_error_set(RL_EPROTO, "cannot apply %s.%s from the hub: %s",
-						     ps[i].tbl, ps[i].field, sqlite3_errmsg(rl_store_db(s)));
-				sqlite3_reset(st);
-				return error;
-			}
+		/* A value the row holds already is not written again: most of a
+		 * pull after a push is the device's own changes coming back, and
+		 * rewriting them fired the search and map triggers for nothing
+		 * (FTS5 flushes a segment per statement that touches it). The
+		 * column's affinity applies to ?1 in the comparison as in the
+		 * assignment. */
+		if (!(sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE id = ?2 "
+					    "AND \"%w\" IS NOT ?1", ps[i].tbl, ps[i].field,
+					    ps[i].field)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		error = rl_store_prepare(s, sql, &st);
+		sqlite3_free(sql);
+		if (error < 0)
+			return error;
+		rl_store_bind_value(st, 1, &ps[i].value);
+		sqlite3_bind_text(st, 2, ps[i].row, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			error = rl_error_set(RL_EPROTO, "cannot apply %s.%s from the hub: %s",
+					     ps[i].tbl, ps[i].field, sqlite3_errmsg(rl_store_db(s)));
 			sqlite3_reset(st);
-		} else {
-			/* A pending edit keeps the device's value, so the field's base
-			 * must stay where that value came from: the pulled version's
-			 * text is one the device does not hold. Moving the base let
-			 * the next edit (captured after the pending one was sent) claim
-			 * it, and the hub read the pulled lines the device never had as
-			 * deletions: a conflict where two appends should merge
-			 * (tests/sim/simulate.py, FINDINGS 6). The hub's answer to the
-			 * pending edit brings the version back (rewind, above). */
-			continue;
+			return error;
 		}
+		sqlite3_reset(st);
 		if ((error = set_base(s, &ps[i])) < 0)
 			return error;
 	}
