@@ -26,6 +26,15 @@
  * several processes take DIR/audit.lock (flock: released by the kernel when
  * a writer is killed) around a catch-up.
  *
+ * How it reaches the disk. New objects are held in memory (audit_odb.c) and
+ * published every AUDIT_PUBLISH_EVERY commits and at the end of each
+ * catch-up: all of them as one pack, fsynced; then the ref, fsynced
+ * (libgit2's GIT_OPT_ENABLE_FSYNC_GITDIR); then the store's record. So a
+ * power cut never leaves the ref naming an object that is not on disk;
+ * killed before the ref moved, the next writer writes the same commits
+ * again from hub_log (the pack keeps its copies, unreferenced). The packs
+ * are merged by audit_pack.c.
+ *
  * The tree. One file per record, at TABLE/XX/YY/ID, where XX and YY are the
  * last four hex digits of the id: ids begin with their creation time, so
  * only their random tail spreads records evenly (256 x 256 directories keep
@@ -59,6 +68,7 @@
  *   Relasi-Kind: batch|resolve|merge|admin
  *   Relasi-Device: ID|hub   Relasi-User: LOGIN   Relasi-Batch: N
  */
+#include "audit_odb.h"
 #include "audit_pack.h"
 #include "hub.h"
 
@@ -90,12 +100,18 @@
 #define AUDIT_BASELINE_CHUNK 10000
 /* Records named in a commit message's body; the rest are counted. */
 #define AUDIT_BODY_RECORDS 40
-/* Commits written before the store's record of the head is updated during a
- * long catch-up (each update is a synchronous commit competing with pushes;
- * the ones in between are adopted after a crash). */
-#define AUDIT_RECORD_EVERY 64
+/* Commits written before they are published during a long catch-up: their
+ * objects packed (one fsynced pack), the ref moved, the store's record of
+ * the head updated (a synchronous commit competing with pushes). */
+#define AUDIT_PUBLISH_EVERY 64
+/* Bytes of new objects held in memory before they are packed anyway (a
+ * baseline of a large store; a long catch-up). */
+#define AUDIT_BUFFER_MAX (32u << 20)
+/* While serve is busy, its packs are merged past this many times
+ * audit_pack_packs (audit_pack.h). */
+#define AUDIT_BUSY_PACKS 4
 /* How far back from HEAD the writer looks for the recorded head when
- * adopting commits a crash left unrecorded (more than AUDIT_RECORD_EVERY). */
+ * adopting commits a crash left unrecorded (more than AUDIT_PUBLISH_EVERY). */
 #define AUDIT_ADOPT_MAX 1024
 /* Differences audit verify lists before it only counts. */
 #define AUDIT_SHOW_PROBLEMS 10
@@ -108,6 +124,8 @@ static const char *const audit_tables[] = {
 
 struct hub_audit {
 	git_repository *repo;
+	git_repository *wr;            /* new objects go through this one: buf's, in a catch-up */
+	hub_audit_odb *buf;            /* the writer's object buffer (audit_odb.h), in a catch-up */
 	char dir[4096];
 	int lockfd;
 	int locked;
@@ -411,6 +429,9 @@ int hub_audit_open(hub_audit **out, const char *dir, int create)
 	a->lockfd = -1;
 	git_libgit2_init();
 	snprintf(a->dir, sizeof(a->dir), "%s", dir);
+	/* The ref and the packs reach the disk before the store records them
+	 * (publish()); objects are never written loose (audit_odb.h). */
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	if ((error = hub_path(path, sizeof(path), dir, HUB_AUDIT_DIR)) < 0)
 		goto fail;
 	if (stat(path, &sb) != 0) {
@@ -433,6 +454,7 @@ int hub_audit_open(hub_audit **out, const char *dir, int create)
 		error = hub_git_fail(gerr, "opening audit.git");
 		goto fail;
 	}
+	a->wr = a->repo;
 	*out = a;
 	return RL_OK;
 fail:
@@ -844,7 +866,7 @@ static int tree_record(hub_audit *a, git_tree *tree, const char *path, struct re
 		git_tree_entry_free(te);
 		return rl_error_set(RL_EINVALID, "%s: not a file", path);
 	}
-	if ((gerr = git_blob_lookup(&b, a->repo, git_tree_entry_id(te))) < 0) {
+	if ((gerr = git_blob_lookup(&b, a->wr, git_tree_entry_id(te))) < 0) {
 		git_tree_entry_free(te);
 		return hub_git_fail(gerr, path);
 	}
@@ -976,35 +998,44 @@ static int update_order(const void *a, const void *b)
 	return strcmp(((const struct update *)a)->path, ((const struct update *)b)->path);
 }
 
-/* Test hook (tests/cli/test_audit.py): RELASI_HUB_FAULT=audit-kill-after-ref:N
- * SIGKILLs the process right after the N-th ref update of this process,
- * before the store records the new head. */
-static int fault_after_ref(void)
+/* Test hooks (tests/cli/test_audit.py): RELASI_HUB_FAULT=audit-kill-before-ref:N
+ * SIGKILLs the process right before the N-th ref update of this process
+ * (its pack written), audit-kill-after-ref:N right after it, before the
+ * store records the new head. */
+static void fault_at_ref(const char *when)
 {
-	static long count, at = -1;
+	static long count[2], at[2] = { -1, -1 };
 	const char *f;
+	int k = strcmp(when, "after") == 0;
+	char name[32];
 
-	if (at < 0) {
+	if (at[k] < 0) {
 		f = getenv("RELASI_HUB_FAULT");
-		at = f && strncmp(f, "audit-kill-after-ref:", 21) == 0 ? strtol(f + 21, NULL, 10) : 0;
+		snprintf(name, sizeof(name), "audit-kill-%s-ref:", when);
+		at[k] = f && strncmp(f, name, strlen(name)) == 0 ? strtol(f + strlen(name), NULL, 10)
+							       : 0;
 	}
-	return at > 0 && __atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST) == at;
+	if (at[k] > 0 && __atomic_add_fetch(&count[k], 1, __ATOMIC_SEQ_CST) == at[k]) {
+		fprintf(stderr, "relasi-hub: fault injection: killed %s the audit ref moved\n", when);
+		raise(SIGKILL);
+	}
 }
 
 /* Move the branch from parent (NULL: unborn) to oid, only if it is still at
- * parent (another writer or a hand who moved it meanwhile is not overrun). */
+ * parent (another writer or a hand who moved it meanwhile is not overrun).
+ * The objects oid names must be durable already (publish()). */
 static int move_head(hub_audit *a, const git_oid *oid, const git_oid *parent)
 {
 	git_reference *ref = NULL;
-	int gerr = git_reference_create_matching(&ref, a->repo, AUDIT_REF, oid, parent != NULL,
-						 parent, "relasi-hub audit");
+	int gerr;
+
+	fault_at_ref("before");
+	gerr = git_reference_create_matching(&ref, a->repo, AUDIT_REF, oid, parent != NULL, parent,
+					     "relasi-hub audit");
 	git_reference_free(ref);
 	if (gerr < 0)
 		return hub_git_fail(gerr, "moving " AUDIT_REF " (was it moved by hand?)");
-	if (fault_after_ref()) {
-		fprintf(stderr, "relasi-hub: fault injection: killed after the audit ref moved\n");
-		raise(SIGKILL);
-	}
+	fault_at_ref("after");
 	return RL_OK;
 }
 
@@ -1013,19 +1044,21 @@ static int write_commit(hub_audit *a, rl_store *s, const struct unit *u, git_tre
 {
 	git_signature *author = NULL, *committer = NULL;
 	const git_commit *parents[1];
+	git_oid oid;
 	char who[160];
 	int error, gerr;
 
 	parents[0] = parent;
 	if ((error = make_signatures(s, u, &author, &committer, who, sizeof(who))) < 0)
 		return error;
-	gerr = git_commit_create(out, a->repo, NULL, author, committer, NULL, message, tree,
+	gerr = git_commit_create(&oid, a->wr, NULL, author, committer, NULL, message, tree,
 				 parent ? 1 : 0, parents);
 	git_signature_free(author);
 	git_signature_free(committer);
 	if (gerr < 0)
 		return hub_git_fail(gerr, "writing a commit");
-	return move_head(a, out, parent ? git_commit_id(parent) : NULL);
+	git_oid_cpy(out, &oid);
+	return RL_OK;
 }
 
 /* One commit for log entries u->first..u->last on top of *head. */
@@ -1043,7 +1076,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 	struct record r = { NULL, 0, 0 };
 	int error, gerr;
 
-	if ((gerr = git_commit_lookup(&parent, a->repo, head)) < 0 ||
+	if ((gerr = git_commit_lookup(&parent, a->wr, head)) < 0 ||
 	    (gerr = git_commit_tree(&ptree, parent)) < 0) {
 		error = hub_git_fail(gerr, "reading HEAD");
 		goto cleanup;
@@ -1078,7 +1111,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 			goto cleanup;
 		if (len == 0) {
 			ups[nup].remove = 1;
-		} else if ((gerr = git_blob_create_from_buffer(&ups[nup].oid, a->repo, text, len)) < 0) {
+		} else if ((gerr = git_blob_create_from_buffer(&ups[nup].oid, a->wr, text, len)) < 0) {
 			sqlite3_free(text);
 			error = hub_git_fail(gerr, "writing a record");
 			goto cleanup;
@@ -1123,8 +1156,8 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 		tu[i].filemode = GIT_FILEMODE_BLOB;
 		tu[i].path = ups[i].path;
 	}
-	if ((gerr = git_tree_create_updated(&tree_oid, a->repo, ptree, nup, tu)) < 0 ||
-	    (gerr = git_tree_lookup(&tree, a->repo, &tree_oid)) < 0) {
+	if ((gerr = git_tree_create_updated(&tree_oid, a->wr, ptree, nup, tu)) < 0 ||
+	    (gerr = git_tree_lookup(&tree, a->wr, &tree_oid)) < 0) {
 		error = hub_git_fail(gerr, "writing a tree");
 		goto cleanup;
 	}
@@ -1181,6 +1214,15 @@ cleanup:
 	return error;
 }
 
+/* Pack what the buffer holds when it holds much, before the commit that
+ * will name it (nothing is published). */
+static int spill(hub_audit *a)
+{
+	if (hub_audit_odb_bytes(a->buf) < AUDIT_BUFFER_MAX)
+		return RL_OK;
+	return hub_audit_odb_flush(a->buf);
+}
+
 /* The root commit: every record of the store as of its last seq, read in
  * one transaction (a consistent snapshot while devices keep pushing). */
 static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *head)
@@ -1208,7 +1250,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 	/* libgit2 knows the empty tree without reading it; it is written only
 	 * if the baseline stays empty (else git fsck calls it dangling). */
 	if ((gerr = git_oid_fromstr(&oid, "4b825dc642cb6eb9a060e54bf8d69288fbee4904")) < 0 ||
-	    (gerr = git_tree_lookup(&tree, a->repo, &oid)) < 0) {
+	    (gerr = git_tree_lookup(&tree, a->wr, &oid)) < 0) {
 		error = hub_git_fail(gerr, "reading the empty tree");
 		goto cleanup;
 	}
@@ -1244,7 +1286,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 			if ((error = row_record(s, audit_tables[t], id, &r, &found)) < 0 ||
 			    (error = record_render(&r, &text, &len)) < 0)
 				break;
-			gerr = len ? git_blob_create_from_buffer(&ups[nup].oid, a->repo, text, len) : 0;
+			gerr = len ? git_blob_create_from_buffer(&ups[nup].oid, a->wr, text, len) : 0;
 			sqlite3_free(text);
 			if (gerr < 0) {
 				error = hub_git_fail(gerr, "writing a record");
@@ -1261,14 +1303,16 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 					tu[i].filemode = GIT_FILEMODE_BLOB;
 					tu[i].path = ups[i].path;
 				}
-				if ((gerr = git_tree_create_updated(&oid, a->repo, tree, nup, tu)) < 0 ||
-				    (gerr = git_tree_lookup(&next, a->repo, &oid)) < 0) {
+				if ((gerr = git_tree_create_updated(&oid, a->wr, tree, nup, tu)) < 0 ||
+				    (gerr = git_tree_lookup(&next, a->wr, &oid)) < 0) {
 					error = hub_git_fail(gerr, "writing a tree");
 					break;
 				}
 				git_tree_free(tree);
 				tree = next;
 				nup = 0;
+				if ((error = spill(a)) < 0)
+					break;
 			}
 		}
 		if (error == 0 && rc != SQLITE_DONE)
@@ -1285,8 +1329,8 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 			tu[i].filemode = GIT_FILEMODE_BLOB;
 			tu[i].path = ups[i].path;
 		}
-		if ((gerr = git_tree_create_updated(&oid, a->repo, tree, nup, tu)) < 0 ||
-		    (gerr = git_tree_lookup(&next, a->repo, &oid)) < 0) {
+		if ((gerr = git_tree_create_updated(&oid, a->wr, tree, nup, tu)) < 0 ||
+		    (gerr = git_tree_lookup(&next, a->wr, &oid)) < 0) {
 			error = hub_git_fail(gerr, "writing a tree");
 			goto cleanup;
 		}
@@ -1295,7 +1339,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 	}
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	in_tx = 0;
-	if (total == 0 && ((gerr = git_treebuilder_new(&tb, a->repo, NULL)) < 0 ||
+	if (total == 0 && ((gerr = git_treebuilder_new(&tb, a->wr, NULL)) < 0 ||
 			   (gerr = git_treebuilder_write(&oid, tb)) < 0)) {
 		error = hub_git_fail(gerr, "writing the empty tree");
 		goto cleanup;
@@ -1452,35 +1496,61 @@ static int adopt_head(hub_audit *a, rl_store *s, const git_oid *head, long long 
 	}
 }
 
+/*
+ * Make commits up to head public: their objects into one durable pack,
+ * then the ref from *from (NULL: unborn) to head, then the store's record
+ * (seq). A crash before the ref moved leaves only unreferenced objects in
+ * a pack (the commits are written again from hub_log); one after it, a
+ * HEAD ahead of the record that the next writer adopts.
+ */
+static int publish(hub_audit *a, rl_store *s, long long seq, const git_oid *head,
+		   const git_oid *from)
+{
+	int error;
+
+	if ((error = hub_audit_odb_flush(a->buf)) < 0 ||
+	    (error = move_head(a, head, from)) < 0)
+		return error;
+	return record_head(a, s, seq, head);
+}
+
 static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 {
-	git_oid head, rhead;
+	git_oid head, rhead, pub;
 	long long rseq = 0, cur, top;
 	int found, have_head, error, since = 0;
 
 	if ((error = recorded_head(s, &found, &rseq, &rhead)) < 0 ||
 	    (error = repo_head(a, &have_head, &head)) < 0)
 		return error;
+	if ((error = hub_audit_odb_new(&a->buf, a->repo)) < 0)
+		return error;
+	a->wr = hub_audit_odb_repo(a->buf);
 	if (!found) {
-		if (have_head)
-			return rl_error_set(RL_ESTORE, "audit.git has a history the store never "
-					    "recorded; run relasi-hub audit verify");
+		if (have_head) {
+			error = rl_error_set(RL_ESTORE, "audit.git has a history the store never "
+					     "recorded; run relasi-hub audit verify");
+			goto cleanup;
+		}
 		if ((error = write_baseline(a, s, &cur, &head)) < 0 ||
-		    (error = record_head(a, s, cur, &head)) < 0)
-			return error;
+		    (error = publish(a, s, cur, &head, NULL)) < 0)
+			goto cleanup;
 		(*written)++;
 	} else {
-		if (!have_head)
-			return rl_error_set(RL_ESTORE, "the audit history is gone: audit.git has no "
-					    "%s, but the store recorded commit %s", AUDIT_REF,
-					    git_oid_tostr_s(&rhead));
+		if (!have_head) {
+			error = rl_error_set(RL_ESTORE, "the audit history is gone: audit.git has no "
+					     "%s, but the store recorded commit %s", AUDIT_REF,
+					     git_oid_tostr_s(&rhead));
+			goto cleanup;
+		}
 		cur = rseq;
 		if (!git_oid_equal(&head, &rhead)) {
 			if ((error = adopt_head(a, s, &head, rseq, &rhead, &cur)) < 0 ||
 			    (error = record_head(a, s, cur, &head)) < 0)
-				return error;
+				goto cleanup;
 		}
 	}
+	git_oid_cpy(&pub, &head);
 	for (;;) {
 		struct unit u;
 		int none;
@@ -1492,30 +1562,37 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 			break;
 		cur = u.last;
 		(*written)++;
-		if (++since == AUDIT_RECORD_EVERY) {
-			if ((error = record_head(a, s, cur, &head)) < 0)
+		if (++since == AUDIT_PUBLISH_EVERY ||
+		    hub_audit_odb_bytes(a->buf) >= AUDIT_BUFFER_MAX) {
+			if ((error = publish(a, s, cur, &head, &pub)) < 0)
 				break;
+			git_oid_cpy(&pub, &head);
 			since = 0;
 		}
 	}
 	if (since) {
-		/* Record what was written even when a later step failed. */
-		int e2 = record_head(a, s, cur, &head);
+		/* Publish what was written even when a later step failed. */
+		int e2 = publish(a, s, cur, &head, &pub);
 		if (error == 0)
 			error = e2;
 	}
+cleanup:
+	a->wr = a->repo;
+	hub_audit_odb_free(a->buf);     /* what was not published is dropped */
+	a->buf = NULL;
 	return error;
 }
 
 /* Pack (audit_pack.c) under the lock; a handle that may hold a removed pack
  * open is replaced. */
-static int pack_locked(hub_audit *a, int all, struct hub_audit_pack_stats *st)
+static int pack_locked(hub_audit *a, int all, const struct hub_audit_pack_limits *lim,
+		       struct hub_audit_pack_stats *st)
 {
 	git_repository *repo;
 	char path[4096];
 	int error, gerr;
 
-	if ((error = hub_audit_pack_repo(a->repo, all, &a->pack, st)) < 0 || !st->changed)
+	if ((error = hub_audit_pack_repo(a->repo, all, lim, st)) < 0 || !st->changed)
 		return error;
 	if ((error = hub_path(path, sizeof(path), a->dir, HUB_AUDIT_DIR)) < 0)
 		return error;
@@ -1523,6 +1600,7 @@ static int pack_locked(hub_audit *a, int all, struct hub_audit_pack_stats *st)
 		return hub_git_fail(gerr, "reopening audit.git after packing it");
 	git_repository_free(a->repo);
 	a->repo = repo;
+	a->wr = repo;
 	return RL_OK;
 }
 
@@ -1541,13 +1619,21 @@ int hub_audit_catch_up(hub_audit *a, rl_store *s, long *written)
 	return error;
 }
 
-int hub_audit_maintain(hub_audit *a, struct hub_audit_pack_stats *st)
+int hub_audit_maintain(hub_audit *a, int busy, struct hub_audit_pack_stats *st)
 {
+	struct hub_audit_pack_limits lim = a->pack;
 	int error;
 
+	/* Busy: only the packs the writer makes, one per publish, are bounded
+	 * (object lookups try the packs in turn); loose objects wait. */
+	if (busy) {
+		lim.loose_max = 1000000000;
+		lim.packs_max = AUDIT_BUSY_PACKS * (lim.packs_max > 0 ? lim.packs_max
+								   : HUB_AUDIT_PACKS_MAX);
+	}
 	if ((error = audit_lock(a)) < 0)
 		return error;
-	error = pack_locked(a, 0, st);
+	error = pack_locked(a, 0, &lim, st);
 	audit_unlock(a);
 	return error;
 }
@@ -1567,7 +1653,7 @@ int hub_audit_pack(hub_audit *a, rl_store *s, struct hub_audit_pack_stats *st)
 	if ((error = audit_lock(a)) < 0)
 		return error;
 	if ((error = catch_up_locked(a, s, &written)) == 0)
-		error = pack_locked(a, 1, st);
+		error = pack_locked(a, 1, &a->pack, st);
 	audit_unlock(a);
 	return error;
 }

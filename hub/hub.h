@@ -303,9 +303,12 @@ int hub_audit_pack(hub_audit *a, rl_store *s, struct hub_audit_pack_stats *st);
 
 /* Pack past the limits (audit_pack.h), at most HUB_AUDIT_PACK_BATCH loose
  * objects a call: serve's writer calls it when idle, so that packing never
- * competes with a sync. Limits <= 0: the defaults; cancel (may be NULL),
- * once non-zero, stops a pack in progress (serve stopping). */
-int hub_audit_maintain(hub_audit *a, struct hub_audit_pack_stats *st);
+ * competes with a sync, and with busy = 1 after each round that wrote,
+ * which only merges packs past four times their limit (the writer makes a
+ * pack per publish, and a hub may never be idle). Limits <= 0: the
+ * defaults; cancel (may be NULL), once non-zero, stops a pack in progress
+ * (serve stopping). */
+int hub_audit_maintain(hub_audit *a, int busy, struct hub_audit_pack_stats *st);
 void hub_audit_set_pack_limits(hub_audit *a, long loose_max, int packs_max, const int *cancel);
 
 /* Open (creating when asked), catch up, close: for admin commands. */

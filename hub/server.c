@@ -30,8 +30,10 @@
  *
  * The audit history (audit.c) is written by one more thread, woken after
  * each push's answer is sent; RELASI_HUB_AUDIT=off leaves it out, for the
- * benchmark's figure without it. When the hub has been quiet for a round,
- * the same thread packs the history's loose objects (audit_pack.c).
+ * benchmark's figure without it. The writer adds a pack per run of commits
+ * (audit_odb.c); when the hub has been quiet for a round, the same thread
+ * merges the small packs (and packs an older hub's loose objects), and
+ * after a round that wrote, only when they are many (audit_pack.c).
  */
 #define _GNU_SOURCE   /* accept4 */
 #include "audit_pack.h"
@@ -227,11 +229,12 @@ static void *audit_main(void *arg)
 		}
 		if (error == 0)
 			error = hub_audit_catch_up(a, s, &written);
-		/* Packing (audit_pack.c) waits for a quiet moment: a round with no
-		 * push for AUDIT_IDLE_S and nothing to write; each call is bounded. */
-		if (error == 0 && idle && written == 0 && srv->pack_loose >= 0) {
+		/* Packing (audit_pack.c) waits for a quiet moment, a round with no
+		 * push for AUDIT_IDLE_S and nothing to write, unless the packs the
+		 * rounds add grow many first (busy); each call is bounded. */
+		if (error == 0 && (written > 0 || idle) && srv->pack_loose >= 0) {
 			long long t0 = now_ms();
-			if ((error = hub_audit_maintain(a, &st)) == 0 && st.changed)
+			if ((error = hub_audit_maintain(a, written > 0, &st)) == 0 && st.changed)
 				fprintf(stderr, "relasi-hub: audit history packed: %ld loose objects, "
 					"%d packs merged, %d packs (%lld ms)\n", st.loose_packed,
 					st.packs_merged, st.packs, now_ms() - t0);

@@ -9,7 +9,7 @@ set -eu
 # recommended by clang, which --no-install-recommends skips).
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev \
 libsqlite3-dev sqlite3 libjansson-dev libcsv-dev \
-libmbedtls-dev libgit2-dev libutf8proc-dev libarchive-dev \
+libmbedtls-dev libgit2-dev libutf8proc-dev libarchive-dev zlib1g-dev \
 python3 openssl libarchive-tools zstd git chromium"
 
 missing=""

@@ -352,6 +352,24 @@ def test_crash_catches_up():
            "the change committed before the kill is in the history")
         verify(hub)
 
+        # Killed with the pack written, before the git ref moved: the commit
+        # is written again; what the pack holds is only unreferenced.
+        hub.stop()
+        before, had = head(hub), set(packs(hub))
+        hub.start("audit-kill-before-ref:1")
+        ani.ok("account", "edit", "Makmur", "--city", "Soreang")
+        ani.run("sync")                 # may or may not see its answer
+        hub.wait_exit()
+        check("killed before the audit ref moved" in hub.logtext(), "the hook fired",
+              hub.logtext())
+        eq(head(hub), before, "the ref did not move")
+        check(set(packs(hub)) - had, "the pack was written", packs(hub))
+        hub.start()
+        wait_for("the writer to write the commit again", lambda: caught_up(hub))
+        ani.ok("sync")
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Soreang", "kept")
+        verify(hub)
+
         # Killed after the git ref moved, before the store recorded it.
         hub.stop()
         hub.start("audit-kill-after-ref:1")
@@ -364,7 +382,7 @@ def test_crash_catches_up():
         ani.ok("sync")
         eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Lembang", "kept")
         eq(git(repo(hub), "log", "--format=%s", "--grep", "1 change to 1 record").stdout.count(
-            "\n"), 3, "each batch exactly once")
+            "\n"), 4, "each batch exactly once")
         verify(hub, deep=True)
         fsck = git(repo(hub), "fsck", "--strict")
         check("error" not in fsck.stderr and "missing" not in fsck.stdout, "git fsck clean",
@@ -425,10 +443,11 @@ def packs(hub):
 
 
 def test_audit_pack():
-    """relasi-hub audit pack: every loose object of the history into one
-    pack (the writer makes one file per object); the history reads the
-    same, stock git finds it sound, serve keeps writing on top of it, and
-    a backup of it restores to a hub whose history verifies."""
+    """The writer adds one pack per run of commits and never a loose object,
+    and stock git reads its packs. relasi-hub audit pack merges every pack
+    into one, with the loose objects an older hub wrote; the history reads
+    the same, stock git finds it sound, serve keeps writing on top of it,
+    and a backup of it restores to a hub whose history verifies."""
     hub = Hub()
     ani = hub.device("ani", "Ani Lestari")
     tmp = tempfile.mkdtemp(prefix="relasi-pack-")
@@ -439,10 +458,28 @@ def test_audit_pack():
         ani.ok("account", "edit", "Toko Pack 03", "--city", "Cimahi")
         ani.ok("sync")
         wait_for("the writer to catch up", lambda: caught_up(hub))
+        eq(loose_objects(hub), 0, "the writer wrote no loose object")
+        written = packs(hub)
+        check(len(written) >= 2, "a pack per run of commits", written)
+        for idx in written:
+            r = git(repo(hub), "verify-pack", "-v", os.path.join("objects", "pack", idx))
+            check(": ok" in r.stdout, f"git verify-pack reads {idx}", r.stdout, r.stderr)
         before = history(hub, "Toko Pack 03")
         log = git(repo(hub), "log", "--format=%H %s").stdout
+
+        # An older hub's history, every object loose: stock git unpacks the
+        # packs once they are out of the repository.
+        hub.stop()
+        packdir = os.path.join(repo(hub), "objects", "pack")
+        for name in os.listdir(packdir):
+            shutil.move(os.path.join(packdir, name), os.path.join(tmp, name))
+        for idx in written:
+            with open(os.path.join(tmp, idx[:-4] + ".pack"), "rb") as f:
+                subprocess.run(["git", "-C", repo(hub), "unpack-objects", "-q"], stdin=f,
+                               check=True, timeout=60)
         loose = loose_objects(hub)
-        check(loose > 20, "the writer left loose objects", loose)
+        check(loose > 20 and not packs(hub), "the history is loose", loose)
+        hub.start()
 
         out = json.loads(hub.admin("--json", "audit", "pack"))
         eq(out["loose_packed"], loose, "every loose object packed")
@@ -457,15 +494,16 @@ def test_audit_pack():
         text = hub.admin("audit", "pack")
         check("0 loose objects" in text and "1 pack now" in text, "nothing more to pack", text)
 
-        # serve writes on top of the packed history; packing again merges
+        # serve writes on top of the packed history, in a pack of its own;
+        # packing again merges the two
         ani.ok("account", "edit", "Toko Pack 04", "--city", "Garut")
         ani.ok("sync")
         wait_for("the writer to catch up", lambda: caught_up(hub))
-        check(loose_objects(hub) > 0, "new commits are loose again")
+        eq((len(packs(hub)), loose_objects(hub)), (2, 0), "the new commit in a new pack")
         eq(history(hub, "Toko Pack 04", "--field", "city")["changes"][0]["new"], "Garut",
            "the new change is in the history")
         out = json.loads(hub.admin("--json", "audit", "pack"))
-        eq((out["packs"], loose_objects(hub)), (1, 0), "packed again into one")
+        eq((out["packs"], len(packs(hub)), loose_objects(hub)), (1, 1, 0), "packed again into one")
         verify(hub, deep=True)
 
         # a backup of the packed history restores and verifies
@@ -492,43 +530,60 @@ def set_conf(hub, **kv):
 
 
 def test_serve_packs_when_idle():
-    """serve packs the history on its own once the hub has been quiet for a
-    round (hub.json audit_pack_loose: past how many loose objects; 0:
-    never), says so in its log, and stops promptly; a bad setting keeps
-    serve from starting and names it."""
+    """serve merges the writer's packs on its own: once the hub has been
+    quiet for a round, past audit_pack_packs of them (hub.json), and while
+    it is busy, past four times that; audit_pack_loose 0: never. It says so
+    in its log and stops promptly; a bad setting keeps serve from starting
+    and names it."""
     hub = Hub()
     ani = hub.device("ani", "Ani Lestari")
     try:
         hub.stop()
-        for bad in ("many", -1, 1.5):
-            set_conf(hub, audit_pack_loose=bad)
+        for key, bad in (("audit_pack_loose", "many"), ("audit_pack_loose", -1),
+                         ("audit_pack_loose", 1.5), ("audit_pack_packs", 1)):
+            set_conf(hub, **{key: bad})
             r = subprocess.run([HUB_BIN, "serve", hub.dir], capture_output=True, text=True,
                                timeout=30)
-            check(r.returncode != 0 and "audit_pack_loose" in r.stderr,
-                  f"audit_pack_loose {bad!r} refused, by name", r.stderr)
-        set_conf(hub, audit_pack_loose=0)          # never: the writer leaves them loose
+            check(r.returncode != 0 and key in r.stderr, f"{key} {bad!r} refused, by name",
+                  r.stderr)
+            set_conf(hub, **{key: 0 if key == "audit_pack_loose" else 8})
+        set_conf(hub, audit_pack_loose=0, audit_pack_packs=2)   # never on its own
         hub.start()
-        for i in range(8):
+        for i in range(4):
             ani.ok("account", "add", f"Toko Diam {i}", "--city", "Bandung")
-        ani.ok("sync")
-        wait_for("the writer to catch up", lambda: caught_up(hub))
+            ani.ok("sync")
+            wait_for("the writer to catch up", lambda: caught_up(hub))
         time.sleep(7)                              # more than a quiet round (5 s)
-        check(loose_objects(hub) > 10 and not packs(hub), "audit_pack_loose 0: nothing packed")
+        many = len(packs(hub))
+        check(many > 4 and "audit history packed:" not in hub.logtext(),
+              "audit_pack_loose 0: nothing merged", many)
         hub.stop()
 
         set_conf(hub, audit_pack_loose=10)
         hub.start()
         ani.ok("account", "edit", "Toko Diam 3", "--city", "Cimahi")
         ani.ok("sync")
-        # The objects go before the log line is written: wait for both.
-        wait_for("the idle writer to pack", lambda: loose_objects(hub) == 0 and packs(hub) and
+        wait_for("the idle writer to merge", lambda: len(packs(hub)) < many and
                  "audit history packed:" in hub.logtext(), timeout=30)
-        check("audit history packed:" in hub.logtext(), "serve says it packed", hub.logtext())
+        eq(loose_objects(hub), 0, "nothing loose")
         t0 = time.time()
         hub.stop()
         check(time.time() - t0 < 10, "serve stops promptly")
         eq(history(hub, "Toko Diam 3", "--field", "city")["changes"][0]["new"], "Cimahi",
            "the history reads the same")
+        verify(hub, deep=True)
+
+        # Busy: a sync every moment, never a quiet round; past 4 x 2 packs
+        # the small ones are merged all the same.
+        hub.start()
+        logged = hub.logtext().count("audit history packed:")
+        for i in range(12):
+            ani.ok("account", "edit", "Toko Diam 2", "--city", f"Kota {i}")
+            ani.ok("sync")
+            wait_for("the writer to catch up", lambda: caught_up(hub))
+        # 12 rounds each added a pack, and none was quiet for 5 s
+        check(hub.logtext().count("audit history packed:") > logged, "merged while busy")
+        check(len(packs(hub)) <= 8 + 1, "the packs stay bounded", packs(hub))
         verify(hub, deep=True)
     finally:
         ani.cleanup()
