@@ -510,6 +510,24 @@ static int has_loose(const char *objdir)
 	return found;
 }
 
+/* Remove what a writer killed in the middle of write_pack left in
+ * objdir/pack (the caller holds the writers' lock: no one else is writing). */
+static void remove_stale(const char *objdir)
+{
+	char dir[4096], path[4400];
+	struct dirent *e;
+	DIR *d;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/pack", objdir) >= sizeof(dir) ||
+	    !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)))
+		if (strncmp(e->d_name, "tmp_audit_", 10) == 0 &&
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+			unlink(path);
+	closedir(d);
+}
+
 /* An object database of objdir's packs, and of its loose objects if any. */
 static int open_objects(git_odb **out, const char *objdir)
 {
@@ -573,6 +591,7 @@ int hub_audit_odb_new(hub_audit_odb **out, git_repository *repo)
 	t->parent.read_header = through_read_header;
 	t->parent.exists = through_exists;
 	t->parent.free = through_free;
+	remove_stale(objdir);
 	if ((gerr = open_objects(&t->real, objdir)) < 0 || (gerr = git_odb_new(&odb)) < 0 ||
 	    (gerr = git_odb_add_backend(odb, &m->parent, 2)) < 0) {
 		mem_free(&m->parent);

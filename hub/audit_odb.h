@@ -25,7 +25,9 @@ typedef struct hub_audit_odb hub_audit_odb;
  * buffer). hub_audit_odb_repo() is a repository whose object database
  * reads repo's objects and keeps every object written to it in memory,
  * where it is read back like any other, until hub_audit_odb_flush(). It
- * has no refs: refs are moved on `repo` itself. RL_ENOMEM / RL_EIO.
+ * has no refs: refs are moved on `repo` itself. The caller holds the
+ * writers' lock (audit.lock): what a killed writer left half-written in
+ * objects/pack is removed here. RL_ENOMEM / RL_EIO.
  */
 int hub_audit_odb_new(hub_audit_odb **out, git_repository *repo);
 

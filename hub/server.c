@@ -208,6 +208,11 @@ static void audit_notify(struct server *srv)
 /* Seconds between catch-ups without a push: picks up what admin commands
  * committed from other processes when they could not write it themselves. */
 #define AUDIT_IDLE_S 5
+/* While pushes keep coming, the writer starts a round at most this often:
+ * each round publishes its commits as one pack with a few fsyncs
+ * (audit.c), and a round per push made a pack per push. The history lags
+ * the store by about this much more when busy. */
+#define AUDIT_ROUND_MS 500
 
 static void *audit_main(void *arg)
 {
@@ -220,6 +225,7 @@ static void *audit_main(void *arg)
 	while (!stop) {
 		struct hub_audit_pack_stats st;
 		long written = 0;
+		long long round_start = now_ms();
 		int error = RL_OK;
 		if (!s)
 			error = hub_store_open(&s, srv->dir, 0);
@@ -253,6 +259,21 @@ static void *audit_main(void *arg)
 			a = NULL;
 		}
 		pthread_mutex_lock(&srv->audit_lock);
+		if (written > 0) {
+			struct timespec until;
+			long long wait = AUDIT_ROUND_MS - (now_ms() - round_start);
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += wait > 0 ? wait / 1000 : 0;
+			until.tv_nsec += wait > 0 ? (wait % 1000) * 1000000 : 0;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			while (wait > 0 && !srv->audit_stop &&
+			       pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) !=
+			       ETIMEDOUT)
+				;
+		}
 		idle = 0;
 		if (!srv->audit_pending && !srv->audit_stop) {
 			struct timespec until;

@@ -6,7 +6,8 @@
  * installed: verify-pack, fsck) read back byte for byte — objects of every
  * size class of the pack header (0, 15, 16, 2047, 2048 bytes, and past
  * 2^18), of each type; an empty buffer writes nothing; objects already in
- * audit.git are read through, not copied.
+ * audit.git are read through, not copied; a half-written pack left by a
+ * killed writer is removed.
  */
 #include "audit_odb.h"
 #include "backup.h"
@@ -172,8 +173,18 @@ int main(void)
 	}
 	CHECK(stock_git_ok(gitdir));
 
-	/* A second buffer over the same repository adds a second pack. */
-	CHECK(hub_audit_odb_new(&b, fresh) == 0);
+	/* A second buffer over the same repository adds a second pack; what a
+	 * writer killed mid-pack left is removed first. */
+	{
+		char stale[4400];
+		FILE *f;
+		snprintf(stale, sizeof(stale), "%s/objects/pack/tmp_audit_pack_dead", gitdir);
+		CHECK((f = fopen(stale, "w")) != NULL);
+		if (f)
+			fclose(f);
+		CHECK(hub_audit_odb_new(&b, fresh) == 0);
+		CHECK(access(stale, F_OK) != 0);
+	}
 	CHECK(git_blob_create_from_buffer(&tid, hub_audit_odb_repo(b), data, sizes[3]) == 0);
 	CHECK_EQ_INT(hub_audit_odb_count(b), 0);        /* in the first pack already */
 	CHECK(git_blob_create_from_buffer(&tid, hub_audit_odb_repo(b), "new\n", 4) == 0);
