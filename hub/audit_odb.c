@@ -87,6 +87,19 @@ struct hub_audit_odb {
 	git_odb *real_odb;             /* through's, borrowed from it */
 };
 
+/* An object's data as libgit2 hands it out: with a NUL after it, as its
+ * own backends do (blob readers, ours in audit.c too, rely on it). */
+static void *copy_data(git_odb_backend *be, const void *data, size_t len)
+{
+	unsigned char *p = git_odb_backend_data_alloc(be, len + 1);
+
+	if (p) {
+		memcpy(p, data, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+
 /* ---- mem --------------------------------------------------------------------------- */
 
 static size_t slot_of(const struct mem_backend *m, const git_oid *id)
@@ -143,9 +156,8 @@ static int mem_read(void **out, size_t *len, git_object_t *type, git_odb_backend
 
 	if (!o)
 		return GIT_ENOTFOUND;
-	if (!(*out = git_odb_backend_data_alloc(be, o->len ? o->len : 1)))
+	if (!(*out = copy_data(be, o->data, o->len)))
 		return -1;
-	memcpy(*out, o->data, o->len);
 	*len = o->len;
 	*type = o->type;
 	return 0;
@@ -225,8 +237,7 @@ static int through_read(void **out, size_t *len, git_object_t *type, git_odb_bac
 		return gerr;
 	*len = git_odb_object_size(o);
 	*type = git_odb_object_type(o);
-	if ((*out = git_odb_backend_data_alloc(be, *len ? *len : 1)))
-		memcpy(*out, git_odb_object_data(o), *len);
+	*out = copy_data(be, git_odb_object_data(o), *len);
 	git_odb_object_free(o);
 	return *out ? 0 : -1;
 }
