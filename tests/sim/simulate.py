@@ -70,7 +70,9 @@ command that replays the run):
      edit-against-delete both ways. So each pair of concurrent edits of a
      field gives exactly one conflict and no other edit gives one. At the
      end every device lists exactly the conflicts its edits are in;
-  5. PRAGMA integrity_check is ok on every store, hub and devices.
+  5. PRAGMA integrity_check is ok on every store, hub and devices;
+  6. the hub's audit history, written by serve's writer thread through
+     every SIGKILL of the hub, passes `relasi-hub audit verify --deep`.
 
 Exact vs approximate: results, hub_log rows and conflicts are predicted
 exactly, with one restriction and one tolerance: notes are only ever
@@ -1828,6 +1830,11 @@ class Sim:
                 c.close()
             if res != [("ok",)]:
                 self.fail(f"check 5: integrity_check of {who}'s store: {res[:5]}")
+        # 6. the audit history survived every kill of the hub: it verifies
+        # deeply against the store (the writer catches up first)
+        r = self.hub.admin_run("audit", "verify", "--deep")
+        if r.returncode != 0:
+            self.fail(f"check 6: audit verify --deep: exit {r.returncode}\n{r.stdout}{r.stderr}")
 
     def warmup(self):
         """A few records every device has before the faults start, so that
