@@ -1027,8 +1027,15 @@ static void fault_at_ref(const char *when)
 static int move_head(hub_audit *a, const git_oid *oid, const git_oid *parent)
 {
 	git_reference *ref = NULL;
+	char lock[4200];
 	int gerr;
 
+	/* A writer killed while it moved the ref leaves its lock file, and
+	 * libgit2 would refuse every later move. Only relasi-hub writes here,
+	 * under audit.lock, which we hold: such a file is that writer's. */
+	if ((size_t)snprintf(lock, sizeof(lock), "%s" AUDIT_REF ".lock",
+			     git_repository_path(a->repo)) < sizeof(lock) && unlink(lock) == 0)
+		fprintf(stderr, "relasi-hub: removed %s, left by a writer that was killed\n", lock);
 	fault_at_ref("before");
 	gerr = git_reference_create_matching(&ref, a->repo, AUDIT_REF, oid, parent != NULL, parent,
 					     "relasi-hub audit");
