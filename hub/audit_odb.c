@@ -521,8 +521,9 @@ static int has_loose(const char *objdir)
 	return found;
 }
 
-/* Remove what a writer killed in the middle of write_pack left in
- * objdir/pack (the caller holds the writers' lock: no one else is writing). */
+/* Remove what a writer killed in the middle of a pack left in objdir/pack:
+ * ours (write_pack), or libgit2's indexer's (a merge, audit_pack.c). The
+ * caller holds the writers' lock: no one else is writing a pack. */
 static void remove_stale(const char *objdir)
 {
 	char dir[4096], path[4400];
@@ -533,7 +534,8 @@ static void remove_stale(const char *objdir)
 	    !(d = opendir(dir)))
 		return;
 	while ((e = readdir(d)))
-		if (strncmp(e->d_name, "tmp_audit_", 10) == 0 &&
+		if ((strncmp(e->d_name, "tmp_audit_", 10) == 0 ||
+		     strncmp(e->d_name, "pack_git2_", 10) == 0) &&
 		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
 			unlink(path);
 	closedir(d);

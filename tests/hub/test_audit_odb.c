@@ -190,14 +190,17 @@ int main(void)
 	/* A second buffer over the same repository adds a second pack; what a
 	 * writer killed mid-pack left is removed first. */
 	{
-		char stale[4400];
+		char stale[2][4400];
 		FILE *f;
-		snprintf(stale, sizeof(stale), "%s/objects/pack/tmp_audit_pack_dead", gitdir);
-		CHECK((f = fopen(stale, "w")) != NULL);
-		if (f)
-			fclose(f);
+		snprintf(stale[0], sizeof(stale[0]), "%s/objects/pack/tmp_audit_pack_dead", gitdir);
+		snprintf(stale[1], sizeof(stale[1]), "%s/objects/pack/pack_git2_dead", gitdir);
+		for (i = 0; i < 2; i++) {
+			CHECK((f = fopen(stale[i], "w")) != NULL);
+			if (f)
+				fclose(f);
+		}
 		CHECK(hub_audit_odb_new(&b, fresh) == 0);
-		CHECK(access(stale, F_OK) != 0);
+		CHECK(access(stale[0], F_OK) != 0 && access(stale[1], F_OK) != 0);
 	}
 	CHECK(git_blob_create_from_buffer(&tid, hub_audit_odb_repo(b), data, sizes[3]) == 0);
 	CHECK_EQ_INT(hub_audit_odb_count(b), 0);        /* in the first pack already */
