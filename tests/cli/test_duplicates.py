@@ -116,6 +116,7 @@ def test_merge_with_late_offline_edit():
         cand_id = cands[0]["id"]
 
         # cici goes offline now: she has both customers, and will not see the merge.
+        history_caught_up(hub)
         before = hub_dump(hub)
         dry = admin_json(hub, "duplicates", "merge", a, b, "--prefer", "phone=loser", "--dry-run")
         eq(hub_dump(hub), before, "a dry run changes nothing (store and history)")
