@@ -1571,10 +1571,11 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 		(*written)++;
 		if (++since == AUDIT_PUBLISH_EVERY ||
 		    hub_audit_odb_bytes(a->buf) >= AUDIT_BUFFER_MAX) {
-			if ((error = publish(a, s, cur, &head, &pub)) < 0)
-				break;
+			error = publish(a, s, cur, &head, &pub);
 			git_oid_cpy(&pub, &head);
-			since = 0;
+			since = 0;             /* failed: not again below, its error stands */
+			if (error < 0)
+				break;
 		}
 	}
 	if (since) {

@@ -333,15 +333,13 @@ static void put_be32(unsigned char *b, uint32_t v)
 	b[3] = (unsigned char)v;
 }
 
-/* Write the hash of everything so far (into sum as well), then make the
- * file durable and read-only under its final name. */
-static int out_finish(struct out *o, unsigned char sum[20], const char *final)
+/* Write the hash of everything so far, then make the file durable and
+ * read-only under its final name. */
+static int out_finish(struct out *o, const char *final)
 {
 	unsigned char own[20];
 
 	mbedtls_sha1_finish_ret(&o->sha, own);
-	if (sum)
-		memcpy(sum, own, 20);
 	out_put(o, own, 20);
 	out_drain(o);
 	if (!o->failed && fsync(o->fd) != 0)
@@ -446,9 +444,9 @@ static int write_pack(const char *objdir, struct memobj **v, size_t n)
 		out_put(&pk, hdr, h);
 		out_put(&pk, zbuf, z.total_out);
 	}
+	ix_open = 1;                  /* out_close frees what a failed out_open took */
 	if ((error = out_open(&ix, ti)) < 0)
 		goto cleanup;
-	ix_open = 1;
 	memcpy(hdr, "\377tOc", 4);
 	put_be32(hdr + 4, 2);
 	out_put(&ix, hdr, 8);
@@ -483,11 +481,11 @@ static int write_pack(const char *objdir, struct memobj **v, size_t n)
 		git_oid_tostr((char *)hex, sizeof(hex), &packid);
 	}
 	snprintf(name, sizeof(name), "%s/pack-%s.pack", dir, (const char *)hex);
-	if ((error = out_finish(&pk, NULL, name)) < 0)
+	if ((error = out_finish(&pk, name)) < 0)
 		goto cleanup;
 	out_put(&ix, sum, 20);
 	snprintf(name, sizeof(name), "%s/pack-%s.idx", dir, (const char *)hex);
-	if ((error = out_finish(&ix, NULL, name)) < 0)
+	if ((error = out_finish(&ix, name)) < 0)
 		goto cleanup;
 	error = hub_fsync_path(dir);
 cleanup:
