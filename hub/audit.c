@@ -82,6 +82,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <git2.h>
@@ -110,6 +111,8 @@
 /* While serve is busy, its packs are merged past this many times
  * audit_pack_packs (audit_pack.h). */
 #define AUDIT_BUSY_PACKS 4
+/* Age past which a ref lock file in audit.git is a killed writer's. */
+#define AUDIT_STALE_LOCK_S 2
 /* How far back from HEAD the writer looks for the recorded head when
  * adopting commits a crash left unrecorded (more than AUDIT_PUBLISH_EVERY). */
 #define AUDIT_ADOPT_MAX 1024
@@ -1027,14 +1030,19 @@ static void fault_at_ref(const char *when)
 static int move_head(hub_audit *a, const git_oid *oid, const git_oid *parent)
 {
 	git_reference *ref = NULL;
+	struct stat sb;
 	char lock[4200];
 	int gerr;
 
 	/* A writer killed while it moved the ref leaves its lock file, and
-	 * libgit2 would refuse every later move. Only relasi-hub writes here,
-	 * under audit.lock, which we hold: such a file is that writer's. */
+	 * libgit2 would refuse every later move. relasi-hub writes here only
+	 * under audit.lock, which we hold, so such a file is a dead writer's —
+	 * unless someone runs stock git on audit.git by hand, whose lock lives
+	 * for milliseconds: only one older than AUDIT_STALE_LOCK_S goes (until
+	 * then this move fails, and a later round tries again). */
 	if ((size_t)snprintf(lock, sizeof(lock), "%s" AUDIT_REF ".lock",
-			     git_repository_path(a->repo)) < sizeof(lock) && unlink(lock) == 0)
+			     git_repository_path(a->repo)) < sizeof(lock) && stat(lock, &sb) == 0 &&
+	    time(NULL) - sb.st_mtime > AUDIT_STALE_LOCK_S && unlink(lock) == 0)
 		fprintf(stderr, "relasi-hub: removed %s, left by a writer that was killed\n", lock);
 	fault_at_ref("before");
 	gerr = git_reference_create_matching(&ref, a->repo, AUDIT_REF, oid, parent != NULL, parent,

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import threading
 
 from hub_test import HUB_BIN, SYNCED, Hub, assert_converged, free_port, sync_all, table_rows
@@ -106,6 +107,12 @@ def test_backup_while_syncing_restore_and_serve():
         budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
         budi.ok("visit", "log", "Sinar", "--notes", "Kunjungan pertama")
         sync_all([ani, budi, mgr])
+        # serve's writer first writes these syncs' history (it moves the
+        # ref that the push below moves too)
+        deadline = time.time() + 30
+        while hub.query("SELECT (SELECT seq FROM hub_audit) IS NOT (SELECT max(seq) "
+                        "FROM hub_log)")[0][0] and time.time() < deadline:
+            time.sleep(0.05)
         head = add_audit_commit(hub.dir, "history before the backup")
 
         # A device keeps adding and syncing while the backup runs.
