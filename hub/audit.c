@@ -1005,11 +1005,10 @@ static int update_order(const void *a, const void *b)
  * SIGKILLs the process right before the N-th ref update of this process
  * (its pack written), audit-kill-after-ref:N right after it, before the
  * store records the new head. */
-static void fault_at_ref(const char *when)
+static void fault_at_ref(int k)
 {
 	static long count[2], at[2] = { -1, -1 };
-	const char *f;
-	int k = strcmp(when, "after") == 0;
+	const char *when = k ? "after" : "before", *f;
 	char name[32];
 
 	if (at[k] < 0) {
@@ -1044,13 +1043,13 @@ static int move_head(hub_audit *a, const git_oid *oid, const git_oid *parent)
 			     git_repository_path(a->repo)) < sizeof(lock) && stat(lock, &sb) == 0 &&
 	    time(NULL) - sb.st_mtime > AUDIT_STALE_LOCK_S && unlink(lock) == 0)
 		fprintf(stderr, "relasi-hub: removed %s, left by a writer that was killed\n", lock);
-	fault_at_ref("before");
+	fault_at_ref(0);
 	gerr = git_reference_create_matching(&ref, a->repo, AUDIT_REF, oid, parent != NULL, parent,
 					     "relasi-hub audit");
 	git_reference_free(ref);
 	if (gerr < 0)
 		return hub_git_fail(gerr, "moving " AUDIT_REF " (was it moved by hand?)");
-	fault_at_ref("after");
+	fault_at_ref(1);
 	return RL_OK;
 }
 

@@ -81,7 +81,7 @@ struct through_backend {
 };
 
 struct hub_audit_odb {
-	git_repository *real;          /* borrowed */
+	char objdir[4096];             /* audit.git/objects */
 	git_repository *view;          /* owns the odb, which owns both backends */
 	struct mem_backend *mem;
 	git_odb *real_odb;             /* through's, borrowed from it */
@@ -569,7 +569,6 @@ fail:
 
 int hub_audit_odb_new(hub_audit_odb **out, git_repository *repo)
 {
-	char objdir[4096];
 	hub_audit_odb *b;
 	struct mem_backend *m = NULL;
 	struct through_backend *t = NULL;
@@ -583,9 +582,8 @@ int hub_audit_odb_new(hub_audit_odb **out, git_repository *repo)
 		free(m);
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	}
-	b->real = repo;
-	if ((size_t)snprintf(objdir, sizeof(objdir), "%sobjects", git_repository_path(repo)) >=
-	    sizeof(objdir)) {
+	if ((size_t)snprintf(b->objdir, sizeof(b->objdir), "%sobjects", git_repository_path(repo)) >=
+	    sizeof(b->objdir)) {
 		free(b);
 		free(m);
 		free(t);
@@ -602,8 +600,8 @@ int hub_audit_odb_new(hub_audit_odb **out, git_repository *repo)
 	t->parent.read_header = through_read_header;
 	t->parent.exists = through_exists;
 	t->parent.free = through_free;
-	remove_stale(objdir);
-	if ((gerr = open_objects(&t->real, objdir)) < 0 || (gerr = git_odb_new(&odb)) < 0 ||
+	remove_stale(b->objdir);
+	if ((gerr = open_objects(&t->real, b->objdir)) < 0 || (gerr = git_odb_new(&odb)) < 0 ||
 	    (gerr = git_odb_add_backend(odb, &m->parent, 2)) < 0) {
 		mem_free(&m->parent);
 		through_free(&t->parent);
@@ -645,21 +643,17 @@ size_t hub_audit_odb_bytes(const hub_audit_odb *b)
 int hub_audit_odb_flush(hub_audit_odb *b)
 {
 	struct memobj **v;
-	char objdir[4096];
 	size_t i, n = 0;
 	int error;
 
 	if (!b->mem || b->mem->count == 0)
 		return RL_OK;
-	if ((size_t)snprintf(objdir, sizeof(objdir), "%sobjects", git_repository_path(b->real)) >=
-	    sizeof(objdir))
-		return rl_error_set(RL_EIO, "path too long: %s", git_repository_path(b->real));
 	if (!(v = malloc(b->mem->count * sizeof(*v))))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	for (i = 0; i < b->mem->cap; i++)
 		if (b->mem->slot[i])
 			v[n++] = b->mem->slot[i];
-	error = write_pack(objdir, v, n);
+	error = write_pack(b->objdir, v, n);
 	free(v);
 	if (error < 0)
 		return error;

@@ -21,8 +21,8 @@
 typedef struct hub_audit_odb hub_audit_odb;
 
 /*
- * A buffer over the bare repository `repo` (borrowed: it must outlive the
- * buffer). hub_audit_odb_repo() is a repository whose object database
+ * A buffer over the bare repository `repo` (only its objects directory
+ * is kept). hub_audit_odb_repo() is a repository whose object database
  * reads repo's objects and keeps every object written to it in memory,
  * where it is read back like any other, until hub_audit_odb_flush(). It
  * has no refs: refs are moved on `repo` itself. The caller holds the
@@ -39,7 +39,7 @@ size_t hub_audit_odb_count(const hub_audit_odb *b);
 size_t hub_audit_odb_bytes(const hub_audit_odb *b);
 
 /*
- * Write every object held into one new pack of `repo` (objects/pack,
+ * Write every object held into one new pack of the repository (objects/pack,
  * named by its hash as git names packs), durable on return: pack, index
  * and directory fsynced, the index renamed into place last. Then forget
  * them; nothing held: nothing written. On failure nothing is left behind

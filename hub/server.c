@@ -214,6 +214,21 @@ static void audit_notify(struct server *srv)
  * the store by about this much more when busy. */
 #define AUDIT_ROUND_MS 500
 
+/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
+static struct timespec realtime_in(long long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 static void *audit_main(void *arg)
 {
 	struct server *srv = arg;
@@ -259,26 +274,16 @@ static void *audit_main(void *arg)
 			a = NULL;
 		}
 		pthread_mutex_lock(&srv->audit_lock);
-		if (written > 0) {
-			struct timespec until;
-			long long wait = AUDIT_ROUND_MS - (now_ms() - round_start);
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += wait > 0 ? wait / 1000 : 0;
-			until.tv_nsec += wait > 0 ? (wait % 1000) * 1000000 : 0;
-			if (until.tv_nsec >= 1000000000) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000;
-			}
-			while (wait > 0 && !srv->audit_stop &&
+		if (written > 0 && now_ms() - round_start < AUDIT_ROUND_MS) {
+			struct timespec until = realtime_in(AUDIT_ROUND_MS - (now_ms() - round_start));
+			while (!srv->audit_stop &&
 			       pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) !=
 			       ETIMEDOUT)
 				;
 		}
 		idle = 0;
 		if (!srv->audit_pending && !srv->audit_stop) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += AUDIT_IDLE_S;
+			struct timespec until = realtime_in(AUDIT_IDLE_S * 1000LL);
 			idle = pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) ==
 			       ETIMEDOUT && !srv->audit_pending;
 		}
