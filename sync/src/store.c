@@ -44,6 +44,7 @@ struct rl_store {
 	int64_t cap_from[RL_SYNCED_TABLES_MAX];  /* rl_synced_tables' rowids up to these are not new */
 	int fts_live;           /* 0: new rows are indexed by rl_store_fts_catch_up */
 	int64_t fts_from[RL_FTS_TABLES];  /* rowids up to these were indexed (fts_tables) */
+	int device_indexes;     /* 0: the hub's store, no search or nearby index (store.h) */
 	int in_tx;
 	int bulk_journal;       /* rl_store_journal_bulk left WAL */
 	int have_fixed_now;
@@ -489,6 +490,8 @@ int rl_store_fts_defer(rl_store *s)
 	size_t i;
 	int error;
 
+	if (!s->device_indexes)
+		return RL_OK;           /* fts_live stays 1: the catch-up has nothing to do */
 	for (i = 0; i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++)
 		if ((error = table_end(s, fts_tables[i].table, &s->fts_from[i])) < 0)
 			return error;
@@ -693,6 +696,64 @@ static int bump_schema_cookie(rl_store *s)
 	return exec(s, sql, "raising the schema version");
 }
 
+/* The hub keeps no search or nearby index (store.h): drop their triggers,
+ * whatever migration made them, and empty their tables. Inside the
+ * migration's transaction. */
+static int strip_device_indexes(rl_store *s)
+{
+	sqlite3_stmt *st;
+	char **names = NULL;
+	size_t i, n = 0, cap = 0;
+	int rc, error = RL_OK;
+
+	if ((error = rl_store_prepare(s, "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+				      "AND (name GLOB 'fts_*' OR name GLOB 'geo_*')", &st)) < 0)
+		return error;
+	/* Collected first: a DROP while the scan of sqlite_master is open fails. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **more, *name;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			if (!(more = realloc(names, cap * sizeof(*names)))) {
+				error = rl_error_set(RL_ENOMEM, "out of memory");
+				break;
+			}
+			names = more;
+		}
+		if (!(name = strdup((const char *)sqlite3_column_text(st, 0)))) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			break;
+		}
+		names[n++] = name;
+	}
+	sqlite3_reset(st);
+	if (error == RL_OK && rc != SQLITE_DONE)
+		error = rl_store_error(s, "listing the search and nearby triggers");
+	for (i = 0; error == RL_OK && i < n; i++) {
+		char *sql = sqlite3_mprintf("DROP TRIGGER \"%w\"", names[i]);
+		if (!sql)
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+		else
+			error = exec(s, sql, "dropping a search or nearby trigger");
+		sqlite3_free(sql);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	for (i = 0; error == RL_OK && i < sizeof(fts_tables) / sizeof(fts_tables[0]); i++) {
+		char *sql = sqlite3_mprintf("INSERT INTO \"fts_%w\"(\"fts_%w\") VALUES ('delete-all')",
+					    fts_tables[i].table, fts_tables[i].table);
+		if (!sql)
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+		else
+			error = exec(s, sql, "emptying a search index");
+		sqlite3_free(sql);
+	}
+	if (error == RL_OK)
+		error = exec(s, "DELETE FROM geo_accounts", "emptying the nearby index");
+	return error;
+}
+
 static int migrate(rl_store *s, int from)
 {
 	int i, error;
@@ -709,7 +770,8 @@ static int migrate(rl_store *s, int from)
 			goto fail;
 		}
 	}
-	if ((error = bump_schema_cookie(s)) < 0 || (error = rl_capture_install(s->db)) < 0)
+	if ((!s->device_indexes && (error = strip_device_indexes(s)) < 0) ||
+	    (error = bump_schema_cookie(s)) < 0 || (error = rl_capture_install(s->db)) < 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", rl_store_schema_latest());
 	if ((error = exec(s, sql, "setting the schema version")) < 0)
@@ -747,7 +809,8 @@ static int migrate_hub(rl_store *s)
 		}
 	}
 	snprintf(num, sizeof(num), "%d", rl_hub_migrations[rl_hub_migrations_count - 1].version);
-	if ((error = bump_schema_cookie(s)) < 0 || (error = rl_store_meta_set(s, "hub_schema", num)) < 0)
+	if ((error = strip_device_indexes(s)) < 0 || (error = bump_schema_cookie(s)) < 0 ||
+	    (error = rl_store_meta_set(s, "hub_schema", num)) < 0)
 		goto fail;
 	return rl_store_commit(s);
 fail:
@@ -821,6 +884,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	}
 	s->capture = 1;
 	s->fts_live = 1;
+	s->device_indexes = !(flags & RL_STORE_HUB);
 	rl_hlc_init(&s->hlc, 0, RL_HLC_DEFAULT_MAX_DRIFT_MS, store_clock, s);
 	if ((error = load_fixed_now(s)) < 0)
 		goto fail;

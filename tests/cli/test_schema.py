@@ -244,8 +244,93 @@ def test_nearby_index_rebuilt_by_upgrade():
     s.cleanup()
 
 
+def device_index_state(con):
+    """The search and nearby triggers of a store, and its indexes' sizes."""
+    triggers = sorted(r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+        "(name GLOB 'fts_*' OR name GLOB 'geo_*')"))
+    sizes = con.execute("SELECT (SELECT count(*) FROM fts_accounts_docsize), "
+                        "(SELECT count(*) FROM fts_contacts_docsize), "
+                        "(SELECT count(*) FROM geo_accounts)").fetchone()
+    return triggers, sizes
+
+
+def test_hub_upgrade_drops_device_indexes():
+    """The hub keeps no search or nearby index (relasi/store.h). A hub's
+    store from before (hub schema 7: every device trigger, indexes full) is
+    stripped by the first relasi-hub that opens it: the triggers dropped,
+    the indexes emptied, and later pushes write none."""
+    from hub_test import Hub, sync_all
+    hub = Hub()
+    ani = hub.device("ani")
+    try:
+        ani.ok("account", "add", "Toko Dekat", "--city", "Surabaya", "--geo", "-7.2575,112.7521")
+        ani.ok("contact", "add", "Wati", "--account", "Dekat")
+        sync_all([ani])
+        dev = sqlite3.connect(ani.path)
+        device_triggers = dev.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+            "(name GLOB 'fts_*' OR name GLOB 'geo_*')").fetchall()
+        dev.close()
+        check(len(device_triggers) >= 8, "a device has its search and nearby triggers",
+              device_triggers)
+        hub.stop()
+        # the hub's store as relasi-hub of hub schema 7 kept it
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        for _, sql in device_triggers:
+            con.execute(sql)
+        for t in ("accounts", "contacts", "activities"):
+            con.execute(f"INSERT INTO fts_{t}(fts_{t}) VALUES ('rebuild')")
+        con.execute("INSERT INTO geo_accounts SELECT rowid, lat, lat, lon, lon, lat, lon "
+                    "FROM accounts WHERE lat IS NOT NULL AND lon IS NOT NULL AND deleted = 0")
+        con.execute("UPDATE rl_meta SET value = '7' WHERE key = 'hub_schema'")
+        con.commit()
+        eq(device_index_state(con), (sorted(n for n, _ in device_triggers), (1, 1, 1)),
+           "the older hub's store indexes its records")
+        con.close()
+        hub.start()
+        ani.ok("account", "add", "Toko Jauh", "--city", "Malang", "--geo", "-7.98,112.63")
+        ani.ok("sync")
+        eq(hub.query("SELECT count(*) FROM accounts"), [(2,)], "the new customer reached the hub")
+        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("8",)],
+           "the hub's store is at hub schema 8")
+        con = hub.db()
+        try:
+            eq(device_index_state(con), ([], (0, 0, 0)),
+               "no search or nearby trigger left, and the indexes empty after a push")
+            eq(con.execute("SELECT count(*) FROM pragma_integrity_check "
+                           "WHERE integrity_check <> 'ok'").fetchone(), (0,), "the store is intact")
+        finally:
+            con.close()
+        eq([n["name"] for n in ani.js("nearby", "--geo", "-7.98,112.63", "--km", "1")],
+           ["Toko Jauh"], "the device's own nearby index is untouched")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
+def test_later_migrations_tolerate_a_hub_without_device_indexes():
+    """A shared migration runs on hubs too, whose stores have no search or
+    nearby trigger since hub schema 8: a later migration that drops one
+    must say IF EXISTS, or it fails on every upgraded hub (and on no fresh
+    one, whose migrations run before the triggers are stripped)."""
+    import glob
+    import re
+    bad = []
+    for path in sorted(glob.glob(os.path.join(SOURCE_DIR, "schema", "[0-9]*.sql"))):
+        version = int(os.path.basename(path).split("_")[0])
+        if version <= 18:      # shipped before the hub stripped its indexes
+            continue
+        with open(path) as f:
+            sql = re.sub(r"--[^\n]*", "", f.read())
+        for m in re.finditer(r"DROP\s+TRIGGER\s+(?!IF\s+EXISTS)\"?((?:fts|geo)_\w*)", sql, re.I):
+            bad.append(f"{os.path.basename(path)}: DROP TRIGGER {m.group(1)}")
+    eq(bad, [], "migrations after 18 drop search and nearby triggers with IF EXISTS")
+
+
 if __name__ == "__main__":
     main([test_upgrade_from_v1, test_failed_migration_changes_nothing,
           test_newer_store_refused_untouched, test_foreign_database_refused,
           test_check_rules_without_in_lists, test_hub_log_rule_without_in_list,
-          test_nearby_index_rebuilt_by_upgrade])
+          test_nearby_index_rebuilt_by_upgrade, test_hub_upgrade_drops_device_indexes,
+          test_later_migrations_tolerate_a_hub_without_device_indexes])

@@ -151,9 +151,8 @@ def test_edit_against_delete_duplicates_and_roles():
            "and it is a conflict")
         eq([h["name"] for h in ani.js("search", "apotek")], ["Apotek Sehat"],
            "kept alive: back in the search of the device that deleted it")
-        for store in (ani.path, os.path.join(hub.dir, "hub.db")):
-            indexed, live = search_index_sound(store, "accounts")
-            eq(indexed, live, f"{store}: the search index holds exactly the live customers")
+        indexed, live = search_index_sound(ani.path, "accounts")
+        eq(indexed, live, "ani: the search index holds exactly the live customers")
         # duplicates: the same customer created on two devices offline
         ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
         budi.ok("account", "add", "TOKO JAYA  ABADI", "--city", "bekasi")
@@ -194,10 +193,11 @@ def search_index_sound(store, table):
 
 
 def test_a_batch_that_writes_a_record_twice_keeps_search_sound():
-    """The hub indexes a batch's new records for search at its commit, and a
-    device a pulled page's (schema/017_fts_indexed.sql). A record created
-    and then edited in one batch or page is written twice: the edit must not
-    touch an index entry that is not there yet."""
+    """A device indexes a pulled page's new records for search at its commit
+    (schema/017_fts_indexed.sql). A record created and then edited in one
+    page is written twice: the edit must not touch an index entry that is
+    not there yet. The hub keeps no search or nearby index at all
+    (relasi/store.h): no trigger feeds one, and their tables stay empty."""
     hub = Hub()
     ani = hub.device("ani")
     budi = hub.device("budi")
@@ -207,7 +207,7 @@ def test_a_batch_that_writes_a_record_twice_keeps_search_sound():
         # one batch: two new customers, then a field of the first set later
         # (its own outbox row, after the second's), a new contact likewise,
         # and an edit of a customer the indexes already hold
-        ani.ok("account", "add", "Toko Sumber Rejeki", "--city", "Bogor")
+        ani.ok("account", "add", "Toko Sumber Rejeki", "--city", "Bogor", "--geo", "-6.59,106.79")
         ani.ok("account", "add", "CV Lancar Jaya", "--city", "Bogor")
         ani.ok("contact", "add", "Wawan", "--account", "Sumber")
         ani.ok("contact", "add", "Yuni", "--account", "Lancar")
@@ -216,22 +216,24 @@ def test_a_batch_that_writes_a_record_twice_keeps_search_sound():
         ani.ok("account", "edit", "Apotek Lama", "--city", "Cinere")
         ani.ok("sync")
         budi.ok("sync")
-        for who, store in (("hub", os.path.join(hub.dir, "hub.db")), ("budi", budi.path)):
-            for table in ("accounts", "contacts"):
-                indexed, live = search_index_sound(store, table)
-                eq(indexed, live, f"{who}: the {table} index holds exactly the live rows")
+        for table in ("accounts", "contacts"):
+            indexed, live = search_index_sound(budi.path, table)
+            eq(indexed, live, f"budi: the {table} index holds exactly the live rows")
         eq([h["name"] for h in budi.js("search", "langganan")], ["Toko Sumber Rejeki"],
            "the later edit is searchable on the pulling device")
         eq([h["name"] for h in budi.js("search", "pemilik")], ["Wawan"], "the contact's too")
         eq([h["name"] for h in budi.js("search", "cinere")], ["Apotek Lama"],
            "an indexed record's edit replaces its entry")
         eq(budi.js("search", "depok"), [], "and its old text is gone")
-        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
-        try:
-            eq(con.execute("SELECT count(*) FROM fts_accounts WHERE fts_accounts MATCH "
-                           "'langganan'").fetchone(), (1,), "the hub's index has the edit")
-        finally:
-            con.close()
+        eq([n["name"] for n in budi.js("nearby", "--geo", "-6.59,106.79", "--km", "1")],
+           ["Toko Sumber Rejeki"], "the pulling device's nearby index has the new customer")
+        eq(hub.query("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+                     "(name GLOB 'fts_*' OR name GLOB 'geo_*')"), [],
+           "the hub's store has no search or nearby trigger")
+        eq(hub.query("SELECT (SELECT count(*) FROM fts_accounts_docsize), "
+                     "(SELECT count(*) FROM fts_contacts_docsize), "
+                     "(SELECT count(*) FROM geo_accounts)"), [(0, 0, 0)],
+           "and its search and nearby indexes are empty")
         assert_converged(hub, [ani, budi])
     finally:
         ani.cleanup()

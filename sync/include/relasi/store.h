@@ -38,7 +38,8 @@ enum {
 	RL_STORE_CREATE   = 1 << 0, /* create the file if missing */
 	RL_STORE_READONLY = 1 << 1, /* no upgrade, no writes */
 	RL_STORE_HUB      = 1 << 2, /* the hub's store: hub tables too, capture off,
-	                               synchronous=FULL (commits gate acknowledgements) */
+	                               synchronous=FULL (commits gate acknowledgements),
+	                               no search or "nearby" index (below) */
 	RL_STORE_UNMAPPED = 1 << 3  /* read with pread(), not through a memory map */
 };
 
@@ -53,6 +54,19 @@ enum {
  * (5 Dec 2026, the 2-core VM: `contact add` 20.7 vs 25.0 ms, `show` 17.9
  * vs 21.0 ms). Writes are the same either way; under a map an I/O error
  * while reading ends the process with SIGBUS instead of an error message.
+ */
+
+/*
+ * The hub's store keeps no search (FTS5) or "nearby" (R*Tree) index: no hub
+ * command reads them, devices build their own (a new device's image is
+ * built through the device's code, hub/image.c), and keeping them cost a
+ * fifth of the hub's CPU in a push of new customers (bench/bench_sync.py
+ * merge, 6 Dec 2026). A writable hub open strips them after every
+ * migration run: their triggers (named fts_* and geo_* by convention) are
+ * dropped and their tables emptied, so a shared migration that re-creates
+ * such a trigger (012, 016 and 017 did) does not bring the indexing back
+ * (schema/hub/008_no_device_indexes.sql). The empty tables stay, so shared
+ * migrations that touch them keep working on a hub.
  */
 
 /*
@@ -187,7 +201,8 @@ int rl_store_begin_import(rl_store *s, const char *input_path);
  * hold live rows only: schema/016_fts_live.sql), in one statement
  * per table, and indexes rows one by one again; rl_store_commit calls it
  * first, so no commit leaves rows unsearchable. A rollback also ends the
- * deferral (the rows are gone). RL_OK or a store error.
+ * deferral (the rows are gone). On the hub's store (no search index) both
+ * do nothing. RL_OK or a store error.
  */
 int rl_store_fts_defer(rl_store *s);
 int rl_store_fts_catch_up(rl_store *s);

@@ -1,0 +1,17 @@
+-- hub/008_no_device_indexes.sql — the hub's store keeps no search (FTS5)
+-- or "nearby" (R*Tree) index.
+--
+-- No hub command reads them: `relasi search` and `relasi nearby` run on
+-- devices, which keep their own, and a new device's image is built through
+-- the device's code (hub/image.c). Keeping them cost about a fifth of the
+-- hub's CPU in a push of new customers (bench/bench_sync.py, merge).
+--
+-- The work is done in code, not here: after every migration run on a hub's
+-- store (the shared ones and these), store.c's strip_device_indexes drops
+-- every trigger named fts_* or geo_* and empties the indexes' tables. A
+-- shared migration that later re-creates such a trigger (as 012, 016 and
+-- 017 did) therefore cannot bring the indexing back to the hub, and the
+-- empty tables stay, so shared migrations that touch them still run here.
+-- This file only raises the hub's schema version, so that an existing
+-- hub's store is stripped once when this relasi-hub first opens it.
+SELECT 1;
