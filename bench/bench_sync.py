@@ -24,7 +24,11 @@ Each section starts its own hub, so they do not disturb each other.
    change than one UPDATE; the ratio says how much more, honestly. For
    scale, the device's own `relasi import` of the same records into its
    store (no network, no merge, no log on the hub) is printed beside it as
-   changes/s and its ratio to the same reference.
+   changes/s and its ratio to the same reference. So is the SQLite floor
+   (merge_floor.py): the rows the hub wrote in that merge, written again
+   batch by batch with nothing else, and two other designs' rows, each
+   against the same reference — how much of the gap is the hub's code and
+   how much the rows its design must write.
 
 2. bootstrap — a new device's first sync. Device A imports the generated
    dataset (bench/gen_dataset.py: 20k accounts, 100k contacts, 50k deals,
@@ -84,6 +88,7 @@ import time
 sys.dont_write_bytecode = True    # no __pycache__ in bench/ or tests/cli/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
+import merge_floor  # noqa: E402
 
 SYNCED = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
           "deal_stage_events"]
@@ -312,6 +317,15 @@ def merge_once(env, args, data, audit):
                 time.sleep(0.05)
             lag = time.perf_counter() - t_end
         line = wait_session(hub, device_id(dev), count=2)
+        # The hub's rows after the merge, for the SQLite floor (merge_floor.py).
+        after = os.path.join(bl.tmpdir("merge"), f"hub-after-{'on' if audit else 'off'}.db")
+        src = hub.db()
+        try:
+            dst = sqlite3.connect(after)
+            src.backup(dst)
+            dst.close()
+        finally:
+            src.close()
         rate = n_changes / r["push_s"]
         print(f"[{tag}] push {bl.fmt_s(r['push_s'])} ({rate:,.0f} changes/s; hub CPU "
               f"{r['hub_cpu_push']:.1f} s, device CPU {r['dev_cpu_push'] or 0:.1f} s); whole sync "
@@ -321,7 +335,7 @@ def merge_once(env, args, data, audit):
         if line["applied"] != n_changes:
             print(f"[{tag}] WARNING: the hub applied {line['applied']} of {n_changes}")
         return {"n": n_changes, "rate": rate, "push_s": r["push_s"], "total_s": r["total_s"],
-                "lag": lag, "import_s": dt}
+                "lag": lag, "import_s": dt, "hub_after": after}
     finally:
         if dev:
             dev.cleanup()
@@ -365,6 +379,19 @@ def bench_merge(env, args, data, results):
         "value": f"{n_changes / imp:,.0f} changes/s ({bl.fmt_s(imp)})", "target": "-",
         "reference": f"{ref_rate:,.0f} UPDATE/s", "ratio": f"{n_changes / imp / ref_rate:.3f} rate",
         "verdict": "info"})
+    # The SQLite floor: the same rows the hub wrote, written again with
+    # nothing else (merge_floor.py), against the same reference.
+    floor, n_log = merge_floor.measure(next(iter(runs.values()))["hub_after"], bl.tmpdir("merge"))
+    for d, what in (("today", "the rows the hub writes (log and versions per field)"),
+                    ("per record", "one log and one versions row per record instead"),
+                    ("no log", "the records and duplicate keys alone, no log or versions")):
+        t = bl.median(floor[d])
+        print(f"[merge] SQLite floor, {d}: {', '.join(bl.fmt_s(x) for x in floor[d])}")
+        results.append({
+            "figure": f"  SQLite floor: {what}",
+            "value": f"{n_log / t:,.0f} changes/s ({bl.fmt_s(t)})", "target": "-",
+            "reference": f"{ref_rate:,.0f} UPDATE/s", "ratio": f"{n_log / t / ref_rate:.3f} rate",
+            "verdict": "info"})
     if len(runs) == 2:
         results.append({
             "figure": "  merge rate with history / without",

@@ -764,8 +764,9 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 	if (!(text = sqlite3_str_finish(sql)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	/* Cached: records of a table mostly arrive with the same fields, and
-	 * preparing an INSERT compiles the table's FTS and R*Tree triggers —
-	 * most of the cost of a create when done per record. */
+	 * preparing an INSERT compiles the table's triggers (on the hub only
+	 * capture's, which never fires there) — most of the cost of a create
+	 * when done per record. */
 	error = rl_store_prepare(s, text, &st);
 	sqlite3_free(text);
 	if (error < 0)
