@@ -653,21 +653,32 @@ static int pragma_int(rl_store *s, const char *sql, int *out)
 	return RL_OK;
 }
 
+/* The copy of the store as it was before an upgrade, relasi.db.v<N>.bak.
+ * Called with the upgrade's write transaction open and nothing written
+ * yet, so it reads through a connection of its own (SQLite's backup will
+ * not read from a connection inside a write transaction) and sees exactly
+ * what the migrations start from: no other process can write meanwhile. */
 static int backup_before_upgrade(rl_store *s, int from_version)
 {
 	char *bak = sqlite3_mprintf("%s.v%d.bak", s->path, from_version);
-	sqlite3 *dst = NULL;
+	sqlite3 *src = NULL, *dst = NULL;
 	sqlite3_backup *b = NULL;
 	int error = RL_OK;
 
 	if (!bak)
 		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (sqlite3_open_v2(s->path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
+		error = rl_error_set(RL_EIO, "cannot read '%s' to back it up: %s", s->path,
+				     src ? sqlite3_errmsg(src) : "out of memory");
+		goto cleanup;
+	}
 	if (sqlite3_open(bak, &dst) != SQLITE_OK) {
 		error = rl_error_set(RL_EIO, "cannot create backup '%s': %s", bak,
 				     sqlite3_errmsg(dst));
 		goto cleanup;
 	}
-	b = sqlite3_backup_init(dst, "main", s->db, "main");
+	b = sqlite3_backup_init(dst, "main", src, "main");
 	if (!b || sqlite3_backup_step(b, -1) != SQLITE_DONE) {
 		error = rl_error_set(RL_EIO, "backing up to '%s' failed: %s", bak,
 				     sqlite3_errmsg(dst));
@@ -677,6 +688,7 @@ cleanup:
 	if (b)
 		sqlite3_backup_finish(b);
 	sqlite3_close(dst);
+	sqlite3_close(src);
 	sqlite3_free(bak);
 	return error;
 }
@@ -754,13 +766,26 @@ static int strip_device_indexes(rl_store *s)
 	return error;
 }
 
-static int migrate(rl_store *s, int from)
+/* Upgrade the store to the latest schema, after a backup of it as it was.
+ * The version is read again under the write lock: two processes that open
+ * an old store at once both saw the old version, and the second must find
+ * the first one's upgrade done, not run the migrations again (they would
+ * fail) nor back up the upgraded store under the old version's name. */
+static int migrate(rl_store *s)
 {
-	int i, error;
+	int i, error, from;
 	char sql[64];
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
+	if ((error = pragma_int(s, "PRAGMA user_version", &from)) < 0)
+		goto fail;
+	if (from >= rl_store_schema_latest()) {
+		rl_store_rollback(s);   /* another process upgraded it meanwhile */
+		return RL_OK;
+	}
+	if (from > 0 && (error = backup_before_upgrade(s, from)) < 0)
+		goto fail;
 	for (i = 0; i < rl_migrations_count; i++) {
 		if (rl_migrations[i].version <= from)
 			continue;
@@ -799,6 +824,15 @@ static int migrate_hub(rl_store *s)
 		return RL_OK;
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
+	/* Again under the write lock, as migrate() does. */
+	if ((error = rl_store_meta_get(s, "hub_schema", &v)) < 0)
+		goto fail;
+	have = v ? (int)strtol(v, NULL, 10) : 0;
+	free(v);
+	if (have >= rl_hub_migrations[rl_hub_migrations_count - 1].version) {
+		rl_store_rollback(s);
+		return RL_OK;
+	}
 	for (i = 0; i < rl_hub_migrations_count; i++) {
 		if (rl_hub_migrations[i].version <= have)
 			continue;
@@ -964,9 +998,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 					     "open it for writing once", path);
 			goto fail;
 		}
-		if (version > 0 && (error = backup_before_upgrade(s, version)) < 0)
-			goto fail;
-		if ((error = migrate(s, version)) < 0)
+		if ((error = migrate(s)) < 0)
 			goto fail;
 	}
 	if ((flags & RL_STORE_HUB) && !(flags & RL_STORE_READONLY)) {

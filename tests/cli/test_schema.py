@@ -3,8 +3,10 @@ transaction; a newer one, a foreign database, or a failing migration leaves
 the file exactly as it was."""
 import os
 import sqlite3
+import subprocess
+import time
 
-from relasi_test import SCHEMA_LATEST, SOURCE_DIR, Store, check, eq, main
+from relasi_test import BIN, SCHEMA_LATEST, SOURCE_DIR, Store, check, eq, main
 
 APP_ID = 0x524C5331
 DEVICE = "0123456789abcdef0123456789abcdef"
@@ -63,6 +65,63 @@ def test_upgrade_from_v1():
     s.ok("account", "edit", "Toko Lama", "--city", "Bukittinggi")
     eq(s.query("SELECT tbl, row_id, field, value, device FROM rl_outbox"),
        [("accounts", ACCOUNT, "city", "Bukittinggi", DEVICE)], "capture works after upgrade")
+    s.cleanup()
+
+
+def has_open(pid, path):
+    """Does process pid hold the file path open?"""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def test_two_commands_upgrade_at_once():
+    """Two commands that open an old store at the same moment both read the
+    old version; the second gets the write lock after the first one's
+    upgrade and must find it done, not run the migrations again. Both
+    succeed, and the backup is the store as it was before the upgrade."""
+    s = Store(init=False)
+    make_v1_store(s)
+    holder = sqlite3.connect(s.path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = WAL")
+    holder.execute("BEGIN IMMEDIATE")       # both commands queue behind this
+    procs = [subprocess.Popen([BIN, "account", "add", f"Toko {n}", "--city", "Padang"],
+                              env=s.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for n in ("Satu", "Dua")]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(has_open(p.pid, s.path) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        check(all(has_open(p.pid, s.path) for p in procs), "both commands opened the store")
+        time.sleep(0.5)                     # past their version check, waiting for the lock
+        holder.execute("COMMIT")
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        holder.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, outs):
+        eq(p.returncode, 0, f"both commands succeed: {err.strip()}")
+    eq(s.query("PRAGMA user_version"), [(SCHEMA_LATEST,)], "upgraded")
+    eq(s.query("SELECT name FROM accounts ORDER BY name"),
+       [("Toko Dua",), ("Toko Lama",), ("Toko Satu",)], "both commands' customers are there")
+    con = sqlite3.connect(f"file:{s.path}.v1.bak?mode=ro", uri=True)
+    try:
+        eq(con.execute("PRAGMA user_version").fetchall(), [(1,)], "the backup is version 1")
+        eq(con.execute("SELECT name FROM accounts").fetchall(), [("Toko Lama",)],
+           "and holds the store as it was before the upgrade")
+    finally:
+        con.close()
     s.cleanup()
 
 
@@ -329,7 +388,8 @@ def test_later_migrations_tolerate_a_hub_without_device_indexes():
 
 
 if __name__ == "__main__":
-    main([test_upgrade_from_v1, test_failed_migration_changes_nothing,
+    main([test_upgrade_from_v1, test_two_commands_upgrade_at_once,
+          test_failed_migration_changes_nothing,
           test_newer_store_refused_untouched, test_foreign_database_refused,
           test_check_rules_without_in_lists, test_hub_log_rule_without_in_list,
           test_nearby_index_rebuilt_by_upgrade, test_hub_upgrade_drops_device_indexes,
