@@ -1023,26 +1023,45 @@ static void fault_at_ref(int k)
 	}
 }
 
+/* A writer killed while it moved the ref leaves the ref's lock file, and
+ * libgit2 would refuse every later move. relasi-hub writes here only under
+ * audit.lock, which the caller holds, so such a file is a dead writer's —
+ * unless someone runs stock git on audit.git by hand, whose lock lives for
+ * milliseconds. So a lock older than AUDIT_STALE_LOCK_S is removed, and a
+ * younger one is waited for until it goes or ages (at most a few seconds,
+ * and only after a kill): failing instead made `audit verify` run right
+ * after a killed hub fail (found by the simulation's check 6). */
+static void clear_dead_lock(const char *lock)
+{
+	const struct timespec nap = { 0, 50 * 1000000L };
+	time_t give_up = time(NULL) + AUDIT_STALE_LOCK_S + 2;
+	struct stat sb;
+
+	while (stat(lock, &sb) == 0) {
+		if (time(NULL) - sb.st_mtime > AUDIT_STALE_LOCK_S) {
+			if (unlink(lock) == 0)
+				fprintf(stderr, "relasi-hub: removed %s, left by a writer that "
+					"was killed\n", lock);
+			return;
+		}
+		if (time(NULL) >= give_up)
+			return;         /* a lock from the future: the move fails, said */
+		nanosleep(&nap, NULL);
+	}
+}
+
 /* Move the branch from parent (NULL: unborn) to oid, only if it is still at
  * parent (another writer or a hand who moved it meanwhile is not overrun).
  * The objects oid names must be durable already (publish()). */
 static int move_head(hub_audit *a, const git_oid *oid, const git_oid *parent)
 {
 	git_reference *ref = NULL;
-	struct stat sb;
 	char lock[4200];
 	int gerr;
 
-	/* A writer killed while it moved the ref leaves its lock file, and
-	 * libgit2 would refuse every later move. relasi-hub writes here only
-	 * under audit.lock, which we hold, so such a file is a dead writer's —
-	 * unless someone runs stock git on audit.git by hand, whose lock lives
-	 * for milliseconds: only one older than AUDIT_STALE_LOCK_S goes (until
-	 * then this move fails, and a later round tries again). */
 	if ((size_t)snprintf(lock, sizeof(lock), "%s" AUDIT_REF ".lock",
-			     git_repository_path(a->repo)) < sizeof(lock) && stat(lock, &sb) == 0 &&
-	    time(NULL) - sb.st_mtime > AUDIT_STALE_LOCK_S && unlink(lock) == 0)
-		fprintf(stderr, "relasi-hub: removed %s, left by a writer that was killed\n", lock);
+			     git_repository_path(a->repo)) < sizeof(lock))
+		clear_dead_lock(lock);
 	fault_at_ref(0);
 	gerr = git_reference_create_matching(&ref, a->repo, AUDIT_REF, oid, parent != NULL, parent,
 					     "relasi-hub audit");

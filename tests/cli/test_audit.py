@@ -377,13 +377,16 @@ def test_crash_catches_up():
         lock = os.path.join(repo(hub), "refs", "heads", "main.lock")
         with open(lock, "w") as f:
             f.write(head(hub) + "\n")
-        # a lock as young as a live one of stock git's is left alone...
+        # a lock younger than a dead writer's is never removed (stock git's
+        # lives for milliseconds); this one stays young for a minute
+        soon = time.time() + 60
+        os.utime(lock, (soon, soon))
         hub.start()
         ani.ok("account", "edit", "Makmur", "--city", "Ciwidey")
         ani.ok("sync")
         time.sleep(1)
-        check(os.path.exists(lock) and not caught_up(hub), "a fresh lock is not removed")
-        # ...one from a killed writer, a minute old, goes at the next round
+        check(os.path.exists(lock) and not caught_up(hub), "a young lock is not removed")
+        # one from a killed writer, a minute old, goes at the next round
         old = time.time() - 60
         os.utime(lock, (old, old))
         ani.ok("account", "edit", "Makmur", "--phone", "+62811000111")
@@ -391,6 +394,26 @@ def test_crash_catches_up():
         wait_for("the writer to move the ref again", lambda: caught_up(hub))
         check("left by a writer that was killed" in hub.logtext(), "serve says so", hub.logtext())
         eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Ciwidey", "written")
+        # and one left just now (a hub killed a moment ago) is waited for
+        # until it is a dead writer's: an admin command right after the
+        # kill catches the history up instead of failing on it
+        hub.stop()
+        hub.start("audit-kill-before-ref:1")
+        ani.ok("account", "edit", "Makmur", "--city", "Pangalengan")
+        ani.run("sync")                 # may or may not see its answer
+        hub.wait_exit()
+        check(not caught_up(hub), "the history is behind")
+        with open(lock, "w") as f:
+            f.write(head(hub) + "\n")
+        t0 = time.monotonic()
+        r = hub.admin_run("audit", "verify", "--deep")
+        eq(r.returncode, 0, f"audit verify right after the kill: {r.stdout}{r.stderr}")
+        check("left by a writer that was killed" in r.stderr, "it says so", r.stderr)
+        check(time.monotonic() - t0 < 15, "after a wait of seconds")
+        check(not os.path.exists(lock), "the lock is gone")
+        hub.start()
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Pangalengan",
+           "written")
 
         # Killed after the git ref moved, before the store recorded it.
         hub.stop()
@@ -404,7 +427,7 @@ def test_crash_catches_up():
         ani.ok("sync")
         eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Lembang", "kept")
         eq(git(repo(hub), "log", "--format=%s", "--grep", "1 change to 1 record").stdout.count(
-            "\n"), 6, "each batch exactly once")
+            "\n"), 7, "each batch exactly once")
         verify(hub, deep=True)
         fsck = git(repo(hub), "fsck", "--strict")
         check("error" not in fsck.stderr and "missing" not in fsck.stdout, "git fsck clean",
