@@ -710,7 +710,9 @@ static int bump_schema_cookie(rl_store *s)
 
 /* The hub keeps no search or nearby index (store.h): drop their triggers,
  * whatever migration made them, and empty their tables. Inside the
- * migration's transaction. */
+ * migration's transaction. 'delete-all' empties an external-content FTS5
+ * table, as schema 16 made them; a migration that changes that must change
+ * this too (every hub's first open would fail on it, so tests catch it). */
 static int strip_device_indexes(rl_store *s)
 {
 	sqlite3_stmt *st;
