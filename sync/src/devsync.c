@@ -127,10 +127,9 @@ static int freeze_batch(rl_store *s, long long *batch)
 	sqlite3_stmt *st, *mark;
 	long long next, count = 0, bytes = 0, run_count = 0, run_bytes = 0;
 	long long max_changes = batch_changes();
+	long long first = 0, last = 0, run_last = 0;
 	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
-	long long *run = NULL;
-	size_t runcap = 64, i;
-	int error, rc;
+	int error, rc, started = 0;
 
 	*batch = 0;
 	if ((error = rl_store_begin(s)) < 0)
@@ -139,16 +138,13 @@ static int freeze_batch(rl_store *s, long long *batch)
 		goto fail;
 	if (next < 1)
 		next = 1;
-	if (!(run = malloc(runcap * sizeof(*run)))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto fail;
-	}
 	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, length(CAST(value AS BLOB)) "
-				      "FROM rl_outbox WHERE state = 'pending' ORDER BY seq", &st)) < 0 ||
-	    (error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'sent', batch = ?2 "
-				      "WHERE seq = ?1", &mark)) < 0)
+				      "FROM rl_outbox WHERE state = 'pending' ORDER BY seq", &st)) < 0)
 		goto fail;
-	/* Collect runs of one record; add a run only if it fits whole. */
+	/* Collect runs of one record; add a run only if it fits whole. Runs
+	 * are taken in seq order up to the first that does not fit, so the
+	 * batch is every pending change from the first seq to the last one
+	 * taken: marked with one statement after the scan. */
 	for (;;) {
 		const char *tbl = NULL, *row = NULL;
 		int flush;
@@ -162,34 +158,19 @@ static int freeze_batch(rl_store *s, long long *batch)
 			if (count && (count + run_count > max_changes ||
 				      bytes + run_bytes > RL_MAX_BATCH_BYTES))
 				break;
-			for (i = 0; i < (size_t)run_count; i++) {
-				sqlite3_bind_int64(mark, 1, run[i]);
-				sqlite3_bind_int64(mark, 2, next);
-				if (sqlite3_step(mark) != SQLITE_DONE) {
-					sqlite3_reset(mark);
-					sqlite3_reset(st);
-					error = rl_store_error(s, "freezing a batch");
-					goto fail;
-				}
-				sqlite3_reset(mark);
-			}
 			count += run_count;
 			bytes += run_bytes;
+			last = run_last;
 			run_count = run_bytes = 0;
 		}
 		if (rc != SQLITE_ROW)
 			break;
-		if ((size_t)run_count == runcap) {
-			long long *nr = realloc(run, runcap * 2 * sizeof(*run));
-			if (!nr) {
-				sqlite3_reset(st);
-				error = rl_error_set(RL_ENOMEM, "out of memory");
-				goto fail;
-			}
-			run = nr;
-			runcap *= 2;
+		run_last = sqlite3_column_int64(st, 0);
+		if (!started) {
+			first = run_last;
+			started = 1;
 		}
-		run[run_count++] = sqlite3_column_int64(st, 0);
+		run_count++;
 		run_bytes += sqlite3_column_int64(st, 3) + 128;
 		snprintf(last_tbl, sizeof(last_tbl), "%s", tbl);
 		snprintf(last_row, sizeof(last_row), "%s", row);
@@ -199,15 +180,33 @@ static int freeze_batch(rl_store *s, long long *batch)
 		error = rl_store_error(s, "reading the outbox");
 		goto fail;
 	}
-	if (count && (error = meta_set_int(s, "next_batch", next + 1)) < 0)
-		goto fail;
+	if (count) {
+		if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'sent', batch = ?3 "
+					      "WHERE seq BETWEEN ?1 AND ?2 AND state = 'pending'",
+					      &mark)) < 0)
+			goto fail;
+		sqlite3_bind_int64(mark, 1, first);
+		sqlite3_bind_int64(mark, 2, last);
+		sqlite3_bind_int64(mark, 3, next);
+		rc = sqlite3_step(mark);
+		sqlite3_reset(mark);
+		if (rc != SQLITE_DONE) {
+			error = rl_store_error(s, "freezing a batch");
+			goto fail;
+		}
+		if (sqlite3_changes(rl_store_db(s)) != count) {
+			error = rl_error_set(RL_ESTORE, "freezing a batch: %lld changes counted, "
+					     "%d marked", count, sqlite3_changes(rl_store_db(s)));
+			goto fail;
+		}
+		if ((error = meta_set_int(s, "next_batch", next + 1)) < 0)
+			goto fail;
+	}
 	if ((error = rl_store_commit(s)) < 0)
 		goto fail;
-	free(run);
 	*batch = count ? next : 0;
 	return RL_OK;
 fail:
-	free(run);
 	rl_store_rollback(s);
 	return error;
 }
