@@ -89,40 +89,42 @@ def test_two_commands_upgrade_at_once():
     upgrade and must find it done, not run the migrations again. Both
     succeed, and the backup is the store as it was before the upgrade."""
     s = Store(init=False)
-    make_v1_store(s)
-    holder = sqlite3.connect(s.path, isolation_level=None)
-    holder.execute("PRAGMA journal_mode = WAL")
-    holder.execute("BEGIN IMMEDIATE")       # both commands queue behind this
-    procs = [subprocess.Popen([BIN, "account", "add", f"Toko {n}", "--city", "Padang"],
-                              env=s.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for n in ("Satu", "Dua")]
     try:
-        deadline = time.monotonic() + 60
-        while not all(has_open(p.pid, s.path) for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        check(all(has_open(p.pid, s.path) for p in procs), "both commands opened the store")
-        time.sleep(0.5)                     # past their version check, waiting for the lock
-        holder.execute("COMMIT")
-        outs = [p.communicate(timeout=120) for p in procs]
+        make_v1_store(s)
+        holder = sqlite3.connect(s.path, isolation_level=None)
+        holder.execute("PRAGMA journal_mode = WAL")
+        holder.execute("BEGIN IMMEDIATE")       # both commands queue behind this
+        procs = [subprocess.Popen([BIN, "account", "add", f"Toko {n}", "--city", "Padang"],
+                                  env=s.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for n in ("Satu", "Dua")]
+        try:
+            deadline = time.monotonic() + 60
+            while not all(has_open(p.pid, s.path) for p in procs) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            check(all(has_open(p.pid, s.path) for p in procs), "both commands opened the store")
+            time.sleep(0.5)                     # past their version check, waiting for the lock
+            holder.execute("COMMIT")
+            outs = [p.communicate(timeout=120) for p in procs]
+        finally:
+            holder.close()
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        for p, (out, err) in zip(procs, outs):
+            eq(p.returncode, 0, f"both commands succeed: {err.strip()}")
+        eq(s.query("PRAGMA user_version"), [(SCHEMA_LATEST,)], "upgraded")
+        eq(s.query("SELECT name FROM accounts ORDER BY name"),
+           [("Toko Dua",), ("Toko Lama",), ("Toko Satu",)], "both commands' customers are there")
+        con = sqlite3.connect(f"file:{s.path}.v1.bak?mode=ro", uri=True)
+        try:
+            eq(con.execute("PRAGMA user_version").fetchall(), [(1,)], "the backup is version 1")
+            eq(con.execute("SELECT name FROM accounts").fetchall(), [("Toko Lama",)],
+               "and holds the store as it was before the upgrade")
+        finally:
+            con.close()
     finally:
-        holder.close()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (out, err) in zip(procs, outs):
-        eq(p.returncode, 0, f"both commands succeed: {err.strip()}")
-    eq(s.query("PRAGMA user_version"), [(SCHEMA_LATEST,)], "upgraded")
-    eq(s.query("SELECT name FROM accounts ORDER BY name"),
-       [("Toko Dua",), ("Toko Lama",), ("Toko Satu",)], "both commands' customers are there")
-    con = sqlite3.connect(f"file:{s.path}.v1.bak?mode=ro", uri=True)
-    try:
-        eq(con.execute("PRAGMA user_version").fetchall(), [(1,)], "the backup is version 1")
-        eq(con.execute("SELECT name FROM accounts").fetchall(), [("Toko Lama",)],
-           "and holds the store as it was before the upgrade")
-    finally:
-        con.close()
-    s.cleanup()
+        s.cleanup()
 
 
 def test_failed_migration_changes_nothing():
