@@ -154,6 +154,22 @@ class Hub:
         finally:
             con.close()
 
+    def history_written(self):
+        """Has serve's audit writer written every hub_log entry to git?"""
+        done, top = self.query("SELECT (SELECT seq FROM hub_audit), "
+                               "(SELECT coalesce(max(seq), 0) FROM hub_log)")[0]
+        return done is not None and done == top
+
+    def wait_history(self, timeout=30):
+        """Wait for serve's audit writer to catch up: it writes a sync's
+        history after the sync's answer (in rounds at most every 0.5 s), so
+        a dump or a hand-made commit right after a sync can race with it."""
+        deadline = time.time() + timeout
+        while not self.history_written():
+            if time.time() > deadline:
+                raise Failure("the hub's audit history did not catch up")
+            time.sleep(0.05)
+
     def cleanup(self):
         try:
             self.stop()         # may raise: a sanitizer report in the log

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-import time
 import threading
 
 from hub_test import HUB_BIN, SYNCED, Hub, assert_converged, free_port, sync_all, table_rows
@@ -109,10 +108,7 @@ def test_backup_while_syncing_restore_and_serve():
         sync_all([ani, budi, mgr])
         # serve's writer first writes these syncs' history (it moves the
         # ref that the push below moves too)
-        deadline = time.time() + 30
-        while hub.query("SELECT (SELECT seq FROM hub_audit) IS NOT (SELECT max(seq) "
-                        "FROM hub_log)")[0][0] and time.time() < deadline:
-            time.sleep(0.05)
+        hub.wait_history()
         head = add_audit_commit(hub.dir, "history before the backup")
 
         # A device keeps adding and syncing while the backup runs.

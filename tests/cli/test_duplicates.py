@@ -9,7 +9,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import time
 
 from hub_test import Hub, assert_converged, sync_all
 from relasi_test import Failure, check, eq, main
@@ -33,24 +32,9 @@ def admin_json(hub, *args):
     return json.loads(hub.admin("--json", *args))
 
 
-def history_caught_up(hub, timeout=30):
-    """Wait until the running hub's audit writer has written every hub_log
-    entry: it commits a sync's history after the sync's answer, so a dump
-    taken right after a sync could change under a command that changes
-    nothing (seen under load in .ci/run)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        row = hub.query("SELECT (SELECT seq FROM hub_audit), (SELECT coalesce(max(seq), 0) "
-                        "FROM hub_log)")[0]
-        if row[0] == row[1]:
-            return
-        time.sleep(0.05)
-    raise Failure("the hub's audit history did not catch up")
-
-
 def refused(hub, code, contains, *args):
     """The admin command fails with code, says why, and changes nothing."""
-    history_caught_up(hub)
+    hub.wait_history()
     before = hub_dump(hub)
     r = hub.admin_run(*args)
     if r.returncode != code:
@@ -116,7 +100,7 @@ def test_merge_with_late_offline_edit():
         cand_id = cands[0]["id"]
 
         # cici goes offline now: she has both customers, and will not see the merge.
-        history_caught_up(hub)
+        hub.wait_history()
         before = hub_dump(hub)
         dry = admin_json(hub, "duplicates", "merge", a, b, "--prefer", "phone=loser", "--dry-run")
         eq(hub_dump(hub), before, "a dry run changes nothing (store and history)")
