@@ -61,9 +61,7 @@ def read_first_row(path):
 
 def plain_insert(rows, cols, path):
     """The reference: executemany of rows into a fresh file, one transaction."""
-    for suf in ("", "-journal", "-wal", "-shm"):
-        if os.path.exists(path + suf):
-            os.remove(path + suf)
+    bl.remove_db(path)
     t0 = time.perf_counter()
     con = sqlite3.connect(path, isolation_level=None)
     con.execute(f"CREATE TABLE t({', '.join(c + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in cols)})")

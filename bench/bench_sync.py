@@ -241,12 +241,7 @@ def import_file(env, store, table, path, timeout=3600):
 
 def update_reference(n, path):
     """Prepared single-column UPDATE over n rows, one transaction, hub settings."""
-    for suf in ("", "-wal", "-shm", "-journal"):
-        if os.path.exists(path + suf):
-            os.remove(path + suf)
-    con = sqlite3.connect(path, isolation_level=None)
-    con.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-                      "PRAGMA cache_size = -65536;")
+    con = bl.fresh_hub_db(path)
     con.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)")
     ids = [f"{0x01a2000000000000 + i * 977:016x}{(i * 2654435761) % (1 << 64):016x}" for i in range(n)]
     con.execute("BEGIN")
@@ -264,9 +259,7 @@ def update_reference(n, path):
 
 def plain_load(tables, path):
     """executemany of every table's rows into a fresh file, one transaction."""
-    for suf in ("", "-wal", "-shm", "-journal"):
-        if os.path.exists(path + suf):
-            os.remove(path + suf)
+    bl.remove_db(path)
     t0 = time.perf_counter()
     con = sqlite3.connect(path, isolation_level=None)
     for t, (cols, rows) in tables.items():
@@ -281,15 +274,10 @@ def plain_load(tables, path):
 
 # ---- sections ---------------------------------------------------------------------
 
-def history_caught_up(hub):
-    """Has the hub's audit writer written every hub_log entry to audit.git?"""
-    rows = hub.query("SELECT (SELECT seq FROM hub_audit), (SELECT coalesce(max(seq), 0) FROM hub_log)")
-    return rows[0][0] is not None and rows[0][0] == rows[0][1]
-
-
-def merge_once(env, args, data, audit):
+def merge_once(env, args, data, audit, copy_to=None):
     """One merge measurement on a fresh hub, with its audit history writer on
-    or off (RELASI_HUB_AUDIT=off, a switch for this benchmark only)."""
+    or off (RELASI_HUB_AUDIT=off, a switch for this benchmark only); with
+    copy_to, the hub's store afterwards is copied there."""
     Hub = env.hub_test.Hub
     n_acc = 2000 if args.quick else 20000
     if not audit:
@@ -313,19 +301,17 @@ def merge_once(env, args, data, audit):
         t_end = time.perf_counter()
         lag = None
         if audit:
-            while not history_caught_up(hub) and time.perf_counter() - t_end < 3600:
+            while not hub.history_written() and time.perf_counter() - t_end < 3600:
                 time.sleep(0.05)
             lag = time.perf_counter() - t_end
         line = wait_session(hub, device_id(dev), count=2)
-        # The hub's rows after the merge, for the SQLite floor (merge_floor.py).
-        after = os.path.join(bl.tmpdir("merge"), f"hub-after-{'on' if audit else 'off'}.db")
-        src = hub.db()
-        try:
-            dst = sqlite3.connect(after)
-            src.backup(dst)
-            dst.close()
-        finally:
-            src.close()
+        if copy_to:                     # the hub's rows, for merge_floor.py
+            src, dst = hub.db(), sqlite3.connect(copy_to)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
         rate = n_changes / r["push_s"]
         print(f"[{tag}] push {bl.fmt_s(r['push_s'])} ({rate:,.0f} changes/s; hub CPU "
               f"{r['hub_cpu_push']:.1f} s, device CPU {r['dev_cpu_push'] or 0:.1f} s); whole sync "
@@ -335,7 +321,7 @@ def merge_once(env, args, data, audit):
         if line["applied"] != n_changes:
             print(f"[{tag}] WARNING: the hub applied {line['applied']} of {n_changes}")
         return {"n": n_changes, "rate": rate, "push_s": r["push_s"], "total_s": r["total_s"],
-                "lag": lag, "import_s": dt, "hub_after": after}
+                "lag": lag, "import_s": dt}
     finally:
         if dev:
             dev.cleanup()
@@ -344,7 +330,9 @@ def merge_once(env, args, data, audit):
 
 def bench_merge(env, args, data, results):
     modes = {"both": [False, True], "on": [True], "off": [False]}[args.audit]
-    runs = {audit: merge_once(env, args, data, audit) for audit in modes}
+    after = os.path.join(bl.tmpdir("merge"), "hub-after.db")
+    runs = {audit: merge_once(env, args, data, audit, after if i == 0 else None)
+            for i, audit in enumerate(modes)}
     n_changes = next(iter(runs.values()))["n"]
     refpath = os.path.join(bl.tmpdir("merge"), "update-ref.db")
     refs = [update_reference(n_changes, refpath) for _ in range(5)]
@@ -381,7 +369,7 @@ def bench_merge(env, args, data, results):
         "verdict": "info"})
     # The SQLite floor: the same rows the hub wrote, written again with
     # nothing else (merge_floor.py), against the same reference.
-    floor, n_log = merge_floor.measure(next(iter(runs.values()))["hub_after"], bl.tmpdir("merge"))
+    floor, n_log = merge_floor.measure(after, bl.tmpdir("merge"))
     for d, what in (("today", "the rows the hub writes (log and versions per field)"),
                     ("per record", "one log and one versions row per record instead"),
                     ("no log", "the records and duplicate keys alone, no log or versions")):

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -94,6 +95,23 @@ def tmpdir(name):
     d = os.path.join(_tmp_root, name)
     os.makedirs(d, exist_ok=True)
     return d
+
+
+def remove_db(path):
+    """An SQLite file and its -journal, -wal and -shm files, if there."""
+    for suf in ("", "-journal", "-wal", "-shm"):
+        if os.path.exists(path + suf):
+            os.remove(path + suf)
+
+
+def fresh_hub_db(path):
+    """A new, empty SQLite file with the hub store's settings (WAL,
+    synchronous=FULL, 64 MiB cache): what the sync references write into."""
+    remove_db(path)
+    con = sqlite3.connect(path, isolation_level=None)
+    con.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                      "PRAGMA cache_size = -65536;")
+    return con
 
 
 def dataset(env, scale, seed):

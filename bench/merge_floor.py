@@ -26,6 +26,8 @@ import sqlite3
 import struct
 import time
 
+import benchlib as bl
+
 TABLES = ("accounts", "hub_log", "hub_fields", "hub_keys", "hub_batches")
 
 PER_RECORD = """
@@ -45,16 +47,6 @@ CREATE TABLE rec_fields(
 	versions BLOB NOT NULL,         -- per field: version, hlc, device number
 	PRIMARY KEY(tbl, row_id)) WITHOUT ROWID;
 """
-
-
-def _fresh(path):
-    for suf in ("", "-wal", "-shm", "-journal"):
-        if os.path.exists(path + suf):
-            os.remove(path + suf)
-    con = sqlite3.connect(path, isolation_level=None)
-    con.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-                      "PRAGMA cache_size = -65536;")
-    return con
 
 
 def load(hub_db):
@@ -94,7 +86,7 @@ def _batches(src):
 
 
 def _write(src, path, design):
-    con = _fresh(path)
+    con = bl.fresh_hub_db(path)
     con.executescript(";\n".join(src["ddl"]) + ";\n" + (PER_RECORD if design == "per record" else ""))
     c = src["cols"]
     ins = {t: f"INSERT INTO {t}({', '.join(c[t])}) VALUES ({', '.join('?' * len(c[t]))})"
@@ -148,7 +140,5 @@ def measure(hub_db, workdir, runs=3):
     for _ in range(runs):
         for d in DESIGNS:
             times[d].append(_write(src, os.path.join(workdir, "floor.db"), d))
-    for suf in ("", "-wal", "-shm"):
-        if os.path.exists(os.path.join(workdir, "floor.db" + suf)):
-            os.remove(os.path.join(workdir, "floor.db" + suf))
+    bl.remove_db(os.path.join(workdir, "floor.db"))
     return times, len(src["log"])
