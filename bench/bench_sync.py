@@ -417,7 +417,7 @@ def bench_bootstrap(env, args, data, results):
         a.ok("sync")
         # Seeding: device A imports the dataset and pushes it to the hub. A
         # rep's device pushes its outbox batch by batch, and the device's cost
-        # per batch grows with the size of the outbox (see README), so A
+        # per batch grew with the size of the outbox (docs/performance.md), so A
         # imports and pushes --seed-chunk CSV rows at a time. Each sync is
         # stopped once the hub holds the chunk: what remains of it is A
         # pulling its own changes back, which is not what is measured here.

@@ -10,7 +10,7 @@
  * campaign_members row, so a campaign measures the same customers on every
  * device whatever changes later.
  *
- * Hold-out (reproducible from the seed; README "Marketing"): every member's
+ * Hold-out (reproducible from the seed; docs/marketing.md): every member's
  * key is splitmix64(seed XOR fnv1a64(account id as 32 hex characters));
  * members are ordered by (key, id) and the first round(n x PCT / 100)
  * (half up) form the hold-out group. The same members and seed always give

@@ -3,7 +3,7 @@
  * accounts, contacts, deals and activities with a column map, and vCard
  * (3.0 / 4.0) import and export for contacts.
  *
- * Import rules (README "Importing"):
+ * Import rules (README, "Using relasi": Importing):
  *  - The first row is the header. A column is matched to a field by --map
  *    ("Nama Toko=name,Kota=city"), else by its name (field name or option
  *    name, any case). Unknown columns are reported and ignored; "-" in a map

@@ -1,6 +1,6 @@
 /*
  * deals_import.c — `relasi import deals FILE`: a deals export as
- * spreadsheets and other CRMs produce it (README "Importing a pipeline").
+ * spreadsheets and other CRMs produce it (docs/reports.md, "Importing a pipeline").
  *
  * On top of the generic import's rules (cmd_io.c: header row, --map,
  * all-or-nothing unless --skip-bad, --report):

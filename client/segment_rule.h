@@ -5,7 +5,7 @@
  * into SQL text: the facts it reads are loaded by fixed, prepared queries
  * (client/segment_members.c) and handed to sr_eval.
  *
- * Grammar (README, "Marketing"; keywords and field names in any case):
+ * Grammar (docs/marketing.md; keywords and field names in any case):
  *
  *   rule    = or
  *   or      = and { "or" and }

@@ -160,7 +160,7 @@ int hub_epoch_restored(rl_store *s, long long *last)
 	}
 	sqlite3_reset(st);
 	/* A store from before epochs existed has none: its devices hold none
-	 * either and are taken as they are (see README, gaps). */
+	 * either and are taken as they are (docs/backups.md, "Devices after a restore"). */
 	if (epoch) {
 		if (!(entry = json_pack("[s, I]", epoch, (json_int_t)*last)) ||
 		    json_array_append_new(jl, entry) < 0) {

@@ -263,7 +263,7 @@ static int marketing_table(const char *tbl)
 }
 
 /*
- * Who may change what (README, "Roles"). Returns NULL when allowed, else the
+ * Who may change what (docs/hub.md, "Roles"). Returns NULL when allowed, else the
  * reason. owner is the row's current owner ("" for a new row), new_owner the
  * owner a create or an owner change asks for.
  */

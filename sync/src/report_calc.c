@@ -12,7 +12,7 @@
  *   ?6 now ("YYYY-MM-DDTHH:MM:SSZ")   ?7 today   ?8 idle threshold (an
  *   instant: now - N days)   ?9 winrate grouping   ?10 now (Unix seconds)
  *
- * Definitions (README, "Pipeline reports"):
+ * Definitions (docs/reports.md, "Pipeline reports"):
  *  - weighted amount of a deal = (amount x p + 50) / 100 in minor units,
  *    p = the deal's own probability if set, else its stage's (rounded half
  *    up per deal, as `relasi pipeline` does);

@@ -4,7 +4,7 @@ sync matters (a campaign made by marketing reaches a rep's device; a rep
 cannot make one).
 
 Every figure is checked against an independent computation written here
-from the README's definitions: RFM scores by brute-force counting of
+from docs/marketing.md's definitions: RFM scores by brute-force counting of
 "strictly worse" accounts (not the sort + binary search of client/rfm.c)
 on a seeded generated dataset plus hand-made quintile edges and ties;
 tiers across months with answers worked out by hand; the rule language's
@@ -23,7 +23,7 @@ NOW = "2026-06-15T10:00:00Z"
 TODAY = dt.date(2026, 6, 15)
 MASK = (1 << 64) - 1
 
-# The README's segment grid: rows R = 5..1, columns FM = 1..5.
+# docs/marketing.md's segment grid: rows R = 5..1, columns FM = 1..5.
 GRID = {
     5: ["new", "potential", "loyal", "champions", "champions"],
     4: ["new", "potential", "loyal", "champions", "champions"],

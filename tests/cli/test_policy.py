@@ -3,7 +3,7 @@
 Every role (rep, marketing, manager, admin) x every synced table x every
 action (create, edit, delete) x owner / not owner is pushed to a real hub
 over TLS with the acting device's own certificate, and the hub's answer
-(applied or refused) is compared with the policy as the README states it,
+(applied or refused) is compared with the policy as docs/hub.md states it,
 written out independently below. The records acted on are real ones made by
 real devices; creates copy a real row of the table with a new id."""
 import json
@@ -31,7 +31,7 @@ OWNER_FIELD = {"accounts": "owner_id", "contacts": "owner_id", "deals": "owner_i
 
 
 def expected(role, tbl, action, own):
-    """The README's role table, independently: True = allowed."""
+    """docs/hub.md's role table, independently: True = allowed."""
     if role == "admin":
         return True
     if tbl == "users":
@@ -230,7 +230,7 @@ def test_access_table():
                         check(results[0].get("reason"), "a refusal gives a reason", results)
         check(seen >= 80, "the table was covered", seen)
         if mismatches:
-            raise Failure("policy differs from the README's table:\n" +
+            raise Failure("policy differs from docs/hub.md's table:\n" +
                           "\n".join("  %s (%s) %s %s [%s]: %s — %s %s" % m for m in mismatches))
     finally:
         for s in sessions:

@@ -480,7 +480,7 @@ def test_device_killed_mid_image_copy():
         check("killed half-way through the image's copy" in p.stderr, "in the copy", p.stderr)
         check(os.path.exists(dev.path + "-journal"), "the kill left the copy's journal hot")
         # A read-only reader cannot roll a hot journal back; relasi opens
-        # the store for writing and does (README, "How changes are captured").
+        # the store for writing and does (docs/sync.md, "How changes are captured").
         dev.ok("status")
         check(not os.path.exists(dev.path + "-journal"), "relasi rolled the copy back")
         assert_empty(dev, "after a device killed mid-copy")

@@ -453,7 +453,7 @@ class Change:
 
 
 class Model:
-    """The hub's state as the README and PROTOCOL say it should evolve:
+    """The hub's state as the docs and PROTOCOL say it should evolve:
     rows, each field's current write, the log and the conflicts. It is fed
     the committed batches in the hub's order and consumes the hub's real
     hub_log / hub_conflicts rows as it predicts them, failing on the first

@@ -20,7 +20,7 @@
  * aligned terminal table, as JSON or as RFC 4180 CSV, so the three formats
  * can never disagree on a figure.
  *
- * Conventions every report follows (README, "Pipeline reports"):
+ * Conventions every report follows (docs/reports.md, "Pipeline reports"):
  *  - Money is an integer in minor units beside its ISO 4217 currency column.
  *    Amounts in different currencies are never added: money rows are grouped
  *    by currency (a currency is one more grouping key), never converted.

@@ -14,7 +14,7 @@
  * of a synced table in rl_outbox in the same transaction. They call SQL
  * functions that only a process linked with this library registers, so a
  * write to a synced table from the plain sqlite3 shell fails rather than
- * escape capture (see README, "Editing the store by hand").
+ * escape capture (see docs/sync.md, "Editing the store by hand").
  *
  * Ownership: the rl_store owns its sqlite3 handle and every statement from
  * rl_store_prepare; callers never finalize them.
