@@ -263,9 +263,25 @@ static int marketing_table(const char *tbl)
 }
 
 /*
+ * Who a record belongs to is set by its author and changed by managers
+ * (policy() has returned for them): a create names its author; an edit of
+ * the owner may only restate the owner the row has, its own author's —
+ * a rep who wrote his name on a colleague's customer would take it over.
+ */
+static const char *owner_rule(const struct hub_peer *p, int creating, const char *owner,
+			      const struct rl_value *v)
+{
+	int self = v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0;
+
+	if (creating)
+		return self ? NULL : "a record can only be created as yourself";
+	return self && strcmp(owner, p->user) == 0 ? NULL : "only a manager reassigns records";
+}
+
+/*
  * Who may change what (docs/hub.md, "Roles"). Returns NULL when allowed, else the
- * reason. owner is the row's current owner ("" for a new row), new_owner the
- * owner a create or an owner change asks for.
+ * reason. owner is the row's current owner ("" for a new row); v the value
+ * the change writes.
  */
 static const char *policy(const struct hub_peer *p, const char *tbl, int creating,
 			  const char *owner, const char *field, const struct rl_value *v)
@@ -295,15 +311,10 @@ static const char *policy(const struct hub_peer *p, const char *tbl, int creatin
 		if (!marketing)
 			return "only marketing, a manager or an admin changes segments, campaigns "
 			       "and tiers";
-		if (own_field && !(v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0))
-			return creating ? "a record can only be created as yourself"
-					: "only a manager reassigns records";
-		return NULL;
+		return own_field ? owner_rule(p, creating, owner, v) : NULL;
 	}
-	/* Who a record belongs to is set by its author and changed by managers. */
-	if (own_field && !(v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0))
-		return creating ? "a record can only be created as yourself"
-				: "only a manager reassigns records";
+	if (own_field)
+		return owner_rule(p, creating, owner, v);
 	if (creating || strcmp(tbl, "accounts") == 0 || strcmp(tbl, "contacts") == 0)
 		return NULL;     /* customers and their contacts are shared by the field force */
 	if (strcmp(owner, p->user) != 0)

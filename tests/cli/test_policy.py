@@ -39,6 +39,8 @@ def expected(role, tbl, action, own):
     if tbl == "stages":
         return role == "manager"
     if tbl in MARKETING:
+        if action == "claim":
+            return role == "manager"              # reassigning is a manager's
         return role in ("marketing", "manager")   # shared by marketing; reps read
     if tbl == "deal_stage_events" and action != "create":
         return False                      # history is append-only
@@ -49,6 +51,8 @@ def expected(role, tbl, action, own):
     if action == "create":
         # a stage move is made on a deal: only the deal's owner moves it
         return own if tbl == "deal_stage_events" else True
+    if action == "claim":
+        return False                      # shared or not, reassigning is a manager's
     if tbl in ("accounts", "contacts"):
         return True                       # customers are shared by the field force
     return own
@@ -179,9 +183,11 @@ def test_access_table():
                 if target is None:
                     continue                 # (mia owns no deals: marketing cannot make them)
                 own = owner == login and tbl not in ("users", "stages", "tier_config")
-                for action in ("create", "edit", "delete"):
+                for action in ("create", "edit", "claim", "delete"):
                     if action == "create" and owner != login and tbl != "deal_stage_events":
                         continue             # a create is always one's own record
+                    if action == "claim" and (owner == login or tbl not in OWNER_FIELD):
+                        continue             # claim: write oneself as a colleague's record's owner
                     if action == "create":
                         n += 1
                         con = hub.db()
@@ -209,6 +215,10 @@ def test_access_table():
                             changes.append({"t": tbl, "r": rid, "f": col, "v": val, "b": 0})
                         # a stage move names the (ani's) deal it moves
                         own_here = own if tbl == "deal_stage_events" else True
+                    elif action == "claim":
+                        changes = [{"t": tbl, "r": target, "f": OWNER_FIELD[tbl], "v": sess.user,
+                                    "b": version(tbl, target, OWNER_FIELD[tbl])}]
+                        own_here = False
                     else:
                         field, val = EDIT[tbl] if action == "edit" else ("deleted", 1)
                         changes = [{"t": tbl, "r": target, "f": field, "v": val,
@@ -228,6 +238,12 @@ def test_access_table():
                                            results[0].get("reason"), results))
                     if not allowed:
                         check(results[0].get("reason"), "a refusal gives a reason", results)
+                    elif action == "claim" and want:
+                        # give it back (a manager or admin may), so later actors find it
+                        back = sess.push([{"t": tbl, "r": target, "f": OWNER_FIELD[tbl],
+                                           "v": users[owner],
+                                           "b": version(tbl, target, OWNER_FIELD[tbl])}])
+                        check(all(r["s"] == "applied" for r in back), "the owner given back", back)
         check(seen >= 80, "the table was covered", seen)
         if mismatches:
             raise Failure("policy differs from docs/hub.md's table:\n" +
