@@ -169,9 +169,11 @@ int hub_device_revoke(rl_store *s, const char *device_ref, char id[RL_ID_BUFSZ])
 
 /* Admin: resolve conflict id: mode "keep" (the hub's value before the
  * conflict), "take" (the incoming value) or "value" (the given text, parsed
- * like a typed value). The decision is a normal change with its own seq. */
+ * like a typed value). The decision is a normal change with its own seq.
+ * RL_EINVALID, writing nothing, when the field has changed since the
+ * conflict (its version is not the one the conflict left), unless force. */
 int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
-			 long long *seq);
+			 int force, long long *seq);
 
 /* Write one field as the hub itself (admin actions, resolutions):
  * updates the table, logs it with the next seq. */

@@ -649,9 +649,31 @@ static int value_at(rl_store *s, long long seq, struct owned_value *out, int *fo
 	return step_value(s, st, out, found, "reading a field's history");
 }
 
+/* The field's version before version v (0: none): for an edit against a
+ * delete, the 'deleted' both sides had seen — the editing device's base is
+ * its edited field's, not this one's. */
+static int version_before(rl_store *s, const char *tbl, const char *row, const char *field,
+			  long long v, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log WHERE tbl = ?1 "
+				      "AND row_id = ?2 AND field = ?3 AND seq < ?4", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, v);
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading a field's history");
+}
+
 static int record_conflict(rl_store *s, const struct hub_peer *p, const struct change *c,
 			   const struct field_state *fs, const struct rl_value *hub_value,
-			   const char *winner, const char *kind)
+			   const char *winner, const char *kind, long long *id)
 {
 	struct owned_value base = { { RL_V_NULL, 0, 0, NULL }, NULL };
 	sqlite3_stmt *st;
@@ -688,10 +710,28 @@ static int record_conflict(rl_store *s, const struct hub_peer *p, const struct c
 	sqlite3_bind_text(st, 16, at, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		error = rl_store_error(s, "recording a conflict");
+	*id = sqlite3_last_insert_rowid(rl_store_db(s));
 	sqlite3_reset(st);
 cleanup:
 	free_owned(&base);
 	return error;
+}
+
+/* The version conflict id left its field at: the provisional winner's.
+ * A resolution checks it (hub_conflict_resolve). */
+static int conflict_left(rl_store *s, long long id, long long version)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET left_version = ?2 WHERE id = ?1",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, version);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
 }
 
 /* A value is valid for its field and the role may write it. */
@@ -940,7 +980,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	sqlite3_stmt *row;
 	char owner[RL_ID_BUFSZ];
 	const char *reason;
-	long long seq = 0;
+	long long seq = 0, conflict = 0;
 	int error, found, deleted = 0, base_found = 0, col, own = 0;
 
 	if ((error = load_row(s, c->t, c->row, &row, &found)) < 0)
@@ -972,10 +1012,13 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		dc.field = "deleted";
 		dc.value = alive;
 		if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
-		    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete")) < 0 ||
+		    (error = version_before(s, c->tbl, c->row, "deleted", dfs.version, &dc.base)) < 0 ||
+		    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
+					     &conflict)) < 0 ||
 		    (error = set_field(s, c->tbl, c->row, "deleted", &alive)) < 0 ||
 		    (error = log_field(s, c->tbl, c->row, "deleted", &alive, c->hlc, p->device,
-				       p->user, "merge", &seq)) < 0)
+				       p->user, "merge", &seq)) < 0 ||
+		    (error = conflict_left(s, conflict, seq)) < 0)
 			goto cleanup;
 		stats->conflicts++;
 	} else if (strcmp(c->field, "deleted") == 0 && c->value.type == RL_V_INT && c->value.i == 1 &&
@@ -985,7 +1028,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			goto cleanup;
 		if (unseen) {
 			struct rl_value alive = { RL_V_INT, 0, 0, NULL };
-			if ((error = record_conflict(s, p, c, &fs, &alive, "hub", "edit-delete")) < 0)
+			if ((error = record_conflict(s, p, c, &fs, &alive, "hub", "edit-delete",
+						     &conflict)) < 0)
 				goto cleanup;
 			/* The row stays alive, but the deleting device already holds
 			 * its tombstone and has pulled the version of 'deleted' that
@@ -994,7 +1038,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			 * (tests/sim/simulate.py, FINDINGS 1). Log the kept value as a new
 			 * change so that it, and everyone, receives it. */
 			if ((error = hub_write_field(s, c->tbl, c->row, "deleted", &alive, "merge",
-						     &seq)) < 0)
+						     &seq)) < 0 ||
+			    (error = conflict_left(s, conflict, seq)) < 0)
 				goto cleanup;
 			answer(c, "conflict", seq,
 			       "the record was edited elsewhere; it stays until the admin decides");
@@ -1075,7 +1120,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	}
 	case RL_MERGE_CONFLICT:
 		if ((error = record_conflict(s, p, c, &fs, &cur.v,
-					     mr.incoming_wins ? "incoming" : "hub", "field")) < 0)
+					     mr.incoming_wins ? "incoming" : "hub", "field",
+					     &conflict)) < 0)
 			break;
 		seq = fs.version;
 		if (mr.incoming_wins) {
@@ -1084,6 +1130,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 					       p->device, p->user, "change", &seq)) < 0)
 				break;
 		}
+		if ((error = conflict_left(s, conflict, seq)) < 0)
+			break;
 		answer(c, "conflict", seq, mr.incoming_wins
 		       ? "conflict: your value is kept for now; the admin decides"
 		       : "conflict: the hub's value is kept for now; the admin decides");
@@ -1795,13 +1843,33 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 
 /* ---- conflicts ------------------------------------------------------------------------ */
 
+/* The field's version now (0: none). */
+static int field_version(rl_store *s, const char *tbl, const char *row, const char *field,
+			 long long *out)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "SELECT version FROM hub_fields WHERE tbl = ?1 AND "
+				      "row_id = ?2 AND field = ?3", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK
+						     : rl_store_error(s, "reading a field's version");
+}
+
 int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
-			 long long *seq)
+			 int force, long long *seq)
 {
 	struct owned_value chosen = { { RL_V_NULL, 0, 0, NULL }, NULL };
 	struct rl_converted conv = { 0, 0, 0, 0, NULL, 0 };
 	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21], note[200];
-	long long first_seq;
+	long long first_seq, left = -1, now_version;
 	const struct rl_table *t;
 	const struct rl_field *f;
 	sqlite3_stmt *st;
@@ -1811,8 +1879,8 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 		return rl_error_set(RL_EINVALID, "resolve with keep, take or a value");
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field, hub_value, in_value, state "
-				      "FROM hub_conflicts WHERE id = ?1", &st)) < 0)
+	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field, hub_value, in_value, state, "
+				      "left_version FROM hub_conflicts WHERE id = ?1", &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -1829,6 +1897,8 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 		error = rl_error_set(RL_EINVALID, "conflict %lld is already resolved", id);
 		goto fail;
 	}
+	if (sqlite3_column_type(st, 6) == SQLITE_INTEGER)
+		left = sqlite3_column_int64(st, 6);
 	if (strcmp(mode, "value") != 0) {
 		struct rl_value v;
 		rl_store_column_value(st, strcmp(mode, "keep") == 0 ? 3 : 4, &v);
@@ -1837,6 +1907,20 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	sqlite3_reset(st);
 	if (error < 0)
 		goto fail;
+	/* The decision is on the two values the conflict holds; a change of
+	 * the field since then (a rep who corrected the provisional winner, a
+	 * later conflict) would be overwritten without anyone deciding on it. */
+	if (left >= 0 && !force) {
+		if ((error = field_version(s, tbl, row, field, &now_version)) < 0)
+			goto fail;
+		if (now_version != left) {
+			error = rl_error_set(RL_EINVALID, "conflict %lld: %s.%s has changed since the "
+					     "conflict (now version %lld; `conflicts show %lld`); "
+					     "resolving would overwrite that change: give --force "
+					     "to do so", id, tbl, field, now_version, id);
+			goto fail;
+		}
+	}
 	t = rl_model_table(tbl);
 	f = t ? rl_model_field(t, field) : NULL;
 	if (!f) {

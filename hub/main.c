@@ -353,9 +353,13 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	     "SELECT c.id, c.tbl, c.row_id, c.field, c.kind, c.state, c.base_version, c.base_value, "
 	     "c.hub_value, c.hub_device, hu.login AS hub_user, c.hub_hlc, c.in_value, c.in_device, "
 	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
-	     "c.resolved_at, coalesce(rl_label(c.tbl, c.row_id), '') AS record FROM hub_conflicts c "
+	     "c.resolved_at, CASE WHEN c.state = 'open' AND c.left_version IS NOT NULL AND "
+	     "coalesce(f.version, 0) <> c.left_version THEN (SELECT value FROM hub_log "
+	     "WHERE seq = f.version) END AS changed_since_to, "
+	     "coalesce(rl_label(c.tbl, c.row_id), '') AS record FROM hub_conflicts c "
 	     "LEFT JOIN hub_devices hd ON hd.id = c.hub_device LEFT JOIN users hu ON hu.id = hd.user_id "
-	     "LEFT JOIN users iu ON iu.id = c.in_user WHERE c.id = ?1", &st)) < 0)
+	     "LEFT JOIN users iu ON iu.id = c.in_user LEFT JOIN hub_fields f ON f.tbl = c.tbl AND "
+	     "f.row_id = c.row_id AND f.field = c.field WHERE c.id = ?1", &st)) < 0)
 		return error;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -380,6 +384,19 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 		} else if (strcmp(name, "base_version") == 0 &&
 			   sqlite3_column_type(st, i) == SQLITE_NULL) {
 			cli_print_field(name, "none (neither side had seen a value)");
+		} else if (strcmp(name, "changed_since_to") == 0) {
+			/* Only when the field moved on after the conflict: resolving
+			 * would overwrite that, so it needs --force. */
+			if (sqlite3_column_type(st, i) != SQLITE_NULL) {
+				char *line = sqlite3_mprintf("%s (resolving overwrites it: --force)",
+							     cli_col(st, i));
+				if (!line) {
+					sqlite3_reset(st);
+					return rl_error_set(RL_ENOMEM, "out of memory");
+				}
+				cli_print_field("now (changed)", line);
+				sqlite3_free(line);
+			}
 		} else {
 			cli_print_field(name, cli_col(st, i));
 		}
@@ -400,7 +417,8 @@ static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 	if (modes != 1)
 		return cli_usage_error(a->cmd, "give exactly one of --keep, --take, --value V");
 	if ((error = parse_id(a->pos[0], &id)) < 0 || (error = open_hub(ctx, a)) < 0 ||
-	    (error = hub_conflict_resolve(ctx->store, id, mode, value, &seq)) < 0)
+	    (error = hub_conflict_resolve(ctx->store, id, mode, value, cli_get(a, "force") != NULL,
+					  &seq)) < 0)
 		return error;
 	audit_after_write(ctx, a);
 	if (ctx->json)
@@ -953,6 +971,7 @@ static const struct cli_opt resolve_opts[] = {
 	{ "keep", 0, NULL, "keep the hub's value from before the conflict", NULL },
 	{ "take", 0, NULL, "take the incoming value", NULL },
 	{ "value", 1, "V", "set this value instead (typed like in relasi)", NULL },
+	{ "force", 0, NULL, "resolve even though the field has changed since the conflict", NULL },
 	DIR_OPT, END_OPT
 };
 

@@ -149,6 +149,10 @@ def test_edit_against_delete_duplicates_and_roles():
            [(0, "+62217777888")], "the row stays alive with the edit")
         eq(hub.query("SELECT field, kind FROM hub_conflicts"), [("deleted", "edit-delete")],
            "and it is a conflict")
+        # its base is the 'deleted' both had seen (alive), not the edited field's
+        eq(hub.query("SELECT l.field, l.value FROM hub_conflicts c JOIN hub_log l "
+                     "ON l.seq = c.base_version"), [("deleted", 0)],
+           "the conflict's base is the version of 'deleted' before the delete")
         eq([h["name"] for h in ani.js("search", "apotek")], ["Apotek Sehat"],
            "kept alive: back in the search of the device that deleted it")
         indexed, live = search_index_sound(ani.path, "accounts")
@@ -175,6 +179,65 @@ def test_edit_against_delete_duplicates_and_roles():
         # a rep cannot create users or edit stages either
         budi.ok("stage", "edit", "Proposal", "--probability", "99")
         eq(budi.js("sync")["refused"], 1, "stage edit refused for a rep")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_a_resolution_never_overwrites_a_later_change():
+    """The admin decides on the two values a conflict holds. A change of the
+    field after it (here: the rep who got the provisional winner corrects it)
+    must not be overwritten by that decision without the admin saying so."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        sync_all([ani, budi])
+        ani.ok("account", "edit", "Makmur", "--industry", "Grosir", now="2026-11-23T03:00:00Z")
+        budi.ok("account", "edit", "Makmur", "--industry", "Apotek", now="2026-11-23T03:05:00Z")
+        ani.ok("sync")
+        budi.ok("sync")
+        eq(hub.query("SELECT id, field, winner FROM hub_conflicts"), [(1, "industry", "incoming")],
+           "one conflict, budi's later value provisionally kept")
+        left = hub.query("SELECT left_version FROM hub_conflicts")[0][0]
+        eq(hub.query("SELECT value FROM hub_log WHERE seq = ?", left), [("Apotek",)],
+           "the conflict knows the version it left the field at")
+        out = hub.admin("conflicts", "show", "1")
+        check("now (changed)" not in out, "unchanged since: nothing to warn about", out)
+        ani.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--industry", "Grosir & Apotek")
+        ani.ok("sync")
+        eq(hub.query("SELECT industry FROM accounts"), [("Grosir & Apotek",)], "ani's correction applied")
+        out = hub.admin("conflicts", "show", "1")
+        check("now (changed)" in out and "Grosir & Apotek" in out, "show says the field moved on", out)
+        n_log = hub.query("SELECT count(*) FROM hub_log")
+        for mode in (["--keep"], ["--take"], ["--value", "Toko"]):
+            r = hub.admin_run("conflicts", "resolve", "1", *mode)
+            eq(r.returncode, 5, f"resolve {mode[0]} refused: {r.stdout} {r.stderr}")
+            check("changed since the conflict" in r.stderr and "--force" in r.stderr,
+                  "the refusal says why and what to do", r.stderr)
+        eq(hub.query("SELECT industry FROM accounts"), [("Grosir & Apotek",)], "nothing overwritten")
+        eq(hub.query("SELECT count(*) FROM hub_log"), n_log, "nothing logged")
+        eq(hub.query("SELECT state FROM hub_conflicts"), [("open",)], "the conflict stays open")
+        # a hub upgraded from before left_version: open conflicts get it from the log
+        hub.stop()
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        try:
+            con.execute("ALTER TABLE hub_conflicts DROP COLUMN left_version")
+            con.execute("UPDATE rl_meta SET value = '8' WHERE key = 'hub_schema'")
+            con.commit()
+        finally:
+            con.close()
+        hub.admin("conflicts")
+        eq(hub.query("SELECT left_version FROM hub_conflicts"), [(left,)],
+           "the upgrade finds the version the conflict left")
+        hub.start()
+        hub.admin("conflicts", "resolve", "1", "--keep", "--force")
+        eq(hub.query("SELECT industry FROM accounts"), [("Grosir",)], "--force: the admin's decision")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
     finally:
         ani.cleanup()
         budi.cleanup()
@@ -467,6 +530,7 @@ def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
 
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
+          test_a_resolution_never_overwrites_a_later_change,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,

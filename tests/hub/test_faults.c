@@ -474,7 +474,7 @@ static long resolve_under_faults(const char *tmp, int kind)
 	before = dump(s);
 	for (n = 0; n < 2000000; n = next_point(n)) {
 		fault_arm(kind, n);
-		error = hub_conflict_resolve(s, 1, "take", NULL, &seq);
+		error = hub_conflict_resolve(s, 1, "take", NULL, 0, &seq);
 		fault_disarm();
 		if (error < 0) {
 			char *now = dump(s);

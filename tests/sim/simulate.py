@@ -559,8 +559,12 @@ class Model:
                 f"in={in_value!r} from {self.sim.dn(in_device)} winner={winner} in_hlc={in_hlc}\n"
                 f"  hub:   {at}.{af} of {self.sim.nm(ar)} kind={akind} hub={ahv!r}@{ahver} "
                 f"in={aiv!r} from {self.sim.dn(aidev)} winner={awin} in_hlc={aihlc}")
+        # left: the field's version once the conflict is handled (the
+        # provisional winner's); a resolution after the field moved on
+        # needs --force (set by settle())
         self.conflicts[cid] = {"id": cid, "t": t, "r": r, "f": f, "kind": kind,
-                               "hub_value": hub_value, "in_value": in_value, "state": "open"}
+                               "hub_value": hub_value, "in_value": in_value, "state": "open",
+                               "left": hub_version}
         self.last_conflict = cid
         self.stats["conflict:" + kind] += 1
         return cid
@@ -653,7 +657,7 @@ class Model:
             dw = self.fields[(t, r, "deleted")]
             self.conflict(t, r, "deleted", "edit-delete", 1, 0, dev.device_id, "incoming", c.hlc,
                           dw.seq, "an edit of a deleted row")
-            self.write(t, r, "deleted", 0, dev.device_id, c.hlc, "merge")
+            self.settle(self.write(t, r, "deleted", 0, dev.device_id, c.hlc, "merge").seq)
         elif f == "deleted" and v == 1 and not dead:
             unseen = [w for (wt, wr, wf), w in self.fields.items()
                       if (wt, wr) == (t, r) and wf != "deleted" and w.seq > cursor and
@@ -665,6 +669,7 @@ class Model:
                 if self.sim.fixed_edit_delete:
                     # the hub logs that the row stays, so the deleting device gets it back
                     w = self.write(t, r, "deleted", 0, "hub", None, "merge")
+                    self.settle(w.seq)
                     return ("conflict", w.seq)
                 return ("conflict", dw.seq)
         cur = self.fields.get((t, r, f))
@@ -719,8 +724,16 @@ class Model:
                       f"{dev.login} had not seen version {cur.seq}")
         if wins:
             w = self.write(t, r, f, v, dev.device_id, c.hlc, "change", origin=(dev.device_id, c.uid))
+            self.settle(w.seq)
             return ("conflict", w.seq)
         return ("conflict", cur.seq)
+
+    def settle(self, seq):
+        self.conflicts[self.last_conflict]["left"] = seq
+
+    def changed_since(self, cid):
+        c = self.conflicts[cid]
+        return self.fields[(c["t"], c["r"], c["f"])].seq != c["left"]
 
     def resolve(self, cid, mode):
         c = self.conflicts[cid]
@@ -1277,7 +1290,20 @@ class Sim:
             return None
         cid = self.rng.choice(open_)
         mode = self.rng.choice(["keep", "take"])
-        self.hub.admin("conflicts", "resolve", cid, "--" + mode)
+        force = []
+        if self.model.changed_since(cid):
+            # the field moved on after the conflict: a decision on the two
+            # older values must not overwrite that without --force
+            r = self.hub.admin_run("conflicts", "resolve", cid, "--" + mode)
+            if r.returncode != 5 or "changed since the conflict" not in r.stderr:
+                raise SimFailure(f"conflict {cid}: its field changed since; resolve --{mode} "
+                                 f"must be refused (exit 5), got {r.returncode}: "
+                                 f"{r.stdout}{r.stderr}")
+            self.stats["resolve-refused"] += 1
+            if self.rng.random() < 0.5:
+                return f"admin: conflicts resolve {cid} --{mode}: refused, the field changed since"
+            force = ["--force"]
+        self.hub.admin("conflicts", "resolve", cid, "--" + mode, *force)
         self.model.fetch()
         self.model.resolve(cid, mode)
         self.model.done(f"admin resolve {cid}")

@@ -1,0 +1,27 @@
+-- hub/009_conflict_left.sql — the field's version a conflict left behind.
+--
+-- A resolution writes a value decided on the two values the conflict
+-- holds. If the field changed after the conflict (a rep who pulled the
+-- provisional winner and corrected it, a later conflict), writing it would
+-- silently overwrite that later change. left_version is the field's version
+-- right after the conflict was recorded — the provisional winner's — and
+-- `relasi-hub conflicts resolve` refuses, unless --force, once the field's
+-- version has moved on (hub/hubstore.c, hub_conflict_resolve).
+ALTER TABLE hub_conflicts ADD COLUMN left_version INTEGER;
+
+-- Open conflicts recorded before this version, from the log: an incoming
+-- winner was logged with its device's stamp; a row kept alive against a
+-- delete was logged again by the hub; otherwise the hub's value stayed.
+-- NULL where the log does not tell: such a conflict resolves unchecked.
+UPDATE hub_conflicts SET left_version = CASE
+	WHEN winner = 'incoming' THEN
+		(SELECT max(l.seq) FROM hub_log l WHERE l.tbl = hub_conflicts.tbl AND
+		 l.row_id = hub_conflicts.row_id AND l.field = hub_conflicts.field AND
+		 l.device = hub_conflicts.in_device AND l.hlc = hub_conflicts.in_hlc)
+	WHEN kind = 'edit-delete' THEN
+		(SELECT min(l.seq) FROM hub_log l WHERE l.tbl = hub_conflicts.tbl AND
+		 l.row_id = hub_conflicts.row_id AND l.field = hub_conflicts.field AND
+		 l.seq > coalesce(hub_conflicts.hub_version, 0) AND l.device = 'hub' AND
+		 l.kind = 'merge')
+	ELSE hub_version END
+WHERE state = 'open';
