@@ -19,7 +19,9 @@
  * The device thus carries back its own lost changes and those of others it
  * had pulled, sent as its own: the hub's role rules apply, and a copy the
  * hub already has is "same". A refused copy stays visible in `relasi
- * status` until the hub has that field again (tidy_resent).
+ * status` until the hub has that field again (tidy_resent). Copies are
+ * marked rl_outbox.resent = 1 (schema/019_resent.sql): a seq range would
+ * take in later edits, since seqs are reused.
  */
 #include "relasi/devsync.h"
 #include "relasi/error.h"
@@ -62,8 +64,8 @@ static int requeue(rl_store *s, const char *tbl, const char *row, const char *fi
 	if (rc != SQLITE_DONE)
 		return rl_store_error(s, "reading the outbox");
 	if (!(sql = sqlite3_mprintf(
-		"INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc) "
-		"SELECT ?1, ?2, ?3, \"%w\", ?4, ?5, ?6 FROM \"%w\" WHERE id = ?2", field, tbl)))
+		"INSERT INTO rl_outbox(tbl, row_id, field, value, base, device, hlc, resent) "
+		"SELECT ?1, ?2, ?3, \"%w\", ?4, ?5, ?6, 1 FROM \"%w\" WHERE id = ?2", field, tbl)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	if (sqlite3_prepare_v2(rl_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
 		error = rl_store_error(s, "queueing a change again");
@@ -106,8 +108,28 @@ static int outbox_last(rl_store *s, long long *seq)
  * has that field again, from its owner's or a manager's device: the pull
  * then gave it a version after the restore point. Such copies are dropped
  * at the next session; the rest stay refused and visible. rl_meta
- * 'hub_resent' = "FIRST LAST R": the outbox seqs the recovery queued.
+ * 'hub_resent' = "R", the restore point, while copies (resent = 1) are
+ * left. A note from before the marks, "FIRST LAST R" (the copies' seq
+ * range), marks first the rows of that range still based on R, as the
+ * copies are: the later edits that reused seqs of the range were made on
+ * what the device pulled after the restore, or are pending, not refused.
  */
+static int mark_legacy_resent(rl_store *s, long long lo, long long hi, long long r)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET resent = 1 WHERE seq BETWEEN ?1 AND ?2 "
+				      "AND base = ?3 AND resent IS NULL", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, lo);
+	sqlite3_bind_int64(st, 2, hi);
+	sqlite3_bind_int64(st, 3, r);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "tidying the outbox");
+}
+
 static int tidy_resent(rl_store *s)
 {
 	sqlite3_stmt *st;
@@ -119,31 +141,31 @@ static int tidy_resent(rl_store *s)
 		return error;
 	rc = sscanf(v, "%lld %lld %lld", &lo, &hi, &r);
 	free(v);
+	if (rc == 1)
+		r = lo;
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if (rc == 3) {
+	if (rc == 3 && (error = mark_legacy_resent(s, lo, hi, r)) < 0)
+		goto fail;
+	if (rc == 1 || rc == 3) {
 		/* Bases read here from rl_base alone, as recover() leaves them;
 		 * a snapshot loaded since (after a rewind to 0) joins them. */
 		if ((error = rl_sync_bases_unfold(s)) < 0 ||
 		    (error = rl_store_prepare(s,
-		     "DELETE FROM rl_outbox WHERE seq BETWEEN ?1 AND ?2 AND state = 'refused' AND "
+		     "DELETE FROM rl_outbox WHERE resent = 1 AND state = 'refused' AND "
 		     "EXISTS (SELECT 1 FROM rl_base b WHERE b.tbl = rl_outbox.tbl AND "
-		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?3)",
+		     "b.row_id = rl_outbox.row_id AND b.field = rl_outbox.field AND b.version > ?1)",
 		     &st)) < 0)
 			goto fail;
-		sqlite3_bind_int64(st, 1, lo);
-		sqlite3_bind_int64(st, 2, hi);
-		sqlite3_bind_int64(st, 3, r);
+		sqlite3_bind_int64(st, 1, r);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE ||
-		    (error = rl_store_prepare(s, "SELECT count(*) FROM rl_outbox WHERE seq BETWEEN ?1 "
-					      "AND ?2", &st)) < 0) {
+		    (error = rl_store_prepare(s, "SELECT EXISTS (SELECT 1 FROM rl_outbox WHERE "
+					      "resent = 1)", &st)) < 0) {
 			error = error < 0 ? error : rl_store_error(s, "tidying the outbox");
 			goto fail;
 		}
-		sqlite3_bind_int64(st, 1, lo);
-		sqlite3_bind_int64(st, 2, hi);
 		left = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
 		sqlite3_reset(st);
 	}
@@ -232,7 +254,7 @@ static int recover(rl_store *s, long long r, const char *epoch, long *count)
 	if ((error = rl_store_meta_set(s, "hub_epoch", epoch)) < 0 ||
 	    (error = outbox_last(s, &last)) < 0)
 		goto fail;
-	snprintf(note, sizeof(note), "%lld %lld %lld", first + 1, last, r);
+	snprintf(note, sizeof(note), "%lld", r);
 	if (last > first && (error = rl_store_meta_set(s, "hub_resent", note)) < 0)
 		goto fail;
 	free(cur);

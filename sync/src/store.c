@@ -796,6 +796,13 @@ static int migrate(rl_store *s)
 					     rl_migrations[i].name, sqlite3_errmsg(s->db));
 			goto fail;
 		}
+		/* A later ALTER TABLE edits the stored SQL at offsets it takes
+		 * from the parsed schema: after a rewrite through writable_schema
+		 * that must be read again first, or ADD COLUMN splices the new
+		 * column into the wrong place (019 after 011, on a new store). */
+		if (strstr(rl_migrations[i].sql, "writable_schema") &&
+		    (error = bump_schema_cookie(s)) < 0)
+			goto fail;
 	}
 	if ((!s->device_indexes && (error = strip_device_indexes(s)) < 0) ||
 	    (error = bump_schema_cookie(s)) < 0 || (error = rl_capture_install(s->db)) < 0)
@@ -843,6 +850,11 @@ static int migrate_hub(rl_store *s)
 					     rl_hub_migrations[i].name, sqlite3_errmsg(s->db));
 			goto fail;
 		}
+		/* As in migrate(): hub 009 adds a column to a table hub 006
+		 * rewrote. */
+		if (strstr(rl_hub_migrations[i].sql, "writable_schema") &&
+		    (error = bump_schema_cookie(s)) < 0)
+			goto fail;
 	}
 	snprintf(num, sizeof(num), "%d", rl_hub_migrations[rl_hub_migrations_count - 1].version);
 	if ((error = strip_device_indexes(s)) < 0 || (error = bump_schema_cookie(s)) < 0 ||

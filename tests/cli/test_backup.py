@@ -302,6 +302,54 @@ def test_lost_edit_meets_newer_edit_as_conflict():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_a_later_refused_edit_is_not_taken_for_a_resent_copy():
+    """After a restore a device queues again what the hub lost; its refused
+    copies (another rep's lost record) are dropped once the hub has the
+    field again. Outbox seqs are reused: once the last copies were
+    acknowledged, the rep's next edit took a seq among theirs, and when the
+    hub refused it, it was dropped as a copy — gone from `relasi status`."""
+    hub = Hub()
+    ani, budi, citra = hub.device("ani"), hub.device("budi"), hub.device("citra")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("contact", "add", "Siti", "--account", "Makmur")
+        sync_all([ani, budi, citra])
+        archive = backup(hub, work)
+        # lost by the restore: ani's new customer (budi's copies are refused,
+        # not his record) and ani's edit of the shared contact (budi's copy,
+        # the last queued, is applied and leaves the outbox)
+        ani.ok("account", "add", "Toko Baru", "--city", "Garut")
+        ani.ok("contact", "edit", "Siti", "--title", "Owner")
+        ani.ok("sync")
+        budi.ok("sync")
+        serve_restored(hub, archive, work)
+        citra.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "1000")
+        citra.ok("sync")
+        r = budi.run("sync")
+        eq(r.code, 0, "budi's recovery sync: " + r.err)
+        check(budi.js("status")["refused"] > 0, "budi's copies of ani's record are refused")
+        # budi's own edit of citra's deal: refused, and it must stay visible
+        budi.ok("deal", "edit", "Kulkas", "--amount", "2000")
+        budi.ok("sync")
+        mine = "SELECT state FROM rl_outbox WHERE tbl = 'deals' AND field = 'amount'"
+        eq(budi.query(mine), [("refused",)], "the hub refuses budi's edit of citra's deal")
+        ani.ok("sync")              # ani brings her lost record back: budi's copies are moot
+        budi.ok("sync")
+        budi.ok("sync")
+        eq(budi.query(mine), [("refused",)], "budi's own refused edit is still there")
+        eq(budi.query("SELECT tbl, field FROM rl_outbox"), [("deals", "amount")],
+           "the moot copies are gone, nothing else")
+        eq(budi.js("status")["refused"], 1, "relasi status shows it")
+    finally:
+        hub.cleanup()
+        for d in (ani, budi, citra):
+            d.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_snapshot_device_carries_back_what_the_restore_lost():
     """A device whose bases came from a snapshot (one row per record,
     rl_base_snapshot) carries back what a restore lost, as one that pulled
@@ -521,5 +569,6 @@ def test_restore_target_must_be_new_or_empty():
 
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
+          test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty])

@@ -1,0 +1,13 @@
+-- 019_resent.sql — which outbox rows a hub restore put back (the device's
+-- side; sync/src/hubepoch.c).
+--
+-- After a hub restore the device queues again every field whose value the
+-- restore lost. A copy the hub refuses (another rep's lost record) is
+-- dropped once the hub has that field again (tidy_resent). Those copies
+-- were told by their range of outbox seqs; but seqs are reused (rl_outbox
+-- has no AUTOINCREMENT), so once the last copies were acknowledged, the
+-- rep's next edits took numbers inside the range, and a refused one of
+-- them was dropped as a copy — gone from `relasi status` without the hub
+-- ever taking it. Each copy is now marked: resent = 1; NULL for every
+-- other change.
+ALTER TABLE rl_outbox ADD COLUMN resent INTEGER CHECK(resent IS NULL OR resent = 1);
