@@ -378,8 +378,13 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
  * (a batch of 4000 changes is ~0.5 MiB of JSON). */
 #define KEEP_FRAME_BYTES (1024 * 1024)
 
+/* A session lasts as long as its device sends frames in time; a device
+ * revoked, or a user deleted or given another role, meanwhile must not be
+ * served on as before: the device is looked up again (as the handshake
+ * did: CN, fingerprint, revocation, user) before every frame that reads or
+ * writes the store, and the role taken from there. */
 static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char *cn,
-			 const char *addr)
+			 const char *fp, const char *addr)
 {
 	struct hub_peer peer;
 	struct hub_stats st;
@@ -394,23 +399,10 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 
 	memset(&st, 0, sizeof(st));
 	memset(&push, 0, sizeof(push));
-	/* The handshake already checked CN + fingerprint; look up the role. */
-	{
-		sqlite3_stmt *q;
-		memset(&peer, 0, sizeof(peer));
-		if (rl_store_prepare(s, "SELECT d.user_id, u.role FROM hub_devices d JOIN users u "
-				     "ON u.id = d.user_id WHERE d.id = ?1 AND d.revoked_at IS NULL", &q) < 0)
-			return;
-		sqlite3_bind_text(q, 1, cn, -1, SQLITE_STATIC);
-		if (strlen(cn) >= sizeof(peer.device) || sqlite3_step(q) != SQLITE_ROW) {
-			sqlite3_reset(q);
-			rl_wire_error(c, "auth", "device not enrolled", 2000);
-			return;
-		}
-		memcpy(peer.device, cn, strlen(cn) + 1);
-		snprintf(peer.user, sizeof(peer.user), "%s", (const char *)sqlite3_column_text(q, 0));
-		snprintf(peer.role, sizeof(peer.role), "%s", (const char *)sqlite3_column_text(q, 1));
-		sqlite3_reset(q);
+	memset(&peer, 0, sizeof(peer));
+	if (strlen(cn) >= sizeof(peer.device) || hub_device_lookup(s, cn, fp, &peer) < 0) {
+		rl_wire_error(c, "auth", "device not enrolled", 2000);
+		return;
 	}
 	for (;;) {
 		json_decref(req);
@@ -439,14 +431,20 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			     ? rl_push_parse(&push, frame + 1, frame_len - 1)
 			     : rl_wire_decode(frame, frame_len, &type, &req)) < 0)
 			break;
+		if (type != RL_FRAME_PUSH && type != RL_FRAME_BYE &&
+		    (error = hub_device_lookup(s, cn, fp, &peer)) < 0)
+			break;
 		if (type == RL_FRAME_HELLO) {
 			json_t *hlc = json_object_get(req, "hlc"), *proto = json_object_get(req, "proto"), *v;
 			json_t *wall = json_object_get(req, "wall");
 			long long ahead = 0;
 			size_t i;
 			int speaks = 0, restamp = 0;
-			if (hello || !json_is_integer(hlc) || !json_is_array(proto) ||
-			    json_array_size(proto) > 16 || (wall && !json_is_integer(wall))) {
+			/* Stamps and clocks are never negative; a bound here also
+			 * keeps the differences below from overflowing. */
+			if (hello || !json_is_integer(hlc) || json_integer_value(hlc) < 0 ||
+			    !json_is_array(proto) || json_array_size(proto) > 16 ||
+			    (wall && (!json_is_integer(wall) || json_integer_value(wall) < 0))) {
 				error = rl_error_set(RL_EPROTO, "bad HELLO");
 				break;
 			}
@@ -497,7 +495,10 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);
-			error = hub_push_read(s, &peer, &push, &resp_text, &st);
+			/* Under the lock: a revocation committed before this batch
+			 * is applied is seen. */
+			if ((error = hub_device_lookup(s, cn, fp, &peer)) == 0)
+				error = hub_push_read(s, &peer, &push, &resp_text, &st);
 			pthread_mutex_unlock(&srv->write_lock);
 			__atomic_store_n(&srv->last_active_ms, now_ms(), __ATOMIC_RELAXED);
 			if (error < 0)
@@ -586,7 +587,7 @@ static void *connection_main(void *arg)
 	if (!cn[0])
 		serve_enrolment(srv, s, c, job->addr);
 	else
-		serve_device(srv, s, c, cn, job->addr);
+		serve_device(srv, s, c, cn, fp, job->addr);
 done:
 	thread_store = NULL;
 	rl_conn_close(c);

@@ -143,9 +143,36 @@ def test_certificates_and_revocation():
         check("certificate" in r.err or "fingerprint" in r.err, "and says why", r)
         still_serving(hub, budi, "foreign certificates")
 
-        # a revoked device: refused at the handshake, by name, its data kept
+        # a HELLO whose clock is out of range (it used to overflow the
+        # hub's arithmetic: a sanitizer build aborted) is a protocol error
+        ans = session_answer(hub, os.path.join(ani.home, "device.crt"),
+                             os.path.join(ani.home, "device.key"),
+                             hello='{"proto":[1],"client":"t","hlc":0,'
+                                   '"wall":-9223372036854775808}')
+        check(ans is not None and ans[0] == "X" and '"proto"' in ans[1],
+              "a negative wall clock is refused as a protocol error", ans)
+        ans = session_answer(hub, os.path.join(ani.home, "device.crt"),
+                             os.path.join(ani.home, "device.key"),
+                             hello='{"proto":[1],"client":"t","hlc":-1}')
+        check(ans is not None and ans[0] == "X" and '"proto"' in ans[1],
+              "so is a negative stamp", ans)
+        still_serving(hub, budi, "HELLOs with clocks out of range")
+
+        # a revoked device: refused at the handshake, by name, its data kept;
+        # a session it had open when it was revoked is not served further
+        ctx = tls_client(os.path.join(ani.home, "device.crt"), os.path.join(ani.home, "device.key"))
+        raw = socket.create_connection(("127.0.0.1", hub.port), timeout=15)
+        open_session = ctx.wrap_socket(raw)
+        open_session.sendall(frame("H", '{"proto":[1],"client":"test","hlc":0}'))
+        ans = read_frame(open_session)
+        check(ans is not None and ans[0] == "h", "a session open before the revocation", ans)
         ani.ok("account", "add", "Toko Sebelum Cabut", "--city", "Medan")
         hub.admin("device", "revoke", dev_id)
+        open_session.sendall(frame("L", '{"cursor":0,"limit":10}'))
+        ans = read_frame(open_session)
+        check(ans is not None and ans[0] == "X" and '"auth"' in ans[1] and "revoked" in ans[1],
+              "the open session's next frame is refused: revoked", ans)
+        open_session.close()
         listed = hub.admin("device", "list")
         check("revoked" in listed, "device list shows the revocation", listed)
         r = ani.run("sync")
