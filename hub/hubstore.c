@@ -1757,7 +1757,9 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 			error = rl_store_error(s, "reading the hub log");
 			break;
 		}
-		if (count >= limit && (strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0)) {
+		/* Full (by count or by size): end at a record boundary. */
+		if (count > 0 && (count >= limit || sqlite3_str_length(out) >= RL_MAX_PAGE_BYTES) &&
+		    (strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0)) {
 			more = 1;
 			break;
 		}

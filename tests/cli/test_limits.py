@@ -322,5 +322,42 @@ def test_malformed_push():
         hub.cleanup()
 
 
+def test_long_notes_pull_in_pages_that_fit():
+    """A page is cut by size as well as by count: 200 customers with ~60 KB
+    notes (each push batch within its 2 MiB) made one page of ~12 MiB for
+    2000 changes, over the 8 MiB frame limit; the hub refused to send it
+    at every retry, so no device could pull past that point of the log."""
+    import shutil
+    import tempfile
+    from hub_test import assert_converged
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bigpage-")
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("sync")
+        budi.ok("sync")          # both have pulled: budi pulls pages, not a snapshot
+        path = os.path.join(tmp, "accounts.csv")
+        note = ("Catatan kunjungan panjang " * 2400)[:60000]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("name,city,notes\n")
+            for i in range(200):
+                f.write(f"Toko Nomor {i},Kota {i % 7},{note} {i}\n")
+        ani.ok("import", "accounts", path)
+        ani.ok("sync")
+        r = budi.run("--json", "sync")
+        eq(r.code, 0, "budi pulls the long notes: " + r.err)
+        eq(budi.query("SELECT count(*) FROM accounts WHERE length(notes) > 60000"), [(200,)],
+           "every note arrived whole")
+        ani.ok("sync")
+        assert_converged(hub, [ani, budi])
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push])
+    main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push,
+          test_long_notes_pull_in_pages_that_fit])

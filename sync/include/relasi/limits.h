@@ -74,6 +74,11 @@
 /* Changes in one pull page (a page may run over by the rest of one row so
  * that a record's fields always arrive together). */
 #define RL_MAX_PAGE_CHANGES     2000
+/* The JSON size at which the hub ends a page at the next record boundary:
+ * 2000 changes of long notes (64 KiB each, more escaped) would exceed
+ * RL_MAX_FRAME, and a page refused for its size is built again the same
+ * way at every retry — every device would stop at that point of the log. */
+#define RL_MAX_PAGE_BYTES       (2 * 1024 * 1024)
 
 /* Conflicts the hub lists to a device on its last PULL page. A rep with
  * more open conflicts than this needs the admin, not a longer list. */
