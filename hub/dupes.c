@@ -540,6 +540,15 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 	if ((error = exec3(s, "UPDATE hub_merges SET last_seq = ?4 WHERE tbl = ?1 AND loser = ?2",
 			   t->name, loser, NULL, last_seq, "recording the merge")) < 0)
 		goto cleanup;
+	/* The loser's open conflicts are decided by the merge: its fields
+	 * went to the survivor as chosen above, and a resolution written to
+	 * the loser afterwards would land on a tombstone (or, for 'deleted',
+	 * set it alive again). Both values stay in the conflict record. */
+	if ((error = exec3(s, "UPDATE hub_conflicts SET state = 'resolved', resolution = 'merged', "
+			   "resolved_at = ?3, resolved_seq = ?4 WHERE tbl = ?1 AND row_id = ?2 AND "
+			   "state = 'open'", t->name, loser, at, last_seq,
+			   "closing the loser's conflicts")) < 0)
+		goto cleanup;
 	if (sqlite3_str_errcode(taken) != SQLITE_OK) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;

@@ -25,3 +25,14 @@ UPDATE hub_conflicts SET left_version = CASE
 		 l.kind = 'merge')
 	ELSE hub_version END
 WHERE state = 'open';
+
+-- A duplicate merge now decides the loser's open conflicts (resolution
+-- 'merged', hub/dupes.c); those of losers merged before are closed the same
+-- way, so that no resolution can write to a merged record.
+UPDATE hub_conflicts SET state = 'resolved', resolution = 'merged',
+	resolved_at = (SELECT m.at FROM hub_merges m WHERE m.tbl = hub_conflicts.tbl AND
+		       m.loser = hub_conflicts.row_id),
+	resolved_seq = (SELECT m.last_seq FROM hub_merges m WHERE m.tbl = hub_conflicts.tbl AND
+			m.loser = hub_conflicts.row_id)
+WHERE state = 'open' AND EXISTS (SELECT 1 FROM hub_merges m WHERE m.tbl = hub_conflicts.tbl AND
+				 m.loser = hub_conflicts.row_id);

@@ -326,6 +326,44 @@ def test_device_cannot_set_merged_into():
         hub.cleanup()
 
 
+def test_merge_decides_the_losers_open_conflicts():
+    """A resolution writes to the conflict's record: after a duplicate merge
+    that record is the loser's tombstone, and resolving its edit-delete
+    conflict with --take set it alive again on every device. The merge now
+    decides the loser's open conflicts (resolution "merged")."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko Lama", "--city", "Depok")
+        ani.ok("account", "add", "Toko Baru", "--city", "Bogor")
+        sync_all([ani, budi])
+        loser, survivor = account_id(ani, "Toko Lama"), account_id(ani, "Toko Baru")
+        ani.ok("account", "delete", "Toko Lama")
+        ani.ok("sync")
+        budi.ok("account", "edit", "Toko Lama", "--phone", "021-7777-888")   # unseen delete
+        budi.ok("sync")
+        eq(hub.query("SELECT field, kind, state FROM hub_conflicts"),
+           [("deleted", "edit-delete", "open")], "an edit-delete conflict on the future loser")
+        hub.admin("duplicates", "merge", survivor, loser)
+        eq(hub.query("SELECT state, resolution FROM hub_conflicts"), [("resolved", "merged")],
+           "the merge decided it")
+        check("no open conflicts" in hub.admin("conflicts"), "nothing left to resolve")
+        refused(hub, 5, "already resolved", "conflicts", "resolve", "1", "--take", "--force")
+        eq(hub.query("SELECT deleted, merged_into FROM accounts WHERE id = ?", loser),
+           [(1, survivor)], "the loser stays merged")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(sorted(h["name"] for h in ani.js("search", "toko")), ["Toko Baru"],
+           "only the survivor on the devices")
+        eq(budi.query("SELECT state, resolution FROM rl_conflicts"), [("resolved", "merged")],
+           "budi is told how his conflict ended")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
-          test_device_cannot_set_merged_into])
+          test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts])
