@@ -1109,7 +1109,12 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		break;
 	case RL_MERGE_MERGED: {
 		struct rl_value mv = { RL_V_TEXT, 0, 0, mr.merged };
-		if ((error = set_field(s, c->tbl, c->row, c->field, &mv)) < 0 ||
+		if ((error = set_field(s, c->tbl, c->row, c->field, &mv)) == RL_EINVALID) {
+			refuse(c, rl_error_message(), stats);
+			error = RL_OK;
+			break;
+		}
+		if (error < 0 ||
 		    (error = log_field(s, c->tbl, c->row, c->field, &mv, c->hlc, p->device, p->user,
 				       "merge", &seq)) < 0 ||
 		    (error = remember_sent_text(s, p, c, seq)) < 0)
@@ -1119,17 +1124,27 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		break;
 	}
 	case RL_MERGE_CONFLICT:
+		/* The provisional winner is written first: a value the row's
+		 * constraints refuse (NOT NULL, a dangling reference) is refused
+		 * like in a fast-forward, not a failure of the whole batch, which
+		 * was never recorded and so came back at every sync. */
+		if (mr.incoming_wins &&
+		    (error = set_field(s, c->tbl, c->row, c->field, &c->value)) < 0) {
+			if (error == RL_EINVALID) {
+				refuse(c, rl_error_message(), stats);
+				error = RL_OK;
+			}
+			break;
+		}
 		if ((error = record_conflict(s, p, c, &fs, &cur.v,
 					     mr.incoming_wins ? "incoming" : "hub", "field",
 					     &conflict)) < 0)
 			break;
 		seq = fs.version;
-		if (mr.incoming_wins) {
-			if ((error = set_field(s, c->tbl, c->row, c->field, &c->value)) < 0 ||
-			    (error = log_field(s, c->tbl, c->row, c->field, &c->value, c->hlc,
-					       p->device, p->user, "change", &seq)) < 0)
-				break;
-		}
+		if (mr.incoming_wins &&
+		    (error = log_field(s, c->tbl, c->row, c->field, &c->value, c->hlc,
+				       p->device, p->user, "change", &seq)) < 0)
+			break;
 		if ((error = conflict_left(s, conflict, seq)) < 0)
 			break;
 		answer(c, "conflict", seq, mr.incoming_wins

@@ -14,7 +14,7 @@ import struct
 import time
 
 from hub_test import Hub
-from relasi_test import Failure, Store, check, main
+from relasi_test import Failure, Store, check, eq, main
 
 TABLES = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
           "deal_stage_events", "segments", "campaigns", "campaign_members", "tier_config"]
@@ -256,5 +256,45 @@ def test_access_table():
         hub.cleanup()
 
 
+def test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too():
+    """A value the store's constraints refuse (deals.stage_id is NOT NULL)
+    was refused with a reason as a fast-forward, but as the winner of a
+    conflict it failed the whole batch: never recorded, sent again at every
+    sync, and the device's other changes never applied."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    ani2 = Store(init=False)
+    sess = None
+    try:
+        ani2.ok("enroll", hub.admin("user", "token", "ani").strip())
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("sync")
+        ani.ok("deal", "move", "Kulkas", "Proposal")
+        ani.ok("sync")
+        deal = hub.query("SELECT id FROM deals")[0][0]
+        acc = hub.query("SELECT id FROM accounts")[0][0]
+
+        def version(tbl, row, field):
+            return hub.query("SELECT version FROM hub_fields WHERE tbl = ? AND row_id = ? "
+                             "AND field = ?", tbl, row, field)[0][0]
+        stale = version("deals", deal, "stage_id") - 1
+        sess = Session(hub, ani2)
+        res = sess.push([{"t": "deals", "r": deal, "f": "stage_id", "v": None, "b": stale},
+                         {"t": "accounts", "r": acc, "f": "city", "v": "Cimahi",
+                          "b": version("accounts", acc, "city")}])
+        eq([r["s"] for r in res], ["refused", "applied"], "the bad value refused, the rest applied")
+        check("stage_id" in (res[0].get("reason") or ""), "the reason names the field", res)
+        eq(hub.query("SELECT city FROM accounts"), [("Cimahi",)], "the batch was applied")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)], "no conflict for a refusal")
+        eq(hub.query("SELECT stage_id IS NOT NULL FROM deals"), [(1,)], "the deal keeps its stage")
+    finally:
+        if sess:
+            sess.close()
+        ani2.cleanup()
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
-    main([test_access_table])
+    main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table])
