@@ -129,6 +129,17 @@ int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, i
 	return error;
 }
 
+/* A frame's writes get the timeout plus time for its size at the slowest
+ * link a frame is given time for, as a read does: a big page or batch to a
+ * device on a slow link would otherwise be cut at every try. */
+static int write_timeout(int timeout_ms, size_t n)
+{
+	int64_t ms = (int64_t)timeout_ms + (int64_t)(n / RL_MIN_LINK_BYTES_PER_S) * 1000 +
+		     (int64_t)(n % RL_MIN_LINK_BYTES_PER_S) * 1000 / RL_MIN_LINK_BYTES_PER_S;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 int rl_wire_write_text(rl_conn *c, int type, const char *json, size_t len, size_t max_len,
 		       int timeout_ms)
 {
@@ -157,7 +168,7 @@ int rl_wire_write_parts(rl_conn *c, int type, const char *const *parts, const si
 	frame_head(frame, n, type);
 	for (i = 0, at = 5; i < nparts; at += lens[i], i++)
 		memcpy(frame + at, parts[i], lens[i]);
-	error = rl_conn_write(c, frame, n + 4, timeout_ms);
+	error = rl_conn_write(c, frame, n + 4, write_timeout(timeout_ms, n));
 	free(frame);
 	return error;
 }
@@ -177,7 +188,7 @@ int rl_wire_write_bytes(rl_conn *c, int type, const void *bytes, size_t len, siz
 	 * (5 bytes of header cost one small record per frame). */
 	if ((error = rl_conn_write(c, head, sizeof(head), timeout_ms)) < 0)
 		return error;
-	return len ? rl_conn_write(c, bytes, len, timeout_ms) : RL_OK;
+	return len ? rl_conn_write(c, bytes, len, write_timeout(timeout_ms, len)) : RL_OK;
 }
 
 void rl_wire_error(rl_conn *c, const char *code, const char *message, int timeout_ms)

@@ -62,7 +62,9 @@ int rl_wire_read(rl_conn *c, size_t max_len, int timeout_ms, int *type, json_t *
 int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char **buf,
 		     size_t *cap, size_t *len);
 
-/* Write one frame (payload is not consumed). RL_ETOOBIG above max_len. */
+/* Write one frame (payload is not consumed). RL_ETOOBIG above max_len.
+ * Every write below takes timeout_ms plus time for the frame's size at
+ * RL_MIN_LINK_BYTES_PER_S, as rl_wire_read_raw gives a read. */
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms);
 
 /* Write one frame whose payload is JSON text the caller already encoded
