@@ -356,8 +356,18 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 	char at[21];
 	int error, rc;
 
-	if (!key || !*key)
-		return RL_OK;
+	if (!key || !*key) {
+		/* The field was emptied: its old key matches nothing any more. */
+		if ((error = rl_store_prepare(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2 "
+					      "AND kind = ?3", &st)) < 0)
+			return error;
+		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording match keys");
+	}
 	if ((error = rl_store_prepare(s, "SELECT row_id FROM hub_keys WHERE tbl = ?1 AND kind = ?2 "
 				      "AND key = ?3 AND row_id <> ?4", &st)) < 0)
 		return error;
@@ -430,6 +440,20 @@ int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *fo
 	cp = column_index(st, "phone");
 	cn = column_index(st, "name");
 	cc = column_index(st, "city");
+	/* A deleted record is no one's duplicate: it keeps no keys (they come
+	 * back with it if an edit against the delete keeps it alive). */
+	if (sqlite3_column_int(st, column_index(st, "deleted"))) {
+		sqlite3_reset(st);
+		if ((error = rl_store_prepare(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2",
+					      &st)) < 0)
+			return error;
+		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+		error = sqlite3_step(st) == SQLITE_DONE ? RL_OK
+							: rl_store_error(s, "recording match keys");
+		sqlite3_reset(st);
+		return error;
+	}
 	/* A key silently missing would be a duplicate silently missed: every
 	 * allocation here is checked. */
 	if (sqlite3_column_type(st, ce) != SQLITE_NULL &&
@@ -1154,7 +1178,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		break;
 	}
 	if (error == 0 && c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
-					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0))
+					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0 ||
+					strcmp(c->field, "deleted") == 0))
 		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
 	free(mr.merged);

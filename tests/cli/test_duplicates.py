@@ -364,6 +364,44 @@ def test_merge_decides_the_losers_open_conflicts():
         hub.cleanup()
 
 
+def test_no_candidates_from_cleared_or_deleted_keys():
+    """A match key goes with its value: a customer whose e-mail was cleared,
+    or who was deleted, is no candidate for a new customer with that old
+    e-mail or phone (the old keys stayed, and `duplicates merge` then
+    refused the deleted one). A customer kept alive by an edit against its
+    delete matches again."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    citra = hub.device("citra", "Citra Dewi")
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Depok", "--email", "info@satu.id")
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor", "--phone", "0812-1111-2222")
+        sync_all([ani, budi, citra])
+        ani.ok("account", "edit", "Toko Satu", "--email", "")
+        ani.ok("account", "delete", "Toko Dua")
+        ani.ok("sync")
+        budi.ok("account", "add", "Warung Tiga", "--city", "Bekasi", "--email", "info@satu.id")
+        budi.ok("account", "add", "Warung Empat", "--city", "Cikarang", "--phone", "0812-1111-2222")
+        budi.ok("sync")
+        eq(hub.query("SELECT count(*) FROM hub_duplicates"), [(0,)],
+           "no candidate from a cleared e-mail or a deleted customer")
+        # citra, who never saw the delete, edits Toko Dua: it stays alive
+        # (edit against delete), and so does its phone's key
+        citra.ok("account", "edit", "Toko Dua", "--city", "Bogor Barat")
+        citra.ok("sync")
+        eq(hub.query("SELECT deleted FROM accounts WHERE name = 'Toko Dua'"), [(0,)], "kept alive")
+        eq(hub.query("SELECT d.reason FROM hub_duplicates d JOIN accounts a ON a.id = d.row_a "
+                     "OR a.id = d.row_b WHERE a.name = 'Toko Dua'"), [("phone",)],
+           "alive again, it matches Warung Empat's phone")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        citra.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
-          test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts])
+          test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
+          test_no_candidates_from_cleared_or_deleted_keys])
