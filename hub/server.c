@@ -132,6 +132,7 @@ static long long now_ms(void)
 struct conn_job {
 	struct server *srv;
 	int fd;
+	long long accepted_ms;   /* the pre-authentication phase runs from here */
 	char addr[64];
 };
 
@@ -346,12 +347,23 @@ static void *image_main(void *arg)
 	return NULL;
 }
 
-static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const char *addr)
+/* A peer without a certificate gets what is left of the pre-authentication
+ * time (RL_PREAUTH_TIMEOUT_MS from its accept, handshake included) for its
+ * ENROLL, not a fresh period of its own. */
+static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const char *addr,
+			    long long accepted_ms)
 {
 	json_t *req = NULL, *resp = NULL;
+	long long left = srv->preauth_ms - (now_ms() - accepted_ms);
 	int type, error;
 
-	error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, srv->preauth_ms, &type, &req);
+	/* A frame read gives its length the timeout and its body the timeout
+	 * again (plus ~1 s for 16 KiB at the slowest link): half each keeps
+	 * the whole phase within its time. */
+	if (left <= 1)
+		error = rl_error_set(RL_ETIMEOUT, "no enrolment within %d ms", srv->preauth_ms);
+	else
+		error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, (int)(left / 2), &type, &req);
 	if (error == 0 && type != RL_FRAME_ENROLL)
 		error = rl_error_set(RL_EAUTH, "a client certificate is required");
 	if (error == 0) {
@@ -571,6 +583,7 @@ static void *connection_main(void *arg)
 	rl_store *s = NULL;
 	rl_conn *c = NULL;
 	char cn[128], fp[RL_FINGERPRINT_BUFSZ];
+	long long left;
 
 	if (hub_store_open(&s, srv->dir, 0) < 0) {
 		fprintf(stderr, "relasi-hub: %s\n", rl_error_message());
@@ -579,13 +592,14 @@ static void *connection_main(void *arg)
 	}
 	hub_checkpointer_watch(srv->checkpointer, rl_store_db(s));
 	thread_store = s;
-	if (rl_tls_server_handshake(srv->tls, job->fd, srv->preauth_ms, &c, cn, sizeof(cn),
+	left = srv->preauth_ms - (now_ms() - job->accepted_ms);
+	if (rl_tls_server_handshake(srv->tls, job->fd, left > 0 ? (int)left : 1, &c, cn, sizeof(cn),
 				    fp) < 0) {
 		fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
 		goto done;
 	}
 	if (!cn[0])
-		serve_enrolment(srv, s, c, job->addr);
+		serve_enrolment(srv, s, c, job->addr, job->accepted_ms);
 	else
 		serve_device(srv, s, c, cn, fp, job->addr);
 done:
@@ -762,6 +776,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		}
 		job->srv = &srv;
 		job->fd = fd;
+		job->accepted_ms = now_ms();
 		getnameinfo((struct sockaddr *)&peer, pl, job->addr, sizeof(job->addr), NULL, 0,
 			    NI_NUMERICHOST);
 		pthread_attr_init(&attr);

@@ -273,6 +273,24 @@ def test_hostile_connections():
             gone = True
         idle.close()
         check(gone and time.monotonic() - t0 < 40, "an idle connection is dropped in time")
+        # a certificate-less peer (an enrolment) that trickles its frame, a
+        # byte every 2 s: the pre-authentication phase is 10 s in all,
+        # handshake included (it was held ~20 s: each read had 10 s anew)
+        t0 = time.monotonic()
+        raw = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
+        trickle = tls_client().wrap_socket(raw)
+        dropped = False
+        for b in struct.pack(">I", 16 * 1024) + b"E" + b" " * 20:
+            time.sleep(2)
+            try:
+                trickle.sendall(bytes([b]))
+            except (OSError, ssl.SSLError):
+                dropped = True
+                break
+        trickle.close()
+        held = time.monotonic() - t0
+        check(dropped and held < 15, f"a trickling enrolment is dropped within the phase "
+              f"(held {held:.1f} s)")
         still_serving(hub, budi, "hostile connections")
         log = hub.logtext()
         check("refused" in log, "the hub logs what it refused", log[-800:])
