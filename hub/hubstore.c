@@ -741,6 +741,30 @@ cleanup:
 	return error;
 }
 
+/* A conflict decided as it is recorded (resolution 'latest': the later
+ * stage move stands), at version seq of the field. */
+static int conflict_settle(rl_store *s, long long id, const char *resolution,
+			   const struct rl_value *kept, long long seq)
+{
+	sqlite3_stmt *st;
+	char at[21];
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET state = 'resolved', "
+				      "resolution = ?2, resolved_value = ?3, resolved_at = ?4, "
+				      "resolved_seq = ?5, left_version = ?5 WHERE id = ?1", &st)) < 0)
+		return error;
+	now_iso(s, at);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, resolution, -1, SQLITE_STATIC);
+	rl_store_bind_value(st, 3, kept);
+	sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, seq);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
+}
+
 /* The version conflict id left its field at: the provisional winner's.
  * A resolution checks it (hub_conflict_resolve). */
 static int conflict_left(rl_store *s, long long id, long long version)
@@ -1082,6 +1106,12 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	in.base = c->base;
 	in.hlc = c->hlc;
 	in.device = p->device;
+	/* Stage moves never conflict (../shared/DESIGN.md): every move is also
+	 * a deal_stage_events row, an append; the deal's stage, and what a
+	 * move sets with it (closed_at, lost_reason), is the latest move's. */
+	in.latest_wins = strcmp(c->tbl, "deals") == 0 &&
+			 (strcmp(c->field, "stage_id") == 0 || strcmp(c->field, "closed_at") == 0 ||
+			  strcmp(c->field, "lost_reason") == 0);
 	if ((error = own_version(s, p, c, &fs, &own)) < 0)
 		goto cleanup;
 	if (own)
@@ -1095,6 +1125,25 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	if ((error = rl_merge_field(&mfs, &in, rl_model_is_text(c->f),
 				    base_found ? &basev.v : NULL, &mr)) < 0)
 		goto cleanup;
+	/* What a move sets with the stage goes with that move: a closing time
+	 * or lost reason of a move older than the deal's current stage is
+	 * superseded even where its own field has not changed since (else a
+	 * won deal could keep the reason of an older "lost"). */
+	if (in.latest_wins && strcmp(c->field, "stage_id") != 0 &&
+	    mr.outcome != RL_MERGE_SAME && mr.outcome != RL_MERGE_SUPERSEDED &&
+	    !rl_value_equal(&c->value, &cur.v)) {
+		struct change sc = *c;
+		struct field_state sfs;
+		sc.field = "stage_id";
+		if ((error = get_field_state(s, &sc, &sfs)) < 0)
+			goto cleanup;
+		if (sfs.exists && (sfs.hlc > c->hlc ||
+				   (sfs.hlc == c->hlc && strcmp(sfs.device, p->device) > 0))) {
+			free(mr.merged);
+			mr.merged = NULL;
+			mr.outcome = RL_MERGE_SUPERSEDED;
+		}
+	}
 	if (mr.outcome == RL_MERGE_MERGED) {
 		/* A clean merge of two valid notes can still be invalid, e.g.
 		 * longer than RL_MAX_FIELD_BYTES when both sides added text; it
@@ -1124,6 +1173,25 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			break;
 		answer(c, "applied", seq, NULL);
 		stats->applied++;
+		break;
+	case RL_MERGE_SUPERSEDED:
+		/* An older stage move: the deal stays where the later move put
+		 * it. "merged" tells the device so: it takes the hub's value by
+		 * the pull, as after a text merge (sync/PROTOCOL.md). A field the
+		 * hub never logged (no closing time yet) has no version to pull:
+		 * its value is logged, so that the device receives it. */
+		seq = fs.version;
+		if (!fs.exists &&
+		    (error = hub_write_field(s, c->tbl, c->row, c->field, &cur.v, "merge", &seq)) < 0)
+			break;
+		/* Nothing silently lost: the older move's value is kept in a
+		 * conflict record, settled at once ('latest'): no one has to
+		 * decide, and `conflicts --all` and both reps see it. */
+		if ((error = record_conflict(s, p, c, &fs, &cur.v, "hub", "field", &conflict)) < 0 ||
+		    (error = conflict_settle(s, conflict, "latest", &cur.v, seq)) < 0)
+			break;
+		answer(c, "merged", seq, NULL);
+		stats->merged++;
 		break;
 	case RL_MERGE_SAME:
 		answer(c, "same", fs.exists ? fs.version : 0, NULL);
@@ -1724,7 +1792,8 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 			kept_mine = (strcmp(winner, "hub") == 0) == mine_is_hub;
 		else
 			kept_mine = resolution && strcmp(resolution, "value") != 0 &&
-				    (strcmp(resolution, "keep") == 0) == mine_is_hub;
+				    (strcmp(resolution, "keep") == 0 ||
+				     strcmp(resolution, "latest") == 0) == mine_is_hub;
 		rl_store_column_value(st, mine_is_hub ? 5 : 6, &mine);
 		rl_store_column_value(st, mine_is_hub ? 6 : 5, &theirs);
 		rl_store_column_value(st, 11, &decided);

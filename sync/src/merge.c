@@ -347,9 +347,16 @@ int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *i
 		}
 	}
 
-	out->outcome = RL_MERGE_CONFLICT;
 	out->incoming_wins = in->hlc > cur->hlc ||
 		(in->hlc == cur->hlc &&
 		 strcmp(rl_text(in->device), rl_text(cur->device)) > 0);
+	if (in->latest_wins) {
+		/* The order of the stamps decides; the other value is kept
+		 * elsewhere (a deal's stage events), so nothing is lost. */
+		out->outcome = out->incoming_wins ? RL_MERGE_APPLY : RL_MERGE_SUPERSEDED;
+		out->incoming_wins = 0;
+		return RL_OK;
+	}
+	out->outcome = RL_MERGE_CONFLICT;
 	return RL_OK;
 }

@@ -244,6 +244,53 @@ def test_a_resolution_never_overwrites_a_later_change():
         hub.cleanup()
 
 
+def test_stage_moves_never_conflict():
+    """Two people move the same deal offline: no conflict; the later move
+    stands on the hub and every device, and both moves are in the deal's
+    history (stage events are appends)."""
+    hub = Hub()
+    ani = hub.device("ani")
+    maya = hub.device("maya", "Maya Kusuma", role="manager")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "1000")
+        sync_all([ani, maya])
+        # (the order of the moves is the order of their stamps: one clock)
+        maya.ok("deal", "move", "Kulkas", "Negotiation")
+        ani.ok("deal", "move", "Kulkas", "Proposal")               # later
+        maya.ok("sync")
+        r = ani.js("sync")
+        eq((r["conflicts"], r["applied"] >= 2), (0, True),
+           "a later stage move meets an unseen one: applied, no conflict")
+        # and the other way round: the older move arrives second
+        ani.ok("deal", "move", "Kulkas", "Lost", "--reason", "harga")
+        maya.ok("deal", "move", "Kulkas", "Won")                   # later
+        maya.ok("sync")
+        r = ani.js("sync")
+        eq(r["conflicts"], 0, "an older stage move meets a later one: no conflict")
+        check(r["merged"] >= 2, "the older move's stage and reason are merged into the history "
+              "(its closing time too, unless it is the same second)", r)
+        sync_all([ani, maya])
+        assert_converged(hub, [ani, maya])
+        eq(hub.query("SELECT count(*) FROM hub_conflicts WHERE state = 'open'"), [(0,)],
+           "no conflict for the admin")
+        kept = dict(hub.query("SELECT field, in_value FROM hub_conflicts WHERE "
+                              "resolution = 'latest' AND state = 'resolved'"))
+        eq((kept.get("lost_reason"), kept.get("stage_id") is not None), ("harga", True),
+           "the older move's values are kept, settled (nothing silently lost)")
+        eq(hub.query("SELECT s.name, d.lost_reason FROM deals d JOIN stages s ON s.id = d.stage_id"),
+           [("Won", None)], "the deal is where the latest move put it, without the older "
+           "move's lost reason")
+        eq(sorted(n for (n,) in hub.query(
+            "SELECT s.name FROM deal_stage_events e JOIN stages s ON s.id = e.to_stage_id")),
+           sorted(["Prospect", "Negotiation", "Proposal", "Won", "Lost"]),
+           "every move is in the history (the first, at creation, too)")
+    finally:
+        ani.cleanup()
+        maya.cleanup()
+        hub.cleanup()
+
+
 def search_index_sound(store, table):
     """FTS5's own check of fts_<table>, and that it holds exactly the live rows."""
     con = sqlite3.connect(store)
@@ -530,7 +577,7 @@ def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
 
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
-          test_a_resolution_never_overwrites_a_later_change,
+          test_a_resolution_never_overwrites_a_later_change, test_stage_moves_never_conflict,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,

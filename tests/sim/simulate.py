@@ -673,6 +673,15 @@ class Model:
                     return ("conflict", w.seq)
                 return ("conflict", dw.seq)
         cur = self.fields.get((t, r, f))
+        stage = self.fields.get((t, r, "stage_id"))
+        if (t == "deals" and f in ("closed_at", "lost_reason") and stage is not None and
+                not same(v, cur.value if cur else None) and
+                (stage.hlc > c.hlc or (stage.hlc == c.hlc and stage.device > dev.device_id))):
+            # what a move sets with the stage goes with it: an older move's
+            # closing time or reason is superseded by the later stage
+            seq = cur.seq if cur else self.write(t, r, f, None, "hub", None, "merge").seq
+            self.superseded(t, r, f, cur, v, dev, c, seq)
+            return ("merged", seq)
         if cur is None:
             w = self.write(t, r, f, v, dev.device_id, c.hlc, "change", origin=(dev.device_id, c.uid))
             return ("applied", w.seq)
@@ -719,6 +728,15 @@ class Model:
                                  f"hub answered {res} (base {base_w.value!r}, hub {cur.value!r}, "
                                  f"{dev.login} {v!r})")
         wins = c.hlc > cur.hlc or (c.hlc == cur.hlc and dev.device_id > cur.device)
+        if t == "deals" and f in ("stage_id", "closed_at", "lost_reason"):
+            # stage moves never conflict: the later move stands (each move
+            # is also an appended stage event); an older one is "merged"
+            if wins:
+                w = self.write(t, r, f, v, dev.device_id, c.hlc, "change",
+                               origin=(dev.device_id, c.uid))
+                return ("applied", w.seq)
+            self.superseded(t, r, f, cur, v, dev, c, cur.seq)
+            return ("merged", cur.seq)
         self.conflict(t, r, f, "field", cur.value, v, dev.device_id,
                       "incoming" if wins else "hub", c.hlc, cur.seq,
                       f"{dev.login} had not seen version {cur.seq}")
@@ -727,6 +745,14 @@ class Model:
             self.settle(w.seq)
             return ("conflict", w.seq)
         return ("conflict", cur.seq)
+
+    def superseded(self, t, r, f, cur, v, dev, c, seq):
+        """An older stage move's value: kept in a conflict record the hub
+        settles at once (resolution 'latest'): nothing silently lost."""
+        cid = self.conflict(t, r, f, "field", cur.value if cur else None, v, dev.device_id,
+                            "hub", c.hlc, cur.seq if cur else None,
+                            f"{dev.login}'s older stage move")
+        self.conflicts[cid].update(state="resolved", left=seq)
 
     def settle(self, seq):
         self.conflicts[self.last_conflict]["left"] = seq

@@ -58,6 +58,8 @@ static struct rl_incoming incoming(struct rl_value v, int64_t base, int64_t hlc,
 {
 	struct rl_incoming in;
 
+	memset(&in, 0, sizeof(in));
+
 	in.value = v;
 	in.base = base;
 	in.hlc = hlc;
@@ -598,6 +600,43 @@ static void test_threads(void)
 	}
 }
 
+/* A deal's stage: concurrent moves never conflict, the later stamp stands
+ * (the moves themselves are appended stage events). */
+static void test_latest_wins(void)
+{
+	struct rl_merge_result r;
+	struct rl_field_state cur = state(v_text("won"), 12, 1000, "dev-b");
+	struct rl_incoming in = incoming(v_text("proposal"), 4, 2000, "dev-a");
+
+	in.latest_wins = 1;
+	CHECK_EQ_INT(decide(&cur, &in, 0, NULL, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_APPLY);
+	CHECK_EQ_INT(r.incoming_wins, 0);
+	CHECK(r.merged == NULL);
+
+	in.hlc = 999;                   /* older than the hub's move */
+	CHECK_EQ_INT(decide(&cur, &in, 0, NULL, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_SUPERSEDED);
+	CHECK_EQ_INT(r.incoming_wins, 0);
+
+	in.hlc = 1000;                  /* a tie: the larger device id, as for conflicts */
+	CHECK_EQ_INT(decide(&cur, &in, 0, NULL, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_SUPERSEDED);
+	in.device = "dev-c";
+	CHECK_EQ_INT(decide(&cur, &in, 0, NULL, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_APPLY);
+
+	/* The other rules come first: fast-forward and the same value. */
+	in.hlc = 1;
+	in.base = 12;
+	CHECK_EQ_INT(decide(&cur, &in, 0, NULL, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_APPLY);
+	in.base = 4;
+	in.value = v_text("won");
+	CHECK_EQ_INT(decide(&cur, &in, 0, NULL, &r), RL_OK);
+	CHECK_EQ_INT(r.outcome, RL_MERGE_SAME);
+}
+
 int main(void)
 {
 	test_text_merge();
@@ -605,6 +644,7 @@ int main(void)
 	test_apply();
 	test_same();
 	test_conflict_winner();
+	test_latest_wins();
 	test_field_text();
 	test_field_errors();
 	test_equality();

@@ -10,6 +10,9 @@
  *   git_merge_file merges base/current/incoming cleanly            -> MERGED
  *   otherwise                                                      -> CONFLICT,
  *     with the later HLC as provisional winner (ties: larger device id)
+ *   ...except for a field whose concurrent values never conflict
+ *   (in->latest_wins: a deal's stage, whose every move is also an
+ *   appended stage event): the later HLC stands -> APPLY or SUPERSEDED
  *
  * Values are SQLite-typed (NULL, INTEGER, REAL, TEXT); equality is by type
  * and value (1 and 1.0 differ; "" and NULL differ).
@@ -47,13 +50,15 @@ struct rl_incoming {
 	int64_t base;           /* version the device last saw; 0 = none */
 	int64_t hlc;
 	const char *device;
+	int latest_wins;        /* concurrent values never conflict: the later stamp stands */
 };
 
 enum rl_merge_outcome {
 	RL_MERGE_APPLY,     /* fast-forward: take the incoming value */
 	RL_MERGE_SAME,      /* nothing to change */
 	RL_MERGE_MERGED,    /* clean three-way text merge: take *merged */
-	RL_MERGE_CONFLICT   /* keep both; provisional winner in *incoming_wins */
+	RL_MERGE_CONFLICT,  /* keep both; provisional winner in *incoming_wins */
+	RL_MERGE_SUPERSEDED /* latest_wins: the hub's later value stands; nothing to change */
 };
 
 struct rl_merge_result {
