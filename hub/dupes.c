@@ -161,9 +161,8 @@ static int collect_ids(rl_store *s, const char *sql, const char *param, struct i
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading records");
 }
 
-/* The field's hub version (the seq that set it), 0 when never set. */
-static int field_version(rl_store *s, const char *tbl, const char *row, const char *field,
-			 long long *version)
+int hub_field_version(rl_store *s, const char *tbl, const char *row, const char *field,
+		      long long *version)
 {
 	sqlite3_stmt *st;
 	int error, rc;
@@ -480,8 +479,8 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 				from_loser = prefs[k].loser;
 		if (from_loser < 0)
 			from_loser = val_empty(a) && !val_empty(b);
-		if ((error = field_version(s, t->name, loser, f->name, &lver)) < 0 ||
-		    (error = field_version(s, t->name, survivor, f->name, &sver)) < 0)
+		if ((error = hub_field_version(s, t->name, loser, f->name, &lver)) < 0 ||
+		    (error = hub_field_version(s, t->name, survivor, f->name, &sver)) < 0)
 			goto cleanup;
 		if (from_loser && !rl_value_equal(a, b)) {
 			if ((error = rl_model_check_value(t, f, b)) < 0 ||

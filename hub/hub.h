@@ -175,6 +175,10 @@ int hub_device_revoke(rl_store *s, const char *device_ref, char id[RL_ID_BUFSZ])
 int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
 			 int force, long long *seq);
 
+/* A field's hub version (the seq that set it), 0 when never set (dupes.c). */
+int hub_field_version(rl_store *s, const char *tbl, const char *row, const char *field,
+		      long long *version);
+
 /* Write one field as the hub itself (admin actions, resolutions):
  * updates the table, logs it with the next seq. */
 int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *field,

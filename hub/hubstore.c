@@ -1954,26 +1954,6 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 
 /* ---- conflicts ------------------------------------------------------------------------ */
 
-/* The field's version now (0: none). */
-static int field_version(rl_store *s, const char *tbl, const char *row, const char *field,
-			 long long *out)
-{
-	sqlite3_stmt *st;
-	int error, rc;
-
-	if ((error = rl_store_prepare(s, "SELECT version FROM hub_fields WHERE tbl = ?1 AND "
-				      "row_id = ?2 AND field = ?3", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK
-						     : rl_store_error(s, "reading a field's version");
-}
-
 int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
 			 int force, long long *seq)
 {
@@ -2022,7 +2002,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	 * the field since then (a rep who corrected the provisional winner, a
 	 * later conflict) would be overwritten without anyone deciding on it. */
 	if (left >= 0 && !force) {
-		if ((error = field_version(s, tbl, row, field, &now_version)) < 0)
+		if ((error = hub_field_version(s, tbl, row, field, &now_version)) < 0)
 			goto fail;
 		if (now_version != left) {
 			error = rl_error_set(RL_EINVALID, "conflict %lld: %s.%s has changed since the "
