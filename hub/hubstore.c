@@ -1758,6 +1758,7 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 {
 	sqlite3_stmt *st;
 	json_t *list;
+	size_t bytes = 0;
 	int rc, error = RL_OK;
 
 	*out = NULL;
@@ -1780,12 +1781,19 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 	sqlite3_bind_int(st, 2, RL_MAX_DEVICE_CONFLICTS);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int mine_is_hub = sqlite3_column_int(st, 4);
+		size_t these = (size_t)sqlite3_column_bytes(st, 5) + (size_t)sqlite3_column_bytes(st, 6) +
+			       (size_t)sqlite3_column_bytes(st, 11);
 		struct rl_value mine, theirs, decided;
 		const char *winner = (const char *)sqlite3_column_text(st, 8);
 		const char *state = (const char *)sqlite3_column_text(st, 9);
 		const char *resolution = (const char *)sqlite3_column_text(st, 10);
 		int kept_mine;
 		json_t *o;
+		if (bytes > 0 && bytes + these > RL_MAX_DEVICE_CONFLICT_BYTES) {
+			rc = SQLITE_DONE;   /* the rest, older, on a later sync's list */
+			break;
+		}
+		bytes += these ? these : 1;
 		/* Whose value stands now: the provisional winner while open; the
 		 * admin's choice once resolved ("keep" = the hub's value). */
 		if (strcmp(state, "open") == 0)

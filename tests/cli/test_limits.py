@@ -358,6 +358,52 @@ def test_long_notes_pull_in_pages_that_fit():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_many_conflicts_on_long_notes_fit_the_last_page():
+    """The last page lists the device's conflicts with both values: 80 open
+    conflicts on 60 KB notes made it ~9.6 MB, over the frame limit, and
+    the device's every sync failed. The list is cut by size too (newest
+    first; the rest come as the newer ones are decided)."""
+    import shutil
+    import tempfile
+    from relasi_test import Store
+    from test_policy import Session
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-conflicts-")
+    ani = hub.device("ani")
+    ani2 = Store(init=False)
+    sess = None
+    try:
+        ani2.ok("enroll", hub.admin("user", "token", "ani").strip())
+        path = os.path.join(tmp, "accounts.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("name,city,notes\n")
+            for i in range(80):
+                f.write(f"Toko Nomor {i},Kota {i % 7},{i} " + "catatan ani " * 5000 + "\n")
+        ani.ok("import", "accounts", path)
+        ani.ok("sync")
+        # another device of ani's rewrites every note without having seen them
+        sess = Session(hub, ani2)
+        ids = [r[0] for r in hub.query("SELECT id FROM accounts ORDER BY id")]
+        for k in range(0, len(ids), 20):
+            res = sess.push([{"t": "accounts", "r": rid, "f": "notes", "b": 0,
+                              "v": f"{rid} " + "tulisan lain " * 4600} for rid in ids[k:k + 20]])
+            check(all(r["s"] == "conflict" for r in res), "each rewrite is a conflict", res[:2])
+        eq(hub.query("SELECT count(*) FROM hub_conflicts WHERE state = 'open'"), [(80,)],
+           "80 open conflicts on long notes")
+        r = ani.run("sync")
+        eq(r.code, 0, "ani still syncs: " + r.err)
+        n = ani.query("SELECT count(*) FROM rl_conflicts")[0][0]
+        check(0 < n < 80, "ani's list holds the newest that fit", n)
+    finally:
+        if sess:
+            sess.close()
+        ani.cleanup()
+        ani2.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push,
-          test_long_notes_pull_in_pages_that_fit])
+          test_long_notes_pull_in_pages_that_fit,
+          test_many_conflicts_on_long_notes_fit_the_last_page])

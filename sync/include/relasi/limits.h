@@ -83,6 +83,10 @@
 /* Conflicts the hub lists to a device on its last PULL page. A rep with
  * more open conflicts than this needs the admin, not a longer list. */
 #define RL_MAX_DEVICE_CONFLICTS 200
+/* ...and at most this many bytes of their values (mine, theirs, decided),
+ * the newest first: 200 conflicts of long notes would make the last page
+ * too big for a frame, refused at every sync. The first is always sent. */
+#define RL_MAX_DEVICE_CONFLICT_BYTES (1024 * 1024)
 
 /* Redirects followed for one change (hub/dupes.c): a merged duplicate can
  * be merged again only as a survivor, never as a redirect, so a chain grows
