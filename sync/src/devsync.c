@@ -60,8 +60,13 @@ static int receive_frame(rl_conn *c, int want, unsigned char **frame, size_t *ca
 	json_t *answer = NULL;
 	int type, error;
 
-	if ((error = rl_wire_read_raw(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, frame, cap, len)) < 0)
+	if ((error = rl_wire_read_raw(c, RL_MAX_FRAME, RL_ANSWER_TIMEOUT_MS, frame, cap, len)) < 0) {
+		/* Said from the rep's side: who closed, and what to do. */
+		if (error == RL_ECLOSED)
+			rl_error_set(RL_ECLOSED, "the hub closed the connection before it answered "
+				     "(a hub stopping, or a cut link); nothing is lost: sync again");
 		return error;
+	}
 	if ((*frame)[0] == want)
 		return RL_OK;
 	if ((error = rl_wire_decode(*frame, *len, &type, &answer)) == 0)

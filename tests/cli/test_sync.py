@@ -402,6 +402,8 @@ def test_lost_ack_and_killed_hub():
             dev.ok("account", "add", f"Toko {i}", "--city", "Solo")
         r = dev.run("sync")
         check(r.code == 8, "the sync fails when the acknowledgement is lost", r)
+        check("the hub closed the connection before it answered" in r.err,
+              "and says who closed, in the rep's words", r.err)
         eq(hub.query("SELECT count(*) FROM accounts"), [(5,)], "the hub committed the batch")
         eq(dev.js("status")["sent"], 25, "the device still holds the batch as sent")
         seq_before = hub.query("SELECT max(seq) FROM hub_log")[0][0]
