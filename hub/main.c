@@ -383,7 +383,9 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			cli_print_field(name, when);
 		} else if (strcmp(name, "base_version") == 0 &&
 			   sqlite3_column_type(st, i) == SQLITE_NULL) {
-			cli_print_field(name, "none (neither side had seen a value)");
+			cli_print_field(name, strcmp(cli_col(st, 4), "edit-delete") == 0
+					? "the record alive, before its delete"
+					: "none (neither side had seen a value)");
 		} else if (strcmp(name, "changed_since_to") == 0) {
 			/* Only when the field moved on after the conflict: resolving
 			 * would overwrite that, so it needs --force. */

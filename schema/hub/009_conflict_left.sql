@@ -9,22 +9,9 @@
 -- version has moved on (hub/hubstore.c, hub_conflict_resolve).
 ALTER TABLE hub_conflicts ADD COLUMN left_version INTEGER;
 
--- Open conflicts recorded before this version, from the log: an incoming
--- winner was logged with its device's stamp; a row kept alive against a
--- delete was logged again by the hub; otherwise the hub's value stayed.
--- NULL where the log does not tell: such a conflict resolves unchecked.
-UPDATE hub_conflicts SET left_version = CASE
-	WHEN winner = 'incoming' THEN
-		(SELECT max(l.seq) FROM hub_log l WHERE l.tbl = hub_conflicts.tbl AND
-		 l.row_id = hub_conflicts.row_id AND l.field = hub_conflicts.field AND
-		 l.device = hub_conflicts.in_device AND l.hlc = hub_conflicts.in_hlc)
-	WHEN kind = 'edit-delete' THEN
-		(SELECT min(l.seq) FROM hub_log l WHERE l.tbl = hub_conflicts.tbl AND
-		 l.row_id = hub_conflicts.row_id AND l.field = hub_conflicts.field AND
-		 l.seq > coalesce(hub_conflicts.hub_version, 0) AND l.device = 'hub' AND
-		 l.kind = 'merge')
-	ELSE hub_version END
-WHERE state = 'open';
+-- Open conflicts recorded before this version keep NULL and resolve
+-- unchecked, as before: finding their version in the log would scan it
+-- once per conflict, minutes on a large hub.
 
 -- A duplicate merge now decides the loser's open conflicts (resolution
 -- 'merged', hub/dupes.c); those of losers merged before are closed the same
