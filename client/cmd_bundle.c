@@ -165,7 +165,9 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	from = json_integer_value(json_object_get(b->manifest, "from"));
 	npages = (long)json_integer_value(json_object_get(b->manifest, "pages"));
-	if (from < 0 || npages < 0 || npages > RL_MAX_BUNDLE_MEMBERS) {
+	if (!json_is_integer(json_object_get(b->manifest, "from")) ||
+	    !json_is_integer(json_object_get(b->manifest, "pages")) ||
+	    from < 0 || npages < 0 || npages > RL_MAX_BUNDLE_MEMBERS) {
 		error = rl_error_set(RL_EINVALID, "'%s' has a malformed manifest", path);
 		goto cleanup;
 	}
@@ -181,6 +183,10 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 		snprintf(name, sizeof(name), "page-%06ld.json", i + 1);
 		if ((error = rl_bundle_json(b, name, &pages[i])) < 0)
 			goto cleanup;
+	}
+	if ((error = rl_sync_check_reply(pushed, pages, (size_t)npages)) < 0) {
+		rl_error_prefix("'%s'", path);
+		goto cleanup;
 	}
 
 	/* The hub's history first, as after WELCOME: after a restore the lost

@@ -1947,6 +1947,37 @@ cleanup:
 	return error;
 }
 
+int rl_sync_check_reply(json_t *pushed, json_t *const *pages, size_t npages)
+{
+	struct rl_pushed a;
+	struct rl_page pg;
+	char *text;
+	size_t i;
+	int error = RL_OK;
+
+	memset(&a, 0, sizeof(a));
+	memset(&pg, 0, sizeof(pg));
+	for (i = 0; i <= npages && error == 0; i++) {
+		json_t *j = i < npages ? pages[i] : pushed;
+		if (!j)
+			continue;
+		if (!(text = json_dumps(j, JSON_COMPACT)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		error = i < npages ? rl_page_parse(&pg, (const unsigned char *)text, strlen(text))
+				   : rl_pushed_parse(&a, (const unsigned char *)text, strlen(text));
+		free(text);
+		if (error < 0 && i < npages)
+			rl_error_prefix("page-%06zu.json", i + 1);
+		else if (error < 0)
+			rl_error_prefix("pushed.json");
+		if (error == 0 && i == npages && a.batch < 1)
+			error = rl_error_set(RL_EPROTO, "pushed.json: the hub's answer names no batch");
+	}
+	rl_page_free(&pg);
+	rl_pushed_free(&a);
+	return error;
+}
+
 int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
 {
 	struct rl_page pg;

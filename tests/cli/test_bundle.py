@@ -561,8 +561,60 @@ def test_bundle_only_device_restored_from_an_older_copy():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_malformed_page_records_nothing_of_the_reply():
+    """A reply is checked whole before any of it is recorded: with a page
+    the session's reader refuses (here page 2 of a two-page reply, with a
+    key the protocol does not define, signed by the hub as a buggy hub
+    would), the answer and page 1 used to be committed before page 2 was
+    read. The device refuses it, names the page, and its store is as it was."""
+    import hashlib
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        path = os.path.join(tmp, "accounts.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("name,city,phone,address\n")
+            for i in range(300):
+                f.write(f"Toko Nomor {i},Kota {i % 9},0812-{1000 + i}-{2000 + i},Jl. Nomor {i}\n")
+        budi.ok("import", "accounts", path)
+        budi.ok("sync")
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")   # so that the reply answers
+        bpath, rpath = os.path.join(tmp, "ani.bundle"), os.path.join(tmp, "ani.reply")
+        ani.ok("bundle", "export", bpath)
+        hub.admin("bundle", "import", bpath, "--reply", rpath)
+        r = members(rpath)
+        check("page-000002.json" in r and "pushed.json" in r, "a reply of two pages and an answer",
+              sorted(r))
+        page = json.loads(r["page-000002.json"])
+        page["x"] = 1
+        bad = json.dumps(page).encode()
+        m = json.loads(r["manifest.json"])
+        for e in m["members"]:
+            if e["name"] == "page-000002.json":
+                e["sha256"], e["size"] = hashlib.sha256(bad).hexdigest(), len(bad)
+        mtext = json.dumps(m, separators=(",", ":"), sort_keys=True).encode()
+        t = os.path.join(tmp, "bad-page-reply")
+        pack(t, dict(r, **{"page-000002.json": bad, "manifest.json": mtext,
+                           "manifest.sig": sign(os.path.join(hub.dir, "server.key"), mtext)}))
+        sent = ani.js("status")["sent"]
+        check(sent > 0, "the exported batch waits for its answer", sent)
+        device_refuses(ani, t, "page-000002.json")
+        eq(ani.js("status")["sent"], sent, "and still does")
+        ani.ok("bundle", "import", rpath)                 # the real reply still applies
+        eq(ani.js("status")["pending"] + ani.js("status")["sent"], 0, "acknowledged")
+        eq(len(ani.js("account", "list")), 301, "every customer pulled")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
           test_device_refusals, test_append_again_before_the_merge_arrives,
           test_bundle_only_device_after_a_hub_restore,
-          test_bundle_only_device_restored_from_an_older_copy])
+          test_bundle_only_device_restored_from_an_older_copy,
+          test_a_malformed_page_records_nothing_of_the_reply])

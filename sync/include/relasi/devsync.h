@@ -83,11 +83,18 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
  *
  * rl_sync_apply_page: apply one PAGE as a session does; its changes must be
  * past *cursor; the cursor only moves forward.
+ *
+ * rl_sync_check_reply: read a reply bundle's answer (NULL: none) and every
+ * page with the session's readers, recording nothing: a reply is checked
+ * whole before any of it is recorded, so that a malformed page cannot
+ * leave the answer and the pages before it applied. RL_EPROTO naming the
+ * member.
  */
 int rl_sync_export_push(rl_store *s, json_t **push);
 int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *stats,
 			  int *recorded);
 int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count);
+int rl_sync_check_reply(json_t *pushed, json_t *const *pages, size_t npages);
 
 /*
  * Called by rl_sync_session with the hub's WELCOME: compare the hub's
