@@ -298,18 +298,31 @@ cleanup:
 
 /* ---- enrolment ---------------------------------------------------------------------- */
 
+/* No control characters (C0, DEL, C1 as UTF-8): the device's name reaches
+ * the admin's terminal in `device list`. jansson has checked the UTF-8. */
+static int printable(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			return 0;
+	return 1;
+}
+
 int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 {
 	const char *token = json_string_value(json_object_get(req, "token"));
 	const char *csr = json_string_value(json_object_get(req, "csr"));
 	const char *dname = json_string_value(json_object_get(req, "name"));
-	char cn[128], fp[RL_FINGERPRINT_BUFSZ], user[RL_ID_BUFSZ], now[21];
+	char cn[128], fp[RL_FINGERPRINT_BUFSZ], kh[RL_FINGERPRINT_BUFSZ], user[RL_ID_BUFSZ], now[21];
+	char used_by[RL_ID_BUFSZ] = "";
 	char cakey[4096], cacrt[4096], tid[33], secret[65];
 	unsigned char hash[32], salt[64], stored[32];
 	char *cert = NULL;
 	json_t *inner = NULL;
 	sqlite3_stmt *st;
-	int error, rc, rounds = 0;
+	int error, rc, rounds = 0, used = 0, again = 0;
 	size_t saltlen = 0, hashlen = 0;
 	unsigned char raw[TOKEN_MAX];
 	size_t rawlen = 0;
@@ -317,6 +330,10 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	*resp = NULL;
 	if (!token || !csr)
 		return rl_error_set(RL_EPROTO, "ENROLL needs token and csr");
+	/* The name is shown in `device list`: text of a line, bounded. */
+	if (json_object_get(req, "name") &&
+	    (!dname || !*dname || strlen(dname) > 64 || !printable(dname)))
+		return rl_error_set(RL_EINVALID, "the device name must be 1-64 printable characters");
 	/* Decode the token: prefix, base64url, JSON with i and s. */
 	{
 		char b64[TOKEN_MAX + 4];
@@ -351,11 +368,13 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		return error;
 	if (!rl_id_valid(cn))
 		return rl_error_set(RL_EINVALID, "the device id in the request is not 32 hex digits");
+	if ((error = rl_pki_csr_key_hash(csr, kh)) < 0)
+		return error;
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at "
-				      "FROM hub_tokens WHERE id = ?1", &st)) < 0)
+	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at, "
+				      "coalesce(device_id, '') FROM hub_tokens WHERE id = ?1", &st)) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -368,7 +387,10 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		if (hashlen == sizeof(stored))
 			memcpy(stored, sqlite3_column_blob(st, 2), hashlen);
 		rounds = sqlite3_column_int(st, 3);
-		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+		used = sqlite3_column_type(st, 5) != SQLITE_NULL;
+		snprintf(used_by, sizeof(used_by), "%s", (const char *)sqlite3_column_text(st, 6));
+		/* Used by this very device: it may be asking again (below). */
+		if (used && strcmp(used_by, cn) != 0)
 			error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
 		else if (sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000)
 			error = rl_error_set(RL_EAUTH, "this enrolment token has expired; ask the "
@@ -385,13 +407,37 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		error = error < 0 ? error : rl_error_set(RL_EAUTH, "the enrolment token is not valid");
 		goto fail;
 	}
-	if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_devices WHERE id = ?1", &st)) < 0)
+	/* The token's user must still exist (a user deleted after the token
+	 * was made). */
+	if ((error = rl_store_prepare(s, "SELECT 1 FROM users WHERE id = ?1 AND deleted = 0",
+				      &st)) < 0)
 		goto fail;
-	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc == SQLITE_ROW) {
+	if (rc != SQLITE_ROW) {
+		error = rl_error_set(RL_EAUTH, "the token's user no longer exists");
+		goto fail;
+	}
+	/* An enrolled id may only ask again for the same key, for the same
+	 * user, not revoked: the device whose answer (its certificate) was
+	 * lost after the hub had recorded it. It gets a new certificate for
+	 * its key; the one never delivered stops working. */
+	if ((error = rl_store_prepare(s, "SELECT user_id = ?2 AND key_sha256 = ?3 AND "
+				      "revoked_at IS NULL FROM hub_devices WHERE id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, kh, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	again = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW && !again) {
 		error = rl_error_set(RL_EINVALID, "device %s is already enrolled", cn);
+		goto fail;
+	}
+	if (used && !again) {
+		error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
 		goto fail;
 	}
 	{
@@ -412,8 +458,11 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 			goto fail;
 	}
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
-	if ((error = rl_store_prepare(s, "INSERT INTO hub_devices(id, user_id, name, fingerprint, "
-				      "enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
+	if ((error = rl_store_prepare(s, again
+	     ? "UPDATE hub_devices SET fingerprint = ?4, name = coalesce(?3, name), "
+	       "enrolled_at = ?5 WHERE id = ?1 AND user_id = ?2"
+	     : "INSERT INTO hub_devices(id, user_id, name, fingerprint, enrolled_at, key_sha256) "
+	       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &st)) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
@@ -421,14 +470,16 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		sqlite3_bind_text(st, 3, dname, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, fp, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+	if (!again)
+		sqlite3_bind_text(st, 6, kh, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		error = rl_store_error(s, "recording the device");
 		goto fail;
 	}
-	if ((error = rl_store_prepare(s, "UPDATE hub_tokens SET used_at = ?2, device_id = ?3 "
-				      "WHERE id = ?1", &st)) < 0)
+	if ((error = rl_store_prepare(s, "UPDATE hub_tokens SET used_at = coalesce(used_at, ?2), "
+				      "device_id = ?3 WHERE id = ?1", &st)) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);

@@ -632,6 +632,28 @@ int rl_pki_csr_subject_cn(const char *csr_pem, char *cn, size_t cnsz)
 	return rc;
 }
 
+int rl_pki_csr_key_hash(const char *csr_pem, char out[RL_FINGERPRINT_BUFSZ])
+{
+	mbedtls_x509_csr csr;
+	unsigned char der[1024], digest[32];
+	int rc, n;
+
+	out[0] = '\0';
+	mbedtls_x509_csr_init(&csr);
+	if ((rc = rl_pki_csr_load(csr_pem, &csr)) == RL_OK) {
+		/* Written at the end of the buffer; n bytes. */
+		if ((n = mbedtls_pk_write_pubkey_der(&csr.pk, der, sizeof(der))) <= 0)
+			rc = rl_pki_mbed_error(RL_EINVALID, n, "reading the CSR's key");
+		else if ((n = mbedtls_sha256_ret(der + sizeof(der) - (size_t)n, (size_t)n, digest,
+						 0)) != 0)
+			rc = rl_pki_mbed_error(RL_ERROR, n, "hashing the CSR's key");
+		else
+			rl_pki_hex(digest, sizeof(digest), out);
+	}
+	mbedtls_x509_csr_free(&csr);
+	return rc;
+}
+
 static int rl_pki_check_opts(const struct rl_pki_sign_opts *opts)
 {
 	unsigned char ip[16];

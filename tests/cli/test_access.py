@@ -5,6 +5,7 @@ expired and a reused enrolment token, a plain-TCP client sending garbage, a
 TLS 1.0/1.1-only client (openssl s_client, a real outside client), a
 connection that sends nothing. Each is refused, and the hub keeps serving
 the enrolled devices while and after it happens."""
+import json
 import os
 import shutil
 import socket
@@ -220,8 +221,65 @@ def test_tokens():
         forged = Store(init=False)
         r = forged.run("enroll", tok[:-4] + ("AAAA" if not tok.endswith("AAAA") else "BBBB"))
         check(r.code != 0, "a damaged token is refused", r)
+        # a token whose user was deleted after it was made: refused, no device
+        from test_policy import Session
+        tok = hub.token("eko")
+        adi = hub.device("adi", "Adi Admin", role="admin")      # an admin deletes eko
+        eko = hub.query("SELECT id FROM users WHERE login = 'eko'")[0][0]
+        ver = hub.query("SELECT coalesce(max(version), 0) FROM hub_fields WHERE tbl = 'users' "
+                        "AND row_id = ? AND field = 'deleted'", eko)[0][0]
+        sess = Session(hub, adi)
+        sess.batch += 1                 # a delete sent having seen everything (the cursor)
+        res = sess.call("P", {"batch": sess.batch,
+                              "cursor": hub.query("SELECT max(seq) FROM hub_log")[0][0],
+                              "changes": [{"t": "users", "r": eko, "f": "deleted", "v": 1,
+                                           "b": ver, "h": int(time.time() * 1000) << 16}]},
+                        "p")["results"]
+        sess.close()
+        eq([x["s"] for x in res], ["applied"], "eko deleted by an admin")
+        adi.cleanup()
+        gone = Store(init=False)
+        r = gone.run("enroll", tok)
+        check(r.code != 0 and "no longer exists" in r.err, "a deleted user's token is refused", r)
+        eq(hub.query("SELECT count(*) FROM hub_devices d JOIN users u ON u.id = d.user_id "
+                     "WHERE u.login = 'eko'"), [(0,)], "no device recorded for a deleted user")
+        # the ENROLLED answer lost after the hub recorded the device: the same
+        # store (its key) enrols again with the same token; nothing else may
+        tok = hub.token("fajar")
+        lost = Store()
+        lost.ok("account", "add", "Toko Fajar", "--city", "Bogor")    # offline before enrolling
+        devid = lost.js("status")["device_id"]
+        key = os.path.join(lost.home, "device.key")
+        old = os.umask(0o077)
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key, cwd=lost.home)
+        os.umask(old)
+        csr = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", f"/CN={devid}",
+                              "-sha256"], check=True, capture_output=True, text=True,
+                             timeout=60).stdout
+        for name, refused in (("laptop\x1b[2J\x1b[31mPWNED", True), ("laptop fajar", False)):
+            raw = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
+            s = tls_client().wrap_socket(raw)
+            s.sendall(frame("E", json.dumps({"token": tok, "csr": csr, "name": name})))
+            if refused:
+                ans = read_frame(s)
+                check(ans is not None and ans[0] == "X" and "printable" in ans[1],
+                      "a device name with control characters is refused", ans)
+            s.close()                       # the answer is never read: lost
+        for _ in range(100):
+            if hub.query("SELECT count(*) FROM hub_devices WHERE id = ?", devid) == [(1,)]:
+                break
+            time.sleep(0.1)
+        eq(hub.query("SELECT name FROM hub_devices WHERE id = ?", devid), [("laptop fajar",)],
+           "the hub recorded the device (and only a printable name)")
+        other = Store(init=False)
+        r = other.run("enroll", tok)
+        check(r.code != 0 and "already used" in r.err, "another store cannot use the token", r)
+        lost.ok("enroll", tok)
+        lost.ok("sync")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Fajar'"), [(1,)],
+           "the store enrolled again and its work reached the hub")
         still_serving(hub, budi, "token misuse")
-        for s in (first, second, late, forged):
+        for s in (first, second, late, forged, gone, lost, other):
             s.cleanup()
     finally:
         budi.cleanup()

@@ -40,6 +40,10 @@ int rl_pki_csr_create(const char *key_path, const char *cn, char **csr_pem);
 /* The subject CN of a CSR, after verifying the CSR's self-signature. */
 int rl_pki_csr_subject_cn(const char *csr_pem, char *cn, size_t cnsz);
 
+/* SHA-256 of the CSR's public key (its SubjectPublicKeyInfo, DER), hex, after
+ * verifying the self-signature: which key a certificate was issued for. */
+int rl_pki_csr_key_hash(const char *csr_pem, char out[RL_FINGERPRINT_BUFSZ]);
+
 struct rl_pki_sign_opts {
 	const char *subject_cn;       /* CN of the issued certificate (the CSR's is ignored) */
 	const char *const *sans;      /* server: DNS names or IPv4/IPv6 literals; NULL for none */
