@@ -43,12 +43,20 @@ static int64_t wire_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The time a frame of n bytes is given: the timeout, plus its size at a
+ * slow mobile link's rate, so a big batch or page over 3G gets through but
+ * a trickle does not hold the connection. Reads and writes alike. */
+static int64_t frame_ms(int timeout_ms, size_t n)
+{
+	return (int64_t)timeout_ms + (int64_t)n * 1000 / RL_MIN_LINK_BYTES_PER_S;
+}
+
 int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char **buf,
 		     size_t *cap, size_t *len)
 {
 	unsigned char hdr[4];
 	size_t have = 0;
-	int64_t deadline;
+	int64_t start = wire_now_ms(), deadline;
 	uint32_t n;
 	int error;
 
@@ -61,10 +69,9 @@ int rl_wire_read_raw(rl_conn *c, size_t max_len, int timeout_ms, unsigned char *
 	if (n > max_len)
 		return rl_error_set(RL_ETOOBIG, "frame of %u bytes exceeds the limit of %zu",
 				    n, max_len);
-	/* The body gets the timeout plus time for its size at a slow mobile
-	 * link's rate, so a big batch over 3G arrives but a trickle does not
-	 * hold the connection. */
-	deadline = wire_now_ms() + timeout_ms + (int64_t)n * 1000 / RL_MIN_LINK_BYTES_PER_S;
+	/* One deadline for the whole frame, from the start of the wait: the
+	 * length's wait does not buy the body a fresh timeout. */
+	deadline = start + frame_ms(timeout_ms, n);
 	/* Memory follows the bytes that actually arrive, not the length the
 	 * peer announces: claiming 8 MiB and sending one byte costs 64 KiB, so
 	 * hundreds of such connections cannot exhaust the hub. */
@@ -129,13 +136,11 @@ int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, i
 	return error;
 }
 
-/* A frame's writes get the timeout plus time for its size at the slowest
- * link a frame is given time for, as a read does: a big page or batch to a
+/* A frame's write gets the time its read gets (frame_ms): a big page to a
  * device on a slow link would otherwise be cut at every try. */
 static int write_timeout(int timeout_ms, size_t n)
 {
-	int64_t ms = (int64_t)timeout_ms + (int64_t)(n / RL_MIN_LINK_BYTES_PER_S) * 1000 +
-		     (int64_t)(n % RL_MIN_LINK_BYTES_PER_S) * 1000 / RL_MIN_LINK_BYTES_PER_S;
+	int64_t ms = frame_ms(timeout_ms, n);
 
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }

@@ -46,7 +46,9 @@ enum {
 
 /*
  * Read one frame: *type and *payload (a JSON object the caller must
- * json_decref). max_len bounds L. timeout_ms bounds each read.
+ * json_decref). max_len bounds L. The whole frame, from the start of the
+ * wait for it, must arrive within timeout_ms plus time for its L bytes at
+ * RL_MIN_LINK_BYTES_PER_S.
  * Errors: RL_EPROTO (malformed), RL_ETOOBIG (L > max_len), and the
  * connection's own (RL_ETIMEOUT, RL_ECLOSED...).
  */
