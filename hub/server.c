@@ -357,13 +357,11 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
 	long long left = srv->preauth_ms - (now_ms() - accepted_ms);
 	int type, error;
 
-	/* A frame read gives its length the timeout and its body the timeout
-	 * again (plus ~1 s for 16 KiB at the slowest link): half each keeps
-	 * the whole phase within its time. */
-	if (left <= 1)
+	/* (A frame read adds ~1 s for 16 KiB at the slowest link.) */
+	if (left <= 0)
 		error = rl_error_set(RL_ETIMEOUT, "no enrolment within %d ms", srv->preauth_ms);
 	else
-		error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, (int)(left / 2), &type, &req);
+		error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, (int)left, &type, &req);
 	if (error == 0 && type != RL_FRAME_ENROLL)
 		error = rl_error_set(RL_EAUTH, "a client certificate is required");
 	if (error == 0) {
@@ -443,7 +441,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			     ? rl_push_parse(&push, frame + 1, frame_len - 1)
 			     : rl_wire_decode(frame, frame_len, &type, &req)) < 0)
 			break;
-		if (type != RL_FRAME_PUSH && type != RL_FRAME_BYE &&
+		/* (HELLO comes first: the lookup above has just been made.) */
+		if (type != RL_FRAME_PUSH && type != RL_FRAME_BYE && type != RL_FRAME_HELLO &&
 		    (error = hub_device_lookup(s, cn, fp, &peer)) < 0)
 			break;
 		if (type == RL_FRAME_HELLO) {
