@@ -407,18 +407,6 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		error = error < 0 ? error : rl_error_set(RL_EAUTH, "the enrolment token is not valid");
 		goto fail;
 	}
-	/* The token's user must still exist (a user deleted after the token
-	 * was made). */
-	if ((error = rl_store_prepare(s, "SELECT 1 FROM users WHERE id = ?1 AND deleted = 0",
-				      &st)) < 0)
-		goto fail;
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
-		error = rl_error_set(RL_EAUTH, "the token's user no longer exists");
-		goto fail;
-	}
 	/* An enrolled id may only ask again for the same key, for the same
 	 * user, not revoked: the device whose answer (its certificate) was
 	 * lost after the hub had recorded it. It gets a new certificate for
@@ -490,7 +478,10 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		error = rl_store_error(s, "using the token");
 		goto fail;
 	}
-	if ((error = rl_store_prepare(s, "SELECT login, name, role FROM users WHERE id = ?1", &st)) < 0)
+	/* The token's user must still exist, not deleted since the token was
+	 * made (nothing above is committed otherwise). */
+	if ((error = rl_store_prepare(s, "SELECT login, name, role FROM users WHERE id = ?1 AND "
+				      "deleted = 0", &st)) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
