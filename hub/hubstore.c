@@ -349,6 +349,24 @@ done:
 	return error;
 }
 
+/* Forget a record's match key of one kind, or all its keys (kind NULL). */
+static int drop_keys(rl_store *s, const char *tbl, const char *row, const char *kind)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2 "
+				      "AND (?3 IS NULL OR kind = ?3)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	if (kind)
+		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording match keys");
+}
+
 static int record_key(rl_store *s, const char *tbl, const char *row, const char *kind,
 		      const char *key, long *found)
 {
@@ -356,18 +374,8 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 	char at[21];
 	int error, rc;
 
-	if (!key || !*key) {
-		/* The field was emptied: its old key matches nothing any more. */
-		if ((error = rl_store_prepare(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2 "
-					      "AND kind = ?3", &st)) < 0)
-			return error;
-		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording match keys");
-	}
+	if (!key || !*key)          /* emptied: its old key matches nothing any more */
+		return drop_keys(s, tbl, row, kind);
 	if ((error = rl_store_prepare(s, "SELECT row_id FROM hub_keys WHERE tbl = ?1 AND kind = ?2 "
 				      "AND key = ?3 AND row_id <> ?4", &st)) < 0)
 		return error;
@@ -444,15 +452,7 @@ int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *fo
 	 * back with it if an edit against the delete keeps it alive). */
 	if (sqlite3_column_int(st, column_index(st, "deleted"))) {
 		sqlite3_reset(st);
-		if ((error = rl_store_prepare(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2",
-					      &st)) < 0)
-			return error;
-		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
-		error = sqlite3_step(st) == SQLITE_DONE ? RL_OK
-							: rl_store_error(s, "recording match keys");
-		sqlite3_reset(st);
-		return error;
+		return drop_keys(s, tbl, row, NULL);
 	}
 	/* A key silently missing would be a duplicate silently missed: every
 	 * allocation here is checked. */
@@ -1118,8 +1118,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		sc.field = "stage_id";
 		if ((error = get_field_state(s, &sc, &sfs)) < 0)
 			goto cleanup;
-		if (sfs.exists && (sfs.hlc > c->hlc ||
-				   (sfs.hlc == c->hlc && strcmp(sfs.device, p->device) > 0))) {
+		if (sfs.exists && rl_merge_later(sfs.hlc, sfs.device, c->hlc, p->device)) {
 			free(mr.merged);
 			mr.merged = NULL;
 			mr.outcome = RL_MERGE_SUPERSEDED;
@@ -1770,11 +1769,11 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 		const char *resolution = (const char *)sqlite3_column_text(st, 10);
 		int kept_mine;
 		json_t *o;
-		if (bytes > 0 && bytes + these > RL_MAX_DEVICE_CONFLICT_BYTES) {
+		if (json_array_size(list) > 0 && bytes + these > RL_MAX_DEVICE_CONFLICT_BYTES) {
 			rc = SQLITE_DONE;   /* the rest, older, on a later sync's list */
 			break;
 		}
-		bytes += these ? these : 1;
+		bytes += these;
 		/* Whose value stands now: the provisional winner while open; the
 		 * admin's choice once resolved ("keep" = the hub's value). */
 		if (strcmp(state, "open") == 0)

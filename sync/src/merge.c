@@ -294,6 +294,12 @@ static int rl_base_text(const struct rl_value *v, const char **s)
 	return 0;
 }
 
+int rl_merge_later(int64_t hlc, const char *device, int64_t other_hlc, const char *other_device)
+{
+	return hlc > other_hlc ||
+	       (hlc == other_hlc && strcmp(rl_text(device), rl_text(other_device)) > 0);
+}
+
 int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *in,
 		   int is_text, const struct rl_value *base_value, struct rl_merge_result *out)
 {
@@ -347,9 +353,7 @@ int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *i
 		}
 	}
 
-	out->incoming_wins = in->hlc > cur->hlc ||
-		(in->hlc == cur->hlc &&
-		 strcmp(rl_text(in->device), rl_text(cur->device)) > 0);
+	out->incoming_wins = rl_merge_later(in->hlc, in->device, cur->hlc, cur->device);
 	if (in->latest_wins) {
 		/* The order of the stamps decides; the other value is kept
 		 * elsewhere (a deal's stage events), so nothing is lost. */

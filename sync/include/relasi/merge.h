@@ -37,6 +37,11 @@ struct rl_value {
 
 int rl_value_equal(const struct rl_value *a, const struct rl_value *b);
 
+/* Is the change stamped (hlc, device) later than (other_hlc, other_device)?
+ * The order every "later stamp wins" rule uses: the stamp, then on a tie
+ * the larger device id (NULL compares as ""). */
+int rl_merge_later(int64_t hlc, const char *device, int64_t other_hlc, const char *other_device);
+
 struct rl_field_state {
 	int exists;             /* 0: the hub has never had this field */
 	struct rl_value value;
