@@ -306,12 +306,7 @@ def merge_once(env, args, data, audit, copy_to=None):
             lag = time.perf_counter() - t_end
         line = wait_session(hub, device_id(dev), count=2)
         if copy_to:                     # the hub's rows, for merge_floor.py
-            src, dst = hub.db(), sqlite3.connect(copy_to)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-                src.close()
+            env.relasi_test.backup_to(hub.db(), copy_to)
         rate = n_changes / r["push_s"]
         print(f"[{tag}] push {bl.fmt_s(r['push_s'])} ({rate:,.0f} changes/s; hub CPU "
               f"{r['hub_cpu_push']:.1f} s, device CPU {r['dev_cpu_push'] or 0:.1f} s); whole sync "

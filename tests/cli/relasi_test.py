@@ -51,6 +51,17 @@ class Result:
                 f"  stdout: {self.out!r}\n  stderr: {self.err!r}")
 
 
+def backup_to(src, path):
+    """SQLite's online backup of the open connection src into the file at
+    path: a consistent copy while others write. Closes src."""
+    dst = sqlite3.connect(path)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
 class Store:
     """A temporary RELASI_HOME with its own store."""
 
@@ -106,12 +117,7 @@ class Store:
 
     def copy_to(self, path):
         """A consistent copy of the store's file at path (a laptop backup)."""
-        src, dst = self.db(), sqlite3.connect(path)
-        try:
-            src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
+        backup_to(self.db(), path)
 
     def restore_from(self, path):
         """Put a copy made by copy_to back in place of the store."""

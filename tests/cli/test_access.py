@@ -256,7 +256,12 @@ def test_tokens():
         csr = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", f"/CN={devid}",
                               "-sha256"], check=True, capture_output=True, text=True,
                              timeout=60).stdout
-        for name, refused in (("laptop\x1b[2J\x1b[31mPWNED", True), ("laptop fajar", False)):
+        def fingerprint():
+            rows = hub.query("SELECT fingerprint FROM hub_devices WHERE id = ?", devid)
+            return rows[0][0] if rows else None
+        fps = []
+        for name, refused in (("laptop\x1b[2J\x1b[31mPWNED", True), ("laptop fajar", False),
+                              ("laptop fajar", False)):
             raw = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
             s = tls_client().wrap_socket(raw)
             s.sendall(frame("E", json.dumps({"token": tok, "csr": csr, "name": name})))
@@ -265,16 +270,21 @@ def test_tokens():
                 check(ans is not None and ans[0] == "X" and "printable" in ans[1],
                       "a device name with control characters is refused", ans)
             s.close()                       # the answer is never read: lost
-        for _ in range(100):
-            if hub.query("SELECT count(*) FROM hub_devices WHERE id = ?", devid) == [(1,)]:
-                break
-            time.sleep(0.1)
+            if not refused:
+                for _ in range(100):
+                    if fingerprint() not in fps + [None]:
+                        break
+                    time.sleep(0.1)
+                fps.append(fingerprint())
+        check(None not in fps and fps[0] != fps[1],
+              "the same key asking again with the used token gets a certificate anew", fps)
         eq(hub.query("SELECT name FROM hub_devices WHERE id = ?", devid), [("laptop fajar",)],
            "the hub recorded the device (and only a printable name)")
         other = Store(init=False)
         r = other.run("enroll", tok)
         check(r.code != 0 and "already used" in r.err, "another store cannot use the token", r)
-        lost.ok("enroll", tok)
+        # and with a new token of the same user, as the admin would give
+        lost.ok("enroll", hub.admin("user", "token", "fajar").strip())
         lost.ok("sync")
         eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Fajar'"), [(1,)],
            "the store enrolled again and its work reached the hub")

@@ -307,7 +307,14 @@ def test_a_later_refused_edit_is_not_taken_for_a_resent_copy():
     copies (another rep's lost record) are dropped once the hub has the
     field again. Outbox seqs are reused: once the last copies were
     acknowledged, the rep's next edit took a seq among theirs, and when the
-    hub refused it, it was dropped as a copy — gone from `relasi status`."""
+    hub refused it, it was dropped as a copy — gone from `relasi status`.
+    Twice: with the copies marked (schema 19), and with the state a device
+    from before schema 19 left (a seq range, "FIRST LAST R", no marks)."""
+    for legacy in (False, True):
+        later_refused_edit_survives(legacy)
+
+
+def later_refused_edit_survives(legacy):
     hub = Hub()
     ani, budi, citra = hub.device("ani"), hub.device("budi"), hub.device("citra")
     work = tempfile.mkdtemp(prefix="relasi-backup-")
@@ -330,6 +337,17 @@ def test_a_later_refused_edit_is_not_taken_for_a_resent_copy():
         r = budi.run("sync")
         eq(r.code, 0, "budi's recovery sync: " + r.err)
         check(budi.js("status")["refused"] > 0, "budi's copies of ani's record are refused")
+        if legacy:
+            con = sqlite3.connect(budi.path)
+            with con:
+                lo, hi = con.execute("SELECT min(seq), max(seq) FROM rl_outbox "
+                                     "WHERE resent = 1").fetchone()
+                r_point = con.execute("SELECT value FROM rl_meta "
+                                      "WHERE key = 'hub_resent'").fetchone()[0]
+                con.execute("UPDATE rl_outbox SET resent = NULL")
+                con.execute("UPDATE rl_meta SET value = ? WHERE key = 'hub_resent'",
+                            (f"{lo} {hi + 1} {r_point}",))   # the range took the applied copy
+            con.close()
         # budi's own edit of citra's deal: refused, and it must stay visible
         budi.ok("deal", "edit", "Kulkas", "--amount", "2000")
         budi.ok("sync")
