@@ -4,7 +4,9 @@
  * hub store (WAL lets pulls read while a push writes; BEGIN IMMEDIATE and the
  * busy timeout queue the writers), so a slow or hostile peer only ever holds
  * its own thread, bounded by the handshake and read timeouts of
- * relasi/limits.h, and never the listener or other devices.
+ * relasi/limits.h, and never the listener or other devices; and a flood of
+ * unauthenticated connections only ever takes their own share of the slots
+ * ("Admission" below).
  *
  * Session grammar (sync/PROTOCOL.md):
  *   no certificate:  ENROLL -> ENROLLED | ERROR, close
@@ -43,6 +45,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,7 +78,14 @@ struct server {
 	 * Readers (pulls) do not take it: WAL lets them run beside the writer. */
 	pthread_mutex_t write_lock;
 	pthread_cond_t idle;
-	int active;
+	int active;             /* connection threads, dropped ones included */
+	/* Connections not yet authenticated, oldest first (admission below):
+	 * a peer without a device certificate costs a thread and a store
+	 * handle for up to RL_PREAUTH_TIMEOUT_MS, so they get their own,
+	 * smaller share of the slots, and a flood is made to pay for itself. */
+	struct conn_job *preauth_head, *preauth_tail;
+	int preauth;            /* entries in that list */
+	int dropping;           /* dropped to make room, their threads not yet ended */
 	/* The audit writer (audit.c): one thread that writes the history from
 	 * hub_log, woken after each push, so the git commit is never on a
 	 * device's critical path. RELASI_HUB_AUDIT=off leaves it out (for the
@@ -134,7 +145,129 @@ struct conn_job {
 	int fd;
 	long long accepted_ms;   /* the pre-authentication phase runs from here */
 	char addr[64];
+	/* While the job is in srv->preauth_head's list (under srv->lock):
+	 * guard_fd is a second descriptor of the same socket, so that the
+	 * listener can shut it down even after the connection's own fd was
+	 * closed (the handshake closes it on failure) without ever touching
+	 * a reused descriptor number; source is the peer's address as the
+	 * admission rule counts it. */
+	int guard_fd;
+	unsigned char source[8];
+	int in_preauth, dropped;
+	struct conn_job *prev, *next;
 };
+
+/*
+ * Admission (under srv->lock). A connection is admitted while fewer than
+ * RL_MAX_CONNECTIONS are served and fewer than RL_MAX_PREAUTH are still
+ * unauthenticated. When either is full, the hub makes room by dropping one
+ * unauthenticated connection: the oldest from the source holding the most
+ * of them (the model is sshd's MaxStartups with a per-source share). A
+ * flood from one address then only ever evicts itself, while a device from
+ * anywhere else -- and, since the oldest goes first, a device behind the
+ * flooder's own NAT whose handshake takes milliseconds -- still gets in.
+ * Only when every slot holds an authenticated session is a newcomer
+ * refused (the device syncs again later). Authenticated peers are not
+ * dropped: they are accountable (revocable) and bounded by the read
+ * timeout.
+ *
+ * The source is an IPv4 address, or the /64 of an IPv6 one (what one
+ * customer line gets), an IPv4-mapped IPv6 address counted as IPv4.
+ */
+static void source_of(const struct sockaddr_storage *ss, unsigned char out[8])
+{
+	memset(out, 0, 8);
+	if (ss->ss_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			memcpy(out, a->s6_addr + 12, 4);
+		else
+			memcpy(out, a->s6_addr, 8);
+	}
+}
+
+static void preauth_unlink(struct server *srv, struct conn_job *job)
+{
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		srv->preauth_head = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	else
+		srv->preauth_tail = job->prev;
+	job->prev = job->next = NULL;
+	job->in_preauth = 0;
+	srv->preauth--;
+	close(job->guard_fd);
+	job->guard_fd = -1;
+}
+
+/* The connection is authenticated or over: it leaves the list. */
+static void preauth_leave(struct server *srv, struct conn_job *job)
+{
+	pthread_mutex_lock(&srv->lock);
+	if (job->in_preauth)
+		preauth_unlink(srv, job);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Drop the oldest unauthenticated connection of the source that holds the
+ * most; 0 if one was dropped, -1 if there is none. */
+static int preauth_drop_one(struct server *srv)
+{
+	struct conn_job *j, *k, *victim = NULL;
+	int best = 0;
+
+	/* Quadratic in RL_MAX_PREAUTH at worst, and only when full. */
+	for (j = srv->preauth_head; j; j = j->next) {
+		int n = 0;
+		for (k = srv->preauth_head; k; k = k->next)
+			n += memcmp(j->source, k->source, sizeof(j->source)) == 0;
+		if (n > best) {          /* strictly more: the oldest of a tie's first source */
+			best = n;
+			victim = j;
+		}
+	}
+	if (!victim)
+		return -1;
+	for (j = srv->preauth_head; j; j = j->next)   /* that source's oldest */
+		if (memcmp(j->source, victim->source, sizeof(j->source)) == 0)
+			break;
+	victim = j;
+	/* The thread sees its reads fail and ends; it is counted in "active"
+	 * until then, and in "dropping" so that it does not block the slot. */
+	shutdown(victim->guard_fd, SHUT_RDWR);
+	victim->dropped = best;
+	preauth_unlink(srv, victim);
+	srv->dropping++;
+	return 0;
+}
+
+/* Admit job (under srv->lock): 0 admitted, -1 refused. */
+static int admit(struct server *srv, struct conn_job *job)
+{
+	if (srv->active >= RL_MAX_CONNECTIONS + RL_MAX_PREAUTH)
+		return -1;     /* dropped threads slow to end: the hard bound */
+	if (srv->active - srv->dropping >= RL_MAX_CONNECTIONS || srv->preauth >= RL_MAX_PREAUTH)
+		if (preauth_drop_one(srv) < 0)
+			return -1;
+	if ((job->guard_fd = fcntl(job->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -1;
+	job->prev = srv->preauth_tail;
+	job->next = NULL;
+	if (srv->preauth_tail)
+		srv->preauth_tail->next = job;
+	else
+		srv->preauth_head = job;
+	srv->preauth_tail = job;
+	job->in_preauth = 1;
+	srv->preauth++;
+	srv->active++;
+	return 0;
+}
 
 static const char *error_code(int error)
 {
@@ -594,9 +727,17 @@ static void *connection_main(void *arg)
 	left = srv->preauth_ms - (now_ms() - job->accepted_ms);
 	if (rl_tls_server_handshake(srv->tls, job->fd, left > 0 ? (int)left : 1, &c, cn, sizeof(cn),
 				    fp) < 0) {
-		fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
+		preauth_leave(srv, job);
+		if (job->dropped)
+			fprintf(stderr, "relasi-hub: refused %s: dropped before its handshake ended, to "
+				"make room (%d unauthenticated connections from its address)\n",
+				job->addr, job->dropped);
+		else
+			fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
 		goto done;
 	}
+	if (cn[0])     /* a device, authenticated: it keeps its slot */
+		preauth_leave(srv, job);
 	if (!cn[0])
 		serve_enrolment(srv, s, c, job->addr, job->accepted_ms);
 	else
@@ -607,6 +748,10 @@ done:
 	rl_store_close(s);
 	__atomic_store_n(&srv->last_active_ms, now_ms(), __ATOMIC_RELAXED);
 	pthread_mutex_lock(&srv->lock);
+	if (job->in_preauth)
+		preauth_unlink(srv, job);
+	if (job->dropped)
+		srv->dropping--;
 	srv->active--;
 	pthread_cond_signal(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);
@@ -667,6 +812,25 @@ static int open_listener(const char *spec, int *out, char *actual, size_t actual
 	return RL_OK;
 }
 
+/* A full hub holds about five descriptors per connection (the socket, the
+ * pre-authentication guard, the store's database, WAL and shared-memory
+ * files), more than a default soft limit of 1024: raise it towards the
+ * hard limit, as Redis does, and say so if that is not enough (a refused
+ * accept is then a device retried later, not a crash). */
+static void raise_fd_limit(void)
+{
+	const rlim_t want = (rlim_t)RL_MAX_CONNECTIONS * 4 + RL_MAX_PREAUTH + 128;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+		fprintf(stderr, "relasi-hub: only %llu file descriptors (%llu wanted for %d "
+			"connections): raise the hard limit (ulimit -Hn)\n",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)want, RL_MAX_CONNECTIONS);
+}
+
 int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s,
 	      long pack_loose, int pack_packs, long image_min)
 {
@@ -725,6 +889,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	/* The writer starts by catching up on what a crash left behind. */
 	if (srv.audit_on && pthread_create(&srv.audit_thread, NULL, audit_main, &srv) != 0) {
 		error = rl_error_set(RL_ERROR, "cannot start the audit writer");
@@ -758,35 +923,36 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		pthread_mutex_lock(&srv.lock);
-		if (srv.active >= RL_MAX_CONNECTIONS) {
-			pthread_mutex_unlock(&srv.lock);
-			close(fd);      /* over capacity: the device retries later */
-			continue;
-		}
-		srv.active++;
-		pthread_mutex_unlock(&srv.lock);
 		if (!(job = calloc(1, sizeof(*job)))) {
 			close(fd);
-			pthread_mutex_lock(&srv.lock);
-			srv.active--;
-			pthread_mutex_unlock(&srv.lock);
 			continue;
 		}
 		job->srv = &srv;
 		job->fd = fd;
+		job->guard_fd = -1;
 		job->accepted_ms = now_ms();
+		source_of(&peer, job->source);
 		getnameinfo((struct sockaddr *)&peer, pl, job->addr, sizeof(job->addr), NULL, 0,
 			    NI_NUMERICHOST);
+		pthread_mutex_lock(&srv.lock);
+		if (admit(&srv, job) < 0) {
+			pthread_mutex_unlock(&srv.lock);
+			close(fd);      /* every slot is an authenticated session: retry later */
+			free(job);
+			continue;
+		}
+		pthread_mutex_unlock(&srv.lock);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 512 * 1024);
 		if (pthread_create(&th, &attr, connection_main, job) != 0) {
-			close(fd);
-			free(job);
 			pthread_mutex_lock(&srv.lock);
+			if (job->in_preauth)
+				preauth_unlink(&srv, job);
 			srv.active--;
 			pthread_mutex_unlock(&srv.lock);
+			close(fd);
+			free(job);
 		}
 		pthread_attr_destroy(&attr);
 	}

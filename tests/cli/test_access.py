@@ -3,7 +3,8 @@ relasi-hub on 127.0.0.1: no client certificate, a certificate from another
 CA (self-made, and a genuine device of another hub), a revoked device, an
 expired and a reused enrolment token, a plain-TCP client sending garbage, a
 TLS 1.0/1.1-only client (openssl s_client, a real outside client), a
-connection that sends nothing. Each is refused, and the hub keeps serving
+connection that sends nothing, more silent connections than the hub has
+slots. Each is refused, and the hub keeps serving
 the enrolled devices while and after it happens."""
 import json
 import os
@@ -367,6 +368,90 @@ def test_hostile_connections():
         hub.cleanup()
 
 
+def flood(port, source, n):
+    """n TCP connections from source (a loopback address) that never speak."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+    return socks
+
+
+def closed_by_hub(socks):
+    """How many of socks the hub has closed (EOF or reset waiting)."""
+    n = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            n += s.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            n += 1
+    return n
+
+
+def during_flood(hub, source, n, action, what):
+    """Run action while n silent connections from source are open, all
+    younger than the hub's 10 s of pre-authentication (else the flood
+    would have ended by itself: then it is tried again, on a slow
+    machine). Returns how many of the flood the hub dropped."""
+    for _ in range(3):
+        t0 = time.monotonic()
+        socks = flood(hub.port, source, n)
+        try:
+            action()
+            held = time.monotonic() - t0
+            dropped = closed_by_hub(socks)
+        finally:
+            for s in socks:
+                s.close()
+        if held < 8:
+            return dropped
+    raise AssertionError(f"{what}: could not hold a flood for the length of a sync")
+
+
+def test_a_flood_of_silent_connections():
+    """More silent connections than the hub has slots (the old hub kept
+    every one for its 10 s of pre-authentication and closed every device
+    that came meanwhile): the hub makes room by dropping the oldest silent
+    connection of the address holding the most, so devices sync, and
+    enrol, while the flood goes on -- from another address and from
+    their own."""
+    hub = Hub()
+    budi = hub.device("budi")
+    citra = None
+    over = 530                          # more than RL_MAX_CONNECTIONS (512)
+    try:
+        budi.ok("sync")
+        dropped = during_flood(hub, "127.0.0.2", over,
+                               lambda: still_serving(hub, budi, "a flood from another address"),
+                               "another address")
+        check(dropped >= over - 256, f"the flood itself made the room: {dropped} of its {over} "
+              "connections dropped (at most 256 may wait unauthenticated)")
+
+        def enrol():                    # an enrolment is unauthenticated too: it gets in
+            nonlocal citra
+            if citra:                   # a try before, on a slow machine
+                citra.cleanup()
+            citra = hub.device(f"citra{time.monotonic_ns()}")
+            citra.ok("sync")
+        during_flood(hub, "127.0.0.2", over, enrol, "enrolment")
+        # behind one address with the devices (an office's NAT)
+        during_flood(hub, "127.0.0.1", over,
+                     lambda: still_serving(hub, budi, "a flood from the device's own address"),
+                     "the device's own address")
+        log = hub.logtext()
+        check("to make room" in log, "the hub says why it dropped a connection", log[-600:])
+    finally:
+        if citra:
+            citra.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
 def test_sync_errors_name_the_cause():
     hub = Hub()
     ani = hub.device("ani")
@@ -494,5 +579,6 @@ def test_clock_corrected_after_an_unanswered_edit():
 
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
+          test_a_flood_of_silent_connections,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit])

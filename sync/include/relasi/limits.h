@@ -141,8 +141,14 @@
  * timeout: 16 KiB/s (poor 3G). A 2 MiB batch gets 30 s + 128 s. */
 #define RL_MIN_LINK_BYTES_PER_S (16 * 1024)
 
-/* Connections the hub serves at once; more wait in the listen backlog. */
+/* Connections the hub serves at once, and of those, how many may still be
+ * unauthenticated (TLS handshake, or an enrolment): a full share is made
+ * room in by dropping the oldest of the source holding the most
+ * (hub/server.c, "Admission"), so silent connections cannot lock devices
+ * out. 256 lets a whole team's devices handshake at once after an outage
+ * (the benchmark's 200 devices, from one address). */
 #define RL_MAX_CONNECTIONS      512
+#define RL_MAX_PREAUTH          256
 
 /* Offline bundles (relasi/bundle.h): a bundle is a few members (manifest,
  * signature, certificate, a push or its answer) and the reply's pages.
