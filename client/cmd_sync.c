@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "relasi/conn.h"
@@ -24,6 +26,29 @@
 #include "relasi/wire.h"
 
 #define CONNECT_TIMEOUT_MS 15000
+
+/* A hub that closes the connection during the handshake is full (every
+ * slot taken) or made room by dropping this device's half-made connection
+ * (hub/server.c, "Admission"): sync tries again after a pause, doubled each
+ * time and spread at random (a crowd after an outage must not come back in
+ * step), before it gives up and says so. */
+#define CONNECT_RETRIES    3
+#define CONNECT_PAUSE_MS   500
+
+static void pause_before_retry(int n)
+{
+	unsigned int r = 0;
+	long ms = (long)CONNECT_PAUSE_MS << n;
+	struct timespec ts;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (unsigned int)getpid();
+	ms = ms / 2 + (long)(r % (unsigned int)ms);          /* 0.5x to 1.5x */
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 static int home_file(struct cli_ctx *ctx, const char *name, char *buf, size_t len)
 {
@@ -217,7 +242,7 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	char *host = NULL, *port = NULL, *name = NULL, *fp = NULL;
 	char ca[4096], key[4096], crt[4096];
 	rl_conn *c = NULL;
-	int error, attempt, tty = isatty(STDERR_FILENO) && !ctx->json;
+	int error, attempt, busy, tty = isatty(STDERR_FILENO) && !ctx->json;
 
 	if ((error = rl_store_meta_get(ctx->store, "hub_host", &host)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "hub_port", &port)) < 0 ||
@@ -247,10 +272,20 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	for (attempt = 0;; attempt++) {
 		if (tty)
 			show_progress(NULL, "connecting…");
-		if ((error = rl_tls_connect(&c, &o)) < 0) {
+		for (busy = 0; (error = rl_tls_connect(&c, &o)) == RL_ECLOSED &&
+			       busy < CONNECT_RETRIES; busy++) {
+			if (tty)
+				show_progress(NULL, "the hub is busy; trying again…");
+			pause_before_retry(busy);
+		}
+		if (error < 0) {
 			if (error == RL_EAUTH)
 				rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
 						"certificate mismatch)", host, port);
+			else if (error == RL_ECLOSED)
+				rl_error_prefix("cannot reach the hub at %s:%s (tried %d times: it is "
+						"busy or not a Relasi hub; sync again later)", host, port,
+						busy + 1);
 			else
 				rl_error_prefix("cannot reach the hub at %s:%s", host, port);
 			goto cleanup;

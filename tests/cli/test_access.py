@@ -452,6 +452,107 @@ def test_a_flood_of_silent_connections():
         budi.cleanup()
         hub.cleanup()
 
+class BusyFront:
+    """A TCP front for the hub on 127.0.0.1 that closes the first `refuse`
+    connections at once -- what a full hub does -- and relays the rest to
+    the hub, byte for byte (TLS passes through untouched)."""
+
+    def __init__(self, hub_port, refuse):
+        import threading
+        self.refuse, self.seen = refuse, 0
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.hub_port = hub_port
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _relay(self, a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _serve(self):
+        import threading
+        self.lsock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.seen += 1
+            if self.seen <= self.refuse:
+                c.close()
+                continue
+            h = socket.create_connection(("127.0.0.1", self.hub_port), timeout=30)
+            for a, b in ((c, h), (h, c)):
+                threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        self.lsock.close()
+        self.thread.join(5)
+
+
+def point_at(dev, port):
+    """Point an enrolled device at another port of 127.0.0.1 (the hub's
+    certificate names the host, not the port)."""
+    con = sqlite3.connect(dev.path)
+    with con:
+        con.execute("UPDATE rl_meta SET value = ? WHERE key = 'hub_port'", (str(port),))
+    con.close()
+
+
+def test_a_busy_hub_is_tried_again():
+    """A hub that closes the connection during the handshake is full, or
+    made room by dropping this device's half-made connection: sync pauses
+    and tries again (three more times, the pause doubled and spread at
+    random), then gives up saying so; the work stays on the device."""
+    hub = Hub()
+    budi = hub.device("budi")
+    fronts = []
+    try:
+        budi.ok("account", "add", "Toko Sabar", "--city", "Medan")
+        front = BusyFront(hub.port, 2)
+        fronts.append(front)
+        point_at(budi, front.port)
+        t0 = time.monotonic()
+        budi.ok("sync")
+        took = time.monotonic() - t0
+        eq(front.seen, 3, "two connections closed by a busy hub, the third served")
+        check(took >= 0.5, f"the device paused before trying again ({took:.2f} s)")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Sabar'"), [(1,)],
+           "the change arrived on the third connection")
+        # a hub that stays busy: four tries, then a clear error; nothing lost
+        budi.ok("account", "add", "Toko Tekun", "--city", "Medan")
+        front = BusyFront(hub.port, 100)
+        fronts.append(front)
+        point_at(budi, front.port)
+        r = budi.run("sync")
+        eq(r.code, 8, "a hub busy at every try fails the sync")
+        eq(front.seen, 4, "after four tries")
+        check("tried 4 times" in r.err and "busy" in r.err, "and says so", r)
+        eq(budi.js("status")["pending"] > 0, True, "the change is still on the device")
+    finally:
+        for f in fronts:
+            f.close()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_sync_errors_name_the_cause():
     hub = Hub()
     ani = hub.device("ani")
@@ -579,6 +680,6 @@ def test_clock_corrected_after_an_unanswered_edit():
 
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
-          test_a_flood_of_silent_connections,
+          test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit])
