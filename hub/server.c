@@ -689,7 +689,9 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		if (error < 0)
 			break;
 	}
-	if (error < 0 && error != RL_ECLOSED && error != RL_EINVALID) {
+	/* Every failure but a closed connection is answered and logged: a
+	 * device must learn why, and the admin must see it. */
+	if (error < 0 && error != RL_ECLOSED) {
 		if (error != RL_ETIMEOUT)
 			rl_wire_error(c, error_code(error), rl_error_message(), 2000);
 		fprintf(stderr, "relasi-hub: device %.12s from %s: %s\n", cn, addr, rl_error_message());
