@@ -12,8 +12,21 @@
  * newline-terminated text, the strip restores exactly what the merge meant
  * (a trailing newline a user really added survives as the second one).
  *
+ * A note written with CRLF line ends gets "\r\n" instead (any input that
+ * holds one makes it the merge's line end), for the same reason.
+ *
  * Note that xdiff needs at least one unchanged line between two edits:
  * edits to adjacent lines conflict, as they do in git.
+ *
+ * Before xdiff, one case is decided by our own rule: both sides only
+ * inserted lines (every line of the base is still there, in order, on each
+ * side). Then nothing is lost by keeping every inserted line, so the merge
+ * is clean even where git would see a conflict (two reps adding a line at
+ * the same place, the common case of concurrent notes): at each place the
+ * lines both sides inserted alike come once, then the hub's own, then the
+ * incoming ones. (git's union merge, used for this before, joins nearby
+ * conflict regions and writes each side's whole copy of the region, base
+ * lines included: lines the reps never touched came out twice.)
  */
 #include "relasi/merge.h"
 #include "relasi/error.h"
@@ -51,89 +64,213 @@ static const char *rl_text(const char *s)
 	return s ? s : "";
 }
 
-/* Copy s into a fresh buffer with one '\n' appended (see the top comment);
- * *len gets the length without the NUL. */
-static int rl_with_newline(const char *s, char **out, size_t *len)
+/* Copy s into a fresh buffer with eol appended (see the top comment); *len
+ * gets the length without the NUL. */
+static int rl_with_eol(const char *s, const char *eol, char **out, size_t *len)
 {
-	size_t n = strlen(s);
+	size_t n = strlen(s), e = strlen(eol);
 	char *p;
 
-	if (n > SIZE_MAX - 2)
+	if (n > SIZE_MAX - e - 1)
 		return rl_error_set(RL_ENOMEM, "merge input too large");
-	p = malloc(n + 2);
+	p = malloc(n + e + 1);
 	if (!p)
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	memcpy(p, s, n);
-	p[n] = '\n';
-	p[n + 1] = '\0';
+	memcpy(p + n, eol, e + 1);
 	*out = p;
-	*len = n + 1;
+	*len = n + e;
 	return RL_OK;
 }
 
-/*
- * Both sides only appended to the note (the base is a prefix of each, at a
- * line boundary): the note keeps both additions, ours (the hub's) first.
- * The line rule in rl_merge_text covers most appends; this one also sees
- * an append to a note that ended in a newline ("a\n" -> "a\nc"), where the
- * base's empty last line (see the top comment) became text.
- * Returns 1 with *out set, 0 when the rule does not apply, <0 on ENOMEM.
- */
-static int merge_appends(const char *base, const char *ours, const char *theirs, char **out)
-{
-	size_t blen = strlen(base), olen, tlen;
-	const char *ot, *tt;
-	int sep;
-	char *m;
+/* The lines of a text for the insert-only rule: their contents, without
+ * the line end ("\n", or "\r\n"), so that "b" (a last line), "b\n" and
+ * "b\r\n" are one line; and whether the text ends with a line end. */
+struct rl_lines {
+	const char **p;
+	size_t *n;
+	size_t count;
+	int ends_nl;
+};
 
-	if (blen == 0 || strncmp(ours, base, blen) != 0 || strncmp(theirs, base, blen) != 0)
-		return 0;
-	ot = ours + blen;
-	tt = theirs + blen;
-	olen = strlen(ot);
-	tlen = strlen(tt);
-	if (olen == 0 || tlen == 0)
-		return 0;
-	/* Only whole lines were added. */
-	if (base[blen - 1] != '\n' && (ot[0] != '\n' || tt[0] != '\n'))
-		return 0;
-	/* Keep the two additions on separate lines. */
-	sep = ot[olen - 1] != '\n' && tt[0] != '\n';
-	if (!(m = malloc(blen + olen + (size_t)sep + tlen + 1)))
+static void rl_lines_free(struct rl_lines *l)
+{
+	free(l->p);
+	free(l->n);
+	memset(l, 0, sizeof(*l));
+}
+
+static int rl_lines_split(const char *s, struct rl_lines *l)
+{
+	size_t cap = 1, i = 0;
+	const char *q;
+
+	memset(l, 0, sizeof(*l));
+	for (q = s; *q; q++)
+		cap += *q == '\n';
+	if (!(l->p = malloc(cap * sizeof(*l->p))) || !(l->n = malloc(cap * sizeof(*l->n)))) {
+		rl_lines_free(l);
 		return rl_error_set(RL_ENOMEM, "out of memory");
-	memcpy(m, base, blen);
-	memcpy(m + blen, ot, olen);
-	if (sep)
-		m[blen + olen] = '\n';
-	memcpy(m + blen + olen + sep, tt, tlen + 1);
-	*out = m;
+	}
+	while (*s) {
+		const char *nl = strchr(s, '\n');
+		size_t n = nl ? (size_t)(nl - s) : strlen(s);
+		l->p[i] = s;
+		l->n[i++] = n > 0 && nl && s[n - 1] == '\r' ? n - 1 : n;
+		l->ends_nl = nl != NULL;
+		s = nl ? nl + 1 : s + n;
+	}
+	l->count = i;
+	return RL_OK;
+}
+
+static int rl_line_eq(const struct rl_lines *a, size_t i, const struct rl_lines *b, size_t j)
+{
+	return a->n[i] == b->n[j] && memcmp(a->p[i], b->p[j], a->n[i]) == 0;
+}
+
+/* Is every line of base also a line of side, in order? Then side only
+ * inserted lines: it deleted and changed none (a line end added or made
+ * CRLF aside). at[i] gets the side's line that base line i is (greedy:
+ * the earliest, which finds such an order if one exists). */
+static int rl_only_inserts(const struct rl_lines *base, const struct rl_lines *side, size_t *at)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < base->count; i++, j++) {
+		while (j < side->count && !rl_line_eq(base, i, side, j))
+			j++;
+		if (j == side->count)
+			return 0;
+		at[i] = j;
+	}
 	return 1;
 }
 
-/* Is every line of base (a newline-terminated text) also a line of side,
- * in order? Then side only inserted lines into base: it deleted and
- * changed none. Greedy matching finds such an order if one exists. */
-static int only_inserts(const char *base, size_t blen, const char *side, size_t slen)
-{
-	const char *b = base, *bend = base + blen, *p = side, *send = side + slen;
+struct rl_buf {
+	char *p;
+	size_t len, cap;
+};
 
-	while (b < bend) {
-		const char *bnl = memchr(b, '\n', (size_t)(bend - b));
-		size_t n = (size_t)(bnl - b) + 1;
-		for (;;) {
-			const char *pnl;
-			if (p >= send)
-				return 0;
-			pnl = memchr(p, '\n', (size_t)(send - p));
-			if ((size_t)(pnl - p) + 1 == n && memcmp(p, b, n) == 0) {
-				p = pnl + 1;
-				break;
-			}
-			p = pnl + 1;
-		}
-		b = bnl + 1;
+static int rl_buf_add(struct rl_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (!(p = realloc(b->p, cap)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		b->p = p;
+		b->cap = cap;
 	}
-	return 1;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return RL_OK;
+}
+
+/* Add line i of l to the merged text, after a line end if it is not the
+ * first line; *last_nl becomes whether l ends with one (for the text's
+ * end, if this line is the last). */
+static int rl_emit(struct rl_buf *b, const char *eol, const struct rl_lines *l, size_t i,
+		   int *last_nl)
+{
+	int rc = RL_OK;
+
+	if (b->len > 0 || b->cap > 0)
+		rc = rl_buf_add(b, eol, strlen(eol));
+	if (rc == RL_OK)
+		rc = rl_buf_add(b, l->p[i], l->n[i]);
+	*last_nl = l->ends_nl;
+	return rc;
+}
+
+/*
+ * The insert-only rule (top comment). Returns 1 with *out set when both
+ * sides only inserted lines into a base of one line or more, 0 when the
+ * rule does not apply, < 0 on ENOMEM.
+ */
+static int merge_inserts(const char *base, const char *ours, const char *theirs,
+			 const char *eol, char **out)
+{
+	struct rl_lines lb, lo, lt;
+	struct rl_buf m = { NULL, 0, 0 };
+	size_t *ao = NULL, *at = NULL, g, i, j, k;
+	int rc, last_nl = 0, from_base = 0;
+
+	memset(&lo, 0, sizeof(lo));
+	memset(&lt, 0, sizeof(lt));
+	if ((rc = rl_lines_split(base, &lb)) < 0 || (rc = rl_lines_split(ours, &lo)) < 0 ||
+	    (rc = rl_lines_split(theirs, &lt)) < 0)
+		goto done;
+	rc = 0;
+	if (lb.count == 0)
+		goto done;      /* two notes on an empty one: not insertions into it */
+	if (!(ao = malloc(lb.count * sizeof(*ao))) || !(at = malloc(lb.count * sizeof(*at)))) {
+		rc = rl_error_set(RL_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (!rl_only_inserts(&lb, &lo, ao) || !rl_only_inserts(&lb, &lt, at))
+		goto done;
+	/* Place g is before base line g (g == count: after the last). */
+	for (g = 0, i = 0, j = 0; g <= lb.count; g++) {
+		size_t oe = g < lb.count ? ao[g] : lo.count, te = g < lb.count ? at[g] : lt.count;
+		/* Lines both inserted alike here, once; then ours, then theirs. */
+		for (k = 0; i + k < oe && j + k < te && rl_line_eq(&lo, i + k, &lt, j + k); k++)
+			;
+		for (; i < oe; i++)
+			if ((rc = rl_emit(&m, eol, &lo, i, &last_nl)) < 0)
+				goto done;
+		for (j += k; j < te; j++)
+			if ((rc = rl_emit(&m, eol, &lt, j, &last_nl)) < 0)
+				goto done;
+		from_base = 0;
+		if (g < lb.count) {
+			/* The base's line as ours has it. */
+			if ((rc = rl_emit(&m, eol, &lo, i, &last_nl)) < 0)
+				goto done;
+			i++;
+			j++;
+			from_base = 1;
+		}
+	}
+	/* The text ends with a line end as the side that wrote its last line
+	 * does; a base line last: as the side that changed that, if one did. */
+	if (from_base)
+		last_nl = lo.ends_nl != lb.ends_nl ? lo.ends_nl : lt.ends_nl;
+	if (last_nl && (rc = rl_buf_add(&m, eol, strlen(eol))) < 0)
+		goto done;
+	if (!m.p && (rc = rl_buf_add(&m, "", 0)) < 0)
+		goto done;
+	*out = m.p;
+	m.p = NULL;
+	rc = 1;
+done:
+	free(m.p);
+	free(ao);
+	free(at);
+	rl_lines_free(&lb);
+	rl_lines_free(&lo);
+	rl_lines_free(&lt);
+	return rc;
+}
+
+/* The line end the merge appends and strips (top comment). */
+static const char *rl_merge_eol(const char *base, const char *ours, const char *theirs)
+{
+	return strstr(base, "\r\n") || strstr(ours, "\r\n") || strstr(theirs, "\r\n") ? "\r\n"
+										      : "\n";
+}
+
+static char *rl_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = malloc(n);
+
+	if (p)
+		memcpy(p, s, n);
+	return p;
 }
 
 int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out)
@@ -143,7 +280,8 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 	git_merge_file_result res;
 	int have_res = 0;
 	char *b = NULL, *o = NULL, *t = NULL, *merged = NULL;
-	size_t blen, olen, tlen, mlen;
+	const char *eol;
+	size_t blen, olen, tlen, mlen, elen;
 	int rc;
 
 	if (!clean || !out)
@@ -151,6 +289,23 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 	*clean = 0;
 	*out = NULL;
 	memset(&res, 0, sizeof(res));
+	base = rl_text(base);
+	ours = rl_text(ours);
+	theirs = rl_text(theirs);
+
+	/* One side unchanged, or both alike: the other, verbatim. */
+	if (strcmp(ours, base) == 0 || strcmp(ours, theirs) == 0 || strcmp(theirs, base) == 0) {
+		if (!(*out = rl_strdup(strcmp(ours, base) == 0 ? theirs : ours)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		*clean = 1;
+		return RL_OK;
+	}
+	eol = rl_merge_eol(base, ours, theirs);
+	elen = strlen(eol);
+	if ((rc = merge_inserts(base, ours, theirs, eol, out)) != 0) {
+		*clean = rc == 1;
+		return rc < 0 ? rc : RL_OK;
+	}
 
 	if (pthread_once(&rl_git_once, rl_git_init) != 0)
 		return rl_error_set(RL_ERROR, "git_libgit2_init: pthread_once failed");
@@ -166,14 +321,9 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 	    git_merge_file_options_init(&opts, GIT_MERGE_FILE_OPTIONS_VERSION) < 0)
 		return rl_error_set(RL_ERROR, "git_merge_file init: %s", rl_git_message());
 
-	rc = rl_with_newline(rl_text(base), &b, &blen);
-	if (rc != RL_OK)
-		goto done;
-	rc = rl_with_newline(rl_text(ours), &o, &olen);
-	if (rc != RL_OK)
-		goto done;
-	rc = rl_with_newline(rl_text(theirs), &t, &tlen);
-	if (rc != RL_OK)
+	if ((rc = rl_with_eol(base, eol, &b, &blen)) != RL_OK ||
+	    (rc = rl_with_eol(ours, eol, &o, &olen)) != RL_OK ||
+	    (rc = rl_with_eol(theirs, eol, &t, &tlen)) != RL_OK)
 		goto done;
 
 	/* path and mode stay NULL / 0: we merge contents only. */
@@ -191,49 +341,20 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 		goto done;
 	}
 	have_res = 1;
-
-	/*
-	 * Both sides inserted lines at one place: git calls it a conflict,
-	 * but a rep adding "Telepon Senin" while another adds "Kirim brosur"
-	 * is the common case of concurrent notes, and neither line may be
-	 * lost. When neither side deleted or changed a line of the base,
-	 * keeping both sides' lines (the hub's first: git's union merge) loses
-	 * nothing, so the merge is clean. Any other overlap stays a conflict.
-	 * (This once required both sides to append to the base's end; an
-	 * append made on a text that another line had since been inserted
-	 * into then conflicted: tests/sim/simulate.py, FINDINGS 7.)
-	 */
-	if (!res.automergeable && rl_text(base)[0] && only_inserts(b, blen, o, olen) &&
-	    only_inserts(b, blen, t, tlen)) {
-		git_merge_file_result_free(&res);
-		have_res = 0;
-		opts.favor = GIT_MERGE_FILE_FAVOR_UNION;
-		if (git_merge_file(&res, &in_base, &in_ours, &in_theirs, &opts) < 0) {
-			rc = rl_error_set(RL_ERROR, "git_merge_file: %s", rl_git_message());
-			goto done;
-		}
-		have_res = 1;
-		res.automergeable = 1;
-	}
 	/* Conflict markers in the output: not clean, and the marked-up text is
-	 * of no use to the caller (the conflict record keeps both values) —
-	 * unless both sides appended to a note ending in a newline, which the
-	 * line rule above cannot see (its last line "" became text). */
-	if (!res.automergeable) {
-		rc = merge_appends(rl_text(base), rl_text(ours), rl_text(theirs), out);
-		*clean = rc == 1;
-		rc = rc < 0 ? rc : RL_OK;
+	 * of no use to the caller (the conflict record keeps both values). */
+	rc = RL_OK;
+	if (!res.automergeable)
 		goto done;
-	}
 	/* Our inputs hold no NUL, so one in the output would be a libgit2
 	 * surprise; a C string cannot carry it, so refuse to call it clean. */
-	if (res.len > 0 && (!res.ptr || memchr(res.ptr, '\0', res.len))) {
-		rc = RL_OK;
+	if (res.len > 0 && (!res.ptr || memchr(res.ptr, '\0', res.len)))
 		goto done;
-	}
 
 	mlen = res.len;
-	if (mlen > 0 && res.ptr[mlen - 1] == '\n')
+	if (mlen >= elen && memcmp(res.ptr + mlen - elen, eol, elen) == 0)
+		mlen -= elen;
+	else if (mlen > 0 && res.ptr[mlen - 1] == '\n')
 		mlen--;
 	merged = malloc(mlen + 1);
 	if (!merged) {
@@ -245,7 +366,6 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 	merged[mlen] = '\0';
 	*out = merged;
 	*clean = 1;
-	rc = RL_OK;
 
 done:
 	if (have_res)

@@ -120,6 +120,21 @@ def test_convergence_and_merge():
         eq(mgr.js("account", "show", "Makmur")["notes"],
            base + "\nParkir di belakang\nBayar tempo 30 hari", "both appended lines kept")
         eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(2,)], "and no new conflict")
+        # both insert a line after the first and append one: every line
+        # once (git's union merge wrote the lines between them twice)
+        lines = ["Grosir elektronik", "Buka jam 8", "Tutup hari Minggu"]
+        ani.ok("account", "edit", "Makmur", "--notes", "\n".join(lines))
+        sync_all([ani, budi, mgr])
+        ani.ok("account", "edit", "Makmur", "--notes",
+               "\n".join(lines[:1] + ["Pemilik: Pak Hadi"] + lines[1:] + ["Ani: kirim katalog"]))
+        budi.ok("account", "edit", "Makmur", "--notes",
+                "\n".join(lines[:1] + ["Cabang di Cimahi"] + lines[1:] + ["Budi: tempo 30"]))
+        sync_all([ani, budi, mgr])
+        assert_converged(hub, [ani, budi, mgr])
+        eq(mgr.js("account", "show", "Makmur")["notes"].split("\n"),
+           lines[:1] + ["Pemilik: Pak Hadi", "Cabang di Cimahi"] + lines[1:] +
+           ["Ani: kirim katalog", "Budi: tempo 30"], "inserted lines kept, the others once")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(2,)], "and no new conflict")
         log = hub.logtext()
         check("sync device=" in log and "pushed=" in log and "merged=" in log,
               "one log line per sync", log[-500:])

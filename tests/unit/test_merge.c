@@ -188,6 +188,138 @@ static void test_text_merge(void)
 	       NULL);
 }
 
+/* Insertions on both sides (found by a hunt: git's union merge wrote base
+ * lines twice when it joined two nearby conflict regions; appends to a note
+ * ending in a newline kept a line both added twice; CRLF notes conflicted). */
+static void test_text_inserts(void)
+{
+	/* Both insert after line 1 and append: every base line once. */
+	MERGE3("Grosir elektronik\nBuka jam 8\nTutup hari Minggu",
+	       "Grosir elektronik\nPemilik: Pak Hadi\nBuka jam 8\nTutup hari Minggu\nBayar tempo 30 hari",
+	       "Grosir elektronik\nCabang di Cimahi\nBuka jam 8\nTutup hari Minggu\nParkir di belakang",
+	       "Grosir elektronik\nPemilik: Pak Hadi\nCabang di Cimahi\nBuka jam 8\n"
+	       "Tutup hari Minggu\nBayar tempo 30 hari\nParkir di belakang");
+	/* A line both appended comes once, with or without the base's newline. */
+	MERGE3("Grosir elektronik\n", "Grosir elektronik\nSudah bayar",
+	       "Grosir elektronik\nSudah bayar\nKirim brosur",
+	       "Grosir elektronik\nSudah bayar\nKirim brosur");
+	MERGE3("a\n", "a\nX\nY", "a\nX\nZ", "a\nX\nY\nZ");
+	MERGE3("a", "a\nX\nY", "a\nX\nZ", "a\nX\nY\nZ");
+	/* Different lines at one place: ours first; the end as its writer's. */
+	MERGE3("a\n", "a\nc\n", "a\nd", "a\nc\nd");
+	MERGE3("a\n", "a\nc", "a\nd\n", "a\nc\nd\n");
+	/* CRLF notes: appends merge, and the merged text keeps CRLF. */
+	MERGE3("Grosir\r\nBuka jam 8", "Grosir\r\nBuka jam 8\r\nAni: sudah bayar",
+	       "Grosir\r\nBuka jam 8\r\nBudi: kirim brosur",
+	       "Grosir\r\nBuka jam 8\r\nAni: sudah bayar\r\nBudi: kirim brosur");
+	MERGE3("a\r\nb\r\n", "a\r\nb\r\nc\r\n", "a\r\nx\r\nb\r\n", "a\r\nx\r\nb\r\nc\r\n");
+	/* CRLF, an edit and an append apart: xdiff merges them. */
+	MERGE3("a\r\nb\r\nc", "A\r\nb\r\nc", "a\r\nb\r\nc\r\nd", "A\r\nb\r\nc\r\nd");
+	/* A deletion on one side still conflicts with an insertion near it. */
+	MERGE3("a\nb\nc", "a\nc", "a\nb\nx\nc", NULL);
+}
+
+/* Lines of s (split at '\n'), in *l; returns the count. */
+static int split_lines(char *s, char **l, int max)
+{
+	int n = 0;
+	char *p = s;
+
+	while (n < max) {
+		char *nl = strchr(p, '\n');
+		l[n++] = p;
+		if (!nl)
+			break;
+		*nl = '\0';
+		p = nl + 1;
+	}
+	return n;
+}
+
+static int is_subsequence(char **small, int sn, char **big, int bn)
+{
+	int i, j = 0;
+
+	for (i = 0; i < bn && j < sn; i++)
+		j += strcmp(small[j], big[i]) == 0;
+	return j == sn;
+}
+
+/* Random insertions on both sides (base lines from a small alphabet, the
+ * empty line among them, so that inserted lines often equal base lines):
+ * always clean, every line of each side kept in order, and no more lines
+ * than the two sides' together. Texts are lines joined by '\n'. */
+static unsigned int rnd_next(unsigned int *seed)
+{
+	*seed = *seed * 1103515245u + 12345u;
+	return *seed >> 16;
+}
+
+static void join_lines(char *dst, const char **l, int n)
+{
+	int i;
+
+	dst[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (i)
+			strcat(dst, "\n");
+		strcat(dst, l[i]);
+	}
+}
+
+static void test_text_inserts_random(void)
+{
+	static const char *alpha[] = { "a", "b", "c", "" };
+	static const char *ins[] = { "a", "x", "y", "z", "" };
+	unsigned int seed = 12345;
+	int it, bad = 0;
+
+	for (it = 0; it < 5000 && bad < 5; it++) {
+		const char *bl[8], *sl[2][32];
+		char base[128], side[2][512], *out, *ml[128];
+		int bn = 1 + (int)(rnd_next(&seed) % 5), sn[2], i, s, mn;
+
+		for (i = 0; i < bn; i++)
+			bl[i] = alpha[rnd_next(&seed) % 4];
+		if (bn == 1 && !bl[0][0])
+			bl[0] = "a";    /* one empty line is the empty text: no base */
+		join_lines(base, bl, bn);
+		for (s = 0; s < 2; s++) {
+			sn[s] = 0;
+			for (i = 0; i <= bn; i++) {
+				int k = rnd_next(&seed) % 3 == 0 ? (int)(rnd_next(&seed) % 3) : 0;
+				while (k-- > 0)
+					sl[s][sn[s]++] = ins[rnd_next(&seed) % 5];
+				if (i < bn)
+					sl[s][sn[s]++] = bl[i];
+			}
+			join_lines(side[s], sl[s], sn[s]);
+		}
+		out = merge3(base, side[0], side[1]);
+		if (!out) {
+			fprintf(stderr, "  insertions conflicted: '%s' '%s' '%s'\n", base, side[0],
+				side[1]);
+			bad++;
+			continue;
+		}
+		/* A last empty line is the text's line end, which follows the
+		 * side that wrote the last line: compare the lines before it. */
+		mn = split_lines(out, ml, 128);
+		mn -= mn > 0 && !ml[mn - 1][0];
+		for (s = 0; s < 2; s++)
+			sn[s] -= sn[s] > 0 && !sl[s][sn[s] - 1][0];
+		bn -= !bl[bn - 1][0];
+		if (!is_subsequence((char **)sl[0], sn[0], ml, mn) ||
+		    !is_subsequence((char **)sl[1], sn[1], ml, mn) || mn > sn[0] + sn[1] - bn) {
+			fprintf(stderr, "  insertions merged wrong: '%s' '%s' '%s'\n", base, side[0],
+				side[1]);
+			bad++;
+		}
+		free(out);
+	}
+	CHECK_EQ_INT(bad, 0);
+}
+
 static void test_text_errors(void)
 {
 	char *out = NULL;
@@ -640,6 +772,8 @@ static void test_latest_wins(void)
 int main(void)
 {
 	test_text_merge();
+	test_text_inserts();
+	test_text_inserts_random();
 	test_text_errors();
 	test_apply();
 	test_same();

@@ -83,8 +83,11 @@ int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *i
 
 /* Three-way merge of text with libgit2 (git_merge_file). *clean is 1 and
  * *out the merged text (caller frees) when it merged without conflict
- * markers — or when both sides only appended whole lines to the base: then
- * both additions are kept, ours first (appends never conflict). */
+ * markers — or when both sides only inserted whole lines into a non-empty
+ * base (appends among them): then every inserted line is kept, at each
+ * place the lines both inserted alike once, then ours, then theirs
+ * (insertions never conflict; merge.c says how line ends are read).
+ * NULL texts read as "". */
 int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out);
 
 #ifdef __cplusplus
