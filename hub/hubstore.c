@@ -1812,6 +1812,22 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 	return RL_OK;
 }
 
+/* A record's run in a pull page: fields remembered to tell when its
+ * creation is complete (a table has fewer; a longer run has repeats). */
+#define PULL_RUN_FIELDS 96
+
+static int run_has_field(char (*fields)[64], int n, const char *field)
+{
+	int i;
+
+	if (n >= PULL_RUN_FIELDS)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (strncmp(fields[i], field, sizeof(fields[0]) - 1) == 0)
+			return 1;
+	return 0;
+}
+
 int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **text,
 		  struct hub_stats *stats)
 {
@@ -1819,6 +1835,10 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	long long cursor, limit;
 	json_t *conflicts = NULL;
 	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "", *dump = NULL;
+	/* The fields of the current record's run so far: a field seen twice
+	 * means its creation (each field once) is complete. */
+	char run_fields[PULL_RUN_FIELDS][64];
+	int nrun = 0;
 	long long last, at = 0;
 	sqlite3_str *out = NULL;
 	sqlite3_stmt *st;
@@ -1854,12 +1874,19 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 			error = rl_store_error(s, "reading the hub log");
 			break;
 		}
-		/* Full (by count or by size): end at a record boundary. */
+		if (strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0)
+			nrun = 0;
+		/* Full (by count or by size): end at a record boundary, or
+		 * inside a record's run once its fields have all come (a long
+		 * run of edits to one record's notes must not grow the page
+		 * beyond a frame: every device would stop at it). */
 		if (count > 0 && (count >= limit || sqlite3_str_length(out) >= RL_MAX_PAGE_BYTES) &&
-		    (strcmp(tbl, last_tbl) != 0 || strcmp(row, last_row) != 0)) {
+		    (nrun == 0 || run_has_field(run_fields, nrun, field))) {
 			more = 1;
 			break;
 		}
+		if (nrun < PULL_RUN_FIELDS)
+			snprintf(run_fields[nrun++], sizeof(run_fields[0]), "%s", field);
 		rl_store_column_value(st, 4, &v);
 		at = sqlite3_column_int64(st, 0);
 		sqlite3_str_appendf(out, "%s{\"s\":%lld,\"t\":", count ? "," : "", at);

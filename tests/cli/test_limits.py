@@ -358,6 +358,40 @@ def test_long_notes_pull_in_pages_that_fit():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_long_run_of_one_record_pulls_in_pages_that_fit():
+    """One record's notes edited again and again, each edit synced: its log
+    entries make one record's run, which a page used to take whole (to
+    deliver a record's fields together): 75 edits of a note that escapes to
+    ~128 KiB made a page of ~9.7 MB, refused at every sync. A page now also
+    ends inside a run once the record's fields have all come once."""
+    from hub_test import assert_converged
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        budi.ok("sync")
+        for k in range(75):
+            ani.ok("account", "edit", "Makmur", "--notes", f"{k:03d}" + '"' * 65000)
+            ani.ok("sync")
+        r = budi.run("--json", "sync")
+        eq(r.code, 0, "budi pulls past the run: " + r.err)
+        eq(budi.query("SELECT substr(notes, 1, 3) FROM accounts"), [("074",)],
+           "and has the last edit")
+        # a new device streaming the whole log, a new record's fields first
+        carl = hub.device("carl")
+        carl.ok("sync", "--no-snapshot")
+        ani.ok("sync")
+        budi.ok("sync")
+        assert_converged(hub, [ani, budi, carl])
+        carl.cleanup()
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_many_conflicts_on_long_notes_fit_the_last_page():
     """The last page lists the device's conflicts with both values: 80 open
     conflicts on 60 KB notes made it ~9.6 MB, over the frame limit, and
@@ -406,4 +440,5 @@ def test_many_conflicts_on_long_notes_fit_the_last_page():
 if __name__ == "__main__":
     main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push,
           test_long_notes_pull_in_pages_that_fit,
+          test_a_long_run_of_one_record_pulls_in_pages_that_fit,
           test_many_conflicts_on_long_notes_fit_the_last_page])

@@ -72,7 +72,8 @@
 #define RL_MAX_BATCH_NUMBER     1000000000000000LL
 
 /* Changes in one pull page (a page may run over by the rest of one row so
- * that a record's fields always arrive together). */
+ * that a new record's fields always arrive together; not past a field
+ * that row repeats). */
 #define RL_MAX_PAGE_CHANGES     2000
 /* The JSON size at which the hub ends a page at the next record boundary:
  * 2000 changes of long notes (64 KiB each, more escaped) would exceed
