@@ -488,14 +488,14 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
 {
 	json_t *req = NULL, *resp = NULL;
 	long long left = srv->preauth_ms - (now_ms() - accepted_ms);
-	int type, error;
+	int type, error, enroll = 0;
 
 	/* (A frame read adds ~1 s for 16 KiB at the slowest link.) */
 	if (left <= 0)
 		error = rl_error_set(RL_ETIMEOUT, "no enrolment within %d ms", srv->preauth_ms);
 	else
 		error = rl_wire_read(c, RL_MAX_FRAME_PREAUTH, (int)left, &type, &req);
-	if (error == 0 && type != RL_FRAME_ENROLL)
+	if (error == 0 && !(enroll = type == RL_FRAME_ENROLL))
 		error = rl_error_set(RL_EAUTH, "a client certificate is required");
 	if (error == 0) {
 		pthread_mutex_lock(&srv->write_lock);
@@ -509,7 +509,9 @@ static void serve_enrolment(struct server *srv, rl_store *s, rl_conn *c, const c
 			json_string_value(json_object_get(resp, "login")), addr);
 	} else {
 		if (error != RL_ECLOSED && error != RL_ETIMEOUT)
-			rl_wire_error(c, error == RL_EAUTH ? "token" : error_code(error),
+			/* An ENROLL refused for its token says "token"; any
+			 * other frame without a certificate is "auth". */
+			rl_wire_error(c, error == RL_EAUTH && enroll ? "token" : error_code(error),
 				      rl_error_message(), 2000);
 		fprintf(stderr, "relasi-hub: refused enrolment from %s: %s\n", addr, rl_error_message());
 	}
@@ -538,7 +540,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	struct rl_push push;          /* a PUSH, read without a JSON tree (relasi/push.h) */
 	long long t0 = now_ms();
 	unsigned long long in, out;
-	int type, error, hello = 0;
+	int type, error, hello = 0, answered = 0;   /* answered: an ERROR already sent */
+	int pulled = 0;               /* a snapshot comes before the first PULL */
 
 	memset(&st, 0, sizeof(st));
 	memset(&push, 0, sizeof(push));
@@ -596,7 +599,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				speaks |= json_is_integer(v) && json_integer_value(v) == RL_PROTO_VERSION;
 			if (!speaks) {
 				rl_wire_error(c, "version", "this hub speaks protocol version 1 only", 2000);
-				error = RL_EPROTO;
+				answered = 1;
+				error = rl_error_set(RL_EPROTO, "speaks no protocol version of this hub");
 				break;
 			}
 			/* A device that sends its wall clock is judged by it: a clock right
@@ -620,7 +624,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 					 "hub's (limit %lld min); set the device's clock",
 					 ahead / 60000, (long long)rl_store_hlc(s)->max_drift_ms / 60000);
 				rl_wire_error(c, "clock", why, 2000);
-				error = RL_ECLOCK;
+				answered = 1;
+				error = rl_error_set(RL_ECLOCK, "%s", why);
 				break;
 			}
 			hello = 1;
@@ -662,6 +667,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 						   RL_MAX_FRAME, srv->read_ms);
 			audit_notify(srv);      /* after the answer: off the device's path */
 		} else if (type == RL_FRAME_PULL) {
+			pulled = 1;
 			if ((error = hub_pull_text(s, &peer, req, &resp_text, &st)) < 0)
 				break;
 			error = rl_wire_write_text(c, RL_FRAME_PAGE, resp_text, strlen(resp_text),
@@ -669,6 +675,10 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		} else if (type == RL_FRAME_SNAPSHOT && srv->fault_kind != 5) {
 			struct snap_out so = { srv, c, 0, 0 };
 			int served = 0;
+			if (pulled) {
+				error = rl_error_set(RL_EPROTO, "SNAPSHOT after a PULL");
+				break;
+			}
 			pthread_mutex_lock(&srv->lock);
 			so.hooked = (srv->fault_kind == 3 || srv->fault_kind == 4) && srv->snapshots++ == 0;
 			pthread_mutex_unlock(&srv->lock);
@@ -692,7 +702,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	/* Every failure but a closed connection is answered and logged: a
 	 * device must learn why, and the admin must see it. */
 	if (error < 0 && error != RL_ECLOSED) {
-		if (error != RL_ETIMEOUT)
+		if (error != RL_ETIMEOUT && !answered)   /* one ERROR per request */
 			rl_wire_error(c, error_code(error), rl_error_message(), 2000);
 		fprintf(stderr, "relasi-hub: device %.12s from %s: %s\n", cn, addr, rl_error_message());
 	}

@@ -69,6 +69,21 @@ def session_answer(hub, cert, key, hello='{"proto":[1],"client":"test","hlc":0}'
         return None
 
 
+def session_frames(hub, cert, key, hello):
+    """Every frame the hub sends after this HELLO until it closes."""
+    ctx = tls_client(cert, key)
+    out = []
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=15) as raw:
+        with ctx.wrap_socket(raw) as s:
+            s.sendall(frame("H", hello))
+            try:
+                while (f := read_frame(s)) is not None and len(out) < 10:
+                    out.append(f)
+            except (ssl.SSLError, ConnectionError, OSError):
+                pass
+    return out
+
+
 def handshake_refused(hub, cert, key):
     ans = session_answer(hub, cert, key)
     return ans is None or ans[0] == "X"
@@ -114,6 +129,9 @@ def test_certificates_and_revocation():
         # no client certificate: the handshake may finish (that is how
         # enrolment works), but nothing except ENROLL is answered
         check(handshake_refused(hub, None, None), "no certificate: HELLO refused")
+        ans = session_answer(hub, None, None)
+        check(ans and ans[0] == "X" and json.loads(ans[1])["code"] == "auth",
+              "with the code auth (token is for an ENROLL's token)", ans)
         still_serving(hub, budi, "a certificate-less HELLO")
 
         # a certificate from a CA the hub never made, naming a real device
@@ -134,6 +152,25 @@ def test_certificates_and_revocation():
                              hello='{"proto":[2,3],"client":"future","hlc":0}')
         check(ans is not None and ans[0] == "X" and '"version"' in ans[1],
               "an unknown protocol version is answered with a version error", ans)
+        # one answer per request: that error, or a clock error, and no second
+        creds = (os.path.join(ani.home, "device.crt"), os.path.join(ani.home, "device.key"))
+        for hello, code in (('{"proto":[2],"client":"future","hlc":0}', "version"),
+                            ('{"proto":[1],"client":"t","hlc":0,"wall":%d}'
+                             % ((time.time() + 7200) * 1000), "clock")):
+            frames = session_frames(hub, *creds, hello)
+            eq([(f[0], json.loads(f[1])["code"]) for f in frames], [("X", code)],
+               f"a {code} error is the one answer")
+        # a snapshot comes before the first pull, as PROTOCOL.md orders them
+        with socket.create_connection(("127.0.0.1", hub.port), timeout=15) as raw:
+            with tls_client(*creds).wrap_socket(raw) as s:
+                s.sendall(frame("H", '{"proto":[1],"client":"t","hlc":0}'))
+                eq(read_frame(s)[0], "h", "welcomed")
+                s.sendall(frame("L", '{"cursor":0,"limit":10}'))
+                eq(read_frame(s)[0], "l", "a page")
+                s.sendall(frame("S", '{"format":[1]}'))
+                ans = read_frame(s)
+                check(ans and ans[0] == "X" and json.loads(ans[1])["code"] == "proto",
+                      "SNAPSHOT after a PULL is a protocol error", ans)
         # ...and the stranger's store, pointed at this hub, is refused by name:
         # it pins the other hub's CA, so it refuses the hub before sending anything
         con = sqlite3.connect(stranger.path)
