@@ -972,23 +972,32 @@ static int remember_sent_text(rl_store *s, const struct hub_peer *p, const struc
 }
 
 /* Has anyone but this device changed a field of the row after `cursor`
- * (which the device had not seen when it deleted)? */
+ * (which the device had not seen when it deleted)? edit->exists says. */
 static int changed_unseen(rl_store *s, const struct hub_peer *p, const char *tbl,
-			  const char *row, long long cursor, int *yes)
+			  const char *row, long long cursor, struct field_state *edit)
 {
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_fields WHERE tbl = ?1 AND row_id = ?2 "
-				      "AND version > ?3 AND device <> ?4 AND field <> 'deleted' LIMIT 1",
-				      &st)) < 0)
+	/* The latest such edit: the conflict is between its author and the
+	 * deleter (the 'deleted' field's own version is the creator's). */
+	memset(edit, 0, sizeof(*edit));
+	if ((error = rl_store_prepare(s, "SELECT version, hlc, device FROM hub_fields "
+				      "WHERE tbl = ?1 AND row_id = ?2 AND version > ?3 AND device <> ?4 "
+				      "AND field <> 'deleted' ORDER BY version DESC LIMIT 1", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, cursor);
 	sqlite3_bind_text(st, 4, p->device, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	*yes = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW) {
+		edit->exists = 1;
+		edit->version = sqlite3_column_int64(st, 0);
+		edit->hlc = sqlite3_column_int64(st, 1);
+		snprintf(edit->device, sizeof(edit->device), "%s",
+			 (const char *)sqlite3_column_text(st, 2));
+	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading versions");
 }
@@ -1052,12 +1061,12 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		stats->conflicts++;
 	} else if (strcmp(c->field, "deleted") == 0 && c->value.type == RL_V_INT && c->value.i == 1 &&
 		   !deleted) {
-		int unseen = 0;
-		if ((error = changed_unseen(s, p, c->tbl, c->row, cursor, &unseen)) < 0)
+		struct field_state edit;
+		if ((error = changed_unseen(s, p, c->tbl, c->row, cursor, &edit)) < 0)
 			goto cleanup;
-		if (unseen) {
+		if (edit.exists) {
 			struct rl_value alive = { RL_V_INT, 0, 0, NULL };
-			if ((error = record_conflict(s, p, c, &fs, &alive, "hub", "edit-delete",
+			if ((error = record_conflict(s, p, c, &edit, &alive, "hub", "edit-delete",
 						     &conflict)) < 0)
 				goto cleanup;
 			/* The row stays alive, but the deleting device already holds

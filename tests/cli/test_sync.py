@@ -174,6 +174,24 @@ def test_edit_against_delete_duplicates_and_roles():
            "kept alive: back in the search of the device that deleted it")
         indexed, live = search_index_sound(ani.path, "accounts")
         eq(indexed, live, "ani: the search index holds exactly the live customers")
+        # the delete arriving second: the conflict is the editor's and the
+        # deleter's (it was credited to the deleter on both sides, the
+        # creator's version of 'deleted' standing for the edit)
+        ani.ok("account", "add", "Klinik Sejahtera", "--city", "Depok")   # ani's row
+        sync_all([ani, budi])
+        budi.ok("account", "edit", "Klinik", "--phone", "021-5555-1212")
+        budi.ok("sync")
+        ani.ok("account", "delete", "Klinik")
+        ani.ok("sync")
+        sync_all([ani, budi])
+        who = dict(hub.query("SELECT u.login, d.id FROM hub_devices d JOIN users u "
+                             "ON u.id = d.user_id"))
+        eq(hub.query("SELECT hub_device, in_device FROM hub_conflicts WHERE id = 2"),
+           [(who["budi"], who["ani"])], "the edit's author and the deleter")
+        eq([(c["by"], c["now"]) for c in budi.js("conflicts") if c["id"] == 2],
+           [("ani", "yours (for now)")], "budi sees the conflict on his edit, kept for now")
+        eq([(c["by"], c["now"]) for c in ani.js("conflicts") if c["id"] == 2],
+           [("budi", "theirs (for now)")], "ani sees her delete lost for now, to budi")
         # duplicates: the same customer created on two devices offline
         ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
         budi.ok("account", "add", "TOKO JAYA  ABADI", "--city", "bekasi")
