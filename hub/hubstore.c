@@ -1983,7 +1983,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 {
 	struct owned_value chosen = { { RL_V_NULL, 0, 0, NULL }, NULL };
 	struct rl_converted conv = { 0, 0, 0, 0, NULL, 0 };
-	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21], note[200];
+	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21], note[200], ref[RL_ID_BUFSZ];
 	long long first_seq, left = -1, now_version;
 	const struct rl_table *t;
 	const struct rl_field *f;
@@ -2077,6 +2077,20 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 		} else {
 			chosen.v.type = RL_V_TEXT;
 			chosen.v.s = conv.text;
+		}
+	}
+	/* A reference to a customer merged away since the conflict names its
+	 * survivor, as a pushed change's does (redirect_changes). */
+	if (f->type == RL_FT_REF && f->ref && strcmp(f->name, RL_MERGED_INTO) != 0 &&
+	    chosen.v.type == RL_V_TEXT && rl_id_valid(chosen.v.s)) {
+		const struct rl_table *rt = rl_model_table(f->ref);
+		int moved = 0;
+		if (rt && rl_model_mergeable(rt)) {
+			snprintf(ref, sizeof(ref), "%s", chosen.v.s);
+			if ((error = hub_redirect(s, rt->name, ref, NULL, NULL, &moved)) < 0)
+				goto fail;
+			if (moved)
+				chosen.v.s = ref;
 		}
 	}
 	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||

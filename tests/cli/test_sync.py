@@ -266,6 +266,45 @@ def test_a_resolution_never_overwrites_a_later_change():
         hub.cleanup()
 
 
+def test_a_resolution_naming_a_merged_customer_names_its_survivor():
+    """A conflict on a contact's customer whose kept value is a customer the
+    admin has since merged into another as a duplicate: the resolution
+    names the survivor, as a pushed change's reference would (it wrote the
+    merged-away id: the contact hung off a deleted redirect everywhere)."""
+    hub = Hub()
+    ani = hub.device("ani")
+    mgr = hub.device("mira", role="manager")
+    try:
+        ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
+        ani.ok("account", "add", "TOKO JAYA ABADI", "--city", "bekasi")
+        ani.ok("account", "add", "Toko Lain", "--city", "Depok")
+        ani.ok("account", "add", "Toko Empat", "--city", "Bogor")
+        ani.ok("contact", "add", "Rudi", "--account", "Lain")
+        sync_all([ani, mgr])
+        ids = dict((n, i) for i, n in hub.query("SELECT id, name FROM accounts"))
+        survivor, loser = ids["Toko Jaya Abadi"], ids["TOKO JAYA ABADI"]
+        ani.ok("contact", "edit", "Rudi", "--account", loser[:12], now=ahead(-60))
+        ani.ok("sync")
+        mgr.ok("contact", "edit", "Rudi", "--account", ids["Toko Empat"][:12])
+        mgr.ok("sync")
+        eq(hub.query("SELECT field, hub_value FROM hub_conflicts"), [("account_id", loser)],
+           "a conflict whose hub value is the duplicate")
+        hub.admin("duplicates", "merge", survivor[:12], loser[:12])
+        hub.admin("conflicts", "resolve", "1", "--keep")
+        eq(hub.query("SELECT account_id FROM contacts"), [(survivor,)],
+           "the kept customer is the survivor")
+        eq(hub.query("SELECT resolved_value FROM hub_conflicts"), [(survivor,)],
+           "and the conflict says so")
+        sync_all([ani, mgr])
+        assert_converged(hub, [ani, mgr])
+        check("Rudi" in ani.ok("show", "Toko Jaya Abadi").out,
+              "the survivor lists the contact on the device")
+    finally:
+        ani.cleanup()
+        mgr.cleanup()
+        hub.cleanup()
+
+
 def test_stage_moves_never_conflict():
     """Two people move the same deal offline: no conflict; the later move
     stands on the hub and every device, and both moves are in the deal's
@@ -601,6 +640,7 @@ def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
 
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
+          test_a_resolution_naming_a_merged_customer_names_its_survivor,
           test_a_resolution_never_overwrites_a_later_change, test_stage_moves_never_conflict,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,
