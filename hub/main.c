@@ -314,17 +314,23 @@ static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
 
 static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept" };
-	static const struct cli_view view = { hdr, 6, NULL, NULL, NULL, "no open conflicts" };
+	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept",
+					   "state" };
+	static const struct cli_view view = { hdr, 7, NULL, NULL, NULL, "no open conflicts" };
 	sqlite3_stmt *st;
 	int error;
 
+	/* "kept": the provisional winner while open; once decided, what the
+	 * decision kept (--all lists those too). */
 	if ((error = open_hub(ctx, a)) < 0 ||
 	    (error = rl_store_prepare(ctx->store,
 	     "SELECT id, coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
 	     "field, hub_value, in_value, "
-	     "winner, tbl, row_id, state, kind, created_at FROM hub_conflicts "
-	     "WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &st)) < 0)
+	     "CASE WHEN state = 'open' THEN winner || ' (for now)' "
+	     "     WHEN resolution = 'keep' THEN 'hub' WHEN resolution = 'take' THEN 'incoming' "
+	     "     WHEN resolution = 'value' THEN 'a new value' ELSE resolution END AS kept, "
+	     "state, winner, resolution, resolved_value, tbl, row_id, kind, created_at "
+	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &st)) < 0)
 		return error;
 	if (cli_get(a, "all"))
 		sqlite3_bind_int(st, 1, 1);

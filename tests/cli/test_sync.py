@@ -97,6 +97,12 @@ def test_convergence_and_merge():
               "show has both values and who", show)
         hub.admin("conflicts", "resolve", "1", "--keep")
         hub.admin("conflicts", "resolve", "2", "--value", "Elektronik & Grosir")
+        decided = json.loads(hub.admin("--json", "conflicts", "--all"))
+        eq([(c["id"], c["state"], c["resolution"], c["kept"]) for c in decided],
+           [(1, "resolved", "keep", "hub"), (2, "resolved", "value", "a new value")],
+           "the admin's list says what was decided")
+        eq(decided[1]["resolved_value"], "Elektronik & Grosir", "and the value chosen")
+        check("resolved" in hub.admin("conflicts", "--all"), "in the table too")
         sync_all([ani, budi, mgr])
         assert_converged(hub, [ani, budi, mgr])
         eq(budi.js("account", "show", "Makmur")["city"], "Bandung Kota",
@@ -256,10 +262,13 @@ def test_a_resolution_never_overwrites_a_later_change():
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir & Apotek",)], "nothing overwritten")
         eq(hub.query("SELECT count(*) FROM hub_log"), n_log, "nothing logged")
         eq(hub.query("SELECT state FROM hub_conflicts"), [("open",)], "the conflict stays open")
-        hub.admin("conflicts", "resolve", "1", "--keep", "--force")
+        hub.admin("conflicts", "resolve", "1", "--value", "Grosir", "--force")
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir",)], "--force: the admin's decision")
         sync_all([ani, budi])
         assert_converged(hub, [ani, budi])
+        # a value that is one side's is told as that side's, not "a new value"
+        eq([c["now"] for c in ani.js("conflicts")], ["yours"], "ani's value was chosen")
+        eq([c["now"] for c in budi.js("conflicts")], ["theirs"], "budi's was not")
     finally:
         ani.cleanup()
         budi.cleanup()
