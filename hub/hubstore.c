@@ -1851,7 +1851,7 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	long long last, at = 0;
 	sqlite3_str *out = NULL;
 	sqlite3_stmt *st;
-	int error, rc, more = 0;
+	int error, rc, more = 0, began = 0;
 	long count = 0;
 
 	*text = NULL;
@@ -1863,10 +1863,18 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 		return rl_error_set(RL_EPROTO, "PULL: bad cursor or limit");
 	if (limit > RL_MAX_PAGE_CHANGES)
 		limit = RL_MAX_PAGE_CHANGES;
-	/* Read in one transaction so the page is a consistent snapshot. */
+	/* Read in one transaction so the page is a consistent snapshot: its
+	 * changes, whether more follow, and the conflict list (a push
+	 * committing between those reads would otherwise show in one and not
+	 * the other). A caller's own transaction serves as well. */
+	if (sqlite3_get_autocommit(rl_store_db(s))) {
+		if (sqlite3_exec(rl_store_db(s), "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+			return rl_store_error(s, "beginning a pull");
+		began = 1;
+	}
 	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, hlc, device "
 				      "FROM hub_log WHERE seq > ?1 ORDER BY seq LIMIT ?2", &st)) < 0)
-		return error;
+		goto cleanup;
 	out = sqlite3_str_new(rl_store_db(s));
 	sqlite3_str_appendall(out, "{\"changes\":[");
 	sqlite3_bind_int64(st, 1, cursor);
@@ -1954,6 +1962,8 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	if (error == 0)
 		stats->pulled += count;
 cleanup:
+	if (began)     /* only read: ending it cannot lose anything */
+		sqlite3_exec(rl_store_db(s), "COMMIT", NULL, NULL, NULL);
 	if (out)
 		sqlite3_free(sqlite3_str_finish(out));
 	free(dump);

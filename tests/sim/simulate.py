@@ -664,8 +664,11 @@ class Model:
                       w.device != dev.device_id]
             if unseen:
                 dw = self.fields[(t, r, "deleted")]
+                # the hub's side is the latest unseen edit (its author is
+                # the other party), not the creator's version of 'deleted'
                 self.conflict(t, r, "deleted", "edit-delete", 0, 1, dev.device_id, "hub", c.hlc,
-                              dw.seq, "a delete of a row edited elsewhere (unseen)")
+                              max(w.seq for w in unseen),
+                              "a delete of a row edited elsewhere (unseen)")
                 if self.sim.fixed_edit_delete:
                     # the hub logs that the row stays, so the deleting device gets it back
                     w = self.write(t, r, "deleted", 0, "hub", None, "merge")
