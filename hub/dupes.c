@@ -215,8 +215,12 @@ int hub_redirect(rl_store *s, const char *tbl, char row[RL_ID_BUFSZ], const char
 	*moved = 0;
 	for (hops = 0;; hops++) {
 		if ((error = rl_store_prepare(s,
-		     "SELECT m.survivor, f.loser_version, f.survivor_version FROM hub_merges m "
+		     "SELECT m.survivor, f.loser_version, f.survivor_version, "
+		     "lv.value IS sv.value "
+		     "FROM hub_merges m "
 		     "LEFT JOIN hub_merge_fields f ON f.merge_id = m.id AND f.field = ?3 "
+		     "LEFT JOIN hub_log lv ON lv.seq = f.loser_version "
+		     "LEFT JOIN hub_log sv ON sv.seq = f.survivor_version "
 		     "WHERE m.tbl = ?1 AND m.loser = ?2", &st)) < 0)
 			return error;
 		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
@@ -239,10 +243,18 @@ int hub_redirect(rl_store *s, const char *tbl, char row[RL_ID_BUFSZ], const char
 					    "or longer than %d)", tbl, row, RL_MAX_REDIRECT_HOPS);
 		}
 		snprintf(next, sizeof(next), "%s", (const char *)sqlite3_column_text(st, 0));
-		/* The device had seen the loser's last value of the field: its
-		 * edit was made on what the merge left on the survivor. */
+		/* The device had seen the loser's last value of the field, and
+		 * the merge left that same value on the survivor (it was equal,
+		 * or taken from the loser): its edit was made on the survivor's
+		 * value. Where the survivor kept a value of its own, the base
+		 * stays the loser's version: the edit meets the survivor's
+		 * value as a concurrent one (a three-way merge of text against
+		 * the loser's value, else a conflict), never as a fast-forward
+		 * that would replace a value the rep never saw. Compared in the
+		 * log, not by `chosen`, so merges recorded before this rule
+		 * follow it too. */
 		if (base && field && sqlite3_column_type(st, 1) != SQLITE_NULL &&
-		    *base == sqlite3_column_int64(st, 1))
+		    *base == sqlite3_column_int64(st, 1) && sqlite3_column_int(st, 3))
 			*base = sqlite3_column_int64(st, 2);
 		sqlite3_reset(st);         /* row is its ?2: copy only after the reset */
 		memcpy(row, next, RL_ID_BUFSZ);
@@ -492,6 +504,9 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 			changed = 1;
 			sqlite3_str_appendf(taken, "%s%s", ntaken++ ? ", " : "", f->name);
 		}
+		/* Every field's pair of versions, whichever value was kept:
+		 * hub_redirect maps a late edit's base through it only where
+		 * the two versions hold the same value. */
 		if ((error = rl_store_prepare(s, "INSERT INTO hub_merge_fields(merge_id, field, "
 					      "loser_version, survivor_version, chosen) "
 					      "VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)

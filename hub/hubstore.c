@@ -953,7 +953,9 @@ static int remember_sent_text(rl_store *s, const struct hub_peer *p, const struc
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if (c->value.type != RL_V_TEXT)
+	/* A redirected text came from the device's loser: the device's own
+	 * text of the survivor does not descend from it (see apply_update). */
+	if (c->value.type != RL_V_TEXT || c->redirected)
 		return RL_OK;
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_sent_text(tbl, row_id, field, device, "
 				      "value, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -1093,11 +1095,16 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	in.latest_wins = strcmp(c->tbl, "deals") == 0 &&
 			 (strcmp(c->field, "stage_id") == 0 || strcmp(c->field, "closed_at") == 0 ||
 			  strcmp(c->field, "lost_reason") == 0);
-	if ((error = own_version(s, p, c, &fs, &own)) < 0)
+	/* A redirected change was made on the device's copy of the loser: it
+	 * descends from none of the device's own changes to the survivor, so
+	 * neither the own-version rule nor the text it sent for the survivor
+	 * says anything about its base (either would let it replace the
+	 * survivor's value unseen). Its base is hub_redirect's. */
+	if (!c->redirected && (error = own_version(s, p, c, &fs, &own)) < 0)
 		goto cleanup;
 	if (own)
 		in.base = fs.version;      /* its own earlier change: a fast-forward */
-	if (rl_model_is_text(c->f) && c->base > 0 && !own &&
+	if (rl_model_is_text(c->f) && c->base > 0 && !own && !c->redirected &&
 	    (error = sent_text(s, p, c, &basev, &base_found)) < 0)
 		goto cleanup;
 	if (rl_model_is_text(c->f) && c->base > 0 && !base_found &&

@@ -298,6 +298,68 @@ def test_contact_merge_and_pending_references():
         hub.cleanup()
 
 
+def test_late_edit_of_a_value_the_survivor_did_not_take():
+    """The merge kept the survivor's notes and phone, took the loser's
+    e-mail. A rep who had not pulled it edits all three on the loser: the
+    e-mail (the survivor holds the loser's value) is a fast-forward; the
+    notes and phone were made on values the survivor does not hold, so they
+    never silently replace the survivor's: a three-way merge of the notes
+    against the loser's text, else a conflict keeping both values. cici's
+    own earlier edit of the survivor's notes does not make hers a
+    fast-forward either (it was made on the loser's copy)."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    cici = hub.device("cici", "Cici Wulan")
+    devices = [ani, budi, cici]
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222",
+               "--notes", "Survivor: pemilik Pak Hadi")
+        budi.ok("account", "add", "TOKO makmur", "--city", "bandung", "--phone", "0812-5555-6666",
+                "--email", "info@makmur.id", "--notes", "Loser: grosir elektronik")
+        # a second pair: the survivor's notes are the loser's plus a line
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Bogor",
+               "--notes", "Buka 24 jam\nParkir luas\nApoteker: Rina")
+        budi.ok("account", "add", "APOTEK SEHAT", "--city", "Bogor",
+                "--notes", "Buka 24 jam\nParkir luas")
+        sync_all(devices)
+        a, b = account_id(ani, "Toko Makmur"), account_id(budi, "TOKO makmur")
+        c, d = account_id(ani, "Apotek Sehat"), account_id(budi, "APOTEK SEHAT")
+        cici.ok("account", "edit", a, "--notes", "Survivor: pemilik Pak Hadi\nCici: buka jam 8")
+        sync_all(devices)
+        surv_notes = "Survivor: pemilik Pak Hadi\nCici: buka jam 8"
+        hub.admin("duplicates", "merge", a, b, "--prefer", "email=loser")
+        hub.admin("duplicates", "merge", c, d)
+        eq(hub.query("SELECT notes, phone, email FROM accounts WHERE id = ?", a),
+           [(surv_notes, "+6281211112222", "info@makmur.id")], "the merge kept notes and phone")
+
+        # cici has not pulled the merges: she edits the losers.
+        cici.ok("account", "edit", b[:12], "--notes", "Loser: grosir elektronik\nCici: minta katalog",
+                "--phone", "0812-5555-7777", "--email", "sales@makmur.id")
+        cici.ok("account", "edit", d[:12], "--notes", "Cici: tutup hari Minggu\nBuka 24 jam\nParkir luas")
+        cici.ok("sync")
+        eq(hub.query("SELECT email FROM accounts WHERE id = ?", a), [("sales@makmur.id",)],
+           "the e-mail the survivor took from the loser: a fast-forward")
+        got = {f: (h, i) for f, h, i in hub.query(
+            "SELECT field, hub_value, in_value FROM hub_conflicts WHERE row_id = ? "
+            "AND state = 'open'", a)}
+        eq(sorted(got), ["notes", "phone"], "the notes and phone the survivor kept: conflicts")
+        eq(got["notes"], (surv_notes, "Loser: grosir elektronik\nCici: minta katalog"),
+           "both texts kept in the conflict")
+        eq(got["phone"], ("+6281211112222", "+6281255557777"), "both phones kept")
+        eq(hub.query("SELECT notes FROM accounts WHERE id = ?", c),
+           [("Cici: tutup hari Minggu\nBuka 24 jam\nParkir luas\nApoteker: Rina",)],
+           "a line added to the loser's notes merges into the survivor's, which keeps its own")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts WHERE row_id = ?", c), [(0,)],
+           "a clean three-way merge is no conflict")
+        sync_all(devices)
+        assert_converged(hub, devices)
+    finally:
+        for dev in devices:
+            dev.cleanup()
+        hub.cleanup()
+
+
 def test_device_cannot_set_merged_into():
     """merged_into is the hub's: a device that writes it is refused."""
     hub = Hub()
@@ -403,5 +465,6 @@ def test_no_candidates_from_cleared_or_deleted_keys():
 
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
+          test_late_edit_of_a_value_the_survivor_did_not_take,
           test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
           test_no_candidates_from_cleared_or_deleted_keys])
