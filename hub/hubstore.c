@@ -1009,7 +1009,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	char owner[RL_ID_BUFSZ];
 	const char *reason;
 	long long seq = 0, conflict = 0;
-	int error, found, deleted = 0, base_found = 0, col, own = 0;
+	int error, found, deleted = 0, base_found = 0, col, own = 0, revived = 0;
 
 	if ((error = load_row(s, c->t, c->row, &row, &found)) < 0)
 		return error;
@@ -1051,6 +1051,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 				       p->user, "merge", &seq)) < 0 ||
 		    (error = conflict_left(s, conflict, seq)) < 0)
 			goto cleanup;
+		revived = 1;               /* its match keys come back with it (below) */
 		stats->conflicts++;
 	} else if (strcmp(c->field, "deleted") == 0 && c->value.type == RL_V_INT && c->value.i == 1 &&
 		   !deleted) {
@@ -1232,9 +1233,12 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		stats->conflicts++;
 		break;
 	}
-	if (error == 0 && c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
-					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0 ||
-					strcmp(c->field, "deleted") == 0))
+	/* A revived record is checked whatever the edit's own outcome: the
+	 * revival stands even where the edit itself was refused. */
+	if (error == 0 && (revived ||
+			   (c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
+					  strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0 ||
+					  strcmp(c->field, "deleted") == 0))))
 		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
 	free(mr.merged);

@@ -463,8 +463,43 @@ def test_no_candidates_from_cleared_or_deleted_keys():
         hub.cleanup()
 
 
+def cands(hub):
+    """Open candidates as ({name, name}, reason), in the order found."""
+    return [({c["first"], c["second"]}, c["reason"]) for c in admin_json(hub, "duplicates")]
+
+
+def test_record_revived_by_any_edit_gets_its_keys_back():
+    """A deleted customer has no match keys. An edit of a field that is no
+    key (industry), made by a rep who never saw the delete, keeps it alive:
+    its keys come back with it, and a later customer with its phone is a
+    candidate."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    citra = hub.device("citra", "Citra Dewi")
+    try:
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor", "--phone", "0812-1111-2222")
+        sync_all([ani, budi, citra])
+        ani.ok("account", "delete", "Toko Dua")
+        ani.ok("sync")
+        eq(hub.query("SELECT count(*) FROM hub_keys"), [(0,)], "deleted: no keys")
+        citra.ok("account", "edit", "Toko Dua", "--industry", "Retail")    # unseen delete
+        citra.ok("sync")
+        eq(hub.query("SELECT deleted FROM accounts WHERE name = 'Toko Dua'"), [(0,)], "kept alive")
+        eq(sorted(k for k, in hub.query("SELECT kind FROM hub_keys")), ["name_city", "phone"],
+           "alive again, with its keys")
+        budi.ok("account", "add", "Warung Empat", "--city", "Cikarang", "--phone", "0812-1111-2222")
+        budi.ok("sync")
+        eq(cands(hub), [({"Toko Dua", "Warung Empat"}, "phone")], "it matches a new customer's phone")
+    finally:
+        for dev in (ani, budi, citra):
+            dev.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
           test_late_edit_of_a_value_the_survivor_did_not_take,
           test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
-          test_no_candidates_from_cleared_or_deleted_keys])
+          test_no_candidates_from_cleared_or_deleted_keys,
+          test_record_revived_by_any_edit_gets_its_keys_back])
