@@ -2056,7 +2056,10 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	}
 	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
 	    (error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
-	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0)
+	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0 ||
+	    /* The value written may be a phone, e-mail, name or city no one
+	     * pushed (--value), or a decided delete: the match keys follow. */
+	    (error = hub_duplicates_check(s, tbl, row, NULL)) < 0)
 		goto fail;
 	snprintf(note, sizeof(note), "conflict %lld on %s.%s resolved: %s", id, tbl, field, mode);
 	if ((error = hub_audit_mark(s, first_seq, "resolve", "hub", NULL, 0, 0, note)) < 0)

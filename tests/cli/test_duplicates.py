@@ -497,9 +497,38 @@ def test_record_revived_by_any_edit_gets_its_keys_back():
         hub.cleanup()
 
 
+def test_conflict_resolution_updates_match_keys():
+    """`conflicts resolve --value` writes a phone no device pushed: the hub
+    matches on it, no longer on the phone it replaced."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko Lima", "--city", "Depok", "--phone", "0813-5555-0000")
+        sync_all([ani, budi])
+        ani.ok("account", "edit", "Toko Lima", "--phone", "0813-5555-1111", now="2026-11-23T03:00:00Z")
+        budi.ok("account", "edit", "Toko Lima", "--phone", "0813-5555-2222", now="2026-11-23T03:05:00Z")
+        sync_all([ani, budi])
+        cid = hub.query("SELECT id FROM hub_conflicts WHERE field = 'phone'")[0][0]
+        hub.admin("conflicts", "resolve", str(cid), "--value", "0813-5555-3333")
+        eq(hub.query("SELECT k.key FROM hub_keys k JOIN accounts a ON a.id = k.row_id "
+                     "WHERE a.name = 'Toko Lima' AND k.kind = 'phone'"), [("+6281355553333",)],
+           "the phone key is the resolved phone's")
+        ani.ok("account", "add", "Warung Enam", "--city", "Bekasi", "--phone", "0813-5555-3333")
+        ani.ok("account", "add", "Warung Tujuh", "--city", "Bekasi", "--phone", "0813-5555-2222")
+        ani.ok("sync")
+        eq(cands(hub), [({"Toko Lima", "Warung Enam"}, "phone")],
+           "a candidate on the resolved phone, none on the phone it replaced")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
           test_late_edit_of_a_value_the_survivor_did_not_take,
           test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
           test_no_candidates_from_cleared_or_deleted_keys,
-          test_record_revived_by_any_edit_gets_its_keys_back])
+          test_record_revived_by_any_edit_gets_its_keys_back,
+          test_conflict_resolution_updates_match_keys])
