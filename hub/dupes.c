@@ -303,6 +303,10 @@ int hub_duplicates_scan(rl_store *s, long *rows, long *found)
 				goto fail;
 			(*rows)++;
 		}
+		/* The candidates of tombstones (their keys went above), and any
+		 * left open by a hub from before candidates were closed. */
+		if ((error = hub_duplicates_close_stale(s, t->name)) < 0)
+			goto fail;
 	}
 	if ((error = rl_store_commit(s)) < 0)
 		goto fail;
@@ -539,12 +543,15 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 				     &seq)) < 0 ||
 	    (error = hub_write_field(s, t->name, loser, "deleted", &dead, "merge", &seq)) < 0)
 		goto cleanup;
-	/* The loser matches nothing any more; the survivor's keys follow its
-	 * new values (and may meet another duplicate: a new candidate). */
-	if ((error = exec3(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2", t->name, loser,
+	/* The candidates first: the pair is 'merged', not 'stale' as the
+	 * check below would find it. The loser matches nothing any more; the
+	 * survivor's keys follow its new values (and may meet another
+	 * duplicate: a new candidate), and the candidates it took over from
+	 * the loser stay open only where it still matches the other record. */
+	if ((error = close_candidates(s, t->name, survivor, loser, merge_id, &closed)) < 0 ||
+	    (error = exec3(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2", t->name, loser,
 			   NULL, 0, "clearing match keys")) < 0 ||
-	    (error = hub_duplicates_check(s, t->name, survivor, &found)) < 0 ||
-	    (error = close_candidates(s, t->name, survivor, loser, merge_id, &closed)) < 0)
+	    (error = hub_duplicates_check(s, t->name, survivor, &found)) < 0)
 		goto cleanup;
 	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
 		goto cleanup;

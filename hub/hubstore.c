@@ -367,6 +367,63 @@ static int drop_keys(rl_store *s, const char *tbl, const char *row, const char *
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording match keys");
 }
 
+/*
+ * Close as 'stale' the open candidates of row (every one of tbl when row is
+ * NULL) whose two records no longer share a match key: a key changed, or a
+ * record was deleted or merged away (it has no keys). They stay in
+ * hub_duplicates as history and open again if the pair matches once more
+ * (record_key). A merge marks its own pair 'merged' before this runs.
+ */
+static int close_stale(rl_store *s, const char *tbl, const char *row)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "UPDATE hub_duplicates SET state = 'stale' WHERE tbl = ?1 "
+				      "AND state = 'open' AND (?2 IS NULL OR row_a = ?2 OR row_b = ?2) "
+				      "AND NOT EXISTS (SELECT 1 FROM hub_keys k1 JOIN hub_keys k2 ON "
+				      "k2.tbl = k1.tbl AND k2.kind = k1.kind AND k2.key = k1.key "
+				      "WHERE k1.tbl = ?1 AND k1.row_id = hub_duplicates.row_a AND "
+				      "k2.row_id = hub_duplicates.row_b)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	if (row)
+		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "closing candidates that no longer match");
+}
+
+int hub_duplicates_close_stale(rl_store *s, const char *tbl)
+{
+	return close_stale(s, tbl, NULL);
+}
+
+/* The pair's candidate, closed as stale, matches again: open it (the same
+ * row, so it is never listed twice). *reopened: 1 when it was. */
+static int reopen(rl_store *s, const char *tbl, const char *a, const char *b, const char *kind,
+		  int *reopened)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*reopened = 0;
+	if ((error = rl_store_prepare(s, "UPDATE hub_duplicates SET state = 'open', reason = ?4 "
+				      "WHERE tbl = ?1 AND state = 'stale' AND ((row_a = ?2 AND "
+				      "row_b = ?3) OR (row_a = ?3 AND row_b = ?2))", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "opening a candidate again");
+	*reopened = sqlite3_changes(rl_store_db(s)) > 0;
+	return RL_OK;
+}
+
 static int record_key(rl_store *s, const char *tbl, const char *row, const char *kind,
 		      const char *key, long *found)
 {
@@ -387,7 +444,14 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_stmt *ins;
 		char other[RL_ID_BUFSZ];
+		int reopened;
 		snprintf(other, sizeof(other), "%s", (const char *)sqlite3_column_text(st, 0));
+		if ((error = reopen(s, tbl, row, other, kind, &reopened)) < 0)
+			break;
+		if (reopened) {
+			(*found)++;
+			continue;
+		}
 		/* One candidate per pair, whichever order it was found in:
 		 * `duplicates scan` meets every pair from both sides. */
 		if ((error = rl_store_prepare(s, "INSERT OR IGNORE INTO hub_duplicates(tbl, row_a, "
@@ -452,7 +516,9 @@ int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *fo
 	 * back with it if an edit against the delete keeps it alive). */
 	if (sqlite3_column_int(st, column_index(st, "deleted"))) {
 		sqlite3_reset(st);
-		return drop_keys(s, tbl, row, NULL);
+		if ((error = drop_keys(s, tbl, row, NULL)) < 0)
+			return error;
+		return close_stale(s, tbl, row);
 	}
 	/* A key silently missing would be a duplicate silently missed: every
 	 * allocation here is checked. */
@@ -477,6 +543,8 @@ int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *fo
 	    (error = record_key(s, tbl, row, "email", email, &found)) == 0 &&
 	    (error = record_key(s, tbl, row, "phone", phone, &found)) == 0)
 		error = record_key(s, tbl, row, "name_city", key, &found);
+	if (error == 0)
+		error = close_stale(s, tbl, row);
 	if (found_out)
 		*found_out += found;
 	free(email);

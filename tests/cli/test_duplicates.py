@@ -525,10 +525,51 @@ def test_conflict_resolution_updates_match_keys():
         hub.cleanup()
 
 
+def test_candidates_that_no_longer_match_are_closed():
+    """A candidate is listed while its two records are alive and share a
+    key. A corrected phone or a delete closes it as 'stale' (kept as
+    history), the same candidate opens again if the pair matches again, and
+    `duplicates scan` closes those an older hub left open."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko A", "--city", "X1", "--phone", "0812-9999-0000")
+        budi.ok("account", "add", "Toko B", "--city", "X2", "--phone", "0812-9999-0000")
+        budi.ok("account", "add", "Toko C", "--city", "X3", "--email", "c@c.id")
+        ani.ok("account", "add", "Toko D", "--city", "X4", "--email", "c@c.id")
+        sync_all([ani, budi])
+        eq(sorted(sorted(p) for p, _ in cands(hub)), [["Toko A", "Toko B"], ["Toko C", "Toko D"]],
+           "two candidates")
+        ab = [c["id"] for c in admin_json(hub, "duplicates") if "Toko A" in (c["first"], c["second"])][0]
+        budi.ok("account", "edit", "Toko B", "--phone", "0812-9999-0001")   # a typo corrected
+        ani.ok("account", "delete", "Toko D")
+        sync_all([ani, budi])
+        eq(cands(hub), [], "neither is listed: the phones differ, and Toko D is deleted")
+        eq(hub.query("SELECT state, count(*) FROM hub_duplicates GROUP BY state"), [("stale", 2)],
+           "both kept as history, closed as stale")
+        budi.ok("account", "edit", "Toko B", "--phone", "0812-9999-0000")
+        budi.ok("sync")
+        eq([(c["id"], c["reason"]) for c in admin_json(hub, "duplicates")], [(ab, "phone")],
+           "matching again, the same candidate is open again")
+        # a hub from before this rule left a candidate of a deleted record open
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        con.execute("UPDATE hub_duplicates SET state = 'open'")
+        con.commit()
+        con.close()
+        eq(admin_json(hub, "duplicates", "scan")["new_candidates"], 0, "the scan finds nothing new")
+        eq([c["id"] for c in admin_json(hub, "duplicates")], [ab], "and closes the stale one")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
           test_late_edit_of_a_value_the_survivor_did_not_take,
           test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
           test_no_candidates_from_cleared_or_deleted_keys,
           test_record_revived_by_any_edit_gets_its_keys_back,
-          test_conflict_resolution_updates_match_keys])
+          test_conflict_resolution_updates_match_keys,
+          test_candidates_that_no_longer_match_are_closed])
