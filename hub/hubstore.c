@@ -325,8 +325,9 @@ static const char *policy(const struct hub_peer *p, const char *tbl, int creatin
 /* ---- duplicate candidates ------------------------------------------------------- */
 
 /* Name key: the folded name (rl_name_fold), "|" and the folded city;
- * common company prefixes kept (they tell shops apart). NULL for an empty
- * key: nothing to match. */
+ * common company prefixes kept (they tell shops apart). NULL unless both
+ * fold to something: a name alone ("Budi", no city) is no evidence of the
+ * same customer, nor is a name of only punctuation ("-", "?"). */
 static int name_key(const char *name, const char *city, char **out)
 {
 	char *n = NULL, *c = NULL;
@@ -338,8 +339,8 @@ static int name_key(const char *name, const char *city, char **out)
 	    (city && (error = rl_name_fold(city, &c)) < 0))
 		goto done;
 	error = RL_OK;
-	if ((n && *n) || c) {
-		*out = sqlite3_mprintf("%s%s%s", n ? n : "", c ? "|" : "", c ? c : "");
+	if (n && *n && c && *c) {
+		*out = sqlite3_mprintf("%s|%s", n, c);
 		if (!*out)
 			error = rl_error_set(RL_ENOMEM, "out of memory");
 	}

@@ -565,6 +565,38 @@ def test_candidates_that_no_longer_match_are_closed():
         hub.cleanup()
 
 
+def test_name_and_city_match_needs_both():
+    """The name + city key: Unicode punctuation and invisible characters fold
+    like ASCII punctuation ("Bu\u2019 Ani" meets "Bu' Ani"); a name with no
+    city, or a name of punctuation alone, matches nothing."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Warung Bu\u2019 Ani", "--city", "Bogor")
+        budi.ok("account", "add", "Warung Bu' Ani", "--city", "Bogor")
+        ani.ok("account", "add", "\u201cToko\u00a0Ma\u200bkmur\u201d", "--city", "Depok")
+        budi.ok("account", "add", "Toko Makmur", "--city", "Depok")
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Solo")
+        budi.ok("account", "add", "Toko Jaya", "--city", "Solo")
+        ani.ok("contact", "add", "Budi", "--account", "Apotek Sehat")      # no city
+        budi.ok("contact", "add", "Budi", "--account", "Toko Jaya")        # no city
+        ani.ok("account", "add", "?", "--city", "Medan")
+        budi.ok("account", "add", "?", "--city", "Medan")
+        sync_all([ani, budi])
+        eq(sorted((sorted(p), why) for p, why in cands(hub)),
+           [(["Toko Makmur", "\u201cToko\u00a0Ma\u200bkmur\u201d"], "name_city"),
+            (["Warung Bu' Ani", "Warung Bu\u2019 Ani"], "name_city")],
+           "Unicode punctuation folds; no candidate from a name alone or a name of punctuation")
+        eq(hub.query("SELECT count(*) FROM hub_keys WHERE tbl = 'contacts'"), [(0,)],
+           "a contact with a name and no city has no name key")
+        eq(admin_json(hub, "duplicates", "scan")["new_candidates"], 0, "the scan agrees")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
           test_late_edit_of_a_value_the_survivor_did_not_take,
@@ -572,4 +604,5 @@ if __name__ == "__main__":
           test_no_candidates_from_cleared_or_deleted_keys,
           test_record_revived_by_any_edit_gets_its_keys_back,
           test_conflict_resolution_updates_match_keys,
-          test_candidates_that_no_longer_match_are_closed])
+          test_candidates_that_no_longer_match_are_closed,
+          test_name_and_city_match_needs_both])
