@@ -215,8 +215,12 @@ int hub_redirect(rl_store *s, const char *tbl, char row[RL_ID_BUFSZ], const char
 	*moved = 0;
 	for (hops = 0;; hops++) {
 		if ((error = rl_store_prepare(s,
-		     "SELECT m.survivor, f.loser_version, f.survivor_version FROM hub_merges m "
+		     "SELECT m.survivor, f.loser_version, f.survivor_version, "
+		     "lv.value IS sv.value "
+		     "FROM hub_merges m "
 		     "LEFT JOIN hub_merge_fields f ON f.merge_id = m.id AND f.field = ?3 "
+		     "LEFT JOIN hub_log lv ON lv.seq = f.loser_version "
+		     "LEFT JOIN hub_log sv ON sv.seq = f.survivor_version "
 		     "WHERE m.tbl = ?1 AND m.loser = ?2", &st)) < 0)
 			return error;
 		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
@@ -239,10 +243,18 @@ int hub_redirect(rl_store *s, const char *tbl, char row[RL_ID_BUFSZ], const char
 					    "or longer than %d)", tbl, row, RL_MAX_REDIRECT_HOPS);
 		}
 		snprintf(next, sizeof(next), "%s", (const char *)sqlite3_column_text(st, 0));
-		/* The device had seen the loser's last value of the field: its
-		 * edit was made on what the merge left on the survivor. */
+		/* The device had seen the loser's last value of the field, and
+		 * the merge left that same value on the survivor (it was equal,
+		 * or taken from the loser): its edit was made on the survivor's
+		 * value. Where the survivor kept a value of its own, the base
+		 * stays the loser's version: the edit meets the survivor's
+		 * value as a concurrent one (a three-way merge of text against
+		 * the loser's value, else a conflict), never as a fast-forward
+		 * that would replace a value the rep never saw. Compared in the
+		 * log, not by `chosen`, so merges recorded before this rule
+		 * follow it too. */
 		if (base && field && sqlite3_column_type(st, 1) != SQLITE_NULL &&
-		    *base == sqlite3_column_int64(st, 1))
+		    *base == sqlite3_column_int64(st, 1) && sqlite3_column_int(st, 3))
 			*base = sqlite3_column_int64(st, 2);
 		sqlite3_reset(st);         /* row is its ?2: copy only after the reset */
 		memcpy(row, next, RL_ID_BUFSZ);
@@ -291,6 +303,10 @@ int hub_duplicates_scan(rl_store *s, long *rows, long *found)
 				goto fail;
 			(*rows)++;
 		}
+		/* The candidates of tombstones (their keys went above), and any
+		 * left open by a hub from before candidates were closed. */
+		if ((error = hub_duplicates_close_stale(s, t->name)) < 0)
+			goto fail;
 	}
 	if ((error = rl_store_commit(s)) < 0)
 		goto fail;
@@ -492,6 +508,9 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 			changed = 1;
 			sqlite3_str_appendf(taken, "%s%s", ntaken++ ? ", " : "", f->name);
 		}
+		/* Every field's pair of versions, whichever value was kept:
+		 * hub_redirect maps a late edit's base through it only where
+		 * the two versions hold the same value. */
 		if ((error = rl_store_prepare(s, "INSERT INTO hub_merge_fields(merge_id, field, "
 					      "loser_version, survivor_version, chosen) "
 					      "VALUES (?1, ?2, ?3, ?4, ?5)", &st)) < 0)
@@ -524,12 +543,15 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 				     &seq)) < 0 ||
 	    (error = hub_write_field(s, t->name, loser, "deleted", &dead, "merge", &seq)) < 0)
 		goto cleanup;
-	/* The loser matches nothing any more; the survivor's keys follow its
-	 * new values (and may meet another duplicate: a new candidate). */
-	if ((error = exec3(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2", t->name, loser,
+	/* The candidates first: the pair is 'merged', not 'stale' as the
+	 * check below would find it. The loser matches nothing any more; the
+	 * survivor's keys follow its new values (and may meet another
+	 * duplicate: a new candidate), and the candidates it took over from
+	 * the loser stay open only where it still matches the other record. */
+	if ((error = close_candidates(s, t->name, survivor, loser, merge_id, &closed)) < 0 ||
+	    (error = exec3(s, "DELETE FROM hub_keys WHERE tbl = ?1 AND row_id = ?2", t->name, loser,
 			   NULL, 0, "clearing match keys")) < 0 ||
-	    (error = hub_duplicates_check(s, t->name, survivor, &found)) < 0 ||
-	    (error = close_candidates(s, t->name, survivor, loser, merge_id, &closed)) < 0)
+	    (error = hub_duplicates_check(s, t->name, survivor, &found)) < 0)
 		goto cleanup;
 	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
 		goto cleanup;

@@ -226,9 +226,16 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 
 /* Look for duplicates of one customer or contact with the sync's rules (the
  * same e-mail, phone, or normalised name + city), record its match keys and
- * any new candidate (one per pair). *found (may be NULL) += new candidates.
- * Inside the caller's transaction. (hubstore.c) */
+ * any new candidate (one per pair; a stale one that matches again is opened
+ * again), and close as 'stale' its open candidates that no longer match.
+ * *found (may be NULL) += new or reopened candidates. Inside the caller's
+ * transaction. (hubstore.c) */
 int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *found);
+
+/* Close as 'stale' every open candidate of tbl whose two records no longer
+ * share a match key (hub_duplicates_check does it for one record).
+ * (hubstore.c) */
+int hub_duplicates_close_stale(rl_store *s, const char *tbl);
 
 /* Check every live customer and contact as a sync would, in one
  * transaction: *rows checked, *found new candidates (none twice). */

@@ -325,8 +325,9 @@ static const char *policy(const struct hub_peer *p, const char *tbl, int creatin
 /* ---- duplicate candidates ------------------------------------------------------- */
 
 /* Name key: the folded name (rl_name_fold), "|" and the folded city;
- * common company prefixes kept (they tell shops apart). NULL for an empty
- * key: nothing to match. */
+ * common company prefixes kept (they tell shops apart). NULL unless both
+ * fold to something: a name alone ("Budi", no city) is no evidence of the
+ * same customer, nor is a name of only punctuation ("-", "?"). */
 static int name_key(const char *name, const char *city, char **out)
 {
 	char *n = NULL, *c = NULL;
@@ -338,8 +339,8 @@ static int name_key(const char *name, const char *city, char **out)
 	    (city && (error = rl_name_fold(city, &c)) < 0))
 		goto done;
 	error = RL_OK;
-	if ((n && *n) || c) {
-		*out = sqlite3_mprintf("%s%s%s", n ? n : "", c ? "|" : "", c ? c : "");
+	if (n && *n && c && *c) {
+		*out = sqlite3_mprintf("%s|%s", n, c);
 		if (!*out)
 			error = rl_error_set(RL_ENOMEM, "out of memory");
 	}
@@ -367,6 +368,63 @@ static int drop_keys(rl_store *s, const char *tbl, const char *row, const char *
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording match keys");
 }
 
+/*
+ * Close as 'stale' the open candidates of row (every one of tbl when row is
+ * NULL) whose two records no longer share a match key: a key changed, or a
+ * record was deleted or merged away (it has no keys). They stay in
+ * hub_duplicates as history and open again if the pair matches once more
+ * (record_key). A merge marks its own pair 'merged' before this runs.
+ */
+static int close_stale(rl_store *s, const char *tbl, const char *row)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "UPDATE hub_duplicates SET state = 'stale' WHERE tbl = ?1 "
+				      "AND state = 'open' AND (?2 IS NULL OR row_a = ?2 OR row_b = ?2) "
+				      "AND NOT EXISTS (SELECT 1 FROM hub_keys k1 JOIN hub_keys k2 ON "
+				      "k2.tbl = k1.tbl AND k2.kind = k1.kind AND k2.key = k1.key "
+				      "WHERE k1.tbl = ?1 AND k1.row_id = hub_duplicates.row_a AND "
+				      "k2.row_id = hub_duplicates.row_b)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	if (row)
+		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "closing candidates that no longer match");
+}
+
+int hub_duplicates_close_stale(rl_store *s, const char *tbl)
+{
+	return close_stale(s, tbl, NULL);
+}
+
+/* The pair's candidate, closed as stale, matches again: open it (the same
+ * row, so it is never listed twice). *reopened: 1 when it was. */
+static int reopen(rl_store *s, const char *tbl, const char *a, const char *b, const char *kind,
+		  int *reopened)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*reopened = 0;
+	if ((error = rl_store_prepare(s, "UPDATE hub_duplicates SET state = 'open', reason = ?4 "
+				      "WHERE tbl = ?1 AND state = 'stale' AND ((row_a = ?2 AND "
+				      "row_b = ?3) OR (row_a = ?3 AND row_b = ?2))", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "opening a candidate again");
+	*reopened = sqlite3_changes(rl_store_db(s)) > 0;
+	return RL_OK;
+}
+
 static int record_key(rl_store *s, const char *tbl, const char *row, const char *kind,
 		      const char *key, long *found)
 {
@@ -387,7 +445,14 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sqlite3_stmt *ins;
 		char other[RL_ID_BUFSZ];
+		int reopened;
 		snprintf(other, sizeof(other), "%s", (const char *)sqlite3_column_text(st, 0));
+		if ((error = reopen(s, tbl, row, other, kind, &reopened)) < 0)
+			break;
+		if (reopened) {
+			(*found)++;
+			continue;
+		}
 		/* One candidate per pair, whichever order it was found in:
 		 * `duplicates scan` meets every pair from both sides. */
 		if ((error = rl_store_prepare(s, "INSERT OR IGNORE INTO hub_duplicates(tbl, row_a, "
@@ -452,7 +517,9 @@ int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *fo
 	 * back with it if an edit against the delete keeps it alive). */
 	if (sqlite3_column_int(st, column_index(st, "deleted"))) {
 		sqlite3_reset(st);
-		return drop_keys(s, tbl, row, NULL);
+		if ((error = drop_keys(s, tbl, row, NULL)) < 0)
+			return error;
+		return close_stale(s, tbl, row);
 	}
 	/* A key silently missing would be a duplicate silently missed: every
 	 * allocation here is checked. */
@@ -477,6 +544,8 @@ int hub_duplicates_check(rl_store *s, const char *tbl, const char *row, long *fo
 	    (error = record_key(s, tbl, row, "email", email, &found)) == 0 &&
 	    (error = record_key(s, tbl, row, "phone", phone, &found)) == 0)
 		error = record_key(s, tbl, row, "name_city", key, &found);
+	if (error == 0)
+		error = close_stale(s, tbl, row);
 	if (found_out)
 		*found_out += found;
 	free(email);
@@ -953,7 +1022,9 @@ static int remember_sent_text(rl_store *s, const struct hub_peer *p, const struc
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if (c->value.type != RL_V_TEXT)
+	/* A redirected text came from the device's loser: the device's own
+	 * text of the survivor does not descend from it (see apply_update). */
+	if (c->value.type != RL_V_TEXT || c->redirected)
 		return RL_OK;
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_sent_text(tbl, row_id, field, device, "
 				      "value, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -1016,7 +1087,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	char owner[RL_ID_BUFSZ];
 	const char *reason;
 	long long seq = 0, conflict = 0;
-	int error, found, deleted = 0, base_found = 0, col, own = 0;
+	int error, found, deleted = 0, base_found = 0, col, own = 0, revived = 0;
 
 	if ((error = load_row(s, c->t, c->row, &row, &found)) < 0)
 		return error;
@@ -1058,6 +1129,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 				       p->user, "merge", &seq)) < 0 ||
 		    (error = conflict_left(s, conflict, seq)) < 0)
 			goto cleanup;
+		revived = 1;               /* its match keys come back with it (below) */
 		stats->conflicts++;
 	} else if (strcmp(c->field, "deleted") == 0 && c->value.type == RL_V_INT && c->value.i == 1 &&
 		   !deleted) {
@@ -1102,11 +1174,16 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	in.latest_wins = strcmp(c->tbl, "deals") == 0 &&
 			 (strcmp(c->field, "stage_id") == 0 || strcmp(c->field, "closed_at") == 0 ||
 			  strcmp(c->field, "lost_reason") == 0);
-	if ((error = own_version(s, p, c, &fs, &own)) < 0)
+	/* A redirected change was made on the device's copy of the loser: it
+	 * descends from none of the device's own changes to the survivor, so
+	 * neither the own-version rule nor the text it sent for the survivor
+	 * says anything about its base (either would let it replace the
+	 * survivor's value unseen). Its base is hub_redirect's. */
+	if (!c->redirected && (error = own_version(s, p, c, &fs, &own)) < 0)
 		goto cleanup;
 	if (own)
 		in.base = fs.version;      /* its own earlier change: a fast-forward */
-	if (rl_model_is_text(c->f) && c->base > 0 && !own &&
+	if (rl_model_is_text(c->f) && c->base > 0 && !own && !c->redirected &&
 	    (error = sent_text(s, p, c, &basev, &base_found)) < 0)
 		goto cleanup;
 	if (rl_model_is_text(c->f) && c->base > 0 && !base_found &&
@@ -1234,9 +1311,12 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		stats->conflicts++;
 		break;
 	}
-	if (error == 0 && c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
-					strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0 ||
-					strcmp(c->field, "deleted") == 0))
+	/* A revived record is checked whatever the edit's own outcome: the
+	 * revival stands even where the edit itself was refused. */
+	if (error == 0 && (revived ||
+			   (c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
+					  strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0 ||
+					  strcmp(c->field, "deleted") == 0))))
 		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
 	free(mr.merged);
@@ -2105,7 +2185,10 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	}
 	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
 	    (error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
-	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0)
+	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0 ||
+	    /* The value written may be a phone, e-mail, name or city no one
+	     * pushed (--value), or a decided delete: the match keys follow. */
+	    (error = hub_duplicates_check(s, tbl, row, NULL)) < 0)
 		goto fail;
 	snprintf(note, sizeof(note), "conflict %lld on %s.%s resolved: %s", id, tbl, field, mode);
 	if ((error = hub_audit_mark(s, first_seq, "resolve", "hub", NULL, 0, 0, note)) < 0)

@@ -1293,32 +1293,70 @@ void rl_geo_box(double lat, double lon, double km, double box[4])
 	}
 }
 
+/*
+ * What a name is made of, for rl_name_fold: 1 a character of a word
+ * (letters, digits, marks of every script; unassigned and private-use code
+ * points too, so a letter newer than utf8proc is never erased), 0 a
+ * separator (punctuation, symbols, spaces, controls: ASCII's and Unicode's
+ * alike, so "Bu\u2019 Ani" folds as "Bu' Ani"), -1 nothing (an invisible
+ * format character: a zero-width joiner inside a word leaves it whole).
+ */
+static int fold_class(utf8proc_int32_t cp)
+{
+	if (cp < 0x80)
+		return (cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9');
+	switch (utf8proc_category(cp)) {
+	case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+	case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+	case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+	case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+	case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_CO:
+		return 1;
+	case UTF8PROC_CATEGORY_CF:
+		return -1;
+	default:
+		return 0;
+	}
+}
+
 int rl_name_fold(const char *in, char **out)
 {
 	utf8proc_uint8_t *folded = NULL;
-	const unsigned char *c;
+	utf8proc_ssize_t len, at, step;
+	utf8proc_int32_t cp;
 	char *k;
 	size_t n = 0;
-	int space = 0;
+	int space = 0, cls;
 
 	*out = NULL;
-	if (utf8proc_map((const utf8proc_uint8_t *)in, 0, &folded,
-			 UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
-			 UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK) < 0)
+	/* IGNORE drops the default-ignorable code points (zero-width space,
+	 * joiners, soft hyphen, BOM); COMPAT makes a no-break or ideographic
+	 * space a space and full-width letters ASCII. */
+	len = utf8proc_map((const utf8proc_uint8_t *)in, 0, &folded,
+			   UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+			   UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE);
+	if (len < 0)
 		return rl_error_set(RL_EINVALID, "'%.80s' is not valid UTF-8", in);
-	if (!(k = malloc(strlen((char *)folded) + 1))) {
+	/* The key is never longer than the folded text: each code point is
+	 * copied whole or dropped, a run of separators becomes one space. */
+	if (!(k = malloc((size_t)len + 1))) {
 		free(folded);
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	}
-	for (c = folded; *c; c++) {
-		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c >= 0x80) {
-			if (space && n)
-				k[n++] = ' ';
-			space = 0;
-			k[n++] = (char)*c;
-		} else {
+	for (at = 0; at < len; at += step) {
+		if ((step = utf8proc_iterate(folded + at, len - at, &cp)) <= 0)
+			break;             /* utf8proc_map wrote valid UTF-8 */
+		if ((cls = fold_class(cp)) < 0)
+			continue;
+		if (cls == 0) {
 			space = 1;
+			continue;
 		}
+		if (space && n)
+			k[n++] = ' ';
+		space = 0;
+		memcpy(k + n, folded + at, (size_t)step);
+		n += (size_t)step;
 	}
 	k[n] = '\0';
 	free(folded);

@@ -298,6 +298,68 @@ def test_contact_merge_and_pending_references():
         hub.cleanup()
 
 
+def test_late_edit_of_a_value_the_survivor_did_not_take():
+    """The merge kept the survivor's notes and phone, took the loser's
+    e-mail. A rep who had not pulled it edits all three on the loser: the
+    e-mail (the survivor holds the loser's value) is a fast-forward; the
+    notes and phone were made on values the survivor does not hold, so they
+    never silently replace the survivor's: a three-way merge of the notes
+    against the loser's text, else a conflict keeping both values. cici's
+    own earlier edit of the survivor's notes does not make hers a
+    fast-forward either (it was made on the loser's copy)."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    cici = hub.device("cici", "Cici Wulan")
+    devices = [ani, budi, cici]
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222",
+               "--notes", "Survivor: pemilik Pak Hadi")
+        budi.ok("account", "add", "TOKO makmur", "--city", "bandung", "--phone", "0812-5555-6666",
+                "--email", "info@makmur.id", "--notes", "Loser: grosir elektronik")
+        # a second pair: the survivor's notes are the loser's plus a line
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Bogor",
+               "--notes", "Buka 24 jam\nParkir luas\nApoteker: Rina")
+        budi.ok("account", "add", "APOTEK SEHAT", "--city", "Bogor",
+                "--notes", "Buka 24 jam\nParkir luas")
+        sync_all(devices)
+        a, b = account_id(ani, "Toko Makmur"), account_id(budi, "TOKO makmur")
+        c, d = account_id(ani, "Apotek Sehat"), account_id(budi, "APOTEK SEHAT")
+        cici.ok("account", "edit", a, "--notes", "Survivor: pemilik Pak Hadi\nCici: buka jam 8")
+        sync_all(devices)
+        surv_notes = "Survivor: pemilik Pak Hadi\nCici: buka jam 8"
+        hub.admin("duplicates", "merge", a, b, "--prefer", "email=loser")
+        hub.admin("duplicates", "merge", c, d)
+        eq(hub.query("SELECT notes, phone, email FROM accounts WHERE id = ?", a),
+           [(surv_notes, "+6281211112222", "info@makmur.id")], "the merge kept notes and phone")
+
+        # cici has not pulled the merges: she edits the losers.
+        cici.ok("account", "edit", b[:12], "--notes", "Loser: grosir elektronik\nCici: minta katalog",
+                "--phone", "0812-5555-7777", "--email", "sales@makmur.id")
+        cici.ok("account", "edit", d[:12], "--notes", "Cici: tutup hari Minggu\nBuka 24 jam\nParkir luas")
+        cici.ok("sync")
+        eq(hub.query("SELECT email FROM accounts WHERE id = ?", a), [("sales@makmur.id",)],
+           "the e-mail the survivor took from the loser: a fast-forward")
+        got = {f: (h, i) for f, h, i in hub.query(
+            "SELECT field, hub_value, in_value FROM hub_conflicts WHERE row_id = ? "
+            "AND state = 'open'", a)}
+        eq(sorted(got), ["notes", "phone"], "the notes and phone the survivor kept: conflicts")
+        eq(got["notes"], (surv_notes, "Loser: grosir elektronik\nCici: minta katalog"),
+           "both texts kept in the conflict")
+        eq(got["phone"], ("+6281211112222", "+6281255557777"), "both phones kept")
+        eq(hub.query("SELECT notes FROM accounts WHERE id = ?", c),
+           [("Cici: tutup hari Minggu\nBuka 24 jam\nParkir luas\nApoteker: Rina",)],
+           "a line added to the loser's notes merges into the survivor's, which keeps its own")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts WHERE row_id = ?", c), [(0,)],
+           "a clean three-way merge is no conflict")
+        sync_all(devices)
+        assert_converged(hub, devices)
+    finally:
+        for dev in devices:
+            dev.cleanup()
+        hub.cleanup()
+
+
 def test_device_cannot_set_merged_into():
     """merged_into is the hub's: a device that writes it is refused."""
     hub = Hub()
@@ -401,7 +463,146 @@ def test_no_candidates_from_cleared_or_deleted_keys():
         hub.cleanup()
 
 
+def cands(hub):
+    """Open candidates as ({name, name}, reason), in the order found."""
+    return [({c["first"], c["second"]}, c["reason"]) for c in admin_json(hub, "duplicates")]
+
+
+def test_record_revived_by_any_edit_gets_its_keys_back():
+    """A deleted customer has no match keys. An edit of a field that is no
+    key (industry), made by a rep who never saw the delete, keeps it alive:
+    its keys come back with it, and a later customer with its phone is a
+    candidate."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    citra = hub.device("citra", "Citra Dewi")
+    try:
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor", "--phone", "0812-1111-2222")
+        sync_all([ani, budi, citra])
+        ani.ok("account", "delete", "Toko Dua")
+        ani.ok("sync")
+        eq(hub.query("SELECT count(*) FROM hub_keys"), [(0,)], "deleted: no keys")
+        citra.ok("account", "edit", "Toko Dua", "--industry", "Retail")    # unseen delete
+        citra.ok("sync")
+        eq(hub.query("SELECT deleted FROM accounts WHERE name = 'Toko Dua'"), [(0,)], "kept alive")
+        eq(sorted(k for k, in hub.query("SELECT kind FROM hub_keys")), ["name_city", "phone"],
+           "alive again, with its keys")
+        budi.ok("account", "add", "Warung Empat", "--city", "Cikarang", "--phone", "0812-1111-2222")
+        budi.ok("sync")
+        eq(cands(hub), [({"Toko Dua", "Warung Empat"}, "phone")], "it matches a new customer's phone")
+    finally:
+        for dev in (ani, budi, citra):
+            dev.cleanup()
+        hub.cleanup()
+
+
+def test_conflict_resolution_updates_match_keys():
+    """`conflicts resolve --value` writes a phone no device pushed: the hub
+    matches on it, no longer on the phone it replaced."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko Lima", "--city", "Depok", "--phone", "0813-5555-0000")
+        sync_all([ani, budi])
+        ani.ok("account", "edit", "Toko Lima", "--phone", "0813-5555-1111", now="2026-11-23T03:00:00Z")
+        budi.ok("account", "edit", "Toko Lima", "--phone", "0813-5555-2222", now="2026-11-23T03:05:00Z")
+        sync_all([ani, budi])
+        cid = hub.query("SELECT id FROM hub_conflicts WHERE field = 'phone'")[0][0]
+        hub.admin("conflicts", "resolve", str(cid), "--value", "0813-5555-3333")
+        eq(hub.query("SELECT k.key FROM hub_keys k JOIN accounts a ON a.id = k.row_id "
+                     "WHERE a.name = 'Toko Lima' AND k.kind = 'phone'"), [("+6281355553333",)],
+           "the phone key is the resolved phone's")
+        ani.ok("account", "add", "Warung Enam", "--city", "Bekasi", "--phone", "0813-5555-3333")
+        ani.ok("account", "add", "Warung Tujuh", "--city", "Bekasi", "--phone", "0813-5555-2222")
+        ani.ok("sync")
+        eq(cands(hub), [({"Toko Lima", "Warung Enam"}, "phone")],
+           "a candidate on the resolved phone, none on the phone it replaced")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_candidates_that_no_longer_match_are_closed():
+    """A candidate is listed while its two records are alive and share a
+    key. A corrected phone or a delete closes it as 'stale' (kept as
+    history), the same candidate opens again if the pair matches again, and
+    `duplicates scan` closes those an older hub left open."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko A", "--city", "X1", "--phone", "0812-9999-0000")
+        budi.ok("account", "add", "Toko B", "--city", "X2", "--phone", "0812-9999-0000")
+        budi.ok("account", "add", "Toko C", "--city", "X3", "--email", "c@c.id")
+        ani.ok("account", "add", "Toko D", "--city", "X4", "--email", "c@c.id")
+        sync_all([ani, budi])
+        eq(sorted(sorted(p) for p, _ in cands(hub)), [["Toko A", "Toko B"], ["Toko C", "Toko D"]],
+           "two candidates")
+        ab = [c["id"] for c in admin_json(hub, "duplicates") if "Toko A" in (c["first"], c["second"])][0]
+        budi.ok("account", "edit", "Toko B", "--phone", "0812-9999-0001")   # a typo corrected
+        ani.ok("account", "delete", "Toko D")
+        sync_all([ani, budi])
+        eq(cands(hub), [], "neither is listed: the phones differ, and Toko D is deleted")
+        eq(hub.query("SELECT state, count(*) FROM hub_duplicates GROUP BY state"), [("stale", 2)],
+           "both kept as history, closed as stale")
+        budi.ok("account", "edit", "Toko B", "--phone", "0812-9999-0000")
+        budi.ok("sync")
+        eq([(c["id"], c["reason"]) for c in admin_json(hub, "duplicates")], [(ab, "phone")],
+           "matching again, the same candidate is open again")
+        # a hub from before this rule left a candidate of a deleted record open
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        con.execute("UPDATE hub_duplicates SET state = 'open'")
+        con.commit()
+        con.close()
+        eq(admin_json(hub, "duplicates", "scan")["new_candidates"], 0, "the scan finds nothing new")
+        eq([c["id"] for c in admin_json(hub, "duplicates")], [ab], "and closes the stale one")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_name_and_city_match_needs_both():
+    """The name + city key: Unicode punctuation and invisible characters fold
+    like ASCII punctuation ("Bu\u2019 Ani" meets "Bu' Ani"); a name with no
+    city, or a name of punctuation alone, matches nothing."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Warung Bu\u2019 Ani", "--city", "Bogor")
+        budi.ok("account", "add", "Warung Bu' Ani", "--city", "Bogor")
+        ani.ok("account", "add", "\u201cToko\u00a0Ma\u200bkmur\u201d", "--city", "Depok")
+        budi.ok("account", "add", "Toko Makmur", "--city", "Depok")
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Solo")
+        budi.ok("account", "add", "Toko Jaya", "--city", "Solo")
+        ani.ok("contact", "add", "Budi", "--account", "Apotek Sehat")      # no city
+        budi.ok("contact", "add", "Budi", "--account", "Toko Jaya")        # no city
+        ani.ok("account", "add", "?", "--city", "Medan")
+        budi.ok("account", "add", "?", "--city", "Medan")
+        sync_all([ani, budi])
+        eq(sorted((sorted(p), why) for p, why in cands(hub)),
+           [(["Toko Makmur", "\u201cToko\u00a0Ma\u200bkmur\u201d"], "name_city"),
+            (["Warung Bu' Ani", "Warung Bu\u2019 Ani"], "name_city")],
+           "Unicode punctuation folds; no candidate from a name alone or a name of punctuation")
+        eq(hub.query("SELECT count(*) FROM hub_keys WHERE tbl = 'contacts'"), [(0,)],
+           "a contact with a name and no city has no name key")
+        eq(admin_json(hub, "duplicates", "scan")["new_candidates"], 0, "the scan agrees")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
+          test_late_edit_of_a_value_the_survivor_did_not_take,
           test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
-          test_no_candidates_from_cleared_or_deleted_keys])
+          test_no_candidates_from_cleared_or_deleted_keys,
+          test_record_revived_by_any_edit_gets_its_keys_back,
+          test_conflict_resolution_updates_match_keys,
+          test_candidates_that_no_longer_match_are_closed,
+          test_name_and_city_match_needs_both])

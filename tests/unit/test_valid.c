@@ -1179,9 +1179,46 @@ static void test_name_fold(void)
 	CHECK(k == NULL);
 }
 
+/* Unicode punctuation, symbols and spaces separate words as ASCII's do;
+ * invisible characters vanish; a name of punctuation alone folds to "". */
+static void test_name_fold_unicode_punctuation(void)
+{
+	static const char *const cases[][2] = {
+		{ "Warung Bu\xe2\x80\x99 Ani", "warung bu ani" },                 /* U+2019 */
+		{ "Warung Bu' Ani", "warung bu ani" },
+		{ "\xe2\x80\x98" "Apotek\xe2\x80\x99 Sehat", "apotek sehat" },    /* U+2018 */
+		{ "\xe2\x80\x9cToko\xe2\x80\x9d Jaya", "toko jaya" },              /* U+201C/D */
+		{ "Toko \xe2\x80\x93 Jaya \xe2\x80\x94 Cab", "toko jaya cab" },    /* U+2013/4 */
+		{ "Toko Jaya\xe2\x80\xa6", "toko jaya" },                          /* U+2026 */
+		{ "Toko\xc2\xa0Jaya", "toko jaya" },                               /* no-break space */
+		{ "Toko\xe3\x80\x80Jaya", "toko jaya" },                          /* ideographic space */
+		{ "\xe6\x9d\xb1\xe4\xba\xac\xe3\x80\x82Mart", "\xe6\x9d\xb1\xe4\xba\xac mart" },   /* U+3002 */
+		{ "Ma\xe2\x80\x8bkmur", "makmur" },                                /* zero-width space */
+		{ "Ma\xe2\x80\x8ckmur", "makmur" },                                /* ZWNJ */
+		{ "Ma\xe2\x80\x8dkmur", "makmur" },                                /* ZWJ */
+		{ "\xef\xbb\xbfToko", "toko" },                                     /* BOM */
+		{ "Toko \xc2\xabJaya\xc2\xbb", "toko jaya" },                      /* guillemets */
+		{ "Kopi \xe2\x98\x95 Kita", "kopi kita" },                          /* a symbol */
+		{ "-", "" },
+		{ "?", "" },
+		{ "\xe2\x80\x94", "" },
+		{ "\xe2\x80\x8b", "" },
+	};
+	size_t i;
+	char *k = NULL;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_EQ_INT(rl_name_fold(cases[i][0], &k), RL_OK);
+		CHECK_EQ_STR(k, cases[i][1]);
+		free(k);
+		k = NULL;
+	}
+}
+
 int main(void)
 {
 	test_name_fold();
+	test_name_fold_unicode_punctuation();
 	test_phone();
 	test_email();
 	test_currency();

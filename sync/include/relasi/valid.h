@@ -48,8 +48,11 @@ int rl_email_normalize(char *out, size_t outsz, const char *in);
 
 /*
  * A name folded for matching: NFKC, case-folded, accents stripped, only
- * letters and digits, words separated by one space ("PT. Maju  Jaya" and
- * "pt maju jaya" meet). *out is malloc'd ("" when nothing is left).
+ * letters and digits (of any script), words separated by one space: any
+ * punctuation, symbol or space, ASCII or not, separates words ("PT. Maju
+ * Jaya", "pt maju jaya" and "Bu\u2019 Ani" / "Bu' Ani" meet); invisible
+ * characters (zero-width space, joiners) are dropped. *out is malloc'd
+ * ("" when nothing is left).
  * The one rule for the hub's duplicate candidates and the imports' account
  * and rep matching. RL_EINVALID for text that is not UTF-8.
  */

@@ -1,0 +1,11 @@
+-- hub/011_duplicates_stale.sql — candidates that no longer match.
+--
+-- A candidate stays 'open' while its two records are alive and share a
+-- match key (hub_keys); when an edit, a delete, a merge or a conflict
+-- resolution ends that, the hub closes it as 'stale', and opens the same
+-- row again if the two match once more (hub/hubstore.c, close_stale and
+-- record_key): the row, with when it was first found, stays as history.
+-- The hub finds a record's candidates on either side of the pair at every
+-- change of its keys: row_a is the UNIQUE index's first column, row_b
+-- needs its own.
+CREATE INDEX hub_duplicates_row_b ON hub_duplicates(tbl, row_b);
