@@ -350,18 +350,21 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 
 	(void)a;
 	/* The list is the hub's, as of the last sync; the admin's decision
-	 * arrives as an ordinary change and shows here as 'resolved'. */
+	 * arrives as an ordinary change and shows here as 'resolved'. Values
+	 * are shown as people read them (money with its currency, a reference
+	 * by its record's name); --json also has them as stored. */
 	if ((error = rl_store_prepare(ctx->store,
 	     "SELECT hub_id AS id, "
 	     "  coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
-	     "  field, mine AS yours, theirs, other AS by, "
+	     "  field, rl_shown(tbl, row_id, field, mine) AS yours, "
+	     "  rl_shown(tbl, row_id, field, theirs) AS theirs, other AS by, "
 	     "  CASE WHEN resolution = 'merged' THEN 'the record merged as a duplicate' "
 	     "       WHEN resolution = 'value' AND decided IS mine THEN 'yours' "
 	     "       WHEN resolution = 'value' AND decided IS theirs THEN 'theirs' "
 	     "       WHEN resolution = 'value' THEN 'a new value' "
 	     "       WHEN kept_mine THEN 'yours' ELSE 'theirs' END || "
 	     "  CASE WHEN state = 'open' THEN ' (for now)' ELSE '' END AS now, "
-	     "  state, kind, tbl, row_id, decided, at "
+	     "  state, kind, tbl, row_id, decided, at, mine AS yours_value, theirs AS theirs_value "
 	     "FROM rl_conflicts ORDER BY hub_id DESC", &st)) < 0)
 		return error;
 	return cli_emit(ctx, st, &view, NULL, NULL);

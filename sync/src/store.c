@@ -248,6 +248,52 @@ static void sql_label(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_free(sql);
 }
 
+/* rl_shown(tbl, row_id, field, value): a field's value as people read it,
+ * for listings of values of many fields (conflicts): money in the record's
+ * currency ("2.000.000,00 IDR" as rl_money writes it), a reference as the
+ * label of the record it names; anything else as it is. The model names
+ * every table and column used. */
+static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *tbl = (const char *)sqlite3_value_text(argv[0]);
+	const char *field = (const char *)sqlite3_value_text(argv[2]);
+	const struct rl_table *t = tbl ? rl_model_table(tbl) : NULL;
+	const struct rl_field *f = t && field ? rl_model_field(t, field) : NULL;
+	sqlite3 *db = sqlite3_context_db_handle(ctx);
+	sqlite3_stmt *st = NULL;
+	char *sql = NULL, buf[64], cur[4] = "IDR";
+	size_t len;
+
+	(void)argc;
+	sqlite3_result_value(ctx, argv[3]);
+	if (!f || sqlite3_value_type(argv[3]) == SQLITE_NULL)
+		return;
+	if (f->type == RL_FT_MONEY && sqlite3_value_type(argv[3]) == SQLITE_INTEGER) {
+		if (rl_model_field(t, "currency") &&
+		    (sql = sqlite3_mprintf("SELECT currency FROM \"%w\" WHERE id = ?1", t->name)) &&
+		    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_value(st, 1, argv[1]);
+			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 3)
+				memcpy(cur, sqlite3_column_text(st, 0), 4);
+		}
+		if (rl_money_format(buf, sizeof(buf) - 5, sqlite3_value_int64(argv[3]), cur) == 0) {
+			len = strlen(buf);
+			snprintf(buf + len, sizeof(buf) - len, " %.3s", cur);
+			sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
+		}
+	} else if (f->type == RL_FT_REF && f->ref && (t = rl_model_table(f->ref)) && t->label_field &&
+		   (sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' "
+					  "ELSE '' END FROM \"%w\" WHERE id = ?1", t->label_field,
+					  t->name)) &&
+		   sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_value(st, 1, argv[3]);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			sqlite3_result_value(ctx, sqlite3_column_value(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+}
+
 static int register_functions(rl_store *s)
 {
 	/* Not SQLITE_DETERMINISTIC: each call must tick the clock. */
@@ -262,7 +308,8 @@ static int register_functions(rl_store *s)
 				    NULL, sql_distance_km, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_money", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_money, NULL, NULL) ||
-	    sqlite3_create_function(s->db, "rl_label", 2, SQLITE_UTF8, NULL, sql_label, NULL, NULL))
+	    sqlite3_create_function(s->db, "rl_label", 2, SQLITE_UTF8, NULL, sql_label, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_shown", 4, SQLITE_UTF8, NULL, sql_shown, NULL, NULL))
 		return rl_store_error(s, "registering SQL functions");
 	return RL_OK;
 }

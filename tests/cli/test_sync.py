@@ -314,6 +314,43 @@ def test_a_resolution_naming_a_merged_customer_names_its_survivor():
         hub.cleanup()
 
 
+def test_a_reps_conflict_list_reads_like_the_records():
+    """relasi conflicts shows money with its currency and a reference by the
+    name of the record it names (it showed minor units and raw ids); --json
+    keeps the stored values beside them."""
+    hub = Hub()
+    ani = hub.device("ani")
+    mgr = hub.device("mira", role="manager")
+    try:
+        ani.ok("account", "add", "Toko Lain", "--city", "Depok")
+        ani.ok("account", "add", "Toko Empat", "--city", "Bogor")
+        ani.ok("contact", "add", "Rudi", "--account", "Lain")
+        ani.ok("deal", "add", "Freezer", "--account", "Lain", "--amount", "1500000")
+        sync_all([ani, mgr])
+        ani.ok("deal", "edit", "Freezer", "--amount", "2000000", now=ahead(-60))
+        ani.ok("contact", "edit", "Rudi", "--account", "Empat", now=ahead(-60))
+        mgr.ok("deal", "edit", "Freezer", "--amount", "2500000")
+        mgr.ok("account", "add", "Toko Lain Juga", "--city", "Depok")
+        mgr.ok("contact", "edit", "Rudi", "--account", "Lain Juga")
+        ani.ok("sync")
+        mgr.ok("sync")
+        ani.ok("sync")
+        rows = {c["field"]: c for c in ani.js("conflicts")}
+        eq(sorted(rows), ["account_id", "amount"], "two conflicts on ani's edits")
+        eq((rows["amount"]["yours"].endswith(" IDR"), rows["amount"]["yours_value"]),
+           (True, 200000000), "money with its currency; the stored minor units in --json")
+        check("2" in rows["amount"]["yours"] and "5" in rows["amount"]["theirs"],
+              "both amounts", rows["amount"])
+        eq((rows["account_id"]["yours"], rows["account_id"]["theirs"]),
+           ("Toko Empat", "Toko Lain Juga"), "a customer by its name")
+        out = ani.ok("conflicts").out
+        check("Toko Lain Juga" in out and "IDR" in out, "in the table too", out)
+    finally:
+        ani.cleanup()
+        mgr.cleanup()
+        hub.cleanup()
+
+
 def test_stage_moves_never_conflict():
     """Two people move the same deal offline: no conflict; the later move
     stands on the hub and every device, and both moves are in the deal's
@@ -650,6 +687,7 @@ def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
           test_a_resolution_naming_a_merged_customer_names_its_survivor,
+          test_a_reps_conflict_list_reads_like_the_records,
           test_a_resolution_never_overwrites_a_later_change, test_stage_moves_never_conflict,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,
