@@ -186,6 +186,14 @@ static int rl_emit(struct rl_buf *b, const char *eol, const struct rl_lines *l, 
 	return rc;
 }
 
+static int rl_bare_cr(const char *s)
+{
+	for (s = strchr(s, '\r'); s; s = strchr(s + 1, '\r'))
+		if (s[1] != '\n')
+			return 1;
+	return 0;
+}
+
 /*
  * The insert-only rule (top comment). Returns 1 with *out set when both
  * sides only inserted lines into a base of one line or more, 0 when the
@@ -199,8 +207,13 @@ static int merge_inserts(const char *base, const char *ours, const char *theirs,
 	size_t *ao = NULL, *at = NULL, g, i, j, k;
 	int rc, last_nl = 0, from_base = 0;
 
+	memset(&lb, 0, sizeof(lb));
 	memset(&lo, 0, sizeof(lo));
 	memset(&lt, 0, sizeof(lt));
+	/* A carriage return that ends no line would read as one once a line
+	 * end follows it: such text is left to xdiff. */
+	if (rl_bare_cr(base) || rl_bare_cr(ours) || rl_bare_cr(theirs))
+		return 0;
 	if ((rc = rl_lines_split(base, &lb)) < 0 || (rc = rl_lines_split(ours, &lo)) < 0 ||
 	    (rc = rl_lines_split(theirs, &lt)) < 0)
 		goto done;
