@@ -84,6 +84,8 @@ struct server {
 	 * handle for up to RL_PREAUTH_TIMEOUT_MS, so they get their own,
 	 * smaller share of the slots, and a flood is made to pay for itself. */
 	struct conn_job *preauth_head, *preauth_tail;
+	int max_conn, max_preauth;  /* RL_MAX_CONNECTIONS and RL_MAX_PREAUTH, or fewer
+				     * where the descriptor limit is lower */
 	int preauth;            /* entries in that list */
 	int dropping;           /* dropped to make room, their threads not yet ended */
 	/* The audit writer (audit.c): one thread that writes the history from
@@ -160,7 +162,8 @@ struct conn_job {
 /*
  * Admission (under srv->lock). A connection is admitted while fewer than
  * RL_MAX_CONNECTIONS are served and fewer than RL_MAX_PREAUTH are still
- * unauthenticated. When either is full, the hub makes room by dropping one
+ * unauthenticated (fewer of both under a low descriptor limit:
+ * fit_fd_limit). When either is full, the hub makes room by dropping one
  * unauthenticated connection: the oldest from the source holding the most
  * of them (the model is sshd's MaxStartups with a per-source share). A
  * flood from one address then only ever evicts itself, while a device from
@@ -249,9 +252,9 @@ static int preauth_drop_one(struct server *srv)
 /* Admit job (under srv->lock): 0 admitted, -1 refused. */
 static int admit(struct server *srv, struct conn_job *job)
 {
-	if (srv->active >= RL_MAX_CONNECTIONS + RL_MAX_PREAUTH)
+	if (srv->active >= srv->max_conn + srv->max_preauth)
 		return -1;     /* dropped threads slow to end: the hard bound */
-	if (srv->active - srv->dropping >= RL_MAX_CONNECTIONS || srv->preauth >= RL_MAX_PREAUTH)
+	if (srv->active - srv->dropping >= srv->max_conn || srv->preauth >= srv->max_preauth)
 		if (preauth_drop_one(srv) < 0)
 			return -1;
 	if ((job->guard_fd = fcntl(job->fd, F_DUPFD_CLOEXEC, 0)) < 0)
@@ -824,23 +827,46 @@ static int open_listener(const char *spec, int *out, char *actual, size_t actual
 	return RL_OK;
 }
 
-/* A full hub holds about five descriptors per connection (the socket, the
- * pre-authentication guard, the store's database, WAL and shared-memory
- * files), more than a default soft limit of 1024: raise it towards the
- * hard limit, as Redis does, and say so if that is not enough (a refused
- * accept is then a device retried later, not a crash). */
-static void raise_fd_limit(void)
+/* Descriptors a connection holds: its socket and its store handle's
+ * database and WAL files (4 with SQLite's own), and a pre-authentication
+ * guard (one more). With the threads of dropped connections not yet ended
+ * (at most max_preauth more), the audit writer, the checkpointer, the image
+ * builder and the listener (FD_RESERVE), a full hub needs
+ * (max_conn + max_preauth) * 4 + max_preauth + FD_RESERVE. */
+#define FD_PER_CONN 4
+#define FD_RESERVE  96
+
+/* Raise the soft descriptor limit towards what a full hub needs (a default
+ * of 1024 is below it), as Redis does; where the hard limit is lower, serve
+ * fewer connections at once, so that a flood of unauthenticated ones cannot
+ * take the last descriptors a device's session needs (it would fail to open
+ * the store and be refused, however the admission made room). */
+static void fit_fd_limit(struct server *srv)
 {
-	const rlim_t want = (rlim_t)RL_MAX_CONNECTIONS * 4 + RL_MAX_PREAUTH + 128;
+	const long need_per = 3 * FD_PER_CONN / 2 + 1;   /* a connection, half a pre-auth one */
+	long want = (long)RL_MAX_CONNECTIONS * need_per + FD_RESERVE, have;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+	srv->max_conn = RL_MAX_CONNECTIONS;
+	srv->max_preauth = RL_MAX_PREAUTH;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
-		fprintf(stderr, "relasi-hub: only %llu file descriptors (%llu wanted for %d "
-			"connections): raise the hard limit (ulimit -Hn)\n",
-			(unsigned long long)rl.rlim_cur, (unsigned long long)want, RL_MAX_CONNECTIONS);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)want) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)want
+			      ? rl.rlim_max : (rlim_t)want;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	have = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)want ? want : (long)rl.rlim_cur;
+	if (have >= want)
+		return;
+	srv->max_conn = (int)((have - FD_RESERVE) / need_per);
+	if (srv->max_conn < 8)
+		srv->max_conn = 8;
+	srv->max_preauth = srv->max_conn / 2;
+	fprintf(stderr, "relasi-hub: only %ld file descriptors (%ld wanted): serving at most %d "
+		"connections, %d of them unauthenticated; raise the hard limit (ulimit -Hn) for "
+		"%d\n", have, want, srv->max_conn, srv->max_preauth, RL_MAX_CONNECTIONS);
 }
 
 int hub_serve(const char *dir, const char *listen_spec, const char *name, int timeout_s,
@@ -901,7 +927,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	raise_fd_limit();
+	fit_fd_limit(&srv);
 	/* The writer starts by catching up on what a crash left behind. */
 	if (srv.audit_on && pthread_create(&srv.audit_thread, NULL, audit_main, &srv) != 0) {
 		error = rl_error_set(RL_ERROR, "cannot start the audit writer");
@@ -933,8 +959,14 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		if (poll(&pfd, 1, 200) <= 0)
 			continue;
 		fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* Out of descriptors: the connection stays in the backlog
+			 * and the listener still readable; wait for sessions to end
+			 * rather than spin on it. */
+			if (errno == EMFILE || errno == ENFILE)
+				poll(NULL, 0, 100);
 			continue;
+		}
 		if (!(job = calloc(1, sizeof(*job)))) {
 			close(fd);
 			continue;

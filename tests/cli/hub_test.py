@@ -48,8 +48,9 @@ def _stop_serving():
 
 
 class Hub:
-    def __init__(self, fault=None, timeout=None):
+    def __init__(self, fault=None, timeout=None, nofile=None):
         self.timeout = timeout
+        self.nofile = nofile            # serve under this descriptor limit (soft and hard)
         self.dir = tempfile.mkdtemp(prefix="relasi-hub-")
         self.devices = []
         self.port = free_port()
@@ -79,8 +80,15 @@ class Hub:
             env["RELASI_HUB_FAULT"] = fault
         self.log = open(self.log_path, "a")
         extra = ["--timeout", str(self.timeout)] if self.timeout else []
+        nofile = self.nofile
+
+        def limit():                    # a machine with a low descriptor limit
+            if nofile:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen([HUB_BIN, "serve", self.dir] + extra, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True, env=env)
+                                     stderr=self.log, text=True, env=env,
+                                     preexec_fn=limit if nofile else None)
         _SERVING.add(self)
         line = self.proc.stdout.readline()
         check("listening on" in line, "the hub announces its address", line)

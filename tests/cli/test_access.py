@@ -431,7 +431,7 @@ def closed_by_hub(socks):
     return n
 
 
-def during_flood(hub, source, n, action, what):
+def during_flood(hub, source, n, action, what, settle=0):
     """Run action while n silent connections from source are open, all
     younger than the hub's 10 s of pre-authentication (else the flood
     would have ended by itself: then it is tried again, on a slow
@@ -439,6 +439,7 @@ def during_flood(hub, source, n, action, what):
     for _ in range(3):
         t0 = time.monotonic()
         socks = flood(hub.port, source, n)
+        time.sleep(settle)              # the hub's threads have opened their stores
         try:
             action()
             held = time.monotonic() - t0
@@ -486,6 +487,21 @@ def test_a_flood_of_silent_connections():
     finally:
         if citra:
             citra.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+    # the same where the hub may hold only 1024 descriptors (a container, a
+    # service unit): the flood took the last ones and a device's session
+    # could not open the store, however the admission made room
+    hub = Hub(nofile=1024)
+    budi = hub.device("budi")
+    try:
+        budi.ok("sync")
+        check("serving at most" in hub.logtext(), "the hub says it serves fewer",
+              hub.logtext()[-400:])
+        during_flood(hub, "127.0.0.2", 300,
+                     lambda: still_serving(hub, budi, "a flood under a low descriptor limit"),
+                     "a low descriptor limit", settle=1)
+    finally:
         budi.cleanup()
         hub.cleanup()
 
