@@ -18,6 +18,13 @@ extern const struct cli_cmd cli_cmds_bundle[];
 extern const struct cli_cmd cli_cmds_marketing[];
 extern const struct cli_cmd cli_cmds_campaign[];
 
+/* One exchange of changes with the hub at a time per store (sync, bundle
+ * export and import: cmd_sync.c): an flock on relasi.db.exchange beside
+ * the store, released by the kernel however the process ends. *fd gets the
+ * lock's descriptor (close it to release); RL_EBUSY while another process
+ * holds it. */
+int cli_exchange_lock(struct cli_ctx *ctx, int *fd);
+
 /* `relasi import deals FILE` (deals_import.c); delim as --delimiter gave it. */
 int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim);
 

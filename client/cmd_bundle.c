@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "relasi/bundle.h"
 #include "relasi/devsync.h"
@@ -53,10 +54,11 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	json_t *push = NULL, *header = NULL;
 	long long batch, cursor;
 	size_t nchanges;
-	int error;
+	int error, lock = -1;
 
 	memset(&m, 0, sizeof(m));
 	if ((error = need_enrolment(ctx, &fp)) < 0 ||
+	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
 	    (error = home_path(ctx, "device.crt", crt, sizeof(crt))) < 0 ||
 	    (error = home_path(ctx, "device.key", key, sizeof(key))) < 0 ||
 	    (error = rl_sync_export_push(ctx->store, &push)) < 0)
@@ -96,6 +98,8 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 		printf("nothing pending: %s asks the hub only for what this device has not seen\n",
 		       a->pos[0]);
 cleanup:
+	if (lock >= 0)
+		close(lock);
 	json_decref(push);
 	json_decref(header);
 	free(m.data);
@@ -135,10 +139,11 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	long long from, cursor, before;
 	long npages, i;
 	long long reused = 0, renumbered = 0;
-	int error, recorded = 0, more = 0, stale, skipped = 0;
+	int error, recorded = 0, more = 0, stale, skipped = 0, lock = -1;
 
 	memset(&st, 0, sizeof(st));
 	if ((error = need_enrolment(ctx, &fp)) < 0 ||
+	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
 	    (error = home_path(ctx, "hub-ca.crt", ca, sizeof(ca))) < 0)
 		goto cleanup;
 	/* The CA file must still be the one pinned at enrolment. */
@@ -259,6 +264,8 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 			printf("more changes wait at the hub: export again and bring back the reply\n");
 	}
 cleanup:
+	if (lock >= 0)
+		close(lock);
 	if (pages)
 		for (i = 0; i < npages; i++)
 			json_decref(pages[i]);

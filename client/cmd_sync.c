@@ -9,9 +9,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -229,6 +231,28 @@ cleanup:
 	return error;
 }
 
+int cli_exchange_lock(struct cli_ctx *ctx, int *fd)
+{
+	char path[4096];
+	int n;
+
+	*fd = -1;
+	n = snprintf(path, sizeof(path), "%s.exchange", ctx->store_path);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return rl_error_set(RL_EIO, "path too long: %s.exchange", ctx->store_path);
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return rl_error_set(RL_EIO, "cannot open %s: %s", path, strerror(errno));
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		int busy = errno == EWOULDBLOCK;
+		close(*fd);
+		*fd = -1;
+		return busy ? rl_error_set(RL_EBUSY, "another sync or bundle exchange of this store "
+					   "is running; try again when it has ended")
+			    : rl_error_set(RL_EIO, "cannot lock %s: %s", path, strerror(errno));
+	}
+	return RL_OK;
+}
+
 static void show_progress(void *ctx, const char *status)
 {
 	(void)ctx;
@@ -242,9 +266,10 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	char *host = NULL, *port = NULL, *name = NULL, *fp = NULL;
 	char ca[4096], key[4096], crt[4096];
 	rl_conn *c = NULL;
-	int error, attempt, busy, tty = isatty(STDERR_FILENO) && !ctx->json;
+	int error, attempt, busy, lock = -1, tty = isatty(STDERR_FILENO) && !ctx->json;
 
-	if ((error = rl_store_meta_get(ctx->store, "hub_host", &host)) < 0 ||
+	if ((error = cli_exchange_lock(ctx, &lock)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "hub_host", &host)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "hub_port", &port)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "hub_server_name", &name)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "hub_ca_fingerprint", &fp)) < 0)
@@ -332,6 +357,8 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	}
 cleanup:
 	rl_conn_close(c);
+	if (lock >= 0)
+		close(lock);
 	free(host);
 	free(port);
 	free(name);

@@ -474,6 +474,36 @@ static int record_version(rl_store *s, int base, long long seq, long long versio
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a version");
 }
 
+/* RL_OK if changes seqs[n] are all still sent in batch `batch`; RL_EBUSY
+ * if none is (the answer was recorded already); RL_ESTORE otherwise. */
+static int batch_still_sent(rl_store *s, long long batch, const long long *seqs, size_t n)
+{
+	sqlite3_stmt *st;
+	long long found = -1;
+	size_t i;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "SELECT count(*) FROM rl_outbox WHERE seq = ?1 AND "
+				      "batch = ?2 AND state = 'sent'", &st)) < 0)
+		return error;
+	for (i = 0, found = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, seqs[i]);
+		sqlite3_bind_int64(st, 2, batch);
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			found += sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rl_store_error(s, "reading the outbox");
+	}
+	if (found == (long long)n)
+		return RL_OK;
+	if (found == 0)
+		return rl_error_set(RL_EBUSY, "the answer to batch %lld was already recorded "
+				    "(another sync or bundle import of this store); sync again", batch);
+	return rl_error_set(RL_ESTORE, "batch %lld: %lld of its %zu changes are no longer sent "
+			    "with it", batch, (long long)n - found, n);
+}
+
 /*
  * Record the hub's PUSHED answer to batch `batch` (whose changes are seqs[n],
  * sent with `cursor`): one transaction for the whole batch. The network
@@ -491,6 +521,15 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 		return error;
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
+	/* The answer is this batch's only while its changes are still sent
+	 * with it: an answer recorded already (a second process, a reply
+	 * bundle of the same batch) has removed them, and seqs are reused
+	 * (no AUTOINCREMENT), so the same numbers may now be the rep's newer,
+	 * unsent edits, which this answer must not touch. */
+	if (n > 0 && (error = batch_still_sent(s, batch, seqs, n)) < 0) {
+		rl_store_rollback(s);
+		return error;
+	}
 	for (i = 0; i < n; i++) {
 		const struct rl_result *r = &a->results[i];
 		if (r->status == RL_RESULT_REFUSED) {

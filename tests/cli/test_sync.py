@@ -351,6 +351,33 @@ def test_a_reps_conflict_list_reads_like_the_records():
         hub.cleanup()
 
 
+def test_one_exchange_at_a_time():
+    """Two exchanges of one store at once (a scheduled sync and a manual
+    one, or a sync and a bundle import): the slower one's answer to a batch
+    the other had recorded deleted the rep's newer, unsent edits, whose
+    outbox rows reuse the batch's numbers. One exchange at a time now: the
+    second is refused at once, saying why, and nothing changes."""
+    import fcntl
+    hub = Hub()
+    ani = hub.device("ani")
+    try:
+        ani.ok("account", "add", "Toko A", "--city", "Solo")
+        with open(ani.path + ".exchange", "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)        # another exchange is running
+            before = ani.query("SELECT seq, state, batch FROM rl_outbox ORDER BY seq")
+            for args in (["sync"], ["bundle", "export", os.path.join(ani.home, "b1")]):
+                r = ani.run(*args)
+                eq(r.code, 8, f"relasi {args[0]} waits its turn")
+                check("another sync or bundle exchange" in r.err, "and says why", r)
+            eq(ani.query("SELECT seq, state, batch FROM rl_outbox ORDER BY seq"), before,
+               "the outbox untouched")
+        ani.ok("sync")                              # the other has ended
+        eq(hub.query("SELECT name FROM accounts"), [("Toko A",)], "then it syncs")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 def test_stage_moves_never_conflict():
     """Two people move the same deal offline: no conflict; the later move
     stands on the hub and every device, and both moves are in the deal's
@@ -687,7 +714,7 @@ def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
 if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
           test_a_resolution_naming_a_merged_customer_names_its_survivor,
-          test_a_reps_conflict_list_reads_like_the_records,
+          test_a_reps_conflict_list_reads_like_the_records, test_one_exchange_at_a_time,
           test_a_resolution_never_overwrites_a_later_change, test_stage_moves_never_conflict,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,
