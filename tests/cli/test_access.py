@@ -8,6 +8,7 @@ slots. Each is refused, and the hub keeps serving
 the enrolled devices while and after it happens."""
 import json
 import os
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -18,7 +19,7 @@ import tempfile
 import time
 
 from hub_test import Hub, ahead, assert_converged
-from relasi_test import Store, check, eq, main
+from relasi_test import BIN, Store, check, eq, main
 
 
 def frame(ftype, payload):
@@ -626,10 +627,27 @@ def test_sync_errors_name_the_cause():
         r = ani.run("sync")
         eq(r.code, 8, "an unreachable hub fails the sync")
         check("cannot reach the hub" in r.err, "and says so", r)
+        if shutil.which("script"):      # on a terminal: the error on a line of its own
+            cmd = " ".join(shlex.quote(x) for x in (BIN, "sync"))
+            tty = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=ani.env(),
+                                 capture_output=True, timeout=60)   # bytes: "\r" kept
+            check(b"\rrelasi: cannot reach the hub" in tty.stdout,
+                  "the progress line is cleared before the error", repr(tty.stdout[-300:]))
         hub.start()
         ani.ok("sync")
         eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Jam'"), [(1,)],
            "with the clock right and the hub back, the change arrives")
+        # a certificate that is not this device's key's: named, exit 8
+        other = hub.device("oki")
+        crt = os.path.join(ani.home, "device.crt")
+        shutil.copy(crt, crt + ".mine")
+        shutil.copy(os.path.join(other.home, "device.crt"), crt)
+        r = ani.run("sync")
+        eq(r.code, 8, "a certificate mismatch fails the sync as a sync failure")
+        check("certificate mismatch" in r.err and "cannot reach" not in r.err,
+              "and says what it is", r)
+        shutil.copy(crt + ".mine", crt)
+        other.cleanup()
     finally:
         ani.cleanup()
         hub.cleanup()
