@@ -634,10 +634,14 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			hello = 1;
 			/* "snapshot": the format of SNAPSHOT this hub serves; a device
 			 * asks for one only when it sees the key (snapshot.c). */
-			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:b, s:i}", "proto",
+			/* "wall": the hub's wall clock, by which a device judges its
+			 * own; "hlc" may run up to 5 min ahead of it (stamps of
+			 * devices whose clocks run fast are adopted that far). */
+			resp = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:i}", "proto",
 					 RL_PROTO_VERSION, "hub", srv->name, "device", peer.device,
 					 "user", peer.user, "role", peer.role,
 					 "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(s)),
+					 "wall", (json_int_t)rl_store_now_ms(s),
 					 "restamp", restamp, "snapshot", RL_SNAPSHOT_FORMAT);
 			if (resp && srv->fault_kind == 5)
 				json_object_del(resp, "snapshot");

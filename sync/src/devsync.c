@@ -1822,10 +1822,28 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	if (json_is_true(json_object_get(resp, "restamp")) &&
 	    (error = restamp_pending(s, &stats->restamped)) < 0)
 		goto cleanup;
-	if (rl_hlc_receive(rl_store_hlc(s), json_integer_value(json_object_get(resp, "hlc")), NULL) < 0) {
-		error = rl_error_set(RL_ECLOCK, "clock too far off: the hub's clock is ahead of this "
-				     "device's by more than 5 minutes; set this device's clock");
-		goto cleanup;
+	/* The device's clock is judged by the hub's wall clock. The hub's
+	 * stamp may be ahead of it by up to the drift limit (it adopts the
+	 * stamps of devices whose clocks run fast, within that limit), so a
+	 * device a little behind could not take it: it then keeps its own
+	 * (stamps only order concurrent edits). A hub from before "wall" is
+	 * judged by its stamp, as it was. */
+	{
+		json_t *hw = json_object_get(resp, "wall");
+		int64_t drift = rl_store_hlc(s)->max_drift_ms;
+		int far = json_is_integer(hw)
+			  ? json_integer_value(hw) - rl_store_now_ms(s) > drift
+			  : rl_hlc_receive(rl_store_hlc(s),
+					   json_integer_value(json_object_get(resp, "hlc")), NULL) < 0;
+		if (far) {
+			error = rl_error_set(RL_ECLOCK, "clock too far off: the hub's clock is ahead "
+					     "of this device's by more than %lld minutes; set this "
+					     "device's clock", (long long)drift / 60000);
+			goto cleanup;
+		}
+		if (json_is_integer(hw))
+			(void)rl_hlc_receive(rl_store_hlc(s),
+					     json_integer_value(json_object_get(resp, "hlc")), NULL);
 	}
 	/* After a hub restore: re-send what it lost (hubepoch.c); number new
 	 * batches after the hub's last. */

@@ -607,6 +607,34 @@ def test_a_busy_hub_is_tried_again():
         hub.cleanup()
 
 
+def test_a_fast_clock_does_not_lock_out_a_slow_one():
+    """A device 4 min 50 s ahead (within the 5 min bound) moves the hub's
+    stamp that far ahead; a device only 20 s behind was then refused ("the
+    hub's clock is ahead ... by more than 5 minutes"): it judged its clock
+    by the hub's stamp, not the hub's clock. Both sync; an hour behind is
+    still refused."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    try:
+        ani.ok("sync")
+        budi.ok("sync")
+        ani.ok("account", "add", "Toko Cepat", "--city", "Solo", now=ahead(290))
+        ani.ok("sync", now=ahead(290))
+        budi.ok("account", "add", "Toko Lambat", "--city", "Solo", now=ahead(-20))
+        r = budi.run("sync", now=ahead(-20))
+        eq(r.code, 0, "a device 20 s behind syncs: " + r.err)
+        eq(sorted(n for (n,) in budi.query("SELECT name FROM accounts")),
+           ["Toko Cepat", "Toko Lambat"], "and has both")
+        r = budi.run("sync", now=ahead(-3600))
+        eq(r.code, 8, "an hour behind is refused")
+        check("clock too far off" in r.err, "saying so", r)
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_sync_errors_name_the_cause():
     hub = Hub()
     ani = hub.device("ani")
@@ -752,5 +780,6 @@ def test_clock_corrected_after_an_unanswered_edit():
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
+          test_a_fast_clock_does_not_lock_out_a_slow_one,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit])
