@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "relasi/valid.h"
 
@@ -185,6 +186,74 @@ static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
+/* relasi outbox discard: refused changes only. A pending or sent change
+ * is work on its way; a refused one the hub will never take as it is, and
+ * the record already shows the hub's value again (devsync.c), so dropping
+ * it loses nothing the rep has not been told about. */
+static int cmd_outbox_discard(struct cli_ctx *ctx, struct cli_args *a)
+{
+	sqlite3_stmt *st = NULL;
+	long long seq;
+	long n = 0;
+	int error, rc, lock = -1, all = cli_get(a, "refused") != NULL;
+	size_t i;
+	char *end;
+
+	if (all == (a->npos > 0))
+		return cli_usage_error(a->cmd, "name refused changes by their seq, or give --refused "
+				       "for all of them");
+	for (i = 0; i < a->npos; i++) {
+		seq = strtoll(a->pos[i], &end, 10);
+		if (*end || seq <= 0)
+			return cli_usage_error(a->cmd, "'%s' is not an outbox seq", a->pos[i]);
+	}
+	if ((error = cli_exchange_lock(ctx, &lock)) < 0 || (error = rl_store_begin(ctx->store)) < 0)
+		goto done;
+	if (all) {
+		if ((error = rl_store_prepare(ctx->store, "DELETE FROM rl_outbox WHERE state = 'refused'",
+					      &st)) < 0)
+			goto fail;
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			error = rl_store_error(ctx->store, "discarding refused changes");
+			goto fail;
+		}
+		n = sqlite3_changes(rl_store_db(ctx->store));
+	}
+	for (i = 0; i < a->npos; i++) {
+		if ((error = rl_store_prepare(ctx->store, "DELETE FROM rl_outbox WHERE seq = ?1 AND "
+					      "state = 'refused'", &st)) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, strtoll(a->pos[i], NULL, 10));
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			error = rl_store_error(ctx->store, "discarding a refused change");
+			goto fail;
+		}
+		if (sqlite3_changes(rl_store_db(ctx->store)) == 0) {
+			error = rl_error_set(RL_ENOTFOUND, "no refused change %s in the outbox (only "
+					     "refused changes can be discarded)", a->pos[i]);
+			goto fail;
+		}
+		n++;
+	}
+	if ((error = rl_store_commit(ctx->store)) < 0)
+		goto fail;
+	if (ctx->json)
+		error = cli_print_json(json_pack("{s:I}", "discarded", (json_int_t)n));
+	else
+		printf("discarded %ld refused change%s\n", n, n == 1 ? "" : "s");
+	goto done;
+fail:
+	rl_store_rollback(ctx->store);
+done:
+	if (lock >= 0)
+		close(lock);
+	return error;
+}
+
 struct config_args { const char *key, *value; };
 
 static int do_config(struct cli_ctx *ctx, void *arg)
@@ -252,6 +321,11 @@ static const struct cli_opt outbox_opts[] = {
 	{ NULL, 0, NULL, NULL, NULL }
 };
 
+static const struct cli_opt discard_opts[] = {
+	{ "refused", 0, NULL, "every refused change", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
 const struct cli_cmd cli_cmds_core[] = {
 	{ "init", cmd_init, "--name NAME", "create this device's store and identity",
 	  init_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
@@ -259,6 +333,9 @@ const struct cli_cmd cli_cmds_core[] = {
 	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "outbox", cmd_outbox, "", "list the field changes waiting to be synced",
 	  outbox_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
+	{ "outbox discard", cmd_outbox_discard, "[SEQ...] | --refused",
+	  "drop refused changes (the hub's value already stands on this device)",
+	  discard_opts, NULL, CLI_MODEL_NONE, 0, 64, 1 },
 	{ "config", cmd_config, "[KEY [VALUE]]", "show or set country, currency, rep_name",
 	  NULL, NULL, CLI_MODEL_NONE, 0, 2, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

@@ -533,6 +533,22 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 	for (i = 0; i < n; i++) {
 		const struct rl_result *r = &a->results[i];
 		if (r->status == RL_RESULT_REFUSED) {
+			/* The change stays, refused and visible (relasi status,
+			 * outbox); the record takes the hub's value back: the pull
+			 * starts again at the version the edit was made on, which
+			 * a field no longer 'mine' takes (FINDINGS: a refused
+			 * edit left the device diverged for good). A refused new
+			 * record has no hub version: it stays as the rep made it. */
+			long long base = 0;
+			if ((error = rl_store_prepare(s, "SELECT base FROM rl_outbox WHERE seq = ?1",
+						      &st)) < 0)
+				break;
+			sqlite3_bind_int64(st, 1, seqs[i]);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				base = sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+			if (base > 0 && base - 1 < rewind)
+				rewind = base - 1;
 			if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'refused', "
 						      "reason = ?2 WHERE seq = ?1", &st)) < 0)
 				break;

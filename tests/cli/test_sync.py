@@ -217,9 +217,24 @@ def test_edit_against_delete_duplicates_and_roles():
         out = budi.ok("outbox", "--state", "refused").out
         check("own deals" in out, "with the hub's reason", out)
         eq(hub.query("SELECT amount FROM deals"), [(100000000,)], "the hub's deal unchanged")
+        budi.ok("sync")
+        eq(budi.query("SELECT amount FROM deals"), [(100000000,)],
+           "and budi's deal shows the hub's amount again (it kept the refused 5 for good)")
+        eq(budi.js("status")["refused"], 1, "while the refused change stays listed")
+        assert_converged(hub, [ani, budi])
         # a rep cannot create users or edit stages either
         budi.ok("stage", "edit", "Proposal", "--probability", "99")
         eq(budi.js("sync")["refused"], 1, "stage edit refused for a rep")
+        # the rep drops refused changes once read; pending work cannot be
+        budi.ok("account", "edit", "Apotek Sehat", "--industry", "Grosir")
+        pending = budi.js("outbox", "--state", "pending")[0]["seq"]
+        budi.fails(3, "outbox", "discard", str(pending), contains="only refused")
+        refused = [c["seq"] for c in budi.js("outbox", "--state", "refused")]
+        eq(len(refused), 2, "two refused changes listed")
+        budi.ok("outbox", "discard", str(refused[0]))
+        eq(budi.js("outbox", "discard", "--refused"), {"discarded": 1}, "and the rest")
+        eq(budi.js("status")["refused"], 0, "none left")
+        eq(budi.js("status")["pending"], 1, "the pending edit kept")
     finally:
         ani.cleanup()
         budi.cleanup()
