@@ -1667,7 +1667,7 @@ again:
 				answer(&cs[k], "same", 0, NULL);
 				stats->same++;
 			} else if (rl_hlc_receive(rl_store_hlc(s), cs[k].hlc, NULL) < 0)
-				refuse(&cs[k], "the device's clock is too far ahead", stats);
+				refuse(&cs[k], RL_REASON_CLOCK_AHEAD, stats);
 			else if (cs[k].dangling)
 				refuse(&cs[k], "refers to a record the hub does not have", stats);
 		}

@@ -17,7 +17,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from hub_test import Hub, assert_converged
+from hub_test import Hub, ahead, assert_converged
 from relasi_test import check, eq, main
 
 
@@ -561,6 +561,53 @@ def test_bundle_only_device_restored_from_an_older_copy():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_changes_refused_for_a_clock_ahead_go_again_once_it_is_right():
+    """A bundle-only rep whose clock ran two days ahead: the hub refuses
+    those changes for their stamps. Once the clock is set right they went
+    nowhere, ever: the device's clock stayed ahead (no WELCOME to say
+    "restamp" by bundle), so every later change was refused too, and a
+    refused change was never sent again. Now the next export re-stamps the
+    pending ones and sends the refused ones again; both reach the hub."""
+    hub = Hub()
+    ani = hub.device("ani")
+    tmp = tempfile.mkdtemp(prefix="relasi-clock-")
+    try:
+        ani.ok("sync")
+        fut = ahead(48 * 3600)
+        ani.ok("account", "add", "Toko Masa Depan", "--city", "Solo", now=fut)
+        b1, r1 = os.path.join(tmp, "1.bundle"), os.path.join(tmp, "1.reply")
+        ani.ok("bundle", "export", b1, now=fut)
+        hub.admin("bundle", "import", b1, "--reply", r1)
+        ani.ok("bundle", "import", r1, now=fut)
+        st = ani.js("status")
+        check(st["refused"] > 0, "refused for the clock", st)
+        # the clock is set right
+        ani.ok("account", "add", "Toko Sekarang", "--city", "Solo")
+        b2, r2 = os.path.join(tmp, "2.bundle"), os.path.join(tmp, "2.reply")
+        out = ani.ok("bundle", "export", b2).out
+        check("re-stamped" in out and "go again" in out, "the export says what it did", out)
+        hub.admin("bundle", "import", b2, "--reply", r2)
+        ani.ok("bundle", "import", r2)
+        eq(sorted(n for (n,) in hub.query("SELECT name FROM accounts")),
+           ["Toko Masa Depan", "Toko Sekarang"], "both reach the hub")
+        st = ani.js("status")
+        eq((st["pending"], st["refused"]), (0, 0), "nothing left behind")
+        # a bundle exported while ahead and never carried: its batch goes by
+        # network once the clock is right, is refused for its stamps, and
+        # goes again, re-stamped, with the next sync
+        ani.ok("account", "add", "Toko Lusa", "--city", "Solo", now=fut)
+        ani.ok("bundle", "export", os.path.join(tmp, "3.bundle"), now=fut)
+        ani.ok("sync")
+        ani.ok("sync")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Lusa'"), [(1,)],
+           "the uncarried bundle's change reaches the hub by network")
+        eq(ani.js("status")["refused"], 0, "and is refused no more")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_a_malformed_page_records_nothing_of_the_reply():
     """A reply is checked whole before any of it is recorded: with a page
     the session's reader refuses (here page 2 of a two-page reply, with a
@@ -613,7 +660,8 @@ def test_a_malformed_page_records_nothing_of_the_reply():
 
 
 if __name__ == "__main__":
-    main([test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
+    main([test_changes_refused_for_a_clock_ahead_go_again_once_it_is_right,
+          test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
           test_device_refusals, test_append_again_before_the_merge_arrives,
           test_bundle_only_device_after_a_hub_restore,
           test_bundle_only_device_restored_from_an_older_copy,

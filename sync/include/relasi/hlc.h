@@ -23,6 +23,11 @@ extern "C" {
 
 typedef int64_t (*rl_clock_fn)(void *ctx); /* wall clock, milliseconds */
 
+/* The hub's reason for refusing a change stamped too far ahead of its
+ * clock; the device knows such a refusal by it, and sends the change again
+ * with a new stamp once its clock is right (devsync.c). */
+#define RL_REASON_CLOCK_AHEAD "the device's clock is too far ahead"
+
 typedef struct rl_hlc {
 	int64_t last;          /* last stamp handed out or merged */
 	int64_t max_drift_ms;  /* refuse remote stamps further ahead than this */
