@@ -54,7 +54,7 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	json_t *push = NULL, *header = NULL;
 	long long batch, cursor;
 	size_t nchanges;
-	long restamped = 0, revived = 0;
+	long restamped = 0;
 	int error, lock = -1;
 
 	memset(&m, 0, sizeof(m));
@@ -62,7 +62,7 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
 	    (error = home_path(ctx, "device.crt", crt, sizeof(crt))) < 0 ||
 	    (error = home_path(ctx, "device.key", key, sizeof(key))) < 0 ||
-	    (error = rl_sync_fix_clock(ctx->store, &restamped, &revived)) < 0 ||
+	    (error = rl_sync_fix_clock(ctx->store, &restamped)) < 0 ||
 	    (error = rl_sync_export_push(ctx->store, &push)) < 0)
 		goto cleanup;
 	batch = json_integer_value(json_object_get(push, "batch"));
@@ -91,16 +91,12 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	if (!ctx->json && restamped)
 		printf("re-stamped %ld pending change%s made while this device's clock was ahead\n",
 		       restamped, restamped == 1 ? "" : "s");
-	if (!ctx->json && revived)
-		printf("%ld change%s the hub refused for this device's clock go again, re-stamped\n",
-		       revived, revived == 1 ? "" : "s");
 	if (ctx->json)
-		error = cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "file", a->pos[0],
+		error = cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I}", "file", a->pos[0],
 						 "batch", (json_int_t)batch,
 						 "changes", (json_int_t)nchanges,
 						 "cursor", (json_int_t)cursor,
-						 "restamped", (json_int_t)restamped,
-						 "revived", (json_int_t)revived));
+						 "restamped", (json_int_t)restamped));
 	else if (batch)
 		printf("exported batch %lld (%zu change%s) to %s; give it to your hub admin\n", batch,
 		       nchanges, nchanges == 1 ? "" : "s", a->pos[0]);

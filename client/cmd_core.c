@@ -188,8 +188,9 @@ static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 
 /* relasi outbox discard: refused changes only. A pending or sent change
  * is work on its way; a refused one the hub will never take as it is, and
- * the record already shows the hub's value again (devsync.c), so dropping
- * it loses nothing the rep has not been told about. */
+ * a refused edit's record already shows the hub's value again (devsync.c),
+ * so dropping it loses nothing the rep has not been told about. A refused
+ * new record stays in this device's tables, the hub never having it. */
 static int cmd_outbox_discard(struct cli_ctx *ctx, struct cli_args *a)
 {
 	sqlite3_stmt *st = NULL;
@@ -222,6 +223,11 @@ static int cmd_outbox_discard(struct cli_ctx *ctx, struct cli_args *a)
 		n = sqlite3_changes(rl_store_db(ctx->store));
 	}
 	for (i = 0; i < a->npos; i++) {
+		size_t k;
+		for (k = 0; k < i && strtoll(a->pos[k], NULL, 10) != strtoll(a->pos[i], NULL, 10); k++)
+			;
+		if (k < i)
+			continue;       /* named twice */
 		if ((error = rl_store_prepare(ctx->store, "DELETE FROM rl_outbox WHERE seq = ?1 AND "
 					      "state = 'refused'", &st)) < 0)
 			goto fail;
@@ -334,7 +340,8 @@ const struct cli_cmd cli_cmds_core[] = {
 	{ "outbox", cmd_outbox, "", "list the field changes waiting to be synced",
 	  outbox_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "outbox discard", cmd_outbox_discard, "[SEQ...] | --refused",
-	  "drop refused changes (the hub's value already stands on this device)",
+	  "drop refused changes (a refused edit already shows the hub's value; a refused new "
+	  "record stays on this device only)",
 	  discard_opts, NULL, CLI_MODEL_NONE, 0, 64, 1 },
 	{ "config", cmd_config, "[KEY [VALUE]]", "show or set country, currency, rep_name",
 	  NULL, NULL, CLI_MODEL_NONE, 0, 2, 1 },

@@ -41,9 +41,10 @@ static void now_iso(rl_store *s, char out[21])
  * record_pushed, so that both sides agree on the position without a round
  * trip).
  */
-static long long pull_from(json_t *pushed, long long cursor)
+static long long pull_from(json_t *push, json_t *pushed, long long cursor)
 {
-	json_t *results = json_object_get(pushed, "results"), *r;
+	json_t *results = json_object_get(pushed, "results"), *changes = json_object_get(push, "changes");
+	json_t *r;
 	long long from = cursor;
 	size_t i;
 
@@ -54,6 +55,16 @@ static long long pull_from(json_t *pushed, long long cursor)
 		if (status && strcmp(status, "applied") != 0 && strcmp(status, "refused") != 0 &&
 		    v > 0 && v <= cursor && v - 1 < from)
 			from = v - 1;
+		/* A refused edit: the device pulls again from the version it was
+		 * made on, to show the hub's value again (devsync.c
+		 * record_pushed); the reply starts there too, or the device
+		 * would find it starting past its cursor and skip it. */
+		if (status && strcmp(status, "refused") == 0) {
+			json_t *jb = json_object_get(json_array_get(changes, i), "b");
+			long long b = json_is_integer(jb) ? json_integer_value(jb) : 0;
+			if (b > 0 && b <= cursor && b - 1 < from)
+				from = b - 1;
+		}
 	}
 	return from;
 }
@@ -151,7 +162,7 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 			/* hub_push counts only a batch it applies now. */
 			res->replayed = res->st.pushed == before &&
 					json_array_size(json_object_get(push, "changes")) > 0;
-			from = pull_from(pushed, cursor);
+			from = pull_from(push, pushed, cursor);
 			if ((error = add_member(ms, &n, "pushed.json", pushed, &total)) < 0)
 				goto cleanup;
 		}

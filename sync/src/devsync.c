@@ -597,8 +597,13 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 			break;
 		}
 	}
-	if (error == 0 && rewind < cursor)
-		error = meta_set_int(s, "cursor", rewind);
+	/* Only ever down: an earlier batch's answer of this session may have
+	 * moved the stored cursor below the one this batch was sent with. */
+	if (error == 0 && rewind < cursor) {
+		long long stored = cursor;
+		if ((error = meta_int(s, "cursor", &stored)) == 0 && rewind < stored)
+			error = meta_set_int(s, "cursor", rewind);
+	}
 	if (error == 0)
 		error = rl_store_commit(s);
 	if (error < 0)
@@ -1107,77 +1112,17 @@ fail:
 	return error;
 }
 
-/*
- * Changes the hub refused only for their stamps (RL_REASON_CLOCK_AHEAD: made
- * while this device's clock was ahead, and sent before it was set right —
- * a bundle exported then, or a batch sent again as it was) go out again
- * once the clock is right: pending, with new stamps in their old order. A
- * field with a later edit pending keeps only that edit, and of two such
- * refusals of one field only the later comes back (one pending change per
- * field). Nothing happens while this device's clock still runs ahead.
- */
-static int revive_clock_refused(rl_store *s, long *count)
-{
-	static const char *const sql[] = {
-		"DELETE FROM rl_outbox AS o WHERE state = 'refused' AND reason = ?1 AND "
-		"(EXISTS (SELECT 1 FROM rl_outbox p WHERE p.tbl = o.tbl AND p.row_id = o.row_id AND "
-		"         p.field = o.field AND p.state = 'pending') OR "
-		" EXISTS (SELECT 1 FROM rl_outbox r WHERE r.tbl = o.tbl AND r.row_id = o.row_id AND "
-		"         r.field = o.field AND r.state = 'refused' AND r.reason = ?1 AND r.seq > o.seq))",
-		"UPDATE rl_outbox SET state = 'pending', reason = NULL, batch = NULL, hlc = ?2 + r.n "
-		"FROM (SELECT seq, row_number() OVER (ORDER BY hlc, seq) AS n FROM rl_outbox "
-		"      WHERE state = 'refused' AND reason = ?1) AS r WHERE rl_outbox.seq = r.seq",
-	};
-	rl_hlc *h = rl_store_hlc(s);
-	int64_t was = h->last, from;
-	sqlite3_stmt *st;
-	size_t i;
-	int error = RL_OK, rc;
-
-	*count = 0;
-	if (rl_hlc_physical_ms(h->last) - rl_store_now_ms(s) > h->max_drift_ms)
-		return RL_OK;
-	if ((error = rl_store_begin(s)) < 0)
-		return error;
-	from = rl_hlc_now(h);
-	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-		if ((error = rl_store_prepare(s, sql[i], &st)) < 0)
-			goto fail;
-		sqlite3_bind_text(st, 1, RL_REASON_CLOCK_AHEAD, -1, SQLITE_STATIC);
-		if (i == 1)
-			sqlite3_bind_int64(st, 2, from);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			error = rl_store_error(s, "sending changes refused for their stamps again");
-			goto fail;
-		}
-	}
-	*count = (long)sqlite3_changes(rl_store_db(s));
-	h->last = from + *count;
-	if ((error = rl_store_commit(s)) < 0)
-		goto fail;
-	return RL_OK;
-fail:
-	rl_store_rollback(s);
-	h->last = was;
-	*count = 0;
-	return error;
-}
-
-int rl_sync_fix_clock(rl_store *s, long *restamped, long *revived)
+int rl_sync_fix_clock(rl_store *s, long *restamped)
 {
 	rl_hlc *h = rl_store_hlc(s);
-	int error;
 
-	*restamped = *revived = 0;
+	*restamped = 0;
 	/* Stamps ahead of the wall clock by more than the hub takes: this
 	 * device's clock ran ahead and was set right since (what WELCOME's
 	 * "restamp" says on the network). */
-	if (rl_hlc_physical_ms(h->last) - rl_store_now_ms(s) > h->max_drift_ms &&
-	    (error = restamp_pending(s, restamped)) < 0)
-		return error;
-	return revive_clock_refused(s, revived);
+	if (rl_hlc_physical_ms(h->last) - rl_store_now_ms(s) > h->max_drift_ms)
+		return restamp_pending(s, restamped);
+	return RL_OK;
 }
 
 /* ---- snapshot bootstrap (sync/PROTOCOL.md, "Snapshot") ------------------------------ */
@@ -1911,12 +1856,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	if (json_is_true(json_object_get(resp, "restamp")) &&
 	    (error = restamp_pending(s, &stats->restamped)) < 0)
 		goto cleanup;
-	{
-		long revived = 0;
-		if ((error = revive_clock_refused(s, &revived)) < 0)
-			goto cleanup;
-		stats->restamped += revived;
-	}
+
 	/* The device's clock is judged by the hub's wall clock. The hub's
 	 * stamp may be ahead of it by up to the drift limit (it adopts the
 	 * stamps of devices whose clocks run fast, within that limit), so a

@@ -561,13 +561,13 @@ def test_bundle_only_device_restored_from_an_older_copy():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_changes_refused_for_a_clock_ahead_go_again_once_it_is_right():
+def test_a_bundle_export_restamps_after_the_clock_is_set_right():
     """A bundle-only rep whose clock ran two days ahead: the hub refuses
-    those changes for their stamps. Once the clock is set right they went
-    nowhere, ever: the device's clock stayed ahead (no WELCOME to say
-    "restamp" by bundle), so every later change was refused too, and a
-    refused change was never sent again. Now the next export re-stamps the
-    pending ones and sends the refused ones again; both reach the hub."""
+    those changes for their stamps. Once the clock was set right every later
+    change was refused too: the device's stamps stayed ahead, and by file no
+    WELCOME says "restamp". The export now re-stamps pending changes itself;
+    the changes refused before stay refused and visible, for the rep to
+    decide (relasi outbox discard)."""
     hub = Hub()
     ani = hub.device("ani")
     tmp = tempfile.mkdtemp(prefix="relasi-clock-")
@@ -579,31 +579,55 @@ def test_changes_refused_for_a_clock_ahead_go_again_once_it_is_right():
         ani.ok("bundle", "export", b1, now=fut)
         hub.admin("bundle", "import", b1, "--reply", r1)
         ani.ok("bundle", "import", r1, now=fut)
-        st = ani.js("status")
-        check(st["refused"] > 0, "refused for the clock", st)
+        refused = ani.js("status")["refused"]
+        check(refused > 0, "refused for the clock", refused)
         # the clock is set right
         ani.ok("account", "add", "Toko Sekarang", "--city", "Solo")
         b2, r2 = os.path.join(tmp, "2.bundle"), os.path.join(tmp, "2.reply")
         out = ani.ok("bundle", "export", b2).out
-        check("re-stamped" in out and "go again" in out, "the export says what it did", out)
+        check("re-stamped" in out, "the export says it re-stamped", out)
         hub.admin("bundle", "import", b2, "--reply", r2)
         ani.ok("bundle", "import", r2)
-        eq(sorted(n for (n,) in hub.query("SELECT name FROM accounts")),
-           ["Toko Masa Depan", "Toko Sekarang"], "both reach the hub")
+        eq(hub.query("SELECT name FROM accounts"), [("Toko Sekarang",)],
+           "the change made after the clock was set right reaches the hub")
         st = ani.js("status")
-        eq((st["pending"], st["refused"]), (0, 0), "nothing left behind")
-        # a bundle exported while ahead and never carried: its batch goes by
-        # network once the clock is right, is refused for its stamps, and
-        # goes again, re-stamped, with the next sync
-        ani.ok("account", "add", "Toko Lusa", "--city", "Solo", now=fut)
-        ani.ok("bundle", "export", os.path.join(tmp, "3.bundle"), now=fut)
-        ani.ok("sync")
-        ani.ok("sync")
-        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Lusa'"), [(1,)],
-           "the uncarried bundle's change reaches the hub by network")
-        eq(ani.js("status")["refused"], 0, "and is refused no more")
+        eq((st["pending"], st["refused"]), (0, refused), "the refused ones stay, visible")
+        ani.ok("outbox", "discard", "--refused")
+        eq(ani.js("status")["refused"], 0, "until the rep drops them")
     finally:
         ani.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+def test_a_refused_edit_by_bundle_gets_the_hubs_value_back():
+    """A refused edit gives the record the hub's value back (the device
+    pulls again from the edit's base); by bundle the hub's reply started
+    past that point and the device skipped the whole reply ("export
+    again"). The reply now starts where the device pulls from."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    tmp = tempfile.mkdtemp(prefix="relasi-refused-")
+    try:
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Depok")
+        ani.ok("deal", "add", "Freezer", "--account", "Apotek", "--amount", "1000000")
+        ani.ok("sync")
+        budi.ok("sync")
+        ani.ok("account", "add", "Toko Baru", "--city", "Solo")    # news for budi
+        ani.ok("sync")
+        budi.ok("deal", "edit", "Freezer", "--amount", "5")       # refused: ani's deal
+        b, r = os.path.join(tmp, "b"), os.path.join(tmp, "r")
+        budi.ok("bundle", "export", b)
+        hub.admin("bundle", "import", b, "--reply", r)
+        res = budi.js("bundle", "import", r)
+        eq((res["refused"], res["skipped"]), (1, False), "refused, and the reply applied")
+        eq(budi.query("SELECT count(*) FROM accounts WHERE name = 'Toko Baru'"), [(1,)],
+           "ani's new customer arrives with this reply")
+        eq(budi.query("SELECT amount FROM deals"), [(100000000,)], "the hub's amount back")
+        eq(budi.js("status")["refused"], 1, "the refused change listed")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
         hub.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -660,7 +684,8 @@ def test_a_malformed_page_records_nothing_of_the_reply():
 
 
 if __name__ == "__main__":
-    main([test_changes_refused_for_a_clock_ahead_go_again_once_it_is_right,
+    main([test_a_bundle_export_restamps_after_the_clock_is_set_right,
+          test_a_refused_edit_by_bundle_gets_the_hubs_value_back,
           test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
           test_device_refusals, test_append_again_before_the_merge_arrives,
           test_bundle_only_device_after_a_hub_restore,

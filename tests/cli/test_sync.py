@@ -231,7 +231,7 @@ def test_edit_against_delete_duplicates_and_roles():
         budi.fails(3, "outbox", "discard", str(pending), contains="only refused")
         refused = [c["seq"] for c in budi.js("outbox", "--state", "refused")]
         eq(len(refused), 2, "two refused changes listed")
-        budi.ok("outbox", "discard", str(refused[0]))
+        budi.ok("outbox", "discard", str(refused[0]), str(refused[0]))   # named twice: once
         eq(budi.js("outbox", "discard", "--refused"), {"discarded": 1}, "and the rest")
         eq(budi.js("status")["refused"], 0, "none left")
         eq(budi.js("status")["pending"], 1, "the pending edit kept")
@@ -391,6 +391,42 @@ def test_one_exchange_at_a_time():
     finally:
         ani.cleanup()
         hub.cleanup()
+
+
+def test_a_refused_edit_shows_the_hubs_value_across_batches():
+    """A refused edit rewinds the device's cursor to the edit's base so that
+    the pull gives the record the hub's value back; a later batch of the
+    same session wrote its own, higher rewind over it, and the device kept
+    the refused value for good. The stored cursor now only moves down."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    tmp = tempfile.mkdtemp(prefix="relasi-rewind-")
+    try:
+        ani.ok("account", "add", "Apotek Sehat", "--city", "Depok", "--phone", "021-1000")
+        ani.ok("deal", "add", "Freezer", "--account", "Apotek", "--amount", "1000000")
+        sync_all([ani, budi])
+        b1, r1 = os.path.join(tmp, "b1"), os.path.join(tmp, "r1")
+        budi.ok("bundle", "export", b1)                 # budi asks for news by bundle
+        ani.ok("account", "edit", "Apotek", "--phone", "021-7777")
+        ani.ok("sync")
+        hub.admin("bundle", "import", b1, "--reply", r1)
+        budi.ok("deal", "edit", "Freezer", "--amount", "5")          # batch 1: refused
+        budi.ok("account", "edit", "Apotek", "--phone", "021-7777")  # batch 2: 'same'
+        budi.ok("bundle", "import", r1)
+        os.environ["RELASI_SYNC_BATCH"] = "1"
+        try:
+            eq(budi.js("sync")["refused"], 1, "the deal edit refused")
+        finally:
+            del os.environ["RELASI_SYNC_BATCH"]
+        budi.ok("sync")
+        eq(budi.query("SELECT amount FROM deals"), [(100000000,)],
+           "budi's deal shows the hub's amount again")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_stage_moves_never_conflict():
@@ -730,6 +766,7 @@ if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
           test_a_resolution_naming_a_merged_customer_names_its_survivor,
           test_a_reps_conflict_list_reads_like_the_records, test_one_exchange_at_a_time,
+          test_a_refused_edit_shows_the_hubs_value_across_batches,
           test_a_resolution_never_overwrites_a_later_change, test_stage_moves_never_conflict,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
           test_the_wal_is_copied_back_while_serving,

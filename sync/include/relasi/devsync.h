@@ -91,12 +91,11 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
  * member.
  */
 int rl_sync_export_push(rl_store *s, json_t **push);
-/* Before a bundle export (the network session does it after WELCOME):
- * if this device's stamps run ahead of its wall clock by more than the hub
- * takes (its clock was ahead and has been set right), restart the clock and
- * re-stamp the pending changes; then send again, re-stamped, the changes
- * the hub refused only for their stamps. Counts of each. */
-int rl_sync_fix_clock(rl_store *s, long *restamped, long *revived);
+/* Before a bundle export (the network session does it when WELCOME says
+ * "restamp"): if this device's stamps run ahead of its wall clock by more
+ * than the hub takes (its clock was ahead and has been set right), restart
+ * the clock and re-stamp the pending changes; *restamped says how many. */
+int rl_sync_fix_clock(rl_store *s, long *restamped);
 int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *stats,
 			  int *recorded);
 int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count);

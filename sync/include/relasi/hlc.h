@@ -24,8 +24,7 @@ extern "C" {
 typedef int64_t (*rl_clock_fn)(void *ctx); /* wall clock, milliseconds */
 
 /* The hub's reason for refusing a change stamped too far ahead of its
- * clock; the device knows such a refusal by it, and sends the change again
- * with a new stamp once its clock is right (devsync.c). */
+ * clock (hub/hubstore.c), as the device shows it. */
 #define RL_REASON_CLOCK_AHEAD "the device's clock is too far ahead"
 
 typedef struct rl_hlc {
