@@ -33,6 +33,7 @@
 
 #include <git2.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,43 +148,21 @@ static int rl_only_inserts(const struct rl_lines *base, const struct rl_lines *s
 	return 1;
 }
 
-struct rl_buf {
-	char *p;
-	size_t len, cap;
+/* The merged text as it is written: its lines so far, and whether the
+ * side that wrote the last one ends with a line end. */
+struct rl_merged {
+	sqlite3_str *text;
+	size_t lines;
+	int last_nl;
 };
 
-static int rl_buf_add(struct rl_buf *b, const char *s, size_t n)
+/* Add line i of l, after a line end unless it is the first line. */
+static void rl_emit(struct rl_merged *m, const char *eol, const struct rl_lines *l, size_t i)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (!(p = realloc(b->p, cap)))
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return RL_OK;
-}
-
-/* Add line i of l to the merged text, after a line end if it is not the
- * first line; *last_nl becomes whether l ends with one (for the text's
- * end, if this line is the last). */
-static int rl_emit(struct rl_buf *b, const char *eol, const struct rl_lines *l, size_t i,
-		   int *last_nl)
-{
-	int rc = RL_OK;
-
-	if (b->len > 0 || b->cap > 0)
-		rc = rl_buf_add(b, eol, strlen(eol));
-	if (rc == RL_OK)
-		rc = rl_buf_add(b, l->p[i], l->n[i]);
-	*last_nl = l->ends_nl;
-	return rc;
+	if (m->lines++ > 0)
+		sqlite3_str_appendall(m->text, eol);
+	sqlite3_str_append(m->text, l->p[i], (int)l->n[i]);
+	m->last_nl = l->ends_nl;
 }
 
 static int rl_bare_cr(const char *s)
@@ -203,9 +182,10 @@ static int merge_inserts(const char *base, const char *ours, const char *theirs,
 			 const char *eol, char **out)
 {
 	struct rl_lines lb, lo, lt;
-	struct rl_buf m = { NULL, 0, 0 };
+	struct rl_merged m = { NULL, 0, 0 };
 	size_t *ao = NULL, *at = NULL, g, i, j, k;
-	int rc, last_nl = 0, from_base = 0;
+	char *text;
+	int rc, from_base = 0;
 
 	memset(&lb, 0, sizeof(lb));
 	memset(&lo, 0, sizeof(lo));
@@ -226,6 +206,7 @@ static int merge_inserts(const char *base, const char *ours, const char *theirs,
 	}
 	if (!rl_only_inserts(&lb, &lo, ao) || !rl_only_inserts(&lb, &lt, at))
 		goto done;
+	m.text = sqlite3_str_new(NULL);
 	/* Place g is before base line g (g == count: after the last). */
 	for (g = 0, i = 0, j = 0; g <= lb.count; g++) {
 		size_t oe = g < lb.count ? ao[g] : lo.count, te = g < lb.count ? at[g] : lt.count;
@@ -233,34 +214,32 @@ static int merge_inserts(const char *base, const char *ours, const char *theirs,
 		for (k = 0; i + k < oe && j + k < te && rl_line_eq(&lo, i + k, &lt, j + k); k++)
 			;
 		for (; i < oe; i++)
-			if ((rc = rl_emit(&m, eol, &lo, i, &last_nl)) < 0)
-				goto done;
+			rl_emit(&m, eol, &lo, i);
 		for (j += k; j < te; j++)
-			if ((rc = rl_emit(&m, eol, &lt, j, &last_nl)) < 0)
-				goto done;
-		from_base = 0;
-		if (g < lb.count) {
-			/* The base's line as ours has it. */
-			if ((rc = rl_emit(&m, eol, &lo, i, &last_nl)) < 0)
-				goto done;
-			i++;
+			rl_emit(&m, eol, &lt, j);
+		from_base = g < lb.count;
+		if (from_base) {        /* the base's line as ours has it */
+			rl_emit(&m, eol, &lo, i++);
 			j++;
-			from_base = 1;
 		}
 	}
 	/* The text ends with a line end as the side that wrote its last line
 	 * does; a base line last: as the side that changed that, if one did. */
 	if (from_base)
-		last_nl = lo.ends_nl != lb.ends_nl ? lo.ends_nl : lt.ends_nl;
-	if (last_nl && (rc = rl_buf_add(&m, eol, strlen(eol))) < 0)
-		goto done;
-	if (!m.p && (rc = rl_buf_add(&m, "", 0)) < 0)
-		goto done;
-	*out = m.p;
-	m.p = NULL;
-	rc = 1;
+		m.last_nl = lo.ends_nl != lb.ends_nl ? lo.ends_nl : lt.ends_nl;
+	if (m.last_nl)
+		sqlite3_str_appendall(m.text, eol);
+	rc = sqlite3_str_errcode(m.text);
+	text = sqlite3_str_finish(m.text);
+	m.text = NULL;
+	/* A copy: the caller frees with free() (a text of one empty line
+	 * finishes as NULL). */
+	*out = rc == SQLITE_OK ? strdup(text ? text : "") : NULL;
+	sqlite3_free(text);
+	rc = *out ? 1 : rl_error_set(RL_ENOMEM, "out of memory");
 done:
-	free(m.p);
+	if (m.text)
+		sqlite3_free(sqlite3_str_finish(m.text));
 	free(ao);
 	free(at);
 	rl_lines_free(&lb);
@@ -274,16 +253,6 @@ static const char *rl_merge_eol(const char *base, const char *ours, const char *
 {
 	return strstr(base, "\r\n") || strstr(ours, "\r\n") || strstr(theirs, "\r\n") ? "\r\n"
 										      : "\n";
-}
-
-static char *rl_strdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *p = malloc(n);
-
-	if (p)
-		memcpy(p, s, n);
-	return p;
 }
 
 int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out)
@@ -308,7 +277,7 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 
 	/* One side unchanged, or both alike: the other, verbatim. */
 	if (strcmp(ours, base) == 0 || strcmp(ours, theirs) == 0 || strcmp(theirs, base) == 0) {
-		if (!(*out = rl_strdup(strcmp(ours, base) == 0 ? theirs : ours)))
+		if (!(*out = strdup(strcmp(ours, base) == 0 ? theirs : ours)))
 			return rl_error_set(RL_ENOMEM, "out of memory");
 		*clean = 1;
 		return RL_OK;
