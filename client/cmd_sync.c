@@ -307,13 +307,14 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 			fprintf(stderr, "\r%-60s\r", "");    /* the error on a line of its own */
 		if (error < 0) {
 			if (error == RL_EINVALID || error == RL_EIO) {
-				/* Nothing reached the hub: this device's own files. */
-				rl_error_prefix("this device's certificate, key or pinned hub CA cannot "
-						"be used (a certificate mismatch? enrol again with a "
-						"new token)");
-				char why[1024];     /* the message is rl_error_set's own buffer */
+				/* Nothing reached the hub: this device's own files, a
+				 * sync failure like a refusal (the message is
+				 * rl_error_set's own buffer: copied first). */
+				char why[1024];
 				snprintf(why, sizeof(why), "%s", rl_error_message());
-				error = rl_error_set(RL_EAUTH, "%s", why);
+				error = rl_error_set(RL_EAUTH, "this device's certificate, key or pinned "
+						     "hub CA cannot be used (a certificate mismatch? "
+						     "enrol again with a new token): %s", why);
 			} else if (error == RL_EAUTH)
 				rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
 						"certificate mismatch)", host, port);

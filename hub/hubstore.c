@@ -350,6 +350,14 @@ done:
 	return error;
 }
 
+/* Does a change of this field move the record's match keys? */
+static int keys_field(const char *field)
+{
+	return strcmp(field, "email") == 0 || strcmp(field, "phone") == 0 ||
+	       strcmp(field, "name") == 0 || strcmp(field, "city") == 0 ||
+	       strcmp(field, "deleted") == 0;
+}
+
 /* Forget a record's match key of one kind, or all its keys (kind NULL). */
 static int drop_keys(rl_store *s, const char *tbl, const char *row, const char *kind)
 {
@@ -573,6 +581,30 @@ struct change {
 	char loser[RL_ID_BUFSZ];                           /* the row it named (redirected) */
 };
 
+/* A reference value (field f) that names a merged duplicate names its
+ * survivor instead: v->s then points into buf. A pushed change's and an
+ * admin's decision's alike. */
+static int redirect_ref(rl_store *s, const struct rl_field *f, struct rl_value *v,
+			char buf[RL_ID_BUFSZ])
+{
+	const struct rl_table *rt;
+	char id[RL_ID_BUFSZ];    /* v->s may be buf already (a batch applied again) */
+	int error, moved = 0;
+
+	if (f->type != RL_FT_REF || !f->ref || strcmp(f->name, RL_MERGED_INTO) == 0 ||
+	    v->type != RL_V_TEXT || !rl_id_valid(v->s) || !(rt = rl_model_table(f->ref)) ||
+	    !rl_model_mergeable(rt))
+		return RL_OK;
+	snprintf(id, sizeof(id), "%s", v->s);
+	if ((error = hub_redirect(s, rt->name, id, NULL, NULL, &moved)) < 0)
+		return error;
+	if (moved) {
+		memcpy(buf, id, sizeof(id));
+		v->s = buf;
+	}
+	return RL_OK;
+}
+
 /*
  * A change that names a merged duplicate — its row, or a reference to it —
  * comes from a device that had not pulled the merge yet. It is applied to
@@ -599,7 +631,7 @@ static int redirect_changes(rl_store *s, struct change *cs, size_t n)
 		return rl_store_error(s, "reading redirects");
 	for (i = 0; i < n; i++) {
 		struct change *c = &cs[i];
-		const struct rl_table *t = rl_model_table(c->tbl), *rt;
+		const struct rl_table *t = rl_model_table(c->tbl);
 		const struct rl_field *f;
 		char buf[RL_ID_BUFSZ];
 
@@ -621,17 +653,8 @@ static int redirect_changes(rl_store *s, struct change *cs, size_t n)
 					  strcmp(c->field, "created_at") == 0;
 			}
 		}
-		if (f->type == RL_FT_REF && f->ref && strcmp(f->name, RL_MERGED_INTO) != 0 &&
-		    c->value.type == RL_V_TEXT && rl_id_valid(c->value.s) &&
-		    (rt = rl_model_table(f->ref)) && rl_model_mergeable(rt)) {
-			snprintf(buf, sizeof(buf), "%s", c->value.s);
-			if ((error = hub_redirect(s, rt->name, buf, NULL, NULL, &moved)) < 0)
-				return error;
-			if (moved) {
-				memcpy(c->ref_buf, buf, sizeof(buf));
-				c->value.s = c->ref_buf;
-			}
-		}
+		if ((error = redirect_ref(s, f, &c->value, c->ref_buf)) < 0)
+			return error;
 	}
 	return RL_OK;
 }
@@ -1313,10 +1336,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	}
 	/* A revived record is checked whatever the edit's own outcome: the
 	 * revival stands even where the edit itself was refused. */
-	if (error == 0 && (revived ||
-			   (c->status && (strcmp(c->field, "email") == 0 || strcmp(c->field, "phone") == 0 ||
-					  strcmp(c->field, "name") == 0 || strcmp(c->field, "city") == 0 ||
-					  strcmp(c->field, "deleted") == 0))))
+	if (error == 0 && (revived || (c->status && keys_field(c->field))))
 		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
 	free(mr.merged);
@@ -2169,26 +2189,14 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 			chosen.v.s = conv.text;
 		}
 	}
-	/* A reference to a customer merged away since the conflict names its
-	 * survivor, as a pushed change's does (redirect_changes). */
-	if (f->type == RL_FT_REF && f->ref && strcmp(f->name, RL_MERGED_INTO) != 0 &&
-	    chosen.v.type == RL_V_TEXT && rl_id_valid(chosen.v.s)) {
-		const struct rl_table *rt = rl_model_table(f->ref);
-		int moved = 0;
-		if (rt && rl_model_mergeable(rt)) {
-			snprintf(ref, sizeof(ref), "%s", chosen.v.s);
-			if ((error = hub_redirect(s, rt->name, ref, NULL, NULL, &moved)) < 0)
-				goto fail;
-			if (moved)
-				chosen.v.s = ref;
-		}
-	}
-	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	/* A customer merged away since the conflict: its survivor. */
+	if ((error = redirect_ref(s, f, &chosen.v, ref)) < 0 ||
+	    (error = hub_audit_begin(s, &first_seq)) < 0 ||
 	    (error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
 	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0 ||
 	    /* The value written may be a phone, e-mail, name or city no one
 	     * pushed (--value), or a decided delete: the match keys follow. */
-	    (error = hub_duplicates_check(s, tbl, row, NULL)) < 0)
+	    (keys_field(field) && (error = hub_duplicates_check(s, tbl, row, NULL)) < 0))
 		goto fail;
 	snprintf(note, sizeof(note), "conflict %lld on %s.%s resolved: %s", id, tbl, field, mode);
 	if ((error = hub_audit_mark(s, first_seq, "resolve", "hub", NULL, 0, 0, note)) < 0)

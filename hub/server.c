@@ -224,22 +224,21 @@ static int preauth_drop_one(struct server *srv)
 	struct conn_job *j, *k, *victim = NULL;
 	int best = 0;
 
-	/* Quadratic in RL_MAX_PREAUTH at worst, and only when full. */
+	/* Quadratic in RL_MAX_PREAUTH at worst, and only when full. Oldest
+	 * first, and only a strictly larger count replaces the victim: each
+	 * source is first met at its oldest connection, so that is the one
+	 * kept (and of a tie, the source met first). */
 	for (j = srv->preauth_head; j; j = j->next) {
 		int n = 0;
 		for (k = srv->preauth_head; k; k = k->next)
 			n += memcmp(j->source, k->source, sizeof(j->source)) == 0;
-		if (n > best) {          /* strictly more: the oldest of a tie's first source */
+		if (n > best) {
 			best = n;
 			victim = j;
 		}
 	}
 	if (!victim)
 		return -1;
-	for (j = srv->preauth_head; j; j = j->next)   /* that source's oldest */
-		if (memcmp(j->source, victim->source, sizeof(j->source)) == 0)
-			break;
-	victim = j;
 	/* The thread sees its reads fail and ends; it is counted in "active"
 	 * until then, and in "dropping" so that it does not block the slot. */
 	shutdown(victim->guard_fd, SHUT_RDWR);
@@ -755,12 +754,12 @@ static void *connection_main(void *arg)
 			fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
 		goto done;
 	}
-	if (cn[0])     /* a device, authenticated: it keeps its slot */
-		preauth_leave(srv, job);
-	if (!cn[0])
+	if (!cn[0]) {
 		serve_enrolment(srv, s, c, job->addr, job->accepted_ms);
-	else
+	} else {
+		preauth_leave(srv, job);    /* a device, authenticated: it keeps its slot */
 		serve_device(srv, s, c, cn, fp, job->addr);
+	}
 done:
 	thread_store = NULL;
 	rl_conn_close(c);

@@ -475,26 +475,31 @@ static int record_version(rl_store *s, int base, long long seq, long long versio
 }
 
 /* RL_OK if changes seqs[n] are all still sent in batch `batch`; RL_EBUSY
- * if none is (the answer was recorded already); RL_ESTORE otherwise. */
+ * if none is (the answer was recorded already); RL_ESTORE otherwise. Only
+ * this batch's changes carry its number, so counting those sent with it
+ * within the seqs' range says whether all of seqs still are. */
 static int batch_still_sent(rl_store *s, long long batch, const long long *seqs, size_t n)
 {
 	sqlite3_stmt *st;
-	long long found = -1;
+	long long found = 0, lo = seqs[0], hi = seqs[0];
 	size_t i;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "SELECT count(*) FROM rl_outbox WHERE seq = ?1 AND "
-				      "batch = ?2 AND state = 'sent'", &st)) < 0)
-		return error;
-	for (i = 0, found = 0; i < n; i++) {
-		sqlite3_bind_int64(st, 1, seqs[i]);
-		sqlite3_bind_int64(st, 2, batch);
-		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			found += sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return rl_store_error(s, "reading the outbox");
+	for (i = 1; i < n; i++) {
+		lo = seqs[i] < lo ? seqs[i] : lo;
+		hi = seqs[i] > hi ? seqs[i] : hi;
 	}
+	if ((error = rl_store_prepare(s, "SELECT count(*) FROM rl_outbox WHERE batch = ?1 AND "
+				      "state = 'sent' AND seq BETWEEN ?2 AND ?3", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, batch);
+	sqlite3_bind_int64(st, 2, lo);
+	sqlite3_bind_int64(st, 3, hi);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		found = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return rl_store_error(s, "reading the outbox");
 	if (found == (long long)n)
 		return RL_OK;
 	if (found == 0)
