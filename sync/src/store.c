@@ -200,24 +200,55 @@ static void sql_distance_km(sqlite3_context *ctx, int argc, sqlite3_value **argv
 		sqlite3_value_double(argv[2]), sqlite3_value_double(argv[3])));
 }
 
+/* An amount as rl_money shows it, "1500000.00 IDR"; < 0 when the currency
+ * is not one rl_money_format knows. */
+static int money_text(char buf[64], int64_t minor, const char *cur)
+{
+	size_t len;
+
+	if (rl_money_format(buf, 64 - 5, minor, cur) < 0)
+		return -1;
+	len = strlen(buf);
+	snprintf(buf + len, 64 - len, " %.3s", cur);
+	return 0;
+}
+
 /* rl_money(amount, currency): "1500000.00 IDR", NULL for a NULL amount. */
 static void sql_money(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	char buf[64];
 	const char *cur = (const char *)sqlite3_value_text(argv[1]);
-	size_t len;
 
-	if (sqlite3_value_type(argv[0]) == SQLITE_NULL || !cur) {
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) == SQLITE_NULL || !cur)
 		sqlite3_result_null(ctx);
-		return;
-	}
-	if (rl_money_format(buf, sizeof(buf) - 5, sqlite3_value_int64(argv[0]), cur) < 0) {
+	else if (money_text(buf, sqlite3_value_int64(argv[0]), cur) < 0)
 		sqlite3_result_int64(ctx, sqlite3_value_int64(argv[0]));
+	else
+		sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
+}
+
+/* The result becomes the label of record id of t (its label field, with
+ * "(deleted)" for a tombstone) when there is one; else it is left as is. */
+static void result_label(sqlite3_context *ctx, const struct rl_table *t, sqlite3_value *id)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql;
+
+	if (!t->label_field)
+		return;
+	if (!(sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' ELSE '' END "
+				    "FROM \"%w\" WHERE id = ?1", t->label_field, t->name))) {
+		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	len = strlen(buf);
-	snprintf(buf + len, sizeof(buf) - len, " %.3s", cur);
-	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
+	if (sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_value(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			sqlite3_result_value(ctx, sqlite3_column_value(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
 }
 
 /* rl_label(tbl, row_id): what people call a record — its label field (an
@@ -228,41 +259,25 @@ static void sql_label(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	const char *tbl = (const char *)sqlite3_value_text(argv[0]);
 	const struct rl_table *t = tbl ? rl_model_table(tbl) : NULL;
-	sqlite3_stmt *st = NULL;
-	char *sql;
 
 	(void)argc;
-	if (!t || !t->label_field || strcmp(t->name, tbl) != 0)
-		return;
-	if (!(sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' ELSE '' END "
-				    "FROM \"%w\" WHERE id = ?1", t->label_field, t->name))) {
-		sqlite3_result_error_nomem(ctx);
-		return;
-	}
-	if (sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_value(st, 1, argv[1]);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			sqlite3_result_value(ctx, sqlite3_column_value(st, 0));
-	}
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
+	if (t && strcmp(t->name, tbl) == 0)
+		result_label(ctx, t, argv[1]);
 }
 
 /* rl_shown(tbl, row_id, field, value): a field's value as people read it,
  * for listings of values of many fields (conflicts): money in the record's
- * currency ("2.000.000,00 IDR" as rl_money writes it), a reference as the
+ * currency as rl_money writes it ("2000000.00 IDR"), a reference as the
  * label of the record it names; anything else as it is. The model names
  * every table and column used. */
 static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	const char *tbl = (const char *)sqlite3_value_text(argv[0]);
 	const char *field = (const char *)sqlite3_value_text(argv[2]);
-	const struct rl_table *t = tbl ? rl_model_table(tbl) : NULL;
+	const struct rl_table *t = tbl ? rl_model_table(tbl) : NULL, *rt;
 	const struct rl_field *f = t && field ? rl_model_field(t, field) : NULL;
-	sqlite3 *db = sqlite3_context_db_handle(ctx);
 	sqlite3_stmt *st = NULL;
 	char *sql = NULL, buf[64], cur[4] = "IDR";
-	size_t len;
 
 	(void)argc;
 	sqlite3_result_value(ctx, argv[3]);
@@ -271,27 +286,18 @@ static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	if (f->type == RL_FT_MONEY && sqlite3_value_type(argv[3]) == SQLITE_INTEGER) {
 		if (rl_model_field(t, "currency") &&
 		    (sql = sqlite3_mprintf("SELECT currency FROM \"%w\" WHERE id = ?1", t->name)) &&
-		    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		    sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_value(st, 1, argv[1]);
 			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 3)
 				memcpy(cur, sqlite3_column_text(st, 0), 4);
 		}
-		if (rl_money_format(buf, sizeof(buf) - 5, sqlite3_value_int64(argv[3]), cur) == 0) {
-			len = strlen(buf);
-			snprintf(buf + len, sizeof(buf) - len, " %.3s", cur);
+		sqlite3_finalize(st);
+		sqlite3_free(sql);
+		if (money_text(buf, sqlite3_value_int64(argv[3]), cur) == 0)
 			sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
-		}
-	} else if (f->type == RL_FT_REF && f->ref && (t = rl_model_table(f->ref)) && t->label_field &&
-		   (sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' "
-					  "ELSE '' END FROM \"%w\" WHERE id = ?1", t->label_field,
-					  t->name)) &&
-		   sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_value(st, 1, argv[3]);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-			sqlite3_result_value(ctx, sqlite3_column_value(st, 0));
+	} else if (f->type == RL_FT_REF && f->ref && (rt = rl_model_table(f->ref))) {
+		result_label(ctx, rt, argv[3]);
 	}
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
 }
 
 static int register_functions(rl_store *s)
