@@ -673,11 +673,14 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 						   RL_MAX_FRAME, srv->read_ms);
 			audit_notify(srv);      /* after the answer: off the device's path */
 		} else if (type == RL_FRAME_PULL) {
+			long had = st.pulled;
 			pulled = 1;
 			if ((error = hub_pull_text(s, &peer, req, &resp_text, &st)) < 0)
 				break;
 			error = rl_wire_write_text(c, RL_FRAME_PAGE, resp_text, strlen(resp_text),
 						   RL_MAX_FRAME, srv->read_ms);
+			if (error < 0)          /* the log counts what reached the device */
+				st.pulled = had;
 		} else if (type == RL_FRAME_SNAPSHOT && srv->fault_kind != 5) {
 			struct snap_out so = { srv, c, 0, 0 };
 			int served = 0;
