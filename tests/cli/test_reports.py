@@ -8,7 +8,10 @@ one, import visits and calls, each command a real `relasi` process at its
 own moment (RELASI_NOW), then sync; the manager's device syncs and runs the
 reports. Every figure is checked against a computation in plain Python from
 the generator's own records of what it did (never from the store), and each
-report's --json and --csv are checked to say the same thing.
+report's --json and --csv are checked to say the same thing. The dataset
+is loaded once for three files: test_hub_reports.py's test_generated_dataset
+runs these checks (check_generated, check_hub_pipeline), then
+test_report_html.py's page and the hub's own reports over it.
 
 Hand-made cases with answers worked out by hand: conversion and days in
 stage for deals moved back and forth, stale deals as the clock moves,
@@ -27,7 +30,6 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from relasi_test import BIN, Failure, Store, check, eq, main  # noqa: E402
-from hub_test import Hub  # noqa: E402
 
 UTC = dt.timezone.utc
 STAGES = {  # the default pipeline: name -> (position, probability, kind)
@@ -557,16 +559,6 @@ def check_hub_pipeline(hub, deals):
        "relasi-hub pipeline = relasi-hub report pipeline (as_of: the clock moves)")
 
 
-def test_generated_dataset():
-    hub = Hub()
-    try:
-        mgr, deals, activities = load(hub, seed=6)
-        check_generated(mgr, deals, activities)
-        check_hub_pipeline(hub, deals)
-    finally:
-        hub.cleanup()
-
-
 # ---- hand-made cases -----------------------------------------------------------------
 
 def test_conversion_back_and_forth():
@@ -718,5 +710,4 @@ def test_argument_errors():
 
 if __name__ == "__main__":
     main([test_conversion_back_and_forth, test_stale_moves_with_the_clock,
-          test_currencies_are_never_summed, test_empty_store, test_argument_errors,
-          test_generated_dataset])
+          test_currencies_are_never_summed, test_empty_store, test_argument_errors])
