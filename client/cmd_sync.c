@@ -102,6 +102,7 @@ static int save_enrolment(struct cli_ctx *ctx, void *arg)
 	struct enrolled *e = arg;
 	const char *user = json_string_value(json_object_get(e->resp, "user"));
 	const char *name = json_string_value(json_object_get(e->resp, "name"));
+	const char *role = json_string_value(json_object_get(e->resp, "role"));
 	char port[16];
 	int error;
 
@@ -110,8 +111,7 @@ static int save_enrolment(struct cli_ctx *ctx, void *arg)
 	    (error = rl_store_meta_set(ctx->store, "hub_port", port)) < 0 ||
 	    (error = rl_store_meta_set(ctx->store, "hub_server_name", e->tok->server_name)) < 0 ||
 	    (error = rl_store_meta_set(ctx->store, "hub_ca_fingerprint", e->tok->fingerprint)) < 0 ||
-	    (error = rl_store_meta_set(ctx->store, "role",
-				       json_string_value(json_object_get(e->resp, "role")))) < 0 ||
+	    (error = rl_store_set_role(ctx->store, role ? role : "")) < 0 ||
 	    (error = rl_store_meta_set(ctx->store, "login",
 				       json_string_value(json_object_get(e->resp, "login")))) < 0)
 		return error;

@@ -70,7 +70,8 @@ static const struct cli_program relasi = {
 	"else $XDG_DATA_HOME/relasi, else ~/.local/share/relasi.\n\n"
 	"exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 ambiguous,\n"
 	"             5 invalid input, 6 store too new, 7 store or file error,\n"
-	"             8 sync failed: hub unreachable, refused, or clocks too far apart\n",
+	"             8 sync failed: hub unreachable, refused, or clocks too far apart,\n"
+	"             9 not allowed for your role (the hub would refuse it)\n",
 	cmd_tables, prepare, NULL, NULL
 };
 

@@ -1,7 +1,8 @@
 /*
  * hubstore.c — the hub's side of sync: applying a device's batch field by
- * field with the merge rules (sync/src/merge.c), the role policy, conflicts,
- * edit-against-delete, duplicate candidates, idempotent batches, and pulls.
+ * field with the merge rules (sync/src/merge.c), the role rule
+ * (sync/src/policy.c), conflicts, edit-against-delete, duplicate
+ * candidates, idempotent batches, and pulls.
  *
  * Table and field names arrive from the network: they are checked against
  * the model (relasi/model.h) before any SQL is built from them, and the SQL
@@ -23,6 +24,7 @@
 #include "relasi/merge.h"
 #include "relasi/record.h"
 #include "relasi/model.h"
+#include "relasi/policy.h"
 #include "relasi/push.h"
 #include "relasi/valid.h"
 
@@ -252,74 +254,6 @@ static void row_owner(sqlite3_stmt *row, char out[RL_ID_BUFSZ])
 		c = column_index(row, "user_id");
 	v = c >= 0 ? (const char *)sqlite3_column_text(row, c) : NULL;
 	snprintf(out, RL_ID_BUFSZ, "%s", v ? v : "");
-}
-
-/* ---- policy -------------------------------------------------------------------- */
-
-static int marketing_table(const char *tbl)
-{
-	return strcmp(tbl, "segments") == 0 || strcmp(tbl, "campaigns") == 0 ||
-	       strcmp(tbl, "campaign_members") == 0 || strcmp(tbl, "tier_config") == 0;
-}
-
-/*
- * Who a record belongs to is set by its author and changed by managers
- * (policy() has returned for them): a create names its author; an edit of
- * the owner may only restate the owner the row has, its own author's —
- * a rep who wrote his name on a colleague's customer would take it over.
- */
-static const char *owner_rule(const struct hub_peer *p, int creating, const char *owner,
-			      const struct rl_value *v)
-{
-	int self = v->type == RL_V_TEXT && strcmp(v->s, p->user) == 0;
-
-	if (creating)
-		return self ? NULL : "a record can only be created as yourself";
-	return self && strcmp(owner, p->user) == 0 ? NULL : "only a manager reassigns records";
-}
-
-/*
- * Who may change what (docs/hub.md, "Roles"). Returns NULL when allowed, else the
- * reason. owner is the row's current owner ("" for a new row); v the value
- * the change writes.
- */
-static const char *policy(const struct hub_peer *p, const char *tbl, int creating,
-			  const char *owner, const char *field, const struct rl_value *v)
-{
-	int admin = strcmp(p->role, "admin") == 0;
-	int manager = strcmp(p->role, "manager") == 0;
-	int marketing = strcmp(p->role, "marketing") == 0;
-	int own_field = strcmp(field, "owner_id") == 0 || strcmp(field, "user_id") == 0;
-
-	if (admin)
-		return NULL;
-	if (strcmp(tbl, "users") == 0)
-		return "only an admin changes users";
-	if (strcmp(tbl, "stages") == 0)
-		return manager ? NULL : "only a manager or admin changes pipeline stages";
-	/* Conversion reports read this history; only an admin repairs it. */
-	if (strcmp(tbl, "deal_stage_events") == 0 && !creating)
-		return "stage moves are history: they are never edited";
-	if (manager)
-		return NULL;
-	if (marketing && (strcmp(tbl, "deals") == 0 || strcmp(tbl, "deal_stage_events") == 0))
-		return "marketing does not change deals";
-	/* Segments, campaigns and tiers are marketing's, shared by the whole
-	 * marketing team (any marketer edits any); reps read them and answer
-	 * campaigns through activities. */
-	if (marketing_table(tbl)) {
-		if (!marketing)
-			return "only marketing, a manager or an admin changes segments, campaigns "
-			       "and tiers";
-		return own_field ? owner_rule(p, creating, owner, v) : NULL;
-	}
-	if (own_field)
-		return owner_rule(p, creating, owner, v);
-	if (creating || strcmp(tbl, "accounts") == 0 || strcmp(tbl, "contacts") == 0)
-		return NULL;     /* customers and their contacts are shared by the field force */
-	if (strcmp(owner, p->user) != 0)
-		return "you may change only your own deals, activities and tasks";
-	return NULL;
 }
 
 /* ---- duplicate candidates ------------------------------------------------------- */
@@ -862,7 +796,7 @@ static const char *vet(const struct hub_peer *p, struct change *c, int creating,
 	 * would hide a live record from everyone without a merge. */
 	if (strcmp(c->field, RL_MERGED_INTO) == 0)
 		return "only the hub's duplicate merge sets merged_into";
-	return policy(p, c->tbl, creating, owner, c->field, &c->value);
+	return rl_policy_refusal(p->role, p->user, c->tbl, creating, owner, c->field, &c->value);
 }
 
 /* Is change i's field set again later in the run? */

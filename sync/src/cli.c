@@ -59,6 +59,7 @@ int cli_fail(int error)
 	case RL_ESTORE: case RL_EIO: return EXIT_STORE;
 	case RL_ETIMEOUT: case RL_ECLOSED: case RL_EAUTH: case RL_EPROTO:
 	case RL_ENET: case RL_ECLOCK: case RL_EREUSED: case RL_EBUSY: return EXIT_NETWORK;
+	case RL_EDENIED: return EXIT_DENIED;
 	default: return 1;
 	}
 }

@@ -1834,7 +1834,7 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	unsigned char *frame = NULL;
 	size_t frame_cap = 0;
 	long long batch, cursor;
-	char status[96], now[21];
+	char status[96], now[21], role[16] = "";
 	int error, sent, more = 1, snapshot = 0, loaded = 0;
 
 	memset(stats, 0, sizeof(*stats));
@@ -1861,6 +1861,11 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	if (json_is_true(json_object_get(resp, "restamp")) &&
 	    (error = restamp_pending(s, &stats->restamped)) < 0)
 		goto cleanup;
+	/* The admin may have changed the user's role since the last sync:
+	 * the device's own check of each change (record.c) follows it, from
+	 * the end of a sync that went through (a failed one changes nothing). */
+	if (json_is_string(json_object_get(resp, "role")))
+		snprintf(role, sizeof(role), "%s", json_string_value(json_object_get(resp, "role")));
 
 	/* The device's clock is judged by the hub's wall clock. The hub's
 	 * stamp may be ahead of it by up to the drift limit (it adopts the
@@ -1961,7 +1966,8 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		rl_wire_write(c, RL_FRAME_BYE, req, RL_MAX_FRAME, 2000);
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
 	if ((error = rl_store_begin(s)) == 0) {
-		if ((error = rl_store_meta_set(s, "last_sync", now)) == 0)
+		if ((error = rl_store_meta_set(s, "last_sync", now)) == 0 &&
+		    (!role[0] || (error = rl_store_set_role(s, role)) == 0))
 			error = rl_store_commit(s);
 		if (error < 0)
 			rl_store_rollback(s);

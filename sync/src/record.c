@@ -8,6 +8,7 @@
  * kept in the store's statement cache.
  */
 #include "relasi/record.h"
+#include "relasi/policy.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
 #include "relasi/valid.h"
@@ -399,6 +400,38 @@ static int first_open_stage(rl_store *s, char out[RL_ID_BUFSZ])
 	return RL_OK;
 }
 
+/* ---- the role rule on the device ---------------------------------------------- */
+
+/*
+ * An enrolled device refuses what its hub would refuse for its user's role
+ * alone (relasi/policy.h), before anything is written: the rep learns it
+ * now, not at the next sync as a refused change. Who owns a record is left
+ * to the hub (a manager may have reassigned it since this device last
+ * heard): the rule is asked as if the row were the user's own, so only the
+ * role's limits and a write of another user into an owner field apply.
+ * A store that never enrolled has no role and no rule (its data is its
+ * own until then).
+ */
+static int check_role(rl_store *s, const struct rl_table *t, int creating, const char *field,
+		      const struct rl_converted *c)
+{
+	struct rl_value v = { RL_V_NULL, 0, 0.0, NULL };
+	const char *why, *user = rl_store_user_id(s);
+
+	if (!rl_store_role(s)[0])
+		return RL_OK;
+	if (!c->is_null && c->kind == SQLITE_TEXT) {
+		v.type = RL_V_TEXT;
+		v.s = c->text;
+	}
+	why = rl_policy_refusal(rl_store_role(s), user, t->name, creating, creating ? "" : user,
+				field, &v);
+	if (!why)
+		return RL_OK;
+	return rl_error_set(RL_EDENIED, "not allowed: %s (your role at the hub: %s)", why,
+			    rl_store_role(s));
+}
+
 int rl_record_create(rl_store *s, const struct rl_table *t,
 		     const struct rl_fieldval *vals, size_t n, char out_id[RL_ID_BUFSZ])
 {
@@ -500,6 +533,10 @@ int rl_record_create(rl_store *s, const struct rl_table *t,
 		}
 	}
 
+	for (i = 0; i < t->nfields; i++)
+		if (!conv[i].is_null &&
+		    (error = check_role(s, t, 1, t->fields[i].name, &conv[i])) < 0)
+			goto cleanup;
 	if ((error = rl_store_new_id(s, id)) < 0)
 		goto cleanup;
 	sql = sqlite3_str_new(rl_store_db(s));
@@ -598,7 +635,8 @@ int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 			rl_converted_clear(&c);
 			return rl_error_set(RL_EINVALID, "%s.%s cannot be empty", t->noun, f->name);
 		}
-		error = update_field(s, t, id, f->name, &c);
+		if ((error = check_role(s, t, 0, f->name, &c)) == 0)
+			error = update_field(s, t, id, f->name, &c);
 		if (error == 0 && f->type == RL_FT_TIME && !c.is_null &&
 		    rl_model_field(t, "tz_offset")) {
 			struct rl_converted off = { 0, SQLITE_INTEGER, c.tz_offset, 0, NULL, 0 };
@@ -615,8 +653,12 @@ int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id
 			   const char *field, const char *value)
 {
 	struct rl_converted c = { value == NULL, SQLITE_TEXT, 0, 0, (char *)value, 0 };
+	int error;
+
 	if (!rl_model_field(t, field))
 		return rl_error_set(RL_EINVALID, "%s has no field '%s'", t->noun, field);
+	if ((error = check_role(s, t, 0, field, &c)) < 0)
+		return error;
 	return update_field(s, t, id, field, &c);
 }
 
@@ -625,7 +667,8 @@ int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id)
 	struct rl_converted one = { 0, SQLITE_INTEGER, 1, 0, NULL, 0 };
 	int error;
 
-	if ((error = live_exists(s, t, id)) < 0)
+	if ((error = live_exists(s, t, id)) < 0 ||
+	    (error = check_role(s, t, 0, "deleted", &one)) < 0)
 		return error;
 	return update_field(s, t, id, "deleted", &one);
 }

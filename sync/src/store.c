@@ -37,6 +37,7 @@ struct rl_store {
 	char *path;
 	char device_id[RL_ID_BUFSZ];
 	char user_id[RL_ID_BUFSZ];
+	char role[16];          /* the hub's word at enrolment and each sync; "" */
 	rl_hlc hlc;
 	int64_t hlc_saved;      /* last stamp written to rl_meta */
 	int capture;
@@ -114,6 +115,11 @@ const char *rl_store_device_id(const rl_store *s)
 const char *rl_store_user_id(const rl_store *s)
 {
 	return s->user_id;
+}
+
+const char *rl_store_role(const rl_store *s)
+{
+	return s->role;
 }
 
 const char *rl_store_path(const rl_store *s)
@@ -689,6 +695,20 @@ int rl_store_set_identity(rl_store *s, const char *device_id, const char *user_i
 	return RL_OK;
 }
 
+int rl_store_set_role(rl_store *s, const char *role)
+{
+	int error;
+
+	if (strlen(role) >= sizeof(s->role))
+		return rl_error_set(RL_EINVALID, "'%.40s' is not a role", role);
+	if (strcmp(role, s->role) == 0)
+		return RL_OK;
+	if ((error = rl_store_meta_set(s, "role", role)) < 0)
+		return error;
+	snprintf(s->role, sizeof(s->role), "%s", role);
+	return RL_OK;
+}
+
 /* ---- opening and migrating ---------------------------------------------- */
 
 static int pragma_int(rl_store *s, const char *sql, int *out)
@@ -934,6 +954,12 @@ static int load_identity(rl_store *s)
 		return error;
 	if (v && rl_id_valid(v))
 		memcpy(s->user_id, v, RL_ID_BUFSZ);
+	free(v);
+	v = NULL;
+	if ((error = rl_store_meta_get(s, "role", &v)) < 0)
+		return error;
+	if (v && strlen(v) < sizeof(s->role))
+		snprintf(s->role, sizeof(s->role), "%s", v);
 	free(v);
 	v = NULL;
 	if ((error = rl_store_meta_get(s, "hlc", &v)) < 0)

@@ -475,14 +475,19 @@ def test_campaigns_through_hub():
         mia.ok("account", "add", "Toko Baru", "--region", "Jawa Barat")
         eq(campaign_groups(mia, "Promo")[0], members, "members frozen at creation")
         mia.ok("sync")
-        # a rep cannot make segments or campaigns: the hub refuses, the device keeps it
-        ani.ok("segment", "save", "mine", "region = Bali")
+        # a rep cannot make segments or campaigns: the device refuses at once,
+        # as the hub would (its refusal of a pushed one: test_policy.py), and
+        # writes nothing
+        ani.fails(9, "segment", "save", "mine", "region = Bali",
+                  contains="only marketing, a manager or an admin changes segments")
         ani.ok("sync")
         ani.ok("sync")
-        eq(hub.query("SELECT count(*) FROM segments WHERE name = 'mine'")[0][0], 0,
-           "the hub refused a rep's segment")
-        check(ani.query("SELECT count(*) FROM rl_outbox WHERE tbl = 'segments'"
-                        " AND state = 'refused'")[0][0] > 0, "the refusal is kept on the device")
+        ani.fails(9, "campaign", "create", "Punyaku", "--segment", "jabar",
+                  contains="changes segments, campaigns")
+        eq(ani.query("SELECT count(*) FROM segments WHERE name = 'mine'")[0][0], 0,
+           "no segment on the device")
+        eq(ani.query("SELECT count(*) FROM rl_outbox WHERE tbl IN ('segments', 'campaigns')"),
+           [(0,)], "nothing sent or kept to send")
         eq(ani.query("SELECT id, name, holdout, seed FROM campaigns ORDER BY id"),
            mia.query("SELECT id, name, holdout, seed FROM campaigns ORDER BY id"),
            "the campaigns reached the rep")

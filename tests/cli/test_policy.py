@@ -296,5 +296,72 @@ def test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too():
         hub.cleanup()
 
 
+def test_the_device_refuses_what_its_role_may_not():
+    """An enrolled device checks each change against the same role rule
+    before it writes anything (exit 9, the hub's reason), and takes a new
+    role from the hub at its next sync. Who owns a record stays the hub's
+    to judge (test_sync.py); a store that never enrolled has no rule."""
+    hub = Hub()
+    budi = hub.device("budi", "Budi Santoso")
+    mia = hub.device("mia", "Mia Pemasaran", role="marketing")
+    maya = hub.device("maya", "Maya Kusuma", role="manager")
+    adi = hub.device("adi", "Adi Admin", role="admin")
+    alone = Store(name="Sendiri")
+    sess = None
+    try:
+        for d in (budi, mia, maya, adi):
+            d.ok("sync")
+
+        def refused(dev, *args, why):
+            counts = dev.query("SELECT (SELECT count(*) FROM rl_outbox), "
+                               "(SELECT count(*) FROM stages), (SELECT count(*) FROM deals), "
+                               "(SELECT count(*) FROM segments)")
+            dev.fails(9, *args, contains=why)
+            eq(dev.query("SELECT (SELECT count(*) FROM rl_outbox), "
+                         "(SELECT count(*) FROM stages), (SELECT count(*) FROM deals), "
+                         "(SELECT count(*) FROM segments)"), counts,
+               f"{args}: nothing written, nothing to send")
+
+        stages = "only a manager or admin changes pipeline stages"
+        refused(budi, "stage", "add", "Survei", "--probability", "15", why=stages)
+        refused(budi, "stage", "edit", "Proposal", "--probability", "99", why=stages)
+        refused(budi, "segment", "save", "bali", "region = Bali", why="changes segments")
+        budi.ok("account", "add", "Toko Budi", "--city", "Bogor")      # a rep's own work
+        budi.ok("deal", "add", "Kulkas", "--account", "Toko Budi", "--amount", "1000")
+        mia.ok("account", "add", "Toko Mia", "--city", "Bogor")
+        refused(mia, "deal", "add", "Freezer", "--account", "Toko Mia",
+                why="marketing does not change deals")
+        mia.ok("segment", "save", "bogor", "city = Bogor")
+        maya.ok("stage", "add", "Survei", "--probability", "15")
+        for d in (budi, mia, maya):
+            r = d.js("sync")
+            eq(r["refused"], 0, f"nothing the hub refuses was made ({d.js('status')})")
+        eq(hub.query("SELECT count(*) FROM stages WHERE name = 'Survei'"), [(1,)],
+           "the manager's stage reached the hub")
+        budi.ok("sync")                                  # and budi
+        # the admin makes budi a manager (an admin's change of the users table);
+        # budi's device follows at its next sync, not before
+        budi_id = hub.query("SELECT id FROM users WHERE login = 'budi'")[0][0]
+        base = hub.query("SELECT version FROM hub_fields WHERE tbl = 'users' AND row_id = ? "
+                         "AND field = 'role'", budi_id)[0][0]
+        sess = Session(hub, adi)
+        res = sess.push([{"t": "users", "r": budi_id, "f": "role", "b": base, "v": "manager"}])
+        eq(res[0]["s"], "applied", "the admin's change of role")
+        refused(budi, "stage", "edit", "Survei", "--probability", "20", why=stages)
+        budi.ok("sync")
+        budi.ok("stage", "edit", "Survei", "--probability", "20")
+        eq(budi.js("sync")["refused"], 0, "the new manager's stage edit is applied")
+        eq(hub.query("SELECT probability FROM stages WHERE name = 'Survei'"), [(20,)],
+           "at the hub")
+        # no enrolment, no role: the store is its owner's
+        alone.ok("stage", "add", "Survei", "--probability", "15")
+    finally:
+        if sess:
+            sess.close()
+        for d in (budi, mia, maya, adi, alone):
+            d.cleanup()
+        hub.cleanup()
+
 if __name__ == "__main__":
-    main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table])
+    main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
+          test_the_device_refuses_what_its_role_may_not])

@@ -222,9 +222,17 @@ def test_edit_against_delete_duplicates_and_roles():
            "and budi's deal shows the hub's amount again (it kept the refused 5 for good)")
         eq(budi.js("status")["refused"], 1, "while the refused change stays listed")
         assert_converged(hub, [ani, budi])
-        # a rep cannot create users or edit stages either
-        budi.ok("stage", "edit", "Proposal", "--probability", "99")
-        eq(budi.js("sync")["refused"], 1, "stage edit refused for a rep")
+        # what the role alone forbids, the device refuses at once, as its hub
+        # would, and writes nothing: a rep cannot edit stages
+        outbox = budi.query("SELECT count(*) FROM rl_outbox")
+        budi.fails(9, "stage", "edit", "Proposal", "--probability", "99",
+                   contains="only a manager or admin changes pipeline stages")
+        eq(budi.query("SELECT probability FROM stages WHERE name = 'Proposal'"), [(50,)],
+           "the stage unchanged on the device")
+        eq(budi.query("SELECT count(*) FROM rl_outbox"), outbox, "and nothing to send")
+        # who owns a record is the hub's to judge: a second edit of ani's deal
+        budi.ok("deal", "edit", "Freezer", "--notes", "stok habis")
+        eq(budi.js("sync")["refused"], 1, "the hub refuses it too")
         # the rep drops refused changes once read; pending work cannot be
         budi.ok("account", "edit", "Apotek Sehat", "--industry", "Grosir")
         pending = budi.js("outbox", "--state", "pending")[0]["seq"]

@@ -230,7 +230,9 @@ static char *dump(rl_store *s)
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			if (strcmp(t, "rl_meta") == 0 &&
 			    (strcmp((const char *)sqlite3_column_text(st, 0), "hlc") == 0 ||
+			     /* both written when a whole sync went through */
 			     strcmp((const char *)sqlite3_column_text(st, 0), "last_sync") == 0 ||
+			     strcmp((const char *)sqlite3_column_text(st, 0), "role") == 0 ||
 			     /* random per store (schema/hub/003_backup.sql) */
 			     strcmp((const char *)sqlite3_column_text(st, 0), "hub_epoch") == 0))
 				continue;

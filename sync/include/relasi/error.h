@@ -34,7 +34,8 @@ enum {
 	RL_ENET        = -15, /* the peer cannot be reached (refused, no route, DNS) */
 	RL_ECLOCK      = -16, /* two clocks are too far apart to sync safely */
 	RL_EREUSED     = -17, /* a batch number the hub holds with other changes */
-	RL_EBUSY       = -18  /* another process is exchanging this store's changes */
+	RL_EBUSY       = -18, /* another process is exchanging this store's changes */
+	RL_EDENIED     = -19  /* the user's role may not make this change (relasi/policy.h) */
 };
 
 /*

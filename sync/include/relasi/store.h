@@ -148,6 +148,15 @@ const char *rl_store_device_id(const rl_store *s);
 const char *rl_store_user_id(const rl_store *s);
 int rl_store_set_identity(rl_store *s, const char *device_id, const char *user_id);
 
+/*
+ * The role the hub gave this device's user (rep, manager, marketing,
+ * admin): set at enrolment and refreshed at each sync; "" for a store
+ * that never enrolled. record.c checks every change against it
+ * (relasi/policy.h). RL_EINVALID for a value too long to be a role.
+ */
+const char *rl_store_role(const rl_store *s);
+int rl_store_set_role(rl_store *s, const char *role);
+
 /* Capture switch: sync turns it off while applying changes that came from
  * the hub (they must not be sent back). On by default. */
 void rl_store_set_capture(rl_store *s, int on);
