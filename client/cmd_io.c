@@ -186,14 +186,65 @@ static int check_columns(struct import *im, char **header, size_t n)
 	return RL_OK;
 }
 
-/* Resolve an account by name; create it when no customer has that name. */
+/* The live accounts whose id starts with the hex prefix ref (q 0) or whose
+ * name is ref in any case (q 1): RL_OK with id set when exactly one,
+ * RL_ENOTFOUND when none, RL_EAMBIGUOUS when more. */
+static int account_lookup(struct cli_ctx *ctx, int q, const char *ref, char id[RL_ID_BUFSZ])
+{
+	static const char *const sql[2] = {
+		"SELECT id FROM accounts WHERE id >= ?1 AND id < ?2 AND deleted = 0 LIMIT 2",
+		"SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE AND deleted = 0 LIMIT 2"
+	};
+	char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
+	sqlite3_stmt *st;
+	int rc, n = 0, error;
+	size_t i;
+
+	if ((error = rl_store_prepare(ctx->store, sql[q], &st)) < 0)
+		return error;
+	if (q == 0) {
+		/* ids are lower-case hex; ref is a prefix of at most RL_ID_HEX */
+		for (i = 0; ref[i] && i < RL_ID_BUFSZ - 1; i++)
+			lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
+		lo[i] = '\0';
+		snprintf(hi, sizeof(hi), "%sg", lo);
+		sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT);
+	} else {
+		sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (n++ == 0)
+			snprintf(id, RL_ID_BUFSZ, "%s", cli_col(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(ctx->store, "looking up an account");
+	if (n > 1)
+		return rl_error_set(RL_EAMBIGUOUS, "'%s' names more than one account; use the "
+				    "account's id", ref);
+	return n ? RL_OK : RL_ENOTFOUND;
+}
+
+/*
+ * Resolve an account a file names: by id (prefix), else by its whole name
+ * in any case; create it when no customer has that name. Not the CLI's
+ * lookup (rl_record_resolve), which also takes a part of a name: a file
+ * naming "Jaya" means a customer called Jaya, and "Toko Jaya Abadi" is
+ * another one, which its rows must not be attached to.
+ */
 static int ensure_account(struct cli_ctx *ctx, struct import *im, const char *name,
 			  char id[RL_ID_BUFSZ])
 {
 	const struct rl_table *acc = rl_model_table("accounts");
 	struct rl_fieldval v = { "name", name };
-	int error = rl_record_resolve(ctx->store, acc, name, id);
+	int error = RL_ENOTFOUND;
 
+	if (strlen(name) > RL_MAX_NAME_BYTES)
+		return rl_error_set(RL_EINVALID, "account reference too long");
+	if (strlen(name) >= 4 && rl_id_is_prefix(name))
+		error = account_lookup(ctx, 0, name, id);
+	if (error == RL_ENOTFOUND)
+		error = account_lookup(ctx, 1, name, id);
 	if (error != RL_ENOTFOUND)
 		return error;
 	if (rl_id_is_prefix(name) && strlen(name) >= 16)

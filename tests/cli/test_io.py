@@ -58,6 +58,37 @@ def test_header_names_and_account_creation():
     s.cleanup()
 
 
+def test_import_names_whole_customers():
+    """A file's customer column names a whole customer (any case), never a
+    part of another's name: "Jaya" is a new customer, not "Toko Jaya
+    Abadi", in a contacts or activities import and in a vCard's ORG."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Jaya Abadi")
+    s.ok("account", "add", "CV Maju Bersama")
+    s.ok("account", "add", "PT Maju Terus")
+    path = os.path.join(s.home, "contacts.csv")
+    write(path, "name,account\n"
+                "Siti,Jaya\n"
+                "Rina,toko jaya abadi\n"
+                "Andi,Maju\n")
+    r = s.ok("import", "contacts", path)
+    check("created 2 new accounts" in r.out, "the two names no customer has are created", r)
+    path = os.path.join(s.home, "visits.csv")
+    write(path, "kind,account,at\nvisit,Abadi,2026-11-20 10:00\n")
+    s.ok("import", "activities", path)
+    path = os.path.join(s.home, "kontak.vcf")
+    write(path, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Dewi\r\nORG:Bersama\r\nEND:VCARD\r\n")
+    s.ok("vcard", "import", path)
+    eq(s.query("SELECT c.name, a.name FROM contacts c JOIN accounts a ON a.id = c.account_id "
+               "ORDER BY c.name"),
+       [("Andi", "Maju"), ("Dewi", "Bersama"), ("Rina", "Toko Jaya Abadi"), ("Siti", "Jaya")],
+       "contacts go to the customer named whole, else a new one")
+    eq(s.query("SELECT a.name FROM activities x JOIN accounts a ON a.id = x.account_id"),
+       [("Abadi",)], "an activity goes to the customer named whole")
+    eq(s.query("SELECT count(*) FROM accounts"), [(7,)], "four customers were created")
+    s.cleanup()
+
+
 def test_skip_bad_with_report():
     s = Store(now=NOW)
     path = os.path.join(s.home, "deals.csv")
@@ -229,5 +260,6 @@ def test_import_killed_changes_nothing():
 
 if __name__ == "__main__":
     main([test_excel_style_import, test_header_names_and_account_creation,
+          test_import_names_whole_customers,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing])
