@@ -439,6 +439,10 @@ cleanup:
 
 /* ---- CSV export -------------------------------------------------------------- */
 
+/* The columns a deals export adds after the deal fields (cmd_export). */
+#define DEAL_EXTRA 3
+static const char *const deal_extra[DEAL_EXTRA] = { "owner", "created_at", "closed_at" };
+
 static FILE *open_out(const char *path, int *close_it)
 {
 	*close_it = 0;
@@ -459,7 +463,7 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 	sqlite3_stmt *st = NULL;
 	FILE *f = NULL;
 	size_t ncols = 1, i, k;
-	int close_it = 0, delim, error, rc;
+	int close_it = 0, delim, error, rc, deals;
 	long rows = 0;
 
 	if (!t)
@@ -468,6 +472,7 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if (!delim)
 		delim = ',';
+	deals = strcmp(t->name, "deals") == 0;
 	/* Columns: id, then every user field; references as the other record's name. */
 	q = sqlite3_str_new(rl_store_db(ctx->store));
 	sqlite3_str_appendf(q, "SELECT x.id");
@@ -485,6 +490,19 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 			sqlite3_str_appendf(q, ", x.\"%w\"", fl->name);
 		}
 		ncols++;
+	}
+	/* Deals also carry what `import deals` reads back and no user field
+	 * holds: the owner (login, else name) and the UTC days the deal was
+	 * created and closed. Without them a round trip made every deal the
+	 * importer's, created today, and a won deal closed on its expected
+	 * close date, which moved it in the win rate, RFM and tiers. */
+	if (deals) {
+		sqlite3_str_appendf(q, ", coalesce((SELECT coalesce(u.login, u.name) FROM users u"
+				    " WHERE u.id = x.owner_id), (SELECT value FROM rl_meta"
+				    " WHERE key = 'rep_name' AND x.owner_id = (SELECT value FROM rl_meta"
+				    " WHERE key = 'user_id'))), substr(x.created_at, 1, 10),"
+				    " substr(x.closed_at, 1, 10)");
+		ncols += DEAL_EXTRA;
 	}
 	sqlite3_str_appendf(q, " FROM \"%w\" x WHERE x.deleted = 0 ORDER BY x.id", t->name);
 	sql = sqlite3_str_finish(q);
@@ -510,13 +528,15 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 			   : strcmp(fl->ref, "contacts") == 0 ? "contact" : "stage") : fl->ref)
 			: fl->name;
 	}
+	for (i = 0; deals && i < DEAL_EXTRA; i++)
+		cells[k++] = deal_extra[i];
 	if ((error = rl_csv_write_row(f, cells, ncols, delim)) < 0)
 		goto cleanup;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int c = 0;
 		for (i = 0, k = 0; k < ncols; k++, c++) {
 			const struct rl_field *fl = NULL;
-			if (k > 0) {
+			if (k > 0 && k < ncols - (deals ? DEAL_EXTRA : 0)) {
 				while (t->fields[i].flags & RL_FF_SYSTEM)
 					i++;
 				fl = &t->fields[i++];

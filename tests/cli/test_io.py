@@ -180,6 +180,41 @@ def test_csv_round_trip():
     b.cleanup()
 
 
+def test_deals_round_trip_keeps_owner_and_dates():
+    """A deals export carries what `import deals` reads back and no deal
+    field holds: the owner and the days it was created and closed. A won
+    deal closed in April stays closed in April (win rate by month, RFM),
+    not on its expected close date in December."""
+    a = Store(now=NOW)
+    a.ok("account", "add", "Toko Makmur")
+    a.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "1000",
+         "--close", "2026-12-31", now="2026-03-10T05:00:00Z")
+    a.ok("deal", "won", "Kulkas", now="2026-04-02T05:00:00Z")
+    a.ok("deal", "add", "TV", "--account", "Makmur", "--amount", "500",
+         now="2026-03-11T05:00:00Z")
+    a.ok("deal", "lost", "TV", "--reason", "harga", now="2026-05-02T23:30:00Z")
+    a.ok("deal", "add", "Radio", "--account", "Makmur", "--amount", "50",
+         now="2026-06-01T01:00:00Z")
+    path = os.path.join(a.home, "deals.csv")
+    a.ok("export", "deals", path)
+    b = Store(now=NOW)
+    b.ok("import", "deals", path)
+    sql = ("SELECT d.title, substr(d.created_at, 1, 10), substr(d.closed_at, 1, 10), s.name, "
+           "d.owner_id = (SELECT value FROM rl_meta WHERE key = 'user_id') "
+           "FROM deals d JOIN stages s ON s.id = d.stage_id ORDER BY d.title")
+    expected = [("Kulkas", "2026-03-10", "2026-04-02", "Won", 1),
+                ("Radio", "2026-06-01", None, "Prospect", 1),
+                ("TV", "2026-03-11", "2026-05-02", "Lost", 1)]
+    eq(a.query(sql), expected, "the deals as made")
+    eq(b.query(sql), expected, "export -> import keeps owner, created and closed days")
+    for s in (a, b):
+        eq([(r["month"], r["won"], r["lost"]) for r in s.js("report", "winrate", "--by", "month")["rows"]],
+           [("2026-04", 1, 0), ("2026-05", 0, 1)], "closed in the month they closed")
+    eq(export_rows(b, "deals"), export_rows(a, "deals"), "deals: export -> import -> export")
+    a.cleanup()
+    b.cleanup()
+
+
 VCF_30 = ("BEGIN:VCARD\r\nVERSION:3.0\r\nN:Wijaya;Hendra;;;\r\nFN:Hendra Wijaya\r\n"
           "ORG:PT Sumber Makmur;Penjualan\r\nTITLE:Kepala Cabang\r\n"
           "item1.TEL;TYPE=CELL:0812-3333-4444\r\nTEL;TYPE=WORK:(021) 555-0199\r\n"
@@ -262,4 +297,5 @@ if __name__ == "__main__":
     main([test_excel_style_import, test_header_names_and_account_creation,
           test_import_names_whole_customers,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
+          test_deals_round_trip_keeps_owner_and_dates,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing])
