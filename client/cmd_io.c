@@ -311,7 +311,7 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 	char **fields, **header = NULL;
 	size_t n, i, nheader = 0;
 	long line;
-	int delim, error, rc, in_tx = 0;
+	int delim, error, rc, in_tx = 0, read_bad;
 	const char *report_path = cli_get(a, "report");
 
 	if (!(im.t = io_table(a->pos[0], importable)))
@@ -334,6 +334,9 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 
 	rc = rl_csv_next(r, &fields, &n, &line);
 	if (rc <= 0) {
+		/* the reader's message names the line; the file is ours to name */
+		if (rc < 0)
+			rl_error_prefix("%s", a->pos[1]);
 		error = rc < 0 ? rc : rl_error_set(RL_EINVALID, "'%s' is empty (no header row)", a->pos[1]);
 		goto cleanup;
 	}
@@ -349,9 +352,12 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 			goto cleanup;
 		}
 	im.ncols = n;
-	if ((error = apply_map(&im, header, n, cli_get(a, "map"))) < 0 ||
-	    (error = check_columns(&im, header, n)) < 0)
+	if ((error = apply_map(&im, header, n, cli_get(a, "map"))) < 0)
 		goto cleanup;
+	if ((error = check_columns(&im, header, n)) < 0) {
+		rl_error_prefix("%s: line %ld", a->pos[1], line);   /* the header's */
+		goto cleanup;
+	}
 	if (report_path && !(im.report = fopen(report_path, "w"))) {
 		error = rl_error_set(RL_EIO, "cannot write '%s': %s", report_path, strerror(errno));
 		goto cleanup;
@@ -372,9 +378,11 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		if (rc == 0)
 			break;
 		if (rc == RL_EIO) {
+			rl_error_prefix("%s", a->pos[1]);
 			error = rc;
 			goto cleanup;
 		}
+		read_bad = rc < 0;
 		if (rc > 0) {
 			if (im.skip_bad && (error = savepoint(ctx, "SAVEPOINT row")) < 0)
 				goto cleanup;
@@ -391,7 +399,11 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		}
 		if (rc < 0) {
 			if (rc == RL_ENOMEM || rc == RL_ESTORE || !im.skip_bad) {
-				rl_error_prefix("%s: line %ld", a->pos[1], line);
+				/* a record the reader refused already names its line */
+				if (read_bad)
+					rl_error_prefix("%s", a->pos[1]);
+				else
+					rl_error_prefix("%s: line %ld", a->pos[1], line);
 				error = rc;
 				goto cleanup;
 			}
