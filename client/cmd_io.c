@@ -260,7 +260,7 @@ static int import_row(struct cli_ctx *ctx, struct import *im, char **fields, siz
 	char account[RL_ID_BUFSZ];
 	size_t i, nv = 0;
 
-	if (n != im->ncols && !(n == 1 && !*fields[0]))
+	if (n != im->ncols)
 		return rl_error_set(RL_EINVALID, "%zu columns where the header has %zu", n, im->ncols);
 	for (i = 0; i < n; i++) {
 		const struct rl_field *f = im->col_field[i];
@@ -383,6 +383,8 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 			goto cleanup;
 		}
 		read_bad = rc < 0;
+		if (rc > 0 && rl_csv_record_blank(fields, n))
+			continue;       /* ",,," is a blank row, as a blank line is */
 		if (rc > 0) {
 			if (im.skip_bad && (error = savepoint(ctx, "SAVEPOINT row")) < 0)
 				goto cleanup;

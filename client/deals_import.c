@@ -967,8 +967,8 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 			goto cleanup;
 		}
 		read_bad = rc < 0;
-		if (rc > 0 && n == 1 && !*fields[0])
-			continue;
+		if (rc > 0 && rl_csv_record_blank(fields, n))
+			continue;       /* ",,," is a blank row, as a blank line is */
 		if (rc > 0) {
 			if (im.skip_bad && (error = exec_sql(&im, "SAVEPOINT row")) < 0)
 				goto cleanup;

@@ -41,6 +41,30 @@ def test_excel_style_import():
     s.cleanup()
 
 
+def test_rows_of_empty_cells_are_blank():
+    """Excel writes ",,," for rows whose cells it once formatted (often a
+    tail of them): such a row is blank, skipped like a blank line, in every
+    import; a row with any value is still checked."""
+    s = Store(now=NOW)
+    path = os.path.join(s.home, "pelanggan.csv")
+    write(path, "Nama;Kota;Telepon\r\n"
+                "Toko A;Bandung;\r\n"
+                ";;\r\n"
+                "Toko B;Garut;\r\n"
+                ";  ;\r\n"
+                "\"\";;\r\n")
+    r = s.js("import", "accounts", path, "--map", "Nama=name,Kota=city,Telepon=phone")
+    eq((r["imported"], r["bad"]), (2, 0), "two customers, the empty rows skipped")
+    path = os.path.join(s.home, "deals.csv")
+    write(path, "title,account,amount\r\nKulkas,Toko A,5\r\n,,\r\n,,\r\n")
+    eq(s.js("import", "deals", path)["imported"], 1, "one deal, the empty rows skipped")
+    write(path, "title,account,amount\r\nKulkas,Toko A,5\r\n,,\r\n,,7\r\n")
+    s.fails(5, "import", "deals", path, contains="line 4")
+    eq(s.query("SELECT name FROM accounts ORDER BY name"), [("Toko A",), ("Toko B",)],
+       "nothing else was created")
+    s.cleanup()
+
+
 def test_header_names_and_account_creation():
     s = Store(now=NOW)
     s.ok("account", "add", "PT Maju")
@@ -294,7 +318,8 @@ def test_import_killed_changes_nothing():
 
 
 if __name__ == "__main__":
-    main([test_excel_style_import, test_header_names_and_account_creation,
+    main([test_excel_style_import, test_rows_of_empty_cells_are_blank,
+          test_header_names_and_account_creation,
           test_import_names_whole_customers,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
           test_deals_round_trip_keeps_owner_and_dates,
