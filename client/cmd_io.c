@@ -186,14 +186,65 @@ static int check_columns(struct import *im, char **header, size_t n)
 	return RL_OK;
 }
 
-/* Resolve an account by name; create it when no customer has that name. */
+/* The live accounts whose id starts with the hex prefix ref (q 0) or whose
+ * name is ref in any case (q 1): RL_OK with id set when exactly one,
+ * RL_ENOTFOUND when none, RL_EAMBIGUOUS when more. */
+static int account_lookup(struct cli_ctx *ctx, int q, const char *ref, char id[RL_ID_BUFSZ])
+{
+	static const char *const sql[2] = {
+		"SELECT id FROM accounts WHERE id >= ?1 AND id < ?2 AND deleted = 0 LIMIT 2",
+		"SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE AND deleted = 0 LIMIT 2"
+	};
+	char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
+	sqlite3_stmt *st;
+	int rc, n = 0, error;
+	size_t i;
+
+	if ((error = rl_store_prepare(ctx->store, sql[q], &st)) < 0)
+		return error;
+	if (q == 0) {
+		/* ids are lower-case hex; ref is a prefix of at most RL_ID_HEX */
+		for (i = 0; ref[i] && i < RL_ID_BUFSZ - 1; i++)
+			lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
+		lo[i] = '\0';
+		snprintf(hi, sizeof(hi), "%sg", lo);
+		sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT);
+	} else {
+		sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (n++ == 0)
+			snprintf(id, RL_ID_BUFSZ, "%s", cli_col(st, 0));
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(ctx->store, "looking up an account");
+	if (n > 1)
+		return rl_error_set(RL_EAMBIGUOUS, "'%s' names more than one account; use the "
+				    "account's id", ref);
+	return n ? RL_OK : RL_ENOTFOUND;
+}
+
+/*
+ * Resolve an account a file names: by id (prefix), else by its whole name
+ * in any case; create it when no customer has that name. Not the CLI's
+ * lookup (rl_record_resolve), which also takes a part of a name: a file
+ * naming "Jaya" means a customer called Jaya, and "Toko Jaya Abadi" is
+ * another one, which its rows must not be attached to.
+ */
 static int ensure_account(struct cli_ctx *ctx, struct import *im, const char *name,
 			  char id[RL_ID_BUFSZ])
 {
 	const struct rl_table *acc = rl_model_table("accounts");
 	struct rl_fieldval v = { "name", name };
-	int error = rl_record_resolve(ctx->store, acc, name, id);
+	int error = RL_ENOTFOUND;
 
+	if (strlen(name) > RL_MAX_NAME_BYTES)
+		return rl_error_set(RL_EINVALID, "account reference too long");
+	if (strlen(name) >= 4 && rl_id_is_prefix(name))
+		error = account_lookup(ctx, 0, name, id);
+	if (error == RL_ENOTFOUND)
+		error = account_lookup(ctx, 1, name, id);
 	if (error != RL_ENOTFOUND)
 		return error;
 	if (rl_id_is_prefix(name) && strlen(name) >= 16)
@@ -209,7 +260,7 @@ static int import_row(struct cli_ctx *ctx, struct import *im, char **fields, siz
 	char account[RL_ID_BUFSZ];
 	size_t i, nv = 0;
 
-	if (n != im->ncols && !(n == 1 && !*fields[0]))
+	if (n != im->ncols)
 		return rl_error_set(RL_EINVALID, "%zu columns where the header has %zu", n, im->ncols);
 	for (i = 0; i < n; i++) {
 		const struct rl_field *f = im->col_field[i];
@@ -260,7 +311,7 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 	char **fields, **header = NULL;
 	size_t n, i, nheader = 0;
 	long line;
-	int delim, error, rc, in_tx = 0;
+	int delim, error, rc, in_tx = 0, read_bad;
 	const char *report_path = cli_get(a, "report");
 
 	if (!(im.t = io_table(a->pos[0], importable)))
@@ -283,6 +334,9 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 
 	rc = rl_csv_next(r, &fields, &n, &line);
 	if (rc <= 0) {
+		/* the reader's message names the line; the file is ours to name */
+		if (rc < 0)
+			rl_error_prefix("%s", a->pos[1]);
 		error = rc < 0 ? rc : rl_error_set(RL_EINVALID, "'%s' is empty (no header row)", a->pos[1]);
 		goto cleanup;
 	}
@@ -298,9 +352,12 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 			goto cleanup;
 		}
 	im.ncols = n;
-	if ((error = apply_map(&im, header, n, cli_get(a, "map"))) < 0 ||
-	    (error = check_columns(&im, header, n)) < 0)
+	if ((error = apply_map(&im, header, n, cli_get(a, "map"))) < 0)
 		goto cleanup;
+	if ((error = check_columns(&im, header, n)) < 0) {
+		rl_error_prefix("%s: line %ld", a->pos[1], line);   /* the header's */
+		goto cleanup;
+	}
 	if (report_path && !(im.report = fopen(report_path, "w"))) {
 		error = rl_error_set(RL_EIO, "cannot write '%s': %s", report_path, strerror(errno));
 		goto cleanup;
@@ -321,9 +378,13 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		if (rc == 0)
 			break;
 		if (rc == RL_EIO) {
+			rl_error_prefix("%s", a->pos[1]);
 			error = rc;
 			goto cleanup;
 		}
+		read_bad = rc < 0;
+		if (rc > 0 && rl_csv_record_blank(fields, n))
+			continue;       /* ",,," is a blank row, as a blank line is */
 		if (rc > 0) {
 			if (im.skip_bad && (error = savepoint(ctx, "SAVEPOINT row")) < 0)
 				goto cleanup;
@@ -340,7 +401,11 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		}
 		if (rc < 0) {
 			if (rc == RL_ENOMEM || rc == RL_ESTORE || !im.skip_bad) {
-				rl_error_prefix("%s: line %ld", a->pos[1], line);
+				/* a record the reader refused already names its line */
+				if (read_bad)
+					rl_error_prefix("%s", a->pos[1]);
+				else
+					rl_error_prefix("%s: line %ld", a->pos[1], line);
 				error = rc;
 				goto cleanup;
 			}
@@ -388,6 +453,10 @@ cleanup:
 
 /* ---- CSV export -------------------------------------------------------------- */
 
+/* The columns a deals export adds after the deal fields (cmd_export). */
+#define DEAL_EXTRA 3
+static const char *const deal_extra[DEAL_EXTRA] = { "owner", "created_at", "closed_at" };
+
 static FILE *open_out(const char *path, int *close_it)
 {
 	*close_it = 0;
@@ -408,7 +477,7 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 	sqlite3_stmt *st = NULL;
 	FILE *f = NULL;
 	size_t ncols = 1, i, k;
-	int close_it = 0, delim, error, rc;
+	int close_it = 0, delim, error, rc, deals;
 	long rows = 0;
 
 	if (!t)
@@ -417,6 +486,7 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if (!delim)
 		delim = ',';
+	deals = strcmp(t->name, "deals") == 0;
 	/* Columns: id, then every user field; references as the other record's name. */
 	q = sqlite3_str_new(rl_store_db(ctx->store));
 	sqlite3_str_appendf(q, "SELECT x.id");
@@ -434,6 +504,19 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 			sqlite3_str_appendf(q, ", x.\"%w\"", fl->name);
 		}
 		ncols++;
+	}
+	/* Deals also carry what `import deals` reads back and no user field
+	 * holds: the owner (login, else name) and the UTC days the deal was
+	 * created and closed. Without them a round trip made every deal the
+	 * importer's, created today, and a won deal closed on its expected
+	 * close date, which moved it in the win rate, RFM and tiers. */
+	if (deals) {
+		sqlite3_str_appendf(q, ", coalesce((SELECT coalesce(u.login, u.name) FROM users u"
+				    " WHERE u.id = x.owner_id), (SELECT value FROM rl_meta"
+				    " WHERE key = 'rep_name' AND x.owner_id = (SELECT value FROM rl_meta"
+				    " WHERE key = 'user_id'))), substr(x.created_at, 1, 10),"
+				    " substr(x.closed_at, 1, 10)");
+		ncols += DEAL_EXTRA;
 	}
 	sqlite3_str_appendf(q, " FROM \"%w\" x WHERE x.deleted = 0 ORDER BY x.id", t->name);
 	sql = sqlite3_str_finish(q);
@@ -459,13 +542,15 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 			   : strcmp(fl->ref, "contacts") == 0 ? "contact" : "stage") : fl->ref)
 			: fl->name;
 	}
+	for (i = 0; deals && i < DEAL_EXTRA; i++)
+		cells[k++] = deal_extra[i];
 	if ((error = rl_csv_write_row(f, cells, ncols, delim)) < 0)
 		goto cleanup;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int c = 0;
 		for (i = 0, k = 0; k < ncols; k++, c++) {
 			const struct rl_field *fl = NULL;
-			if (k > 0) {
+			if (k > 0 && k < ncols - (deals ? DEAL_EXTRA : 0)) {
 				while (t->fields[i].flags & RL_FF_SYSTEM)
 					i++;
 				fl = &t->fields[i++];

@@ -250,7 +250,7 @@ static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = rl_store_prepare(ctx->store,
 	     "SELECT s.name AS stage, s.probability, count(d.id) AS deals, s.kind,"
 	     " d.currency, coalesce(sum(d.amount), 0) AS amount,"
-	     " coalesce(sum((d.amount * coalesce(d.probability, s.probability) + 50) / 100), 0) AS weighted,"
+	     " coalesce(sum(" RP_WEIGHTED "), 0) AS weighted,"
 	     " s.position"
 	     " FROM stages s LEFT JOIN deals d ON d.stage_id = s.id AND d.deleted = 0"
 	     "  AND (?1 IS NULL OR d.owner_id = ?1)"

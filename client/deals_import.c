@@ -872,7 +872,7 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 	char **fields;
 	size_t n, i;
 	long line;
-	int error, rc, in_tx = 0;
+	int error, rc, in_tx = 0, read_bad;
 	const char *report_path = cli_get(a, "report"), *cur = cli_get(a, "currency");
 	char probe[11];
 
@@ -906,6 +906,9 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 		return error;
 	rc = rl_csv_next(r, &fields, &n, &line);
 	if (rc <= 0) {
+		/* the reader's message names the line; the file is ours to name */
+		if (rc < 0)
+			rl_error_prefix("%s", im.path);
 		error = rc < 0 ? rc : rl_error_set(RL_EINVALID, "'%s' is empty (no header row)", im.path);
 		goto cleanup;
 	}
@@ -928,9 +931,13 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 	}
 	if ((error = load_stages(&im)) < 0 || (error = load_users(&im)) < 0 ||
 	    (cli_get(a, "map-file") && (error = apply_map_file(&im, cli_get(a, "map-file"))) < 0) ||
-	    (cli_get(a, "map") && (error = apply_map(&im, cli_get(a, "map"))) < 0) ||
-	    (error = check_columns(&im)) < 0 ||
-	    (error = parse_stage_map(&im, cli_get(a, "stage-map"))) < 0)
+	    (cli_get(a, "map") && (error = apply_map(&im, cli_get(a, "map"))) < 0))
+		goto cleanup;
+	if ((error = check_columns(&im)) < 0) {
+		rl_error_prefix("%s: line %ld", im.path, line);     /* the header's */
+		goto cleanup;
+	}
+	if ((error = parse_stage_map(&im, cli_get(a, "stage-map"))) < 0)
 		goto cleanup;
 	if (report_path && !(im.report = fopen(report_path, "w"))) {
 		error = rl_error_set(RL_EIO, "cannot write '%s': %s", report_path, strerror(errno));
@@ -955,11 +962,13 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 		if (rc == 0)
 			break;
 		if (rc == RL_EIO) {
+			rl_error_prefix("%s", im.path);
 			error = rc;
 			goto cleanup;
 		}
-		if (rc > 0 && n == 1 && !*fields[0])
-			continue;
+		read_bad = rc < 0;
+		if (rc > 0 && rl_csv_record_blank(fields, n))
+			continue;       /* ",,," is a blank row, as a blank line is */
 		if (rc > 0) {
 			if (im.skip_bad && (error = exec_sql(&im, "SAVEPOINT row")) < 0)
 				goto cleanup;
@@ -979,7 +988,11 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 		}
 		if (rc < 0) {
 			if (rc == RL_ENOMEM || rc == RL_ESTORE || !im.skip_bad) {
-				rl_error_prefix("%s: line %ld", im.path, line);
+				/* a record the reader refused already names its line */
+				if (read_bad)
+					rl_error_prefix("%s", im.path);
+				else
+					rl_error_prefix("%s: line %ld", im.path, line);
 				error = rc;
 				goto cleanup;
 			}

@@ -623,6 +623,16 @@ cleanup:
 	return rc;
 }
 
+int rl_csv_record_blank(char *const *fields, size_t nfields)
+{
+	size_t i;
+
+	for (i = 0; i < nfields; i++)
+		if (fields[i] && fields[i][0])
+			return 0;
+	return 1;
+}
+
 int rl_csv_delimiter(const rl_csv_reader *r)
 {
 	return r->delim;

@@ -13,7 +13,7 @@
  *   instant: now - N days)   ?9 winrate grouping   ?10 now (Unix seconds)
  *
  * Definitions (docs/reports.md, "Pipeline reports"):
- *  - weighted amount of a deal = (amount x p + 50) / 100 in minor units,
+ *  - weighted amount of a deal = floor((amount x p + 50) / 100) in minor units,
  *    p = the deal's own probability if set, else its stage's (rounded half
  *    up per deal, as `relasi pipeline` does);
  *  - a deal's close time = closed_at (set by `deal won` / `deal lost`); a
@@ -41,7 +41,7 @@
 
 #define IN_PERIOD(day) " ((?4 IS NULL OR " day " >= ?4) AND (?5 IS NULL OR " day " <= ?5))"
 
-#define WEIGHTED "(d.amount * coalesce(d.probability, s.probability) + 50) / 100"
+#define WEIGHTED RP_WEIGHTED
 
 /* A user's name: their users row, else (a store not yet enrolled, whose own
  * user has no row) the name given to `relasi init`, else the id. */

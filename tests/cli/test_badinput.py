@@ -80,6 +80,29 @@ def test_csv_all_or_nothing():
     s.cleanup()
 
 
+def test_csv_header_errors_name_the_file():
+    """An error in the header row (bytes that are not UTF-8, as a UTF-16
+    "Unicode text" export has; a required column missing) names the file
+    and the line, as errors in later rows do, for every import."""
+    s = Store(now=NOW)
+    before = s.dump()
+    utf16 = os.path.join(s.home, "pelanggan-utf16.csv")
+    with open(utf16, "wb") as f:
+        f.write("name,city\nToko A,Bandung\n".encode("utf-16"))
+    nocol = os.path.join(s.home, "tanpa-judul.csv")
+    with open(nocol, "w") as f:
+        f.write("\nNama,Kota\nToko A,Bandung\n")
+    for what in ("accounts", "contacts", "deals"):
+        r = s.fails(5, "import", what, utf16)
+        check("pelanggan-utf16.csv: line 1" in r.err and "UTF-8" in r.err,
+              f"import {what}: the file and line of the bad header", r)
+        r = s.fails(5, "import", what, nocol)
+        check("tanpa-judul.csv: line 2" in r.err and "required field" in r.err,
+              f"import {what}: the file and line of a header without a required column", r)
+    eq(s.dump(), before, "nothing imported")
+    s.cleanup()
+
+
 def test_vcard_refused_unchanged():
     s = Store(now=NOW)
     before = s.dump()
@@ -99,4 +122,5 @@ def test_vcard_refused_unchanged():
 
 if __name__ == "__main__":
     main([test_each_bad_input_changes_nothing, test_csv_all_or_nothing,
+          test_csv_header_errors_name_the_file,
           test_vcard_refused_unchanged])

@@ -41,6 +41,30 @@ def test_excel_style_import():
     s.cleanup()
 
 
+def test_rows_of_empty_cells_are_blank():
+    """Excel writes ",,," for rows whose cells it once formatted (often a
+    tail of them): such a row is blank, skipped like a blank line, in every
+    import; a row with any value is still checked."""
+    s = Store(now=NOW)
+    path = os.path.join(s.home, "pelanggan.csv")
+    write(path, "Nama;Kota;Telepon\r\n"
+                "Toko A;Bandung;\r\n"
+                ";;\r\n"
+                "Toko B;Garut;\r\n"
+                ";  ;\r\n"
+                "\"\";;\r\n")
+    r = s.js("import", "accounts", path, "--map", "Nama=name,Kota=city,Telepon=phone")
+    eq((r["imported"], r["bad"]), (2, 0), "two customers, the empty rows skipped")
+    path = os.path.join(s.home, "deals.csv")
+    write(path, "title,account,amount\r\nKulkas,Toko A,5\r\n,,\r\n,,\r\n")
+    eq(s.js("import", "deals", path)["imported"], 1, "one deal, the empty rows skipped")
+    write(path, "title,account,amount\r\nKulkas,Toko A,5\r\n,,\r\n,,7\r\n")
+    s.fails(5, "import", "deals", path, contains="line 4")
+    eq(s.query("SELECT name FROM accounts ORDER BY name"), [("Toko A",), ("Toko B",)],
+       "nothing else was created")
+    s.cleanup()
+
+
 def test_header_names_and_account_creation():
     s = Store(now=NOW)
     s.ok("account", "add", "PT Maju")
@@ -55,6 +79,37 @@ def test_header_names_and_account_creation():
                "ON a.id = c.account_id ORDER BY c.name"),
        [("Andi", "PT Maju", "andi@maju.co.id"), ("Bela", "CV Baru", None),
         ("Cici", "CV Baru", "cici@baru.id")], "contacts linked by account name")
+    s.cleanup()
+
+
+def test_import_names_whole_customers():
+    """A file's customer column names a whole customer (any case), never a
+    part of another's name: "Jaya" is a new customer, not "Toko Jaya
+    Abadi", in a contacts or activities import and in a vCard's ORG."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Jaya Abadi")
+    s.ok("account", "add", "CV Maju Bersama")
+    s.ok("account", "add", "PT Maju Terus")
+    path = os.path.join(s.home, "contacts.csv")
+    write(path, "name,account\n"
+                "Siti,Jaya\n"
+                "Rina,toko jaya abadi\n"
+                "Andi,Maju\n")
+    r = s.ok("import", "contacts", path)
+    check("created 2 new accounts" in r.out, "the two names no customer has are created", r)
+    path = os.path.join(s.home, "visits.csv")
+    write(path, "kind,account,at\nvisit,Abadi,2026-11-20 10:00\n")
+    s.ok("import", "activities", path)
+    path = os.path.join(s.home, "kontak.vcf")
+    write(path, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Dewi\r\nORG:Bersama\r\nEND:VCARD\r\n")
+    s.ok("vcard", "import", path)
+    eq(s.query("SELECT c.name, a.name FROM contacts c JOIN accounts a ON a.id = c.account_id "
+               "ORDER BY c.name"),
+       [("Andi", "Maju"), ("Dewi", "Bersama"), ("Rina", "Toko Jaya Abadi"), ("Siti", "Jaya")],
+       "contacts go to the customer named whole, else a new one")
+    eq(s.query("SELECT a.name FROM activities x JOIN accounts a ON a.id = x.account_id"),
+       [("Abadi",)], "an activity goes to the customer named whole")
+    eq(s.query("SELECT count(*) FROM accounts"), [(7,)], "four customers were created")
     s.cleanup()
 
 
@@ -149,6 +204,41 @@ def test_csv_round_trip():
     b.cleanup()
 
 
+def test_deals_round_trip_keeps_owner_and_dates():
+    """A deals export carries what `import deals` reads back and no deal
+    field holds: the owner and the days it was created and closed. A won
+    deal closed in April stays closed in April (win rate by month, RFM),
+    not on its expected close date in December."""
+    a = Store(now=NOW)
+    a.ok("account", "add", "Toko Makmur")
+    a.ok("deal", "add", "Kulkas", "--account", "Makmur", "--amount", "1000",
+         "--close", "2026-12-31", now="2026-03-10T05:00:00Z")
+    a.ok("deal", "won", "Kulkas", now="2026-04-02T05:00:00Z")
+    a.ok("deal", "add", "TV", "--account", "Makmur", "--amount", "500",
+         now="2026-03-11T05:00:00Z")
+    a.ok("deal", "lost", "TV", "--reason", "harga", now="2026-05-02T23:30:00Z")
+    a.ok("deal", "add", "Radio", "--account", "Makmur", "--amount", "50",
+         now="2026-06-01T01:00:00Z")
+    path = os.path.join(a.home, "deals.csv")
+    a.ok("export", "deals", path)
+    b = Store(now=NOW)
+    b.ok("import", "deals", path)
+    sql = ("SELECT d.title, substr(d.created_at, 1, 10), substr(d.closed_at, 1, 10), s.name, "
+           "d.owner_id = (SELECT value FROM rl_meta WHERE key = 'user_id') "
+           "FROM deals d JOIN stages s ON s.id = d.stage_id ORDER BY d.title")
+    expected = [("Kulkas", "2026-03-10", "2026-04-02", "Won", 1),
+                ("Radio", "2026-06-01", None, "Prospect", 1),
+                ("TV", "2026-03-11", "2026-05-02", "Lost", 1)]
+    eq(a.query(sql), expected, "the deals as made")
+    eq(b.query(sql), expected, "export -> import keeps owner, created and closed days")
+    for s in (a, b):
+        eq([(r["month"], r["won"], r["lost"]) for r in s.js("report", "winrate", "--by", "month")["rows"]],
+           [("2026-04", 1, 0), ("2026-05", 0, 1)], "closed in the month they closed")
+    eq(export_rows(b, "deals"), export_rows(a, "deals"), "deals: export -> import -> export")
+    a.cleanup()
+    b.cleanup()
+
+
 VCF_30 = ("BEGIN:VCARD\r\nVERSION:3.0\r\nN:Wijaya;Hendra;;;\r\nFN:Hendra Wijaya\r\n"
           "ORG:PT Sumber Makmur;Penjualan\r\nTITLE:Kepala Cabang\r\n"
           "item1.TEL;TYPE=CELL:0812-3333-4444\r\nTEL;TYPE=WORK:(021) 555-0199\r\n"
@@ -228,6 +318,9 @@ def test_import_killed_changes_nothing():
 
 
 if __name__ == "__main__":
-    main([test_excel_style_import, test_header_names_and_account_creation,
+    main([test_excel_style_import, test_rows_of_empty_cells_are_blank,
+          test_header_names_and_account_creation,
+          test_import_names_whole_customers,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
+          test_deals_round_trip_keeps_owner_and_dates,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing])

@@ -666,6 +666,46 @@ def test_currencies_are_never_summed():
         s.cleanup()
 
 
+def test_weighted_rounds_half_up_below_zero():
+    """The weighted amount is amount x p / 100 rounded half up, whatever the
+    sign the amount was typed with (a negative amount is accepted): -0.50 at
+    10 % is exactly -5 minor units, not -4. Expected values are the exact
+    rational amount x p / 100 rounded half up (floor(v + 1/2)), per deal,
+    in `relasi pipeline` and `report pipeline` / `forecast` alike."""
+    from fractions import Fraction
+    s = Store(name="Minus")
+    try:
+        deals = [("A", "-0.50", "IDR", None), ("B", "-0.05", "IDR", None),
+                 ("C", "-0.15", "IDR", 30), ("D", "0.05", "IDR", None),
+                 ("E", "-1.05", "KWD", None), ("F", "-7", "JPY", 25)]
+        s.ok("account", "add", "PT Minus", now="2026-03-01T08:00:00Z")
+        for title, amount, cur, prob in deals:
+            s.ok("deal", "add", title, "--account", "PT Minus", "--amount", amount,
+                 "--currency", cur, "--close", "2026-04-10",
+                 *(["--probability", str(prob)] if prob is not None else []),
+                 now="2026-03-01T08:00:00Z")
+        exp = {}
+        for title, amount, cur, prob in deals:
+            scale = {"IDR": 100, "KWD": 1000, "JPY": 1}[cur]
+            minor = Fraction(amount) * scale
+            p = prob if prob is not None else 10          # Prospect's probability
+            w = math.floor(minor * p / 100 + Fraction(1, 2))
+            a, ww = exp.get(cur, (0, 0))
+            exp[cur] = (a + int(minor), ww + w)
+        want = sorted((c, a, w) for c, (a, w) in exp.items())
+        p = report(s, "pipeline", now="2026-03-02T00:00:00Z")
+        eq([(r["currency"], r["amount"], r["weighted"]) for r in p["rows"]
+            if r["stage"] == "Prospect"], want, "report pipeline: weighted per deal, half up")
+        f = report(s, "forecast", now="2026-03-02T00:00:00Z")
+        eq([(r["currency"], r["open_amount"], r["weighted"]) for r in f["rows"]], want,
+           "report forecast: the same weighted amounts")
+        q = s.js("pipeline", now="2026-03-02T00:00:00Z")
+        eq([(r["currency"], r["amount"], r["weighted"]) for r in q if r["stage"] == "Prospect"],
+           want, "relasi pipeline: the same weighted amounts")
+    finally:
+        s.cleanup()
+
+
 def test_empty_store():
     s = Store(name="Kosong")
     try:
@@ -710,4 +750,5 @@ def test_argument_errors():
 
 if __name__ == "__main__":
     main([test_conversion_back_and_forth, test_stale_moves_with_the_clock,
-          test_currencies_are_never_summed, test_empty_store, test_argument_errors])
+          test_currencies_are_never_summed, test_weighted_rounds_half_up_below_zero,
+          test_empty_store, test_argument_errors])

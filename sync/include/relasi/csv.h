@@ -44,6 +44,11 @@ int rl_csv_open_mem(rl_csv_reader **out, const char *data, size_t len, int delim
  */
 int rl_csv_next(rl_csv_reader *r, char ***fields, size_t *nfields, long *line);
 
+/* Whether every one of the n fields of a record is empty: a row a
+ * spreadsheet writes as ",,," for cells it once formatted, which importers
+ * skip like a blank line. */
+int rl_csv_record_blank(char *const *fields, size_t nfields);
+
 /* The delimiter in use (after detection). */
 int rl_csv_delimiter(const rl_csv_reader *r);
 

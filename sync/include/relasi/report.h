@@ -168,6 +168,14 @@ int rl_report_cmd_run(struct cli_ctx *ctx, struct cli_args *a);
  * expected close, else its creation (imported deals carry only the
  * expected date); RP_CLOSED_DAY is its UTC day. Shared by the pipeline
  * reports, RFM and tiers, so that they count a deal in the same period. */
+/* A deal's weighted amount in minor units: amount x p / 100 rounded half
+ * up, p its own probability else its stage's (s). SQLite's integer division
+ * truncates toward zero, which rounds a negative amount's .5 down and
+ * even an exact -5.00 to -4: the floor of (x + 50) / 100 is taken instead.
+ * `relasi pipeline` and the reports share it, so they agree. */
+#define RP_WEIGHTED_OF(x) "(((" x ") + 50) - (((" x ") + 50) % 100 + 100) % 100) / 100"
+#define RP_WEIGHTED RP_WEIGHTED_OF("d.amount * coalesce(d.probability, s.probability)")
+
 #define RP_CLOSED_TIME "coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)"
 #define RP_CLOSED_DAY "substr(" RP_CLOSED_TIME ", 1, 10)"
 
