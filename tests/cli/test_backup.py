@@ -625,9 +625,30 @@ def test_audit_written_during_a_backup_stays_consistent_in_it():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_backup_of_a_directory_that_is_no_hub():
+    """`relasi-hub backup FILE` run from (or --dir naming) a directory that
+    holds no hub said "run 'relasi init' first": the device's command, which
+    would make a rep's store. It names the hub's directory instead, and
+    writes nothing."""
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    try:
+        empty = os.path.join(work, "not-a-hub")
+        os.mkdir(empty)
+        archive = os.path.join(work, "b.tar.zst")
+        r = run_hub("backup", archive, "--dir", empty)
+        eq(r.returncode, 3, "no hub there: not found " + r.stderr)
+        check("relasi init" not in r.stderr and "--dir" in r.stderr and "not-a-hub" in r.stderr,
+              "the message names the directory and how to name the hub's", r.stderr)
+        eq(sorted(os.listdir(work)), ["not-a-hub"], "nothing written")
+        eq(os.listdir(empty), [], "nothing made in the directory")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
-          test_audit_written_during_a_backup_stays_consistent_in_it])
+          test_audit_written_during_a_backup_stays_consistent_in_it,
+          test_backup_of_a_directory_that_is_no_hub])
