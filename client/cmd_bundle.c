@@ -154,7 +154,7 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	long long from, cursor, before;
 	long npages, i;
 	long long reused = 0, renumbered = 0;
-	int error, recorded = 0, more = 0, stale, skipped = 0, lock = -1;
+	int error, recorded = 0, more = 0, stale, skipped = 0, lock = -1, old_history = 0;
 
 	memset(&st, 0, sizeof(st));
 	if ((error = need_enrolment(ctx, &fp)) < 0 ||
@@ -209,6 +209,24 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	}
 
+	/* A reply of a history of the hub this device has left since (it
+	 * recovered from the hub's restore by another exchange): it answers
+	 * what the restore lost, which this device has queued again; nothing
+	 * in it applies, as with any reply older than the device's state. Read
+	 * as a history the hub lost, it told the rep to ask the admin. */
+	if ((error = rl_sync_hub_epoch_past(ctx->store, json_string_value(json_object_get(
+			b->manifest, "epoch")), &old_history)) < 0)
+		goto cleanup;
+	if (old_history) {
+		if (ctx->json)
+			error = cli_print_json(json_pack("{s:b, s:b}", "recorded", 0,
+							 "before_restore", 1));
+		else
+			printf("'%s' is a reply from before the hub was restored: nothing in it "
+			       "applies any more (this device has queued again what the restore "
+			       "lost)\n", path);
+		goto cleanup;
+	}
 	/* The hub's history first, as after WELCOME: after a restore the lost
 	 * changes are queued again and the cursor goes back before the answer's
 	 * versions (from the restored history) are recorded. */

@@ -751,6 +751,52 @@ def test_a_bundle_made_before_the_device_knew_of_a_restore():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_reply_from_before_the_hub_restore():
+    """A reply the hub wrote before it was restored turns up after the device
+    has recovered from the restore by a network sync. It answers changes the
+    restore lost (which the device has queued again): nothing in it applies.
+    The device said the hub no longer had this device's history and to ask
+    the admin (exit 8), which was not so; now it says what the file is,
+    changes nothing, and succeeds as with any older reply."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    original = None
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        ani.ok("sync")
+        archive = os.path.join(tmp, "hub.tar.zst")
+        hub.admin("backup", archive)
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")    # lost by the restore
+        b, r = os.path.join(tmp, "1.bundle"), os.path.join(tmp, "1.reply")
+        ani.ok("bundle", "export", b)
+        hub.admin("bundle", "import", b, "--reply", r)
+        ani.ok("sync")                                              # answered by network too
+        hub.stop()
+        restored = os.path.join(tmp, "restored")
+        hub.admin("restore", archive, restored, dirarg=False)
+        original, hub.dir = hub.dir, restored
+        hub.start()
+        res = ani.run("sync")
+        eq(res.code, 0, "ani recovers by network: " + res.err)
+        check("restored from a backup" in res.err, "ani is told", res.err)
+        before = ani.dump()
+        res = ani.run("bundle", "import", r)                        # the old reply turns up
+        eq(res.code, 0, "an old reply is no error: " + res.err)
+        check("before the hub was restored" in res.out, "the device says what the file is",
+              res.out)
+        check("ask the hub admin" not in res.err, "no false alarm about the hub", res.err)
+        eq(ani.dump(), before, "nothing changed")
+        ani.ok("sync")
+        assert_converged(hub, [ani])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        if original:
+            shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_a_bundle_export_restamps_after_the_clock_is_set_right,
           test_a_refused_edit_by_bundle_gets_the_hubs_value_back,
@@ -758,5 +804,6 @@ if __name__ == "__main__":
           test_device_refusals, test_append_again_before_the_merge_arrives,
           test_bundle_only_device_after_a_hub_restore,
           test_a_bundle_made_before_the_device_knew_of_a_restore,
+          test_a_reply_from_before_the_hub_restore,
           test_bundle_only_device_restored_from_an_older_copy,
           test_a_malformed_page_records_nothing_of_the_reply])
