@@ -49,7 +49,7 @@ static int need_enrolment(struct cli_ctx *ctx, char **fp)
 
 static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 {
-	char crt[4096], key[4096], at[21], *fp = NULL;
+	char crt[4096], key[4096], at[21], *fp = NULL, *epoch = NULL;
 	struct rl_bundle_member m;
 	json_t *push = NULL, *header = NULL;
 	long long batch, cursor;
@@ -63,7 +63,8 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	    (error = home_path(ctx, "device.crt", crt, sizeof(crt))) < 0 ||
 	    (error = home_path(ctx, "device.key", key, sizeof(key))) < 0 ||
 	    (error = rl_sync_fix_clock(ctx->store, &restamped)) < 0 ||
-	    (error = rl_sync_export_push(ctx->store, &push)) < 0)
+	    (error = rl_sync_export_push(ctx->store, &push)) < 0 ||
+	    (error = rl_store_meta_get(ctx->store, "hub_epoch", &epoch)) < 0)
 		goto cleanup;
 	batch = json_integer_value(json_object_get(push, "batch"));
 	cursor = json_integer_value(json_object_get(push, "cursor"));
@@ -75,6 +76,13 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 				 "batch", (json_int_t)batch, "cursor", (json_int_t)cursor,
 				 "hlc", (json_int_t)rl_hlc_now(rl_store_hlc(ctx->store)),
 				 "hub_ca", fp))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	/* The hub's history this batch's bases and cursor belong to: a hub
+	 * restored since applies none of it (hub/bundle.c), since they would
+	 * name other changes there; its reply makes this device rebase them. */
+	if (epoch && json_object_set_new(header, "epoch", json_string(epoch)) < 0) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -110,6 +118,7 @@ cleanup:
 	json_decref(header);
 	free(m.data);
 	free(fp);
+	free(epoch);
 	return error;
 }
 
@@ -145,7 +154,7 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	long long from, cursor, before;
 	long npages, i;
 	long long reused = 0, renumbered = 0;
-	int error, recorded = 0, more = 0, stale, skipped = 0, lock = -1;
+	int error, recorded = 0, more = 0, stale, skipped = 0, lock = -1, old_history = 0;
 
 	memset(&st, 0, sizeof(st));
 	if ((error = need_enrolment(ctx, &fp)) < 0 ||
@@ -200,6 +209,24 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	}
 
+	/* A reply of a history of the hub this device has left since (it
+	 * recovered from the hub's restore by another exchange): it answers
+	 * what the restore lost, which this device has queued again; nothing
+	 * in it applies, as with any reply older than the device's state. Read
+	 * as a history the hub lost, it told the rep to ask the admin. */
+	if ((error = rl_sync_hub_epoch_past(ctx->store, json_string_value(json_object_get(
+			b->manifest, "epoch")), &old_history)) < 0)
+		goto cleanup;
+	if (old_history) {
+		if (ctx->json)
+			error = cli_print_json(json_pack("{s:b, s:b}", "recorded", 0,
+							 "before_restore", 1));
+		else
+			printf("'%s' is a reply from before the hub was restored: nothing in it "
+			       "applies any more (this device has queued again what the restore "
+			       "lost)\n", path);
+		goto cleanup;
+	}
 	/* The hub's history first, as after WELCOME: after a restore the lost
 	 * changes are queued again and the cursor goes back before the answer's
 	 * versions (from the restored history) are recorded. */

@@ -9,7 +9,9 @@
  *      writers' lock (packing removes loose objects it has packed);
  *   2. hub.db with VACUUM INTO, a read transaction: a consistent snapshot
  *      that does not stop the server's writers (WAL). Taken after the audit
- *      copy, so the store is never behind the audit history it comes with;
+ *      copy, so the store is never behind the audit history it comes with,
+ *      and still under that lock, so the head the store records as written
+ *      is the copied one;
  *   3. the configuration and keys.
  * Then the archive is written to a temporary file (0600: it holds the
  * hub's private keys), synced and renamed to FILE; only then the manifest
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -259,7 +262,7 @@ static int stage_audit(struct backup *b, json_t **head)
 {
 	char src[4096], dst[4096];
 	struct stat sb;
-	int error, lockfd;
+	int error;
 
 	*head = json_null();
 	if ((error = hub_path(src, sizeof(src), b->dir, HUB_AUDIT_DIR)) < 0)
@@ -278,15 +281,29 @@ static int stage_audit(struct backup *b, json_t **head)
 	*head = NULL;
 	/* Writers add objects before they move a ref, so refs copied first name
 	 * only objects that exist; but packing (audit_pack.c) removes loose
-	 * objects and packs it has replaced, so no writer runs during the copy. */
-	if ((error = hub_audit_lock_dir(b->dir, &lockfd)) < 0)
-		return error;
+	 * objects and packs it has replaced, so no writer runs during the copy
+	 * (the caller holds the audit writers' lock). */
 	if ((error = copy_tree(b, HUB_AUDIT_DIR, 0, 0)) == 0)     /* refs, HEAD, config */
 		error = copy_tree(b, HUB_AUDIT_DIR, 0, 1);        /* then objects */
-	hub_audit_unlock_dir(lockfd);
 	if (error < 0)
 		return error;
 	return audit_head(b, head);
+}
+
+/* Test hook (tests/cli/test_backup.py): RELASI_HUB_FAULT=backup-pause:MS
+ * holds the backup for MS milliseconds between the audit repository's copy
+ * and the store's snapshot, where a writer must not come in between. */
+static void fault_pause(void)
+{
+	const char *f = getenv("RELASI_HUB_FAULT");
+	struct timespec ts;
+	long ms;
+
+	if (!f || strncmp(f, "backup-pause:", 13) != 0 || (ms = strtol(f + 13, NULL, 10)) <= 0)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
 }
 
 /* The store's snapshot and what the manifest says about it. */
@@ -546,7 +563,7 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 	json_error_t jerr;
 	char path[4096], created[21], *text = NULL;
 	time_t when;
-	int error, staged = 0;
+	int error, staged = 0, lockfd = -1;
 
 	if (manifest_out)
 		*manifest_out = NULL;
@@ -584,13 +601,27 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 		goto cleanup;
 	}
 	staged = 1;
+	/* The audit repository and the store's snapshot under one hold of the
+	 * audit writers' lock: a writer records in hub.db the head it moved the
+	 * repository to, so one that ran between the two copies left a store
+	 * naming a head the archived repository lacks, and the restored hub's
+	 * writer refused to go on ("cut back"). Taken even when there is no
+	 * repository yet: the first writer creates it. Syncing devices do not
+	 * wait for it; the history catches up after. */
+	if ((error = hub_audit_lock_dir(dir, &lockfd)) < 0)
+		goto cleanup;
 	if ((error = stage_audit(&b, &head)) < 0)
 		goto cleanup;
 	if (json_object_set_new(manifest, "audit_head", head) < 0) {  /* owns head now */
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	if ((error = stage_store(&b, s, manifest)) < 0 || (error = stage_files(&b)) < 0)
+	fault_pause();
+	if ((error = stage_store(&b, s, manifest)) < 0)
+		goto cleanup;
+	hub_audit_unlock_dir(lockfd);
+	lockfd = -1;
+	if ((error = stage_files(&b)) < 0)
 		goto cleanup;
 	say(&b, "hashing the members", NULL);
 	if ((error = manifest_members(&b, manifest)) < 0 ||
@@ -613,6 +644,7 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 		manifest = NULL;
 	}
 cleanup:
+	hub_audit_unlock_dir(lockfd);
 	if (staged) {
 		int e = hub_rmtree(b.stage);
 		if (error == 0)

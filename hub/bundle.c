@@ -69,6 +69,23 @@ static long long pull_from(json_t *push, json_t *pushed, long long cursor)
 	return from;
 }
 
+/* Does the bundle name a history of the hub ("epoch") other than the
+ * store's own? A bundle without one (a device from before epochs were
+ * carried) or a store without one is taken as it is. */
+static int stale_epoch(rl_store *s, json_t *manifest, int *stale)
+{
+	const char *theirs = json_string_value(json_object_get(manifest, "epoch"));
+	char *ours = NULL;
+	int error;
+
+	*stale = 0;
+	if (!theirs || (error = rl_store_meta_get(s, "hub_epoch", &ours)) < 0)
+		return theirs ? error : RL_OK;
+	*stale = ours && strcmp(ours, theirs) != 0;
+	free(ours);
+	return RL_OK;
+}
+
 static int add_member(struct rl_bundle_member *ms, size_t *n, const char *name, json_t *msg,
 		      size_t *total)
 {
@@ -145,8 +162,18 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 		goto cleanup;
 	}
 	from = cursor;
+	/* A bundle frozen before its device heard of a restore of this hub
+	 * (it names the history it last exchanged with, and that is not this
+	 * one): its bases above the restore point are numbers of the lost
+	 * history, which the restored log hands out again for other changes,
+	 * so applied now an edit could fast-forward over a change its author
+	 * never saw. Nothing is applied; the reply tells the device of the
+	 * restore (epoch, lineage), it rebases the batch (hubepoch.c), and its
+	 * next bundle carries it. */
+	if (batch != 0 && (error = stale_epoch(s, manifest, &res->stale)) < 0)
+		goto cleanup;
 	/* Batch 0: nothing was pending on the device; it only wants news. */
-	if (batch != 0) {
+	if (batch != 0 && !res->stale) {
 		long before = res->st.pushed;
 		/* A number the device used before for other changes (its store
 		 * restored from an older copy): nothing applied, and the reply,

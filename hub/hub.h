@@ -195,6 +195,9 @@ struct hub_bundle_result {
 	int replayed;             /* the batch had been applied before: its stored answer */
 	int reused;               /* its number was used before for other changes: not
 				   * applied; the reply tells the device to renumber it */
+	int stale;                /* made before the device heard of a restore of this
+				   * hub: not applied; the reply's epoch and lineage
+				   * make the device rebase it */
 	struct hub_stats st;
 };
 

@@ -608,10 +608,11 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	if (open_hub(ctx, a) == RL_OK)
 		audit_after_write(ctx, a);
 	if (ctx->json)
-		return cli_print_json(json_pack("{s:s, s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I, s:I, "
-						"s:I, s:I, s:I, s:I, s:b, s:s}",
+		return cli_print_json(json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:I, s:I, s:I, s:I, "
+						"s:I, s:I, s:I, s:I, s:I, s:b, s:s}",
 			"device", r.device, "user", r.user, "batch", (json_int_t)r.batch,
-			"replayed", r.replayed, "reused", r.reused, "pushed", (json_int_t)r.st.pushed,
+			"replayed", r.replayed, "reused", r.reused, "stale", r.stale,
+			"pushed", (json_int_t)r.st.pushed,
 			"applied", (json_int_t)r.st.applied, "same", (json_int_t)r.st.same,
 			"merged", (json_int_t)r.st.merged, "conflicts", (json_int_t)r.st.conflicts,
 			"refused", (json_int_t)r.st.refused, "pulled", (json_int_t)r.st.pulled,
@@ -622,7 +623,9 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 	       "merged=%ld conflicts=%ld refused=%ld pulled=%ld pages=%ld%s reply=%s\n",
 	       r.device, r.user, r.batch, r.replayed ? " (applied before: same answer)"
 	       : r.reused ? " (number used before for other changes: not applied; the device "
-			    "renumbers it)" : "",
+			    "renumbers it)"
+	       : r.stale ? " (made before the device knew of the hub's restore: not applied; "
+			   "the device rebases it)" : "",
 	       r.st.pushed, r.st.applied, r.st.same, r.st.merged, r.st.conflicts, r.st.refused,
 	       r.st.pulled, r.pages, r.more ? " more=yes" : "", reply);
 	return RL_OK;

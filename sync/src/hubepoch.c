@@ -187,7 +187,53 @@ fail:
 	return error;
 }
 
-static int recover(rl_store *s, long long r, const char *epoch, long *count)
+/* The histories this device recovered from, newest last, at most this many:
+ * a reply bundle of one of them is older than the restore (cmd_bundle.c). */
+#define PAST_EPOCHS 64
+
+/* Note the history `old` as one this device has left (in recover()'s
+ * transaction). */
+static int note_past(rl_store *s, const char *old)
+{
+	char *list = NULL, *text = NULL;
+	const char *p;
+	size_t n = 0;
+	int error;
+
+	if ((error = rl_store_meta_get(s, "hub_epochs_past", &list)) < 0)
+		return error;
+	for (p = list; p && *p; p++)
+		n += *p == ' ';
+	/* Space-separated; the oldest goes when the list is full. */
+	p = list;
+	if (list && n + 1 >= PAST_EPOCHS && (p = strchr(list, ' ')))
+		p++;
+	if (!(text = sqlite3_mprintf("%s%s%s", p ? p : "", p && *p ? " " : "", old)))
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	else
+		error = rl_store_meta_set(s, "hub_epochs_past", text);
+	sqlite3_free(text);
+	free(list);
+	return error;
+}
+
+int rl_sync_hub_epoch_past(rl_store *s, const char *epoch, int *past)
+{
+	char *list = NULL, *tok, *save = NULL;
+	int error;
+
+	*past = 0;
+	if (!epoch || !epoch_valid(epoch) || (error = rl_store_meta_get(s, "hub_epochs_past",
+									&list)) < 0)
+		return epoch && epoch_valid(epoch) ? error : RL_OK;
+	for (tok = list ? strtok_r(list, " ", &save) : NULL; tok && !*past;
+	     tok = strtok_r(NULL, " ", &save))
+		*past = strcmp(tok, epoch) == 0;
+	free(list);
+	return RL_OK;
+}
+
+static int recover(rl_store *s, long long r, const char *old, const char *epoch, long *count)
 {
 	sqlite3_stmt *st;
 	char num[32], note[96];
@@ -251,7 +297,8 @@ static int recover(rl_store *s, long long r, const char *epoch, long *count)
 	snprintf(num, sizeof(num), "%lld", r);
 	if (cur && strtoll(cur, NULL, 10) > r && (error = rl_store_meta_set(s, "cursor", num)) < 0)
 		goto fail;
-	if ((error = rl_store_meta_set(s, "hub_epoch", epoch)) < 0 ||
+	if ((error = note_past(s, old)) < 0 ||
+	    (error = rl_store_meta_set(s, "hub_epoch", epoch)) < 0 ||
 	    (error = outbox_last(s, &last)) < 0)
 		goto fail;
 	snprintf(note, sizeof(note), "%lld", r);
@@ -309,8 +356,9 @@ int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats)
 		free(mine);
 		return error;
 	}
-	free(mine);
 	stats->restored = 1;
 	stats->restored_at = r;
-	return recover(s, r, epoch, &stats->resent);
+	error = recover(s, r, mine, epoch, &stats->resent);
+	free(mine);
+	return error;
 }

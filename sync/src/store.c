@@ -1001,9 +1001,14 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 		if (errno != ENOENT)
 			return rl_error_set(RL_EIO, "cannot read store '%s': %s", path,
 					    strerror(errno));
+		/* The hub's admin commands open hub.db through here too: naming
+		 * the device's init sent an admin who gave the wrong --dir to make
+		 * a device store. */
 		if (!(flags & RL_STORE_CREATE))
-			return rl_error_set(RL_ENOTFOUND,
-				"no store at '%s' (run 'relasi init' first)", path);
+			return rl_error_set(RL_ENOTFOUND, (flags & RL_STORE_HUB)
+				? "no hub at '%s' (give the hub's directory with --dir or "
+				  "RELASI_HUB_DIR, or make one with 'relasi-hub init DIR')"
+				: "no store at '%s' (run 'relasi init' first)", path);
 	}
 	if (!(s = calloc(1, sizeof(*s))) || !(s->path = strdup(path))) {
 		free(s);

@@ -16,6 +16,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 
 from hub_test import HUB_BIN, SYNCED, Hub, assert_converged, free_port, sync_all, table_rows
 from relasi_test import check, eq, main
@@ -585,8 +586,69 @@ def test_restore_target_must_be_new_or_empty():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_audit_written_during_a_backup_stays_consistent_in_it():
+    """serve's audit writer commits history (and records in hub.db the head
+    it moved to) right after a sync. When that happened between the backup's
+    copy of audit.git and its snapshot of hub.db, the archive held a store
+    naming a head its repository lacked: the restored hub's writer stopped
+    for good ("the audit history was cut back") and audit verify failed.
+    The store's snapshot is now taken under the same lock as the copy."""
+    hub = Hub()
+    ani = hub.device("ani")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        hub.wait_history()
+        archive = os.path.join(work, "b.tar.zst")
+        env = dict(os.environ, RELASI_HUB_FAULT="backup-pause:2000")
+        proc = subprocess.Popen([HUB_BIN, "backup", archive, "--dir", hub.dir], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.8)                 # the audit copy is done; the backup pauses
+        ani.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        ani.ok("sync")                  # serve's writer commits its history now
+        out, err = proc.communicate(timeout=120)
+        eq(proc.returncode, 0, "backup: " + err)
+        serve_restored(hub, archive, work)
+        r = run_hub("audit", "verify", "--dir", hub.dir)
+        eq(r.returncode, 0, "audit verify of the restored hub: " + r.stdout + r.stderr)
+        ani.ok("account", "add", "UD Baru", "--city", "Garut")
+        ani.ok("sync")
+        hub.wait_history()
+        check("cut back" not in hub.logtext(), "the restored hub's writer carries on",
+              hub.logtext())
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_backup_of_a_directory_that_is_no_hub():
+    """`relasi-hub backup FILE` run from (or --dir naming) a directory that
+    holds no hub said "run 'relasi init' first": the device's command, which
+    would make a rep's store. It names the hub's directory instead, and
+    writes nothing."""
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    try:
+        empty = os.path.join(work, "not-a-hub")
+        os.mkdir(empty)
+        archive = os.path.join(work, "b.tar.zst")
+        r = run_hub("backup", archive, "--dir", empty)
+        eq(r.returncode, 3, "no hub there: not found " + r.stderr)
+        check("relasi init" not in r.stderr and "--dir" in r.stderr and "not-a-hub" in r.stderr,
+              "the message names the directory and how to name the hub's", r.stderr)
+        eq(sorted(os.listdir(work)), ["not-a-hub"], "nothing written")
+        eq(os.listdir(empty), [], "nothing made in the directory")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
-          test_hostile_archives_refused, test_restore_target_must_be_new_or_empty])
+          test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
+          test_audit_written_during_a_backup_stays_consistent_in_it,
+          test_backup_of_a_directory_that_is_no_hub])

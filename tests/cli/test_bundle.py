@@ -683,11 +683,127 @@ def test_a_malformed_page_records_nothing_of_the_reply():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_bundle_made_before_the_device_knew_of_a_restore():
+    """A bundle exported before the device heard of a hub restore carries
+    bases from the lost history. On the restored hub those numbers name
+    other changes: an edit based on the lost change R+1 met the restored
+    hub's own change R+1 to the same field and was applied as a
+    fast-forward, silently replacing a value its author never saw. The
+    hub now applies nothing from such a bundle; the device, told of the
+    restore by the reply, rebases the batch and the next bundle brings it
+    in, where it meets the newer value as a conflict."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    carol = hub.device("carol", "Carol")
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    original = None
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        for d in (ani, budi, carol):
+            d.ok("sync")
+        archive = os.path.join(tmp, "hub.tar.zst")
+        hub.admin("backup", archive)
+        r_seq = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        budi.ok("account", "edit", "Makmur", "--city", "Bogor")     # R+1, lost by the restore
+        budi.ok("sync")
+        ani.ok("sync")                                              # ani's base: R+1
+        hub.stop()
+        restored = os.path.join(tmp, "restored")
+        hub.admin("restore", archive, restored, dirarg=False)
+        original, hub.dir = hub.dir, restored
+        hub.start()
+        carol.ok("account", "edit", "Makmur", "--city", "Garut")    # R+1 on the restored hub
+        carol.ok("sync")
+        eq(hub.query("SELECT value FROM hub_log WHERE seq = ?", r_seq + 1), [("Garut",)],
+           "the restored hub reuses R+1 for carol's edit")
+
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")     # offline, on base R+1
+        b1, r1 = os.path.join(tmp, "1.bundle"), os.path.join(tmp, "1.reply")
+        ani.ok("bundle", "export", b1)
+        hub.admin("bundle", "import", b1, "--reply", r1)
+        eq(hub.query("SELECT city FROM accounts"), [("Garut",)],
+           "a batch based on the lost history does not overwrite carol's edit")
+        out = ani.ok("bundle", "import", r1).out
+        check("restored from a backup" in out, "the device is told of the restore", out)
+        b2, r2 = os.path.join(tmp, "2.bundle"), os.path.join(tmp, "2.reply")
+        ani.ok("bundle", "export", b2)
+        hub.admin("bundle", "import", b2, "--reply", r2)
+        ani.ok("bundle", "import", r2)
+        eq(sorted(r[0] for r in hub.query("SELECT in_value FROM hub_conflicts "
+                                          "WHERE hub_value = 'Garut'")),
+           ["Cimahi"], "ani's edit meets carol's as a conflict for the admin")
+        for d in (budi, carol):
+            d.ok("sync")
+        b3, r3 = os.path.join(tmp, "3.bundle"), os.path.join(tmp, "3.reply")
+        ani.ok("bundle", "export", b3)
+        hub.admin("bundle", "import", b3, "--reply", r3)
+        ani.ok("bundle", "import", r3)
+        for d in (budi, carol):
+            d.ok("sync")
+        assert_converged(hub, [ani, budi, carol])
+    finally:
+        hub.cleanup()
+        for d in (ani, budi, carol):
+            d.cleanup()
+        if original:
+            shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_reply_from_before_the_hub_restore():
+    """A reply the hub wrote before it was restored turns up after the device
+    has recovered from the restore by a network sync. It answers changes the
+    restore lost (which the device has queued again): nothing in it applies.
+    The device said the hub no longer had this device's history and to ask
+    the admin (exit 8), which was not so; now it says what the file is,
+    changes nothing, and succeeds as with any older reply."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    original = None
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        ani.ok("sync")
+        archive = os.path.join(tmp, "hub.tar.zst")
+        hub.admin("backup", archive)
+        ani.ok("account", "add", "Toko Dua", "--city", "Bogor")    # lost by the restore
+        b, r = os.path.join(tmp, "1.bundle"), os.path.join(tmp, "1.reply")
+        ani.ok("bundle", "export", b)
+        hub.admin("bundle", "import", b, "--reply", r)
+        ani.ok("sync")                                              # answered by network too
+        hub.stop()
+        restored = os.path.join(tmp, "restored")
+        hub.admin("restore", archive, restored, dirarg=False)
+        original, hub.dir = hub.dir, restored
+        hub.start()
+        res = ani.run("sync")
+        eq(res.code, 0, "ani recovers by network: " + res.err)
+        check("restored from a backup" in res.err, "ani is told", res.err)
+        before = ani.dump()
+        res = ani.run("bundle", "import", r)                        # the old reply turns up
+        eq(res.code, 0, "an old reply is no error: " + res.err)
+        check("before the hub was restored" in res.out, "the device says what the file is",
+              res.out)
+        check("ask the hub admin" not in res.err, "no false alarm about the hub", res.err)
+        eq(ani.dump(), before, "nothing changed")
+        ani.ok("sync")
+        assert_converged(hub, [ani])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        if original:
+            shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_a_bundle_export_restamps_after_the_clock_is_set_right,
           test_a_refused_edit_by_bundle_gets_the_hubs_value_back,
           test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
           test_device_refusals, test_append_again_before_the_merge_arrives,
           test_bundle_only_device_after_a_hub_restore,
+          test_a_bundle_made_before_the_device_knew_of_a_restore,
+          test_a_reply_from_before_the_hub_restore,
           test_bundle_only_device_restored_from_an_older_copy,
           test_a_malformed_page_records_nothing_of_the_reply])

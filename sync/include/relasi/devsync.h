@@ -110,6 +110,13 @@ int rl_sync_check_reply(json_t *pushed, json_t *const *pages, size_t npages);
 int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats);
 
 /*
+ * Is epoch a history of the hub this device synced with before it learnt of
+ * a restore (one it recovered from; rl_meta 'hub_epochs_past')? A reply
+ * bundle of such a history is older than the restore: nothing in it applies.
+ */
+int rl_sync_hub_epoch_past(rl_store *s, const char *epoch, int *past);
+
+/*
  * What a hub says about itself and this device, in WELCOME or in a reply
  * bundle's manifest: its history (rl_sync_hub_epoch) and last_batch, the
  * highest batch number it recorded for this device (NULL: not said), after
