@@ -775,9 +775,37 @@ def test_clock_corrected_after_an_unanswered_edit():
         hub.cleanup()
 
 
+
+def test_user_add_checks_the_lifetime_first():
+    """`user add` with a bad --ttl added the user and only then refused the
+    lifetime (running it again said the user exists); a huge count of hours
+    overflowed into a lifetime that looked valid (1152921504606846977h was
+    a token of one hour)."""
+    hub = Hub()
+    try:
+        hub.token("budi")
+        for ttl in ("bogus", "800h", "1152921504606846977h", "0s"):
+            r = hub.admin_run("user", "add", "citra", "--name", "Citra", "--role", "rep",
+                              "--ttl", ttl)
+            check(r.returncode != 0 and "--ttl" in r.stderr, "a bad lifetime is refused", ttl, r)
+            eq(hub.query("SELECT count(*) FROM users WHERE login = 'citra'"), [(0,)],
+               f"no user added with --ttl {ttl}")
+            r = hub.admin_run("user", "token", "budi", "--ttl", ttl)
+            check(r.returncode != 0 and "--ttl" in r.stderr, "user token refuses it too", ttl, r)
+        eq(hub.query("SELECT count(*) FROM hub_tokens"), [(1,)], "no token made for a bad lifetime")
+        tok = hub.token("citra", ttl="720h")
+        check(tok.startswith("rl1."), "30 days is allowed", tok)
+        eq(hub.query("SELECT expires_at - CAST(strftime('%s', created_at) AS INTEGER) FROM "
+                     "hub_tokens WHERE user_id = (SELECT id FROM users WHERE login = 'citra')"),
+           [(720 * 3600,)], "the token lives 30 days")
+    finally:
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
           test_a_fast_clock_does_not_lock_out_a_slow_one,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
-          test_clock_corrected_after_an_unanswered_edit])
+          test_clock_corrected_after_an_unanswered_edit,
+          test_user_add_checks_the_lifetime_first])
