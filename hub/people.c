@@ -546,16 +546,23 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 {
 	sqlite3_stmt *st;
-	char now[21], hi[40];
+	char now[21], lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
+	size_t i;
 	int error, n = 0;
 
 	if (!rl_id_is_prefix(ref) || strlen(ref) < 4)
 		return rl_error_set(RL_EINVALID, "'%s' is not a device id prefix (4+ hex digits)", ref);
-	snprintf(hi, sizeof(hi), "%sg", ref);
+	/* Ids are stored in lower case; a prefix may be typed in upper case
+	 * (rl_id_is_prefix accepts it, as history and merge do): matched as
+	 * typed, a lost laptop's id in capitals was "no device". */
+	for (i = 0; ref[i]; i++)
+		lo[i] = ref[i] >= 'A' && ref[i] <= 'F' ? (char)(ref[i] - 'A' + 'a') : ref[i];
+	lo[i] = '\0';
+	snprintf(hi, sizeof(hi), "%sg", lo);
 	if ((error = rl_store_prepare(s, "SELECT id FROM hub_devices WHERE id >= ?1 AND id < ?2 "
 				      "LIMIT 2", &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(id, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));

@@ -802,10 +802,28 @@ def test_user_add_checks_the_lifetime_first():
         hub.cleanup()
 
 
+def test_revoke_takes_an_id_in_capitals():
+    """`device revoke` accepts a prefix in capitals (as history and merge
+    do) but looked it up as typed: "no device matches", the lost laptop
+    not revoked."""
+    hub = Hub()
+    budi = hub.device("budi")
+    try:
+        dev = budi.js("status")["device_id"]
+        out = hub.admin("device", "revoke", dev[:12].upper())
+        check(dev in out, "the device is found by its id in capitals", out)
+        check(hub.query("SELECT revoked_at IS NOT NULL FROM hub_devices WHERE id = ?", dev)
+              == [(1,)], "and revoked")
+        check(budi.run("sync").code != 0, "it is refused from then on")
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
           test_a_fast_clock_does_not_lock_out_a_slow_one,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit,
-          test_user_add_checks_the_lifetime_first])
+          test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals])
