@@ -76,6 +76,13 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 		if (stat(path, &sb) == 0)
 			return rl_error_set(RL_EINVALID, "'%s' already holds a hub", dir);
 	}
+	/* A directory made beforehand (mkdir DIR; init DIR) keeps its mode
+	 * through mkdir's EEXIST: 0755 left hub.db — every customer, the
+	 * token hashes — and the audit history readable by every local user.
+	 * The hub's directory is 0700 however it came to be. */
+	if (chmod(dir, 0700) != 0)
+		return rl_error_set(RL_EIO, "cannot make '%s' private (mode 0700): %s", dir,
+				    strerror(errno));
 	if (!(hostcopy = strdup(hosts)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	for (h = strtok_r(hostcopy, ",", &save); h && nsans < 16; h = strtok_r(NULL, ",", &save))

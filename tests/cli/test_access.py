@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from hub_test import Hub, ahead, assert_converged
+from hub_test import HUB_BIN, Hub, ahead, assert_converged
 from relasi_test import BIN, Store, check, eq, main
 
 
@@ -820,10 +820,26 @@ def test_revoke_takes_an_id_in_capitals():
         hub.cleanup()
 
 
+def test_init_makes_its_directory_private():
+    """`init` into a directory made beforehand (mkdir DIR; init DIR) kept its
+    mode: 0755 left hub.db, every customer and the token hashes, readable
+    by every local user."""
+    made = tempfile.mkdtemp(prefix="relasi-init-")
+    try:
+        os.chmod(made, 0o755)
+        r = subprocess.run([HUB_BIN, "init", made, "--name", "Dua",
+                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "init into an existing empty directory", r)
+        eq(oct(os.stat(made).st_mode & 0o777), oct(0o700), "the hub's directory is 0700")
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
           test_a_fast_clock_does_not_lock_out_a_slow_one,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit,
-          test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals])
+          test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals,
+          test_init_makes_its_directory_private])
