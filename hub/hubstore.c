@@ -1591,9 +1591,12 @@ static int write_answer(sqlite3 *db, long long batch, const struct change *cs, s
  * `cursor`) applied in one transaction with its answer recorded, or the
  * stored answer of a batch seen before. *resp_text: the answer (malloc'd).
  */
-static int push_batch(rl_store *s, const struct hub_peer *p, long long batch, long long cursor,
-		      struct change *cs, size_t n, char **resp_text, struct hub_stats *stats)
+static int push_batch(rl_store *s, const struct hub_peer *peer, long long batch,
+		      long long cursor, struct change *cs, size_t n, char **resp_text,
+		      struct hub_stats *stats)
 {
+	struct hub_peer now_peer = *peer;
+	const struct hub_peer *p = &now_peer;
 	long long first_seq;
 	size_t i, j;
 	char *text = NULL, at[21];
@@ -1614,6 +1617,13 @@ static int push_batch(rl_store *s, const struct hub_peer *p, long long batch, lo
 again:
 	if ((error = rl_store_begin(s)) < 0)
 		goto done;
+	/* The caller's lookup was made before this transaction began, and
+	 * BEGIN IMMEDIATE may have waited for another process's write (an
+	 * admin command, a bundle import) up to the busy timeout: a revocation
+	 * or a role change committed meanwhile must hold for this batch. */
+	if (peer->fingerprint[0] &&
+	    (error = hub_device_lookup(s, peer->device, peer->fingerprint, &now_peer)) < 0)
+		goto rollback;
 	if ((error = stored_response(s, p->device, batch, digest, &text)) < 0)
 		goto rollback;
 	if (text) {                        /* seen before: the same answer, nothing applied */

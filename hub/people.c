@@ -538,6 +538,7 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		snprintf(peer->device, sizeof(peer->device), "%s", cn);
 		snprintf(peer->user, sizeof(peer->user), "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(peer->role, sizeof(peer->role), "%s", (const char *)sqlite3_column_text(st, 3));
+		snprintf(peer->fingerprint, sizeof(peer->fingerprint), "%s", fingerprint);
 	}
 	sqlite3_reset(st);
 	return error;

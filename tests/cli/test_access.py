@@ -835,6 +835,59 @@ def test_init_makes_its_directory_private():
         shutil.rmtree(made, ignore_errors=True)
 
 
+def test_a_revocation_while_a_push_waits_for_the_lock():
+    """A push looked its device up, then waited in BEGIN IMMEDIATE while
+    another process held the hub's write lock (an admin command, a bundle
+    import: up to the 10 s busy timeout). A revocation committed meanwhile
+    was not seen: the revoked device's batch was applied. Likewise a bundle
+    import. The lock is held here, and the revocation committed in it, so
+    that the order is certain."""
+    hub = Hub()
+    budi = hub.device("budi")
+    ani = hub.device("ani")
+    tmp = tempfile.mkdtemp(prefix="relasi-revoke-")
+    try:
+        budi.ok("sync")
+        ani.ok("sync")
+
+        def revoke_while_waiting(dev, argv, env):
+            con = sqlite3.connect(os.path.join(hub.dir, "hub.db"), isolation_level=None,
+                                  timeout=30)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                time.sleep(2)       # it has looked the device up and waits for the lock
+                con.execute("UPDATE hub_devices SET revoked_at = '2026-11-23T00:00:00Z' "
+                            "WHERE id = ?", (dev.js("status")["device_id"],))
+                con.execute("COMMIT")
+                out, err = p.communicate(timeout=60)
+                return p.returncode, err
+            finally:
+                con.close()
+
+        budi.ok("account", "add", "Toko Dicabut", "--city", "Medan")
+        code, err = revoke_while_waiting(budi, [BIN, "sync"], budi.env())
+        check(code != 0 and "revoked" in err, "the sync is refused, saying why", code, err)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Dicabut'"), [(0,)],
+           "nothing of the revoked device's batch applied")
+
+        ani.ok("account", "add", "Toko Berkas", "--city", "Medan")
+        bundle, reply = os.path.join(tmp, "ani.bundle"), os.path.join(tmp, "ani.reply")
+        ani.ok("bundle", "export", bundle)
+        code, err = revoke_while_waiting(ani, [HUB_BIN, "bundle", "import", bundle, "--reply",
+                                               reply, "--dir", hub.dir], None)
+        check(code != 0 and "revoked" in err, "the bundle is refused, saying why", code, err)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Berkas'"), [(0,)],
+           "nothing of the revoked device's bundle applied")
+        check(not os.path.exists(reply), "no reply written")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
@@ -842,4 +895,5 @@ if __name__ == "__main__":
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit,
           test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals,
-          test_init_makes_its_directory_private])
+          test_init_makes_its_directory_private,
+          test_a_revocation_while_a_push_waits_for_the_lock])
