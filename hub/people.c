@@ -298,16 +298,34 @@ cleanup:
 
 /* ---- enrolment ---------------------------------------------------------------------- */
 
-/* No control characters (C0, DEL, C1 as UTF-8): the device's name reaches
- * the admin's terminal in `device list`. jansson has checked the UTF-8. */
-static int printable(const char *s)
+/* The length of a device name in characters, or -1 when it holds one
+ * that must not reach the admin's terminal in `device list`: a control
+ * (C0, DEL, C1), a line or paragraph separator, or a bidirectional
+ * control, which reorders what follows it on the line (a name ending in
+ * U+202E showed the user and revocation columns reversed). Counted in
+ * characters, as docs/hub.md says: 22 characters of a non-Latin script,
+ * 66 bytes, were refused as more than 64. jansson has checked the UTF-8. */
+static long name_chars(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	long n = 0;
 
-	for (; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-			return 0;
-	return 1;
+	while (*p) {
+		unsigned long c;
+		int len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4, i;
+		c = len == 1 ? *p : len == 2 ? *p & 0x1f : len == 3 ? *p & 0x0f : *p & 0x07;
+		for (i = 1; i < len; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return -1;
+			c = c << 6 | (p[i] & 0x3f);
+		}
+		if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x61c || c == 0x200e ||
+		    c == 0x200f || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+			return -1;
+		p += len;
+		n++;
+	}
+	return n;
 }
 
 int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
@@ -332,7 +350,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		return rl_error_set(RL_EPROTO, "ENROLL needs token and csr");
 	/* The name is shown in `device list`: text of a line, bounded. */
 	if (json_object_get(req, "name") &&
-	    (!dname || !*dname || strlen(dname) > 64 || !printable(dname)))
+	    (!dname || name_chars(dname) < 1 || name_chars(dname) > 64))
 		return rl_error_set(RL_EINVALID, "the device name must be 1-64 printable characters");
 	/* Decode the token: prefix, base64url, JSON with i and s. */
 	{

@@ -888,6 +888,42 @@ def test_a_revocation_while_a_push_waits_for_the_lock():
         hub.cleanup()
 
 
+def test_device_names_in_characters_without_bidi_controls():
+    """A device name is 1-64 characters (docs/hub.md), but was counted in
+    bytes: 22 characters of a non-Latin script were refused. And a
+    bidirectional control (U+202E) or a line separator passed as
+    "printable": in `device list` it reorders the rest of the line."""
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-names-")
+    try:
+        tok = hub.token("gita")
+        devid = "%032x" % 0xabcdef
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "dev.key", cwd=tmp)
+        csr = subprocess.run(["openssl", "req", "-new", "-key", os.path.join(tmp, "dev.key"),
+                              "-subj", f"/CN={devid}", "-sha256"], check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+
+        def enrol(name):
+            with socket.create_connection(("127.0.0.1", hub.port), timeout=30) as raw:
+                with tls_client().wrap_socket(raw) as s:
+                    s.sendall(frame("E", json.dumps({"token": tok, "csr": csr, "name": name})))
+                    return read_frame(s)
+        for name in ("laptop\u202egita", "laptop\u2028gita", "\u2066laptop", "x" * 65, ""):
+            ans = enrol(name)
+            check(ans is not None and ans[0] == "X" and "printable" in ans[1],
+                  "refused, by name", repr(name), ans)
+        eq(hub.query("SELECT count(*) FROM hub_devices"), [(0,)], "nothing recorded")
+        name = "\u30ce\u30fc\u30c8" * 21 + "\u2014"        # 64 characters, 192 bytes
+        ans = enrol(name)
+        check(ans is not None and ans[0] == "e", "64 characters of another script are a name",
+              ans)
+        eq(hub.query("SELECT name FROM hub_devices WHERE id = ?", devid), [(name,)],
+           "recorded as given")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
@@ -896,4 +932,5 @@ if __name__ == "__main__":
           test_clock_corrected_after_an_unanswered_edit,
           test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals,
           test_init_makes_its_directory_private,
-          test_a_revocation_while_a_push_waits_for_the_lock])
+          test_a_revocation_while_a_push_waits_for_the_lock,
+          test_device_names_in_characters_without_bidi_controls])
