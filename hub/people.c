@@ -340,7 +340,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	char *cert = NULL;
 	json_t *inner = NULL;
 	sqlite3_stmt *st;
-	int error, rc, rounds = 0, used = 0, again = 0;
+	int error, rc, rounds = 0, used = 0, expired = 0, again = 0;
 	size_t saltlen = 0, hashlen = 0;
 	unsigned char raw[TOKEN_MAX];
 	size_t rawlen = 0;
@@ -382,13 +382,10 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		snprintf(secret, sizeof(secret), "%s", json_string_value(json_object_get(inner, "s")));
 		json_decref(inner);
 	}
-	if ((error = rl_pki_csr_subject_cn(csr, cn, sizeof(cn))) < 0)
-		return error;
-	if (!rl_id_valid(cn))
-		return rl_error_set(RL_EINVALID, "the device id in the request is not 32 hex digits");
-	if ((error = rl_pki_csr_key_hash(csr, kh)) < 0)
-		return error;
-
+	/* The token first: it is a cheap lookup, while the request costs two
+	 * signature checks, and all of this runs under the hub's write lock
+	 * (serve_enrolment). Checked the other way round, anyone able to
+	 * connect held every device's push up with a made-up token. */
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at, "
@@ -405,20 +402,33 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		if (hashlen == sizeof(stored))
 			memcpy(stored, sqlite3_column_blob(st, 2), hashlen);
 		rounds = sqlite3_column_int(st, 3);
+		expired = sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000;
 		used = sqlite3_column_type(st, 5) != SQLITE_NULL;
 		snprintf(used_by, sizeof(used_by), "%s", (const char *)sqlite3_column_text(st, 6));
-		/* Used by this very device: it may be asking again (below). */
-		if (used && strcmp(used_by, cn) != 0)
-			error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
-		else if (sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000)
-			error = rl_error_set(RL_EAUTH, "this enrolment token has expired; ask the "
-					     "admin for a new one");
 	} else {
 		error = rl_error_set(RL_EAUTH, "unknown enrolment token");
 	}
 	sqlite3_reset(st);
 	if (error < 0)
 		goto fail;
+	if ((error = rl_pki_csr_subject_cn(csr, cn, sizeof(cn))) < 0)
+		goto fail;
+	if (!rl_id_valid(cn)) {
+		error = rl_error_set(RL_EINVALID, "the device id in the request is not 32 hex digits");
+		goto fail;
+	}
+	if ((error = rl_pki_csr_key_hash(csr, kh)) < 0)
+		goto fail;
+	/* Used by this very device: it may be asking again (below). */
+	if (used && strcmp(used_by, cn) != 0) {
+		error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
+		goto fail;
+	}
+	if (expired) {
+		error = rl_error_set(RL_EAUTH, "this enrolment token has expired; ask the admin for "
+				     "a new one");
+		goto fail;
+	}
 	if (saltlen > sizeof(salt) || hashlen != sizeof(stored) || rounds < 1 ||
 	    (error = pbkdf2(secret, salt, saltlen, rounds, hash)) < 0 ||
 	    !equal_ct(hash, stored, sizeof(hash))) {

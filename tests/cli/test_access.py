@@ -924,6 +924,34 @@ def test_device_names_in_characters_without_bidi_controls():
         hub.cleanup()
 
 
+def test_a_made_up_token_is_refused_before_the_request_is_checked():
+    """An ENROLL's signing request costs the hub two signature checks, all
+    under its write lock (every device's push waits): they were made
+    before the token was looked up, so a made-up token held the lock as
+    long as a real one. The token is now refused first, by name."""
+    import base64
+    hub = Hub()
+    budi = hub.device("budi")
+    try:
+        body = json.dumps({"i": "0" * 32, "s": "1" * 64}).encode()
+        made_up = "rl1." + base64.urlsafe_b64encode(body).decode().rstrip("=")
+        for csr in ("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+                    "-----END CERTIFICATE REQUEST-----\n", "not a request"):
+            with socket.create_connection(("127.0.0.1", hub.port), timeout=30) as raw:
+                with tls_client().wrap_socket(raw) as s:
+                    s.sendall(frame("E", json.dumps({"token": made_up, "csr": csr,
+                                                     "name": "x"})))
+                    ans = read_frame(s)
+            check(ans is not None and ans[0] == "X", "refused", ans)
+            err = json.loads(ans[1])
+            eq((err["code"], err["message"]), ("token", "unknown enrolment token"),
+               "refused for its token, before the request is looked at")
+        still_serving(hub, budi, "made-up tokens")
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
@@ -933,4 +961,5 @@ if __name__ == "__main__":
           test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals,
           test_init_makes_its_directory_private,
           test_a_revocation_while_a_push_waits_for_the_lock,
-          test_device_names_in_characters_without_bidi_controls])
+          test_device_names_in_characters_without_bidi_controls,
+          test_a_made_up_token_is_refused_before_the_request_is_checked])
