@@ -952,6 +952,43 @@ def test_a_made_up_token_is_refused_before_the_request_is_checked():
         hub.cleanup()
 
 
+def test_a_lost_certificate_is_replaced_by_enrolling_again():
+    """A device whose device.crt is lost or damaged is told by `sync` to
+    "enrol again with a new token", but `enroll` refused any enrolled store:
+    the only way out was a new store, losing the unsent work. Enrolling
+    again with the same hub's token now gets its key a certificate anew (the
+    hub's retry rule); another hub's token, another user's, or a revoked
+    device is still refused, and nothing changes."""
+    hub = Hub()
+    other = Hub()
+    budi = hub.device("budi")
+    try:
+        budi.ok("sync")
+        budi.ok("account", "add", "Toko Belum Terkirim", "--city", "Medan")
+        os.unlink(os.path.join(budi.home, "device.crt"))
+        r = budi.run("sync")
+        check(r.code != 0 and "enrol again with a new token" in r.err, "sync says what to do", r)
+        r = budi.run("enroll", other.token("budi"))
+        check(r.code != 0 and "another hub" in r.err, "another hub's token is refused", r)
+        r = budi.run("enroll", hub.token("citra"))
+        check(r.code != 0 and "already enrolled" in r.err, "another user's token is refused", r)
+        check(not os.path.exists(os.path.join(budi.home, "device.crt")), "nothing written")
+        budi.ok("enroll", hub.admin("user", "token", "budi").strip())
+        budi.ok("sync")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Belum Terkirim'"), [(1,)],
+           "the unsent work reached the hub")
+        eq(hub.query("SELECT count(*) FROM hub_devices"), [(1,)], "still one device")
+        # a revoked device cannot come back this way
+        hub.admin("device", "revoke", budi.js("status")["device_id"][:12])
+        r = budi.run("enroll", hub.admin("user", "token", "budi").strip())
+        check(r.code != 0 and "already enrolled" in r.err, "a revoked device stays revoked", r)
+        check(budi.run("sync").code != 0, "and is refused")
+    finally:
+        budi.cleanup()
+        other.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
@@ -962,4 +999,5 @@ if __name__ == "__main__":
           test_init_makes_its_directory_private,
           test_a_revocation_while_a_push_waits_for_the_lock,
           test_device_names_in_characters_without_bidi_controls,
-          test_a_made_up_token_is_refused_before_the_request_is_checked])
+          test_a_made_up_token_is_refused_before_the_request_is_checked,
+          test_a_lost_certificate_is_replaced_by_enrolling_again])
