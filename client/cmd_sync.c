@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -144,7 +145,7 @@ static int cmd_enroll(struct cli_ctx *ctx, struct cli_args *a)
 	struct rl_token tok;
 	struct rl_tls_client_opts o;
 	struct enrolled e = { NULL, &tok };
-	char ca[4096], key[4096], crt[4096], *csr = NULL, *hub = NULL;
+	char ca[4096], key[4096], crt[4096], *csr = NULL, *hub = NULL, *pinned = NULL;
 	json_t *req = NULL;
 	rl_conn *c = NULL;
 	struct stat sb;
@@ -154,11 +155,17 @@ static int cmd_enroll(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if (stat(ctx->store_path, &sb) == 0) {
 		if ((error = rl_store_open(&ctx->store, ctx->store_path, 0)) < 0 ||
-		    (error = rl_store_meta_get(ctx->store, "hub_host", &hub)) < 0)
+		    (error = rl_store_meta_get(ctx->store, "hub_host", &hub)) < 0 ||
+		    (hub && (error = rl_store_meta_get(ctx->store, "hub_ca_fingerprint", &pinned)) < 0))
 			goto cleanup;
-		if (hub) {
+		/* Enrolled already: only again with the same hub (the CA it
+		 * pinned), which gives this key, if the hub still knows it for
+		 * the token's user and has not revoked it, a certificate anew.
+		 * That is how a lost or damaged device.crt is replaced — what a
+		 * failed sync tells the rep to do — without losing the store. */
+		if (hub && (!pinned || strcasecmp(pinned, tok.fingerprint) != 0)) {
 			error = rl_error_set(RL_EINVALID, "this device is already enrolled with the hub "
-					     "at %s", hub);
+					     "at %s (this token is another hub's)", hub);
 			goto cleanup;
 		}
 	} else if ((error = new_store(ctx)) < 0) {
@@ -227,6 +234,7 @@ cleanup:
 	json_decref(e.resp);
 	free(csr);
 	free(hub);
+	free(pinned);
 	rl_token_clear(&tok);
 	return error;
 }

@@ -26,6 +26,10 @@ struct hub_peer {
 	char device[RL_ID_BUFSZ];
 	char user[RL_ID_BUFSZ];
 	char role[16];            /* rep, manager, marketing, admin */
+	/* The certificate's SHA-256, set by hub_device_lookup: a push looks
+	 * the device up again inside its write transaction by it. "" for a
+	 * peer made by hand (unit tests, fuzzing): not looked up. */
+	char fingerprint[RL_FINGERPRINT_BUFSZ];
 };
 
 /* Figures of one session, for the hub's one-line log. */
@@ -63,9 +67,10 @@ int hub_tell_device(rl_store *s, const char *device, json_t *obj, const char *ba
 /* Open DIR/hub.db (must exist unless create). */
 int hub_store_open(rl_store **out, const char *dir, int create);
 
-/* Device lookup for the TLS peer check: RL_OK and *peer when the device with
- * certificate CN cn and this fingerprint is enrolled and not revoked;
- * RL_EAUTH with the reason otherwise. */
+/* Device lookup for the TLS peer check: RL_OK and *peer (fingerprint
+ * included) when the device with certificate CN cn and this fingerprint is
+ * enrolled and not revoked and its user exists; RL_EAUTH with the reason
+ * otherwise. */
 int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 

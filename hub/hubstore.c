@@ -1045,6 +1045,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	const char *reason;
 	long long seq = 0, conflict = 0;
 	int error, found, deleted = 0, base_found = 0, col, own = 0, revived = 0;
+	int saved = 0;      /* a savepoint before the revival is open */
 
 	if ((error = load_row(s, c->t, c->row, &row, &found)) < 0)
 		return error;
@@ -1078,6 +1079,14 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		 * of 'deleted' both had seen would cost a scan of the log. The
 		 * admin's view says what it was: alive (hub/main.c). */
 		dc.base = 0;
+		/* A refused edit revives nothing: should the edit itself be
+		 * refused below (a value the row's constraints refuse), the
+		 * revival and its conflict are undone with it. */
+		if (sqlite3_exec(rl_store_db(s), "SAVEPOINT revive", NULL, NULL, NULL) != SQLITE_OK) {
+			error = rl_store_error(s, "starting a savepoint");
+			goto cleanup;
+		}
+		saved = 1;
 		if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
 		    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
 					     &conflict)) < 0 ||
@@ -1268,8 +1277,23 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		stats->conflicts++;
 		break;
 	}
-	/* A revived record is checked whatever the edit's own outcome: the
-	 * revival stands even where the edit itself was refused. */
+	/* (On an error the caller rolls the whole batch back, savepoint and all.) */
+	if (error == 0 && saved) {
+		if (c->status && strcmp(c->status, "refused") == 0) {
+			if (sqlite3_exec(rl_store_db(s), "ROLLBACK TO revive", NULL, NULL, NULL) !=
+			    SQLITE_OK) {
+				error = rl_store_error(s, "undoing a revival");
+				goto cleanup;
+			}
+			revived = 0;
+			stats->conflicts--;
+		}
+		if (sqlite3_exec(rl_store_db(s), "RELEASE revive", NULL, NULL, NULL) != SQLITE_OK) {
+			error = rl_store_error(s, "ending a savepoint");
+			goto cleanup;
+		}
+	}
+	/* A revived record is checked whatever the edit's own outcome. */
 	if (error == 0 && (revived || (c->status && keys_field(c->field))))
 		error = hub_duplicates_check(s, c->tbl, c->row, NULL);
 cleanup:
@@ -1525,9 +1549,12 @@ static int write_answer(sqlite3 *db, long long batch, const struct change *cs, s
  * `cursor`) applied in one transaction with its answer recorded, or the
  * stored answer of a batch seen before. *resp_text: the answer (malloc'd).
  */
-static int push_batch(rl_store *s, const struct hub_peer *p, long long batch, long long cursor,
-		      struct change *cs, size_t n, char **resp_text, struct hub_stats *stats)
+static int push_batch(rl_store *s, const struct hub_peer *peer, long long batch,
+		      long long cursor, struct change *cs, size_t n, char **resp_text,
+		      struct hub_stats *stats)
 {
+	struct hub_peer now_peer = *peer;
+	const struct hub_peer *p = &now_peer;
 	long long first_seq;
 	size_t i, j;
 	char *text = NULL, at[21];
@@ -1548,6 +1575,13 @@ static int push_batch(rl_store *s, const struct hub_peer *p, long long batch, lo
 again:
 	if ((error = rl_store_begin(s)) < 0)
 		goto done;
+	/* The caller's lookup was made before this transaction began, and
+	 * BEGIN IMMEDIATE may have waited for another process's write (an
+	 * admin command, a bundle import) up to the busy timeout: a revocation
+	 * or a role change committed meanwhile must hold for this batch. */
+	if (peer->fingerprint[0] &&
+	    (error = hub_device_lookup(s, peer->device, peer->fingerprint, &now_peer)) < 0)
+		goto rollback;
 	if ((error = stored_response(s, p->device, batch, digest, &text)) < 0)
 		goto rollback;
 	if (text) {                        /* seen before: the same answer, nothing applied */

@@ -76,6 +76,13 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 		if (stat(path, &sb) == 0)
 			return rl_error_set(RL_EINVALID, "'%s' already holds a hub", dir);
 	}
+	/* A directory made beforehand (mkdir DIR; init DIR) keeps its mode
+	 * through mkdir's EEXIST: 0755 left hub.db — every customer, the
+	 * token hashes — and the audit history readable by every local user.
+	 * The hub's directory is 0700 however it came to be. */
+	if (chmod(dir, 0700) != 0)
+		return rl_error_set(RL_EIO, "cannot make '%s' private (mode 0700): %s", dir,
+				    strerror(errno));
 	if (!(hostcopy = strdup(hosts)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	for (h = strtok_r(hostcopy, ",", &save); h && nsans < 16; h = strtok_r(NULL, ",", &save))
@@ -214,20 +221,40 @@ static void audit_after_write(struct cli_ctx *ctx, const struct cli_args *a)
 
 /* ---- users and devices ------------------------------------------------------------- */
 
-static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char *login)
+/* Token lifetimes: 1 s .. 30 days (hub_token_create checks them again). */
+#define TOKEN_TTL_MAX (30L * 24 * 3600)
+
+/* --ttl, read before anything is written: `user add` with a bad --ttl used
+ * to add the user and only then refuse, so running it again said the user
+ * exists. The bound is checked per unit, before multiplying: a huge count
+ * of hours overflowed to a lifetime that looked fine. */
+static int parse_ttl(const struct cli_args *a, long *ttl)
 {
 	const char *ttl_s = cli_get(a, "ttl");
-	long ttl = RL_TOKEN_TTL_SECONDS;
-	char *token = NULL, *end;
+	long n, unit;
+	char *end;
+
+	*ttl = RL_TOKEN_TTL_SECONDS;
+	if (!ttl_s)
+		return RL_OK;
+	errno = 0;
+	n = strtol(ttl_s, &end, 10);
+	unit = *end == 'h' || !*end ? 3600 : *end == 'm' ? 60 : 1;
+	if (end == ttl_s || (*end && strcmp(end, "h") && strcmp(end, "m") && strcmp(end, "s")) ||
+	    n <= 0 || errno == ERANGE)
+		return rl_error_set(RL_EINVALID, "--ttl '%s': use e.g. 24h, 30m or 90s", ttl_s);
+	if (n > TOKEN_TTL_MAX / unit)
+		return rl_error_set(RL_EINVALID, "--ttl '%s': a token lives at most 30 days (720h)",
+				    ttl_s);
+	*ttl = n * unit;
+	return RL_OK;
+}
+
+static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char *login, long ttl)
+{
+	char *token = NULL;
 	int error;
 
-	if (ttl_s) {
-		ttl = strtol(ttl_s, &end, 10);
-		if (end == ttl_s || (*end && strcmp(end, "h") && strcmp(end, "m") && strcmp(end, "s")) ||
-		    ttl <= 0)
-			return rl_error_set(RL_EINVALID, "--ttl '%s': use e.g. 24h, 30m or 90s", ttl_s);
-		ttl *= *end == 'h' || !*end ? 3600 : *end == 'm' ? 60 : 1;
-	}
 	if ((error = hub_token_create(ctx->store, hub_dir(a), login, ttl, &token)) < 0)
 		return error;
 	if (ctx->json)
@@ -242,11 +269,13 @@ static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char
 static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 {
 	char id[RL_ID_BUFSZ];
+	long ttl;
 	int error;
 
 	if (!cli_get(a, "name") || !cli_get(a, "role"))
 		return cli_usage_error(a->cmd, "user add needs --name and --role");
-	if ((error = open_hub(ctx, a)) < 0 ||
+	if ((error = parse_ttl(a, &ttl)) < 0 ||
+	    (error = open_hub(ctx, a)) < 0 ||
 	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"),
 				  cli_get(a, "team"), id)) < 0)
 		return error;
@@ -254,15 +283,16 @@ static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 	if (!ctx->json)
 		fprintf(stderr, "user %s added; enrolment token (one use, give it to the device):\n",
 			a->pos[0]);
-	return print_token(ctx, a, a->pos[0]);
+	return print_token(ctx, a, a->pos[0], ttl);
 }
 
 static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)
 {
+	long ttl;
 	int error;
-	if ((error = open_hub(ctx, a)) < 0)
+	if ((error = parse_ttl(a, &ttl)) < 0 || (error = open_hub(ctx, a)) < 0)
 		return error;
-	return print_token(ctx, a, a->pos[0]);
+	return print_token(ctx, a, a->pos[0], ttl);
 }
 
 static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)

@@ -298,16 +298,34 @@ cleanup:
 
 /* ---- enrolment ---------------------------------------------------------------------- */
 
-/* No control characters (C0, DEL, C1 as UTF-8): the device's name reaches
- * the admin's terminal in `device list`. jansson has checked the UTF-8. */
-static int printable(const char *s)
+/* The length of a device name in characters, or -1 when it holds one
+ * that must not reach the admin's terminal in `device list`: a control
+ * (C0, DEL, C1), a line or paragraph separator, or a bidirectional
+ * control, which reorders what follows it on the line (a name ending in
+ * U+202E showed the user and revocation columns reversed). Counted in
+ * characters, as docs/hub.md says: 22 characters of a non-Latin script,
+ * 66 bytes, were refused as more than 64. jansson has checked the UTF-8. */
+static long name_chars(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	long n = 0;
 
-	for (; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-			return 0;
-	return 1;
+	while (*p) {
+		unsigned long c;
+		int len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4, i;
+		c = len == 1 ? *p : len == 2 ? *p & 0x1f : len == 3 ? *p & 0x0f : *p & 0x07;
+		for (i = 1; i < len; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return -1;
+			c = c << 6 | (p[i] & 0x3f);
+		}
+		if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x61c || c == 0x200e ||
+		    c == 0x200f || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+			return -1;
+		p += len;
+		n++;
+	}
+	return n;
 }
 
 int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
@@ -322,7 +340,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	char *cert = NULL;
 	json_t *inner = NULL;
 	sqlite3_stmt *st;
-	int error, rc, rounds = 0, used = 0, again = 0;
+	int error, rc, rounds = 0, used = 0, expired = 0, again = 0;
 	size_t saltlen = 0, hashlen = 0;
 	unsigned char raw[TOKEN_MAX];
 	size_t rawlen = 0;
@@ -332,7 +350,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		return rl_error_set(RL_EPROTO, "ENROLL needs token and csr");
 	/* The name is shown in `device list`: text of a line, bounded. */
 	if (json_object_get(req, "name") &&
-	    (!dname || !*dname || strlen(dname) > 64 || !printable(dname)))
+	    (!dname || name_chars(dname) < 1 || name_chars(dname) > 64))
 		return rl_error_set(RL_EINVALID, "the device name must be 1-64 printable characters");
 	/* Decode the token: prefix, base64url, JSON with i and s. */
 	{
@@ -364,13 +382,10 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		snprintf(secret, sizeof(secret), "%s", json_string_value(json_object_get(inner, "s")));
 		json_decref(inner);
 	}
-	if ((error = rl_pki_csr_subject_cn(csr, cn, sizeof(cn))) < 0)
-		return error;
-	if (!rl_id_valid(cn))
-		return rl_error_set(RL_EINVALID, "the device id in the request is not 32 hex digits");
-	if ((error = rl_pki_csr_key_hash(csr, kh)) < 0)
-		return error;
-
+	/* The token first: it is a cheap lookup, while the request costs two
+	 * signature checks, and all of this runs under the hub's write lock
+	 * (serve_enrolment). Checked the other way round, anyone able to
+	 * connect held every device's push up with a made-up token. */
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at, "
@@ -387,20 +402,33 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		if (hashlen == sizeof(stored))
 			memcpy(stored, sqlite3_column_blob(st, 2), hashlen);
 		rounds = sqlite3_column_int(st, 3);
+		expired = sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000;
 		used = sqlite3_column_type(st, 5) != SQLITE_NULL;
 		snprintf(used_by, sizeof(used_by), "%s", (const char *)sqlite3_column_text(st, 6));
-		/* Used by this very device: it may be asking again (below). */
-		if (used && strcmp(used_by, cn) != 0)
-			error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
-		else if (sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000)
-			error = rl_error_set(RL_EAUTH, "this enrolment token has expired; ask the "
-					     "admin for a new one");
 	} else {
 		error = rl_error_set(RL_EAUTH, "unknown enrolment token");
 	}
 	sqlite3_reset(st);
 	if (error < 0)
 		goto fail;
+	if ((error = rl_pki_csr_subject_cn(csr, cn, sizeof(cn))) < 0)
+		goto fail;
+	if (!rl_id_valid(cn)) {
+		error = rl_error_set(RL_EINVALID, "the device id in the request is not 32 hex digits");
+		goto fail;
+	}
+	if ((error = rl_pki_csr_key_hash(csr, kh)) < 0)
+		goto fail;
+	/* Used by this very device: it may be asking again (below). */
+	if (used && strcmp(used_by, cn) != 0) {
+		error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
+		goto fail;
+	}
+	if (expired) {
+		error = rl_error_set(RL_EAUTH, "this enrolment token has expired; ask the admin for "
+				     "a new one");
+		goto fail;
+	}
 	if (saltlen > sizeof(salt) || hashlen != sizeof(stored) || rounds < 1 ||
 	    (error = pbkdf2(secret, salt, saltlen, rounds, hash)) < 0 ||
 	    !equal_ct(hash, stored, sizeof(hash))) {
@@ -538,6 +566,7 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		snprintf(peer->device, sizeof(peer->device), "%s", cn);
 		snprintf(peer->user, sizeof(peer->user), "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(peer->role, sizeof(peer->role), "%s", (const char *)sqlite3_column_text(st, 3));
+		snprintf(peer->fingerprint, sizeof(peer->fingerprint), "%s", fingerprint);
 	}
 	sqlite3_reset(st);
 	return error;
@@ -546,16 +575,23 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 {
 	sqlite3_stmt *st;
-	char now[21], hi[40];
+	char now[21], lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
+	size_t i;
 	int error, n = 0;
 
 	if (!rl_id_is_prefix(ref) || strlen(ref) < 4)
 		return rl_error_set(RL_EINVALID, "'%s' is not a device id prefix (4+ hex digits)", ref);
-	snprintf(hi, sizeof(hi), "%sg", ref);
+	/* Ids are stored in lower case; a prefix may be typed in upper case
+	 * (rl_id_is_prefix accepts it, as history and merge do): matched as
+	 * typed, a lost laptop's id in capitals was "no device". */
+	for (i = 0; ref[i]; i++)
+		lo[i] = ref[i] >= 'A' && ref[i] <= 'F' ? (char)(ref[i] - 'A' + 'a') : ref[i];
+	lo[i] = '\0';
+	snprintf(hi, sizeof(hi), "%sg", lo);
 	if ((error = rl_store_prepare(s, "SELECT id FROM hub_devices WHERE id >= ?1 AND id < ?2 "
 				      "LIMIT 2", &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(id, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));

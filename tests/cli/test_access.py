@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from hub_test import Hub, ahead, assert_converged
+from hub_test import HUB_BIN, Hub, ahead, assert_converged
 from relasi_test import BIN, Store, check, eq, main
 
 
@@ -775,9 +775,229 @@ def test_clock_corrected_after_an_unanswered_edit():
         hub.cleanup()
 
 
+
+def test_user_add_checks_the_lifetime_first():
+    """`user add` with a bad --ttl added the user and only then refused the
+    lifetime (running it again said the user exists); a huge count of hours
+    overflowed into a lifetime that looked valid (1152921504606846977h was
+    a token of one hour)."""
+    hub = Hub()
+    try:
+        hub.token("budi")
+        for ttl in ("bogus", "800h", "1152921504606846977h", "0s"):
+            r = hub.admin_run("user", "add", "citra", "--name", "Citra", "--role", "rep",
+                              "--ttl", ttl)
+            check(r.returncode != 0 and "--ttl" in r.stderr, "a bad lifetime is refused", ttl, r)
+            eq(hub.query("SELECT count(*) FROM users WHERE login = 'citra'"), [(0,)],
+               f"no user added with --ttl {ttl}")
+            r = hub.admin_run("user", "token", "budi", "--ttl", ttl)
+            check(r.returncode != 0 and "--ttl" in r.stderr, "user token refuses it too", ttl, r)
+        eq(hub.query("SELECT count(*) FROM hub_tokens"), [(1,)], "no token made for a bad lifetime")
+        tok = hub.token("citra", ttl="720h")
+        check(tok.startswith("rl1."), "30 days is allowed", tok)
+        eq(hub.query("SELECT expires_at - CAST(strftime('%s', created_at) AS INTEGER) FROM "
+                     "hub_tokens WHERE user_id = (SELECT id FROM users WHERE login = 'citra')"),
+           [(720 * 3600,)], "the token lives 30 days")
+    finally:
+        hub.cleanup()
+
+
+def test_revoke_takes_an_id_in_capitals():
+    """`device revoke` accepts a prefix in capitals (as history and merge
+    do) but looked it up as typed: "no device matches", the lost laptop
+    not revoked."""
+    hub = Hub()
+    budi = hub.device("budi")
+    try:
+        dev = budi.js("status")["device_id"]
+        out = hub.admin("device", "revoke", dev[:12].upper())
+        check(dev in out, "the device is found by its id in capitals", out)
+        check(hub.query("SELECT revoked_at IS NOT NULL FROM hub_devices WHERE id = ?", dev)
+              == [(1,)], "and revoked")
+        check(budi.run("sync").code != 0, "it is refused from then on")
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_init_makes_its_directory_private():
+    """`init` into a directory made beforehand (mkdir DIR; init DIR) kept its
+    mode: 0755 left hub.db, every customer and the token hashes, readable
+    by every local user."""
+    made = tempfile.mkdtemp(prefix="relasi-init-")
+    try:
+        os.chmod(made, 0o755)
+        r = subprocess.run([HUB_BIN, "init", made, "--name", "Dua",
+                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "init into an existing empty directory", r)
+        eq(oct(os.stat(made).st_mode & 0o777), oct(0o700), "the hub's directory is 0700")
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def test_a_revocation_while_a_push_waits_for_the_lock():
+    """A push looked its device up, then waited in BEGIN IMMEDIATE while
+    another process held the hub's write lock (an admin command, a bundle
+    import: up to the 10 s busy timeout). A revocation committed meanwhile
+    was not seen: the revoked device's batch was applied. Likewise a bundle
+    import. The lock is held here, and the revocation committed in it, so
+    that the order is certain."""
+    hub = Hub()
+    budi = hub.device("budi")
+    ani = hub.device("ani")
+    tmp = tempfile.mkdtemp(prefix="relasi-revoke-")
+    try:
+        budi.ok("sync")
+        ani.ok("sync")
+
+        def revoke_while_waiting(dev, argv, env):
+            con = sqlite3.connect(os.path.join(hub.dir, "hub.db"), isolation_level=None,
+                                  timeout=30)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                time.sleep(2)       # it has looked the device up and waits for the lock
+                con.execute("UPDATE hub_devices SET revoked_at = '2026-11-23T00:00:00Z' "
+                            "WHERE id = ?", (dev.js("status")["device_id"],))
+                con.execute("COMMIT")
+                out, err = p.communicate(timeout=60)
+                return p.returncode, err
+            finally:
+                con.close()
+
+        budi.ok("account", "add", "Toko Dicabut", "--city", "Medan")
+        code, err = revoke_while_waiting(budi, [BIN, "sync"], budi.env())
+        check(code != 0 and "revoked" in err, "the sync is refused, saying why", code, err)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Dicabut'"), [(0,)],
+           "nothing of the revoked device's batch applied")
+
+        ani.ok("account", "add", "Toko Berkas", "--city", "Medan")
+        bundle, reply = os.path.join(tmp, "ani.bundle"), os.path.join(tmp, "ani.reply")
+        ani.ok("bundle", "export", bundle)
+        code, err = revoke_while_waiting(ani, [HUB_BIN, "bundle", "import", bundle, "--reply",
+                                               reply, "--dir", hub.dir], None)
+        check(code != 0 and "revoked" in err, "the bundle is refused, saying why", code, err)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Berkas'"), [(0,)],
+           "nothing of the revoked device's bundle applied")
+        check(not os.path.exists(reply), "no reply written")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_device_names_in_characters_without_bidi_controls():
+    """A device name is 1-64 characters (docs/hub.md), but was counted in
+    bytes: 22 characters of a non-Latin script were refused. And a
+    bidirectional control (U+202E) or a line separator passed as
+    "printable": in `device list` it reorders the rest of the line."""
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-names-")
+    try:
+        tok = hub.token("gita")
+        devid = "%032x" % 0xabcdef
+        openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "dev.key", cwd=tmp)
+        csr = subprocess.run(["openssl", "req", "-new", "-key", os.path.join(tmp, "dev.key"),
+                              "-subj", f"/CN={devid}", "-sha256"], check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+
+        def enrol(name):
+            with socket.create_connection(("127.0.0.1", hub.port), timeout=30) as raw:
+                with tls_client().wrap_socket(raw) as s:
+                    s.sendall(frame("E", json.dumps({"token": tok, "csr": csr, "name": name})))
+                    return read_frame(s)
+        for name in ("laptop\u202egita", "laptop\u2028gita", "\u2066laptop", "x" * 65, ""):
+            ans = enrol(name)
+            check(ans is not None and ans[0] == "X" and "printable" in ans[1],
+                  "refused, by name", repr(name), ans)
+        eq(hub.query("SELECT count(*) FROM hub_devices"), [(0,)], "nothing recorded")
+        name = "\u30ce\u30fc\u30c8" * 21 + "\u2014"        # 64 characters, 192 bytes
+        ans = enrol(name)
+        check(ans is not None and ans[0] == "e", "64 characters of another script are a name",
+              ans)
+        eq(hub.query("SELECT name FROM hub_devices WHERE id = ?", devid), [(name,)],
+           "recorded as given")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        hub.cleanup()
+
+
+def test_a_made_up_token_is_refused_before_the_request_is_checked():
+    """An ENROLL's signing request costs the hub two signature checks, all
+    under its write lock (every device's push waits): they were made
+    before the token was looked up, so a made-up token held the lock as
+    long as a real one. The token is now refused first, by name."""
+    import base64
+    hub = Hub()
+    budi = hub.device("budi")
+    try:
+        body = json.dumps({"i": "0" * 32, "s": "1" * 64}).encode()
+        made_up = "rl1." + base64.urlsafe_b64encode(body).decode().rstrip("=")
+        for csr in ("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
+                    "-----END CERTIFICATE REQUEST-----\n", "not a request"):
+            with socket.create_connection(("127.0.0.1", hub.port), timeout=30) as raw:
+                with tls_client().wrap_socket(raw) as s:
+                    s.sendall(frame("E", json.dumps({"token": made_up, "csr": csr,
+                                                     "name": "x"})))
+                    ans = read_frame(s)
+            check(ans is not None and ans[0] == "X", "refused", ans)
+            err = json.loads(ans[1])
+            eq((err["code"], err["message"]), ("token", "unknown enrolment token"),
+               "refused for its token, before the request is looked at")
+        still_serving(hub, budi, "made-up tokens")
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_a_lost_certificate_is_replaced_by_enrolling_again():
+    """A device whose device.crt is lost or damaged is told by `sync` to
+    "enrol again with a new token", but `enroll` refused any enrolled store:
+    the only way out was a new store, losing the unsent work. Enrolling
+    again with the same hub's token now gets its key a certificate anew (the
+    hub's retry rule); another hub's token, another user's, or a revoked
+    device is still refused, and nothing changes."""
+    hub = Hub()
+    other = Hub()
+    budi = hub.device("budi")
+    try:
+        budi.ok("sync")
+        budi.ok("account", "add", "Toko Belum Terkirim", "--city", "Medan")
+        os.unlink(os.path.join(budi.home, "device.crt"))
+        r = budi.run("sync")
+        check(r.code != 0 and "enrol again with a new token" in r.err, "sync says what to do", r)
+        r = budi.run("enroll", other.token("budi"))
+        check(r.code != 0 and "another hub" in r.err, "another hub's token is refused", r)
+        r = budi.run("enroll", hub.token("citra"))
+        check(r.code != 0 and "already enrolled" in r.err, "another user's token is refused", r)
+        check(not os.path.exists(os.path.join(budi.home, "device.crt")), "nothing written")
+        budi.ok("enroll", hub.admin("user", "token", "budi").strip())
+        budi.ok("sync")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Belum Terkirim'"), [(1,)],
+           "the unsent work reached the hub")
+        eq(hub.query("SELECT count(*) FROM hub_devices"), [(1,)], "still one device")
+        # a revoked device cannot come back this way
+        hub.admin("device", "revoke", budi.js("status")["device_id"][:12])
+        r = budi.run("enroll", hub.admin("user", "token", "budi").strip())
+        check(r.code != 0 and "already enrolled" in r.err, "a revoked device stays revoked", r)
+        check(budi.run("sync").code != 0, "and is refused")
+    finally:
+        budi.cleanup()
+        other.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
           test_a_fast_clock_does_not_lock_out_a_slow_one,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
-          test_clock_corrected_after_an_unanswered_edit])
+          test_clock_corrected_after_an_unanswered_edit,
+          test_user_add_checks_the_lifetime_first, test_revoke_takes_an_id_in_capitals,
+          test_init_makes_its_directory_private,
+          test_a_revocation_while_a_push_waits_for_the_lock,
+          test_device_names_in_characters_without_bidi_controls,
+          test_a_made_up_token_is_refused_before_the_request_is_checked,
+          test_a_lost_certificate_is_replaced_by_enrolling_again])

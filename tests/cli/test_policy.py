@@ -362,6 +362,53 @@ def test_the_device_refuses_what_its_role_may_not():
             d.cleanup()
         hub.cleanup()
 
+
+def test_a_refused_edit_revives_nothing():
+    """An edit of a deleted record keeps it alive, as a conflict (edit
+    against delete). The revival was made before the edit itself was
+    decided, and stood when the edit was then refused (a value the row
+    refuses): a refused change brought a deleted deal back and opened a
+    conflict for the admin about an edit the hub never took."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    ani2 = Store(init=False)
+    sess = None
+    try:
+        ani2.ok("enroll", hub.admin("user", "token", "ani").strip())
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("sync")
+        deal = hub.query("SELECT id FROM deals")[0][0]
+
+        def version(field):
+            return hub.query("SELECT version FROM hub_fields WHERE tbl = 'deals' AND row_id = ? "
+                             "AND field = ?", deal, field)[0][0]
+        stage, title = version("stage_id"), version("title")
+        ani.ok("deal", "delete", "Kulkas")
+        ani.ok("sync")
+        eq(hub.query("SELECT deleted FROM deals"), [(1,)], "deleted")
+        top = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        # the second device had not seen the delete
+        sess = Session(hub, ani2)
+        res = sess.push([{"t": "deals", "r": deal, "f": "stage_id", "v": None, "b": stage}])
+        eq([r["s"] for r in res], ["refused"], "the value the row refuses is refused")
+        eq(hub.query("SELECT deleted FROM deals"), [(1,)], "and the deal stays deleted")
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)], "no conflict opened")
+        eq(hub.query("SELECT count(*) FROM hub_log WHERE seq > ?", top), [(0,)], "nothing logged")
+        # an edit the hub takes still keeps the record, as a conflict
+        res = sess.push([{"t": "deals", "r": deal, "f": "title", "v": "Kulkas besar", "b": title}])
+        eq([r["s"] for r in res], ["applied"], "a valid edit is taken")
+        eq(hub.query("SELECT deleted, title FROM deals"), [(0, "Kulkas besar")],
+           "and keeps the deal alive")
+        eq(hub.query("SELECT kind FROM hub_conflicts"), [("edit-delete",)], "as a conflict")
+    finally:
+        if sess:
+            sess.close()
+        ani2.cleanup()
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
-          test_the_device_refuses_what_its_role_may_not])
+          test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not])

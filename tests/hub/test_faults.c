@@ -290,8 +290,8 @@ static rl_store *reopen(rl_store *s, unsigned flags)
 
 static const char *ACC = "0000000000000000000000000000a001";
 static const char *ACC2 = "0000000000000000000000000000a002";
-static struct hub_peer P1 = { "d0000000000000000000000000000001", "c0000000000000000000000000000001", "rep" };
-static struct hub_peer P2 = { "d0000000000000000000000000000002", "c0000000000000000000000000000002", "rep" };
+static struct hub_peer P1 = { "d0000000000000000000000000000001", "c0000000000000000000000000000001", "rep", "" };
+static struct hub_peer P2 = { "d0000000000000000000000000000002", "c0000000000000000000000000000002", "rep", "" };
 
 static long long field_version(rl_store *s, const char *tbl, const char *row, const char *field)
 {
