@@ -79,8 +79,10 @@ static int stale_epoch(rl_store *s, json_t *manifest, int *stale)
 	int error;
 
 	*stale = 0;
-	if (!theirs || (error = rl_store_meta_get(s, "hub_epoch", &ours)) < 0)
-		return theirs ? error : RL_OK;
+	if (!theirs)
+		return RL_OK;
+	if ((error = rl_store_meta_get(s, "hub_epoch", &ours)) < 0)
+		return error;
 	*stale = ours && strcmp(ours, theirs) != 0;
 	free(ours);
 	return RL_OK;

@@ -18,6 +18,7 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pkcs5.h>
 #include <sys/random.h>
+#include <utf8proc.h>
 
 #include "relasi/error.h"
 #include "relasi/limits.h"
@@ -307,23 +308,17 @@ cleanup:
  * 66 bytes, were refused as more than 64. jansson has checked the UTF-8. */
 static long name_chars(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+	utf8proc_int32_t c;
+	utf8proc_ssize_t step;
 	long n = 0;
 
-	while (*p) {
-		unsigned long c;
-		int len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4, i;
-		c = len == 1 ? *p : len == 2 ? *p & 0x1f : len == 3 ? *p & 0x0f : *p & 0x07;
-		for (i = 1; i < len; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return -1;
-			c = c << 6 | (p[i] & 0x3f);
-		}
+	for (; *p; p += step, n++) {
+		if ((step = utf8proc_iterate(p, -1, &c)) <= 0)
+			return -1;
 		if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x61c || c == 0x200e ||
 		    c == 0x200f || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
 			return -1;
-		p += len;
-		n++;
 	}
 	return n;
 }
@@ -341,6 +336,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	json_t *inner = NULL;
 	sqlite3_stmt *st;
 	int error, rc, rounds = 0, used = 0, expired = 0, again = 0;
+	long chars;
 	size_t saltlen = 0, hashlen = 0;
 	unsigned char raw[TOKEN_MAX];
 	size_t rawlen = 0;
@@ -350,7 +346,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		return rl_error_set(RL_EPROTO, "ENROLL needs token and csr");
 	/* The name is shown in `device list`: text of a line, bounded. */
 	if (json_object_get(req, "name") &&
-	    (!dname || name_chars(dname) < 1 || name_chars(dname) > 64))
+	    (!dname || (chars = name_chars(dname)) < 1 || chars > 64))
 		return rl_error_set(RL_EINVALID, "the device name must be 1-64 printable characters");
 	/* Decode the token: prefix, base64url, JSON with i and s. */
 	{

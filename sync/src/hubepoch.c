@@ -223,9 +223,10 @@ int rl_sync_hub_epoch_past(rl_store *s, const char *epoch, int *past)
 	int error;
 
 	*past = 0;
-	if (!epoch || !epoch_valid(epoch) || (error = rl_store_meta_get(s, "hub_epochs_past",
-									&list)) < 0)
-		return epoch && epoch_valid(epoch) ? error : RL_OK;
+	if (!epoch || !epoch_valid(epoch))
+		return RL_OK;
+	if ((error = rl_store_meta_get(s, "hub_epochs_past", &list)) < 0)
+		return error;
 	for (tok = list ? strtok_r(list, " ", &save) : NULL; tok && !*past;
 	     tok = strtok_r(NULL, " ", &save))
 		*past = strcmp(tok, epoch) == 0;
