@@ -810,7 +810,44 @@ static int superseded(struct change **cs, size_t n, size_t i)
 	return 0;
 }
 
-/* Create a row from the n changes of one new record. */
+/*
+ * A new record is taken whole or not at all: if one of its n changes was
+ * refused on its own (a stamp too far ahead, a reference to a record the
+ * hub does not have), every other one is refused too, naming that field
+ * and its reason, and nothing is inserted, logged or matched as a
+ * duplicate. Returns 1 when it refused the record.
+ *
+ * Optional fields included: a refused field of a new record has no hub
+ * version, so the device keeps its own value (record_pushed in
+ * sync/src/devsync.c rewinds only to a base) while the hub and every other
+ * device hold the record without it for good: a task without its owner,
+ * a task cut loose from its deal, never converging. Refused whole,
+ * the record stays on the rep's device as made, each change refused and
+ * visible in `relasi status`, for the rep to settle (docs/sync.md,
+ * "A new record is decided whole"). apply_create treats the role rule,
+ * the model's value checks and the row's constraints the same way.
+ */
+static int refuse_create(struct change *cs, size_t n, struct hub_stats *stats)
+{
+	const struct change *bad = NULL;
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < n && !bad; i++)
+		if (cs[i].status && strcmp(cs[i].status, "refused") == 0)
+			bad = &cs[i];
+	if (!bad)
+		return 0;
+	snprintf(why, sizeof(why), "not created: its %s was refused (%s)", bad->field,
+		 bad->reason ? bad->reason : "refused by the hub");
+	for (i = 0; i < n; i++)
+		if (!cs[i].status)
+			refuse(&cs[i], why, stats);
+	return 1;
+}
+
+/* Create a row from the n changes of one new record (none answered yet);
+ * they are decided together, as in refuse_create. */
 static int apply_create(rl_store *s, const struct hub_peer *p, struct change **cs, size_t n,
 			struct hub_stats *stats)
 {
@@ -1665,7 +1702,12 @@ again:
 		if (!found) {
 			struct change *run[RL_MAX_BATCH_CHANGES];
 			size_t k, m = 0;
-			/* A create: all the record's changes go into one INSERT. */
+			/* A create: all the record's changes go into one INSERT,
+			 * and are decided together. One refused above (a stamp
+			 * far ahead, a reference the hub does not have) refuses
+			 * the record (refuse_create). */
+			if (refuse_create(&cs[i], j - i, stats))
+				continue;
 			for (k = i; k < j; k++)
 				if (!cs[k].status)
 					run[m++] = &cs[k];

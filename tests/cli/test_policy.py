@@ -92,11 +92,13 @@ class Session:
             b += chunk
         return b
 
-    def push(self, changes):
+    def push(self, changes, ahead_ms=None):
+        """ahead_ms: {index: ms} stamps those changes that far ahead of now."""
         self.batch += 1
-        for c in changes:
+        for i, c in enumerate(changes):
             self.counter += 1
-            c["h"] = (int(time.time() * 1000) << 16) + self.counter
+            ms = int(time.time() * 1000) + (ahead_ms or {}).get(i, 0)
+            c["h"] = (ms << 16) + self.counter
         return self.call("P", {"batch": self.batch, "cursor": 0, "changes": changes},
                          "p")["results"]
 
@@ -409,6 +411,176 @@ def test_a_refused_edit_revives_nothing():
         hub.cleanup()
 
 
+def test_a_new_record_is_refused_whole():
+    """A new record arrives as all its fields in one batch, and they are
+    decided together. A field refused on its own — a stamp too far ahead,
+    a reference to a record the hub does not have — was left out and the
+    rest inserted: a task without its owner, a task cut loose from its
+    customer, and a customer whose half-record still made a duplicate
+    candidate. Each refusal below refuses the whole record: every change
+    answered refused with a reason, nothing inserted, logged or matched;
+    a good record in the same batch is still applied."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    ani2 = Store(init=False)
+    sess = None
+    try:
+        ani2.ok("enroll", hub.admin("user", "token", "ani").strip())
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung", "--phone", "0812345678")
+        ani.ok("sync")
+        budi.ok("sync")
+        acc = hub.query("SELECT id FROM accounts")[0][0]
+        users = dict(hub.query("SELECT login, id FROM users"))
+        sess = Session(hub, ani2)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        n = [100]
+
+        def task(**over):
+            n[0] += 1
+            rid = new_id(n[0])
+            fields = {"title": "Telepon Bu Ani", "due": "2026-12-20", "done": 0,
+                      "account_id": acc, "owner_id": sess.user, "notes": "soal kulkas",
+                      "created_at": now, "deleted": 0}
+            fields.update(over)
+            return rid, [{"t": "tasks", "r": rid, "f": f, "v": v, "b": 0}
+                         for f, v in fields.items()]
+
+        def good():
+            rid, changes = task(title="Kirim brosur")
+            return rid, changes
+
+        def refused_whole(what, rid, changes, field, why, ahead_ms=None):
+            ok_rid, ok_changes = good()
+            top = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+            res = sess.push(changes + ok_changes, ahead_ms)
+            mine, rest = res[:len(changes)], res[len(changes):]
+            eq([r["s"] for r in mine], ["refused"] * len(changes),
+               f"{what}: every change of the new record refused")
+            for c, r in zip(changes, mine):
+                check(why in (r.get("reason") or ""), f"{what}: {c['f']} says why", r)
+            at = [r for c, r in zip(changes, mine) if c["f"] == field][0]
+            check(why in at.get("reason", ""), f"{what}: the refused field's own reason", at)
+            eq(hub.query("SELECT count(*) FROM tasks WHERE id = ?", rid), [(0,)],
+               f"{what}: nothing inserted")
+            eq(hub.query("SELECT count(*) FROM hub_log WHERE row_id = ?", rid), [(0,)],
+               f"{what}: nothing logged for it")
+            eq(hub.query("SELECT count(*) FROM hub_fields WHERE row_id = ?", rid), [(0,)],
+               f"{what}: no field versions")
+            eq([r["s"] for r in rest], ["applied"] * len(ok_changes),
+               f"{what}: the good record of the batch applied")
+            eq(hub.query("SELECT count(*) FROM hub_log WHERE seq > ?", top),
+               [(len(ok_changes),)], f"{what}: only the good record logged")
+            eq(hub.query("SELECT owner_id, account_id FROM tasks WHERE id = ?", ok_rid),
+               [(sess.user, acc)], f"{what}: the good record whole")
+
+        # the role rule: a record is created as oneself
+        rid, ch = task(owner_id=users["budi"])
+        refused_whole("owner refused by the role", rid, ch, "owner_id", "created as yourself")
+        # a stamp too far ahead of the hub's clock, on the owner alone
+        rid, ch = task()
+        idx = [c["f"] for c in ch].index("owner_id")
+        refused_whole("owner stamped ahead", rid, ch, "owner_id", "clock is too far ahead",
+                      {idx: 10 * 60 * 1000})
+        # a reference to a record the hub does not have (an optional field)
+        rid, ch = task(account_id=new_id(999))
+        refused_whole("customer unknown", rid, ch, "account_id", "does not have")
+        # a value the row's CHECK refuses
+        rid, ch = task(done=2)
+        refused_whole("value the row refuses", rid, ch, "done", "done")
+
+        # a customer matching another (same phone) with its city stamped
+        # ahead: refused whole, so no duplicate candidate either
+        n[0] += 1
+        rid = new_id(n[0])
+        fields = [("name", "Toko Ani Cabang"), ("phone", "0812345678"), ("city", "Bandung"),
+                  ("owner_id", sess.user), ("created_at", now), ("deleted", 0)]
+        res = sess.push([{"t": "accounts", "r": rid, "f": f, "v": v, "b": 0} for f, v in fields],
+                        {2: 10 * 60 * 1000})
+        eq([r["s"] for r in res], ["refused"] * len(fields), "the customer refused whole")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE id = ?", rid), [(0,)], "not inserted")
+        eq(hub.query("SELECT count(*) FROM hub_duplicates"), [(0,)], "no duplicate candidate")
+        eq(hub.query("SELECT count(*) FROM hub_log WHERE row_id = ?", rid), [(0,)], "nor logged")
+        # and a contact made in the same batch on it is refused with it
+        n[0] += 1
+        crid = new_id(n[0])
+        n[0] += 1
+        rid = new_id(n[0])
+        res = sess.push([{"t": "accounts", "r": rid, "f": f, "v": v, "b": 0} for f, v in fields] +
+                        [{"t": "contacts", "r": crid, "f": f, "v": v, "b": 0}
+                         for f, v in (("account_id", rid), ("name", "Siti"),
+                                      ("owner_id", sess.user), ("created_at", now),
+                                      ("deleted", 0))],
+                        {2: 10 * 60 * 1000})
+        eq([r["s"] for r in res], ["refused"] * len(res), "the customer and its contact refused")
+        eq(hub.query("SELECT count(*) FROM contacts WHERE id = ?", crid), [(0,)],
+           "the contact not inserted without its customer")
+        eq(hub.query("SELECT count(*) FROM tasks WHERE owner_id IS NULL OR account_id IS NULL"),
+           [(0,)], "no ownerless or customerless task")
+    finally:
+        if sess:
+            sess.close()
+        for d in (ani2, ani, budi):
+            d.cleanup()
+        hub.cleanup()
+
+
+def test_a_refused_new_record_stays_whole_on_the_device():
+    """Through the real client: a rep makes a deal and a follow-up task on
+    it; before the sync an admin makes her marketing, which may not make
+    deals. The deal is refused, and the task, whose deal the hub then does
+    not have, was taken without its deal_id: the hub held a task cut loose
+    from its deal while the device held it linked, for good. Now the task
+    is refused whole with the deal; both stay on the device as the rep made
+    them, every change refused with its reason and counted in status."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    adi = hub.device("adi", "Adi Admin", role="admin")
+    sess = None
+    try:
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("sync")
+        adi.ok("sync")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("task", "add", "Telepon soal kulkas", "--deal", "Kulkas", "--account", "Toko Ani",
+               "--due", "+1d")
+        deal = ani.query("SELECT id FROM deals")[0][0]
+        tid = ani.query("SELECT id FROM tasks")[0][0]
+        outbox = ani.query("SELECT count(*) FROM rl_outbox")[0][0]
+        ani_id = hub.query("SELECT id FROM users WHERE login = 'ani'")[0][0]
+        base = hub.query("SELECT version FROM hub_fields WHERE tbl = 'users' AND row_id = ? "
+                         "AND field = 'role'", ani_id)[0][0]
+        sess = Session(hub, adi)
+        res = sess.push([{"t": "users", "r": ani_id, "f": "role", "b": base, "v": "marketing"}])
+        eq(res[0]["s"], "applied", "the admin makes ani marketing")
+        r = ani.js("sync")
+        eq(r["refused"], outbox, "the deal, its stage move and the task: every change refused")
+        eq(hub.query("SELECT count(*) FROM deals"), [(0,)], "no deal at the hub")
+        eq(hub.query("SELECT count(*) FROM tasks"), [(0,)], "and no task cut loose from it")
+        eq(hub.query("SELECT count(*) FROM hub_log WHERE row_id = ?", tid), [(0,)],
+           "nothing of the task logged")
+        st = ani.js("status")
+        eq((st["pending"], st["sent"], st["refused"]), (0, 0, outbox),
+           "kept on the device, visible in status")
+        why = dict(ani.query("SELECT field, reason FROM rl_outbox WHERE row_id = ?", tid))
+        check(set(why) >= {"title", "deal_id", "account_id", "owner_id"} and
+              all(why.values()), "each of the task's changes refused with a reason", why)
+        check("does not have" in why["deal_id"], "the deal_id's own reason", why)
+        eq(ani.query("SELECT deal_id, account_id IS NOT NULL FROM tasks"), [(deal, 1)],
+           "the task stays on the device as the rep made it")
+        ani.ok("sync")
+        eq(ani.js("status")["refused"], outbox, "and stays refused at the next sync")
+        eq(ani.query("SELECT deal_id FROM tasks"), [(deal,)], "still linked to its deal")
+        eq(hub.query("SELECT count(*) FROM tasks"), [(0,)], "the hub still without it")
+    finally:
+        if sess:
+            sess.close()
+        ani.cleanup()
+        adi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
-          test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not])
+          test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not,
+          test_a_new_record_is_refused_whole, test_a_refused_new_record_stays_whole_on_the_device])
