@@ -186,45 +186,6 @@ static int check_columns(struct import *im, char **header, size_t n)
 	return RL_OK;
 }
 
-/* The live accounts whose id starts with the hex prefix ref (q 0) or whose
- * name is ref in any case (q 1): RL_OK with id set when exactly one,
- * RL_ENOTFOUND when none, RL_EAMBIGUOUS when more. */
-static int account_lookup(struct cli_ctx *ctx, int q, const char *ref, char id[RL_ID_BUFSZ])
-{
-	static const char *const sql[2] = {
-		"SELECT id FROM accounts WHERE id >= ?1 AND id < ?2 AND deleted = 0 LIMIT 2",
-		"SELECT id FROM accounts WHERE name = ?1 COLLATE NOCASE AND deleted = 0 LIMIT 2"
-	};
-	char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
-	sqlite3_stmt *st;
-	int rc, n = 0, error;
-	size_t i;
-
-	if ((error = rl_store_prepare(ctx->store, sql[q], &st)) < 0)
-		return error;
-	if (q == 0) {
-		/* ids are lower-case hex; ref is a prefix of at most RL_ID_HEX */
-		for (i = 0; ref[i] && i < RL_ID_BUFSZ - 1; i++)
-			lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
-		lo[i] = '\0';
-		snprintf(hi, sizeof(hi), "%sg", lo);
-		sqlite3_bind_text(st, 1, lo, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, hi, -1, SQLITE_TRANSIENT);
-	} else {
-		sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (n++ == 0)
-			snprintf(id, RL_ID_BUFSZ, "%s", cli_col(st, 0));
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return rl_store_error(ctx->store, "looking up an account");
-	if (n > 1)
-		return rl_error_set(RL_EAMBIGUOUS, "'%s' names more than one account; use the "
-				    "account's id", ref);
-	return n ? RL_OK : RL_ENOTFOUND;
-}
-
 /*
  * Resolve an account a file names: by id (prefix), else by its whole name
  * in any case; create it when no customer has that name. Not the CLI's
@@ -237,14 +198,8 @@ static int ensure_account(struct cli_ctx *ctx, struct import *im, const char *na
 {
 	const struct rl_table *acc = rl_model_table("accounts");
 	struct rl_fieldval v = { "name", name };
-	int error = RL_ENOTFOUND;
+	int error = rl_record_resolve_ex(ctx->store, acc, name, RL_RESOLVE_WHOLE, id);
 
-	if (strlen(name) > RL_MAX_NAME_BYTES)
-		return rl_error_set(RL_EINVALID, "account reference too long");
-	if (strlen(name) >= 4 && rl_id_is_prefix(name))
-		error = account_lookup(ctx, 0, name, id);
-	if (error == RL_ENOTFOUND)
-		error = account_lookup(ctx, 1, name, id);
 	if (error != RL_ENOTFOUND)
 		return error;
 	if (rl_id_is_prefix(name) && strlen(name) >= 16)
@@ -257,7 +212,7 @@ static int ensure_account(struct cli_ctx *ctx, struct import *im, const char *na
 
 static int import_row(struct cli_ctx *ctx, struct import *im, char **fields, size_t n)
 {
-	char account[RL_ID_BUFSZ];
+	char refs[RL_MAX_ROW_FIELDS][RL_ID_BUFSZ];   /* a table has at most as many */
 	size_t i, nv = 0;
 
 	if (n != im->ncols)
@@ -268,14 +223,20 @@ static int import_row(struct cli_ctx *ctx, struct import *im, char **fields, siz
 			continue;
 		im->vals[nv].field = f->name;
 		im->vals[nv].text = fields[i];
-		if (f->type == RL_FT_REF && strcmp(f->ref, "accounts") == 0) {
-			/* Exact name first, so "Toko A" never matches "Toko AB". */
-			int error = ensure_account(ctx, im, fields[i], account);
+		if (f->type == RL_FT_REF) {
+			/* A whole name or an id, never a part: "Andi" is not
+			 * "Andi Wijaya". A customer is made when none has the
+			 * name; a contact or deal must exist. */
+			char *ref = refs[nv];   /* one column a field (check_columns) */
+			int error = strcmp(f->ref, "accounts") == 0
+				    ? ensure_account(ctx, im, fields[i], ref)
+				    : rl_record_resolve_ex(ctx->store, rl_model_table(f->ref), fields[i],
+							   RL_RESOLVE_WHOLE, ref);
 			if (error < 0) {
 				rl_error_prefix("%s", f->name);
 				return error;
 			}
-			im->vals[nv].text = account;
+			im->vals[nv].text = ref;
 		}
 		nv++;
 	}

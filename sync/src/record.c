@@ -756,6 +756,12 @@ static int collect(rl_store *s, const struct rl_table *t, sqlite3_stmt *st,
 int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
 		      char out_id[RL_ID_BUFSZ])
 {
+	return rl_record_resolve_ex(s, t, ref, 0, out_id);
+}
+
+int rl_record_resolve_ex(rl_store *s, const struct rl_table *t, const char *ref,
+			 unsigned flags, char out_id[RL_ID_BUFSZ])
+{
 	static const char *const queries[3] = {
 		"SELECT id, \"%w\" FROM \"%w\" WHERE id >= ?1 AND id < ?2 AND deleted = 0 LIMIT 11",
 		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" = ?1 COLLATE NOCASE AND deleted = 0 LIMIT 11",
@@ -764,12 +770,13 @@ int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
 	sqlite3_str *list = NULL;
 	char *listtext = NULL;
 	int q, count = 0, error = RL_OK;
+	int queries_n = flags & RL_RESOLVE_WHOLE ? 2 : 3;     /* no part of a name */
 
 	if (!ref || !*ref)
 		return rl_error_set(RL_EINVALID, "empty %s reference", t->noun);
 	if (strlen(ref) > RL_MAX_NAME_BYTES)
 		return rl_error_set(RL_EINVALID, "%s reference too long", t->noun);
-	for (q = 0; q < 3; q++) {
+	for (q = 0; q < queries_n; q++) {
 		char *sql;
 		sqlite3_stmt *st;
 		char lo[RL_ID_BUFSZ + 1], hi[RL_ID_BUFSZ + 2];

@@ -113,6 +113,30 @@ def test_import_names_whole_customers():
     s.cleanup()
 
 
+def test_import_names_whole_contacts_and_deals():
+    """So do a file's contact and deal columns: "Andi" is no part of "Andi
+    Wijaya" (the import stops, naming the row and the reference, and writes
+    nothing); the whole name in any case, or an id prefix, is taken."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Jaya")
+    s.ok("contact", "add", "Andi Wijaya", "--account", "Toko Jaya")
+    s.ok("deal", "add", "Kulkas dua pintu", "--account", "Toko Jaya")
+    before = s.query("SELECT (SELECT count(*) FROM activities), (SELECT count(*) FROM rl_outbox)")
+    path = os.path.join(s.home, "visits.csv")
+    for col, ref in (("contact", "Andi"), ("deal", "Kulkas")):
+        write(path, f"kind,account,{col},at\nvisit,Toko Jaya,{ref},2026-11-20 10:00\n")
+        s.fails(3, "import", "activities", path, contains=f"'{ref}'")
+        eq(s.query("SELECT (SELECT count(*) FROM activities), (SELECT count(*) FROM rl_outbox)"),
+           before, f"a part of a {col}'s name: nothing imported")
+    deal = s.query("SELECT id FROM deals")[0][0]
+    write(path, "kind,account,contact,deal,at\n"
+                f"visit,Toko Jaya,andi wijaya,{deal[:8]},2026-11-20 10:00\n")
+    s.ok("import", "activities", path)
+    eq(s.query("SELECT c.name, d.title FROM activities x JOIN contacts c ON c.id = x.contact_id "
+               "JOIN deals d ON d.id = x.deal_id"), [("Andi Wijaya", "Kulkas dua pintu")],
+       "the whole name (any case) and an id prefix are taken")
+    s.cleanup()
+
 def test_skip_bad_with_report():
     s = Store(now=NOW)
     path = os.path.join(s.home, "deals.csv")
@@ -320,7 +344,7 @@ def test_import_killed_changes_nothing():
 if __name__ == "__main__":
     main([test_excel_style_import, test_rows_of_empty_cells_are_blank,
           test_header_names_and_account_creation,
-          test_import_names_whole_customers,
+          test_import_names_whole_customers, test_import_names_whole_contacts_and_deals,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
           test_deals_round_trip_keeps_owner_and_dates,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing])

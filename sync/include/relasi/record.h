@@ -63,6 +63,14 @@ int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id);
  */
 int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
 		      char out_id[RL_ID_BUFSZ]);
+/*
+ * The same with flags. RL_RESOLVE_WHOLE: an id prefix or the whole name
+ * (any case), never a part of a name — what a reference in a file means
+ * ("Jaya" there is a customer called Jaya, not "Toko Jaya Abadi").
+ */
+#define RL_RESOLVE_WHOLE 1u
+int rl_record_resolve_ex(rl_store *s, const struct rl_table *t, const char *ref,
+			 unsigned flags, char out_id[RL_ID_BUFSZ]);
 
 /* The shortest prefix (>= RL_SHORT_ID_MIN) of id unique among t's ids. */
 int rl_record_short_id(rl_store *s, const struct rl_table *t, const char *id,
