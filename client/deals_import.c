@@ -645,8 +645,9 @@ static int import_row(struct di *im, char **fields, size_t n, struct rl_fieldval
 	const struct di_user *owner = NULL;
 	char account[RL_ID_BUFSZ], deal[RL_ID_BUFSZ], cur[4] = "";
 	char close_d[11] = "", created_d[11] = "", closed_d[11] = "", when[21];
+	char refs[4][RL_ID_BUFSZ];          /* a deal's references but its customer */
 	const char *amount = NULL, *lost_rep = NULL;
-	size_t i, nv = 0, stage = (size_t)-1, amount_col = 0;
+	size_t i, nv = 0, nref = 0, stage = (size_t)-1, amount_col = 0;
 	int error;
 
 	if (n != im->ncols)
@@ -705,6 +706,15 @@ static int import_row(struct di *im, char **fields, size_t n, struct rl_fieldval
 				return col_error(im, i);
 			amount = v;
 			amount_col = i;
+		} else if (c->f->type == RL_FT_REF && strcmp(c->f->name, "account_id") != 0) {
+			/* A contact named whole or by id, never a part of a
+			 * name ("Rina" is not "Rina Sari"), as every import. */
+			if (nref == sizeof(refs) / sizeof(refs[0]) ||
+			    rl_record_resolve_ex(im->ctx->store, rl_model_table(c->f->ref), v,
+						 RL_RESOLVE_WHOLE, refs[nref]) < 0)
+				return col_error(im, i);
+			vals[nv].field = c->f->name;
+			vals[nv++].text = refs[nref++];
 		} else if (strcmp(c->f->name, "currency") != 0 && strcmp(c->f->name, "account_id") != 0) {
 			vals[nv].field = c->f->name;
 			vals[nv++].text = v;

@@ -128,9 +128,17 @@ def test_import_names_whole_contacts_and_deals():
         s.fails(3, "import", "activities", path, contains=f"'{ref}'")
         eq(s.query("SELECT (SELECT count(*) FROM activities), (SELECT count(*) FROM rl_outbox)"),
            before, f"a part of a {col}'s name: nothing imported")
-    deal = s.query("SELECT id FROM deals")[0][0]
+    deals = os.path.join(s.home, "deals.csv")
+    write(deals, "title,account,contact\nFreezer,Toko Jaya,Andi\n")
+    s.fails(3, "import", "deals", deals, contains="'Andi'")
+    eq(s.query("SELECT count(*) FROM deals"), [(1,)], "nor a deal naming a part of a contact's")
+    write(deals, "title,account,contact\nFreezer,Toko Jaya,ANDI WIJAYA\n")
+    s.ok("import", "deals", deals)
+    eq(s.query("SELECT c.name FROM deals d JOIN contacts c ON c.id = d.contact_id"),
+       [("Andi Wijaya",)], "the whole name is taken")
+    deal = s.query("SELECT id FROM deals WHERE title LIKE 'Kulkas%'")[0][0]
     write(path, "kind,account,contact,deal,at\n"
-                f"visit,Toko Jaya,andi wijaya,{deal[:8]},2026-11-20 10:00\n")
+                f"visit,Toko Jaya,andi wijaya,{deal[:24]},2026-11-20 10:00\n")
     s.ok("import", "activities", path)
     eq(s.query("SELECT c.name, d.title FROM activities x JOIN contacts c ON c.id = x.contact_id "
                "JOIN deals d ON d.id = x.deal_id"), [("Andi Wijaya", "Kulkas dua pintu")],
