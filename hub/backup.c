@@ -42,7 +42,7 @@
 #define COPY_CHUNK 65536
 
 /* The files of a hub directory that a backup carries besides hub.db. */
-static const char *const hub_files[] = {
+const char *const hub_backup_files[] = {
 	HUB_CONF, HUB_SERVER_CA, HUB_SERVER_CAKEY, HUB_DEVICE_CA, HUB_DEVICE_CAKEY,
 	HUB_SERVER_CRT, HUB_SERVER_KEY, NULL
 };
@@ -357,12 +357,17 @@ static int stage_files(struct backup *b)
 	char src[4096], dst[4096];
 	int i, gone, error;
 
-	for (i = 0; hub_files[i]; i++) {
-		if ((error = hub_path(src, sizeof(src), b->dir, hub_files[i])) < 0 ||
-		    (error = hub_path(dst, sizeof(dst), b->stage, hub_files[i])) < 0 ||
+	for (i = 0; hub_backup_files[i]; i++) {
+		if ((error = hub_path(src, sizeof(src), b->dir, hub_backup_files[i])) < 0 ||
+		    (error = hub_path(dst, sizeof(dst), b->stage, hub_backup_files[i])) < 0 ||
 		    (error = copy_file(src, dst, &gone)) < 0)
 			return error;
-		if (!gone && (error = members_add(&b->m, hub_files[i])) < 0)
+		/* A backup that cannot bring the hub back whole is no backup:
+		 * said now, not found out at the restore. */
+		if (gone)
+			return rl_error_set(RL_ENOTFOUND, "'%s' is missing: a hub cannot serve or "
+					    "enrol without it, so the backup stops", src);
+		if ((error = members_add(&b->m, hub_backup_files[i])) < 0)
 			return error;
 	}
 	return RL_OK;

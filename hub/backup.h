@@ -9,7 +9,10 @@
  *   manifest.json   always first: what follows, with sizes and SHA-256
  *   hub.db          a consistent snapshot (VACUUM INTO), never a file copy
  *   hub.json, server-ca.crt, server-ca.key, device-ca.crt, device-ca.key,
- *   server.crt, server.key           (those that exist; *.key mode 0600)
+ *   server.crt, server.key           (hub_backup_files; all required: a
+ *                                     hub without one cannot serve or enrol,
+ *                                     so neither a backup nor a restore goes
+ *                                     on without it; *.key mode 0600)
  *   audit.git/...   the bare audit repository, if the hub has one
  *
  * manifest.json (format 1):
@@ -37,6 +40,11 @@
 #include "relasi/store.h"
 
 #define HUB_BACKUP_FORMAT    1
+
+/* The hub directory's files a backup holds besides hub.db and audit.git
+ * (NULL-terminated): its configuration, both CAs and the server's key
+ * and certificate. */
+extern const char *const hub_backup_files[];
 #define HUB_MANIFEST         "manifest.json"
 #define HUB_LAST_BACKUP      "last-backup.json"
 #define HUB_AUDIT_DIR        "audit.git"

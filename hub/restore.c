@@ -83,18 +83,16 @@ static const char *path_problem(const char *p)
 /* Is p one of the names a hub backup has (dir: a directory entry)? */
 static int known_name(const char *p, int dir)
 {
-	static const char *const files[] = {
-		HUB_DB, HUB_CONF, HUB_SERVER_CA, HUB_SERVER_CAKEY, HUB_DEVICE_CA,
-		HUB_DEVICE_CAKEY, HUB_SERVER_CRT, HUB_SERVER_KEY, NULL
-	};
 	size_t alen = strlen(HUB_AUDIT_DIR);
 	int i;
 
 	/* Not hooks: programs git would run (backup.c never writes them). */
 	if (strncmp(p, HUB_AUDIT_DIR, alen) == 0 && (p[alen] == '/' || (dir && p[alen] == '\0')))
 		return strncmp(p + alen, "/hooks", 6) != 0 || (p[alen + 6] != '/' && p[alen + 6]);
-	for (i = 0; !dir && files[i]; i++)
-		if (strcmp(p, files[i]) == 0)
+	if (!dir && strcmp(p, HUB_DB) == 0)
+		return 1;
+	for (i = 0; !dir && hub_backup_files[i]; i++)
+		if (strcmp(p, hub_backup_files[i]) == 0)
 			return 1;
 	return 0;
 }
@@ -303,7 +301,7 @@ static int read_members(struct restore *r, const char *file, hub_backup_progress
 	struct archive *a;
 	struct archive_entry *e;
 	char last[HUB_RESTORE_MAX_PATH + 1] = "";
-	int rc, fd = -1, error = RL_OK;
+	int rc, i, fd = -1, error = RL_OK;
 
 	if (!(a = archive_read_new()))
 		return rl_error_set(RL_ENOMEM, "out of memory");
@@ -447,8 +445,12 @@ static int read_members(struct restore *r, const char *file, hub_backup_progress
 			json_object_del(m, "seen");
 		}
 	}
-	if (!json_object_get(r->index, HUB_DB) || !json_object_get(r->index, HUB_CONF))
-		error = rl_error_set(RL_EINVALID, "the backup has no %s or no %s", HUB_DB, HUB_CONF);
+	if (error == 0 && !json_object_get(r->index, HUB_DB))
+		error = rl_error_set(RL_EINVALID, "the backup has no %s", HUB_DB);
+	for (i = 0; error == 0 && hub_backup_files[i]; i++)
+		if (!json_object_get(r->index, hub_backup_files[i]))
+			error = rl_error_set(RL_EINVALID, "the backup has no %s: a hub cannot serve "
+					     "or enrol without it", hub_backup_files[i]);
 cleanup:
 	archive_read_free(a);
 	if (fd >= 0)

@@ -514,6 +514,10 @@ def test_hostile_archives_refused():
                                        manifest=make_manifest(files, base)),
              ["server.key", "not in the archive"]),
             ("twice", archive(files, [reg("hub.json", hubjson)]), ["hub.json", "twice"]),
+            # faithful to its manifest, but a hub without its device CA key
+            # could never enrol a device again
+            ("no-device-ca-key", archive([f for f in files if f[0] != "device-ca.key"]),
+             ["device-ca.key", "cannot serve or enrol"]),
             ("truncated", good_bytes[:len(good_bytes) // 2], ["damaged or truncated"]),
             ("not-an-archive", b"this is a shopping list, not a backup\n" * 20,
              ["not a hub backup archive"]),
@@ -645,10 +649,33 @@ def test_backup_of_a_directory_that_is_no_hub():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_a_hub_missing_a_key_is_not_backed_up():
+    """A backup left out a key file the hub had lost and said nothing: the
+    archive restored to a hub that could not serve (server.key) or enrol
+    (device-ca.key). It stops, naming the file, and writes nothing."""
+    hub = Hub()
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    try:
+        hub.stop()
+        for name in ("device-ca.key", "server.key"):
+            path = os.path.join(hub.dir, name)
+            os.rename(path, path + ".away")
+            archive = os.path.join(work, "b.tar.zst")
+            r = run_hub("backup", archive, "--dir", hub.dir)
+            check(r.returncode != 0 and name in r.stderr, f"without {name}: refused, by name",
+                  r.returncode, r.stderr)
+            eq(os.listdir(work), [], f"without {name}: nothing written")
+            os.rename(path + ".away", path)
+        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "whole again: backed up")
+    finally:
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
           test_audit_written_during_a_backup_stays_consistent_in_it,
-          test_backup_of_a_directory_that_is_no_hub])
+          test_backup_of_a_directory_that_is_no_hub, test_a_hub_missing_a_key_is_not_backed_up])
