@@ -463,6 +463,56 @@ def test_hub_put_back_from_a_copy_without_restore():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_duplicate_merge_lost_by_a_restore():
+    """The admin merged two duplicates after the backup; the restore lost
+    the merge. Devices that had pulled it held the redirect (merged_into)
+    and re-sent it as their own change: the hub refuses merged_into from a
+    device (only its own merge makes redirects), so every device kept a
+    redirect the hub did not have and a refused change that never cleared.
+    Now the device takes a lost redirect back (only the hub makes one): the
+    loser is a live duplicate candidate again on every side, the admin
+    merges it again, and everyone converges."""
+    hub = Hub()
+    ani, budi = hub.device("ani"), hub.device("budi")
+    work = tempfile.mkdtemp(prefix="fix-restore-merge-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222")
+        ani.ok("contact", "add", "Siti", "--account", "Toko Makmur")
+        budi.ok("account", "add", "TOKO  makmur", "--city", "bandung", "--email", "m@toko.id")
+        budi.ok("contact", "add", "Rudi", "--account", "TOKO  makmur")
+        sync_all([ani, budi])
+        survivor = hub.query("SELECT id FROM accounts WHERE name = 'Toko Makmur'")[0][0]
+        loser = hub.query("SELECT id FROM accounts WHERE name = 'TOKO  makmur'")[0][0]
+        archive = backup(hub, work)
+        hub.admin("duplicates", "merge", survivor, loser)
+        sync_all([ani, budi], rounds=1)
+        eq(budi.query("SELECT merged_into FROM accounts WHERE id = ?", loser), [(survivor,)],
+           "budi holds the redirect")
+        serve_restored(hub, archive, work)
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for d in (ani, budi):
+            eq(d.query("SELECT tbl, field, reason FROM rl_outbox WHERE state = 'refused'"), [],
+               "no refused change left on the device")
+        cands = json.loads(hub.admin("--json", "duplicates"))
+        eq(len(cands), 1, "the merged pair is a duplicate candidate again")
+        hub.admin("duplicates", "merge", survivor, loser)     # the admin merges it again
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for d in (ani, budi):
+            eq(d.query("SELECT merged_into, deleted FROM accounts WHERE id = ?", loser),
+               [(survivor, 1)], "the redirect is back, made by the hub")
+            eq(d.query("SELECT count(*) FROM contacts WHERE account_id = ?", loser), [(0,)],
+               "no contact left on the loser")
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        budi.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- hostile and damaged archives ------------------------------------------------------
 
 def tar_bytes(entries, fmt=tarfile.PAX_FORMAT, compress=""):
@@ -707,7 +757,7 @@ if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
-          test_hub_put_back_from_a_copy_without_restore,
+          test_hub_put_back_from_a_copy_without_restore, test_duplicate_merge_lost_by_a_restore,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
           test_audit_written_during_a_backup_stays_consistent_in_it,
           test_backup_of_a_directory_that_is_no_hub])
