@@ -122,6 +122,26 @@ int hub_epoch_rebase(rl_store *s, const struct hub_restore_points *rp, const cha
  */
 int hub_epoch_restored(rl_store *s, long long *last);
 
+/* At `serve`'s start: note the log's end (rl_meta 'hub_run_start'), the
+ * history a copy put back in place of this hub's directory ended at. */
+int hub_epoch_note_start(rl_store *s);
+
+/*
+ * At a device's HELLO: `epoch`, `cursor`, `acked` and the witness (the
+ * last change it pulled: seq `wseq`, stamp `whlc`) are what the device
+ * says it holds (NULL / -1 / wseq 0: it did not say). A device of the
+ * current epoch whose cursor is past the log's end, whose last answered
+ * batch is past the last one recorded for it, or whose witness is not the
+ * change logged under that number, has seen history this store lost (a copy
+ * of the directory put back without `restore`): start a new epoch, the
+ * lineage keeping the current one up to the log's end at the hub's start,
+ * so that devices send again what was lost (epoch.c). *r: that change, or
+ * -1 when nothing was started.
+ */
+int hub_epoch_check_device(rl_store *s, const char *device, const char *epoch,
+			   long long cursor, long long acked, long long wseq, long long whlc,
+			   long long *r);
+
 /* ---- file helpers for backup.c and restore.c (fsutil.c) --------------------------- */
 
 /* Remove path and, if it is a directory, everything under it, without

@@ -23,6 +23,16 @@
  * any concurrent edit. A device whose epoch is not in the lineage is told
  * so and refuses to sync rather than guess.
  *
+ * Put back: a copy of the hub's directory put back in place (a VM
+ * snapshot, a file copy), not restored, keeps the copy's epoch, so devices
+ * see nothing to recover. Each device's HELLO says its epoch, cursor, last
+ * answered batch and last pulled change (seq and stamp); in this epoch, a
+ * device ahead of the log or of the hub's record of its batches, or whose
+ * last change is not the one logged under that seq, has seen history this
+ * store lost, and hub_epoch_check_device starts a new epoch as a restore
+ * does. R is the log's end when `serve` started (where the copy ended),
+ * lowered below the witness when that differs: too low only re-sends.
+ *
  * Why "base == R" is unambiguous: a device holds base R for a field only if
  * change R was that field's, so a field whose version is below R, or which
  * the hub does not have, cannot be meant by a device that really saw R;
@@ -132,19 +142,31 @@ int hub_epoch_rebase(rl_store *s, const struct hub_restore_points *rp, const cha
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading versions");
 }
 
-int hub_epoch_restored(rl_store *s, long long *last)
+/*
+ * Start a new epoch, in one transaction: the current one goes into the
+ * lineage with R = the log's last seq, or `cap` if that is lower (cap < 0:
+ * no cap), and *r gets R. `expect` (may be NULL): only if the current
+ * epoch is still that one, else nothing is done and *r is -1 (another
+ * session started the new epoch first).
+ */
+static int start_epoch(rl_store *s, const char *expect, long long cap, long long *r)
 {
 	char *epoch = NULL, *text = NULL, num[32];
 	json_t *jl = NULL, *entry;
 	sqlite3_stmt *st;
 	int error, rc;
 
-	*last = 0;
+	*r = -1;
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = rl_store_meta_get(s, "hub_epoch", &epoch)) < 0 ||
-	    (error = load_lineage(s, &jl)) < 0 ||
-	    (error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0), "
+	    (error = load_lineage(s, &jl)) < 0)
+		goto fail;
+	if (expect && (!epoch || strcmp(epoch, expect) != 0)) {
+		rl_store_rollback(s);
+		goto cleanup;
+	}
+	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0), "
 				      "lower(hex(randomblob(16))) FROM hub_log", &st)) < 0)
 		goto fail;
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
@@ -152,7 +174,9 @@ int hub_epoch_restored(rl_store *s, long long *last)
 		error = rl_store_error(s, "reading the log's end");
 		goto fail;
 	}
-	*last = sqlite3_column_int64(st, 0);
+	*r = sqlite3_column_int64(st, 0);
+	if (cap >= 0 && cap < *r)
+		*r = cap;
 	if ((error = rl_store_meta_set(s, "hub_epoch",
 				       (const char *)sqlite3_column_text(st, 1))) < 0) {
 		sqlite3_reset(st);
@@ -162,7 +186,7 @@ int hub_epoch_restored(rl_store *s, long long *last)
 	/* A store from before epochs existed has none: its devices hold none
 	 * either and are taken as they are (docs/backups.md, "Devices after a restore"). */
 	if (epoch) {
-		if (!(entry = json_pack("[s, I]", epoch, (json_int_t)*last)) ||
+		if (!(entry = json_pack("[s, I]", epoch, (json_int_t)*r)) ||
 		    json_array_append_new(jl, entry) < 0) {
 			error = rl_error_set(RL_ENOMEM, "out of memory");
 			goto fail;
@@ -170,7 +194,7 @@ int hub_epoch_restored(rl_store *s, long long *last)
 	}
 	while (json_array_size(jl) > HUB_MAX_LINEAGE)
 		json_array_remove(jl, 0);
-	snprintf(num, sizeof(num), "%lld", *last);
+	snprintf(num, sizeof(num), "%lld", *r);
 	if (!(text = json_dumps(jl, JSON_COMPACT))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto fail;
@@ -181,10 +205,124 @@ int hub_epoch_restored(rl_store *s, long long *last)
 		goto fail;
 	goto cleanup;
 fail:
+	*r = -1;
 	rl_store_rollback(s);
 cleanup:
 	json_decref(jl);
 	free(epoch);
 	free(text);
+	return error;
+}
+
+int hub_epoch_restored(rl_store *s, long long *last)
+{
+	int error = start_epoch(s, NULL, -1, last);
+
+	if (*last < 0)
+		*last = 0;
+	return error;
+}
+
+int hub_epoch_note_start(rl_store *s)
+{
+	sqlite3_stmt *st;
+	char num[32];
+	int error, rc;
+
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+		goto fail;
+	rc = sqlite3_step(st);
+	snprintf(num, sizeof(num), "%lld", rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0LL);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		error = rl_store_error(s, "reading the log's end");
+		goto fail;
+	}
+	if ((error = rl_store_meta_set(s, "hub_run_start", num)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	return RL_OK;
+fail:
+	rl_store_rollback(s);
+	return error;
+}
+
+/* A non-negative integer of rl_meta, or -1 when absent. */
+static int meta_seq(rl_store *s, const char *key, long long *out)
+{
+	char *v = NULL;
+	int error;
+
+	*out = -1;
+	if ((error = rl_store_meta_get(s, key, &v)) < 0 || !v)
+		return error;
+	*out = strtoll(v, NULL, 10);
+	free(v);
+	return RL_OK;
+}
+
+int hub_epoch_check_device(rl_store *s, const char *device, const char *epoch,
+			   long long cursor, long long acked, long long wseq, long long whlc,
+			   long long *r)
+{
+	char *mine = NULL;
+	sqlite3_stmt *st;
+	long long last = 0, batch = 0, start;
+	int error, rc, witness_ok = 1;
+
+	*r = -1;
+	if (!epoch || (error = rl_store_meta_get(s, "hub_epoch", &mine)) < 0)
+		return epoch ? error : RL_OK;
+	/* Only a device of this very history says something about it: one of
+	 * an earlier epoch recovers on its side (hubepoch.c) with its own
+	 * numbers still above the hub's. */
+	if (!mine || strcmp(mine, epoch) != 0)
+		goto cleanup;
+	if ((error = rl_store_prepare(s, "SELECT (SELECT coalesce(max(seq), 0) FROM hub_log), "
+				      "(SELECT coalesce(max(batch), 0) FROM hub_batches "
+				      "WHERE device = ?1), "
+				      "(SELECT hlc FROM hub_log WHERE seq = ?2) IS ?3", &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, wseq);
+	sqlite3_bind_int64(st, 3, whlc);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		last = sqlite3_column_int64(st, 0);
+		batch = sqlite3_column_int64(st, 1);
+		witness_ok = wseq <= 0 || sqlite3_column_int(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		error = rl_store_error(s, "reading the log's end");
+		goto cleanup;
+	}
+	/* Every number a device holds came from this log and every batch it
+	 * had answered was recorded before the answer, both committed with
+	 * synchronous=FULL: a device ahead of either has seen a history this
+	 * store does not hold. */
+	if (cursor <= last && acked <= batch && witness_ok)
+		goto cleanup;
+	/* The changes logged since this hub was started may already reuse
+	 * the lost numbers (see "Put back" above): the new epoch keeps
+	 * only the history up to the start, where the copy ended. */
+	if ((error = meta_seq(s, "hub_run_start", &start)) < 0)
+		goto cleanup;
+	/* The history this device saw differs from the log at its witness:
+	 * the common part ends before it. */
+	if (!witness_ok && (start < 0 || start >= wseq))
+		start = wseq - 1;
+	error = start_epoch(s, mine, start, r);
+	if (error == 0 && *r >= 0)
+		fprintf(stderr, "relasi-hub: device %.12s has seen history this hub lost (its cursor "
+			"%lld, the log ends at %lld; its last answered batch %lld, recorded %lld; "
+			"the change it pulled last %s): "
+			"this hub was put back from an older copy without relasi-hub restore; started "
+			"a new epoch at change %lld so devices send again what it lost (docs/backups.md)\n",
+			device, cursor, last, acked, batch, witness_ok ? "matches" : "is not in the log",
+			*r);
+cleanup:
+	free(mine);
 	return error;
 }

@@ -586,14 +586,24 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 		if (type == RL_FRAME_HELLO) {
 			json_t *hlc = json_object_get(req, "hlc"), *proto = json_object_get(req, "proto"), *v;
 			json_t *wall = json_object_get(req, "wall");
-			long long ahead = 0;
+			json_t *hepoch = json_object_get(req, "epoch");
+			json_t *hcursor = json_object_get(req, "cursor"), *hacked = json_object_get(req, "acked");
+			json_t *hwit = json_object_get(req, "witness");
+			long long ahead = 0, restart;
 			size_t i;
 			int speaks = 0, restamp = 0;
 			/* Stamps and clocks are never negative; a bound here also
 			 * keeps the differences below from overflowing. */
 			if (hello || !json_is_integer(hlc) || json_integer_value(hlc) < 0 ||
 			    !json_is_array(proto) || json_array_size(proto) > 16 ||
-			    (wall && (!json_is_integer(wall) || json_integer_value(wall) < 0))) {
+			    (wall && (!json_is_integer(wall) || json_integer_value(wall) < 0)) ||
+			    (hepoch && !json_is_string(hepoch)) ||
+			    (hcursor && (!json_is_integer(hcursor) || json_integer_value(hcursor) < 0)) ||
+			    (hacked && (!json_is_integer(hacked) || json_integer_value(hacked) < 0)) ||
+			    (hwit && (!json_is_array(hwit) || json_array_size(hwit) != 2 ||
+				      !json_is_integer(json_array_get(hwit, 0)) ||
+				      !json_is_integer(json_array_get(hwit, 1)) ||
+				      json_integer_value(json_array_get(hwit, 0)) < 1))) {
 				error = rl_error_set(RL_EPROTO, "bad HELLO");
 				break;
 			}
@@ -631,6 +641,17 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				break;
 			}
 			hello = 1;
+			/* A device ahead of this store's history: the store was put
+			 * back from an older copy; a new epoch makes every device
+			 * send again what it lost (epoch.c). Before WELCOME, which
+			 * then carries the new epoch. */
+			if ((error = hub_epoch_check_device(s, peer.device, json_string_value(hepoch),
+							    hcursor ? json_integer_value(hcursor) : -1,
+							    hacked ? json_integer_value(hacked) : -1,
+							    hwit ? json_integer_value(json_array_get(hwit, 0)) : 0,
+							    hwit ? json_integer_value(json_array_get(hwit, 1)) : 0,
+							    &restart)) < 0)
+				break;
 			/* "snapshot": the format of SNAPSHOT this hub serves; a device
 			 * asks for one only when it sees the key (snapshot.c). */
 			/* "wall": the hub's wall clock, by which a device judges its
@@ -928,6 +949,16 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	    (error = open_listener(listen_spec, &lfd, actual, sizeof(actual))) < 0)
 		goto cleanup;
 
+	/* Where this run's history starts: a copy put back in place of the
+	 * directory ends there (hub_epoch_check_device). */
+	{
+		rl_store *s = NULL;
+		if ((error = hub_store_open(&s, dir, 0)) == 0)
+			error = hub_epoch_note_start(s);
+		rl_store_close(s);
+		if (error < 0)
+			goto cleanup;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);

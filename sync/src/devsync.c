@@ -240,6 +240,30 @@ static int number_after(rl_store *s, long long hub_last)
 	return error;
 }
 
+/*
+ * After a hub restore the answers this device got in the lost history are
+ * not the hub's: its last answered batch becomes the hub's record of it
+ * (none, from a hub that does not say), or the device, telling the higher
+ * one in HELLO, would look ahead of the restored hub's history until its
+ * next push and make it start yet another epoch.
+ */
+static int acked_after_restore(rl_store *s, json_t *last_batch)
+{
+	long long acked;
+	int error;
+
+	if ((error = meta_int(s, "hub_acked", &acked)) < 0 ||
+	    (last_batch && acked <= json_integer_value(last_batch)))
+		return error;
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = meta_set_int(s, "hub_acked",
+				  last_batch ? json_integer_value(last_batch) : 0)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		rl_store_rollback(s);
+	return error;
+}
+
 int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
 		      struct rl_sync_stats *stats)
 {
@@ -249,7 +273,8 @@ int rl_sync_hub_facts(rl_store *s, json_t *facts, json_t *last_batch,
 			   json_integer_value(last_batch) > RL_MAX_BATCH_NUMBER))
 		return rl_error_set(RL_EPROTO, "the hub's last batch number for this device is "
 				    "malformed");
-	if ((error = rl_sync_hub_epoch(s, facts, stats)) < 0)
+	if ((error = rl_sync_hub_epoch(s, facts, stats)) < 0 ||
+	    (stats->restored && (error = acked_after_restore(s, last_batch)) < 0))
 		return error;
 	return last_batch ? number_after(s, json_integer_value(last_batch)) : RL_OK;
 }
@@ -608,6 +633,14 @@ static int record_pushed(rl_store *s, long long batch, long long cursor, const l
 		long long stored = cursor;
 		if ((error = meta_int(s, "cursor", &stored)) == 0 && rewind < stored)
 			error = meta_set_int(s, "cursor", rewind);
+	}
+	/* The last batch the hub answered, which it recorded before it
+	 * answered: told in HELLO, so that a hub put back from an older copy
+	 * of itself sees this device is ahead of it (hub/epoch.c). */
+	if (error == 0) {
+		long long acked = 0;
+		if ((error = meta_int(s, "hub_acked", &acked)) == 0 && batch > acked)
+			error = meta_set_int(s, "hub_acked", batch);
 	}
 	if (error == 0)
 		error = rl_store_commit(s);
@@ -1022,6 +1055,30 @@ static int store_conflicts(rl_store *s, const struct rl_page *pg)
 
 /* Apply one PAGE (read by page.c) in one transaction (the network
  * session's pull and an imported reply bundle both come through here). */
+/*
+ * The last change pulled, as "EPOCH SEQ STAMP" (rl_meta 'hub_witness'):
+ * HELLO tells it, and a hub whose log holds another change under that
+ * number (a copy put back, whose new changes reuse the numbers it lost)
+ * knows it lost history this device has seen, even when its log has grown
+ * past the device's cursor since (hub/epoch.c). Tied to the epoch: after
+ * a restore the number may name another change, and it is not told.
+ */
+static int note_witness(rl_store *s, const struct rl_page_change *c)
+{
+	char *epoch = NULL, *text;
+	int error;
+
+	if ((error = rl_store_meta_get(s, "hub_epoch", &epoch)) < 0 || !epoch)
+		return error;
+	if (!(text = sqlite3_mprintf("%s %lld %lld", epoch, c->seq, c->hlc)))
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	else
+		error = rl_store_meta_set(s, "hub_witness", text);
+	sqlite3_free(text);
+	free(epoch);
+	return error;
+}
+
 static int apply_page(rl_store *s, const struct rl_page *pg, long long *cursor, int *more,
 		      long *count)
 {
@@ -1058,6 +1115,8 @@ static int apply_page(rl_store *s, const struct rl_page *pg, long long *cursor, 
 		error = store_conflicts(s, pg);
 	if (error == 0 && pg->cursor > *cursor)
 		error = meta_set_int(s, "cursor", pg->cursor);
+	if (error == 0 && n > 0)
+		error = note_witness(s, &ps[n - 1]);
 	if (error == 0)
 		error = rl_store_commit(s);
 	if (error < 0) {
@@ -1819,6 +1878,41 @@ static int pull_page(rl_conn *c, long long cursor, unsigned char **frame, size_t
 	return rl_page_parse(pg, *frame + 1, len - 1);
 }
 
+/*
+ * HELLO's "epoch", "cursor", "acked" and "witness": the hub history this
+ * device last synced with, how far it has pulled it, the last batch the hub
+ * answered and the last change pulled ([SEQ, STAMP], note_witness). A hub put back from an older copy of itself (not restored, so
+ * its epoch is unchanged) learns from them that it lost what this device
+ * has seen, and starts a new epoch before its WELCOME (hub/epoch.c). A hub
+ * from before ignores them.
+ */
+static int hello_history(rl_store *s, json_t *req)
+{
+	char *epoch = NULL, *acked = NULL, *witness = NULL, we[72];
+	long long cursor, wseq, whlc;
+	int error;
+
+	if ((error = rl_store_meta_get(s, "hub_epoch", &epoch)) < 0 ||
+	    (error = rl_store_meta_get(s, "hub_acked", &acked)) < 0 ||
+	    (error = rl_store_meta_get(s, "hub_witness", &witness)) < 0 ||
+	    (error = meta_int(s, "cursor", &cursor)) < 0 || !epoch)
+		goto cleanup;
+	if (json_object_set_new(req, "epoch", json_string(epoch)) < 0 ||
+	    json_object_set_new(req, "cursor", json_integer(cursor)) < 0 ||
+	    (acked && json_object_set_new(req, "acked", json_integer(strtoll(acked, NULL, 10))) < 0))
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	else if (witness && sscanf(witness, "%71s %lld %lld", we, &wseq, &whlc) == 3 &&
+		 strcmp(we, epoch) == 0 && wseq > 0 && whlc >= 0 &&
+		 json_object_set_new(req, "witness", json_pack("[I, I]", (json_int_t)wseq,
+							       (json_int_t)whlc)) < 0)
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+cleanup:
+	free(epoch);
+	free(acked);
+	free(witness);
+	return error;
+}
+
 int rl_sync_session(rl_store *s, rl_conn *c, struct rl_sync_stats *stats,
 		    rl_sync_progress progress, void *pctx)
 {
@@ -1848,6 +1942,10 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 			"wall", (json_int_t)rl_store_now_ms(s));
 	if (!req)
 		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = hello_history(s, req)) < 0) {
+		json_decref(req);
+		return error;
+	}
 	error = exchange(c, RL_FRAME_HELLO, req, RL_FRAME_WELCOME, &resp);
 	json_decref(req);
 	req = NULL;

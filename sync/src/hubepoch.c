@@ -234,6 +234,55 @@ int rl_sync_hub_epoch_past(rl_store *s, const char *epoch, int *past)
 	return RL_OK;
 }
 
+/*
+ * A redirect from the lost history: a duplicate merge the admin made after
+ * the backup. Only the hub's merge sets merged_into (the hub refuses it
+ * from a device, and must: a device could otherwise merge any two
+ * customers), so re-sending it left every device with a redirect the hub
+ * did not have and a refused change that never cleared. The merge is the
+ * hub's, not this device's: the loser goes back to what it was before it,
+ * a live record with no redirect (a merge takes only a live record that is
+ * no redirect), and neither field is sent again; the rest of what the
+ * merge did (the survivor's values, the references moved to it) is sent
+ * again as any lost change. The hub's duplicate scan finds the pair again
+ * and the admin merges it again (docs/backups.md). In recover()'s
+ * transaction, before the changes are queued.
+ */
+static int drop_lost_redirects(rl_store *s, long long r)
+{
+	const struct rl_table *t;
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	size_t i;
+	int error = RL_OK;
+
+	rl_store_set_capture(s, 0);
+	for (i = 0; error == 0 && (t = rl_model_table_at(i)); i++) {
+		if (!rl_model_mergeable(t))
+			continue;
+		if (!(sql = sqlite3_mprintf("UPDATE \"%w\" SET " RL_MERGED_INTO " = NULL, deleted = 0 "
+					    "WHERE " RL_MERGED_INTO " IS NOT NULL AND id IN (SELECT row_id "
+					    "FROM rl_base WHERE tbl = ?1 AND field = '" RL_MERGED_INTO "' "
+					    "AND version > ?2)", t->name))) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			break;
+		}
+		if (sqlite3_prepare_v2(rl_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+			error = rl_store_error(s, "taking back a lost redirect");
+		} else {
+			sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, r);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				error = rl_store_error(s, "taking back a lost redirect");
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		sqlite3_free(sql);
+	}
+	rl_store_set_capture(s, 1);
+	return error;
+}
+
 static int recover(rl_store *s, long long r, const char *old, const char *epoch, long *count)
 {
 	sqlite3_stmt *st;
@@ -244,11 +293,17 @@ static int recover(rl_store *s, long long r, const char *old, const char *epoch,
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = outbox_last(s, &first)) < 0 || (error = rl_sync_bases_unfold(s)) < 0)
+	if ((error = outbox_last(s, &first)) < 0 || (error = rl_sync_bases_unfold(s)) < 0 ||
+	    (error = drop_lost_redirects(s, r)) < 0)
 		goto fail;
-	/* Ordered by record: a record's fields stay together in one batch. */
-	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field FROM rl_base WHERE version > ?1 "
-				      "ORDER BY tbl, row_id, field", &st)) < 0)
+	/* Ordered by record: a record's fields stay together in one batch.
+	 * Never merged_into (the hub's alone), nor the tombstone of a lost
+	 * redirect (drop_lost_redirects took both back). */
+	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field FROM rl_base b WHERE version > ?1 "
+				      "AND field <> '" RL_MERGED_INTO "' AND NOT (field = 'deleted' "
+				      "AND EXISTS (SELECT 1 FROM rl_base m WHERE m.tbl = b.tbl AND "
+				      "m.row_id = b.row_id AND m.field = '" RL_MERGED_INTO "' AND "
+				      "m.version > ?1)) ORDER BY tbl, row_id, field", &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, r);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

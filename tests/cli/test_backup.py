@@ -405,6 +405,114 @@ def test_snapshot_device_carries_back_what_the_restore_lost():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def put_back(hub, copy):
+    """Stop the hub and put an earlier copy of its directory back in place
+    (a VM snapshot or a file copy restored by hand, not `relasi-hub
+    restore`: the epoch is the one the copy had), then serve it."""
+    hub.stop()
+    shutil.rmtree(hub.dir)
+    shutil.copytree(copy, hub.dir, symlinks=True)
+    hub.start()
+
+
+def test_hub_put_back_from_a_copy_without_restore():
+    """A hub directory copied while stopped and put back later, without
+    `relasi-hub restore`: same epoch, so devices did not know. Budi's cursor
+    was past the log's end, and by the time he synced Citra's new changes
+    reused those numbers: he skipped them. Ani's acknowledged edits were
+    lost for good. The hub must notice (a device ahead of it in its own
+    epoch), start a new epoch itself, and the re-send machinery bring the
+    lost changes back."""
+    hub = Hub()
+    ani, budi, citra = hub.device("ani"), hub.device("budi"), hub.device("citra")
+    work = tempfile.mkdtemp(prefix="fix-restore-putback-")
+    copy = os.path.join(work, "copy")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        sync_all([ani, budi, citra])
+        hub.stop()
+        shutil.copytree(hub.dir, copy, symlinks=True)    # the admin's "backup"
+        hub.start()
+        ani.ok("account", "edit", "Makmur", "--city", "Bogor")      # acknowledged, then lost
+        ani.ok("account", "add", "Toko Baru", "--city", "Garut")
+        ani.ok("sync")
+        budi.ok("sync")                                  # budi's cursor: past the copy's end
+        put_back(hub, copy)
+        # Citra works on the put-back hub first: her changes take the
+        # numbers of the lost ones, past budi's cursor.
+        citra.ok("account", "add", "Toko Citra", "--city", "Depok")
+        citra.ok("account", "add", "Toko Dua", "--city", "Bekasi")
+        citra.ok("contact", "add", "Sari", "--account", "Citra")
+        citra.ok("sync")
+        for d in (budi, ani, citra):
+            r = d.run("sync")
+            eq(r.code, 0, "sync after the put-back: " + r.err)
+        sync_all([ani, budi, citra])
+        eq(hub.query("SELECT city FROM accounts WHERE name = 'Toko Makmur'"), [("Bogor",)],
+           "ani's acknowledged edit is on the hub again")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Baru'"), [(1,)],
+           "ani's acknowledged new customer is on the hub again")
+        assert_converged(hub, [ani, budi, citra])
+        check("without relasi-hub restore" in hub.logtext(),
+              "the hub tells the admin what it found", hub.logtext()[-2000:])
+        eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)], "no conflict made up")
+    finally:
+        hub.cleanup()
+        for d in (ani, budi, citra):
+            d.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_duplicate_merge_lost_by_a_restore():
+    """The admin merged two duplicates after the backup; the restore lost
+    the merge. Devices that had pulled it held the redirect (merged_into)
+    and re-sent it as their own change: the hub refuses merged_into from a
+    device (only its own merge makes redirects), so every device kept a
+    redirect the hub did not have and a refused change that never cleared.
+    Now the device takes a lost redirect back (only the hub makes one): the
+    loser is a live duplicate candidate again on every side, the admin
+    merges it again, and everyone converges."""
+    hub = Hub()
+    ani, budi = hub.device("ani"), hub.device("budi")
+    work = tempfile.mkdtemp(prefix="fix-restore-merge-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222")
+        ani.ok("contact", "add", "Siti", "--account", "Toko Makmur")
+        budi.ok("account", "add", "TOKO  makmur", "--city", "bandung", "--email", "m@toko.id")
+        budi.ok("contact", "add", "Rudi", "--account", "TOKO  makmur")
+        sync_all([ani, budi])
+        survivor = hub.query("SELECT id FROM accounts WHERE name = 'Toko Makmur'")[0][0]
+        loser = hub.query("SELECT id FROM accounts WHERE name = 'TOKO  makmur'")[0][0]
+        archive = backup(hub, work)
+        hub.admin("duplicates", "merge", survivor, loser)
+        sync_all([ani, budi], rounds=1)
+        eq(budi.query("SELECT merged_into FROM accounts WHERE id = ?", loser), [(survivor,)],
+           "budi holds the redirect")
+        serve_restored(hub, archive, work)
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for d in (ani, budi):
+            eq(d.query("SELECT tbl, field, reason FROM rl_outbox WHERE state = 'refused'"), [],
+               "no refused change left on the device")
+        cands = json.loads(hub.admin("--json", "duplicates"))
+        eq(len(cands), 1, "the merged pair is a duplicate candidate again")
+        hub.admin("duplicates", "merge", survivor, loser)     # the admin merges it again
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for d in (ani, budi):
+            eq(d.query("SELECT merged_into, deleted FROM accounts WHERE id = ?", loser),
+               [(survivor, 1)], "the redirect is back, made by the hub")
+            eq(d.query("SELECT count(*) FROM contacts WHERE account_id = ?", loser), [(0,)],
+               "no contact left on the loser")
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        budi.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- hostile and damaged archives ------------------------------------------------------
 
 def tar_bytes(entries, fmt=tarfile.PAX_FORMAT, compress=""):
@@ -676,6 +784,7 @@ if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
+          test_hub_put_back_from_a_copy_without_restore, test_duplicate_merge_lost_by_a_restore,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
           test_audit_written_during_a_backup_stays_consistent_in_it,
           test_backup_of_a_directory_that_is_no_hub, test_a_hub_missing_a_key_is_not_backed_up])
