@@ -273,8 +273,10 @@ int hub_epoch_check_device(rl_store *s, const char *device, const char *epoch,
 	int error, rc, witness_ok = 1;
 
 	*r = -1;
-	if (!epoch || (error = rl_store_meta_get(s, "hub_epoch", &mine)) < 0)
-		return epoch ? error : RL_OK;
+	if (!epoch)
+		return RL_OK;
+	if ((error = rl_store_meta_get(s, "hub_epoch", &mine)) < 0)
+		return error;
 	/* Only a device of this very history says something about it: one of
 	 * an earlier epoch recovers on its side (hubepoch.c) with its own
 	 * numbers still above the hub's. */
