@@ -31,8 +31,13 @@
 /* One unfolded vCard content line (PHOTO lines are skipped but still read). */
 #define RL_MAX_VCARD_LINE_BYTES (1024 * 1024)
 
-/* TEL / EMAIL values kept per card; more are reported and ignored. */
-#define RL_MAX_VCARD_VALUES     8
+/* TEL / EMAIL values of one kind in one card. All of them are kept (the
+ * importer puts the second and later in the contact's notes); a card with
+ * more is refused, naming its line, never cut short. Address books hold a
+ * handful per person; 1000 keeps a hostile card's pointer array small, and
+ * 1000 values already fill most of a note's RL_MAX_FIELD_BYTES, where the
+ * import refuses the card in any case. */
+#define RL_MAX_VCARD_VALUES     1000
 
 /* The largest magnitude of one money value, in minor units: |amount| <=
  * 10^15 (10,000,000,000,000.00 IDR, 1,000,000,000,000,000 JPY, 100,000,000,000
