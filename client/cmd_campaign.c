@@ -343,11 +343,20 @@ struct group_sales {
 	int64_t buyers[2], deals[2], revenue[2];
 };
 
+/* revenue / members rounded half away from zero, from the quotient and the
+ * remainder: revenue + members / 2 (and -revenue) overflow int64 for a sum
+ * near its ends, the quotient never does. */
 static int64_t per_member(int64_t revenue, int64_t members)
 {
+	int64_t q, rem;
+
 	if (members <= 0)
 		return 0;
-	return revenue >= 0 ? (revenue + members / 2) / members : -((-revenue + members / 2) / members);
+	q = revenue / members;
+	rem = revenue % members;        /* |rem| < members: doubling it is safe */
+	if (rem >= 0 ? 2 * rem >= members : -2 * rem >= members)
+		q += rem >= 0 ? 1 : -1;
+	return q;
 }
 
 static int cmd_campaign_report(struct cli_ctx *ctx, struct cli_args *a)
@@ -444,7 +453,7 @@ static int cmd_campaign_report(struct cli_ctx *ctx, struct cli_args *a)
 		sales[nsales - 1].revenue[g] = sqlite3_column_int64(st, 4);
 	}
 	if (error >= 0 && rc != SQLITE_DONE)
-		error = rl_store_error(ctx->store, "reading won deals");
+		error = rp_sum_error(ctx->store, "reading won deals");
 	sqlite3_reset(st);
 	if (error < 0)
 		goto cleanup;
@@ -486,9 +495,22 @@ static int cmd_campaign_report(struct cli_ctx *ctx, struct cli_args *a)
 					     (double)responded[1] / (double)members[1]);
 			rp_set_ratio(row, 2, x ? (double)x->buyers[0] / (double)members[0] -
 						 (double)x->buyers[1] / (double)members[1] : 0.0);
-			if (x)
-				rp_set_int(row, 3, per_member(x->revenue[0], members[0]) -
-						   per_member(x->revenue[1], members[1]));
+			if (x) {
+				int64_t diff;
+				/* the two groups' figures are each in int64; their
+				 * difference need not be (a target and a hold-out of
+				 * opposite signs near the ends) */
+				if (__builtin_sub_overflow(per_member(x->revenue[0], members[0]),
+							   per_member(x->revenue[1], members[1]),
+							   &diff)) {
+					error = rl_error_set(RL_ETOOBIG,
+							     "campaign report: the %s revenue per "
+							     "member difference does not fit in "
+							     "64-bit minor units", x->currency);
+					goto cleanup;
+				}
+				rp_set_int(row, 3, diff);
+			}
 		}
 	}
 	error = rp_emit(ctx, &r, fmt);

@@ -741,7 +741,10 @@ static int cmd_vcard_export(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rl_vcard c;
+		char *tel, *email;     /* a contact has one of each */
 		memset(&c, 0, sizeof(c));
+		c.tel = &tel;
+		c.email = &email;
 		c.uid = (char *)sqlite3_column_text(st, 0);
 		c.fn = (char *)sqlite3_column_text(st, 1);
 		c.org = (char *)sqlite3_column_text(st, 2);

@@ -505,7 +505,7 @@ static int tiers_history(struct cli_ctx *ctx, const char *ref, const struct mk_t
 		      sizeof(tier_history_cols) / sizeof(tier_history_cols[0]));
 	if ((error = rl_store_prepare(ctx->store, "SELECT month, tier, avg_monthly, currency,"
 				      " evaluated_at FROM rl_tier_history WHERE account_id = ?1"
-				      " ORDER BY month, evaluated_at", &st)) < 0)
+				      " ORDER BY month, seq", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -764,12 +764,15 @@ static int do_evaluate(struct cli_ctx *ctx, void *arg)
 		if ((error = mk_tiers_compute(ctx->store, e->t, month, &rows, &n)) < 0)
 			return error;
 		if ((error = rl_store_prepare(ctx->store,
-		     "INSERT OR REPLACE INTO rl_tier_history(account_id, month, tier, avg_monthly,"
+		     /* a plain INSERT: history is only added to (schema 020:
+		      * evaluations in the same second are rows of their own);
+		      * the latest row is the highest seq, not the latest time */
+		     "INSERT INTO rl_tier_history(account_id, month, tier, avg_monthly,"
 		     " currency, evaluated_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6"
 		     " WHERE NOT EXISTS (SELECT 1 FROM rl_tier_history WHERE account_id = ?1"
 		     "  AND month = ?2)"
 		     " OR (SELECT tier FROM rl_tier_history WHERE account_id = ?1 AND month = ?2"
-		     "  ORDER BY evaluated_at DESC LIMIT 1) IS NOT ?3", &st)) < 0)
+		     "  ORDER BY seq DESC LIMIT 1) IS NOT ?3", &st)) < 0)
 			break;
 		for (i = 0; i < n; i++) {
 			sqlite3_bind_text(st, 1, rows[i].account, -1, SQLITE_STATIC);

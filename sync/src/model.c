@@ -325,6 +325,15 @@ int rl_model_check_value(const struct rl_table *t, const struct rl_field *f,
 		ok = s && is_utc_time(s);
 		break;
 	case RL_FT_MONEY:
+		/* The bound rl_money_parse keeps (relasi/limits.h), held here too:
+		 * the hub takes pushed values through this check, and an amount
+		 * beyond it would make every report's sum overflow. */
+		if (v->type == RL_V_INT && (v->i > RL_MAX_MONEY_MINOR || v->i < -RL_MAX_MONEY_MINOR))
+			return rl_error_set(RL_EINVALID, "%s.%s: %lld is beyond the bound of a money "
+					    "value, -10^15..10^15 minor units", t->name, f->name,
+					    (long long)v->i);
+		ok = v->type == RL_V_INT;
+		break;
 	case RL_FT_INT:
 		ok = v->type == RL_V_INT;
 		break;

@@ -211,8 +211,12 @@ int rl_record_convert(rl_store *s, const struct rl_table *t, const struct rl_fie
 	}
 	case RL_FT_MONEY: {
 		int64_t minor;
-		if ((error = rl_money_parse(&minor, v, currency)) < 0)
+		/* "amount" is in rl_money_parse's own message ("... IDR amount"),
+		 * so the field name is prefixed here, not by the test below. */
+		if ((error = rl_money_parse(&minor, v, currency)) < 0) {
+			rl_error_prefix("%s", f->name);
 			break;
+		}
 		out->kind = SQLITE_INTEGER;
 		out->i = minor;
 		break;

@@ -98,7 +98,7 @@ static int fill(rl_store *s, sqlite3_stmt *st, struct rp_table *t)
 				goto cleanup;
 	}
 	if (rc != SQLITE_DONE)
-		error = rl_store_error(s, "reading the report");
+		error = rp_sum_error(s, "reading the report");
 cleanup:
 	sqlite3_reset(st);
 	return error;
@@ -223,11 +223,15 @@ int rp_forecast(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 		for (i = 0; i < 7; i++)
 			if ((error = rp_set_column(row, i, &r->rows, st, (int)i)) < 0)
 				goto cleanup;
-		rp_set_int(row, 7, col_i(row, 6) + col_i(row, 4));
-		rp_set_int(row, 8, col_i(row, 6) + col_i(row, 3));
+		/* expected = won + weighted, best case = won + open amount */
+		rp_set_int(row, 7, col_i(row, 6));
+		rp_set_int(row, 8, col_i(row, 6));
+		if ((error = rp_money_add(&row[7].i, col_i(row, 4), "forecast", row[1].s)) < 0 ||
+		    (error = rp_money_add(&row[8].i, col_i(row, 3), "forecast", row[1].s)) < 0)
+			goto cleanup;
 	}
 	if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "reading the forecast");
+		error = rp_sum_error(s, "reading the forecast");
 		goto cleanup;
 	}
 	/* Totals per currency, in currency order. */
@@ -263,7 +267,9 @@ int rp_forecast(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 			}
 		}
 		for (k = 1; k < r->totals.ncols; k++)
-			t[k].i += col_i(row, k + 1);
+			if ((error = rp_money_add(&t[k].i, col_i(row, k + 1), "forecast",
+						  row[1].s)) < 0)
+				goto cleanup;
 	}
 	error = RL_OK;
 cleanup:
@@ -445,7 +451,7 @@ int rp_velocity(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 				rp_set_int(row, 7, (int64_t)llround(v));
 		}
 	}
-	error = rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading the velocity");
+	error = rc == SQLITE_DONE ? RL_OK : rp_sum_error(s, "reading the velocity");
 cleanup:
 	sqlite3_reset(st);
 	return error;

@@ -730,19 +730,23 @@ static void figures(FILE *o, const char *id, const char *title, const struct rp_
  * score across; a cell per (R, FM) with its accounts and their revenue,
  * coloured and named by the segment that pair falls in (mk_rfm_segment).
  */
-static void draw_rfm_grid(FILE *o, const struct mk_rfm *rows, size_t n, const char *cur)
+static int draw_rfm_grid(FILE *o, const struct mk_rfm *rows, size_t n, const char *cur)
 {
 	int64_t count[5][5] = { { 0 } }, rev[5][5] = { { 0 } };
 	double x0 = 56, cw = 80, ch = 62, top = 20;
 	size_t i;
-	int r, fm;
+	int r, fm, error;
 
 	for (i = 0; i < n; i++) {
 		int fmi = (rows[i].f + rows[i].m + 1) / 2;
 		if (rows[i].r < 1 || rows[i].r > 5 || fmi < 1 || fmi > 5)
 			continue;   /* scores are 1..5 by construction */
 		count[rows[i].r - 1][fmi - 1]++;
-		rev[rows[i].r - 1][fmi - 1] += rows[i].monetary;
+		/* a cell's sum of mixed signs can leave int64 where the
+		 * currency's total (mk_rfm_summary, checked already) did not */
+		if ((error = rp_money_add(&rev[rows[i].r - 1][fmi - 1], rows[i].monetary,
+					  "rfm grid", cur)) < 0)
+			return error;
 	}
 	fprintf(o, "<h3>");
 	html_text(o, cur);
@@ -807,6 +811,7 @@ static void draw_rfm_grid(FILE *o, const struct mk_rfm *rows, size_t n, const ch
 			"</text>", x0 + cw * (double)(fm - 1) + cw / 2, top + 5 * ch + 16, lbl);
 	}
 	fprintf(o, "\n</svg>\n");
+	return RL_OK;
 }
 
 /*
@@ -840,7 +845,8 @@ static int section_rfm(FILE *o, rl_store *s, const struct rp_filter *f, const ch
 	for (start = 0, i = 1; i <= n; i++) {
 		if (i < n && strcmp(rows[i].currency, rows[start].currency) == 0)
 			continue;
-		draw_rfm_grid(o, rows + start, i - start, rows[start].currency);
+		if ((error = draw_rfm_grid(o, rows + start, i - start, rows[start].currency)) < 0)
+			goto cleanup;
 		start = i;
 	}
 	if (!n)

@@ -84,6 +84,34 @@ void rp_set_int(struct rp_cell *row, size_t col, int64_t v)
 	row[col].i = v;
 }
 
+int rp_money_add(int64_t *acc, int64_t v, const char *what, const char *currency)
+{
+	int64_t sum;
+
+	if (__builtin_add_overflow(*acc, v, &sum))
+		return rl_error_set(RL_ETOOBIG,
+				    "%s: the %s total does not fit in 64-bit minor units (beyond "
+				    "+/-9.2 x 10^18: more than 9,223 amounts at the 10^15 bound of "
+				    "one amount, or amounts stored before that bound)",
+				    what, currency && *currency ? currency : "(no currency)");
+	*acc = sum;
+	return RL_OK;
+}
+
+int rp_sum_error(rl_store *s, const char *doing)
+{
+	sqlite3 *db = s ? rl_store_db(s) : NULL;
+
+	/* the text sqlite3_result_error gives in SQLite's sum() (func.c) */
+	if (db && strcmp(sqlite3_errmsg(db), "integer overflow") == 0)
+		return rl_error_set(RL_ETOOBIG,
+				    "%s: a total of amounts does not fit in 64-bit minor units "
+				    "(beyond +/-9.2 x 10^18: more than 9,223 amounts at the 10^15 "
+				    "bound of one amount, or amounts stored before that bound)",
+				    doing);
+	return rl_store_error(s, doing);
+}
+
 void rp_set_real(struct rp_cell *row, size_t col, double v)
 {
 	row[col].null = !isfinite(v);

@@ -182,7 +182,7 @@ int mk_rfm_compute(rl_store *s, const char *from, const char *to, const char *cu
 		x->monetary = sqlite3_column_int64(st, 4);
 	}
 	if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "reading won deals");
+		error = rp_sum_error(s, "reading won deals");
 		goto cleanup;
 	}
 	for (start = 0, i = 1; i <= count; i++)
@@ -220,6 +220,7 @@ static const struct rp_col rfm_total_cols[] = {
 int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
 {
 	size_t i, start, seg;
+	int error;
 
 	rp_table_init(&r->rows, rfm_cols, sizeof(rfm_cols) / sizeof(rfm_cols[0]));
 	rp_table_init(&r->totals, rfm_total_cols, sizeof(rfm_total_cols) / sizeof(rfm_total_cols[0]));
@@ -234,8 +235,10 @@ int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
 		for (k = start; k < i; k++) {
 			acc[rows[k].segment]++;
 			deals[rows[k].segment] += rows[k].frequency;
-			rev[rows[k].segment] += rows[k].monetary;
 			days[rows[k].segment] += rows[k].recency;
+			if ((error = rp_money_add(&rev[rows[k].segment], rows[k].monetary,
+						  "rfm", rows[start].currency)) < 0)
+				return error;
 		}
 		for (seg = 0; seg < MK_RFM_SEGMENTS; seg++) {
 			if (!(row = rp_row_add(&r->rows)) ||
@@ -250,7 +253,8 @@ int mk_rfm_summary(const struct mk_rfm *rows, size_t n, struct rp_result *r)
 				rp_set_real(row, 6, (double)days[seg] / (double)acc[seg]);
 			tacc += acc[seg];
 			tdeals += deals[seg];
-			trev += rev[seg];
+			if ((error = rp_money_add(&trev, rev[seg], "rfm", rows[start].currency)) < 0)
+				return error;
 		}
 		if (!(row = rp_row_add(&r->totals)) || rp_set_text(row, 0, rows[start].currency) < 0)
 			return RL_ENOMEM;

@@ -202,7 +202,7 @@ int mk_tiers_compute(rl_store *s, const struct mk_tiers *t, const char *month,
 		x->tier_prev = tier_of(t, x->total_prev);
 	}
 	if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "reading won deals");
+		error = rp_sum_error(s, "reading won deals");
 		goto cleanup;
 	}
 	*out = rows;
@@ -283,10 +283,12 @@ int mk_tiers_count_months(rl_store *s, const struct mk_tiers *t, const char *fir
 			/* the account is complete: its tier in each month of the run */
 			for (i = 0; i < nm; i++) {
 				int64_t total = 0, prev = 0;
-				for (k = i + 1; k <= i + 6; k++)
-					total += won[k];
-				for (k = i; k <= i + 5; k++)
-					prev += won[k];
+				for (k = i + 1; k <= i + 6 && error >= 0; k++)
+					error = rp_money_add(&total, won[k], "tiers", t->currency);
+				for (k = i; k <= i + 5 && error >= 0; k++)
+					error = rp_money_add(&prev, won[k], "tiers", t->currency);
+				if (error < 0)
+					goto done;
 				count_one(t, tier_of(t, total), tier_of(t, prev), count[i], up[i],
 					  down[i]);
 			}
@@ -300,12 +302,15 @@ int mk_tiers_count_months(rl_store *s, const struct mk_tiers *t, const char *fir
 		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
 			/* a day the query kept is in [from, to): an index in 0..span-1 */
 			long j = month_number(cli_col(st, 1)) - month_number(start);
-			if (j >= 0 && j < (long)span)
-				won[j] += sqlite3_column_int64(st, 2);
+			if (j >= 0 && j < (long)span &&
+			    (error = rp_money_add(&won[j], sqlite3_column_int64(st, 2), "tiers",
+						  t->currency)) < 0)
+				goto done;
 		}
 	}
 	if (rc != SQLITE_DONE)
-		error = rl_store_error(s, "reading won deals");
+		error = rp_sum_error(s, "reading won deals");
+done:
 	sqlite3_reset(st);
 cleanup:
 	free(won);

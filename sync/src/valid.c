@@ -552,6 +552,19 @@ static int rl_money_bad(const char *text, const char *currency, const char *why)
 			    text, currency, why);
 }
 
+/* An amount beyond RL_MAX_MONEY_MINOR: say where the bound is, in the
+ * currency's major units, so the user sees what would have been accepted. */
+static int rl_money_too_large(const char *text, const char *currency)
+{
+	char bound[32];
+
+	if (rl_money_format(bound, sizeof(bound), RL_MAX_MONEY_MINOR, currency) < 0)
+		return rl_money_bad(text, currency, "too large");
+	return rl_error_set(RL_EINVALID,
+			    "'%s' is not a valid %s amount: beyond the largest, %s or -%s "
+			    "(10^15 minor units)", text, currency, bound, bound);
+}
+
 int rl_money_parse(int64_t *minor, const char *text, const char *currency)
 {
 	const char *p;
@@ -572,15 +585,16 @@ int rl_money_parse(int64_t *minor, const char *text, const char *currency)
 		neg = *p == '-';
 		p++;
 	}
-	/* The magnitude of INT64_MIN is one more than INT64_MAX. */
-	limit = (uint64_t)INT64_MAX + (neg ? 1u : 0u);
+	/* The same bound for both signs (relasi/limits.h: why 10^15); far
+	 * inside int64, so the accumulation below cannot overflow either. */
+	limit = (uint64_t)RL_MAX_MONEY_MINOR;
 
 	for (;; p++) {
 		unsigned char c = (unsigned char)*p;
 
 		if (rl_is_digit(c)) {
 			if (rl_mul10_add(&acc, (unsigned)(c - '0'), limit) < 0)
-				return rl_money_bad(text, currency, "too large");
+				return rl_money_too_large(text, currency);
 			int_digits++;
 			group_len++;
 		} else if (c == ',' || c == '_' || c == ' ') {
@@ -620,7 +634,7 @@ int rl_money_parse(int64_t *minor, const char *text, const char *currency)
 						    text, currency, currency, exp,
 						    exp == 1 ? "" : "s");
 			if (rl_mul10_add(&acc, (unsigned)(*p - '0'), limit) < 0)
-				return rl_money_bad(text, currency, "too large");
+				return rl_money_too_large(text, currency);
 			p++;
 		}
 		if (frac_digits == 0)
@@ -631,15 +645,10 @@ int rl_money_parse(int64_t *minor, const char *text, const char *currency)
 
 	for (; frac_digits < exp; frac_digits++) {
 		if (rl_mul10_add(&acc, 0, limit) < 0)
-			return rl_money_bad(text, currency, "too large");
+			return rl_money_too_large(text, currency);
 	}
 
-	if (!neg)
-		*minor = (int64_t)acc;
-	else if (acc == (uint64_t)INT64_MAX + 1u)
-		*minor = INT64_MIN;
-	else
-		*minor = -(int64_t)acc;
+	*minor = neg ? -(int64_t)acc : (int64_t)acc;
 	return RL_OK;
 }
 

@@ -239,6 +239,8 @@ static void rl_vc_card_clear(rl_vcard *c)
 		free(c->tel[i]);
 	for (i = 0; i < c->nemail; i++)
 		free(c->email[i]);
+	free(c->tel);
+	free(c->email);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -380,18 +382,32 @@ static int rl_vc_text_unprefixed(char **out, const char *v, size_t n, const char
 	return RL_OK;
 }
 
-/* Add a TEL or EMAIL value; past RL_MAX_VCARD_VALUES they are dropped. */
-static int rl_vc_add_value(char **arr, size_t *n, const char *v, size_t vl, const char *prefix)
+/* Add a TEL or EMAIL value to the card's array, growing it. Every value is
+ * kept: the importer promises the card's second and later numbers in the
+ * notes. Past RL_MAX_VCARD_VALUES the card is refused rather than cut. */
+static int rl_vc_add_value(char ***arr, size_t *n, const char *v, size_t vl, const char *prefix,
+			   const char *what, long card_line, long lno)
 {
-	char *s;
+	char *s, **grown;
 	int rc;
 
 	if (*n == RL_MAX_VCARD_VALUES)
-		return RL_OK;
+		return rl_error_set(RL_ETOOBIG,
+				    "line %ld: the card at line %ld has more than %d %s values",
+				    lno, card_line, RL_MAX_VCARD_VALUES, what);
 	rc = prefix ? rl_vc_text_unprefixed(&s, v, vl, prefix) : rl_vc_text(&s, v, vl, 1);
 	if (rc || !s)
 		return rc;
-	arr[(*n)++] = s;
+	/* capacity: the powers of two, so grow when n is 0 or one of them */
+	if ((*n & (*n - 1)) == 0) {
+		size_t cap = *n ? *n * 2 : 2;
+		if (!(grown = realloc(*arr, cap * sizeof(*grown)))) {
+			free(s);
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		}
+		*arr = grown;
+	}
+	(*arr)[(*n)++] = s;
 	return RL_OK;
 }
 
@@ -457,9 +473,9 @@ static int rl_vc_apply(rl_vc_state *st, const char *name, size_t nl,
 		return rl_vc_text_unprefixed(&c->uid, v, vl, "urn:uuid:");
 	}
 	if (rl_vc_ieq(name, nl, "TEL"))
-		return rl_vc_add_value(c->tel, &c->ntel, v, vl, "tel:");
+		return rl_vc_add_value(&c->tel, &c->ntel, v, vl, "tel:", "TEL", c->line, lno);
 	if (rl_vc_ieq(name, nl, "EMAIL"))
-		return rl_vc_add_value(c->email, &c->nemail, v, vl, NULL);
+		return rl_vc_add_value(&c->email, &c->nemail, v, vl, NULL, "EMAIL", c->line, lno);
 	return RL_OK;           /* PHOTO, X-..., and the rest */
 }
 
@@ -801,7 +817,7 @@ int rl_vcard_write(FILE *f, const rl_vcard *card, int version)
 		goto cleanup;
 	if (card->title && (rc = rl_vc_text_line(f, &b, "TITLE:", card->title)))
 		goto cleanup;
-	for (i = 0; i < card->ntel && i < RL_MAX_VCARD_VALUES; i++) {
+	for (i = 0; i < card->ntel; i++) {
 		const char *t = card->tel[i];
 
 		if (!t)
@@ -815,7 +831,7 @@ int rl_vcard_write(FILE *f, const rl_vcard *card, int version)
 		if (rc)
 			goto cleanup;
 	}
-	for (i = 0; i < card->nemail && i < RL_MAX_VCARD_VALUES; i++) {
+	for (i = 0; i < card->nemail; i++) {
 		if (card->email[i] && (rc = rl_vc_text_line(f, &b, "EMAIL:", card->email[i])))
 			goto cleanup;
 	}

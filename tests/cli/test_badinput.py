@@ -103,6 +103,48 @@ def test_csv_header_errors_name_the_file():
     s.cleanup()
 
 
+def test_money_bound():
+    """One amount is at most 10^15 minor units either way (relasi/limits.h:
+    headroom so that sums of amounts stay inside int64). Past it, `deal
+    add`, `deal edit` and `import deals` (all-or-nothing, and --skip-bad)
+    refuse with exit 5 naming the field and the value, and write nothing;
+    at it, the amount is kept exactly."""
+    bound = 10 ** 15                              # minor units
+    at = "10000000000000.00"                     # the bound in IDR (2 decimals)
+    past = ["10000000000000.01", "-10000000000000.01", "92233720368547758.07",
+            "10000000000001"]
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko A")
+    s.ok("deal", "add", "Deal A", "--account", "Toko A", "--amount", "5", "--currency", "IDR")
+    before = s.dump()
+    for v in past:
+        r = s.fails(5, "deal", "add", "D", "--account", "Toko A", "--amount", v,
+                    "--currency", "IDR")
+        check("amount" in r.err and v in r.err and at in r.err,
+              f"deal add --amount {v}: the field, the value and the bound are named", r)
+        r = s.fails(5, "deal", "edit", "Deal A", "--amount", v)
+        check("amount" in r.err and v in r.err, f"deal edit --amount {v} names both", r)
+        eq(s.dump(), before, f"store unchanged after amount {v}")
+    path = os.path.join(s.home, "deals.csv")
+    with open(path, "w") as f:
+        f.write("title,account,amount,currency\n"
+                "Besar,Toko A,%s,IDR\n"
+                "Terlalu besar,Toko B,%s,IDR\n" % (at, past[0]))
+    r = s.fails(5, "import", "deals", path)
+    check("line 3" in r.err and past[0] in r.err and "amount" in r.err,
+          "import deals: the line, the column and the value", r)
+    eq(s.dump(), before, "nothing imported, not even the new account of line 3")
+    r = s.ok("--json", "import", "deals", path, "--skip-bad")
+    eq((r.json()["imported"], r.json()["bad"]), (1, 1), "--skip-bad keeps the good row only")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'Besar'"), [(bound, "IDR")],
+       "an amount at the bound is kept exactly")
+    eq(s.query("SELECT count(*) FROM deals WHERE title = 'Terlalu besar'"), [(0,)],
+       "the row past the bound is not")
+    s.ok("deal", "add", "Rugi", "--account", "Toko A", "--amount", "-" + at, "--currency", "IDR")
+    eq(s.query("SELECT amount FROM deals WHERE title = 'Rugi'"), [(-bound,)], "and -bound too")
+    s.cleanup()
+
+
 def test_vcard_refused_unchanged():
     s = Store(now=NOW)
     before = s.dump()
@@ -122,5 +164,5 @@ def test_vcard_refused_unchanged():
 
 if __name__ == "__main__":
     main([test_each_bad_input_changes_nothing, test_csv_all_or_nothing,
-          test_csv_header_errors_name_the_file,
+          test_csv_header_errors_name_the_file, test_money_bound,
           test_vcard_refused_unchanged])

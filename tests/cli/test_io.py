@@ -309,6 +309,40 @@ def test_vcard_import_and_round_trip():
     a.cleanup()
 
 
+def test_vcard_many_values_all_kept():
+    """A card with more phone numbers and e-mails than the parser used to
+    keep (8): every one is kept, the first in phone / email, the rest in
+    the notes in card order, as the importer documents; and a card past
+    RL_MAX_VCARD_VALUES (1000) of one kind is refused naming the file and
+    the card's line, nothing imported."""
+    s = Store(now=NOW)
+    phones = [f"0812-5555-{i:04d}" for i in range(12)]
+    mails = [f"sales{i}@toko.co.id" for i in range(10)]
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Banyak Nomor\r\nNOTE:Catatan\r\n" +
+            "".join(f"TEL;TYPE=CELL:{p}\r\n" for p in phones) +
+            "".join(f"EMAIL:{m}\r\n" for m in mails) + "END:VCARD\r\n")
+    path = os.path.join(s.home, "banyak.vcf")
+    write(path, card)
+    s.ok("vcard", "import", path)
+    want_notes = ("Catatan\n" + "".join(f"Other phone: {p}\n" for p in phones[1:]) +
+                  "".join(f"Other e-mail: {m}\n" for m in mails[1:]))
+    eq(s.query("SELECT phone, email, notes FROM contacts"),
+       [("+62" + phones[0].replace("-", "")[1:], mails[0], want_notes)],
+       "12 phones and 10 e-mails: none dropped")
+    before = s.dump()
+    big = os.path.join(s.home, "terlalu-banyak.vcf")
+    write(big, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Ok\r\nEND:VCARD\r\n"
+               "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Spam\r\n" +
+               "".join(f"TEL:0812{i:07d}\r\n" for i in range(1001)) + "END:VCARD\r\n")
+    r = s.fails(5, "vcard", "import", big)
+    # the first card is lines 1-4; the second begins on 5, its TELs from 8:
+    # the 1001st is on line 8 + 1000
+    check("terlalu-banyak.vcf" in r.err and "line 1008" in r.err and "line 5" in r.err and
+          "1000 TEL" in r.err, "the file, the line, the card's line and the limit are named", r)
+    eq(s.dump(), before, "nothing imported")
+    s.cleanup()
+
+
 def test_import_killed_changes_nothing():
     """An import writes its pages under a rollback journal (store.h,
     rl_store_journal_bulk): killed half-way it leaves that journal hot, the
@@ -354,5 +388,5 @@ if __name__ == "__main__":
           test_header_names_and_account_creation,
           test_import_names_whole_customers, test_import_names_whole_contacts_and_deals,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
-          test_deals_round_trip_keeps_owner_and_dates,
+          test_deals_round_trip_keeps_owner_and_dates, test_vcard_many_values_all_kept,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing])

@@ -322,6 +322,70 @@ def test_malformed_push():
         hub.cleanup()
 
 
+def test_money_bound_at_the_hub():
+    """The hub holds a pushed amount to the bound a device's parser keeps
+    (10^15 minor units either way, relasi/limits.h): a new deal, or an edit,
+    with an amount past it is refused with a reason naming the field and
+    the value, and nothing of it is stored; one at the bound is applied."""
+    hub = Hub()
+    ani = hub.device("ani")
+    try:
+        s = tls(hub, ani)
+        user = hello(s)["user"]
+        s.close()
+        bound = 10 ** 15
+        acct, ok_deal, big_deal = ("0" * 24 + "0acc0001", "0" * 24 + "0dea0001",
+                                   "0" * 24 + "0dea0002")
+        stamp = int(time.time() * 1000) << 16
+        k = [0]
+        stage = hub.query("SELECT id FROM stages WHERE kind = 'open' ORDER BY position")[0][0]
+
+        def ch(t, r, f, v, b=0):
+            k[0] += 1
+            return {"t": t, "r": r, "f": f, "v": v, "b": b, "h": stamp + k[0]}
+
+        def deal(row, amount):
+            return [ch("deals", row, "title", "Kulkas"), ch("deals", row, "account_id", acct),
+                    ch("deals", row, "owner_id", user), ch("deals", row, "currency", "IDR"),
+                    ch("deals", row, "stage_id", stage),
+                    ch("deals", row, "created_at", "2026-11-23T08:00:00Z"),
+                    ch("deals", row, "amount", amount)]
+
+        def push(batch, changes):
+            s = tls(hub, ani)
+            hello(s)
+            s.sendall(frame("P", {"batch": batch, "cursor": 0, "changes": changes}))
+            ans = read_frame(s)
+            s.close()
+            check(ans is not None and ans[0] == "p", f"batch {batch} answered", ans)
+            return ans[1]["results"]
+
+        res = push(1, [ch("accounts", acct, "name", "Toko Besar"),
+                       ch("accounts", acct, "owner_id", user),
+                       ch("accounts", acct, "created_at", "2026-11-23T08:00:00Z")] +
+                   deal(ok_deal, bound))
+        eq([r["s"] for r in res], ["applied"] * 10, "a deal at the bound is applied")
+        eq(hub.query("SELECT amount FROM deals WHERE id = ?", ok_deal), [(bound,)],
+           "and kept exactly")
+        res = push(2, deal(big_deal, bound + 1))
+        eq([r["s"] for r in res], ["refused"] * 7, "a new deal past the bound is refused")
+        check("deals.amount" in res[-1].get("reason", "") and
+              str(bound + 1) in res[-1]["reason"], "the reason names field and value", res)
+        eq(hub.query("SELECT count(*) FROM deals WHERE id = ?", big_deal), [(0,)],
+           "nothing of it is stored")
+        version = hub.query("SELECT max(seq) FROM hub_log WHERE row_id = ? AND field = 'amount'",
+                            ok_deal)[0][0]
+        for v in (-(bound + 1), 2 ** 63 - 1):
+            res = push(3 if v < 0 else 4, [ch("deals", ok_deal, "amount", v, version)])
+            eq(res[0]["s"], "refused", f"an edit to {v} is refused")
+            check(str(v) in res[0].get("reason", ""), "naming the value", res)
+        eq(hub.query("SELECT amount FROM deals WHERE id = ?", ok_deal), [(bound,)],
+           "the stored amount is unchanged")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 def test_long_notes_pull_in_pages_that_fit():
     """A page is cut by size as well as by count: 200 customers with ~60 KB
     notes (each push batch within its 2 MiB) made one page of ~12 MiB for
@@ -456,6 +520,7 @@ def test_many_conflicts_on_long_notes_fit_the_last_page():
 
 if __name__ == "__main__":
     main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push,
+          test_money_bound_at_the_hub,
           test_long_notes_pull_in_pages_that_fit,
           test_a_long_run_of_one_record_pulls_in_pages_that_fit,
           test_many_conflicts_on_long_notes_fit_the_last_page])

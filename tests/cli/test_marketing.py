@@ -552,6 +552,40 @@ def test_campaigns_through_hub():
         hub.cleanup()
 
 
+def test_tier_history_same_second():
+    """`tiers evaluate` twice in one second (the store's clock fixed, as
+    RELASI_NOW does; or a fast script) with the data changed in between
+    adds a row beside the earlier one, never replaces it; the latest is
+    the last evaluated, whatever their evaluated_at; and evaluating again
+    with nothing changed stores nothing."""
+    now = "2026-06-15T10:00:00Z"
+    s = Store(now=now)
+    try:
+        s.ok("tiers", "config", "Priority=600", "Gold=100", "Red=0", "--currency", "USD")
+        s.ok("account", "add", "Toko Satu")
+        first = s.js("tiers", "evaluate", "--month", "2026-03")
+        eq(first["stored"], 1, "first evaluation: one row")
+        # 6000 USD won in February: 6000 >= 6 x 600, Priority in March
+        s.ok("import", "deals", write_csv(
+            s, "won.csv", ["title", "account", "amount", "currency", "stage", "close"],
+            [["besar", "Toko Satu", "6000", "USD", "Won", "2026-02-02"]]))
+        eq(s.js("tiers", "evaluate", "--month", "2026-03")["stored"], 1,
+           "the changed tier is stored, in the same second")
+        eq(s.js("tiers", "evaluate", "--month", "2026-03")["stored"], 0,
+           "unchanged data: nothing stored")
+        s.ok("deal", "delete", "besar")
+        eq(s.js("tiers", "evaluate", "--month", "2026-03")["stored"], 1,
+           "back to Red: differs from the latest (Priority), so stored")
+        hist = s.js("tiers", "--history", "Toko Satu")["rows"]
+        eq([(h["month"], h["tier"], h["evaluated_at"], h["change"]) for h in hist],
+           [("2026-03", "Red", now, "first"), ("2026-03", "Priority", now, "up"),
+            ("2026-03", "Red", now, "down")], "every evaluation kept, in order")
+        eq(s.query("SELECT count(*) FROM rl_tier_history"), [(3,)], "three rows")
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_rfm_generated, test_rfm_edges_and_ties, test_tiers_across_months,
+          test_tier_history_same_second,
           test_rule_errors, test_rule_members, test_campaigns_through_hub])

@@ -748,7 +748,58 @@ def test_argument_errors():
         s.cleanup()
 
 
+def test_sums_at_the_money_bound():
+    """One amount is at most 10^15 minor units (relasi/limits.h), so int64
+    holds the total of 9,223 of them: every sum is exact there. One more
+    and no total fits: the reports, RFM and tiers stop with exit 5 and say
+    so (a sum done in SQL and one done in C alike), never a wrapped total."""
+    bound = 10 ** 15
+    big = "10000000000000.00"                        # 10^15 minor units of IDR
+    s = Store(now="2026-03-10T08:00:00Z")
+
+    def load(name, rows):
+        path = os.path.join(s.home, name)
+        with open(path, "w") as f:
+            f.write("title,account,amount,currency,stage,expected_close,closed_at\n")
+            for title, acct, day in rows:
+                f.write(f"{title},{acct},{big},IDR,Won,{day},{day}\n")
+        s.ok("import", "deals", path)
+
+    # Toko A: 4612 deals won in January; Toko B: 4611 in February
+    n_a, n_b = 4612, 4611
+    load("a.csv", [(f"A{i}", "Toko A", "2026-01-15") for i in range(n_a)] +
+         [(f"B{i}", "Toko B", "2026-02-15") for i in range(n_b)])
+    total = (n_a + n_b) * bound
+    check(total <= 2 ** 63 - 1, "9,223 amounts at the bound fit in int64 (the premise)")
+    fc = s.js("report", "forecast")
+    eq([(r["month"], r["won"], r["expected"], r["best_case"]) for r in fc["rows"]],
+       [("2026-01", n_a * bound, n_a * bound, n_a * bound),
+        ("2026-02", n_b * bound, n_b * bound, n_b * bound)], "forecast rows, exact")
+    eq([(t["currency"], t["won_deals"], t["won"]) for t in fc["totals"]],
+       [("IDR", n_a + n_b, total)], "forecast totals (summed in C), exact")
+    rfm = s.js("segment", "rfm", "--from", "2026-01-01", "--to", "2026-03-10")
+    eq([(t["currency"], t["deals"], t["revenue"]) for t in rfm["totals"]],
+       [("IDR", n_a + n_b, total)], "RFM totals (summed in C), exact")
+    won = [r for r in s.js("report", "pipeline")["rows"] if r["stage"] == "Won"]
+    eq([(r["deals"], r["amount"]) for r in won], [(n_a + n_b, total)],
+       "pipeline's Won row (summed in SQL), exact")
+
+    load("one-more.csv", [("B-extra", "Toko B", "2026-02-16")])
+    check(total + bound > 2 ** 63 - 1, "one more does not fit (the premise)")
+    for cmd, what in ((["report", "forecast"], "forecast"),
+                      (["segment", "rfm", "--from", "2026-01-01", "--to", "2026-03-10"], "rfm"),
+                      (["report", "pipeline"], "reading the report"),
+                      (["report", "html", os.path.join(s.home, "r.html"),
+                        "--from", "2026-01-01", "--to", "2026-03-10"], "reading the report")):
+        r = s.fails(5, *cmd)
+        check(what in r.err and "does not fit in 64-bit" in r.err,
+              f"{' '.join(cmd)}: a clear error, not a wrapped total", r)
+        eq(r.out, "", f"{' '.join(cmd)}: no figures printed")
+    check(not os.path.exists(os.path.join(s.home, "r.html")), "no page written")
+    s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_conversion_back_and_forth, test_stale_moves_with_the_clock,
           test_currencies_are_never_summed, test_weighted_rounds_half_up_below_zero,
-          test_empty_store, test_argument_errors])
+          test_empty_store, test_argument_errors, test_sums_at_the_money_bound])

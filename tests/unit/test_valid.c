@@ -441,6 +441,25 @@ static void fmt_ok(int line, int64_t minor, const char *cur, const char *want)
 
 #define FMT_OK(m, c, w) fmt_ok(__LINE__, m, c, w)
 
+/* Formatting only: a value beyond RL_MAX_MONEY_MINOR (a report's total)
+ * formats but, as one amount, does not parse back. */
+static void fmt_big(int line, int64_t minor, const char *cur, const char *want)
+{
+	char out[64];
+	int64_t back = 12345;
+	int rc = rl_money_format(out, sizeof(out), minor, cur);
+
+	check_count++;
+	if (rc != RL_OK || strcmp(out, want) != 0 ||
+	    rl_money_parse(&back, out, cur) != RL_EINVALID || back != 12345) {
+		check_failures++;
+		fprintf(stderr, "%s:%d: format %lld %s: rc %d, got '%s', want '%s' (not parsing back)\n",
+			__FILE__, line, (long long)minor, cur, rc, rc == RL_OK ? out : "", want);
+	}
+}
+
+#define FMT_BIG(m, c, w) fmt_big(__LINE__, m, c, w)
+
 static void test_money(void)
 {
 	char out[32];
@@ -468,20 +487,30 @@ static void test_money(void)
 	MONEY_OK("0.0001", "CLF", 1);
 	MONEY_OK("007", "USD", 700);
 
-	/* int64 limits, reached directly and through the decimal scaling */
-	MONEY_OK("92233720368547758.07", "USD", INT64_MAX);
-	MONEY_OK("92,233,720,368,547,758.07", "USD", INT64_MAX);
-	MONEY_OK("-92233720368547758.08", "USD", INT64_MIN);
-	MONEY_OK("9223372036854775807", "JPY", INT64_MAX);
-	MONEY_OK("-9223372036854775808", "JPY", INT64_MIN);
-	MONEY_OK("92233720368547758", "USD", INT64_C(9223372036854775800));
-	MONEY_BAD("92233720368547758.08", "USD");
-	MONEY_BAD("-92233720368547758.09", "USD");
+	/* the bound of one amount, 10^15 minor units either way (limits.h):
+	 * reached directly, through the decimal scaling, and one past it */
+	MONEY_OK("10000000000000.00", "USD", INT64_C(1000000000000000));
+	MONEY_OK("10,000,000,000,000.00", "USD", INT64_C(1000000000000000));
+	MONEY_OK("-10000000000000", "USD", -INT64_C(1000000000000000));
+	MONEY_OK("1000000000000000", "JPY", INT64_C(1000000000000000));
+	MONEY_OK("-1000000000000000", "JPY", -INT64_C(1000000000000000));
+	MONEY_OK("100000000000", "CLF", INT64_C(1000000000000000));
+	MONEY_OK("999999999999.999", "KWD", INT64_C(999999999999999));
+	MONEY_BAD("10000000000000.01", "USD");
+	MONEY_BAD("-10000000000000.01", "USD");
+	MONEY_BAD("10000000000001", "USD");
+	MONEY_BAD("1000000000000001", "JPY");
+	MONEY_BAD("-1000000000000001", "JPY");
+	MONEY_BAD("1000000000000.001", "KWD");
+	MONEY_BAD("100000000000.0001", "CLF");
+	/* int64's own ends, which the bound keeps far away */
+	MONEY_BAD("92233720368547758.07", "USD");
+	MONEY_BAD("-92233720368547758.08", "USD");
+	MONEY_BAD("9223372036854775807", "JPY");
+	MONEY_BAD("-9223372036854775808", "JPY");
 	MONEY_BAD("9223372036854775808", "JPY");
-	MONEY_BAD("-9223372036854775809", "JPY");
-	MONEY_BAD("92233720368547759", "USD");
-	MONEY_BAD("9223372036854775.808", "KWD");
 	MONEY_BAD("99999999999999999999999999", "IDR");
+	money_bad(__LINE__, "10000000000000.01", "IDR", "10000000000000.00");
 
 	/* decimals beyond the currency's */
 	MONEY_BAD("12.345", "USD");
@@ -542,11 +571,14 @@ static void test_money(void)
 	FMT_OK(5, "KWD", "0.005");
 	FMT_OK(-1234, "BHD", "-1.234");
 	FMT_OK(1, "CLF", "0.0001");
-	FMT_OK(INT64_MAX, "USD", "92233720368547758.07");
-	FMT_OK(INT64_MIN, "USD", "-92233720368547758.08");
-	FMT_OK(INT64_MAX, "JPY", "9223372036854775807");
-	FMT_OK(INT64_MIN, "JPY", "-9223372036854775808");
-	FMT_OK(INT64_MIN, "CLF", "-922337203685477.5808");
+	FMT_OK(INT64_C(1000000000000000), "USD", "10000000000000.00");
+	FMT_OK(-INT64_C(1000000000000000), "CLF", "-100000000000.0000");
+	/* a total may pass the bound of one amount: it formats, all of int64 */
+	FMT_BIG(INT64_MAX, "USD", "92233720368547758.07");
+	FMT_BIG(INT64_MIN, "USD", "-92233720368547758.08");
+	FMT_BIG(INT64_MAX, "JPY", "9223372036854775807");
+	FMT_BIG(INT64_MIN, "JPY", "-9223372036854775808");
+	FMT_BIG(INT64_MIN, "CLF", "-922337203685477.5808");
 
 	/* the buffer must hold the text and its NUL; untouched otherwise */
 	memset(out, 'x', sizeof(out));

@@ -152,9 +152,10 @@ static void test_values(void)
 		return;
 	CHECK_EQ_STR(c[0].fn, "Agus");
 	CHECK_EQ_STR(c[0].note, "a\\b,c;d\ne\nfxg\\");
-	CHECK_EQ_INT(c[0].ntel, RL_MAX_VCARD_VALUES);
+	CHECK_EQ_INT(c[0].ntel, 10);    /* every number kept; the empty TEL is none */
 	CHECK_EQ_STR(c[0].tel[0], "1");
 	CHECK_EQ_STR(c[0].tel[7], "8");
+	CHECK_EQ_STR(c[0].tel[9], "10");
 	CHECK_EQ_INT(c[0].nemail, 1);
 	rl_vcard_free_all(c, n);
 
@@ -303,6 +304,53 @@ static void test_limits(void)
 	free(in);
 }
 
+/* Every TEL and EMAIL is kept, in order, up to RL_MAX_VCARD_VALUES of a
+ * kind; one more refuses the card naming its line (never a silent cut). */
+static void test_many_values(void)
+{
+	size_t cap = 64 + (size_t)(RL_MAX_VCARD_VALUES + 1) * 32, len, i, n = 0;
+	char *in = malloc(cap), want[32];
+	rl_vcard *c = NULL;
+
+	if (!in)
+		abort();
+	len = (size_t)snprintf(in, cap, "BEGIN:VCARD\nVERSION:4.0\nFN:Ani\n");
+	for (i = 0; i < 20; i++)
+		len += (size_t)snprintf(in + len, cap - len, "TEL:tel:+6281200%04zu\nEMAIL:a%zu@b.id\n",
+					i, i);
+	len += (size_t)snprintf(in + len, cap - len, "END:VCARD\n");
+	CHECK_EQ_INT(rl_vcard_parse(&c, &n, in, len), RL_OK);
+	CHECK_EQ_INT(n, 1);
+	if (n == 1) {
+		CHECK_EQ_INT(c[0].ntel, 20);
+		CHECK_EQ_INT(c[0].nemail, 20);
+		for (i = 0; i < 20 && i < c[0].ntel && i < c[0].nemail; i++) {
+			snprintf(want, sizeof(want), "+6281200%04zu", i);
+			CHECK_EQ_STR(c[0].tel[i], want);
+			snprintf(want, sizeof(want), "a%zu@b.id", i);
+			CHECK_EQ_STR(c[0].email[i], want);
+		}
+	}
+	rl_vcard_free_all(c, n);
+
+	/* exactly the limit of e-mails: kept; one more: refused, naming lines */
+	len = (size_t)snprintf(in, cap, "BEGIN:VCARD\nVERSION:3.0\nFN:Ani\n");
+	for (i = 0; i < (size_t)RL_MAX_VCARD_VALUES; i++)
+		len += (size_t)snprintf(in + len, cap - len, "EMAIL:a%zu@b.id\n", i);
+	CHECK_EQ_INT(rl_vcard_parse(&c, &n, in, (size_t)snprintf(in + len, cap - len,
+				    "END:VCARD\n") + len), RL_OK);
+	CHECK_EQ_INT(n, 1);
+	if (n == 1)
+		CHECK_EQ_INT(c[0].nemail, RL_MAX_VCARD_VALUES);
+	rl_vcard_free_all(c, n);
+	len += (size_t)snprintf(in + len, cap - len, "EMAIL:last@b.id\nEND:VCARD\n");
+	CHECK_EQ_INT(rl_vcard_parse(&c, &n, in, len), RL_ETOOBIG);
+	snprintf(want, sizeof(want), "line %d:", 3 + RL_MAX_VCARD_VALUES + 1);
+	CHECK(msg_has(want));
+	CHECK(msg_has("the card at line 1 has more than"));
+	free(in);
+}
+
 static void test_write_exact(void)
 {
 	char *tel[] = { "+6281234567890", "022 423 1234" };
@@ -315,10 +363,9 @@ static void test_write_exact(void)
 	memset(&card, 0, sizeof(card));
 	card.fn = "Ani Wijaya, S.E.";
 	card.org = "Toko; Sejahtera";
-	card.tel[0] = tel[0];
-	card.tel[1] = tel[1];
+	card.tel = tel;
 	card.ntel = 2;
-	card.email[0] = email[0];
+	card.email = email;
 	card.nemail = 1;
 	card.city = "Bandung";
 	card.note = "a\\b\r\nc";
@@ -437,11 +484,9 @@ static void test_round_trip(void)
 	card.note = note;
 	card.city = "Bandung";
 	card.uid = "9b2f7c1e-4d3a-4b8e-9f21-0c6d5e4a3b21";
-	card.tel[0] = tel[0];
-	card.tel[1] = tel[1];
+	card.tel = tel;
 	card.ntel = 2;
-	card.email[0] = email[0];
-	card.email[1] = email[1];
+	card.email = email;
 	card.nemail = 2;
 
 	for (v = 3; v <= 4; v++) {
@@ -490,6 +535,7 @@ int main(void)
 	test_values();
 	test_errors();
 	test_limits();
+	test_many_values();
 	test_write_exact();
 	test_round_trip();
 	rl_vcard_free_all(NULL, 0);

@@ -31,8 +31,26 @@
 /* One unfolded vCard content line (PHOTO lines are skipped but still read). */
 #define RL_MAX_VCARD_LINE_BYTES (1024 * 1024)
 
-/* TEL / EMAIL values kept per card; more are reported and ignored. */
-#define RL_MAX_VCARD_VALUES     8
+/* TEL / EMAIL values of one kind in one card. All of them are kept (the
+ * importer puts the second and later in the contact's notes); a card with
+ * more is refused, naming its line, never cut short. Address books hold a
+ * handful per person; 1000 keeps a hostile card's pointer array small, and
+ * 1000 values already fill most of a note's RL_MAX_FIELD_BYTES, where the
+ * import refuses the card in any case. */
+#define RL_MAX_VCARD_VALUES     1000
+
+/* The largest magnitude of one money value, in minor units: |amount| <=
+ * 10^15 (10,000,000,000,000.00 IDR, 1,000,000,000,000,000 JPY, 100,000,000,000
+ * CLF). The largest real single deal is some orders of magnitude below. The
+ * bound exists for the sums: the reports, RFM, tiers and campaigns add
+ * amounts in int64 (at most 9.22 x 10^18), so 9,223 deals at the bound in one
+ * group still total exactly, a weighted amount (amount x probability <= 100)
+ * stays below 10^17, and six months of a tier's minimum (6 x 10^15) fit. A
+ * bound of INT64_MAX let two deals overflow every report. Checked where a
+ * value enters: rl_money_parse (CLI, imports, tier levels) and
+ * rl_model_check_value (every value the hub takes, every value a device
+ * pulls). Sums beyond it are still checked (relasi/report.h, rp_money_add). */
+#define RL_MAX_MONEY_MINOR      1000000000000000LL
 
 /* A record's name, a title, a city: one line of text. */
 #define RL_MAX_NAME_BYTES       512

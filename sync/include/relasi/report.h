@@ -121,6 +121,19 @@ void rp_set_ratio(struct rp_cell *row, size_t col, double v);  /* 4 decimals */
 int rp_set_column(struct rp_cell *row, size_t col, const struct rp_table *t,
 		  sqlite3_stmt *st, int i);
 
+/* *acc += v, or RL_ETOOBIG ("WHAT: the CURRENCY total does not fit ...")
+ * when the sum leaves int64, leaving *acc as it was. Every sum of money done
+ * in C (forecast totals, RFM, tiers, campaigns) goes through it: each amount
+ * is bounded (RL_MAX_MONEY_MINOR), but a sum of more than 9,223 amounts at
+ * that bound, or of amounts stored before the bound existed, is not, and a
+ * signed overflow would be undefined behaviour, not a wrong number. */
+int rp_money_add(int64_t *acc, int64_t v, const char *what, const char *currency);
+
+/* The error of a statement that sums money in SQL: SQLite's sum() stops
+ * with "integer overflow" where rp_money_add would, and that becomes the
+ * same RL_ETOOBIG (exit 5, saying why); anything else is rl_store_error. */
+int rp_sum_error(rl_store *s, const char *doing);
+
 /* Free what r owns (filters, tables); r itself is the caller's. */
 void rp_result_free(struct rp_result *r);
 

@@ -70,7 +70,9 @@ int rl_currency_exponent(const char *code);
  * "1500000" -> 150000000 for IDR, "12.5" -> 1250 for USD, "-3" allowed.
  * '.' is the decimal separator; '_', ' ' and ',' between digit groups are
  * ignored only if grouping is regular (1,500,000). More decimals than the
- * currency has, overflow of int64, empty input, or junk -> RL_EINVALID.
+ * currency has, a magnitude beyond RL_MAX_MONEY_MINOR (10^15 minor units,
+ * relasi/limits.h: the headroom that keeps sums of amounts inside int64),
+ * empty input, or junk -> RL_EINVALID, naming the text and the bound.
  */
 int rl_money_parse(int64_t *minor, const char *text, const char *currency);
 

@@ -8,7 +8,9 @@
  * component), TITLE, NOTE, TEL, EMAIL, ADR (locality -> city), UID. Other
  * properties (PHOTO, X-...) are skipped. vCard 2.1 (QUOTED-PRINTABLE,
  * CHARSET) is refused with a clear message. Input must be valid UTF-8.
- * Errors name the 1-based line where the problem is.
+ * Errors name the 1-based line where the problem is. Every TEL and EMAIL
+ * of a card is kept, in order; more than RL_MAX_VCARD_VALUES of one kind
+ * is an error (RL_ETOOBIG), not a silent cut.
  */
 #ifndef RELASI_VCARD_H
 #define RELASI_VCARD_H
@@ -29,9 +31,10 @@ typedef struct rl_vcard {
 	char *note;
 	char *city;     /* ADR locality of the first ADR */
 	char *uid;
-	char *tel[RL_MAX_VCARD_VALUES];
+	char **tel;     /* every TEL in card order (ntel of them, at most
+			 * RL_MAX_VCARD_VALUES: a card with more is refused) */
 	size_t ntel;
-	char *email[RL_MAX_VCARD_VALUES];
+	char **email;   /* likewise every EMAIL */
 	size_t nemail;
 	long line;      /* line of BEGIN:VCARD */
 } rl_vcard;
