@@ -172,6 +172,7 @@ static int receive(struct feed *f, int fd, const char *path)
 	struct archive *a = NULL;
 	struct archive_entry *e;
 	char buf[256 * 1024];
+	const char *name;
 	long long written = 0;
 	int error, rc;
 
@@ -188,12 +189,12 @@ static int receive(struct feed *f, int fd, const char *path)
 				     ar->archive_error_string(a));
 		goto cleanup;
 	}
-	if (ar->archive_entry_filetype(e) != AE_IFREG ||
-	    strcmp(ar->archive_entry_pathname(e), IMAGE_MEMBER) != 0 ||
+	/* libarchive gives no name (NULL) for one it cannot convert. */
+	name = ar->archive_entry_pathname(e);
+	if (ar->archive_entry_filetype(e) != AE_IFREG || !name || strcmp(name, IMAGE_MEMBER) != 0 ||
 	    !ar->archive_entry_size_is_set(e) || ar->archive_entry_size(e) != f->a->size) {
 		error = rl_error_set(RL_EPROTO, "the hub's snapshot image holds '%.64s', not %s of "
-				     "%lld bytes", ar->archive_entry_pathname(e) ?
-				     ar->archive_entry_pathname(e) : "?", IMAGE_MEMBER, f->a->size);
+				     "%lld bytes", name ? name : "?", IMAGE_MEMBER, f->a->size);
 		goto cleanup;
 	}
 	for (;;) {
