@@ -2225,6 +2225,38 @@ static int verify_backup(hub_audit *a, const git_oid *head, struct verify *v, js
 	return RL_OK;
 }
 
+static int replace_cb(const char *name, void *payload)
+{
+	problem(payload, "%s: stock git shows another commit or file in place of %s (git "
+		"replace); relasi-hub reads the original", name, name + strlen("refs/replace/"));
+	return 0;
+}
+
+/*
+ * What makes stock git read audit.git differently from libgit2 (which knows
+ * none of it): replace refs, info/grafts and a shallow file give `git log`
+ * and `git show` other commits, files, authors or a cut history, while
+ * every object and ref the hub checks stays untouched.
+ */
+static int verify_views(hub_audit *a, struct verify *v)
+{
+	static const char *const files[] = { "info/grafts", "shallow", NULL };
+	char path[4200];
+	struct stat sb;
+	int gerr, i;
+
+	gerr = git_reference_foreach_glob(a->repo, "refs/replace/*", replace_cb, v);
+	if (gerr < 0)
+		return hub_git_fail(gerr, "listing refs/replace");
+	for (i = 0; files[i]; i++) {
+		snprintf(path, sizeof(path), "%s%s", git_repository_path(a->repo), files[i]);
+		if (lstat(path, &sb) == 0)
+			problem(v, "audit.git/%s exists: stock git reads other parents than the "
+				"hub wrote", files[i]);
+	}
+	return RL_OK;
+}
+
 int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report)
 {
 	struct verify v;
@@ -2307,7 +2339,8 @@ int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report)
 		sqlite3_exec(rl_store_db(s), "ROLLBACK", NULL, NULL, NULL);
 		in_tx = 0;
 	}
-	if (have_head && (error = verify_backup(a, &head, &v, rep)) < 0)
+	if ((error = verify_views(a, &v)) < 0 ||
+	    (have_head && (error = verify_backup(a, &head, &v, rep)) < 0))
 		goto cleanup;
 	if (have_head)
 		json_object_set_new(rep, "head", json_string(git_oid_tostr_s(&head)));

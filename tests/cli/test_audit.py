@@ -635,7 +635,66 @@ def test_serve_packs_when_idle():
         hub.cleanup()
 
 
+def test_stock_git_views_are_checked():
+    """git replace, info/grafts and a shallow file make stock git show other
+    commits than the hub wrote (libgit2 reads none of them): verify says so."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    idx = tempfile.mktemp(prefix="relasi-audit-index-")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        ani.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        r = repo(hub)
+        rid = hub.query("SELECT id FROM accounts")[0][0]
+        path = record_path("accounts", rid)
+        good = head(hub)
+        blob = git(r, "show", f"HEAD:{path}").stdout.replace("city: Cimahi", "city: Jakarta")
+        b = subprocess.run(["git", "-C", r, "hash-object", "-w", "--stdin"], input=blob,
+                           capture_output=True, text=True, check=True).stdout.strip()
+        env = dict(os.environ, GIT_INDEX_FILE=idx, GIT_AUTHOR_NAME="Budi Santoso",
+                   GIT_AUTHOR_EMAIL="budi@relasi", GIT_COMMITTER_NAME="relasi-hub",
+                   GIT_COMMITTER_EMAIL="hub@relasi")
+
+        def plumb(*args, stdin=None):
+            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        plumb("read-tree", good)
+        plumb("update-index", "--cacheinfo", f"100644,{b},{path}")
+        forged = plumb("commit-tree", plumb("write-tree"), "-p", f"{good}~1",
+                       stdin=plumb("log", "-1", "--format=%B", good))
+        git(r, "replace", good, forged)
+        eq(git(r, "log", "-1", "--format=%an", "HEAD").stdout.strip(), "Budi Santoso",
+           "stock git shows the replacement")
+        eq(head(hub), good, "the ref itself is untouched")
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Cimahi",
+           "relasi-hub reads the original")
+        r2 = verify(hub, 7, contains="refs/replace/" + good)
+        check("git replace" in r2.stderr, "the reason", r2.stderr)
+        git(r, "replace", "-d", good)
+        verify(hub, deep=True)
+
+        with open(os.path.join(r, "shallow"), "w") as f:
+            f.write(good + "\n")
+        eq(git(r, "rev-list", "--count", "HEAD").stdout.strip(), "1", "git log is cut short")
+        verify(hub, 7, contains="audit.git/shallow")
+        os.unlink(os.path.join(r, "shallow"))
+        os.makedirs(os.path.join(r, "info"), exist_ok=True)
+        with open(os.path.join(r, "info", "grafts"), "w") as f:
+            f.write(good + "\n")
+        verify(hub, 7, contains="audit.git/info/grafts")
+        os.unlink(os.path.join(r, "info", "grafts"))
+        verify(hub, deep=True)
+    finally:
+        if os.path.exists(idx):
+            os.unlink(idx)
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
-          test_audit_pack, test_serve_packs_when_idle])
+          test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked])
