@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from hub_test import HUB_BIN, Hub, sync_all
-from relasi_test import Failure, check, eq, main
+from relasi_test import Failure, Store, check, eq, main
 
 
 def git(repo, *args, ok=True):
@@ -694,7 +694,42 @@ def test_stock_git_views_are_checked():
         hub.cleanup()
 
 
+def test_long_unicode_names():
+    """A login and a name as long as the hub takes them, in more than ASCII:
+    whole in the commits (no character cut in two, no login cut to another),
+    and history reads them back."""
+    hub = Hub()
+    login = "penjual2.wilayah.jawa.barat.kabupaten.sumedang." + "\u00e9" * 20   # 87 bytes
+    name = "Ni Luh " + "\u00fc" * 240                                               # 487 bytes
+    tok = hub.token(login, name)
+    dev = Store(init=False)
+    hub.devices.append(dev)
+    try:
+        dev.ok("enroll", tok, "--name", "laptop")
+        # a label cut at 60 bytes in the commit's body, inside a character
+        dev.ok("account", "add", "T" + "\u00e4" * 40, "--city", "Bandung")
+        dev.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        h = history(hub, "T" + "\u00e4" * 40)
+        eq({(c["who"], c["author"]) for c in h["changes"]},
+           {(login, f"{name} ({login}, device {device_id(dev)})")},
+           "who is the whole login, the author the whole name")
+        h = history(hub, hub.query("SELECT id FROM users WHERE login = ?", login)[0][0])
+        check(h["changes"] and h["changes"][0]["summary"].startswith("hub: user penjual"),
+              "the user's own record, its summary cut at a character", h)
+        raw = subprocess.run(["git", "-C", repo(hub), "log", "--format=%an%n%B"],
+                             capture_output=True, timeout=60, check=True).stdout
+        text = raw.decode("utf-8")          # strict: no byte of a cut character
+        check(f"Relasi-User: {login}\n" in text and f"{name} ({login}," in text,
+              "git reads the whole login and name", text[:500])
+        verify(hub, deep=True)
+    finally:
+        dev.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
-          test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked])
+          test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
+          test_long_unicode_names])
