@@ -2118,6 +2118,64 @@ static int path_order(const void *a, const void *b)
 }
 
 /*
+ * Whose a commit is, against the unit the log has for its changes: its
+ * device and kind, the device in its author, its author date, and its
+ * user's login (as the store has it now, or as of the commit: a login may
+ * have been changed since). The files alone do not say who: an old commit
+ * re-attributed to another rep, with everything after it re-made, passed.
+ */
+static int check_who(hub_audit *a, rl_store *s, git_commit *c, git_tree *t,
+		     const struct commit_info *ci, struct verify *v, const char *cid)
+{
+	const git_signature *au = git_commit_author(c);
+	char name[RL_MAX_NAME_BYTES + 1], login[RL_MAX_NAME_BYTES + 1], path[96], tail[96];
+	struct record r = { NULL, 0, 0 };
+	const char *then;
+	struct unit u;
+	int64_t when;
+	int none, found, off, error;
+
+	if ((error = next_unit(s, ci->first - 1, ci->last, &u, &none)) < 0)
+		return error;
+	if (none || u.last != ci->last)
+		return RL_OK;             /* the chain check and the replay say what is wrong */
+	if (strcmp(ci->device, u.device) != 0 || strcmp(ci->kind, u.kind) != 0) {
+		problem(v, "commit %s: Relasi-Device %s, Relasi-Kind %s, but the log has changes "
+			"%lld..%lld as %s from %s", cid, ci->device[0] ? ci->device : "none",
+			ci->kind[0] ? ci->kind : "none", ci->first, ci->last, u.kind, u.device);
+		return RL_OK;
+	}
+	snprintf(tail, sizeof(tail), ", device %s)", u.device);
+	if (strcmp(u.device, "hub") == 0 ? strcmp(au->name, "relasi-hub") != 0
+	    : strlen(au->name) < strlen(tail) ||
+	      strcmp(au->name + strlen(au->name) - strlen(tail), tail) != 0) {
+		problem(v, "commit %s: its author \"%.80s\" is not device %s, whose changes "
+			"%lld..%lld it holds", cid, au->name, u.device, ci->first, ci->last);
+		return RL_OK;
+	}
+	if (rl_time_parse(&when, &off, u.at, 0, 0) == 0 && (int64_t)au->when.time != when) {
+		problem(v, "commit %s: its author date is not %s, when the hub took changes "
+			"%lld..%lld", cid, u.at, ci->first, ci->last);
+		return RL_OK;
+	}
+	if (strcmp(u.device, "hub") == 0)
+		return RL_OK;             /* the hub's own: no user */
+	user_names(s, u.user, name, sizeof(name), login, sizeof(login));
+	if (strcmp(ci->user, login) == 0)
+		return RL_OK;
+	then = NULL;
+	if (u.user[0] && record_path(path, sizeof(path), "users", u.user) == 0 &&
+	    (error = tree_record(a, t, path, &r, &found, NULL)) == 0 && found)
+		then = record_get(&r, "login");
+	if (!then || strcmp(ci->user, then) != 0)
+		problem(v, "commit %s: Relasi-User %s, but changes %lld..%lld are user %s's (%s)",
+			cid, ci->user[0] ? ci->user : "none", ci->first, ci->last,
+			login[0] ? login : "unknown", u.user[0] ? u.user : "no user id");
+	record_clear(&r);
+	return error == RL_EINVALID ? RL_OK : error;   /* a file not ours: the replay says */
+}
+
+/*
  * One commit replayed: its parent's files with its hub_log entries applied
  * must give exactly its files, and it may change no other path. Catches an
  * old commit rewritten together with everything after it and the store's
@@ -2145,7 +2203,8 @@ static int replay_commit(hub_audit *a, rl_store *s, git_commit *c, struct verify
 		error = hub_git_fail(gerr, "reading a commit");
 		goto cleanup;
 	}
-	if ((error = read_entries(s, ci.first, ci.last, &es, &n)) < 0)
+	if ((error = check_who(a, s, c, t, &ci, v, cid)) < 0 ||
+	    (error = read_entries(s, ci.first, ci.last, &es, &n)) < 0)
 		goto cleanup;
 	if (!(idx = malloc((n ? n : 1) * sizeof(*idx))) ||
 	    !(paths = calloc(n ? n : 1, sizeof(*paths))) ||

@@ -728,8 +728,69 @@ def test_long_unicode_names():
         hub.cleanup()
 
 
+def test_deep_verify_checks_who():
+    """An old commit re-attributed (author, Relasi-Device, Relasi-User moved
+    to another rep), every later commit re-made on top and the store's
+    record moved: the files are right, --deep sees the author is not."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    idx = tempfile.mktemp(prefix="relasi-audit-index-")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        sync_all([ani, budi])
+        budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        budi.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        r = repo(hub)
+        good = head(hub)
+        ani_dev, budi_dev = device_id(ani), device_id(budi)
+        chain = git(r, "rev-list", "--reverse", good).stdout.split()
+        target = next(c for c in chain
+                      if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: "))
+        env = dict(os.environ, GIT_INDEX_FILE=idx,
+                   GIT_AUTHOR_NAME=f"Budi Santoso (budi, device {budi_dev})",
+                   GIT_AUTHOR_EMAIL="budi@relasi",
+                   GIT_AUTHOR_DATE=git(r, "log", "-1", "--format=%ad", "--date=raw",
+                                       target).stdout.strip(),
+                   GIT_COMMITTER_NAME="relasi-hub", GIT_COMMITTER_EMAIL="hub@relasi")
+
+        def plumb(*args, stdin=None):
+            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        msg = plumb("log", "-1", "--format=%B", target).replace("ani: ", "budi: ", 1)
+        msg = msg.replace(ani_dev, budi_dev).replace("Relasi-User: ani", "Relasi-User: budi")
+        new = plumb("commit-tree", plumb("rev-parse", f"{target}^{{tree}}"), "-p",
+                    f"{target}~1", stdin=msg + "\n")
+        for c in chain[chain.index(target) + 1:]:
+            env["GIT_AUTHOR_NAME"] = plumb("log", "-1", "--format=%an", c)
+            env["GIT_AUTHOR_EMAIL"] = plumb("log", "-1", "--format=%ae", c)
+            env["GIT_AUTHOR_DATE"] = plumb("log", "-1", "--format=%ad", "--date=raw", c)
+            new = plumb("commit-tree", plumb("rev-parse", f"{c}^{{tree}}"), "-p", new,
+                        stdin=plumb("log", "-1", "--format=%B", c) + "\n")
+        git(r, "update-ref", "refs/heads/main", new)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        eq({c["who"] for c in history(hub, "Makmur")["changes"]}, {"budi"},
+           "the forged history names budi")
+        verify(hub)                     # shape and files are all right
+        r2 = verify(hub, 7, deep=True)
+        check("Relasi-Device" in r2.stderr and ani_dev in r2.stderr,
+              "the commit and the device the log names", r2.stderr)
+        git(r, "update-ref", "refs/heads/main", good)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        verify(hub, deep=True)
+    finally:
+        if os.path.exists(idx):
+            os.unlink(idx)
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
           test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
-          test_long_unicode_names])
+          test_long_unicode_names, test_deep_verify_checks_who])
