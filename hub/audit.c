@@ -86,8 +86,10 @@
 #include <unistd.h>
 
 #include <git2.h>
+#include <utf8proc.h>
 
 #include "relasi/error.h"
+#include "relasi/limits.h"
 #include "relasi/model.h"
 #include "relasi/valid.h"
 
@@ -143,6 +145,60 @@ int hub_git_fail(int gerr, const char *doing)
 	const git_error *e = git_error_last();
 	return rl_error_set(gerr == GIT_ENOTFOUND ? RL_ENOTFOUND : RL_EIO, "audit history: %s: %s",
 			    doing, e && e->message ? e->message : "libgit2 failed");
+}
+
+/* ---- text --------------------------------------------------------------------------- */
+
+/* Drop from s, in place, every byte that is no part of a UTF-8 character:
+ * a snprintf into a buffer too small for a name, or a "%.Ns" (the note of
+ * `user add`), may cut one in two, and git then shows a broken byte, and
+ * jansson refuses the string (history failed, saying "out of memory"). */
+static void utf8_clean(char *s)
+{
+	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+	utf8proc_int32_t c;
+	utf8proc_ssize_t step;
+	char *o = s;
+
+	while (*p) {
+		if ((step = utf8proc_iterate(p, -1, &c)) > 0) {
+			memmove(o, p, (size_t)step);
+			o += step;
+			p += step;
+		} else {
+			p++;
+		}
+	}
+	*o = '\0';
+}
+
+/* s as a JSON string, each byte that is no UTF-8 as U+FFFD: a commit of an
+ * older hub (or of a hand) may hold broken text, which jansson refuses. */
+static json_t *json_text(const char *s)
+{
+	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+	utf8proc_int32_t c;
+	utf8proc_ssize_t step;
+	sqlite3_str *b;
+	json_t *j;
+	char *t;
+
+	if ((j = json_string(s)) || !s)
+		return j;
+	b = sqlite3_str_new(NULL);
+	while (*p) {
+		if ((step = utf8proc_iterate(p, -1, &c)) > 0) {
+			sqlite3_str_append(b, (const char *)p, (int)step);
+			p += step;
+		} else {
+			sqlite3_str_appendall(b, "\xef\xbf\xbd");
+			p++;
+		}
+	}
+	t = sqlite3_str_finish(b);
+	j = t ? json_string(t) : NULL;
+	sqlite3_free(t);
+	return j;
 }
 
 /* ---- the record file ------------------------------------------------------------ */
@@ -663,7 +719,7 @@ fail:
 struct commit_info {
 	int baseline;              /* root: the store as of last */
 	long long first, last;     /* hub_log seqs */
-	char device[64], user[64], kind[16];
+	char device[64], user[RL_MAX_NAME_BYTES + 1], kind[16];   /* user: a whole login */
 };
 
 /* The trailers of one of our commits; RL_EINVALID when it is not one. */
@@ -699,6 +755,7 @@ static int commit_info(const git_commit *c, struct commit_info *ci)
 			snprintf(ci->device, sizeof(ci->device), "%s", v);
 		} else if (strcmp(k, "Relasi-User") == 0) {
 			snprintf(ci->user, sizeof(ci->user), "%s", v);
+			utf8_clean(ci->user);
 		} else if (strcmp(k, "Relasi-Kind") == 0) {
 			snprintf(ci->kind, sizeof(ci->kind), "%s", v);
 		}
@@ -957,9 +1014,12 @@ static void sig_clean(char *s, int email)
 }
 
 static int make_signatures(rl_store *s, const struct unit *u, git_signature **author,
-			   git_signature **committer, char *who, size_t wholen)
+			   git_signature **committer)
 {
-	char name[300], login[128], full[512], email[160], local[128];
+	/* name and login whole (at most RL_MAX_NAME_BYTES each): a cut one
+	 * is another login in the trailer, and broken UTF-8 in the author */
+	char name[RL_MAX_NAME_BYTES + 1], login[RL_MAX_NAME_BYTES + 1];
+	char full[2 * RL_MAX_NAME_BYTES + 128], email[160], local[128];
 	int64_t when = 0;
 	int off = 0, gerr;
 
@@ -968,12 +1028,11 @@ static int make_signatures(rl_store *s, const struct unit *u, git_signature **au
 	if (strcmp(u->device, "hub") == 0 || !u->device[0]) {
 		snprintf(full, sizeof(full), "relasi-hub");
 		snprintf(local, sizeof(local), "hub");
-		snprintf(who, wholen, "hub");
 	} else {
 		snprintf(full, sizeof(full), "%s (%s, device %s)", name[0] ? name : "unknown user",
 			 login[0] ? login : "?", u->device);
-		snprintf(local, sizeof(local), "%s", login[0] ? login : "unknown");
-		snprintf(who, wholen, "%s", login[0] ? login : u->device);
+		/* the e-mail's local part: ASCII after sig_clean, so a cut is harmless */
+		snprintf(local, sizeof(local), "%.100s", login[0] ? login : "unknown");
 	}
 	sig_clean(full, 0);
 	sig_clean(local, 1);
@@ -1078,11 +1137,10 @@ static int write_commit(hub_audit *a, rl_store *s, const struct unit *u, git_tre
 	git_signature *author = NULL, *committer = NULL;
 	const git_commit *parents[1];
 	git_oid oid;
-	char who[160];
 	int error, gerr;
 
 	parents[0] = parent;
-	if ((error = make_signatures(s, u, &author, &committer, who, sizeof(who))) < 0)
+	if ((error = make_signatures(s, u, &author, &committer)) < 0)
 		return error;
 	gerr = git_commit_create(&oid, a->wr, NULL, author, committer, NULL, message, tree,
 				 parent ? 1 : 0, parents);
@@ -1105,7 +1163,7 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 	git_tree *ptree = NULL, *tree = NULL;
 	git_oid tree_oid;
 	sqlite3_str *body = NULL;
-	char *message = NULL, name[300], login[128];
+	char *message = NULL, name[RL_MAX_NAME_BYTES + 1], login[RL_MAX_NAME_BYTES + 1];
 	struct record r = { NULL, 0, 0 };
 	int error, gerr;
 
@@ -1153,9 +1211,14 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 		nup++;
 		nrec++;
 		if (nrec <= AUDIT_BODY_RECORDS) {
+			char cut[61];
 			label = t && t->label_field ? record_get(&r, t->label_field) : NULL;
-			sqlite3_str_appendf(body, "%s %.12s%s%.60s%s:", e0->tbl, e0->row,
-					    label ? " (" : "", label ? label : "", label ? ")" : "");
+			if (label) {
+				snprintf(cut, sizeof(cut), "%s", label);
+				utf8_clean(cut);
+			}
+			sqlite3_str_appendf(body, "%s %.12s%s%s%s:", e0->tbl, e0->row,
+					    label ? " (" : "", label ? cut : "", label ? ")" : "");
 			for (k = i; k < j; k++) {
 				size_t m;
 				for (m = i; m < k; m++)   /* each field once */
@@ -1429,8 +1492,11 @@ static int next_unit(rl_store *s, long long cur, long long top, struct unit *u, 
 		u->batch = sqlite3_column_int64(st, 5);
 		u->conflicts = (long)sqlite3_column_int64(st, 6);
 		snprintf(u->at, sizeof(u->at), "%s", (const char *)sqlite3_column_text(st, 7));
-		if (sqlite3_column_text(st, 8))
+		if (sqlite3_column_text(st, 8)) {
+			/* a note may hold a name cut inside a character (user add) */
 			snprintf(u->note, sizeof(u->note), "%s", (const char *)sqlite3_column_text(st, 8));
+			utf8_clean(u->note);
+		}
 	} else if (rc == SQLITE_ROW) {
 		top = sqlite3_column_int64(st, 1) - 1;     /* uncovered entries before it */
 	}
@@ -1708,7 +1774,7 @@ int hub_audit_sync(const char *dir, rl_store *s, int create)
 
 static json_t *opt_string(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	return s ? json_text(s) : json_null();
 }
 
 int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char *field,
@@ -1785,14 +1851,15 @@ int hub_audit_history(hub_audit *a, const char *tbl, const char *row, const char
 					k++;
 				if ((nv && ov && strcmp(nv, ov) == 0) || (field && strcmp(field, name) != 0))
 					continue;
-				o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s}",
-					      "at", when, "who", ci.user[0] ? ci.user : ci.baseline ? "hub"
-					      : ci.device[0] ? ci.device : "?",
-					      "author", au->name ? au->name : "",
-					      "device", ci.device[0] ? ci.device : "",
+				o = json_pack("{s:s, s:o, s:o, s:o, s:s, s:o, s:o, s:s, s:o}",
+					      "at", when, "who", json_text(ci.user[0] ? ci.user
+					      : ci.baseline ? "hub" : ci.device[0] ? ci.device : "?"),
+					      "author", json_text(au->name ? au->name : ""),
+					      "device", json_text(ci.device),
 					      "field", name, "old", opt_string(ov), "new", opt_string(nv),
 					      "commit", git_oid_tostr_s(git_commit_id(c)),
-					      "summary", git_commit_summary(c) ? git_commit_summary(c) : "");
+					      "summary", json_text(git_commit_summary(c) ? git_commit_summary(c)
+								   : ""));
 				if (!o || json_array_append_new(list, o) < 0) {
 					error = rl_error_set(RL_ENOMEM, "out of memory");
 					break;
@@ -2051,6 +2118,64 @@ static int path_order(const void *a, const void *b)
 }
 
 /*
+ * Whose a commit is, against the unit the log has for its changes: its
+ * device and kind, the device in its author, its author date, and its
+ * user's login (as the store has it now, or as of the commit: a login may
+ * have been changed since). The files alone do not say who: an old commit
+ * re-attributed to another rep, with everything after it re-made, passed.
+ */
+static int check_who(hub_audit *a, rl_store *s, git_commit *c, git_tree *t,
+		     const struct commit_info *ci, struct verify *v, const char *cid)
+{
+	const git_signature *au = git_commit_author(c);
+	char name[RL_MAX_NAME_BYTES + 1], login[RL_MAX_NAME_BYTES + 1], path[96], tail[96];
+	struct record r = { NULL, 0, 0 };
+	const char *then;
+	struct unit u;
+	int64_t when;
+	int none, found, off, error;
+
+	if ((error = next_unit(s, ci->first - 1, ci->last, &u, &none)) < 0)
+		return error;
+	if (none || u.last != ci->last)
+		return RL_OK;             /* the chain check and the replay say what is wrong */
+	if (strcmp(ci->device, u.device) != 0 || strcmp(ci->kind, u.kind) != 0) {
+		problem(v, "commit %s: Relasi-Device %s, Relasi-Kind %s, but the log has changes "
+			"%lld..%lld as %s from %s", cid, ci->device[0] ? ci->device : "none",
+			ci->kind[0] ? ci->kind : "none", ci->first, ci->last, u.kind, u.device);
+		return RL_OK;
+	}
+	snprintf(tail, sizeof(tail), ", device %s)", u.device);
+	if (strcmp(u.device, "hub") == 0 ? strcmp(au->name, "relasi-hub") != 0
+	    : strlen(au->name) < strlen(tail) ||
+	      strcmp(au->name + strlen(au->name) - strlen(tail), tail) != 0) {
+		problem(v, "commit %s: its author \"%.80s\" is not device %s, whose changes "
+			"%lld..%lld it holds", cid, au->name, u.device, ci->first, ci->last);
+		return RL_OK;
+	}
+	if (rl_time_parse(&when, &off, u.at, 0, 0) == 0 && (int64_t)au->when.time != when) {
+		problem(v, "commit %s: its author date is not %s, when the hub took changes "
+			"%lld..%lld", cid, u.at, ci->first, ci->last);
+		return RL_OK;
+	}
+	if (strcmp(u.device, "hub") == 0)
+		return RL_OK;             /* the hub's own: no user */
+	user_names(s, u.user, name, sizeof(name), login, sizeof(login));
+	if (strcmp(ci->user, login) == 0)
+		return RL_OK;
+	then = NULL;
+	if (u.user[0] && record_path(path, sizeof(path), "users", u.user) == 0 &&
+	    (error = tree_record(a, t, path, &r, &found, NULL)) == 0 && found)
+		then = record_get(&r, "login");
+	if (!then || strcmp(ci->user, then) != 0)
+		problem(v, "commit %s: Relasi-User %s, but changes %lld..%lld are user %s's (%s)",
+			cid, ci->user[0] ? ci->user : "none", ci->first, ci->last,
+			login[0] ? login : "unknown", u.user[0] ? u.user : "no user id");
+	record_clear(&r);
+	return error == RL_EINVALID ? RL_OK : error;   /* a file not ours: the replay says */
+}
+
+/*
  * One commit replayed: its parent's files with its hub_log entries applied
  * must give exactly its files, and it may change no other path. Catches an
  * old commit rewritten together with everything after it and the store's
@@ -2078,7 +2203,8 @@ static int replay_commit(hub_audit *a, rl_store *s, git_commit *c, struct verify
 		error = hub_git_fail(gerr, "reading a commit");
 		goto cleanup;
 	}
-	if ((error = read_entries(s, ci.first, ci.last, &es, &n)) < 0)
+	if ((error = check_who(a, s, c, t, &ci, v, cid)) < 0 ||
+	    (error = read_entries(s, ci.first, ci.last, &es, &n)) < 0)
 		goto cleanup;
 	if (!(idx = malloc((n ? n : 1) * sizeof(*idx))) ||
 	    !(paths = calloc(n ? n : 1, sizeof(*paths))) ||
@@ -2225,6 +2351,38 @@ static int verify_backup(hub_audit *a, const git_oid *head, struct verify *v, js
 	return RL_OK;
 }
 
+static int replace_cb(const char *name, void *payload)
+{
+	problem(payload, "%s: stock git shows another commit or file in place of %s (git "
+		"replace); relasi-hub reads the original", name, name + strlen("refs/replace/"));
+	return 0;
+}
+
+/*
+ * What makes stock git read audit.git differently from libgit2 (which knows
+ * none of it): replace refs, info/grafts and a shallow file give `git log`
+ * and `git show` other commits, files, authors or a cut history, while
+ * every object and ref the hub checks stays untouched.
+ */
+static int verify_views(hub_audit *a, struct verify *v)
+{
+	static const char *const files[] = { "info/grafts", "shallow", NULL };
+	char path[4200];
+	struct stat sb;
+	int gerr, i;
+
+	gerr = git_reference_foreach_glob(a->repo, "refs/replace/*", replace_cb, v);
+	if (gerr < 0)
+		return hub_git_fail(gerr, "listing refs/replace");
+	for (i = 0; files[i]; i++) {
+		snprintf(path, sizeof(path), "%s%s", git_repository_path(a->repo), files[i]);
+		if (lstat(path, &sb) == 0)
+			problem(v, "audit.git/%s exists: stock git reads other parents than the "
+				"hub wrote", files[i]);
+	}
+	return RL_OK;
+}
+
 int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report)
 {
 	struct verify v;
@@ -2307,7 +2465,8 @@ int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report)
 		sqlite3_exec(rl_store_db(s), "ROLLBACK", NULL, NULL, NULL);
 		in_tx = 0;
 	}
-	if (have_head && (error = verify_backup(a, &head, &v, rep)) < 0)
+	if ((error = verify_views(a, &v)) < 0 ||
+	    (have_head && (error = verify_backup(a, &head, &v, rep)) < 0))
 		goto cleanup;
 	if (have_head)
 		json_object_set_new(rep, "head", json_string(git_oid_tostr_s(&head)));

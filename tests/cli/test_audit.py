@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from hub_test import HUB_BIN, Hub, sync_all
-from relasi_test import Failure, check, eq, main
+from relasi_test import Failure, Store, check, eq, main
 
 
 def git(repo, *args, ok=True):
@@ -635,7 +635,162 @@ def test_serve_packs_when_idle():
         hub.cleanup()
 
 
+def test_stock_git_views_are_checked():
+    """git replace, info/grafts and a shallow file make stock git show other
+    commits than the hub wrote (libgit2 reads none of them): verify says so."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    idx = tempfile.mktemp(prefix="relasi-audit-index-")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        ani.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        r = repo(hub)
+        rid = hub.query("SELECT id FROM accounts")[0][0]
+        path = record_path("accounts", rid)
+        good = head(hub)
+        blob = git(r, "show", f"HEAD:{path}").stdout.replace("city: Cimahi", "city: Jakarta")
+        b = subprocess.run(["git", "-C", r, "hash-object", "-w", "--stdin"], input=blob,
+                           capture_output=True, text=True, check=True).stdout.strip()
+        env = dict(os.environ, GIT_INDEX_FILE=idx, GIT_AUTHOR_NAME="Budi Santoso",
+                   GIT_AUTHOR_EMAIL="budi@relasi", GIT_COMMITTER_NAME="relasi-hub",
+                   GIT_COMMITTER_EMAIL="hub@relasi")
+
+        def plumb(*args, stdin=None):
+            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        plumb("read-tree", good)
+        plumb("update-index", "--cacheinfo", f"100644,{b},{path}")
+        forged = plumb("commit-tree", plumb("write-tree"), "-p", f"{good}~1",
+                       stdin=plumb("log", "-1", "--format=%B", good))
+        git(r, "replace", good, forged)
+        eq(git(r, "log", "-1", "--format=%an", "HEAD").stdout.strip(), "Budi Santoso",
+           "stock git shows the replacement")
+        eq(head(hub), good, "the ref itself is untouched")
+        eq(history(hub, "Makmur", "--field", "city")["changes"][0]["new"], "Cimahi",
+           "relasi-hub reads the original")
+        r2 = verify(hub, 7, contains="refs/replace/" + good)
+        check("git replace" in r2.stderr, "the reason", r2.stderr)
+        git(r, "replace", "-d", good)
+        verify(hub, deep=True)
+
+        with open(os.path.join(r, "shallow"), "w") as f:
+            f.write(good + "\n")
+        eq(git(r, "rev-list", "--count", "HEAD").stdout.strip(), "1", "git log is cut short")
+        verify(hub, 7, contains="audit.git/shallow")
+        os.unlink(os.path.join(r, "shallow"))
+        os.makedirs(os.path.join(r, "info"), exist_ok=True)
+        with open(os.path.join(r, "info", "grafts"), "w") as f:
+            f.write(good + "\n")
+        verify(hub, 7, contains="audit.git/info/grafts")
+        os.unlink(os.path.join(r, "info", "grafts"))
+        verify(hub, deep=True)
+    finally:
+        if os.path.exists(idx):
+            os.unlink(idx)
+        ani.cleanup()
+        hub.cleanup()
+
+
+def test_long_unicode_names():
+    """A login and a name as long as the hub takes them, in more than ASCII:
+    whole in the commits (no character cut in two, no login cut to another),
+    and history reads them back."""
+    hub = Hub()
+    login = "penjual2.wilayah.jawa.barat.kabupaten.sumedang." + "\u00e9" * 20   # 87 bytes
+    name = "Ni Luh " + "\u00fc" * 240                                               # 487 bytes
+    tok = hub.token(login, name)
+    dev = Store(init=False)
+    hub.devices.append(dev)
+    try:
+        dev.ok("enroll", tok, "--name", "laptop")
+        # a label cut at 60 bytes in the commit's body, inside a character
+        dev.ok("account", "add", "T" + "\u00e4" * 40, "--city", "Bandung")
+        dev.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        h = history(hub, "T" + "\u00e4" * 40)
+        eq({(c["who"], c["author"]) for c in h["changes"]},
+           {(login, f"{name} ({login}, device {device_id(dev)})")},
+           "who is the whole login, the author the whole name")
+        h = history(hub, hub.query("SELECT id FROM users WHERE login = ?", login)[0][0])
+        check(h["changes"] and h["changes"][0]["summary"].startswith("hub: user penjual"),
+              "the user's own record, its summary cut at a character", h)
+        raw = subprocess.run(["git", "-C", repo(hub), "log", "--format=%an%n%B"],
+                             capture_output=True, timeout=60, check=True).stdout
+        text = raw.decode("utf-8")          # strict: no byte of a cut character
+        check(f"Relasi-User: {login}\n" in text and f"{name} ({login}," in text,
+              "git reads the whole login and name", text[:500])
+        verify(hub, deep=True)
+    finally:
+        dev.cleanup()
+        hub.cleanup()
+
+
+def test_deep_verify_checks_who():
+    """An old commit re-attributed (author, Relasi-Device, Relasi-User moved
+    to another rep), every later commit re-made on top and the store's
+    record moved: the files are right, --deep sees the author is not."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    idx = tempfile.mktemp(prefix="relasi-audit-index-")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        sync_all([ani, budi])
+        budi.ok("account", "add", "CV Sinar", "--city", "Cimahi")
+        budi.ok("sync")
+        wait_for("the writer to catch up", lambda: caught_up(hub))
+        r = repo(hub)
+        good = head(hub)
+        ani_dev, budi_dev = device_id(ani), device_id(budi)
+        chain = git(r, "rev-list", "--reverse", good).stdout.split()
+        target = next(c for c in chain
+                      if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: "))
+        env = dict(os.environ, GIT_INDEX_FILE=idx,
+                   GIT_AUTHOR_NAME=f"Budi Santoso (budi, device {budi_dev})",
+                   GIT_AUTHOR_EMAIL="budi@relasi",
+                   GIT_AUTHOR_DATE=git(r, "log", "-1", "--format=%ad", "--date=raw",
+                                       target).stdout.strip(),
+                   GIT_COMMITTER_NAME="relasi-hub", GIT_COMMITTER_EMAIL="hub@relasi")
+
+        def plumb(*args, stdin=None):
+            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        msg = plumb("log", "-1", "--format=%B", target).replace("ani: ", "budi: ", 1)
+        msg = msg.replace(ani_dev, budi_dev).replace("Relasi-User: ani", "Relasi-User: budi")
+        new = plumb("commit-tree", plumb("rev-parse", f"{target}^{{tree}}"), "-p",
+                    f"{target}~1", stdin=msg + "\n")
+        for c in chain[chain.index(target) + 1:]:
+            env["GIT_AUTHOR_NAME"] = plumb("log", "-1", "--format=%an", c)
+            env["GIT_AUTHOR_EMAIL"] = plumb("log", "-1", "--format=%ae", c)
+            env["GIT_AUTHOR_DATE"] = plumb("log", "-1", "--format=%ad", "--date=raw", c)
+            new = plumb("commit-tree", plumb("rev-parse", f"{c}^{{tree}}"), "-p", new,
+                        stdin=plumb("log", "-1", "--format=%B", c) + "\n")
+        git(r, "update-ref", "refs/heads/main", new)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        eq({c["who"] for c in history(hub, "Makmur")["changes"]}, {"budi"},
+           "the forged history names budi")
+        verify(hub)                     # shape and files are all right
+        r2 = verify(hub, 7, deep=True)
+        check("Relasi-Device" in r2.stderr and ani_dev in r2.stderr,
+              "the commit and the device the log names", r2.stderr)
+        git(r, "update-ref", "refs/heads/main", good)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        verify(hub, deep=True)
+    finally:
+        if os.path.exists(idx):
+            os.unlink(idx)
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
-          test_audit_pack, test_serve_packs_when_idle])
+          test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
+          test_long_unicode_names, test_deep_verify_checks_who])
