@@ -1299,6 +1299,16 @@ void rl_geo_box(double lat, double lon, double km, double box[4])
 		double dlon = asin(s / c) * deg;
 		box[2] = lon - dlon;
 		box[3] = lon + dlon;
+		/* A circle across the antimeridian: its far side has longitudes
+		 * of the other sign, which a box past +-180 would leave out
+		 * (Fiji's customers 2 km apart across it). Spanning every
+		 * longitude keeps the box one range for the R*Tree; the latitude
+		 * bounds still hold it to a thin band, and the exact distance
+		 * (which wraps) does the rest. */
+		if (box[2] < -180.0 || box[3] > 180.0) {
+			box[2] = -180.0;
+			box[3] = 180.0;
+		}
 	}
 }
 

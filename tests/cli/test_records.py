@@ -267,6 +267,23 @@ def test_nearby_is_exact_at_the_cut():
     s.cleanup()
 
 
+def test_nearby_across_the_antimeridian():
+    """Fiji straddles 180 degrees: customers a couple of km apart have
+    longitudes of opposite signs. `nearby` must find them from either side."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Timur", "--geo", "-16.5,179.99")
+    s.ok("account", "add", "Toko Barat", "--geo", "-16.5,-179.99")
+    s.ok("account", "add", "Toko Jauh", "--geo", "-16.5,170.0")
+    d = round(distance_km(-16.5, 179.99, -16.5, -179.99), 2)
+    check(1.5 < d < 2.5, "the two are ~2 km apart", d)
+    for here, order in (("-16.5,179.99", ["Toko Timur", "Toko Barat"]),
+                        ("-16.5,-179.99", ["Toko Barat", "Toko Timur"])):
+        got = [(h["name"], h["km"]) for h in s.js("nearby", "--geo", here, "--km", "5")]
+        eq([g[0] for g in got], order, f"nearby {here} across 180")
+        eq(got[1][1], d, "distance measured across the antimeridian")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -304,4 +321,4 @@ def test_tasks_and_deletes():
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
-          test_tasks_and_deletes])
+          test_nearby_across_the_antimeridian, test_tasks_and_deletes])

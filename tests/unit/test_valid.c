@@ -1177,6 +1177,12 @@ static void test_geo_box(void)
 	}
 	rl_geo_box(89.99, 10.0, 5.0, box);          /* reaches the pole */
 	CHECK(box[2] == -180.0 && box[3] == 180.0 && box[1] > 90.0);
+	/* Across the antimeridian: a point 2 km east of 179.99 E is at
+	 * -179.99 + a little, which a box running past 180 would leave out. */
+	rl_geo_box(-16.5, 179.99, 5.0, box);
+	CHECK(box[2] <= -179.99 && box[3] >= 179.99);
+	rl_geo_box(-16.5, -179.99, 5.0, box);
+	CHECK(box[2] <= -179.99 && box[3] >= 179.99);
 	rl_geo_box(-6.2088, 106.8456, 5.0, box);    /* wider for a wider circle */
 	rl_geo_box(-6.2088, 106.8456, 5.006, wide);
 	CHECK(wide[0] < box[0] && wide[1] > box[1] && wide[2] < box[2] && wide[3] > box[3]);
