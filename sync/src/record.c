@@ -201,10 +201,21 @@ int rl_record_convert(rl_store *s, const struct rl_table *t, const struct rl_fie
 		break;
 	}
 	case RL_FT_TIME: {
-		int64_t utc;
+		int64_t utc, utc2;
+		int at_off, off2;
 		char iso[21];
 		if ((error = rl_time_parse(&utc, &out->tz_offset, v, now, off)) < 0)
 			break;
+		/* A wall time typed without an offset is in the zone's offset at
+		 * that time, not at now: "2026-07-01T09:00" in Berlin is +02:00
+		 * even when typed in November (+01:00). Read again with the
+		 * offset of the instant the first reading gave; a time with its
+		 * own offset reads the same either way. */
+		at_off = rl_store_tz_offset_at(s, utc);
+		if (at_off != off && rl_time_parse(&utc2, &off2, v, now, at_off) == RL_OK) {
+			utc = utc2;
+			out->tz_offset = off2;
+		}
 		rl_time_format_utc(iso, utc);
 		error = set_text(out, iso);
 		break;

@@ -284,6 +284,21 @@ def test_nearby_across_the_antimeridian():
     s.cleanup()
 
 
+def test_typed_time_in_summer_time():
+    """A time typed without an offset is in the rep's zone as it is at that
+    time: 09:00 on 1 July in Berlin is 07:00Z (CEST, +02:00) even when typed
+    in November (CET, +01:00), and 09:00 on 15 January is 08:00Z."""
+    s = Store(now=NOW, tz="CET-1CEST,M3.5.0,M10.5.0/3")
+    s.ok("account", "add", "Toko Berlin")
+    for at, utc, off in (("2026-07-01T09:00", "2026-07-01T07:00:00Z", 120),
+                         ("2026-01-15T09:00", "2026-01-15T08:00:00Z", 60),
+                         ("2026-07-01T09:00+07:00", "2026-07-01T02:00:00Z", 420)):
+        aid = s.js("visit", "log", "Toko Berlin", "--at", at)["activity_id"]
+        eq(s.query("SELECT at, tz_offset FROM activities WHERE id = ?", aid), [(utc, off)],
+           f"--at {at}")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -321,4 +336,5 @@ def test_tasks_and_deletes():
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
-          test_nearby_across_the_antimeridian, test_tasks_and_deletes])
+          test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
+          test_tasks_and_deletes])
