@@ -555,16 +555,36 @@ static int record_stage_event(struct cli_ctx *ctx, const char *deal, const char 
 
 static int run_move(struct cli_ctx *ctx, struct cli_args *a, struct move_args *m)
 {
+	const struct rl_table *deals = rl_model_table("deals");
+	struct rl_converted reason = { 1, 0, 0, 0, NULL, 0 };
 	char sid[RL_ID_BUFSZ], label[128];
 	int error;
 
+	/* The reason is written as it is (rl_record_set_raw_text), so it is
+	 * checked here as --lost-reason would be: bounded, UTF-8, no control
+	 * characters. The hub refuses what fails this, so taking it here
+	 * would only turn into a refused change at the next sync. */
+	if (m->reason) {
+		if ((error = rl_record_convert(ctx->store, deals, rl_model_field(deals, "lost_reason"),
+					       m->reason, NULL, &reason)) < 0) {
+			rl_error_prefix("--reason");
+			return error;
+		}
+		if (reason.is_null)
+			return cli_usage_error(a->cmd, "say why with --reason TEXT");
+		m->reason = reason.text;
+	}
 	if ((error = cli_write(ctx, do_move, m)) < 0)
-		return error;
-	if (ctx->json)
-		return print_record(ctx, rl_model_table("deals"), m->deal);
+		goto cleanup;
+	if (ctx->json) {
+		error = print_record(ctx, deals, m->deal);
+		goto cleanup;
+	}
 	ref_label(ctx, "stages", m->stage, label, sizeof(label));
 	printf("deal %s is now %s\n", cli_short_id(ctx, "deals", m->deal, sid), label);
-	return RL_OK;
+cleanup:
+	rl_converted_clear(&reason);
+	return error;
 }
 
 static int cmd_deal_move(struct cli_ctx *ctx, struct cli_args *a)

@@ -38,6 +38,11 @@ CASES = [
     (2, "twice", ["account", "add", "B", "--city", "X", "--city", "Y"]),
     (2, "unexpected", ["account", "show", "Toko A", "extra"]),
     (2, "reason", ["deal", "lost", "Deal A"]),
+    # --reason is held to what --lost-reason is (and the hub refuses)
+    (5, "control", ["deal", "lost", "Deal A", "--reason", "harga\x07\x1b[31m"]),
+    (5, "longer than 512", ["deal", "lost", "Deal A", "--reason", "x" * 600]),
+    (5, "UTF-8", ["deal", "lost", "Deal A", "--reason", "\udcff\udcfe"]),
+    (5, "control", ["deal", "move", "Deal A", "Lost", "--reason", "a\x01b"]),
     (5, "required field 'name'", ["import", "accounts", "@BADSYS"]),
 ]
 
