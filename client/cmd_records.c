@@ -631,9 +631,24 @@ static int do_task_done(struct cli_ctx *ctx, void *arg)
 	const char *id = arg;
 	const struct rl_table *tasks = rl_model_table("tasks");
 	struct rl_fieldval v = { "done", "yes" };
-	char now_iso[21];
-	int error;
+	char now_iso[21], sid[RL_ID_BUFSZ];
+	sqlite3_stmt *st;
+	int error, done;
 
+	/* Done twice would move done_at to now: when the follow-up was
+	 * really done is lost (like 'deal won' twice, it is refused). */
+	if ((error = rl_store_prepare(ctx->store, "SELECT done FROM tasks WHERE id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "reading the task");
+	}
+	done = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (done)
+		return rl_error_set(RL_EINVALID, "task %s is already done",
+				    cli_short_id(ctx, "tasks", id, sid));
 	rl_time_format_utc(now_iso, rl_store_now_ms(ctx->store) / 1000);
 	if ((error = rl_record_update(ctx->store, tasks, id, &v, 1)) < 0)
 		return error;

@@ -299,6 +299,19 @@ def test_typed_time_in_summer_time():
     s.cleanup()
 
 
+def test_task_done_twice():
+    """Done twice is refused and keeps when the task was really done."""
+    s = Store(now=NOW)
+    t = s.js("task", "add", "Kirim katalog", "--due", "today")
+    s.ok("task", "done", "Kirim katalog")
+    before = s.dump()
+    r = s.fails(5, "task", "done", "Kirim katalog", now="2026-11-25T03:00:00Z", contains="already done")
+    check(t["id"][:7] in r.err, "the error names the task", r)
+    eq(s.dump(), before, "store unchanged")
+    eq(s.query("SELECT done, done_at FROM tasks"), [(1, "2026-11-23T02:00:00Z")], "done_at kept")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -337,4 +350,4 @@ if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
           test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
-          test_tasks_and_deletes])
+          test_task_done_twice, test_tasks_and_deletes])
