@@ -31,6 +31,38 @@ struct write_args {
 static int record_stage_event(struct cli_ctx *ctx, const char *deal, const char *from,
 			      const char *to);
 
+/* --done on a task: done_at says when, so it follows done. A task marked
+ * done gets now (unless it was done already); one marked not done loses
+ * it, or 'task show' would say an open task was done. */
+static int sync_done_at(struct cli_ctx *ctx, const struct write_args *w)
+{
+	const struct rl_table *tasks = rl_model_table("tasks");
+	sqlite3_stmt *st;
+	char now_iso[21];
+	int error, done, has_at;
+	size_t i;
+
+	for (i = 0; i < w->n && strcmp(w->vals[i].field, "done") != 0; i++)
+		;
+	if (w->t != tasks || i == w->n)
+		return RL_OK;
+	if ((error = rl_store_prepare(ctx->store, "SELECT done, done_at IS NOT NULL FROM tasks "
+				      "WHERE id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "reading the task");
+	}
+	done = sqlite3_column_int(st, 0);
+	has_at = sqlite3_column_int(st, 1);
+	sqlite3_reset(st);
+	if (done == has_at)
+		return RL_OK;
+	rl_time_format_utc(now_iso, rl_store_now_ms(ctx->store) / 1000);
+	return rl_record_set_raw_text(ctx->store, tasks, w->id, "done_at", done ? now_iso : NULL);
+}
+
 static int do_write(struct cli_ctx *ctx, void *arg)
 {
 	struct write_args *w = arg;
@@ -38,9 +70,13 @@ static int do_write(struct cli_ctx *ctx, void *arg)
 	char stage[RL_ID_BUFSZ];
 	int error;
 
-	if (!w->create)
-		return rl_record_update(ctx->store, w->t, w->id, w->vals, w->n);
-	if ((error = rl_record_create(ctx->store, w->t, w->vals, w->n, w->id)) < 0)
+	if (!w->create) {
+		if ((error = rl_record_update(ctx->store, w->t, w->id, w->vals, w->n)) < 0)
+			return error;
+		return sync_done_at(ctx, w);
+	}
+	if ((error = rl_record_create(ctx->store, w->t, w->vals, w->n, w->id)) < 0 ||
+	    (error = sync_done_at(ctx, w)) < 0)
 		return error;
 	if (strcmp(w->t->name, "deals") != 0)
 		return RL_OK;

@@ -309,6 +309,16 @@ def test_task_done_twice():
     check(t["id"][:7] in r.err, "the error names the task", r)
     eq(s.dump(), before, "store unchanged")
     eq(s.query("SELECT done, done_at FROM tasks"), [(1, "2026-11-23T02:00:00Z")], "done_at kept")
+    # undone by edit: done_at goes with it; done by edit or add: it is set
+    s.ok("task", "edit", "Kirim katalog", "--done", "no", now="2026-11-25T03:00:00Z")
+    eq(s.query("SELECT done, done_at FROM tasks"), [(0, None)], "undone: no done_at")
+    s.ok("task", "edit", "Kirim katalog", "--done", "yes", now="2026-11-26T04:00:00Z")
+    eq(s.query("SELECT done, done_at FROM tasks"), [(1, "2026-11-26T04:00:00Z")], "edit --done yes")
+    s.ok("task", "edit", "Kirim katalog", "--done", "yes", now="2026-11-27T04:00:00Z")
+    eq(s.query("SELECT done_at FROM tasks"), [("2026-11-26T04:00:00Z",)], "done again: kept")
+    s.ok("task", "add", "Sudah", "--done", "yes")
+    eq(s.query("SELECT done, done_at FROM tasks WHERE title = 'Sudah'"),
+       [(1, "2026-11-23T02:00:00Z")], "added done")
     s.cleanup()
 
 
