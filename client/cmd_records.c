@@ -544,16 +544,19 @@ static int do_move(struct cli_ctx *ctx, void *arg)
 	snprintf(m->from, sizeof(m->from), "%s", cli_col(st, 0));
 	snprintf(m->kind, sizeof(m->kind), "%s", cli_col(st, 1));
 	sqlite3_reset(st);
-	if (strcmp(m->from, m->stage) == 0 && !m->reason)
-		return rl_error_set(RL_EINVALID, "the deal is already in that stage");
+	if (strcmp(m->from, m->stage) == 0) {
+		/* Only a lost deal's reason can be said again; closed_at stays
+		 * when the deal was lost, not when the reason was corrected. */
+		if (!m->reason || strcmp(m->kind, "lost") != 0)
+			return rl_error_set(RL_EINVALID, "the deal is already in that stage");
+		return rl_record_set_raw_text(ctx->store, deals, m->deal, "lost_reason", m->reason);
+	}
 	if ((error = rl_record_set_raw_text(ctx->store, deals, m->deal, "stage_id", m->stage)) < 0 ||
 	    (error = rl_record_set_raw_text(ctx->store, deals, m->deal, "closed_at",
 					    strcmp(m->kind, "open") ? now_iso : NULL)) < 0 ||
 	    (error = rl_record_set_raw_text(ctx->store, deals, m->deal, "lost_reason",
 					    strcmp(m->kind, "lost") == 0 ? m->reason : NULL)) < 0)
 		return error;
-	if (strcmp(m->from, m->stage) == 0)
-		return RL_OK;
 	(void)events;
 	(void)ev;
 	return record_stage_event(ctx, m->deal, m->from, m->stage);

@@ -322,6 +322,24 @@ def test_task_done_twice():
     s.cleanup()
 
 
+def test_deal_lost_twice_keeps_closed_at():
+    """A lost deal's reason may be corrected; when it was lost stays."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko F")
+    s.ok("deal", "add", "AC 5 unit", "--account", "Toko F")
+    s.ok("deal", "lost", "AC 5 unit", "--reason", "harga")
+    s.ok("deal", "lost", "AC 5 unit", "--reason", "harga terlalu tinggi", now="2026-11-30T05:00:00Z")
+    eq(s.query("SELECT lost_reason, closed_at FROM deals"),
+       [("harga terlalu tinggi", "2026-11-23T02:00:00Z")], "reason corrected, closed_at kept")
+    eq(s.query("SELECT count(*) FROM deal_stage_events"), [(2,)], "no new stage event")
+    before = s.dump()
+    s.fails(5, "deal", "move", "AC 5 unit", "Lost", now="2026-11-30T05:00:00Z", contains="already")
+    s.ok("deal", "move", "AC 5 unit", "Proposal")
+    s.fails(5, "deal", "move", "AC 5 unit", "Proposal", "--reason", "x", contains="already")
+    check(before != s.dump(), "the move to Proposal was written")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -360,4 +378,5 @@ if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
           test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
-          test_task_done_twice, test_tasks_and_deletes])
+          test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
+          test_tasks_and_deletes])
