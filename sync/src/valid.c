@@ -309,6 +309,11 @@ int rl_phone_normalize(char out[RL_E164_BUFSZ], const char *in,
 			if (!in_paren || paren_digits == 0)
 				return rl_phone_bad(in, "unbalanced parentheses");
 			in_paren = 0;
+		} else if (c == '+' && p == in + 1 && in[0] == '(') {
+			/* "(+62) 812-3456-789": the calling code in parentheses,
+			 * as Indonesian business cards and sites write it. */
+			plus = 1;
+			continue;
 		} else if (c == '+') {
 			return rl_phone_bad(in, "'+' is only allowed at the start");
 		} else if (rl_is_alpha(c)) {

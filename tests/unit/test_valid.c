@@ -110,6 +110,14 @@ static void test_phone(void)
 	/* a stray trunk prefix after the calling code is dropped */
 	PHONE_OK("+62 0812 3456 789", "ID", "+628123456789");
 	PHONE_OK("+62 (0)21 5550123", "ID", "+62215550123");
+	/* the calling code in parentheses, a common Indonesian way */
+	PHONE_OK("(+62) 812-3456-789", "ID", "+628123456789");
+	PHONE_OK("(+62) 0812 3456 789", "ID", "+628123456789");
+	PHONE_OK("(+62 22) 7201234", "ID", "+62227201234");
+	PHONE_OK("(+44) 20 7946 0958", "ID", "+442079460958");
+	PHONE_BAD("(+) 812 3456 789", "ID");
+	PHONE_BAD("(++62) 812 3456 789", "ID");
+	PHONE_BAD("+(+62) 812 3456 789", "ID");
 	/* national digits that happen to start with 62 but are too short to
 	 * hold a calling code and a national number */
 	PHONE_OK("622 12345", "ID", "+6262212345");
