@@ -33,6 +33,10 @@ CASES = [
     (5, "maybe", ["task", "edit", "Tugas", "--done", "maybe"]),
     (5, "kota", ["config", "kota", "X"]),
     (5, "XX", ["config", "country", "XX"]),
+    # the rep's name goes into --json, reports and exports: text only
+    (5, "rep_name", ["config", "rep_name", "Budi\udcff"]),
+    (5, "rep_name", ["config", "rep_name", "Budi\x1b[2J"]),
+    (5, "rep_name", ["config", "rep_name", "B" * 600]),
     (2, "--bogus", ["account", "add", "B", "--bogus", "1"]),
     (2, "--city", ["account", "add", "B", "--city"]),
     (2, "twice", ["account", "add", "B", "--city", "X", "--city", "Y"]),

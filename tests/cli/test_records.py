@@ -40,6 +40,13 @@ def test_init():
     eq(st["schema"], SCHEMA_LATEST, "schema version")
     s.fails(2, "init")  # a second store without --name is a usage error
     s.cleanup()
+    # a name that is not text is refused before the store is made (it
+    # could not be written as JSON: the store was made, then "out of memory")
+    s = Store(init=False)
+    for bad in ("Budi\udcff", "Budi\nSantoso", "B" * 600):
+        s.fails(5, "--json", "init", "--name", bad, contains="--name")
+        check(not os.path.exists(s.path), "no store made for a bad name")
+    s.cleanup()
 
 
 def test_accounts_contacts():
