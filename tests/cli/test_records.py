@@ -347,6 +347,29 @@ def test_deal_lost_twice_keeps_closed_at():
     s.cleanup()
 
 
+def test_deal_currency_edit_keeps_the_amount():
+    """Correcting a deal's currency keeps the amount the rep typed: it is
+    stored in minor units, whose size is the currency's (IDR and USD 2
+    decimals, JPY 0, KWD 3)."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko G")
+    s.ok("deal", "add", "Kulkas", "--account", "Toko G", "--amount", "1500")
+    s.ok("deal", "edit", "Kulkas", "--currency", "JPY")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'Kulkas'"), [(1500, "JPY")],
+       "1500 IDR becomes 1500 JPY, not 150000")
+    s.ok("deal", "edit", "Kulkas", "--currency", "KWD")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'Kulkas'"), [(1500000, "KWD")],
+       "1500 JPY becomes 1500.000 KWD")
+    s.ok("deal", "add", "AC", "--account", "Toko G", "--amount", "12.50", "--currency", "USD")
+    before = s.dump()
+    s.fails(5, "deal", "edit", "AC", "--currency", "JPY", contains="--amount")
+    eq(s.dump(), before, "12.50 USD has no exact JPY amount: refused, nothing written")
+    s.ok("deal", "edit", "AC", "--currency", "JPY", "--amount", "1800")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'AC'"), [(1800, "JPY")],
+       "with --amount the new amount is taken as given")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -386,4 +409,4 @@ if __name__ == "__main__":
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
           test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
           test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
-          test_tasks_and_deletes])
+          test_deal_currency_edit_keeps_the_amount, test_tasks_and_deletes])
