@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "relasi/limits.h"
 #include "relasi/valid.h"
 
 /* mkdir -p with mode 0700: the store holds customer data. */
@@ -57,6 +58,23 @@ static int do_init(struct cli_ctx *ctx, void *arg)
 	return RL_OK;
 }
 
+/* The rep's name stands in for the user's name in reports, exports and
+ * imports until enrolment, and --json carries it: held to what a user's
+ * name is (bounded UTF-8 text, no control characters), as jansson cannot
+ * write other bytes and a terminal would act on control characters. */
+static int validate_rep_name(const char *what, const char *name)
+{
+	const struct rl_table *users = rl_model_table("users");
+	struct rl_value v = { RL_V_TEXT, 0, 0.0, name };
+
+	if (!*name)
+		return rl_error_set(RL_EINVALID, "%s: the rep's name cannot be empty", what);
+	if (rl_model_check_value(users, rl_model_field(users, "name"), &v) < 0)
+		return rl_error_set(RL_EINVALID, "%s: the rep's name must be UTF-8 text of at most "
+				    "%d bytes without control characters", what, RL_MAX_NAME_BYTES);
+	return RL_OK;
+}
+
 static int validate_settings(const char *country, const char *currency)
 {
 	if (country && (strlen(country) != 2 || !rl_country_calling_code(country)))
@@ -78,7 +96,8 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	ia.currency = cli_get(a, "currency") ? cli_get(a, "currency") : "IDR";
 	if (!ia.name || !*ia.name)
 		return cli_usage_error(a->cmd, "init needs --name (the rep's name)");
-	if ((error = validate_settings(ia.country, ia.currency)) < 0)
+	if ((error = validate_settings(ia.country, ia.currency)) < 0 ||
+	    (error = validate_rep_name("--name", ia.name)) < 0)
 		return error;
 	if (stat(ctx->store_path, &sb) == 0)
 		return rl_error_set(RL_EINVALID, "a store already exists at '%s'", ctx->store_path);
@@ -310,7 +329,8 @@ static int cmd_config(struct cli_ctx *ctx, struct cli_args *a)
 	ca.key = a->pos[0];
 	ca.value = a->pos[1];
 	if ((error = validate_settings(strcmp(ca.key, "country") == 0 ? ca.value : NULL,
-				       strcmp(ca.key, "currency") == 0 ? ca.value : NULL)) < 0)
+				       strcmp(ca.key, "currency") == 0 ? ca.value : NULL)) < 0 ||
+	    (strcmp(ca.key, "rep_name") == 0 && (error = validate_rep_name("rep_name", ca.value)) < 0))
 		return error;
 	return cli_write(ctx, do_config, &ca);
 }

@@ -31,6 +31,38 @@ struct write_args {
 static int record_stage_event(struct cli_ctx *ctx, const char *deal, const char *from,
 			      const char *to);
 
+/* --done on a task: done_at says when, so it follows done. A task marked
+ * done gets now (unless it was done already); one marked not done loses
+ * it, or 'task show' would say an open task was done. */
+static int sync_done_at(struct cli_ctx *ctx, const struct write_args *w)
+{
+	const struct rl_table *tasks = rl_model_table("tasks");
+	sqlite3_stmt *st;
+	char now_iso[21];
+	int error, done, has_at;
+	size_t i;
+
+	for (i = 0; i < w->n && strcmp(w->vals[i].field, "done") != 0; i++)
+		;
+	if (w->t != tasks || i == w->n)
+		return RL_OK;
+	if ((error = rl_store_prepare(ctx->store, "SELECT done, done_at IS NOT NULL FROM tasks "
+				      "WHERE id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "reading the task");
+	}
+	done = sqlite3_column_int(st, 0);
+	has_at = sqlite3_column_int(st, 1);
+	sqlite3_reset(st);
+	if (done == has_at)
+		return RL_OK;
+	rl_time_format_utc(now_iso, rl_store_now_ms(ctx->store) / 1000);
+	return rl_record_set_raw_text(ctx->store, tasks, w->id, "done_at", done ? now_iso : NULL);
+}
+
 static int do_write(struct cli_ctx *ctx, void *arg)
 {
 	struct write_args *w = arg;
@@ -38,9 +70,13 @@ static int do_write(struct cli_ctx *ctx, void *arg)
 	char stage[RL_ID_BUFSZ];
 	int error;
 
-	if (!w->create)
-		return rl_record_update(ctx->store, w->t, w->id, w->vals, w->n);
-	if ((error = rl_record_create(ctx->store, w->t, w->vals, w->n, w->id)) < 0)
+	if (!w->create) {
+		if ((error = rl_record_update(ctx->store, w->t, w->id, w->vals, w->n)) < 0)
+			return error;
+		return sync_done_at(ctx, w);
+	}
+	if ((error = rl_record_create(ctx->store, w->t, w->vals, w->n, w->id)) < 0 ||
+	    (error = sync_done_at(ctx, w)) < 0)
 		return error;
 	if (strcmp(w->t->name, "deals") != 0)
 		return RL_OK;
@@ -508,16 +544,19 @@ static int do_move(struct cli_ctx *ctx, void *arg)
 	snprintf(m->from, sizeof(m->from), "%s", cli_col(st, 0));
 	snprintf(m->kind, sizeof(m->kind), "%s", cli_col(st, 1));
 	sqlite3_reset(st);
-	if (strcmp(m->from, m->stage) == 0 && !m->reason)
-		return rl_error_set(RL_EINVALID, "the deal is already in that stage");
+	if (strcmp(m->from, m->stage) == 0) {
+		/* Only a lost deal's reason can be said again; closed_at stays
+		 * when the deal was lost, not when the reason was corrected. */
+		if (!m->reason || strcmp(m->kind, "lost") != 0)
+			return rl_error_set(RL_EINVALID, "the deal is already in that stage");
+		return rl_record_set_raw_text(ctx->store, deals, m->deal, "lost_reason", m->reason);
+	}
 	if ((error = rl_record_set_raw_text(ctx->store, deals, m->deal, "stage_id", m->stage)) < 0 ||
 	    (error = rl_record_set_raw_text(ctx->store, deals, m->deal, "closed_at",
 					    strcmp(m->kind, "open") ? now_iso : NULL)) < 0 ||
 	    (error = rl_record_set_raw_text(ctx->store, deals, m->deal, "lost_reason",
 					    strcmp(m->kind, "lost") == 0 ? m->reason : NULL)) < 0)
 		return error;
-	if (strcmp(m->from, m->stage) == 0)
-		return RL_OK;
 	(void)events;
 	(void)ev;
 	return record_stage_event(ctx, m->deal, m->from, m->stage);
@@ -555,16 +594,36 @@ static int record_stage_event(struct cli_ctx *ctx, const char *deal, const char 
 
 static int run_move(struct cli_ctx *ctx, struct cli_args *a, struct move_args *m)
 {
+	const struct rl_table *deals = rl_model_table("deals");
+	struct rl_converted reason = { 1, 0, 0, 0, NULL, 0 };
 	char sid[RL_ID_BUFSZ], label[128];
 	int error;
 
+	/* The reason is written as it is (rl_record_set_raw_text), so it is
+	 * checked here as --lost-reason would be: bounded, UTF-8, no control
+	 * characters. The hub refuses what fails this, so taking it here
+	 * would only turn into a refused change at the next sync. */
+	if (m->reason) {
+		if ((error = rl_record_convert(ctx->store, deals, rl_model_field(deals, "lost_reason"),
+					       m->reason, NULL, &reason)) < 0) {
+			rl_error_prefix("--reason");
+			return error;
+		}
+		if (reason.is_null)
+			return cli_usage_error(a->cmd, "say why with --reason TEXT");
+		m->reason = reason.text;
+	}
 	if ((error = cli_write(ctx, do_move, m)) < 0)
-		return error;
-	if (ctx->json)
-		return print_record(ctx, rl_model_table("deals"), m->deal);
+		goto cleanup;
+	if (ctx->json) {
+		error = print_record(ctx, deals, m->deal);
+		goto cleanup;
+	}
 	ref_label(ctx, "stages", m->stage, label, sizeof(label));
 	printf("deal %s is now %s\n", cli_short_id(ctx, "deals", m->deal, sid), label);
-	return RL_OK;
+cleanup:
+	rl_converted_clear(&reason);
+	return error;
 }
 
 static int cmd_deal_move(struct cli_ctx *ctx, struct cli_args *a)
@@ -611,9 +670,24 @@ static int do_task_done(struct cli_ctx *ctx, void *arg)
 	const char *id = arg;
 	const struct rl_table *tasks = rl_model_table("tasks");
 	struct rl_fieldval v = { "done", "yes" };
-	char now_iso[21];
-	int error;
+	char now_iso[21], sid[RL_ID_BUFSZ];
+	sqlite3_stmt *st;
+	int error, done;
 
+	/* Done twice would move done_at to now: when the follow-up was
+	 * really done is lost (like 'deal won' twice, it is refused). */
+	if ((error = rl_store_prepare(ctx->store, "SELECT done FROM tasks WHERE id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "reading the task");
+	}
+	done = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (done)
+		return rl_error_set(RL_EINVALID, "task %s is already done",
+				    cli_short_id(ctx, "tasks", id, sid));
 	rl_time_format_utc(now_iso, rl_store_now_ms(ctx->store) / 1000);
 	if ((error = rl_record_update(ctx->store, tasks, id, &v, 1)) < 0)
 		return error;

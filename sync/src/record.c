@@ -201,10 +201,21 @@ int rl_record_convert(rl_store *s, const struct rl_table *t, const struct rl_fie
 		break;
 	}
 	case RL_FT_TIME: {
-		int64_t utc;
+		int64_t utc, utc2;
+		int at_off, off2;
 		char iso[21];
 		if ((error = rl_time_parse(&utc, &out->tz_offset, v, now, off)) < 0)
 			break;
+		/* A wall time typed without an offset is in the zone's offset at
+		 * that time, not at now: "2026-07-01T09:00" in Berlin is +02:00
+		 * even when typed in November (+01:00). Read again with the
+		 * offset of the instant the first reading gave; a time with its
+		 * own offset reads the same either way. */
+		at_off = rl_store_tz_offset_at(s, utc);
+		if (at_off != off && rl_time_parse(&utc2, &off2, v, now, at_off) == RL_OK) {
+			utc = utc2;
+			out->tz_offset = off2;
+		}
 		rl_time_format_utc(iso, utc);
 		error = set_text(out, iso);
 		break;
@@ -619,6 +630,63 @@ static int update_field(rl_store *s, const struct rl_table *t, const char *id,
 	return RL_OK;
 }
 
+/*
+ * A new currency without a new amount. The amount is kept in minor units,
+ * whose size is the currency's, so the same integer would be another sum:
+ * 1500 IDR (150000 minor) would read as 150000 JPY, 12.50 USD as 1.250
+ * KWD. It is rescaled to the same amount in major units, the one the rep
+ * typed; where the new currency cannot hold that exactly (12.50 USD in
+ * JPY) or it passes the bound, the change is refused and names both.
+ */
+static int keep_amount(rl_store *s, const struct rl_table *t, const char *id,
+		       const struct rl_fieldval *vals, size_t n, const char *cur)
+{
+	const struct rl_field *af = rl_model_field(t, "amount");
+	struct rl_converted c = { 0, SQLITE_INTEGER, 0, 0, NULL, 0 };
+	char old[4];
+	sqlite3_stmt *st;
+	long long amount;
+	int error, old_exp, new_exp;
+
+	if (!af || af->type != RL_FT_MONEY || !find_val(vals, n, "currency") ||
+	    find_val(vals, n, "amount"))
+		return RL_OK;
+	/* t is a model table; its name is a static identifier. */
+	if ((error = rl_store_preparef(s, &st, "SELECT amount, currency FROM \"%w\" WHERE id = ?1",
+				       t->name)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL ||
+	    !sqlite3_column_text(st, 1)) {
+		sqlite3_reset(st);
+		return RL_OK;
+	}
+	amount = sqlite3_column_int64(st, 0);
+	snprintf(old, sizeof(old), "%s", (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	old_exp = rl_currency_exponent(old);
+	new_exp = rl_currency_exponent(cur);
+	if (old_exp < 0 || new_exp < 0 || old_exp == new_exp)
+		return RL_OK;
+	for (; old_exp < new_exp; old_exp++) {
+		if (amount > RL_MAX_MONEY_MINOR / 10 || amount < -RL_MAX_MONEY_MINOR / 10)
+			goto refuse;
+		amount *= 10;
+	}
+	for (; old_exp > new_exp; old_exp--) {
+		if (amount % 10 != 0)
+			goto refuse;
+		amount /= 10;
+	}
+	c.i = amount;
+	if ((error = check_role(s, t, 0, "amount", &c)) < 0)
+		return error;
+	return update_field(s, t, id, "amount", &c);
+refuse:
+	return rl_error_set(RL_EINVALID, "currency: the %s amount cannot be written in %s as it "
+			    "is; give the amount in %s too (--amount)", old, cur, cur);
+}
+
 int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 		     const struct rl_fieldval *vals, size_t n)
 {
@@ -629,7 +697,8 @@ int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 
 	if ((error = check_vals(t, vals, n)) < 0 || (error = live_exists(s, t, id)) < 0)
 		return error;
-	if ((error = currency_of(s, t, vals, n, id, cur)) < 0)
+	if ((error = currency_of(s, t, vals, n, id, cur)) < 0 ||
+	    (error = keep_amount(s, t, id, vals, n, cur)) < 0)
 		return error;
 	for (i = 0; i < n; i++) {
 		const struct rl_field *f = rl_model_field(t, vals[i].field);

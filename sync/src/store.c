@@ -89,8 +89,15 @@ int64_t rl_store_now_ms(rl_store *s)
 
 int rl_store_tz_offset(rl_store *s)
 {
-	time_t t = (time_t)(rl_store_now_ms(s) / 1000);
+	return rl_store_tz_offset_at(s, rl_store_now_ms(s) / 1000);
+}
+
+int rl_store_tz_offset_at(rl_store *s, int64_t utc)
+{
+	time_t t = (time_t)utc;
 	struct tm tm;
+
+	(void)s;
 
 	if (!localtime_r(&t, &tm))
 		return 0;

@@ -309,6 +309,11 @@ int rl_phone_normalize(char out[RL_E164_BUFSZ], const char *in,
 			if (!in_paren || paren_digits == 0)
 				return rl_phone_bad(in, "unbalanced parentheses");
 			in_paren = 0;
+		} else if (c == '+' && p == in + 1 && in[0] == '(') {
+			/* "(+62) 812-3456-789": the calling code in parentheses,
+			 * as Indonesian business cards and sites write it. */
+			plus = 1;
+			continue;
 		} else if (c == '+') {
 			return rl_phone_bad(in, "'+' is only allowed at the start");
 		} else if (rl_is_alpha(c)) {
@@ -1299,6 +1304,16 @@ void rl_geo_box(double lat, double lon, double km, double box[4])
 		double dlon = asin(s / c) * deg;
 		box[2] = lon - dlon;
 		box[3] = lon + dlon;
+		/* A circle across the antimeridian: its far side has longitudes
+		 * of the other sign, which a box past +-180 would leave out
+		 * (Fiji's customers 2 km apart across it). Spanning every
+		 * longitude keeps the box one range for the R*Tree; the latitude
+		 * bounds still hold it to a thin band, and the exact distance
+		 * (which wraps) does the rest. */
+		if (box[2] < -180.0 || box[3] > 180.0) {
+			box[2] = -180.0;
+			box[3] = 180.0;
+		}
 	}
 }
 

@@ -33,11 +33,20 @@ CASES = [
     (5, "maybe", ["task", "edit", "Tugas", "--done", "maybe"]),
     (5, "kota", ["config", "kota", "X"]),
     (5, "XX", ["config", "country", "XX"]),
+    # the rep's name goes into --json, reports and exports: text only
+    (5, "rep_name", ["config", "rep_name", "Budi\udcff"]),
+    (5, "rep_name", ["config", "rep_name", "Budi\x1b[2J"]),
+    (5, "rep_name", ["config", "rep_name", "B" * 600]),
     (2, "--bogus", ["account", "add", "B", "--bogus", "1"]),
     (2, "--city", ["account", "add", "B", "--city"]),
     (2, "twice", ["account", "add", "B", "--city", "X", "--city", "Y"]),
     (2, "unexpected", ["account", "show", "Toko A", "extra"]),
     (2, "reason", ["deal", "lost", "Deal A"]),
+    # --reason is held to what --lost-reason is (and the hub refuses)
+    (5, "control", ["deal", "lost", "Deal A", "--reason", "harga\x07\x1b[31m"]),
+    (5, "longer than 512", ["deal", "lost", "Deal A", "--reason", "x" * 600]),
+    (5, "UTF-8", ["deal", "lost", "Deal A", "--reason", "\udcff\udcfe"]),
+    (5, "control", ["deal", "move", "Deal A", "Lost", "--reason", "a\x01b"]),
     (5, "required field 'name'", ["import", "accounts", "@BADSYS"]),
 ]
 

@@ -40,6 +40,13 @@ def test_init():
     eq(st["schema"], SCHEMA_LATEST, "schema version")
     s.fails(2, "init")  # a second store without --name is a usage error
     s.cleanup()
+    # a name that is not text is refused before the store is made (it
+    # could not be written as JSON: the store was made, then "out of memory")
+    s = Store(init=False)
+    for bad in ("Budi\udcff", "Budi\nSantoso", "B" * 600):
+        s.fails(5, "--json", "init", "--name", bad, contains="--name")
+        check(not os.path.exists(s.path), "no store made for a bad name")
+    s.cleanup()
 
 
 def test_accounts_contacts():
@@ -267,6 +274,102 @@ def test_nearby_is_exact_at_the_cut():
     s.cleanup()
 
 
+def test_nearby_across_the_antimeridian():
+    """Fiji straddles 180 degrees: customers a couple of km apart have
+    longitudes of opposite signs. `nearby` must find them from either side."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko Timur", "--geo", "-16.5,179.99")
+    s.ok("account", "add", "Toko Barat", "--geo", "-16.5,-179.99")
+    s.ok("account", "add", "Toko Jauh", "--geo", "-16.5,170.0")
+    d = round(distance_km(-16.5, 179.99, -16.5, -179.99), 2)
+    check(1.5 < d < 2.5, "the two are ~2 km apart", d)
+    for here, order in (("-16.5,179.99", ["Toko Timur", "Toko Barat"]),
+                        ("-16.5,-179.99", ["Toko Barat", "Toko Timur"])):
+        got = [(h["name"], h["km"]) for h in s.js("nearby", "--geo", here, "--km", "5")]
+        eq([g[0] for g in got], order, f"nearby {here} across 180")
+        eq(got[1][1], d, "distance measured across the antimeridian")
+    s.cleanup()
+
+
+def test_typed_time_in_summer_time():
+    """A time typed without an offset is in the rep's zone as it is at that
+    time: 09:00 on 1 July in Berlin is 07:00Z (CEST, +02:00) even when typed
+    in November (CET, +01:00), and 09:00 on 15 January is 08:00Z."""
+    s = Store(now=NOW, tz="CET-1CEST,M3.5.0,M10.5.0/3")
+    s.ok("account", "add", "Toko Berlin")
+    for at, utc, off in (("2026-07-01T09:00", "2026-07-01T07:00:00Z", 120),
+                         ("2026-01-15T09:00", "2026-01-15T08:00:00Z", 60),
+                         ("2026-07-01T09:00+07:00", "2026-07-01T02:00:00Z", 420)):
+        aid = s.js("visit", "log", "Toko Berlin", "--at", at)["activity_id"]
+        eq(s.query("SELECT at, tz_offset FROM activities WHERE id = ?", aid), [(utc, off)],
+           f"--at {at}")
+    s.cleanup()
+
+
+def test_task_done_twice():
+    """Done twice is refused and keeps when the task was really done."""
+    s = Store(now=NOW)
+    t = s.js("task", "add", "Kirim katalog", "--due", "today")
+    s.ok("task", "done", "Kirim katalog")
+    before = s.dump()
+    r = s.fails(5, "task", "done", "Kirim katalog", now="2026-11-25T03:00:00Z", contains="already done")
+    check(t["id"][:7] in r.err, "the error names the task", r)
+    eq(s.dump(), before, "store unchanged")
+    eq(s.query("SELECT done, done_at FROM tasks"), [(1, "2026-11-23T02:00:00Z")], "done_at kept")
+    # undone by edit: done_at goes with it; done by edit or add: it is set
+    s.ok("task", "edit", "Kirim katalog", "--done", "no", now="2026-11-25T03:00:00Z")
+    eq(s.query("SELECT done, done_at FROM tasks"), [(0, None)], "undone: no done_at")
+    s.ok("task", "edit", "Kirim katalog", "--done", "yes", now="2026-11-26T04:00:00Z")
+    eq(s.query("SELECT done, done_at FROM tasks"), [(1, "2026-11-26T04:00:00Z")], "edit --done yes")
+    s.ok("task", "edit", "Kirim katalog", "--done", "yes", now="2026-11-27T04:00:00Z")
+    eq(s.query("SELECT done_at FROM tasks"), [("2026-11-26T04:00:00Z",)], "done again: kept")
+    s.ok("task", "add", "Sudah", "--done", "yes")
+    eq(s.query("SELECT done, done_at FROM tasks WHERE title = 'Sudah'"),
+       [(1, "2026-11-23T02:00:00Z")], "added done")
+    s.cleanup()
+
+
+def test_deal_lost_twice_keeps_closed_at():
+    """A lost deal's reason may be corrected; when it was lost stays."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko F")
+    s.ok("deal", "add", "AC 5 unit", "--account", "Toko F")
+    s.ok("deal", "lost", "AC 5 unit", "--reason", "harga")
+    s.ok("deal", "lost", "AC 5 unit", "--reason", "harga terlalu tinggi", now="2026-11-30T05:00:00Z")
+    eq(s.query("SELECT lost_reason, closed_at FROM deals"),
+       [("harga terlalu tinggi", "2026-11-23T02:00:00Z")], "reason corrected, closed_at kept")
+    eq(s.query("SELECT count(*) FROM deal_stage_events"), [(2,)], "no new stage event")
+    before = s.dump()
+    s.fails(5, "deal", "move", "AC 5 unit", "Lost", now="2026-11-30T05:00:00Z", contains="already")
+    s.ok("deal", "move", "AC 5 unit", "Proposal")
+    s.fails(5, "deal", "move", "AC 5 unit", "Proposal", "--reason", "x", contains="already")
+    check(before != s.dump(), "the move to Proposal was written")
+    s.cleanup()
+
+
+def test_deal_currency_edit_keeps_the_amount():
+    """Correcting a deal's currency keeps the amount the rep typed: it is
+    stored in minor units, whose size is the currency's (IDR and USD 2
+    decimals, JPY 0, KWD 3)."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko G")
+    s.ok("deal", "add", "Kulkas", "--account", "Toko G", "--amount", "1500")
+    s.ok("deal", "edit", "Kulkas", "--currency", "JPY")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'Kulkas'"), [(1500, "JPY")],
+       "1500 IDR becomes 1500 JPY, not 150000")
+    s.ok("deal", "edit", "Kulkas", "--currency", "KWD")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'Kulkas'"), [(1500000, "KWD")],
+       "1500 JPY becomes 1500.000 KWD")
+    s.ok("deal", "add", "AC", "--account", "Toko G", "--amount", "12.50", "--currency", "USD")
+    before = s.dump()
+    s.fails(5, "deal", "edit", "AC", "--currency", "JPY", contains="--amount")
+    eq(s.dump(), before, "12.50 USD has no exact JPY amount: refused, nothing written")
+    s.ok("deal", "edit", "AC", "--currency", "JPY", "--amount", "1800")
+    eq(s.query("SELECT amount, currency FROM deals WHERE title = 'AC'"), [(1800, "JPY")],
+       "with --amount the new amount is taken as given")
+    s.cleanup()
+
+
 def test_tasks_and_deletes():
     s = Store(now=NOW)
     s.ok("account", "add", "Toko E")
@@ -304,4 +407,6 @@ def test_tasks_and_deletes():
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
-          test_tasks_and_deletes])
+          test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
+          test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
+          test_deal_currency_edit_keeps_the_amount, test_tasks_and_deletes])

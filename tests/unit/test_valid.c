@@ -110,6 +110,14 @@ static void test_phone(void)
 	/* a stray trunk prefix after the calling code is dropped */
 	PHONE_OK("+62 0812 3456 789", "ID", "+628123456789");
 	PHONE_OK("+62 (0)21 5550123", "ID", "+62215550123");
+	/* the calling code in parentheses, a common Indonesian way */
+	PHONE_OK("(+62) 812-3456-789", "ID", "+628123456789");
+	PHONE_OK("(+62) 0812 3456 789", "ID", "+628123456789");
+	PHONE_OK("(+62 22) 7201234", "ID", "+62227201234");
+	PHONE_OK("(+44) 20 7946 0958", "ID", "+442079460958");
+	PHONE_BAD("(+) 812 3456 789", "ID");
+	PHONE_BAD("(++62) 812 3456 789", "ID");
+	PHONE_BAD("+(+62) 812 3456 789", "ID");
 	/* national digits that happen to start with 62 but are too short to
 	 * hold a calling code and a national number */
 	PHONE_OK("622 12345", "ID", "+6262212345");
@@ -1177,6 +1185,12 @@ static void test_geo_box(void)
 	}
 	rl_geo_box(89.99, 10.0, 5.0, box);          /* reaches the pole */
 	CHECK(box[2] == -180.0 && box[3] == 180.0 && box[1] > 90.0);
+	/* Across the antimeridian: a point 2 km east of 179.99 E is at
+	 * -179.99 + a little, which a box running past 180 would leave out. */
+	rl_geo_box(-16.5, 179.99, 5.0, box);
+	CHECK(box[2] <= -179.99 && box[3] >= 179.99);
+	rl_geo_box(-16.5, -179.99, 5.0, box);
+	CHECK(box[2] <= -179.99 && box[3] >= 179.99);
 	rl_geo_box(-6.2088, 106.8456, 5.0, box);    /* wider for a wider circle */
 	rl_geo_box(-6.2088, 106.8456, 5.006, wide);
 	CHECK(wide[0] < box[0] && wide[1] > box[1] && wide[2] < box[2] && wide[3] > box[3]);

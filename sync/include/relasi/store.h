@@ -239,6 +239,9 @@ int rl_store_capture_catch_up(rl_store *s);
 int64_t rl_store_now_ms(rl_store *s);
 /* The user's UTC offset in minutes at now (from TZ / the system zone). */
 int rl_store_tz_offset(rl_store *s);
+/* The same zone's offset at the instant utc (Unix seconds): where summer
+ * time is kept, July's is not November's. */
+int rl_store_tz_offset_at(rl_store *s, int64_t utc);
 
 rl_hlc *rl_store_hlc(rl_store *s);
 

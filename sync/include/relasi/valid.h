@@ -133,9 +133,9 @@ double rl_geo_distance_km(double lat1, double lon1, double lat2, double lon2);
  * The latitude/longitude box holding every point within km of (lat, lon)
  * by rl_geo_distance_km: box = { min_lat, max_lat, min_lon, max_lon }. On
  * the same sphere, so a point at exactly km is inside. A circle that
- * reaches a pole spans every longitude; one that crosses the antimeridian
- * is not wrapped (its longitudes run past +-180, which no stored position
- * has: the part beyond is left out).
+ * reaches a pole, or crosses the antimeridian, spans every longitude
+ * (-180..180): stored positions never run past +-180, so a box that did
+ * would leave out the circle's far side.
  */
 void rl_geo_box(double lat, double lon, double km, double box[4]);
 
