@@ -551,6 +551,12 @@ static int do_move(struct cli_ctx *ctx, void *arg)
 			return rl_error_set(RL_EINVALID, "the deal is already in that stage");
 		return rl_record_set_raw_text(ctx->store, deals, m->deal, "lost_reason", m->reason);
 	}
+	/* A lost deal says why, whichever command moved it (`deal lost` asks
+	 * too); a reason anywhere else would be dropped without a word. */
+	if (strcmp(m->kind, "lost") == 0 && !m->reason)
+		return rl_error_set(RL_EUSAGE, "a deal moved to a lost stage needs --reason TEXT");
+	if (strcmp(m->kind, "lost") != 0 && m->reason)
+		return rl_error_set(RL_EUSAGE, "--reason is for a move to a lost stage");
 	if ((error = rl_record_set_raw_text(ctx->store, deals, m->deal, "stage_id", m->stage)) < 0 ||
 	    (error = rl_record_set_raw_text(ctx->store, deals, m->deal, "closed_at",
 					    strcmp(m->kind, "open") ? now_iso : NULL)) < 0 ||

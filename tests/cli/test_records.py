@@ -344,6 +344,14 @@ def test_deal_lost_twice_keeps_closed_at():
     s.ok("deal", "move", "AC 5 unit", "Proposal")
     s.fails(5, "deal", "move", "AC 5 unit", "Proposal", "--reason", "x", contains="already")
     check(before != s.dump(), "the move to Proposal was written")
+    # a move into the lost stage says why, as `deal lost` does; a reason for
+    # a move elsewhere would be dropped, so it is refused too
+    moved = s.dump()
+    s.fails(2, "deal", "move", "AC 5 unit", "Lost", contains="--reason")
+    s.fails(2, "deal", "move", "AC 5 unit", "Negotiation", "--reason", "x", contains="lost stage")
+    eq(s.dump(), moved, "neither changed anything")
+    s.ok("deal", "move", "AC 5 unit", "Lost", "--reason", "stok habis")
+    eq(s.query("SELECT lost_reason FROM deals"), [("stok habis",)], "the reason kept")
     s.cleanup()
 
 

@@ -1278,8 +1278,8 @@ class Sim:
         stages = [s for s in STAGES if self.names.get(cur) != "S-" + s]
         st = self.rng.choice(stages)
         args = ["deal", "move", rid, st]
-        if st == "Lost" and self.rng.random() < 0.5:
-            args += ["--reason", "harga"]
+        if st == "Lost":         # a move into Lost says why (as `deal lost`)
+            args += ["--reason", "harga" if self.rng.random() < 0.5 else "anggaran"]
         self.cmd(d, *args)
         return f"{d.login}: deal move {self.nm(rid)} {st}"
 
