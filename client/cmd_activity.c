@@ -158,6 +158,8 @@ cleanup:
 static int cmd_activity_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "id", "at (UTC)", "kind", "customer", "outcome" };
+	const struct rl_table *acts = rl_model_table("activities");
+	struct rl_converted kind = { 1, 0, 0, 0, NULL, 0 };
 	char account[RL_ID_BUFSZ];
 	json_t *o = json_object();
 	sqlite3_stmt *st;
@@ -165,6 +167,14 @@ static int cmd_activity_list(struct cli_ctx *ctx, struct cli_args *a)
 
 	if (!o)
 		return rl_error_set(RL_ENOMEM, "out of memory");
+	/* The kind as `activity log` takes it (any case), and a typo is said,
+	 * not answered with an empty list. */
+	if (cli_get(a, "kind") &&
+	    (error = rl_record_convert(ctx->store, acts, rl_model_field(acts, "kind"),
+				       cli_get(a, "kind"), NULL, &kind)) < 0) {
+		rl_error_prefix("--kind");
+		goto cleanup;
+	}
 	if (cli_get(a, "account") &&
 	    (error = rl_record_resolve(ctx->store, rl_model_table("accounts"), cli_get(a, "account"),
 				       account)) < 0)
@@ -177,14 +187,15 @@ static int cmd_activity_list(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	if (cli_get(a, "account"))
 		sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
-	if (cli_get(a, "kind"))
-		sqlite3_bind_text(st, 2, cli_get(a, "kind"), -1, SQLITE_TRANSIENT);
+	if (!kind.is_null)
+		sqlite3_bind_text(st, 2, kind.text, -1, SQLITE_TRANSIENT);
 	if ((error = print_rows(ctx, st, hdr, 5, o, "activities", "activities")) < 0)
 		goto cleanup;
 	if (ctx->json) {
 		error = cli_print_json(json_incref(json_object_get(o, "activities")));
 	}
 cleanup:
+	rl_converted_clear(&kind);
 	json_decref(o);
 	return error;
 }

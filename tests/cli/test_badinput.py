@@ -25,6 +25,7 @@ CASES = [
     (5, "no-domain", ["contact", "add", "C", "--email", "no-domain"]),
     (5, "12ab", ["contact", "add", "C", "--phone", "12ab"]),
     (5, "teleport", ["activity", "log", "Toko A", "--kind", "teleport"]),
+    (5, "calll", ["activity", "list", "--kind", "calll"]),     # a typo, not an empty list
     (3, "Menang", ["deal", "move", "Deal A", "Menang"]),
     (3, "Nobody", ["contact", "add", "C", "--account", "Nobody Inc"]),
     (4, "Toko", ["account", "edit", "Toko", "--city", "X"]),

@@ -153,6 +153,8 @@ def test_visit_tasks_today_show():
     eq(task, [("Bawa brosur", "2026-11-25", 0, v["activity_id"])], "next step became a task")
     s.ok("activity", "log", "Warung", "--kind", "call", "--at", "2026-11-20T10:00+07:00",
          "--outcome", "Tidak diangkat")
+    eq([x["outcome"] for x in s.js("activity", "list", "--kind", "Call")], ["Tidak diangkat"],
+       "a list by kind takes it in any case, as activity log does")
     s.ok("task", "add", "Telepon ulang", "--account", "Warung", "--due", "2026-11-21")
     s.ok("task", "add", "Kirim invoice", "--due", "today")
     t = s.js("today")
