@@ -1062,8 +1062,9 @@ int rl_time_parse(int64_t *utc, int *offset_min, const char *in,
 		q += 2;
 		if (*q == ':')
 			q++;
-		om = rl_fixed_digits(q, 2);
-		if (om < 0 || q[2] != '\0')
+		/* "+07": ISO 8601's hours-only offset (not after a ':') */
+		om = *q == '\0' && q[-1] != ':' ? 0 : rl_fixed_digits(q, 2);
+		if (om < 0 || (*q != '\0' && q[2] != '\0'))
 			return rl_time_bad(in);
 		if (om > 59 || oh * 60 + om > RL_OFFSET_MAX_MIN)
 			return rl_error_set(RL_EINVALID,

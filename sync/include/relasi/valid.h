@@ -102,7 +102,7 @@ int rl_date_parse_fmt(char out[11], const char *in, const char *fmt);
 
 /*
  * Parse a point in time: "now"; "YYYY-MM-DDTHH:MM[:SS]" optionally followed by
- * "Z" or "+HH:MM"/"-HH:MM"; a space may replace 'T'. Without an explicit
+ * "Z" or "+HH:MM"/"-HH:MM" ("+HHMM" and "+HH" too); a space may replace 'T'. Without an explicit
  * offset the time is local to default_offset_min. Writes the UTC instant
  * (Unix seconds) and the offset in minutes that the writer used. Dates are
  * years 1900..9999, and so is the instant in UTC.
