@@ -231,16 +231,19 @@ static int cmd_show_customer(struct cli_ctx *ctx, struct cli_args *a)
 		json_object_set_new(o, "account", acc);
 	} else {
 		printf("%s  (%s)\n", cli_col(st, 1), sid);
-		if (sqlite3_column_text(st, 6))
-			printf("  %s%s%s\n", cli_col(st, 5), *cli_col(st, 5) ? ", " : "", cli_col(st, 6));
+		/* The address and the city, whichever are known; a note's later
+		 * lines under its first. */
+		if (sqlite3_column_text(st, 5) || sqlite3_column_text(st, 6))
+			printf("  %s%s%s\n", cli_col(st, 5),
+			       *cli_col(st, 5) && *cli_col(st, 6) ? ", " : "", cli_col(st, 6));
 		if (sqlite3_column_text(st, 3))
-			printf("  phone %s\n", cli_col(st, 3));
+			cli_print_labelled("phone", 5, cli_col(st, 3));
 		if (sqlite3_column_text(st, 4))
-			printf("  email %s\n", cli_col(st, 4));
+			cli_print_labelled("email", 5, cli_col(st, 4));
 		if (sqlite3_column_text(st, 10))
-			printf("  tags  %s\n", cli_col(st, 10));
+			cli_print_labelled("tags", 5, cli_col(st, 10));
 		if (sqlite3_column_text(st, 11))
-			printf("  notes %s\n", cli_col(st, 11));
+			cli_print_labelled("notes", 5, cli_col(st, 11));
 	}
 	sqlite3_reset(st);
 

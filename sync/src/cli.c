@@ -121,11 +121,16 @@ const char *cli_col(sqlite3_stmt *st, int i)
 
 void cli_print_field(const char *name, const char *value)
 {
+	cli_print_labelled(name, 15, value);
+}
+
+void cli_print_labelled(const char *name, int width, const char *value)
+{
 	const char *nl;
 
-	printf("  %-15s ", name);
+	printf("  %-*s ", width, name);
 	while ((nl = strchr(value, '\n'))) {
-		printf("%.*s\n%18s", (int)(nl - value), value, "");
+		printf("%.*s\n%*s", (int)(nl - value), value, width + 3, "");
 		value = nl + 1;
 	}
 	printf("%s\n", value);

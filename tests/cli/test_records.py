@@ -414,9 +414,24 @@ def test_tasks_and_deletes():
     s.cleanup()
 
 
+def test_show_lays_out_address_and_notes():
+    """The customer 360's head: an address without a city is shown (it was
+    only printed with a city), and a note's later lines sit under its first
+    instead of at the left margin, among the section titles."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko A", "--address", "Jl. Braga 5", "--phone", "0812345678",
+         "--notes", "baris satu\nbaris dua")
+    s.ok("account", "add", "Toko B", "--city", "Bandung")
+    head = s.ok("show", "Toko A").out.split("\n")
+    eq(head[1:5], ["  Jl. Braga 5", "  phone +62812345678", "  notes baris satu",
+                   "        baris dua"], "address alone; the note's second line indented")
+    eq(s.ok("show", "Toko B").out.split("\n")[1], "  Bandung", "a city alone")
+    s.cleanup()
+
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
           test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
           test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
-          test_deal_currency_edit_keeps_the_amount, test_tasks_and_deletes])
+          test_deal_currency_edit_keeps_the_amount, test_tasks_and_deletes,
+          test_show_lays_out_address_and_notes])

@@ -168,6 +168,8 @@ const char *cli_col(sqlite3_stmt *st, int i);
 /* One "  name   value" line of a show; the lines of a multi-line value
  * (notes) are indented under the first so the layout stays readable. */
 void cli_print_field(const char *name, const char *value);
+/* The same with the names `width` wide (a show's shorter labels). */
+void cli_print_labelled(const char *name, int width, const char *value);
 
 
 #endif
