@@ -16,6 +16,12 @@
  * ("makm"*), all of which must match. Quoting makes operators and punctuation
  * plain text, so no input can be a malformed query.
  */
+/* What separates the words typed (or pasted: a newline too). */
+static int word_gap(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static char *fts_query(const char *text)
 {
 	sqlite3_str *q = sqlite3_str_new(NULL);
@@ -23,14 +29,14 @@ static char *fts_query(const char *text)
 	int terms = 0;
 
 	while (*p) {
-		while (*p == ' ' || *p == '\t')
+		while (word_gap(*p))
 			p++;
 		if (!*p)
 			break;
 		if (terms++)
 			sqlite3_str_appendchar(q, 1, ' ');
 		sqlite3_str_appendchar(q, 1, '"');
-		while (*p && *p != ' ' && *p != '\t') {
+		while (*p && !word_gap(*p)) {
 			if (*p == '"')
 				sqlite3_str_appendchar(q, 1, '"');
 			sqlite3_str_appendchar(q, 1, *p++);

@@ -195,6 +195,8 @@ def test_search_and_nearby():
     hits = s.js("search", "joko")
     eq([(h["kind"], h["name"]) for h in hits], [("contact", "Joko Widodo")], "contact by name")
     eq(len(s.js("search", "sejah")), 2, "prefix match: the account and its contact")
+    eq([h["kind"] for h in s.js("search", "sejahtera\nkulkas")], ["account"],
+       "a pasted newline separates words as a space does (they are not side by side)")
     eq(s.js("search", 'kulkas" OR "apotek'), [], "operators are plain text, never syntax")
     s.ok("search", "(((")  # punctuation must not crash the query
     near = s.js("nearby", "--geo", "-7.2575,112.7521", "--km", "30")
