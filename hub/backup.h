@@ -152,6 +152,11 @@ int hub_rmtree(const char *path);
  * is durable). */
 int hub_fsync_path(const char *path);
 
+/* fsync every directory under path and path itself, each after what is
+ * under it (a tree of new directories: their entries are durable only once
+ * each directory is synced; files are synced by whoever wrote them). */
+int hub_fsync_tree(const char *path);
+
 /* The directory part of path ("." if none) into buf. */
 int hub_dirname(char *buf, size_t len, const char *path);
 

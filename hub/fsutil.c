@@ -1,6 +1,7 @@
 /*
  * fsutil.c — small file-system helpers for backups and restores: removing a
- * private temporary tree, durable renames, atomic small-file writes.
+ * private temporary tree, durable renames and new directory trees, atomic
+ * small-file writes.
  */
 /* nftw() is X/Open. */
 #define _XOPEN_SOURCE 700
@@ -51,6 +52,42 @@ int hub_fsync_path(const char *path)
 		return rl_error_set(RL_EIO, "cannot sync '%s': %s", path, strerror(e));
 	}
 	close(fd);
+	return RL_OK;
+}
+
+/* nftw() passes no context: the directory whose sync failed, for the message. */
+static char sync_failed[4096];
+
+static int fsync_dir(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	int fd, e;
+
+	(void)sb;
+	(void)ftw;
+	if (flag != FTW_DP)
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fsync(fd) != 0) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		snprintf(sync_failed, sizeof(sync_failed), "%s", path);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int hub_fsync_tree(const char *path)
+{
+	int rc;
+
+	sync_failed[0] = '\0';
+	/* FTW_DEPTH: a directory after its entries, so each sync covers names
+	 * that will not change again; FTW_PHYS: links are not followed. */
+	if ((rc = nftw(path, fsync_dir, 16, FTW_DEPTH | FTW_PHYS)) != 0)
+		return rl_error_set(RL_EIO, "cannot sync '%s': %s", sync_failed[0] ? sync_failed : path,
+				    rc < 0 ? strerror(errno) : "walk stopped");
 	return RL_OK;
 }
 

@@ -15,8 +15,9 @@
  * none is ever created. Each member's SHA-256 must match as it ends. Then
  * every manifest entry must have arrived, hub.db must pass
  * PRAGMA integrity_check and carry a schema this binary knows, and the
- * restored store starts a new epoch (epoch.c). Only then is the private
- * directory renamed to DIR. Any refusal removes it: no DIR, no leftovers.
+ * restored store starts a new epoch (epoch.c). Only then, every file and
+ * every directory made being synced, is the private directory renamed to
+ * DIR. Any refusal removes it: no DIR, no leftovers.
  */
 #include "backup.h"
 #include "hub.h"
@@ -586,8 +587,11 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	/* Every directory this restore made (audit.git/objects/pack, refs/heads,
+	 * ...), not only the top one: a power cut after the rename below must
+	 * not lose an entry in any of them. */
 	if ((error = hub_write_atomic(path, text, strlen(text), 0644)) < 0 ||
-	    (error = hub_fsync_path(r.tmp)) < 0)
+	    (error = hub_fsync_tree(r.tmp)) < 0)
 		goto cleanup;
 	memcpy(path, dir, dlen);
 	path[dlen] = '\0';
