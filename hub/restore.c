@@ -17,7 +17,9 @@
  * PRAGMA integrity_check and carry a schema this binary knows, and the
  * restored store starts a new epoch (epoch.c). Only then, every file and
  * every directory made being synced, is the private directory renamed to
- * DIR. Any refusal removes it: no DIR, no leftovers.
+ * DIR. Any refusal removes it: no DIR, no leftovers; one a killed restore
+ * left (its flock free) is removed by the next restore beside DIR
+ * (hub_stage_sweep, fsutil.c).
  */
 #include "backup.h"
 #include "hub.h"
@@ -539,7 +541,7 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 		hub_backup_progress progress, void *pctx)
 {
 	struct restore r;
-	char parent[4096], path[4096], *text = NULL;
+	char parent[4096], path[4096], tmpl[sizeof(r.tmp)], *text = NULL;
 	const char *base;
 	rl_store *s = NULL;
 	long long last;
@@ -562,16 +564,17 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 	if ((size_t)snprintf(r.tmp, sizeof(r.tmp), "%s/.%s.restore-XXXXXX", parent, base) >=
 	    sizeof(r.tmp))
 		return rl_error_set(RL_EINVALID, "path too long: %s", dir);
-	if (!mkdtemp(r.tmp))
-		return rl_error_set(RL_EIO, "cannot create a directory in '%s': %s", parent,
-				    strerror(errno));
+	memcpy(tmpl, r.tmp, sizeof(tmpl));
+	/* r.tmpfd holds the directory's lock until it is renamed or removed: a
+	 * killed restore's directory (flock released by the kernel) is removed
+	 * by the next restore beside DIR, a live one's never. */
+	if ((error = hub_stage_create(r.tmp, &r.tmpfd)) < 0)
+		return error;
 	made = 1;
-	if ((r.tmpfd = open(r.tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		error = rl_error_set(RL_EIO, "cannot open '%s': %s", r.tmp, strerror(errno));
-		goto cleanup;
-	}
+	hub_stage_sweep(tmpl, "restore");
 	if ((error = read_members(&r, file, progress, pctx)) < 0 || (error = check_store(&r)) < 0)
 		goto cleanup;
+	hub_fault_pause("restore-pause");
 	if (progress)
 		progress(pctx, "every member matches the manifest; hub.db passed integrity_check");
 
@@ -615,10 +618,10 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 	}
 cleanup:
 	rl_store_close(s);
-	if (r.tmpfd >= 0)
-		close(r.tmpfd);
 	if (made)
 		hub_rmtree(r.tmp);
+	if (r.tmpfd >= 0)
+		close(r.tmpfd);     /* after the removal or rename: releases the lock */
 	json_decref(r.manifest);
 	json_decref(r.index);
 	free(text);

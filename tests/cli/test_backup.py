@@ -824,6 +824,85 @@ def test_restore_syncs_every_directory_it_makes():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def wait_for(what, pred, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_killed_backup_and_restore_leave_no_staging_behind():
+    """A kill -9 during backup left FILE.tmp-XXXXXX (0700, a copy of hub.db
+    and the private keys) and during restore .DIR.restore-XXXXXX, and nothing
+    ever removed them. The next backup to FILE and the next restore beside
+    DIR remove those no live process holds (flock), and say so; a concurrent
+    live backup's directory is left alone."""
+    hub = Hub()
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+
+    def stages(pattern):
+        return sorted(os.path.join(work, n) for n in os.listdir(work) if re.fullmatch(pattern, n))
+
+    def start(fault, *args):
+        env = dict(os.environ, RELASI_HUB_FAULT=fault)
+        return subprocess.Popen([HUB_BIN] + list(args), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        hub.stop()
+        archive = os.path.join(work, "b.tar.zst")
+        bpat = r"b\.tar\.zst\.tmp-[A-Za-z0-9]{6}"
+        killed = start("backup-pause:10000", "backup", archive, "--dir", hub.dir)
+        stale = wait_for("the backup's staging directory", lambda: stages(bpat))
+        time.sleep(0.3)
+        killed.kill()
+        killed.communicate(timeout=60)
+        eq(stages(bpat), stale, "kill -9 left the staging directory")
+        eq(mode(stale[0]), 0o700, "private")
+        r = run_hub("backup", archive, "--dir", hub.dir)
+        eq(r.returncode, 0, "the next backup: " + r.stderr)
+        check(stale[0] in r.stderr and "interrupted" in r.stderr, "it says what it removed",
+              r.stderr)
+        eq(stages(bpat), [], "no staging directory left")
+        members, _ = read_archive(archive)
+        check("hub.db" in members and "server.key" in members, "the new archive is whole")
+
+        # A live backup's directory is not taken for a stale one: the other
+        # backup sweeps while the first is paused (then waits for the audit
+        # lock), and both finish.
+        live = start("backup-pause:3000", "backup", archive, "--dir", hub.dir)
+        # (once it has content: past its creation, so surely locked)
+        live_stage = wait_for("the live backup's staging directory", lambda: [
+            p for p in stages(bpat) if os.listdir(p)])
+        r = run_hub("backup", archive, "--dir", hub.dir)
+        out, err = live.communicate(timeout=120)
+        eq(live.returncode, 0, "the concurrent backup kept its directory and finished: " + err)
+        eq(r.returncode, 0, "the other backup: " + r.stderr)
+        check(live_stage[0] not in r.stderr and "interrupted" not in r.stderr,
+              "nothing removed", r.stderr)
+        eq(stages(bpat), [], "no staging directory left")
+
+        target = os.path.join(work, "restored")
+        rpat = r"\.restored\.restore-[A-Za-z0-9]{6}"
+        killed = start("restore-pause:10000", "restore", archive, target)
+        stale = wait_for("the restore's extracted members", lambda: [
+            p for p in stages(rpat) if os.path.exists(os.path.join(p, "server.key"))])
+        killed.kill()
+        killed.communicate(timeout=60)
+        eq(stages(rpat), stale, "kill -9 left the restore's directory")
+        r = run_hub("restore", archive, target)
+        eq(r.returncode, 0, "the next restore: " + r.stderr)
+        check(stale[0] in r.stderr and "interrupted" in r.stderr, "it says what it removed",
+              r.stderr)
+        eq(stages(rpat), [], "no restore directory left")
+        check(os.path.exists(os.path.join(target, "hub.db")), "restored")
+    finally:
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
@@ -832,4 +911,5 @@ if __name__ == "__main__":
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
           test_audit_written_during_a_backup_stays_consistent_in_it,
           test_backup_of_a_directory_that_is_no_hub, test_a_hub_missing_a_key_is_not_backed_up,
-          test_restore_syncs_every_directory_it_makes])
+          test_restore_syncs_every_directory_it_makes,
+          test_killed_backup_and_restore_leave_no_staging_behind])
