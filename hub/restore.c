@@ -496,6 +496,16 @@ static int check_store(struct restore *r)
 	}
 	version = sqlite3_column_int(st, 0);
 	hubv = sqlite3_column_int(st, 2);
+	/* Said here, by member: the store's open below would refuse it too, but
+	 * naming the private directory's file, not the archive's member. */
+	if (sqlite3_column_int(st, 1) != rl_store_application_id()) {
+		error = rl_error_set(RL_EINVALID, "member '%s': not a Relasi store (PRAGMA "
+				     "application_id %d, a Relasi store's is %d)", HUB_DB,
+				     sqlite3_column_int(st, 1), rl_store_application_id());
+		goto cleanup;
+	}
+	/* A device's store has the same application_id; only a hub's has
+	 * hub tables (rl_meta 'hub_schema'). */
 	if (sqlite3_column_type(st, 2) == SQLITE_NULL || version < 1) {
 		error = rl_error_set(RL_EINVALID, "member '%s': not a Relasi hub store", HUB_DB);
 		goto cleanup;

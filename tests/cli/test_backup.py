@@ -559,6 +559,7 @@ def make_manifest(members, base):
 
 def test_hostile_archives_refused():
     hub = Hub()
+    ani = hub.device("ani")
     work = tempfile.mkdtemp(prefix="relasi-hostile-")
     try:
         good = os.path.join(work, "good.tar.zst")
@@ -589,6 +590,21 @@ def test_hostile_archives_refused():
         with open(good, "rb") as f:
             good_bytes = f.read()
         not_listed = [("audit.git/extra", b"x")]
+        # A store whose application_id is not Relasi's ("RLS1"), though its
+        # tables are a hub's; and a device's store (same application_id: its
+        # missing hub tables tell it apart) under the name hub.db.
+        foreign_db = os.path.join(work, "foreign.db")
+        with open(foreign_db, "wb") as f:
+            f.write(dict(files)["hub.db"])
+        con = sqlite3.connect(foreign_db)
+        con.execute("PRAGMA application_id = 1234")
+        con.commit()
+        con.close()
+        with open(foreign_db, "rb") as f:
+            foreign = f.read()
+        os.remove(foreign_db)
+        with open(ani.path, "rb") as f:
+            device_db = f.read()
 
         cases = [
             ("dotdot", archive(files, [reg("../escaped", b"owned")]),
@@ -623,6 +639,10 @@ def test_hostile_archives_refused():
                                        manifest=make_manifest(files, base)),
              ["server.key", "not in the archive"]),
             ("twice", archive(files, [reg("hub.json", hubjson)]), ["hub.json", "twice"]),
+            ("foreign-store", archive([(n, foreign if n == "hub.db" else d) for n, d in files]),
+             ["member 'hub.db'", "application_id 1234"]),
+            ("device-store", archive([(n, device_db if n == "hub.db" else d) for n, d in files]),
+             ["member 'hub.db'", "not a Relasi hub store"]),
             # faithful to its manifest, but a hub without its device CA key
             # could never enrol a device again
             ("no-device-ca-key", archive([f for f in files if f[0] != "device-ca.key"]),
@@ -665,6 +685,7 @@ def test_hostile_archives_refused():
             eq(mode(os.path.join(target, "server.key")), 0o600, "key 0600 after restore")
     finally:
         hub.cleanup()
+        ani.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
 
