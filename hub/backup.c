@@ -16,7 +16,8 @@
  * Then the archive is written to a temporary file (0600: it holds the
  * hub's private keys), synced and renamed to FILE; only then the manifest
  * goes to DIR/last-backup.json. The staging directory is removed on every
- * path.
+ * path; one a killed backup left (flock free) is removed by the next backup
+ * to the same FILE (hub_stage_sweep, fsutil.c).
  */
 #include "backup.h"
 #include "hub.h"
@@ -292,14 +293,18 @@ static int stage_audit(struct backup *b, json_t **head)
 
 /* Test hook (tests/cli/test_backup.py): RELASI_HUB_FAULT=backup-pause:MS
  * holds the backup for MS milliseconds between the audit repository's copy
- * and the store's snapshot, where a writer must not come in between. */
-static void fault_pause(void)
+ * and the store's snapshot, where a writer must not come in between;
+ * restore-pause:MS holds a restore once the members are extracted. Both
+ * leave a staging directory in place for a kill -9. */
+void hub_fault_pause(const char *key)
 {
 	const char *f = getenv("RELASI_HUB_FAULT");
+	size_t klen = strlen(key);
 	struct timespec ts;
 	long ms;
 
-	if (!f || strncmp(f, "backup-pause:", 13) != 0 || (ms = strtol(f + 13, NULL, 10)) <= 0)
+	if (!f || strncmp(f, key, klen) != 0 || f[klen] != ':' ||
+	    (ms = strtol(f + klen + 1, NULL, 10)) <= 0)
 		return;
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000L;
@@ -566,9 +571,9 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 	rl_store *s = NULL;
 	json_t *manifest = NULL, *conf = NULL, *head = NULL;
 	json_error_t jerr;
-	char path[4096], created[21], *text = NULL;
+	char path[4096], tmpl[sizeof(b.stage)], created[21], *text = NULL;
 	time_t when;
-	int error, staged = 0, lockfd = -1;
+	int error, staged = 0, lockfd = -1, stagefd = -1;
 
 	if (manifest_out)
 		*manifest_out = NULL;
@@ -595,17 +600,18 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 	}
 
 	/* The staging directory beside FILE: the final rename stays on one
-	 * file system. */
+	 * file system. Locked while this backup works in it, so that the next
+	 * backup to FILE can tell one left by a killed backup (a copy of hub.db
+	 * and the private keys nobody would ever remove) from a live one. */
 	if ((size_t)snprintf(b.stage, sizeof(b.stage), "%s.tmp-XXXXXX", file) >= sizeof(b.stage)) {
 		error = rl_error_set(RL_EINVALID, "path too long: %s", file);
 		goto cleanup;
 	}
-	if (!mkdtemp(b.stage)) {
-		error = rl_error_set(RL_EIO, "cannot create a directory beside '%s': %s", file,
-				     strerror(errno));
+	memcpy(tmpl, b.stage, sizeof(tmpl));
+	if ((error = hub_stage_create(b.stage, &stagefd)) < 0)
 		goto cleanup;
-	}
 	staged = 1;
+	hub_stage_sweep(tmpl, "backup");
 	/* The audit repository and the store's snapshot under one hold of the
 	 * audit writers' lock: a writer records in hub.db the head it moved the
 	 * repository to, so one that ran between the two copies left a store
@@ -621,7 +627,7 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	fault_pause();
+	hub_fault_pause("backup-pause");
 	if ((error = stage_store(&b, s, manifest)) < 0)
 		goto cleanup;
 	hub_audit_unlock_dir(lockfd);
@@ -655,6 +661,8 @@ cleanup:
 		if (error == 0)
 			error = e;
 	}
+	if (stagefd >= 0)
+		close(stagefd);     /* after the removal: a sweep never sees it unlocked */
 	members_free(&b.m);
 	json_decref(manifest);
 	json_decref(conf);

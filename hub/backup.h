@@ -152,6 +152,30 @@ int hub_rmtree(const char *path);
  * is durable). */
 int hub_fsync_path(const char *path);
 
+/* fsync every directory under path and path itself, each after what is
+ * under it (a tree of new directories: their entries are durable only once
+ * each directory is synced; files are synced by whoever wrote them). */
+int hub_fsync_tree(const char *path);
+
+/*
+ * A private staging directory (0700) from tmpl ("...XXXXXX", filled in as
+ * mkdtemp does), flocked through *lockfd: the lock says a live process works
+ * in it. Remove the directory, then close *lockfd.
+ */
+int hub_stage_create(char *tmpl, int *lockfd);
+
+/*
+ * Remove the staging directories named from tmpl (as hub_stage_create
+ * would name them, tmpl's own XXXXXX not filled in) whose lock can be taken:
+ * left by a backup or restore (what) that was killed. Each removal is said
+ * on stderr; one that fails is a warning, never an error.
+ */
+void hub_stage_sweep(const char *tmpl, const char *what);
+
+/* Test hook: RELASI_HUB_FAULT=KEY:MS (key "backup-pause", "restore-pause")
+ * holds the process there for MS milliseconds. */
+void hub_fault_pause(const char *key);
+
 /* The directory part of path ("." if none) into buf. */
 int hub_dirname(char *buf, size_t len, const char *path);
 

@@ -15,8 +15,11 @@
  * none is ever created. Each member's SHA-256 must match as it ends. Then
  * every manifest entry must have arrived, hub.db must pass
  * PRAGMA integrity_check and carry a schema this binary knows, and the
- * restored store starts a new epoch (epoch.c). Only then is the private
- * directory renamed to DIR. Any refusal removes it: no DIR, no leftovers.
+ * restored store starts a new epoch (epoch.c). Only then, every file and
+ * every directory made being synced, is the private directory renamed to
+ * DIR. Any refusal removes it: no DIR, no leftovers; one a killed restore
+ * left (its flock free) is removed by the next restore beside DIR
+ * (hub_stage_sweep, fsutil.c).
  */
 #include "backup.h"
 #include "hub.h"
@@ -493,6 +496,16 @@ static int check_store(struct restore *r)
 	}
 	version = sqlite3_column_int(st, 0);
 	hubv = sqlite3_column_int(st, 2);
+	/* Said here, by member: the store's open below would refuse it too, but
+	 * naming the private directory's file, not the archive's member. */
+	if (sqlite3_column_int(st, 1) != rl_store_application_id()) {
+		error = rl_error_set(RL_EINVALID, "member '%s': not a Relasi store (PRAGMA "
+				     "application_id %d, a Relasi store's is %d)", HUB_DB,
+				     sqlite3_column_int(st, 1), rl_store_application_id());
+		goto cleanup;
+	}
+	/* A device's store has the same application_id; only a hub's has
+	 * hub tables (rl_meta 'hub_schema'). */
 	if (sqlite3_column_type(st, 2) == SQLITE_NULL || version < 1) {
 		error = rl_error_set(RL_EINVALID, "member '%s': not a Relasi hub store", HUB_DB);
 		goto cleanup;
@@ -538,7 +551,7 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 		hub_backup_progress progress, void *pctx)
 {
 	struct restore r;
-	char parent[4096], path[4096], *text = NULL;
+	char parent[4096], path[4096], tmpl[sizeof(r.tmp)], *text = NULL;
 	const char *base;
 	rl_store *s = NULL;
 	long long last;
@@ -561,16 +574,17 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 	if ((size_t)snprintf(r.tmp, sizeof(r.tmp), "%s/.%s.restore-XXXXXX", parent, base) >=
 	    sizeof(r.tmp))
 		return rl_error_set(RL_EINVALID, "path too long: %s", dir);
-	if (!mkdtemp(r.tmp))
-		return rl_error_set(RL_EIO, "cannot create a directory in '%s': %s", parent,
-				    strerror(errno));
+	memcpy(tmpl, r.tmp, sizeof(tmpl));
+	/* r.tmpfd holds the directory's lock until it is renamed or removed: a
+	 * killed restore's directory (flock released by the kernel) is removed
+	 * by the next restore beside DIR, a live one's never. */
+	if ((error = hub_stage_create(r.tmp, &r.tmpfd)) < 0)
+		return error;
 	made = 1;
-	if ((r.tmpfd = open(r.tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		error = rl_error_set(RL_EIO, "cannot open '%s': %s", r.tmp, strerror(errno));
-		goto cleanup;
-	}
+	hub_stage_sweep(tmpl, "restore");
 	if ((error = read_members(&r, file, progress, pctx)) < 0 || (error = check_store(&r)) < 0)
 		goto cleanup;
+	hub_fault_pause("restore-pause");
 	if (progress)
 		progress(pctx, "every member matches the manifest; hub.db passed integrity_check");
 
@@ -586,8 +600,11 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	/* Every directory this restore made (audit.git/objects/pack, refs/heads,
+	 * ...), not only the top one: a power cut after the rename below must
+	 * not lose an entry in any of them. */
 	if ((error = hub_write_atomic(path, text, strlen(text), 0644)) < 0 ||
-	    (error = hub_fsync_path(r.tmp)) < 0)
+	    (error = hub_fsync_tree(r.tmp)) < 0)
 		goto cleanup;
 	memcpy(path, dir, dlen);
 	path[dlen] = '\0';
@@ -611,10 +628,10 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 	}
 cleanup:
 	rl_store_close(s);
-	if (r.tmpfd >= 0)
-		close(r.tmpfd);
 	if (made)
 		hub_rmtree(r.tmp);
+	if (r.tmpfd >= 0)
+		close(r.tmpfd);     /* after the removal or rename: releases the lock */
 	json_decref(r.manifest);
 	json_decref(r.index);
 	free(text);

@@ -63,6 +63,11 @@ int rl_store_hub_schema_latest(void)
 	return rl_hub_migrations[rl_hub_migrations_count - 1].version;
 }
 
+int rl_store_application_id(void)
+{
+	return RL_APPLICATION_ID;
+}
+
 int rl_store_error(rl_store *s, const char *doing)
 {
 	return rl_error_set(RL_ESTORE, "%s: %s", doing,

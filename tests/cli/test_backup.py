@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -558,6 +559,7 @@ def make_manifest(members, base):
 
 def test_hostile_archives_refused():
     hub = Hub()
+    ani = hub.device("ani")
     work = tempfile.mkdtemp(prefix="relasi-hostile-")
     try:
         good = os.path.join(work, "good.tar.zst")
@@ -588,6 +590,21 @@ def test_hostile_archives_refused():
         with open(good, "rb") as f:
             good_bytes = f.read()
         not_listed = [("audit.git/extra", b"x")]
+        # A store whose application_id is not Relasi's ("RLS1"), though its
+        # tables are a hub's; and a device's store (same application_id: its
+        # missing hub tables tell it apart) under the name hub.db.
+        foreign_db = os.path.join(work, "foreign.db")
+        with open(foreign_db, "wb") as f:
+            f.write(dict(files)["hub.db"])
+        con = sqlite3.connect(foreign_db)
+        con.execute("PRAGMA application_id = 1234")
+        con.commit()
+        con.close()
+        with open(foreign_db, "rb") as f:
+            foreign = f.read()
+        os.remove(foreign_db)
+        with open(ani.path, "rb") as f:
+            device_db = f.read()
 
         cases = [
             ("dotdot", archive(files, [reg("../escaped", b"owned")]),
@@ -622,6 +639,10 @@ def test_hostile_archives_refused():
                                        manifest=make_manifest(files, base)),
              ["server.key", "not in the archive"]),
             ("twice", archive(files, [reg("hub.json", hubjson)]), ["hub.json", "twice"]),
+            ("foreign-store", archive([(n, foreign if n == "hub.db" else d) for n, d in files]),
+             ["member 'hub.db'", "application_id 1234"]),
+            ("device-store", archive([(n, device_db if n == "hub.db" else d) for n, d in files]),
+             ["member 'hub.db'", "not a Relasi hub store"]),
             # faithful to its manifest, but a hub without its device CA key
             # could never enrol a device again
             ("no-device-ca-key", archive([f for f in files if f[0] != "device-ca.key"]),
@@ -664,6 +685,7 @@ def test_hostile_archives_refused():
             eq(mode(os.path.join(target, "server.key")), 0o600, "key 0600 after restore")
     finally:
         hub.cleanup()
+        ani.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -780,6 +802,128 @@ def test_a_hub_missing_a_key_is_not_backed_up():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_restore_syncs_every_directory_it_makes():
+    """restore synced each file and the top directory, but not the
+    directories it made inside audit.git (objects/pack, refs/heads, ...): a
+    power cut right after it could lose their entries. Durability itself
+    cannot be tested; that each made directory is fsynced (before the rename
+    that publishes it) can, with strace. Skipped where strace cannot run."""
+    probe = subprocess.run(["strace", "-o", "/dev/null", "true"], capture_output=True) \
+        if shutil.which("strace") else None
+    if not probe or probe.returncode != 0:
+        print("  skipped: strace cannot run here")
+        return
+    hub = Hub()
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    try:
+        hub.stop()
+        add_audit_commit(hub.dir, "a commit, so audit.git has objects and refs")
+        archive = os.path.join(work, "b.tar.zst")
+        eq(run_hub("backup", archive, "--dir", hub.dir).returncode, 0, "backed up")
+        target = os.path.join(work, "restored")
+        trace = os.path.join(work, "trace")
+        r = subprocess.run(["strace", "-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename",
+                            "-o", trace, HUB_BIN, "restore", archive, target],
+                           capture_output=True, text=True, timeout=300)
+        eq(r.returncode, 0, "restored: " + r.stderr)
+        synced, renamed = set(), False
+        priv = re.compile(r"fsync\(\d+<.*/\.restored\.restore-[A-Za-z0-9]{6}(/[^>]*)?>\) = 0")
+        with open(trace) as f:
+            for line in f:
+                if re.search(r"rename\(\".*\.restored\.restore-[A-Za-z0-9]{6}\", ", line):
+                    renamed = True
+                m = priv.search(line)
+                if m and not renamed:
+                    synced.add((m.group(1) or "/").lstrip("/"))
+        made = [os.path.relpath(d, target) if d != target else "" for d, _, _ in os.walk(target)]
+        check(any(d.startswith("audit.git/refs/") for d in made), "there are nested directories",
+              made)
+        for d in made:
+            check(d in synced, f"directory {d or '.'!r} fsynced before the rename", sorted(synced))
+    finally:
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_for(what, pred, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_killed_backup_and_restore_leave_no_staging_behind():
+    """A kill -9 during backup left FILE.tmp-XXXXXX (0700, a copy of hub.db
+    and the private keys) and during restore .DIR.restore-XXXXXX, and nothing
+    ever removed them. The next backup to FILE and the next restore beside
+    DIR remove those no live process holds (flock), and say so; a concurrent
+    live backup's directory is left alone."""
+    hub = Hub()
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+
+    def stages(pattern):
+        return sorted(os.path.join(work, n) for n in os.listdir(work) if re.fullmatch(pattern, n))
+
+    def start(fault, *args):
+        env = dict(os.environ, RELASI_HUB_FAULT=fault)
+        return subprocess.Popen([HUB_BIN] + list(args), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        hub.stop()
+        archive = os.path.join(work, "b.tar.zst")
+        bpat = r"b\.tar\.zst\.tmp-[A-Za-z0-9]{6}"
+        killed = start("backup-pause:10000", "backup", archive, "--dir", hub.dir)
+        stale = wait_for("the backup's staging directory", lambda: stages(bpat))
+        time.sleep(0.3)
+        killed.kill()
+        killed.communicate(timeout=60)
+        eq(stages(bpat), stale, "kill -9 left the staging directory")
+        eq(mode(stale[0]), 0o700, "private")
+        r = run_hub("backup", archive, "--dir", hub.dir)
+        eq(r.returncode, 0, "the next backup: " + r.stderr)
+        check(stale[0] in r.stderr and "interrupted" in r.stderr, "it says what it removed",
+              r.stderr)
+        eq(stages(bpat), [], "no staging directory left")
+        members, _ = read_archive(archive)
+        check("hub.db" in members and "server.key" in members, "the new archive is whole")
+
+        # A live backup's directory is not taken for a stale one: the other
+        # backup sweeps while the first is paused (then waits for the audit
+        # lock), and both finish.
+        live = start("backup-pause:3000", "backup", archive, "--dir", hub.dir)
+        # (once it has content: past its creation, so surely locked)
+        live_stage = wait_for("the live backup's staging directory", lambda: [
+            p for p in stages(bpat) if os.listdir(p)])
+        r = run_hub("backup", archive, "--dir", hub.dir)
+        out, err = live.communicate(timeout=120)
+        eq(live.returncode, 0, "the concurrent backup kept its directory and finished: " + err)
+        eq(r.returncode, 0, "the other backup: " + r.stderr)
+        check(live_stage[0] not in r.stderr and "interrupted" not in r.stderr,
+              "nothing removed", r.stderr)
+        eq(stages(bpat), [], "no staging directory left")
+
+        target = os.path.join(work, "restored")
+        rpat = r"\.restored\.restore-[A-Za-z0-9]{6}"
+        killed = start("restore-pause:10000", "restore", archive, target)
+        stale = wait_for("the restore's extracted members", lambda: [
+            p for p in stages(rpat) if os.path.exists(os.path.join(p, "server.key"))])
+        killed.kill()
+        killed.communicate(timeout=60)
+        eq(stages(rpat), stale, "kill -9 left the restore's directory")
+        r = run_hub("restore", archive, target)
+        eq(r.returncode, 0, "the next restore: " + r.stderr)
+        check(stale[0] in r.stderr and "interrupted" in r.stderr, "it says what it removed",
+              r.stderr)
+        eq(stages(rpat), [], "no restore directory left")
+        check(os.path.exists(os.path.join(target, "hub.db")), "restored")
+    finally:
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
@@ -787,4 +931,6 @@ if __name__ == "__main__":
           test_hub_put_back_from_a_copy_without_restore, test_duplicate_merge_lost_by_a_restore,
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
           test_audit_written_during_a_backup_stays_consistent_in_it,
-          test_backup_of_a_directory_that_is_no_hub, test_a_hub_missing_a_key_is_not_backed_up])
+          test_backup_of_a_directory_that_is_no_hub, test_a_hub_missing_a_key_is_not_backed_up,
+          test_restore_syncs_every_directory_it_makes,
+          test_killed_backup_and_restore_leave_no_staging_behind])

@@ -98,6 +98,11 @@ int rl_store_schema_version(rl_store *s);
 /* The version of the hub's own tables this binary writes (rl_meta 'hub_schema'). */
 int rl_store_hub_schema_latest(void);
 
+/* PRAGMA application_id of every Relasi store, hub's and devices' alike
+ * ("RLS1"): it tells a Relasi store from another SQLite file, not a hub's
+ * from a device's (rl_meta 'hub_schema' does). */
+int rl_store_application_id(void);
+
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Commit also persists the HLC. */
 int rl_store_begin(rl_store *s);
 int rl_store_commit(rl_store *s);
