@@ -789,8 +789,35 @@ def test_deep_verify_checks_who():
         hub.cleanup()
 
 
+def test_history_table_escapes_control_characters():
+    """relasi-hub history's table shows every control character of a value
+    escaped: a note's CR and tab, a C1 control (U+009B is CSI: it starts an
+    escape sequence) and a bidirectional override reached the admin's
+    terminal raw. (ESC and DEL are refused in any value the hub takes, and
+    escaped too.) --json keeps the value whole."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    try:
+        notes = "a\rb\tc\u009b2Jd\u202ee\\f"
+        ani.ok("account", "add", "Toko Kontrol", "--notes", notes)
+        ani.ok("sync")
+        hub.wait_history()
+        h = history(hub, "Kontrol", "--field", "notes")
+        eq(h["changes"][0]["new"], notes, "--json: the value as stored")
+        text = hub.admin("history", "Kontrol", "--field", "notes")
+        bad = [ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7f <= ord(ch) < 0xa0
+               or ch == "\u202e"]
+        eq(bad, [], "no control character reaches the terminal")
+        check("a\\rb\\tc\\u009b2Jd\\u202ee\\\\f" in text,
+              "each one escaped visibly, a backslash doubled", text)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
           test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
-          test_long_unicode_names, test_deep_verify_checks_who])
+          test_long_unicode_names, test_deep_verify_checks_who,
+          test_history_table_escapes_control_characters])
