@@ -259,6 +259,7 @@ static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char
 
 	if ((error = hub_token_create(ctx->store, hub_dir(a), login, ttl, &token)) < 0)
 		return error;
+	audit_after_write(ctx, a);
 	if (ctx->json)
 		error = cli_print_json(json_pack("{s:s, s:s, s:I}", "login", login, "token", token,
 						 "ttl_seconds", (json_int_t)ttl));
@@ -336,6 +337,7 @@ static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
 
 	if ((error = open_hub(ctx, a)) < 0 || (error = hub_device_revoke(ctx->store, a->pos[0], id)) < 0)
 		return error;
+	audit_after_write(ctx, a);
 	if (ctx->json)
 		return cli_print_json(json_pack("{s:s, s:b}", "device", id, "revoked", 1));
 	printf("device %s revoked: the hub refuses it from now on\n", id);
