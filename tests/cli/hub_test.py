@@ -162,6 +162,11 @@ class Hub:
         finally:
             con.close()
 
+    def version(self, tbl, row, field):
+        """The hub's version of one field (hub_fields), as a device's base."""
+        return self.query("SELECT version FROM hub_fields WHERE tbl = ? AND row_id = ? "
+                          "AND field = ?", tbl, row, field)[0][0]
+
     def history_written(self):
         """Has serve's audit writer written every hub_log entry to git?"""
         done, top = self.query("SELECT (SELECT seq FROM hub_audit), "

@@ -106,6 +106,18 @@ class Session:
         self.s.close()
 
 
+def set_role(hub, admin, login, role):
+    """An admin's change of a user's role, pushed as an admin device would
+    (no command makes one yet): the session is closed before returning."""
+    uid = hub.query("SELECT id FROM users WHERE login = ?", login)[0][0]
+    sess = Session(hub, admin)
+    try:
+        res = sess.push([{"t": "users", "r": uid, "f": "role", "v": role,
+                          "b": hub.version("users", uid, "role")}])
+    finally:
+        sess.close()
+    eq(res[0]["s"], "applied", f"the admin makes {login} {role}")
+
 def new_id(n):
     return "%032x" % (0xabc0000000000000000000000000000 + n)
 
@@ -277,9 +289,7 @@ def test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too():
         deal = hub.query("SELECT id FROM deals")[0][0]
         acc = hub.query("SELECT id FROM accounts")[0][0]
 
-        def version(tbl, row, field):
-            return hub.query("SELECT version FROM hub_fields WHERE tbl = ? AND row_id = ? "
-                             "AND field = ?", tbl, row, field)[0][0]
+        version = hub.version
         stale = version("deals", deal, "stage_id") - 1
         sess = Session(hub, ani2)
         res = sess.push([{"t": "deals", "r": deal, "f": "stage_id", "v": None, "b": stale},
@@ -309,7 +319,6 @@ def test_the_device_refuses_what_its_role_may_not():
     maya = hub.device("maya", "Maya Kusuma", role="manager")
     adi = hub.device("adi", "Adi Admin", role="admin")
     alone = Store(name="Sendiri")
-    sess = None
     try:
         for d in (budi, mia, maya, adi):
             d.ok("sync")
@@ -343,12 +352,7 @@ def test_the_device_refuses_what_its_role_may_not():
         budi.ok("sync")                                  # and budi
         # the admin makes budi a manager (an admin's change of the users table);
         # budi's device follows at its next sync, not before
-        budi_id = hub.query("SELECT id FROM users WHERE login = 'budi'")[0][0]
-        base = hub.query("SELECT version FROM hub_fields WHERE tbl = 'users' AND row_id = ? "
-                         "AND field = 'role'", budi_id)[0][0]
-        sess = Session(hub, adi)
-        res = sess.push([{"t": "users", "r": budi_id, "f": "role", "b": base, "v": "manager"}])
-        eq(res[0]["s"], "applied", "the admin's change of role")
+        set_role(hub, adi, "budi", "manager")
         refused(budi, "stage", "edit", "Survei", "--probability", "20", why=stages)
         budi.ok("sync")
         budi.ok("stage", "edit", "Survei", "--probability", "20")
@@ -358,8 +362,6 @@ def test_the_device_refuses_what_its_role_may_not():
         # no enrolment, no role: the store is its owner's
         alone.ok("stage", "add", "Survei", "--probability", "15")
     finally:
-        if sess:
-            sess.close()
         for d in (budi, mia, maya, adi, alone):
             d.cleanup()
         hub.cleanup()
@@ -382,10 +384,7 @@ def test_a_refused_edit_revives_nothing():
         ani.ok("sync")
         deal = hub.query("SELECT id FROM deals")[0][0]
 
-        def version(field):
-            return hub.query("SELECT version FROM hub_fields WHERE tbl = 'deals' AND row_id = ? "
-                             "AND field = ?", deal, field)[0][0]
-        stage, title = version("stage_id"), version("title")
+        stage, title = hub.version("deals", deal, "stage_id"), hub.version("deals", deal, "title")
         ani.ok("deal", "delete", "Kulkas")
         ani.ok("sync")
         eq(hub.query("SELECT deleted FROM deals"), [(1,)], "deleted")
@@ -536,7 +535,6 @@ def test_a_refused_new_record_stays_whole_on_the_device():
     hub = Hub()
     ani = hub.device("ani", "Ani Wijaya")
     adi = hub.device("adi", "Adi Admin", role="admin")
-    sess = None
     try:
         ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
         ani.ok("sync")
@@ -547,12 +545,7 @@ def test_a_refused_new_record_stays_whole_on_the_device():
         deal = ani.query("SELECT id FROM deals")[0][0]
         tid = ani.query("SELECT id FROM tasks")[0][0]
         outbox = ani.query("SELECT count(*) FROM rl_outbox")[0][0]
-        ani_id = hub.query("SELECT id FROM users WHERE login = 'ani'")[0][0]
-        base = hub.query("SELECT version FROM hub_fields WHERE tbl = 'users' AND row_id = ? "
-                         "AND field = 'role'", ani_id)[0][0]
-        sess = Session(hub, adi)
-        res = sess.push([{"t": "users", "r": ani_id, "f": "role", "b": base, "v": "marketing"}])
-        eq(res[0]["s"], "applied", "the admin makes ani marketing")
+        set_role(hub, adi, "ani", "marketing")
         r = ani.js("sync")
         eq(r["refused"], outbox, "the deal, its stage move and the task: every change refused")
         eq(hub.query("SELECT count(*) FROM deals"), [(0,)], "no deal at the hub")
@@ -573,8 +566,6 @@ def test_a_refused_new_record_stays_whole_on_the_device():
         eq(ani.query("SELECT deal_id FROM tasks"), [(deal,)], "still linked to its deal")
         eq(hub.query("SELECT count(*) FROM tasks"), [(0,)], "the hub still without it")
     finally:
-        if sess:
-            sess.close()
         ani.cleanup()
         adi.cleanup()
         hub.cleanup()
