@@ -681,11 +681,8 @@ static int find_record(rl_store *s, const char *ref, const char **tbl, char row[
 	int t, n = 0, error;
 
 	if (strlen(ref) >= 4 && rl_id_is_prefix(ref)) {
-		char lo[RL_ID_BUFSZ + 1], hi[RL_ID_BUFSZ + 2];
-		size_t i, len = strlen(ref);
-		for (i = 0; i <= len; i++)
-			lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
-		snprintf(hi, sizeof(hi), "%sg", lo);
+		char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
+		rl_id_prefix_range(ref, lo, hi);
 		for (t = 0; record_tables[t]; t++) {
 			sqlite3_stmt *st;
 			error = rl_store_preparef(s, &st, "SELECT id FROM \"%w\" WHERE id >= ?1 "

@@ -572,7 +572,6 @@ int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 {
 	sqlite3_stmt *st;
 	char now[21], lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
-	size_t i;
 	int error, n = 0;
 
 	if (!rl_id_is_prefix(ref) || strlen(ref) < 4)
@@ -580,10 +579,7 @@ int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 	/* Ids are stored in lower case; a prefix may be typed in upper case
 	 * (rl_id_is_prefix accepts it, as history and merge do): matched as
 	 * typed, a lost laptop's id in capitals was "no device". */
-	for (i = 0; ref[i]; i++)
-		lo[i] = ref[i] >= 'A' && ref[i] <= 'F' ? (char)(ref[i] - 'A' + 'a') : ref[i];
-	lo[i] = '\0';
-	snprintf(hi, sizeof(hi), "%sg", lo);
+	rl_id_prefix_range(ref, lo, hi);
 	if ((error = rl_store_prepare(s, "SELECT id FROM hub_devices WHERE id >= ?1 AND id < ?2 "
 				      "LIMIT 2", &st)) < 0)
 		return error;

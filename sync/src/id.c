@@ -71,3 +71,16 @@ int rl_id_is_prefix(const char *s)
 			return 0;
 	return i > 0;
 }
+
+void rl_id_prefix_range(const char *prefix, char lo[RL_ID_BUFSZ], char hi[RL_ID_BUFSZ + 1])
+{
+	size_t i;
+
+	for (i = 0; prefix[i] && i < RL_ID_HEX; i++)
+		lo[i] = prefix[i] >= 'A' && prefix[i] <= 'F' ? (char)(prefix[i] - 'A' + 'a')
+							       : prefix[i];
+	lo[i] = '\0';
+	memcpy(hi, lo, i);
+	hi[i] = 'g';
+	hi[i + 1] = '\0';
+}

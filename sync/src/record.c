@@ -852,16 +852,12 @@ int rl_record_resolve_ex(rl_store *s, const struct rl_table *t, const char *ref,
 	for (q = 0; q < queries_n; q++) {
 		char *sql;
 		sqlite3_stmt *st;
-		char lo[RL_ID_BUFSZ + 1], hi[RL_ID_BUFSZ + 2];
+		char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
 
 		if (q == 0) {
-			size_t i, len = strlen(ref);
-			if (len < 4 || !rl_id_is_prefix(ref))
+			if (strlen(ref) < 4 || !rl_id_is_prefix(ref))
 				continue;
-			for (i = 0; i < len; i++)
-				lo[i] = (ref[i] >= 'A' && ref[i] <= 'F') ? (char)(ref[i] + 32) : ref[i];
-			lo[len] = '\0';
-			snprintf(hi, sizeof(hi), "%sg", lo);
+			rl_id_prefix_range(ref, lo, hi);
 		}
 		sql = q == 0 ? sqlite3_mprintf(queries[q], t->label_field, t->name)
 			     : sqlite3_mprintf(queries[q], t->label_field, t->name, t->label_field);

@@ -30,6 +30,11 @@ int rl_id_valid(const char *s);
  * candidate id prefix. */
 int rl_id_is_prefix(const char *s);
 
+/* The ids a prefix (rl_id_is_prefix) names are those in [lo, hi): lo is
+ * the prefix in lower case (ids are stored so), hi the same followed by
+ * 'g', just past every hex digit. For `id >= ?lo AND id < ?hi`. */
+void rl_id_prefix_range(const char *prefix, char lo[RL_ID_BUFSZ], char hi[RL_ID_BUFSZ + 1]);
+
 #ifdef __cplusplus
 }
 #endif
