@@ -21,8 +21,9 @@
  *
  * Who writes. `relasi-hub serve` runs one writer thread (server.c) that
  * catches up at start, after every push and every few seconds; the admin
- * commands that write (conflicts resolve, user add) catch up after their own
- * commit; history and audit verify catch up before they read. Writers of
+ * commands that write (conflicts resolve, user add and token, device revoke)
+ * catch up after their own commit; history and audit verify catch up
+ * before they read. Writers of
  * several processes take DIR/audit.lock (flock: released by the kernel when
  * a writer is killed) around a catch-up.
  *
@@ -40,7 +41,11 @@
  * only their random tail spreads records evenly (256 x 256 directories keep
  * every tree small at millions of records; a commit rewrites 4 small trees
  * per record it touches). Every row of every synced table has a file,
- * tombstones too ("deleted: 1"): a delete loses nothing.
+ * tombstones too ("deleted: 1"): a delete loses nothing. The hub's own
+ * events (a token made, a device enrolled or revoked: hub_log_event, in
+ * hub_log as tables hub_tokens and hub_devices) have no file: the tree is
+ * the synced tables, which audit verify compares with the store. Their
+ * commits change no file and say what happened in the message's body.
  *
  * THE RECORD FILE FORMAT (stable: audit verify and history read it back,
  * and a change to it would show as a change of every record):
@@ -1194,8 +1199,20 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 		for (j = i + 1; j < n && strcmp(es[idx[j]].tbl, e0->tbl) == 0 &&
 		     strcmp(es[idx[j]].row, e0->row) == 0; j++)
 			;
-		if (record_path(ups[nup].path, sizeof(ups[nup].path), e0->tbl, e0->row) < 0)
-			continue;          /* the hub validated it when it logged it */
+		if (record_path(ups[nup].path, sizeof(ups[nup].path), e0->tbl, e0->row) < 0) {
+			/* Not a synced record: an event of the hub's own tables
+			 * (hub_log_event: a device enrolled or revoked, a token
+			 * made), which has no file — the tree is the synced
+			 * tables, as audit verify compares them with the store —
+			 * so the body says it, values and all (ids, a token's id
+			 * prefix, times, a device name checked printable). */
+			sqlite3_str_appendf(body, "%s %s:", e0->tbl, e0->row);
+			for (k = i; k < j; k++)
+				sqlite3_str_appendf(body, " %s=%s", es[idx[k]].field,
+						    es[idx[k]].value ? es[idx[k]].value : "");
+			sqlite3_str_appendchar(body, 1, '\n');
+			continue;
+		}
 		record_clear(&r);
 		if ((error = unit_record(a, s, ptree, ups[nup].path, es, idx, i, j, u->last, 0, &r)) < 0 ||
 		    (error = record_render(&r, &text, &len)) < 0)
@@ -1267,16 +1284,20 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 			sqlite3_str_appendall(m, "hub: ");
 		else
 			sqlite3_str_appendf(m, "%s: ", login[0] ? login : u->device);
-		if (u->note[0])
-			sqlite3_str_appendf(m, "%s (", u->note);
-		sqlite3_str_appendf(m, "%lld change%s to %lld record%s", (long long)n, n == 1 ? "" : "s",
-				    (long long)nrec,
-				    nrec == 1 ? "" : "s");
-		if (u->conflicts)
-			sqlite3_str_appendf(m, " (%ld conflict%s)", u->conflicts,
-					    u->conflicts == 1 ? "" : "s");
-		if (u->note[0])
-			sqlite3_str_appendchar(m, 1, ')');
+		/* An event alone (nothing synced changed) is said by its note. */
+		if (u->note[0] && nrec == 0 && !u->conflicts) {
+			sqlite3_str_appendall(m, u->note);
+		} else {
+			if (u->note[0])
+				sqlite3_str_appendf(m, "%s (", u->note);
+			sqlite3_str_appendf(m, "%lld change%s to %lld record%s", (long long)n,
+					    n == 1 ? "" : "s", (long long)nrec, nrec == 1 ? "" : "s");
+			if (u->conflicts)
+				sqlite3_str_appendf(m, " (%ld conflict%s)", u->conflicts,
+						    u->conflicts == 1 ? "" : "s");
+			if (u->note[0])
+				sqlite3_str_appendchar(m, 1, ')');
+		}
 		btext = sqlite3_str_finish(body);
 		body = NULL;
 		sqlite3_str_appendf(m, "\n\n%s\n", btext ? btext : "");

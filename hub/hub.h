@@ -189,6 +189,17 @@ int hub_field_version(rl_store *s, const char *tbl, const char *row, const char 
 int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *field,
 		    const struct rl_value *v, const char *kind, long long *seq);
 
+/*
+ * Log an event of the hub's own tables (device enrolment and revocation,
+ * enrolment tokens: hub_devices, hub_tokens), so that it reaches the audit
+ * history as the caller's hub_audit_mark unit. One hub_log entry, kind
+ * 'admin', with no hub_fields version: these tables are not synced, and
+ * PULL leaves these entries out (HUB_EVENT_TABLES). value NULL: SQL NULL.
+ */
+#define HUB_EVENT_TABLES "('hub_devices', 'hub_tokens')"
+int hub_log_event(rl_store *s, const char *tbl, const char *row, const char *field,
+		  const char *value, const char *device, const char *user);
+
 /* What one bundle import did, for the admin's one-line summary. */
 struct hub_bundle_result {
 	char device[RL_ID_BUFSZ];

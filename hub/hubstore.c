@@ -209,6 +209,33 @@ int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *f
 	return log_field(s, tbl, row, field, v, rl_hlc_now(rl_store_hlc(s)), "hub", NULL, kind, seq);
 }
 
+int hub_log_event(rl_store *s, const char *tbl, const char *row, const char *field,
+		  const char *value, const char *device, const char *user)
+{
+	sqlite3_stmt *st;
+	char at[21];
+	int error, rc;
+
+	now_iso(s, at);
+	if ((error = rl_store_prepare(s,
+	     "INSERT INTO hub_log(tbl, row_id, field, value, hlc, device, user_id, at, kind) "
+	     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'admin')", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
+	if (value)
+		sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, rl_hlc_now(rl_store_hlc(s)));
+	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
+	if (user && *user)
+		sqlite3_bind_text(st, 7, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, at, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "writing the hub log");
+}
+
 /* ---- rows ---------------------------------------------------------------------- */
 
 /* Load a whole row: *found, and (if found) the statement positioned on it.
@@ -1973,6 +2000,12 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 		return rl_error_set(RL_EPROTO, "PULL: bad cursor or limit");
 	if (limit > RL_MAX_PAGE_CHANGES)
 		limit = RL_MAX_PAGE_CHANGES;
+	/* The hub's own events (device enrolment and revocation, tokens) are in
+	 * hub_log only for the audit history: no device syncs those tables,
+	 * and a rep has no business learning the other devices' ids, so
+	 * neither the page nor "more" counts them. A cursor that stops short of
+	 * trailing events is just as good: the device's next pull skips them
+	 * again. */
 	/* Read in one transaction so the page is a consistent snapshot: its
 	 * changes, whether more follow, and the conflict list (a push
 	 * committing between those reads would otherwise show in one and not
@@ -1983,7 +2016,8 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 		began = 1;
 	}
 	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, field, value, hlc, device "
-				      "FROM hub_log WHERE seq > ?1 ORDER BY seq LIMIT ?2", &st)) < 0)
+				      "FROM hub_log WHERE seq > ?1 AND tbl NOT IN " HUB_EVENT_TABLES
+				      " ORDER BY seq LIMIT ?2", &st)) < 0)
 		goto cleanup;
 	out = sqlite3_str_new(rl_store_db(s));
 	sqlite3_str_appendall(out, "{\"changes\":[");
@@ -2049,7 +2083,8 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	if (!more && count >= limit + 64)
 		more = 1;
 	if (!more) {
-		if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_log WHERE seq > ?1 LIMIT 1", &st)) < 0)
+		if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_log WHERE seq > ?1 AND tbl NOT IN "
+					      HUB_EVENT_TABLES " LIMIT 1", &st)) < 0)
 			goto cleanup;
 		sqlite3_bind_int64(st, 1, last);
 		more = sqlite3_step(st) == SQLITE_ROW;

@@ -26,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "relasi/cli.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
@@ -257,6 +259,7 @@ static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char
 
 	if ((error = hub_token_create(ctx->store, hub_dir(a), login, ttl, &token)) < 0)
 		return error;
+	audit_after_write(ctx, a);
 	if (ctx->json)
 		error = cli_print_json(json_pack("{s:s, s:s, s:I}", "login", login, "token", token,
 						 "ttl_seconds", (json_int_t)ttl));
@@ -334,6 +337,7 @@ static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
 
 	if ((error = open_hub(ctx, a)) < 0 || (error = hub_device_revoke(ctx->store, a->pos[0], id)) < 0)
 		return error;
+	audit_after_write(ctx, a);
 	if (ctx->json)
 		return cli_print_json(json_pack("{s:s, s:b}", "device", id, "revoked", 1));
 	printf("device %s revoked: the hub refuses it from now on\n", id);
@@ -732,20 +736,57 @@ static int find_record(rl_store *s, const char *ref, const char **tbl, char row[
 	return RL_OK;
 }
 
-/* A value for one table cell: one line, "-" for none. */
+/* A value as one cell of history's table: nothing in it may act on the
+ * admin's terminal, so every control character is shown escaped — a
+ * backslash as "\\", newline, CR and tab as "\n", "\r", "\t", any other
+ * C0 byte and DEL as "\xHH" (as the record files of audit.c write them), a
+ * C1 control, a line or paragraph separator and a bidirectional control
+ * (which reorders the rest of the line, as name_chars in people.c says) as
+ * "\uHHHH", a byte that is not UTF-8 as "\xHH". The client's table only
+ * blanks CR, LF and tab, and lets ESC through: a value is whatever a device
+ * sent, and an ESC sequence in a note could rewrite the admin's screen.
+ * "-" for none. Cut at a character when buf is full (the table cuts cells
+ * anyway). */
 static const char *cell_value(const char *v, char *buf, size_t len)
 {
+	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)v;
 	size_t o = 0;
 
 	if (!v)
 		return "-";
-	for (; *v && o + 3 < len; v++) {
-		if (*v == '\n') {
-			buf[o++] = '\\';
-			buf[o++] = 'n';
+	while (*p) {
+		utf8proc_int32_t c;
+		utf8proc_ssize_t n = utf8proc_iterate(p, -1, &c);
+		char esc[16];
+		const char *out = esc;
+		size_t olen;
+
+		if (n < 1) {                      /* not UTF-8: the byte, escaped */
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			n = 1;
+		} else if (c == '\\') {
+			out = "\\\\";
+		} else if (c == '\n') {
+			out = "\\n";
+		} else if (c == '\r') {
+			out = "\\r";
+		} else if (c == '\t') {
+			out = "\\t";
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned)c);
+		} else if ((c >= 0x80 && c < 0xa0) || c == 0x2028 || c == 0x2029 || c == 0x061c ||
+			   c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+			   (c >= 0x2066 && c <= 0x2069)) {
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)c);
 		} else {
-			buf[o++] = *v;
+			out = NULL;               /* printable: the character itself */
 		}
+		olen = out ? strlen(out) : (size_t)n;
+		if (o + olen + 1 > len)
+			break;
+		memcpy(buf + o, out ? out : (const char *)p, olen);
+		o += olen;
+		p += n;
 	}
 	buf[o] = '\0';
 	return buf;
@@ -787,9 +828,11 @@ static int cmd_history(struct cli_ctx *ctx, struct cli_args *a)
 		if (rl_store_prepare(ctx->store, "SELECT rl_label(?1, ?2)", &st) == RL_OK) {
 			sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+			char label[512];
 			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 				printf("%s %s \"%s\"\n", rl_model_table(tbl)->noun, row,
-				       (const char *)sqlite3_column_text(st, 0));
+				       cell_value((const char *)sqlite3_column_text(st, 0), label,
+						  sizeof(label)));
 			else
 				printf("%s %s\n", rl_model_table(tbl)->noun, row);
 			sqlite3_reset(st);
@@ -804,11 +847,11 @@ static int cmd_history(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	}
 	json_array_foreach(changes, i, c) {
-		char oldv[512], newv[512], commit[8];
+		char oldv[512], newv[512], whov[512], commit[8];
 		const char *cells[6];
 		snprintf(commit, sizeof(commit), "%.7s", json_string_value(json_object_get(c, "commit")));
 		cells[0] = json_string_value(json_object_get(c, "at"));
-		cells[1] = json_string_value(json_object_get(c, "who"));
+		cells[1] = cell_value(json_string_value(json_object_get(c, "who")), whov, sizeof(whov));
 		cells[2] = json_string_value(json_object_get(c, "field"));
 		cells[3] = cell_value(json_string_value(json_object_get(c, "old")), oldv, sizeof(oldv));
 		cells[4] = cell_value(json_string_value(json_object_get(c, "new")), newv, sizeof(newv));

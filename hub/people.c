@@ -181,7 +181,8 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 	json_t *conf = NULL, *tok = NULL;
 	json_error_t jerr;
 	sqlite3_stmt *st;
-	char user[RL_ID_BUFSZ];
+	char user[RL_ID_BUFSZ], expires[21], note[128], tpre[13];
+	long long first_seq;
 	int error, rc;
 	size_t dlen = 0;
 	unsigned char *der = NULL;
@@ -247,8 +248,13 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 	if ((error = pbkdf2(secret_hex, salt, sizeof(salt), RL_TOKEN_PBKDF2_ROUNDS, hash)) < 0)
 		goto cleanup;
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	rl_time_format_utc(expires, rl_store_now_ms(s) / 1000 + ttl);
 	if ((error = rl_store_begin(s)) < 0)
 		goto cleanup;
+	if ((error = hub_audit_begin(s, &first_seq)) < 0) {
+		rl_store_rollback(s);
+		goto cleanup;
+	}
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_tokens(id, user_id, salt, hash, rounds, "
 				      "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 				      &st)) < 0) {
@@ -269,8 +275,21 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 		rl_store_rollback(s);
 		goto cleanup;
 	}
-	if ((error = rl_store_commit(s)) < 0)
+	/* The audit history gets the token by the first 12 digits of its id:
+	 * enough to tell it from the admin's others and to find the device
+	 * that used it, while the history (cloned off-site, readable by every
+	 * local user) holds neither the whole id nor, ever, the secret. */
+	snprintf(tpre, sizeof(tpre), "%.12s", id_hex);
+	snprintf(note, sizeof(note), "enrolment token %s for %.60s", tpre, login);
+	error = hub_log_event(s, "hub_tokens", tpre, "user_id", user, "hub", NULL);
+	if (error == 0)
+		error = hub_log_event(s, "hub_tokens", tpre, "expires_at", expires, "hub", NULL);
+	if (error == 0)
+		error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note);
+	if (error < 0 || (error = rl_store_commit(s)) < 0) {
+		rl_store_rollback(s);
 		goto cleanup;
+	}
 	tok = json_pack("{s:O, s:O, s:s, s:s, s:s, s:s}",
 			"a", json_object_get(conf, "address"), "n", json_object_get(conf, "server_name"),
 			"f", fp, "c", ca_b64, "i", id_hex, "s", secret_hex);
@@ -330,7 +349,8 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	const char *dname = json_string_value(json_object_get(req, "name"));
 	char cn[128], fp[RL_FINGERPRINT_BUFSZ], kh[RL_FINGERPRINT_BUFSZ], user[RL_ID_BUFSZ], now[21];
 	char used_by[RL_ID_BUFSZ] = "";
-	char cakey[4096], cacrt[4096], tid[33], secret[65];
+	char cakey[4096], cacrt[4096], tid[33], secret[65], note[160], tpre[13];
+	long long first_seq;
 	unsigned char hash[32], salt[64], stored[32];
 	char *cert = NULL;
 	json_t *inner = NULL;
@@ -384,6 +404,8 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	 * connect held every device's push up with a made-up token. */
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
+	if ((error = hub_audit_begin(s, &first_seq)) < 0)
+		goto fail;
 	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at, "
 				      "coalesce(device_id, '') FROM hub_tokens WHERE id = ?1", &st)) < 0)
 		goto fail;
@@ -522,6 +544,18 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto fail;
 	}
+	/* The enrolment in the audit history, as the device's own act for its
+	 * user, with the token it used by its id's prefix (as when it was
+	 * made) — never its secret. */
+	snprintf(tpre, sizeof(tpre), "%.12s", tid);
+	snprintf(note, sizeof(note), "device %.32s enrolled%s with token %s", cn, again ? " again" : "",
+		 tpre);
+	if ((error = hub_log_event(s, "hub_devices", cn, "user_id", user, cn, user)) < 0 ||
+	    (dname && (error = hub_log_event(s, "hub_devices", cn, "name", dname, cn, user)) < 0) ||
+	    (error = hub_log_event(s, "hub_devices", cn, "token", tpre, cn, user)) < 0 ||
+	    (error = hub_log_event(s, "hub_devices", cn, "enrolled_at", now, cn, user)) < 0 ||
+	    (error = hub_audit_mark(s, first_seq, "admin", cn, user, 0, 0, note)) < 0)
+		goto fail;
 	if ((error = rl_store_commit(s)) < 0)
 		goto fail;
 	free(cert);
@@ -571,7 +605,9 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 {
 	sqlite3_stmt *st;
-	char now[21], lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
+	char now[21], lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1], login[RL_MAX_NAME_BYTES + 1] = "?";
+	char note[160];
+	long long first_seq;
 	int error, n = 0;
 
 	if (!rl_id_is_prefix(ref) || strlen(ref) < 4)
@@ -597,18 +633,34 @@ int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET revoked_at = coalesce(revoked_at, ?2) "
-				      "WHERE id = ?1", &st)) < 0) {
-		rl_store_rollback(s);
-		return error;
-	}
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = rl_store_prepare(s, "UPDATE hub_devices SET revoked_at = ?2 "
+				      "WHERE id = ?1 AND revoked_at IS NULL", &st)) < 0)
+		goto fail;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
-		rl_store_rollback(s);
-		return rl_store_error(s, "revoking");
+		error = rl_store_error(s, "revoking");
+		goto fail;
 	}
 	sqlite3_reset(st);
+	/* Revoked before: nothing happened now, nothing to record. */
+	if (sqlite3_changes(rl_store_db(s)) == 0)
+		return rl_store_commit(s);
+	if ((error = rl_store_prepare(s, "SELECT coalesce(u.login, d.user_id) FROM hub_devices d "
+				      "LEFT JOIN users u ON u.id = d.user_id WHERE d.id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(login, sizeof(login), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	snprintf(note, sizeof(note), "device %s of %.60s revoked", id, login);
+	if ((error = hub_log_event(s, "hub_devices", id, "revoked_at", now, "hub", NULL)) < 0 ||
+	    (error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
+		goto fail;
 	return rl_store_commit(s);
+fail:
+	rl_store_rollback(s);
+	return error;
 }

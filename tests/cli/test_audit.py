@@ -3,6 +3,7 @@ store, one commit per applied batch, conflict resolution and admin action.
 Real processes throughout: a relasi-hub serving on 127.0.0.1, two reps'
 devices enrolled over TLS, and the stock git CLI reading, cloning and
 tampering with the repository."""
+import base64
 import json
 import os
 import shutil
@@ -746,8 +747,9 @@ def test_deep_verify_checks_who():
         good = head(hub)
         ani_dev, budi_dev = device_id(ani), device_id(budi)
         chain = git(r, "rev-list", "--reverse", good).stdout.split()
-        target = next(c for c in chain
-                      if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: "))
+        target = next(c for c in chain   # ani's batch (her enrolment is "ani: device ...")
+                      if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: ")
+                      and " to 1 record" in git(r, "log", "-1", "--format=%s", c).stdout)
         env = dict(os.environ, GIT_INDEX_FILE=idx,
                    GIT_AUTHOR_NAME=f"Budi Santoso (budi, device {budi_dev})",
                    GIT_AUTHOR_EMAIL="budi@relasi",
@@ -789,8 +791,103 @@ def test_deep_verify_checks_who():
         hub.cleanup()
 
 
+def test_history_table_escapes_control_characters():
+    """relasi-hub history's table shows every control character of a value
+    escaped: a note's CR and tab, a C1 control (U+009B is CSI: it starts an
+    escape sequence) and a bidirectional override reached the admin's
+    terminal raw. (ESC and DEL are refused in any value the hub takes, and
+    escaped too.) --json keeps the value whole."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    try:
+        notes = "a\rb\tc\u009b2Jd\u202ee\\f"
+        ani.ok("account", "add", "Toko Kontrol", "--notes", notes)
+        ani.ok("sync")
+        hub.wait_history()
+        h = history(hub, "Kontrol", "--field", "notes")
+        eq(h["changes"][0]["new"], notes, "--json: the value as stored")
+        text = hub.admin("history", "Kontrol", "--field", "notes")
+        bad = [ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7f <= ord(ch) < 0xa0
+               or ch == "\u202e"]
+        eq(bad, [], "no control character reaches the terminal")
+        check("a\\rb\\tc\\u009b2Jd\\u202ee\\\\f" in text,
+              "each one escaped visibly, a backslash doubled", text)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
+def test_device_and_token_actions_are_commits():
+    """docs/audit.md: every admin action is a commit. An enrolment token's
+    creation (user add, user token), a device's enrolment and its
+    revocation wrote nothing to hub_log, so the history never had them.
+    Each is a commit now: who (relasi-hub, or the enrolling device), what
+    (device id, user login, the token's id prefix, never its secret), when;
+    the history verifies deeply, and devices never pull them."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    try:
+        tok = hub.admin("user", "token", "ani").strip()
+        ani.ok("account", "add", "Toko Sesudah")
+        ani.ok("sync")
+        dev = device_id(ani)
+        hub.admin("device", "revoke", dev[:8].upper())
+        hub.admin("device", "revoke", dev[:8])       # again: nothing more happened
+        hub.wait_history()
+        log = git(repo(hub), "log", "--reverse", "--format=%an|%s%n%b%x00").stdout
+        commits = [c.strip() for c in log.split("\0") if c.strip()]
+        tokens = hub.query("SELECT id, created_at FROM hub_tokens ORDER BY created_at, rowid")
+        eq(len(tokens), 2, "two tokens: user add's and user token's")
+        made = [c for c in commits if "enrolment token" in c]
+        eq(len(made), 2, f"each token's creation is a commit: {commits}")
+        for (tid, _), c in zip(tokens, made):
+            check(c.startswith("relasi-hub|hub: enrolment token " + tid[:12] + " for ani"),
+                  "by the hub: the token's id prefix and the user's login", c)
+            check(tid not in c, "never the whole id", c)
+        enrolled = [c for c in commits if "enrolled" in c]
+        eq(len(enrolled), 1, f"the enrolment is a commit: {commits}")
+        check(enrolled[0].startswith(f"Ani Lestari (ani, device {dev})|ani: device {dev} "
+                                     f"enrolled with token {tokens[0][0][:12]}"),
+              "by the device, for its user, with the token it used", enrolled[0])
+        revoked = [c for c in commits if "revoked" in c]
+        eq(len(revoked), 1, f"the revocation is one commit: {commits}")
+        check(revoked[0].startswith(f"relasi-hub|hub: device {dev} of ani revoked"),
+              "by the hub, the device and its user", revoked[0])
+        check("Relasi-Kind: admin" in revoked[0], "an admin action", revoked[0])
+        check(f"hub_devices {dev}: revoked_at=20" in revoked[0], "the body says what", revoked[0])
+        check(f"hub_devices {dev}: " in enrolled[0] and f"token={tokens[0][0][:12]}" in enrolled[0]
+              and "name=ani-laptop" in enrolled[0], "the enrolment's body", enrolled[0])
+        eq(len(git(repo(hub), "diff-tree", "--no-commit-id", "-r", "HEAD").stdout.strip()), 0,
+           "an event changes no record file (the tree is the synced tables)")
+        raw = subprocess.run(["git", "-C", repo(hub), "log", "-p", "--all", "--format=%B"],
+                             capture_output=True, timeout=60).stdout
+        for (tid, _) in tokens:
+            check(tid.encode() not in raw, "no whole token id anywhere in the history")
+        body = tok[tok.index(".") + 1:] if "." in tok else tok
+        secret = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["s"]
+        check(secret.encode() not in raw, "never the token's secret")
+        verify(hub)
+        verify(hub, deep=True)
+        # devices pull none of it
+        budi = hub.device("budi")
+        try:
+            budi.ok("sync")
+            eq(budi.query("SELECT count(*) FROM accounts WHERE name = 'Toko Sesudah'"), [(1,)],
+               "budi pulls the account")
+            budi.ok("sync")
+            hub.wait_history()
+            verify(hub, deep=True)
+        finally:
+            budi.cleanup()
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
           test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
-          test_long_unicode_names, test_deep_verify_checks_who])
+          test_long_unicode_names, test_deep_verify_checks_who,
+          test_history_table_escapes_control_characters,
+          test_device_and_token_actions_are_commits])
