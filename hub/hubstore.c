@@ -2003,9 +2003,9 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	/* The hub's own events (device enrolment and revocation, tokens) are in
 	 * hub_log only for the audit history: no device syncs those tables,
 	 * and a rep has no business learning the other devices' ids, so
-	 * neither the page nor "more" counts them. A cursor that stops short of
-	 * trailing events is just as good: the device's next pull skips them
-	 * again. */
+	 * neither the page nor "more" counts them. The last page's cursor is
+	 * the log's end all the same (below), as a snapshot image's is: a
+	 * device's cursor means "everything up to here", whichever way it came. */
 	/* Read in one transaction so the page is a consistent snapshot: its
 	 * changes, whether more follow, and the conflict list (a push
 	 * committing between those reads would otherwise show in one and not
@@ -2088,6 +2088,15 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 			goto cleanup;
 		sqlite3_bind_int64(st, 1, last);
 		more = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_reset(st);
+	}
+	/* Nothing more to pull: all that follows `last` in this read's
+	 * snapshot is the hub's own events, so the cursor may pass them. */
+	if (!more) {
+		if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+			goto cleanup;
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > last)
+			last = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 	}
 	sqlite3_str_appendf(out, "],\"cursor\":%lld,\"more\":%s", last, more ? "true" : "false");

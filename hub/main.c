@@ -741,7 +741,7 @@ static int find_record(rl_store *s, const char *ref, const char **tbl, char row[
  * backslash as "\\", newline, CR and tab as "\n", "\r", "\t", any other
  * C0 byte and DEL as "\xHH" (as the record files of audit.c write them), a
  * C1 control, a line or paragraph separator and a bidirectional control
- * (which reorders the rest of the line, as name_chars in people.c says) as
+ * (which reorders the rest of the line: rl_char_is_terminal_unsafe) as
  * "\uHHHH", a byte that is not UTF-8 as "\xHH". The client's table only
  * blanks CR, LF and tab, and lets ESC through: a value is whatever a device
  * sent, and an ESC sequence in a note could rewrite the admin's screen.
@@ -774,9 +774,7 @@ static const char *cell_value(const char *v, char *buf, size_t len)
 			out = "\\t";
 		} else if (c < 0x20 || c == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned)c);
-		} else if ((c >= 0x80 && c < 0xa0) || c == 0x2028 || c == 0x2029 || c == 0x061c ||
-			   c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
-			   (c >= 0x2066 && c <= 0x2069)) {
+		} else if (rl_char_is_terminal_unsafe(c)) {
 			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)c);
 		} else {
 			out = NULL;               /* printable: the character itself */

@@ -335,8 +335,7 @@ static long name_chars(const char *s)
 	for (; *p; p += step, n++) {
 		if ((step = utf8proc_iterate(p, -1, &c)) <= 0)
 			return -1;
-		if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x61c || c == 0x200e ||
-		    c == 0x200f || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+		if (rl_char_is_terminal_unsafe(c))
 			return -1;
 	}
 	return n;

@@ -1344,6 +1344,12 @@ static int fold_class(utf8proc_int32_t cp)
 	}
 }
 
+int rl_char_is_terminal_unsafe(int32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x61c || c == 0x200e || c == 0x200f ||
+	       (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
 int rl_name_fold(const char *in, char **out)
 {
 	utf8proc_uint8_t *folded = NULL;

@@ -119,6 +119,7 @@ CLI_DIR = os.path.normpath(os.path.join(HERE, "..", "cli"))
 SYNC_TIMEOUT = 90          # one `relasi sync` at most
 HLC_BOUND_MS = 300_000     # how far ahead a stamp may be (RL_HLC_DEFAULT_MAX_DRIFT_MS)
 IO_TIMEOUT = 60            # the proxy drops a silent connection after this
+EVENT_TABLES = ("hub_devices", "hub_tokens")   # hub.h HUB_EVENT_TABLES
 IDLE_TIMEOUT = 90          # waiting for the hub to finish a connection
 STALL_MAX = 20             # how long the proxy holds a stalled stream
 
@@ -466,6 +467,7 @@ class Model:
         self.hist = collections.defaultdict(list)    # (t, r, f) -> [W], in seq order
         self.by_seq = {}
         self.last_seq = 0
+        self.event_end = 0          # the last of the hub's own events seen
         self.last_conflict = 0
         self.conflicts = {}         # hub id -> dict
         self.actual_log = collections.deque()
@@ -476,9 +478,17 @@ class Model:
     def fetch(self):
         con = ro(self.sim.hub_db)
         try:
-            self.actual_log = collections.deque(con.execute(
-                "SELECT seq, tbl, row_id, field, value, hlc, device, kind FROM hub_log "
-                "WHERE seq > ? ORDER BY seq", (self.last_seq,)).fetchall())
+            # The hub's own events (an enrolment, a revocation, a token:
+            # kept in hub_log for the audit history, never pulled) are no
+            # write of the model's; a device's cursor ends past them.
+            self.actual_log = collections.deque()
+            for row in con.execute(
+                    "SELECT seq, tbl, row_id, field, value, hlc, device, kind FROM hub_log "
+                    "WHERE seq > ? ORDER BY seq", (self.last_seq,)):
+                if row[1] in EVENT_TABLES:
+                    self.event_end = max(self.event_end, row[0])
+                else:
+                    self.actual_log.append(row)
             self.actual_conf = collections.deque(con.execute(
                 "SELECT id, tbl, row_id, field, kind, hub_value, in_value, in_device, winner, "
                 "in_hlc, hub_version FROM hub_conflicts WHERE id > ? ORDER BY id",
@@ -505,6 +515,9 @@ class Model:
             for seq, t, r, f, v, hlc, dev, kind in con.execute(
                     "SELECT seq, tbl, row_id, field, value, hlc, device, kind FROM hub_log "
                     "ORDER BY seq"):
+                if t in EVENT_TABLES:
+                    self.event_end = seq
+                    continue
                 w = W(t, r, f, v, dev, hlc, kind, seq=seq)
                 self.fields[(t, r, f)] = w
                 self.hist[(t, r, f)].append(w)
@@ -1587,7 +1600,7 @@ class Sim:
         show at the end, and only if no later edit of the field happened to
         overwrite it.) whole: nobody else synced meanwhile, so the cursor is
         the end of the hub's log."""
-        if whole and cursor != self.model.last_seq:
+        if whole and cursor != max(self.model.last_seq, self.model.event_end):
             self.fail(f"{label}: the sync succeeded but the device's cursor is {cursor}, the "
                       f"hub's log ends at {self.model.last_seq}")
         mine = {(o["tbl"], o["row_id"], o["field"]) for o in outbox.values()}

@@ -47,6 +47,16 @@ const char *rl_country_calling_code(const char *alpha2);
 int rl_email_normalize(char *out, size_t outsz, const char *in);
 
 /*
+ * Whether a character (a Unicode code point) must not reach a terminal as
+ * itself: a control (C0, DEL, C1, which may start an escape sequence), a
+ * line or paragraph separator (U+2028, U+2029), or a bidirectional control
+ * (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), which reorders
+ * what follows it on the line. The one list for what the hub refuses in a
+ * device name and escapes in the admin's history table.
+ */
+int rl_char_is_terminal_unsafe(int32_t c);
+
+/*
  * A name folded for matching: NFKC, case-folded, accents stripped, only
  * letters and digits (of any script), words separated by one space: any
  * punctuation, symbol or space, ASCII or not, separates words ("PT. Maju
