@@ -172,7 +172,7 @@ static int cmd_activity_list(struct cli_ctx *ctx, struct cli_args *a)
 	if (cli_get(a, "kind") &&
 	    (error = rl_record_convert(ctx->store, acts, rl_model_field(acts, "kind"),
 				       cli_get(a, "kind"), NULL, &kind)) < 0) {
-		rl_error_prefix("--kind");
+		error = cli_option_error(error, "kind");
 		goto cleanup;
 	}
 	if (cli_get(a, "account") &&

@@ -83,7 +83,7 @@ static int cmd_search(struct cli_ctx *ctx, struct cli_args *a)
 	if (limit_s) {
 		limit = strtol(limit_s, &end, 10);
 		if (*end || limit <= 0 || limit > 10000)
-			return rl_error_set(RL_EINVALID, "--limit: '%s' is not a count 1..10000", limit_s);
+			return rl_error_set(RL_EUSAGE, "--limit: '%s' is not a count 1..10000", limit_s);
 	}
 	if (strlen(a->pos[0]) > RL_MAX_NAME_BYTES)
 		return rl_error_set(RL_EINVALID, "search text longer than %d bytes", RL_MAX_NAME_BYTES);
@@ -163,16 +163,16 @@ static int cmd_nearby(struct cli_ctx *ctx, struct cli_args *a)
 	if (!geo)
 		return cli_usage_error(a->cmd, "nearby needs --geo LAT,LON");
 	if ((error = rl_geo_parse(&lat, &lon, geo)) < 0)
-		return error;
+		return cli_option_error(error, "geo");
 	if (km_s) {
 		km = strtod(km_s, &end);
 		if (*end || !(km > 0) || km > 2000)
-			return rl_error_set(RL_EINVALID, "--km: '%s' is not a distance 0..2000", km_s);
+			return rl_error_set(RL_EUSAGE, "--km: '%s' is not a distance 0..2000", km_s);
 	}
 	if (limit_s) {
 		limit = strtol(limit_s, &end, 10);
 		if (*end || limit <= 0 || limit > 10000)
-			return rl_error_set(RL_EINVALID, "--limit: '%s' is not a count 1..10000", limit_s);
+			return rl_error_set(RL_EUSAGE, "--limit: '%s' is not a count 1..10000", limit_s);
 	}
 	/* A box around the circle for the R*Tree, then the exact distance.
 	 * The circle is 6 m wider than asked: the answer holds every customer

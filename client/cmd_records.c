@@ -427,7 +427,7 @@ static int bind_filters(struct cli_ctx *ctx, const struct cli_args *a,
 			char *end;
 			long n = strtol(v, &end, 10);
 			if (*end || n <= 0 || n > 1000000)
-				return rl_error_set(RL_EINVALID, "--limit: '%s' is not a count 1..1000000", v);
+				return rl_error_set(RL_EUSAGE, "--limit: '%s' is not a count 1..1000000", v);
 			sqlite3_bind_int64(st, i + 1, n);
 		} else if (strcmp(ls->opts[i].name, "status") == 0) {
 			static const char *const ok_deal[] = { "open", "won", "lost", NULL };
@@ -437,14 +437,14 @@ static int bind_filters(struct cli_ctx *ctx, const struct cli_args *a,
 			for (k = 0; ok[k] && strcmp(ok[k], v); k++)
 				;
 			if (!ok[k])
-				return rl_error_set(RL_EINVALID, "--status: '%s' is not one of %s, %s, %s",
+				return rl_error_set(RL_EUSAGE, "--status: '%s' is not one of %s, %s, %s",
 						    v, ok[0], ok[1], ok[2]);
 			sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT);
 		} else if (strcmp(ls->opts[i].name, "due-before") == 0) {
 			char d[11];
 			if ((error = rl_date_parse(d, v, rl_store_now_ms(ctx->store) / 1000,
 						   rl_store_tz_offset(ctx->store))) < 0)
-				return error;
+				return cli_option_error(error, "due-before");
 			sqlite3_bind_text(st, i + 1, d, -1, SQLITE_TRANSIENT);
 		} else if (ls->opts[i].field) {
 			char id[RL_ID_BUFSZ];

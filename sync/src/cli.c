@@ -79,6 +79,16 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_option_error(int error, const char *opt)
+{
+	char msg[512];
+
+	if (error != RL_EINVALID && error != RL_ETOOBIG)
+		return error;
+	snprintf(msg, sizeof(msg), "%s", rl_error_message());
+	return rl_error_set(RL_EUSAGE, "--%s: %s", opt, msg);
+}
+
 int cli_print_json(json_t *j)
 {
 	char *s;

@@ -305,8 +305,15 @@ int rl_record_convert(rl_store *s, const struct rl_table *t, const struct rl_fie
 			if (strcasecmp(v, f->choices[i]) == 0)
 				break;
 		if (!f->choices[i]) {
-			error = rl_error_set(RL_EINVALID, "%s: '%s' is not one of the allowed values",
-					     f->name, v);
+			/* Say what is allowed: a typo is then one look away. */
+			char list[256];
+			size_t o = 0, k;
+			list[0] = '\0';
+			for (k = 0; f->choices[k] && o < sizeof(list); k++)
+				o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", k ? ", " : "",
+						      f->choices[k]);
+			error = rl_error_set(RL_EINVALID, "%s: '%.64s' is not one of %s", f->name, v,
+					     list);
 			break;
 		}
 		error = set_text(out, f->choices[i]);

@@ -6,7 +6,10 @@ from relasi_test import Store, check, eq, main
 
 NOW = "2026-11-23T02:00:00Z"
 
-# (exit status, text the error must contain, command...)
+# (exit status, text the error must contain, command...). A bad value of
+# an option that is data to store is invalid input (5); one that steers a
+# command — a filter, a limit, where to search from — is a usage error
+# (2), as the reports' options are.
 CASES = [
     (5, "2026-02-30", ["deal", "add", "D", "--account", "Toko A", "--close", "2026-02-30"]),
     (5, "31/12/2026", ["task", "add", "T", "--due", "31/12/2026"]),
@@ -20,12 +23,17 @@ CASES = [
     (5, "account", ["deal", "add", "D"]),
     (5, "91", ["account", "add", "B", "--geo", "91,100"]),
     (5, "200", ["account", "edit", "Toko A", "--geo", "-6.2,200"]),
-    (5, "nan", ["nearby", "--geo", "nan,1"]),
+    (2, "nan", ["nearby", "--geo", "nan,1"]),
+    (2, "--km", ["nearby", "--geo", "1,1", "--km", "-1"]),
+    (2, "--limit", ["search", "toko", "--limit", "0"]),
+    (2, "--limit", ["contact", "list", "--limit", "x"]),
+    (2, "maybe", ["deal", "list", "--status", "maybe"]),
+    (2, "31/12", ["task", "list", "--due-before", "31/12"]),
     (5, "a@@b.co", ["account", "add", "B", "--email", "a@@b.co"]),
     (5, "no-domain", ["contact", "add", "C", "--email", "no-domain"]),
     (5, "12ab", ["contact", "add", "C", "--phone", "12ab"]),
     (5, "teleport", ["activity", "log", "Toko A", "--kind", "teleport"]),
-    (5, "calll", ["activity", "list", "--kind", "calll"]),     # a typo, not an empty list
+    (2, "calll", ["activity", "list", "--kind", "calll"]),     # a typo, not an empty list
     (3, "Menang", ["deal", "move", "Deal A", "Menang"]),
     (3, "Nobody", ["contact", "add", "C", "--account", "Nobody Inc"]),
     (4, "Toko", ["account", "edit", "Toko", "--city", "X"]),

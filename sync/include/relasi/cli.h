@@ -115,6 +115,17 @@ int cli_fail(int error);
 int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * A bad value of an option that steers a command (a filter, a limit, a
+ * distance) rather than data to be stored is a usage error (exit 2), as
+ * the reports' options are: turns `error` (the library's last error, from
+ * parsing the value) into RL_EUSAGE with its message prefixed "--OPT: ",
+ * when it is RL_EINVALID or RL_ETOOBIG; any other code is returned as it
+ * is (a name the store lacks stays "not found": the option was well
+ * formed).
+ */
+int cli_option_error(int error, const char *opt);
+
 /* Print JSON to stdout (compact when not a terminal? no: always indented). */
 int cli_print_json(json_t *j);
 
