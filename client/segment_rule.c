@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "relasi/error.h"
 
 /* A day count in "N d ago" above a century means nothing. */
@@ -790,17 +792,72 @@ void sr_free(struct sr_rule *r)
 
 /* ---- binding and needs ------------------------------------------------------------ */
 
-static int ascii_casecmp(const char *a, const char *b)
+static int is_ascii(const char *s, size_t n)
 {
-	for (;; a++, b++) {
-		int x = (unsigned char)*a, y = (unsigned char)*b;
-		if (x >= 'A' && x <= 'Z')
-			x += 'a' - 'A';
-		if (y >= 'A' && y <= 'Z')
-			y += 'a' - 'A';
-		if (x != y || !x)
-			return x - y;
+	size_t i;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 0;
+	return 1;
+}
+
+/* n bytes of s case-folded and composed (NFC), malloc'd; NULL when out
+ * of memory (the text was checked as UTF-8 when it was stored or
+ * parsed). "Any case" means any script's case, as a marketer typing
+ * `city = "çanakkale"` or `name contains "KAFÉ"` expects, and an accent
+ * typed as a combining mark meets the same accent stored precomposed. */
+static char *fold_n(const char *s, size_t n)
+{
+	utf8proc_uint8_t *out = NULL;
+
+	if (utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &out,
+			 UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD) < 0)
+		return NULL;
+	return (char *)out;
+}
+
+/* Do n bytes of a and m bytes of b match, in any case? Pure ASCII text
+ * (nearly all of it) is compared in place; other text folded. When
+ * folding fails (out of memory) the bytes in ASCII case decide. `sub`:
+ * does b occur in a, rather than equal it. */
+static int text_match(const char *a, size_t n, const char *b, size_t m, int sub)
+{
+	char *fa, *fb;
+	int r;
+
+	if (is_ascii(a, n) && is_ascii(b, m)) {
+		size_t i, k;
+		for (i = 0; i + m <= n; i++) {
+			for (k = 0; k < m; k++) {
+				int x = (unsigned char)a[i + k], y = (unsigned char)b[k];
+				if (x >= 'A' && x <= 'Z')
+					x += 'a' - 'A';
+				if (y >= 'A' && y <= 'Z')
+					y += 'a' - 'A';
+				if (x != y)
+					break;
+			}
+			if (k == m && (sub || m == n))
+				return 1;
+			if (!sub)
+				return 0;
+		}
+		return 0;
 	}
+	fa = fold_n(a, n);
+	fb = fold_n(b, m);
+	if (!fa || !fb)
+		r = 0;
+	else
+		r = sub ? strstr(fa, fb) != NULL : strcmp(fa, fb) == 0;
+	free(fa);
+	free(fb);
+	return r;
+}
+
+static int text_equal(const char *a, const char *b)
+{
+	return text_match(a, strlen(a), b, strlen(b), 0);
 }
 
 static int bind_node(const struct sr_rule *r, struct node *n, const char *const *names,
@@ -819,7 +876,7 @@ static int bind_node(const struct sr_rule *r, struct node *n, const char *const 
 	for (i = 0; i < n->nvals; i++) {
 		struct value *v = &n->vals[i];
 		for (k = 0; k < count; k++)
-			if (ascii_casecmp(names[k], v->text) == 0)
+			if (text_equal(names[k], v->text))
 				break;
 		if (k == count) {
 			char list[256] = "";
@@ -886,25 +943,10 @@ static int64_t day_of_field(const struct sr_facts *f, enum field field)
 	}
 }
 
-/* ASCII case-insensitive substring. */
+/* Does needle occur in hay, in any case (text_match)? */
 static int contains(const char *hay, const char *needle)
 {
-	size_t n = strlen(needle), i, k;
-
-	for (i = 0; hay[i]; i++) {
-		for (k = 0; k < n; k++) {
-			int x = (unsigned char)hay[i + k], y = (unsigned char)needle[k];
-			if (x >= 'A' && x <= 'Z')
-				x += 'a' - 'A';
-			if (y >= 'A' && y <= 'Z')
-				y += 'a' - 'A';
-			if (!x || x != y)
-				break;
-		}
-		if (k == n)
-			return 1;
-	}
-	return n == 0;
+	return text_match(hay, strlen(hay), needle, strlen(needle), 1);
 }
 
 /* Is tag one of the comma-separated tags (blanks around each ignored)? */
@@ -923,20 +965,8 @@ static int has_tag(const char *tags, const char *tag)
 		end = p;
 		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
 			end--;
-		if ((size_t)(end - start) == tl) {
-			size_t i;
-			for (i = 0; i < tl; i++) {
-				int x = (unsigned char)start[i], y = (unsigned char)tag[i];
-				if (x >= 'A' && x <= 'Z')
-					x += 'a' - 'A';
-				if (y >= 'A' && y <= 'Z')
-					y += 'a' - 'A';
-				if (x != y)
-					break;
-			}
-			if (i == tl)
-				return 1;
-		}
+		if (end > start && text_match(start, (size_t)(end - start), tag, tl, 0))
+			return 1;
 		if (*p == ',')
 			p++;
 	}
@@ -966,7 +996,7 @@ static int equals(const struct sr_facts *f, enum field field, const struct value
 	switch (field) {
 	case F_TIER: return v->index >= 0 && f->tier == v->index;
 	case F_RFM: return (f->rfm >> v->index) & 1u;
-	default: return ascii_casecmp(text_of(f, field), v->text) == 0;
+	default: return text_equal(text_of(f, field), v->text);
 	}
 }
 

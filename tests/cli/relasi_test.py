@@ -163,8 +163,16 @@ def eq(actual, expected, what):
 
 
 def main(tests):
-    """Run test functions in order; report 'N passed, N failed'."""
+    """Run test functions in order; report 'N passed, N failed'. A test_
+    function of the running file left out of the list is a failure: it
+    would otherwise never run, and pass in silence."""
     passed = failed = 0
+    here = sys.modules["__main__"].__dict__
+    for name, fn in sorted(here.items()):
+        if name.startswith("test_") and callable(fn) and \
+                getattr(fn, "__module__", None) == "__main__" and fn not in tests:
+            failed += 1
+            print(f"FAIL {name}: defined but not in this file's main([...]) list")
     for t in tests:
         t0 = time.monotonic()
         try:

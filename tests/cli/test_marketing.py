@@ -313,6 +313,30 @@ def test_rule_errors():
         s.cleanup()
 
 
+def test_rule_text_in_any_script_case():
+    """"Any case" is any script's case, and an accent typed as a combining
+    mark meets the one stored precomposed (the rules folded ASCII only)."""
+    s = Store(now=NOW)
+    try:
+        load(s, [{"name": "Kafé Ümit", "city": "Çanakkale", "tags": "Özel, vip"},
+                 {"name": "Kafe Umit", "city": "Canakkale", "tags": "ozel"},
+                 {"name": "ΑΘΗΝΑ Market", "city": "Athens"}], [])
+        for rule, want in [('city = "çANAKKALE"', ["Kafé Ümit"]),
+                           ('city = "c\u0327anakkale"', ["Kafé Ümit"]),
+                           ('name contains "kafé ü"', ["Kafé Ümit"]),
+                           ('name contains "KAFE\u0301"', ["Kafé Ümit"]),
+                           ('tags has ÖZEL', ["Kafé Ümit"]),
+                           ('tags has ozel', ["Kafe Umit"]),
+                           ('name contains "αθηνα"', ["ΑΘΗΝΑ Market"]),
+                           ('city in (athens, "çanakkale")', ["Kafé Ümit", "ΑΘΗΝΑ Market"]),
+                           ('city != "çanakkale"', ["Kafe Umit", "ΑΘΗΝΑ Market"])]:
+            s.ok("segment", "save", "u", rule)
+            eq(sorted(r["name"] for r in s.js("segment", "show", "u")["rows"]), sorted(want),
+               f"members of {rule}")
+    finally:
+        s.cleanup()
+
+
 def day_of(iso):
     return dt.date.fromisoformat(iso[:10])
 
@@ -588,4 +612,5 @@ def test_tier_history_same_second():
 if __name__ == "__main__":
     main([test_rfm_generated, test_rfm_edges_and_ties, test_tiers_across_months,
           test_tier_history_same_second,
-          test_rule_errors, test_rule_members, test_campaigns_through_hub])
+          test_rule_errors, test_rule_text_in_any_script_case, test_rule_members,
+          test_campaigns_through_hub])
