@@ -931,6 +931,15 @@ static int tree_record(hub_audit *a, git_tree *tree, const char *path, struct re
 		git_tree_entry_free(te);
 		return rl_error_set(RL_EINVALID, "%s: not a file", path);
 	}
+	/* The writer makes every record a plain file (100644). The same blob
+	 * as an executable or a symlink (a clone then checks out a link whose
+	 * target is the record's text) has the same id: only its mode tells. */
+	if (git_tree_entry_filemode(te) != GIT_FILEMODE_BLOB) {
+		unsigned mode = (unsigned)git_tree_entry_filemode(te);
+		git_tree_entry_free(te);
+		return rl_error_set(RL_EINVALID, "%s: mode %06o, not a plain file (100644)", path,
+				    mode);
+	}
 	if ((gerr = git_blob_lookup(&b, a->wr, git_tree_entry_id(te))) < 0) {
 		git_tree_entry_free(te);
 		return hub_git_fail(gerr, path);

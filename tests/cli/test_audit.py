@@ -305,6 +305,23 @@ def test_tampering_is_detected():
                         f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
         out = hub.admin("audit", "verify", "--deep")
         check("replay" in out, "a clean deep verify", out)
+
+        # 6. the last commit re-made with the record's file as a symlink (the
+        #    same blob: a clone checks out a link, not the record's text),
+        #    the store's record moved too: the blob ids all match
+        plumb("read-tree", good)
+        plumb("update-index", "--cacheinfo",
+              f"120000,{plumb('rev-parse', f'{good}:{path}')},{path}")
+        new = plumb("commit-tree", plumb("write-tree"), "-p", f"{good}~1",
+                    stdin=plumb("log", "-1", "--format=%B", good))
+        git(r, "update-ref", "refs/heads/main", new)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        verify(hub, 7, contains="mode 120000")
+        git(r, "update-ref", "refs/heads/main", good)
+        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        verify(hub)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         ani.cleanup()
