@@ -175,8 +175,20 @@ static int cmd_report_html(struct cli_ctx *ctx, struct cli_args *a)
 				     REPORT_MAX_PATH);
 		goto cleanup;
 	}
-	if ((error = read_options(ctx, a, &f, &r, &fmt)) < 0 ||
-	    (error = rp_html_write(ctx->store, &f, &r, path, &bytes)) < 0)
+	if ((error = read_options(ctx, a, &f, &r, &fmt)) < 0)
+		goto cleanup;
+	/* The RFM and tier sections end at --to, else today (`segment rfm`
+	 * and `tiers` as docs/reports.md says); a --from after today with no
+	 * --to gives them no window at all: the same usage error `segment rfm
+	 * --from` gives, naming the option, instead of failing half-way
+	 * with "a run of 0 months". */
+	if (f.from[0] && !f.to[0] && strcmp(f.from, f.today) > 0) {
+		error = rl_error_set(RL_EUSAGE, "--from %s is after today (%s): the RFM and tier "
+				     "sections end at --to, else today; give --to too", f.from,
+				     f.today);
+		goto cleanup;
+	}
+	if ((error = rp_html_write(ctx->store, &f, &r, path, &bytes)) < 0)
 		goto cleanup;
 	if (fmt == RP_FMT_JSON)
 		error = cli_print_json(json_pack("{s:s, s:s, s:O, s:s, s:I}", "report", "html",
