@@ -799,7 +799,33 @@ def test_sums_at_the_money_bound():
     s.cleanup()
 
 
+def test_winrate_region_any_case():
+    """--region matches a region in any case, so `--by region` groups it
+    so too: one row for "Jawa Barat" and "JAWA BARAT" (it showed two rates
+    where the filter counts one), named by its first spelling (min)."""
+    s = Store(name="Rina")
+    t0 = "2026-03-01T08:00:00Z"
+    try:
+        for name, region in [("Toko Satu", "Jawa Barat"), ("Toko Dua", "JAWA BARAT"),
+                             ("Toko Tiga", "Bali")]:
+            s.ok("account", "add", name, "--region", region, now=t0)
+        for title, acc, how in [("S1", "Toko Satu", "won"), ("D1", "Toko Dua", "lost"),
+                                ("D2", "Toko Dua", "lost"), ("T1", "Toko Tiga", "won")]:
+            s.ok("deal", "add", title, "--account", acc, "--amount", "10", now=t0)
+            s.ok("deal", how, title, *(["--reason", "harga"] if how == "lost" else []),
+                 now="2026-03-02T08:00:00Z")
+        now = "2026-03-03T00:00:00Z"
+        got = report(s, "winrate", "--by", "region", now=now)
+        eq([(r["region"], r["won"], r["lost"], r["win_rate"]) for r in got["rows"]],
+           [("Bali", 1, 0, 1.0), ("JAWA BARAT", 1, 2, 0.3333)], "one group per region, any case")
+        one = report(s, "winrate", "--region", "jawa barat", now=now)["totals"][0]
+        eq((one["won"], one["lost"]), (1, 2), "the same deals as --region counts")
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_conversion_back_and_forth, test_stale_moves_with_the_clock,
           test_currencies_are_never_summed, test_weighted_rounds_half_up_below_zero,
-          test_empty_store, test_argument_errors, test_sums_at_the_money_bound])
+          test_empty_store, test_argument_errors, test_sums_at_the_money_bound,
+          test_winrate_region_any_case])
