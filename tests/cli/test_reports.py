@@ -824,8 +824,32 @@ def test_winrate_region_any_case():
         s.cleanup()
 
 
+def test_rep_before_enrolment():
+    """On a store not yet enrolled the reports name its user by the name
+    given to `relasi init` (it has no users row yet); --rep takes that name
+    (any case) or the user id's prefix, as it takes any rep's (it said "no
+    user matches"); another name is still not found (exit 3)."""
+    s = Store(name="Rina Wati")
+    t0 = "2026-03-01T08:00:00Z"
+    try:
+        s.ok("account", "add", "Toko Satu", now=t0)
+        s.ok("deal", "add", "S1", "--account", "Toko Satu", "--amount", "10", now=t0)
+        s.ok("deal", "won", "S1", now="2026-03-02T08:00:00Z")
+        now = "2026-03-03T00:00:00Z"
+        everyone = report(s, "winrate", now=now)
+        eq([r["rep"] for r in everyone["rows"]], ["Rina Wati"], "the reports name the rep")
+        uid = everyone["rows"][0]["rep_id"]
+        for ref in ("Rina Wati", "rina wati", uid[:8]):
+            got = report(s, "winrate", "--rep", ref, now=now)
+            eq((got["rows"], got["totals"]), (everyone["rows"], everyone["totals"]),
+               f"--rep {ref}: the same deals")
+        s.fails(3, "report", "winrate", "--rep", "Budi", now=now)
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_conversion_back_and_forth, test_stale_moves_with_the_clock,
           test_currencies_are_never_summed, test_weighted_rounds_half_up_below_zero,
           test_empty_store, test_argument_errors, test_sums_at_the_money_bound,
-          test_winrate_region_any_case])
+          test_winrate_region_any_case, test_rep_before_enrolment])
