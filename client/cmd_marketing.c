@@ -702,10 +702,18 @@ static int cmd_tiers_config(struct cli_ctx *ctx, struct cli_args *a)
 					     a->pos[i]);
 			goto cleanup;
 		}
-		if (strlen(eq + 1) > 24 || rl_money_parse(&minor, eq + 1, c.currency) < 0 ||
-		    minor < 0) {
-			error = rl_error_set(RL_EUSAGE, "'%.40s': the minimum is not an amount of %s "
-					     ">= 0", a->pos[i], c.currency);
+		/* A minimum is an amount like any other (docs/reports.md, "Bounded
+		 * amounts"): what rl_money_parse refuses — not a number, beyond
+		 * RL_MAX_MONEY_MINOR — is invalid input (exit 5) with the
+		 * parser's own reason, as `deal add --amount` says it; replacing
+		 * it with "not an amount" hid where the bound is. */
+		if ((error = rl_money_parse(&minor, eq + 1, c.currency)) < 0) {
+			rl_error_prefix("tiers config: %.*s", (int)(eq - a->pos[i]), a->pos[i]);
+			goto cleanup;
+		}
+		if (minor < 0) {
+			error = rl_error_set(RL_EINVALID, "tiers config: %.*s: the minimum '%.32s' is "
+					     "below 0", (int)(eq - a->pos[i]), a->pos[i], eq + 1);
 			goto cleanup;
 		}
 		used += (size_t)snprintf(c.levels + used, sizeof(c.levels) - used, "%s%.*s=%lld",

@@ -304,7 +304,11 @@ static const struct rp_col winrate_total_cols[] = {
 
 /* won / (won + lost) per group, closed deals whose close day is in the
  * period. Deals with no value for the grouping (no line, no team) form one
- * group whose key is NULL. */
+ * group whose key is NULL. A team or region is one group whatever its case
+ * ("Jawa Barat", "jawa barat"), as --team and --region match it (ASCII case,
+ * lower() as NOCASE folds it):
+ * split, `--by region` showed two rates where `--region` counts one. The
+ * group is named by its first spelling in binary order (min). */
 int rp_winrate(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 {
 	sqlite3_stmt *st;
@@ -327,7 +331,7 @@ int rp_winrate(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	key = rep ? 2 : 1;
 	if ((error = rl_store_prepare(s,
 	     "SELECT CASE WHEN ?9 = 'rep' THEN " REP_NAME("k")
-	     "  ELSE k END AS label, k, sum(won), sum(lost) FROM ("
+	     "  ELSE min(k) END AS label, min(k), sum(won), sum(lost) FROM ("
 	     " SELECT CASE ?9 WHEN 'rep' THEN d.owner_id WHEN 'line' THEN d.line"
 	     "  WHEN 'team' THEN (SELECT team FROM users WHERE id = d.owner_id)"
 	     "  WHEN 'region' THEN (SELECT region FROM accounts WHERE id = d.account_id)"
@@ -336,7 +340,8 @@ int rp_winrate(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 	     " FROM deals d JOIN stages s ON s.id = d.stage_id AND s.deleted = 0"
 	     "  AND s.kind IN ('won', 'lost')"
 	     " WHERE" DEAL_FILTER " AND" IN_PERIOD(RP_CLOSED_DAY)
-	     ") GROUP BY k ORDER BY label IS NULL, label, k", &st)) < 0)
+	     ") GROUP BY CASE WHEN ?9 IN ('team', 'region') THEN lower(k) ELSE k END"
+	     " ORDER BY label IS NULL, label, 2", &st)) < 0)
 		return error;
 	bind_filter(st, f, NULL);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

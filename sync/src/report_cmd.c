@@ -50,6 +50,40 @@ static int add_filter(json_t *filters, const char *key, const char *value)
 	return RL_OK;
 }
 
+/*
+ * --rep: a user by id prefix or name (rl_record_resolve); else, on a store
+ * not yet enrolled, whose own user has no users row, that user by the name
+ * given to `relasi init` (rl_meta rep_name, any case) or a prefix of its id
+ * (at least 4 digits): the rep every report already names so (REP_NAME in
+ * report_calc.c), which --rep refused as "no user matches". Not found
+ * either way: the resolver's RL_ENOTFOUND and message, unchanged.
+ */
+static int resolve_rep(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
+{
+	sqlite3_stmt *st;
+	int rc, prep, error = rl_record_resolve(s, rl_model_table("users"), ref, id);
+
+	if (error != RL_ENOTFOUND)
+		return error;
+	if ((prep = rl_store_prepare(s,
+	     "SELECT u.value FROM rl_meta u JOIN rl_meta n ON n.key = 'rep_name'"
+	     " WHERE u.key = 'user_id' AND NOT EXISTS (SELECT 1 FROM users x WHERE x.id = u.value)"
+	     " AND (n.value = ?1 COLLATE NOCASE"
+	     "  OR (length(?1) >= 4 AND substr(u.value, 1, length(?1)) = lower(?1)))", &st)) < 0)
+		return prep;
+	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+	    (size_t)sqlite3_column_bytes(st, 0) < RL_ID_BUFSZ) {
+		snprintf(id, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));
+		error = RL_OK;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		error = rl_store_error(s, "looking up --rep");
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
 /* Options -> filter (and its description in r->filters). */
 static int read_options(struct cli_ctx *ctx, struct cli_args *a, struct rp_filter *f,
 			struct rp_result *r, enum rp_format *fmt)
@@ -101,8 +135,7 @@ static int read_options(struct cli_ctx *ctx, struct cli_args *a, struct rp_filte
 					    "region, month", by);
 		f->by = dims[i];
 	}
-	if (rep && (error = rl_record_resolve(ctx->store, rl_model_table("users"), rep,
-					      f->rep)) < 0)
+	if (rep && (error = resolve_rep(ctx->store, rep, f->rep)) < 0)
 		return error;
 
 	/* What applied, as given (a rep by the name people know). */
@@ -175,8 +208,20 @@ static int cmd_report_html(struct cli_ctx *ctx, struct cli_args *a)
 				     REPORT_MAX_PATH);
 		goto cleanup;
 	}
-	if ((error = read_options(ctx, a, &f, &r, &fmt)) < 0 ||
-	    (error = rp_html_write(ctx->store, &f, &r, path, &bytes)) < 0)
+	if ((error = read_options(ctx, a, &f, &r, &fmt)) < 0)
+		goto cleanup;
+	/* The RFM and tier sections end at --to, else today (`segment rfm`
+	 * and `tiers` as docs/reports.md says); a --from after today with no
+	 * --to gives them no window at all: the same usage error `segment rfm
+	 * --from` gives, naming the option, instead of failing half-way
+	 * with "a run of 0 months". */
+	if (f.from[0] && !f.to[0] && strcmp(f.from, f.today) > 0) {
+		error = rl_error_set(RL_EUSAGE, "--from %s is after today (%s): the RFM and tier "
+				     "sections end at --to, else today; give --to too", f.from,
+				     f.today);
+		goto cleanup;
+	}
+	if ((error = rp_html_write(ctx->store, &f, &r, path, &bytes)) < 0)
 		goto cleanup;
 	if (fmt == RP_FMT_JSON)
 		error = cli_print_json(json_pack("{s:s, s:s, s:O, s:s, s:I}", "report", "html",

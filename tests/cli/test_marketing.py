@@ -22,6 +22,7 @@ from relasi_test import Failure, Store, check, eq, main
 NOW = "2026-06-15T10:00:00Z"
 TODAY = dt.date(2026, 6, 15)
 MASK = (1 << 64) - 1
+RL_MAX_MONEY_MINOR = 10 ** 15          # relasi/limits.h
 
 # docs/marketing.md's segment grid: rows R = 5..1, columns FM = 1..5.
 GRID = {
@@ -225,7 +226,18 @@ def test_tiers_across_months():
         # defaults: the course's Priority / Gold / Red in IDR
         eq([r["tier"] for r in s.js("tiers", "config")["rows"]], ["Priority", "Gold", "Red"],
            "default tiers")
-        s.fails(2, "tiers", "config", "Gold=abc", contains="amount")
+        # a minimum is an amount like any other: what the money parser
+        # refuses is invalid input (exit 5) with its reason, the bound named
+        # (docs/reports.md, "Bounded amounts": tier levels), nothing written
+        before = s.dump()
+        s.fails(5, "tiers", "config", "Gold=abc", contains="Gold: 'abc' is not a valid IDR amount")
+        r = s.fails(5, "tiers", "config", "Gold=10000000000000.01", "Red=0")
+        check("Gold" in r.err and "10000000000000.01" in r.err and "beyond the largest" in r.err
+              and "10000000000000.00" in r.err, "the bound is named with the value", r.err)
+        s.fails(5, "tiers", "config", "Gold=-5", "Red=0", contains="below 0")
+        eq(s.dump(), before, "a refused level writes nothing")
+        eq([r["min_monthly"] for r in s.js("tiers", "config", "Top=10000000000000", "Red=0")["rows"]],
+           [RL_MAX_MONEY_MINOR, 0], "the bound itself is a level")
         s.fails(2, "tiers", "config", "Gold=1", "Red=1", "--currency", "USD", contains="same")
         cfg = s.js("tiers", "config", "Priority=600", "Gold=100", "Red=0", "--currency", "USD")
         eq([(r["tier"], r["min_monthly"], r["currency"]) for r in cfg["rows"]],

@@ -799,7 +799,57 @@ def test_sums_at_the_money_bound():
     s.cleanup()
 
 
+def test_winrate_region_any_case():
+    """--region matches a region in any case, so `--by region` groups it
+    so too: one row for "Jawa Barat" and "JAWA BARAT" (it showed two rates
+    where the filter counts one), named by its first spelling (min)."""
+    s = Store(name="Rina")
+    t0 = "2026-03-01T08:00:00Z"
+    try:
+        for name, region in [("Toko Satu", "Jawa Barat"), ("Toko Dua", "JAWA BARAT"),
+                             ("Toko Tiga", "Bali")]:
+            s.ok("account", "add", name, "--region", region, now=t0)
+        for title, acc, how in [("S1", "Toko Satu", "won"), ("D1", "Toko Dua", "lost"),
+                                ("D2", "Toko Dua", "lost"), ("T1", "Toko Tiga", "won")]:
+            s.ok("deal", "add", title, "--account", acc, "--amount", "10", now=t0)
+            s.ok("deal", how, title, *(["--reason", "harga"] if how == "lost" else []),
+                 now="2026-03-02T08:00:00Z")
+        now = "2026-03-03T00:00:00Z"
+        got = report(s, "winrate", "--by", "region", now=now)
+        eq([(r["region"], r["won"], r["lost"], r["win_rate"]) for r in got["rows"]],
+           [("Bali", 1, 0, 1.0), ("JAWA BARAT", 1, 2, 0.3333)], "one group per region, any case")
+        one = report(s, "winrate", "--region", "jawa barat", now=now)["totals"][0]
+        eq((one["won"], one["lost"]), (1, 2), "the same deals as --region counts")
+    finally:
+        s.cleanup()
+
+
+def test_rep_before_enrolment():
+    """On a store not yet enrolled the reports name its user by the name
+    given to `relasi init` (it has no users row yet); --rep takes that name
+    (any case) or the user id's prefix, as it takes any rep's (it said "no
+    user matches"); another name is still not found (exit 3)."""
+    s = Store(name="Rina Wati")
+    t0 = "2026-03-01T08:00:00Z"
+    try:
+        s.ok("account", "add", "Toko Satu", now=t0)
+        s.ok("deal", "add", "S1", "--account", "Toko Satu", "--amount", "10", now=t0)
+        s.ok("deal", "won", "S1", now="2026-03-02T08:00:00Z")
+        now = "2026-03-03T00:00:00Z"
+        everyone = report(s, "winrate", now=now)
+        eq([r["rep"] for r in everyone["rows"]], ["Rina Wati"], "the reports name the rep")
+        uid = everyone["rows"][0]["rep_id"]
+        for ref in ("Rina Wati", "rina wati", uid[:8]):
+            got = report(s, "winrate", "--rep", ref, now=now)
+            eq((got["rows"], got["totals"]), (everyone["rows"], everyone["totals"]),
+               f"--rep {ref}: the same deals")
+        s.fails(3, "report", "winrate", "--rep", "Budi", now=now)
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_conversion_back_and_forth, test_stale_moves_with_the_clock,
           test_currencies_are_never_summed, test_weighted_rounds_half_up_below_zero,
-          test_empty_store, test_argument_errors, test_sums_at_the_money_bound])
+          test_empty_store, test_argument_errors, test_sums_at_the_money_bound,
+          test_winrate_region_any_case, test_rep_before_enrolment])
