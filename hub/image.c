@@ -335,7 +335,7 @@ int hub_image_build(const char *dir, const int *stop, struct hub_image *out)
 	struct rl_sync_stats st;
 	struct hub_image img;
 	rl_store *hs = NULL;
-	char sub[4096], db[4400] = "", tmp[4400], final[4400], json_path[4400], name[96] = "";
+	char sub[4096], db[4400] = "", tmp[4400 + sizeof(".tar.zst")], final[4400], json_path[4400], name[96] = "";
 	char *text = NULL;
 	long long t0 = now_ms(), seq_now;
 	json_t *j = NULL;
