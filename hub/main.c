@@ -298,6 +298,24 @@ static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)
 	return print_token(ctx, a, a->pos[0], ttl);
 }
 
+/* A listing with an --all switch: the query's ?1 is non-NULL with --all,
+ * ?2 is the hub's time (Unix seconds) for what expires; the table shows
+ * the columns of `all` with --all, else of `some` (--json: every column). */
+static int emit_listing(struct cli_ctx *ctx, const struct cli_args *a, const char *sql,
+			const struct cli_view *some, const struct cli_view *all)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = rl_store_prepare(ctx->store, sql, &st)) < 0)
+		return error;
+	if (cli_get(a, "all"))
+		sqlite3_bind_int(st, 1, 1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, rl_store_now_ms(ctx->store) / 1000);
+	return cli_emit(ctx, st, cli_get(a, "all") ? all : some, NULL, NULL);
+}
+
 /* Users; --all adds the removed ones (tombstones: `user remove`), whose
  * records keep them as owner, with a state column. */
 static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)
@@ -305,19 +323,12 @@ static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)
 	static const char *const hdr[] = { "login", "name", "role", "team", "devices", "state" };
 	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, "no users" };
 	static const struct cli_view all = { hdr, 6, NULL, NULL, NULL, "no users" };
-	sqlite3_stmt *st;
-	int error;
 
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
+	return emit_listing(ctx, a,
 	     "SELECT u.login, u.name, u.role, u.team, (SELECT count(*) FROM hub_devices d WHERE "
 	     "d.user_id = u.id AND d.revoked_at IS NULL) AS devices, "
 	     "CASE WHEN u.deleted THEN 'removed' ELSE 'active' END AS state, u.id FROM users u "
-	     "WHERE u.deleted = 0 OR ?1 IS NOT NULL ORDER BY u.login, u.deleted, u.id", &st)) < 0)
-		return error;
-	if (cli_get(a, "all"))
-		sqlite3_bind_int(st, 1, 1);
-	return cli_emit(ctx, st, cli_get(a, "all") ? &all : &view, NULL, NULL);
+	     "WHERE u.deleted = 0 OR ?1 IS NOT NULL ORDER BY u.login, u.deleted, u.id", &view, &all);
 }
 
 /* `user edit LOGIN [--role R] [--name N] [--team T]`: what differs from the
@@ -398,24 +409,16 @@ static int cmd_token_list(struct cli_ctx *ctx, struct cli_args *a)
 					   "device" };
 	static const struct cli_view view = { hdr, 4, NULL, NULL, NULL, "no open enrolment tokens" };
 	static const struct cli_view all = { hdr, 6, NULL, NULL, NULL, "no enrolment tokens" };
-	sqlite3_stmt *st;
-	int error;
 
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
+	return emit_listing(ctx, a,
 	     "SELECT * FROM (SELECT substr(t.id, 1, 12) AS token, coalesce(u.login, t.user_id) AS "
 	     "login, t.created_at AS created, strftime('%Y-%m-%dT%H:%M:%SZ', t.expires_at, "
 	     "'unixepoch') AS expires, CASE WHEN t.used_at IS NOT NULL THEN 'used' "
-	     "WHEN t.cancelled_at IS NOT NULL THEN 'cancelled' WHEN t.expires_at < ?1 THEN "
+	     "WHEN t.cancelled_at IS NOT NULL THEN 'cancelled' WHEN t.expires_at < ?2 THEN "
 	     "'expired' WHEN coalesce(u.deleted, 1) THEN 'user removed' ELSE 'open' END AS state, "
 	     "t.device_id AS device, t.used_at AS used, t.cancelled_at AS cancelled "
 	     "FROM hub_tokens t LEFT JOIN users u ON u.id = t.user_id "
-	     "ORDER BY t.created_at, t.rowid) WHERE state = 'open' OR ?2 IS NOT NULL", &st)) < 0)
-		return error;
-	sqlite3_bind_int64(st, 1, rl_store_now_ms(ctx->store) / 1000);
-	if (cli_get(a, "all"))
-		sqlite3_bind_int(st, 2, 1);
-	return cli_emit(ctx, st, cli_get(a, "all") ? &all : &view, NULL, NULL);
+	     "ORDER BY t.created_at, t.rowid) WHERE state = 'open' OR ?1 IS NOT NULL", &view, &all);
 }
 
 static int cmd_token_cancel(struct cli_ctx *ctx, struct cli_args *a)
@@ -447,16 +450,11 @@ static int cmd_device_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "device", "user", "name", "enrolled", "last seen", "revoked" };
 	static const struct cli_view view = { hdr, 6, NULL, NULL, NULL, "no devices" };
-	sqlite3_stmt *st;
-	int error;
 
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
+	return emit_listing(ctx, a,
 	     "SELECT d.id AS device, u.login AS user, d.name, d.enrolled_at, d.last_seen, "
 	     "d.revoked_at, d.fingerprint FROM hub_devices d LEFT JOIN users u ON u.id = d.user_id "
-	     "ORDER BY d.enrolled_at", &st)) < 0)
-		return error;
-	return cli_emit(ctx, st, &view, NULL, NULL);
+	     "ORDER BY d.enrolled_at", &view, &view);
 }
 
 static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
@@ -480,24 +478,17 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept",
 					   "state" };
 	static const struct cli_view view = { hdr, 7, NULL, NULL, NULL, "no open conflicts" };
-	sqlite3_stmt *st;
-	int error;
 
 	/* "kept": the provisional winner while open; once decided, what the
 	 * decision kept (--all lists those too). */
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
+	return emit_listing(ctx, a,
 	     "SELECT id, coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
 	     "field, hub_value, in_value, "
 	     "CASE WHEN state = 'open' THEN winner || ' (for now)' "
 	     "     WHEN resolution = 'keep' THEN 'hub' WHEN resolution = 'take' THEN 'incoming' "
 	     "     WHEN resolution = 'value' THEN 'a new value' ELSE resolution END AS kept, "
 	     "state, winner, resolution, resolved_value, tbl, row_id, kind, created_at "
-	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &st)) < 0)
-		return error;
-	if (cli_get(a, "all"))
-		sqlite3_bind_int(st, 1, 1);
-	return cli_emit(ctx, st, &view, NULL, NULL);
+	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &view, &view);
 }
 
 static int parse_id(const char *s, long long *id)

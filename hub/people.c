@@ -775,52 +775,39 @@ static int find_by_prefix(rl_store *s, int table, const char *ref, char id[RL_ID
 	return RL_OK;
 }
 
-/* Revoke device id at time now inside the caller's transaction and audit
- * unit, logging the event; *done = 0 when it was revoked before (nothing
- * happened now, nothing recorded). */
-static int revoke_one(rl_store *s, const char *id, const char *now, int *done)
+/* Stop device id (revoked_at) or unused token id (cancelled_at) at time
+ * now, inside the caller's transaction and audit unit, and log the event;
+ * the history names a token by its id's first 12 digits, as when it was
+ * made. *done = 0 when it was stopped before (nothing happened now,
+ * nothing logged). */
+static int stop_one(rl_store *s, int table, const char *id, const char *now, int *done)
 {
+	static const char *const sql[2] = {
+		"UPDATE hub_devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+		"UPDATE hub_tokens SET cancelled_at = ?2 WHERE id = ?1 AND used_at IS NULL "
+		"AND cancelled_at IS NULL"
+	};
+	static const char *const tbl[2] = { "hub_devices", "hub_tokens" };
+	static const char *const field[2] = { "revoked_at", "cancelled_at" };
+	char row[RL_ID_BUFSZ];
 	sqlite3_stmt *st;
 	int error;
 
 	*done = 0;
-	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET revoked_at = ?2 "
-				      "WHERE id = ?1 AND revoked_at IS NULL", &st)) < 0)
+	if ((error = rl_store_prepare(s, sql[table], &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
-		return rl_store_error(s, "revoking");
+		return rl_store_error(s, table == HUB_TOKENS ? "cancelling a token" : "revoking");
 	}
 	sqlite3_reset(st);
 	if (sqlite3_changes(rl_store_db(s)) == 0)
 		return RL_OK;
 	*done = 1;
-	return hub_log_event(s, "hub_devices", id, "revoked_at", now, "hub", NULL);
-}
-
-/* Cancel unused token tid (its whole id) at time now inside the caller's
- * transaction and audit unit; the history names it by its id's first 12
- * digits, as when it was made. */
-static int cancel_one(rl_store *s, const char *tid, const char *now)
-{
-	sqlite3_stmt *st;
-	char tpre[13];
-	int error;
-
-	if ((error = rl_store_prepare(s, "UPDATE hub_tokens SET cancelled_at = ?2 WHERE id = ?1 "
-				      "AND used_at IS NULL AND cancelled_at IS NULL", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		sqlite3_reset(st);
-		return rl_store_error(s, "cancelling the token");
-	}
-	sqlite3_reset(st);
-	snprintf(tpre, sizeof(tpre), "%.12s", tid);
-	return hub_log_event(s, "hub_tokens", tpre, "cancelled_at", now, "hub", NULL);
+	snprintf(row, sizeof(row), "%.*s", table == HUB_TOKENS ? 12 : RL_ID_HEX, id);
+	return hub_log_event(s, tbl[table], row, field[table], now, "hub", NULL);
 }
 
 int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
@@ -836,7 +823,7 @@ int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
-	    (error = revoke_one(s, id, now, &done)) < 0)
+	    (error = stop_one(s, HUB_DEVICES, id, now, &done)) < 0)
 		goto fail;
 	if (!done)      /* revoked before: nothing happened now, nothing to record */
 		return rl_store_commit(s);
@@ -873,7 +860,7 @@ int hub_token_cancel(rl_store *s, const char *ref, json_t **report)
 	const char *state = "open";
 	sqlite3_stmt *st;
 	long long first_seq;
-	int error, rc;
+	int error, rc, done;
 
 	*report = NULL;
 	if ((error = find_by_prefix(s, HUB_TOKENS, ref, tid)) < 0)
@@ -916,7 +903,7 @@ int hub_token_cancel(rl_store *s, const char *ref, json_t **report)
 	}
 	if (strcmp(state, "open") == 0) {
 		snprintf(note, sizeof(note), "enrolment token %.12s for %.60s cancelled", tid, login);
-		if ((error = cancel_one(s, tid, now)) < 0 ||
+		if ((error = stop_one(s, HUB_TOKENS, tid, now, &done)) < 0 ||
 		    (error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
 			goto fail;
 	}
@@ -999,13 +986,13 @@ int hub_user_remove(rl_store *s, const char *login, json_t **report)
 			      "created_at, id", id, nowsec, tokens)) < 0)
 		goto fail;
 	for (i = 0; i < json_array_size(devices); i++)
-		if ((error = revoke_one(s, json_string_value(json_array_get(devices, i)), now,
-					&done)) < 0)
+		if ((error = stop_one(s, HUB_DEVICES, json_string_value(json_array_get(devices, i)),
+				      now, &done)) < 0)
 			goto fail;
 	for (i = 0; i < json_array_size(tokens); i++) {
 		json_t *t = json_array_get(tokens, i);
 		char tpre[13];
-		if ((error = cancel_one(s, json_string_value(t), now)) < 0)
+		if ((error = stop_one(s, HUB_TOKENS, json_string_value(t), now, &done)) < 0)
 			goto fail;
 		snprintf(tpre, sizeof(tpre), "%.12s", json_string_value(t));
 		if (json_string_set(t, tpre) < 0) {
