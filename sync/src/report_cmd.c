@@ -101,8 +101,10 @@ static int read_options(struct cli_ctx *ctx, struct cli_args *a, struct rp_filte
 					    "region, month", by);
 		f->by = dims[i];
 	}
-	if (rep && (error = rl_record_resolve(ctx->store, rl_model_table("users"), rep,
-					      f->rep)) < 0)
+	/* A removed user's records keep their owner, so --rep names one too,
+	 * when no active user matches. */
+	if (rep && (error = rl_record_resolve_ex(ctx->store, rl_model_table("users"), rep,
+						 RL_RESOLVE_REMOVED, f->rep)) < 0)
 		return error;
 
 	/* What applied, as given (a rep by the name people know). */

@@ -1094,6 +1094,9 @@ def test_user_remove():
         spare_id = hub.query("SELECT id FROM hub_tokens ORDER BY rowid DESC LIMIT 1")[0][0]
         budi.ok("account", "add", "Toko Budi", "--city", "Bogor")
         budi.ok("visit", "log", "Toko Budi", "--notes", "Kunjungan pertama")
+        budi.ok("sync")
+        ani.ok("sync")
+        ani.ok("visit", "log", "Toko Budi", "--notes", "Kunjungan kedua")
         for d in (budi, budi2, ani, budi):
             d.ok("sync")
         uid = hub.query("SELECT id FROM users WHERE login = 'budi'")[0][0]
@@ -1127,7 +1130,12 @@ def test_user_remove():
         assert_converged(hub, [ani])
         for rep in (json.loads(hub.admin("report", "activity", "--json")),
                     ani.js("report", "activity")):
-            check("Budi Santoso" in json.dumps(rep), "reports still name the removed rep", rep)
+            check("Budi Santoso" in json.dumps(rep["rows"]) and "Ani" in json.dumps(rep["rows"]),
+                  "reports still name the removed rep", rep)
+        for rep in (json.loads(hub.admin("report", "activity", "--rep", "budi", "--json")),
+                    ani.js("report", "activity", "--rep", "Budi Santoso")):
+            check("Budi Santoso" in json.dumps(rep["rows"]) and "Ani" not in json.dumps(rep["rows"]),
+                  "--rep names a removed rep too", rep)
 
         check("budi" not in hub.admin("user", "list"), "user list leaves them out")
         eq([(u["login"], u["state"]) for u in json.loads(hub.admin("user", "list", "--all",
