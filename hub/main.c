@@ -392,8 +392,7 @@ static int cmd_user_remove(struct cli_ctx *ctx, struct cli_args *a)
 			printf("  device %s revoked\n", json_string_value(d));
 		json_array_foreach(tokens, i, d)
 			printf("  token  %s cancelled\n", json_string_value(d));
-		printf("the records they own keep them as owner (reports, history); a manager "
-		       "reassigns them\n");
+		printf("the records they own keep them as owner (reports, history)\n");
 	}
 	json_decref(rep);
 	return RL_OK;

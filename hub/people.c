@@ -1,5 +1,10 @@
 /*
- * people.c — users, enrolment tokens, devices and enrolment on the hub.
+ * people.c — users, enrolment tokens, devices and enrolment on the hub,
+ * and the admin's commands over them: user add/edit/remove, token
+ * cancel, device revoke. Each is one transaction and one audit commit
+ * (hub_audit_begin/mark); a change of a user is a change of the synced
+ * users table (hub_write_field, pulled by every device), a token or
+ * device event one of the hub's own tables (hub_log_event, never pulled).
  *
  * A token is "rl1." + base64url of a small JSON object carrying what a new
  * device needs to reach and trust the hub — its address, the name on its
@@ -947,7 +952,8 @@ static int user_ids(rl_store *s, const char *sql, const char *user, long long no
  * and the user becomes a tombstone (users.deleted = 1, a change every
  * device pulls, as any delete). The user's row stays — a tombstone is never
  * deleted — so the records they own keep their owner and their name in
- * reports and in the history; a manager reassigns them. Nothing refuses
+ * reports and in the history (the roles let a manager give them to
+ * someone else). Nothing refuses
  * removing the last admin: the admin's commands are this CLI, which works
  * on the hub's directory and needs no admin user or device (docs/hub.md).
  * A login removed already is no error: *report says removed = false.
