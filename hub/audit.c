@@ -21,8 +21,8 @@
  *
  * Who writes. `relasi-hub serve` runs one writer thread (server.c) that
  * catches up at start, after every push and every few seconds; the admin
- * commands that write (conflicts resolve, user add and token, device revoke)
- * catch up after their own commit; history and audit verify catch up
+ * commands that write (conflicts resolve, user add/token/edit/remove, token
+ * cancel, device revoke) catch up after their own commit; history and audit verify catch up
  * before they read. Writers of
  * several processes take DIR/audit.lock (flock: released by the kernel when
  * a writer is killed) around a catch-up.
@@ -42,10 +42,11 @@
  * every tree small at millions of records; a commit rewrites 4 small trees
  * per record it touches). Every row of every synced table has a file,
  * tombstones too ("deleted: 1"): a delete loses nothing. The hub's own
- * events (a token made, a device enrolled or revoked: hub_log_event, in
- * hub_log as tables hub_tokens and hub_devices) have no file: the tree is
- * the synced tables, which audit verify compares with the store. Their
- * commits change no file and say what happened in the message's body.
+ * events (a token made or cancelled, a device enrolled or revoked:
+ * hub_log_event, in hub_log as tables hub_tokens and hub_devices) have no
+ * file: the tree is the synced tables, which audit verify compares with
+ * the store. Their commits change no file (unless the same unit changed a
+ * user: user remove) and say what happened in the message's body.
  *
  * THE RECORD FILE FORMAT (stable: audit verify and history read it back,
  * and a change to it would show as a change of every record):

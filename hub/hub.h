@@ -164,6 +164,29 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp);
 int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
 		 const char *team, char id[RL_ID_BUFSZ]);
 
+/* Admin: change user login's role, name or team (NULL: unchanged; an
+ * empty team clears it), each field that differs one change every device
+ * pulls, all in one transaction and one audit commit. *changed: a JSON
+ * array of {field, old, new}, empty when nothing differed (nothing was
+ * written). RL_ENOTFOUND for no such live user, RL_EINVALID for a value the
+ * model refuses (as user add). */
+int hub_user_edit(rl_store *s, const char *login, const char *role, const char *name,
+		  const char *team, json_t **changed);
+
+/* Admin: remove user login (someone who left), in one transaction and one
+ * audit commit: revoke their devices, cancel their open tokens, tombstone
+ * the user (users.deleted = 1, synced). Their records keep their owner.
+ * *report: {login, user, removed, devices, tokens}; removed is false for a
+ * user removed before (nothing written). RL_ENOTFOUND for no such login. */
+int hub_user_remove(rl_store *s, const char *login, json_t **report);
+
+/* Admin: cancel an unused enrolment token by id prefix (4+ hex digits):
+ * enrolment with it is refused from then on. *report: {token, login,
+ * cancelled, state}: cancelled false (nothing written) for a token
+ * cancelled or expired before. RL_EINVALID for a used token (revoke its
+ * device), RL_ENOTFOUND, RL_EAMBIGUOUS. */
+int hub_token_cancel(rl_store *s, const char *prefix, json_t **report);
+
 /* Admin: a one-time enrolment token for user login, valid ttl seconds.
  * *token is malloc'd: "rl1." + base64url(JSON{a: address, n: server name,
  * f: CA fingerprint, c: CA certificate (DER, base64), i: token id, s: secret}). */

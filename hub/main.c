@@ -298,36 +298,162 @@ static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)
 	return print_token(ctx, a, a->pos[0], ttl);
 }
 
-static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)
+/* A listing with an --all switch: the query's ?1 is non-NULL with --all,
+ * ?2 is the hub's time (Unix seconds) for what expires; the table shows
+ * the columns of `all` with --all, else of `some` (--json: every column). */
+static int emit_listing(struct cli_ctx *ctx, const struct cli_args *a, const char *sql,
+			const struct cli_view *some, const struct cli_view *all)
 {
-	static const char *const hdr[] = { "login", "name", "role", "team", "devices" };
-	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, "no users" };
 	sqlite3_stmt *st;
 	int error;
 
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
-	     "SELECT u.login, u.name, u.role, u.team, (SELECT count(*) FROM hub_devices d WHERE "
-	     "d.user_id = u.id AND d.revoked_at IS NULL) AS devices, u.id FROM users u "
-	     "WHERE u.deleted = 0 ORDER BY u.login", &st)) < 0)
+	if ((error = open_hub(ctx, a)) < 0 || (error = rl_store_prepare(ctx->store, sql, &st)) < 0)
 		return error;
-	return cli_emit(ctx, st, &view, NULL, NULL);
+	if (cli_get(a, "all"))
+		sqlite3_bind_int(st, 1, 1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, rl_store_now_ms(ctx->store) / 1000);
+	return cli_emit(ctx, st, cli_get(a, "all") ? all : some, NULL, NULL);
+}
+
+/* Users; --all adds the removed ones (tombstones: `user remove`), whose
+ * records keep them as owner, with a state column. */
+static int cmd_user_list(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "login", "name", "role", "team", "devices", "state" };
+	static const struct cli_view view = { hdr, 5, NULL, NULL, NULL, "no users" };
+	static const struct cli_view all = { hdr, 6, NULL, NULL, NULL, "no users" };
+
+	return emit_listing(ctx, a,
+	     "SELECT u.login, u.name, u.role, u.team, (SELECT count(*) FROM hub_devices d WHERE "
+	     "d.user_id = u.id AND d.revoked_at IS NULL) AS devices, "
+	     "CASE WHEN u.deleted THEN 'removed' ELSE 'active' END AS state, u.id FROM users u "
+	     "WHERE u.deleted = 0 OR ?1 IS NOT NULL ORDER BY u.login, u.deleted, u.id", &view, &all);
+}
+
+/* `user edit LOGIN [--role R] [--name N] [--team T]`: what differs from the
+ * user's values is changed (hub_user_edit); a device takes a new role of
+ * its own at its next sync. Nothing that differs: said, nothing written,
+ * exit 0 (as a second `device revoke`). */
+static int cmd_user_edit(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *changed = NULL, *c;
+	size_t i;
+	int error;
+
+	if (!cli_get(a, "role") && !cli_get(a, "name") && !cli_get(a, "team"))
+		return cli_usage_error(a->cmd, "user edit needs --role, --name or --team");
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_user_edit(ctx->store, a->pos[0], cli_get(a, "role"), cli_get(a, "name"),
+				   cli_get(a, "team"), &changed)) < 0)
+		return error;
+	if (json_array_size(changed))
+		audit_after_write(ctx, a);
+	if (ctx->json)
+		return cli_print_json(json_pack("{s:s, s:o}", "login", a->pos[0], "changed", changed));
+	if (!json_array_size(changed))
+		printf("user %s unchanged: it already has these values, nothing written\n", a->pos[0]);
+	else
+		printf("user %s changed; each device takes it at its next sync\n", a->pos[0]);
+	json_array_foreach(changed, i, c) {
+		const char *o = json_string_value(json_object_get(c, "old"));
+		const char *n = json_string_value(json_object_get(c, "new"));
+		printf("  %-5s %s -> %s\n", json_string_value(json_object_get(c, "field")),
+		       o ? o : "-", n ? n : "-");
+	}
+	json_decref(changed);
+	return RL_OK;
+}
+
+/* `user remove LOGIN` (hub_user_remove): someone who left. */
+static int cmd_user_remove(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *rep = NULL, *devices, *tokens, *d;
+	size_t i;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_user_remove(ctx->store, a->pos[0], &rep)) < 0)
+		return error;
+	if (json_is_true(json_object_get(rep, "removed")))
+		audit_after_write(ctx, a);
+	if (ctx->json)
+		return cli_print_json(rep);
+	devices = json_object_get(rep, "devices");
+	tokens = json_object_get(rep, "tokens");
+	if (!json_is_true(json_object_get(rep, "removed"))) {
+		printf("user %s was removed already: nothing changed\n", a->pos[0]);
+	} else {
+		printf("user %s removed: %zu device%s revoked, %zu open enrolment token%s "
+		       "cancelled\n", a->pos[0], json_array_size(devices),
+		       json_array_size(devices) == 1 ? "" : "s", json_array_size(tokens),
+		       json_array_size(tokens) == 1 ? "" : "s");
+		json_array_foreach(devices, i, d)
+			printf("  device %s revoked\n", json_string_value(d));
+		json_array_foreach(tokens, i, d)
+			printf("  token  %s cancelled\n", json_string_value(d));
+		printf("the records they own keep them as owner (reports, history)\n");
+	}
+	json_decref(rep);
+	return RL_OK;
+}
+
+/* Enrolment tokens by the first 12 digits of their id (as the audit history
+ * names them: docs/audit.md); --all adds the used, expired and cancelled
+ * ones with their state and the device that used it. "user removed": a
+ * token whose user an admin device deleted (user remove cancels them). */
+static int cmd_token_list(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const hdr[] = { "token", "login", "created", "expires", "state",
+					   "device" };
+	static const struct cli_view view = { hdr, 4, NULL, NULL, NULL, "no open enrolment tokens" };
+	static const struct cli_view all = { hdr, 6, NULL, NULL, NULL, "no enrolment tokens" };
+
+	return emit_listing(ctx, a,
+	     "SELECT * FROM (SELECT substr(t.id, 1, 12) AS token, coalesce(u.login, t.user_id) AS "
+	     "login, t.created_at AS created, strftime('%Y-%m-%dT%H:%M:%SZ', t.expires_at, "
+	     "'unixepoch') AS expires, CASE WHEN t.used_at IS NOT NULL THEN 'used' "
+	     "WHEN t.cancelled_at IS NOT NULL THEN 'cancelled' WHEN t.expires_at < ?2 THEN "
+	     "'expired' WHEN coalesce(u.deleted, 1) THEN 'user removed' ELSE 'open' END AS state, "
+	     "t.device_id AS device, t.used_at AS used, t.cancelled_at AS cancelled "
+	     "FROM hub_tokens t LEFT JOIN users u ON u.id = t.user_id "
+	     "ORDER BY t.created_at, t.rowid) WHERE state = 'open' OR ?1 IS NOT NULL", &view, &all);
+}
+
+static int cmd_token_cancel(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *rep = NULL;
+	const char *tok, *state;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_token_cancel(ctx->store, a->pos[0], &rep)) < 0)
+		return error;
+	if (json_is_true(json_object_get(rep, "cancelled")))
+		audit_after_write(ctx, a);
+	if (ctx->json)
+		return cli_print_json(rep);
+	tok = json_string_value(json_object_get(rep, "token"));
+	state = json_string_value(json_object_get(rep, "state"));
+	if (json_is_true(json_object_get(rep, "cancelled")))
+		printf("enrolment token %s of %s cancelled: enrolment with it is refused from now "
+		       "on\n", tok, json_string_value(json_object_get(rep, "login")));
+	else
+		printf("enrolment token %s of %s was %s already: nothing changed\n", tok,
+		       json_string_value(json_object_get(rep, "login")), state);
+	json_decref(rep);
+	return RL_OK;
 }
 
 static int cmd_device_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "device", "user", "name", "enrolled", "last seen", "revoked" };
 	static const struct cli_view view = { hdr, 6, NULL, NULL, NULL, "no devices" };
-	sqlite3_stmt *st;
-	int error;
 
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
+	return emit_listing(ctx, a,
 	     "SELECT d.id AS device, u.login AS user, d.name, d.enrolled_at, d.last_seen, "
 	     "d.revoked_at, d.fingerprint FROM hub_devices d LEFT JOIN users u ON u.id = d.user_id "
-	     "ORDER BY d.enrolled_at", &st)) < 0)
-		return error;
-	return cli_emit(ctx, st, &view, NULL, NULL);
+	     "ORDER BY d.enrolled_at", &view, &view);
 }
 
 static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
@@ -351,24 +477,17 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept",
 					   "state" };
 	static const struct cli_view view = { hdr, 7, NULL, NULL, NULL, "no open conflicts" };
-	sqlite3_stmt *st;
-	int error;
 
 	/* "kept": the provisional winner while open; once decided, what the
 	 * decision kept (--all lists those too). */
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = rl_store_prepare(ctx->store,
+	return emit_listing(ctx, a,
 	     "SELECT id, coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
 	     "field, hub_value, in_value, "
 	     "CASE WHEN state = 'open' THEN winner || ' (for now)' "
 	     "     WHEN resolution = 'keep' THEN 'hub' WHEN resolution = 'take' THEN 'incoming' "
 	     "     WHEN resolution = 'value' THEN 'a new value' ELSE resolution END AS kept, "
 	     "state, winner, resolution, resolved_value, tbl, row_id, kind, created_at "
-	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &st)) < 0)
-		return error;
-	if (cli_get(a, "all"))
-		sqlite3_bind_int(st, 1, 1);
-	return cli_emit(ctx, st, &view, NULL, NULL);
+	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &view, &view);
 }
 
 static int parse_id(const char *s, long long *id)
@@ -1038,6 +1157,19 @@ static const struct cli_opt token_opts[] = {
 	{ "ttl", 1, "TIME", "token lifetime: 24h (default), 30m, 90s", NULL },
 	DIR_OPT, END_OPT
 };
+static const struct cli_opt user_edit_opts[] = {
+	{ "role", 1, "ROLE", "rep, manager, marketing or admin", NULL },
+	{ "name", 1, "NAME", "full name", NULL },
+	{ "team", 1, "TEAM", "sales team (an empty one clears it)", NULL },
+	DIR_OPT, END_OPT
+};
+static const struct cli_opt user_list_opts[] = {
+	{ "all", 0, NULL, "also removed users", NULL }, DIR_OPT, END_OPT
+};
+static const struct cli_opt token_list_opts[] = {
+	{ "all", 0, NULL, "also used, expired and cancelled tokens, with the device that "
+	  "used one", NULL }, DIR_OPT, END_OPT
+};
 static const struct cli_opt dir_opts[] = { DIR_OPT, END_OPT };
 static const struct cli_opt bundle_opts[] = {
 	{ "reply", 1, "REPLY", "where to write the reply bundle for the device (required)", NULL },
@@ -1078,7 +1210,18 @@ static const struct cli_cmd hub_cmds[] = {
 	  "add a user and print a one-time enrolment token", user_add_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "user token", cmd_user_token, "LOGIN", "a new enrolment token for another device",
 	  token_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
-	{ "user list", cmd_user_list, "", "list users", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "user edit", cmd_user_edit, "LOGIN [--role ROLE] [--name NAME] [--team TEAM]",
+	  "change a user's role, name or team; every device receives it at its next sync",
+	  user_edit_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "user remove", cmd_user_remove, "LOGIN", "someone who left: revoke their devices, "
+	  "cancel their tokens, remove the user (their records keep their owner)", dir_opts,
+	  NULL, CLI_MODEL_NONE, 1, 1, 0 },
+	{ "user list", cmd_user_list, "[--all]", "list users (--all: removed ones too)",
+	  user_list_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "token list", cmd_token_list, "[--all]", "list open enrolment tokens (--all: every "
+	  "one, with its state)", token_list_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "token cancel", cmd_token_cancel, "TOKEN", "cancel an unused enrolment token (its "
+	  "id prefix, as token list shows it)", dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "device list", cmd_device_list, "", "list enrolled devices", dir_opts, NULL,
 	  CLI_MODEL_NONE, 0, 0, 0 },
 	{ "device revoke", cmd_device_revoke, "DEVICE", "refuse a device from now on",

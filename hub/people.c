@@ -1,5 +1,10 @@
 /*
- * people.c — users, enrolment tokens, devices and enrolment on the hub.
+ * people.c — users, enrolment tokens, devices and enrolment on the hub,
+ * and the admin's commands over them: user add/edit/remove, token
+ * cancel, device revoke. Each is one transaction and one audit commit
+ * (hub_audit_begin/mark); a change of a user is a change of the synced
+ * users table (hub_write_field, pulled by every device), a token or
+ * device event one of the hub's own tables (hub_log_event, never pulled).
  *
  * A token is "rl1." + base64url of a small JSON object carrying what a new
  * device needs to reach and trust the hub — its address, the name on its
@@ -79,10 +84,63 @@ static int pbkdf2(const char *secret, const unsigned char *salt, size_t saltlen,
 
 /* ---- users ---------------------------------------------------------------------- */
 
+/* The live user of login into id. RL_ENOTFOUND naming the login when there
+ * is none; when a user of that login was removed (users.deleted = 1: a
+ * tombstone, kept for the records they own) the message says so, and
+ * *removed (may be NULL) is set, so that `user remove` run twice can tell
+ * "done already" from a typo. */
+static int find_user(rl_store *s, const char *login, char id[RL_ID_BUFSZ], int *removed)
+{
+	sqlite3_stmt *st;
+	int error, rc, deleted = 0;
+
+	if (removed)
+		*removed = 0;
+	if ((error = rl_store_prepare(s, "SELECT id, deleted FROM users WHERE login = ?1 "
+				      "ORDER BY deleted, id LIMIT 1", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, login, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(id, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));
+		deleted = sqlite3_column_int(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rl_store_error(s, "looking up the user");
+	if (rc == SQLITE_DONE)
+		return rl_error_set(RL_ENOTFOUND, "no user with login '%s'", login);
+	if (deleted) {
+		if (removed)
+			*removed = 1;
+		return rl_error_set(RL_ENOTFOUND, "user '%s' was removed (relasi-hub user list "
+				    "--all); 'user add' makes a new user of that login", login);
+	}
+	return RL_OK;
+}
+
+/* One field of a user as `user add` and `user edit` take it: required
+ * fields non-empty, every value checked by the model's rule for it (a
+ * role of the list, bounded text without control characters). */
+static int check_user_field(const char *field, const char *value, int required)
+{
+	const struct rl_table *users = rl_model_table("users");
+	struct rl_value v = { RL_V_TEXT, 0, 0, value };
+
+	if (!value || !*value)
+		return required ? rl_error_set(RL_EINVALID, "user %s is missing", field) : RL_OK;
+	if (rl_model_check_value(users, rl_model_field(users, field), &v) < 0)
+		return strcmp(field, "role") == 0
+		       ? rl_error_set(RL_EINVALID, "--role '%.32s': use rep, manager, marketing or "
+				      "admin", value)
+		       : rl_error_set(RL_EINVALID, "a user's %s is UTF-8 text of at most %d bytes "
+				      "without control characters", field, RL_MAX_NAME_BYTES);
+	return RL_OK;
+}
+
 int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
 		 const char *team, char id[RL_ID_BUFSZ])
 {
-	const struct rl_table *users = rl_model_table("users");
 	const char *fields[4] = { "login", "name", "role", "team" };
 	const char *values[4] = { login, name, role, team && *team ? team : NULL };
 	sqlite3_stmt *st;
@@ -90,15 +148,9 @@ int hub_user_add(rl_store *s, const char *login, const char *name, const char *r
 	char note[128];
 	int error, i, exists;
 
-	for (i = 0; i < 4; i++) {
-		struct rl_value v = { RL_V_TEXT, 0, 0, values[i] };
-		if (i == 3 && !values[i])
-			continue;     /* the team is optional */
-		if (!values[i] || !*values[i])
-			return rl_error_set(RL_EINVALID, "user %s is missing", fields[i]);
-		if ((error = rl_model_check_value(users, rl_model_field(users, fields[i]), &v)) < 0)
-			return error;
-	}
+	for (i = 0; i < 4; i++)
+		if ((error = check_user_field(fields[i], values[i], i < 3)) < 0)
+			return error;     /* the team is optional */
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = rl_store_prepare(s, "SELECT 1 FROM users WHERE login = ?1 AND deleted = 0",
@@ -150,6 +202,91 @@ fail:
 	return error;
 }
 
+/*
+ * `user edit`: each field given that differs from the user's is a change
+ * the hub makes (hub_write_field, kind 'admin'), which every device pulls
+ * like any other: users is a synced table, and a device takes its own role
+ * from WELCOME at its next sync. All of them in one transaction, one
+ * commit of the audit history. The role goes into the commit's summary
+ * (who made whom a manager is what the history is read for); a name or a
+ * team, free text, only by its field name there (the tree has the values).
+ */
+int hub_user_edit(rl_store *s, const char *login, const char *role, const char *name,
+		  const char *team, json_t **changed)
+{
+	const char *fields[3] = { "role", "name", "team" };
+	const char *values[3] = { role, name, team };
+	char id[RL_ID_BUFSZ], note[160];
+	sqlite3_stmt *st;
+	json_t *list = NULL;
+	long long first_seq, seq;
+	size_t len;
+	int error, i;
+
+	*changed = NULL;
+	for (i = 0; i < 3; i++)
+		if (values[i] && (error = check_user_field(fields[i], values[i], i < 2)) < 0)
+			return error;     /* an empty team clears it */
+	if (!(list = json_array()))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	if ((error = find_user(s, login, id, NULL)) < 0 ||
+	    (error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = rl_store_prepare(s, "SELECT role, name, team FROM users WHERE id = ?1",
+				      &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		error = rl_store_error(s, "reading the user");
+		goto fail;
+	}
+	for (i = 0; i < 3; i++) {
+		const char *old = (const char *)sqlite3_column_text(st, i);
+		const char *now = values[i] && *values[i] ? values[i] : NULL;
+		if (!values[i] || (old ? now && strcmp(old, now) == 0 : !now))
+			continue;
+		if (json_array_append_new(list, json_pack("{s:s, s:s?, s:s?}", "field", fields[i],
+							  "old", old, "new", now)) < 0) {
+			sqlite3_reset(st);
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	sqlite3_reset(st);
+	if (json_array_size(list) == 0) {        /* nothing to change: nothing written */
+		rl_store_rollback(s);
+		*changed = list;
+		return RL_OK;
+	}
+	snprintf(note, sizeof(note), "user %.60s edited:", login);
+	for (i = 0; i < (int)json_array_size(list); i++) {
+		json_t *c = json_array_get(list, (size_t)i);
+		const char *f = json_string_value(json_object_get(c, "field"));
+		const char *v = json_string_value(json_object_get(c, "new"));
+		struct rl_value val = { v ? RL_V_TEXT : RL_V_NULL, 0, 0, v };
+		if ((error = hub_write_field(s, "users", id, f, &val, "admin", &seq)) < 0)
+			goto fail;
+		len = strlen(note);
+		if (strcmp(f, "role") == 0)
+			snprintf(note + len, sizeof(note) - len, "%s role %s -> %s", i ? "," : "",
+				 json_string_value(json_object_get(c, "old")), v);
+		else
+			snprintf(note + len, sizeof(note) - len, "%s %s", i ? "," : "", f);
+	}
+	if ((error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	*changed = list;
+	return RL_OK;
+fail:
+	rl_store_rollback(s);
+cleanup:
+	json_decref(list);
+	return error;
+}
+
 /* ---- tokens ----------------------------------------------------------------------- */
 
 static int b64url_encode(const unsigned char *in, size_t len, char **out)
@@ -190,16 +327,8 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 	*token = NULL;
 	if (ttl <= 0 || ttl > 30L * 24 * 3600)
 		return rl_error_set(RL_EINVALID, "token lifetime must be 1 s .. 30 days");
-	if ((error = rl_store_prepare(s, "SELECT id FROM users WHERE login = ?1 AND deleted = 0",
-				      &st)) < 0)
+	if ((error = find_user(s, login, user, NULL)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, login, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(user, sizeof(user), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return rl_error_set(RL_ENOTFOUND, "no user with login '%s'", login);
 
 	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
 		return error;
@@ -354,7 +483,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	char *cert = NULL;
 	json_t *inner = NULL;
 	sqlite3_stmt *st;
-	int error, rc, rounds = 0, used = 0, expired = 0, again = 0;
+	int error, rc, rounds = 0, used = 0, expired = 0, cancelled = 0, again = 0;
 	long chars;
 	size_t saltlen = 0, hashlen = 0;
 	unsigned char raw[TOKEN_MAX];
@@ -406,7 +535,8 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	if ((error = hub_audit_begin(s, &first_seq)) < 0)
 		goto fail;
 	if ((error = rl_store_prepare(s, "SELECT user_id, salt, hash, rounds, expires_at, used_at, "
-				      "coalesce(device_id, '') FROM hub_tokens WHERE id = ?1", &st)) < 0)
+				      "coalesce(device_id, ''), cancelled_at FROM hub_tokens WHERE id = ?1",
+				      &st)) < 0)
 		goto fail;
 	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -422,6 +552,7 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 		expired = sqlite3_column_int64(st, 4) < rl_store_now_ms(s) / 1000;
 		used = sqlite3_column_type(st, 5) != SQLITE_NULL;
 		snprintf(used_by, sizeof(used_by), "%s", (const char *)sqlite3_column_text(st, 6));
+		cancelled = sqlite3_column_type(st, 7) != SQLITE_NULL;
 	} else {
 		error = rl_error_set(RL_EAUTH, "unknown enrolment token");
 	}
@@ -439,6 +570,13 @@ int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp)
 	/* Used by this very device: it may be asking again (below). */
 	if (used && strcmp(used_by, cn) != 0) {
 		error = rl_error_set(RL_EAUTH, "this enrolment token was already used");
+		goto fail;
+	}
+	/* Cancelled (token cancel, user remove): never used, so no device
+	 * of its own can be asking again. */
+	if (cancelled) {
+		error = rl_error_set(RL_EAUTH, "this enrolment token was cancelled by the admin; ask "
+				     "the admin for a new one");
 		goto fail;
 	}
 	if (expired) {
@@ -601,51 +739,98 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 	return error;
 }
 
-int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
+/* The one id of a hub table (HUB_DEVICES or HUB_TOKENS: their ids are 32
+ * hex digits) that a prefix of 4+ hex digits names, in either case: ids
+ * are stored in lower case, and a prefix typed in capitals (as history and
+ * merge accept it) used to find "no device". what names the kind in the
+ * messages: RL_EINVALID for a prefix that is not one, RL_ENOTFOUND,
+ * RL_EAMBIGUOUS. */
+enum { HUB_DEVICES, HUB_TOKENS };
+static int find_by_prefix(rl_store *s, int table, const char *ref, char id[RL_ID_BUFSZ])
 {
+	static const char *const sql[2] = {
+		"SELECT id FROM hub_devices WHERE id >= ?1 AND id < ?2 LIMIT 2",
+		"SELECT id FROM hub_tokens WHERE id >= ?1 AND id < ?2 LIMIT 2"
+	};
+	static const char *const what[2] = { "device", "enrolment token" };
+	char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
 	sqlite3_stmt *st;
-	char now[21], lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1], login[RL_MAX_NAME_BYTES + 1] = "?";
-	char note[160];
-	long long first_seq;
-	int error, n = 0;
+	int error, rc, n = 0;
 
 	if (!rl_id_is_prefix(ref) || strlen(ref) < 4)
-		return rl_error_set(RL_EINVALID, "'%s' is not a device id prefix (4+ hex digits)", ref);
-	/* Ids are stored in lower case; a prefix may be typed in upper case
-	 * (rl_id_is_prefix accepts it, as history and merge do): matched as
-	 * typed, a lost laptop's id in capitals was "no device". */
+		return rl_error_set(RL_EINVALID, "'%s' is not a%s %s id prefix (4+ hex digits)", ref,
+				    table == HUB_TOKENS ? "n" : "", what[table]);
 	rl_id_prefix_range(ref, lo, hi);
-	if ((error = rl_store_prepare(s, "SELECT id FROM hub_devices WHERE id >= ?1 AND id < ?2 "
-				      "LIMIT 2", &st)) < 0)
+	if ((error = rl_store_prepare(s, sql[table], &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		snprintf(id, RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(st, 0));
 		n++;
 	}
 	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "looking up an id");
 	if (n == 0)
-		return rl_error_set(RL_ENOTFOUND, "no device matches '%s'", ref);
+		return rl_error_set(RL_ENOTFOUND, "no %s matches '%s'", what[table], ref);
 	if (n > 1)
-		return rl_error_set(RL_EAMBIGUOUS, "'%s' matches several devices", ref);
-	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
-	if ((error = rl_store_begin(s)) < 0)
+		return rl_error_set(RL_EAMBIGUOUS, "'%s' matches several %ss; give more digits",
+				    ref, what[table]);
+	return RL_OK;
+}
+
+/* Stop device id (revoked_at) or unused token id (cancelled_at) at time
+ * now, inside the caller's transaction and audit unit, and log the event;
+ * the history names a token by its id's first 12 digits, as when it was
+ * made. *done = 0 when it was stopped before (nothing happened now,
+ * nothing logged). */
+static int stop_one(rl_store *s, int table, const char *id, const char *now, int *done)
+{
+	static const char *const sql[2] = {
+		"UPDATE hub_devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+		"UPDATE hub_tokens SET cancelled_at = ?2 WHERE id = ?1 AND used_at IS NULL "
+		"AND cancelled_at IS NULL"
+	};
+	static const char *const tbl[2] = { "hub_devices", "hub_tokens" };
+	static const char *const field[2] = { "revoked_at", "cancelled_at" };
+	char row[RL_ID_BUFSZ];
+	sqlite3_stmt *st;
+	int error;
+
+	*done = 0;
+	if ((error = rl_store_prepare(s, sql[table], &st)) < 0)
 		return error;
-	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
-	    (error = rl_store_prepare(s, "UPDATE hub_devices SET revoked_at = ?2 "
-				      "WHERE id = ?1 AND revoked_at IS NULL", &st)) < 0)
-		goto fail;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		sqlite3_reset(st);
-		error = rl_store_error(s, "revoking");
-		goto fail;
+		return rl_store_error(s, table == HUB_TOKENS ? "cancelling a token" : "revoking");
 	}
 	sqlite3_reset(st);
-	/* Revoked before: nothing happened now, nothing to record. */
 	if (sqlite3_changes(rl_store_db(s)) == 0)
+		return RL_OK;
+	*done = 1;
+	snprintf(row, sizeof(row), "%.*s", table == HUB_TOKENS ? 12 : RL_ID_HEX, id);
+	return hub_log_event(s, tbl[table], row, field[table], now, "hub", NULL);
+}
+
+int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
+{
+	sqlite3_stmt *st;
+	char now[21], login[RL_MAX_NAME_BYTES + 1] = "?", note[160];
+	long long first_seq;
+	int error, done;
+
+	if ((error = find_by_prefix(s, HUB_DEVICES, ref, id)) < 0)
+		return error;
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = stop_one(s, HUB_DEVICES, id, now, &done)) < 0)
+		goto fail;
+	if (!done)      /* revoked before: nothing happened now, nothing to record */
 		return rl_store_commit(s);
 	if ((error = rl_store_prepare(s, "SELECT coalesce(u.login, d.user_id) FROM hub_devices d "
 				      "LEFT JOIN users u ON u.id = d.user_id WHERE d.id = ?1", &st)) < 0)
@@ -655,11 +840,189 @@ int hub_device_revoke(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 		snprintf(login, sizeof(login), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_reset(st);
 	snprintf(note, sizeof(note), "device %s of %.60s revoked", id, login);
-	if ((error = hub_log_event(s, "hub_devices", id, "revoked_at", now, "hub", NULL)) < 0 ||
-	    (error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
+	if ((error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
 		goto fail;
 	return rl_store_commit(s);
 fail:
 	rl_store_rollback(s);
+	return error;
+}
+
+/* ---- cancelling tokens, removing users ---------------------------------------------- */
+
+/*
+ * `token cancel`: an unused token stops working at once — hub_enroll takes
+ * the token in its own write transaction, so an enrolment either committed
+ * before this (the token is used: refused here, revoke the device instead)
+ * or finds it cancelled. A token cancelled or expired before is left as it
+ * is and nothing is recorded (as a second `device revoke`). *report:
+ * {token (12 digits), login, cancelled (done now), state}.
+ */
+int hub_token_cancel(rl_store *s, const char *ref, json_t **report)
+{
+	char tid[RL_ID_BUFSZ], now[21], note[160], used_by[RL_ID_BUFSZ] = "";
+	char login[RL_MAX_NAME_BYTES + 1] = "?", used_at[32] = "";
+	const char *state = "open";
+	sqlite3_stmt *st;
+	long long first_seq;
+	int error, rc, done;
+
+	*report = NULL;
+	if ((error = find_by_prefix(s, HUB_TOKENS, ref, tid)) < 0)
+		return error;
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = rl_store_prepare(s, "SELECT coalesce(u.login, t.user_id), t.used_at, "
+				      "coalesce(t.device_id, ''), t.cancelled_at IS NOT NULL, "
+				      "t.expires_at < ?2 FROM hub_tokens t LEFT JOIN users u ON "
+				      "u.id = t.user_id WHERE t.id = ?1", &st)) < 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, tid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, rl_store_now_ms(s) / 1000);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(login, sizeof(login), "%s", (const char *)sqlite3_column_text(st, 0));
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			state = "used";
+			snprintf(used_at, sizeof(used_at), "%s",
+				 (const char *)sqlite3_column_text(st, 1));
+			snprintf(used_by, sizeof(used_by), "%s",
+				 (const char *)sqlite3_column_text(st, 2));
+		} else if (sqlite3_column_int(st, 3)) {
+			state = "cancelled";
+		} else if (sqlite3_column_int(st, 4)) {
+			state = "expired";
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		error = rl_store_error(s, "reading the token");
+		goto fail;
+	}
+	if (strcmp(state, "used") == 0) {
+		error = rl_error_set(RL_EINVALID, "enrolment token %.12s of %s was used by device %s "
+				     "at %s: nothing to cancel; to stop that device, relasi-hub "
+				     "device revoke %.12s", tid, login, used_by, used_at, used_by);
+		goto fail;
+	}
+	if (strcmp(state, "open") == 0) {
+		snprintf(note, sizeof(note), "enrolment token %.12s for %.60s cancelled", tid, login);
+		if ((error = stop_one(s, HUB_TOKENS, tid, now, &done)) < 0 ||
+		    (error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
+			goto fail;
+	}
+	if ((error = rl_store_commit(s)) < 0)
+		goto fail;
+	if (!(*report = json_pack("{s:s%, s:s, s:b, s:s}", "token", tid, (size_t)12, "login",
+				  login, "cancelled", strcmp(state, "open") == 0,
+				  "state", strcmp(state, "open") == 0 ? "cancelled" : state)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	return RL_OK;
+fail:
+	rl_store_rollback(s);
+	return error;
+}
+
+/* The ids one query gives for user id (bound as ?1; now, in seconds, as
+ * ?2 where the query has it), into a JSON array of strings. */
+static int user_ids(rl_store *s, const char *sql, const char *user, long long now, json_t *out)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, sql, &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (json_array_append_new(out, json_string((const char *)
+							   sqlite3_column_text(st, 0))) < 0) {
+			sqlite3_reset(st);
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading the user's devices and tokens");
+}
+
+/*
+ * `user remove`, for someone who left: in one transaction and one audit
+ * commit, every device of the user is revoked, every open token cancelled,
+ * and the user becomes a tombstone (users.deleted = 1, a change every
+ * device pulls, as any delete). The user's row stays — a tombstone is never
+ * deleted — so the records they own keep their owner and their name in
+ * reports and in the history (the roles let a manager give them to
+ * someone else). Nothing refuses
+ * removing the last admin: the admin's commands are this CLI, which works
+ * on the hub's directory and needs no admin user or device (docs/hub.md).
+ * A login removed already is no error: *report says removed = false.
+ * *report: {login, user, removed, devices: [ids], tokens: [12 digits]}.
+ */
+int hub_user_remove(rl_store *s, const char *login, json_t **report)
+{
+	char id[RL_ID_BUFSZ], now[21], note[160];
+	json_t *devices = NULL, *tokens = NULL;
+	struct rl_value del = { RL_V_INT, 1, 0, NULL };
+	long long first_seq, seq, nowsec = rl_store_now_ms(s) / 1000;
+	int error, removed, done;
+	size_t i;
+
+	*report = NULL;
+	rl_time_format_utc(now, nowsec);
+	if (!(devices = json_array()) || !(tokens = json_array())) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	if ((error = find_user(s, login, id, &removed)) < 0) {
+		rl_store_rollback(s);
+		if (!removed)
+			goto cleanup;
+		error = RL_OK;      /* removed before: nothing to do */
+		goto report;
+	}
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = user_ids(s, "SELECT id FROM hub_devices WHERE user_id = ?1 AND "
+			      "revoked_at IS NULL ORDER BY enrolled_at, id",
+			      id, nowsec, devices)) < 0 ||
+	    (error = user_ids(s, "SELECT id FROM hub_tokens WHERE user_id = ?1 AND used_at IS "
+			      "NULL AND cancelled_at IS NULL AND expires_at >= ?2 ORDER BY "
+			      "created_at, id", id, nowsec, tokens)) < 0)
+		goto fail;
+	for (i = 0; i < json_array_size(devices); i++)
+		if ((error = stop_one(s, HUB_DEVICES, json_string_value(json_array_get(devices, i)),
+				      now, &done)) < 0)
+			goto fail;
+	for (i = 0; i < json_array_size(tokens); i++) {
+		json_t *t = json_array_get(tokens, i);
+		char tpre[13];
+		if ((error = stop_one(s, HUB_TOKENS, json_string_value(t), now, &done)) < 0)
+			goto fail;
+		snprintf(tpre, sizeof(tpre), "%.12s", json_string_value(t));
+		if (json_string_set(t, tpre) < 0) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	snprintf(note, sizeof(note), "user %.60s removed: %zu device%s revoked, %zu token%s "
+		 "cancelled", login, json_array_size(devices), json_array_size(devices) == 1 ? "" : "s",
+		 json_array_size(tokens), json_array_size(tokens) == 1 ? "" : "s");
+	if ((error = hub_write_field(s, "users", id, "deleted", &del, "admin", &seq)) < 0 ||
+	    (error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	removed = 0;
+report:
+	if (!(*report = json_pack("{s:s, s:s, s:b, s:O, s:O}", "login", login, "user", id,
+				  "removed", !removed, "devices", devices, "tokens", tokens)))
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	goto cleanup;
+fail:
+	rl_store_rollback(s);
+cleanup:
+	json_decref(devices);
+	json_decref(tokens);
 	return error;
 }

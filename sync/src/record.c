@@ -842,32 +842,37 @@ int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
 int rl_record_resolve_ex(rl_store *s, const struct rl_table *t, const char *ref,
 			 unsigned flags, char out_id[RL_ID_BUFSZ])
 {
+	/* deleted = %d: 0, or 1 on RL_RESOLVE_REMOVED's second round (a
+	 * constant of ours, never input) */
 	static const char *const queries[3] = {
-		"SELECT id, \"%w\" FROM \"%w\" WHERE id >= ?1 AND id < ?2 AND deleted = 0 LIMIT 11",
-		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" = ?1 COLLATE NOCASE AND deleted = 0 LIMIT 11",
-		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" LIKE ?1 ESCAPE '\\' AND deleted = 0 LIMIT 11"
+		"SELECT id, \"%w\" FROM \"%w\" WHERE id >= ?1 AND id < ?2 AND deleted = %d LIMIT 11",
+		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" = ?1 COLLATE NOCASE AND deleted = %d LIMIT 11",
+		"SELECT id, \"%w\" FROM \"%w\" WHERE \"%w\" LIKE ?1 ESCAPE '\\' AND deleted = %d LIMIT 11"
 	};
 	sqlite3_str *list = NULL;
 	char *listtext = NULL;
-	int q, count = 0, error = RL_OK;
+	int i, q, dead, count = 0, error = RL_OK;
 	int queries_n = flags & RL_RESOLVE_WHOLE ? 2 : 3;     /* no part of a name */
+	int rounds = flags & RL_RESOLVE_REMOVED ? 2 : 1;      /* live records, then deleted */
 
 	if (!ref || !*ref)
 		return rl_error_set(RL_EINVALID, "empty %s reference", t->noun);
 	if (strlen(ref) > RL_MAX_NAME_BYTES)
 		return rl_error_set(RL_EINVALID, "%s reference too long", t->noun);
-	for (q = 0; q < queries_n; q++) {
+	for (i = 0; i < rounds * queries_n; i++) {
 		char *sql;
 		sqlite3_stmt *st;
 		char lo[RL_ID_BUFSZ], hi[RL_ID_BUFSZ + 1];
 
+		q = i % queries_n;
+		dead = i / queries_n;
 		if (q == 0) {
 			if (strlen(ref) < 4 || !rl_id_is_prefix(ref))
 				continue;
 			rl_id_prefix_range(ref, lo, hi);
 		}
-		sql = q == 0 ? sqlite3_mprintf(queries[q], t->label_field, t->name)
-			     : sqlite3_mprintf(queries[q], t->label_field, t->name, t->label_field);
+		sql = q == 0 ? sqlite3_mprintf(queries[q], t->label_field, t->name, dead)
+			     : sqlite3_mprintf(queries[q], t->label_field, t->name, t->label_field, dead);
 		if (!sql)
 			return rl_error_set(RL_ENOMEM, "out of memory");
 		error = rl_store_prepare(s, sql, &st);

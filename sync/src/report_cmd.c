@@ -61,7 +61,10 @@ static int add_filter(json_t *filters, const char *key, const char *value)
 static int resolve_rep(rl_store *s, const char *ref, char id[RL_ID_BUFSZ])
 {
 	sqlite3_stmt *st;
-	int rc, prep, error = rl_record_resolve(s, rl_model_table("users"), ref, id);
+	/* A removed user's records keep their owner, so --rep names one too,
+	 * when no active user matches. */
+	int rc, prep, error = rl_record_resolve_ex(s, rl_model_table("users"), ref,
+						   RL_RESOLVE_REMOVED, id);
 
 	if (error != RL_ENOTFOUND)
 		return error;

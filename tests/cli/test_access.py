@@ -989,6 +989,177 @@ def test_a_lost_certificate_is_replaced_by_enrolling_again():
         hub.cleanup()
 
 
+def hub_writes(hub):
+    """How much the hub has logged: its change log and its audit units."""
+    return hub.query("SELECT (SELECT count(*) FROM hub_log), (SELECT count(*) FROM "
+                     "hub_audit_units), (SELECT count(*) FROM hub_tokens WHERE cancelled_at "
+                     "IS NOT NULL), (SELECT count(*) FROM hub_devices WHERE revoked_at IS NULL)")[0]
+
+
+def test_token_list_and_cancel():
+    """`token list` shows the open enrolment tokens by the first 12 digits
+    of their id (never the whole id), `--all` every one with its state and
+    the device that used it; `token cancel PREFIX` stops an unused token at
+    once: enrolment with it is refused by name and records nothing. A used
+    token is not cancelled (its device is revoked instead); a prefix that
+    is not one, matches nothing or several is refused; a token cancelled or
+    expired before is said and nothing is written."""
+    hub = Hub()
+    budi = hub.device("budi")                           # user add's token, used
+    late = Store(init=False)
+    try:
+        dev = budi.js("status")["device_id"]
+        tok = hub.admin("user", "token", "budi").strip()
+        used_id, open_id = [r[0] for r in hub.query("SELECT id FROM hub_tokens ORDER BY rowid")]
+        listed = json.loads(hub.admin("token", "list", "--json"))
+        eq([(t["token"], t["login"], t["state"]) for t in listed], [(open_id[:12], "budi", "open")],
+           "the open token alone, by its id's first 12 digits")
+        eq(listed[0]["expires"], hub.query("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', expires_at, "
+                                           "'unixepoch') FROM hub_tokens WHERE id = ?",
+                                           open_id)[0][0], "when it expires, in UTC")
+        text = hub.admin("token", "list")
+        check(open_id[:12] in text and used_id[:12] not in text and open_id not in text,
+              "the table: the open token, never a whole id", text)
+        every = json.loads(hub.admin("token", "list", "--all", "--json"))
+        eq({t["token"]: (t["state"], t["device"]) for t in every},
+           {used_id[:12]: ("used", dev), open_id[:12]: ("open", None)},
+           "--all: the used one too, with its device")
+        check(dev in hub.admin("token", "list", "--all"), "the table shows the device")
+
+        # an expired token sharing the open one's first 4 digits
+        twin = open_id[:4] + ("0" if open_id[4] != "0" else "1") * 28
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"), timeout=10)
+        con.execute("INSERT INTO hub_tokens(id, user_id, salt, hash, rounds, created_at, "
+                    "expires_at) SELECT ?, user_id, salt, hash, rounds, created_at, 1 "
+                    "FROM hub_tokens WHERE id = ?", (twin, open_id))
+        con.commit()
+        con.close()
+        ids = [r[0] for r in hub.query("SELECT id FROM hub_tokens")]
+        unknown = next(p for p in ("%04x" % n for n in range(0x10000))
+                       if not any(i.startswith(p) for i in ids))
+        before = hub_writes(hub)
+        for ref, code, why in ((open_id[:4], 4, "matches several enrolment tokens"),
+                               (unknown, 3, "no enrolment token matches"),
+                               ("abc", 5, "4+ hex digits"), ("tok-1", 5, "4+ hex digits"),
+                               (used_id[:12], 5, f"used by device {dev}"),
+                               (twin[:12], 0, "expired already")):
+            r = hub.admin_run("token", "cancel", ref)
+            check(r.returncode == code and why in r.stderr + r.stdout,
+                  f"token cancel {ref}: exit {code}, '{why}'", r)
+        check("device revoke" in hub.admin_run("token", "cancel", used_id[:12]).stderr,
+              "a used token: the message says what to do instead")
+        eq(hub_writes(hub), before, "nothing written by any of them")
+
+        out = json.loads(hub.admin("token", "cancel", open_id[:12].upper(), "--json"))
+        eq(out, {"token": open_id[:12], "login": "budi", "cancelled": True, "state": "cancelled"},
+           "cancelled, named in capitals too")
+        after = hub_writes(hub)
+        eq((after[0] - before[0], after[1] - before[1], after[2]), (1, 1, 1),
+           "one event, one audit unit, one token cancelled")
+        r = late.run("enroll", tok)
+        check(r.code != 0 and "cancelled" in r.err, "enrolment with it is refused, by name", r)
+        check(not os.path.exists(os.path.join(late.home, "device.crt")), "no certificate")
+        eq(hub.query("SELECT count(*) FROM hub_devices"), [(1,)], "no device recorded")
+        eq(hub.admin("token", "list").strip(), "no open enrolment tokens", "none open now")
+        eq({t["token"]: t["state"] for t in json.loads(hub.admin("token", "list", "--all",
+                                                                 "--json"))},
+           {used_id[:12]: "used", open_id[:12]: "cancelled", twin[:12]: "expired"},
+           "--all: each token's state")
+        r = hub.admin_run("token", "cancel", open_id[:12])
+        check(r.returncode == 0 and "cancelled already" in r.stdout, "cancelled twice: said", r)
+        eq(hub_writes(hub), after, "and nothing more written")
+        still_serving(hub, budi, "a cancelled token")
+    finally:
+        late.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_user_remove():
+    """`user remove LOGIN`, for someone who left: every device of theirs is
+    revoked, every open token cancelled and the user becomes a tombstone
+    (users.deleted = 1, a change every device pulls), in one transaction
+    and one audit commit. Their records keep them as owner and their name
+    in reports; `user list` leaves them out (`--all` shows them removed),
+    `user token`/`user edit` say they were removed, a second remove writes
+    nothing, and `user add` of the login makes a new user."""
+    hub = Hub()
+    budi = hub.device("budi", "Budi Santoso")
+    ani = hub.device("ani", "Ani Wijaya")
+    budi2 = Store(init=False)
+    late = Store(init=False)
+    try:
+        budi2.ok("enroll", hub.admin("user", "token", "budi").strip())
+        spare = hub.admin("user", "token", "budi").strip()      # never used
+        spare_id = hub.query("SELECT id FROM hub_tokens ORDER BY rowid DESC LIMIT 1")[0][0]
+        budi.ok("account", "add", "Toko Budi", "--city", "Bogor")
+        budi.ok("visit", "log", "Toko Budi", "--notes", "Kunjungan pertama")
+        budi.ok("sync")
+        ani.ok("sync")
+        ani.ok("visit", "log", "Toko Budi", "--notes", "Kunjungan kedua")
+        for d in (budi, budi2, ani, budi):
+            d.ok("sync")
+        uid = hub.query("SELECT id FROM users WHERE login = 'budi'")[0][0]
+        devs = sorted(d.js("status")["device_id"] for d in (budi, budi2))
+
+        before = hub_writes(hub)
+        r = hub.admin_run("user", "remove", "nobody")
+        check(r.returncode == 3 and "no user with login 'nobody'" in r.stderr, "unknown login", r)
+        eq(hub_writes(hub), before, "nothing written")
+
+        out = json.loads(hub.admin("user", "remove", "budi", "--json"))
+        eq((out["login"], out["user"], out["removed"], sorted(out["devices"]), out["tokens"]),
+           ("budi", uid, True, devs, [spare_id[:12]]), "what the removal did")
+        after = hub_writes(hub)
+        eq((after[1] - before[1], after[2] - before[2], before[3] - after[3]), (1, 1, 2),
+           "one audit unit: one token cancelled, two devices revoked")
+        eq(hub.query("SELECT deleted FROM users WHERE id = ?", uid), [(1,)], "a tombstone")
+        eq(hub.query("SELECT kind, device FROM hub_log WHERE tbl = 'users' AND field = "
+                     "'deleted' ORDER BY seq DESC LIMIT 1"), [("admin", "hub")],
+           "a normal change of the hub's own")
+        for d in (budi, budi2):
+            r = d.run("sync")
+            check(r.code == 8 and "revoked" in r.err, "each device is refused", r)
+        r = late.run("enroll", spare)
+        check(r.code != 0 and "cancelled" in r.err, "the open token is refused", r)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE owner_id = ?", uid), [(1,)],
+           "the records keep their owner")
+        ani.ok("sync")
+        eq(ani.query("SELECT deleted FROM users WHERE id = ?", uid), [(1,)],
+           "the other devices receive the removal")
+        assert_converged(hub, [ani])
+        for rep in (json.loads(hub.admin("report", "activity", "--json")),
+                    ani.js("report", "activity")):
+            check("Budi Santoso" in json.dumps(rep["rows"]) and "Ani" in json.dumps(rep["rows"]),
+                  "reports still name the removed rep", rep)
+        for rep in (json.loads(hub.admin("report", "activity", "--rep", "budi", "--json")),
+                    ani.js("report", "activity", "--rep", "Budi Santoso")):
+            check("Budi Santoso" in json.dumps(rep["rows"]) and "Ani" not in json.dumps(rep["rows"]),
+                  "--rep names a removed rep too", rep)
+
+        check("budi" not in hub.admin("user", "list"), "user list leaves them out")
+        eq([(u["login"], u["state"]) for u in json.loads(hub.admin("user", "list", "--all",
+                                                                   "--json"))],
+           [("ani", "active"), ("budi", "removed")], "--all shows them removed")
+        for args in (("user", "token", "budi"), ("user", "edit", "budi", "--role", "manager")):
+            r = hub.admin_run(*args)
+            check(r.returncode == 3 and "was removed" in r.stderr, f"{args}: said", r)
+        before = hub_writes(hub)
+        r = hub.admin_run("user", "remove", "budi")
+        check(r.returncode == 0 and "removed already" in r.stdout, "removed twice: said", r)
+        eq(hub_writes(hub), before, "and nothing written")
+
+        hub.admin("user", "add", "budi", "--name", "Budi Baru", "--role", "rep")
+        eq(hub.query("SELECT name, deleted FROM users WHERE login = 'budi' ORDER BY deleted"),
+           [("Budi Baru", 0), ("Budi Santoso", 1)], "a new user of the same login")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE owner_id = ?", uid), [(1,)],
+           "the old records stay the removed user's")
+    finally:
+        for d in (budi, budi2, ani, late):
+            d.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
           test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
@@ -1000,4 +1171,5 @@ if __name__ == "__main__":
           test_a_revocation_while_a_push_waits_for_the_lock,
           test_device_names_in_characters_without_bidi_controls,
           test_a_made_up_token_is_refused_before_the_request_is_checked,
-          test_a_lost_certificate_is_replaced_by_enrolling_again])
+          test_a_lost_certificate_is_replaced_by_enrolling_again, test_token_list_and_cancel,
+          test_user_remove])

@@ -901,10 +901,59 @@ def test_device_and_token_actions_are_commits():
         hub.cleanup()
 
 
+def test_user_and_token_commands_are_commits():
+    """docs/audit.md: `user edit`, `token cancel` and `user remove` are each
+    one commit by relasi-hub. An edit and a removal change the user's record
+    (users is synced: its file in the tree, `history` shows old -> new); a
+    cancel, and the revocations and cancels of a removal, are events of the
+    hub's own tables, said in the body by the token's id prefix, never its
+    whole id. The history verifies deeply."""
+    hub = Hub()
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        dev = device_id(budi)
+        hub.admin("user", "edit", "budi", "--role", "manager", "--name", "Budi S.")
+        hub.admin("user", "token", "budi")
+        hub.admin("user", "token", "budi")
+        first, second = [r[0] for r in hub.query("SELECT id FROM hub_tokens WHERE used_at IS "
+                                                 "NULL ORDER BY rowid")]
+        hub.admin("token", "cancel", first[:8])
+        hub.admin("user", "remove", "budi")
+        hub.wait_history()
+        uid = hub.query("SELECT id FROM users WHERE login = 'budi'")[0][0]
+        log = git(repo(hub), "log", "-5", "--reverse", "--format=%an|%s%n%b%x00").stdout
+        edit, _, _, cancel, remove = [c.strip() for c in log.split("\0") if c.strip()]
+        check(edit.startswith("relasi-hub|hub: user budi edited: role rep -> manager, name "
+                              "(2 changes to 1 record)"), "the edit, by the hub", edit)
+        check(f"users {uid[:12]} (Budi S.): role name" in edit and "Relasi-Kind: admin" in edit,
+              "its record and fields", edit)
+        check(cancel.startswith(f"relasi-hub|hub: enrolment token {first[:12]} for budi "
+                                "cancelled"), "the cancel", cancel)
+        check(f"hub_tokens {first[:12]}: cancelled_at=20" in cancel, "its body", cancel)
+        check(remove.startswith("relasi-hub|hub: user budi removed: 1 device revoked, 1 token "
+                                "cancelled"), "the removal, one commit", remove)
+        for line in (f"hub_devices {dev}: revoked_at=20", f"hub_tokens {second[:12]}: "
+                     "cancelled_at=20", f"users {uid[:12]} (Budi S.): deleted"):
+            check(line in remove, f"the removal's body: {line}", remove)
+        for t in (first, second):
+            check(t not in log, "never a token's whole id", log)
+        user = git(repo(hub), "show", f"HEAD:{record_path('users', uid)}").stdout
+        check("deleted: 1" in user and "role: manager" in user and "name: Budi S." in user,
+              "the user's file: the tombstone and the edit", user)
+        changes = history(hub, uid[:12])["changes"]
+        eq([(c["who"], c["field"], c["old"], c["new"]) for c in changes[:3]],
+           [("hub", "deleted", "0", "1"), ("hub", "name", "Budi Santoso", "Budi S."),
+            ("hub", "role", "rep", "manager")], "history: who, old and new")
+        verify(hub, deep=True)
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
           test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
           test_long_unicode_names, test_deep_verify_checks_who,
           test_history_table_escapes_control_characters,
-          test_device_and_token_actions_are_commits])
+          test_device_and_token_actions_are_commits, test_user_and_token_commands_are_commits])

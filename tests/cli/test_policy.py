@@ -13,7 +13,7 @@ import ssl
 import struct
 import time
 
-from hub_test import Hub
+from hub_test import Hub, assert_converged
 from relasi_test import Failure, Store, check, eq, main
 
 TABLES = ["users", "stages", "accounts", "contacts", "deals", "activities", "tasks",
@@ -108,7 +108,9 @@ class Session:
 
 def set_role(hub, admin, login, role):
     """An admin's change of a user's role, pushed as an admin device would
-    (no command makes one yet): the session is closed before returning."""
+    (`relasi-hub user edit` makes one on the hub:
+    test_user_edit_changes_what_the_device_may_do): the session is closed
+    before returning."""
     uid = hub.query("SELECT id FROM users WHERE login = ?", login)[0][0]
     sess = Session(hub, admin)
     try:
@@ -367,6 +369,69 @@ def test_the_device_refuses_what_its_role_may_not():
         hub.cleanup()
 
 
+def test_user_edit_changes_what_the_device_may_do():
+    """`relasi-hub user edit` changes a user's role (name, team) as a change
+    every device pulls: a rep raised to manager may do what a manager may
+    once their device has synced, and is refused again once lowered. Bad
+    input (an unknown login, a role not on the list, an empty name, no
+    option) is refused by name and writes nothing; values the user has
+    already are said and write nothing."""
+    hub = Hub()
+    budi = hub.device("budi", "Budi Santoso")
+    maya = hub.device("maya", "Maya Kusuma", role="manager")
+    stages = "only a manager or admin changes pipeline stages"
+    try:
+        maya.ok("stage", "add", "Survei", "--probability", "15")
+        maya.ok("sync")
+        budi.ok("sync")
+        budi.fails(9, "stage", "edit", "Survei", "--probability", "20", contains=stages)
+
+        def log_size():
+            return hub.query("SELECT count(*), (SELECT count(*) FROM hub_audit_units) "
+                             "FROM hub_log")[0]
+        before = log_size()
+        for args, code, why in ((("nobody", "--role", "manager"), 3, "no user with login 'nobody'"),
+                                (("budi", "--role", "boss"), 5, "--role 'boss'"),
+                                (("budi", "--name", ""), 5, "name is missing"),
+                                (("budi", "--name", "Budi\x1b[2J"), 5, "control characters"),
+                                (("budi",), 2, "--role, --name or --team")):
+            r = hub.admin_run("user", "edit", *args)
+            check(r.returncode == code and why in r.stderr, f"user edit {args} refused", r)
+        r = hub.admin_run("user", "edit", "budi", "--role", "rep", "--name", "Budi Santoso")
+        check(r.returncode == 0 and "unchanged" in r.stdout, "nothing to change is said", r)
+        eq(log_size(), before, "and nothing was written, for any of them")
+
+        out = json.loads(hub.admin("user", "edit", "budi", "--role", "manager", "--team",
+                                   "Jabar", "--json"))
+        eq(out, {"login": "budi", "changed": [
+            {"field": "role", "old": "rep", "new": "manager"},
+            {"field": "team", "old": None, "new": "Jabar"}]}, "what changed, old and new")
+        eq(hub.query("SELECT role, team FROM users WHERE login = 'budi'"), [("manager", "Jabar")],
+           "at the hub")
+        eq(hub.query("SELECT kind, device FROM hub_log WHERE tbl = 'users' AND field = 'role' "
+                     "ORDER BY seq DESC LIMIT 1"), [("admin", "hub")], "a change of the hub's own")
+        budi.fails(9, "stage", "edit", "Survei", "--probability", "20", contains=stages)
+        budi.ok("sync")                         # WELCOME: the new role
+        budi.ok("stage", "edit", "Survei", "--probability", "20")
+        eq(budi.js("sync")["refused"], 0, "the new manager's stage edit is applied")
+        eq(hub.query("SELECT probability FROM stages WHERE name = 'Survei'"), [(20,)], "at the hub")
+        maya.ok("sync")
+        eq(maya.query("SELECT role, team FROM users WHERE login = 'budi'"),
+           [("manager", "Jabar")], "every device receives the change")
+
+        hub.admin("user", "edit", "budi", "--role", "rep", "--team", "")   # lowered again
+        eq(hub.query("SELECT role, team FROM users WHERE login = 'budi'"), [("rep", None)],
+           "an empty team clears it")
+        budi.ok("sync")
+        budi.fails(9, "stage", "edit", "Survei", "--probability", "25", contains=stages)
+        maya.ok("sync")
+        assert_converged(hub, [budi, maya])
+    finally:
+        budi.cleanup()
+        maya.cleanup()
+        hub.cleanup()
+
+
 def test_a_refused_edit_revives_nothing():
     """An edit of a deleted record keeps it alive, as a conflict (edit
     against delete). The revival was made before the edit itself was
@@ -574,4 +639,5 @@ def test_a_refused_new_record_stays_whole_on_the_device():
 if __name__ == "__main__":
     main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
           test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not,
+          test_user_edit_changes_what_the_device_may_do,
           test_a_new_record_is_refused_whole, test_a_refused_new_record_stays_whole_on_the_device])

@@ -69,6 +69,10 @@ int rl_record_resolve(rl_store *s, const struct rl_table *t, const char *ref,
  * ("Jaya" there is a customer called Jaya, not "Toko Jaya Abadi").
  */
 #define RL_RESOLVE_WHOLE 1u
+/* RL_RESOLVE_REMOVED: when no live record matches at all, a deleted one
+ * (the same rules among tombstones) — a report's --rep naming a user who
+ * was removed (`relasi-hub user remove`) but whose deals and visits stay. */
+#define RL_RESOLVE_REMOVED 2u
 int rl_record_resolve_ex(rl_store *s, const struct rl_table *t, const char *ref,
 			 unsigned flags, char out_id[RL_ID_BUFSZ]);
 
