@@ -51,7 +51,8 @@ static int add_filter(json_t *filters, const char *key, const char *value)
 }
 
 /*
- * --rep: a user by id prefix or name (rl_record_resolve); else, on a store
+ * --rep: a user by id prefix or name, removed users too when no active one
+ * matches (rl_record_resolve_ex, RL_RESOLVE_REMOVED); else, on a store
  * not yet enrolled, whose own user has no users row, that user by the name
  * given to `relasi init` (rl_meta rep_name, any case) or a prefix of its id
  * (at least 4 digits): the rep every report already names so (REP_NAME in
