@@ -233,6 +233,11 @@ def test_edit_against_delete_duplicates_and_roles():
         # who owns a record is the hub's to judge: a second edit of ani's deal
         budi.ok("deal", "edit", "Freezer", "--notes", "stok habis")
         eq(budi.js("sync")["refused"], 1, "the hub refuses it too")
+        # a field the hub never wrote (the deal had no notes): no version to
+        # pull again, and budi kept the refused note for good
+        eq(budi.query("SELECT notes FROM deals"), [(None,)],
+           "the refused note is gone from budi's deal too: the hub's (none) again")
+        assert_converged(hub, [ani, budi])
         # the rep drops refused changes once read; pending work cannot be
         budi.ok("account", "edit", "Apotek Sehat", "--industry", "Grosir")
         pending = budi.js("outbox", "--state", "pending")[0]["seq"]
