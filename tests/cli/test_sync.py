@@ -198,6 +198,10 @@ def test_edit_against_delete_duplicates_and_roles():
            [("ani", "yours (for now)")], "budi sees the conflict on his edit, kept for now")
         eq([(c["by"], c["now"]) for c in ani.js("conflicts") if c["id"] == 2],
            [("budi", "theirs (for now)")], "ani sees her delete lost for now, to budi")
+        eq([(c["yours"], c["theirs"], c["yours_value"]) for c in ani.js("conflicts")
+            if c["id"] == 2], [("deleted", "not deleted", 1)],
+           "the tombstone told as deleted or not (it read 1 and 0)")
+        check("not deleted" in hub.admin("conflicts"), "on the hub too")
         # duplicates: the same customer created on two devices offline
         ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
         budi.ok("account", "add", "TOKO JAYA  ABADI", "--city", "bekasi")
@@ -373,6 +377,22 @@ def test_a_reps_conflict_list_reads_like_the_records():
            ("Toko Empat", "Toko Lain Juga"), "a customer by its name")
         out = ani.ok("conflicts").out
         check("Toko Lain Juga" in out and "IDR" in out, "in the table too", out)
+        # the admin reads them the same way (the hub listed 200000000 for
+        # 2000000 IDR, and raw ids): --value takes major units, so a value
+        # copied from the list was a hundred times the amount
+        out = hub.admin("conflicts")
+        check("2000000.00 IDR" in out and "2500000.00 IDR" in out and "200000000" not in out,
+              "the admin's list: money in major units with its currency", out)
+        check("Toko Empat" in out and "Toko Lain Juga" in out, "customers by name", out)
+        ids = {c["field"]: c["id"] for c in json.loads(hub.admin("--json", "conflicts"))}
+        show = hub.admin("conflicts", "show", ids["amount"])
+        check("2000000.00 IDR" in show and "1500000.00 IDR" in show and "150000000" not in show,
+              "conflicts show: base and both values as amounts", show)
+        check("Toko Empat" in hub.admin("conflicts", "show", ids["account_id"]),
+              "and a customer by name", show)
+        js = json.loads(hub.admin("--json", "conflicts", "show", ids["amount"]))
+        eq((js["hub_value"], js["hub_shown"], js["in_value"]),
+           (200000000, "2000000.00 IDR", 250000000), "--json keeps the stored values")
     finally:
         ani.cleanup()
         mgr.cleanup()
