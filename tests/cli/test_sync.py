@@ -220,6 +220,13 @@ def test_edit_against_delete_duplicates_and_roles():
         eq(st["refused"], 1, "the refused change stays on the device, visible")
         out = budi.ok("outbox", "--state", "refused").out
         check("own deals" in out, "with the hub's reason", out)
+        # named as the rep knows it: the deal by its title, the amount as
+        # typed (a short id, 500 minor units and a reason cut at 40
+        # characters before; status gave a count)
+        check("Freezer" in out and "5.00 IDR" in out, "the outbox names the deal and amount", out)
+        out = budi.ok("status").out
+        check('deal "Freezer", amount 5.00 IDR: you may change only your own deals, activities '
+              'and tasks' in out, "status names the refused change and the whole reason", out)
         eq(hub.query("SELECT amount FROM deals"), [(100000000,)], "the hub's deal unchanged")
         budi.ok("sync")
         eq(budi.query("SELECT amount FROM deals"), [(100000000,)],
