@@ -113,6 +113,9 @@ def test_convergence_and_merge():
         eq([(r["field"], r["state"], r["now"]) for r in budi.js("conflicts")],
            [("industry", "resolved", "a new value"), ("city", "resolved", "theirs")],
            "and so does the other")
+        out = budi.ok("conflicts").out
+        check("a new value: Elektronik & Grosir" in out,
+              "the rep reads which new value the admin chose", out)
         eq(hub.query("SELECT state, resolution FROM hub_conflicts ORDER BY id"),
            [("resolved", "keep"), ("resolved", "value")], "conflicts closed")
         eq(ani.js("account", "show", "Makmur")["industry"], "Elektronik & Grosir",
