@@ -201,24 +201,53 @@ static int print_refused(struct cli_ctx *ctx)
 	return RL_OK;
 }
 
+/* The open conflicts among this device's edits, as of its last sync, and
+ * how many of them stand on the other side's value for now. */
+static int count_conflicts(struct cli_ctx *ctx, long long *open, long long *lost)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(ctx->store, "SELECT count(*), coalesce(sum(kept_mine = 0), 0) "
+				      "FROM rl_conflicts WHERE state = 'open'", &st)) < 0)
+		return error;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "counting conflicts");
+	}
+	*open = sqlite3_column_int64(st, 0);
+	*lost = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+/*
+ * relasi status: what is waiting (pending, in flight), what the hub would
+ * not take (refused, named), and the open conflicts among the rep's edits.
+ * The last were only in `relasi conflicts`: a rep whose value another rep's
+ * later edit replaced for now was told nowhere else (their own sync said
+ * "conflicts 0": the conflict was the other push's).
+ */
 static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 {
-	long long pending, sent, refused;
+	long long pending, sent, refused, conflicts = 0, lost = 0;
 	char *name = NULL, *last_sync = NULL;
 	int error;
 
 	if ((error = count_outbox(ctx, "pending", &pending)) < 0 ||
 	    (error = count_outbox(ctx, "sent", &sent)) < 0 ||
 	    (error = count_outbox(ctx, "refused", &refused)) < 0 ||
+	    (error = count_conflicts(ctx, &conflicts, &lost)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "rep_name", &name)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "last_sync", &last_sync)) < 0)
 		goto cleanup;
 	if (ctx->json) {
-		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:s?}",
+		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I, s:s?}",
 			"store", ctx->store_path, "device_id", rl_store_device_id(ctx->store),
 			"name", name, "schema", rl_store_schema_version(ctx->store),
 			"pending", (json_int_t)pending, "sent", (json_int_t)sent,
-			"refused", (json_int_t)refused, "last_sync", last_sync));
+			"refused", (json_int_t)refused, "conflicts", (json_int_t)conflicts,
+			"last_sync", last_sync));
 		goto cleanup;
 	}
 	printf("store:     %s (schema %d)\n", ctx->store_path, rl_store_schema_version(ctx->store));
@@ -232,6 +261,9 @@ static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 		if ((error = print_refused(ctx)) < 0)
 			goto cleanup;
 	}
+	if (conflicts)
+		printf("conflicts: %lld of your edits wait for the admin's decision (%lld with the "
+		       "other value for now; see 'relasi conflicts')\n", conflicts, lost);
 	printf("last sync: %s\n", last_sync ? last_sync : "never");
 cleanup:
 	free(name);
@@ -428,7 +460,7 @@ static const struct cli_opt discard_opts[] = {
 const struct cli_cmd cli_cmds_core[] = {
 	{ "init", cmd_init, "--name NAME", "create this device's store and identity",
 	  init_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
-	{ "status", cmd_status, "", "pending and refused changes, last sync",
+	{ "status", cmd_status, "", "pending and refused changes, open conflicts, last sync",
 	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "outbox", cmd_outbox, "", "list the field changes waiting to be synced",
 	  outbox_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },

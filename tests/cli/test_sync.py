@@ -90,6 +90,13 @@ def test_convergence_and_merge():
                 for r in rows], [("city", mine, theirs, other, now, "Toko Makmur")],
                "each rep sees the conflict of their edit, from their side")
         eq(mgr.js("conflicts"), [], "the manager made no edit there: nothing listed")
+        # status tells it too: ani's own sync said "conflicts 0" (the
+        # conflicts were budi's pushes), and her city was replaced for now
+        eq((ani.js("status")["conflicts"], mgr.js("status")["conflicts"]), (2, 0),
+           "status counts the open conflicts on the rep's edits")
+        out = ani.ok("status").out
+        check("conflicts: 2 of your edits wait for the admin's decision (1 with the other value "
+              "for now; see 'relasi conflicts')" in out, "and says where to look", out)
         out = hub.admin("conflicts")
         check("Bandung Kota" in out and "Kab. Bandung" in out, "admin lists it", out)
         show = hub.admin("conflicts", "show", "1")
@@ -116,6 +123,8 @@ def test_convergence_and_merge():
         out = budi.ok("conflicts").out
         check("a new value: Elektronik & Grosir" in out,
               "the rep reads which new value the admin chose", out)
+        eq(ani.js("status")["conflicts"], 0, "decided: none open")
+        check("conflicts:" not in ani.ok("status").out, "and no line for them", ani.ok("status").out)
         eq(hub.query("SELECT state, resolution FROM hub_conflicts ORDER BY id"),
            [("resolved", "keep"), ("resolved", "value")], "conflicts closed")
         eq(ani.js("account", "show", "Makmur")["industry"], "Elektronik & Grosir",
