@@ -2166,7 +2166,9 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field, hub_value, in_value, state, "
-				      "left_version FROM hub_conflicts WHERE id = ?1", &st)) < 0)
+				      "left_version, coalesce(resolution, '?'), "
+				      "coalesce(resolved_at, '?') FROM hub_conflicts WHERE id = ?1",
+				      &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -2178,9 +2180,15 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	snprintf(tbl, sizeof(tbl), "%s", (const char *)sqlite3_column_text(st, 0));
 	snprintf(row, sizeof(row), "%s", (const char *)sqlite3_column_text(st, 1));
 	snprintf(field, sizeof(field), "%s", (const char *)sqlite3_column_text(st, 2));
+	/* Said with how and when, so that an admin who meets a decision made
+	 * meanwhile (by another admin, a duplicate merge, or at once for a
+	 * stage move) knows what stands. */
 	if (strcmp((const char *)sqlite3_column_text(st, 5), "open") != 0) {
+		error = rl_error_set(RL_EINVALID, "conflict %lld is already resolved (%s, %s; "
+				     "`conflicts show %lld`)", id,
+				     (const char *)sqlite3_column_text(st, 7),
+				     (const char *)sqlite3_column_text(st, 8), id);
 		sqlite3_reset(st);
-		error = rl_error_set(RL_EINVALID, "conflict %lld is already resolved", id);
 		goto fail;
 	}
 	if (sqlite3_column_type(st, 6) == SQLITE_INTEGER)

@@ -475,6 +475,45 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	return RL_OK;
 }
 
+/* What a resolution wrote, as stored (--json "value": a --value is
+ * normalised, a merged customer becomes its survivor) and as people read
+ * it: the output said only the mode, a script had to read the conflict
+ * again to learn the value every device receives. */
+static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, long long seq)
+{
+	sqlite3_stmt *st;
+	json_t *value;
+	int error;
+
+	if ((error = rl_store_prepare(ctx->store, "SELECT resolved_value, rl_shown(tbl, row_id, "
+				      "field, resolved_value) FROM hub_conflicts WHERE id = ?1",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "reading the resolved conflict");
+	}
+	if (ctx->json) {
+		value = sqlite3_column_type(st, 0) == SQLITE_INTEGER
+			? json_integer(sqlite3_column_int64(st, 0))
+			: sqlite3_column_type(st, 0) == SQLITE_FLOAT
+			? json_real(sqlite3_column_double(st, 0))
+			: sqlite3_column_type(st, 0) == SQLITE_NULL ? json_null()
+			: json_string(cli_col(st, 0));
+		error = cli_print_json(json_pack("{s:I, s:s, s:I, s:o, s:s?}", "conflict",
+						 (json_int_t)id, "resolution", mode,
+						 "seq", (json_int_t)seq, "value", value,
+						 "shown", (const char *)sqlite3_column_text(st, 1)));
+	} else {
+		printf("conflict %lld resolved (%s: %s); every device receives it as change %lld\n",
+		       id, mode, sqlite3_column_type(st, 1) == SQLITE_NULL ? "empty" : cli_col(st, 1),
+		       seq);
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
 static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *mode = NULL, *value = cli_get(a, "value");
@@ -491,11 +530,7 @@ static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 					  &seq)) < 0)
 		return error;
 	audit_after_write(ctx, a);
-	if (ctx->json)
-		return cli_print_json(json_pack("{s:I, s:s, s:I}", "conflict", (json_int_t)id,
-						"resolution", mode, "seq", (json_int_t)seq));
-	printf("conflict %lld resolved (%s); every device receives it as change %lld\n", id, mode, seq);
-	return RL_OK;
+	return print_resolved(ctx, id, mode, seq);
 }
 
 static int cmd_duplicates(struct cli_ctx *ctx, struct cli_args *a)

@@ -313,8 +313,18 @@ def test_a_resolution_never_overwrites_a_later_change():
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir & Apotek",)], "nothing overwritten")
         eq(hub.query("SELECT count(*) FROM hub_log"), n_log, "nothing logged")
         eq(hub.query("SELECT state FROM hub_conflicts"), [("open",)], "the conflict stays open")
-        hub.admin("conflicts", "resolve", "1", "--value", "Grosir", "--force")
+        r = json.loads(hub.admin("--json", "conflicts", "resolve", "1", "--value", " Grosir ",
+                                 "--force"))
+        eq((r["resolution"], r["value"]), ("value", "Grosir"),
+           "--json says the value written (as stored: trimmed), not only the mode")
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir",)], "--force: the admin's decision")
+        # resolving twice: refused, nothing logged, and told what stands
+        n_log = hub.query("SELECT count(*) FROM hub_log")
+        r = hub.admin_run("conflicts", "resolve", "1", "--take")
+        eq(r.returncode, 5, f"a second decision refused: {r.stdout} {r.stderr}")
+        check("already resolved (value, " in r.stderr and "conflicts show 1" in r.stderr,
+              "the refusal says how it was decided and where to read it", r.stderr)
+        eq(hub.query("SELECT count(*) FROM hub_log"), n_log, "nothing logged")
         sync_all([ani, budi])
         assert_converged(hub, [ani, budi])
         # a value that is one side's is told as that side's, not "a new value"
