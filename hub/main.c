@@ -347,6 +347,7 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept",
 					   "state" };
 	static const struct cli_view view = { hdr, 7, NULL, NULL, NULL, "no open conflicts" };
+	static const struct cli_view all = { hdr, 7, NULL, NULL, NULL, "no conflicts" };
 	sqlite3_stmt *st;
 	int error;
 
@@ -375,14 +376,19 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if (cli_get(a, "all"))
 		sqlite3_bind_int(st, 1, 1);
-	return cli_emit(ctx, st, &view, NULL, NULL);
+	return cli_emit(ctx, st, cli_get(a, "all") ? &all : &view, NULL, NULL);
 }
 
+/* A conflict number as typed: digits, 1 or more, within range (strtoll's
+ * LLONG_MAX for a longer number named another conflict than the one
+ * typed: "no conflict 9223372036854775807"). */
 static int parse_id(const char *s, long long *id)
 {
 	char *end;
+
+	errno = 0;
 	*id = strtoll(s, &end, 10);
-	if (*end || *id <= 0)
+	if (end == s || *end || *id <= 0 || errno == ERANGE)
 		return rl_error_set(RL_EINVALID, "'%s' is not a conflict number", s);
 	return RL_OK;
 }

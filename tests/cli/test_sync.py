@@ -287,6 +287,11 @@ def test_a_resolution_never_overwrites_a_later_change():
     try:
         ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
         sync_all([ani, budi])
+        eq(hub.admin("conflicts", "--all").strip(), "no conflicts",
+           "--all with none at all says so (it said \"no open conflicts\")")
+        r = hub.admin_run("conflicts", "show", "99999999999999999999")
+        check(r.returncode == 5 and "'99999999999999999999' is not a conflict number" in r.stderr,
+              "a number out of range is refused as typed (it read as another number)", r.stderr)
         ani.ok("account", "edit", "Makmur", "--industry", "Grosir", now="2026-11-23T03:00:00Z")
         budi.ok("account", "edit", "Makmur", "--industry", "Apotek", now="2026-11-23T03:05:00Z")
         ani.ok("sync")
