@@ -141,24 +141,113 @@ static int count_outbox(struct cli_ctx *ctx, const char *state, long long *n)
 	return RL_OK;
 }
 
+/* `relasi status` names at most this many refused records, one line each;
+ * the rest are counted (`relasi outbox --state refused` lists them all). */
+#define STATUS_REFUSED_NAMED 10
+
+/* A refused change's value is shown in its status line only when it fits
+ * on it: one line, at most this many bytes (a note is named by its field). */
+#define STATUS_VALUE_MAX 40
+
+/*
+ * The refused changes, as the rep knows them: one line per record and
+ * reason, the record by its noun and name, the field (and its value, read
+ * as in relasi, when it is one short line) and the hub's reason whole. A
+ * count alone said neither what was refused nor why, and the outbox's
+ * table cuts long reasons ("you may change only your own deals, act…");
+ * a new record refused whole is one line, not one per field.
+ */
+static int print_refused(struct cli_ctx *ctx)
+{
+	sqlite3_stmt *st;
+	long long groups = 0;
+	int error, rc;
+
+	if ((error = rl_store_prepare(ctx->store,
+	     "SELECT tbl, row_id, rl_label(tbl, row_id), count(*), group_concat(field, ', '), "
+	     "  CASE WHEN count(*) = 1 THEN rl_shown(tbl, row_id, max(field), max(value)) END, "
+	     "  coalesce(reason, 'refused by the hub') "
+	     "FROM rl_outbox WHERE batch IS NOT NULL AND state = 'refused' "
+	     "GROUP BY tbl, row_id, reason ORDER BY min(seq)", &st)) < 0)
+		return error;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct rl_table *t = rl_model_table(cli_col(st, 0));
+		const char *label = (const char *)sqlite3_column_text(st, 2), *v = cli_col(st, 5);
+		char sid[RL_ID_BUFSZ];
+
+		if (++groups > STATUS_REFUSED_NAMED)
+			continue;
+		if (label)
+			printf("  %s \"%s\"", t ? t->noun : cli_col(st, 0), label);
+		else
+			printf("  %s %s", t ? t->noun : cli_col(st, 0),
+			       cli_short_id(ctx, cli_col(st, 0), cli_col(st, 1), sid));
+		if (sqlite3_column_int64(st, 3) > 1)
+			printf(", %lld fields (%s)", (long long)sqlite3_column_int64(st, 3),
+			       cli_col(st, 4));
+		else if (*v && strlen(v) <= STATUS_VALUE_MAX && !strpbrk(v, "\r\n"))
+			printf(", %s %s", cli_col(st, 4), v);
+		else
+			printf(", %s", cli_col(st, 4));
+		printf(": %s\n", cli_col(st, 6));
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(ctx->store, "reading refused changes");
+	if (groups > STATUS_REFUSED_NAMED)
+		printf("  ... and %lld more\n", groups - STATUS_REFUSED_NAMED);
+	printf("  (every change: 'relasi outbox --state refused'; once read: "
+	       "'relasi outbox discard --refused')\n");
+	return RL_OK;
+}
+
+/* The open conflicts among this device's edits, as of its last sync, and
+ * how many of them stand on the other side's value for now. */
+static int count_conflicts(struct cli_ctx *ctx, long long *open, long long *lost)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(ctx->store, "SELECT count(*), coalesce(sum(kept_mine = 0), 0) "
+				      "FROM rl_conflicts WHERE state = 'open'", &st)) < 0)
+		return error;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "counting conflicts");
+	}
+	*open = sqlite3_column_int64(st, 0);
+	*lost = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+/*
+ * relasi status: what is waiting (pending, in flight), what the hub would
+ * not take (refused, named), and the open conflicts among the rep's edits.
+ * The last were only in `relasi conflicts`: a rep whose value another rep's
+ * later edit replaced for now was told nowhere else (their own sync said
+ * "conflicts 0": the conflict was the other push's).
+ */
 static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 {
-	long long pending, sent, refused;
+	long long pending, sent, refused, conflicts = 0, lost = 0;
 	char *name = NULL, *last_sync = NULL;
 	int error;
 
 	if ((error = count_outbox(ctx, "pending", &pending)) < 0 ||
 	    (error = count_outbox(ctx, "sent", &sent)) < 0 ||
 	    (error = count_outbox(ctx, "refused", &refused)) < 0 ||
+	    (error = count_conflicts(ctx, &conflicts, &lost)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "rep_name", &name)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "last_sync", &last_sync)) < 0)
 		goto cleanup;
 	if (ctx->json) {
-		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:s?}",
+		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I, s:s?}",
 			"store", ctx->store_path, "device_id", rl_store_device_id(ctx->store),
 			"name", name, "schema", rl_store_schema_version(ctx->store),
 			"pending", (json_int_t)pending, "sent", (json_int_t)sent,
-			"refused", (json_int_t)refused, "last_sync", last_sync));
+			"refused", (json_int_t)refused, "conflicts", (json_int_t)conflicts,
+			"last_sync", last_sync));
 		goto cleanup;
 	}
 	printf("store:     %s (schema %d)\n", ctx->store_path, rl_store_schema_version(ctx->store));
@@ -166,8 +255,15 @@ static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 	printf("pending:   %lld field change%s\n", pending, pending == 1 ? "" : "s");
 	if (sent)
 		printf("in flight: %lld\n", sent);
-	if (refused)
-		printf("refused:   %lld (see 'relasi outbox --state refused')\n", refused);
+	if (refused) {
+		printf("refused:   %lld field change%s the hub will not take as %s:\n", refused,
+		       refused == 1 ? "" : "s", refused == 1 ? "it is" : "they are");
+		if ((error = print_refused(ctx)) < 0)
+			goto cleanup;
+	}
+	if (conflicts)
+		printf("conflicts: %lld of your edits wait for the admin's decision (%lld with the "
+		       "other value for now; see 'relasi conflicts')\n", conflicts, lost);
 	printf("last sync: %s\n", last_sync ? last_sync : "never");
 cleanup:
 	free(name);
@@ -175,20 +271,28 @@ cleanup:
 	return error;
 }
 
+/* The outbox as the rep reads it: the record by its name (its short id
+ * when it has none) and the value as in relasi (money with its currency, a
+ * reference by name; columns 10 and 11). --json keeps the stored ones. */
 static const char *outbox_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf,
 			       size_t len)
 {
+	if (col == 2 && sqlite3_column_type(st, 10) != SQLITE_NULL)
+		return cli_col(st, 10);
 	if (col == 2) {
 		char sid[RL_ID_BUFSZ];
 		snprintf(buf, len, "%s", cli_short_id(ctx, cli_col(st, 1), cli_col(st, 2), sid));
 		return buf;
 	}
+	if (col == 4)
+		return cli_col(st, 11);
 	return NULL;
 }
 
 static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const hdr[] = { "seq", "table", "row", "field", "value", "state", "reason" };
+	static const char *const hdr[] = { "seq", "table", "record", "field", "value", "state",
+					   "reason" };
 	static const struct cli_view view = { hdr, 7, NULL, outbox_cell, NULL, "the outbox is empty" };
 	const char *state = cli_get(a, "state");
 	sqlite3_stmt *st;
@@ -197,7 +301,8 @@ static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 	if (state && strcmp(state, "pending") && strcmp(state, "sent") && strcmp(state, "refused"))
 		return cli_usage_error(a->cmd, "--state must be pending, sent or refused");
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT seq, tbl, row_id, field, value, state, reason, base, device, hlc "
+	     "SELECT seq, tbl, row_id, field, value, state, reason, base, device, hlc, "
+	     "rl_label(tbl, row_id) AS record, rl_shown(tbl, row_id, field, value) AS shown "
 	     "FROM rl_outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY seq", &st)) < 0)
 		return error;
 	if (state)
@@ -355,7 +460,7 @@ static const struct cli_opt discard_opts[] = {
 const struct cli_cmd cli_cmds_core[] = {
 	{ "init", cmd_init, "--name NAME", "create this device's store and identity",
 	  init_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
-	{ "status", cmd_status, "", "pending and refused changes, last sync",
+	{ "status", cmd_status, "", "pending and refused changes, open conflicts, last sync",
 	  NULL, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "outbox", cmd_outbox, "", "list the field changes waiting to be synced",
 	  outbox_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },

@@ -385,11 +385,23 @@ cleanup:
 	return error;
 }
 
+/* "now" in the table names a value the admin chose that is neither side's
+ * ("a new value: Elektronik & Grosir"; "a new value" alone left the rep to
+ * look for it in the record): column 16, made by the query below. */
+static const char *conflict_cell(struct cli_ctx *ctx, sqlite3_stmt *st, int col, char *buf,
+				 size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return col == 6 && sqlite3_column_type(st, 16) != SQLITE_NULL ? cli_col(st, 16) : NULL;
+}
+
 static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const hdr[] = { "id", "record", "field", "yours", "theirs", "by",
 					   "now", "state" };
-	static const struct cli_view view = { hdr, 8, NULL, NULL, NULL,
+	static const struct cli_view view = { hdr, 8, NULL, conflict_cell, NULL,
 		"none of your edits is in conflict" };
 	sqlite3_stmt *st;
 	int error;
@@ -410,7 +422,11 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	     "       WHEN resolution = 'value' THEN 'a new value' "
 	     "       WHEN kept_mine THEN 'yours' ELSE 'theirs' END || "
 	     "  CASE WHEN state = 'open' THEN ' (for now)' ELSE '' END AS now, "
-	     "  state, kind, tbl, row_id, decided, at, mine AS yours_value, theirs AS theirs_value "
+	     "  state, kind, tbl, row_id, decided, at, mine AS yours_value, theirs AS theirs_value, "
+	     "  rl_shown(tbl, row_id, field, decided) AS decided_shown, "
+	     "  CASE WHEN resolution = 'value' AND decided IS NOT mine AND decided IS NOT theirs "
+	     "       THEN 'a new value: ' || coalesce(rl_shown(tbl, row_id, field, decided), "
+	     "                                        '(empty)') END AS now_shown "
 	     "FROM rl_conflicts ORDER BY hub_id DESC", &st)) < 0)
 		return error;
 	return cli_emit(ctx, st, &view, NULL, NULL);

@@ -1412,6 +1412,56 @@ static int relog_losers(rl_store *s, struct change *cs, size_t n)
 }
 
 /*
+ * A refused change makes its device pull the field again from the version
+ * the edit was made on (sync/src/devsync.c, record_pushed), so the record
+ * shows the hub's value. A change with no base (0: the device never got a
+ * version of the field) has nothing to pull again: the hub never logged
+ * the field (a note added to another rep's deal, a contact set where there
+ * was none), or logged it only while the device's edit was pending (at or
+ * below `cursor`). The device kept the refused value for good, and differed
+ * from every other device. So the hub logs its own value of such a field
+ * again (kind 'merge', after the cursor): the device pulls it in the same
+ * session and takes it, the change being refused, no longer pending. Once
+ * per field: the entry moves the field past the cursor. Not for a record
+ * the hub does not have (a new record refused whole stays as the rep made
+ * it, docs/sync.md); a redirected change's record is the device's loser.
+ */
+static int relog_refused(rl_store *s, const struct change *cs, size_t n, long long cursor)
+{
+	size_t i;
+	int error = RL_OK;
+
+	for (i = 0; i < n && error == 0; i++) {
+		struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+		const char *row = cs[i].redirected ? cs[i].loser : cs[i].row;
+		sqlite3_stmt *st;
+		long long version, seq;
+		int found = 0, col = -1;
+
+		if (!cs[i].status || strcmp(cs[i].status, "refused") != 0 || cs[i].base != 0 ||
+		    !cs[i].t || !cs[i].f || cs[i].gone)
+			continue;
+		if ((error = hub_field_version(s, cs[i].tbl, row, cs[i].field, &version)) < 0)
+			break;
+		if (version > cursor)      /* the device's pull brings it */
+			continue;
+		if ((error = load_row(s, cs[i].t, row, &st, &found)) < 0)
+			break;
+		if (found && (col = column_index(st, cs[i].field)) >= 0) {
+			struct rl_value v;
+			rl_store_column_value(st, col, &v);
+			error = own_value(&cur, &v);
+		}
+		sqlite3_reset(st);
+		if (error == 0 && found && col >= 0)
+			error = log_field(s, cs[i].tbl, row, cs[i].field, &cur.v,
+					  rl_hlc_now(rl_store_hlc(s)), "hub", NULL, "merge", &seq);
+		free_owned(&cur);
+	}
+	return error;
+}
+
+/*
  * What a batch holds, for telling a batch sent again from a new batch under
  * a number already used (schema/hub/007_batch_digest.sql): SHA-256 over
  * each change's table, record, field and value as sent, in order. Base and
@@ -1756,7 +1806,8 @@ again:
 		goto again;
 	}
 
-	if ((error = relog_losers(s, cs, n)) < 0)
+	if ((error = relog_losers(s, cs, n)) < 0 ||
+	    (error = relog_refused(s, cs, n, cursor)) < 0)
 		goto rollback;
 	/* Everything this batch logged is one commit of the audit history. */
 	if ((error = hub_audit_mark(s, first_seq, "batch", p->device, p->user, batch,
@@ -2159,7 +2210,9 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
 	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field, hub_value, in_value, state, "
-				      "left_version FROM hub_conflicts WHERE id = ?1", &st)) < 0)
+				      "left_version, coalesce(resolution, '?'), "
+				      "coalesce(resolved_at, '?') FROM hub_conflicts WHERE id = ?1",
+				      &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -2171,9 +2224,15 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	snprintf(tbl, sizeof(tbl), "%s", (const char *)sqlite3_column_text(st, 0));
 	snprintf(row, sizeof(row), "%s", (const char *)sqlite3_column_text(st, 1));
 	snprintf(field, sizeof(field), "%s", (const char *)sqlite3_column_text(st, 2));
+	/* Said with how and when, so that an admin who meets a decision made
+	 * meanwhile (by another admin, a duplicate merge, or at once for a
+	 * stage move) knows what stands. */
 	if (strcmp((const char *)sqlite3_column_text(st, 5), "open") != 0) {
+		error = rl_error_set(RL_EINVALID, "conflict %lld is already resolved (%s, %s; "
+				     "`conflicts show %lld`)", id,
+				     (const char *)sqlite3_column_text(st, 7),
+				     (const char *)sqlite3_column_text(st, 8), id);
 		sqlite3_reset(st);
-		error = rl_error_set(RL_EINVALID, "conflict %lld is already resolved", id);
 		goto fail;
 	}
 	if (sqlite3_column_type(st, 6) == SQLITE_INTEGER)

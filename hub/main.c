@@ -477,28 +477,53 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	static const char *const hdr[] = { "id", "record", "field", "hub value", "incoming", "kept",
 					   "state" };
 	static const struct cli_view view = { hdr, 7, NULL, NULL, NULL, "no open conflicts" };
+	static const struct cli_view all = { hdr, 7, NULL, NULL, NULL, "no conflicts" };
 
 	/* "kept": the provisional winner while open; once decided, what the
-	 * decision kept (--all lists those too). */
+	 * decision kept (--all lists those too), a value that is one side's
+	 * told as that side's. The values as people read them (money in major
+	 * units with its currency, a reference by its record's name, as
+	 * `relasi conflicts` shows them): the stored minor units read as an
+	 * amount a hundred times too big, one an admin could copy into
+	 * --value, which takes major units. --json keeps the stored values
+	 * (hub_value, in_value, resolved_value) beside the shown ones. */
 	return emit_listing(ctx, a,
 	     "SELECT id, coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
-	     "field, hub_value, in_value, "
+	     "field, rl_shown(tbl, row_id, field, hub_value) AS hub_shown, "
+	     "rl_shown(tbl, row_id, field, in_value) AS in_shown, "
 	     "CASE WHEN state = 'open' THEN winner || ' (for now)' "
 	     "     WHEN resolution = 'keep' THEN 'hub' WHEN resolution = 'take' THEN 'incoming' "
+	     "     WHEN resolution = 'value' AND resolved_value IS hub_value THEN 'hub' "
+	     "     WHEN resolution = 'value' AND resolved_value IS in_value THEN 'incoming' "
 	     "     WHEN resolution = 'value' THEN 'a new value' ELSE resolution END AS kept, "
-	     "state, winner, resolution, resolved_value, tbl, row_id, kind, created_at "
-	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &view, &view);
+	     "state, winner, resolution, resolved_value, "
+	     "rl_shown(tbl, row_id, field, resolved_value) AS resolved_shown, tbl, row_id, kind, "
+	     "created_at, hub_value, in_value "
+	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &view, &all);
 }
 
+/* A conflict number as typed: digits, 1 or more, within range (strtoll's
+ * LLONG_MAX for a longer number named another conflict than the one
+ * typed: "no conflict 9223372036854775807"). */
 static int parse_id(const char *s, long long *id)
 {
 	char *end;
+
+	errno = 0;
 	*id = strtoll(s, &end, 10);
-	if (*end || *id <= 0)
+	if (end == s || *end || *id <= 0 || errno == ERANGE)
 		return rl_error_set(RL_EINVALID, "'%s' is not a conflict number", s);
 	return RL_OK;
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* conflicts show: every column by name; each stored value (X_value) as
+ * people read it, from the X_shown column after it. */
 static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 {
 	sqlite3_stmt *st;
@@ -510,12 +535,19 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if ((error = rl_store_prepare(ctx->store,
 	     "SELECT c.id, c.tbl, c.row_id, c.field, c.kind, c.state, c.base_version, c.base_value, "
-	     "c.hub_value, c.hub_device, hu.login AS hub_user, c.hub_hlc, c.in_value, c.in_device, "
+	     "rl_shown(c.tbl, c.row_id, c.field, c.base_value) AS base_shown, "
+	     "c.hub_value, rl_shown(c.tbl, c.row_id, c.field, c.hub_value) AS hub_shown, "
+	     "c.hub_device, hu.login AS hub_user, c.hub_hlc, c.in_value, "
+	     "rl_shown(c.tbl, c.row_id, c.field, c.in_value) AS in_shown, c.in_device, "
 	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
+	     "rl_shown(c.tbl, c.row_id, c.field, c.resolved_value) AS resolved_shown, "
 	     "c.resolved_at, CASE WHEN c.state = 'open' AND c.left_version IS NOT NULL AND "
 	     "coalesce(f.version, 0) <> c.left_version THEN (SELECT value FROM hub_log "
-	     "WHERE seq = f.version) END AS changed_since_to, "
-	     "coalesce(rl_label(c.tbl, c.row_id), '') AS record FROM hub_conflicts c "
+	     "WHERE seq = f.version) END AS changed_since_to, CASE WHEN c.state = 'open' AND "
+	     "c.left_version IS NOT NULL AND coalesce(f.version, 0) <> c.left_version THEN "
+	     "rl_shown(c.tbl, c.row_id, c.field, (SELECT value FROM hub_log WHERE seq = f.version)) "
+	     "END AS changed_since_shown, coalesce(rl_label(c.tbl, c.row_id), '') AS record "
+	     "FROM hub_conflicts c "
 	     "LEFT JOIN hub_devices hd ON hd.id = c.hub_device LEFT JOIN users hu ON hu.id = hd.user_id "
 	     "LEFT JOIN users iu ON iu.id = c.in_user LEFT JOIN hub_fields f ON f.tbl = c.tbl AND "
 	     "f.row_id = c.row_id AND f.field = c.field WHERE c.id = ?1", &st)) < 0)
@@ -545,12 +577,18 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			cli_print_field(name, strcmp(cli_col(st, 4), "edit-delete") == 0
 					? "the record alive, before its delete"
 					: "none (neither side had seen a value)");
+		} else if (ends_with(name, "_shown")) {
+			continue;       /* printed in place of the stored value before it */
+		} else if (i + 1 < n && ends_with(name, "_value")) {
+			/* As people read it (money with its currency, a reference
+			 * by name); --json has both. */
+			cli_print_field(name, cli_col(st, i + 1));
 		} else if (strcmp(name, "changed_since_to") == 0) {
 			/* Only when the field moved on after the conflict: resolving
 			 * would overwrite that, so it needs --force. */
 			if (sqlite3_column_type(st, i) != SQLITE_NULL) {
 				char *line = sqlite3_mprintf("%s (resolving overwrites it: --force)",
-							     cli_col(st, i));
+							     cli_col(st, i + 1));
 				if (!line) {
 					sqlite3_reset(st);
 					return rl_error_set(RL_ENOMEM, "out of memory");
@@ -564,6 +602,45 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	sqlite3_reset(st);
 	return RL_OK;
+}
+
+/* What a resolution wrote, as stored (--json "value": a --value is
+ * normalised, a merged customer becomes its survivor) and as people read
+ * it: the output said only the mode, a script had to read the conflict
+ * again to learn the value every device receives. */
+static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, long long seq)
+{
+	sqlite3_stmt *st;
+	json_t *value;
+	int error;
+
+	if ((error = rl_store_prepare(ctx->store, "SELECT resolved_value, rl_shown(tbl, row_id, "
+				      "field, resolved_value) FROM hub_conflicts WHERE id = ?1",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(ctx->store, "reading the resolved conflict");
+	}
+	if (ctx->json) {
+		value = sqlite3_column_type(st, 0) == SQLITE_INTEGER
+			? json_integer(sqlite3_column_int64(st, 0))
+			: sqlite3_column_type(st, 0) == SQLITE_FLOAT
+			? json_real(sqlite3_column_double(st, 0))
+			: sqlite3_column_type(st, 0) == SQLITE_NULL ? json_null()
+			: json_string(cli_col(st, 0));
+		error = cli_print_json(json_pack("{s:I, s:s, s:I, s:o, s:s?}", "conflict",
+						 (json_int_t)id, "resolution", mode,
+						 "seq", (json_int_t)seq, "value", value,
+						 "shown", (const char *)sqlite3_column_text(st, 1)));
+	} else {
+		printf("conflict %lld resolved (%s: %s); every device receives it as change %lld\n",
+		       id, mode, sqlite3_column_type(st, 1) == SQLITE_NULL ? "empty" : cli_col(st, 1),
+		       seq);
+	}
+	sqlite3_reset(st);
+	return error;
 }
 
 static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
@@ -582,11 +659,7 @@ static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 					  &seq)) < 0)
 		return error;
 	audit_after_write(ctx, a);
-	if (ctx->json)
-		return cli_print_json(json_pack("{s:I, s:s, s:I}", "conflict", (json_int_t)id,
-						"resolution", mode, "seq", (json_int_t)seq));
-	printf("conflict %lld resolved (%s); every device receives it as change %lld\n", id, mode, seq);
-	return RL_OK;
+	return print_resolved(ctx, id, mode, seq);
 }
 
 static int cmd_duplicates(struct cli_ctx *ctx, struct cli_args *a)

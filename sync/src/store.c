@@ -284,10 +284,13 @@ static void sql_label(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 }
 
 /* rl_shown(tbl, row_id, field, value): a field's value as people read it,
- * for listings of values of many fields (conflicts): money in the record's
- * currency as rl_money writes it ("2000000.00 IDR"), a reference as the
- * label of the record it names; anything else as it is. The model names
- * every table and column used. */
+ * for listings of values of many fields (conflicts, on a device and on the
+ * hub): money in the record's currency as rl_money writes it ("2000000.00
+ * IDR"), a reference as the label of the record it names, a yes/no field
+ * as "yes" or "no" and the tombstone as "deleted" or "not deleted" (an
+ * edit against a delete is a conflict on it: "1" and "0" told no one what
+ * stands); anything else as it is. The model names every table and column
+ * used. */
 static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	const char *tbl = (const char *)sqlite3_value_text(argv[0]);
@@ -315,6 +318,12 @@ static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 			sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
 	} else if (f->type == RL_FT_REF && f->ref && (rt = rl_model_table(f->ref))) {
 		result_label(ctx, rt, argv[3]);
+	} else if (f->type == RL_FT_BOOL && sqlite3_value_type(argv[3]) == SQLITE_INTEGER &&
+		   (sqlite3_value_int64(argv[3]) == 0 || sqlite3_value_int64(argv[3]) == 1)) {
+		int yes = sqlite3_value_int64(argv[3]) == 1;
+		sqlite3_result_text(ctx, strcmp(f->name, "deleted") == 0
+				    ? (yes ? "deleted" : "not deleted") : (yes ? "yes" : "no"),
+				    -1, SQLITE_STATIC);
 	}
 }
 

@@ -90,6 +90,13 @@ def test_convergence_and_merge():
                 for r in rows], [("city", mine, theirs, other, now, "Toko Makmur")],
                "each rep sees the conflict of their edit, from their side")
         eq(mgr.js("conflicts"), [], "the manager made no edit there: nothing listed")
+        # status tells it too: ani's own sync said "conflicts 0" (the
+        # conflicts were budi's pushes), and her city was replaced for now
+        eq((ani.js("status")["conflicts"], mgr.js("status")["conflicts"]), (2, 0),
+           "status counts the open conflicts on the rep's edits")
+        out = ani.ok("status").out
+        check("conflicts: 2 of your edits wait for the admin's decision (1 with the other value "
+              "for now; see 'relasi conflicts')" in out, "and says where to look", out)
         out = hub.admin("conflicts")
         check("Bandung Kota" in out and "Kab. Bandung" in out, "admin lists it", out)
         show = hub.admin("conflicts", "show", "1")
@@ -113,6 +120,11 @@ def test_convergence_and_merge():
         eq([(r["field"], r["state"], r["now"]) for r in budi.js("conflicts")],
            [("industry", "resolved", "a new value"), ("city", "resolved", "theirs")],
            "and so does the other")
+        out = budi.ok("conflicts").out
+        check("a new value: Elektronik & Grosir" in out,
+              "the rep reads which new value the admin chose", out)
+        eq(ani.js("status")["conflicts"], 0, "decided: none open")
+        check("conflicts:" not in ani.ok("status").out, "and no line for them", ani.ok("status").out)
         eq(hub.query("SELECT state, resolution FROM hub_conflicts ORDER BY id"),
            [("resolved", "keep"), ("resolved", "value")], "conflicts closed")
         eq(ani.js("account", "show", "Makmur")["industry"], "Elektronik & Grosir",
@@ -198,6 +210,10 @@ def test_edit_against_delete_duplicates_and_roles():
            [("ani", "yours (for now)")], "budi sees the conflict on his edit, kept for now")
         eq([(c["by"], c["now"]) for c in ani.js("conflicts") if c["id"] == 2],
            [("budi", "theirs (for now)")], "ani sees her delete lost for now, to budi")
+        eq([(c["yours"], c["theirs"], c["yours_value"]) for c in ani.js("conflicts")
+            if c["id"] == 2], [("deleted", "not deleted", 1)],
+           "the tombstone told as deleted or not (it read 1 and 0)")
+        check("not deleted" in hub.admin("conflicts"), "on the hub too")
         # duplicates: the same customer created on two devices offline
         ani.ok("account", "add", "Toko Jaya Abadi", "--city", "Bekasi")
         budi.ok("account", "add", "TOKO JAYA  ABADI", "--city", "bekasi")
@@ -216,6 +232,13 @@ def test_edit_against_delete_duplicates_and_roles():
         eq(st["refused"], 1, "the refused change stays on the device, visible")
         out = budi.ok("outbox", "--state", "refused").out
         check("own deals" in out, "with the hub's reason", out)
+        # named as the rep knows it: the deal by its title, the amount as
+        # typed (a short id, 500 minor units and a reason cut at 40
+        # characters before; status gave a count)
+        check("Freezer" in out and "5.00 IDR" in out, "the outbox names the deal and amount", out)
+        out = budi.ok("status").out
+        check('deal "Freezer", amount 5.00 IDR: you may change only your own deals, activities '
+              'and tasks' in out, "status names the refused change and the whole reason", out)
         eq(hub.query("SELECT amount FROM deals"), [(100000000,)], "the hub's deal unchanged")
         budi.ok("sync")
         eq(budi.query("SELECT amount FROM deals"), [(100000000,)],
@@ -233,6 +256,11 @@ def test_edit_against_delete_duplicates_and_roles():
         # who owns a record is the hub's to judge: a second edit of ani's deal
         budi.ok("deal", "edit", "Freezer", "--notes", "stok habis")
         eq(budi.js("sync")["refused"], 1, "the hub refuses it too")
+        # a field the hub never wrote (the deal had no notes): no version to
+        # pull again, and budi kept the refused note for good
+        eq(budi.query("SELECT notes FROM deals"), [(None,)],
+           "the refused note is gone from budi's deal too: the hub's (none) again")
+        assert_converged(hub, [ani, budi])
         # the rep drops refused changes once read; pending work cannot be
         budi.ok("account", "edit", "Apotek Sehat", "--industry", "Grosir")
         pending = budi.js("outbox", "--state", "pending")[0]["seq"]
@@ -259,6 +287,11 @@ def test_a_resolution_never_overwrites_a_later_change():
     try:
         ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
         sync_all([ani, budi])
+        eq(hub.admin("conflicts", "--all").strip(), "no conflicts",
+           "--all with none at all says so (it said \"no open conflicts\")")
+        r = hub.admin_run("conflicts", "show", "99999999999999999999")
+        check(r.returncode == 5 and "'99999999999999999999' is not a conflict number" in r.stderr,
+              "a number out of range is refused as typed (it read as another number)", r.stderr)
         ani.ok("account", "edit", "Makmur", "--industry", "Grosir", now="2026-11-23T03:00:00Z")
         budi.ok("account", "edit", "Makmur", "--industry", "Apotek", now="2026-11-23T03:05:00Z")
         ani.ok("sync")
@@ -285,8 +318,18 @@ def test_a_resolution_never_overwrites_a_later_change():
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir & Apotek",)], "nothing overwritten")
         eq(hub.query("SELECT count(*) FROM hub_log"), n_log, "nothing logged")
         eq(hub.query("SELECT state FROM hub_conflicts"), [("open",)], "the conflict stays open")
-        hub.admin("conflicts", "resolve", "1", "--value", "Grosir", "--force")
+        r = json.loads(hub.admin("--json", "conflicts", "resolve", "1", "--value", " Grosir ",
+                                 "--force"))
+        eq((r["resolution"], r["value"]), ("value", "Grosir"),
+           "--json says the value written (as stored: trimmed), not only the mode")
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir",)], "--force: the admin's decision")
+        # resolving twice: refused, nothing logged, and told what stands
+        n_log = hub.query("SELECT count(*) FROM hub_log")
+        r = hub.admin_run("conflicts", "resolve", "1", "--take")
+        eq(r.returncode, 5, f"a second decision refused: {r.stdout} {r.stderr}")
+        check("already resolved (value, " in r.stderr and "conflicts show 1" in r.stderr,
+              "the refusal says how it was decided and where to read it", r.stderr)
+        eq(hub.query("SELECT count(*) FROM hub_log"), n_log, "nothing logged")
         sync_all([ani, budi])
         assert_converged(hub, [ani, budi])
         # a value that is one side's is told as that side's, not "a new value"
@@ -368,6 +411,22 @@ def test_a_reps_conflict_list_reads_like_the_records():
            ("Toko Empat", "Toko Lain Juga"), "a customer by its name")
         out = ani.ok("conflicts").out
         check("Toko Lain Juga" in out and "IDR" in out, "in the table too", out)
+        # the admin reads them the same way (the hub listed 200000000 for
+        # 2000000 IDR, and raw ids): --value takes major units, so a value
+        # copied from the list was a hundred times the amount
+        out = hub.admin("conflicts")
+        check("2000000.00 IDR" in out and "2500000.00 IDR" in out and "200000000" not in out,
+              "the admin's list: money in major units with its currency", out)
+        check("Toko Empat" in out and "Toko Lain Juga" in out, "customers by name", out)
+        ids = {c["field"]: c["id"] for c in json.loads(hub.admin("--json", "conflicts"))}
+        show = hub.admin("conflicts", "show", ids["amount"])
+        check("2000000.00 IDR" in show and "1500000.00 IDR" in show and "150000000" not in show,
+              "conflicts show: base and both values as amounts", show)
+        check("Toko Empat" in hub.admin("conflicts", "show", ids["account_id"]),
+              "and a customer by name", show)
+        js = json.loads(hub.admin("--json", "conflicts", "show", ids["amount"]))
+        eq((js["hub_value"], js["hub_shown"], js["in_value"]),
+           (200000000, "2000000.00 IDR", 250000000), "--json keeps the stored values")
     finally:
         ani.cleanup()
         mgr.cleanup()

@@ -634,6 +634,14 @@ class Model:
                 for k, c in enumerate(run):
                     out.append(self.update(dev, c, cursor, results[i + k]))
             i = j
+        # a refused change with no base has no version for its device to
+        # pull again: the hub logs its own value of the field anew, past the
+        # cursor, once per field (hub/hubstore.c, relog_refused)
+        for c, (status, v) in zip(changes, out):
+            w = self.fields.get((c.t, c.r, c.f))
+            if (status == "refused" and c.base == 0 and (c.t, c.r) in self.rows and
+                    (w is None or w.seq <= cursor)):
+                self.write(c.t, c.r, c.f, w.value if w else None, "hub", None, "merge")
         for c, (status, v), res in zip(changes, out, results):
             if res.get("s") != status or int(res.get("v", 0)) != v:
                 raise SimFailure(
