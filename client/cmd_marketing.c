@@ -196,7 +196,11 @@ static int cmd_rfm(struct cli_ctx *ctx, struct cli_args *a)
 		if ((error = parse_day(&m, "from", from, dfrom)) < 0)
 			goto cleanup;
 		if (strcmp(dfrom, dto) > 0) {
-			error = rl_error_set(RL_EUSAGE, "--to %s is before --from %s", dto, dfrom);
+			/* Without --to the window ends today: say so, not name an
+			 * option the user never gave. */
+			error = to ? rl_error_set(RL_EUSAGE, "--to %s is before --from %s", dto, dfrom)
+				   : rl_error_set(RL_EUSAGE, "--from %s is after today (%s), where the "
+						  "window ends without --to", dfrom, dto);
 			goto cleanup;
 		}
 	} else {

@@ -165,6 +165,9 @@ def test_rfm_generated():
         s.fails(2, "segment", "rfm", "--from", "2026-01-01", "--months", "3", contains="--months")
         s.fails(2, "segment", "rfm", "--from", "2026-05-01", "--to", "2026-04-01",
                 contains="before")
+        r = s.fails(2, "segment", "rfm", "--from", "2026-07-01")   # no --to: ends today
+        check("--from 2026-07-01 is after today (2026-06-15)" in r.err and "--to 2" not in r.err,
+              "a --from after today without --to names --from", r.err)
         s.fails(2, "segment", "rfm", "--currency", "XXQ", contains="currency")
     finally:
         s.cleanup()
