@@ -343,9 +343,10 @@ struct group_sales {
 	int64_t buyers[2], deals[2], revenue[2];
 };
 
-/* revenue / members rounded half away from zero, from the quotient and the
- * remainder: revenue + members / 2 (and -revenue) overflow int64 for a sum
- * near its ends, the quotient never does. */
+/* revenue / members rounded half up (toward +infinity at .5, as the
+ * weighted amounts are: -2.5 minor units is -2, not -3), from the floored
+ * quotient and its remainder: revenue + members / 2 overflows int64 for a
+ * sum near its end, the quotient never does. */
 static int64_t per_member(int64_t revenue, int64_t members)
 {
 	int64_t q, rem;
@@ -353,9 +354,13 @@ static int64_t per_member(int64_t revenue, int64_t members)
 	if (members <= 0)
 		return 0;
 	q = revenue / members;
-	rem = revenue % members;        /* |rem| < members: doubling it is safe */
-	if (rem >= 0 ? 2 * rem >= members : -2 * rem >= members)
-		q += rem >= 0 ? 1 : -1;
+	rem = revenue % members;        /* |rem| < members */
+	if (rem < 0) {                  /* floor: q > INT64_MIN here, as rem != 0 */
+		q--;
+		rem += members;
+	}
+	if (rem >= members - rem)       /* rem / members >= 1/2, without doubling */
+		q++;
 	return q;
 }
 

@@ -476,6 +476,14 @@ static const struct rp_col tier_history_cols[] = {
 	{ "change", RP_TEXT, 0, NULL, 0 },
 };
 
+/* The average monthly spend shown beside a tier: the six months' total / 6
+ * rounded down, as docs/marketing.md says (C's division cuts toward zero:
+ * a month of refunds, -7, showed -1 where the floor is -2). */
+static int64_t monthly_average(int64_t total)
+{
+	return total / 6 - (total % 6 < 0);
+}
+
 static int tier_rank_by_name(const struct mk_tiers *t, const char *name)
 {
 	size_t i;
@@ -608,7 +616,7 @@ static int tiers_month(struct cli_ctx *ctx, const char *month, int accounts,
 			error = RL_ENOMEM;
 			goto cleanup;
 		}
-		rp_set_int(row, 3, now[i].total / 6);
+		rp_set_int(row, 3, monthly_average(now[i].total));
 	}
 cleanup:
 	if (names)
@@ -793,7 +801,7 @@ static int do_evaluate(struct cli_ctx *ctx, void *arg)
 				sqlite3_bind_text(st, 3, e->t->name[rows[i].tier], -1, SQLITE_STATIC);
 			else
 				sqlite3_bind_null(st, 3);
-			sqlite3_bind_int64(st, 4, rows[i].total / 6);
+			sqlite3_bind_int64(st, 4, monthly_average(rows[i].total));
 			sqlite3_bind_text(st, 5, e->t->currency, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 6, e->now_iso, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE) {

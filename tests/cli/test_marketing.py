@@ -443,6 +443,33 @@ def test_rule_members():
         s.cleanup()
 
 
+def test_negative_sums_round_as_documented():
+    """A credit note (a won deal of a negative amount) makes a sum negative:
+    the tier's average is still rounded down and a campaign's revenue per
+    member still half up (C's division cut the one toward zero and rounded
+    the other half away from zero)."""
+    s = Store(now=NOW)
+    try:
+        load(s, [{"name": "Toko Retur", "region": "Bali"}, {"name": "Toko Dua", "region": "Bali"}],
+             [("r1", "Toko Retur", -0.07, "USD", "Won", dt.date(2026, 2, 10))])
+        s.ok("tiers", "config", "Gold=1", "Red=0", "--currency", "USD")
+        s.ok("tiers", "evaluate", "--month", "2026-03", "--through", "2026-03")
+        hist = s.js("tiers", "--history", "Toko Retur")["rows"]
+        eq([(h["month"], h["avg_monthly"]) for h in hist], [("2026-03", -2)],
+           "-7 minor units over six months: -1.17 rounded down is -2")
+        s.ok("segment", "save", "bali", "region = Bali")
+        s.ok("campaign", "create", "Retur", "--segment", "bali", "--holdout", "0", "--seed", "1")
+        s.ok("deal", "add", "Nota kredit", "--account", "Toko Retur", "--amount", "-0.01",
+             "--currency", "IDR")
+        s.ok("deal", "won", "Nota kredit")
+        rows = [r for r in s.js("campaign", "report", "Retur")["rows"]
+                if r.get("group") == "target" and r.get("currency") == "IDR"]
+        eq([(r["members"], r["revenue"], r["revenue_per_member"]) for r in rows], [(2, -1, 0)],
+           "-1 minor unit over 2 members: -0.5 rounded half up is 0")
+    finally:
+        s.cleanup()
+
+
 # ---- campaigns, with a hub ---------------------------------------------------------------
 
 def fnv1a64(s):
@@ -626,6 +653,6 @@ def test_tier_history_same_second():
 
 if __name__ == "__main__":
     main([test_rfm_generated, test_rfm_edges_and_ties, test_tiers_across_months,
-          test_tier_history_same_second,
+          test_tier_history_same_second, test_negative_sums_round_as_documented,
           test_rule_errors, test_rule_text_in_any_script_case, test_rule_members,
           test_campaigns_through_hub])
