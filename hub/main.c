@@ -614,9 +614,15 @@ static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, l
 	json_t *value;
 	int error;
 
-	if ((error = rl_store_prepare(ctx->store, "SELECT resolved_value, rl_shown(tbl, row_id, "
-				      "field, resolved_value) FROM hub_conflicts WHERE id = ?1",
-				      &st)) < 0)
+	/* Whether the record is deleted now (its 'deleted' field as the hub
+	 * last wrote it): the value then lands on a tombstone, which the admin
+	 * should hear of rather than read only in "(deleted)" after the name. */
+	if ((error = rl_store_prepare(ctx->store, "SELECT c.resolved_value, rl_shown(c.tbl, "
+				      "c.row_id, c.field, c.resolved_value), coalesce((SELECT "
+				      "l.value FROM hub_fields f JOIN hub_log l ON l.seq = f.version "
+				      "WHERE f.tbl = c.tbl AND f.row_id = c.row_id AND "
+				      "f.field = 'deleted'), 0) = 1 AND c.field <> 'deleted' "
+				      "FROM hub_conflicts c WHERE c.id = ?1", &st)) < 0)
 		return error;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -630,14 +636,18 @@ static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, l
 			? json_real(sqlite3_column_double(st, 0))
 			: sqlite3_column_type(st, 0) == SQLITE_NULL ? json_null()
 			: json_string(cli_col(st, 0));
-		error = cli_print_json(json_pack("{s:I, s:s, s:I, s:o, s:s?}", "conflict",
+		error = cli_print_json(json_pack("{s:I, s:s, s:I, s:o, s:s?, s:b}", "conflict",
 						 (json_int_t)id, "resolution", mode,
 						 "seq", (json_int_t)seq, "value", value,
-						 "shown", (const char *)sqlite3_column_text(st, 1)));
+						 "shown", (const char *)sqlite3_column_text(st, 1),
+						 "record_deleted", sqlite3_column_int(st, 2)));
 	} else {
 		printf("conflict %lld resolved (%s: %s); every device receives it as change %lld\n",
 		       id, mode, sqlite3_column_type(st, 1) == SQLITE_NULL ? "empty" : cli_col(st, 1),
 		       seq);
+		if (sqlite3_column_int(st, 2))
+			fprintf(stderr, "note: the record was deleted since: the value is kept on "
+				"its tombstone and shows nowhere unless the record is restored\n");
 	}
 	sqlite3_reset(st);
 	return error;

@@ -320,7 +320,7 @@ def test_a_resolution_never_overwrites_a_later_change():
         eq(hub.query("SELECT state FROM hub_conflicts"), [("open",)], "the conflict stays open")
         r = json.loads(hub.admin("--json", "conflicts", "resolve", "1", "--value", " Grosir ",
                                  "--force"))
-        eq((r["resolution"], r["value"]), ("value", "Grosir"),
+        eq((r["resolution"], r["value"], r["record_deleted"]), ("value", "Grosir", False),
            "--json says the value written (as stored: trimmed), not only the mode")
         eq(hub.query("SELECT industry FROM accounts"), [("Grosir",)], "--force: the admin's decision")
         # resolving twice: refused, nothing logged, and told what stands
@@ -335,6 +335,18 @@ def test_a_resolution_never_overwrites_a_later_change():
         # a value that is one side's is told as that side's, not "a new value"
         eq([c["now"] for c in ani.js("conflicts")], ["yours"], "ani's value was chosen")
         eq([c["now"] for c in budi.js("conflicts")], ["theirs"], "budi's was not")
+        # a conflict on a record deleted since: the decision lands on a
+        # tombstone, and the admin is told so (it was silent)
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi", now="2026-11-23T04:00:00Z")
+        budi.ok("account", "edit", "Makmur", "--city", "Garut", now="2026-11-23T04:05:00Z")
+        ani.ok("sync")
+        budi.ok("sync")
+        budi.ok("account", "delete", "Makmur")
+        budi.ok("sync")
+        r = hub.admin_run("conflicts", "resolve", "2", "--keep")
+        eq(r.returncode, 0, f"resolved: {r.stderr}")
+        check("the record was deleted since" in r.stderr, "the admin hears of the delete",
+              r.stdout, r.stderr)
     finally:
         ani.cleanup()
         budi.cleanup()
