@@ -10,7 +10,7 @@
 #define RELASI_CLIENT_MARKETING_H
 
 #include "relasi/marketing.h"
-#include "segment_rule.h"
+#include "relasi/segment_rule.h"
 
 /* ---- names (cmd_marketing.c) ---- */
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_rule.c — the rule language of saved segments (client/segment_rule.c:
+ * fuzz_rule.c — the rule language of saved segments (sync/src/segment_rule.c:
  * sr_parse, sr_bind_tiers, sr_eval), as a marketer types it into
  * `relasi segment save NAME RULE`. The input is the rule text (all bytes,
  * NULs included: the parser takes pointer + length).
@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "relasi/error.h"
-#include "segment_rule.h"
+#include "relasi/segment_rule.h"
 
 static const char *const tiers[] = { "Priority", "Gold", "Red" };
 

@@ -25,6 +25,7 @@
 #include "relasi/record.h"
 #include "relasi/model.h"
 #include "relasi/policy.h"
+#include "relasi/segment_rule.h"
 #include "relasi/push.h"
 #include "relasi/valid.h"
 
@@ -813,11 +814,37 @@ static int conflict_left(rl_store *s, long long id, long long version)
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
 }
 
+/* A value the hub takes for a field: what the model says (type, bounds,
+ * lists), and for a segment's rule or a campaign's copy of it, a rule that
+ * parses (relasi/segment_rule.h): a device checks the rules it saves, but
+ * a raw push or an admin's `conflicts resolve --value` was stored as it
+ * came, and every device then failed to show the segment. RL_EINVALID
+ * naming the field and the parser's position. Only what enters the hub is
+ * checked so: a rule already stored is pulled as it is. */
+static int check_entry(const struct rl_table *t, const struct rl_field *f,
+		       const struct rl_value *v)
+{
+	struct sr_rule *rule = NULL;
+	int error;
+
+	if ((error = rl_model_check_value(t, f, v)) < 0)
+		return error;
+	if (strcmp(f->name, "rule") != 0 || v->type != RL_V_TEXT ||
+	    (strcmp(t->name, "segments") != 0 && strcmp(t->name, "campaigns") != 0))
+		return RL_OK;
+	if ((error = sr_parse(&rule, v->s, strlen(v->s))) < 0) {
+		rl_error_prefix("%s.rule", t->name);
+		return error;
+	}
+	sr_free(rule);
+	return RL_OK;
+}
+
 /* A value is valid for its field and the role may write it. */
 static const char *vet(const struct hub_peer *p, struct change *c, int creating,
 		       const char *owner)
 {
-	if (rl_model_check_value(c->t, c->f, &c->value) < 0)
+	if (check_entry(c->t, c->f, &c->value) < 0)
 		return rl_error_message();
 	/* Redirects are the hub's: a device (even an admin's) that set one
 	 * would hide a live record from everyone without a merge. */
@@ -2305,7 +2332,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	/* A customer merged away since the conflict: its survivor. */
 	if ((error = redirect_ref(s, f, &chosen.v, ref)) < 0 ||
 	    (error = hub_audit_begin(s, &first_seq)) < 0 ||
-	    (error = rl_model_check_value(t, f, &chosen.v)) < 0 ||
+	    (error = check_entry(t, f, &chosen.v)) < 0 ||
 	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0 ||
 	    /* The value written may be a phone, e-mail, name or city no one
 	     * pushed (--value), or a decided delete: the match keys follow. */

@@ -264,6 +264,30 @@ def test_access_table():
         if mismatches:
             raise Failure("policy differs from docs/hub.md's table:\n" +
                           "\n".join("  %s (%s) %s %s [%s]: %s — %s %s" % m for m in mismatches))
+
+        # A segment's rule that does not parse is refused by the hub, pushed
+        # or typed into conflicts resolve --value (it was stored as it came,
+        # and every device then failed to show the segment)
+        seg = rows("SELECT id FROM segments WHERE name = 'Bogor'")[0][0]
+        good = rows("SELECT rule FROM segments WHERE id = ?", seg)[0][0]
+        res = by_login["mia"].push([{"t": "segments", "r": seg, "f": "rule", "v": "city = (",
+                                     "b": version("segments", seg, "rule")}])
+        check(res[0]["s"] == "refused" and "segments.rule: rule:1:" in res[0].get("reason", ""),
+              "a rule that does not parse is refused, the position named", res)
+        eq(rows("SELECT rule FROM segments WHERE id = ?", seg), [(good,)], "the rule kept")
+        base = version("segments", seg, "rule")
+        a = by_login["mia"].push([{"t": "segments", "r": seg, "f": "rule", "v": "city = Bandung",
+                                   "b": base}])
+        b = by_login["adi"].push([{"t": "segments", "r": seg, "f": "rule", "v": "city = Garut",
+                                   "b": base}])
+        eq((a[0]["s"], b[0]["s"]), ("applied", "conflict"), f"a conflict on the rule: {a} {b}")
+        cid = rows("SELECT max(id) FROM hub_conflicts")[0][0]
+        r = hub.admin_run("conflicts", "resolve", str(cid), "--value", "city in (Bogor")
+        check(r.returncode == 5 and "segments.rule: rule:1:" in r.stderr,
+              "resolve --value with a rule that does not parse is refused", r.returncode, r.stderr)
+        hub.admin("conflicts", "resolve", str(cid), "--value", "city in (Bogor, Garut)")
+        eq(rows("SELECT rule FROM segments WHERE id = ?", seg), [("city in (Bogor, Garut)",)],
+           "a rule that parses is the admin's decision")
     finally:
         for s in sessions:
             s.close()

@@ -10,7 +10,7 @@
  * message is made; the first error stops the parse and frees what was
  * built. Nothing here touches the store: the caller hands facts in.
  */
-#include "segment_rule.h"
+#include "relasi/segment_rule.h"
 
 #include <stdarg.h>
 #include <stdio.h>

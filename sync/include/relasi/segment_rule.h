@@ -3,7 +3,11 @@
  * save NAME RULE`): a hand-written recursive-descent parser into an AST
  * that is evaluated in C, one customer at a time. A rule is never turned
  * into SQL text: the facts it reads are loaded by fixed, prepared queries
- * (client/segment_members.c) and handed to sr_eval.
+ * (client/segment_members.c) and handed to sr_eval. It lives in the
+ * sync library because the hub parses every rule pushed to it or typed
+ * into `conflicts resolve --value` (hub/hubstore.c): a broken rule would
+ * otherwise reach every device. The hub checks the syntax only: tier names
+ * are bound (sr_bind_tiers) by each device against the configured tiers.
  *
  * Grammar (docs/marketing.md; keywords and field names in any case):
  *
