@@ -569,33 +569,16 @@ static const struct rp_col activity_total_cols[] = {
 	"  AND fa.region = ?3 COLLATE NOCASE))" \
 	" AND" IN_PERIOD("substr(x.at, 1, 10)")
 
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back
- * (H. Hinnant's civil calendar algorithms). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
+/* A day number as int year, month, day (rl_civil_from_days: relasi/valid.h). */
 static void civil_from_days(int64_t z, int *y, int *m, int *d)
 {
-	int64_t era, doe, yoe, doy, mp;
+	int64_t yy;
+	unsigned mm, dd;
 
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
+	rl_civil_from_days(z, &yy, &mm, &dd);
+	*y = (int)yy;
+	*m = (int)mm;
+	*d = (int)dd;
 }
 
 /* The Monday (days since epoch) of the ISO week holding "YYYY-MM-DD"; -1
@@ -608,7 +591,7 @@ static int64_t week_monday(const char *day)
 	if (strlen(day) != 10 || sscanf(day, "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12 ||
 	    d < 1 || d > 31)
 		return -1;
-	z = days_from_civil(y, m, d);
+	z = rl_days_from_civil(y, (unsigned)m, (unsigned)d);
 	/* 1970-01-01 was a Thursday: weekday 0 = Monday */
 	return z - ((z % 7 + 10) % 7);
 }
@@ -752,7 +735,7 @@ int rp_activity(rl_store *s, const struct rp_filter *f, struct rp_result *r)
 		civil_from_days(thu, &ty, &tm, &td);
 		snprintf(start, sizeof(start), "%04d-%02d-%02d", y, m, d);
 		snprintf(label, sizeof(label), "%04d-W%02d", ty,
-			 (int)((thu - days_from_civil(ty, 1, 1)) / 7 + 1));
+			 (int)((thu - rl_days_from_civil(ty, 1, 1)) / 7 + 1));
 		if ((error = rp_set_text(row, 0, label)) < 0 ||
 		    (error = rp_set_text(row, 1, start)) < 0 ||
 		    (error = set_week_row(row, &b[i], 2)) < 0)

@@ -20,6 +20,7 @@
 #include <utf8proc.h>
 
 #include "relasi/error.h"
+#include "relasi/valid.h"
 
 /* A day count in "N d ago" above a century means nothing. */
 #define SR_MAX_DAYS_AGO 36500
@@ -161,20 +162,6 @@ static int is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* "YYYY-MM-DD" at s (10 bytes available): its day, or SR_NO_DAY. */
 static int64_t parse_date10(const char *s)
 {
@@ -191,7 +178,7 @@ static int64_t parse_date10(const char *s)
 		return SR_NO_DAY;
 	if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return SR_NO_DAY;
-	return days_from_civil(y, m, d);
+	return rl_days_from_civil(y, (unsigned)m, (unsigned)d);
 }
 
 int64_t sr_day_of(const char *s)

@@ -694,7 +694,7 @@ int rl_money_format(char *out, size_t outsz, int64_t minor, const char *currency
  * Howard Hinnant's days_from_civil / civil_from_days: proleptic Gregorian,
  * day 0 = 1970-01-01, exact for every int64 year this file can produce.
  */
-static int64_t rl_days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t rl_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	int64_t era;
 	unsigned yoe, doy, doe;
@@ -707,7 +707,7 @@ static int64_t rl_days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-static void rl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void rl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
 	int64_t era;
 	unsigned doe, yoe, doy, mp;

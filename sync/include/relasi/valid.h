@@ -47,6 +47,14 @@ const char *rl_country_calling_code(const char *alpha2);
 int rl_email_normalize(char *out, size_t outsz, const char *in);
 
 /*
+ * Calendar arithmetic (Howard Hinnant's days_from_civil / civil_from_days):
+ * proleptic Gregorian, day 0 = 1970-01-01. The one copy for the parsers,
+ * the reports' periods and the segment rules' days.
+ */
+int64_t rl_days_from_civil(int64_t y, unsigned m, unsigned d);
+void rl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+
+/*
  * Whether a character (a Unicode code point) must not reach a terminal as
  * itself: a control (C0, DEL, C1, which may start an escape sequence), a
  * line or paragraph separator (U+2028, U+2029), or a bidirectional control
