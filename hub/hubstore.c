@@ -1954,11 +1954,14 @@ int hub_push_read(rl_store *s, const struct hub_peer *p, const struct rl_push *p
 
 /* ---- pull --------------------------------------------------------------------------- */
 
-/* The conflicts that involve this device's edits (its value was the hub's or
- * the incoming one): every open one, and the ones decided in the last week,
- * so the rep sees what became of them. Newest first, at most
- * RL_MAX_DEVICE_CONFLICTS. */
-static int device_conflicts(rl_store *s, const char *device, json_t **out)
+/* The conflicts that involve this user's edits (their value was the hub's
+ * or the incoming one), made from any of their devices: a rep who edited on
+ * the laptop reads `relasi conflicts` on the phone too (the list was the
+ * one device's). Every open one, and the ones decided in the last week, so
+ * the rep sees what became of them. Newest first, at most
+ * RL_MAX_DEVICE_CONFLICTS. "mine" is the side of the user's devices (the
+ * hub's side when both were theirs). */
+static int device_conflicts(rl_store *s, const char *user, json_t **out)
 {
 	sqlite3_stmt *st;
 	json_t *list;
@@ -1967,13 +1970,14 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 
 	*out = NULL;
 	if ((error = rl_store_prepare(s,
-	     "SELECT c.id, c.tbl, c.row_id, c.field, c.hub_device = ?1, c.hub_value, c.in_value, "
+	     "WITH mine(id) AS (SELECT id FROM hub_devices WHERE user_id = ?1) "
+	     "SELECT c.id, c.tbl, c.row_id, c.field, c.hub_device IN mine, c.hub_value, c.in_value, "
 	     "  coalesce((SELECT u.login FROM hub_devices d JOIN users u ON u.id = d.user_id "
-	     "            WHERE d.id = CASE WHEN c.hub_device = ?1 THEN c.in_device "
+	     "            WHERE d.id = CASE WHEN c.hub_device IN mine THEN c.in_device "
 	     "                              ELSE c.hub_device END), 'hub'), "
 	     "  c.winner, c.state, c.resolution, c.resolved_value, c.created_at, c.kind "
 	     "FROM hub_conflicts c "
-	     "WHERE (c.hub_device = ?1 OR c.in_device = ?1) AND (c.state = 'open' OR "
+	     "WHERE (c.hub_device IN mine OR c.in_device IN mine) AND (c.state = 'open' OR "
 	     "       c.resolved_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')) "
 	     "ORDER BY c.id DESC LIMIT ?2", &st)) < 0)
 		return error;
@@ -1981,7 +1985,7 @@ static int device_conflicts(rl_store *s, const char *device, json_t **out)
 		sqlite3_reset(st);
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	}
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, RL_MAX_DEVICE_CONFLICTS);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int mine_is_hub = sqlite3_column_int(st, 4);
@@ -2180,7 +2184,7 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	sqlite3_str_appendf(out, "],\"cursor\":%lld,\"more\":%s", last, more ? "true" : "false");
 	/* The last page also tells the device where its edits stand. */
 	if (!more) {
-		if ((error = device_conflicts(s, p->device, &conflicts)) < 0)
+		if ((error = device_conflicts(s, p->user, &conflicts)) < 0)
 			goto cleanup;
 		if (!(dump = json_dumps(conflicts, JSON_COMPACT))) {
 			error = rl_error_set(RL_ENOMEM, "out of memory");

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from hub_test import Hub, ahead, assert_converged, sync_all
-from relasi_test import BIN, check, eq, main
+from relasi_test import BIN, Store, check, eq, main
 
 
 def test_convergence_and_merge():
@@ -399,6 +399,7 @@ def test_a_reps_conflict_list_reads_like_the_records():
     hub = Hub()
     ani = hub.device("ani")
     mgr = hub.device("mira", role="manager")
+    phone = Store(init=False)
     try:
         ani.ok("account", "add", "Toko Lain", "--city", "Depok")
         ani.ok("account", "add", "Toko Empat", "--city", "Bogor")
@@ -439,8 +440,16 @@ def test_a_reps_conflict_list_reads_like_the_records():
         js = json.loads(hub.admin("--json", "conflicts", "show", ids["amount"]))
         eq((js["hub_value"], js["hub_shown"], js["in_value"]),
            (200000000, "2000000.00 IDR", 250000000), "--json keeps the stored values")
+        # ani's phone, enrolled after, lists the conflicts on ani's edits
+        # from the laptop too (the list was the one device's)
+        phone.ok("enroll", hub.admin("user", "token", "ani").strip())
+        phone.ok("sync")
+        eq(sorted((c["field"], c["yours"], c["theirs"]) for c in phone.js("conflicts")),
+           sorted((c["field"], c["yours"], c["theirs"]) for c in ani.js("conflicts")),
+           "the same conflicts, the same sides, on the user's other device")
     finally:
         ani.cleanup()
+        phone.cleanup()
         mgr.cleanup()
         hub.cleanup()
 
