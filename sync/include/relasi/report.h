@@ -198,9 +198,9 @@ int rl_report_cmd_run(struct cli_ctx *ctx, struct cli_args *a);
 #define RP_CUSTOMER_LIVE(x) " NOT EXISTS (SELECT 1 FROM accounts gone WHERE gone.id = " x \
 	".account_id AND gone.deleted = 1)"
 
-/* ...while lists name it, marked, so that it can be found and settled
- * (moved to another customer, deleted, or the customer restored): the
- * customer's name as a list shows it, a the customers row's alias. */
+/* ...while lists show it, its customer marked, so that it can be found
+ * and settled (moved to another customer, or deleted): the customer's name
+ * as a list shows it; a is the accounts row's alias. */
 #define RP_CUSTOMER_NAME(a) "CASE WHEN " a ".deleted = 1 THEN " a ".name || ' (deleted)'" \
 	" ELSE " a ".name END"
 
