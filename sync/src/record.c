@@ -770,16 +770,21 @@ void rl_dependants_free(struct rl_dependants *d)
  * is one set-based statement per round (an index lookup per parent where
  * the column has one, else one pass: contact_id has none) and a row
  * reached twice (a visit naming both the customer and its deal) is one
- * row. Ends when a round adds nothing; the references form no cycle, and
- * RL_MAX_CASCADE_ROWS bounds it anyway.
+ * row. A reference is only asked about in a round that holds rows of the
+ * table it names: a column without an index is read whole even for an
+ * empty IN list, and most deletes (a deal, a task) would otherwise pay a
+ * pass over every visit's contact_id. Ends when a round adds nothing; the
+ * references form no cycle, and RL_MAX_CASCADE_ROWS bounds it anyway.
  */
 static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 {
 	sqlite3 *db = rl_store_db(s);
 	sqlite3_stmt *st;
 	long long total = 0, added;
+	/* tables with rows in this round / the next: the root's, then dependants' */
+	const char *in_round[N_DEPENDANT_TABLES + 1], *next[N_DEPENDANT_TABLES + 1];
+	size_t n_in = 1, n_next, i, k, j;
 	int error, round;
-	size_t i, k;
 
 	if (sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rl_cascade(tbl TEXT NOT NULL, "
 			 "id TEXT NOT NULL, round INTEGER NOT NULL, PRIMARY KEY (tbl, id)) "
@@ -795,13 +800,19 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 	sqlite3_reset(st);
 	if (error < 0)
 		return error;
+	in_round[0] = t->name;
 	for (round = 0;; round++) {
 		added = 0;
+		n_next = 0;
 		for (i = 0; i < N_DEPENDANT_TABLES; i++) {
 			const struct rl_table *ct = rl_model_table(dependant_tables[i]);
 			for (k = 0; ct && k < ct->nfields; k++) {
 				const struct rl_field *f = &ct->fields[k];
 				if (f->type != RL_FT_REF || (f->flags & RL_FF_SYSTEM) || !f->ref)
+					continue;
+				for (j = 0; j < n_in && strcmp(in_round[j], f->ref) != 0; j++)
+					;
+				if (j == n_in)
 					continue;
 				/* Names are the model's own (%w); values are bound. */
 				if ((error = rl_store_preparef(s, &st,
@@ -818,7 +829,11 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 				sqlite3_reset(st);
 				if (error < 0)
 					return error;
+				if (sqlite3_changes(db) == 0)
+					continue;
 				added += sqlite3_changes(db);
+				if (n_next == 0 || next[n_next - 1] != ct->name)
+					next[n_next++] = ct->name;
 			}
 		}
 		total += added;
@@ -827,6 +842,8 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 					    "on it", t->noun, id, RL_MAX_CASCADE_ROWS);
 		if (added == 0)
 			return RL_OK;
+		memcpy(in_round, next, n_next * sizeof(next[0]));
+		n_in = n_next;
 	}
 }
 
