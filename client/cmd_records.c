@@ -765,8 +765,8 @@ static const struct cli_opt geo_opts[] = {
 	{ NULL, 0, NULL, NULL, NULL }
 };
 static const struct cli_opt delete_opts[] = {
-	{ "cascade", 0, NULL, "delete what depends on it too (contacts, deals, visits, tasks)",
-	  NULL },
+	{ "cascade", 0, NULL, "delete the records that name it too (contacts, deals, visits, "
+	  "tasks); without it, a record others name is refused", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 static const struct cli_opt reason_opt[] = {
