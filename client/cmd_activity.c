@@ -126,7 +126,7 @@ static int cmd_today(struct cli_ctx *ctx, struct cli_args *a)
 	if (!ctx->json)
 		printf("Follow-ups due by %s\n", today);
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT t.id, t.due, t.title, a.name AS customer, "
+	     "SELECT t.id, t.due, t.title, " RP_CUSTOMER_NAME("a") " AS customer, "
 	     "CASE WHEN t.due < ?1 THEN 'overdue' ELSE 'today' END AS state "
 	     "FROM tasks t LEFT JOIN accounts a ON a.id = t.account_id "
 	     "WHERE t.deleted = 0 AND t.done = 0 AND t.due <= ?1 ORDER BY t.due, t.title", &st)) < 0)
@@ -138,7 +138,7 @@ static int cmd_today(struct cli_ctx *ctx, struct cli_args *a)
 		printf("\nToday's activities\n");
 	if ((error = rl_store_prepare(ctx->store,
 	     "SELECT x.id, strftime('%H:%M', x.at, (x.tz_offset) || ' minutes') AS time, x.kind, "
-	     "a.name AS customer, x.outcome, x.at, x.notes FROM activities x "
+	     RP_CUSTOMER_NAME("a") " AS customer, x.outcome, x.at, x.notes FROM activities x "
 	     "LEFT JOIN accounts a ON a.id = x.account_id "
 	     "WHERE x.deleted = 0 AND x.at >= ?1 AND x.at < ?2 ORDER BY x.at", &st)) < 0)
 		goto cleanup;
@@ -180,7 +180,8 @@ static int cmd_activity_list(struct cli_ctx *ctx, struct cli_args *a)
 				       account)) < 0)
 		goto cleanup;
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT x.id, x.at, x.kind, a.name AS customer, x.outcome, x.notes, x.lat, x.lon "
+	     "SELECT x.id, x.at, x.kind, " RP_CUSTOMER_NAME("a") " AS customer, x.outcome, x.notes, "
+	     "x.lat, x.lon "
 	     "FROM activities x LEFT JOIN accounts a ON a.id = x.account_id "
 	     "WHERE x.deleted = 0 AND (?1 IS NULL OR x.account_id = ?1) "
 	     "AND (?2 IS NULL OR x.kind = ?2) ORDER BY x.at DESC LIMIT 1000", &st)) < 0)

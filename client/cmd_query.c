@@ -259,7 +259,7 @@ static int cmd_pipeline(struct cli_ctx *ctx, struct cli_args *a)
 	     " coalesce(sum(" RP_WEIGHTED "), 0) AS weighted,"
 	     " s.position"
 	     " FROM stages s LEFT JOIN deals d ON d.stage_id = s.id AND d.deleted = 0"
-	     "  AND (?1 IS NULL OR d.owner_id = ?1)"
+	     "  AND" RP_CUSTOMER_LIVE("d") " AND (?1 IS NULL OR d.owner_id = ?1)"
 	     " WHERE s.deleted = 0 GROUP BY s.id, d.currency ORDER BY s.position, s.name, d.currency",
 	     &st)) < 0)
 		return error;

@@ -183,29 +183,70 @@ cleanup:
 	return error;
 }
 
+/*
+ * delete: a record others name (a customer's contacts, deals, visits and
+ * tasks; a contact's or a deal's visits and tasks) is refused, exit 5,
+ * with what it has, and nothing changes; --cascade deletes it and all of
+ * them in this one transaction, each an ordinary tombstone that syncs, and
+ * lists them (rl_record_delete_ex, docs/sync.md "Deleting a record that
+ * others name"). The dependants are found inside the write transaction, so
+ * the list printed is exactly what was deleted.
+ */
+struct delete_args {
+	const struct rl_table *t;
+	char id[RL_ID_BUFSZ];
+	unsigned flags;
+	struct rl_dependants deps;
+};
+
 static int do_delete(struct cli_ctx *ctx, void *arg)
 {
-	struct write_args *w = arg;
-	return rl_record_delete(ctx->store, w->t, w->id);
+	struct delete_args *d = arg;
+	return rl_record_delete_ex(ctx->store, d->t, d->id, d->flags, &d->deps);
 }
+
+static const char *ref_label(struct cli_ctx *ctx, const char *table, const char *id,
+			     char *buf, size_t len);
 
 static int cmd_delete(struct cli_ctx *ctx, struct cli_args *a)
 {
-	struct write_args w = { 0 };
-	char sid[RL_ID_BUFSZ];
+	struct delete_args d = { 0 };
+	char sid[RL_ID_BUFSZ], label[256];
+	json_t *o = NULL, *list;
+	size_t i;
 	int error;
 
-	w.t = table_of(a);
-	if ((error = rl_record_resolve(ctx->store, w.t, a->pos[0], w.id)) < 0)
+	d.t = table_of(a);
+	d.flags = cli_get(a, "cascade") ? RL_DELETE_CASCADE : 0;
+	if ((error = rl_record_resolve(ctx->store, d.t, a->pos[0], d.id)) < 0)
 		return error;
-	cli_short_id(ctx, w.t->name, w.id, sid);
-	if ((error = cli_write(ctx, do_delete, &w)) < 0)
-		return error;
-	if (ctx->json)
-		return cli_print_json(json_pack("{s:s, s:s, s:b}", "id", w.id, "table", w.t->name,
-					       "deleted", 1));
-	printf("deleted %s %s\n", w.t->noun, sid);
-	return RL_OK;
+	cli_short_id(ctx, d.t->name, d.id, sid);
+	if ((error = cli_write(ctx, do_delete, &d)) < 0)
+		goto cleanup;
+	if (ctx->json) {
+		if (!(o = json_pack("{s:s, s:s, s:b}", "id", d.id, "table", d.t->name, "deleted", 1)) ||
+		    !(list = json_array()) || json_object_set_new(o, "cascade", list) < 0) {
+			json_decref(o);
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		for (i = 0; i < d.deps.n; i++)
+			json_array_append_new(list, json_pack("{s:s, s:s, s:s?}",
+				"table", d.deps.v[i].t->name, "id", d.deps.v[i].id, "label",
+				ref_label(ctx, d.deps.v[i].t->name, d.deps.v[i].id, label,
+					  sizeof(label))[0] ? label : NULL));
+		error = cli_print_json(o);
+		goto cleanup;
+	}
+	printf("deleted %s %s  %s\n", d.t->noun, sid,
+	       ref_label(ctx, d.t->name, d.id, label, sizeof(label)));
+	for (i = 0; i < d.deps.n; i++)
+		printf("deleted %s %s  %s\n", d.deps.v[i].t->noun,
+		       cli_short_id(ctx, d.deps.v[i].t->name, d.deps.v[i].id, sid),
+		       ref_label(ctx, d.deps.v[i].t->name, d.deps.v[i].id, label, sizeof(label)));
+cleanup:
+	rl_dependants_free(&d.deps);
+	return error;
 }
 
 /* ---- show ------------------------------------------------------------------ */
@@ -376,22 +417,25 @@ static const struct list_spec list_specs[] = {
 	  "ORDER BY a.name COLLATE NOCASE, a.id LIMIT coalesce(?4, 1000)",
 	  account_hdr, 4, account_list_opts, -1, -1 },
 	{ "contacts",
-	  "SELECT c.id, c.name, a.name AS account, c.phone, c.email FROM contacts c "
+	  "SELECT c.id, c.name, " RP_CUSTOMER_NAME("a") " AS account, c.phone, c.email, "
+	  "coalesce(a.deleted, 0) AS account_deleted FROM contacts c "
 	  "LEFT JOIN accounts a ON a.id = c.account_id WHERE c.deleted = 0 "
 	  "AND (?1 IS NULL OR c.account_id = ?1) AND (?2 IS NULL OR c.city = ?2 COLLATE NOCASE) "
 	  "ORDER BY c.name COLLATE NOCASE, c.id LIMIT coalesce(?3, 1000)",
 	  contact_hdr, 4, contact_list_opts, -1, -1 },
 	{ "deals",
-	  "SELECT d.id, d.title, a.name AS account, s.name AS stage, d.amount, d.expected_close, "
-	  "d.currency, s.kind AS status FROM deals d JOIN stages s ON s.id = d.stage_id "
+	  "SELECT d.id, d.title, " RP_CUSTOMER_NAME("a") " AS account, s.name AS stage, d.amount, "
+	  "d.expected_close, d.currency, s.kind AS status, coalesce(a.deleted, 0) AS account_deleted "
+	  "FROM deals d JOIN stages s ON s.id = d.stage_id "
 	  "LEFT JOIN accounts a ON a.id = d.account_id WHERE d.deleted = 0 "
 	  "AND (?1 IS NULL OR d.account_id = ?1) AND (?2 IS NULL OR d.stage_id = ?2) "
 	  "AND (?3 IS NULL OR s.kind = ?3) "
 	  "ORDER BY s.position, d.expected_close, d.id LIMIT coalesce(?4, 1000)",
 	  deal_hdr, 5, deal_list_opts, 4, 6 },
 	{ "tasks",
-	  "SELECT t.id, t.due, t.title, a.name AS account, "
-	  "CASE t.done WHEN 1 THEN 'yes' ELSE 'no' END AS done FROM tasks t "
+	  "SELECT t.id, t.due, t.title, " RP_CUSTOMER_NAME("a") " AS account, "
+	  "CASE t.done WHEN 1 THEN 'yes' ELSE 'no' END AS done, "
+	  "coalesce(a.deleted, 0) AS account_deleted FROM tasks t "
 	  "LEFT JOIN accounts a ON a.id = t.account_id WHERE t.deleted = 0 "
 	  "AND (?1 IS NULL OR t.account_id = ?1) "
 	  "AND (coalesce(?2, 'open') = 'all' OR (coalesce(?2, 'open') = 'open' AND t.done = 0) "
@@ -720,6 +764,11 @@ static const struct cli_opt geo_opts[] = {
 	{ "geo", 1, "LAT,LON", "location in decimal degrees", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
+static const struct cli_opt delete_opts[] = {
+	{ "cascade", 0, NULL, "delete the records that name it too (contacts, deals, visits, "
+	  "tasks); without it, a record others name is refused", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
 static const struct cli_opt reason_opt[] = {
 	{ "reason", 1, "TEXT", "why the deal was lost", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
@@ -731,7 +780,7 @@ static const struct cli_opt reason_opt[] = {
 	{ noun " edit", cmd_edit, noun "-REF [OPTIONS]", "change fields of " art " " noun, addopts, table, CLI_MODEL_EDIT, 1, 1, CLI_STORE_FEW }, \
 	{ noun " show", cmd_show, noun "-REF", "show " art " " noun, NULL, table, CLI_MODEL_NONE, 1, 1, CLI_STORE_FEW }, \
 	{ noun " list", cmd_list, "[FILTERS]", "list " table, listopts, table, CLI_MODEL_NONE, 0, 0, 1 }, \
-	{ noun " delete", cmd_delete, noun "-REF", "delete " art " " noun " (a tombstone that syncs)", NULL, table, CLI_MODEL_NONE, 1, 1, \
+	{ noun " delete", cmd_delete, noun "-REF [--cascade]", "delete " art " " noun " (a tombstone that syncs)", delete_opts, table, CLI_MODEL_NONE, 1, 1, \
 	  CLI_STORE_FEW }
 
 const struct cli_cmd cli_cmds_records[] = {

@@ -742,15 +742,261 @@ int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id
 	return update_field(s, t, id, field, &c);
 }
 
-int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id)
+/* ---- deletes and what hangs off a record ------------------------------------ */
+
+/*
+ * The tables whose rows hang off a customer, a contact or a deal: what a
+ * rep keeps about a customer. Their user-set references (account_id,
+ * contact_id, deal_id) make a row a dependant of the row named; system
+ * references are history or provenance, not belonging (a stage move's
+ * deal_id, a campaign member's account_id, the visit that set a task),
+ * and stay as they are. Model order, which is also the order dependants
+ * are listed and counted in.
+ */
+static const char *const dependant_tables[] = { "contacts", "deals", "activities", "tasks" };
+#define N_DEPENDANT_TABLES (sizeof(dependant_tables) / sizeof(dependant_tables[0]))
+
+void rl_dependants_free(struct rl_dependants *d)
+{
+	free(d->v);
+	d->v = NULL;
+	d->n = 0;
+}
+
+/*
+ * The closure is computed in SQL, a round at a time, in a TEMP table of
+ * this connection (never synced, never in the store file): round r+1 holds
+ * the live rows whose reference names a row of round r, so each reference
+ * is one set-based statement per round (an index lookup per parent where
+ * the column has one, else one pass: contact_id has none) and a row
+ * reached twice (a visit naming both the customer and its deal) is one
+ * row. A reference is only asked about in a round that holds rows of the
+ * table it names: a column without an index is read whole even for an
+ * empty IN list, and most deletes (a deal, a task) would otherwise pay a
+ * pass over every visit's contact_id. Ends when a round adds nothing; the
+ * references form no cycle, and RL_MAX_CASCADE_ROWS bounds it anyway.
+ */
+static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
+{
+	sqlite3 *db = rl_store_db(s);
+	sqlite3_stmt *st;
+	long long total = 0, added;
+	/* tables with rows in this round / the next: the root's, then dependants' */
+	const char *in_round[N_DEPENDANT_TABLES + 1], *next[N_DEPENDANT_TABLES + 1];
+	size_t n_in = 1, n_next, i, k, j;
+	int error, round;
+
+	if (sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS rl_cascade(tbl TEXT NOT NULL, "
+			 "id TEXT NOT NULL, round INTEGER NOT NULL, PRIMARY KEY (tbl, id)) "
+			 "WITHOUT ROWID; DELETE FROM temp.rl_cascade", NULL, NULL, NULL) != SQLITE_OK)
+		return rl_store_error(s, "listing what depends on a record");
+	if ((error = rl_store_prepare(s, "INSERT INTO temp.rl_cascade(tbl, id, round) "
+				      "VALUES (?1, ?2, 0)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	error = sqlite3_step(st) == SQLITE_DONE ? RL_OK
+		: rl_store_error(s, "listing what depends on a record");
+	sqlite3_reset(st);
+	if (error < 0)
+		return error;
+	in_round[0] = t->name;
+	for (round = 0;; round++) {
+		added = 0;
+		n_next = 0;
+		for (i = 0; i < N_DEPENDANT_TABLES; i++) {
+			const struct rl_table *ct = rl_model_table(dependant_tables[i]);
+			for (k = 0; ct && k < ct->nfields; k++) {
+				const struct rl_field *f = &ct->fields[k];
+				if (f->type != RL_FT_REF || (f->flags & RL_FF_SYSTEM) || !f->ref)
+					continue;
+				for (j = 0; j < n_in && strcmp(in_round[j], f->ref) != 0; j++)
+					;
+				if (j == n_in)
+					continue;
+				/* Names are the model's own (%w); values are bound. */
+				if ((error = rl_store_preparef(s, &st,
+				     "INSERT OR IGNORE INTO temp.rl_cascade(tbl, id, round) "
+				     "SELECT ?1, c.id, ?2 + 1 FROM \"%w\" c WHERE c.deleted = 0 AND "
+				     "c.\"%w\" IN (SELECT id FROM temp.rl_cascade WHERE tbl = ?3 "
+				     "AND round = ?2)", ct->name, f->name)) < 0)
+					return error;
+				sqlite3_bind_text(st, 1, ct->name, -1, SQLITE_STATIC);
+				sqlite3_bind_int(st, 2, round);
+				sqlite3_bind_text(st, 3, f->ref, -1, SQLITE_STATIC);
+				error = sqlite3_step(st) == SQLITE_DONE ? RL_OK
+					: rl_store_error(s, "listing what depends on a record");
+				sqlite3_reset(st);
+				if (error < 0)
+					return error;
+				if (sqlite3_changes(db) == 0)
+					continue;
+				added += sqlite3_changes(db);
+				if (n_next == 0 || next[n_next - 1] != ct->name)
+					next[n_next++] = ct->name;
+			}
+		}
+		total += added;
+		if (total > RL_MAX_CASCADE_ROWS)
+			return rl_error_set(RL_ETOOBIG, "%s %s has more than %d records that depend "
+					    "on it", t->noun, id, RL_MAX_CASCADE_ROWS);
+		if (added == 0)
+			return RL_OK;
+		memcpy(in_round, next, n_next * sizeof(next[0]));
+		n_in = n_next;
+	}
+}
+
+int rl_record_dependants(rl_store *s, const struct rl_table *t, const char *id,
+			 struct rl_dependants *out)
+{
+	struct rl_dependant *grown;
+	sqlite3_stmt *st;
+	size_t i, cap = 0;
+	int error, rc;
+
+	rl_dependants_free(out);
+	if ((error = live_exists(s, t, id)) < 0 || (error = closure_rounds(s, t, id)) < 0)
+		return error;
+	if ((error = rl_store_prepare(s, "SELECT id FROM temp.rl_cascade WHERE tbl = ?1 "
+				      "AND round > 0 ORDER BY id", &st)) < 0)
+		return error;
+	for (i = 0; i < N_DEPENDANT_TABLES && error == RL_OK; i++) {
+		const struct rl_table *ct = rl_model_table(dependant_tables[i]);
+		sqlite3_bind_text(st, 1, dependant_tables[i], -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (out->n == cap) {
+				cap = cap ? cap * 2 : 16;
+				if (!(grown = realloc(out->v, cap * sizeof(*grown)))) {
+					error = rl_error_set(RL_ENOMEM, "out of memory");
+					break;
+				}
+				out->v = grown;
+			}
+			out->v[out->n].t = ct;
+			snprintf(out->v[out->n].id, RL_ID_BUFSZ, "%s",
+				 (const char *)sqlite3_column_text(st, 0));
+			out->n++;
+		}
+		if (error == RL_OK && rc != SQLITE_DONE)
+			error = rl_store_error(s, "listing what depends on a record");
+		sqlite3_reset(st);
+	}
+	if (error < 0)
+		rl_dependants_free(out);
+	return error;
+}
+
+/* "2 contacts, 1 deal, 5 activities" into buf. */
+static void count_dependants(const struct rl_dependants *d, char *buf, size_t len)
+{
+	size_t i, j, n, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < N_DEPENDANT_TABLES; i++) {
+		const struct rl_table *ct = rl_model_table(dependant_tables[i]);
+		size_t nl;
+		for (j = n = 0; j < d->n; j++)
+			n += d->v[j].t == ct;
+		if (n == 0 || !ct || o >= len)
+			continue;
+		nl = strlen(ct->noun);
+		/* Plural of the noun: "activity" -> "activities", "deal" -> "deals". */
+		o += (size_t)snprintf(buf + o, len - o, "%s%zu %.*s%s", o ? ", " : "", n,
+				      (int)(n != 1 && ct->noun[nl - 1] == 'y' ? nl - 1 : nl),
+				      ct->noun, n == 1 ? "" : ct->noun[nl - 1] == 'y' ? "ies" : "s");
+	}
+}
+
+/*
+ * A dependant deleted by a cascade is checked by the role rule with the
+ * owner this device knows (owner_id, else user_id, as the hub reads it in
+ * hub/hubstore.c), not as the rep's own as a single delete is (check_role):
+ * the hub decides each change on its own, so a cascade it refused in part
+ * would leave the customer deleted and a colleague's deal alive under it —
+ * the very state a cascade exists to prevent. Refused here, nothing is
+ * written and the rep is told whose record stops it.
+ */
+static int check_dependant_role(rl_store *s, const struct rl_dependant *d)
+{
+	struct rl_value v = { RL_V_INT, 1, 0.0, NULL };
+	const char *of = rl_model_field(d->t, "owner_id") ? "owner_id" : "user_id";
+	const char *why, *role = rl_store_role(s);
+	char owner[RL_ID_BUFSZ] = "", sid[RL_ID_BUFSZ];
+	sqlite3_stmt *st;
+	int error;
+
+	if (!role[0])
+		return RL_OK;
+	if ((error = rl_store_preparef(s, &st, "SELECT \"%w\", \"%w\" FROM \"%w\" WHERE id = ?1",
+				       of, d->t->label_field, d->t->name)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(s, d->t->noun);
+	}
+	if (sqlite3_column_text(st, 0))
+		snprintf(owner, sizeof(owner), "%s", (const char *)sqlite3_column_text(st, 0));
+	why = rl_policy_refusal(role, rl_store_user_id(s), d->t->name, 0, owner, "deleted", &v);
+	if (why) {
+		const char *label = (const char *)sqlite3_column_text(st, 1);
+		if (rl_record_short_id(s, d->t, d->id, sid) < 0)
+			snprintf(sid, sizeof(sid), "%.12s", d->id);
+		error = rl_error_set(RL_EDENIED, "not allowed: its %s %s%s%s%s cannot be deleted: %s "
+				     "(your role at the hub: %s); nothing was deleted", d->t->noun,
+				     sid, label ? " '" : "", label ? label : "", label ? "'" : "",
+				     why, role);
+	}
+	sqlite3_reset(st);
+	return error;
+}
+
+int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, unsigned flags,
+			struct rl_dependants *deps)
 {
 	struct rl_converted one = { 0, SQLITE_INTEGER, 1, 0, NULL, 0 };
+	struct rl_dependants own = { NULL, 0 }, *d = deps ? deps : &own;
+	char counts[256], label[RL_MAX_NAME_BYTES + 1] = "";
+	sqlite3_stmt *st;
+	size_t i;
 	int error;
 
 	if ((error = live_exists(s, t, id)) < 0 ||
-	    (error = check_role(s, t, 0, "deleted", &one)) < 0)
-		return error;
-	return update_field(s, t, id, "deleted", &one);
+	    (error = check_role(s, t, 0, "deleted", &one)) < 0 ||
+	    (error = rl_record_dependants(s, t, id, d)) < 0)
+		goto cleanup;
+	if (d->n > 0 && !(flags & RL_DELETE_CASCADE)) {
+		count_dependants(d, counts, sizeof(counts));
+		if (rl_store_preparef(s, &st, "SELECT \"%w\" FROM \"%w\" WHERE id = ?1",
+				      t->label_field, t->name) == RL_OK) {
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+				snprintf(label, sizeof(label), "%s",
+					 (const char *)sqlite3_column_text(st, 0));
+			sqlite3_reset(st);
+		}
+		error = rl_error_set(RL_EINVALID, "%s '%s' has %s: delete them first, or use "
+				     "--cascade to delete them with it", t->noun, label, counts);
+		goto cleanup;
+	}
+	/* Every check before the first write: refused, nothing is written
+	 * (and the caller's transaction is rolled back all the same). */
+	for (i = 0; i < d->n; i++)
+		if ((error = check_dependant_role(s, &d->v[i])) < 0)
+			goto cleanup;
+	for (i = d->n; i > 0; i--)
+		if ((error = update_field(s, d->v[i - 1].t, d->v[i - 1].id, "deleted", &one)) < 0)
+			goto cleanup;
+	error = update_field(s, t, id, "deleted", &one);
+cleanup:
+	rl_dependants_free(&own);
+	return error;
+}
+
+int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id)
+{
+	return rl_record_delete_ex(s, t, id, 0, NULL);
 }
 
 static size_t common_prefix(const char *a, const char *b)

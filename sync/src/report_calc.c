@@ -33,7 +33,7 @@
 /* ---- shared SQL fragments --------------------------------------------------------- */
 
 #define DEAL_FILTER \
-	" d.deleted = 0 AND (?1 IS NULL OR d.owner_id = ?1)" \
+	" d.deleted = 0 AND" RP_CUSTOMER_LIVE("d") " AND (?1 IS NULL OR d.owner_id = ?1)" \
 	" AND (?2 IS NULL OR EXISTS (SELECT 1 FROM users fu WHERE fu.id = d.owner_id" \
 	"  AND fu.team = ?2 COLLATE NOCASE))" \
 	" AND (?3 IS NULL OR EXISTS (SELECT 1 FROM accounts fa WHERE fa.id = d.account_id" \
@@ -562,7 +562,7 @@ static const struct rp_col activity_total_cols[] = {
  * 2x slower on 300k activities).
  */
 #define ACT_FILTER \
-	" x.deleted = 0 AND (?1 IS NULL OR x.user_id = ?1)" \
+	" x.deleted = 0 AND" RP_CUSTOMER_LIVE("x") " AND (?1 IS NULL OR x.user_id = ?1)" \
 	" AND (?2 IS NULL OR EXISTS (SELECT 1 FROM users fu WHERE fu.id = x.user_id" \
 	"  AND fu.team = ?2 COLLATE NOCASE))" \
 	" AND (?3 IS NULL OR EXISTS (SELECT 1 FROM accounts fa WHERE fa.id = x.account_id" \

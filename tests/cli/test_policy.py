@@ -393,6 +393,52 @@ def test_the_device_refuses_what_its_role_may_not():
         hub.cleanup()
 
 
+def test_a_cascade_over_a_colleagues_deal_is_refused_whole():
+    """account delete --cascade checks the role rule for every record it
+    would delete, by the owner the device knows: a rep's cascade over a
+    colleague's deal is refused whole (exit 9, naming the deal), nothing
+    written; without --cascade the customer is refused for having it
+    (exit 5). A manager's cascade takes everything, and the hub applies
+    every tombstone."""
+    hub = Hub()
+    budi = hub.device("budi", "Budi Santoso")
+    ani = hub.device("ani", "Ani Wijaya")
+    maya = hub.device("maya", "Maya Kusuma", role="manager")
+    try:
+        budi.ok("account", "add", "Toko Bersama", "--city", "Bogor")
+        budi.ok("deal", "add", "Punya Budi", "--account", "Toko Bersama", "--amount", "100")
+        budi.ok("sync")
+        ani.ok("sync")
+        ani.ok("deal", "add", "Punya Ani", "--account", "Toko Bersama", "--amount", "200")
+        ani.ok("visit", "log", "Toko Bersama", "--outcome", "Mampir")
+        for d in (ani, budi, maya):
+            d.ok("sync")
+        eq(budi.query("SELECT count(*) FROM deals"), [(2,)], "budi holds ani's deal")
+        before = budi.query("SELECT (SELECT count(*) FROM rl_outbox), "
+                            "(SELECT sum(deleted) FROM accounts), (SELECT sum(deleted) FROM deals)")
+        budi.fails(5, "account", "delete", "Toko Bersama", contains="2 deals, 1 activity")
+        budi.fails(9, "account", "delete", "Toko Bersama", "--cascade",
+                   contains="you may change only your own deals")
+        r = budi.run("account", "delete", "Toko Bersama", "--cascade")
+        check("Punya Ani" in r.err and "nothing was deleted" in r.err, "names the deal", r)
+        eq(budi.query("SELECT (SELECT count(*) FROM rl_outbox), "
+                      "(SELECT sum(deleted) FROM accounts), (SELECT sum(deleted) FROM deals)"),
+           before, "nothing written, nothing to send")
+        r = maya.js("account", "delete", "Toko Bersama", "--cascade")
+        eq(sorted(x["label"] for x in r["cascade"]), ["Mampir", "Punya Ani", "Punya Budi"],
+           "the manager's cascade")
+        r = maya.js("sync")
+        eq((r["applied"], r["refused"]), (4, 0), "every tombstone applied at the hub")
+        for d in (ani, budi, maya):
+            d.ok("sync")
+        assert_converged(hub, [ani, budi, maya])
+        eq(hub.query("SELECT count(*) FROM deals WHERE deleted = 0"), [(0,)], "all gone")
+    finally:
+        for d in (budi, ani, maya):
+            d.cleanup()
+        hub.cleanup()
+
+
 def test_user_edit_changes_what_the_device_may_do():
     """`relasi-hub user edit` changes a user's role (name, team) as a change
     every device pulls: a rep raised to manager may do what a manager may
@@ -664,4 +710,5 @@ if __name__ == "__main__":
     main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
           test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not,
           test_user_edit_changes_what_the_device_may_do,
-          test_a_new_record_is_refused_whole, test_a_refused_new_record_stays_whole_on_the_device])
+          test_a_new_record_is_refused_whole, test_a_refused_new_record_stays_whole_on_the_device,
+          test_a_cascade_over_a_colleagues_deal_is_refused_whole])

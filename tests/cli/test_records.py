@@ -189,7 +189,8 @@ def test_search_and_nearby():
     s.ok("account", "add", "Hotel Bintang", "--city", "Malang", "--geo", "-7.9666,112.6326")
     s.ok("account", "add", "Kopi Kenangan Jakarta", "--city", "Jakarta", "--geo", "-6.2,106.8")
     s.ok("contact", "add", "Joko Widodo", "--account", "Sejahtera", "--email", "joko@sejahtera.id")
-    s.ok("visit", "log", "Apotek", "--notes", "Tertarik kulkas vaksin")
+    # (at the hotel: the customer deleted below has no visit to go with it)
+    s.ok("visit", "log", "Hotel", "--notes", "Tertarik kulkas vaksin")
     hits = s.js("search", "kulkas")
     eq(sorted(h["kind"] for h in hits), ["account", "activity"], "search finds notes of both")
     hits = s.js("search", "joko")
@@ -430,10 +431,66 @@ def test_show_lays_out_address_and_notes():
     eq(s.ok("show", "Toko B").out.split("\n")[1], "  Bandung", "a city alone")
     s.cleanup()
 
+def test_delete_refuses_what_others_name_and_cascades():
+    """A customer (or contact, or deal) that live records still name is not
+    deleted alone: exit 5, the message counts what it has, nothing changes.
+    --cascade deletes it with all of them in one transaction, each an
+    ordinary captured tombstone, and lists them. A deal's stage moves are
+    history and stay; another customer's deal that names a deleted contact
+    goes too (nothing live names a deleted record)."""
+    s = Store(now=NOW)
+    s.ok("account", "add", "Toko A")
+    s.ok("account", "add", "Toko B")
+    s.ok("contact", "add", "Budi", "--account", "Toko A")
+    s.ok("deal", "add", "D1", "--account", "Toko A", "--amount", "100", "--contact", "Budi")
+    s.ok("deal", "add", "D2", "--account", "Toko A", "--amount", "50")
+    s.ok("deal", "add", "Lain", "--account", "Toko B", "--amount", "70", "--contact", "Budi")
+    s.ok("deal", "add", "Tetap", "--account", "Toko B", "--amount", "30")
+    s.ok("visit", "log", "Toko A", "--outcome", "Mampir", "--next", "Telepon lagi",
+         "--due", "+2d")
+    s.ok("visit", "log", "Toko B", "--outcome", "Order", "--deal", "D1")
+    s.ok("task", "add", "Kirim katalog", "--deal", "Tetap")
+    before = s.dump()
+    s.fails(5, "account", "delete", "Toko A",
+            contains="account 'Toko A' has 1 contact, 3 deals, 2 activities, 1 task: "
+                     "delete them first, or use --cascade")
+    s.fails(5, "contact", "delete", "Budi", contains="has 2 deals, 1 activity")
+    s.fails(5, "deal", "delete", "D1", contains="deal 'D1' has 1 activity")
+    eq(s.dump(), before, "refused: nothing changed, nothing to send")
+    eq(s.ok("report", "pipeline", "--json").json()["totals"][0]["amount"], 25000,
+       "before: every deal counted")
+    out = s.ok("account", "delete", "Toko A", "--cascade").out.splitlines()
+    said = [(line.split()[1], " ".join(line.split()[3:])) for line in out]
+    eq((said[0], sorted(said[1:], key=lambda x: ["contact", "deal", "activity", "task"].index(x[0]))),
+       (("account", "Toko A"), said[1:]), "the customer first, then by table")
+    eq(sorted(said), [("account", "Toko A"), ("activity", "Mampir"), ("activity", "Order"),
+                      ("contact", "Budi"), ("deal", "D1"), ("deal", "D2"), ("deal", "Lain"),
+                      ("task", "Telepon lagi")], "what it deleted")
+    eq(s.query("SELECT title FROM deals WHERE deleted = 0"), [("Tetap",)],
+       "Toko B keeps the deal that named nobody deleted")
+    eq(s.query("SELECT title FROM tasks WHERE deleted = 0"), [("Kirim katalog",)],
+       "and its task")
+    eq(s.query("SELECT count(*), sum(deleted) FROM deal_stage_events"), [(4, 0)],
+       "stage moves are history: kept as they are")
+    eq(s.query("SELECT tbl, count(*) FROM rl_outbox WHERE field = 'deleted' AND value = 1 GROUP BY tbl"),
+       [("accounts", 1), ("activities", 2), ("contacts", 1), ("deals", 3), ("tasks", 1)],
+       "each an ordinary captured delete, to sync as a tombstone")
+    eq(s.ok("report", "pipeline", "--json").json()["totals"][0]["amount"], 3000,
+       "the pipeline counts what is left")
+    eq(s.js("deal", "list")[0]["account_deleted"], 0, "a live customer's deal is not marked")
+    r = s.js("deal", "delete", "Tetap", "--cascade")
+    eq([(x["table"], x["label"]) for x in r["cascade"]], [("tasks", "Kirim katalog")],
+       "--json lists the cascade")
+    s.fails(3, "account", "delete", "Toko A", "--cascade")
+    s.ok("account", "delete", "Toko B")                 # nothing names it any more
+    s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
           test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
           test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
           test_deal_currency_edit_keeps_the_amount, test_tasks_and_deletes,
-          test_show_lays_out_address_and_notes])
+          test_show_lays_out_address_and_notes,
+          test_delete_refuses_what_others_name_and_cascades])

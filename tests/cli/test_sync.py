@@ -168,7 +168,8 @@ def test_edit_against_delete_duplicates_and_roles():
     budi = hub.device("budi")
     try:
         ani.ok("account", "add", "Apotek Sehat", "--city", "Depok", "--email", "apotek@sehat.id")
-        ani.ok("deal", "add", "Freezer", "--account", "Apotek", "--amount", "1000000")
+        ani.ok("account", "add", "Gudang Dingin", "--city", "Depok")
+        ani.ok("deal", "add", "Freezer", "--account", "Gudang", "--amount", "1000000")
         sync_all([ani, budi])
         # edit against delete: ani deletes, budi (who has not seen it) edits
         ani.ok("account", "delete", "Apotek")
@@ -517,6 +518,65 @@ def test_a_refused_edit_shows_the_hubs_value_across_batches():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline():
+    """ani deletes a customer with --cascade: its deal's tombstone syncs
+    with the customer's. budi (a manager), offline, had made a deal and logged a visit
+    for it; the hub takes them (a new record for a deleted customer is not
+    an edit of it: no conflict). He had also edited the old deal: that is
+    the edit-against-delete conflict, and the deal stays alive. These stay
+    live, so that nobody's work is lost, but count in no report, on the
+    devices and at the hub, as RFM and tiers never counted them; lists show
+    them, the customer marked deleted, for someone to settle."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")     # may edit ani's deal
+    try:
+        ani.ok("account", "add", "Toko Hilang", "--region", "Jawa")
+        ani.ok("account", "add", "Toko Lain")
+        ani.ok("deal", "add", "Lama", "--account", "Toko Hilang", "--amount", "500")
+        sync_all([ani, budi])
+        budi.ok("deal", "add", "Baru", "--account", "Toko Hilang", "--amount", "700")
+        budi.ok("visit", "log", "Toko Hilang", "--outcome", "Mampir")
+        budi.ok("deal", "edit", "Lama", "--close", "2026-12-31")    # budi's edit, unseen
+        ani.ok("account", "delete", "Toko Hilang", "--cascade")
+        eq(ani.js("sync")["applied"], 2, "the customer's and its deal's tombstones")
+        r = budi.js("sync")
+        eq(r["refused"], 0, "the hub takes budi's new records as they are, and his edit")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(hub.query("SELECT tbl, field, kind FROM hub_conflicts"),
+           [("deals", "deleted", "edit-delete")],
+           "one conflict, on the edited deal: edit against delete")
+        eq(hub.query("SELECT d.title, d.deleted, a.deleted FROM deals d JOIN accounts a "
+                     "ON a.id = d.account_id ORDER BY d.title"),
+           [("Baru", 0, 1), ("Lama", 0, 1)],
+           "hub: the new deal lives on and the edited one stays alive; the customer "
+           "stays deleted (the edit revives the record it edits, not the cascade)")
+        for d in (ani, budi):
+            rows = d.js("deal", "list")
+            eq(sorted((x["title"], x["account"], x["account_deleted"]) for x in rows),
+               [("Baru", "Toko Hilang (deleted)", 1), ("Lama", "Toko Hilang (deleted)", 1)],
+               "listed, the customer marked")
+            eq([x["customer"] for x in d.js("activity", "list")], ["Toko Hilang (deleted)"],
+               "the visit too")
+            for rep in ("pipeline", "forecast", "stale", "activity"):
+                eq(d.js("report", rep)["rows"] if rep != "pipeline"
+                   else [x for x in d.js("report", rep)["rows"] if x["deals"]], [],
+                   f"{rep}: a deleted customer's records count nowhere")
+            eq(d.js("report", "pipeline", "--region", "Jawa")["totals"], [],
+               "nor under the customer's region")
+        eq(json.loads(hub.admin("report", "pipeline", "--json"))["totals"], [],
+           "nor at the hub")
+        budi.ok("deal", "delete", "Baru")          # settled: moved or deleted
+        budi.ok("deal", "edit", "Lama", "--account", "Toko Lain")
+        budi.ok("sync")
+        eq(hub.query("SELECT title FROM deals WHERE deleted = 0"), [("Lama",)], "settled")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_stage_moves_never_conflict():
     """Two people move the same deal offline: no conflict; the later move
     stands on the hub and every device, and both moves are in the deal's
@@ -860,4 +920,5 @@ if __name__ == "__main__":
           test_the_wal_is_copied_back_while_serving,
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
           test_store_restored_from_an_older_copy,
-          test_a_reused_batch_number_renumbers_the_batches_after_it_in_order])
+          test_a_reused_batch_number_renumbers_the_batches_after_it_in_order,
+          test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline])

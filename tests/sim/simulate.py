@@ -901,6 +901,13 @@ def read_outbox(path):
 
 # ---- the simulation -------------------------------------------------------------------------
 
+# The references that make a row a dependant of the row they name, for
+# `delete --cascade` (sync/src/record.c, dependant_tables).
+DEP_REFS = {"contacts": ("account_id",), "deals": ("account_id", "contact_id"),
+            "activities": ("account_id", "contact_id", "deal_id"),
+            "tasks": ("account_id", "contact_id", "deal_id")}
+REF_TABLE = {"account_id": "accounts", "contact_id": "contacts", "deal_id": "deals"}
+
 LOGINS = ["ani", "budi", "citra", "dewi", "eko", "fajar", "gita", "hadi"]
 PREFIX = {"accounts": "A", "contacts": "C", "deals": "D", "activities": "V", "tasks": "T",
           "deal_stage_events": "E", "users": "U", "stages": "S"}
@@ -1285,13 +1292,63 @@ class Sim:
         self.cmd(d, t[:-1], "edit", rid, "--notes", new, intent=(t, rid, {"notes": new}))
         return f"{d.login}: {t[:-1]} edit {self.nm(rid)} notes += {line!r}"
 
+    def dependants(self, d, t, rid):
+        """What `delete --cascade` takes with (t, rid) on device d
+        (record.c, rl_record_dependants): the live rows whose user-set
+        reference names it, and in turn theirs."""
+        found, frontier = set(), {(t, rid)}
+        while frontier:
+            nxt = set()
+            for ct, fields in DEP_REFS.items():
+                for cid, row in d.tables[ct].items():
+                    if row.get("deleted") or (ct, cid) in found or (ct, cid) == (t, rid):
+                        continue
+                    if any(row.get(f) and (REF_TABLE[f], row[f]) in frontier for f in fields):
+                        nxt.add((ct, cid))
+            found |= nxt
+            frontier = nxt
+        return found
+
+    def refused_cmd(self, d, code, *args, contains):
+        """A command the device refuses: exit code, the reason, and nothing
+        written (no row, no outbox change)."""
+        r = d.store.run(*args, now=d.now())
+        what = f"{d.login}: relasi {' '.join(map(str, args))}"
+        if r.code != code or contains not in r.err:
+            self.fail(f"{what}: exited {r.code} ({r.err.strip()}), expected {code} "
+                      f"saying {contains!r}")
+        if read_tables(d.store.path) != d.tables or read_outbox(d.store.path) != d.obx:
+            self.fail(f"{what}: refused, but the store changed")
+
     def act_delete(self, d):
         cands = self.editable(d)
         if not cands:
             return None
         t, rid = self.rng.choice(cands)
-        self.cmd(d, t[:-1], "delete", rid, intent=(t, rid, {"deleted": 1}))
-        return f"{d.login}: {t[:-1]} delete {self.nm(rid)}"
+        deps = self.dependants(d, t, rid)
+        if not deps:
+            self.cmd(d, t[:-1], "delete", rid, intent=(t, rid, {"deleted": 1}))
+            return f"{d.login}: {t[:-1]} delete {self.nm(rid)}"
+        # named by live records: refused alone; with --cascade, refused
+        # whole over a colleague's deal, visit or task (a rep's device
+        # checks each by the owner it knows), else all deleted at once
+        self.refused_cmd(d, 5, t[:-1], "delete", rid, contains="or use --cascade")
+        foreign = sorted(self.nm(x) for ct, x in deps
+                         if d.role != "manager" and ct in ("deals", "activities", "tasks") and
+                         d.tables[ct][x].get("user_id" if ct == "activities" else "owner_id")
+                         != d.user_id)
+        what = f"{d.login}: {t[:-1]} delete {self.nm(rid)} --cascade ({len(deps)} with it)"
+        if foreign:
+            self.refused_cmd(d, 9, t[:-1], "delete", rid, "--cascade",
+                             contains="nothing was deleted")
+            self.stats["cascades-refused"] += 1
+            return what + f": refused, {foreign[0]} is a colleague's"
+        self.cmd(d, t[:-1], "delete", rid, "--cascade", intent=(t, rid, {"deleted": 1}))
+        self.stats["cascades"] += 1
+        for ct, x in sorted(deps):
+            if not d.tables[ct][x].get("deleted"):
+                self.fail(f"{what}: {ct} {self.nm(x)} was not deleted with it")
+        return what
 
     def act_move(self, d):
         deals = self.mine(d, "deals")
@@ -1951,7 +2008,8 @@ class Sim:
                 + ", ".join(f"{k[7:]} {v}" for k, v in sorted(m.items()) if k.startswith("result:"))
                 + f"; conflicts {len(self.model.conflicts)} (field {m['conflict:field']}, "
                 f"edit-delete {m['conflict:edit-delete']}), notes merged {m['notes-merged']}, "
-                f"resolved {s['resolved']}"
+                f"resolved {s['resolved']}, cascades {s['cascades']} "
+                f"(refused {s['cascades-refused']})"
                 + (f", re-stamping syncs {s['restamps']}" if s['restamps'] else ""))
 
 

@@ -113,6 +113,12 @@
  * A longer chain means a damaged store, refused rather than looped over. */
 #define RL_MAX_REDIRECT_HOPS    64
 
+/* Records one `delete --cascade` tombstones with its record (record.c):
+ * all in one transaction and one list in memory (~48 bytes each). A
+ * customer with more than this many contacts, deals, visits and tasks is
+ * beyond any field force's; past it the delete is refused, not half done. */
+#define RL_MAX_CASCADE_ROWS     (1000 * 1000)
+
 /* Snapshot bootstrap (sync/PROTOCOL.md, "Snapshot"): a new device loads
  * every synced row at once instead of replaying the hub's log.
  * Rows and field versions a snapshot may announce: 16M rows is ~35x the

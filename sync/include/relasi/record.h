@@ -52,8 +52,45 @@ int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id,
 			   const char *field, const char *value);
 
-/* Tombstone a live record (deleted = 1). */
+/*
+ * Tombstone a live record (deleted = 1). Refused (RL_EINVALID, nothing
+ * written) while live records depend on it (rl_record_dependants): the
+ * message counts them, e.g. "account 'Toko A' has 2 contacts, 3 deals:
+ * ...". Same as rl_record_delete_ex(s, t, id, 0, NULL).
+ */
 int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id);
+
+/*
+ * The records that hang off a record, and go with it when it is deleted
+ * with --cascade (docs/sync.md, "Deleting a record that others name"):
+ * the live contacts, deals, activities and tasks whose user-set reference
+ * (account_id, contact_id, deal_id; not a system one such as a task's
+ * activity_id) names it, and in turn theirs. A deal's stage moves and a
+ * campaign's members are history, never dependants: they stay as they are.
+ */
+struct rl_dependant {
+	const struct rl_table *t;
+	char id[RL_ID_BUFSZ];
+};
+struct rl_dependants {
+	struct rl_dependant *v;   /* by table in model order, then by id */
+	size_t n;
+};
+void rl_dependants_free(struct rl_dependants *d);   /* and zeroes it */
+
+/* Fill *out (freed first) with the dependants of live record id of t. */
+int rl_record_dependants(rl_store *s, const struct rl_table *t, const char *id,
+			 struct rl_dependants *out);
+
+/* RL_DELETE_CASCADE: tombstone the dependants too, each an ordinary
+ * captured delete, each checked against the role rule by the owner this
+ * device knows (a rep's cascade over a colleague's deal is refused whole,
+ * RL_EDENIED); the caller's transaction makes it one. */
+#define RL_DELETE_CASCADE 1u
+/* deps (may be NULL) receives the dependants found: deleted with
+ * RL_DELETE_CASCADE, the reason of the refusal without it. */
+int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, unsigned flags,
+			struct rl_dependants *deps);
 
 /*
  * Find a live record of t by reference: a unique id prefix (4+ hex digits),

@@ -189,6 +189,21 @@ int rl_report_cmd_run(struct cli_ctx *ctx, struct cli_args *a);
 #define RP_WEIGHTED_OF(x) "(((" x ") + 50) - (((" x ") + 50) % 100 + 100) % 100) / 100"
 #define RP_WEIGHTED RP_WEIGHTED_OF("d.amount * coalesce(d.probability, s.probability)")
 
+/* A record whose customer is deleted counts in no figure (docs/reports.md,
+ * "Records of a deleted customer"): deal and visit reports leave it out,
+ * as RFM and tiers always did (they join live customers). It can still
+ * exist: another device made it offline for the customer and the hub took
+ * it. A customer this store does not hold is not known deleted: kept.
+ * x is the row's alias ("d", "x"); the subquery is a primary-key lookup. */
+#define RP_CUSTOMER_LIVE(x) " NOT EXISTS (SELECT 1 FROM accounts gone WHERE gone.id = " x \
+	".account_id AND gone.deleted = 1)"
+
+/* ...while lists show it, its customer marked, so that it can be found
+ * and settled (moved to another customer, or deleted): the customer's name
+ * as a list shows it; a is the accounts row's alias. */
+#define RP_CUSTOMER_NAME(a) "CASE WHEN " a ".deleted = 1 THEN " a ".name || ' (deleted)'" \
+	" ELSE " a ".name END"
+
 #define RP_CLOSED_TIME "coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)"
 #define RP_CLOSED_DAY "substr(" RP_CLOSED_TIME ", 1, 10)"
 
