@@ -185,11 +185,12 @@ cleanup:
 
 /*
  * delete: a record others name (a customer's contacts, deals, visits and
- * tasks; a contact's or a deal's visits and tasks) is refused, exit 5,
- * with what it has, and nothing changes; --cascade deletes it and all of
- * them in this one transaction, each an ordinary tombstone that syncs, and
- * lists them (rl_record_delete_ex, docs/sync.md "Deleting a record that
- * others name"). The dependants are found inside the write transaction, so
+ * tasks; a contact or deal another record names) is refused, exit 5, with
+ * what it has, and nothing changes; --cascade deletes it and what belongs
+ * to it and clears the contact or deal reference of the records that only
+ * mention it, in this one transaction, each an ordinary change that syncs,
+ * and lists them (rl_record_delete_ex, docs/sync.md "Deleting a record
+ * that others name"). The dependants are found inside the write transaction, so
  * the list printed is exactly what was deleted.
  */
 struct delete_args {
@@ -231,19 +232,32 @@ static int cmd_delete(struct cli_ctx *ctx, struct cli_args *a)
 			goto cleanup;
 		}
 		for (i = 0; i < d.deps.n; i++)
-			json_array_append_new(list, json_pack("{s:s, s:s, s:s?}",
+			json_array_append_new(list, json_pack("{s:s, s:s, s:s?, s:s?}",
 				"table", d.deps.v[i].t->name, "id", d.deps.v[i].id, "label",
 				ref_label(ctx, d.deps.v[i].t->name, d.deps.v[i].id, label,
-					  sizeof(label))[0] ? label : NULL));
+					  sizeof(label))[0] ? label : NULL,
+				"cleared", d.deps.v[i].cleared));
 		error = cli_print_json(o);
 		goto cleanup;
 	}
 	printf("deleted %s %s  %s\n", d.t->noun, sid,
 	       ref_label(ctx, d.t->name, d.id, label, sizeof(label)));
-	for (i = 0; i < d.deps.n; i++)
-		printf("deleted %s %s  %s\n", d.deps.v[i].t->noun,
-		       cli_short_id(ctx, d.deps.v[i].t->name, d.deps.v[i].id, sid),
-		       ref_label(ctx, d.deps.v[i].t->name, d.deps.v[i].id, label, sizeof(label)));
+	for (i = 0; i < d.deps.n; i++) {
+		const struct rl_field *f = d.deps.v[i].cleared
+			? rl_model_field(d.deps.v[i].t, d.deps.v[i].cleared) : NULL;
+		const struct rl_table *rt = f && f->ref ? rl_model_table(f->ref) : NULL;
+		if (f)
+			printf("cleared %s of %s %s  %s\n", rt ? rt->noun : f->name,
+			       d.deps.v[i].t->noun,
+			       cli_short_id(ctx, d.deps.v[i].t->name, d.deps.v[i].id, sid),
+			       ref_label(ctx, d.deps.v[i].t->name, d.deps.v[i].id, label,
+					 sizeof(label)));
+		else
+			printf("deleted %s %s  %s\n", d.deps.v[i].t->noun,
+			       cli_short_id(ctx, d.deps.v[i].t->name, d.deps.v[i].id, sid),
+			       ref_label(ctx, d.deps.v[i].t->name, d.deps.v[i].id, label,
+					 sizeof(label)));
+	}
 cleanup:
 	rl_dependants_free(&d.deps);
 	return error;
@@ -765,8 +779,9 @@ static const struct cli_opt geo_opts[] = {
 	{ NULL, 0, NULL, NULL, NULL }
 };
 static const struct cli_opt delete_opts[] = {
-	{ "cascade", 0, NULL, "delete the records that name it too (contacts, deals, visits, "
-	  "tasks); without it, a record others name is refused", NULL },
+	{ "cascade", 0, NULL, "delete what belongs to it too (a customer's contacts, deals, "
+	  "visits, tasks) and clear it in the records that only name it; without it, a record "
+	  "others name is refused", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 static const struct cli_opt reason_opt[] = {

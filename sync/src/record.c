@@ -814,12 +814,17 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 					;
 				if (j == n_in)
 					continue;
-				/* Names are the model's own (%w); values are bound. */
+				/* Names are the model's own (%w); values are bound. A
+				 * row belongs to its customer; one naming a contact or
+				 * a deal only mentions it, unless it has no customer of
+				 * its own (below: cleared, not deleted). */
 				if ((error = rl_store_preparef(s, &st,
 				     "INSERT OR IGNORE INTO temp.rl_cascade(tbl, id, round) "
 				     "SELECT ?1, c.id, ?2 + 1 FROM \"%w\" c WHERE c.deleted = 0 AND "
 				     "c.\"%w\" IN (SELECT id FROM temp.rl_cascade WHERE tbl = ?3 "
-				     "AND round = ?2)", ct->name, f->name)) < 0)
+				     "AND round = ?2)%s", ct->name, f->name,
+				     strcmp(f->name, "account_id") == 0 ? ""
+				     : " AND c.account_id IS NULL")) < 0)
 					return error;
 				sqlite3_bind_text(st, 1, ct->name, -1, SQLITE_STATIC);
 				sqlite3_bind_int(st, 2, round);
@@ -847,64 +852,139 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 	}
 }
 
+/*
+ * The live rows that stay but name a row the cascade deletes by a contact
+ * or deal reference (another customer's deal whose contact person goes, a
+ * visit that mentions a deleted deal): that reference is cleared, the row
+ * kept — deleting a deal must not delete the visits that record a
+ * customer's history, nor a contact another customer's deal. Into
+ * temp.rl_cascade_clear(tbl, id, field).
+ */
+static int collect_mentions(rl_store *s)
+{
+	sqlite3_stmt *st;
+	size_t i, k;
+	int error;
+
+	if (sqlite3_exec(rl_store_db(s), "CREATE TEMP TABLE IF NOT EXISTS rl_cascade_clear("
+			 "tbl TEXT NOT NULL, id TEXT NOT NULL, field TEXT NOT NULL, "
+			 "PRIMARY KEY (tbl, id, field)) WITHOUT ROWID; DELETE FROM "
+			 "temp.rl_cascade_clear", NULL, NULL, NULL) != SQLITE_OK)
+		return rl_store_error(s, "listing what names a record");
+	for (i = 0; i < N_DEPENDANT_TABLES; i++) {
+		const struct rl_table *ct = rl_model_table(dependant_tables[i]);
+		for (k = 0; ct && k < ct->nfields; k++) {
+			const struct rl_field *f = &ct->fields[k];
+			if (f->type != RL_FT_REF || (f->flags & RL_FF_SYSTEM) || !f->ref ||
+			    strcmp(f->name, "account_id") == 0)
+				continue;
+			if ((error = rl_store_preparef(s, &st,
+			     "INSERT OR IGNORE INTO temp.rl_cascade_clear(tbl, id, field) "
+			     "SELECT ?1, c.id, ?2 FROM \"%w\" c WHERE c.deleted = 0 AND "
+			     "c.\"%w\" IN (SELECT id FROM temp.rl_cascade WHERE tbl = ?3) AND "
+			     "c.id NOT IN (SELECT id FROM temp.rl_cascade WHERE tbl = ?1)",
+			     ct->name, f->name)) < 0)
+				return error;
+			sqlite3_bind_text(st, 1, ct->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, f->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, f->ref, -1, SQLITE_STATIC);
+			error = sqlite3_step(st) == SQLITE_DONE ? RL_OK
+				: rl_store_error(s, "listing what names a record");
+			sqlite3_reset(st);
+			if (error < 0)
+				return error;
+		}
+	}
+	return RL_OK;
+}
+
+/* One more entry of *out (grown as needed). */
+static int add_dependant(struct rl_dependants *out, size_t *cap, const struct rl_table *t,
+			 const char *id, const char *cleared)
+{
+	struct rl_dependant *grown;
+
+	if (out->n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		if (!(grown = realloc(out->v, *cap * sizeof(*grown))))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		out->v = grown;
+	}
+	out->v[out->n].t = t;
+	out->v[out->n].cleared = cleared;
+	snprintf(out->v[out->n].id, RL_ID_BUFSZ, "%s", id);
+	out->n++;
+	return RL_OK;
+}
+
 int rl_record_dependants(rl_store *s, const struct rl_table *t, const char *id,
 			 struct rl_dependants *out)
 {
-	struct rl_dependant *grown;
 	sqlite3_stmt *st;
-	size_t i, cap = 0;
-	int error, rc;
+	size_t i, k, cap = 0;
+	int error = RL_OK, rc = SQLITE_DONE;
 
 	rl_dependants_free(out);
-	if ((error = live_exists(s, t, id)) < 0 || (error = closure_rounds(s, t, id)) < 0)
+	if ((error = live_exists(s, t, id)) < 0 || (error = closure_rounds(s, t, id)) < 0 ||
+	    (error = collect_mentions(s)) < 0)
 		return error;
-	if ((error = rl_store_prepare(s, "SELECT id FROM temp.rl_cascade WHERE tbl = ?1 "
-				      "AND round > 0 ORDER BY id", &st)) < 0)
+	/* The rows deleted with it, then the ones that keep with a reference
+	 * cleared; each by table in model order, then by id. */
+	if ((error = rl_store_prepare(s, "SELECT id, NULL FROM temp.rl_cascade WHERE tbl = ?1 "
+				      "AND round > 0 AND ?2 = 0 UNION ALL SELECT id, field FROM "
+				      "temp.rl_cascade_clear WHERE tbl = ?1 AND ?2 = 1 ORDER BY 1, 2",
+				      &st)) < 0)
 		return error;
-	for (i = 0; i < N_DEPENDANT_TABLES && error == RL_OK; i++) {
-		const struct rl_table *ct = rl_model_table(dependant_tables[i]);
-		sqlite3_bind_text(st, 1, dependant_tables[i], -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			if (out->n == cap) {
-				cap = cap ? cap * 2 : 16;
-				if (!(grown = realloc(out->v, cap * sizeof(*grown)))) {
-					error = rl_error_set(RL_ENOMEM, "out of memory");
-					break;
-				}
-				out->v = grown;
+	for (k = 0; k < 2 && error == RL_OK; k++)
+		for (i = 0; i < N_DEPENDANT_TABLES && error == RL_OK; i++) {
+			const struct rl_table *ct = rl_model_table(dependant_tables[i]);
+			sqlite3_bind_text(st, 1, dependant_tables[i], -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 2, (int)k);
+			while (error == RL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+				const struct rl_field *f = k ? rl_model_field(ct,
+					(const char *)sqlite3_column_text(st, 1)) : NULL;
+				error = add_dependant(out, &cap, ct,
+						      (const char *)sqlite3_column_text(st, 0),
+						      f ? f->name : NULL);
 			}
-			out->v[out->n].t = ct;
-			snprintf(out->v[out->n].id, RL_ID_BUFSZ, "%s",
-				 (const char *)sqlite3_column_text(st, 0));
-			out->n++;
+			if (error == RL_OK && rc != SQLITE_DONE)
+				error = rl_store_error(s, "listing what depends on a record");
+			sqlite3_reset(st);
 		}
-		if (error == RL_OK && rc != SQLITE_DONE)
-			error = rl_store_error(s, "listing what depends on a record");
-		sqlite3_reset(st);
-	}
 	if (error < 0)
 		rl_dependants_free(out);
 	return error;
 }
 
-/* "2 contacts, 1 deal, 5 activities" into buf. */
-static void count_dependants(const struct rl_dependants *d, char *buf, size_t len)
+/* "n nouns" for the entries of d of table ct, deleted (cleared 0) or
+ * naming it (cleared 1), appended to buf at *o. */
+static void count_kind(const struct rl_dependants *d, const struct rl_table *ct, int cleared,
+		       char *buf, size_t len, size_t *o)
 {
-	size_t i, j, n, o = 0;
+	size_t j, n, nl;
 
-	buf[0] = '\0';
+	for (j = n = 0; j < d->n; j++)
+		n += d->v[j].t == ct && !d->v[j].cleared == !cleared;
+	if (n == 0 || !ct || *o >= len)
+		return;
+	nl = strlen(ct->noun);
+	/* Plural of the noun: "activity" -> "activities", "deal" -> "deals". */
+	*o += (size_t)snprintf(buf + *o, len - *o, "%s%zu %.*s%s", *o ? ", " : "", n,
+			       (int)(n != 1 && ct->noun[nl - 1] == 'y' ? nl - 1 : nl), ct->noun,
+			       n == 1 ? "" : ct->noun[nl - 1] == 'y' ? "ies" : "s");
+}
+
+/* What a delete without --cascade is refused for: the rows it has (deleted
+ * with it: "2 contacts, 1 deal") and those that name it ("3 activities":
+ * their reference cleared). Either may be "". */
+static void count_dependants(const struct rl_dependants *d, char *has, char *named, size_t len)
+{
+	size_t i, o = 0, no = 0;
+
+	has[0] = named[0] = '\0';
 	for (i = 0; i < N_DEPENDANT_TABLES; i++) {
-		const struct rl_table *ct = rl_model_table(dependant_tables[i]);
-		size_t nl;
-		for (j = n = 0; j < d->n; j++)
-			n += d->v[j].t == ct;
-		if (n == 0 || !ct || o >= len)
-			continue;
-		nl = strlen(ct->noun);
-		/* Plural of the noun: "activity" -> "activities", "deal" -> "deals". */
-		o += (size_t)snprintf(buf + o, len - o, "%s%zu %.*s%s", o ? ", " : "", n,
-				      (int)(n != 1 && ct->noun[nl - 1] == 'y' ? nl - 1 : nl),
-				      ct->noun, n == 1 ? "" : ct->noun[nl - 1] == 'y' ? "ies" : "s");
+		count_kind(d, rl_model_table(dependant_tables[i]), 0, has, len, &o);
+		count_kind(d, rl_model_table(dependant_tables[i]), 1, named, len, &no);
 	}
 }
 
@@ -919,7 +999,7 @@ static void count_dependants(const struct rl_dependants *d, char *buf, size_t le
  */
 static int check_dependant_role(rl_store *s, const struct rl_dependant *d)
 {
-	struct rl_value v = { RL_V_INT, 1, 0.0, NULL };
+	struct rl_value v = { d->cleared ? RL_V_NULL : RL_V_INT, 1, 0.0, NULL };
 	const char *of = rl_model_field(d->t, "owner_id") ? "owner_id" : "user_id";
 	const char *why, *role = rl_store_role(s);
 	char owner[RL_ID_BUFSZ] = "", sid[RL_ID_BUFSZ];
@@ -938,15 +1018,16 @@ static int check_dependant_role(rl_store *s, const struct rl_dependant *d)
 	}
 	if (sqlite3_column_text(st, 0))
 		snprintf(owner, sizeof(owner), "%s", (const char *)sqlite3_column_text(st, 0));
-	why = rl_policy_refusal(role, rl_store_user_id(s), d->t->name, 0, owner, "deleted", &v);
+	why = rl_policy_refusal(role, rl_store_user_id(s), d->t->name, 0, owner,
+				d->cleared ? d->cleared : "deleted", &v);
 	if (why) {
 		const char *label = (const char *)sqlite3_column_text(st, 1);
 		if (rl_record_short_id(s, d->t, d->id, sid) < 0)
 			snprintf(sid, sizeof(sid), "%.12s", d->id);
-		error = rl_error_set(RL_EDENIED, "not allowed: its %s %s%s%s%s cannot be deleted: %s "
+		error = rl_error_set(RL_EDENIED, "not allowed: %s %s%s%s%s cannot be %s: %s "
 				     "(your role at the hub: %s); nothing was deleted", d->t->noun,
 				     sid, label ? " '" : "", label ? label : "", label ? "'" : "",
-				     why, role);
+				     d->cleared ? "changed" : "deleted", why, role);
 	}
 	sqlite3_reset(st);
 	return error;
@@ -957,7 +1038,8 @@ int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, u
 {
 	struct rl_converted one = { 0, SQLITE_INTEGER, 1, 0, NULL, 0 };
 	struct rl_dependants own = { NULL, 0 }, *d = deps ? deps : &own;
-	char counts[256], label[RL_MAX_NAME_BYTES + 1] = "";
+	struct rl_converted none = { 1, SQLITE_NULL, 0, 0, NULL, 0 };
+	char has[256], named[256], label[RL_MAX_NAME_BYTES + 1] = "";
 	sqlite3_stmt *st;
 	size_t i;
 	int error;
@@ -967,7 +1049,7 @@ int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, u
 	    (error = rl_record_dependants(s, t, id, d)) < 0)
 		goto cleanup;
 	if (d->n > 0 && !(flags & RL_DELETE_CASCADE)) {
-		count_dependants(d, counts, sizeof(counts));
+		count_dependants(d, has, named, sizeof(has));
 		if (rl_store_preparef(s, &st, "SELECT \"%w\" FROM \"%w\" WHERE id = ?1",
 				      t->label_field, t->name) == RL_OK) {
 			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -976,8 +1058,19 @@ int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, u
 					 (const char *)sqlite3_column_text(st, 0));
 			sqlite3_reset(st);
 		}
-		error = rl_error_set(RL_EINVALID, "%s '%s' has %s: delete them first, or use "
-				     "--cascade to delete them with it", t->noun, label, counts);
+		if (!named[0])
+			error = rl_error_set(RL_EINVALID, "%s '%s' has %s: delete them first, or "
+					     "use --cascade to delete them with it", t->noun, label,
+					     has);
+		else if (!has[0])
+			error = rl_error_set(RL_EINVALID, "%s '%s' is named by %s: use --cascade to "
+					     "delete it and clear its name in them (they stay)",
+					     t->noun, label, named);
+		else
+			error = rl_error_set(RL_EINVALID, "%s '%s' has %s, and is named by %s: "
+					     "use --cascade to delete it with what it has and clear "
+					     "its name in the others (they stay)", t->noun, label, has,
+					     named);
 		goto cleanup;
 	}
 	/* Every check before the first write: refused, nothing is written
@@ -986,7 +1079,9 @@ int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, u
 		if ((error = check_dependant_role(s, &d->v[i])) < 0)
 			goto cleanup;
 	for (i = d->n; i > 0; i--)
-		if ((error = update_field(s, d->v[i - 1].t, d->v[i - 1].id, "deleted", &one)) < 0)
+		if ((error = update_field(s, d->v[i - 1].t, d->v[i - 1].id,
+					  d->v[i - 1].cleared ? d->v[i - 1].cleared : "deleted",
+					  d->v[i - 1].cleared ? &none : &one)) < 0)
 			goto cleanup;
 	error = update_field(s, t, id, "deleted", &one);
 cleanup:

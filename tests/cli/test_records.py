@@ -433,11 +433,13 @@ def test_show_lays_out_address_and_notes():
 
 def test_delete_refuses_what_others_name_and_cascades():
     """A customer (or contact, or deal) that live records still name is not
-    deleted alone: exit 5, the message counts what it has, nothing changes.
-    --cascade deletes it with all of them in one transaction, each an
-    ordinary captured tombstone, and lists them. A deal's stage moves are
-    history and stay; another customer's deal that names a deleted contact
-    goes too (nothing live names a deleted record)."""
+    deleted alone: exit 5, the message counts them, nothing changes.
+    --cascade deletes it with what belongs to it (a customer's contacts,
+    deals, visits, tasks) and clears its name in the records that only
+    mention it (another customer's deal whose contact person it is, a visit
+    about its deal: they stay), in one transaction, each an ordinary
+    captured change, and lists them. A deal's stage moves are history and
+    stay."""
     s = Store(now=NOW)
     s.ok("account", "add", "Toko A")
     s.ok("account", "add", "Toko B")
@@ -449,40 +451,51 @@ def test_delete_refuses_what_others_name_and_cascades():
     s.ok("visit", "log", "Toko A", "--outcome", "Mampir", "--next", "Telepon lagi",
          "--due", "+2d")
     s.ok("visit", "log", "Toko B", "--outcome", "Order", "--deal", "D1")
-    s.ok("task", "add", "Kirim katalog", "--deal", "Tetap")
+    s.ok("task", "add", "Kirim katalog", "--deal", "Tetap")      # no customer: the deal's
     before = s.dump()
     s.fails(5, "account", "delete", "Toko A",
-            contains="account 'Toko A' has 1 contact, 3 deals, 2 activities, 1 task: "
-                     "delete them first, or use --cascade")
-    s.fails(5, "contact", "delete", "Budi", contains="has 2 deals, 1 activity")
-    s.fails(5, "deal", "delete", "D1", contains="deal 'D1' has 1 activity")
+            contains="account 'Toko A' has 1 contact, 2 deals, 1 activity, 1 task, and is "
+                     "named by 1 deal, 1 activity: use --cascade")
+    s.fails(5, "contact", "delete", "Budi", contains="contact 'Budi' is named by 2 deals")
+    s.fails(5, "deal", "delete", "D1", contains="deal 'D1' is named by 1 activity")
+    s.fails(5, "deal", "delete", "Tetap", contains="deal 'Tetap' has 1 task: delete them first")
     eq(s.dump(), before, "refused: nothing changed, nothing to send")
     eq(s.ok("report", "pipeline", "--json").json()["totals"][0]["amount"], 25000,
        "before: every deal counted")
     out = s.ok("account", "delete", "Toko A", "--cascade").out.splitlines()
-    said = [(line.split()[1], " ".join(line.split()[3:])) for line in out]
-    eq((said[0], sorted(said[1:], key=lambda x: ["contact", "deal", "activity", "task"].index(x[0]))),
-       (("account", "Toko A"), said[1:]), "the customer first, then by table")
-    eq(sorted(said), [("account", "Toko A"), ("activity", "Mampir"), ("activity", "Order"),
-                      ("contact", "Budi"), ("deal", "D1"), ("deal", "D2"), ("deal", "Lain"),
-                      ("task", "Telepon lagi")], "what it deleted")
-    eq(s.query("SELECT title FROM deals WHERE deleted = 0"), [("Tetap",)],
-       "Toko B keeps the deal that named nobody deleted")
+    eq(out[0].split()[:2] + out[0].split()[3:], ["deleted", "account", "Toko", "A"],
+       "the customer first")
+    said = sorted((line.split()[0], line.split()[1], line.split()[-1]) for line in out[1:])
+    eq(said, [("cleared", "contact", "Lain"), ("cleared", "deal", "Order"),
+              ("deleted", "activity", "Mampir"), ("deleted", "contact", "Budi"),
+              ("deleted", "deal", "D1"), ("deleted", "deal", "D2"),
+              ("deleted", "task", "lagi")], "what it deleted, and what it cleared")
+    eq(s.query("SELECT title, contact_id FROM deals WHERE deleted = 0 ORDER BY title"),
+       [("Lain", None), ("Tetap", None)], "Toko B keeps its deals, Lain without its contact")
+    eq(s.query("SELECT outcome, deal_id, deleted FROM activities ORDER BY outcome"),
+       [("Mampir", None, 1), ("Order", None, 0)],
+       "the visit at Toko B stays (history), without the deleted deal")
     eq(s.query("SELECT title FROM tasks WHERE deleted = 0"), [("Kirim katalog",)],
-       "and its task")
+       "and the task of its own deal")
     eq(s.query("SELECT count(*), sum(deleted) FROM deal_stage_events"), [(4, 0)],
        "stage moves are history: kept as they are")
-    eq(s.query("SELECT tbl, count(*) FROM rl_outbox WHERE field = 'deleted' AND value = 1 GROUP BY tbl"),
-       [("accounts", 1), ("activities", 2), ("contacts", 1), ("deals", 3), ("tasks", 1)],
-       "each an ordinary captured delete, to sync as a tombstone")
-    eq(s.ok("report", "pipeline", "--json").json()["totals"][0]["amount"], 3000,
+    eq(s.query("SELECT tbl, count(*) FROM rl_outbox WHERE field = 'deleted' AND value = 1 "
+               "GROUP BY tbl"),
+       [("accounts", 1), ("activities", 1), ("contacts", 1), ("deals", 2), ("tasks", 1)],
+       "each delete an ordinary captured change, to sync as a tombstone")
+    eq(s.query("SELECT o.tbl, o.field, o.value FROM rl_outbox o WHERE o.field IN "
+               "('contact_id', 'deal_id') AND o.row_id IN (SELECT id FROM deals WHERE title = "
+               "'Lain' UNION SELECT id FROM activities WHERE outcome = 'Order') ORDER BY 1"),
+       [("activities", "deal_id", None), ("deals", "contact_id", None)],
+       "and each cleared reference, to sync as an edit")
+    eq(s.ok("report", "pipeline", "--json").json()["totals"][0]["amount"], 10000,
        "the pipeline counts what is left")
     eq(s.js("deal", "list")[0]["account_deleted"], 0, "a live customer's deal is not marked")
     r = s.js("deal", "delete", "Tetap", "--cascade")
-    eq([(x["table"], x["label"]) for x in r["cascade"]], [("tasks", "Kirim katalog")],
-       "--json lists the cascade")
+    eq([(x["table"], x["label"], x.get("cleared")) for x in r["cascade"]],
+       [("tasks", "Kirim katalog", None)], "--json lists the cascade")
     s.fails(3, "account", "delete", "Toko A", "--cascade")
-    s.ok("account", "delete", "Toko B")                 # nothing names it any more
+    s.fails(5, "account", "delete", "Toko B", contains="has 1 deal, 1 activity")
     s.cleanup()
 
 

@@ -901,8 +901,10 @@ def read_outbox(path):
 
 # ---- the simulation -------------------------------------------------------------------------
 
-# The references that make a row a dependant of the row they name, for
-# `delete --cascade` (sync/src/record.c, dependant_tables).
+# The user-set references of the tables `delete --cascade` looks at
+# (sync/src/record.c, dependant_tables): account_id makes a row belong to
+# its customer; a contact or deal reference only names (cleared), unless
+# the row has no customer.
 DEP_REFS = {"contacts": ("account_id",), "deals": ("account_id", "contact_id"),
             "activities": ("account_id", "contact_id", "deal_id"),
             "tasks": ("account_id", "contact_id", "deal_id")}
@@ -1293,21 +1295,31 @@ class Sim:
         return f"{d.login}: {t[:-1]} edit {self.nm(rid)} notes += {line!r}"
 
     def dependants(self, d, t, rid):
-        """What `delete --cascade` takes with (t, rid) on device d
-        (record.c, rl_record_dependants): the live rows whose user-set
-        reference names it, and in turn theirs."""
-        found, frontier = set(), {(t, rid)}
+        """What `delete --cascade` does around (t, rid) on device d
+        (record.c, rl_record_dependants): (gone, cleared). gone: the live
+        rows that belong to it — by account_id, or by a contact or deal
+        reference when the row has no customer of its own — and in turn
+        theirs; cleared: (table, id, field) of the live rows that stay but
+        name a row that goes by a contact or deal reference."""
+        gone, frontier = {(t, rid)}, {(t, rid)}
         while frontier:
             nxt = set()
             for ct, fields in DEP_REFS.items():
                 for cid, row in d.tables[ct].items():
-                    if row.get("deleted") or (ct, cid) in found or (ct, cid) == (t, rid):
+                    if row.get("deleted") or (ct, cid) in gone:
                         continue
-                    if any(row.get(f) and (REF_TABLE[f], row[f]) in frontier for f in fields):
+                    if any(row.get(f) and (REF_TABLE[f], row[f]) in frontier and
+                           (f == "account_id" or not row.get("account_id")) for f in fields):
                         nxt.add((ct, cid))
-            found |= nxt
+            gone |= nxt
             frontier = nxt
-        return found
+        cleared = {(ct, cid, f) for ct, fields in DEP_REFS.items()
+                   for cid, row in d.tables[ct].items()
+                   if not row.get("deleted") and (ct, cid) not in gone
+                   for f in fields
+                   if f != "account_id" and row.get(f) and (REF_TABLE[f], row[f]) in gone}
+        gone.discard((t, rid))
+        return gone, cleared
 
     def refused_cmd(self, d, code, *args, contains):
         """A command the device refuses: exit code, the reason, and nothing
@@ -1325,19 +1337,22 @@ class Sim:
         if not cands:
             return None
         t, rid = self.rng.choice(cands)
-        deps = self.dependants(d, t, rid)
-        if not deps:
+        gone, cleared = self.dependants(d, t, rid)
+        if not gone and not cleared:
             self.cmd(d, t[:-1], "delete", rid, intent=(t, rid, {"deleted": 1}))
             return f"{d.login}: {t[:-1]} delete {self.nm(rid)}"
         # named by live records: refused alone; with --cascade, refused
-        # whole over a colleague's deal, visit or task (a rep's device
-        # checks each by the owner it knows), else all deleted at once
-        self.refused_cmd(d, 5, t[:-1], "delete", rid, contains="or use --cascade")
-        foreign = sorted(self.nm(x) for ct, x in deps
+        # whole over a colleague's deal, visit or task, to delete or to
+        # clear (a rep's device checks each by the owner it knows), else
+        # all at once
+        self.refused_cmd(d, 5, t[:-1], "delete", rid, contains="use --cascade")
+        touched = gone | {(ct, x) for ct, x, f in cleared}
+        foreign = sorted(self.nm(x) for ct, x in touched
                          if d.role != "manager" and ct in ("deals", "activities", "tasks") and
                          d.tables[ct][x].get("user_id" if ct == "activities" else "owner_id")
                          != d.user_id)
-        what = f"{d.login}: {t[:-1]} delete {self.nm(rid)} --cascade ({len(deps)} with it)"
+        what = (f"{d.login}: {t[:-1]} delete {self.nm(rid)} --cascade ({len(gone)} with it, "
+                f"{len(cleared)} cleared)")
         if foreign:
             self.refused_cmd(d, 9, t[:-1], "delete", rid, "--cascade",
                              contains="nothing was deleted")
@@ -1345,9 +1360,12 @@ class Sim:
             return what + f": refused, {foreign[0]} is a colleague's"
         self.cmd(d, t[:-1], "delete", rid, "--cascade", intent=(t, rid, {"deleted": 1}))
         self.stats["cascades"] += 1
-        for ct, x in sorted(deps):
+        for ct, x in sorted(gone):
             if not d.tables[ct][x].get("deleted"):
                 self.fail(f"{what}: {ct} {self.nm(x)} was not deleted with it")
+        for ct, x, f in sorted(cleared):
+            if d.tables[ct][x].get("deleted") or d.tables[ct][x].get(f) is not None:
+                self.fail(f"{what}: {ct} {self.nm(x)} should stay with {f} cleared")
         return what
 
     def act_move(self, d):

@@ -61,19 +61,24 @@ int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id
 int rl_record_delete(rl_store *s, const struct rl_table *t, const char *id);
 
 /*
- * The records that hang off a record, and go with it when it is deleted
- * with --cascade (docs/sync.md, "Deleting a record that others name"):
- * the live contacts, deals, activities and tasks whose user-set reference
- * (account_id, contact_id, deal_id; not a system one such as a task's
- * activity_id) names it, and in turn theirs. A deal's stage moves and a
- * campaign's members are history, never dependants: they stay as they are.
+ * What deleting a record does to the records that name it, with --cascade
+ * (docs/sync.md, "Deleting a record that others name"). A contact, deal,
+ * activity or task belongs to its customer (account_id): deleting the
+ * customer deletes it, and in turn what belongs to it. A contact or deal
+ * reference (contact_id, deal_id) only mentions: the row stays and that
+ * reference is cleared — a deal's visits are the customer's history, and
+ * another customer's deal keeps going when its contact person is deleted —
+ * unless the row has no customer of its own, when it goes with what it
+ * names. System references (a stage move's deal_id, a campaign member's
+ * account_id, the visit that set a task) are history, never touched.
  */
 struct rl_dependant {
 	const struct rl_table *t;
 	char id[RL_ID_BUFSZ];
+	const char *cleared;      /* NULL: deleted with it; else the field cleared (model's) */
 };
 struct rl_dependants {
-	struct rl_dependant *v;   /* by table in model order, then by id */
+	struct rl_dependant *v;   /* deleted ones, then cleared ones; each by table, then id */
 	size_t n;
 };
 void rl_dependants_free(struct rl_dependants *d);   /* and zeroes it */
@@ -82,8 +87,9 @@ void rl_dependants_free(struct rl_dependants *d);   /* and zeroes it */
 int rl_record_dependants(rl_store *s, const struct rl_table *t, const char *id,
 			 struct rl_dependants *out);
 
-/* RL_DELETE_CASCADE: tombstone the dependants too, each an ordinary
- * captured delete, each checked against the role rule by the owner this
+/* RL_DELETE_CASCADE: tombstone the dependants too and clear the
+ * references that only mention the deleted rows, each an ordinary
+ * captured change, each checked against the role rule by the owner this
  * device knows (a rep's cascade over a colleague's deal is refused whole,
  * RL_EDENIED); the caller's transaction makes it one. */
 #define RL_DELETE_CASCADE 1u
