@@ -111,7 +111,8 @@ static void free_owned(struct owned_value *o)
 
 /* ---- the log ----------------------------------------------------------------- */
 
-static int log_field(rl_store *s, const char *tbl, const char *row, const char *field,
+/* One hub_log entry; *seq its number. user NULL or "": none. */
+static int log_entry(rl_store *s, const char *tbl, const char *row, const char *field,
 		     const struct rl_value *v, int64_t hlc, const char *device, const char *user,
 		     const char *kind, long long *seq)
 {
@@ -130,7 +131,7 @@ static int log_field(rl_store *s, const char *tbl, const char *row, const char *
 	rl_store_bind_value(st, 4, v);
 	sqlite3_bind_int64(st, 5, hlc);
 	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
-	if (user)
+	if (user && *user)
 		sqlite3_bind_text(st, 7, user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 9, kind, -1, SQLITE_STATIC);
@@ -140,6 +141,19 @@ static int log_field(rl_store *s, const char *tbl, const char *row, const char *
 	}
 	sqlite3_reset(st);
 	*seq = sqlite3_last_insert_rowid(rl_store_db(s));
+	return RL_OK;
+}
+
+/* A field's change: its log entry, and the field's version (hub_fields). */
+static int log_field(rl_store *s, const char *tbl, const char *row, const char *field,
+		     const struct rl_value *v, int64_t hlc, const char *device, const char *user,
+		     const char *kind, long long *seq)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = log_entry(s, tbl, row, field, v, hlc, device, user, kind, seq)) < 0)
+		return error;
 	if ((error = rl_store_prepare(s,
 	     "INSERT INTO hub_fields(tbl, row_id, field, version, hlc, device) "
 	     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(tbl, row_id, field) DO UPDATE SET "
@@ -213,28 +227,12 @@ int hub_write_field(rl_store *s, const char *tbl, const char *row, const char *f
 int hub_log_event(rl_store *s, const char *tbl, const char *row, const char *field,
 		  const char *value, const char *device, const char *user)
 {
-	sqlite3_stmt *st;
-	char at[21];
-	int error, rc;
+	struct rl_value v = { value ? RL_V_TEXT : RL_V_NULL, 0, 0, value };
+	long long seq;
 
-	now_iso(s, at);
-	if ((error = rl_store_prepare(s,
-	     "INSERT INTO hub_log(tbl, row_id, field, value, hlc, device, user_id, at, kind) "
-	     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'admin')", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, field, -1, SQLITE_STATIC);
-	if (value)
-		sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, rl_hlc_now(rl_store_hlc(s)));
-	sqlite3_bind_text(st, 6, device, -1, SQLITE_STATIC);
-	if (user && *user)
-		sqlite3_bind_text(st, 7, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, at, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "writing the hub log");
+	/* No hub_fields version: these tables are not synced. */
+	return log_entry(s, tbl, row, field, &v, rl_hlc_now(rl_store_hlc(s)), device, user,
+			 "admin", &seq);
 }
 
 /* ---- rows ---------------------------------------------------------------------- */
@@ -2162,18 +2160,11 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 		error = rl_store_error(s, "reading the hub log");
 		goto cleanup;
 	}
+	/* Stopped by the statement's LIMIT: there may be more. Else the log
+	 * was read to its end in this read's snapshot, and all that follows
+	 * `last` is the hub's own events, so the cursor may pass them. */
 	if (!more && count >= limit + 64)
 		more = 1;
-	if (!more) {
-		if ((error = rl_store_prepare(s, "SELECT 1 FROM hub_log WHERE seq > ?1 AND tbl NOT IN "
-					      HUB_EVENT_TABLES " LIMIT 1", &st)) < 0)
-			goto cleanup;
-		sqlite3_bind_int64(st, 1, last);
-		more = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_reset(st);
-	}
-	/* Nothing more to pull: all that follows `last` in this read's
-	 * snapshot is the hub's own events, so the cursor may pass them. */
 	if (!more) {
 		if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
 			goto cleanup;
