@@ -73,6 +73,37 @@ def history(hub, ref, *extra):
     return json.loads(hub.admin("--json", "history", ref, *extra))
 
 
+def set_head(hub, commit):
+    """Move audit.git's main and the store's record of its head to commit:
+    history rewritten along with the store's record of it."""
+    git(repo(hub), "update-ref", "refs/heads/main", commit)
+    subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+                    f"UPDATE hub_audit SET head = '{commit}'"], check=True, timeout=60)
+
+
+def plumber(r, index, author=("Ani Lestari", "ani@relasi")):
+    """git plumbing in repository r with its own index file, committing as
+    author, by the hub's committer name: what a forger with stock git uses."""
+    env = dict(os.environ, GIT_INDEX_FILE=index, GIT_AUTHOR_NAME=author[0],
+               GIT_AUTHOR_EMAIL=author[1], GIT_COMMITTER_NAME="relasi-hub",
+               GIT_COMMITTER_EMAIL="hub@relasi")
+
+    def plumb(*args, stdin=None):
+        return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    plumb.env = env          # to change the author between commits
+    return plumb
+
+
+def forge(plumb, like, path, entry, parent):
+    """A commit with the tree and message of commit `like`, but path set to
+    entry ("MODE,BLOB"), on parent: its id."""
+    plumb("read-tree", like)
+    plumb("update-index", "--cacheinfo", f"{entry},{path}")
+    return plumb("commit-tree", plumb("write-tree"), "-p", parent,
+                 stdin=plumb("log", "-1", "--format=%B", like))
+
+
 def test_history_of_two_reps():
     hub = Hub()
     ani = hub.device("ani", "Ani Lestari")
@@ -248,16 +279,13 @@ def test_tampering_is_detected():
         git(work, "commit", "-q", "--amend", "-a", "-C", "HEAD")
         git(work, "push", "-q", "-f", "origin", "HEAD:main")
         forged = git(work, "rev-parse", "HEAD").stdout.strip()
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{forged}'"], check=True, timeout=60)
+        set_head(hub, forged)
         r = verify(hub, 7)
         check("city" in r.stderr and "Jakarta" in r.stderr and "Cimahi" in r.stderr,
               "the edited field is named with both values", r.stderr)
         check("last backup" in r.stderr and "not an ancestor" in r.stderr,
               "the backup's head is no longer in the history", r.stderr)
-        git(repo(hub), "update-ref", "refs/heads/main", good)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        set_head(hub, good)
         verify(hub)
         with open(os.path.join(hub.dir, "last-backup.json"), "w") as f:
             json.dump({"audit_head": "0" * 40}, f)
@@ -273,54 +301,32 @@ def test_tampering_is_detected():
                        if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: 5 changes"))
         blob = git(r, "show", f"{created}:{path}").stdout.replace("name: Toko Makmur",
                                                                   "name: Toko Palsu")
-        b = subprocess.run(["git", "-C", r, "hash-object", "-w", "--stdin"], input=blob,
-                           capture_output=True, text=True, check=True).stdout.strip()
-        env = dict(os.environ, GIT_INDEX_FILE=os.path.join(work, "forged.index"),
-                   GIT_AUTHOR_NAME="Ani Lestari", GIT_AUTHOR_EMAIL="ani@relasi",
-                   GIT_COMMITTER_NAME="relasi-hub", GIT_COMMITTER_EMAIL="hub@relasi")
-
-        def plumb(*args, stdin=None):
-            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
-                                  capture_output=True, text=True, check=True).stdout.strip()
-        plumb("read-tree", created)
-        plumb("update-index", "--cacheinfo", f"100644,{b},{path}")
-        tree = plumb("write-tree")
-        parent = plumb("rev-parse", f"{created}~1")
-        new = plumb("commit-tree", tree, "-p", parent,
-                    stdin=plumb("log", "-1", "--format=%B", created))
+        plumb = plumber(r, os.path.join(work, "forged.index"))
+        b = plumb("hash-object", "-w", "--stdin", stdin=blob)
+        new = forged = forge(plumb, created, path, f"100644,{b}",
+                             plumb("rev-parse", f"{created}~1"))
         for c in chain[chain.index(created) + 1:]:
             new = plumb("commit-tree", plumb("rev-parse", f"{c}^{{tree}}"), "-p", new,
                         stdin=plumb("log", "-1", "--format=%B", c))
-        git(r, "update-ref", "refs/heads/main", new)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        set_head(hub, new)
         verify(hub)                     # the shape and HEAD's tree are all right
         r2 = hub.admin_run("audit", "verify", "--deep")
         eq(r2.returncode, 7, "--deep replays the log")
-        check(f"commit {new[:0]}" in r2.stderr and path in r2.stderr and
-              "is not what its changes" in r2.stderr, "the forged commit and record named",
+        check(f"commit {forged[:12]}: {path} is not what its changes" in r2.stderr,
+              "the forged commit and record named (the later ones, re-made, replay right)",
               r2.stderr)
-        git(r, "update-ref", "refs/heads/main", good)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        set_head(hub, good)
         out = hub.admin("audit", "verify", "--deep")
         check("replay" in out, "a clean deep verify", out)
 
         # 6. the last commit re-made with the record's file as a symlink (the
         #    same blob: a clone checks out a link, not the record's text),
         #    the store's record moved too: the blob ids all match
-        plumb("read-tree", good)
-        plumb("update-index", "--cacheinfo",
-              f"120000,{plumb('rev-parse', f'{good}:{path}')},{path}")
-        new = plumb("commit-tree", plumb("write-tree"), "-p", f"{good}~1",
-                    stdin=plumb("log", "-1", "--format=%B", good))
-        git(r, "update-ref", "refs/heads/main", new)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        new = forge(plumb, good, path, f"120000,{plumb('rev-parse', f'{good}:{path}')}",
+                    f"{good}~1")
+        set_head(hub, new)
         verify(hub, 7, contains="mode 120000")
-        git(r, "update-ref", "refs/heads/main", good)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        set_head(hub, good)
         verify(hub)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -670,19 +676,9 @@ def test_stock_git_views_are_checked():
         path = record_path("accounts", rid)
         good = head(hub)
         blob = git(r, "show", f"HEAD:{path}").stdout.replace("city: Cimahi", "city: Jakarta")
-        b = subprocess.run(["git", "-C", r, "hash-object", "-w", "--stdin"], input=blob,
-                           capture_output=True, text=True, check=True).stdout.strip()
-        env = dict(os.environ, GIT_INDEX_FILE=idx, GIT_AUTHOR_NAME="Budi Santoso",
-                   GIT_AUTHOR_EMAIL="budi@relasi", GIT_COMMITTER_NAME="relasi-hub",
-                   GIT_COMMITTER_EMAIL="hub@relasi")
-
-        def plumb(*args, stdin=None):
-            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
-                                  capture_output=True, text=True, check=True).stdout.strip()
-        plumb("read-tree", good)
-        plumb("update-index", "--cacheinfo", f"100644,{b},{path}")
-        forged = plumb("commit-tree", plumb("write-tree"), "-p", f"{good}~1",
-                       stdin=plumb("log", "-1", "--format=%B", good))
+        plumb = plumber(r, idx, author=("Budi Santoso", "budi@relasi"))
+        b = plumb("hash-object", "-w", "--stdin", stdin=blob)
+        forged = forge(plumb, good, path, f"100644,{b}", f"{good}~1")
         git(r, "replace", good, forged)
         eq(git(r, "log", "-1", "--format=%an", "HEAD").stdout.strip(), "Budi Santoso",
            "stock git shows the replacement")
@@ -767,16 +763,10 @@ def test_deep_verify_checks_who():
         target = next(c for c in chain   # ani's batch (her enrolment is "ani: device ...")
                       if git(r, "log", "-1", "--format=%s", c).stdout.startswith("ani: ")
                       and " to 1 record" in git(r, "log", "-1", "--format=%s", c).stdout)
-        env = dict(os.environ, GIT_INDEX_FILE=idx,
-                   GIT_AUTHOR_NAME=f"Budi Santoso (budi, device {budi_dev})",
-                   GIT_AUTHOR_EMAIL="budi@relasi",
-                   GIT_AUTHOR_DATE=git(r, "log", "-1", "--format=%ad", "--date=raw",
-                                       target).stdout.strip(),
-                   GIT_COMMITTER_NAME="relasi-hub", GIT_COMMITTER_EMAIL="hub@relasi")
-
-        def plumb(*args, stdin=None):
-            return subprocess.run(["git", "-C", r] + list(args), input=stdin, env=env,
-                                  capture_output=True, text=True, check=True).stdout.strip()
+        plumb = plumber(r, idx, author=(f"Budi Santoso (budi, device {budi_dev})",
+                                        "budi@relasi"))
+        env = plumb.env
+        env["GIT_AUTHOR_DATE"] = plumb("log", "-1", "--format=%ad", "--date=raw", target)
         msg = plumb("log", "-1", "--format=%B", target).replace("ani: ", "budi: ", 1)
         msg = msg.replace(ani_dev, budi_dev).replace("Relasi-User: ani", "Relasi-User: budi")
         new = plumb("commit-tree", plumb("rev-parse", f"{target}^{{tree}}"), "-p",
@@ -787,18 +777,14 @@ def test_deep_verify_checks_who():
             env["GIT_AUTHOR_DATE"] = plumb("log", "-1", "--format=%ad", "--date=raw", c)
             new = plumb("commit-tree", plumb("rev-parse", f"{c}^{{tree}}"), "-p", new,
                         stdin=plumb("log", "-1", "--format=%B", c) + "\n")
-        git(r, "update-ref", "refs/heads/main", new)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{new}'"], check=True, timeout=60)
+        set_head(hub, new)
         eq({c["who"] for c in history(hub, "Makmur")["changes"]}, {"budi"},
            "the forged history names budi")
         verify(hub)                     # shape and files are all right
         r2 = verify(hub, 7, deep=True)
         check("Relasi-Device" in r2.stderr and ani_dev in r2.stderr,
               "the commit and the device the log names", r2.stderr)
-        git(r, "update-ref", "refs/heads/main", good)
-        subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
-                        f"UPDATE hub_audit SET head = '{good}'"], check=True, timeout=60)
+        set_head(hub, good)
         verify(hub, deep=True)
     finally:
         if os.path.exists(idx):
