@@ -410,12 +410,16 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	/* The list is the hub's, as of the last sync; the admin's decision
 	 * arrives as an ordinary change and shows here as 'resolved'. Values
 	 * are shown as people read them (money with its currency, a reference
-	 * by its record's name); --json also has them as stored. */
+	 * by its record's name); --json also has them as stored. An amount
+	 * whose currency was in the same conflict (a pair, decided as one at
+	 * the hub, docs/sync.md) is shown in its own side's currency, not the
+	 * record's: the conflict recorded at the same time against the same
+	 * person on the same record's currency is its pair's. */
 	if ((error = rl_store_prepare(ctx->store,
 	     "SELECT hub_id AS id, "
 	     "  coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
-	     "  field, rl_shown(tbl, row_id, field, mine) AS yours, "
-	     "  rl_shown(tbl, row_id, field, theirs) AS theirs, other AS by, "
+	     "  field, rl_shown(tbl, row_id, field, mine, p_mine) AS yours, "
+	     "  rl_shown(tbl, row_id, field, theirs, p_theirs) AS theirs, other AS by, "
 	     "  CASE WHEN resolution = 'merged' THEN 'the record merged as a duplicate' "
 	     "       WHEN resolution = 'value' AND decided IS mine THEN 'yours' "
 	     "       WHEN resolution = 'value' AND decided IS theirs THEN 'theirs' "
@@ -423,11 +427,15 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	     "       WHEN kept_mine THEN 'yours' ELSE 'theirs' END || "
 	     "  CASE WHEN state = 'open' THEN ' (for now)' ELSE '' END AS now, "
 	     "  state, kind, tbl, row_id, decided, at, mine AS yours_value, theirs AS theirs_value, "
-	     "  rl_shown(tbl, row_id, field, decided) AS decided_shown, "
+	     "  rl_shown(tbl, row_id, field, decided, p_decided) AS decided_shown, "
 	     "  CASE WHEN resolution = 'value' AND decided IS NOT mine AND decided IS NOT theirs "
-	     "       THEN 'a new value: ' || coalesce(rl_shown(tbl, row_id, field, decided), "
-	     "                                        '(empty)') END AS now_shown "
-	     "FROM rl_conflicts ORDER BY hub_id DESC", &st)) < 0)
+	     "       THEN 'a new value: ' || coalesce(rl_shown(tbl, row_id, field, decided, "
+	     "                                        p_decided), '(empty)') END AS now_shown "
+	     "FROM (SELECT c.*, pc.mine AS p_mine, pc.theirs AS p_theirs, pc.decided AS p_decided "
+	     "      FROM rl_conflicts c LEFT JOIN rl_conflicts pc ON pc.hub_id = (SELECT max(x.hub_id) "
+	     "      FROM rl_conflicts x WHERE c.field = 'amount' AND x.field = 'currency' AND "
+	     "      x.tbl = c.tbl AND x.row_id = c.row_id AND x.at = c.at AND x.other IS c.other)) "
+	     "ORDER BY hub_id DESC", &st)) < 0)
 		return error;
 	return cli_emit(ctx, st, &view, NULL, NULL);
 }

@@ -198,10 +198,14 @@ int hub_device_revoke(rl_store *s, const char *device_ref, char id[RL_ID_BUFSZ])
 /* Admin: resolve conflict id: mode "keep" (the hub's value before the
  * conflict), "take" (the incoming value) or "value" (the given text, parsed
  * like a typed value). The decision is a normal change with its own seq.
- * RL_EINVALID, writing nothing, when the field has changed since the
+ * A conflict of a pair of fields (docs/sync.md, "Fields that go together")
+ * with its other field's conflict still open: --keep and --take decide
+ * that one too, the same way, in the same transaction (*partner: its id,
+ * else 0); a value decides only this one. RL_EINVALID, writing nothing,
+ * when the field (or the pair's other field) has changed since the
  * conflict (its version is not the one the conflict left), unless force. */
 int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
-			 int force, long long *seq);
+			 int force, long long *seq, long long *partner);
 
 /* A field's hub version (the seq that set it), 0 when never set (dupes.c). */
 int hub_field_version(rl_store *s, const char *tbl, const char *row, const char *field,

@@ -539,7 +539,17 @@ struct change {
 	int gone;               /* a change only the loser itself had (see redirect_changes) */
 	char row_buf[RL_ID_BUFSZ], ref_buf[RL_ID_BUFSZ];   /* redirected row / reference */
 	char loser[RL_ID_BUFSZ];                           /* the row it named (redirected) */
+	/* A field of a pair (relasi/model.h, rl_model_partner): the batch's
+	 * change to its partner, and the pair's decision, made once for both
+	 * (decide_pair): 0 not yet, PAIR_APART each decided alone, PAIR_CONFLICT
+	 * one conflict for the pair, the incoming side kept for now if
+	 * pair_incoming_wins. conflict: the conflict this change recorded. */
+	struct change *partner;
+	int pair, pair_incoming_wins;
+	long long conflict;
 };
+
+enum { PAIR_APART = 1, PAIR_CONFLICT = 2 };
 
 /* A reference value (field f) that names a merged duplicate names its
  * survivor instead: v->s then points into buf. A pushed change's and an
@@ -630,9 +640,13 @@ static void answer(struct change *c, const char *status, long long version, cons
 	c->lost_reason = reason && !c->reason;
 }
 
+/* As if never decided (the batch is applied again): the pair's decision too. */
 static void unanswer(struct change *c)
 {
 	answer(c, NULL, 0, NULL);
+	c->partner = NULL;
+	c->pair = c->pair_incoming_wins = 0;
+	c->conflict = 0;
 }
 
 static void refuse(struct change *c, const char *reason, struct hub_stats *stats)
@@ -1119,6 +1133,147 @@ static int changed_unseen(rl_store *s, const struct hub_peer *p, const char *tbl
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "reading versions");
 }
 
+/* The merge rule's view of one change against the field's state at the hub
+ * (cur: the field's value in the row). */
+static void merge_input(const struct hub_peer *p, const struct change *c,
+			const struct field_state *fs, const struct rl_value *cur,
+			struct rl_field_state *mfs, struct rl_incoming *in)
+{
+	memset(mfs, 0, sizeof(*mfs));
+	mfs->exists = fs->exists;
+	mfs->value = *cur;
+	mfs->version = fs->version;
+	mfs->hlc = fs->hlc;
+	mfs->device = fs->device;
+	memset(in, 0, sizeof(*in));
+	in->value = c->value;
+	in->base = c->base;
+	in->hlc = c->hlc;
+	in->device = p->device;
+}
+
+/* Would this field of a pair conflict on its own? (No pair holds free
+ * text or a stage: no text merge, no latest-wins rule.) *fs: its state. */
+static int member_conflicts(rl_store *s, const struct hub_peer *p, const struct change *c,
+			    struct field_state *fs, int *conflicts)
+{
+	struct owned_value cur = { { RL_V_NULL, 0, 0, NULL }, NULL };
+	struct rl_merge_result mr = { RL_MERGE_SAME, NULL, 0 };
+	struct rl_field_state mfs;
+	struct rl_incoming in;
+	sqlite3_stmt *row;
+	int error, found, col, own = 0;
+
+	*conflicts = 0;
+	if ((error = load_row(s, c->t, c->row, &row, &found)) < 0)
+		return error;
+	if (found && (col = column_index(row, c->field)) >= 0) {
+		struct rl_value v;
+		rl_store_column_value(row, col, &v);
+		error = own_value(&cur, &v);
+	}
+	sqlite3_reset(row);
+	if (error == 0)
+		error = get_field_state(s, c, fs);
+	if (error == 0 && !c->redirected)
+		error = own_version(s, p, c, fs, &own);
+	if (error == 0) {
+		merge_input(p, c, fs, &cur.v, &mfs, &in);
+		if (own)
+			in.base = fs->version;
+		error = rl_merge_field(&mfs, &in, 0, NULL, &mr);
+	}
+	*conflicts = error == 0 && mr.outcome == RL_MERGE_CONFLICT;
+	free(mr.merged);
+	free_owned(&cur);
+	return error;
+}
+
+/*
+ * Fields that go together (relasi/model.h: a deal's amount and currency, a
+ * task's done and done_at...) are decided as one, at the pair's first
+ * change, before either is written: merged field by field, a conflict on
+ * one could keep the hub's amount with the incoming currency — a sum in the
+ * wrong units. If either field would conflict on its own, the pair is a
+ * conflict: each field whose values differ gets a conflict record, both
+ * with the same provisional winner, the incoming pair only if its later
+ * stamp is later than both of the hub's fields'. Otherwise each field
+ * merges on its own (the usual edit: one fast-forward, the other "same").
+ * Only with the partner's change in the batch (the device sends both,
+ * sync/src/capture.c); without it, as any field.
+ */
+static int decide_pair(rl_store *s, const struct hub_peer *p, struct change *c)
+{
+	struct change *o = c->partner;
+	struct field_state a, b;
+	int ca, cb, error;
+	int64_t hlc;
+
+	if (!o || c->pair)
+		return RL_OK;
+	if (o->status && strcmp(o->status, "refused") == 0) {
+		c->pair = PAIR_APART;
+		return RL_OK;
+	}
+	if ((error = member_conflicts(s, p, c, &a, &ca)) < 0 ||
+	    (error = member_conflicts(s, p, o, &b, &cb)) < 0)
+		return error;
+	hlc = c->hlc > o->hlc ? c->hlc : o->hlc;
+	c->pair = o->pair = ca || cb ? PAIR_CONFLICT : PAIR_APART;
+	c->pair_incoming_wins = o->pair_incoming_wins =
+		(!a.exists || rl_merge_later(hlc, p->device, a.hlc, a.device)) &&
+		(!b.exists || rl_merge_later(hlc, p->device, b.hlc, b.device));
+	return RL_OK;
+}
+
+/* The two conflicts of a pair name each other (hub schema 13): a decision
+ * on one decides both (hub_conflict_resolve). */
+static int link_pair(rl_store *s, const struct change *c)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if (!c->partner || !c->conflict || !c->partner->conflict)
+		return RL_OK;
+	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET partner = CASE id WHEN ?1 "
+				      "THEN ?2 ELSE ?1 END WHERE id IN (?1, ?2)", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, c->conflict);
+	sqlite3_bind_int64(st, 2, c->partner->conflict);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
+}
+
+/* The batch's change to c's pair partner, if any, and c's to it: in c's
+ * run [lo, hi) (the capture writes the two side by side), else anywhere in
+ * the batch (a partner already pending took the new value in its older
+ * place in the outbox). Not one answered already (refused for its stamp, a
+ * re-send after a restore). */
+static void find_partner(struct change *cs, size_t n, size_t lo, size_t hi, struct change *c)
+{
+	const char *name = rl_model_partner(c->t, c->field);
+	size_t k, pass;
+
+	if (!name || c->partner || c->status)
+		return;
+	for (pass = 0; pass < 2; pass++)
+		for (k = pass ? 0 : lo; k < (pass ? n : hi); k++) {
+			struct change *o = &cs[k];
+			if ((pass && k >= lo && k < hi) || o->status || o->partner ||
+			    strcmp(o->field, name) != 0 || strcmp(o->row, c->row) != 0 ||
+			    strcmp(o->tbl, c->tbl) != 0)
+				continue;
+			o->t = c->t;
+			o->f = rl_model_field(c->t, name);
+			if (!o->f)
+				return;
+			c->partner = o;
+			o->partner = c;
+			return;
+		}
+}
+
 /* One change to an existing row. row is the loaded row (positioned). */
 static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			long long cursor, struct hub_stats *stats)
@@ -1150,12 +1305,21 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 	sqlite3_reset(row);
 	if (error < 0)
 		goto cleanup;
+	if ((error = get_field_state(s, c, &fs)) < 0)
+		goto cleanup;
+	/* The other field of a pair, sent unchanged with its partner, as the
+	 * hub has it: nothing to refuse or decide (a rep's edit of a
+	 * colleague's amount is one refusal, not two; decide_pair reads it as
+	 * "same" too). */
+	if (c->partner && !deleted && rl_value_equal(&c->value, &cur.v)) {
+		answer(c, "same", fs.exists ? fs.version : 0, NULL);
+		stats->same++;
+		goto cleanup;
+	}
 	if ((reason = vet(p, c, 0, owner))) {
 		refuse(c, reason, stats);
 		goto cleanup;
 	}
-	if ((error = get_field_state(s, c, &fs)) < 0)
-		goto cleanup;
 
 	/* Edit against delete: the row stays alive, and it is a conflict. */
 	if (deleted && strcmp(c->field, "deleted") != 0) {
@@ -1213,16 +1377,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		}
 	}
 
-	memset(&mfs, 0, sizeof(mfs));
-	mfs.exists = fs.exists;
-	mfs.value = cur.v;
-	mfs.version = fs.version;
-	mfs.hlc = fs.hlc;
-	mfs.device = fs.device;
-	in.value = c->value;
-	in.base = c->base;
-	in.hlc = c->hlc;
-	in.device = p->device;
+	merge_input(p, c, &fs, &cur.v, &mfs, &in);
 	/* Stage moves never conflict (../shared/DESIGN.md): every move is also
 	 * a deal_stage_events row, an append; the deal's stage, and what a
 	 * move sets with it (closed_at, lost_reason), is the latest move's. */
@@ -1279,6 +1434,19 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			if ((error = rl_merge_field(&mfs, &in, 0, NULL, &mr)) < 0)
 				goto cleanup;
 		}
+	}
+	/* A pair in conflict: this field follows the pair's decision. */
+	if ((error = decide_pair(s, p, c)) < 0)
+		goto cleanup;
+	if (c->pair == PAIR_CONFLICT) {
+		free(mr.merged);
+		mr.merged = NULL;
+		mr.outcome = rl_value_equal(&c->value, &cur.v) ? RL_MERGE_SAME : RL_MERGE_CONFLICT;
+		mr.incoming_wins = c->pair_incoming_wins;
+	} else if (c->pair && mr.outcome == RL_MERGE_APPLY && rl_value_equal(&c->value, &cur.v)) {
+		/* The field sent only because its partner changed: nothing to
+		 * log (every device would pull the value it has again). */
+		mr.outcome = RL_MERGE_SAME;
 	}
 	switch (mr.outcome) {
 	case RL_MERGE_APPLY:
@@ -1358,11 +1526,19 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		    (error = log_field(s, c->tbl, c->row, c->field, &c->value, c->hlc,
 				       p->device, p->user, "change", &seq)) < 0)
 			break;
-		if ((error = conflict_left(s, conflict, seq)) < 0)
+		c->conflict = conflict;
+		if ((error = conflict_left(s, conflict, seq)) < 0 || (error = link_pair(s, c)) < 0)
 			break;
-		answer(c, "conflict", seq, mr.incoming_wins
-		       ? "conflict: your value is kept for now; the admin decides"
-		       : "conflict: the hub's value is kept for now; the admin decides");
+		if (c->pair == PAIR_CONFLICT)
+			answer(c, "conflict", seq, mr.incoming_wins
+			       ? "conflict: this field and its pair, your values are kept for now; "
+				 "the admin decides"
+			       : "conflict: this field and its pair, the hub's values are kept for "
+				 "now; the admin decides");
+		else
+			answer(c, "conflict", seq, mr.incoming_wins
+			       ? "conflict: your value is kept for now; the admin decides"
+			       : "conflict: the hub's value is kept for now; the admin decides");
 		stats->conflicts++;
 		break;
 	}
@@ -1818,6 +1994,8 @@ again:
 			continue;
 		}
 		for (size_t k = i; k < j; k++)
+			find_partner(cs, n, i, j, &cs[k]);
+		for (size_t k = i; k < j; k++)
 			if (!cs[k].status && (error = apply_update(s, p, &cs[k], cursor, stats)) < 0)
 				goto rollback;
 	}
@@ -2215,26 +2393,27 @@ int hub_pull(rl_store *s, const struct hub_peer *p, json_t *pull, json_t **page,
 
 /* ---- conflicts ------------------------------------------------------------------------ */
 
-int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
-			 int force, long long *seq)
+/* One conflict decided, inside the caller's transaction and audit commit.
+ * *partner: its pair's conflict if that one is still open, else 0; what:
+ * "conflict ID on TABLE.FIELD", for the audit commit's note. */
+static int resolve_one(rl_store *s, long long id, const char *mode, const char *value,
+		       int force, long long *seq, long long *partner, char what[160])
 {
 	struct owned_value chosen = { { RL_V_NULL, 0, 0, NULL }, NULL };
 	struct rl_converted conv = { 0, 0, 0, 0, NULL, 0 };
-	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21], note[200], ref[RL_ID_BUFSZ];
-	long long first_seq, left = -1, now_version;
+	char tbl[64], row[RL_ID_BUFSZ], field[64], now[21], ref[RL_ID_BUFSZ];
+	long long left = -1, now_version;
 	const struct rl_table *t;
 	const struct rl_field *f;
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if (strcmp(mode, "keep") && strcmp(mode, "take") && strcmp(mode, "value"))
-		return rl_error_set(RL_EINVALID, "resolve with keep, take or a value");
-	if ((error = rl_store_begin(s)) < 0)
-		return error;
-	if ((error = rl_store_prepare(s, "SELECT tbl, row_id, field, hub_value, in_value, state, "
-				      "left_version, coalesce(resolution, '?'), "
-				      "coalesce(resolved_at, '?') FROM hub_conflicts WHERE id = ?1",
-				      &st)) < 0)
+	*partner = 0;
+	if ((error = rl_store_prepare(s, "SELECT c.tbl, c.row_id, c.field, c.hub_value, c.in_value, "
+				      "c.state, c.left_version, coalesce(c.resolution, '?'), "
+				      "coalesce(c.resolved_at, '?'), p.id FROM hub_conflicts c "
+				      "LEFT JOIN hub_conflicts p ON p.id = c.partner AND "
+				      "p.state = 'open' WHERE c.id = ?1", &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
@@ -2246,6 +2425,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	snprintf(tbl, sizeof(tbl), "%s", (const char *)sqlite3_column_text(st, 0));
 	snprintf(row, sizeof(row), "%s", (const char *)sqlite3_column_text(st, 1));
 	snprintf(field, sizeof(field), "%s", (const char *)sqlite3_column_text(st, 2));
+	snprintf(what, 160, "conflict %lld on %s.%s", id, tbl, field);
 	/* Said with how and when, so that an admin who meets a decision made
 	 * meanwhile (by another admin, a duplicate merge, or at once for a
 	 * stage move) knows what stands. */
@@ -2259,6 +2439,7 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	}
 	if (sqlite3_column_type(st, 6) == SQLITE_INTEGER)
 		left = sqlite3_column_int64(st, 6);
+	*partner = sqlite3_column_int64(st, 9);
 	if (strcmp(mode, "value") != 0) {
 		struct rl_value v;
 		rl_store_column_value(st, strcmp(mode, "keep") == 0 ? 3 : 4, &v);
@@ -2326,15 +2507,11 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	}
 	/* A customer merged away since the conflict: its survivor. */
 	if ((error = redirect_ref(s, f, &chosen.v, ref)) < 0 ||
-	    (error = hub_audit_begin(s, &first_seq)) < 0 ||
 	    (error = check_entry(t, f, &chosen.v)) < 0 ||
 	    (error = hub_write_field(s, tbl, row, field, &chosen.v, "resolve", seq)) < 0 ||
 	    /* The value written may be a phone, e-mail, name or city no one
 	     * pushed (--value), or a decided delete: the match keys follow. */
 	    (keys_field(field) && (error = hub_duplicates_check(s, tbl, row, NULL)) < 0))
-		goto fail;
-	snprintf(note, sizeof(note), "conflict %lld on %s.%s resolved: %s", id, tbl, field, mode);
-	if ((error = hub_audit_mark(s, first_seq, "resolve", "hub", NULL, 0, 0, note)) < 0)
 		goto fail;
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
 	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET state = 'resolved', resolution = ?2, "
@@ -2348,17 +2525,46 @@ int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char
 	sqlite3_bind_int64(st, 5, *seq);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE)
 		error = rl_store_error(s, "closing the conflict");
-		goto fail;
-	}
-	error = rl_store_commit(s);
-	if (error == 0)
-		goto done;
 fail:
-	rl_store_rollback(s);
-done:
 	rl_converted_clear(&conv);
 	free_owned(&chosen);
+	return error;
+}
+
+int hub_conflict_resolve(rl_store *s, long long id, const char *mode, const char *value,
+			 int force, long long *seq, long long *partner)
+{
+	char note[400], what[160], other_what[160];
+	long long first_seq, other = 0, other_seq, none;
+	int error;
+
+	*partner = 0;
+	if (strcmp(mode, "keep") && strcmp(mode, "take") && strcmp(mode, "value"))
+		return rl_error_set(RL_EINVALID, "resolve with keep, take or a value");
+	if ((error = rl_store_begin(s)) < 0)
+		return error;
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = resolve_one(s, id, mode, value, force, seq, &other, what)) < 0)
+		goto fail;
+	/* --keep and --take decide the pair's other field the same way: one
+	 * side's whole value, never its amount with the other's currency. A
+	 * --value is one field's: the other stays open for its own decision. */
+	if (other && strcmp(mode, "value") != 0) {
+		if ((error = resolve_one(s, other, mode, NULL, force, &other_seq, &none,
+					 other_what)) < 0)
+			goto fail;
+		*partner = other;
+		snprintf(note, sizeof(note), "%s and %s resolved: %s", what, other_what, mode);
+	} else {
+		snprintf(note, sizeof(note), "%s resolved: %s", what, mode);
+	}
+	if ((error = hub_audit_mark(s, first_seq, "resolve", "hub", NULL, 0, 0, note)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	return RL_OK;
+fail:
+	rl_store_rollback(s);
 	return error;
 }

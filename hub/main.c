@@ -489,17 +489,20 @@ static int cmd_conflicts(struct cli_ctx *ctx, struct cli_args *a)
 	 * (hub_value, in_value, resolved_value) beside the shown ones. */
 	return emit_listing(ctx, a,
 	     "SELECT id, coalesce(rl_label(tbl, row_id), tbl || ' ' || substr(row_id, 1, 12)) AS record, "
-	     "field, rl_shown(tbl, row_id, field, hub_value) AS hub_shown, "
-	     "rl_shown(tbl, row_id, field, in_value) AS in_shown, "
-	     "CASE WHEN state = 'open' THEN winner || ' (for now)' "
+	     "field, rl_shown(tbl, row_id, field, hub_value, (SELECT p.hub_value FROM hub_conflicts p "
+	     "WHERE p.id = c.partner AND p.field = 'currency')) AS hub_shown, "
+	     "rl_shown(tbl, row_id, field, in_value, (SELECT p.in_value FROM hub_conflicts p "
+	     "WHERE p.id = c.partner AND p.field = 'currency')) AS in_shown, "
+	     "CASE WHEN state = 'open' THEN winner || ' (for now' || "
+	     "     coalesce(', with ' || partner, '') || ')' "
 	     "     WHEN resolution = 'keep' THEN 'hub' WHEN resolution = 'take' THEN 'incoming' "
 	     "     WHEN resolution = 'value' AND resolved_value IS hub_value THEN 'hub' "
 	     "     WHEN resolution = 'value' AND resolved_value IS in_value THEN 'incoming' "
 	     "     WHEN resolution = 'value' THEN 'a new value' ELSE resolution END AS kept, "
 	     "state, winner, resolution, resolved_value, "
 	     "rl_shown(tbl, row_id, field, resolved_value) AS resolved_shown, tbl, row_id, kind, "
-	     "created_at, hub_value, in_value "
-	     "FROM hub_conflicts WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &view, &all);
+	     "created_at, hub_value, in_value, partner "
+	     "FROM hub_conflicts c WHERE state = 'open' OR ?1 IS NOT NULL ORDER BY id", &view, &all);
 }
 
 /* A conflict number as typed: digits, 1 or more, within range (strtoll's
@@ -535,10 +538,10 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if ((error = rl_store_prepare(ctx->store,
 	     "SELECT c.id, c.tbl, c.row_id, c.field, c.kind, c.state, c.base_version, c.base_value, "
-	     "rl_shown(c.tbl, c.row_id, c.field, c.base_value) AS base_shown, "
-	     "c.hub_value, rl_shown(c.tbl, c.row_id, c.field, c.hub_value) AS hub_shown, "
+	     "rl_shown(c.tbl, c.row_id, c.field, c.base_value, pc.base_value) AS base_shown, "
+	     "c.hub_value, rl_shown(c.tbl, c.row_id, c.field, c.hub_value, pc.hub_value) AS hub_shown, "
 	     "c.hub_device, hu.login AS hub_user, c.hub_hlc, c.in_value, "
-	     "rl_shown(c.tbl, c.row_id, c.field, c.in_value) AS in_shown, c.in_device, "
+	     "rl_shown(c.tbl, c.row_id, c.field, c.in_value, pc.in_value) AS in_shown, c.in_device, "
 	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
 	     "rl_shown(c.tbl, c.row_id, c.field, c.resolved_value) AS resolved_shown, "
 	     "c.resolved_at, CASE WHEN c.state = 'open' AND c.left_version IS NOT NULL AND "
@@ -546,8 +549,12 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	     "WHERE seq = f.version) END AS changed_since_to, CASE WHEN c.state = 'open' AND "
 	     "c.left_version IS NOT NULL AND coalesce(f.version, 0) <> c.left_version THEN "
 	     "rl_shown(c.tbl, c.row_id, c.field, (SELECT value FROM hub_log WHERE seq = f.version)) "
-	     "END AS changed_since_shown, coalesce(rl_label(c.tbl, c.row_id), '') AS record "
-	     "FROM hub_conflicts c "
+	     "END AS changed_since_shown, CASE WHEN c.partner IS NOT NULL THEN 'conflict ' || "
+	     "c.partner || ' on ' || (SELECT p.field FROM hub_conflicts p WHERE p.id = c.partner) || "
+	     "': decided with this one by --keep or --take' END AS pair, "
+	     "c.partner, coalesce(rl_label(c.tbl, c.row_id), '') AS record "
+	     "FROM hub_conflicts c LEFT JOIN hub_conflicts pc ON pc.id = c.partner AND "
+	     "pc.field = 'currency' "
 	     "LEFT JOIN hub_devices hd ON hd.id = c.hub_device LEFT JOIN users hu ON hu.id = hd.user_id "
 	     "LEFT JOIN users iu ON iu.id = c.in_user LEFT JOIN hub_fields f ON f.tbl = c.tbl AND "
 	     "f.row_id = c.row_id AND f.field = c.field WHERE c.id = ?1", &st)) < 0)
@@ -577,8 +584,11 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			cli_print_field(name, strcmp(cli_col(st, 4), "edit-delete") == 0
 					? "the record alive, before its delete"
 					: "none (neither side had seen a value)");
-		} else if (ends_with(name, "_shown")) {
-			continue;       /* printed in place of the stored value before it */
+		} else if (ends_with(name, "_shown") || strcmp(name, "partner") == 0) {
+			continue;       /* printed in place of the stored value before it; in "pair" */
+		} else if (strcmp(name, "pair") == 0) {
+			if (sqlite3_column_type(st, i) != SQLITE_NULL)
+				cli_print_field(name, cli_col(st, i));
 		} else if (i + 1 < n && ends_with(name, "_value")) {
 			/* As people read it (money with its currency, a reference
 			 * by name); --json has both. */
@@ -607,12 +617,14 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 /* What a resolution wrote, as stored (--json "value": a --value is
  * normalised, a merged customer becomes its survivor) and as people read
  * it: the output said only the mode, a script had to read the conflict
- * again to learn the value every device receives. */
-static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, long long seq)
+ * again to learn the value every device receives. partner: the pair's
+ * other conflict decided with it (0: none), told after it (--json
+ * "partner", the same keys; null when none). */
+static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, long long partner)
 {
 	sqlite3_stmt *st;
-	json_t *value;
-	int error;
+	json_t *out = NULL, *o, *value;
+	int error = RL_OK, rc;
 
 	/* Whether the record is deleted now (its 'deleted' field as the hub
 	 * last wrote it): the value then lands on a tombstone, which the admin
@@ -621,42 +633,68 @@ static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, l
 				      "c.row_id, c.field, c.resolved_value), coalesce((SELECT "
 				      "l.value FROM hub_fields f JOIN hub_log l ON l.seq = f.version "
 				      "WHERE f.tbl = c.tbl AND f.row_id = c.row_id AND "
-				      "f.field = 'deleted'), 0) = 1 AND c.field <> 'deleted' "
-				      "FROM hub_conflicts c WHERE c.id = ?1", &st)) < 0)
+				      "f.field = 'deleted'), 0) = 1 AND c.field <> 'deleted', "
+				      "c.resolved_seq, c.id, c.field FROM hub_conflicts c "
+				      "WHERE c.id IN (?1, ?2) ORDER BY c.id <> ?1", &st)) < 0)
 		return error;
 	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rl_store_error(ctx->store, "reading the resolved conflict");
-	}
-	if (ctx->json) {
+	sqlite3_bind_int64(st, 2, partner);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		long long cid = sqlite3_column_int64(st, 4), seq = sqlite3_column_int64(st, 3);
+		if (!ctx->json) {
+			if (cid == id)
+				printf("conflict %lld resolved (%s: %s); every device receives it as "
+				       "change %lld\n", id, mode, sqlite3_column_type(st, 1) == SQLITE_NULL
+				       ? "empty" : cli_col(st, 1), seq);
+			else
+				printf("conflict %lld, on %s of the same pair, resolved with it (%s: "
+				       "%s) as change %lld\n", cid, cli_col(st, 5), mode,
+				       sqlite3_column_type(st, 1) == SQLITE_NULL ? "empty"
+				       : cli_col(st, 1), seq);
+			if (cid == id && sqlite3_column_int(st, 2))
+				fprintf(stderr, "note: the record was deleted since: the value is kept "
+					"on its tombstone and shows nowhere unless the record is "
+					"restored\n");
+			continue;
+		}
 		value = sqlite3_column_type(st, 0) == SQLITE_INTEGER
 			? json_integer(sqlite3_column_int64(st, 0))
 			: sqlite3_column_type(st, 0) == SQLITE_FLOAT
 			? json_real(sqlite3_column_double(st, 0))
 			: sqlite3_column_type(st, 0) == SQLITE_NULL ? json_null()
 			: json_string(cli_col(st, 0));
-		error = cli_print_json(json_pack("{s:I, s:s, s:I, s:o, s:s?, s:b}", "conflict",
-						 (json_int_t)id, "resolution", mode,
-						 "seq", (json_int_t)seq, "value", value,
-						 "shown", (const char *)sqlite3_column_text(st, 1),
-						 "record_deleted", sqlite3_column_int(st, 2)));
-	} else {
-		printf("conflict %lld resolved (%s: %s); every device receives it as change %lld\n",
-		       id, mode, sqlite3_column_type(st, 1) == SQLITE_NULL ? "empty" : cli_col(st, 1),
-		       seq);
-		if (sqlite3_column_int(st, 2))
-			fprintf(stderr, "note: the record was deleted since: the value is kept on "
-				"its tombstone and shows nowhere unless the record is restored\n");
+		o = json_pack("{s:I, s:s, s:s, s:I, s:o, s:s?, s:b}", "conflict", (json_int_t)cid,
+			      "field", cli_col(st, 5), "resolution", mode, "seq", (json_int_t)seq,
+			      "value", value, "shown", (const char *)sqlite3_column_text(st, 1),
+			      "record_deleted", sqlite3_column_int(st, 2));
+		if (!o) {
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			break;
+		}
+		if (!out)
+			out = o;
+		else if (json_object_set_new(out, "partner", o) < 0)
+			error = rl_error_set(RL_ENOMEM, "out of memory");
 	}
+	if (error == 0 && rc != SQLITE_DONE)
+		error = rl_store_error(ctx->store, "reading the resolved conflict");
 	sqlite3_reset(st);
+	if (error == 0 && ctx->json && out && !json_object_get(out, "partner") &&
+	    json_object_set_new(out, "partner", json_null()) < 0)
+		error = rl_error_set(RL_ENOMEM, "out of memory");
+	if (error == 0 && ctx->json) {
+		error = out ? cli_print_json(out) : rl_store_error(ctx->store, "reading the "
+								   "resolved conflict");
+		out = NULL;
+	}
+	json_decref(out);
 	return error;
 }
 
 static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *mode = NULL, *value = cli_get(a, "value");
-	long long id, seq = 0;
+	long long id, seq = 0, partner = 0;
 	int error, modes = 0;
 
 	if (cli_get(a, "keep")) { mode = "keep"; modes++; }
@@ -666,10 +704,10 @@ static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 		return cli_usage_error(a->cmd, "give exactly one of --keep, --take, --value V");
 	if ((error = parse_id(a->pos[0], &id)) < 0 || (error = open_hub(ctx, a)) < 0 ||
 	    (error = hub_conflict_resolve(ctx->store, id, mode, value, cli_get(a, "force") != NULL,
-					  &seq)) < 0)
+					  &seq, &partner)) < 0)
 		return error;
 	audit_after_write(ctx, a);
-	return print_resolved(ctx, id, mode, seq);
+	return print_resolved(ctx, id, mode, partner);
 }
 
 static int cmd_duplicates(struct cli_ctx *ctx, struct cli_args *a)

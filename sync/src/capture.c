@@ -15,7 +15,8 @@
  *                 INSERT ... SELECT per table (rl_capture_catch_up_sql),
  *                 their final values as if each edit had coalesced
  *   rl_cap_T_upd  AFTER UPDATE: one change per column whose value changed
- *                 (IS NOT), with base = the field's hub version: the larger
+ *                 (IS NOT) — or whose partner changed (a pair, relasi/model.h,
+ *                 goes out whole) — with base = the field's hub version: the larger
  *                 of rl_base and a snapshot's rl_base_snapshot
  *                 (each one INSERT over a UNION ALL of the columns)
  *   rl_cap_T_del  BEFORE DELETE: refused — deletes are tombstones
@@ -35,6 +36,7 @@
  */
 #include "schema.h"
 #include "relasi/error.h"
+#include "relasi/model.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,7 @@ static int install_table(sqlite3 *db, int ti)
 	sqlite3_stmt *cols = NULL;
 	sqlite3_str *ins = NULL, *upd = NULL;
 	char *ins_sql = NULL, *upd_sql = NULL, *other = NULL;
+	const char *partner;
 	int error = RL_OK, rc, n = 0;
 
 	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
@@ -109,9 +112,17 @@ static int install_table(sqlite3 *db, int ti)
 			continue;
 		sqlite3_str_appendf(ins, "%sSELECT %Q AS f, new.\"%w\" AS v",
 				    n ? " UNION ALL " : "", c, c);
+		/* A field of a pair goes out with its partner (relasi/model.h):
+		 * the hub then knows the device's whole value, and decides a
+		 * concurrent edit of the pair as one. */
+		partner = rl_model_partner(rl_model_table(t), c);
 		sqlite3_str_appendf(upd, "%sSELECT %Q AS f, new.\"%w\" AS v, "
-				    "old.\"%w\" IS NOT new.\"%w\" AS changed",
+				    "old.\"%w\" IS NOT new.\"%w\"",
 				    n ? " UNION ALL " : "", c, c, c, c);
+		if (partner)
+			sqlite3_str_appendf(upd, " OR old.\"%w\" IS NOT new.\"%w\"", partner,
+					    partner);
+		sqlite3_str_appendall(upd, " AS changed");
 		n++;
 	}
 	if (rc != SQLITE_DONE) {

@@ -252,6 +252,31 @@ const struct rl_field *rl_model_field_lookup(const struct rl_table *t, const cha
 	return NULL;
 }
 
+/* Each pair once; rl_model_partner reads it both ways. */
+static const struct {
+	const char *table, *a, *b;
+} pairs[] = {
+	{ "deals", "amount", "currency" },        /* minor units of that currency */
+	{ "tier_config", "levels", "currency" },  /* thresholds in its minor units */
+	{ "tasks", "done", "done_at" },           /* done, and since when */
+	{ "activities", "at", "tz_offset" },      /* the instant and the writer's offset */
+};
+
+const char *rl_model_partner(const struct rl_table *t, const char *field)
+{
+	size_t i;
+
+	for (i = 0; t && field && i < N(pairs); i++) {
+		if (strcmp(pairs[i].table, t->name) != 0)
+			continue;
+		if (strcmp(pairs[i].a, field) == 0)
+			return pairs[i].b;
+		if (strcmp(pairs[i].b, field) == 0)
+			return pairs[i].a;
+	}
+	return NULL;
+}
+
 int rl_model_is_text(const struct rl_field *f)
 {
 	return f->type == RL_FT_NOTE;

@@ -767,13 +767,13 @@ void rl_dependants_free(struct rl_dependants *d)
  * The closure is computed in SQL, a round at a time, in a TEMP table of
  * this connection (never synced, never in the store file): round r+1 holds
  * the live rows whose reference names a row of round r, so each reference
- * is one set-based statement per round (an index lookup per parent where
- * the column has one, else one pass: contact_id has none) and a row
+ * is one set-based statement per round (an index lookup per parent: each
+ * reference has one, contact_id's partial since schema 21) and a row
  * reached twice (a visit naming both the customer and its deal) is one
  * row. A reference is only asked about in a round that holds rows of the
- * table it names: a column without an index is read whole even for an
- * empty IN list, and most deletes (a deal, a task) would otherwise pay a
- * pass over every visit's contact_id. Ends when a round adds nothing; the
+ * table it names (a statement per reference and round is still work, and
+ * contact_id had no index before schema 21: a pass over every visit).
+ * Ends when a round adds nothing; the
  * references form no cycle, and RL_MAX_CASCADE_ROWS bounds it anyway.
  */
 static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)

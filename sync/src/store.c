@@ -290,7 +290,9 @@ static void sql_label(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * as "yes" or "no" and the tombstone as "deleted" or "not deleted" (an
  * edit against a delete is a conflict on it: "1" and "0" told no one what
  * stands); anything else as it is. The model names every table and column
- * used. */
+ * used. rl_shown(tbl, row_id, field, value, currency): money in that
+ * currency when it is not NULL (one side's amount of a conflict on a pair
+ * whose currency differs too: in that side's currency, not the row's). */
 static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	const char *tbl = (const char *)sqlite3_value_text(argv[0]);
@@ -305,7 +307,10 @@ static void sql_shown(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	if (!f || sqlite3_value_type(argv[3]) == SQLITE_NULL)
 		return;
 	if (f->type == RL_FT_MONEY && sqlite3_value_type(argv[3]) == SQLITE_INTEGER) {
-		if (rl_model_field(t, "currency") &&
+		if (argc == 5 && sqlite3_value_type(argv[4]) == SQLITE_TEXT &&
+		    sqlite3_value_bytes(argv[4]) == 3)
+			memcpy(cur, sqlite3_value_text(argv[4]), 4);
+		else if (rl_model_field(t, "currency") &&
 		    (sql = sqlite3_mprintf("SELECT currency FROM \"%w\" WHERE id = ?1", t->name)) &&
 		    sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_value(st, 1, argv[1]);
@@ -342,7 +347,8 @@ static int register_functions(rl_store *s)
 	    sqlite3_create_function(s->db, "rl_money", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
 				    NULL, sql_money, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_label", 2, SQLITE_UTF8, NULL, sql_label, NULL, NULL) ||
-	    sqlite3_create_function(s->db, "rl_shown", 4, SQLITE_UTF8, NULL, sql_shown, NULL, NULL))
+	    sqlite3_create_function(s->db, "rl_shown", 4, SQLITE_UTF8, NULL, sql_shown, NULL, NULL) ||
+	    sqlite3_create_function(s->db, "rl_shown", 5, SQLITE_UTF8, NULL, sql_shown, NULL, NULL))
 		return rl_store_error(s, "registering SQL functions");
 	return RL_OK;
 }

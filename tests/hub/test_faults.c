@@ -462,7 +462,7 @@ static long hub_push_under_faults(const char *tmp, int kind, const char *want_du
 static long resolve_under_faults(const char *tmp, int kind)
 {
 	char dir[512];
-	long long v_phone, v_notes, seq = 0;
+	long long v_phone, v_notes, seq = 0, partner = 0;
 	rl_store *s;
 	json_t *resp = NULL;
 	long n, failed = 0;
@@ -476,7 +476,7 @@ static long resolve_under_faults(const char *tmp, int kind)
 	before = dump(s);
 	for (n = 0; n < 2000000; n = next_point(n)) {
 		fault_arm(kind, n);
-		error = hub_conflict_resolve(s, 1, "take", NULL, 0, &seq);
+		error = hub_conflict_resolve(s, 1, "take", NULL, 0, &seq, &partner);
 		fault_disarm();
 		if (error < 0) {
 			char *now = dump(s);

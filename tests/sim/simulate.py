@@ -120,6 +120,12 @@ SYNC_TIMEOUT = 90          # one `relasi sync` at most
 HLC_BOUND_MS = 300_000     # how far ahead a stamp may be (RL_HLC_DEFAULT_MAX_DRIFT_MS)
 IO_TIMEOUT = 60            # the proxy drops a silent connection after this
 EVENT_TABLES = ("hub_devices", "hub_tokens")   # hub.h HUB_EVENT_TABLES
+# Fields that go out together (relasi/model.h rl_model_partner): an update
+# of either captures both, the unchanged one with its own base.
+PAIRS = {("deals", "amount"): "currency", ("deals", "currency"): "amount",
+         ("tier_config", "levels"): "currency", ("tier_config", "currency"): "levels",
+         ("tasks", "done"): "done_at", ("tasks", "done_at"): "done",
+         ("activities", "at"): "tz_offset", ("activities", "tz_offset"): "at"}
 IDLE_TIMEOUT = 90          # waiting for the hub to finish a connection
 STALL_MAX = 20             # how long the proxy holds a stalled stream
 
@@ -446,11 +452,16 @@ class W:
 class Change:
     """An outbox row as the hub receives it (frozen values). uid names the
     row for the driver: SQLite reuses the seq of deleted rows."""
-    __slots__ = ("uid", "t", "r", "f", "value", "base", "hlc")
+    __slots__ = ("uid", "t", "r", "f", "value", "base", "hlc", "partner", "pair", "pair_wins",
+                 "conflict", "answered")
 
     def __init__(self, uid, row):
         self.uid, self.t, self.r, self.f = uid, row["tbl"], row["row_id"], row["field"]
         self.value, self.base, self.hlc = row["value"], row["base"] or 0, row["hlc"]
+        # a pair's decision (hub/hubstore.c decide_pair): the batch's change
+        # to the other field, "apart" or "conflict", the incoming side kept
+        self.partner, self.pair, self.pair_wins = None, None, False
+        self.conflict, self.answered = None, None
 
 
 class Model:
@@ -631,8 +642,11 @@ class Model:
             if (run[0].t, run[0].r) not in self.rows:
                 out += self.create(dev, run, results[i:j])
             else:
+                for c in run:
+                    self.find_partner(changes, i, j, c)
                 for k, c in enumerate(run):
-                    out.append(self.update(dev, c, cursor, results[i + k]))
+                    c.answered = self.update(dev, c, cursor, results[i + k])
+                    out.append(c.answered)
             i = j
         # a refused change with no base has no version for its device to
         # pull again: the hub logs its own value of the field anew, past the
@@ -671,11 +685,72 @@ class Model:
             out.append(("applied", w.seq))
         return out
 
+    @staticmethod
+    def find_partner(changes, lo, hi, c):
+        """The batch's change to the other field of c's pair: in c's run,
+        else in a run not yet applied (hub/hubstore.c find_partner)."""
+        pf = PAIRS.get((c.t, c.f))
+        if pf is None or c.partner is not None or c.answered is not None:
+            return
+        for k in list(range(lo, hi)) + [k for k in range(len(changes)) if k < lo or k >= hi]:
+            o = changes[k]
+            if (o.answered is None and o.partner is None and o.f == pf and o.r == c.r and
+                    o.t == c.t):
+                c.partner, o.partner = o, c
+                return
+
+    def member_conflicts(self, dev, c):
+        cur = self.fields.get((c.t, c.r, c.f))
+        if cur is None:
+            return False, None
+        own = (cur.kind == "change" and cur.origin is not None and
+               cur.origin[0] == dev.device_id and cur.origin[1] < c.uid)
+        return not (cur.seq == c.base or own or same(c.value, cur.value)), cur
+
+    def decide_pair(self, dev, c):
+        o = c.partner
+        if o is None or c.pair is not None:
+            return
+        if o.answered is not None and o.answered[0] == "refused":
+            c.pair = "apart"
+            return
+        ca, a = self.member_conflicts(dev, c)
+        cb, b = self.member_conflicts(dev, o)
+        hlc = max(c.hlc, o.hlc)
+        later = lambda w: w is None or hlc > w.hlc or (hlc == w.hlc and dev.device_id > w.device)
+        c.pair = o.pair = "conflict" if ca or cb else "apart"
+        c.pair_wins = o.pair_wins = later(a) and later(b)
+
+    def pair_conflict(self, dev, c, cur):
+        """A field of a pair in conflict: the pair's provisional winner."""
+        t, r, f, v = c.t, c.r, c.f, c.value
+        hub_value = cur.value if cur else None
+        self.stats["pair-conflict"] += 1
+        if same(v, hub_value):
+            return ("same", cur.seq if cur else 0)
+        cid = self.conflict(t, r, f, "field", hub_value, v, dev.device_id,
+                            "incoming" if c.pair_wins else "hub", c.hlc,
+                            cur.seq if cur else None, f"its pair's other field conflicts")
+        c.conflict = cid
+        if c.partner is not None and c.partner.conflict is not None:
+            self.conflicts[cid]["partner"] = c.partner.conflict
+            self.conflicts[c.partner.conflict]["partner"] = cid
+        if c.pair_wins:
+            w = self.write(t, r, f, v, dev.device_id, c.hlc, "change", origin=(dev.device_id, c.uid))
+            self.settle(w.seq)
+            return ("conflict", w.seq)
+        return ("conflict", cur.seq if cur else 0)
+
     def update(self, dev, c, cursor, res):
         t, r, f, v = c.t, c.r, c.f, c.value
+        dead = self.value(t, r, "deleted") == 1
+        if c.partner is not None and not dead:
+            w = self.fields.get((t, r, f))
+            if same(v, w.value if w else None):
+                # the other field of a pair, sent unchanged: the hub's value
+                return ("same", w.seq if w else 0)
         if self.policy(dev, t, False, self.owner(t, r), f, v):
             return ("refused", 0)
-        dead = self.value(t, r, "deleted") == 1
         if dead and f != "deleted":
             # edit against delete: the row comes back, and it is a conflict
             dw = self.fields[(t, r, "deleted")]
@@ -700,6 +775,9 @@ class Model:
                     return ("conflict", w.seq)
                 return ("conflict", dw.seq)
         cur = self.fields.get((t, r, f))
+        self.decide_pair(dev, c)
+        if c.pair == "conflict":
+            return self.pair_conflict(dev, c, cur)
         stage = self.fields.get((t, r, "stage_id"))
         if (t == "deals" and f in ("closed_at", "lost_reason") and stage is not None and
                 not same(v, cur.value if cur else None) and
@@ -714,6 +792,8 @@ class Model:
             return ("applied", w.seq)
         own = (cur.kind == "change" and cur.origin is not None and
                cur.origin[0] == dev.device_id and cur.origin[1] < c.uid)
+        if c.pair is not None and same(v, cur.value):
+            return ("same", cur.seq)       # sent for its pair's other field: nothing to log
         if cur.seq == c.base or own:
             # fast-forward: the device had seen the hub's version (pulled it,
             # had it applied, or it is the device's own earlier change as
@@ -788,11 +868,19 @@ class Model:
         c = self.conflicts[cid]
         return self.fields[(c["t"], c["r"], c["f"])].seq != c["left"]
 
+    def pair_open(self, cid):
+        """The open conflict of the other field of cid's pair, or None."""
+        p = self.conflicts[cid].get("partner")
+        return p if p is not None and self.conflicts[p]["state"] == "open" else None
+
     def resolve(self, cid, mode):
-        c = self.conflicts[cid]
-        value = c["hub_value"] if mode == "keep" else c["in_value"]
-        self.write(c["t"], c["r"], c["f"], value, "hub", None, "resolve")
-        c["state"] = "resolved"
+        # --keep/--take decide a pair's other open conflict the same way
+        other = self.pair_open(cid)
+        for k in (cid,) if other is None else (cid, other):
+            c = self.conflicts[k]
+            value = c["hub_value"] if mode == "keep" else c["in_value"]
+            self.write(c["t"], c["r"], c["f"], value, "hub", None, "resolve")
+            c["state"] = "resolved"
 
 
 # ---- devices -------------------------------------------------------------------------------
@@ -1110,6 +1198,10 @@ class Sim:
             for rid in pre_t[t]:
                 if rid not in post_t[t]:
                     self.fail(f"{what}: row {t} {self.nm(rid)} disappeared")
+        for (t, rid, f), (v, kind) in list(changed.items()):
+            pf = PAIRS.get((t, f))
+            if kind == "update" and pf and (t, rid, pf) not in changed:
+                changed[(t, rid, pf)] = (post_t[t][rid][pf], "update")
         for seq in pre_o:
             if seq not in post_o:
                 self.fail(f"{what}: outbox row {seq} disappeared without a sync")
@@ -1419,7 +1511,9 @@ class Sim:
         cid = self.rng.choice(open_)
         mode = self.rng.choice(["keep", "take"])
         force = []
-        if self.model.changed_since(cid):
+        other = self.model.pair_open(cid)
+        if self.model.changed_since(cid) or (other is not None and
+                                             self.model.changed_since(other)):
             # the field moved on after the conflict: a decision on the two
             # older values must not overwrite that without --force
             r = self.hub.admin_run("conflicts", "resolve", cid, "--" + mode)
@@ -2026,6 +2120,7 @@ class Sim:
                 + ", ".join(f"{k[7:]} {v}" for k, v in sorted(m.items()) if k.startswith("result:"))
                 + f"; conflicts {len(self.model.conflicts)} (field {m['conflict:field']}, "
                 f"edit-delete {m['conflict:edit-delete']}), notes merged {m['notes-merged']}, "
+                f"pair conflicts {m['pair-conflict']}, "
                 f"resolved {s['resolved']}, cascades {s['cascades']} "
                 f"(refused {s['cascades-refused']})"
                 + (f", re-stamping syncs {s['restamps']}" if s['restamps'] else ""))

@@ -99,6 +99,17 @@ const struct rl_field *rl_model_field_lookup(const struct rl_table *t, const cha
 int rl_model_check_value(const struct rl_table *t, const struct rl_field *f,
 			 const struct rl_value *v);
 
+/*
+ * The field that holds one value together with this one, or NULL: a deal's
+ * amount and currency (minor units mean nothing without their currency), a
+ * tier table's levels and currency, a task's done and done_at, an
+ * activity's at and tz_offset. A device sends both whenever either changes
+ * (sync/src/capture.c) and the hub decides a concurrent edit of a pair as
+ * one: both fields from the same side, never one from each (hub/hubstore.c,
+ * docs/sync.md "Fields that go together").
+ */
+const char *rl_model_partner(const struct rl_table *t, const char *field);
+
 /* Is this free text that the hub may merge three ways? (RL_FT_NOTE) */
 int rl_model_is_text(const struct rl_field *f);
 

@@ -1,0 +1,11 @@
+-- hub/013_conflict_partner.sql — the two conflicts of one pair of fields.
+--
+-- Some fields hold one value together (relasi/model.h, rl_model_partner): a
+-- deal's amount is in minor units of its currency, a task's done goes with
+-- done_at. A concurrent edit of such a pair is decided as one (docs/sync.md,
+-- "Fields that go together"): when both fields differ, each gets a conflict
+-- and each names the other here, so that `relasi-hub conflicts resolve
+-- --keep|--take` decides both at once and the record never keeps one side's
+-- amount in the other side's currency. NULL for a conflict of one field,
+-- and for every conflict recorded before.
+ALTER TABLE hub_conflicts ADD COLUMN partner INTEGER;
