@@ -98,6 +98,41 @@ def test_an_amount_and_its_currency_are_decided_together():
         hub.cleanup()
 
 
+def test_an_earlier_amount_does_not_land_in_a_later_currency():
+    """budi raises the amount (his stamp earlier) while ani, later, moves the
+    deal from dollars to euros without touching the amount. Field by field
+    the amount was a fast-forward and only the currency a conflict, which
+    ani's later stamp won: 20.00 EUR, a sum nobody entered. As a pair it
+    is one conflict, and the later side, ani's 12.50 EUR, stands whole."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")
+    try:
+        ani.ok("account", "add", "Toko A", "--city", "Bandung")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko A", "--amount", "12.50",
+               "--currency", "USD")
+        sync_all([ani, budi])
+        budi.ok("deal", "edit", "Kulkas", "--amount", "20", now=ahead(30))
+        ani.ok("deal", "edit", "Kulkas", "--currency", "EUR", now=ahead(60))
+        eq(deal_money(ani), [(1250, "EUR")], "same minor units: the amount stays as typed")
+        eq(ani.js("sync")["conflicts"], 0, "ani first: applied")
+        eq(budi.js("sync")["conflicts"], 2, "budi's pair against ani's: one conflict, two fields")
+        eq(hub.query("SELECT amount, currency FROM deals"), [(1250, "EUR")],
+           "ani's later whole value (was 2000 EUR: budi's amount applied alone)")
+        eq(sorted(hub.query("SELECT field, hub_value, in_value, winner FROM hub_conflicts")),
+           [("amount", 1250, 2000, "hub"), ("currency", "EUR", "USD", "hub")],
+           "budi's whole value kept for the admin")
+        hub.admin("conflicts", "resolve", "1", "--take")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for d in (ani, budi):
+            eq(deal_money(d), [(2000, "USD")], "--take: budi's whole value everywhere")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_a_pair_edited_alone_merges_as_before():
     """An amount edited on one device while another edits other fields of the
     deal (or the same amount) merges with no conflict: the currency sent
@@ -130,4 +165,5 @@ def test_a_pair_edited_alone_merges_as_before():
 
 if __name__ == "__main__":
     main([test_an_amount_and_its_currency_are_decided_together,
+          test_an_earlier_amount_does_not_land_in_a_later_currency,
           test_a_pair_edited_alone_merges_as_before])
