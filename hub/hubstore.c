@@ -952,18 +952,47 @@ static int owner_dead(rl_store *s, const struct rl_table *t, const char *id, int
 	return RL_OK;
 }
 
+/* Edit against delete, for p's edit of deleted row (tbl, row) or its new
+ * record that belongs to it, stamped hlc: the row stays alive, logged as a
+ * 'merge' by p, and an edit-delete conflict won for now by p's side. Its
+ * match keys are the caller's to bring back (hub_duplicates_check). */
+static int revive_row(rl_store *s, const struct hub_peer *p, const char *tbl, const char *row,
+		      int64_t hlc)
+{
+	struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
+	struct change dc;
+	struct field_state dfs;
+	long long seq, conflict;
+	int error;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.tbl = tbl;
+	dc.row = row;
+	dc.field = "deleted";
+	dc.value = alive;
+	dc.hlc = hlc;
+	/* No base: an edit's base is its own field's, and the version of
+	 * 'deleted' both had seen would cost a scan of the log. The admin's
+	 * view says what it was: alive (hub/main.c). */
+	dc.base = 0;
+	if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
+	    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
+				     &conflict)) < 0 ||
+	    (error = set_field(s, tbl, row, "deleted", &alive)) < 0 ||
+	    (error = log_field(s, tbl, row, "deleted", &alive, hlc, p->device, p->user, "merge",
+			       &seq)) < 0)
+		return error;
+	return conflict_left(s, conflict, seq);
+}
+
 /* Revive record id of t if deleted, for a new record of p's stamped hlc
  * (see above), and in turn what it belongs to. */
 static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
 			const char *id, int64_t hlc, int depth, struct hub_stats *stats)
 {
-	struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
 	char up_id[REVIVE_MAX_OWNERS][RL_ID_BUFSZ];     /* what it belongs to in turn */
 	const struct rl_table *up_t[REVIVE_MAX_OWNERS];
-	struct change dc;
-	struct field_state dfs;
 	sqlite3_stmt *row;
-	long long seq, conflict;
 	size_t k, n = 0;
 	int error, is_dead, found, ca;
 
@@ -971,19 +1000,7 @@ static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_t
 		return RL_OK;
 	if ((error = owner_dead(s, t, id, &is_dead)) < 0 || !is_dead)
 		return error;
-	memset(&dc, 0, sizeof(dc));
-	dc.tbl = t->name;
-	dc.row = id;
-	dc.field = "deleted";
-	dc.value = alive;
-	dc.hlc = hlc;                 /* no base: as an edit's revival (apply_update) */
-	if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
-	    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
-				     &conflict)) < 0 ||
-	    (error = set_field(s, t->name, id, "deleted", &alive)) < 0 ||
-	    (error = log_field(s, t->name, id, "deleted", &alive, hlc, p->device, p->user, "merge",
-			       &seq)) < 0 ||
-	    (error = conflict_left(s, conflict, seq)) < 0 ||
+	if ((error = revive_row(s, p, t->name, id, hlc)) < 0 ||
 	    /* its match keys come back with it */
 	    (error = hub_duplicates_check(s, t->name, id, NULL)) < 0)
 		return error;
@@ -1298,15 +1315,6 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 
 	/* Edit against delete: the row stays alive, and it is a conflict. */
 	if (deleted && strcmp(c->field, "deleted") != 0) {
-		struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
-		struct change dc = *c;
-		struct field_state dfs;
-		dc.field = "deleted";
-		dc.value = alive;
-		/* No base: the edit's base is its own field's, and the version
-		 * of 'deleted' both had seen would cost a scan of the log. The
-		 * admin's view says what it was: alive (hub/main.c). */
-		dc.base = 0;
 		/* A refused edit revives nothing: should the edit itself be
 		 * refused below (a value the row's constraints refuse), the
 		 * revival and its conflict are undone with it. */
@@ -1315,13 +1323,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			goto cleanup;
 		}
 		saved = 1;
-		if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
-		    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
-					     &conflict)) < 0 ||
-		    (error = set_field(s, c->tbl, c->row, "deleted", &alive)) < 0 ||
-		    (error = log_field(s, c->tbl, c->row, "deleted", &alive, c->hlc, p->device,
-				       p->user, "merge", &seq)) < 0 ||
-		    (error = conflict_left(s, conflict, seq)) < 0)
+		if ((error = revive_row(s, p, c->tbl, c->row, c->hlc)) < 0)
 			goto cleanup;
 		revived = 1;               /* its match keys come back with it (below) */
 		stats->conflicts++;
