@@ -912,6 +912,160 @@ static int refuse_create(struct change *cs, size_t n, struct hub_stats *stats)
 	return 1;
 }
 
+/*
+ * A new record that belongs to a deleted one (device B, offline, logs a
+ * visit or adds a deal for a customer device A deleted and synced first)
+ * is new work for it: edit against delete (apply_update). The record it
+ * belongs to — its customer (account_id); with no customer, what it names
+ * (rl_record_belongs_by, the rule a cascade deletes by) — stays alive and
+ * it is a conflict: 'deleted' = 0 logged as a 'merge' that every device
+ * pulls, and an edit-delete conflict for the admin, the new record's
+ * device and user on the incoming side. Up the chain (a task of a deleted
+ * deal of a deleted customer brings back both), each revival its own
+ * conflict; a live owner ends the chain (whatever is above it was settled
+ * without this record). `conflicts resolve --keep` deletes that owner
+ * again and the new record stays as it is, under a deleted owner, as a
+ * dependant made after a cascade did before (docs/sync.md, "A dependant
+ * the deleting device never saw"). A merged duplicate stays deleted:
+ * references to it name its survivor (redirect_changes).
+ *
+ * apply_create revives only once the record's INSERT has passed the role
+ * rule and the row's constraints, so a refused new record revives nothing;
+ * a reference to a record the hub does not have refuses it at the commit,
+ * and the batch is applied again without it (find_dangling).
+ */
+
+/* The references forming no cycle (a customer belongs to nothing), a task
+ * of a deal of a customer is the longest chain (2); this bounds a store
+ * that says otherwise. */
+#define REVIVE_MAX_DEPTH 8
+/* What one record belongs to: its customer, or with none its contact and
+ * its deal (the model's belonging references, fewer than this). */
+#define REVIVE_MAX_OWNERS 4
+
+/* Is record id of t deleted, and not a merged duplicate? A record the hub
+ * does not have is not (*dead 0). */
+static int owner_dead(rl_store *s, const struct rl_table *t, const char *id, int *dead)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*dead = 0;
+	if (!rl_model_field(t, "deleted"))
+		return RL_OK;
+	if ((error = rl_store_preparef(s, &st, "SELECT 1 FROM \"%w\" WHERE id = ?1 AND "
+				       "deleted = 1%s", t->name, rl_model_field(t, RL_MERGED_INTO)
+				       ? " AND " RL_MERGED_INTO " IS NULL" : "")) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rl_store_error(s, "reading a record's owner");
+	*dead = rc == SQLITE_ROW;
+	return RL_OK;
+}
+
+/* Edit against delete, for p's edit of deleted row (tbl, row) or its new
+ * record that belongs to it, stamped hlc: the row stays alive, logged as a
+ * 'merge' by p, and an edit-delete conflict won for now by p's side. Its
+ * match keys are the caller's to bring back (hub_duplicates_check). */
+static int revive_row(rl_store *s, const struct hub_peer *p, const char *tbl, const char *row,
+		      int64_t hlc)
+{
+	struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
+	struct change dc;
+	struct field_state dfs;
+	long long seq, conflict;
+	int error;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.tbl = tbl;
+	dc.row = row;
+	dc.field = "deleted";
+	dc.value = alive;
+	dc.hlc = hlc;
+	/* No base: an edit's base is its own field's, and the version of
+	 * 'deleted' both had seen would cost a scan of the log. The admin's
+	 * view says what it was: alive (hub/main.c). */
+	dc.base = 0;
+	if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
+	    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
+				     &conflict)) < 0 ||
+	    (error = set_field(s, tbl, row, "deleted", &alive)) < 0 ||
+	    (error = log_field(s, tbl, row, "deleted", &alive, hlc, p->device, p->user, "merge",
+			       &seq)) < 0)
+		return error;
+	return conflict_left(s, conflict, seq);
+}
+
+/* Revive record id of t if deleted, for a new record of p's stamped hlc
+ * (see above), and in turn what it belongs to. */
+static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
+			const char *id, int64_t hlc, int depth, struct hub_stats *stats)
+{
+	char up_id[REVIVE_MAX_OWNERS][RL_ID_BUFSZ];     /* what it belongs to in turn */
+	const struct rl_table *up_t[REVIVE_MAX_OWNERS];
+	sqlite3_stmt *row;
+	size_t k, n = 0;
+	int error, is_dead, found, ca;
+
+	if (depth > REVIVE_MAX_DEPTH)
+		return RL_OK;
+	if ((error = owner_dead(s, t, id, &is_dead)) < 0 || !is_dead)
+		return error;
+	if ((error = revive_row(s, p, t->name, id, hlc)) < 0 ||
+	    /* its match keys come back with it */
+	    (error = hub_duplicates_check(s, t->name, id, NULL)) < 0)
+		return error;
+	stats->conflicts++;
+	if ((error = load_row(s, t, id, &row, &found)) < 0)
+		return error;
+	ca = found ? column_index(row, "account_id") : -1;
+	for (k = 0; found && k < t->nfields && n < REVIVE_MAX_OWNERS; k++) {
+		const struct rl_field *f = &t->fields[k];
+		int c = column_index(row, f->name);
+		if (c < 0 || sqlite3_column_type(row, c) != SQLITE_TEXT ||
+		    !rl_record_belongs_by(t, f, ca >= 0 && sqlite3_column_type(row, ca) != SQLITE_NULL) ||
+		    !(up_t[n] = rl_model_table(f->ref)))
+			continue;
+		snprintf(up_id[n++], RL_ID_BUFSZ, "%s", (const char *)sqlite3_column_text(row, c));
+	}
+	sqlite3_reset(row);
+	for (k = 0; k < n && error == 0; k++)
+		error = revive_owner(s, p, up_t[k], up_id[k], hlc, depth + 1, stats);
+	return error;
+}
+
+/* The new record of the run cs[0 .. n) was inserted: revive what it
+ * belongs to (see above). Unless it was made deleted (made and deleted
+ * before it was sent): a tombstone is nobody's new work. */
+static int revive_owners(rl_store *s, const struct hub_peer *p, struct change **cs, size_t n,
+			 struct hub_stats *stats)
+{
+	const struct rl_value *account = NULL, *deleted = NULL;
+	size_t i;
+	int error = RL_OK;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(cs[i]->field, "account_id") == 0)
+			account = &cs[i]->value;
+		else if (strcmp(cs[i]->field, "deleted") == 0)
+			deleted = &cs[i]->value;
+	}
+	if (deleted && deleted->type == RL_V_INT && deleted->i != 0)
+		return RL_OK;
+	for (i = 0; i < n && error == 0; i++) {
+		const struct rl_table *rt;
+		if (superseded(cs, n, i) || cs[i]->value.type != RL_V_TEXT ||
+		    !rl_record_belongs_by(cs[i]->t, cs[i]->f, account && account->type != RL_V_NULL) ||
+		    !(rt = rl_model_table(cs[i]->f->ref)))
+			continue;
+		error = revive_owner(s, p, rt, cs[i]->value.s, cs[i]->hlc, 1, stats);
+	}
+	return error;
+}
+
 /* Create a row from the n changes of one new record (none answered yet);
  * they are decided together, as in refuse_create. */
 static int apply_create(rl_store *s, const struct hub_peer *p, struct change **cs, size_t n,
@@ -998,6 +1152,8 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		return RL_OK;
 	}
 	sqlite3_reset(st);
+	if ((error = revive_owners(s, p, cs, n, stats)) < 0)
+		return error;
 	for (i = 0; i < n && error == 0; i++) {
 		long long seq;
 		error = log_field(s, cs[i]->tbl, cs[i]->row, cs[i]->field, &cs[i]->value, cs[i]->hlc,
@@ -1323,15 +1479,6 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 
 	/* Edit against delete: the row stays alive, and it is a conflict. */
 	if (deleted && strcmp(c->field, "deleted") != 0) {
-		struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
-		struct change dc = *c;
-		struct field_state dfs;
-		dc.field = "deleted";
-		dc.value = alive;
-		/* No base: the edit's base is its own field's, and the version
-		 * of 'deleted' both had seen would cost a scan of the log. The
-		 * admin's view says what it was: alive (hub/main.c). */
-		dc.base = 0;
 		/* A refused edit revives nothing: should the edit itself be
 		 * refused below (a value the row's constraints refuse), the
 		 * revival and its conflict are undone with it. */
@@ -1340,13 +1487,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			goto cleanup;
 		}
 		saved = 1;
-		if ((error = get_field_state(s, &dc, &dfs)) < 0 ||
-		    (error = record_conflict(s, p, &dc, &dfs, &dead, "incoming", "edit-delete",
-					     &conflict)) < 0 ||
-		    (error = set_field(s, c->tbl, c->row, "deleted", &alive)) < 0 ||
-		    (error = log_field(s, c->tbl, c->row, "deleted", &alive, c->hlc, p->device,
-				       p->user, "merge", &seq)) < 0 ||
-		    (error = conflict_left(s, conflict, seq)) < 0)
+		if ((error = revive_row(s, p, c->tbl, c->row, c->hlc)) < 0)
 			goto cleanup;
 		revived = 1;               /* its match keys come back with it (below) */
 		stats->conflicts++;

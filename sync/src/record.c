@@ -756,6 +756,26 @@ int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id
 static const char *const dependant_tables[] = { "contacts", "deals", "activities", "tasks" };
 #define N_DEPENDANT_TABLES (sizeof(dependant_tables) / sizeof(dependant_tables[0]))
 
+static int dependant_table(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_DEPENDANT_TABLES; i++)
+		if (strcmp(dependant_tables[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+int rl_record_belongs_by(const struct rl_table *t, const struct rl_field *f, int has_account)
+{
+	if (!dependant_table(t->name) || f->type != RL_FT_REF || (f->flags & RL_FF_SYSTEM) ||
+	    !f->ref)
+		return 0;
+	if (strcmp(f->name, "account_id") == 0)
+		return 1;
+	return !has_account && (strcmp(f->ref, "accounts") == 0 || dependant_table(f->ref));
+}
+
 void rl_dependants_free(struct rl_dependants *d)
 {
 	free(d->v);
@@ -808,7 +828,7 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 			const struct rl_table *ct = rl_model_table(dependant_tables[i]);
 			for (k = 0; ct && k < ct->nfields; k++) {
 				const struct rl_field *f = &ct->fields[k];
-				if (f->type != RL_FT_REF || (f->flags & RL_FF_SYSTEM) || !f->ref)
+				if (!rl_record_belongs_by(ct, f, 0))
 					continue;
 				for (j = 0; j < n_in && strcmp(in_round[j], f->ref) != 0; j++)
 					;
@@ -823,7 +843,7 @@ static int closure_rounds(rl_store *s, const struct rl_table *t, const char *id)
 				     "SELECT ?1, c.id, ?2 + 1 FROM \"%w\" c WHERE c.deleted = 0 AND "
 				     "c.\"%w\" IN (SELECT id FROM temp.rl_cascade WHERE tbl = ?3 "
 				     "AND round = ?2)%s", ct->name, f->name,
-				     strcmp(f->name, "account_id") == 0 ? ""
+				     rl_record_belongs_by(ct, f, 1) ? ""
 				     : " AND c.account_id IS NULL")) < 0)
 					return error;
 				sqlite3_bind_text(st, 1, ct->name, -1, SQLITE_STATIC);

@@ -521,37 +521,58 @@ def test_a_refused_edit_shows_the_hubs_value_across_batches():
 def test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline():
     """ani deletes a customer with --cascade: its deal's tombstone syncs
     with the customer's. budi (a manager), offline, had made a deal and logged a visit
-    for it; the hub takes them (a new record for a deleted customer is not
-    an edit of it: no conflict). He had also edited the old deal: that is
-    the edit-against-delete conflict, and the deal stays alive. These stay
-    live, so that nobody's work is lost, but count in no report, on the
-    devices and at the hub, as RFM and tiers never counted them; lists show
-    them, the customer marked deleted, for someone to settle."""
+    for it: new work for the customer, so the hub keeps the customer alive,
+    as an edit against delete (it took the new records as they were, under
+    a deleted customer that every report left out). He had also edited the
+    old deal: that is the edit-against-delete conflict on the deal, and it
+    stays alive too; the rest of the cascade stays deleted. The admin then
+    keeps the delete (`conflicts resolve --keep`): the customer is deleted
+    again everywhere, the new records stay live under it and count in no
+    report, on the devices and at the hub, as RFM and tiers never counted
+    them; lists show them, the customer marked deleted, for someone to
+    settle."""
     hub = Hub()
     ani = hub.device("ani")
     budi = hub.device("budi", role="manager")     # may edit ani's deal
     try:
         ani.ok("account", "add", "Toko Hilang", "--region", "Jawa")
         ani.ok("account", "add", "Toko Lain")
+        ani.ok("contact", "add", "Pak Hilang", "--account", "Toko Hilang")
         ani.ok("deal", "add", "Lama", "--account", "Toko Hilang", "--amount", "500")
         sync_all([ani, budi])
         budi.ok("deal", "add", "Baru", "--account", "Toko Hilang", "--amount", "700")
         budi.ok("visit", "log", "Toko Hilang", "--outcome", "Mampir")
         budi.ok("deal", "edit", "Lama", "--close", "2026-12-31")    # budi's edit, unseen
         ani.ok("account", "delete", "Toko Hilang", "--cascade")
-        eq(ani.js("sync")["applied"], 2, "the customer's and its deal's tombstones")
+        eq(ani.js("sync")["applied"], 3, "the customer's, its contact's and its deal's tombstones")
         r = budi.js("sync")
-        eq(r["refused"], 0, "the hub takes budi's new records as they are, and his edit")
+        eq(r["refused"], 0, "the hub takes budi's new records, and his edit")
         sync_all([ani, budi])
         assert_converged(hub, [ani, budi])
-        eq(hub.query("SELECT tbl, field, kind FROM hub_conflicts"),
-           [("deals", "deleted", "edit-delete")],
-           "one conflict, on the edited deal: edit against delete")
+        eq(hub.query("SELECT tbl, field, kind FROM hub_conflicts ORDER BY id"),
+           [("accounts", "deleted", "edit-delete"), ("deals", "deleted", "edit-delete")],
+           "two conflicts: the customer brought back by the new deal (once, the visit "
+           "found it alive), and the edited deal")
+        eq(hub.query("SELECT d.title, d.deleted, a.deleted FROM deals d JOIN accounts a "
+                     "ON a.id = d.account_id ORDER BY d.title"),
+           [("Baru", 0, 0), ("Lama", 0, 0)],
+           "hub: the customer and both deals alive")
+        eq(hub.query("SELECT deleted FROM contacts"), [(1,)],
+           "the rest of the cascade stays deleted")
+        for d in (ani, budi):
+            eq(sorted(x["title"] for x in d.js("deal", "list")), ["Baru", "Lama"],
+               "both deals listed")
+            eq(sum(x["deals"] for x in d.js("report", "pipeline")["rows"]), 2,
+               "and in the pipeline")
+        # the admin keeps the delete: the customer goes again, the new
+        # records stay, marked (docs/sync.md)
+        hub.admin("conflicts", "resolve", "1", "--keep")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
         eq(hub.query("SELECT d.title, d.deleted, a.deleted FROM deals d JOIN accounts a "
                      "ON a.id = d.account_id ORDER BY d.title"),
            [("Baru", 0, 1), ("Lama", 0, 1)],
-           "hub: the new deal lives on and the edited one stays alive; the customer "
-           "stays deleted (the edit revives the record it edits, not the cascade)")
+           "hub: the customer deleted again, the deals live on")
         for d in (ani, budi):
             rows = d.js("deal", "list")
             eq(sorted((x["title"], x["account"], x["account_deleted"]) for x in rows),
@@ -571,7 +592,158 @@ def test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline():
         budi.ok("deal", "edit", "Lama", "--account", "Toko Lain")
         budi.ok("sync")
         eq(hub.query("SELECT title FROM deals WHERE deleted = 0"), [("Lama",)], "settled")
+        eq(hub.query("SELECT deleted FROM accounts WHERE name = 'Toko Hilang'"), [(1,)],
+           "and the customer stays deleted (an edit or delete of its records is not new work)")
     finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def session_line(hub, dev):
+    """The hub's last session line of a device that pushed something."""
+    device = dev.js("status")["device_id"][:12]
+    lines = [x for x in hub.logtext().splitlines()
+             if f"sync device={device}" in x and " pushed=0 " not in x]
+    check(lines, "the hub logged the device's push", hub.logtext())
+    return lines[-1]
+
+
+def test_new_work_for_a_deleted_customer_brings_it_back():
+    """budi, offline, adds a deal and logs a visit for a customer ani
+    deleted and synced first. That is new work for it: edit against
+    delete. The hub keeps the customer alive, one edit-delete conflict
+    naming it for the admin, and the deal in everyone's pipeline (it was
+    taken under a deleted customer, which every report left out). The
+    admin's decision reaches every device. A task of a deleted deal of a
+    deleted customer brings both back, each its own conflict."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    try:
+        ani.ok("account", "add", "Toko Hilang", "--city", "Bandung", "--phone", "0812-3333-4444")
+        sync_all([ani, budi])
+        acc = hub.query("SELECT id FROM accounts")[0][0]
+        budi.ok("deal", "add", "Kulkas", "--account", "Toko Hilang", "--amount", "700")
+        budi.ok("visit", "log", "Toko Hilang", "--outcome", "Mampir")
+        ani.ok("account", "delete", "Toko Hilang")
+        ani.ok("sync")
+        eq(hub.query("SELECT deleted FROM accounts"), [(1,)], "deleted at the hub first")
+        r = budi.js("sync")
+        eq((r["applied"] > 0, r["refused"]), (True, 0), "budi's deal and visit applied")
+        check(" conflicts=1 " in session_line(hub, budi),
+              "the revival counts as a conflict in the hub's session line", session_line(hub, budi))
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(hub.query("SELECT deleted FROM accounts"), [(0,)], "hub: the customer alive")
+        eq(hub.query("SELECT tbl, row_id, field, kind, state, winner, hub_value, in_value "
+                     "FROM hub_conflicts"),
+           [("accounts", acc, "deleted", "edit-delete", "open", "incoming", 1, 0)],
+           "one edit-delete conflict, on the customer")
+        who = dict(hub.query("SELECT u.login, d.id FROM hub_devices d JOIN users u "
+                             "ON u.id = d.user_id"))
+        eq(hub.query("SELECT hub_device, in_device FROM hub_conflicts"),
+           [(who["ani"], who["budi"])], "between the deleter and the new work's author")
+        check("Toko Hilang" in hub.admin("conflicts"), "the admin's queue names the customer")
+        shown = hub.admin("conflicts", "show", "1")
+        check("Toko Hilang" in shown and "edit-delete" in shown, "conflicts show names it", shown)
+        for name, d in (("ani", ani), ("budi", budi)):
+            eq(d.query("SELECT deleted FROM accounts"), [(0,)], f"{name}: the customer alive")
+            eq(sum(x["deals"] for x in d.js("report", "pipeline")["rows"]), 1,
+               f"{name}: the deal in the pipeline")
+            eq([c["id"] for c in d.js("conflicts")], [1], f"{name} sees the conflict")
+        check(json.loads(hub.admin("report", "pipeline", "--json"))["totals"],
+              "the hub's pipeline counts the deal")
+        # the admin decides: the customer stays (--take), a change everyone gets
+        top = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        hub.admin("conflicts", "resolve", "1", "--take")
+        eq(hub.query("SELECT tbl, field, value, kind FROM hub_log WHERE seq > ? AND tbl NOT IN "
+                     "('hub_devices', 'hub_tokens')", top),
+           [("accounts", "deleted", 0, "resolve")], "the decision is logged")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for name, d in (("ani", ani), ("budi", budi)):
+            eq([(c["id"], c["state"]) for c in d.js("conflicts")], [(1, "resolved")],
+               f"{name} sees it decided")
+            eq(d.query("SELECT deleted FROM accounts"), [(0,)], f"{name}: still alive")
+
+        # up the chain: a task of a deal only (no customer of its own)
+        ani.ok("account", "add", "Toko Dua", "--city", "Depok")
+        ani.ok("deal", "add", "Servis", "--account", "Toko Dua", "--amount", "100")
+        sync_all([ani, budi])
+        budi.ok("task", "add", "Telepon soal servis", "--deal", "Servis")
+        eq(budi.query("SELECT account_id IS NULL FROM tasks"), [(1,)], "a task of the deal alone")
+        ani.ok("account", "delete", "Toko Dua", "--cascade")
+        ani.ok("sync")
+        eq(hub.query("SELECT deleted FROM deals WHERE title = 'Servis'"), [(1,)], "deleted")
+        budi.ok("sync")
+        check(" conflicts=2 " in session_line(hub, budi), "two revivals, two conflicts",
+              session_line(hub, budi))
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(hub.query("SELECT c.tbl, c.kind, c.in_device FROM hub_conflicts c WHERE c.id > 1 "
+                     "ORDER BY c.id"),
+           [("deals", "edit-delete", who["budi"]), ("accounts", "edit-delete", who["budi"])],
+           "the deal the task belongs to, then its customer")
+        for d in (hub, ani, budi):
+            eq(d.query("SELECT a.deleted, d.deleted FROM deals d JOIN accounts a "
+                       "ON a.id = d.account_id WHERE d.title = 'Servis'"), [(0, 0)],
+               "the deal and its customer alive")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
+def test_a_refused_new_record_revives_nothing():
+    """A new record the hub refuses (the role rule: a rep making a deal
+    as a colleague's; the row's constraints: a deal with no stage) brings
+    back nothing: no revival, no conflict, nothing logged. The same deal
+    made right does bring its customer back."""
+    from test_policy import Session, new_id
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    sess = None
+    try:
+        ani.ok("account", "add", "Toko Hilang", "--city", "Bandung")
+        sync_all([ani, budi])
+        ani.ok("account", "delete", "Toko Hilang")
+        ani.ok("sync")
+        acc = hub.query("SELECT id FROM accounts")[0][0]
+        stage = hub.query("SELECT id FROM stages ORDER BY position LIMIT 1")[0][0]
+        users = dict(hub.query("SELECT login, id FROM users"))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        sess = Session(hub, budi)
+
+        def deal(n, **over):
+            fields = {"title": "Kulkas", "account_id": acc, "currency": "IDR",
+                      "amount": 70000, "stage_id": stage, "owner_id": users["budi"],
+                      "created_at": now, "deleted": 0}
+            fields.update(over)
+            return [{"t": "deals", "r": new_id(n), "f": f, "v": v, "b": 0}
+                    for f, v in fields.items()]
+
+        top = hub.query("SELECT max(seq) FROM hub_log")[0][0]
+        for what, changes, why in (
+                ("as a colleague's", deal(1, owner_id=users["ani"]), "as yourself"),
+                ("with no stage", deal(2, stage_id=None), "cannot create")):
+            res = sess.push(changes)
+            eq({r["s"] for r in res}, {"refused"}, f"a deal {what} refused whole")
+            check(any(why in (r.get("reason") or "") for r in res), f"{what}: says why", res)
+            eq(hub.query("SELECT deleted FROM accounts"), [(1,)],
+               f"{what}: the customer stays deleted")
+            eq(hub.query("SELECT count(*) FROM hub_conflicts"), [(0,)], f"{what}: no conflict")
+            eq(hub.query("SELECT count(*) FROM hub_log WHERE seq > ?", top), [(0,)],
+               f"{what}: nothing logged")
+        res = sess.push(deal(3))
+        eq({r["s"] for r in res}, {"applied"}, "the deal made right is taken")
+        eq(hub.query("SELECT deleted FROM accounts"), [(0,)], "and brings its customer back")
+        eq(hub.query("SELECT tbl, kind FROM hub_conflicts"), [("accounts", "edit-delete")],
+           "as a conflict")
+    finally:
+        if sess:
+            sess.close()
         ani.cleanup()
         budi.cleanup()
         hub.cleanup()
@@ -921,4 +1093,6 @@ if __name__ == "__main__":
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
           test_store_restored_from_an_older_copy,
           test_a_reused_batch_number_renumbers_the_batches_after_it_in_order,
-          test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline])
+          test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline,
+          test_new_work_for_a_deleted_customer_brings_it_back,
+          test_a_refused_new_record_revives_nothing])

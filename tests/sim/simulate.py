@@ -678,6 +678,17 @@ class Model:
                     reason = "you may move only your own deals"
         if reason:
             return [("refused", 0)] * len(run)
+        # new work for a deleted record brings it back, as an edit would,
+        # before the new record's fields are logged (hubstore.c, revive_owners):
+        # what the record belongs to, in the run's order, each field by its
+        # last change; not for a record made deleted
+        last = {c.f: c for c in run}
+        if last.get("deleted") is None or last["deleted"].value != 1:
+            account = last["account_id"].value if "account_id" in last else None
+            for c in run:
+                if (last[c.f] is c and c.f in DEP_REFS.get(c.t, ()) and c.value and
+                        (c.f == "account_id" or not account)):
+                    self.revive(dev, REF_TABLE[c.f], c.value, c.hlc, 1)
         out = []
         for c in run:
             w = self.write(c.t, c.r, c.f, c.value, dev.device_id, c.hlc, "change",
@@ -740,6 +751,24 @@ class Model:
             self.settle(w.seq)
             return ("conflict", w.seq)
         return ("conflict", cur.seq if cur else 0)
+
+    def revive(self, dev, t, r, hlc, depth):
+        """(t, r), which a new record of dev's belongs to, if deleted: kept
+        alive as an edit against delete (a 'merge' of deleted = 0 by the new
+        record's device and stamp, an edit-delete conflict), and in turn
+        what it belongs to; a live one ends the chain."""
+        if depth > 8 or self.value(t, r, "deleted") != 1 or self.value(t, r, "merged_into"):
+            return
+        dw = self.fields[(t, r, "deleted")]
+        self.conflict(t, r, "deleted", "edit-delete", 1, 0, dev.device_id, "incoming", hlc,
+                      dw.seq, "new work for a deleted record")
+        self.stats["revived"] += 1
+        self.settle(self.write(t, r, "deleted", 0, dev.device_id, hlc, "merge").seq)
+        account = self.value(t, r, "account_id")
+        for f in DEP_REFS.get(t, ()):
+            v = self.value(t, r, f)
+            if v and (f == "account_id" or not account):
+                self.revive(dev, REF_TABLE[f], v, hlc, depth + 1)
 
     def update(self, dev, c, cursor, res):
         t, r, f, v = c.t, c.r, c.f, c.value
@@ -2119,7 +2148,8 @@ class Sim:
                 f"{s['hub-restarts']} hub restarts), results: "
                 + ", ".join(f"{k[7:]} {v}" for k, v in sorted(m.items()) if k.startswith("result:"))
                 + f"; conflicts {len(self.model.conflicts)} (field {m['conflict:field']}, "
-                f"edit-delete {m['conflict:edit-delete']}), notes merged {m['notes-merged']}, "
+                f"edit-delete {m['conflict:edit-delete']}, of which revived by new records "
+                f"{m['revived']}), notes merged {m['notes-merged']}, "
                 f"pair conflicts {m['pair-conflict']}, "
                 f"resolved {s['resolved']}, cascades {s['cascades']} "
                 f"(refused {s['cascades-refused']})"

@@ -83,6 +83,16 @@ struct rl_dependants {
 };
 void rl_dependants_free(struct rl_dependants *d);   /* and zeroes it */
 
+/*
+ * The belonging rule above, for one reference: does field f make a row of
+ * t belong to the record f names? has_account: the row has a customer of
+ * its own (account_id set), so its contact or deal reference only names.
+ * A cascade deletes by it (rl_record_dependants); the hub revives by it
+ * the deleted record a new record belongs to (hub/hubstore.c,
+ * revive_owner).
+ */
+int rl_record_belongs_by(const struct rl_table *t, const struct rl_field *f, int has_account);
+
 /* Fill *out (freed first) with the dependants of live record id of t. */
 int rl_record_dependants(rl_store *s, const struct rl_table *t, const char *id,
 			 struct rl_dependants *out);
