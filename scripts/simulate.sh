@@ -6,7 +6,7 @@
 # full report (reason, last actions) is in LOGDIR/seed-N.log.
 #
 #   sh scripts/simulate.sh [-j JOBS] [-s STEPS] [-d DEVICES] [-b BUILD] [-l LOGDIR]
-#                          [-x] [-w] FIRST-LAST
+#                          [-x] [-w] [-p] FIRST-LAST
 #
 #   -j JOBS     seeds run in parallel (default 2)
 #   -s STEPS    steps of the fault phase per seed (default 120)
@@ -17,13 +17,15 @@
 #   -x          --exact: SIGKILLs at seeded bytes instead of seeded delays
 #   -w          --wild-skew: devices also edit with clocks hours ahead
 #               (re-stamped once set right: FINDINGS 5 of simulate.py)
+#   -p          --pairs: devices also edit a deal's currency, the pair of
+#               its amount (docs/sync.md, "Fields that go together")
 #
 # Example: sh scripts/simulate.sh -j 2 -s 200 1-500
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 jobs=2 steps=120 devices= build="$here/build" logdir= extra=
-while getopts j:s:d:b:l:xw opt; do
+while getopts j:s:d:b:l:xwp opt; do
 	case $opt in
 	j) jobs=$OPTARG ;;
 	s) steps=$OPTARG ;;
@@ -32,11 +34,12 @@ while getopts j:s:d:b:l:xw opt; do
 	l) logdir=$OPTARG ;;
 	x) extra="$extra --exact" ;;
 	w) extra="$extra --wild-skew" ;;
-	*) sed -n "2,23p" "$0"; exit 2 ;;
+	p) extra="$extra --pairs" ;;
+	*) sed -n "2,25p" "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 1 ] || { sed -n "2,23p" "$0"; exit 2; }
+[ $# -eq 1 ] || { sed -n "2,25p" "$0"; exit 2; }
 first=${1%-*} last=${1#*-}
 [ -x "$build/relasi" ] && [ -x "$build/relasi-hub" ] || {
 	echo "simulate.sh: no relasi / relasi-hub in $build (build first, or -b DIR)" >&2; exit 2; }

@@ -1070,7 +1070,7 @@ def weighted(rng, pairs):
 
 class Sim:
     def __init__(self, seed, devices=None, steps=60, verbose=False, wild_skew=False,
-                 fixed_edit_delete=True, exact=False):
+                 fixed_edit_delete=True, exact=False, pairs=False):
         self.seed = seed
         self.rng = random.Random(seed)
         self.ndev = devices or self.rng.randint(2, 8)
@@ -1078,6 +1078,7 @@ class Sim:
         self.verbose = verbose
         self.wild_skew = wild_skew
         self.exact = exact
+        self.pairs = pairs
         self.concurrent = False       # a local command runs during a sync
         self.current = None           # the action in progress, for a failure report
         self.last_edit = None
@@ -1371,6 +1372,14 @@ class Sim:
             return self.rng.choice(cands[:5])
         return self.rng.choice(cands)
 
+    def pools(self, t):
+        """What an edit may set; with --pairs a deal's currency too (IDR
+        and USD have the same minor units: the amount stays as typed), so
+        that concurrent edits of the amount/currency pair meet at the hub."""
+        if self.pairs and t == "deals":
+            return dict(POOLS[t], currency=["IDR", "USD"])
+        return POOLS[t]
+
     def act_edit(self, d, target=None):
         if target:
             t, rid, chosen = target
@@ -1379,7 +1388,7 @@ class Sim:
             if not cands:
                 return None
             t, rid = self.hot(cands)
-            opts = sorted(POOLS[t])
+            opts = sorted(self.pools(t))
             if self.rng.random() < 0.5:
                 chosen = [opts[0]]        # one favourite field per table: same-field edits
             else:
@@ -1390,7 +1399,7 @@ class Sim:
         avoid = self.last_edit[4] if target and self.last_edit else {}
         values = {}
         for opt in chosen:
-            pool = [x for x in POOLS[t][opt] if x != avoid.get(opt)]
+            pool = [x for x in self.pools(t)[opt] if x != avoid.get(opt)]
             v = values[opt] = self.rng.choice(pool)
             args += ["--" + opt, v]
             f = FIELD_OF_OPTION.get(opt, opt)
@@ -2157,23 +2166,23 @@ class Sim:
 
 
 def run_seed(seed, devices=None, steps=60, verbose=False, keep=False, wild_skew=False,
-             build=None, out=sys.stdout, exact=False):
+             build=None, out=sys.stdout, exact=False, pairs=False):
     """Run one seed; returns (ok, text). Never raises for a failed check."""
     if H is None:
         load_helpers(build)
     t0 = time.time()
     sim = Sim(seed, devices=devices, steps=steps, verbose=verbose, wild_skew=wild_skew,
-              exact=exact)
+              exact=exact, pairs=pairs)
     ok = False
     try:
         sim.run()
         ok = True
         text = f"seed {seed}: ok in {time.time() - t0:.1f} s — {sim.summary()}"
     except (SimFailure, R.Failure) as e:
-        text = failure_text(sim, seed, devices, steps, wild_skew, exact, str(e))
+        text = failure_text(sim, seed, devices, steps, wild_skew, exact, str(e), pairs)
     except Exception:  # noqa: BLE001 - any crash of the driver is reported with the seed
         text = failure_text(sim, seed, devices, steps, wild_skew, exact,
-                            "driver error:\n" + traceback.format_exc())
+                            "driver error:\n" + traceback.format_exc(), pairs)
     finally:
         keep_dirs = keep and not ok
         close_readers()
@@ -2188,7 +2197,7 @@ def run_seed(seed, devices=None, steps=60, verbose=False, keep=False, wild_skew=
     return ok, text
 
 
-def failure_text(sim, seed, devices, steps, wild_skew, exact, msg):
+def failure_text(sim, seed, devices, steps, wild_skew, exact, msg, pairs=False):
     cmd = f"python3 tests/sim/simulate.py --seed {seed} --steps {steps}"
     if devices:
         cmd += f" --devices {devices}"
@@ -2196,6 +2205,8 @@ def failure_text(sim, seed, devices, steps, wild_skew, exact, msg):
         cmd += " --wild-skew"
     if exact:
         cmd += " --exact"
+    if pairs:
+        cmd += " --pairs"
     lines_ = [f"SIMULATION FAILED — seed {seed} (step {sim.step})", msg, "last actions:"]
     lines_ += ["  " + t for t in sim.trace]
     if sim.current:
@@ -2219,6 +2230,8 @@ def main(argv=None):
                          "after a seeded delay, so that a replay is identical")
     ap.add_argument("--wild-skew", action="store_true",
                     help="let devices edit with clocks more than 5 minutes ahead")
+    ap.add_argument("--pairs", action="store_true",
+                    help="let devices also edit a deal's currency (the pair of its amount)")
     a = ap.parse_args(argv)
     if a.devices is not None and not 2 <= a.devices <= 8:
         ap.error("--devices must be 2-8")
@@ -2233,7 +2246,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     failed = []
     for s in seeds:
-        ok, _ = run_seed(s, a.devices, a.steps, a.verbose, a.keep, a.wild_skew, exact=a.exact)
+        ok, _ = run_seed(s, a.devices, a.steps, a.verbose, a.keep, a.wild_skew, exact=a.exact,
+                         pairs=a.pairs)
         if not ok:
             failed.append(s)
     if len(seeds) > 1:
