@@ -953,6 +953,25 @@ static int tree_record(hub_audit *a, git_tree *tree, const char *path, struct re
 	return error;
 }
 
+/* Test hook (tests/cli/test_audit.py): RELASI_HUB_FAULT=audit-slow-record:MS
+ * sleeps MS milliseconds between reading a record's latest version and
+ * reading the record, the window in which a push may commit a later change
+ * to it. */
+static void fault_slow_record(void)
+{
+	static long ms = -1;
+	const char *f;
+
+	if (ms < 0) {
+		f = getenv("RELASI_HUB_FAULT");
+		ms = f && strncmp(f, "audit-slow-record:", 18) == 0 ? strtol(f + 18, NULL, 10) : 0;
+	}
+	if (ms > 0) {
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
 /*
  * The record as of the unit's last seq, from its entries es[idx[i..j)]:
  * the stored row when nothing changed it later (exact, defaults included);
@@ -973,6 +992,7 @@ static int unit_record(hub_audit *a, rl_store *s, git_tree *ptree, const char *p
 	if (!replay && (error = record_version(s, e0->tbl, e0->row, &v)) < 0)
 		return error;
 	if (!replay && v <= last) {
+		fault_slow_record();
 		if ((error = row_record(s, e0->tbl, e0->row, r, &found)) < 0 || found)
 			return error;
 	}
@@ -1180,8 +1200,20 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 	sqlite3_str *body = NULL;
 	char *message = NULL, name[RL_MAX_NAME_BYTES + 1], login[RL_MAX_NAME_BYTES + 1];
 	struct record r = { NULL, 0, 0 };
-	int error, gerr;
+	int error, gerr, snap = 0;
 
+	/* Everything this commit reads of the store, in one snapshot: a
+	 * record's file is its stored row when its latest version is within
+	 * the unit (unit_record), and a push committed between reading that
+	 * version and the row put a later value into this commit (audit verify
+	 * --deep: "not what its changes make of it"; the simulation, about one
+	 * run of a seed in twenty). A read transaction in WAL mode keeps no
+	 * writer waiting. A savepoint, as a caller may hold a transaction. */
+	if (sqlite3_exec(rl_store_db(s), "SAVEPOINT audit_unit", NULL, NULL, NULL) != SQLITE_OK) {
+		error = rl_store_error(s, "reading the store for the history");
+		goto cleanup;
+	}
+	snap = 1;
 	if ((gerr = git_commit_lookup(&parent, a->wr, head)) < 0 ||
 	    (gerr = git_commit_tree(&ptree, parent)) < 0) {
 		error = hub_git_fail(gerr, "reading HEAD");
@@ -1327,6 +1359,11 @@ static int write_unit(hub_audit *a, rl_store *s, const struct unit *u, git_oid *
 	}
 	error = write_commit(a, s, u, tree, message, parent, head);
 cleanup:
+	/* Only read: releasing it ends the snapshot (or returns to the
+	 * caller's transaction). */
+	if (snap && sqlite3_exec(rl_store_db(s), "RELEASE audit_unit", NULL, NULL, NULL) != SQLITE_OK &&
+	    error == 0)
+		error = rl_store_error(s, "reading the store for the history");
 	record_clear(&r);
 	if (body)
 		sqlite3_free(sqlite3_str_finish(body));

@@ -936,10 +936,38 @@ def test_user_and_token_commands_are_commits():
         hub.cleanup()
 
 
+def test_a_commit_holds_its_own_changes_while_devices_push():
+    """The writer took a record's file from the stored row when nothing had
+    changed the record after the unit: it read the record's latest version
+    and then the row in two statements, and a push committed between them
+    put the later value into the earlier commit (audit verify --deep: "not
+    what its changes make of it"; the simulation, seed 7003 with --pairs,
+    about one run in twenty). The hook widens that window to seconds."""
+    hub = Hub(fault="audit-slow-record:2500")
+    ani = hub.device("ani")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        wait_for("the first commit", lambda: caught_up(hub))
+        ani.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        ani.ok("sync")              # the writer starts on it and waits in the window
+        time.sleep(0.5)
+        ani.ok("account", "edit", "Makmur", "--city", "Garut")
+        ani.ok("sync")              # committed inside the window
+        wait_for("the writer", lambda: caught_up(hub), timeout=40)
+        eq([c["new"] for c in history(hub, "Makmur", "--field", "city")["changes"]][:2],
+           ["Garut", "Cimahi"], "each commit holds its own value")
+        verify(hub, deep=True)
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_history_of_two_reps, test_conflict_resolution_is_a_commit,
           test_tampering_is_detected, test_crash_catches_up, test_history_for_a_hub_made_before,
           test_audit_pack, test_serve_packs_when_idle, test_stock_git_views_are_checked,
           test_long_unicode_names, test_deep_verify_checks_who,
           test_history_table_escapes_control_characters,
-          test_device_and_token_actions_are_commits, test_user_and_token_commands_are_commits])
+          test_device_and_token_actions_are_commits, test_user_and_token_commands_are_commits,
+          test_a_commit_holds_its_own_changes_while_devices_push])
