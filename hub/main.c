@@ -691,6 +691,29 @@ static int print_resolved(struct cli_ctx *ctx, long long id, const char *mode, l
 	return error;
 }
 
+/* A --value decides one field; its pair's other conflict, still open, is
+ * the admin's next decision: said on stderr, with the unit the value was
+ * read in (an amount typed for the currency that stands now, which --keep
+ * or --take on the currency could still change). */
+static int note_open_partner(struct cli_ctx *ctx, long long id)
+{
+	sqlite3_stmt *st;
+	int error;
+
+	if ((error = rl_store_prepare(ctx->store, "SELECT p.id, p.field, c.field, "
+				      "rl_shown(c.tbl, c.row_id, c.field, c.resolved_value) "
+				      "FROM hub_conflicts c JOIN hub_conflicts p ON p.id = c.partner "
+				      "WHERE c.id = ?1 AND p.state = 'open'", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		fprintf(stderr, "note: conflict %s on %s, the other field of the same pair, is still "
+			"open: decide it too (%s is now %s)\n", cli_col(st, 0), cli_col(st, 1),
+			cli_col(st, 2), cli_col(st, 3));
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
 static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *mode = NULL, *value = cli_get(a, "value");
@@ -707,7 +730,9 @@ static int cmd_conflict_resolve(struct cli_ctx *ctx, struct cli_args *a)
 					  &seq, &partner)) < 0)
 		return error;
 	audit_after_write(ctx, a);
-	return print_resolved(ctx, id, mode, partner);
+	if ((error = print_resolved(ctx, id, mode, partner)) < 0)
+		return error;
+	return partner || strcmp(mode, "value") != 0 ? RL_OK : note_open_partner(ctx, id);
 }
 
 static int cmd_duplicates(struct cli_ctx *ctx, struct cli_args *a)

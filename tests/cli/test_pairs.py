@@ -82,9 +82,12 @@ def test_an_amount_and_its_currency_are_decided_together():
            "two conflicts, the hub's side kept for now")
         ids = {c["field"]: c["id"] for c in js}
         # --value decides one field only: the other stays open for its own decision
-        r = json.loads(hub.admin("--json", "conflicts", "resolve", str(ids["currency"]),
-                                 "--value", "IDR"))
-        eq((r["conflict"], r["partner"]), (ids["currency"], None), "--value: this one only")
+        r = hub.admin_run("--json", "conflicts", "resolve", str(ids["currency"]), "--value", "IDR")
+        eq(r.returncode, 0, f"resolved: {r.stderr}")
+        js = json.loads(r.stdout)
+        eq((js["conflict"], js["partner"]), (ids["currency"], None), "--value: this one only")
+        check(f"conflict {ids['amount']} on amount, the other field of the same pair, is still "
+              "open" in r.stderr, "and the admin is told the other one waits", r.stderr)
         eq(hub.query("SELECT field, state FROM hub_conflicts WHERE id IN (?, ?) ORDER BY field",
                      ids["amount"], ids["currency"]),
            [("amount", "open"), ("currency", "resolved")], "the amount still to decide")
