@@ -14,6 +14,8 @@
 
 #include "relasi/valid.h"
 
+#include <utf8proc.h>
+
 const char *cli_get(const struct cli_args *a, const char *name)
 {
 	size_t i;
@@ -314,27 +316,51 @@ int cli_table_add(struct cli_table *t, const char *const *cells)
 	return RL_OK;
 }
 
-/* Display width in code points (good enough for Latin and Indonesian text). */
+/* Columns a terminal gives one character (utf8proc_charwidth: 2 for CJK
+ * and other wide characters, 0 for combining marks); its byte length in
+ * *len. A byte that starts no UTF-8 character counts as one column. Code
+ * points counted as columns misaligned every table that held a Chinese
+ * name. */
+static int char_width(const char *s, size_t *len)
+{
+	utf8proc_int32_t cp;
+	utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s, -1, &cp);
+	int w;
+
+	if (n <= 0) {
+		*len = 1;
+		return 1;
+	}
+	*len = (size_t)n;
+	w = utf8proc_charwidth(cp);
+	return w < 0 ? 0 : w;
+}
+
+/* Display width of s in terminal columns. */
 static size_t utf8_width(const char *s)
 {
-	size_t w = 0;
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			w++;
+	size_t w = 0, len;
+
+	for (; *s; s += len)
+		w += (size_t)char_width(s, &len);
 	return w;
 }
 
-/* Byte length of the first max code points of s. */
-static size_t utf8_prefix(const char *s, size_t max)
+/* Byte length of the longest prefix of s that fits in max columns (a wide
+ * character is never cut in two); its width in *used. */
+static size_t utf8_prefix(const char *s, size_t max, size_t *used)
 {
-	size_t n = 0, i = 0;
-	for (; s[i]; i++) {
-		if (((unsigned char)s[i] & 0xc0) != 0x80) {
-			if (n == max)
-				break;
-			n++;
-		}
+	size_t i = 0, w = 0, len;
+	int cw;
+
+	while (s[i]) {
+		cw = char_width(s + i, &len);
+		if (w + (size_t)cw > max)
+			break;
+		w += (size_t)cw;
+		i += len;
 	}
+	*used = w;
 	return i;
 }
 
@@ -359,8 +385,9 @@ void cli_table_print(struct cli_table *t, FILE *f)
 			size_t cw = utf8_width(cell);
 			int last = c + 1 == t->ncols;
 			if (cw > CLI_CELL_MAX) {
-				fprintf(f, "%.*s…", (int)utf8_prefix(cell, CLI_CELL_MAX - 1), cell);
-				cw = CLI_CELL_MAX;
+				size_t used;
+				fprintf(f, "%.*s…", (int)utf8_prefix(cell, CLI_CELL_MAX - 1, &used), cell);
+				cw = used + 1;
 			} else {
 				fputs(cell, f);
 			}

@@ -6,6 +6,7 @@ import math
 import os
 import random
 import sqlite3
+import unicodedata
 
 from relasi_test import SCHEMA_LATEST, Store, check, eq, main
 
@@ -499,6 +500,35 @@ def test_delete_refuses_what_others_name_and_cascades():
     s.cleanup()
 
 
+def columns(text):
+    """Terminal columns of text: East Asian wide and full-width characters
+    take two, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def test_tables_align_wide_characters():
+    """A Chinese name takes two terminal columns per character: counted as
+    one, every column after it stood to the left of the others' (a table
+    of Medan's customers was unreadable); a cut long name ends on a whole
+    character."""
+    s = Store()
+    s.ok("account", "add", "Toko A", "--city", "Bandung")
+    s.ok("account", "add", "王记商行", "--city", "Medan")
+    s.ok("account", "add", "陈氏贸易有限公司" * 3, "--city", "Jakarta")
+    s.ok("account", "add", "Cafe\u0301 Ñoño", "--city", "Bogor")
+    lines = s.ok("account", "list").out.splitlines()
+    header, rows = lines[0], lines[1:]
+    eq(len(rows), 4, "four customers")
+    at = columns(header[:header.index("city")])
+    for line in rows:
+        city = next(c for c in ("Bandung", "Medan", "Jakarta", "Bogor") if c in line)
+        eq(columns(line[:line.index(city)]), at, f"the city column starts where its header does: "
+           f"{line!r}")
+    cut = next(line for line in rows if "陈氏" in line)
+    check("…" in cut and "\ufffd" not in cut, "the long name is cut on a whole character", cut)
+
+
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
@@ -506,4 +536,4 @@ if __name__ == "__main__":
           test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
           test_deal_currency_edit_keeps_the_amount, test_tasks_and_deletes,
           test_show_lays_out_address_and_notes,
-          test_delete_refuses_what_others_name_and_cascades])
+          test_delete_refuses_what_others_name_and_cascades, test_tables_align_wide_characters])
