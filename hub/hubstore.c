@@ -999,26 +999,23 @@ static int revive_row(rl_store *s, const struct hub_peer *p, const char *tbl, co
 	return conflict_left(s, conflict, seq);
 }
 
-/* Revive record id of t if deleted, for a new record of p's stamped hlc
- * (see above), and in turn what it belongs to. */
 static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
-			const char *id, int64_t hlc, int depth, struct hub_stats *stats)
+			const char *id, int64_t hlc, int depth, struct hub_stats *stats);
+
+/* What record id of t belongs to (its customer; with none, what it names),
+ * revived if deleted, and up the chain: a record kept alive by new work or
+ * by an edit against its delete is shown and counted under its customer,
+ * which must be alive too (a deal kept alive under a deleted customer was
+ * in no report and no pipeline). */
+static int revive_owners_of(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
+			    const char *id, int64_t hlc, int depth, struct hub_stats *stats)
 {
 	char up_id[REVIVE_MAX_OWNERS][RL_ID_BUFSZ];     /* what it belongs to in turn */
 	const struct rl_table *up_t[REVIVE_MAX_OWNERS];
 	sqlite3_stmt *row;
 	size_t k, n = 0;
-	int error, is_dead, found, ca;
+	int error, found, ca;
 
-	if (depth > REVIVE_MAX_DEPTH)
-		return RL_OK;
-	if ((error = owner_dead(s, t, id, &is_dead)) < 0 || !is_dead)
-		return error;
-	if ((error = revive_row(s, p, t->name, id, hlc)) < 0 ||
-	    /* its match keys come back with it */
-	    (error = hub_duplicates_check(s, t->name, id, NULL)) < 0)
-		return error;
-	stats->conflicts++;
 	if ((error = load_row(s, t, id, &row, &found)) < 0)
 		return error;
 	ca = found ? column_index(row, "account_id") : -1;
@@ -1037,9 +1034,25 @@ static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_t
 	return error;
 }
 
-/* The new record of the run cs[0 .. n) was inserted: revive what it
- * belongs to (see above). Unless it was made deleted (made and deleted
- * before it was sent): a tombstone is nobody's new work. */
+/* Revive record id of t if deleted, for a new record of p's stamped hlc
+ * (see above), and in turn what it belongs to. */
+static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
+			const char *id, int64_t hlc, int depth, struct hub_stats *stats)
+{
+	int error, is_dead;
+
+	if (depth > REVIVE_MAX_DEPTH)
+		return RL_OK;
+	if ((error = owner_dead(s, t, id, &is_dead)) < 0 || !is_dead)
+		return error;
+	if ((error = revive_row(s, p, t->name, id, hlc)) < 0 ||
+	    /* its match keys come back with it */
+	    (error = hub_duplicates_check(s, t->name, id, NULL)) < 0)
+		return error;
+	stats->conflicts++;
+	return revive_owners_of(s, p, t, id, hlc, depth, stats);
+}
+
 static int revive_owners(rl_store *s, const struct hub_peer *p, struct change **cs, size_t n,
 			 struct hub_stats *stats)
 {
@@ -1698,6 +1711,11 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			error = rl_store_error(s, "ending a savepoint");
 			goto cleanup;
 		}
+		/* Kept alive, it is shown and counted under its customer: that
+		 * one comes back too (read after the edit, which may have moved
+		 * the record to another customer). */
+		if (revived && (error = revive_owners_of(s, p, c->t, c->row, c->hlc, 1, stats)) < 0)
+			goto cleanup;
 	}
 	/* A revived record is checked whatever the edit's own outcome. */
 	if (error == 0 && (revived || (c->status && keys_field(c->field))))

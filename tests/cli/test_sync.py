@@ -609,6 +609,47 @@ def session_line(hub, dev):
     return lines[-1]
 
 
+def test_an_edit_that_keeps_a_deal_alive_keeps_its_customer():
+    """ani deletes a customer with --cascade; budi (a manager), offline, had
+    only edited its deal. The edit against the delete keeps the deal alive
+    (a conflict), and the deal is shown and counted under its customer: the
+    customer comes back too, its own edit-delete conflict (it stayed
+    deleted, and the live deal was in no report and no pipeline). An edit
+    that moves a deal away from a deleted customer brings nothing back."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")
+    try:
+        ani.ok("account", "add", "Toko Hilang", "--region", "Jawa")
+        ani.ok("account", "add", "Toko Lain")
+        ani.ok("deal", "add", "Lama", "--account", "Toko Hilang", "--amount", "500")
+        ani.ok("deal", "add", "Pindah", "--account", "Toko Hilang", "--amount", "900")
+        sync_all([ani, budi])
+        budi.ok("deal", "edit", "Lama", "--close", "2026-12-31")
+        budi.ok("deal", "edit", "Pindah", "--account", "Toko Lain")
+        ani.ok("account", "delete", "Toko Hilang", "--cascade")
+        ani.ok("sync")
+        budi.ok("sync")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        eq(hub.query("SELECT c.tbl, coalesce(a.name, d.title) FROM hub_conflicts c LEFT JOIN "
+                     "accounts a ON a.id = c.row_id LEFT JOIN deals d ON d.id = c.row_id "
+                     "ORDER BY c.id"),
+           [("deals", "Lama"), ("accounts", "Toko Hilang"), ("deals", "Pindah")],
+           "the edited deals kept alive, and the customer Lama still belongs to")
+        eq(hub.query("SELECT d.title, d.deleted, a.name, a.deleted FROM deals d JOIN accounts a "
+                     "ON a.id = d.account_id ORDER BY d.title"),
+           [("Lama", 0, "Toko Hilang", 0), ("Pindah", 0, "Toko Lain", 0)],
+           "both deals alive, each under a live customer")
+        for d in (ani, budi):
+            eq(sum(x["deals"] for x in d.js("report", "pipeline")["rows"]), 2,
+               "both in the pipeline")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_new_work_for_a_deleted_customer_brings_it_back():
     """budi, offline, adds a deal and logs a visit for a customer ani
     deleted and synced first. That is new work for it: edit against
@@ -1094,5 +1135,6 @@ if __name__ == "__main__":
           test_store_restored_from_an_older_copy,
           test_a_reused_batch_number_renumbers_the_batches_after_it_in_order,
           test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline,
+          test_an_edit_that_keeps_a_deal_alive_keeps_its_customer,
           test_new_work_for_a_deleted_customer_brings_it_back,
           test_a_refused_new_record_revives_nothing])

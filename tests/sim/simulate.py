@@ -764,6 +764,11 @@ class Model:
                       dw.seq, "new work for a deleted record")
         self.stats["revived"] += 1
         self.settle(self.write(t, r, "deleted", 0, dev.device_id, hlc, "merge").seq)
+        self.revive_owners_of(dev, t, r, hlc, depth)
+
+    def revive_owners_of(self, dev, t, r, hlc, depth):
+        """What (t, r) belongs to, revived if deleted, and up the chain
+        (hub/hubstore.c revive_owners_of)."""
         account = self.value(t, r, "account_id")
         for f in DEP_REFS.get(t, ()):
             v = self.value(t, r, f)
@@ -771,6 +776,16 @@ class Model:
                 self.revive(dev, REF_TABLE[f], v, hlc, depth + 1)
 
     def update(self, dev, c, cursor, res):
+        """One change to an existing row. An edit against a delete keeps the
+        row alive; once the edit is applied, what the row belongs to comes
+        back with it (read after the edit, which may have moved it)."""
+        revives = c.f != "deleted" and self.value(c.t, c.r, "deleted") == 1
+        out = self.update_field(dev, c, cursor, res)
+        if revives and out[0] != "refused" and self.value(c.t, c.r, "deleted") == 0:
+            self.revive_owners_of(dev, c.t, c.r, c.hlc, 1)
+        return out
+
+    def update_field(self, dev, c, cursor, res):
         t, r, f, v = c.t, c.r, c.f, c.value
         dead = self.value(t, r, "deleted") == 1
         if c.partner is not None and not dead:
@@ -2157,7 +2172,7 @@ class Sim:
                 f"{s['hub-restarts']} hub restarts), results: "
                 + ", ".join(f"{k[7:]} {v}" for k, v in sorted(m.items()) if k.startswith("result:"))
                 + f"; conflicts {len(self.model.conflicts)} (field {m['conflict:field']}, "
-                f"edit-delete {m['conflict:edit-delete']}, of which revived by new records "
+                f"edit-delete {m['conflict:edit-delete']}, of which owners revived "
                 f"{m['revived']}), notes merged {m['notes-merged']}, "
                 f"pair conflicts {m['pair-conflict']}, "
                 f"resolved {s['resolved']}, cascades {s['cascades']} "
