@@ -36,14 +36,43 @@ int hub_path(char *buf, size_t len, const char *dir, const char *name)
 	return RL_OK;
 }
 
+/* Match keys stored by an older fold (hub schema 14 marks them): folded
+ * again by a whole scan, once, by the first relasi-hub to open the store
+ * after the upgrade. A crash before the mark goes only scans again. */
+static int rekey_after_upgrade(rl_store *s)
+{
+	sqlite3_stmt *st;
+	char *mark = NULL;
+	long rows, found;
+	int error;
+
+	if ((error = rl_store_meta_get(s, "hub_rekey", &mark)) < 0 || !mark)
+		return error;
+	free(mark);
+	if ((error = hub_duplicates_scan(s, &rows, &found)) < 0 ||
+	    (error = rl_store_prepare(s, "DELETE FROM rl_meta WHERE key = 'hub_rekey'", &st)) < 0)
+		return error;
+	error = sqlite3_step(st) == SQLITE_DONE ? RL_OK : rl_store_error(s, "upgrading match keys");
+	sqlite3_reset(st);
+	if (error == 0 && rows)
+		fprintf(stderr, "relasi-hub: the customers' match keys were folded again after an "
+			"upgrade (%ld records; %ld new duplicate candidates)\n", rows, found);
+	return error;
+}
+
 int hub_store_open(rl_store **out, const char *dir, int create)
 {
 	char path[4096];
 	int error;
 
-	if ((error = hub_path(path, sizeof(path), dir, HUB_DB)) < 0)
+	if ((error = hub_path(path, sizeof(path), dir, HUB_DB)) < 0 ||
+	    (error = rl_store_open(out, path, RL_STORE_HUB | (create ? RL_STORE_CREATE : 0))) < 0)
 		return error;
-	return rl_store_open(out, path, RL_STORE_HUB | (create ? RL_STORE_CREATE : 0));
+	if ((error = rekey_after_upgrade(*out)) < 0) {
+		rl_store_close(*out);
+		*out = NULL;
+	}
+	return error;
 }
 
 static void now_iso(rl_store *s, char out[21])

@@ -1350,6 +1350,56 @@ int rl_char_is_terminal_unsafe(int32_t c)
 	       (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
 }
 
+/*
+ * Marks that only decorate a letter, which a name may be typed with or
+ * without: the generic combining diacritics (Latin, Greek and Cyrillic
+ * accents, Vietnamese tones), Hebrew points and Arabic vowel marks. Not
+ * the marks that are part of the letter or the word in their script —
+ * an Indic vowel sign, a Thai vowel, the Japanese voicing mark: "किरण"
+ * and "करण", "が" and "か" are other names (UTF8PROC_STRIPMARK took them
+ * all: a duplicate candidate for every such pair).
+ */
+static int accent_mark(utf8proc_int32_t cp)
+{
+	if ((cp >= 0x0300 && cp <= 0x036f) || (cp >= 0x1ab0 && cp <= 0x1aff) ||
+	    (cp >= 0x1dc0 && cp <= 0x1dff) || (cp >= 0x20d0 && cp <= 0x20ff) ||
+	    (cp >= 0xfe20 && cp <= 0xfe2f) || (cp >= 0x064b && cp <= 0x065f) || cp == 0x0670)
+		return 1;
+	return cp >= 0x0591 && cp <= 0x05c7 && utf8proc_category(cp) == UTF8PROC_CATEGORY_MN;
+}
+
+/* NFKC, case-folded, without accent marks (accent_mark), in *out (malloc'd
+ * by utf8proc); its length, or < 0 for text that is not UTF-8. IGNORE
+ * drops the default-ignorable code points (zero-width space, joiners, soft
+ * hyphen, BOM); COMPAT makes a no-break or ideographic space a space and
+ * full-width letters ASCII. Decomposed first, so that an accented letter
+ * is its letter and its mark, then composed again without the marks. */
+static utf8proc_ssize_t fold_map(const char *in, utf8proc_uint8_t **out)
+{
+	utf8proc_uint8_t *nfd = NULL;
+	utf8proc_ssize_t len, at, step, n = 0;
+	utf8proc_int32_t cp;
+
+	*out = NULL;
+	len = utf8proc_map((const utf8proc_uint8_t *)in, 0, &nfd,
+			   UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT |
+			   UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+	if (len < 0)
+		return len;
+	for (at = 0; at < len; at += step) {
+		if ((step = utf8proc_iterate(nfd + at, len - at, &cp)) <= 0)
+			break;             /* utf8proc_map wrote valid UTF-8 */
+		if (!accent_mark(cp)) {
+			memmove(nfd + n, nfd + at, (size_t)step);
+			n += step;
+		}
+	}
+	nfd[n] = '\0';
+	len = utf8proc_map(nfd, 0, out, UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+	free(nfd);
+	return len;
+}
+
 int rl_name_fold(const char *in, char **out)
 {
 	utf8proc_uint8_t *folded = NULL;
@@ -1360,12 +1410,9 @@ int rl_name_fold(const char *in, char **out)
 	int space = 0, cls;
 
 	*out = NULL;
-	/* IGNORE drops the default-ignorable code points (zero-width space,
-	 * joiners, soft hyphen, BOM); COMPAT makes a no-break or ideographic
-	 * space a space and full-width letters ASCII. */
-	len = utf8proc_map((const utf8proc_uint8_t *)in, 0, &folded,
-			   UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
-			   UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE);
+	len = fold_map(in, &folded);
+	if (len == UTF8PROC_ERROR_NOMEM)
+		return rl_error_set(RL_ENOMEM, "out of memory");
 	if (len < 0)
 		return rl_error_set(RL_EINVALID, "'%.80s' is not valid UTF-8", in);
 	/* The key is never longer than the folded text: each code point is

@@ -358,14 +358,16 @@ def test_hub_upgrade_drops_device_indexes():
         ani.ok("account", "add", "Toko Jauh", "--city", "Malang", "--geo", "-7.98,112.63")
         ani.ok("sync")
         eq(hub.query("SELECT count(*) FROM accounts"), [(2,)], "the new customer reached the hub")
-        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("13",)],
-           "the hub's store is at the latest hub schema, 13")
+        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("14",)],
+           "the hub's store is at the latest hub schema, 14")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_tokens') "
                      "WHERE name = 'cancelled_at'"), [(1,)],
            "hub schema 12: a token can be cancelled (token cancel)")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_conflicts') "
                      "WHERE name = 'partner'"), [(1,)],
            "hub schema 13: a pair's two conflicts name each other")
+        eq(hub.query("SELECT count(*) FROM rl_meta WHERE key = 'hub_rekey'"), [(0,)],
+           "hub schema 14: the match keys were folded again, once")
         con = hub.db()
         try:
             eq(device_index_state(con), ([], (0, 0, 0)),

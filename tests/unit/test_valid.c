@@ -1211,6 +1211,18 @@ static void test_name_fold(void)
 		{ "STRASSE", "strasse" },
 		{ "Stra\xc3\x9f" "e", "strasse" },                                /* case folding */
 		{ "\xe6\x9d\xb1\xe4\xba\xac Mart", "\xe6\x9d\xb1\xe4\xba\xac mart" },
+		{ "Cafe\xcc\x81", "cafe" },                              /* e + U+0301 */
+		{ "Nguy\xe1\xbb\x85n", "nguyen" },                       /* Vietnamese tones */
+		{ "\xd0\x99\xd0\xbe\xd0\xb4", "\xd0\xb8\xd0\xbe\xd0\xb4" },   /* Cyrillic breve */
+		/* Arabic vowel marks are optional: Muhammad with and without */
+		{ "\xd9\x85\xd9\x8f\xd8\xad\xd9\x8e\xd9\x85\xd9\x91\xd9\x8e\xd8\xaf",
+		  "\xd9\x85\xd8\xad\xd9\x85\xd8\xaf" },
+		/* marks that make the word stay: Kiran is not Karan (Devanagari
+		 * vowel sign i), ga is not ka (Japanese voicing mark) */
+		{ "\xe0\xa4\x95\xe0\xa4\xbf\xe0\xa4\xb0\xe0\xa4\xa3",
+		  "\xe0\xa4\x95\xe0\xa4\xbf\xe0\xa4\xb0\xe0\xa4\xa3" },
+		{ "\xe3\x81\x8c", "\xe3\x81\x8c" },
+		{ "\xe0\xb8\x81\xe0\xb8\xb4\xe0\xb8\x99", "\xe0\xb8\x81\xe0\xb8\xb4\xe0\xb8\x99" },  /* Thai: kin */
 		{ "...", "" },
 		{ "", "" },
 	};

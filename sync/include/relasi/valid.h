@@ -65,7 +65,10 @@ void rl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 int rl_char_is_terminal_unsafe(int32_t c);
 
 /*
- * A name folded for matching: NFKC, case-folded, accents stripped, only
+ * A name folded for matching: NFKC, case-folded, accents stripped (the
+ * marks that decorate a letter: generic combining diacritics, Hebrew
+ * points, Arabic vowel marks; not an Indic or Thai vowel sign or the
+ * Japanese voicing mark, which make another word), only
  * letters and digits (of any script), words separated by one space: any
  * punctuation, symbol or space, ASCII or not, separates words ("PT. Maju
  * Jaya", "pt maju jaya" and "Bu\u2019 Ani" / "Bu' Ani" meet); invisible

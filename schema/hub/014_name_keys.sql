@@ -1,0 +1,11 @@
+-- hub/014_name_keys.sql — customers' name keys folded again.
+--
+-- rl_name_fold (sync/src/valid.c) stripped every combining mark, the
+-- marks that make a word in Indic scripts, Thai and Japanese too: "किरण"
+-- and "करण" had one key, a duplicate candidate for every such pair. It now
+-- strips only accents (the generic combining diacritics, Hebrew points,
+-- Arabic vowel marks). The keys stored in hub_keys were folded the old
+-- way: this marks them for folding again, which the first relasi-hub that
+-- opens the store does (hub_store_open: `duplicates scan`, then the mark
+-- goes). For Latin, Greek and Cyrillic names the keys stay the same.
+INSERT OR REPLACE INTO rl_meta(key, value) VALUES ('hub_rekey', '1');
