@@ -290,7 +290,11 @@ static rl_store *reopen(rl_store *s, unsigned flags)
 
 static const char *ACC = "0000000000000000000000000000a001";
 static const char *ACC2 = "0000000000000000000000000000a002";
-static struct hub_peer P1 = { "d0000000000000000000000000000001", "c0000000000000000000000000000001", "rep", "" };
+static const char *ACC3 = "0000000000000000000000000000a003";
+static const char *DEAL = "0000000000000000000000000000d001";
+static const char *CON = "0000000000000000000000000000c001";
+static const char *PROSPECT = "00000000000000000000000000000001";
+static struct hub_peer P1 = { "d0000000000000000000000000000001", "c0000000000000000000000000000001", "manager", "" };
 static struct hub_peer P2 = { "d0000000000000000000000000000002", "c0000000000000000000000000000002", "rep", "" };
 
 static long long field_version(rl_store *s, const char *tbl, const char *row, const char *field)
@@ -333,11 +337,15 @@ static int push(rl_store *s, const struct hub_peer *p, long long batch, json_t *
 
 static const long long T0 = 117000000000LL << 16;   /* an HLC stamp in 2026 */
 
-/* A hub with two reps; P1 created a customer, P2 then edited its phone and
- * notes. Returns the store; *batch2 is the batch P1 sends next (the one
- * faults hit): the city (applies), the notes with the old base (merges),
- * the phone with the old base (conflict), and a second customer with the
- * same name and city (a duplicate candidate). */
+/* A hub with a manager (P1) and a rep (P2); P1 created a customer, and a
+ * second one already deleted; P2 then edited the first one's phone and
+ * notes and made a deal in dollars. Returns the store; *batch2 is the
+ * batch P1 sends next (the one faults hit): the city (applies), the notes
+ * with the old base (merges), the phone with the old base (conflict), a
+ * second customer with the same name and city (a duplicate candidate),
+ * the deal's amount and currency unseen (a pair conflict, two records
+ * naming each other) and a contact for the deleted customer (its
+ * revival, an edit-delete conflict). */
 static rl_store *hub_setup(const char *dir, long long *v_phone, long long *v_notes)
 {
 	rl_store *s;
@@ -349,14 +357,18 @@ static rl_store *hub_setup(const char *dir, long long *v_phone, long long *v_not
 		abort();
 	}
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO users(id, login, name, role) VALUES ('%s', 'ani', 'Ani', 'rep'), "
+		 "INSERT INTO users(id, login, name, role) VALUES ('%s', 'ani', 'Ani', 'manager'), "
 		 "('%s', 'budi', 'Budi', 'rep');"
 		 "INSERT INTO hub_devices(id, user_id, fingerprint, enrolled_at) VALUES "
 		 "('%s', '%s', 'fp1', '2026-11-23T00:00:00Z'), ('%s', '%s', 'fp2', '2026-11-23T00:00:00Z')",
 		 P1.user, P2.user, P1.device, P1.user, P2.device, P2.user);
 	if (sqlite3_exec(rl_store_db(s), sql, NULL, NULL, NULL) != SQLITE_OK)
 		abort();
-	CHECK_EQ_INT(push(s, &P1, 1, json_pack("[o, o, o, o, o, o]",
+	CHECK_EQ_INT(push(s, &P1, 1, json_pack("[o, o, o, o, o, o, o, o, o, o]",
+		change("accounts", ACC3, "name", json_string("Toko Tiga"), 0, T0 + 1),
+		change("accounts", ACC3, "owner_id", json_string(P1.user), 0, T0 + 1),
+		change("accounts", ACC3, "created_at", json_string("2026-11-23T00:30:00Z"), 0, T0 + 1),
+		change("accounts", ACC3, "deleted", json_integer(1), 0, T0 + 1),
 		change("accounts", ACC, "name", json_string("Toko Makmur"), 0, T0 + 1),
 		change("accounts", ACC, "city", json_string("Bandung"), 0, T0 + 2),
 		change("accounts", ACC, "phone", json_string("+6281200001111"), 0, T0 + 3),
@@ -367,17 +379,25 @@ static rl_store *hub_setup(const char *dir, long long *v_phone, long long *v_not
 	json_decref(resp);
 	*v_phone = field_version(s, "accounts", ACC, "phone");
 	*v_notes = field_version(s, "accounts", ACC, "notes");
-	CHECK_EQ_INT(push(s, &P2, 1, json_pack("[o, o]",
+	CHECK_EQ_INT(push(s, &P2, 1, json_pack("[o, o, o, o, o, o, o, o, o]",
 		change("accounts", ACC, "phone", json_string("+6281200002222"), *v_phone, T0 + 10),
 		change("accounts", ACC, "notes", json_string("Pemilik: Pak Budi\nGrosir\nBuka jam 8"),
-		       *v_notes, T0 + 11)), &resp), RL_OK);
+		       *v_notes, T0 + 11),
+		change("deals", DEAL, "account_id", json_string(ACC), 0, T0 + 12),
+		change("deals", DEAL, "title", json_string("Kulkas"), 0, T0 + 12),
+		change("deals", DEAL, "amount", json_integer(1250), 0, T0 + 12),
+		change("deals", DEAL, "currency", json_string("USD"), 0, T0 + 12),
+		change("deals", DEAL, "stage_id", json_string(PROSPECT), 0, T0 + 12),
+		change("deals", DEAL, "owner_id", json_string(P2.user), 0, T0 + 12),
+		change("deals", DEAL, "created_at", json_string("2026-11-23T01:30:00Z"), 0, T0 + 12)),
+		&resp), RL_OK);
 	json_decref(resp);
 	return s;
 }
 
 static json_t *batch2(rl_store *s, long long v_phone, long long v_notes)
 {
-	return json_pack("[o, o, o, o, o, o, o, o]",
+	return json_pack("[o, o, o, o, o, o, o, o, o, o, o, o, o]",
 		change("accounts", ACC, "city", json_string("Bandung Kota"),
 		       field_version(s, "accounts", ACC, "city"), T0 + 20),
 		change("accounts", ACC, "notes", json_string("Grosir\nBuka jam 8\nTutup Minggu"),
@@ -387,7 +407,12 @@ static json_t *batch2(rl_store *s, long long v_phone, long long v_notes)
 		change("accounts", ACC2, "city", json_string("bandung kota"), 0, T0 + 24),
 		change("accounts", ACC2, "owner_id", json_string(P1.user), 0, T0 + 25),
 		change("accounts", ACC2, "created_at", json_string("2026-11-23T02:00:00Z"), 0, T0 + 26),
-		change("accounts", ACC, "industry", json_string("Elektronik"), 0, T0 + 27));
+		change("accounts", ACC, "industry", json_string("Elektronik"), 0, T0 + 27),
+		change("deals", DEAL, "amount", json_integer(2000), 0, T0 + 28),
+		change("deals", DEAL, "currency", json_string("EUR"), 0, T0 + 28),
+		change("contacts", CON, "account_id", json_string(ACC3), 0, T0 + 29),
+		change("contacts", CON, "name", json_string("Pak Tiga"), 0, T0 + 29),
+		change("contacts", CON, "created_at", json_string("2026-11-23T02:30:00Z"), 0, T0 + 29));
 }
 
 static void make_dir(char *buf, size_t len, const char *base, const char *what)
@@ -459,30 +484,24 @@ static long hub_push_under_faults(const char *tmp, int kind, const char *want_du
 
 /* ---- conflict resolution ------------------------------------------------------------- */
 
-static long resolve_under_faults(const char *tmp, int kind)
+/* One conflict of store s resolved under faults of one kind, from the
+ * first fault point on: a failed attempt must leave the store as before. */
+static long resolve_one_under_faults(rl_store **s, int kind, long long id, const char *mode)
 {
-	char dir[512];
-	long long v_phone, v_notes, seq = 0, partner = 0;
-	rl_store *s;
-	json_t *resp = NULL;
+	long long seq = 0, partner = 0;
 	long n, failed = 0;
-	char *before;
+	char *before = dump(*s);
 	int error;
 
-	make_dir(dir, sizeof(dir), tmp, kind == FAULT_MEM ? "res-mem" : "res-io");
-	s = hub_setup(dir, &v_phone, &v_notes);
-	CHECK_EQ_INT(push(s, &P1, 2, batch2(s, v_phone, v_notes), &resp), RL_OK);
-	json_decref(resp);
-	before = dump(s);
 	for (n = 0; n < 2000000; n = next_point(n)) {
 		fault_arm(kind, n);
-		error = hub_conflict_resolve(s, 1, "take", NULL, 0, &seq, &partner);
+		error = hub_conflict_resolve(*s, id, mode, NULL, 0, &seq, &partner);
 		fault_disarm();
 		if (error < 0) {
-			char *now = dump(s);
+			char *now = dump(*s);
 			failed++;
 			CHECK(fault_hit);
-			s = reopen(s, RL_STORE_HUB);
+			*s = reopen(*s, RL_STORE_HUB);
 			if (strcmp(now, before) != 0) {
 				fprintf(stderr, "fault %ld: the store changed after a failed resolution\n", n);
 				CHECK(0);
@@ -495,19 +514,51 @@ static long resolve_under_faults(const char *tmp, int kind)
 		CHECK(seq > 0);
 		break;
 	}
-	{
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(rl_store_db(s), "SELECT state, resolution, (SELECT phone FROM "
-				       "accounts WHERE id = c.row_id) FROM hub_conflicts c WHERE id = 1",
-				       -1, &st, NULL))
-			abort();
-		CHECK(sqlite3_step(st) == SQLITE_ROW);
-		CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "resolved");
-		CHECK_EQ_STR((const char *)sqlite3_column_text(st, 1), "take");
-		CHECK_EQ_STR((const char *)sqlite3_column_text(st, 2), "+6281200003333");
-		sqlite3_finalize(st);
-	}
 	sqlite3_free(before);
+	return failed;
+}
+
+/* A field's conflict, then a pair's (--keep decides both fields at once). */
+static long resolve_under_faults(const char *tmp, int kind)
+{
+	char dir[512];
+	long long v_phone, v_notes, amount_conflict;
+	rl_store *s;
+	json_t *resp = NULL;
+	long failed;
+	sqlite3_stmt *st;
+
+	make_dir(dir, sizeof(dir), tmp, kind == FAULT_MEM ? "res-mem" : "res-io");
+	s = hub_setup(dir, &v_phone, &v_notes);
+	CHECK_EQ_INT(push(s, &P1, 2, batch2(s, v_phone, v_notes), &resp), RL_OK);
+	json_decref(resp);
+	failed = resolve_one_under_faults(&s, kind, 1, "take");
+	if (sqlite3_prepare_v2(rl_store_db(s), "SELECT state, resolution, (SELECT phone FROM "
+			       "accounts WHERE id = c.row_id) FROM hub_conflicts c WHERE id = 1",
+			       -1, &st, NULL))
+		abort();
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "resolved");
+	CHECK_EQ_STR((const char *)sqlite3_column_text(st, 1), "take");
+	CHECK_EQ_STR((const char *)sqlite3_column_text(st, 2), "+6281200003333");
+	sqlite3_finalize(st);
+
+	if (sqlite3_prepare_v2(rl_store_db(s), "SELECT id FROM hub_conflicts WHERE tbl = 'deals' "
+			       "AND field = 'amount'", -1, &st, NULL))
+		abort();
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	amount_conflict = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	failed += resolve_one_under_faults(&s, kind, amount_conflict, "keep");
+	if (sqlite3_prepare_v2(rl_store_db(s), "SELECT amount, currency, (SELECT count(*) FROM "
+			       "hub_conflicts WHERE tbl = 'deals' AND resolution = 'keep') FROM deals",
+			       -1, &st, NULL))
+		abort();
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	CHECK_EQ_INT(sqlite3_column_int(st, 0), 1250);
+	CHECK_EQ_STR((const char *)sqlite3_column_text(st, 1), "USD");
+	CHECK_EQ_INT(sqlite3_column_int(st, 2), 2);
+	sqlite3_finalize(st);
 	rl_store_close(s);
 	return failed;
 }
@@ -675,10 +726,29 @@ int main(void)
 		for (i = 0; i < 4; i++)
 			CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(
 				json_object_get(resp, "results"), i), "s")), want[i]);
+		/* the pair: both fields a conflict, the incoming pair kept for now */
+		for (i = 8; i < 10; i++)
+			CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(
+				json_object_get(resp, "results"), i), "s")), "conflict");
 	}
 	json_decref(resp);
 	want_dump = dump(s);
 	CHECK(strstr(want_dump, "[hub_duplicates]\n'") != NULL);
+	{
+		/* the pair's conflicts name each other; the deleted customer is back */
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(rl_store_db(s), "SELECT (SELECT count(*) FROM hub_conflicts "
+				       "WHERE partner IS NOT NULL AND tbl = 'deals'), (SELECT deleted "
+				       "FROM accounts WHERE id = ?1), (SELECT count(*) FROM hub_conflicts "
+				       "WHERE kind = 'edit-delete' AND row_id = ?1)", -1, &st, NULL))
+			abort();
+		sqlite3_bind_text(st, 1, ACC3, -1, SQLITE_STATIC);
+		CHECK(sqlite3_step(st) == SQLITE_ROW);
+		CHECK_EQ_INT(sqlite3_column_int(st, 0), 2);
+		CHECK_EQ_INT(sqlite3_column_int(st, 1), 0);
+		CHECK_EQ_INT(sqlite3_column_int(st, 2), 1);
+		sqlite3_finalize(st);
+	}
 	rl_store_close(s);
 
 	snprintf(path, sizeof(path), "%s/dev-ref.db", tmp);
