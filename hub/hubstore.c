@@ -1398,13 +1398,15 @@ static int member_conflicts(rl_store *s, const struct hub_peer *p, const struct 
  * stamp is later than both of the hub's fields'. Otherwise each field
  * merges on its own (the usual edit: one fast-forward, the other "same").
  * Only with the partner's change in the batch (the device sends both,
- * sync/src/capture.c); without it, as any field.
+ * sync/src/capture.c); without it, as any field. a and ca: c's own field
+ * state and whether it would conflict alone, as the caller merged it.
  */
-static int decide_pair(rl_store *s, const struct hub_peer *p, struct change *c)
+static int decide_pair(rl_store *s, const struct hub_peer *p, struct change *c,
+		       const struct field_state *a, int ca)
 {
 	struct change *o = c->partner;
-	struct field_state a, b;
-	int ca, cb, error;
+	struct field_state b;
+	int cb, error;
 	int64_t hlc;
 
 	if (!o || c->pair)
@@ -1413,13 +1415,12 @@ static int decide_pair(rl_store *s, const struct hub_peer *p, struct change *c)
 		c->pair = PAIR_APART;
 		return RL_OK;
 	}
-	if ((error = member_conflicts(s, p, c, &a, &ca)) < 0 ||
-	    (error = member_conflicts(s, p, o, &b, &cb)) < 0)
+	if ((error = member_conflicts(s, p, o, &b, &cb)) < 0)
 		return error;
 	hlc = c->hlc > o->hlc ? c->hlc : o->hlc;
 	c->pair = o->pair = ca || cb ? PAIR_CONFLICT : PAIR_APART;
 	c->pair_incoming_wins = o->pair_incoming_wins =
-		(!a.exists || rl_merge_later(hlc, p->device, a.hlc, a.device)) &&
+		(!a->exists || rl_merge_later(hlc, p->device, a->hlc, a->device)) &&
 		(!b.exists || rl_merge_later(hlc, p->device, b.hlc, b.device));
 	return RL_OK;
 }
@@ -1618,8 +1619,9 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 				goto cleanup;
 		}
 	}
-	/* A pair in conflict: this field follows the pair's decision. */
-	if ((error = decide_pair(s, p, c)) < 0)
+	/* A pair in conflict: this field follows the pair's decision (this
+	 * field's own part of it is mr: no pair field is text or a stage). */
+	if ((error = decide_pair(s, p, c, &fs, mr.outcome == RL_MERGE_CONFLICT)) < 0)
 		goto cleanup;
 	if (c->pair == PAIR_CONFLICT) {
 		free(mr.merged);
