@@ -855,6 +855,23 @@ static int conflict_left(rl_store *s, long long id, long long version)
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
 }
 
+/* The record that brought conflict id's deleted record back (revive_row). */
+static int conflict_cause(rl_store *s, long long id, const struct rl_table *t, const char *row)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET cause_tbl = ?2, cause_row = ?3 "
+				      "WHERE id = ?1", &st)) < 0)
+		return error;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, row, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
+}
+
 /* A value the hub takes for a field: what the model says (type, bounds,
  * lists), and for a segment's rule or a campaign's copy of it, a rule that
  * parses (relasi/segment_rule.h): a device checks the rules it saves, but
@@ -998,9 +1015,12 @@ static int owner_dead(rl_store *s, const struct rl_table *t, const char *id, int
 /* Edit against delete, for p's edit of deleted row (tbl, row) or its new
  * record that belongs to it, stamped hlc: the row stays alive, logged as a
  * 'merge' by p, and an edit-delete conflict won for now by p's side. Its
- * match keys are the caller's to bring back (hub_duplicates_check). */
+ * match keys are the caller's to bring back (hub_duplicates_check).
+ * cause_t / cause_row: the record of p's that belongs to the row and
+ * brought it back, which the conflict names for the admin (hub schema
+ * 15); NULL when it is p's edit of the row itself. */
 static int revive_row(rl_store *s, const struct hub_peer *p, const char *tbl, const char *row,
-		      int64_t hlc)
+		      int64_t hlc, const struct rl_table *cause_t, const char *cause_row)
 {
 	struct rl_value alive = { RL_V_INT, 0, 0, NULL }, dead = { RL_V_INT, 1, 0, NULL };
 	struct change dc;
@@ -1023,13 +1043,15 @@ static int revive_row(rl_store *s, const struct hub_peer *p, const char *tbl, co
 				     &conflict)) < 0 ||
 	    (error = set_field(s, tbl, row, "deleted", &alive)) < 0 ||
 	    (error = log_field(s, tbl, row, "deleted", &alive, hlc, p->device, p->user, "merge",
-			       &seq)) < 0)
+			       &seq)) < 0 ||
+	    (cause_t && (error = conflict_cause(s, conflict, cause_t, cause_row)) < 0))
 		return error;
 	return conflict_left(s, conflict, seq);
 }
 
 static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
-			const char *id, int64_t hlc, int depth, struct hub_stats *stats);
+			const char *id, int64_t hlc, int depth, const struct rl_table *by_t,
+			const char *by_id, struct hub_stats *stats);
 
 /* What record id of t belongs to (its customer; with none, what it names),
  * revived if deleted, and up the chain: a record kept alive by new work or
@@ -1059,14 +1081,15 @@ static int revive_owners_of(rl_store *s, const struct hub_peer *p, const struct 
 	}
 	sqlite3_reset(row);
 	for (k = 0; k < n && error == 0; k++)
-		error = revive_owner(s, p, up_t[k], up_id[k], hlc, depth + 1, stats);
+		error = revive_owner(s, p, up_t[k], up_id[k], hlc, depth + 1, t, id, stats);
 	return error;
 }
 
-/* Revive record id of t if deleted, for a new record of p's stamped hlc
- * (see above), and in turn what it belongs to. */
+/* Revive record id of t if deleted, for p's record by_id of by_t that
+ * belongs to it, stamped hlc (see above), and in turn what it belongs to. */
 static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
-			const char *id, int64_t hlc, int depth, struct hub_stats *stats)
+			const char *id, int64_t hlc, int depth, const struct rl_table *by_t,
+			const char *by_id, struct hub_stats *stats)
 {
 	int error, is_dead;
 
@@ -1074,7 +1097,7 @@ static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_t
 		return RL_OK;
 	if ((error = owner_dead(s, t, id, &is_dead)) < 0 || !is_dead)
 		return error;
-	if ((error = revive_row(s, p, t->name, id, hlc)) < 0 ||
+	if ((error = revive_row(s, p, t->name, id, hlc, by_t, by_id)) < 0 ||
 	    /* its match keys come back with it */
 	    (error = hub_duplicates_check(s, t->name, id, NULL)) < 0)
 		return error;
@@ -1103,7 +1126,8 @@ static int revive_owners(rl_store *s, const struct hub_peer *p, struct change **
 		    !rl_record_belongs_by(cs[i]->t, cs[i]->f, account && account->type != RL_V_NULL) ||
 		    !(rt = rl_model_table(cs[i]->f->ref)))
 			continue;
-		error = revive_owner(s, p, rt, cs[i]->value.s, cs[i]->hlc, 1, stats);
+		error = revive_owner(s, p, rt, cs[i]->value.s, cs[i]->hlc, 1, cs[i]->t, cs[i]->row,
+				     stats);
 	}
 	return error;
 }
@@ -1530,7 +1554,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			goto cleanup;
 		}
 		saved = 1;
-		if ((error = revive_row(s, p, c->tbl, c->row, c->hlc)) < 0)
+		if ((error = revive_row(s, p, c->tbl, c->row, c->hlc, NULL, NULL)) < 0)
 			goto cleanup;
 		revived = 1;               /* its match keys come back with it (below) */
 		stats->conflicts++;

@@ -552,7 +552,8 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	     "END AS changed_since_shown, CASE WHEN c.partner IS NOT NULL THEN 'conflict ' || "
 	     "c.partner || ' on ' || (SELECT p.field FROM hub_conflicts p WHERE p.id = c.partner) || "
 	     "': decided with this one by --keep or --take' END AS pair, "
-	     "c.partner, coalesce(rl_label(c.tbl, c.row_id), '') AS record "
+	     "c.partner, c.cause_tbl, c.cause_row, rl_label(c.cause_tbl, c.cause_row) AS cause_label, "
+	     "coalesce(rl_label(c.tbl, c.row_id), '') AS record "
 	     "FROM hub_conflicts c LEFT JOIN hub_conflicts pc ON pc.id = c.partner AND "
 	     "pc.field = 'currency' "
 	     "LEFT JOIN hub_devices hd ON hd.id = c.hub_device LEFT JOIN users hu ON hu.id = hd.user_id "
@@ -584,8 +585,25 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			cli_print_field(name, strcmp(cli_col(st, 4), "edit-delete") == 0
 					? "the record alive, before its delete"
 					: "none (neither side had seen a value)");
-		} else if (ends_with(name, "_shown") || strcmp(name, "partner") == 0) {
-			continue;       /* printed in place of the stored value before it; in "pair" */
+		} else if (ends_with(name, "_shown") || strcmp(name, "partner") == 0 ||
+			   strcmp(name, "cause_row") == 0 || strcmp(name, "cause_label") == 0) {
+			continue;       /* printed in place of the stored value before it; in "pair";
+					 * in "brought back by" */
+		} else if (strcmp(name, "cause_tbl") == 0) {
+			/* The work that revived the record: what the admin weighs
+			 * against the delete (hub schema 15). */
+			const struct rl_table *ct = rl_model_table(cli_col(st, i));
+			char *line;
+			if (sqlite3_column_type(st, i) == SQLITE_NULL || !ct)
+				continue;
+			line = sqlite3_mprintf("the %s \"%s\" (%.12s), which belongs to it",
+					       ct->noun, cli_col(st, i + 2), cli_col(st, i + 1));
+			if (!line) {
+				sqlite3_reset(st);
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			}
+			cli_print_field("brought back by", line);
+			sqlite3_free(line);
 		} else if (strcmp(name, "pair") == 0) {
 			if (sqlite3_column_type(st, i) != SQLITE_NULL)
 				cli_print_field(name, cli_col(st, i));

@@ -349,6 +349,8 @@ def test_hub_upgrade_drops_device_indexes():
         con.execute("DROP INDEX hub_duplicates_row_b")                       # hub schema 11's
         con.execute("ALTER TABLE hub_tokens DROP COLUMN cancelled_at")       # hub schema 12's
         con.execute("ALTER TABLE hub_conflicts DROP COLUMN partner")         # hub schema 13's
+        con.execute("ALTER TABLE hub_conflicts DROP COLUMN cause_tbl")       # hub schema 15's
+        con.execute("ALTER TABLE hub_conflicts DROP COLUMN cause_row")
         con.execute("UPDATE rl_meta SET value = '7' WHERE key = 'hub_schema'")
         con.commit()
         eq(device_index_state(con), (sorted(n for n, _ in device_triggers), (1, 1, 1)),
@@ -358,8 +360,8 @@ def test_hub_upgrade_drops_device_indexes():
         ani.ok("account", "add", "Toko Jauh", "--city", "Malang", "--geo", "-7.98,112.63")
         ani.ok("sync")
         eq(hub.query("SELECT count(*) FROM accounts"), [(2,)], "the new customer reached the hub")
-        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("14",)],
-           "the hub's store is at the latest hub schema, 14")
+        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("15",)],
+           "the hub's store is at the latest hub schema, 15")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_tokens') "
                      "WHERE name = 'cancelled_at'"), [(1,)],
            "hub schema 12: a token can be cancelled (token cancel)")
@@ -368,6 +370,9 @@ def test_hub_upgrade_drops_device_indexes():
            "hub schema 13: a pair's two conflicts name each other")
         eq(hub.query("SELECT count(*) FROM rl_meta WHERE key = 'hub_rekey'"), [(0,)],
            "hub schema 14: the match keys were folded again, once")
+        eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_conflicts') "
+                     "WHERE name IN ('cause_tbl', 'cause_row')"), [(2,)],
+           "hub schema 15: a revival's conflict names the record that brought it back")
         con = hub.db()
         try:
             eq(device_index_state(con), ([], (0, 0, 0)),

@@ -4,6 +4,7 @@ conflicts and their resolution, notes merged three ways, edit against
 delete, duplicates, roles, a lost acknowledgement and a killed hub."""
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -637,6 +638,16 @@ def test_an_edit_that_keeps_a_deal_alive_keeps_its_customer():
                      "ORDER BY c.id"),
            [("deals", "Lama"), ("accounts", "Toko Hilang"), ("deals", "Pindah")],
            "the edited deals kept alive, and the customer Lama still belongs to")
+        eq(hub.query("SELECT c.cause_tbl, d.title FROM hub_conflicts c LEFT JOIN deals d "
+                     "ON d.id = c.cause_row ORDER BY c.id"),
+           [(None, None), ("deals", "Lama"), (None, None)],
+           "the customer's conflict names the deal that brought it back; an edit of the "
+           "record itself names none")
+        shown = hub.admin("conflicts", "show", "2")
+        check(re.search(r'brought back by +the deal "Lama"', shown),
+              "conflicts show says which record brought the customer back", shown)
+        check("brought back by" not in hub.admin("conflicts", "show", "1"),
+              "not for the deal's own edit")
         eq(hub.query("SELECT d.title, d.deleted, a.name, a.deleted FROM deals d JOIN accounts a "
                      "ON a.id = d.account_id ORDER BY d.title"),
            [("Lama", 0, "Toko Hilang", 0), ("Pindah", 0, "Toko Lain", 0)],
@@ -688,6 +699,11 @@ def test_new_work_for_a_deleted_customer_brings_it_back():
         check("Toko Hilang" in hub.admin("conflicts"), "the admin's queue names the customer")
         shown = hub.admin("conflicts", "show", "1")
         check("Toko Hilang" in shown and "edit-delete" in shown, "conflicts show names it", shown)
+        kulkas = hub.query("SELECT id FROM deals WHERE title = 'Kulkas'")[0][0]
+        eq(hub.query("SELECT cause_tbl, cause_row FROM hub_conflicts"), [("deals", kulkas)],
+           "the conflict names the new deal that brought the customer back")
+        check(re.search(r'brought back by +the deal "Kulkas" \(%s\)' % kulkas[:12], shown),
+              "and conflicts show says so, for the admin to weigh against the delete", shown)
         for name, d in (("ani", ani), ("budi", budi)):
             eq(d.query("SELECT deleted FROM accounts"), [(0,)], f"{name}: the customer alive")
             eq(sum(x["deals"] for x in d.js("report", "pipeline")["rows"]), 1,
@@ -726,6 +742,11 @@ def test_new_work_for_a_deleted_customer_brings_it_back():
                      "ORDER BY c.id"),
            [("deals", "edit-delete", who["budi"]), ("accounts", "edit-delete", who["budi"])],
            "the deal the task belongs to, then its customer")
+        eq(hub.query("SELECT c.tbl, c.cause_tbl, coalesce(t.title, d.title) FROM hub_conflicts c "
+                     "LEFT JOIN tasks t ON t.id = c.cause_row LEFT JOIN deals d "
+                     "ON d.id = c.cause_row WHERE c.id > 1 ORDER BY c.id"),
+           [("deals", "tasks", "Telepon soal servis"), ("accounts", "deals", "Servis")],
+           "each names the record just below it in the chain")
         for d in (hub, ani, budi):
             eq(d.query("SELECT a.deleted, d.deleted FROM deals d JOIN accounts a "
                        "ON a.id = d.account_id WHERE d.title = 'Servis'"), [(0, 0)],
