@@ -91,7 +91,15 @@ class Hub:
                                      preexec_fn=limit if nofile else None)
         _SERVING.add(self)
         line = self.proc.stdout.readline()
-        check("listening on" in line, "the hub announces its address", line)
+        if "listening on" not in line:
+            # What the hub said on its way out: a flake is then a report.
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = "still running"
+            self.log.flush()
+            raise Failure(f"the hub did not announce its address (stdout {line!r}, exit "
+                          f"{code}); its log ends:\n{self.logtext()[-3000:]}")
         # wait until it accepts
         deadline = time.time() + 10
         while time.time() < deadline:
