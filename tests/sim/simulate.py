@@ -504,7 +504,8 @@ class Model:
                     self.actual_log.append(row)
             self.actual_conf = collections.deque(con.execute(
                 "SELECT id, tbl, row_id, field, kind, hub_value, in_value, in_device, winner, "
-                "in_hlc, hub_version FROM hub_conflicts WHERE id > ? ORDER BY id",
+                "in_hlc, hub_version, cause_tbl, cause_row FROM hub_conflicts WHERE id > ? "
+                "ORDER BY id",
                 (self.last_conflict,)).fetchall())
         finally:
             con.close()
@@ -569,23 +570,25 @@ class Model:
         return w
 
     def conflict(self, t, r, f, kind, hub_value, in_value, in_device, winner, in_hlc,
-                 hub_version, why):
+                 hub_version, why, cause=(None, None)):
         if not self.actual_conf:
             raise SimFailure(f"the model expects a conflict ({why}) on {t}.{f} of "
                              f"{self.sim.nm(r)}: hub {hub_value!r} vs {in_value!r} from "
                              f"{self.sim.dn(in_device)}; the hub recorded none")
         row = self.actual_conf.popleft()
-        cid, at, ar, af, akind, ahv, aiv, aidev, awin, aihlc, ahver = row
+        cid, at, ar, af, akind, ahv, aiv, aidev, awin, aihlc, ahver, actbl, acrow = row
         ok = ((at, ar, af, akind, aidev, awin, aihlc) ==
               (t, r, f, kind, in_device, winner, in_hlc) and same(ahv, hub_value) and
-              same(aiv, in_value) and ahver == hub_version)
+              same(aiv, in_value) and ahver == hub_version and (actbl, acrow) == cause)
         if not ok:
             raise SimFailure(
                 f"hub_conflicts id {cid} differs from the model ({why}):\n"
                 f"  model: {t}.{f} of {self.sim.nm(r)} kind={kind} hub={hub_value!r}@{hub_version} "
-                f"in={in_value!r} from {self.sim.dn(in_device)} winner={winner} in_hlc={in_hlc}\n"
+                f"in={in_value!r} from {self.sim.dn(in_device)} winner={winner} in_hlc={in_hlc} "
+                f"cause={cause[0]} {self.sim.nm(cause[1]) if cause[1] else None}\n"
                 f"  hub:   {at}.{af} of {self.sim.nm(ar)} kind={akind} hub={ahv!r}@{ahver} "
-                f"in={aiv!r} from {self.sim.dn(aidev)} winner={awin} in_hlc={aihlc}")
+                f"in={aiv!r} from {self.sim.dn(aidev)} winner={awin} in_hlc={aihlc} "
+                f"cause={actbl} {self.sim.nm(acrow) if acrow else None}")
         # left: the field's version once the conflict is handled (the
         # provisional winner's); a resolution after the field moved on
         # needs --force (set by settle())
@@ -688,7 +691,7 @@ class Model:
             for c in run:
                 if (last[c.f] is c and c.f in DEP_REFS.get(c.t, ()) and c.value and
                         (c.f == "account_id" or not account)):
-                    self.revive(dev, REF_TABLE[c.f], c.value, c.hlc, 1)
+                    self.revive(dev, REF_TABLE[c.f], c.value, c.hlc, 1, (c.t, c.r))
         out = []
         for c in run:
             w = self.write(c.t, c.r, c.f, c.value, dev.device_id, c.hlc, "change",
@@ -752,16 +755,17 @@ class Model:
             return ("conflict", w.seq)
         return ("conflict", cur.seq if cur else 0)
 
-    def revive(self, dev, t, r, hlc, depth):
-        """(t, r), which a new record of dev's belongs to, if deleted: kept
-        alive as an edit against delete (a 'merge' of deleted = 0 by the new
-        record's device and stamp, an edit-delete conflict), and in turn
-        what it belongs to; a live one ends the chain."""
+    def revive(self, dev, t, r, hlc, depth, by):
+        """(t, r), which dev's record by = (table, id) belongs to, if
+        deleted: kept alive as an edit against delete (a 'merge' of deleted
+        = 0 by the new record's device and stamp, an edit-delete conflict
+        that names by, hub schema 15), and in turn what it belongs to; a
+        live one ends the chain."""
         if depth > 8 or self.value(t, r, "deleted") != 1 or self.value(t, r, "merged_into"):
             return
         dw = self.fields[(t, r, "deleted")]
         self.conflict(t, r, "deleted", "edit-delete", 1, 0, dev.device_id, "incoming", hlc,
-                      dw.seq, "new work for a deleted record")
+                      dw.seq, "new work for a deleted record", cause=by)
         self.stats["revived"] += 1
         self.settle(self.write(t, r, "deleted", 0, dev.device_id, hlc, "merge").seq)
         self.revive_owners_of(dev, t, r, hlc, depth)
@@ -773,7 +777,7 @@ class Model:
         for f in DEP_REFS.get(t, ()):
             v = self.value(t, r, f)
             if v and (f == "account_id" or not account):
-                self.revive(dev, REF_TABLE[f], v, hlc, depth + 1)
+                self.revive(dev, REF_TABLE[f], v, hlc, depth + 1, (t, r))
 
     def update(self, dev, c, cursor, res):
         """One change to an existing row. An edit against a delete keeps the
