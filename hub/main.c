@@ -596,8 +596,11 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			char *line;
 			if (sqlite3_column_type(st, i) == SQLITE_NULL || !ct)
 				continue;
-			line = sqlite3_mprintf("the %s \"%s\" (%.12s), which belongs to it",
-					       ct->noun, cli_col(st, i + 2), cli_col(st, i + 1));
+			line = sqlite3_column_type(st, i + 2) == SQLITE_NULL
+			       ? sqlite3_mprintf("the %s %.12s, which belongs to it", ct->noun,
+						 cli_col(st, i + 1))
+			       : sqlite3_mprintf("the %s \"%s\" (%.12s), which belongs to it",
+						 ct->noun, cli_col(st, i + 2), cli_col(st, i + 1));
 			if (!line) {
 				sqlite3_reset(st);
 				return rl_error_set(RL_ENOMEM, "out of memory");
