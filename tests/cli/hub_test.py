@@ -5,6 +5,7 @@ torn down at the end."""
 import atexit
 import datetime
 import os
+import random
 import re
 import shutil
 import signal
@@ -28,7 +29,33 @@ def ahead(seconds):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _ephemeral_low():
+    """The lowest port the kernel hands to client sockets, or None."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port():
+    """A free loopback port for a hub, below the kernel's ephemeral range
+    when there is room. A hub keeps its port when a test stops and starts it
+    again, and a port of that range may meanwhile become the local port of
+    any client socket on the machine (a device of another test connecting
+    to its own hub): the restart then failed to listen (EADDRINUSE; seen
+    once in CI). Hubs of other tests pick at random among ~20,000 ports, and
+    every pick is checked by binding it."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200 if low and low > 12000 else 0):
+        port = rng.randrange(10000, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
