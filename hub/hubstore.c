@@ -839,34 +839,26 @@ static int conflict_settle(rl_store *s, long long id, const char *resolution,
 }
 
 /* The version conflict id left its field at: the provisional winner's.
- * A resolution checks it (hub_conflict_resolve). */
-static int conflict_left(rl_store *s, long long id, long long version)
+ * A resolution checks it (hub_conflict_resolve). cause_t / cause_row: the
+ * record that brought a deleted one back (revive_row), or NULL. */
+static int conflict_left(rl_store *s, long long id, long long version,
+			 const struct rl_table *cause_t, const char *cause_row)
 {
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET left_version = ?2 WHERE id = ?1",
-				      &st)) < 0)
+	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET left_version = ?2, "
+				      "cause_tbl = ?3, cause_row = ?4 WHERE id = ?1", &st)) < 0)
 		return error;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, version);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
-}
-
-/* The record that brought conflict id's deleted record back (revive_row). */
-static int conflict_cause(rl_store *s, long long id, const struct rl_table *t, const char *row)
-{
-	sqlite3_stmt *st;
-	int error, rc;
-
-	if ((error = rl_store_prepare(s, "UPDATE hub_conflicts SET cause_tbl = ?2, cause_row = ?3 "
-				      "WHERE id = ?1", &st)) < 0)
-		return error;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, row, -1, SQLITE_STATIC);
+	if (cause_t) {
+		sqlite3_bind_text(st, 3, cause_t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, cause_row, -1, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_null(st, 3);
+		sqlite3_bind_null(st, 4);
+	}
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a conflict");
@@ -1043,10 +1035,9 @@ static int revive_row(rl_store *s, const struct hub_peer *p, const char *tbl, co
 				     &conflict)) < 0 ||
 	    (error = set_field(s, tbl, row, "deleted", &alive)) < 0 ||
 	    (error = log_field(s, tbl, row, "deleted", &alive, hlc, p->device, p->user, "merge",
-			       &seq)) < 0 ||
-	    (cause_t && (error = conflict_cause(s, conflict, cause_t, cause_row)) < 0))
+			       &seq)) < 0)
 		return error;
-	return conflict_left(s, conflict, seq);
+	return conflict_left(s, conflict, seq, cause_t, cause_row);
 }
 
 static int revive_owner(rl_store *s, const struct hub_peer *p, const struct rl_table *t,
@@ -1576,7 +1567,7 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 			 * change so that it, and everyone, receives it. */
 			if ((error = hub_write_field(s, c->tbl, c->row, "deleted", &alive, "merge",
 						     &seq)) < 0 ||
-			    (error = conflict_left(s, conflict, seq)) < 0)
+			    (error = conflict_left(s, conflict, seq, NULL, NULL)) < 0)
 				goto cleanup;
 			answer(c, "conflict", seq,
 			       "the record was edited elsewhere; it stays until the admin decides");
@@ -1736,7 +1727,8 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 				       p->device, p->user, "change", &seq)) < 0)
 			break;
 		c->conflict = conflict;
-		if ((error = conflict_left(s, conflict, seq)) < 0 || (error = link_pair(s, c)) < 0)
+		if ((error = conflict_left(s, conflict, seq, NULL, NULL)) < 0 ||
+		    (error = link_pair(s, c)) < 0)
 			break;
 		if (c->pair == PAIR_CONFLICT)
 			answer(c, "conflict", seq, mr.incoming_wins
