@@ -43,8 +43,9 @@ def free_port():
     when there is room. A hub keeps its port when a test stops and starts it
     again, and a port of that range may meanwhile become the local port of
     any client socket on the machine (a device of another test connecting
-    to its own hub): the restart then failed to listen (EADDRINUSE; seen
-    once in CI). Hubs of other tests pick at random among ~20,000 ports, and
+    to its own hub): the restart then cannot listen (EADDRINUSE, even with
+    SO_REUSEADDR; tried by hand), the likely cause of a restart that failed
+    once in CI. Hubs of other tests pick at random among ~22,000 ports, and
     every pick is checked by binding it."""
     low = _ephemeral_low()
     rng = random.SystemRandom()
@@ -124,7 +125,6 @@ class Hub:
                 code = self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 code = "still running"
-            self.log.flush()
             raise Failure(f"the hub did not announce its address (stdout {line!r}, exit "
                           f"{code}); its log ends:\n{self.logtext()[-3000:]}")
         # wait until it accepts

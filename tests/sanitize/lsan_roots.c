@@ -7,8 +7,8 @@
  * roots. With the runtime linked statically, the program's own .bss
  * includes the runtime's stack depot, ~9 MB that no program touches, and
  * LeakSanitizer reads all of it at every exit: one page fault per page,
- * ~33 ms per process on the project's machine, a third of a CLI command's
- * time under ASan and ~40% of the sanitizer suite's processes' CPU.
+ * ~30 ms per process on the project's machine, a third of a short CLI
+ * command's time under ASan (`relasi account list` 83-99 -> 56-61 ms).
  *
  * So scripts/test.sh runs the suite with LSAN_OPTIONS=use_globals=0, and
  * this file gives back, as root regions, the writable data of the shared
@@ -16,13 +16,14 @@
  * time zone and NSS state), libstdc++ (its exception pool, loaded by a
  * dependency of libarchive) and libgit2 (its global state). What they keep
  * is theirs, not a leak of ours. Only those three: LeakSanitizer reads
- * /proc/self/maps once per root region (~0.6 ms each), and every library
- * registered costs that at every exit. A library missing from the list
- * shows up as a leak report, never as a leak missed.
+ * /proc/self/maps again for every root region, at every exit (registering
+ * all twenty libraries of the sanitized relasi spent ~25 ms there, in a
+ * profile). A library missing from the list shows up as a leak report,
+ * never as a leak missed.
  *
- * The program's own data is not a root: anything our code (or a library
- * linked into the program, SQLite or mbedTLS) still holds only from a
- * global at exit is reported. That is stricter than the default, never
+ * The data of the program and of every other library is not a root:
+ * anything our code, or SQLite, mbedTLS and the rest, still holds only
+ * from a global at exit is reported. That is stricter than the default, never
  * looser: a pointer kept on the stack, in a register or in thread-local
  * storage is still a root, as before.
  *
