@@ -914,6 +914,15 @@ static int superseded(struct change **cs, size_t n, size_t i)
 	return 0;
 }
 
+/* Change i of a run (rl_store_prepare_create). */
+static const char *change_at(const void *run, size_t i, const struct rl_value **value)
+{
+	const struct change *c = ((struct change *const *)run)[i];
+
+	*value = &c->value;
+	return c->field;
+}
+
 /*
  * A new record is taken whole or not at all: if one of its n changes was
  * refused on its own (a stamp too far ahead, a reference to a record the
@@ -1128,8 +1137,6 @@ static int revive_owners(rl_store *s, const struct hub_peer *p, struct change **
 static int apply_create(rl_store *s, const struct hub_peer *p, struct change **cs, size_t n,
 			struct hub_stats *stats)
 {
-	sqlite3_str *sql;
-	char *text = NULL;
 	const char *reason = NULL;
 	sqlite3_stmt *st;
 	size_t i;
@@ -1163,34 +1170,10 @@ static int apply_create(rl_store *s, const struct hub_peer *p, struct change **c
 		return RL_OK;
 	}
 	/* A field set twice in the run (a peer may send that) is named once,
-	 * with its last value, as if applied in order: SQLite accepts a column
-	 * named twice in an INSERT and keeps the first value, while the log
-	 * would make the last one the field's version. Parameter ?i+2 stays
-	 * change i's; skipped ones are bound but unused. Found by
+	 * by its last value (rl_store_prepare_create). Found by
 	 * fuzz/fuzz_hub_push. */
-	sql = sqlite3_str_new(rl_store_db(s));
-	sqlite3_str_appendf(sql, "INSERT INTO \"%w\"(id", cs[0]->tbl);
-	for (i = 0; i < n; i++)
-		if (!superseded(cs, n, i))
-			sqlite3_str_appendf(sql, ", \"%w\"", cs[i]->field);
-	sqlite3_str_appendall(sql, ") VALUES (?1");
-	for (i = 0; i < n; i++)
-		if (!superseded(cs, n, i))
-			sqlite3_str_appendf(sql, ", ?%d", (int)i + 2);
-	sqlite3_str_appendall(sql, ")");
-	if (!(text = sqlite3_str_finish(sql)))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	/* Cached: records of a table mostly arrive with the same fields, and
-	 * preparing an INSERT compiles the table's triggers (on the hub only
-	 * capture's, which never fires there) — most of the cost of a create
-	 * when done per record. */
-	error = rl_store_prepare(s, text, &st);
-	sqlite3_free(text);
-	if (error < 0)
+	if ((error = rl_store_prepare_create(s, cs[0]->tbl, cs[0]->row, cs, n, change_at, &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, cs[0]->row, -1, SQLITE_STATIC);
-	for (i = 0; i < n; i++)
-		rl_store_bind_value(st, (int)i + 2, &cs[i]->value);
 	/* A refused INSERT leaves nothing behind: SQLite undoes a failed
 	 * statement with its triggers' writes (ABORT; no rule here says FAIL
 	 * or ROLLBACK), as set_field relies on for updates. */

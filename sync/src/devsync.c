@@ -823,15 +823,13 @@ static int set_base(rl_store *s, const struct rl_page_change *p)
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording a version");
 }
 
-/* Is change i's field changed again later in the run? */
-static int superseded(const struct rl_page_change *ps, size_t n, size_t i)
+/* Change i of a page's run (rl_store_prepare_create). */
+static const char *page_change_at(const void *run, size_t i, const struct rl_value **value)
 {
-	size_t j;
+	const struct rl_page_change *c = (const struct rl_page_change *)run + i;
 
-	for (j = i + 1; j < n; j++)
-		if (strcmp(ps[j].field, ps[i].field) == 0)
-			return 1;
-	return 0;
+	*value = &c->value;
+	return c->field;
 }
 
 /*
@@ -897,35 +895,13 @@ static int apply_run_fields(rl_store *s, struct rl_page_change *ps, size_t n)
 	if ((error = row_exists(s, ps[0].tbl, ps[0].row, &exists)) < 0)
 		return error;
 	if (!exists) {
-		sqlite3_str *q = sqlite3_str_new(rl_store_db(s));
-		sqlite3_stmt *st = NULL;
-		char *sql;
+		sqlite3_stmt *st;
 		/* A field changed twice in the run (created, then edited right
-		 * after at the hub) is named once, with its last value: SQLite
-		 * keeps the first of a column named twice, and the device would
-		 * hold the old value at the new version. ?i+2 stays change i's;
-		 * skipped ones are bound but unused. Found by fuzz/fuzz_dev_sync. */
-		sqlite3_str_appendf(q, "INSERT INTO \"%w\"(id", ps[0].tbl);
-		for (i = 0; i < n; i++)
-			if (!superseded(ps, n, i))
-				sqlite3_str_appendf(q, ", \"%w\"", ps[i].field);
-		sqlite3_str_appendall(q, ") VALUES (?1");
-		for (i = 0; i < n; i++)
-			if (!superseded(ps, n, i))
-				sqlite3_str_appendf(q, ", ?%d", (int)i + 2);
-		sqlite3_str_appendall(q, ")");
-		if (!(sql = sqlite3_str_finish(q)))
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		/* Cached: a table's records mostly come with the same fields, and
-		 * preparing an INSERT compiles the table's triggers (FTS, R*Tree,
-		 * capture) — most of a bootstrap's time when done per record. */
-		error = rl_store_prepare(s, sql, &st);
-		sqlite3_free(sql);
-		if (error < 0)
+		 * after at the hub) is named once, with its last value
+		 * (rl_store_prepare_create). Found by fuzz/fuzz_dev_sync. */
+		if ((error = rl_store_prepare_create(s, ps[0].tbl, ps[0].row, ps, n, page_change_at,
+						     &st)) < 0)
 			return error;
-		sqlite3_bind_text(st, 1, ps[0].row, -1, SQLITE_STATIC);
-		for (i = 0; i < n; i++)
-			rl_store_bind_value(st, (int)i + 2, &ps[i].value);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			error = rl_error_set(RL_EPROTO, "cannot create %s %s from the hub: %s", ps[0].tbl,
 					     ps[0].row, sqlite3_errmsg(rl_store_db(s)));

@@ -412,6 +412,55 @@ void rl_store_bind_value(sqlite3_stmt *st, int idx, const struct rl_value *v)
 	}
 }
 
+/* Is change i's field set again later in the run? */
+static int set_again(const void *run, size_t n, size_t i, rl_store_field_at *field_at)
+{
+	const struct rl_value *v;
+	const char *name = field_at(run, i, &v);
+	size_t j;
+
+	for (j = i + 1; j < n; j++)
+		if (strcmp(field_at(run, j, &v), name) == 0)
+			return 1;
+	return 0;
+}
+
+int rl_store_prepare_create(rl_store *s, const char *tbl, const char *id, const void *run,
+			    size_t n, rl_store_field_at *field_at, sqlite3_stmt **out)
+{
+	sqlite3_str *q = sqlite3_str_new(s->db);
+	const struct rl_value *v;
+	char *sql;
+	size_t i;
+	int error;
+
+	*out = NULL;
+	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(id", tbl);
+	for (i = 0; i < n; i++)
+		if (!set_again(run, n, i, field_at))
+			sqlite3_str_appendf(q, ", \"%w\"", field_at(run, i, &v));
+	sqlite3_str_appendall(q, ") VALUES (?1");
+	for (i = 0; i < n; i++)
+		if (!set_again(run, n, i, field_at))
+			sqlite3_str_appendf(q, ", ?%d", (int)i + 2);
+	sqlite3_str_appendall(q, ")");
+	if (!(sql = sqlite3_str_finish(q)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	/* Cached: a table's records mostly come with the same fields, and
+	 * preparing an INSERT compiles the table's triggers (FTS, R*Tree,
+	 * capture) — most of a create's cost when done per record. */
+	error = rl_store_prepare(s, sql, out);
+	sqlite3_free(sql);
+	if (error < 0)
+		return error;
+	sqlite3_bind_text(*out, 1, id, -1, SQLITE_STATIC);
+	for (i = 0; i < n; i++) {
+		field_at(run, i, &v);
+		rl_store_bind_value(*out, (int)i + 2, v);
+	}
+	return RL_OK;
+}
+
 int rl_store_preparef(rl_store *s, sqlite3_stmt **out, const char *fmt, ...)
 {
 	va_list ap;

@@ -22,6 +22,7 @@
 #ifndef RELASI_STORE_H
 #define RELASI_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sqlite3.h>
 
@@ -126,6 +127,23 @@ void rl_store_column_value(sqlite3_stmt *st, int col, struct rl_value *v);
  * value silently erased (found by tests/hub/test_faults.c). So v->s must
  * stay valid until the statement's step is done. */
 void rl_store_bind_value(sqlite3_stmt *st, int idx, const struct rl_value *v);
+
+/*
+ * A new record's INSERT from a run of n changes of one record, prepared
+ * (cached, as rl_store_prepare) and bound: the id as ?1 and change i's
+ * value as ?i+2 (rl_store_bind_value: text must outlive the step).
+ * field_at(run, i, &value) gives change i's field name and value. A field
+ * named twice in the run (a peer may send that; a pull may carry a create
+ * and an edit right after it) is named once, with its last value: SQLite
+ * keeps the first value of a column named twice, while the log and the
+ * field versions make the last one current; the earlier ones stay bound
+ * but unused. The caller steps and resets *out. Table and field names must
+ * be the data model's, never user text. RL_ENOMEM, or rl_store_prepare's
+ * errors.
+ */
+typedef const char *rl_store_field_at(const void *run, size_t i, const struct rl_value **value);
+int rl_store_prepare_create(rl_store *s, const char *tbl, const char *id, const void *run,
+			    size_t n, rl_store_field_at *field_at, sqlite3_stmt **out);
 
 /*
  * The same for SQL built with sqlite3_mprintf's format (%w for an
