@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from hub_test import HUB_BIN, SYNCED, Hub, assert_converged, free_port, sync_all, table_rows
+from hub_test import HUB_BIN, SYNCED, Hub, ahead, assert_converged, free_port, sync_all, table_rows
 from relasi_test import check, eq, main
 
 
@@ -296,6 +296,50 @@ def test_lost_edit_meets_newer_edit_as_conflict():
         rows = hub.query("SELECT field, hub_value, in_value FROM hub_conflicts")
         eq(rows, [("city", "Garut", "Bogor")], "the lost value and the newer one meet as a "
            "conflict for the admin, neither silently dropped")
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        budi.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_pair_lost_by_a_restore_goes_back_whole():
+    """ani raised a deal's amount (its currency went out unchanged with it,
+    answered "same", which moves no base); the restore lost the amount.
+    budi then moved the deal to yen on the restored hub. ani's recovery
+    queued the lost amount alone, and the hub, deciding it alone, kept
+    ani's later amount in budi's currency: 2000 JPY, a sum nobody entered.
+    Queued with its currency, the pair is one conflict and stays whole."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")       # may edit ani's deal
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        ani.ok("account", "add", "Toko A", "--city", "Bandung")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko A", "--amount", "12.50",
+               "--currency", "USD")
+        sync_all([ani, budi])
+        archive = backup(hub, work)
+        ani.ok("deal", "edit", "Kulkas", "--amount", "20", now=ahead(-120))   # lost
+        ani.ok("sync")
+        serve_restored(hub, archive, work)
+        budi.ok("deal", "edit", "Kulkas", "--currency", "JPY", "--amount", "1900",
+                now=ahead(-60))
+        budi.ok("sync")
+        r = ani.run("sync")
+        eq(r.code, 0, "ani syncs: " + r.err)
+        check("restored from a backup" in r.err, "ani is told", r.err)
+        eq(hub.query("SELECT amount, currency FROM deals"), [(2000, "USD")],
+           "ani's whole value for now, the later one (was 2000 JPY: ani's amount alone)")
+        rows = hub.query("SELECT id, field, hub_value, in_value, partner FROM hub_conflicts "
+                         "ORDER BY field")
+        eq([r[1:4] for r in rows], [("amount", 1900, 2000), ("currency", "JPY", "USD")],
+           "one conflict of the pair, both fields kept for the admin")
+        eq((rows[0][4], rows[1][4]), (rows[1][0], rows[0][0]), "each names the other")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
     finally:
         hub.cleanup()
         ani.cleanup()
@@ -930,6 +974,7 @@ def test_killed_backup_and_restore_leave_no_staging_behind():
 
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
+          test_a_pair_lost_by_a_restore_goes_back_whole,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
           test_hub_put_back_from_a_copy_without_restore, test_duplicate_merge_lost_by_a_restore,
