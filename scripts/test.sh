@@ -24,7 +24,7 @@ cmake --build build -j"$jobs"
 # The sanitizer build compiles while the normal suite runs: that suite
 # leaves a fifth of the two cores idle (its tests wait on hubs and
 # timeouts), about what the compile needs. Its output goes to a log,
-# shown if it fails.
+# printed after the suite; either failing fails the command.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
       -DRELASI_SANITIZE=ON -DRELASI_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs" >build-asan/build.log 2>&1 &
