@@ -267,6 +267,10 @@ static int cmd_bundle_import(struct cli_ctx *ctx, struct cli_args *a)
 				goto cleanup;
 		}
 	}
+	/* As after a session's pull: refused copies of a recovery that these
+	 * pages made moot leave the outbox now. */
+	if ((error = rl_sync_tidy_resent(ctx->store)) < 0)
+		goto cleanup;
 	if (ctx->json) {
 		error = cli_print_json(json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
 						 "s:b, s:I, s:I}",

@@ -2036,6 +2036,10 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 		}
 	}
 	stats->cursor = cursor;
+	/* A refused copy a recovery queued is moot once the pull brought its
+	 * field back from the hub: gone now, not at the next session. */
+	if ((error = rl_sync_tidy_resent(s)) < 0)
+		goto cleanup;
 	if ((req = json_object()))
 		rl_wire_write(c, RL_FRAME_BYE, req, RL_MAX_FRAME, 2000);
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);

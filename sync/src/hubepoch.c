@@ -21,7 +21,7 @@
  * The device thus carries back its own lost changes and those of others it
  * had pulled, sent as its own: the hub's role rules apply, and a copy the
  * hub already has is "same". A refused copy stays visible in `relasi
- * status` until the hub has that field again (tidy_resent). Copies are
+ * status` until the hub has that field again (rl_sync_tidy_resent). Copies are
  * marked rl_outbox.resent = 1 (schema/019_resent.sql): a seq range would
  * take in later edits, since seqs are reused.
  */
@@ -119,7 +119,8 @@ static int outbox_last(rl_store *s, long long *seq)
  * record: "a record can only be created as yourself") is moot once the hub
  * has that field again, from its owner's or a manager's device: the pull
  * then gave it a version after the restore point. Such copies are dropped
- * at the next session; the rest stay refused and visible. rl_meta
+ * after the pull that brings that version, and as each session begins;
+ * the rest stay refused and visible. rl_meta
  * 'hub_resent' = "R", the restore point, while copies (resent = 1) are
  * left. A note from before the marks, "FIRST LAST R" (the copies' seq
  * range), marks first the rows of that range still based on R, as the
@@ -142,7 +143,7 @@ static int mark_legacy_resent(rl_store *s, long long lo, long long hi, long long
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "tidying the outbox");
 }
 
-static int tidy_resent(rl_store *s)
+int rl_sync_tidy_resent(rl_store *s)
 {
 	sqlite3_stmt *st;
 	char *v = NULL;
@@ -397,7 +398,7 @@ int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats)
 		return error;
 	if (mine && strcmp(mine, epoch) == 0) {
 		free(mine);
-		return tidy_resent(s);
+		return rl_sync_tidy_resent(s);
 	}
 	if (!mine) {
 		/* First sync with this hub (or with epochs at all). */

@@ -304,6 +304,20 @@ def test_lost_edit_meets_newer_edit_as_conflict():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def lose_a_raised_amount(hub, ani, budi, work, budi_pulls):
+    """ani's deal Kulkas at 12.50 USD on every device, a backup, then ani
+    raises it to 20.00 (budi pulling that too, if budi_pulls), and the hub
+    is restored from the backup: the raise is lost."""
+    ani.ok("account", "add", "Toko A", "--city", "Bandung")
+    ani.ok("deal", "add", "Kulkas", "--account", "Toko A", "--amount", "12.50",
+           "--currency", "USD")
+    sync_all([ani, budi])
+    archive = backup(hub, work)
+    ani.ok("deal", "edit", "Kulkas", "--amount", "20", now=ahead(-120))
+    sync_all([ani, budi] if budi_pulls else [ani])
+    serve_restored(hub, archive, work)
+
+
 def test_a_pair_lost_by_a_restore_goes_back_whole():
     """ani raised a deal's amount (its currency went out unchanged with it,
     answered "same", which moves no base); the restore lost the amount.
@@ -317,14 +331,7 @@ def test_a_pair_lost_by_a_restore_goes_back_whole():
     work = tempfile.mkdtemp(prefix="relasi-backup-")
     original = hub.dir
     try:
-        ani.ok("account", "add", "Toko A", "--city", "Bandung")
-        ani.ok("deal", "add", "Kulkas", "--account", "Toko A", "--amount", "12.50",
-               "--currency", "USD")
-        sync_all([ani, budi])
-        archive = backup(hub, work)
-        ani.ok("deal", "edit", "Kulkas", "--amount", "20", now=ahead(-120))   # lost
-        ani.ok("sync")
-        serve_restored(hub, archive, work)
+        lose_a_raised_amount(hub, ani, budi, work, budi_pulls=False)
         budi.ok("deal", "edit", "Kulkas", "--currency", "JPY", "--amount", "1900",
                 now=ahead(-60))
         budi.ok("sync")
@@ -338,6 +345,42 @@ def test_a_pair_lost_by_a_restore_goes_back_whole():
         eq([r[1:4] for r in rows], [("amount", 1900, 2000), ("currency", "JPY", "USD")],
            "one conflict of the pair, both fields kept for the admin")
         eq((rows[0][4], rows[1][4]), (rows[1][0], rows[0][0]), "each names the other")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        budi.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_refused_copies_leave_with_the_sync_that_brings_the_value_back():
+    """budi (a rep) pulled ani's raised amount before the restore lost it,
+    and re-sends it with its currency. The amount is refused (ani's deal);
+    the currency, unchanged, is answered "same" (one refusal, not two, as
+    for a live edit). Once ani brought the amount back, budi's refused copy
+    is moot: it leaves his outbox in the sync that pulls ani's value, not
+    one sync later (the tidy ran only as a session began, before its pull,
+    and `relasi status` went on showing a refused change that was done)."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    try:
+        lose_a_raised_amount(hub, ani, budi, work, budi_pulls=True)
+        eq(budi.run("sync").code, 0, "budi syncs first")
+        eq(budi.query("SELECT field, state FROM rl_outbox WHERE tbl = 'deals'"),
+           [("amount", "refused")], "budi's copy of ani's amount refused; the currency's "
+           "answered same")
+        eq(budi.js("status")["refused"], 1, "relasi status shows it")
+        eq(ani.run("sync").code, 0, "ani brings the amount back")
+        eq(hub.query("SELECT amount, currency FROM deals"), [(2000, "USD")], "the hub has it")
+        budi.ok("sync")
+        eq(budi.query("SELECT tbl, field, state FROM rl_outbox"), [],
+           "budi's refused copy is gone after the sync that pulled ani's value")
+        eq(budi.js("status")["refused"], 0, "nothing refused left in relasi status")
         sync_all([ani, budi])
         assert_converged(hub, [ani, budi])
     finally:
@@ -975,6 +1018,7 @@ def test_killed_backup_and_restore_leave_no_staging_behind():
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
           test_a_pair_lost_by_a_restore_goes_back_whole,
+          test_refused_copies_leave_with_the_sync_that_brings_the_value_back,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
           test_snapshot_device_carries_back_what_the_restore_lost,
           test_hub_put_back_from_a_copy_without_restore, test_duplicate_merge_lost_by_a_restore,

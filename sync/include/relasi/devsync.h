@@ -110,6 +110,17 @@ int rl_sync_check_reply(json_t *pushed, json_t *const *pages, size_t npages);
 int rl_sync_hub_epoch(rl_store *s, json_t *welcome, struct rl_sync_stats *stats);
 
 /*
+ * Drop the copies a recovery queued (rl_sync_hub_epoch) that the hub refused
+ * and that are moot now: the device holds a version of their field newer
+ * than the restore point, pulled from the hub. rl_sync_session calls it as
+ * a session begins and again after its pull, so a copy leaves `relasi
+ * status` in the sync that brings the field back; a reply bundle's import
+ * calls it after its pages. Its own transaction;
+ * nothing to do (no recovery pending) costs one read.
+ */
+int rl_sync_tidy_resent(rl_store *s);
+
+/*
  * Is epoch a history of the hub this device synced with before it learnt of
  * a restore (one it recovered from; rl_meta 'hub_epochs_past')? A reply
  * bundle of such a history is older than the restore: nothing in it applies.
