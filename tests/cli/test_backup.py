@@ -360,14 +360,21 @@ def test_refused_copies_leave_with_the_sync_that_brings_the_value_back():
     and re-sends it with its currency. The amount is refused (ani's deal);
     the currency, unchanged, is answered "same" (one refusal, not two, as
     for a live edit). Once ani brought the amount back, budi's refused copy
-    is moot: it leaves his outbox in the sync that pulls ani's value, not
-    one sync later (the tidy ran only as a session began, before its pull,
-    and `relasi status` went on showing a refused change that was done)."""
+    is moot: it leaves his outbox in the exchange that pulls ani's value, a
+    sync or a reply bundle, not one sync later (the tidy ran only as a
+    session began, before its pull, and `relasi status` went on showing a
+    refused change that was done)."""
+    for by_bundle in (False, True):
+        refused_copy_leaves(by_bundle)
+
+
+def refused_copy_leaves(by_bundle):
     hub = Hub()
     ani = hub.device("ani")
     budi = hub.device("budi")
     work = tempfile.mkdtemp(prefix="relasi-backup-")
     original = hub.dir
+    how = "a reply bundle" if by_bundle else "a sync"
     try:
         lose_a_raised_amount(hub, ani, budi, work, budi_pulls=True)
         eq(budi.run("sync").code, 0, "budi syncs first")
@@ -377,10 +384,16 @@ def test_refused_copies_leave_with_the_sync_that_brings_the_value_back():
         eq(budi.js("status")["refused"], 1, "relasi status shows it")
         eq(ani.run("sync").code, 0, "ani brings the amount back")
         eq(hub.query("SELECT amount, currency FROM deals"), [(2000, "USD")], "the hub has it")
-        budi.ok("sync")
+        if by_bundle:
+            bundle, reply = os.path.join(work, "budi.bundle"), os.path.join(work, "reply.bundle")
+            budi.ok("bundle", "export", bundle)
+            hub.admin("bundle", "import", bundle, "--reply", reply)
+            budi.ok("bundle", "import", reply)
+        else:
+            budi.ok("sync")
         eq(budi.query("SELECT tbl, field, state FROM rl_outbox"), [],
-           "budi's refused copy is gone after the sync that pulled ani's value")
-        eq(budi.js("status")["refused"], 0, "nothing refused left in relasi status")
+           f"budi's refused copy is gone after {how} that pulled ani's value")
+        eq(budi.js("status")["refused"], 0, f"nothing refused left in relasi status ({how})")
         sync_all([ani, budi])
         assert_converged(hub, [ani, budi])
     finally:
