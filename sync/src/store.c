@@ -428,24 +428,33 @@ static int set_again(const void *run, size_t n, size_t i, rl_store_field_at *fie
 int rl_store_prepare_create(rl_store *s, const char *tbl, const char *id, const void *run,
 			    size_t n, rl_store_field_at *field_at, sqlite3_stmt **out)
 {
-	sqlite3_str *q = sqlite3_str_new(s->db);
+	sqlite3_str *q = sqlite3_str_new(s->db), *params = sqlite3_str_new(s->db);
 	const struct rl_value *v;
-	char *sql;
+	char *sql, *ps;
 	size_t i;
 	int error;
 
+	/* Columns and parameters in one pass: set_again is quadratic in n
+	 * (a hostile run may name one field thousands of times). */
 	*out = NULL;
 	sqlite3_str_appendf(q, "INSERT INTO \"%w\"(id", tbl);
-	for (i = 0; i < n; i++)
-		if (!set_again(run, n, i, field_at))
-			sqlite3_str_appendf(q, ", \"%w\"", field_at(run, i, &v));
-	sqlite3_str_appendall(q, ") VALUES (?1");
-	for (i = 0; i < n; i++)
-		if (!set_again(run, n, i, field_at))
-			sqlite3_str_appendf(q, ", ?%d", (int)i + 2);
-	sqlite3_str_appendall(q, ")");
-	if (!(sql = sqlite3_str_finish(q)))
+	for (i = 0; i < n; i++) {
+		if (set_again(run, n, i, field_at))
+			continue;
+		sqlite3_str_appendf(q, ", \"%w\"", field_at(run, i, &v));
+		sqlite3_str_appendf(params, ", ?%d", (int)i + 2);
+	}
+	ps = sqlite3_str_finish(params);
+	sqlite3_str_appendf(q, ") VALUES (?1%s)", ps ? ps : "");
+	sql = sqlite3_str_finish(q);
+	/* ps is NULL when empty (n == 0: the last change is never set again)
+	 * or out of memory. */
+	if (!sql || (n && !ps)) {
+		sqlite3_free(sql);
+		sqlite3_free(ps);
 		return rl_error_set(RL_ENOMEM, "out of memory");
+	}
+	sqlite3_free(ps);
 	/* Cached: a table's records mostly come with the same fields, and
 	 * preparing an INSERT compiles the table's triggers (FTS, R*Tree,
 	 * capture) — most of a create's cost when done per record. */
