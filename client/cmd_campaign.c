@@ -333,7 +333,12 @@ static const struct rp_col diff_cols[] = {
 	{ "revenue_per_member_diff", RP_MONEY, 0, NULL, 0 },
 };
 
-/* One member per customer: the target group wins when listed in both. */
+/* One member per customer: the target group wins when listed in both.
+ * A member whose customer was deleted later stays one, with its outcomes
+ * (intent to treat: leaving out whoever was deleted since the start would
+ * compare groups that no longer came from the same random draw). Its
+ * deleted deals and responses count nowhere, as everywhere; `campaign
+ * show` marks it "(deleted)", as the record lists do. */
 #define MEMBERS "(SELECT account_id, min(holdout) AS holdout FROM campaign_members" \
 	" WHERE campaign_id = ?1 AND deleted = 0 GROUP BY account_id)"
 #define CLOSED_TIME "coalesce(d.closed_at, d.expected_close || 'T00:00:00Z', d.created_at)"
@@ -541,6 +546,7 @@ static const struct rp_col show_cols[] = {
 	{ "name", RP_TEXT, 0, NULL, 0 },
 	{ "group", RP_TEXT, 0, NULL, 0 },
 	{ "responses", RP_INT, 0, NULL, 0 },
+	{ "account_deleted", RP_INT, 0, NULL, 1 },
 };
 
 static int run_table(struct cli_ctx *ctx, struct cli_args *a, struct rp_result *r,
@@ -609,9 +615,10 @@ static int cmd_campaign_show(struct cli_ctx *ctx, struct cli_args *a)
 	    (error = json_object_set_new(r.filters, "campaign", json_string(a->pos[0])) < 0
 		     ? rl_error_set(RL_ENOMEM, "out of memory") : RL_OK) >= 0 &&
 	    (error = rl_store_prepare(ctx->store,
-	     "SELECT m.account_id, a.name, CASE WHEN m.holdout THEN 'holdout' ELSE 'target' END,"
+	     "SELECT m.account_id, a.name || CASE WHEN a.deleted THEN ' (deleted)' ELSE '' END,"
+	     " CASE WHEN m.holdout THEN 'holdout' ELSE 'target' END,"
 	     " (SELECT count(*) FROM activities x WHERE x.campaign_id = ?1"
-	     "  AND x.account_id = m.account_id AND x.deleted = 0)"
+	     "  AND x.account_id = m.account_id AND x.deleted = 0), coalesce(a.deleted, 0)"
 	     " FROM " MEMBERS " m LEFT JOIN accounts a ON a.id = m.account_id"
 	     " ORDER BY m.holdout, a.name COLLATE NOCASE, m.account_id", &st)) >= 0) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);

@@ -618,6 +618,47 @@ def test_campaigns_through_hub():
         hub.cleanup()
 
 
+def test_a_deleted_member_stays_in_its_campaign():
+    """docs/marketing.md: members are frozen at the start, so a customer
+    deleted later stays a member (intent to treat); what a cascade deleted
+    with it (its won deal, its response) counts nowhere, as everywhere; and
+    `campaign show` marks it, as the record lists do."""
+    s = Store(now=NOW)
+    try:
+        past = TODAY - dt.timedelta(days=40)
+        load(s, [{"name": n, "region": "Bali"} for n in ("Toko A", "Toko B", "Toko C")],
+             [("dealA", "Toko A", 100, "IDR", "Proposal", past),
+              ("dealB", "Toko B", 300, "IDR", "Proposal", past)])
+        s.ok("segment", "save", "bali", 'region = "Bali"')
+        s.ok("campaign", "create", "Promo", "--segment", "bali", "--holdout", "0", "--seed", "1")
+        for n in ("Toko A", "Toko B"):
+            s.ok("campaign", "respond", "Promo", n)
+            s.ok("deal", "won", "deal" + n[-1])
+
+        def figures():
+            rows = [r for r in s.js("campaign", "report", "Promo")["rows"]
+                    if r["group"] == "target"]
+            check(len(rows) == 1, "one currency in the target group", rows)
+            r = rows[0]
+            return r["members"], r["responded"], r["buyers"], r["won_deals"], r["revenue"]
+
+        eq(figures(), (3, 2, 2, 2, 40000), "before any delete")
+        s.ok("account", "delete", "Toko C")            # nothing of its own: a plain delete
+        eq(figures(), (3, 2, 2, 2, 40000), "a customer deleted after the start stays a member")
+        s.ok("account", "delete", "Toko A", "--cascade")
+        eq(figures(), (3, 1, 1, 1, 30000),
+           "still a member; the deal and the response deleted with it count nowhere")
+        shown = {r["name"]: r for r in s.js("campaign", "show", "Promo")["rows"]}
+        eq(sorted(shown), ["Toko A (deleted)", "Toko B", "Toko C (deleted)"],
+           "show lists every member, the deleted ones marked")
+        eq([shown[n]["account_deleted"] for n in sorted(shown)], [1, 0, 1], "account_deleted")
+        text = s.ok("campaign", "show", "Promo").out
+        check("Toko C (deleted)" in text and "account_deleted" not in text,
+              "the terminal table marks the name and leaves the flag to JSON and CSV", text)
+    finally:
+        s.cleanup()
+
+
 def test_tier_history_same_second():
     """`tiers evaluate` twice in one second (the store's clock fixed, as
     RELASI_NOW does; or a fast script) with the data changed in between
@@ -655,4 +696,4 @@ if __name__ == "__main__":
     main([test_rfm_generated, test_rfm_edges_and_ties, test_tiers_across_months,
           test_tier_history_same_second, test_negative_sums_round_as_documented,
           test_rule_errors, test_rule_text_in_any_script_case, test_rule_members,
-          test_campaigns_through_hub])
+          test_campaigns_through_hub, test_a_deleted_member_stays_in_its_campaign])
