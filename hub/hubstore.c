@@ -371,25 +371,40 @@ static int drop_keys(rl_store *s, const char *tbl, const char *row, const char *
  * record was deleted or merged away (it has no keys). They stay in
  * hub_duplicates as history and open again if the pair matches once more
  * (record_key). A merge marks its own pair 'merged' before this runs.
+ *
+ * One record's candidates are found by two statements, one per side of
+ * the pair, each through its index: a single "row_a = ?2 OR row_b = ?2"
+ * (with "?2 IS NULL OR" for the whole table) made SQLite read every
+ * candidate of the table, dismissed and merged ones too, for every record
+ * checked: for every key field a device pushed, and a `duplicates scan` of
+ * 120,000 records beside 20,000 candidates took 338 s instead of 3.
  */
+#define STALE_UPDATE "UPDATE hub_duplicates SET state = 'stale' WHERE tbl = ?1 " \
+	"AND state = 'open' AND NOT EXISTS (SELECT 1 FROM hub_keys k1 JOIN hub_keys k2 ON " \
+	"k2.tbl = k1.tbl AND k2.kind = k1.kind AND k2.key = k1.key " \
+	"WHERE k1.tbl = ?1 AND k1.row_id = hub_duplicates.row_a AND " \
+	"k2.row_id = hub_duplicates.row_b)"
+
 static int close_stale(rl_store *s, const char *tbl, const char *row)
 {
+	static const char *const sql[] = { STALE_UPDATE, STALE_UPDATE " AND row_a = ?2",
+					   STALE_UPDATE " AND row_b = ?2" };
 	sqlite3_stmt *st;
+	size_t i;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "UPDATE hub_duplicates SET state = 'stale' WHERE tbl = ?1 "
-				      "AND state = 'open' AND (?2 IS NULL OR row_a = ?2 OR row_b = ?2) "
-				      "AND NOT EXISTS (SELECT 1 FROM hub_keys k1 JOIN hub_keys k2 ON "
-				      "k2.tbl = k1.tbl AND k2.kind = k1.kind AND k2.key = k1.key "
-				      "WHERE k1.tbl = ?1 AND k1.row_id = hub_duplicates.row_a AND "
-				      "k2.row_id = hub_duplicates.row_b)", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
-	if (row)
-		sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "closing candidates that no longer match");
+	for (i = row ? 1 : 0; i < (row ? 3u : 1u); i++) {
+		if ((error = rl_store_prepare(s, sql[i], &st)) < 0)
+			return error;
+		sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+		if (row)
+			sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return rl_store_error(s, "closing candidates that no longer match");
+	}
+	return RL_OK;
 }
 
 int hub_duplicates_close_stale(rl_store *s, const char *tbl)
@@ -478,7 +493,8 @@ static int record_key(rl_store *s, const char *tbl, const char *row, const char 
 		return rl_store_error(s, "looking for duplicates");
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_keys(tbl, row_id, kind, key) "
 				      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, row_id, kind) "
-				      "DO UPDATE SET key = excluded.key", &st)) < 0)
+				      "DO UPDATE SET key = excluded.key WHERE key IS NOT excluded.key",
+				      &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, row, -1, SQLITE_STATIC);

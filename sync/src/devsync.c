@@ -1719,14 +1719,7 @@ again:
 	/* The load writes the whole store in one transaction: with the usual
 	 * 8 MiB page cache SQLite spills dirty pages to the WAL and reads them
 	 * back for every index; 64 MiB holds a large team's tables. */
-	{
-		sqlite3_stmt *cs;
-		if (sqlite3_prepare_v2(rl_store_db(s), "PRAGMA cache_size", -1, &cs, NULL) == SQLITE_OK &&
-		    sqlite3_step(cs) == SQLITE_ROW)
-			cache = sqlite3_column_int64(cs, 0);
-		sqlite3_finalize(cs);
-	}
-	sqlite3_exec(rl_store_db(s), "PRAGMA cache_size = -65536", NULL, NULL, NULL);
+	cache = rl_store_cache_widen(s, 65536);
 	rl_store_set_capture(s, 0);
 	/* Records are only inserted (load_chunk refuses one sent twice), so
 	 * search indexing can wait for the commit, as an import's does. */
@@ -1768,12 +1761,7 @@ again:
 	}
 	free_indexes(&ix);
 	rl_store_set_capture(s, 1);
-	{
-		char *sql = sqlite3_mprintf("PRAGMA cache_size = %lld", cache);
-		if (sql)
-			sqlite3_exec(rl_store_db(s), sql, NULL, NULL, NULL);
-		sqlite3_free(sql);
-	}
+	rl_store_cache_restore(s, cache);
 	if (error < 0)
 		goto done;
 	rl_hlc_receive(rl_store_hlc(s), sn.hlc, NULL);  /* far-future stamps are not adopted */

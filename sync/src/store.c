@@ -1224,3 +1224,26 @@ int rl_store_schema_version(rl_store *s)
 	pragma_int(s, "PRAGMA user_version", &v);
 	return v;
 }
+
+long long rl_store_cache_widen(rl_store *s, long long kib)
+{
+	sqlite3_stmt *st;
+	long long before = -8192;
+	char sql[64];
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		before = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = %lld", -kib);
+	sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return before;
+}
+
+void rl_store_cache_restore(rl_store *s, long long before)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = %lld", before);
+	sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}

@@ -271,6 +271,16 @@ rl_hlc *rl_store_hlc(rl_store *s);
 /* A new record id stamped with the store's clock. */
 int rl_store_new_id(rl_store *s, char out[RL_ID_BUFSZ]);
 
+/*
+ * For one long transaction that touches most of the store (a snapshot
+ * load, a scan of every customer): the page cache widened to kib KiB, so
+ * that SQLite does not spill dirty pages and read index pages again and
+ * again. Returns the setting before, for rl_store_cache_restore. Neither
+ * fails: a cache left as it was only costs time.
+ */
+long long rl_store_cache_widen(rl_store *s, long long kib);
+void rl_store_cache_restore(rl_store *s, long long before);
+
 #ifdef __cplusplus
 }
 #endif
