@@ -5,7 +5,7 @@
 #   sh bench/run.sh --quick    1/10 of the data, about 2 minutes
 #
 # BUILD_DIR (default: build) is where the binaries are built and taken from.
-# Any other arguments are passed to both benchmark scripts. The benchmarks
+# Any other arguments are passed to every benchmark script. The benchmarks
 # talk to 127.0.0.1 only and remove their temporary directories when done.
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,4 +22,5 @@ status=0
 python3 bench/bench_client.py --build "$BUILD_DIR" "$@" || status=1
 python3 bench/bench_reports.py --build "$BUILD_DIR" "$@" || status=1
 python3 bench/bench_sync.py --build "$BUILD_DIR" "$@" || status=1
+python3 bench/bench_rekey.py --build "$BUILD_DIR" "$@" || status=1
 exit $status
