@@ -23,4 +23,5 @@ python3 bench/bench_client.py --build "$BUILD_DIR" "$@" || status=1
 python3 bench/bench_reports.py --build "$BUILD_DIR" "$@" || status=1
 python3 bench/bench_sync.py --build "$BUILD_DIR" "$@" || status=1
 python3 bench/bench_rekey.py --build "$BUILD_DIR" "$@" || status=1
+python3 bench/bench_refused.py --build "$BUILD_DIR" "$@" || status=1
 exit $status

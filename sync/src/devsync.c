@@ -15,6 +15,7 @@
 
 #include "chunk.h"
 #include "image.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -778,8 +779,7 @@ static int field_state(rl_store *s, const struct rl_page_change *p, int *pending
 	int error, rc;
 
 	if ((error = rl_store_prepare(s,
-	     "SELECT EXISTS (SELECT 1 FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 "
-	     "               AND state IN ('pending', 'sent')), "
+	     "SELECT " RL_OUTBOX_WAITING ", "
 	     "       (SELECT version FROM rl_base WHERE tbl = ?1 AND row_id = ?2 AND field = ?3), "
 	     "       (SELECT version FROM rl_hold WHERE tbl = ?1 AND row_id = ?2 AND field = ?3)",
 	     &st)) < 0)

@@ -29,6 +29,8 @@
 #include "relasi/error.h"
 #include "relasi/model.h"
 
+#include "schema.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +57,7 @@ static int requeue(rl_store *s, const char *tbl, const char *row, const char *fi
 	/* Names come from the store; still only known ones reach SQL. */
 	if (!t || strcmp(t->name, tbl) != 0 || !rl_model_field(t, field))
 		return RL_OK;
-	if ((error = rl_store_prepare(s, "SELECT 1 FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 "
-				      "AND field = ?3 AND state IN ('pending', 'sent')", &q)) < 0)
+	if ((error = rl_store_prepare(s, "SELECT 1 WHERE " RL_OUTBOX_WAITING, &q)) < 0)
 		return error;
 	sqlite3_bind_text(q, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, row, -1, SQLITE_STATIC);

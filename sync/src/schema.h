@@ -13,6 +13,16 @@ struct rl_migration {
 	const char *sql;
 };
 
+/* SQL: does the device have its own change of field ?3 of record ?2 of
+ * table ?1 waiting (pending, or sent and not yet answered)? One EXISTS per
+ * state, so that each is found through its partial index
+ * (rl_outbox_pending, rl_outbox_sent: schema/022_outbox_sent.sql); one
+ * "state IN (...)" read the whole outbox for every pulled change. */
+#define RL_OUTBOX_WAITING \
+	"(EXISTS (SELECT 1 FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND field = ?3 " \
+	"AND state = 'pending') OR EXISTS (SELECT 1 FROM rl_outbox WHERE tbl = ?1 " \
+	"AND row_id = ?2 AND field = ?3 AND state = 'sent'))"
+
 extern const struct rl_migration rl_migrations[];
 extern const int rl_migrations_count;
 

@@ -1,0 +1,11 @@
+-- 022_outbox_sent.sql — a field's change in flight found through an index.
+--
+-- A pulled change of a record the device has asks whether the device has
+-- its own edit of that field waiting (sync/src/devsync.c field_state; the
+-- restore's put-back in sync/src/hubepoch.c asks the same). A pending edit
+-- has an index (rl_outbox_pending), but "state IN ('pending', 'sent')"
+-- could use none, so SQLite read the whole outbox, refused changes
+-- included, for every such pulled change: beside 3,000 refused changes a
+-- sync of 30,000 (5,000 of the rep's own customers pushed and pulled back)
+-- took 15 s instead of 2. The queries now ask for each state apart.
+CREATE INDEX rl_outbox_sent ON rl_outbox(tbl, row_id, field) WHERE state = 'sent';
