@@ -2343,7 +2343,9 @@ int hub_push_read(rl_store *s, const struct hub_peer *p, const struct rl_push *p
  * one device's). Every open one, and the ones decided in the last week, so
  * the rep sees what became of them. Newest first, at most
  * RL_MAX_DEVICE_CONFLICTS. "mine" is the side of the user's devices (the
- * hub's side when both were theirs). */
+ * hub's side when both were theirs). Both kinds are found through their
+ * indexes (hub schema 16): this runs once per session, and walking every
+ * conflict from the newest read the hub's whole history each time. */
 static int device_conflicts(rl_store *s, const char *user, json_t **out)
 {
 	sqlite3_stmt *st;
@@ -2360,8 +2362,10 @@ static int device_conflicts(rl_store *s, const char *user, json_t **out)
 	     "                              ELSE c.hub_device END), 'hub'), "
 	     "  c.winner, c.state, c.resolution, c.resolved_value, c.created_at, c.kind "
 	     "FROM hub_conflicts c "
-	     "WHERE (c.hub_device IN mine OR c.in_device IN mine) AND (c.state = 'open' OR "
-	     "       c.resolved_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')) "
+	     "WHERE c.id IN (SELECT id FROM hub_conflicts WHERE state = 'open' UNION "
+	     "               SELECT id FROM hub_conflicts WHERE resolved_at >= "
+	     "               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')) "
+	     "  AND (c.hub_device IN mine OR c.in_device IN mine) "
 	     "ORDER BY c.id DESC LIMIT ?2", &st)) < 0)
 		return error;
 	if (!(list = json_array())) {

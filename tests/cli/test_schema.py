@@ -347,6 +347,7 @@ def test_hub_upgrade_drops_device_indexes():
         con.execute("ALTER TABLE hub_conflicts DROP COLUMN left_version")    # hub schema 9's
         con.execute("ALTER TABLE hub_devices DROP COLUMN key_sha256")        # hub schema 10's
         con.execute("DROP INDEX hub_duplicates_row_b")                       # hub schema 11's
+        con.execute("DROP INDEX hub_conflicts_resolved")                     # hub schema 16's
         con.execute("ALTER TABLE hub_tokens DROP COLUMN cancelled_at")       # hub schema 12's
         con.execute("ALTER TABLE hub_conflicts DROP COLUMN partner")         # hub schema 13's
         con.execute("ALTER TABLE hub_conflicts DROP COLUMN cause_tbl")       # hub schema 15's
@@ -360,14 +361,17 @@ def test_hub_upgrade_drops_device_indexes():
         ani.ok("account", "add", "Toko Jauh", "--city", "Malang", "--geo", "-7.98,112.63")
         ani.ok("sync")
         eq(hub.query("SELECT count(*) FROM accounts"), [(2,)], "the new customer reached the hub")
-        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("15",)],
-           "the hub's store is at the latest hub schema, 15")
+        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("16",)],
+           "the hub's store is at the latest hub schema, 16")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_tokens') "
                      "WHERE name = 'cancelled_at'"), [(1,)],
            "hub schema 12: a token can be cancelled (token cancel)")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_conflicts') "
                      "WHERE name = 'partner'"), [(1,)],
            "hub schema 13: a pair's two conflicts name each other")
+        eq(hub.query("SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                     "AND name = 'hub_conflicts_resolved'"), [(1,)],
+           "hub schema 16: the conflicts resolved lately are found by index")
         eq(hub.query("SELECT count(*) FROM rl_meta WHERE key = 'hub_rekey'"), [(0,)],
            "hub schema 14: the match keys were folded again, once")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_conflicts') "
