@@ -375,7 +375,7 @@ static int drop_keys(rl_store *s, const char *tbl, const char *row, const char *
  * One record's candidates are found by two statements, one per side of
  * the pair, each through its index: a single "row_a = ?2 OR row_b = ?2"
  * (with "?2 IS NULL OR" for the whole table) made SQLite read every
- * candidate of the table, dismissed and merged ones too, for every record
+ * candidate of the table, the merged and stale ones too, for every record
  * checked: for every key field a device pushed, and a `duplicates scan` of
  * 120,000 records beside 20,000 candidates took 338 s instead of 3.
  */
