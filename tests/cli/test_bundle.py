@@ -235,6 +235,55 @@ def test_bundle_and_network_mixed():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_reply_bringing_a_colleagues_value_keeps_the_reps_later_edit():
+    """A reply carries everyone's changes, among them a colleague's edit of
+    a field the rep edited after the bundle left. A bundle made while an
+    earlier one is unanswered carries that one again, not the new edit: a
+    device has one batch in flight, and every exchange records the answer
+    to it before it applies the pages after it — so a pull never meets a
+    field in flight ('sent'), only pending ones. The rep's edit keeps its
+    value until the hub has decided it (sync/src/devsync.c field_state)."""
+    hub = Hub()
+    tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        budi.ok("sync")
+        ani.ok("account", "edit", "Makmur", "--region", "Jawa Barat")
+        ba, ra = os.path.join(tmp, "a.bundle"), os.path.join(tmp, "a.reply")
+        ani.ok("bundle", "export", ba)
+        budi.ok("account", "edit", "Makmur", "--city", "Cimahi")
+        budi.ok("sync")
+        hub.admin("bundle", "import", ba, "--reply", ra)     # the reply carries Cimahi
+        ani.ok("account", "edit", "Makmur", "--city", "Garut")
+        bb, rb = os.path.join(tmp, "b.bundle"), os.path.join(tmp, "b.reply")
+        ani.ok("bundle", "export", bb)                        # batch 1 again
+        eq(ani.query("SELECT state FROM rl_outbox WHERE field = 'city'"), [("pending",)],
+           "the new edit waits for the batch in flight to be answered")
+        ani.ok("bundle", "import", ra)
+        eq(ani.js("account", "show", "Makmur")["city"], "Garut",
+           "a reply bringing a colleague's value keeps the rep's own, not yet sent")
+        eq(ani.query("SELECT state FROM rl_outbox"), [("pending",)],
+           "batch 1 answered; the city still to send")
+        hub.admin("bundle", "import", bb, "--reply", rb)      # batch 1 again: answered again
+        bc, rc = os.path.join(tmp, "c.bundle"), os.path.join(tmp, "c.reply")
+        ani.ok("bundle", "export", bc)
+        hub.admin("bundle", "import", bc, "--reply", rc)
+        ani.ok("bundle", "import", rc)
+        budi.ok("sync")
+        ani.ok("sync")
+        assert_converged(hub, [ani, budi])
+        conflict = hub.query("SELECT hub_value, in_value FROM hub_conflicts WHERE field = 'city'")
+        eq(conflict, [("Cimahi", "Garut")], "the hub made one conflict of the two cities")
+    finally:
+        for d in (ani, budi):
+            d.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_hub_refusals():
     hub = Hub()
     other = Hub()
@@ -800,7 +849,9 @@ def test_a_reply_from_before_the_hub_restore():
 if __name__ == "__main__":
     main([test_a_bundle_export_restamps_after_the_clock_is_set_right,
           test_a_refused_edit_by_bundle_gets_the_hubs_value_back,
-          test_round_trip_by_bundle_only, test_bundle_and_network_mixed, test_hub_refusals,
+          test_round_trip_by_bundle_only, test_bundle_and_network_mixed,
+          test_a_reply_bringing_a_colleagues_value_keeps_the_reps_later_edit,
+          test_hub_refusals,
           test_device_refusals, test_append_again_before_the_merge_arrives,
           test_bundle_only_device_after_a_hub_restore,
           test_a_bundle_made_before_the_device_knew_of_a_restore,
