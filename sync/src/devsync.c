@@ -1661,7 +1661,7 @@ static int snapshot_load(rl_store *s, rl_conn *c, unsigned flags, long long *cur
 	unsigned char *frame = NULL;
 	size_t frame_cap = 0, frame_len;
 	char status[96];
-	long long cache = -8192;
+	long long cache;
 	int error, ok, skip, type, last = 0, bulk = 0, image = 0, tx_ended = 0, retry;
 
 	memset(&sn, 0, sizeof(sn));

@@ -1,6 +1,8 @@
 /*
  * schema.h — private: the migrations embedded from the schema/ files by
- * cmake/embed_schema.cmake, and the change-capture installer.
+ * cmake/embed_schema.cmake, the change-capture installer, and the one
+ * outbox question whose shape depends on the schema's partial indexes
+ * (RL_OUTBOX_WAITING).
  */
 #ifndef RELASI_SCHEMA_H
 #define RELASI_SCHEMA_H

@@ -24,6 +24,10 @@
 
 /* Distinct statements a process keeps prepared; the CLI uses a few dozen. */
 #define RL_STMT_CACHE 96
+/* The page cache every store opens with, in KiB (rl_store_open says why). */
+#define RL_CACHE_KIB 8192
+#define RL_STR(x) RL_STR_(x)
+#define RL_STR_(x) #x
 
 struct stmt_slot {
 	const char *key;
@@ -1166,7 +1170,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	 * for the cache it sets up, and 64 MiB measured slower for `nearby`
 	 * (bench/); the hub runs one connection per device session. */
 	if ((error = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
-			  "PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY",
+			  "PRAGMA cache_size = -" RL_STR(RL_CACHE_KIB) "; PRAGMA temp_store = MEMORY",
 			  "configuring the store")) < 0)
 		goto fail;
 	/* The memory map, and which commands are better off without it:
@@ -1228,7 +1232,7 @@ int rl_store_schema_version(rl_store *s)
 long long rl_store_cache_widen(rl_store *s, long long kib)
 {
 	sqlite3_stmt *st;
-	long long before = -8192;
+	long long before = -RL_CACHE_KIB;
 	char sql[64];
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK &&
