@@ -4,6 +4,7 @@ relasi devices enrolled with it over TLS. Everything is bounded in time and
 torn down at the end."""
 import atexit
 import datetime
+import fcntl
 import json
 import os
 import random
@@ -39,28 +40,73 @@ def _ephemeral_low():
         return None
 
 
+# Ports handed out by free_port stay reserved until release_port (a Hub's
+# cleanup) or the end of the process, across every test process of the
+# machine: a lock on the port's byte of one shared file (POSIX record
+# locks, which the kernel drops when the process ends, however it ends).
+# Without it a hub stopped for a restart left its port free to the check
+# below, and a parallel test's new hub could take it in between: the
+# restart then failed with "Address already in use" (seen once, with the
+# simulation running beside ctest).
+_PORT_LOCK_PATH = os.path.join(tempfile.gettempdir(), "relasi-test-ports.lock")
+_port_lock_fd = None
+_reserved = set()                       # this process's: its own locks never conflict
+
+
+def _reserve(port):
+    """Reserve port for this process; False if another test process holds it."""
+    global _port_lock_fd
+    if port in _reserved:
+        return False
+    if _port_lock_fd is None:
+        # One descriptor for the process's life: closing any descriptor of
+        # the file would drop every record lock the process holds on it.
+        _port_lock_fd = os.open(_PORT_LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.lockf(_port_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port, os.SEEK_SET)
+    except OSError:
+        return False
+    _reserved.add(port)
+    return True
+
+
+def release_port(port):
+    """Give back a port free_port reserved (nothing if it did not)."""
+    if port in _reserved:
+        _reserved.discard(port)
+        fcntl.lockf(_port_lock_fd, fcntl.LOCK_UN, 1, port, os.SEEK_SET)
+
+
 def free_port():
     """A free loopback port for a hub, below the kernel's ephemeral range
-    when there is room. A hub keeps its port when a test stops and starts it
-    again, and a port of that range may meanwhile become the local port of
-    any client socket on the machine (a device of another test connecting
-    to its own hub): the restart then cannot listen (EADDRINUSE, even with
-    SO_REUSEADDR; tried by hand), the likely cause of a restart that failed
-    once in CI. Hubs of other tests pick at random among ~22,000 ports, and
-    every pick is checked by binding it."""
+    when there is room, reserved for this process until release_port. A
+    hub keeps its port when a test stops and starts it again, and a port of
+    that range may meanwhile become the local port of any client socket on
+    the machine (a device of another test connecting to its own hub): the
+    restart then cannot listen (EADDRINUSE, even with SO_REUSEADDR; tried
+    by hand), the likely cause of a restart that failed once in CI. Hubs of
+    other tests pick at random among ~22,000 ports, skip the ones reserved,
+    and check every pick by binding it."""
     low = _ephemeral_low()
     rng = random.SystemRandom()
     for _ in range(200 if low and low > 12000 else 0):
         port = rng.randrange(10000, low)
+        if not _reserve(port):
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                release_port(port)
                 continue
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if _reserve(port):
+            return port
+    raise Failure("no free loopback port that no other test holds")
 
 
 # Hubs still serving: stopped at exit, so that a test whose cleanup raised
@@ -101,6 +147,7 @@ class Hub:
                 if attempt == 2 or "Address already in use" not in self.logtext()[seen:]:
                     raise
                 self.stop()
+                release_port(self.port)
                 self.port = free_port()
                 conf_path = os.path.join(self.dir, "hub.json")
                 with open(conf_path) as f:
@@ -244,6 +291,7 @@ class Hub:
             self.stop()         # may raise: a sanitizer report in the log
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+            release_port(self.port)
             for d in self.devices:
                 d.cleanup()
 

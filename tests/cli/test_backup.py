@@ -19,7 +19,8 @@ import tempfile
 import threading
 import time
 
-from hub_test import HUB_BIN, SYNCED, Hub, ahead, assert_converged, free_port, sync_all, table_rows
+from hub_test import (HUB_BIN, SYNCED, Hub, ahead, assert_converged, free_port, release_port,
+                      sync_all, table_rows)
 from relasi_test import check, eq, main
 
 
@@ -213,6 +214,7 @@ def test_backup_while_syncing_restore_and_serve():
             rcon.close()
 
         port = free_port()
+        release_port(hub.port)          # the old hub's, stopped for good
         hub.dir = restored
         hub.port = port
         hub.log_path = os.path.join(work, "serve.log")
