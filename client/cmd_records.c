@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relasi/limits.h"
 #include "relasi/valid.h"
 
 /* ---- add / edit / delete -------------------------------------------------- */
@@ -61,6 +62,25 @@ static int sync_done_at(struct cli_ctx *ctx, const struct write_args *w)
 		return RL_OK;
 	rl_time_format_utc(now_iso, rl_store_now_ms(ctx->store) / 1000);
 	return rl_record_set_raw_text(ctx->store, tasks, w->id, "done_at", done ? now_iso : NULL);
+}
+
+/*
+ * After a write to an existing record: if the hub will likely refuse it
+ * (a colleague's deal, visit or task, as this device knows), say so now,
+ * while the rep can still ask the colleague or a manager, rather than as
+ * a refused change at the next sync. The write stands: the device may not
+ * know that a manager has given the record to this rep since.
+ */
+static void warn_if_not_yours(struct cli_ctx *ctx, const struct rl_table *t, const char *id,
+			      const char *field)
+{
+	char owner[RL_MAX_NAME_BYTES + 1];
+	const char *why = rl_record_owner_refusal(ctx->store, t, id, field, owner, sizeof(owner));
+
+	if (why)
+		fprintf(stderr, "relasi: warning: this %s is %s's as far as this device knows; the "
+			"hub will refuse the change at the next sync unless it is yours by then (%s). "
+			"A refused change shows in 'relasi status'.\n", t->noun, owner, why);
 }
 
 static int do_write(struct cli_ctx *ctx, void *arg)
@@ -172,6 +192,7 @@ static int cmd_edit(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	if ((error = cli_write(ctx, do_write, &w)) < 0)
 		goto cleanup;
+	warn_if_not_yours(ctx, w.t, w.id, w.vals[0].field);
 	if (ctx->json) {
 		error = print_record(ctx, w.t, w.id);
 	} else {
@@ -679,6 +700,7 @@ static int run_move(struct cli_ctx *ctx, struct cli_args *a, struct move_args *m
 	}
 	if ((error = cli_write(ctx, do_move, m)) < 0)
 		goto cleanup;
+	warn_if_not_yours(ctx, deals, m->deal, "stage_id");
 	if (ctx->json) {
 		error = print_record(ctx, deals, m->deal);
 		goto cleanup;
@@ -766,6 +788,7 @@ static int cmd_task_done(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = rl_record_resolve(ctx->store, rl_model_table("tasks"), a->pos[0], id)) < 0 ||
 	    (error = cli_write(ctx, do_task_done, id)) < 0)
 		return error;
+	warn_if_not_yours(ctx, rl_model_table("tasks"), id, "done");
 	if (ctx->json)
 		return print_record(ctx, rl_model_table("tasks"), id);
 	printf("done: task %s\n", cli_short_id(ctx, "tasks", id, sid));

@@ -170,7 +170,7 @@ static const struct rl_table tables[] = {
 	{ "tasks", "task", "title", task_fields, N(task_fields) },
 	{ "stages", "stage", "name", stage_fields, N(stage_fields) },
 	{ "users", "user", "name", user_fields, N(user_fields) },
-	{ "deal_stage_events", "stage-event", "to_stage_id", stage_event_fields, N(stage_event_fields) },
+	{ "deal_stage_events", "stage-event", "deal_id", stage_event_fields, N(stage_event_fields) },
 	{ "segments", "segment", "name", segment_fields, N(segment_fields) },
 	{ "campaigns", "campaign", "name", campaign_fields, N(campaign_fields) },
 	{ "campaign_members", "campaign-member", "account_id", campaign_member_fields,

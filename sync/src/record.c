@@ -729,6 +729,35 @@ int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 	return RL_OK;
 }
 
+const char *rl_record_owner_refusal(rl_store *s, const struct rl_table *t, const char *id,
+				    const char *field, char *owner_name, size_t owner_sz)
+{
+	const char *of = rl_model_field(t, "owner_id") ? "owner_id"
+		       : rl_model_field(t, "user_id") ? "user_id" : NULL;
+	const char *role = rl_store_role(s), *why = NULL;
+	struct rl_value v = { RL_V_NULL, 0, 0.0, NULL };
+	char owner[RL_ID_BUFSZ] = "";
+	sqlite3_stmt *st;
+
+	owner_name[0] = '\0';
+	if (!role[0] || !of || !rl_model_field(t, field) ||
+	    rl_store_preparef(s, &st, "SELECT x.\"%w\", u.name FROM \"%w\" x LEFT JOIN users u "
+			      "ON u.id = x.\"%w\" WHERE x.id = ?1", of, t->name, of) < 0) {
+		rl_error_clear();
+		return NULL;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
+	    sqlite3_column_bytes(st, 0) < (int)sizeof(owner)) {
+		snprintf(owner, sizeof(owner), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(owner_name, owner_sz, "%s", sqlite3_column_text(st, 1)
+			 ? (const char *)sqlite3_column_text(st, 1) : owner);
+		why = rl_policy_refusal(role, rl_store_user_id(s), t->name, 0, owner, field, &v);
+	}
+	sqlite3_reset(st);
+	return why;
+}
+
 int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id,
 			   const char *field, const char *value)
 {

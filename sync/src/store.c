@@ -251,16 +251,29 @@ static void sql_money(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 }
 
 /* The result becomes the label of record id of t (its label field, with
- * "(deleted)" for a tombstone) when there is one; else it is left as is. */
+ * "(deleted)" for a tombstone) when there is one; else it is left as is.
+ * A label field that names another record (a stage move's deal, a
+ * campaign member's customer) reads as that record's label: a 32-hex id
+ * told a rep nothing in 'relasi status' (the raw id where that record is
+ * not on this store). */
 static void result_label(sqlite3_context *ctx, const struct rl_table *t, sqlite3_value *id)
 {
+	const struct rl_field *f = t->label_field ? rl_model_field(t, t->label_field) : NULL;
+	const struct rl_table *rt = f && f->ref ? rl_model_table(f->ref) : NULL;
 	sqlite3_stmt *st = NULL;
 	char *sql;
 
 	if (!t->label_field)
 		return;
-	if (!(sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' ELSE '' END "
-				    "FROM \"%w\" WHERE id = ?1", t->label_field, t->name))) {
+	if (rt && rt->label_field)
+		sql = sqlite3_mprintf("SELECT coalesce(r.\"%w\", x.\"%w\") || CASE WHEN x.deleted "
+				      "THEN ' (deleted)' ELSE '' END FROM \"%w\" x LEFT JOIN \"%w\" r "
+				      "ON r.id = x.\"%w\" WHERE x.id = ?1", rt->label_field,
+				      t->label_field, t->name, rt->name, t->label_field);
+	else
+		sql = sqlite3_mprintf("SELECT \"%w\" || CASE WHEN deleted THEN ' (deleted)' ELSE '' END "
+				      "FROM \"%w\" WHERE id = ?1", t->label_field, t->name);
+	if (!sql) {
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}

@@ -439,6 +439,59 @@ def test_a_cascade_over_a_colleagues_deal_is_refused_whole():
         hub.cleanup()
 
 
+def test_a_change_to_a_colleagues_record_is_warned_of_at_once():
+    """A rep's edit, stage move or task done on a colleague's record is
+    written (a manager may have given it to the rep since the device last
+    heard: the hub decides), but the command says at once, on stderr, whose
+    it is and that the hub will refuse it, instead of the rep learning it
+    as a refused change at the next sync. Nothing is said of the rep's own
+    records, of shared customers, or to a manager. `relasi status` then
+    names the refused stage move by its deal, not by a stage's id."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    maya = hub.device("maya", "Maya Kusuma", role="manager")
+    try:
+        ani.ok("account", "add", "Toko Bersama", "--city", "Bogor")
+        ani.ok("deal", "add", "Punya Ani", "--account", "Toko Bersama", "--amount", "200")
+        ani.ok("task", "add", "Tagih Ani", "--account", "Toko Bersama", "--due", "today")
+        ani.ok("sync")
+        budi.ok("sync")
+        maya.ok("sync")
+        budi.ok("deal", "add", "Punya Budi", "--account", "Toko Bersama", "--amount", "100")
+        warning = "is Ani Wijaya's as far as this device knows"
+        for args, what in ((("deal", "edit", "Punya Ani", "--amount", "300"), "this deal"),
+                           (("deal", "move", "Punya Ani", "Proposal"), "this deal"),
+                           (("task", "done", "Tagih Ani"), "this task")):
+            r = budi.ok(*args)
+            check(f"warning: {what} {warning}" in r.err and
+                  "the hub will refuse the change" in r.err and
+                  "you may change only your own deals, activities and tasks" in r.err,
+                  f"{args}: the rep is told whose it is and what the hub will do", r)
+        eq(budi.query("SELECT amount, stage_id FROM deals WHERE title = 'Punya Ani'"),
+           [(30000, "00000000000000000000000000000003")], "the changes are written all the same")
+        eq(budi.query("SELECT done FROM tasks WHERE title = 'Tagih Ani'"), [(1,)], "the task too")
+        for args in (("deal", "edit", "Punya Budi", "--amount", "150"),
+                     ("deal", "move", "Punya Budi", "Proposal"),
+                     ("account", "edit", "Toko Bersama", "--phone", "0812-2000-1111")):
+            eq(budi.ok(*args).err, "", f"{args}: the rep's own deal, a shared customer: no word")
+        eq(maya.ok("deal", "edit", "Punya Ani", "--notes", "Cek stok").err, "",
+           "a manager changes anyone's deal without a word")
+        r = budi.js("sync")
+        check(r["refused"] > 0, "the hub refused what the warning said it would", r)
+        status = budi.ok("status").out
+        check('stage-event "Punya Ani"' in status, "the refused stage move is named by its deal",
+              status)
+        refused = status[status.index("refused:"):status.index("last sync")]
+        check(not any(len(w) == 32 and all(c in "0123456789abcdef" for c in w)
+                      for w in refused.replace('"', " ").split()),
+              "no refused record named by a raw id", status)
+    finally:
+        for d in (ani, budi, maya):
+            d.cleanup()
+        hub.cleanup()
+
+
 def test_user_edit_changes_what_the_device_may_do():
     """`relasi-hub user edit` changes a user's role (name, team) as a change
     every device pulls: a rep raised to manager may do what a manager may
@@ -711,4 +764,5 @@ if __name__ == "__main__":
           test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not,
           test_user_edit_changes_what_the_device_may_do,
           test_a_new_record_is_refused_whole, test_a_refused_new_record_stays_whole_on_the_device,
-          test_a_cascade_over_a_colleagues_deal_is_refused_whole])
+          test_a_cascade_over_a_colleagues_deal_is_refused_whole,
+          test_a_change_to_a_colleagues_record_is_warned_of_at_once])

@@ -47,6 +47,19 @@ int rl_record_create(rl_store *s, const struct rl_table *t,
 int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 		     const struct rl_fieldval *vals, size_t n);
 
+/*
+ * Why the hub will likely refuse this device's change of field of record id
+ * of t, judged by the owner this store knows (owner_id, else user_id), or
+ * NULL: nothing to say, or no way to tell (no role, no owner, an error).
+ * The write itself is not refused for it (a manager may have given the
+ * record to this user since the device last heard; the hub decides), so a
+ * command writes and then warns. owner_name receives the owner's name as
+ * this store has it (its id when the store has no such user). The reason
+ * is a static string (relasi/policy.h).
+ */
+const char *rl_record_owner_refusal(rl_store *s, const struct rl_table *t, const char *id,
+				    const char *field, char *owner_name, size_t owner_sz);
+
 /* Set one field to an already converted SQL value, bypassing text parsing
  * (for internal fields such as done_at, closed_at). */
 int rl_record_set_raw_text(rl_store *s, const struct rl_table *t, const char *id,
