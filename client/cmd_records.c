@@ -65,7 +65,8 @@ static int sync_done_at(struct cli_ctx *ctx, const struct write_args *w)
 }
 
 /*
- * After a write to an existing record: if the hub will likely refuse it
+ * After a write to an existing record (an edit, a stage move, a task done,
+ * a delete): if the hub will likely refuse it
  * (a colleague's deal, visit or task, as this device knows), say so now,
  * while the rep can still ask the colleague or a manager, rather than as
  * a refused change at the next sync. The write stands: the device may not
@@ -245,6 +246,10 @@ static int cmd_delete(struct cli_ctx *ctx, struct cli_args *a)
 	cli_short_id(ctx, d.t->name, d.id, sid);
 	if ((error = cli_write(ctx, do_delete, &d)) < 0)
 		goto cleanup;
+	/* A cascade was checked with the owners this device knows
+	 * (record.c); a single delete, like an edit, is written and warned of. */
+	if (!(d.flags & RL_DELETE_CASCADE))
+		warn_if_not_yours(ctx, d.t, d.id, "deleted");
 	if (ctx->json) {
 		if (!(o = json_pack("{s:s, s:s, s:b}", "id", d.id, "table", d.t->name, "deleted", 1)) ||
 		    !(list = json_array()) || json_object_set_new(o, "cascade", list) < 0) {

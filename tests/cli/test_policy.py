@@ -440,7 +440,7 @@ def test_a_cascade_over_a_colleagues_deal_is_refused_whole():
 
 
 def test_a_change_to_a_colleagues_record_is_warned_of_at_once():
-    """A rep's edit, stage move or task done on a colleague's record is
+    """A rep's edit, stage move, task done or delete of a colleague's record is
     written (a manager may have given it to the rep since the device last
     heard: the hub decides), but the command says at once, on stderr, whose
     it is and that the hub will refuse it, instead of the rep learning it
@@ -455,6 +455,7 @@ def test_a_change_to_a_colleagues_record_is_warned_of_at_once():
         ani.ok("account", "add", "Toko Bersama", "--city", "Bogor")
         ani.ok("deal", "add", "Punya Ani", "--account", "Toko Bersama", "--amount", "200")
         ani.ok("task", "add", "Tagih Ani", "--account", "Toko Bersama", "--due", "today")
+        ani.ok("task", "add", "Telepon Ani", "--account", "Toko Bersama", "--due", "today")
         ani.ok("sync")
         budi.ok("sync")
         maya.ok("sync")
@@ -462,7 +463,8 @@ def test_a_change_to_a_colleagues_record_is_warned_of_at_once():
         warning = "is Ani Wijaya's as far as this device knows"
         for args, what in ((("deal", "edit", "Punya Ani", "--amount", "300"), "this deal"),
                            (("deal", "move", "Punya Ani", "Proposal"), "this deal"),
-                           (("task", "done", "Tagih Ani"), "this task")):
+                           (("task", "done", "Tagih Ani"), "this task"),
+                           (("task", "delete", "Telepon Ani"), "this task")):
             r = budi.ok(*args)
             check(f"warning: {what} {warning}" in r.err and
                   "the hub will refuse the change" in r.err and
@@ -471,6 +473,8 @@ def test_a_change_to_a_colleagues_record_is_warned_of_at_once():
         eq(budi.query("SELECT amount, stage_id FROM deals WHERE title = 'Punya Ani'"),
            [(30000, "00000000000000000000000000000003")], "the changes are written all the same")
         eq(budi.query("SELECT done FROM tasks WHERE title = 'Tagih Ani'"), [(1,)], "the task too")
+        eq(budi.query("SELECT deleted FROM tasks WHERE title = 'Telepon Ani'"), [(1,)],
+           "and the delete")
         for args in (("deal", "edit", "Punya Budi", "--amount", "150"),
                      ("deal", "move", "Punya Budi", "Proposal"),
                      ("account", "edit", "Toko Bersama", "--phone", "0812-2000-1111")):
