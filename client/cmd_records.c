@@ -66,11 +66,11 @@ static int sync_done_at(struct cli_ctx *ctx, const struct write_args *w)
 
 /*
  * After a write to an existing record (an edit, a stage move, a task done,
- * a delete): if the hub will likely refuse it
- * (a colleague's deal, visit or task, as this device knows), say so now,
- * while the rep can still ask the colleague or a manager, rather than as
- * a refused change at the next sync. The write stands: the device may not
- * know that a manager has given the record to this rep since.
+ * a delete): if the hub will likely refuse it (a colleague's deal, visit
+ * or task, as this device knows), say so now, while the rep can still ask
+ * the colleague or a manager, rather than as a refused change at the next
+ * sync. The write stands: the device may not know that a manager has
+ * given the record to this rep since.
  */
 static void warn_if_not_yours(struct cli_ctx *ctx, const struct rl_table *t, const char *id,
 			      const char *field)
