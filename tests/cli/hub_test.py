@@ -48,7 +48,9 @@ def _ephemeral_low():
 # below, and a parallel test's new hub could take it in between: the
 # restart then failed with "Address already in use" (seen once, with the
 # simulation running beside ctest).
-_PORT_LOCK_PATH = os.path.join(tempfile.gettempdir(), "relasi-test-ports.lock")
+# One file per user: another user's file may not be writable (tests of two
+# users on one machine are left to the bind check and Hub's move).
+_PORT_LOCK_PATH = os.path.join(tempfile.gettempdir(), f"relasi-test-ports-{os.getuid()}.lock")
 _port_lock_fd = None
 _reserved = set()                       # this process's: its own locks never conflict
 
