@@ -513,20 +513,24 @@ def test_tables_align_wide_characters():
     of Medan's customers was unreadable); a cut long name ends on a whole
     character."""
     s = Store()
-    s.ok("account", "add", "Toko A", "--city", "Bandung")
-    s.ok("account", "add", "王记商行", "--city", "Medan")
-    s.ok("account", "add", "陈氏贸易有限公司" * 3, "--city", "Jakarta")
-    s.ok("account", "add", "Cafe\u0301 Ñoño", "--city", "Bogor")
-    lines = s.ok("account", "list").out.splitlines()
-    header, rows = lines[0], lines[1:]
-    eq(len(rows), 4, "four customers")
-    at = columns(header[:header.index("city")])
-    for line in rows:
-        city = next(c for c in ("Bandung", "Medan", "Jakarta", "Bogor") if c in line)
-        eq(columns(line[:line.index(city)]), at, f"the city column starts where its header does: "
-           f"{line!r}")
-    cut = next(line for line in rows if "陈氏" in line)
-    check("…" in cut and "\ufffd" not in cut, "the long name is cut on a whole character", cut)
+    try:
+        s.ok("account", "add", "Toko A", "--city", "Bandung")
+        s.ok("account", "add", "王记商行", "--city", "Medan")
+        s.ok("account", "add", "陈氏贸易有限公司" * 3, "--city", "Jakarta")
+        s.ok("account", "add", "Cafe\u0301 Ñoño", "--city", "Bogor")
+        lines = s.ok("account", "list").out.splitlines()
+        header, rows = lines[0], lines[1:]
+        eq(len(rows), 4, "four customers")
+        at = columns(header[:header.index("city")])
+        for line in rows:
+            city = next(c for c in ("Bandung", "Medan", "Jakarta", "Bogor") if c in line)
+            eq(columns(line[:line.index(city)]), at,
+               f"the city column starts where its header does: {line!r}")
+        cut = next(line for line in rows if "陈氏" in line)
+        check("…" in cut and "\ufffd" not in cut, "the long name is cut on a whole character",
+              cut)
+    finally:
+        s.cleanup()
 
 
 if __name__ == "__main__":
