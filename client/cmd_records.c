@@ -79,9 +79,10 @@ static void warn_if_not_yours(struct cli_ctx *ctx, const struct rl_table *t, con
 	const char *why = rl_record_owner_refusal(ctx->store, t, id, field, owner, sizeof(owner));
 
 	if (why)
-		fprintf(stderr, "relasi: warning: this %s is %s's as far as this device knows; the "
+		fprintf(stderr, "relasi: warning: this %s %s%s%s as far as this device knows; the "
 			"hub will refuse the change at the next sync unless it is yours by then (%s). "
-			"A refused change shows in 'relasi status'.\n", t->noun, owner, why);
+			"A refused change shows in 'relasi status'.\n", t->noun,
+			owner[0] ? "is " : "has no owner", owner, owner[0] ? "'s" : "", why);
 }
 
 static int do_write(struct cli_ctx *ctx, void *arg)

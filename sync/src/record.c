@@ -729,32 +729,62 @@ int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 	return RL_OK;
 }
 
+/*
+ * The role rule for this device's change of field of record id of t,
+ * judged by the owner this store has: owner_id, else user_id, a NULL one
+ * as "" (hub/hubstore.c row_owner reads it so). *why: the hub's reason, or
+ * NULL. owner_name: that owner's name as this store has it, else its id,
+ * else "". label (may be NULL): the record's label field, else "". No
+ * role (a store that never enrolled): no rule, *why NULL.
+ */
+static int judge_by_owner(rl_store *s, const struct rl_table *t, const char *id,
+			  const char *field, const char **why, char *owner_name, size_t owner_sz,
+			  char *label, size_t label_sz)
+{
+	const char *of = rl_model_field(t, "owner_id") ? "owner_id" : "user_id";
+	const char *role = rl_store_role(s), *v;
+	struct rl_value none = { RL_V_NULL, 0, 0.0, NULL };
+	char owner[RL_ID_BUFSZ] = "";
+	sqlite3_stmt *st;
+	int error;
+
+	*why = NULL;
+	owner_name[0] = '\0';
+	if (label)
+		label[0] = '\0';
+	if (!role[0] || !rl_model_field(t, of))
+		return RL_OK;
+	if ((error = rl_store_preparef(s, &st, "SELECT x.\"%w\", u.name, x.\"%w\" FROM \"%w\" x "
+				       "LEFT JOIN users u ON u.id = x.\"%w\" WHERE x.id = ?1", of,
+				       t->label_field, t->name, of)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rl_store_error(s, t->noun);
+	}
+	if ((v = (const char *)sqlite3_column_text(st, 0)))
+		snprintf(owner, sizeof(owner), "%s", v);
+	v = (const char *)sqlite3_column_text(st, 1);
+	snprintf(owner_name, owner_sz, "%s", v ? v : owner);
+	if (label && (v = (const char *)sqlite3_column_text(st, 2)))
+		snprintf(label, label_sz, "%s", v);
+	sqlite3_reset(st);
+	/* The value matters only for an owner field, which check_role has
+	 * judged already; the rest of the rule reads the owner alone. */
+	*why = rl_policy_refusal(role, rl_store_user_id(s), t->name, 0, owner, field, &none);
+	return RL_OK;
+}
+
 const char *rl_record_owner_refusal(rl_store *s, const struct rl_table *t, const char *id,
 				    const char *field, char *owner_name, size_t owner_sz)
 {
-	const char *of = rl_model_field(t, "owner_id") ? "owner_id"
-		       : rl_model_field(t, "user_id") ? "user_id" : NULL;
-	const char *role = rl_store_role(s), *why = NULL;
-	struct rl_value v = { RL_V_NULL, 0, 0.0, NULL };
-	char owner[RL_ID_BUFSZ] = "";
-	sqlite3_stmt *st;
+	const char *why;
 
-	owner_name[0] = '\0';
-	if (!role[0] || !of || !rl_model_field(t, field) ||
-	    rl_store_preparef(s, &st, "SELECT x.\"%w\", u.name FROM \"%w\" x LEFT JOIN users u "
-			      "ON u.id = x.\"%w\" WHERE x.id = ?1", of, t->name, of) < 0) {
+	if (judge_by_owner(s, t, id, field, &why, owner_name, owner_sz, NULL, 0) < 0) {
 		rl_error_clear();
 		return NULL;
 	}
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT &&
-	    sqlite3_column_bytes(st, 0) < (int)sizeof(owner)) {
-		snprintf(owner, sizeof(owner), "%s", (const char *)sqlite3_column_text(st, 0));
-		snprintf(owner_name, owner_sz, "%s", sqlite3_column_text(st, 1)
-			 ? (const char *)sqlite3_column_text(st, 1) : owner);
-		why = rl_policy_refusal(role, rl_store_user_id(s), t->name, 0, owner, field, &v);
-	}
-	sqlite3_reset(st);
 	return why;
 }
 
@@ -1048,38 +1078,19 @@ static void count_dependants(const struct rl_dependants *d, char *has, char *nam
  */
 static int check_dependant_role(rl_store *s, const struct rl_dependant *d)
 {
-	struct rl_value v = { d->cleared ? RL_V_NULL : RL_V_INT, 1, 0.0, NULL };
-	const char *of = rl_model_field(d->t, "owner_id") ? "owner_id" : "user_id";
-	const char *why, *role = rl_store_role(s);
-	char owner[RL_ID_BUFSZ] = "", sid[RL_ID_BUFSZ];
-	sqlite3_stmt *st;
+	char owner[RL_MAX_NAME_BYTES + 1], label[RL_MAX_NAME_BYTES + 1], sid[RL_ID_BUFSZ];
+	const char *why;
 	int error;
 
-	if (!role[0])
-		return RL_OK;
-	if ((error = rl_store_preparef(s, &st, "SELECT \"%w\", \"%w\" FROM \"%w\" WHERE id = ?1",
-				       of, d->t->label_field, d->t->name)) < 0)
+	if ((error = judge_by_owner(s, d->t, d->id, d->cleared ? d->cleared : "deleted", &why,
+				    owner, sizeof(owner), label, sizeof(label))) < 0 || !why)
 		return error;
-	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rl_store_error(s, d->t->noun);
-	}
-	if (sqlite3_column_text(st, 0))
-		snprintf(owner, sizeof(owner), "%s", (const char *)sqlite3_column_text(st, 0));
-	why = rl_policy_refusal(role, rl_store_user_id(s), d->t->name, 0, owner,
-				d->cleared ? d->cleared : "deleted", &v);
-	if (why) {
-		const char *label = (const char *)sqlite3_column_text(st, 1);
-		if (rl_record_short_id(s, d->t, d->id, sid) < 0)
-			snprintf(sid, sizeof(sid), "%.12s", d->id);
-		error = rl_error_set(RL_EDENIED, "not allowed: %s %s%s%s%s cannot be %s: %s "
-				     "(your role at the hub: %s); nothing was deleted", d->t->noun,
-				     sid, label ? " '" : "", label ? label : "", label ? "'" : "",
-				     d->cleared ? "changed" : "deleted", why, role);
-	}
-	sqlite3_reset(st);
-	return error;
+	if (rl_record_short_id(s, d->t, d->id, sid) < 0)
+		snprintf(sid, sizeof(sid), "%.12s", d->id);
+	return rl_error_set(RL_EDENIED, "not allowed: %s %s%s%s%s cannot be %s: %s "
+			    "(your role at the hub: %s); nothing was deleted", d->t->noun, sid,
+			    label[0] ? " '" : "", label, label[0] ? "'" : "",
+			    d->cleared ? "changed" : "deleted", why, rl_store_role(s));
 }
 
 int rl_record_delete_ex(rl_store *s, const struct rl_table *t, const char *id, unsigned flags,

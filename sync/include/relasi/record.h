@@ -49,13 +49,15 @@ int rl_record_update(rl_store *s, const struct rl_table *t, const char *id,
 
 /*
  * Why the hub will likely refuse this device's change of field of record id
- * of t, judged by the owner this store knows (owner_id, else user_id), or
- * NULL: nothing to say, or no way to tell (no role, no owner, an error).
- * The write itself is not refused for it (a manager may have given the
- * record to this user since the device last heard; the hub decides), so a
- * command writes and then warns. owner_name receives the owner's name as
- * this store has it (its id when the store has no such user). The reason
- * is a static string (relasi/policy.h).
+ * of t, judged by the owner this store knows (owner_id, else user_id; none
+ * is no one's, as the hub reads it), or NULL: nothing to say, or no way to
+ * tell (no role: never enrolled; an error). The write itself is not refused
+ * for it (a manager may have given the record to this user since the
+ * device last heard; the hub decides), so a command writes and then warns.
+ * owner_name receives the owner's name as this store has it (its id when
+ * the store has no such user, "" when the record has no owner). The reason
+ * is a static string (relasi/policy.h). The same judgement refuses a
+ * cascade's dependants (rl_record_delete_ex).
  */
 const char *rl_record_owner_refusal(rl_store *s, const struct rl_table *t, const char *id,
 				    const char *field, char *owner_name, size_t owner_sz);
