@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "relasi/limits.h"
+#include "relasi/outbox.h"
 #include "relasi/valid.h"
 
 /* mkdir -p with mode 0700: the store holds customer data. */
@@ -120,25 +121,31 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
  * partial index of pending changes, and the index of batched (sent or
  * refused) ones. A bound state would scan the whole outbox — seconds
  * after a big import. */
-static int count_outbox(struct cli_ctx *ctx, const char *state, long long *n)
+static int count_query(struct cli_ctx *ctx, const char *sql, const char *doing, long long *n)
 {
 	sqlite3_stmt *st;
-	const char *sql = strcmp(state, "pending") == 0
-		? "SELECT count(*) FROM rl_outbox WHERE state = 'pending'"
-		: strcmp(state, "sent") == 0
-		? "SELECT count(*) FROM rl_outbox WHERE batch IS NOT NULL AND state = 'sent'"
-		: "SELECT count(*) FROM rl_outbox WHERE batch IS NOT NULL AND state = 'refused'";
 	int error;
 
 	if ((error = rl_store_prepare(ctx->store, sql, &st)) < 0)
 		return error;
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
-		return rl_store_error(ctx->store, "counting changes");
+		return rl_store_error(ctx->store, doing);
 	}
 	*n = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return RL_OK;
+}
+
+static int count_outbox(struct cli_ctx *ctx, const char *state, long long *n)
+{
+	const char *sql = strcmp(state, "pending") == 0
+		? "SELECT count(*) FROM rl_outbox WHERE state = 'pending'"
+		: strcmp(state, "sent") == 0
+		? "SELECT count(*) FROM rl_outbox WHERE batch IS NOT NULL AND state = 'sent'"
+		: "SELECT count(*) FROM rl_outbox WHERE batch IS NOT NULL AND state = 'refused'";
+
+	return count_query(ctx, sql, "counting changes", n);
 }
 
 /* `relasi status` names at most this many refused records, one line each;
@@ -196,7 +203,8 @@ static int print_refused(struct cli_ctx *ctx)
 		return rl_store_error(ctx->store, "reading refused changes");
 	if (groups > STATUS_REFUSED_NAMED)
 		printf("  ... and %lld more\n", groups - STATUS_REFUSED_NAMED);
-	printf("  (every change: 'relasi outbox --state refused'; once read: "
+	printf("  (every change: 'relasi outbox --state refused'; a new record, once the cause "
+	       "is settled: 'relasi outbox retry --refused'; once read: "
 	       "'relasi outbox discard --refused')\n");
 	return RL_OK;
 }
@@ -228,31 +236,46 @@ static int count_conflicts(struct cli_ctx *ctx, long long *open, long long *lost
  * later edit replaced for now was told nowhere else (their own sync said
  * "conflicts 0": the conflict was the other push's).
  */
+/* Pending changes of refused new records, held until the rep sends the
+ * record again or discards it (relasi/outbox.h). Only an outbox with
+ * refused changes can hold any. */
+static int count_held(struct cli_ctx *ctx, long long *n)
+{
+	return count_query(ctx, "SELECT count(*) FROM rl_outbox WHERE state = 'pending' AND "
+			   RL_OUTBOX_HELD_SQL("rl_outbox"), "counting held changes", n);
+}
+
 static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 {
-	long long pending, sent, refused, conflicts = 0, lost = 0;
+	long long pending, sent, refused, held = 0, conflicts = 0, lost = 0;
 	char *name = NULL, *last_sync = NULL;
 	int error;
 
 	if ((error = count_outbox(ctx, "pending", &pending)) < 0 ||
 	    (error = count_outbox(ctx, "sent", &sent)) < 0 ||
 	    (error = count_outbox(ctx, "refused", &refused)) < 0 ||
+	    (refused && (error = count_held(ctx, &held)) < 0) ||
 	    (error = count_conflicts(ctx, &conflicts, &lost)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "rep_name", &name)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "last_sync", &last_sync)) < 0)
 		goto cleanup;
 	if (ctx->json) {
-		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I, s:s?}",
+		error = cli_print_json(json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:I, s:I, s:I, s:s?}",
 			"store", ctx->store_path, "device_id", rl_store_device_id(ctx->store),
 			"name", name, "schema", rl_store_schema_version(ctx->store),
-			"pending", (json_int_t)pending, "sent", (json_int_t)sent,
+			"pending", (json_int_t)pending, "held", (json_int_t)held,
+			"sent", (json_int_t)sent,
 			"refused", (json_int_t)refused, "conflicts", (json_int_t)conflicts,
 			"last_sync", last_sync));
 		goto cleanup;
 	}
 	printf("store:     %s (schema %d)\n", ctx->store_path, rl_store_schema_version(ctx->store));
 	printf("device:    %s (%s)\n", rl_store_device_id(ctx->store), name ? name : "?");
-	printf("pending:   %lld field change%s\n", pending, pending == 1 ? "" : "s");
+	printf("pending:   %lld field change%s", pending, pending == 1 ? "" : "s");
+	if (held)
+		printf(" (%lld held: edits of new records the hub refused, sent with them by "
+		       "'relasi outbox retry')", held);
+	printf("\n");
 	if (sent)
 		printf("in flight: %lld\n", sent);
 	if (refused) {
@@ -298,87 +321,138 @@ static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 	sqlite3_stmt *st;
 	int error;
 
-	if (state && strcmp(state, "pending") && strcmp(state, "sent") && strcmp(state, "refused"))
-		return cli_usage_error(a->cmd, "--state must be pending, sent or refused");
+	if (state && strcmp(state, "pending") && strcmp(state, "held") && strcmp(state, "sent") &&
+	    strcmp(state, "refused"))
+		return cli_usage_error(a->cmd, "--state must be pending, held, sent or refused");
 	if ((error = rl_store_prepare(ctx->store,
-	     "SELECT seq, tbl, row_id, field, value, state, reason, base, device, hlc, "
-	     "rl_label(tbl, row_id) AS record, rl_shown(tbl, row_id, field, value) AS shown "
-	     "FROM rl_outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY seq", &st)) < 0)
+	     "SELECT * FROM (SELECT seq, tbl, row_id, field, value, CASE WHEN state = 'pending' "
+	     "AND " RL_OUTBOX_HELD_SQL("rl_outbox") " THEN 'held' ELSE state END AS state, "
+	     "reason, base, device, hlc, rl_label(tbl, row_id) AS record, "
+	     "rl_shown(tbl, row_id, field, value) AS shown FROM rl_outbox "
+	     "WHERE ?1 IS NULL OR state = ?1 OR (?1 = 'held' AND state = 'pending')) "
+	     "WHERE ?1 IS NULL OR state = ?1 ORDER BY seq", &st)) < 0)
 		return error;
 	if (state)
 		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
 	return cli_emit(ctx, st, &view, NULL, NULL);
 }
 
-/* relasi outbox discard: refused changes only. A pending or sent change
- * is work on its way; a refused one the hub will never take as it is, and
- * a refused edit's record already shows the hub's value again (devsync.c),
- * so dropping it loses nothing the rep has not been told about. A refused
- * new record stays in this device's tables, the hub never having it. */
-static int cmd_outbox_discard(struct cli_ctx *ctx, struct cli_args *a)
+/* The seqs named on the command line (each once), or none for --refused.
+ * *seqs is malloc'd (caller frees). */
+static int outbox_seqs(struct cli_args *a, long long **seqs, size_t *n)
 {
-	sqlite3_stmt *st = NULL;
-	long long seq;
-	long n = 0;
-	int error, rc, lock = -1, all = cli_get(a, "refused") != NULL;
-	size_t i;
+	int all = cli_get(a, "refused") != NULL;
+	size_t i, k;
 	char *end;
 
+	*seqs = NULL;
+	*n = 0;
 	if (all == (a->npos > 0))
 		return cli_usage_error(a->cmd, "name refused changes by their seq, or give --refused "
 				       "for all of them");
+	if (all)
+		return RL_OK;
+	if (!(*seqs = calloc(a->npos, sizeof(**seqs))))
+		return rl_error_set(RL_ENOMEM, "out of memory");
 	for (i = 0; i < a->npos; i++) {
-		seq = strtoll(a->pos[i], &end, 10);
-		if (*end || seq <= 0)
+		long long seq = strtoll(a->pos[i], &end, 10);
+		if (*end || seq <= 0) {
+			free(*seqs);
+			*seqs = NULL;
 			return cli_usage_error(a->cmd, "'%s' is not an outbox seq", a->pos[i]);
-	}
-	if ((error = cli_exchange_lock(ctx, &lock)) < 0 || (error = rl_store_begin(ctx->store)) < 0)
-		goto done;
-	if (all) {
-		if ((error = rl_store_prepare(ctx->store, "DELETE FROM rl_outbox WHERE state = 'refused'",
-					      &st)) < 0)
-			goto fail;
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			error = rl_store_error(ctx->store, "discarding refused changes");
-			goto fail;
 		}
-		n = sqlite3_changes(rl_store_db(ctx->store));
-	}
-	for (i = 0; i < a->npos; i++) {
-		size_t k;
-		for (k = 0; k < i && strtoll(a->pos[k], NULL, 10) != strtoll(a->pos[i], NULL, 10); k++)
+		for (k = 0; k < *n && (*seqs)[k] != seq; k++)
 			;
-		if (k < i)
-			continue;       /* named twice */
-		if ((error = rl_store_prepare(ctx->store, "DELETE FROM rl_outbox WHERE seq = ?1 AND "
-					      "state = 'refused'", &st)) < 0)
-			goto fail;
-		sqlite3_bind_int64(st, 1, strtoll(a->pos[i], NULL, 10));
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			error = rl_store_error(ctx->store, "discarding a refused change");
-			goto fail;
-		}
-		if (sqlite3_changes(rl_store_db(ctx->store)) == 0) {
-			error = rl_error_set(RL_ENOTFOUND, "no refused change %s in the outbox (only "
-					     "refused changes can be discarded)", a->pos[i]);
-			goto fail;
-		}
-		n++;
+		if (k == *n)            /* named twice: once */
+			(*seqs)[(*n)++] = seq;
 	}
-	if ((error = rl_store_commit(ctx->store)) < 0)
-		goto fail;
-	if (ctx->json)
-		error = cli_print_json(json_pack("{s:I}", "discarded", (json_int_t)n));
-	else
-		printf("discarded %ld refused change%s\n", n, n == 1 ? "" : "s");
-	goto done;
-fail:
-	rl_store_rollback(ctx->store);
+	return RL_OK;
+}
+
+/*
+ * relasi outbox discard: refused changes only (relasi/outbox.h). A pending
+ * or sent change is work on its way; a refused edit's record already shows
+ * the hub's value again (devsync.c), so dropping it loses nothing the rep
+ * has not been told about. A refused new record leaves this device with
+ * what was refused with it: the hub never had it, and the device then
+ * holds what the hub holds again; the command names every record it
+ * removed.
+ */
+static int cmd_outbox_discard(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct rl_outbox_outcome out = { 0, 0, 0, NULL, 0 };
+	long long *seqs = NULL;
+	size_t n, i;
+	int error, lock = -1;
+
+	if ((error = outbox_seqs(a, &seqs, &n)) < 0 ||
+	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
+	    (error = rl_outbox_discard(ctx->store, seqs, n, &out)) < 0)
+		goto done;
+	if (ctx->json) {
+		json_t *removed = json_array();
+		for (i = 0; removed && i < out.nremoved; i++)
+			json_array_append_new(removed, json_pack("{s:s, s:s, s:s?}", "table",
+								 out.removed[i].tbl, "id",
+								 out.removed[i].id, "record",
+								 out.removed[i].label));
+		error = cli_print_json(json_pack("{s:I, s:o*}", "discarded", (json_int_t)out.changes,
+						 "removed", removed));
+		goto done;
+	}
+	printf("discarded %ld refused change%s\n", out.changes, out.changes == 1 ? "" : "s");
+	for (i = 0; i < out.nremoved; i++) {
+		const struct rl_table *t = rl_model_table(out.removed[i].tbl);
+		char sid[RL_ID_BUFSZ];
+		printf("removed from this device (the hub never had it): %s ",
+		       t ? t->noun : out.removed[i].tbl);
+		if (out.removed[i].label)
+			printf("\"%s\"\n", out.removed[i].label);
+		else
+			printf("%s\n", cli_short_id(ctx, out.removed[i].tbl, out.removed[i].id, sid));
+	}
 done:
+	rl_outbox_outcome_free(&out);
+	free(seqs);
+	if (lock >= 0)
+		close(lock);
+	return error;
+}
+
+/*
+ * relasi outbox retry: a refused new record goes out again, whole, at the
+ * next sync, once the rep has settled the cause (a role given back, a
+ * clock set right, its parent sent first). Its edits made since, held
+ * until now, go with it. A refused edit is not sent again: the record
+ * shows the hub's value, and the rep makes the edit again.
+ */
+static int cmd_outbox_retry(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct rl_outbox_outcome out = { 0, 0, 0, NULL, 0 };
+	long long *seqs = NULL;
+	size_t n;
+	int error, lock = -1;
+
+	if ((error = outbox_seqs(a, &seqs, &n)) < 0 ||
+	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
+	    (error = rl_outbox_retry(ctx->store, seqs, n, &out)) < 0)
+		goto done;
+	if (ctx->json) {
+		error = cli_print_json(json_pack("{s:I, s:I, s:I}", "records", (json_int_t)out.records,
+						 "changes", (json_int_t)out.changes,
+						 "edits_left", (json_int_t)out.edits_left));
+		goto done;
+	}
+	printf("%ld new record%s (%ld field change%s) to send again at the next sync\n",
+	       out.records, out.records == 1 ? "" : "s", out.changes, out.changes == 1 ? "" : "s");
+	if (out.edits_left)
+		printf("left %ld refused edit%s as %s: the record%s show%s the hub's value; make the "
+		       "edit again if it is allowed now, or 'relasi outbox discard'\n", out.edits_left,
+		       out.edits_left == 1 ? "" : "s", out.edits_left == 1 ? "it is" : "they are",
+		       out.edits_left == 1 ? "" : "s", out.edits_left == 1 ? "s" : "");
+done:
+	rl_outbox_outcome_free(&out);
+	free(seqs);
 	if (lock >= 0)
 		close(lock);
 	return error;
@@ -448,12 +522,17 @@ static const struct cli_opt init_opts[] = {
 };
 
 static const struct cli_opt outbox_opts[] = {
-	{ "state", 1, "STATE", "only pending, sent or refused changes", NULL },
+	{ "state", 1, "STATE", "only pending, held, sent or refused changes", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 
 static const struct cli_opt discard_opts[] = {
 	{ "refused", 0, NULL, "every refused change", NULL },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
+static const struct cli_opt retry_opts[] = {
+	{ "refused", 0, NULL, "every refused new record", NULL },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 
@@ -466,8 +545,11 @@ const struct cli_cmd cli_cmds_core[] = {
 	  outbox_opts, NULL, CLI_MODEL_NONE, 0, 0, 1 },
 	{ "outbox discard", cmd_outbox_discard, "[SEQ...] | --refused",
 	  "drop refused changes (a refused edit already shows the hub's value; a refused new "
-	  "record stays on this device only)",
+	  "record leaves this device, with what was refused with it)",
 	  discard_opts, NULL, CLI_MODEL_NONE, 0, 64, 1 },
+	{ "outbox retry", cmd_outbox_retry, "[SEQ...] | --refused",
+	  "send refused new records again at the next sync, once the cause is settled",
+	  retry_opts, NULL, CLI_MODEL_NONE, 0, 64, 1 },
 	{ "config", cmd_config, "[KEY [VALUE]]", "show or set country, currency, rep_name",
 	  NULL, NULL, CLI_MODEL_NONE, 0, 2, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, CLI_MODEL_NONE, 0, 0, 0 }

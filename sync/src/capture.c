@@ -19,7 +19,9 @@
  *                 goes out whole) — with base = the field's hub version: the larger
  *                 of rl_base and a snapshot's rl_base_snapshot
  *                 (each one INSERT over a UNION ALL of the columns)
- *   rl_cap_T_del  BEFORE DELETE: refused — deletes are tombstones
+ *   rl_cap_T_del  BEFORE DELETE: refused — deletes are tombstones — but
+ *                 while rl_removing() (rl_store_set_removal): a discarded
+ *                 record the hub never had leaves the store (outbox.c)
  *   rl_cap_T_id   BEFORE UPDATE OF id: refused — ids never change
  * A pending change of the same field coalesces (upsert on the partial unique
  * index rl_outbox_pending): the newest value and stamp win, the original base
@@ -139,7 +141,7 @@ static int install_table(sqlite3 *db, int ti)
 	upd_sql = sqlite3_str_finish(upd);
 	ins = upd = NULL;
 	other = sqlite3_mprintf(
-		"CREATE TRIGGER \"rl_cap_%w_del\" BEFORE DELETE ON \"%w\" BEGIN "
+		"CREATE TRIGGER \"rl_cap_%w_del\" BEFORE DELETE ON \"%w\" WHEN NOT rl_removing() BEGIN "
 		"SELECT RAISE(ABORT, 'rows of synced table %q are never deleted; set deleted = 1'); END;"
 		"CREATE TRIGGER \"rl_cap_%w_id\" BEFORE UPDATE OF id ON \"%w\" "
 		"WHEN old.id IS NOT new.id BEGIN "

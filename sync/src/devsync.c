@@ -8,6 +8,7 @@
 #include "relasi/limits.h"
 #include "relasi/merge.h"
 #include "relasi/model.h"
+#include "relasi/outbox.h"
 #include "relasi/page.h"
 #include "relasi/pushed.h"
 #include "relasi/valid.h"
@@ -135,7 +136,7 @@ static int freeze_batch(rl_store *s, long long *batch)
 	long long max_changes = batch_changes();
 	long long first = 0, last = 0, run_last = 0;
 	char last_tbl[64] = "", last_row[RL_ID_BUFSZ] = "";
-	int error, rc, started = 0;
+	int error, rc, started = 0, held;
 
 	*batch = 0;
 	if ((error = rl_store_begin(s)) < 0)
@@ -144,8 +145,23 @@ static int freeze_batch(rl_store *s, long long *batch)
 		goto fail;
 	if (next < 1)
 		next = 1;
-	if ((error = rl_store_prepare(s, "SELECT seq, tbl, row_id, length(CAST(value AS BLOB)) "
-				      "FROM rl_outbox WHERE state = 'pending' ORDER BY seq", &st)) < 0)
+	/* A refused new record's later edits are held (relasi/outbox.h); the
+	 * question is asked only of an outbox that has refused changes. */
+	if ((error = rl_store_prepare(s, "SELECT EXISTS (SELECT 1 FROM rl_outbox WHERE "
+				      "state = 'refused')", &st)) < 0)
+		goto fail;
+	rc = sqlite3_step(st);
+	held = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		error = rl_store_error(s, "reading the outbox");
+		goto fail;
+	}
+	if ((error = rl_store_prepare(s, held ?
+	     "SELECT seq, tbl, row_id, length(CAST(value AS BLOB)) FROM rl_outbox "
+	     "WHERE state = 'pending' AND NOT " RL_OUTBOX_HELD_SQL("rl_outbox") " ORDER BY seq" :
+	     "SELECT seq, tbl, row_id, length(CAST(value AS BLOB)) "
+	     "FROM rl_outbox WHERE state = 'pending' ORDER BY seq", &st)) < 0)
 		goto fail;
 	/* Collect runs of one record; add a run only if it fits whole. Runs
 	 * are taken in seq order up to the first that does not fit, so the
@@ -187,9 +203,11 @@ static int freeze_batch(rl_store *s, long long *batch)
 		goto fail;
 	}
 	if (count) {
-		if ((error = rl_store_prepare(s, "UPDATE rl_outbox SET state = 'sent', batch = ?3 "
-					      "WHERE seq BETWEEN ?1 AND ?2 AND state = 'pending'",
-					      &mark)) < 0)
+		if ((error = rl_store_prepare(s, held ?
+		     "UPDATE rl_outbox SET state = 'sent', batch = ?3 WHERE seq BETWEEN ?1 AND ?2 "
+		     "AND state = 'pending' AND NOT " RL_OUTBOX_HELD_SQL("rl_outbox") :
+		     "UPDATE rl_outbox SET state = 'sent', batch = ?3 "
+		     "WHERE seq BETWEEN ?1 AND ?2 AND state = 'pending'", &mark)) < 0)
 			goto fail;
 		sqlite3_bind_int64(mark, 1, first);
 		sqlite3_bind_int64(mark, 2, last);

@@ -45,6 +45,7 @@ struct rl_store {
 	rl_hlc hlc;
 	int64_t hlc_saved;      /* last stamp written to rl_meta */
 	int capture;
+	int removing;           /* rl_store_set_removal: physical DELETEs allowed */
 	int cap_deferred;       /* 1: new rows are captured by rl_store_capture_catch_up */
 	int64_t cap_from[RL_SYNCED_TABLES_MAX];  /* rl_synced_tables' rowids up to these are not new */
 	int fts_live;           /* 0: new rows are indexed by rl_store_fts_catch_up */
@@ -153,6 +154,11 @@ void rl_store_set_capture(rl_store *s, int on)
 	s->capture = on;
 }
 
+void rl_store_set_removal(rl_store *s, int on)
+{
+	s->removing = on;
+}
+
 /* ---- SQL functions used by the capture triggers ------------------------- */
 
 static void sql_hlc(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -184,6 +190,16 @@ static void sql_capture_row(sqlite3_context *ctx, int argc, sqlite3_value **argv
 	sqlite3_result_int(ctx, s->capture && (!s->cap_deferred || ti < 0 ||
 					       ti >= RL_SYNCED_TABLES_MAX ||
 					       sqlite3_value_int64(argv[1]) <= s->cap_from[ti]));
+}
+
+/* rl_removing(): may a row of a synced table be deleted now? Only while
+ * rl_store_set_removal says so (capture.c's delete guard). */
+static void sql_removing(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	rl_store *s = sqlite3_user_data(ctx);
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int(ctx, s->removing);
 }
 
 /* rl_fts_live(): the search triggers of schema 010 to 016, which migrations
@@ -355,6 +371,8 @@ static int register_functions(rl_store *s)
 	if (sqlite3_create_function(s->db, "rl_hlc", 0, SQLITE_UTF8, s, sql_hlc, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_device", 0, SQLITE_UTF8, s, sql_device, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_capture_row", 2, SQLITE_UTF8, s, sql_capture_row, NULL,
+				    NULL) ||
+	    sqlite3_create_function(s->db, "rl_removing", 0, SQLITE_UTF8, s, sql_removing, NULL,
 				    NULL) ||
 	    sqlite3_create_function(s->db, "rl_fts_live", 0, SQLITE_UTF8, s, sql_fts_live, NULL, NULL) ||
 	    sqlite3_create_function(s->db, "rl_fts_indexed", 2, SQLITE_UTF8, s, sql_fts_indexed, NULL,

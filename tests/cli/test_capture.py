@@ -115,7 +115,7 @@ def test_sqlite_shell_cannot_bypass_capture():
                 "DELETE FROM accounts"):
         r = subprocess.run(["sqlite3", s.path, sql], capture_output=True, text=True, timeout=60)
         check(r.returncode != 0, f"sqlite3 shell refused: {sql}", r.stderr)
-        check("rl_capture_row" in r.stderr or "never deleted" in r.stderr,
+        check("rl_capture_row" in r.stderr or "rl_removing" in r.stderr,
               "refusal says why", r.stderr)
     eq(s.dump(), before, "the store is unchanged after the refused shell writes")
     s.cleanup()

@@ -763,10 +763,137 @@ def test_a_refused_new_record_stays_whole_on_the_device():
         hub.cleanup()
 
 
+def test_a_refused_new_record_is_sent_again_once_its_cause_is_settled():
+    """A new deal refused whole (its rep was marketing for a while) had no
+    way back: a refused change was never sent again, and a later edit of
+    the deal went out alone, as a new deal of two fields, refused for the
+    fields it lacked. Now the later edit is held on the device while the
+    deal is refused, and once the role is given back `relasi outbox retry`
+    sends the deal again whole, with the edit, and the task made on it."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    adi = hub.device("adi", "Adi Admin", role="admin")
+    try:
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("sync")
+        adi.ok("sync")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("task", "add", "Telepon soal kulkas", "--deal", "Kulkas", "--account", "Toko Ani",
+               "--due", "+1d")
+        set_role(hub, adi, "ani", "marketing")
+        refused = ani.js("sync")["refused"]
+        check(refused > 0, "the deal, its stage move and the task refused", refused)
+        set_role(hub, adi, "ani", "rep")
+        ani.ok("sync")
+        ani.ok("deal", "edit", "Kulkas", "--amount", "2000")
+        st = ani.js("status")
+        eq((st["pending"], st["held"], st["refused"]), (2, 2, refused),
+           "the edit (amount and its currency) is held while the deal is refused")
+        eq([c["state"] for c in ani.js("outbox", "--state", "held")], ["held", "held"],
+           "and listed as held")
+        r = ani.js("sync")
+        eq((r["pushed"], r["refused"]), (0, 0), "a held edit is not sent alone")
+        eq(hub.query("SELECT count(*) FROM deals"), [(0,)], "nor made into a deal at the hub")
+        edit = ani.query("SELECT seq FROM rl_outbox WHERE tbl = 'accounts'")
+        eq(edit, [], "(no refused edit here)")
+        r = ani.js("outbox", "retry", "--refused")
+        eq((r["records"], r["edits_left"]), (3, 0), "the deal, its stage move and the task")
+        fields = ani.query("SELECT count(DISTINCT tbl || row_id || field) FROM rl_outbox")[0][0]
+        eq(r["changes"], fields, "one change per field, the newest value")
+        st = ani.js("status")
+        eq((st["pending"], st["held"], st["refused"]), (fields, 0, 0), "all pending again")
+        r = ani.js("sync")
+        eq((r["pushed"], r["applied"], r["refused"]), (fields, fields, 0),
+           "sent again whole and taken")
+        eq(hub.query("SELECT title, amount FROM deals"), [("Kulkas", 200000)],
+           "the deal at the hub, with the edit that was held")
+        eq(hub.query("SELECT t.title FROM tasks t JOIN deals d ON d.id = t.deal_id"),
+           [("Telepon soal kulkas",)], "its task linked to it")
+        eq(hub.query("SELECT count(*) FROM deal_stage_events"), [(1,)], "and its stage move")
+        adi.ok("sync")
+        assert_converged(hub, [ani, adi])
+    finally:
+        ani.cleanup()
+        adi.cleanup()
+        hub.cleanup()
+
+
+def test_discarding_a_refused_new_record_removes_it_from_the_device():
+    """Discarding a refused new record left it on the device for good: the
+    hub never had it, so the device never again held what the hub holds (a
+    refused stage move of a colleague's deal stayed in the rep's own
+    conversion report). Now it leaves the device with what was refused with
+    it; a dependant not refused yet stops the discard, naming it."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    budi = hub.device("budi", "Budi Santoso")
+    adi = hub.device("adi", "Adi Admin", role="admin")
+    try:
+        budi.ok("account", "add", "Toko Budi", "--city", "Bandung")
+        budi.ok("deal", "add", "Punya Budi", "--account", "Toko Budi", "--amount", "1000")
+        budi.ok("sync")
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("sync")
+        ani.ok("deal", "move", "Punya Budi", "Proposal")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("visit", "log", "Toko Ani", "--deal", "Kulkas", "--notes", "kompresor rusak",
+               "--next", "Kirim teknisi")
+        check(ani.js("search", "kompresor"), "the visit found by its notes before", None)
+        set_role(hub, adi, "ani", "marketing")
+        ani.ok("sync")
+        set_role(hub, adi, "ani", "rep")
+        ani.ok("sync")
+        eq(ani.query("SELECT count(*) FROM deal_stage_events WHERE deal_id = "
+                     "(SELECT id FROM deals WHERE title = 'Punya Budi')"), [(2,)],
+           "the refused move of budi's deal still on ani's device, beside budi's own")
+        move = ani.query("SELECT min(seq) FROM rl_outbox WHERE tbl = 'deals' AND field = "
+                         "'stage_id' AND state = 'refused' AND row_id = "
+                         "(SELECT id FROM deals WHERE title = 'Punya Budi')")[0][0]
+        ani.fails(5, "outbox", "retry", str(move), contains="make the edit again")
+        ani.ok("task", "add", "Cek garansi", "--deal", "Kulkas", "--account", "Toko Ani")
+        before = (ani.query("SELECT count(*) FROM rl_outbox"),
+                  ani.query("SELECT count(*) FROM deals"))
+        ani.fails(5, "outbox", "discard", "--refused",
+                  contains='task "Cek garansi" refers to deal "Kulkas", which the hub never had')
+        eq((ani.query("SELECT count(*) FROM rl_outbox"), ani.query("SELECT count(*) FROM deals")),
+           before, "a dependant not refused yet: nothing changed")
+        ani.ok("sync")                   # the hub refuses the task with its deal
+        outbox = ani.query("SELECT count(*) FROM rl_outbox")[0][0]
+        visit = ani.query("SELECT id FROM activities")[0][0]
+        r = ani.js("outbox", "discard", "--refused")
+        eq(r["discarded"], outbox, "every refused change discarded")
+        eq(sorted((x["table"], x["record"] or x["id"]) for x in r["removed"]),
+           [("activities", visit), ("deal_stage_events", "Kulkas"),
+            ("deal_stage_events", "Punya Budi"), ("deals", "Kulkas"),
+            ("tasks", "Cek garansi"), ("tasks", "Kirim teknisi")],
+           "the records the hub never had, each named")
+        eq(ani.query("SELECT title FROM deals"), [("Punya Budi",)], "the new deal gone")
+        eq(ani.query("SELECT count(*) FROM activities"), [(0,)], "its visit gone")
+        eq(ani.js("search", "kompresor"), [], "and out of the search index")
+        eq(ani.query("SELECT rowid FROM fts_activities WHERE fts_activities MATCH 'kompresor'"),
+           [], "no entry left in the index (external content: the index alone holds rowids)")
+        eq(ani.query("SELECT count(*) FROM deal_stage_events WHERE deal_id = "
+                     "(SELECT id FROM deals WHERE title = 'Punya Budi')"), [(1,)],
+           "budi's deal keeps only its own stage move")
+        st = ani.js("status")
+        eq((st["pending"], st["refused"]), (0, 0), "nothing left in the outbox")
+        ani.ok("sync")
+        budi.ok("sync")
+        adi.ok("sync")
+        assert_converged(hub, [ani, budi, adi])
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        adi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
           test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not,
           test_user_edit_changes_what_the_device_may_do,
           test_a_new_record_is_refused_whole, test_a_refused_new_record_stays_whole_on_the_device,
           test_a_cascade_over_a_colleagues_deal_is_refused_whole,
-          test_a_change_to_a_colleagues_record_is_warned_of_at_once])
+          test_a_change_to_a_colleagues_record_is_warned_of_at_once,
+          test_a_refused_new_record_is_sent_again_once_its_cause_is_settled,
+          test_discarding_a_refused_new_record_removes_it_from_the_device])

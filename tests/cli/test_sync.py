@@ -270,7 +270,8 @@ def test_edit_against_delete_duplicates_and_roles():
         refused = [c["seq"] for c in budi.js("outbox", "--state", "refused")]
         eq(len(refused), 2, "two refused changes listed")
         budi.ok("outbox", "discard", str(refused[0]), str(refused[0]))   # named twice: once
-        eq(budi.js("outbox", "discard", "--refused"), {"discarded": 1}, "and the rest")
+        eq(budi.js("outbox", "discard", "--refused"), {"discarded": 1, "removed": []},
+           "and the rest (edits: no record leaves)")
         eq(budi.js("status")["refused"], 0, "none left")
         eq(budi.js("status")["pending"], 1, "the pending edit kept")
     finally:

@@ -184,6 +184,12 @@ int rl_store_set_role(rl_store *s, const char *role);
  * the hub (they must not be sent back). On by default. */
 void rl_store_set_capture(rl_store *s, int on);
 
+/* Removal switch: rows of synced tables are never deleted (capture.c's
+ * guard refuses a DELETE) except while this is on. Only outbox.c turns it
+ * on, with capture off, to remove a record the hub never had that the rep
+ * discarded (relasi/outbox.h); off by default. */
+void rl_store_set_removal(rl_store *s, int on);
+
 
 /*
  * The journal for a bulk write (a snapshot load, an import). In WAL mode

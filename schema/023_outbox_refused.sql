@@ -1,0 +1,12 @@
+-- 023_outbox_refused.sql — a record's refused changes found through an
+-- index; and a delete guard that lets a discarded record leave.
+--
+-- A new record the hub refused is held on the device whole: its later
+-- edits stay pending until the rep sends it again (relasi outbox retry)
+-- or discards it, which removes it from this device, the hub never having
+-- had it (sync/src/outbox.c). Every pending change a sync freezes asks
+-- whether its record has refused changes: this index answers that without
+-- reading the outbox's refused rows (bench/bench_refused.py keeps 3,000).
+-- The capture triggers are rebuilt after every migration (capture.c), so
+-- this one also brings the delete guard's new exception (rl_removing()).
+CREATE INDEX rl_outbox_refused ON rl_outbox(tbl, row_id) WHERE state = 'refused';
