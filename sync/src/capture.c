@@ -195,6 +195,11 @@ cleanup:
 	return error;
 }
 
+int rl_capture_remove(sqlite3 *db)
+{
+	return drop_capture_triggers(db);
+}
+
 int rl_capture_install(sqlite3 *db)
 {
 	int i, error, exists = 0;

@@ -37,6 +37,12 @@ extern const int rl_hub_migrations_count;
  * columns (capture.c). Called inside the migration transaction. */
 int rl_capture_install(sqlite3 *db);
 
+/* Drop them (capture.c): a migration that runs ALTER TABLE on a store
+ * that has them first drops them and then installs them again, since
+ * SQLite parses the whole schema again after every ALTER TABLE and the
+ * triggers are most of it (store.c migrate_hub). */
+int rl_capture_remove(sqlite3 *db);
+
 /* The synced tables, NULL-terminated; a trigger names its table by its
  * index here (rl_capture_row). */
 extern const char *const rl_synced_tables[];

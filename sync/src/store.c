@@ -1035,6 +1035,11 @@ static int migrate_hub(rl_store *s)
 		rl_store_rollback(s);
 		return RL_OK;
 	}
+	/* The capture triggers are half of the schema's text: without them
+	 * each ALTER TABLE below parses the schema again in half the time
+	 * (a new hub runs eight). */
+	if ((error = rl_capture_remove(s->db)) < 0)
+		goto fail;
 	for (i = 0; i < rl_hub_migrations_count; i++) {
 		if (rl_hub_migrations[i].version <= have)
 			continue;
@@ -1051,6 +1056,7 @@ static int migrate_hub(rl_store *s)
 	}
 	snprintf(num, sizeof(num), "%d", rl_hub_migrations[rl_hub_migrations_count - 1].version);
 	if ((error = strip_device_indexes(s)) < 0 || (error = bump_schema_cookie(s)) < 0 ||
+	    (error = rl_capture_install(s->db)) < 0 ||
 	    (error = rl_store_meta_set(s, "hub_schema", num)) < 0)
 		goto fail;
 	return rl_store_commit(s);
