@@ -246,7 +246,6 @@ static int in_flight(rl_store *s, const struct rec *r, const char *doing)
 struct winner {
 	char *field, *device;
 	sqlite3_value *value;
-	sqlite3_int64 hlc;
 	int has_base;
 	sqlite3_int64 base;
 };
@@ -263,7 +262,11 @@ static void winners_free(struct winner *w, size_t n)
 
 /* A new record's changes, refused and held, become one run of pending
  * changes at the end of the outbox: the newest of each field, so that the
- * hub gets the whole record in one batch, as a new record, as it is now. */
+ * hub gets the whole record in one batch, as a new record, as it is now.
+ * They are stamped anew: a stamp orders concurrent edits of a field, and
+ * no one else has this record; an old stamp from a clock that ran ahead
+ * (the refusal's cause, maybe) would be refused again, and the clock's
+ * own fix re-stamps only while the device's clock is still ahead. */
 static int requeue(rl_store *s, const struct rec *r, long *changes)
 {
 	sqlite3_stmt *st;
@@ -271,7 +274,7 @@ static int requeue(rl_store *s, const struct rec *r, long *changes)
 	size_t n = 0, cap = 0;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "SELECT field, value, base, device, hlc FROM rl_outbox o "
+	if ((error = rl_store_prepare(s, "SELECT field, value, base, device FROM rl_outbox o "
 				      "WHERE tbl = ?1 AND row_id = ?2 AND seq = (SELECT max(seq) "
 				      "FROM rl_outbox i WHERE i.tbl = o.tbl AND i.row_id = o.row_id "
 				      "AND i.field = o.field) ORDER BY seq", &st)) < 0)
@@ -295,7 +298,6 @@ static int requeue(rl_store *s, const struct rec *r, long *changes)
 		w[n].has_base = sqlite3_column_type(st, 2) != SQLITE_NULL;
 		w[n].base = sqlite3_column_int64(st, 2);
 		w[n].device = strdup((const char *)sqlite3_column_text(st, 3));
-		w[n].hlc = sqlite3_column_int64(st, 4);
 		n++;
 		if (!w[n - 1].field || !w[n - 1].value || !w[n - 1].device) {
 			error = rl_error_set(RL_ENOMEM, "out of memory");
@@ -312,7 +314,7 @@ static int requeue(rl_store *s, const struct rec *r, long *changes)
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
 		if ((error = rl_store_prepare(s, "INSERT INTO rl_outbox(tbl, row_id, field, value, "
-					      "base, device, hlc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+					      "base, device, hlc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, rl_hlc())",
 					      &st)) < 0)
 			goto cleanup;
 		sqlite3_bind_text(st, 1, r->t->name, -1, SQLITE_STATIC);
@@ -322,7 +324,6 @@ static int requeue(rl_store *s, const struct rec *r, long *changes)
 		if (w[i].has_base)
 			sqlite3_bind_int64(st, 5, w[i].base);
 		sqlite3_bind_text(st, 6, w[i].device, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 7, w[i].hlc);
 		if ((error = step_done(s, st, "sending a refused record again")) < 0)
 			goto cleanup;
 	}

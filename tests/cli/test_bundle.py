@@ -616,7 +616,7 @@ def test_a_bundle_export_restamps_after_the_clock_is_set_right():
     change was refused too: the device's stamps stayed ahead, and by file no
     WELCOME says "restamp". The export now re-stamps pending changes itself;
     the changes refused before stay refused and visible, for the rep to
-    decide (relasi outbox discard)."""
+    decide: sent again (relasi outbox retry), they are re-stamped too."""
     hub = Hub()
     ani = hub.device("ani")
     tmp = tempfile.mkdtemp(prefix="relasi-clock-")
@@ -641,8 +641,17 @@ def test_a_bundle_export_restamps_after_the_clock_is_set_right():
            "the change made after the clock was set right reaches the hub")
         st = ani.js("status")
         eq((st["pending"], st["refused"]), (0, refused), "the refused ones stay, visible")
-        ani.ok("outbox", "discard", "--refused")
-        eq(ani.js("status")["refused"], 0, "until the rep drops them")
+        # the rep sends the refused customer again (relasi outbox retry): it
+        # is stamped anew, now that the clock is right
+        eq(ani.js("outbox", "retry", "--refused")["records"], 1, "the customer sent again")
+        b3, r3 = os.path.join(tmp, "3.bundle"), os.path.join(tmp, "3.reply")
+        ani.ok("bundle", "export", b3)
+        hub.admin("bundle", "import", b3, "--reply", r3)
+        ani.ok("bundle", "import", r3)
+        eq(sorted(hub.query("SELECT name FROM accounts")),
+           [("Toko Masa Depan",), ("Toko Sekarang",)], "and the hub takes it this time")
+        st = ani.js("status")
+        eq((st["pending"], st["refused"]), (0, 0), "nothing left refused")
     finally:
         ani.cleanup()
         hub.cleanup()

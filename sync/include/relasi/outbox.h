@@ -14,8 +14,9 @@
  * record of one field: refused for the fields it lacks, or worse, created
  * without them). Then either
  *   retry    its changes, refused and held, go out again as one new record:
- *            the newest value of each field, pending, at the end of the
- *            outbox (records in the order they were made, parents first);
+ *            the newest value of each field, pending, stamped anew, at the
+ *            end of the outbox (records in the order they were made,
+ *            parents first);
  *   discard  it leaves this device, the hub never having had it, so the
  *            device and the hub hold the same again. Records the device
  *            made that refer to it and were refused with it (a stage move,
