@@ -54,6 +54,17 @@ static int step_done(rl_store *s, sqlite3_stmt *st, const char *doing)
 	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, doing);
 }
 
+/*
+ * The seqs of one record's outbox rows (table ?1, id ?2), each state through
+ * its own partial index (rl_outbox_pending, _sent, _refused): the outbox has
+ * no index of every row by record (it would slow every captured change),
+ * and "tbl = ?1 AND row_id = ?2" alone reads the whole outbox.
+ */
+#define RECORD_SEQS \
+	"SELECT seq FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND state = 'pending' " \
+	"UNION ALL SELECT seq FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND state = 'sent' " \
+	"UNION ALL SELECT seq FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND state = 'refused'"
+
 /* Run sql (a string literal) with the record's table as ?1 and id as ?2. */
 static int run_on_record(rl_store *s, const char *sql, const struct rec *r, const char *doing)
 {
@@ -67,20 +78,22 @@ static int run_on_record(rl_store *s, const char *sql, const struct rec *r, cons
 	return step_done(s, st, doing);
 }
 
-/* How many of the record's outbox rows are in state (NULL: any). */
+/* How many of the record's outbox rows are in state ("sent" or "refused";
+ * a literal per state, so that its partial index answers). */
 static int count_rows(rl_store *s, const char *tbl, const char *id, const char *state,
 		      long long *count)
 {
 	sqlite3_stmt *st;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "SELECT count(*), min(seq) FROM rl_outbox WHERE tbl = ?1 "
-				      "AND row_id = ?2 AND (?3 IS NULL OR state = ?3)", &st)) < 0)
+	if ((error = rl_store_prepare(s, strcmp(state, "sent") == 0 ?
+				      "SELECT count(*) FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 "
+				      "AND state = 'sent'" :
+				      "SELECT count(*) FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 "
+				      "AND state = 'refused'", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	if (state)
-		sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	*count = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
@@ -114,7 +127,7 @@ static int recs_add(rl_store *s, struct recs *r, const char *tbl, const char *id
 	int error;
 	sqlite3_stmt *st;
 
-	if (!t || strcmp(t->name, tbl) != 0 || strlen(id) >= RL_ID_BUFSZ)
+	if (!t || strcmp(t->name, tbl) != 0 || !rl_id_valid(id))
 		return rl_error_set(RL_ESTORE, "the outbox names an unknown record (%s %s)", tbl, id);
 	if (recs_find(r, t, id) >= 0)
 		return RL_OK;
@@ -132,8 +145,7 @@ static int recs_add(rl_store *s, struct recs *r, const char *tbl, const char *id
 	memcpy(e->id, id, strlen(id) + 1);
 	if ((error = hub_never_had(s, t->name, id, &e->is_new)) < 0)
 		return error;
-	if ((error = rl_store_prepare(s, "SELECT min(seq) FROM rl_outbox WHERE tbl = ?1 AND "
-				      "row_id = ?2", &st)) < 0)
+	if ((error = rl_store_prepare(s, "SELECT min(seq) FROM (" RECORD_SEQS ")", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
@@ -274,10 +286,9 @@ static int requeue(rl_store *s, const struct rec *r, long *changes)
 	size_t n = 0, cap = 0;
 	int error, rc;
 
-	if ((error = rl_store_prepare(s, "SELECT field, value, base, device FROM rl_outbox o "
-				      "WHERE tbl = ?1 AND row_id = ?2 AND seq = (SELECT max(seq) "
-				      "FROM rl_outbox i WHERE i.tbl = o.tbl AND i.row_id = o.row_id "
-				      "AND i.field = o.field) ORDER BY seq", &st)) < 0)
+	if ((error = rl_store_prepare(s, "SELECT field, value, base, device FROM rl_outbox WHERE "
+				      "seq IN (SELECT max(seq) FROM rl_outbox WHERE seq IN ("
+				      RECORD_SEQS ") GROUP BY field) ORDER BY seq", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, r->t->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
@@ -309,7 +320,7 @@ static int requeue(rl_store *s, const struct rec *r, long *changes)
 		error = rl_store_error(s, "reading a refused record's changes");
 	if (error < 0)
 		goto cleanup;
-	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2", r,
+	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE seq IN (" RECORD_SEQS ")", r,
 				   "sending a refused record again")) < 0)
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
@@ -380,35 +391,47 @@ fail:
 
 /* ---- discard ------------------------------------------------------------------ */
 
-/* Add to r the records this device made that refer to r->v[i], refused
- * with it; RL_EINVALID naming one that refers to it and is not refused.
- * Every local row that refers to a record the hub never had got that
- * value from this device, so the outbox holds it: a change of a
- * reference field whose value is the id. */
-static int add_dependants(rl_store *s, struct recs *r, size_t i)
+/* Add to r the records this device made that refer to r->v[from..to),
+ * refused with them; RL_EINVALID / RL_EBUSY naming one that refers to
+ * one of them and is not refused. Every local row that refers to a record
+ * the hub never had got that value from this device, so the outbox holds
+ * it: a change of a reference field whose value is the id. One read of
+ * the outbox per round of the closure, not one per record. */
+static int add_dependants(rl_store *s, struct recs *r, size_t from, size_t to)
 {
 	sqlite3_stmt *st, *cur;
-	int error = RL_OK, rc;
-	char id[RL_ID_BUFSZ];
-	const struct rl_table *parent = r->v[i].t;
+	sqlite3_str *ids = sqlite3_str_new(NULL);
+	char *json;
+	int error = RL_OK, rc = SQLITE_DONE;
 
-	memcpy(id, r->v[i].id, sizeof(id));
-	if ((error = rl_store_prepare(s, "SELECT DISTINCT tbl, row_id, field FROM rl_outbox "
-				      "WHERE value = ?1", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	for (size_t k = from; k < to; k++)   /* ids are 32 hex digits (recs_add) */
+		sqlite3_str_appendf(ids, "%s\"%s\"", k > from ? "," : "[", r->v[k].id);
+	sqlite3_str_appendall(ids, "]");
+	if (!(json = sqlite3_str_finish(ids)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if ((error = rl_store_prepare(s, "SELECT DISTINCT tbl, row_id, field, value FROM rl_outbox "
+				      "WHERE value IN (SELECT value FROM json_each(?1))", &st)) < 0)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
 	while (error == RL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *tbl = (const char *)sqlite3_column_text(st, 0);
 		const char *row = (const char *)sqlite3_column_text(st, 1);
+		const char *id = (const char *)sqlite3_column_text(st, 3);
 		const struct rl_table *t = rl_model_table(tbl);
 		const struct rl_field *f = t ? rl_model_field(t, (const char *)
 							      sqlite3_column_text(st, 2)) : NULL;
+		const struct rl_table *parent = NULL;
 		struct rec probe;
 		long long refused, sent;
 		int refers = 0;
+		size_t k;
 
-		if (!f || f->type != RL_FT_REF || !f->ref || strcmp(f->ref, parent->name) != 0 ||
-		    strlen(row) >= RL_ID_BUFSZ || recs_find(r, t, row) >= 0)
+		for (k = from; k < to && !parent; k++)
+			if (strcmp(r->v[k].id, id) == 0)
+				parent = r->v[k].t;
+		if (!f || f->type != RL_FT_REF || !f->ref || !parent ||
+		    strcmp(f->ref, parent->name) != 0 || !rl_id_valid(row) ||
+		    recs_find(r, t, row) >= 0)
 			continue;
 		if ((error = rl_store_preparef(s, &cur, "SELECT 1 FROM \"%w\" WHERE id = ?1 AND "
 					       "\"%w\" = ?2", t->name, f->name)) < 0)
@@ -427,16 +450,21 @@ static int add_dependants(rl_store *s, struct recs *r, size_t i)
 		    (error = count_rows(s, t->name, row, "sent", &sent)) < 0)
 			break;
 		if (probe.is_new && refused > 0 && sent == 0) {
-			/* row and tbl point into st: copy before st moves */
-			char tb[64];
-			snprintf(tb, sizeof(tb), "%s", t->name);
-			error = recs_add(s, r, tb, probe.id);
+			error = recs_add(s, r, t->name, probe.id);
 			continue;
 		}
 		{
-			struct rec *pr = &r->v[i];
-			char *dl = label_of(s, &probe), *pl = label_of(s, pr);
-			const char *dn = dl ? dl : row, *pn = pl ? pl : id;
+			struct rec pr;
+			char *dl, *pl;
+			const char *dn, *pn;
+
+			memset(&pr, 0, sizeof(pr));
+			pr.t = parent;
+			memcpy(pr.id, id, strlen(id) + 1);
+			dl = label_of(s, &probe);
+			pl = label_of(s, &pr);
+			dn = dl ? dl : row;
+			pn = pl ? pl : id;
 			if (sent)
 				error = rl_error_set(RL_EBUSY, "%s \"%s\" refers to %s \"%s\", which the "
 						     "hub never had, and has changes on their way to "
@@ -459,6 +487,10 @@ static int add_dependants(rl_store *s, struct recs *r, size_t i)
 		}
 	}
 	sqlite3_reset(st);
+	if (error == RL_OK && rc != SQLITE_DONE)
+		error = rl_store_error(s, "reading the outbox");
+cleanup:
+	sqlite3_free(json);
 	return error;
 }
 
@@ -491,7 +523,7 @@ static int remove_record(rl_store *s, const struct rec *r, long *changes)
 		if ((error = step_done(s, st, "removing a discarded record's tier history")) < 0)
 			return error;
 	}
-	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2", r,
+	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE seq IN (" RECORD_SEQS ")", r,
 				   "discarding a record's changes")) < 0)
 		return error;
 	*changes += sqlite3_changes(rl_store_db(s));
@@ -546,11 +578,17 @@ int rl_outbox_discard(rl_store *s, const long long *seqs, size_t n,
 		if ((error = recs_add(s, &gone, r.v[i].t->name, r.v[i].id)) < 0)
 			goto fail;
 	}
-	/* The closure: what refers to a record leaving leaves with it. */
-	for (i = 0; i < gone.n; i++)
-		if ((error = in_flight(s, &gone.v[i], "discard")) < 0 ||
-		    (error = add_dependants(s, &gone, i)) < 0)
+	/* The closure, round by round: what refers to a record leaving
+	 * leaves with it. */
+	for (i = 0; i < gone.n;) {
+		size_t to = gone.n;
+		for (size_t k = i; k < to; k++)
+			if ((error = in_flight(s, &gone.v[k], "discard")) < 0)
+				goto fail;
+		if ((error = add_dependants(s, &gone, i, to)) < 0)
 			goto fail;
+		i = to;
+	}
 	if (gone.n) {
 		out->removed = calloc(gone.n, sizeof(*out->removed));
 		if (!out->removed) {
