@@ -338,7 +338,8 @@ static int cmd_outbox(struct cli_ctx *ctx, struct cli_args *a)
 }
 
 /* The seqs named on the command line (each once), or none for --refused.
- * *seqs is malloc'd (caller frees). */
+ * *seqs is malloc'd (caller frees). A usage error returns EXIT_USAGE
+ * (cli_usage_error), not a negative code: callers test != RL_OK. */
 static int outbox_seqs(struct cli_args *a, long long **seqs, size_t *n)
 {
 	int all = cli_get(a, "refused") != NULL;
@@ -385,7 +386,7 @@ static int cmd_outbox_discard(struct cli_ctx *ctx, struct cli_args *a)
 	size_t n, i;
 	int error, lock = -1;
 
-	if ((error = outbox_seqs(a, &seqs, &n)) < 0 ||
+	if ((error = outbox_seqs(a, &seqs, &n)) != RL_OK ||
 	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
 	    (error = rl_outbox_discard(ctx->store, seqs, n, &out)) < 0)
 		goto done;
@@ -433,7 +434,7 @@ static int cmd_outbox_retry(struct cli_ctx *ctx, struct cli_args *a)
 	size_t n;
 	int error, lock = -1;
 
-	if ((error = outbox_seqs(a, &seqs, &n)) < 0 ||
+	if ((error = outbox_seqs(a, &seqs, &n)) != RL_OK ||
 	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
 	    (error = rl_outbox_retry(ctx->store, seqs, n, &out)) < 0)
 		goto done;

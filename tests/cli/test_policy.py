@@ -794,8 +794,13 @@ def test_a_refused_new_record_is_sent_again_once_its_cause_is_settled():
         r = ani.js("sync")
         eq((r["pushed"], r["refused"]), (0, 0), "a held edit is not sent alone")
         eq(hub.query("SELECT count(*) FROM deals"), [(0,)], "nor made into a deal at the hub")
-        edit = ani.query("SELECT seq FROM rl_outbox WHERE tbl = 'accounts'")
-        eq(edit, [], "(no refused edit here)")
+        # what the command refuses, changing nothing
+        outbox = ani.query("SELECT * FROM rl_outbox ORDER BY seq")
+        ani.fails(2, "outbox", "retry", contains="--refused")
+        ani.fails(2, "outbox", "retry", "12x", contains="'12x' is not an outbox seq")
+        pending = ani.query("SELECT max(seq) FROM rl_outbox WHERE state = 'pending'")[0][0]
+        ani.fails(3, "outbox", "retry", str(pending), contains="only refused changes")
+        eq(ani.query("SELECT * FROM rl_outbox ORDER BY seq"), outbox, "the outbox unchanged")
         r = ani.js("outbox", "retry", "--refused")
         eq((r["records"], r["edits_left"]), (3, 0), "the deal, its stage move and the task")
         fields = ani.query("SELECT count(DISTINCT tbl || row_id || field) FROM rl_outbox")[0][0]

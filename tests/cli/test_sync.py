@@ -267,6 +267,9 @@ def test_edit_against_delete_duplicates_and_roles():
         budi.ok("account", "edit", "Apotek Sehat", "--industry", "Grosir")
         pending = budi.js("outbox", "--state", "pending")[0]["seq"]
         budi.fails(3, "outbox", "discard", str(pending), contains="only refused")
+        budi.fails(2, "outbox", "discard", contains="--refused")
+        budi.fails(2, "outbox", "discard", "7x", contains="'7x' is not an outbox seq")
+        eq(budi.js("status")["refused"], 2, "a bad command line discards nothing")
         refused = [c["seq"] for c in budi.js("outbox", "--state", "refused")]
         eq(len(refused), 2, "two refused changes listed")
         budi.ok("outbox", "discard", str(refused[0]), str(refused[0]))   # named twice: once
