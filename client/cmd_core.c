@@ -236,15 +236,6 @@ static int count_conflicts(struct cli_ctx *ctx, long long *open, long long *lost
  * later edit replaced for now was told nowhere else (their own sync said
  * "conflicts 0": the conflict was the other push's).
  */
-/* Pending changes of refused new records, held until the rep sends the
- * record again or discards it (relasi/outbox.h). Only an outbox with
- * refused changes can hold any. */
-static int count_held(struct cli_ctx *ctx, long long *n)
-{
-	return count_query(ctx, "SELECT count(*) FROM rl_outbox WHERE state = 'pending' AND "
-			   RL_OUTBOX_HELD_SQL("rl_outbox"), "counting held changes", n);
-}
-
 static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 {
 	long long pending, sent, refused, held = 0, conflicts = 0, lost = 0;
@@ -254,7 +245,7 @@ static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = count_outbox(ctx, "pending", &pending)) < 0 ||
 	    (error = count_outbox(ctx, "sent", &sent)) < 0 ||
 	    (error = count_outbox(ctx, "refused", &refused)) < 0 ||
-	    (refused && (error = count_held(ctx, &held)) < 0) ||
+	    (error = rl_outbox_count_held(ctx->store, &held)) < 0 ||
 	    (error = count_conflicts(ctx, &conflicts, &lost)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "rep_name", &name)) < 0 ||
 	    (error = rl_store_meta_get(ctx->store, "last_sync", &last_sync)) < 0)

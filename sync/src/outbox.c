@@ -628,6 +628,24 @@ fail:
 	return error;
 }
 
+int rl_outbox_count_held(rl_store *s, long long *n)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*n = 0;
+	if ((error = rl_store_prepare(s, "SELECT CASE WHEN EXISTS (SELECT 1 FROM rl_outbox WHERE "
+				      "state = 'refused') THEN (SELECT count(*) FROM rl_outbox WHERE "
+				      "state = 'pending' AND " RL_OUTBOX_HELD_SQL("rl_outbox") ") "
+				      "ELSE 0 END", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "counting held changes");
+}
+
 void rl_outbox_outcome_free(struct rl_outbox_outcome *out)
 {
 	for (size_t i = 0; i < out->nremoved; i++) {

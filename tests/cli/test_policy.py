@@ -792,7 +792,8 @@ def test_a_refused_new_record_is_sent_again_once_its_cause_is_settled():
         eq([c["state"] for c in ani.js("outbox", "--state", "held")], ["held", "held"],
            "and listed as held")
         r = ani.js("sync")
-        eq((r["pushed"], r["refused"]), (0, 0), "a held edit is not sent alone")
+        eq((r["pushed"], r["refused"], r["held"]), (0, 0, 2), "a held edit is not sent alone")
+        check("2 changes held" in ani.ok("sync").err, "and the sync says why it sent nothing")
         eq(hub.query("SELECT count(*) FROM deals"), [(0,)], "nor made into a deal at the hub")
         # what the command refuses, changing nothing
         outbox = ani.query("SELECT * FROM rl_outbox ORDER BY seq")

@@ -77,6 +77,10 @@ int rl_outbox_retry(rl_store *s, const long long *seqs, size_t n, struct rl_outb
 int rl_outbox_discard(rl_store *s, const long long *seqs, size_t n,
 		      struct rl_outbox_outcome *out);
 
+/* How many pending changes are held (below); 0 at once for an outbox
+ * without refused changes. */
+int rl_outbox_count_held(rl_store *s, long long *n);
+
 /* Free what an outcome owns; it can be used again. */
 void rl_outbox_outcome_free(struct rl_outbox_outcome *out);
 
