@@ -119,6 +119,44 @@ static int hub_never_had(rl_store *s, const char *tbl, const char *id, int *is_n
 	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the hub's versions");
 }
 
+/* A refused change of no record of the model (a table this binary does
+ * not know, a malformed id: the hub refuses such a change as it is): no
+ * record to send again or remove. A discard drops its refused rows; a
+ * retry leaves them, counted with the edits. */
+static int odd_record(const char *tbl, const char *id)
+{
+	const struct rl_table *t = rl_model_table(tbl);
+	return !t || strcmp(t->name, tbl) != 0 || !rl_id_valid(id);
+}
+
+/* seq: that refused change alone (its id as read may be cut short). */
+static int settle_odd(rl_store *s, const char *tbl, const char *id, const long long *seq,
+		      int discard, struct rl_outbox_outcome *res)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	if ((error = rl_store_prepare(s, discard ?
+	     "DELETE FROM rl_outbox WHERE state = 'refused' AND "
+	     "(?3 IS NULL AND tbl = ?1 AND row_id = ?2 OR seq = ?3)" :
+	     "SELECT count(*) FROM rl_outbox WHERE state = 'refused' AND "
+	     "(?3 IS NULL AND tbl = ?1 AND row_id = ?2 OR seq = ?3)", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	if (seq)
+		sqlite3_bind_int64(st, 3, *seq);
+	rc = sqlite3_step(st);
+	if (!discard && rc == SQLITE_ROW)
+		res->edits_left += (long)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != (discard ? SQLITE_DONE : SQLITE_ROW))
+		return rl_store_error(s, "reading the outbox");
+	if (discard)
+		res->changes += sqlite3_changes(rl_store_db(s));
+	return RL_OK;
+}
+
 static int recs_add(rl_store *s, struct recs *r, const char *tbl, const char *id)
 {
 	const struct rl_table *t = rl_model_table(tbl);
@@ -165,9 +203,10 @@ static int by_first(const void *a, const void *b)
 /* The records of the named refused changes (or of every refused change),
  * in the order they were made. A named change that is not refused:
  * RL_ENOTFOUND, "only refused changes can be VERB". */
-static int collect(rl_store *s, const long long *seqs, size_t n, const char *verb,
-		   struct recs *out)
+static int collect(rl_store *s, const long long *seqs, size_t n, int discard,
+		   struct recs *out, struct rl_outbox_outcome *res)
 {
+	const char *verb = discard ? "discarded" : "sent again";
 	sqlite3_stmt *st;
 	int error = RL_OK, rc;
 
@@ -175,16 +214,19 @@ static int collect(rl_store *s, const long long *seqs, size_t n, const char *ver
 		if ((error = rl_store_prepare(s, "SELECT DISTINCT tbl, row_id FROM rl_outbox "
 					      "WHERE state = 'refused'", &st)) < 0)
 			return error;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
-		       (error = recs_add(s, out, (const char *)sqlite3_column_text(st, 0),
-					 (const char *)sqlite3_column_text(st, 1))) == RL_OK)
-			;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *tbl = (const char *)sqlite3_column_text(st, 0);
+			const char *id = (const char *)sqlite3_column_text(st, 1);
+			if ((error = odd_record(tbl, id) ? settle_odd(s, tbl, id, NULL, discard, res)
+			     : recs_add(s, out, tbl, id)) < 0)
+				break;
+		}
 		sqlite3_reset(st);
 		if (error == RL_OK && rc != SQLITE_DONE)
 			error = rl_store_error(s, "reading the outbox");
 	}
 	for (size_t i = 0; error == RL_OK && i < n; i++) {
-		char tbl[64] = "", id[RL_ID_BUFSZ + 1] = "";
+		char tbl[64] = "", id[RL_ID_BUFSZ + 1] = "";   /* longer: odd_record */
 		if ((error = rl_store_prepare(s, "SELECT tbl, row_id FROM rl_outbox WHERE seq = ?1 "
 					      "AND state = 'refused'", &st)) < 0)
 			break;
@@ -200,6 +242,11 @@ static int collect(rl_store *s, const long long *seqs, size_t n, const char *ver
 					     "refused changes can be %s)", seqs[i], verb);
 		else if (rc != SQLITE_ROW)
 			error = rl_store_error(s, "reading the outbox");
+		else if (odd_record(tbl, id) && !discard)
+			error = rl_error_set(RL_EINVALID, "refused change %lld is not of a record this "
+					     "relasi knows (%s): it cannot be sent again", seqs[i], tbl);
+		else if (odd_record(tbl, id))
+			error = settle_odd(s, tbl, id, &seqs[i], discard, res);
 		else
 			error = recs_add(s, out, tbl, id);
 	}
@@ -352,7 +399,7 @@ int rl_outbox_retry(rl_store *s, const long long *seqs, size_t n, struct rl_outb
 	memset(out, 0, sizeof(*out));
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = collect(s, seqs, n, "sent again", &r)) < 0)
+	if ((error = collect(s, seqs, n, 0, &r, out)) < 0)
 		goto fail;
 	for (size_t i = 0; i < r.n; i++) {
 		struct rec *e = &r.v[i];
@@ -567,7 +614,7 @@ int rl_outbox_discard(rl_store *s, const long long *seqs, size_t n,
 	memset(out, 0, sizeof(*out));
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = collect(s, seqs, n, "discarded", &r)) < 0)
+	if ((error = collect(s, seqs, n, 1, &r, out)) < 0)
 		goto fail;
 	for (i = 0; i < r.n; i++) {
 		if (!r.v[i].is_new) {
