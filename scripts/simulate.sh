@@ -19,13 +19,15 @@
 #               (re-stamped once set right: FINDINGS 5 of simulate.py)
 #   -p          --pairs: devices also edit a deal's currency, the pair of
 #               its amount (docs/sync.md, "Fields that go together")
+#   -r          --refusals: reps also move colleagues' deals, which the hub
+#               refuses; the final phase discards what was refused
 #
 # Example: sh scripts/simulate.sh -j 2 -s 200 1-500
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 jobs=2 steps=120 devices= build="$here/build" logdir= extra=
-while getopts j:s:d:b:l:xwp opt; do
+while getopts j:s:d:b:l:xwpr opt; do
 	case $opt in
 	j) jobs=$OPTARG ;;
 	s) steps=$OPTARG ;;
@@ -35,11 +37,12 @@ while getopts j:s:d:b:l:xwp opt; do
 	x) extra="$extra --exact" ;;
 	w) extra="$extra --wild-skew" ;;
 	p) extra="$extra --pairs" ;;
-	*) sed -n "2,25p" "$0"; exit 2 ;;
+	r) extra="$extra --refusals" ;;
+	*) sed -n "2,27p" "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 1 ] || { sed -n "2,25p" "$0"; exit 2; }
+[ $# -eq 1 ] || { sed -n "2,27p" "$0"; exit 2; }
 first=${1%-*} last=${1#*-}
 [ -x "$build/relasi" ] && [ -x "$build/relasi-hub" ] || {
 	echo "simulate.sh: no relasi / relasi-hub in $build (build first, or -b DIR)" >&2; exit 2; }

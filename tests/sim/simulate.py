@@ -6,6 +6,7 @@ relasi devices (mostly reps, maybe a manager), each with its own store.
 
     python3 tests/sim/simulate.py --seed N [--seeds A-B] [--devices K] [--steps S]
                                   [--build DIR] [--verbose] [--keep] [--exact] [--wild-skew]
+                                  [--pairs] [--refusals]
 
 A run, every choice drawn from random.Random(seed) (never from the wall clock):
   * warm-up: a few customers, a contact and a deal, synced to every device
@@ -81,8 +82,12 @@ merge (never conflict); whether the hub's three-way merge (libgit2) reports
 "merged" or "same", and the merged text, are taken from the hub and checked
 only to keep every line of both sides. Which value wins a conflict follows
 the HLC stamps the devices really wrote (read from their outboxes), so it is
-exact. Role refusals are modelled but the scenario avoids them (a refused
-change stays on its device by design, so the stores could not converge).
+exact. Role refusals are modelled; the scenario makes them only with
+--refusals: reps then move colleagues' deals, which the hub refuses (the
+deal's stage and the new stage move, a new record the hub never has), and
+before the final checks every device discards what was refused (relasi
+outbox discard, which removes a refused new record from the device, so
+that the stores can converge; before 7 December the move stayed).
 
 Replays: every choice comes from the seed, so a replay makes the same
 choices. Outcomes that depend on timing: a SIGKILL after a delay may land in
@@ -1089,7 +1094,7 @@ def weighted(rng, pairs):
 
 class Sim:
     def __init__(self, seed, devices=None, steps=60, verbose=False, wild_skew=False,
-                 fixed_edit_delete=True, exact=False, pairs=False):
+                 fixed_edit_delete=True, exact=False, pairs=False, refusals=False):
         self.seed = seed
         self.rng = random.Random(seed)
         self.ndev = devices or self.rng.randint(2, 8)
@@ -1098,6 +1103,7 @@ class Sim:
         self.wild_skew = wild_skew
         self.exact = exact
         self.pairs = pairs
+        self.refusals = refusals
         self.concurrent = False       # a local command runs during a sync
         self.current = None           # the action in progress, for a failure report
         self.last_edit = None
@@ -1531,6 +1537,52 @@ class Sim:
         self.cmd(d, *args)
         return f"{d.login}: deal move {self.nm(rid)} {st}"
 
+    def act_move_colleague(self, d):
+        """--refusals: a rep moves a colleague's deal. The hub refuses the
+        deal's new stage and the new stage move (a new record the hub then
+        never has); the deal takes the hub's stage back, and the stage move
+        stays on the device, refused, until the final phase discards it."""
+        if d.role == "manager":
+            return None
+        deals = [x for x in self.view(d, "deals") if x not in self.mine(d, "deals")]
+        if not deals:
+            return None
+        rid = self.rng.choice(deals)
+        cur = d.tables["deals"][rid]["stage_id"]
+        st = self.rng.choice([s for s in STAGES if s != "Lost" and self.names.get(cur) != "S-" + s])
+        r = self.cmd(d, "deal", "move", rid, st)
+        if "will refuse" not in r.err:
+            self.fail(f"{d.login}: deal move of a colleague's deal {self.nm(rid)} was not warned "
+                      f"of: {r.err!r}")
+        self.stats["colleague-moves"] += 1
+        return f"{d.login}: deal move {self.nm(rid)} {st} (a colleague's deal)"
+
+    def discard_refused(self, d):
+        """The rep discards what the hub refused (relasi outbox discard):
+        refused edits leave the outbox, refused new records the device."""
+        before = sum(1 for o in d.obx.values() if o["state"] == "refused")
+        r = d.store.run("outbox", "discard", "--refused", "--json", now=d.now())
+        if r.code != 0:
+            self.fail(f"{d.login}: relasi outbox discard --refused exited {r.code}: {r.err.strip()}")
+        got = json.loads(r.out)
+        if got["discarded"] != before:
+            self.fail(f"{d.login}: outbox discard --refused discarded {got['discarded']} of "
+                      f"{before} refused changes")
+        post_t = read_tables(d.store.path)
+        gone = {(x["table"], x["id"]) for x in got["removed"]}
+        for t in H.SYNCED:
+            for rid in d.tables[t]:
+                if rid not in post_t[t] and (t, rid) not in gone:
+                    self.fail(f"{d.login}: outbox discard removed {t} {self.nm(rid)} unsaid")
+        for t, rid in gone:
+            if rid in post_t[t]:
+                self.fail(f"{d.login}: outbox discard said it removed {t} {self.nm(rid)}")
+        d.tables, d.obx = post_t, read_outbox(d.store.path)
+        self.stats["discarded"] += got["discarded"]
+        self.stats["records-removed"] += len(gone)
+        return f"{d.login}: outbox discard --refused: {got['discarded']} changes, " \
+               f"{len(gone)} records removed"
+
     def act_task_done(self, d):
         tasks = [x for x in self.mine(d, "tasks") if not d.tables["tasks"][x]["done"]]
         if not tasks:
@@ -1916,12 +1968,21 @@ class Sim:
         return n
 
     @staticmethod
-    def rewind(sess, results):
+    def rewind(sess, results, bases=None):
         """push_batch pulls again from before a version it had pulled past
-        (a value it skipped for a pending edit): mirror it."""
-        for res in results:
+        (a value it skipped for a pending edit): mirror it. With bases (each
+        change's base, beside results), a refused edit's too: the device
+        pulls again from the version it was made on, so that the record
+        takes the hub's value back (devsync.c record_pushed). That one
+        moves only the stored cursor, not the cursor the session's next
+        batch goes with (answer_rewind), so only the pull's start is
+        given bases."""
+        for i, res in enumerate(results):
             if res and res[0] not in ("applied", "refused") and 0 < res[1] <= sess["cursor"]:
                 sess["rewind"] = min(sess.get("rewind", sess["cursor"]), res[1] - 1)
+            base = bases[i] if bases else None
+            if res and res[0] == "refused" and base and base - 1 < sess["cursor"]:
+                sess["rewind"] = min(sess.get("rewind", sess["cursor"]), base - 1)
         if "rewind" in sess:
             sess["cursor"] = min(sess["cursor"], sess["rewind"])
 
@@ -1966,7 +2027,9 @@ class Sim:
         # rows left the outbox in the same transaction; a lost answer
         # rewinds nothing)
         got = {"cursor": pre_cursor}
-        self.rewind(got, [self.results.get((d.device_id, u)) for u in received])
+        got_uids = sorted(received)
+        self.rewind(got, [self.results.get((d.device_id, u)) for u in got_uids],
+                    [rows[u]["base"] for u in got_uids])
         start = min(pre_cursor, got.get("rewind", pre_cursor))
         if post_cursor < start:
             self.fail(f"{label}: the cursor went back from {pre_cursor} to {post_cursor}")
@@ -2031,6 +2094,8 @@ class Sim:
                 ("create_task", 2), ("visit", 4), ("edit", 36), ("notes", 14), ("delete", 3),
                 ("move", 6), ("task_done", 2), ("stage_edit", 1), ("sync", 20), ("skew", 3),
                 ("resolve", 2), ("import", 1)]
+        if self.refusals:
+            acts.append(("move_colleague", 3))
         return weighted(self.rng, acts)
 
     def run_step(self):
@@ -2055,6 +2120,10 @@ class Sim:
         for rnd in (1, 2):
             for d in self.devices:
                 self.note(self.act_sync(d, final=True) + f" [final round {rnd}]")
+        if self.refusals:
+            for d in self.devices:
+                if any(o["state"] == "refused" for o in d.obx.values()):
+                    self.note(self.discard_refused(d))
 
     def checks(self):
         # 1. convergence
@@ -2181,27 +2250,31 @@ class Sim:
                 f"pair conflicts {m['pair-conflict']}, "
                 f"resolved {s['resolved']}, cascades {s['cascades']} "
                 f"(refused {s['cascades-refused']})"
-                + (f", re-stamping syncs {s['restamps']}" if s['restamps'] else ""))
+                + (f", re-stamping syncs {s['restamps']}" if s['restamps'] else "")
+                + (f", colleagues' deals moved {s['colleague-moves']} (discarded "
+                   f"{s['discarded']} refused changes, removed {s['records-removed']} records)"
+                   if self.refusals else ""))
 
 
 def run_seed(seed, devices=None, steps=60, verbose=False, keep=False, wild_skew=False,
-             build=None, out=sys.stdout, exact=False, pairs=False):
+             build=None, out=sys.stdout, exact=False, pairs=False, refusals=False):
     """Run one seed; returns (ok, text). Never raises for a failed check."""
     if H is None:
         load_helpers(build)
     t0 = time.time()
     sim = Sim(seed, devices=devices, steps=steps, verbose=verbose, wild_skew=wild_skew,
-              exact=exact, pairs=pairs)
+              exact=exact, pairs=pairs, refusals=refusals)
     ok = False
     try:
         sim.run()
         ok = True
         text = f"seed {seed}: ok in {time.time() - t0:.1f} s — {sim.summary()}"
     except (SimFailure, R.Failure) as e:
-        text = failure_text(sim, seed, devices, steps, wild_skew, exact, str(e), pairs)
+        text = failure_text(sim, seed, devices, steps, wild_skew, exact, str(e), pairs,
+                            refusals)
     except Exception:  # noqa: BLE001 - any crash of the driver is reported with the seed
         text = failure_text(sim, seed, devices, steps, wild_skew, exact,
-                            "driver error:\n" + traceback.format_exc(), pairs)
+                            "driver error:\n" + traceback.format_exc(), pairs, refusals)
     finally:
         keep_dirs = keep and not ok
         close_readers()
@@ -2216,7 +2289,7 @@ def run_seed(seed, devices=None, steps=60, verbose=False, keep=False, wild_skew=
     return ok, text
 
 
-def failure_text(sim, seed, devices, steps, wild_skew, exact, msg, pairs=False):
+def failure_text(sim, seed, devices, steps, wild_skew, exact, msg, pairs=False, refusals=False):
     cmd = f"python3 tests/sim/simulate.py --seed {seed} --steps {steps}"
     if devices:
         cmd += f" --devices {devices}"
@@ -2226,6 +2299,8 @@ def failure_text(sim, seed, devices, steps, wild_skew, exact, msg, pairs=False):
         cmd += " --exact"
     if pairs:
         cmd += " --pairs"
+    if refusals:
+        cmd += " --refusals"
     lines_ = [f"SIMULATION FAILED — seed {seed} (step {sim.step})", msg, "last actions:"]
     lines_ += ["  " + t for t in sim.trace]
     if sim.current:
@@ -2251,6 +2326,9 @@ def main(argv=None):
                     help="let devices edit with clocks more than 5 minutes ahead")
     ap.add_argument("--pairs", action="store_true",
                     help="let devices also edit a deal's currency (the pair of its amount)")
+    ap.add_argument("--refusals", action="store_true",
+                    help="let reps move colleagues' deals (refused by the hub) and discard "
+                         "what was refused before the final checks")
     a = ap.parse_args(argv)
     if a.devices is not None and not 2 <= a.devices <= 8:
         ap.error("--devices must be 2-8")
@@ -2266,7 +2344,7 @@ def main(argv=None):
     failed = []
     for s in seeds:
         ok, _ = run_seed(s, a.devices, a.steps, a.verbose, a.keep, a.wild_skew, exact=a.exact,
-                         pairs=a.pairs)
+                         pairs=a.pairs, refusals=a.refusals)
         if not ok:
             failed.append(s)
     if len(seeds) > 1:
