@@ -25,6 +25,12 @@ extern const struct cli_cmd cli_cmds_campaign[];
  * holds it. */
 int cli_exchange_lock(struct cli_ctx *ctx, int *fd);
 
+/* After an exchange: how many pending changes it held back, the edits of
+ * refused new records (relasi/outbox.h), in *held; said on stderr unless
+ * --json, or "nothing pending" / "pushed 0" beside them would puzzle
+ * (cmd_sync.c). */
+int cli_note_held(struct cli_ctx *ctx, long long *held);
+
 /* `relasi import deals FILE` (deals_import.c); delim as --delimiter gave it. */
 int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim);
 

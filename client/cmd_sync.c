@@ -240,6 +240,17 @@ cleanup:
 	return error;
 }
 
+int cli_note_held(struct cli_ctx *ctx, long long *held)
+{
+	int error = rl_outbox_count_held(ctx->store, held);
+
+	if (error == RL_OK && *held && !ctx->json)
+		fprintf(stderr, "relasi: %lld change%s held on this device: edits of new records the "
+			"hub refused, sent with them by 'relasi outbox retry' (see 'relasi status')\n",
+			*held, *held == 1 ? "" : "s");
+	return error;
+}
+
 int cli_exchange_lock(struct cli_ctx *ctx, int *fd)
 {
 	char path[4096];
@@ -357,14 +368,8 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 		fprintf(stderr, "the hub was restored from a backup that ends at change %lld: "
 			"this device queued %ld changes the hub lost and sent them again\n",
 			st.restored_at, st.resent);
-	/* Edits of refused new records wait for the rep (relasi/outbox.h):
-	 * said here, or "pushed 0" beside pending changes would puzzle. */
-	if ((error = rl_outbox_count_held(ctx->store, &held)) < 0)
+	if ((error = cli_note_held(ctx, &held)) < 0)
 		goto cleanup;
-	if (held && !ctx->json)
-		fprintf(stderr, "relasi: %lld change%s held on this device: edits of new records the "
-			"hub refused, sent with them by 'relasi outbox retry' (see 'relasi status')\n",
-			held, held == 1 ? "" : "s");
 	if (ctx->json)
 		error = cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			"restamped", (json_int_t)st.restamped, "pushed", (json_int_t)st.pushed, "applied", (json_int_t)st.applied,

@@ -795,6 +795,9 @@ def test_a_refused_new_record_is_sent_again_once_its_cause_is_settled():
         r = ani.js("sync")
         eq((r["pushed"], r["refused"], r["held"]), (0, 0, 2), "a held edit is not sent alone")
         check("2 changes held" in ani.ok("sync").err, "and the sync says why it sent nothing")
+        r = ani.ok("bundle", "export", os.path.join(ani.home, "held.bundle"))
+        check("nothing to send" in r.out and "2 changes held" in r.err,
+              "so does a bundle export, which holds them back too", r)
         eq(hub.query("SELECT count(*) FROM deals"), [(0,)], "nor made into a deal at the hub")
         # what the command refuses, changing nothing
         outbox = ani.query("SELECT * FROM rl_outbox ORDER BY seq")
