@@ -157,18 +157,27 @@ static int settle_odd(rl_store *s, const char *tbl, const char *id, const long l
 	return RL_OK;
 }
 
-static int recs_add(rl_store *s, struct recs *r, const char *tbl, const char *id)
+/* Fill e for record id of t: whether the hub never had it, its first seq. */
+static int rec_fill(rl_store *s, const struct rl_table *t, const char *id, struct rec *e)
 {
-	const struct rl_table *t = rl_model_table(tbl);
-	struct rec *e;
-	long long first;
-	int error;
 	sqlite3_stmt *st;
+	int error;
 
-	if (!t || strcmp(t->name, tbl) != 0 || !rl_id_valid(id))
-		return rl_error_set(RL_ESTORE, "the outbox names an unknown record (%s %s)", tbl, id);
-	if (recs_find(r, t, id) >= 0)
-		return RL_OK;
+	memset(e, 0, sizeof(*e));
+	e->t = t;
+	memcpy(e->id, id, strlen(id) + 1);
+	if ((error = hub_never_had(s, t->name, id, &e->is_new)) < 0 ||
+	    (error = rl_store_prepare(s, "SELECT min(seq) FROM (" RECORD_SEQS ")", &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	e->first = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return RL_OK;
+}
+
+static int recs_append(struct recs *r, const struct rec *e)
+{
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		struct rec *grown = realloc(r->v, cap * sizeof(*grown));
@@ -177,21 +186,22 @@ static int recs_add(rl_store *s, struct recs *r, const char *tbl, const char *id
 		r->v = grown;
 		r->cap = cap;
 	}
-	e = &r->v[r->n];
-	memset(e, 0, sizeof(*e));
-	e->t = t;
-	memcpy(e->id, id, strlen(id) + 1);
-	if ((error = hub_never_had(s, t->name, id, &e->is_new)) < 0)
-		return error;
-	if ((error = rl_store_prepare(s, "SELECT min(seq) FROM (" RECORD_SEQS ")", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	first = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	e->first = first;
-	r->n++;
+	r->v[r->n++] = *e;
 	return RL_OK;
+}
+
+/* Add record id of table tbl (a model table, a valid id: odd_record). */
+static int recs_add(rl_store *s, struct recs *r, const char *tbl, const char *id)
+{
+	const struct rl_table *t = rl_model_table(tbl);
+	struct rec e;
+	int error;
+
+	if (recs_find(r, t, id) >= 0)
+		return RL_OK;
+	if ((error = rec_fill(s, t, id, &e)) < 0)
+		return error;
+	return recs_append(r, &e);
 }
 
 static int by_first(const void *a, const void *b)
@@ -302,93 +312,38 @@ static int in_flight(rl_store *s, const struct rec *r, const char *doing)
 
 /* ---- retry -------------------------------------------------------------------- */
 
-struct winner {
-	char *field, *device;
-	sqlite3_value *value;
-	int has_base;
-	sqlite3_int64 base;
-};
-
-static void winners_free(struct winner *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(w[i].field);
-		free(w[i].device);
-		sqlite3_value_free(w[i].value);
-	}
-	free(w);
-}
-
 /* A new record's changes, refused and held, become one run of pending
  * changes at the end of the outbox: the newest of each field, so that the
- * hub gets the whole record in one batch, as a new record, as it is now.
- * They are stamped anew: a stamp orders concurrent edits of a field, and
- * no one else has this record; an old stamp from a clock that ran ahead
- * (the refusal's cause, maybe) would be refused again, and the clock's
- * own fix re-stamps only while the device's clock is still ahead. */
+ * hub gets the whole record in one batch, as a new record, as it is now
+ * (its held edits, left where they were, would reach the hub first, as a
+ * new record of their fields alone). They are stamped anew: a stamp orders
+ * concurrent edits of a field, and no one else has this record; an old
+ * stamp from a clock that ran ahead (the refusal's cause, maybe) would be
+ * refused again, and the clock's own fix re-stamps only while the
+ * device's clock is still ahead. In SQL, in four steps: the older changes
+ * of a field go; the held ones are marked refused too, so that copying
+ * them as pending meets no pending row of their field (rl_outbox_pending
+ * is unique); the copies go to the end; the originals go. */
 static int requeue(rl_store *s, const struct rec *r, long *changes)
 {
-	sqlite3_stmt *st;
-	struct winner *w = NULL;
-	size_t n = 0, cap = 0;
-	int error, rc;
+	int error;
 
-	if ((error = rl_store_prepare(s, "SELECT field, value, base, device FROM rl_outbox WHERE "
-				      "seq IN (SELECT max(seq) FROM rl_outbox WHERE seq IN ("
-				      RECORD_SEQS ") GROUP BY field) ORDER BY seq", &st)) < 0)
-		return error;
-	sqlite3_bind_text(st, 1, r->t->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t c = cap ? cap * 2 : 16;
-			struct winner *grown = realloc(w, c * sizeof(*grown));
-			if (!grown) {
-				error = rl_error_set(RL_ENOMEM, "out of memory");
-				break;
-			}
-			w = grown;
-			cap = c;
-		}
-		memset(&w[n], 0, sizeof(w[n]));
-		w[n].field = strdup((const char *)sqlite3_column_text(st, 0));
-		w[n].value = sqlite3_value_dup(sqlite3_column_value(st, 1));
-		w[n].has_base = sqlite3_column_type(st, 2) != SQLITE_NULL;
-		w[n].base = sqlite3_column_int64(st, 2);
-		w[n].device = strdup((const char *)sqlite3_column_text(st, 3));
-		n++;
-		if (!w[n - 1].field || !w[n - 1].value || !w[n - 1].device) {
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (error == RL_OK && rc != SQLITE_DONE)
-		error = rl_store_error(s, "reading a refused record's changes");
-	if (error < 0)
-		goto cleanup;
-	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE seq IN (" RECORD_SEQS ")", r,
+	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE seq IN (" RECORD_SEQS ") AND "
+				   "seq NOT IN (SELECT max(seq) FROM rl_outbox WHERE seq IN ("
+				   RECORD_SEQS ") GROUP BY field)", r,
+				   "sending a refused record again")) < 0 ||
+	    (error = run_on_record(s, "UPDATE rl_outbox SET state = 'refused' WHERE tbl = ?1 AND "
+				   "row_id = ?2 AND state = 'pending'", r,
+				   "sending a refused record again")) < 0 ||
+	    (error = run_on_record(s, "INSERT INTO rl_outbox(tbl, row_id, field, value, base, "
+				   "device, hlc) SELECT tbl, row_id, field, value, base, device, "
+				   "rl_hlc() FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND "
+				   "state = 'refused' ORDER BY seq", r,
 				   "sending a refused record again")) < 0)
-		goto cleanup;
-	for (size_t i = 0; i < n; i++) {
-		if ((error = rl_store_prepare(s, "INSERT INTO rl_outbox(tbl, row_id, field, value, "
-					      "base, device, hlc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, rl_hlc())",
-					      &st)) < 0)
-			goto cleanup;
-		sqlite3_bind_text(st, 1, r->t->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, r->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, w[i].field, -1, SQLITE_STATIC);
-		sqlite3_bind_value(st, 4, w[i].value);
-		if (w[i].has_base)
-			sqlite3_bind_int64(st, 5, w[i].base);
-		sqlite3_bind_text(st, 6, w[i].device, -1, SQLITE_STATIC);
-		if ((error = step_done(s, st, "sending a refused record again")) < 0)
-			goto cleanup;
-	}
-	*changes += (long)n;
-cleanup:
-	winners_free(w, n);
-	return error;
+		return error;
+	*changes += sqlite3_changes(rl_store_db(s));
+	return run_on_record(s, "DELETE FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND "
+			     "state = 'refused'", r, "sending a refused record again");
 }
 
 int rl_outbox_retry(rl_store *s, const long long *seqs, size_t n, struct rl_outbox_outcome *out)
@@ -438,6 +393,43 @@ fail:
 
 /* ---- discard ------------------------------------------------------------------ */
 
+/* The error for dependant d of record parent_id of parent, which is not
+ * refused with it: sent (changes in flight), a record made since, or an
+ * edit of a record the hub has. */
+static int refuse_dependant(rl_store *s, const struct rec *d, long long sent,
+			    const struct rl_table *parent, const char *parent_id)
+{
+	struct rec p;
+	char *dl, *pl;
+	int error;
+
+	memset(&p, 0, sizeof(p));
+	p.t = parent;
+	memcpy(p.id, parent_id, strlen(parent_id) + 1);
+	dl = label_of(s, d);
+	pl = label_of(s, &p);
+	if (sent)
+		error = rl_error_set(RL_EBUSY, "%s \"%s\" refers to %s \"%s\", which the hub never "
+				     "had, and has changes on their way to the hub: sync first, then "
+				     "discard again", d->t->noun, dl ? dl : d->id, parent->noun,
+				     pl ? pl : parent_id);
+	else if (d->is_new)
+		error = rl_error_set(RL_EINVALID, "%s \"%s\" refers to %s \"%s\", which the hub "
+				     "never had, and is not refused yet: sync first (the hub refuses "
+				     "the %s with the %s), then discard again", d->t->noun,
+				     dl ? dl : d->id, parent->noun, pl ? pl : parent_id, d->t->noun,
+				     parent->noun);
+	else
+		error = rl_error_set(RL_EINVALID, "%s \"%s\" refers to %s \"%s\", which the hub "
+				     "never had, by an edit not refused yet: sync first (the hub "
+				     "refuses the edit and the %s gets the hub's value back), then "
+				     "discard again", d->t->noun, dl ? dl : d->id, parent->noun,
+				     pl ? pl : parent_id, d->t->noun);
+	free(dl);
+	free(pl);
+	return error;
+}
+
 /* Add to r the records this device made that refer to r->v[from..to),
  * refused with them; RL_EINVALID / RL_EBUSY naming one that refers to
  * one of them and is not refused. Every local row that refers to a record
@@ -470,7 +462,7 @@ static int add_dependants(rl_store *s, struct recs *r, size_t from, size_t to)
 		const struct rl_table *parent = NULL;
 		struct rec probe;
 		long long refused, sent;
-		int refers = 0;
+		int refers;
 		size_t k;
 
 		for (k = from; k < to && !parent; k++)
@@ -489,49 +481,14 @@ static int add_dependants(rl_store *s, struct recs *r, size_t from, size_t to)
 		sqlite3_reset(cur);
 		if (!refers)            /* a refused edit, reverted; or changed since */
 			continue;
-		memset(&probe, 0, sizeof(probe));
-		probe.t = t;
-		memcpy(probe.id, row, strlen(row) + 1);
-		if ((error = hub_never_had(s, t->name, row, &probe.is_new)) < 0 ||
+		if ((error = rec_fill(s, t, row, &probe)) < 0 ||
 		    (error = count_rows(s, t->name, row, "refused", &refused)) < 0 ||
 		    (error = count_rows(s, t->name, row, "sent", &sent)) < 0)
 			break;
-		if (probe.is_new && refused > 0 && sent == 0) {
-			error = recs_add(s, r, t->name, probe.id);
-			continue;
-		}
-		{
-			struct rec pr;
-			char *dl, *pl;
-			const char *dn, *pn;
-
-			memset(&pr, 0, sizeof(pr));
-			pr.t = parent;
-			memcpy(pr.id, id, strlen(id) + 1);
-			dl = label_of(s, &probe);
-			pl = label_of(s, &pr);
-			dn = dl ? dl : row;
-			pn = pl ? pl : id;
-			if (sent)
-				error = rl_error_set(RL_EBUSY, "%s \"%s\" refers to %s \"%s\", which the "
-						     "hub never had, and has changes on their way to "
-						     "the hub: sync first, then discard again", t->noun,
-						     dn, parent->noun, pn);
-			else if (probe.is_new)
-				error = rl_error_set(RL_EINVALID, "%s \"%s\" refers to %s \"%s\", which "
-						     "the hub never had, and is not refused yet: sync "
-						     "first (the hub refuses the %s with the %s), then "
-						     "discard again", t->noun, dn, parent->noun, pn,
-						     t->noun, parent->noun);
-			else
-				error = rl_error_set(RL_EINVALID, "%s \"%s\" refers to %s \"%s\", which "
-						     "the hub never had, by an edit not refused yet: "
-						     "sync first (the hub refuses the edit and the %s "
-						     "gets the hub's value back), then discard again",
-						     t->noun, dn, parent->noun, pn, t->noun);
-			free(dl);
-			free(pl);
-		}
+		if (probe.is_new && refused > 0 && sent == 0)
+			error = recs_append(r, &probe);
+		else
+			error = refuse_dependant(s, &probe, sent, parent, id);
 	}
 	sqlite3_reset(st);
 	if (error == RL_OK && rc != SQLITE_DONE)
@@ -570,11 +527,14 @@ static int remove_record(rl_store *s, const struct rec *r, long *changes)
 		if ((error = step_done(s, st, "removing a discarded record's tier history")) < 0)
 			return error;
 	}
-	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE seq IN (" RECORD_SEQS ")", r,
-				   "discarding a record's changes")) < 0)
+	/* Its refused changes are what the rep discards (counted); its held
+	 * edits go with it. */
+	if ((error = run_on_record(s, "DELETE FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND "
+				   "state = 'refused'", r, "discarding a record's changes")) < 0)
 		return error;
 	*changes += sqlite3_changes(rl_store_db(s));
-	return RL_OK;
+	return run_on_record(s, "DELETE FROM rl_outbox WHERE tbl = ?1 AND row_id = ?2 AND "
+			     "state = 'pending'", r, "discarding a record's held edits");
 }
 
 static int drop_refused(rl_store *s, const struct rec *r, const long long *seqs, size_t n,
@@ -622,7 +582,7 @@ int rl_outbox_discard(rl_store *s, const long long *seqs, size_t n,
 				goto fail;
 			continue;
 		}
-		if ((error = recs_add(s, &gone, r.v[i].t->name, r.v[i].id)) < 0)
+		if ((error = recs_append(&gone, &r.v[i])) < 0)
 			goto fail;
 	}
 	/* The closure, round by round: what refers to a record leaving

@@ -26,9 +26,11 @@
  *            error names it — after a sync it is refused with its parent
  *            (or its edit is, and the hub's value is back) and both go.
  *
- * Both run in their own transaction (the caller holds the exchange lock,
- * cli_exchange_lock: a sync must not freeze a batch meanwhile) and change
- * nothing on an error. seqs/n name refused changes by their outbox seq;
+ * Both run on a device's store, capture on as it is by default (discard
+ * turns it off while it removes, then on again), in their own
+ * transaction, and change nothing on an error. The caller holds the
+ * exchange lock (cli_exchange_lock): a sync must not freeze a batch
+ * meanwhile. seqs/n name refused changes by their outbox seq;
  * n == 0 means every refused change.
  */
 #ifndef RELASI_OUTBOX_H
@@ -50,7 +52,9 @@ struct rl_outbox_removed {
 };
 
 struct rl_outbox_outcome {
-	long changes;        /* outbox rows discarded / sent again */
+	long changes;        /* discard: refused changes discarded (a removed
+				record's held edits go too, uncounted);
+				retry: field changes queued to send again */
 	long records;        /* retry: new records sent again */
 	long edits_left;     /* retry of every refused change: refused edits
 				left refused (make them again) */
