@@ -77,5 +77,7 @@ static const struct cli_program relasi = {
 
 int main(int argc, char **argv)
 {
+	/* New stores are written from the build's images (relasi/store.h). */
+	rl_store_set_images(&rl_store_builtin_images);
 	return cli_main(&relasi, argc, argv);
 }

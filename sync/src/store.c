@@ -11,6 +11,8 @@
 #include "schema.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +57,11 @@ struct rl_store {
 	int bulk_journal;       /* rl_store_journal_bulk left WAL */
 	int have_fixed_now;
 	int64_t fixed_now_ms;
+	int from_image;         /* this open wrote the file from an image (store.h) */
 	struct stmt_slot stmts[RL_STMT_CACHE];
 };
+
+static const struct rl_store_images *store_images;
 
 int rl_store_schema_latest(void)
 {
@@ -1115,8 +1120,130 @@ static int load_fixed_now(rl_store *s)
 	return RL_OK;
 }
 
+void rl_store_set_images(const struct rl_store_images *images)
+{
+	store_images = images;
+}
+
+int rl_store_made_from_image(const rl_store *s)
+{
+	return s->from_image;
+}
+
+/* The image for a new store of this kind, if one was registered for this
+ * binary's schema (an image of another version would need the migrations
+ * anyway, and a backup of a store no one made). */
+static const struct rl_store_image *image_for(unsigned flags)
+{
+	const struct rl_store_image *img;
+
+	if (!store_images)
+		return NULL;
+	img = (flags & RL_STORE_HUB) ? &store_images->hub : &store_images->device;
+	if (img->size == 0 || img->schema != rl_store_schema_latest() ||
+	    ((flags & RL_STORE_HUB) && img->hub_schema != rl_store_hub_schema_latest()))
+		return NULL;
+	return img;
+}
+
+static int write_all_at(int fd, const unsigned char *p, size_t len, off_t at)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		at += n;
+	}
+	return 0;
+}
+
+/* The one value a migration makes up per store: the hub's epoch, a random
+ * id (schema/hub/003_backup.sql says why). Every hub made from the image
+ * would share the image's, so it is drawn again in the temporary file,
+ * before the store appears under its name (test_store_image checks that
+ * this is the only difference from a store the migrations made). */
+static int new_epoch(const char *tmp, const char *path)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "UPDATE rl_meta SET value = lower(hex(randomblob(16))) "
+				  "WHERE key = 'hub_epoch'", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rc = rl_error_set(RL_ESTORE, "cannot create store '%s': %s", path,
+				  db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return rc;
+	}
+	/* The last close checkpoints the WAL into the file and removes it. */
+	if (sqlite3_close(db) != SQLITE_OK)
+		return rl_error_set(RL_ESTORE, "cannot create store '%s': closing failed", path);
+	return RL_OK;
+}
+
+/* Make the missing store file at path from img: written whole to a
+ * temporary file beside it, synced, then linked into place. link() fails
+ * if the path exists by then (another process made the store first, or a
+ * symlink was put there): that file is opened as it is, as SQLite's own
+ * create would. Errors: RL_EIO, naming the file. */
+static int write_image(const char *path, const struct rl_store_image *img, int hub)
+{
+	char tmp[4096], dir[4096];
+	const unsigned char *data = img->data;
+	size_t i;
+	int fd, error = RL_OK, tries;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new-%ld", path, (long)getpid()) >= sizeof(tmp))
+		return rl_error_set(RL_EIO, "store path too long: '%s'", path);
+	for (tries = 0; ; tries++) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST || tries > 0)
+			break;
+		unlink(tmp);         /* left by a crashed process of the same pid */
+	}
+	if (fd < 0)
+		return rl_error_set(RL_EIO, "cannot create store '%s': %s", path, strerror(errno));
+	if (ftruncate(fd, (off_t)img->size) != 0)
+		error = -1;
+	for (i = 0; error == RL_OK && i < img->nchunks; i++) {
+		const struct rl_store_image_chunk *c = &img->chunks[i];
+		if ((uint64_t)c->offset + c->len > img->size ||
+		    write_all_at(fd, data, c->len, (off_t)c->offset) != 0)
+			error = -1;
+		data += c->len;
+	}
+	if (error == RL_OK && fsync(fd) != 0)
+		error = -1;
+	if (error < 0)
+		error = rl_error_set(RL_EIO, "cannot write store '%s': %s", path,
+				     errno ? strerror(errno) : "bad image");
+	if (close(fd) != 0 && error == RL_OK)
+		error = rl_error_set(RL_EIO, "cannot write store '%s': %s", path, strerror(errno));
+	if (error == RL_OK && hub)
+		error = new_epoch(tmp, path);
+	if (error == RL_OK && link(tmp, path) != 0 && errno != EEXIST)
+		error = rl_error_set(RL_EIO, "cannot create store '%s': %s", path, strerror(errno));
+	unlink(tmp);
+	if (error == RL_OK) {
+		/* The new name reaches the disk before anything is written to it. */
+		snprintf(dir, sizeof(dir), "%s", path);
+		if ((fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			(void)fsync(fd);
+			close(fd);
+		}
+	}
+	return error;
+}
+
 int rl_store_open(rl_store **out, const char *path, unsigned flags)
 {
+	const struct rl_store_image *image = NULL;
 	rl_store *s;
 	struct stat sb;
 	int error, version = 0, app_id = 0, objects = 0;
@@ -1135,11 +1262,16 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 				? "no hub at '%s' (give the hub's directory with --dir or "
 				  "RELASI_HUB_DIR, or make one with 'relasi-hub init DIR')"
 				: "no store at '%s' (run 'relasi init' first)", path);
+		if (!(flags & RL_STORE_READONLY) && (image = image_for(flags))) {
+			if ((error = write_image(path, image, (flags & RL_STORE_HUB) != 0)) < 0)
+				return error;
+		}
 	}
 	if (!(s = calloc(1, sizeof(*s))) || !(s->path = strdup(path))) {
 		free(s);
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	}
+	s->from_image = image != NULL;
 	s->capture = 1;
 	s->fts_live = 1;
 	s->device_indexes = !(flags & RL_STORE_HUB);

@@ -82,6 +82,47 @@ enum {
  */
 int rl_store_open(rl_store **out, const char *path, unsigned flags);
 
+/*
+ * A new store's file, made at build time (schema/mkimage.c) by this very
+ * code: rl_store_open(RL_STORE_CREATE) on a missing file, run once for a
+ * device store and once for a hub's, the file read back. Creating a store
+ * runs 23 migrations (and the hub's 13) whose ALTER TABLEs each parse the
+ * whole schema again; writing the image instead makes `relasi init`,
+ * `relasi enroll` and `relasi-hub init` faster (docs/schema.md, "New
+ * stores"). The bytes are kept as the file's non-zero runs (`chunks`: each
+ * `len` bytes of `data`, in order, at `offset`); the rest of the file's
+ * `size` bytes are zeros.
+ *
+ * rl_store_set_images registers the images for the rest of the process
+ * (relasi and relasi-hub do, first thing, with rl_store_builtin_images,
+ * which only they link). Without them, or for an image made for another
+ * schema version, a new store is made by the migrations, as the unit tests
+ * and fuzzers do. The image is written to a temporary file beside the
+ * store's path and linked into place, so that a crash leaves no half store
+ * and two processes creating the same store at once both open one whole
+ * file. The pointers must stay valid for the life of the process.
+ */
+struct rl_store_image_chunk {
+	uint32_t offset, len;
+};
+struct rl_store_image {
+	int schema;             /* rl_store_schema_latest() it was made with */
+	int hub_schema;         /* rl_store_hub_schema_latest(), the hub's image */
+	uint32_t size;          /* bytes in the file */
+	const struct rl_store_image_chunk *chunks;
+	size_t nchunks;
+	const unsigned char *data;
+};
+struct rl_store_images {
+	struct rl_store_image device, hub;
+};
+void rl_store_set_images(const struct rl_store_images *images);
+/* Defined by the build (schema/mkimage.c's output); linked into relasi,
+ * relasi-hub and the unit test that checks it, not into librelasi-sync. */
+extern const struct rl_store_images rl_store_builtin_images;
+/* 1 if this handle's open made its file from an image (tests). */
+int rl_store_made_from_image(const rl_store *s);
+
 /* Close; rl_store_close(NULL) is a no-op. Rolls back an open transaction. */
 void rl_store_close(rl_store *s);
 
