@@ -77,6 +77,7 @@
 #include "audit_odb.h"
 #include "audit_pack.h"
 #include "hub.h"
+#include "relasi/merge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -492,7 +493,10 @@ int hub_audit_open(hub_audit **out, const char *dir, int create)
 	if (!(a = calloc(1, sizeof(*a))))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	a->lockfd = -1;
-	git_libgit2_init();
+	if ((error = rl_git_global_init()) < 0) {
+		free(a);
+		return error;
+	}
 	snprintf(a->dir, sizeof(a->dir), "%s", dir);
 	/* The ref and the packs reach the disk before the store records them
 	 * (publish()); objects are never written loose (audit_odb.h). */
@@ -539,7 +543,6 @@ void hub_audit_free(hub_audit *a)
 	if (a->lockfd >= 0)
 		close(a->lockfd);
 	git_repository_free(a->repo);
-	git_libgit2_shutdown();
 	free(a);
 }
 

@@ -21,6 +21,7 @@
  */
 #include "backup.h"
 #include "hub.h"
+#include "relasi/merge.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -236,7 +237,8 @@ static int audit_head(struct backup *b, json_t **out)
 	*out = json_null();
 	if ((error = hub_path(path, sizeof(path), b->stage, HUB_AUDIT_DIR)) < 0)
 		return error;
-	git_libgit2_init();
+	if ((error = rl_git_global_init()) < 0)
+		return error;
 	if ((rc = git_repository_open_bare(&repo, path)) < 0) {
 		const git_error *e = git_error_last();
 		error = rl_error_set(RL_EIO, "the audit repository '%s/%s' cannot be opened: %s",
@@ -255,7 +257,6 @@ static int audit_head(struct backup *b, json_t **out)
 	}
 cleanup:
 	git_repository_free(repo);
-	git_libgit2_shutdown();
 	return error;
 }
 

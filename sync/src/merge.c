@@ -58,6 +58,15 @@ static const char *rl_git_message(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
+int rl_git_global_init(void)
+{
+	if (pthread_once(&rl_git_once, rl_git_init) != 0)
+		return rl_error_set(RL_ERROR, "git_libgit2_init: pthread_once failed");
+	if (rl_git_init_rc < 0)
+		return rl_error_set(RL_ERROR, "git_libgit2_init: %s", rl_git_message());
+	return RL_OK;
+}
+
 /* NULL strings read as "": a TEXT value whose s is NULL is malformed, and
  * an unknown device id must still order deterministically against others. */
 static const char *rl_text(const char *s)
@@ -289,10 +298,8 @@ int rl_merge_text(const char *base, const char *ours, const char *theirs, int *c
 		return rc < 0 ? rc : RL_OK;
 	}
 
-	if (pthread_once(&rl_git_once, rl_git_init) != 0)
-		return rl_error_set(RL_ERROR, "git_libgit2_init: pthread_once failed");
-	if (rl_git_init_rc < 0)
-		return rl_error_set(RL_ERROR, "git_libgit2_init: %s", rl_git_message());
+	if ((rc = rl_git_global_init()) < 0)
+		return rc;
 
 	/* The *_init() functions, not the GIT_MERGE_FILE_*_INIT macros: the
 	 * macros set only the version, which clang's -Wextra rejects as

@@ -90,6 +90,14 @@ int rl_merge_field(const struct rl_field_state *cur, const struct rl_incoming *i
  * NULL texts read as "". */
 int rl_merge_text(const char *base, const char *ours, const char *theirs, int *clean, char **out);
 
+/* libgit2's global state, set up once per process and never torn down
+ * (the hub's audit history and backups use it too). Not a pair of
+ * git_libgit2_init/shutdown around each use: an init after the last
+ * shutdown sets everything up again, and Debian's libgit2 then parses the
+ * system's whole CA bundle for its mbedTLS stream (~5 ms; 30-40 ms under
+ * ASan), which Relasi never uses. RL_OK, or RL_ERROR with libgit2's reason. */
+int rl_git_global_init(void);
+
 #ifdef __cplusplus
 }
 #endif
