@@ -69,7 +69,7 @@ static const char upsert_tail[] =
 	" ON CONFLICT(tbl, row_id, field) WHERE state = 'pending'"
 	" DO UPDATE SET value = excluded.value, hlc = excluded.hlc;\n";
 
-static int install_table(sqlite3 *db, int ti)
+static int install_table(sqlite3 *db, int ti, int guards_only)
 {
 	const char *t = rl_synced_tables[ti];
 	sqlite3_stmt *cols = NULL;
@@ -151,8 +151,8 @@ static int install_table(sqlite3 *db, int ti)
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	if (sqlite3_exec(db, ins_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, upd_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	if ((!guards_only && (sqlite3_exec(db, ins_sql, NULL, NULL, NULL) != SQLITE_OK ||
+			      sqlite3_exec(db, upd_sql, NULL, NULL, NULL) != SQLITE_OK)) ||
 	    sqlite3_exec(db, other, NULL, NULL, NULL) != SQLITE_OK)
 		error = rl_error_set(RL_ESTORE, "installing capture on %s: %s", t,
 				     sqlite3_errmsg(db));
@@ -200,7 +200,7 @@ int rl_capture_remove(sqlite3 *db)
 	return drop_capture_triggers(db);
 }
 
-int rl_capture_install(sqlite3 *db)
+static int install(sqlite3 *db, int guards_only)
 {
 	int i, error, exists = 0;
 
@@ -209,10 +209,20 @@ int rl_capture_install(sqlite3 *db)
 	for (i = 0; rl_synced_tables[i]; i++) {
 		if ((error = table_exists(db, rl_synced_tables[i], &exists)) < 0)
 			return error;
-		if (exists && (error = install_table(db, i)) < 0)
+		if (exists && (error = install_table(db, i, guards_only)) < 0)
 			return error;
 	}
 	return RL_OK;
+}
+
+int rl_capture_install(sqlite3 *db)
+{
+	return install(db, 0);
+}
+
+int rl_capture_install_guards(sqlite3 *db)
+{
+	return install(db, 1);
 }
 
 int rl_capture_catch_up_sql(sqlite3 *db, int ti, char **out)

@@ -37,6 +37,13 @@ extern const int rl_hub_migrations_count;
  * columns (capture.c). Called inside the migration transaction. */
 int rl_capture_install(sqlite3 *db);
 
+/* Only the guards (no row of a synced table is deleted, no id changes),
+ * for the hub's store: the hub never captures (RL_STORE_HUB), and the
+ * capture triggers were 57% of its schema's text, parsed again by every
+ * connection (a session, an admin command), and a trigger every write of
+ * a synced table ran only to find capture off (hub schema 17). */
+int rl_capture_install_guards(sqlite3 *db);
+
 /* Drop them (capture.c): a migration that runs ALTER TABLE on a store
  * that has them first drops them and then installs them again, since
  * SQLite parses the whole schema again after every ALTER TABLE and the

@@ -1003,7 +1003,9 @@ static int migrate(rl_store *s)
 			goto fail;
 	}
 	if ((!s->device_indexes && (error = strip_device_indexes(s)) < 0) ||
-	    (error = bump_schema_cookie(s)) < 0 || (error = rl_capture_install(s->db)) < 0)
+	    (error = bump_schema_cookie(s)) < 0 ||
+	    (error = s->device_indexes ? rl_capture_install(s->db)
+				       : rl_capture_install_guards(s->db)) < 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", rl_store_schema_latest());
 	if ((error = exec(s, sql, "setting the schema version")) < 0)
@@ -1040,9 +1042,10 @@ static int migrate_hub(rl_store *s)
 		rl_store_rollback(s);
 		return RL_OK;
 	}
-	/* The capture triggers are half of the schema's text: without them
-	 * each ALTER TABLE below parses the schema again in half the time
-	 * (a new hub runs eight). */
+	/* A hub upgraded from before hub schema 17 still has the capture
+	 * triggers, half of its schema's text: without them each ALTER TABLE
+	 * below parses the schema again in half the time; only the guards
+	 * come back (rl_capture_install_guards). */
 	if ((error = rl_capture_remove(s->db)) < 0)
 		goto fail;
 	for (i = 0; i < rl_hub_migrations_count; i++) {
@@ -1061,7 +1064,7 @@ static int migrate_hub(rl_store *s)
 	}
 	snprintf(num, sizeof(num), "%d", rl_hub_migrations[rl_hub_migrations_count - 1].version);
 	if ((error = strip_device_indexes(s)) < 0 || (error = bump_schema_cookie(s)) < 0 ||
-	    (error = rl_capture_install(s->db)) < 0 ||
+	    (error = rl_capture_install_guards(s->db)) < 0 ||
 	    (error = rl_store_meta_set(s, "hub_schema", num)) < 0)
 		goto fail;
 	return rl_store_commit(s);

@@ -332,13 +332,18 @@ def test_hub_upgrade_drops_device_indexes():
         device_triggers = dev.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
             "(name GLOB 'fts_*' OR name GLOB 'geo_*')").fetchall()
+        capture_triggers = dev.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+            "(name GLOB 'rl_cap_*_ins' OR name GLOB 'rl_cap_*_upd')").fetchall()
         dev.close()
+        check(len(capture_triggers) >= 16, "a device captures its synced tables",
+              capture_triggers)
         check(len(device_triggers) >= 8, "a device has its search and nearby triggers",
               device_triggers)
         hub.stop()
         # the hub's store as relasi-hub of hub schema 7 kept it
         con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
-        for _, sql in device_triggers:
+        for _, sql in device_triggers + capture_triggers:    # hub schema 17 drops these
             con.execute(sql)
         for t in ("accounts", "contacts", "activities"):
             con.execute(f"INSERT INTO fts_{t}(fts_{t}) VALUES ('rebuild')")
@@ -361,8 +366,15 @@ def test_hub_upgrade_drops_device_indexes():
         ani.ok("account", "add", "Toko Jauh", "--city", "Malang", "--geo", "-7.98,112.63")
         ani.ok("sync")
         eq(hub.query("SELECT count(*) FROM accounts"), [(2,)], "the new customer reached the hub")
-        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("16",)],
-           "the hub's store is at the latest hub schema, 16")
+        eq(hub.query("SELECT value FROM rl_meta WHERE key = 'hub_schema'"), [("17",)],
+           "the hub's store is at the latest hub schema, 17")
+        eq(hub.query("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
+                     "(name GLOB 'rl_cap_*_ins' OR name GLOB 'rl_cap_*_upd')"), [(0,)],
+           "hub schema 17: the hub keeps no capture trigger")
+        eq(hub.query("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
+                     "(name GLOB 'rl_cap_*_del' OR name GLOB 'rl_cap_*_id')"),
+           [(len(capture_triggers),)],
+           "hub schema 17: each synced table keeps its two guards")
         eq(hub.query("SELECT count(*) FROM pragma_table_info('hub_tokens') "
                      "WHERE name = 'cancelled_at'"), [(1,)],
            "hub schema 12: a token can be cancelled (token cancel)")

@@ -1,0 +1,11 @@
+-- hub/017_no_capture.sql — the hub's store keeps no capture triggers.
+--
+-- The hub never captures changes (its store is opened with capture off,
+-- RL_STORE_HUB), yet every synced table carried the device's AFTER INSERT
+-- and AFTER UPDATE capture triggers: 57% of the schema's text, parsed
+-- again by every connection (one per device session and admin command),
+-- and a trigger each write ran only to find capture off. The upgrade to
+-- this version drops them (store.c migrate_hub) and installs only the
+-- guards: no row of a synced table is deleted, no record id changes
+-- (sync/src/capture.c rl_capture_install_guards). Nothing to do in SQL.
+SELECT 1;
