@@ -47,8 +47,18 @@ struct init_args {
 static int do_init(struct cli_ctx *ctx, void *arg)
 {
 	struct init_args *ia = arg;
+	char *had = NULL;
 	int error;
 
+	/* Under the write lock: two inits that both found no store gave their
+	 * callers two device ids, and the store kept the last one. The first
+	 * one's identity stands; the other is told the store exists. */
+	if ((error = rl_store_meta_get(ctx->store, "device_id", &had)) < 0)
+		return error;
+	if (had) {
+		free(had);
+		return rl_error_set(RL_EINVALID, "a store already exists at '%s'", ctx->store_path);
+	}
 	if ((error = rl_store_new_id(ctx->store, ia->device)) < 0 ||
 	    (error = rl_store_new_id(ctx->store, ia->user)) < 0 ||
 	    (error = rl_store_set_identity(ctx->store, ia->device, ia->user)) < 0 ||

@@ -1194,11 +1194,13 @@ static int new_epoch(const char *tmp, const char *path)
  * temporary file beside it, synced, then linked into place. link() fails
  * if the path exists by then (another process made the store first, or a
  * symlink was put there): that file is opened as it is, as SQLite's own
- * create would. Errors: RL_EIO, naming the file. */
+ * create would. 1: this call made the store; 0: it was there. Errors:
+ * RL_EIO, RL_ESTORE (the hub's epoch), naming the file. */
 static int write_image(const char *path, const struct rl_store_image *img, int hub)
 {
 	char tmp[4096], dir[4096];
 	const unsigned char *data = img->data;
+	const char *why = NULL;
 	size_t i;
 	int fd, error = RL_OK, tries;
 
@@ -1208,32 +1210,37 @@ static int write_image(const char *path, const struct rl_store_image *img, int h
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd >= 0 || errno != EEXIST || tries > 0)
 			break;
-		unlink(tmp);         /* left by a crashed process of the same pid */
+		rl_store_remove_files(tmp);   /* left by a crashed process of the same pid */
 	}
 	if (fd < 0)
 		return rl_error_set(RL_EIO, "cannot create store '%s': %s", path, strerror(errno));
 	if (ftruncate(fd, (off_t)img->size) != 0)
-		error = -1;
-	for (i = 0; error == RL_OK && i < img->nchunks; i++) {
+		why = strerror(errno);
+	for (i = 0; !why && i < img->nchunks; i++) {
 		const struct rl_store_image_chunk *c = &img->chunks[i];
-		if ((uint64_t)c->offset + c->len > img->size ||
-		    write_all_at(fd, data, c->len, (off_t)c->offset) != 0)
-			error = -1;
+		if ((uint64_t)c->offset + c->len > img->size)
+			why = "the built-in image is damaged";
+		else if (write_all_at(fd, data, c->len, (off_t)c->offset) != 0)
+			why = strerror(errno);
 		data += c->len;
 	}
-	if (error == RL_OK && fsync(fd) != 0)
-		error = -1;
-	if (error < 0)
-		error = rl_error_set(RL_EIO, "cannot write store '%s': %s", path,
-				     errno ? strerror(errno) : "bad image");
-	if (close(fd) != 0 && error == RL_OK)
-		error = rl_error_set(RL_EIO, "cannot write store '%s': %s", path, strerror(errno));
+	if (!why && fsync(fd) != 0)
+		why = strerror(errno);
+	if (close(fd) != 0 && !why)
+		why = strerror(errno);
+	if (why)
+		error = rl_error_set(RL_EIO, "cannot write store '%s': %s", path, why);
 	if (error == RL_OK && hub)
 		error = new_epoch(tmp, path);
-	if (error == RL_OK && link(tmp, path) != 0 && errno != EEXIST)
-		error = rl_error_set(RL_EIO, "cannot create store '%s': %s", path, strerror(errno));
-	unlink(tmp);
 	if (error == RL_OK) {
+		if (link(tmp, path) == 0)
+			error = 1;
+		else if (errno != EEXIST)
+			error = rl_error_set(RL_EIO, "cannot create store '%s': %s", path,
+					     strerror(errno));
+	}
+	rl_store_remove_files(tmp);
+	if (error == 1) {
 		/* The new name reaches the disk before anything is written to it. */
 		snprintf(dir, sizeof(dir), "%s", path);
 		if ((fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
@@ -1249,7 +1256,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	const struct rl_store_image *image = NULL;
 	rl_store *s;
 	struct stat sb;
-	int error, version = 0, app_id = 0, objects = 0;
+	int error, version = 0, app_id = 0, objects = 0, made = 0;
 	int oflags;
 
 	*out = NULL;
@@ -1265,16 +1272,15 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 				? "no hub at '%s' (give the hub's directory with --dir or "
 				  "RELASI_HUB_DIR, or make one with 'relasi-hub init DIR')"
 				: "no store at '%s' (run 'relasi init' first)", path);
-		if (!(flags & RL_STORE_READONLY) && (image = image_for(flags))) {
-			if ((error = write_image(path, image, (flags & RL_STORE_HUB) != 0)) < 0)
-				return error;
-		}
+		if (!(flags & RL_STORE_READONLY) && (image = image_for(flags)) &&
+		    (made = write_image(path, image, (flags & RL_STORE_HUB) != 0)) < 0)
+			return made;
 	}
 	if (!(s = calloc(1, sizeof(*s))) || !(s->path = strdup(path))) {
 		free(s);
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	}
-	s->from_image = image != NULL;
+	s->from_image = made == 1;
 	s->capture = 1;
 	s->fts_live = 1;
 	s->device_indexes = !(flags & RL_STORE_HUB);

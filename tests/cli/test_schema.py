@@ -1,6 +1,7 @@
 """Schema versions: an older store is backed up and upgraded in one
 transaction; a newer one, a foreign database, or a failing migration leaves
 the file exactly as it was."""
+import json
 import os
 import sqlite3
 import subprocess
@@ -125,6 +126,29 @@ def test_two_commands_upgrade_at_once():
             con.close()
     finally:
         s.cleanup()
+
+
+def test_inits_at_once_make_one_device():
+    """Several `relasi init` started at once on a home with no store: one
+    makes the store and its device, every other one says the store exists
+    (exit 5) and changes nothing. Each used to find no store, and each
+    reported its own device id while the store kept the last one."""
+    home = Store(init=False)
+    try:
+        procs = [subprocess.Popen([BIN, "--json", "init", "--name", f"Rep {n}"], env=home.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in range(6)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        made = [json.loads(out) for p, (out, _) in zip(procs, outs) if p.returncode == 0]
+        refused = [err for p, (_, err) in zip(procs, outs) if p.returncode == 5]
+        eq(len(made), 1, f"exactly one init made the store: {outs}")
+        eq(len(refused), 5, f"every other one was refused: {outs}")
+        check(all("already exists" in err for err in refused), "and said why", refused)
+        eq(home.query("SELECT value FROM rl_meta WHERE key = 'device_id'"),
+           [(made[0]["device_id"],)], "the store is the device its init reported")
+        eq(home.js("status")["device_id"], made[0]["device_id"], "status agrees")
+    finally:
+        home.cleanup()
 
 
 def test_failed_migration_changes_nothing():
@@ -425,7 +449,7 @@ def test_later_migrations_tolerate_a_hub_without_device_indexes():
 
 if __name__ == "__main__":
     main([test_upgrade_from_v1, test_two_commands_upgrade_at_once,
-          test_failed_migration_changes_nothing,
+          test_inits_at_once_make_one_device, test_failed_migration_changes_nothing,
           test_newer_store_refused_untouched, test_foreign_database_refused,
           test_check_rules_without_in_lists, test_hub_log_rule_without_in_list,
           test_nearby_index_rebuilt_by_upgrade, test_hub_upgrade_drops_device_indexes,
