@@ -124,15 +124,33 @@ static void on_signal(int sig)
 }
 
 /* The store of the connection being handshaken on this thread, for the
- * certificate check callback. */
-static _Thread_local rl_store *thread_store;
+ * certificate check callback; NULL until something needs it. */
+static _Thread_local rl_store **thread_store;
+
+/* Open the hub's store for this connection, once. Not before the
+ * handshake needs it: a plain-TCP client sending garbage, or a TLS client
+ * that never gets as far as a certificate, costs no store (each open
+ * parses the whole schema); the revocation check opens it when a device's
+ * certificate arrives, an enrolment once its handshake is done. */
+static _Thread_local char store_failed[512];   /* why it could not, for the log */
+
+static int connection_store(struct server *srv, rl_store **s)
+{
+	if (*s)
+		return RL_OK;
+	if (hub_store_open(s, srv->dir, 0) < 0) {
+		snprintf(store_failed, sizeof(store_failed), "%s", rl_error_message());
+		return -1;
+	}
+	hub_checkpointer_watch(srv->checkpointer, rl_store_db(*s));
+	return RL_OK;
+}
 
 static int peer_check(void *ctx, const char *cn, const char *fingerprint)
 {
-	(void)ctx;
-	if (!thread_store)
+	if (!thread_store || connection_store(ctx, thread_store) < 0)
 		return -1;
-	return hub_device_lookup(thread_store, cn, fingerprint, NULL) == RL_OK ? 0 : -1;
+	return hub_device_lookup(*thread_store, cn, fingerprint, NULL) == RL_OK ? 0 : -1;
 }
 
 static long long now_ms(void)
@@ -759,13 +777,8 @@ static void *connection_main(void *arg)
 	char cn[128], fp[RL_FINGERPRINT_BUFSZ];
 	long long left;
 
-	if (hub_store_open(&s, srv->dir, 0) < 0) {
-		fprintf(stderr, "relasi-hub: %s\n", rl_error_message());
-		close(job->fd);
-		goto done;
-	}
-	hub_checkpointer_watch(srv->checkpointer, rl_store_db(s));
-	thread_store = s;
+	thread_store = &s;
+	store_failed[0] = '\0';
 	left = srv->preauth_ms - (now_ms() - job->accepted_ms);
 	if (rl_tls_server_handshake(srv->tls, job->fd, left > 0 ? (int)left : 1, &c, cn, sizeof(cn),
 				    fp) < 0) {
@@ -774,8 +787,14 @@ static void *connection_main(void *arg)
 			fprintf(stderr, "relasi-hub: refused %s: dropped before its handshake ended, to "
 				"make room (%d unauthenticated connections from its address)\n",
 				job->addr, job->dropped);
+		else if (store_failed[0])     /* the device's certificate was not at fault */
+			fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, store_failed);
 		else
 			fprintf(stderr, "relasi-hub: refused %s: %s\n", job->addr, rl_error_message());
+		goto done;
+	}
+	if (connection_store(srv, &s) < 0) {
+		fprintf(stderr, "relasi-hub: %s\n", store_failed);
 		goto done;
 	}
 	if (!cn[0]) {

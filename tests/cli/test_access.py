@@ -509,6 +509,46 @@ def test_a_flood_of_silent_connections():
         budi.cleanup()
         hub.cleanup()
 
+def test_a_connection_opens_the_store_only_once_it_needs_it():
+    """A connection that never gets as far as a certificate (silent, or
+    garbage on plain TCP) costs the hub no store: it is opened when a
+    device's certificate is checked or an enrolment's handshake is done.
+    The hub used to open it (three descriptors, a parse of the schema) for
+    every connection before its handshake."""
+    hub = Hub()
+    budi = hub.device("budi")
+
+    def store_fds():
+        fd_dir = f"/proc/{hub.proc.pid}/fd"
+        n = 0
+        for name in os.listdir(fd_dir):
+            try:
+                if os.path.basename(os.readlink(os.path.join(fd_dir, name))).startswith("hub.db"):
+                    n += 1
+            except OSError:
+                pass                    # closed meanwhile
+        return n
+
+    try:
+        budi.ok("sync")
+        idle = store_fds()
+        socks = flood(hub.port, "127.0.0.1", 20)
+        try:
+            socks[0].sendall(b"GET / HTTP/1.0\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while hub.logtext().count("relasi-hub: refused") < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)        # the garbage was read and refused
+            time.sleep(0.5)             # the silent ones' threads are all running
+            eq(store_fds(), idle, "twenty connections without a certificate opened no store")
+            still_serving(hub, budi, "while they wait")
+        finally:
+            for sk in socks:
+                sk.close()
+    finally:
+        budi.cleanup()
+        hub.cleanup()
+
+
 class BusyFront:
     """A TCP front for the hub on 127.0.0.1 that closes the first `refuse`
     connections at once -- what a full hub does -- and relays the rest to
@@ -1167,7 +1207,8 @@ def test_user_remove():
 
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
-          test_a_flood_of_silent_connections, test_a_busy_hub_is_tried_again,
+          test_a_flood_of_silent_connections,
+          test_a_connection_opens_the_store_only_once_it_needs_it, test_a_busy_hub_is_tried_again,
           test_a_fast_clock_does_not_lock_out_a_slow_one,
           test_sync_errors_name_the_cause, test_clock_corrected_after_working_ahead,
           test_clock_corrected_after_an_unanswered_edit,
