@@ -23,6 +23,8 @@
  *                 while rl_removing() (rl_store_set_removal): a discarded
  *                 record the hub never had leaves the store (outbox.c)
  *   rl_cap_T_id   BEFORE UPDATE OF id: refused — ids never change
+ * The hub's store has only the last two (rl_capture_install_guards, hub
+ * schema 17): the hub never captures.
  * A pending change of the same field coalesces (upsert on the partial unique
  * index rl_outbox_pending): the newest value and stamp win, the original base
  * stays, because the base is what the device saw before its first edit.
