@@ -71,12 +71,13 @@ static const char upsert_tail[] =
 	" ON CONFLICT(tbl, row_id, field) WHERE state = 'pending'"
 	" DO UPDATE SET value = excluded.value, hlc = excluded.hlc;\n";
 
-static int install_table(sqlite3 *db, int ti, int guards_only)
+/* The capture triggers of table ti: rl_cap_T_ins and rl_cap_T_upd. */
+static int install_capture(sqlite3 *db, int ti)
 {
 	const char *t = rl_synced_tables[ti];
 	sqlite3_stmt *cols = NULL;
 	sqlite3_str *ins = NULL, *upd = NULL;
-	char *ins_sql = NULL, *upd_sql = NULL, *other = NULL;
+	char *ins_sql = NULL, *upd_sql = NULL;
 	const char *partner;
 	int error = RL_OK, rc, n = 0;
 
@@ -142,20 +143,12 @@ static int install_table(sqlite3 *db, int ti, int guards_only)
 	ins_sql = sqlite3_str_finish(ins);
 	upd_sql = sqlite3_str_finish(upd);
 	ins = upd = NULL;
-	other = sqlite3_mprintf(
-		"CREATE TRIGGER \"rl_cap_%w_del\" BEFORE DELETE ON \"%w\" WHEN NOT rl_removing() BEGIN "
-		"SELECT RAISE(ABORT, 'rows of synced table %q are never deleted; set deleted = 1'); END;"
-		"CREATE TRIGGER \"rl_cap_%w_id\" BEFORE UPDATE OF id ON \"%w\" "
-		"WHEN old.id IS NOT new.id BEGIN "
-		"SELECT RAISE(ABORT, 'record ids never change'); END;",
-		t, t, t, t, t);
-	if (!ins_sql || !upd_sql || !other) {
+	if (!ins_sql || !upd_sql) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	if ((!guards_only && (sqlite3_exec(db, ins_sql, NULL, NULL, NULL) != SQLITE_OK ||
-			      sqlite3_exec(db, upd_sql, NULL, NULL, NULL) != SQLITE_OK)) ||
-	    sqlite3_exec(db, other, NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_exec(db, ins_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, upd_sql, NULL, NULL, NULL) != SQLITE_OK)
 		error = rl_error_set(RL_ESTORE, "installing capture on %s: %s", t,
 				     sqlite3_errmsg(db));
 cleanup:
@@ -166,7 +159,28 @@ cleanup:
 		sqlite3_free(sqlite3_str_finish(upd));
 	sqlite3_free(ins_sql);
 	sqlite3_free(upd_sql);
-	sqlite3_free(other);
+	return error;
+}
+
+/* The guards of table ti: rl_cap_T_del and rl_cap_T_id. */
+static int install_guards(sqlite3 *db, int ti)
+{
+	const char *t = rl_synced_tables[ti];
+	char *sql = sqlite3_mprintf(
+		"CREATE TRIGGER \"rl_cap_%w_del\" BEFORE DELETE ON \"%w\" WHEN NOT rl_removing() BEGIN "
+		"SELECT RAISE(ABORT, 'rows of synced table %q are never deleted; set deleted = 1'); END;"
+		"CREATE TRIGGER \"rl_cap_%w_id\" BEFORE UPDATE OF id ON \"%w\" "
+		"WHEN old.id IS NOT new.id BEGIN "
+		"SELECT RAISE(ABORT, 'record ids never change'); END;",
+		t, t, t, t, t);
+	int error = RL_OK;
+
+	if (!sql)
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		error = rl_error_set(RL_ESTORE, "installing capture on %s: %s", t,
+				     sqlite3_errmsg(db));
+	sqlite3_free(sql);
 	return error;
 }
 
@@ -211,7 +225,8 @@ static int install(sqlite3 *db, int guards_only)
 	for (i = 0; rl_synced_tables[i]; i++) {
 		if ((error = table_exists(db, rl_synced_tables[i], &exists)) < 0)
 			return error;
-		if (exists && (error = install_table(db, i, guards_only)) < 0)
+		if (exists && ((!guards_only && (error = install_capture(db, i)) < 0) ||
+			       (error = install_guards(db, i)) < 0))
 			return error;
 	}
 	return RL_OK;

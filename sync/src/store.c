@@ -1194,8 +1194,9 @@ static int new_epoch(const char *tmp, const char *path)
  * temporary file beside it, synced, then linked into place. link() fails
  * if the path exists by then (another process made the store first, or a
  * symlink was put there): that file is opened as it is, as SQLite's own
- * create would. 1: this call made the store; 0: it was there. Errors:
- * RL_EIO, RL_ESTORE (the hub's epoch), naming the file. */
+ * create would. 1: this call made the store; 0: it did not (there, or no
+ * hard links here). Errors: RL_EIO, RL_ESTORE (the hub's epoch), naming
+ * the file. */
 static int write_image(const char *path, const struct rl_store_image *img, int hub)
 {
 	char tmp[4096], dir[4096];
@@ -1232,13 +1233,11 @@ static int write_image(const char *path, const struct rl_store_image *img, int h
 		error = rl_error_set(RL_EIO, "cannot write store '%s': %s", path, why);
 	if (error == RL_OK && hub)
 		error = new_epoch(tmp, path);
-	if (error == RL_OK) {
-		if (link(tmp, path) == 0)
-			error = 1;
-		else if (errno != EEXIST)
-			error = rl_error_set(RL_EIO, "cannot create store '%s': %s", path,
-					     strerror(errno));
-	}
+	/* A file system without hard links (EPERM, ENOTSUP): nothing is made
+	 * here, and SQLite creates the store from the migrations, as without
+	 * an image; EEXIST: another process made it first. */
+	if (error == RL_OK && link(tmp, path) == 0)
+		error = 1;
 	rl_store_remove_files(tmp);
 	if (error == 1) {
 		/* The new name reaches the disk before anything is written to it. */

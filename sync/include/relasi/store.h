@@ -100,7 +100,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags);
  * and fuzzers do. The image is written to a temporary file beside the
  * store's path and linked into place, so that a crash leaves no half store
  * and two processes creating the same store at once both open one whole
- * file. The pointers must stay valid for the life of the process.
+ * file (on a file system without hard links the migrations make it). The pointers must stay valid for the life of the process.
  */
 struct rl_store_image_chunk {
 	uint32_t offset, len;
