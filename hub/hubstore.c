@@ -2252,6 +2252,9 @@ rollback:
 	rl_store_rollback(s);
 	free(text);
 	text = NULL;
+	/* The session's log line counts what the store took: a batch whose
+	 * commit failed (a full disk) took nothing. */
+	*stats = saved;
 done:
 	*resp_text = text;
 	return error;

@@ -26,7 +26,9 @@ secs=${1:-60}
 case $secs in
     ''|*[!0-9]*) echo "usage: sh scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
-all="wire csv import vcard token valid hub_push dev_sync snapshot chunk push enroll bundle restore rule image"
+# Every target of fuzz/CMakeLists.txt (RELASI_FUZZ_TARGETS), in its order.
+all="wire csv import vcard token valid hub_push dev_sync dev_batches snapshot chunk push page pushed
+     enroll bundle restore rule image merge"
 targets=${*:-$all}
 jobs=${FUZZ_JOBS:-1}
 
@@ -41,7 +43,7 @@ max_len() {
         valid) echo 256 ;;
         rule) echo 600 ;;
         import) echo 4096 ;;
-        hub_push|dev_sync|snapshot|bundle) echo 16384 ;;
+        hub_push|dev_sync|dev_batches|snapshot|bundle) echo 16384 ;;
         restore) echo 32768 ;;
         *) echo 8192 ;;
     esac

@@ -46,6 +46,12 @@ static int hub_refused(json_t *resp)
 	const char *code = json_string_value(json_object_get(resp, "code"));
 	const char *msg = json_string_value(json_object_get(resp, "message"));
 
+	/* The hub's own failure (its disk full, its store unreadable) is not a
+	 * verdict on the rep's changes: say so, and that they wait. */
+	if (code && strcmp(code, "internal") == 0)
+		return rl_error_set(RL_EPROTO, "the hub failed: %s (internal); nothing is lost: "
+				    "what it did not acknowledge stays pending here, sync again later",
+				    msg ? msg : "no reason");
 	return rl_error_set(code && (strcmp(code, "auth") == 0 || strcmp(code, "token") == 0)
 			    ? RL_EAUTH : code && strcmp(code, "clock") == 0 ? RL_ECLOCK
 			    : code && strcmp(code, "batch") == 0 ? RL_EREUSED

@@ -80,8 +80,18 @@ int rl_store_application_id(void)
 
 int rl_store_error(rl_store *s, const char *doing)
 {
-	return rl_error_set(RL_ESTORE, "%s: %s", doing,
-			    s && s->db ? sqlite3_errmsg(s->db) : "no database");
+	int rc, sys;
+
+	if (!s || !s->db)
+		return rl_error_set(RL_ESTORE, "%s: no database", doing);
+	/* "disk I/O error" alone does not tell a full disk from a failing one:
+	 * the system's own word does (ENOSPC, EFBIG, EIO, EACCES). */
+	rc = sqlite3_errcode(s->db) & 0xff;   /* the primary code of an extended one */
+	sys = sqlite3_system_errno(s->db);
+	if ((rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN) && sys > 0)
+		return rl_error_set(RL_ESTORE, "%s: %s (%s)", doing, sqlite3_errmsg(s->db),
+				    strerror(sys));
+	return rl_error_set(RL_ESTORE, "%s: %s", doing, sqlite3_errmsg(s->db));
 }
 
 static int exec(rl_store *s, const char *sql, const char *doing)

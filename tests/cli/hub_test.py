@@ -125,9 +125,12 @@ def _stop_serving():
 
 
 class Hub:
-    def __init__(self, fault=None, timeout=None, nofile=None):
+    def __init__(self, fault=None, timeout=None, nofile=None, fsize=None):
         self.timeout = timeout
         self.nofile = nofile            # serve under this descriptor limit (soft and hard)
+        # serve with no file growing past fsize bytes, SIGXFSZ ignored: a
+        # write past it fails (EFBIG) as on a full disk; None: no limit
+        self.fsize = fsize
         self.dir = tempfile.mkdtemp(prefix="relasi-hub-")
         self.devices = []
         self.port = free_port()
@@ -178,15 +181,18 @@ class Hub:
             env["RELASI_HUB_FAULT"] = fault
         self.log = open(self.log_path, "a")
         extra = ["--timeout", str(self.timeout)] if self.timeout else []
-        nofile = self.nofile
+        nofile, fsize = self.nofile, self.fsize
 
-        def limit():                    # a machine with a low descriptor limit
+        def limit():                    # a machine with a low descriptor limit, a full disk
+            import resource
             if nofile:
-                import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if fsize:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         self.proc = subprocess.Popen([HUB_BIN, "serve", self.dir] + extra, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, env=env,
-                                     preexec_fn=limit if nofile else None)
+                                     preexec_fn=limit if nofile or fsize else None)
         _SERVING.add(self)
         line = self.proc.stdout.readline()
         if "listening on" not in line:

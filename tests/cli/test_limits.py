@@ -9,7 +9,8 @@ revoked) changes nothing; a malformed PUSH (a key the protocol does not
 have, a wrong type, a negative base, more changes than a batch holds, JSON
 cut short) gets an ERROR naming the cause and changes nothing, while the
 same changes well formed, keys in any order, are applied. The hub keeps
-serving an honest device throughout."""
+serving an honest device throughout. A full disk, at the hub in the middle
+of a push or at a device in the middle of a pull, loses nothing."""
 import json
 import os
 import socket
@@ -520,9 +521,98 @@ def test_many_conflicts_on_long_notes_fit_the_last_page():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_full_disk_loses_nothing():
+    """The hub's disk fills up in the middle of a push (no file of its may
+    grow past 1 MiB; SIGXFSZ ignored, so a write fails as on a full disk).
+    The sync fails saying the hub failed and that nothing is lost; every
+    change is either in the hub's log or still on the device, never both
+    and never neither; the hub's log line counts only what it committed;
+    it keeps serving a device that only pulls. With room again (the hub
+    restarted without the limit) the next sync takes the rest, each change
+    once. Then a device's disk fills while it pulls: it exits 7 naming the
+    store's error, keeps a sound store, and its next sync converges."""
+    import csv
+    import re
+    import resource
+    import signal
+    import subprocess
+    from hub_test import assert_converged
+    from relasi_test import BIN
+    hub = Hub(fsize=3 << 20)
+    ani = budi = None
+    try:
+        ani = hub.device("ani", "Ani Wijaya")
+        budi = hub.device("budi", "Budi Santoso")
+        ani.ok("sync")
+        budi.ok("sync")
+        path = os.path.join(ani.home, "customers.csv")
+        n_acc = 3000
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["name", "city", "notes"])
+            for i in range(n_acc):
+                w.writerow([f"Toko Penuh {i}", "Palu", f"kunjungan {i}: " + "stok habis, " * 25])
+        ani.ok("import", "accounts", path)
+        total = ani.js("status")["pending"]
+        dev_id = ani.js("status")["device_id"]
+
+        def at_hub():
+            return hub.query("SELECT count(*) FROM hub_log WHERE device = ?", dev_id)[0][0]
+
+        def on_device():
+            st = ani.js("status")
+            return st["pending"] + st["sent"]
+
+        before = at_hub()               # what ani's first sync logged
+        r = ani.run("sync")
+        eq(r.code, 8, "the sync fails while the hub's disk is full: " + r.err)
+        check("the hub failed" in r.err and "nothing is lost" in r.err,
+              "the error says the hub failed and that nothing is lost", r.err)
+        taken = at_hub() - before
+        check(0 < taken < total, "the hub kept what it committed before its disk filled, "
+              "and could not take the rest", (taken, total))
+        eq(taken + on_device(), total,
+           "every change is at the hub or still on the device, not both, not neither")
+        lines = [x for x in hub.logtext().splitlines() if f"sync device={dev_id[:12]} " in x]
+        applied = int(re.search(r" applied=(\d+) ", lines[-1]).group(1))
+        eq(applied, taken, "the log line counts what the hub committed, not what it rolled back")
+        check(hub.proc.poll() is None, "the hub is still running")
+        eq(budi.run("sync").code, 0, "the hub keeps serving a device that only pulls")
+
+        hub.stop()
+        hub.fsize = None
+        hub.start()
+        r = ani.run("sync")
+        eq(r.code, 0, "with room again the sync completes: " + r.err)
+        eq(on_device(), 0, "nothing left on the device")
+        eq(at_hub() - before, total, "each change reached the hub once")
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name LIKE 'Toko Penuh %'")[0][0], n_acc,
+           "every customer is at the hub")
+        # Now budi's disk fills while it pulls all that: the pages it could
+        # not commit are rolled back, and the next sync takes the rest.
+        def full_disk():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        p = subprocess.run([BIN, "sync"], env=budi.env(), capture_output=True, text=True,
+                           timeout=120, preexec_fn=full_disk)
+        eq(p.returncode, 7, "budi's sync fails on its full disk: " + p.stderr)
+        check("disk I/O error" in p.stderr, "the error names the store's failure", p.stderr)
+        got = budi.query("SELECT count(*) FROM accounts WHERE name LIKE 'Toko Penuh %'")[0][0]
+        check(got < n_acc, "budi could not take everything", got)
+        eq(budi.query("PRAGMA integrity_check")[0][0], "ok", "budi's store is sound")
+        budi.ok("sync")
+        assert_converged(hub, [ani, budi])
+    finally:
+        for d in (ani, budi):
+            if d:
+                d.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push,
           test_money_bound_at_the_hub,
           test_long_notes_pull_in_pages_that_fit,
           test_a_long_run_of_one_record_pulls_in_pages_that_fit,
-          test_many_conflicts_on_long_notes_fit_the_last_page])
+          test_many_conflicts_on_long_notes_fit_the_last_page,
+          test_a_full_disk_loses_nothing])
