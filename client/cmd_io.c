@@ -31,6 +31,7 @@
 
 #include "relasi/csv.h"
 #include "relasi/limits.h"
+#include "relasi/outfile.h"
 #include "relasi/valid.h"
 #include "relasi/vcard.h"
 
@@ -82,7 +83,8 @@ struct import {
 	const struct rl_field **col_field;  /* per column, NULL = ignored */
 	long rows, bad, created_accounts;
 	long row_created;        /* accounts created by the row being imported */
-	FILE *report;
+	FILE *report;            /* report_out.f while the bad rows are written */
+	struct rl_outfile report_out;
 	int skip_bad;
 	int progress;
 	struct rl_fieldval *vals;
@@ -257,8 +259,12 @@ static int report_bad(struct import *im, long line, const char *msg)
 
 	im->bad++;
 	snprintf(linebuf, sizeof(linebuf), "%ld", line);
-	if (im->report)
-		return rl_csv_write_row(im->report, cells, 2, ',');
+	if (im->report) {
+		int error = rl_csv_write_row(im->report, cells, 2, ',');
+		if (error < 0)
+			rl_error_prefix("'%s'", im->report_out.path);
+		return error;
+	}
 	fprintf(stderr, "relasi: line %ld: %s\n", line, msg);
 	return RL_OK;
 }
@@ -319,13 +325,12 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		rl_error_prefix("%s: line %ld", a->pos[1], line);   /* the header's */
 		goto cleanup;
 	}
-	if (report_path && !(im.report = fopen(report_path, "w"))) {
-		error = rl_error_set(RL_EIO, "cannot write '%s': %s", report_path, strerror(errno));
-		goto cleanup;
-	}
-	if (im.report) {
+	if (report_path) {
 		const char *hdr[2] = { "line", "error" };
-		rl_csv_write_row(im.report, hdr, 2, ',');
+		if ((error = rl_outfile_open(&im.report_out, report_path, 0666)) < 0 ||
+		    (error = rl_csv_write_row(im.report_out.f, hdr, 2, ',')) < 0)
+			goto cleanup;
+		im.report = im.report_out.f;
 	}
 
 	/* Only inserts follow: indexed for search and captured in bulk at
@@ -378,6 +383,13 @@ static int cmd_import(struct cli_ctx *ctx, struct cli_args *a)
 		if (im.progress && im.rows % 5000 == 0)
 			fprintf(stderr, "\rimported %ld rows…", im.rows);
 	}
+	/* The report whole first: should it fail (a full disk), nothing is
+	 * imported and the rep can run the import again as it was. */
+	if (im.report) {
+		im.report = NULL;
+		if ((error = rl_outfile_commit(&im.report_out)) < 0)
+			goto cleanup;
+	}
 	if ((error = rl_store_commit(ctx->store)) < 0)
 		goto cleanup;
 	in_tx = 0;
@@ -401,8 +413,7 @@ cleanup:
 	if (in_tx)
 		rl_store_rollback(ctx->store);
 	rl_store_journal_wal(ctx->store);
-	if (im.report && fclose(im.report) != 0 && error == 0)
-		error = rl_error_set(RL_EIO, "writing '%s' failed", report_path);
+	rl_outfile_abort(&im.report_out);     /* a failed import writes no report */
 	rl_csv_close(r);
 	for (i = 0; header && i < nheader; i++)
 		free(header[i]);
@@ -418,15 +429,6 @@ cleanup:
 #define DEAL_EXTRA 3
 static const char *const deal_extra[DEAL_EXTRA] = { "owner", "created_at", "closed_at" };
 
-static FILE *open_out(const char *path, int *close_it)
-{
-	*close_it = 0;
-	if (!path || strcmp(path, "-") == 0)
-		return stdout;
-	*close_it = 1;
-	return fopen(path, "w");
-}
-
 static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const struct rl_table *t = io_table(a->pos[0], exportable);
@@ -436,9 +438,10 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 	char *sql = NULL;
 	sqlite3_str *q;
 	sqlite3_stmt *st = NULL;
-	FILE *f = NULL;
+	struct rl_outfile out = { NULL, NULL, NULL, 0 };
+	FILE *f;
 	size_t ncols = 1, i, k;
-	int close_it = 0, delim, error, rc, deals;
+	int delim, error, rc, deals;
 	long rows = 0;
 
 	if (!t)
@@ -489,10 +492,9 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 		error = rl_store_error(ctx->store, "export");
 		goto cleanup;
 	}
-	if (!(f = open_out(path, &close_it))) {
-		error = rl_error_set(RL_EIO, "cannot write '%s': %s", path, strerror(errno));
+	if ((error = rl_outfile_open(&out, path, 0666)) < 0)
 		goto cleanup;
-	}
+	f = out.f;
 	cells[0] = "id";
 	for (i = 0, k = 1; i < t->nfields; i++) {
 		const struct rl_field *fl = &t->fields[i];
@@ -506,7 +508,7 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 	for (i = 0; deals && i < DEAL_EXTRA; i++)
 		cells[k++] = deal_extra[i];
 	if ((error = rl_csv_write_row(f, cells, ncols, delim)) < 0)
-		goto cleanup;
+		goto write_failed;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int c = 0;
 		for (i = 0, k = 0; k < ncols; k++, c++) {
@@ -536,20 +538,24 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 			cells[k] = bufs[k];
 		}
 		if ((error = rl_csv_write_row(f, cells, ncols, delim)) < 0)
-			goto cleanup;
+			goto write_failed;
 		rows++;
 	}
 	if (rc != SQLITE_DONE) {
 		error = rl_store_error(ctx->store, "export");
 		goto cleanup;
 	}
+	if ((error = rl_outfile_commit(&out)) < 0)
+		goto cleanup;
 	if (path && strcmp(path, "-") != 0 && !ctx->json)
 		fprintf(stderr, "exported %ld %s to %s\n", rows, t->name, path);
+	goto cleanup;
+write_failed:
+	rl_error_prefix("'%s'", path && strcmp(path, "-") != 0 ? path : "standard output");
 cleanup:
+	rl_outfile_abort(&out);        /* a failed export leaves no file, and an earlier one as it was */
 	sqlite3_finalize(st);
 	sqlite3_free(sql);
-	if (close_it && f && fclose(f) != 0 && error == 0)
-		error = rl_error_set(RL_EIO, "writing '%s' failed", path);
 	for (k = 0; bufs && k < ncols; k++)
 		free(bufs[k]);
 	free(bufs);
@@ -714,8 +720,8 @@ static int cmd_vcard_export(struct cli_ctx *ctx, struct cli_args *a)
 	const char *ver = cli_get(a, "version");
 	char account[RL_ID_BUFSZ];
 	sqlite3_stmt *st;
-	FILE *f = NULL;
-	int close_it = 0, version = 4, error, rc;
+	struct rl_outfile out;
+	int version = 4, error, rc;
 	long n = 0;
 
 	if (ver) {
@@ -735,9 +741,9 @@ static int cmd_vcard_export(struct cli_ctx *ctx, struct cli_args *a)
 		return error;
 	if (cli_get(a, "account"))
 		sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
-	if (!(f = open_out(path, &close_it))) {
+	if ((error = rl_outfile_open(&out, path, 0666)) < 0) {
 		sqlite3_reset(st);
-		return rl_error_set(RL_EIO, "cannot write '%s': %s", path, strerror(errno));
+		return error;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rl_vcard c;
@@ -755,16 +761,19 @@ static int cmd_vcard_export(struct cli_ctx *ctx, struct cli_args *a)
 			c.email[c.nemail++] = (char *)sqlite3_column_text(st, 5);
 		c.city = (char *)sqlite3_column_text(st, 6);
 		c.note = (char *)sqlite3_column_text(st, 7);
-		if ((error = rl_vcard_write(f, &c, version)) < 0)
+		if ((error = rl_vcard_write(out.f, &c, version)) < 0) {
+			rl_error_prefix("'%s'", path && strcmp(path, "-") != 0 ? path : "standard output");
 			break;
+		}
 		n++;
 	}
 	sqlite3_reset(st);
 	if (error == 0 && rc != SQLITE_DONE)
 		error = rl_store_error(ctx->store, "vcard export");
-	if (close_it && fclose(f) != 0 && error == 0)
-		error = rl_error_set(RL_EIO, "writing '%s' failed", path);
-	if (error == 0 && close_it && !ctx->json)
+	if (error == 0)
+		error = rl_outfile_commit(&out);
+	rl_outfile_abort(&out);        /* after a failure: no file, an earlier one as it was */
+	if (error == 0 && path && strcmp(path, "-") != 0 && !ctx->json)
 		fprintf(stderr, "exported %ld contact%s to %s\n", n, n == 1 ? "" : "s", path);
 	return error;
 }

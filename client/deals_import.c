@@ -38,6 +38,7 @@
 
 #include "relasi/csv.h"
 #include "relasi/limits.h"
+#include "relasi/outfile.h"
 #include "relasi/record.h"
 #include "relasi/valid.h"
 
@@ -97,7 +98,8 @@ struct di {
 	struct di_name *reps, *unstages;
 	size_t nreps, nunstages;
 	long rows, bad, created, matched, won, lost;
-	FILE *report;
+	FILE *report;            /* report_out.f while the bad rows are written */
+	struct rl_outfile report_out;
 	int skip_bad, progress;
 	int64_t now;
 	int tz;
@@ -792,8 +794,12 @@ static int report_bad(struct di *im, long line)
 
 	im->bad++;
 	snprintf(linebuf, sizeof(linebuf), "%ld", line);
-	if (im->report)
-		return rl_csv_write_row(im->report, cells, 2, ',');
+	if (im->report) {
+		int error = rl_csv_write_row(im->report, cells, 2, ',');
+		if (error < 0)
+			rl_error_prefix("'%s'", im->report_out.path);
+		return error;
+	}
 	fprintf(stderr, "relasi: line %ld: %s\n", line, rl_error_message());
 	return RL_OK;
 }
@@ -949,13 +955,12 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 	}
 	if ((error = parse_stage_map(&im, cli_get(a, "stage-map"))) < 0)
 		goto cleanup;
-	if (report_path && !(im.report = fopen(report_path, "w"))) {
-		error = rl_error_set(RL_EIO, "cannot write '%s': %s", report_path, strerror(errno));
-		goto cleanup;
-	}
-	if (im.report) {
+	if (report_path) {
 		const char *hdr[2] = { "line", "error" };
-		rl_csv_write_row(im.report, hdr, 2, ',');
+		if ((error = rl_outfile_open(&im.report_out, report_path, 0666)) < 0 ||
+		    (error = rl_csv_write_row(im.report_out.f, hdr, 2, ',')) < 0)
+			goto cleanup;
+		im.report = im.report_out.f;
 	}
 
 	/* Only inserts follow: indexed for search and captured in bulk at
@@ -1014,6 +1019,13 @@ int cli_import_deals(struct cli_ctx *ctx, struct cli_args *a, int delim)
 		if (im.progress && im.rows % 1000 == 0)
 			fprintf(stderr, "\rimported %ld deals…", im.rows);
 	}
+	/* The report whole first: should it fail (a full disk), nothing is
+	 * imported and the rep can run the import again as it was. */
+	if (im.report) {
+		im.report = NULL;
+		if ((error = rl_outfile_commit(&im.report_out)) < 0)
+			goto cleanup;
+	}
 	if ((error = rl_store_commit(ctx->store)) < 0)
 		goto cleanup;
 	in_tx = 0;
@@ -1024,8 +1036,7 @@ cleanup:
 	if (in_tx)
 		rl_store_rollback(ctx->store);
 	rl_store_journal_wal(ctx->store);
-	if (im.report && fclose(im.report) != 0 && error == 0)
-		error = rl_error_set(RL_EIO, "writing '%s' failed", report_path);
+	rl_outfile_abort(&im.report_out);     /* a failed import writes no report */
 	rl_csv_close(r);
 	free(vals);
 	di_free(&im);

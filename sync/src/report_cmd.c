@@ -212,6 +212,12 @@ static int cmd_report_html(struct cli_ctx *ctx, struct cli_args *a)
 				     REPORT_MAX_PATH);
 		goto cleanup;
 	}
+	/* The summary line is what goes to standard output, not the page. */
+	if (strcmp(path, "-") == 0) {
+		error = rl_error_set(RL_EUSAGE, "FILE: give a file name ('-', standard output, "
+				     "is not one for a page)");
+		goto cleanup;
+	}
 	if ((error = read_options(ctx, a, &f, &r, &fmt)) < 0)
 		goto cleanup;
 	/* The RFM and tier sections end at --to, else today (`segment rfm`

@@ -28,19 +28,17 @@
  * HTML-significant characters, in element content and attributes alike.
  *
  * The file is written to a temporary name beside FILE and renamed over it
- * once complete, so a reader never sees half a report and a failure leaves
- * whatever FILE held before.
+ * once complete (relasi/outfile.h), so a reader never sees half a report
+ * and a failure leaves whatever FILE held before.
  */
 #include "relasi/report.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "relasi/outfile.h"
 #include "relasi/valid.h"
 
 #include "relasi/marketing.h"
@@ -1196,55 +1194,18 @@ static int write_page(FILE *o, rl_store *s, const struct rp_filter *f,
 int rp_html_write(rl_store *s, const struct rp_filter *f, const struct rp_result *info,
 		  const char *path, long *bytes)
 {
-	char *tmp = NULL;
-	size_t len = strlen(path) + 32;
-	FILE *o = NULL;
-	int fd = -1, error;
+	struct rl_outfile out;
+	int error;
 
-	if (!(tmp = malloc(len)))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	snprintf(tmp, len, "%s.tmp-%ld", path, (long)getpid());
 	/* 0600: the page lists reps' figures and the business's money; sharing
-	 * it is the manager's decision (chmod), as with bundles */
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-		error = rl_error_set(RL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-		goto cleanup;
+	 * it is the manager's decision (chmod), as with bundles. A page that
+	 * reaches its name is whole (relasi/outfile.h). */
+	if ((error = rl_outfile_open(&out, path, 0600)) < 0)
+		return error;
+	if ((error = write_page(out.f, s, f, info)) < 0) {
+		rl_outfile_abort(&out);
+		return error;
 	}
-	if (!(o = fdopen(fd, "w"))) {
-		error = rl_error_set(RL_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-		goto cleanup;
-	}
-	fd = -1;   /* o owns it now */
-	if ((error = write_page(o, s, f, info)) < 0)
-		goto cleanup;
-	*bytes = ftell(o);
-	/* a report that reached its name is whole: flush and sync before */
-	if (fflush(o) != 0 || ferror(o) || fsync(fileno(o)) != 0) {
-		error = rl_error_set(RL_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-		goto cleanup;
-	}
-	if (fclose(o) != 0) {
-		o = NULL;
-		error = rl_error_set(RL_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-		goto cleanup;
-	}
-	o = NULL;
-	if (rename(tmp, path) != 0) {
-		error = rl_error_set(RL_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
-				     strerror(errno));
-		goto cleanup;
-	}
-	free(tmp);
-	tmp = NULL;
-	error = RL_OK;
-cleanup:
-	if (o)
-		fclose(o);
-	if (fd >= 0)
-		close(fd);
-	if (tmp) {
-		unlink(tmp);
-		free(tmp);
-	}
-	return error;
+	*bytes = ftell(out.f);
+	return rl_outfile_commit(&out);
 }

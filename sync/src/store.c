@@ -1317,7 +1317,13 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	if ((error = pragma_int(s, "PRAGMA user_version", &version)) < 0 ||
 	    (error = pragma_int(s, "PRAGMA application_id", &app_id)) < 0 ||
 	    (error = pragma_int(s, "SELECT count(*) FROM sqlite_master", &objects)) < 0) {
-		rl_error_prefix("'%s' is not a readable SQLite database", path);
+		/* A full disk or a failing one is not a bad file: say which. */
+		int rc = sqlite3_errcode(s->db) & 0xff;
+		if (rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN ||
+		    rc == SQLITE_BUSY || rc == SQLITE_NOMEM)
+			rl_error_prefix("cannot read store '%s'", path);
+		else
+			rl_error_prefix("'%s' is not a readable SQLite database", path);
 		goto fail;
 	}
 	if (app_id != RL_APPLICATION_ID && (app_id != 0 || objects != 0)) {

@@ -393,10 +393,92 @@ def test_import_killed_changes_nothing():
     s.cleanup()
 
 
+def test_an_export_is_whole_or_not_at_all():
+    """A CSV export, a vCard export and the HTML page are written beside
+    their file and renamed onto it once whole. With the disk full (a file
+    size limit of 40 KiB, SIGXFSZ ignored, so a write fails as on a full
+    disk; the store's files need 32 KiB to be opened at all) each
+    fails naming its file, leaves no temporary behind, and an earlier file
+    of that name exactly as it was, not cut short; a new name is not
+    created at all. A file that is not a regular one (/dev/null) or a link
+    is written in place, as before: never replaced by a regular file."""
+    import resource
+    import stat
+    s = Store(now=NOW)
+    out = os.path.join(s.home, "out")
+    os.mkdir(out)
+    try:
+        path = os.path.join(s.home, "contacts.csv")
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["name", "account", "email", "city"])
+            for i in range(1200):
+                w.writerow([f"Kontak {i}", f"Toko Ekspor {i}", f"kontak{i}@contoh.co.id",
+                            "Makassar"])
+        s.ok("import", "contacts", path)
+        path = os.path.join(s.home, "deals.csv")      # the page grows with the deals
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["title", "account", "amount", "stage"])
+            for i in range(300):
+                w.writerow([f"Freezer {i}", f"Toko Ekspor {i}", 1000000 + i,
+                            ["Prospect", "Qualified", "Proposal", "Won", "Lost"][i % 5]])
+        s.ok("import", "deals", path)
+        jobs = [(["export", "accounts"], "accounts.csv"), (["vcard", "export"], "contacts.vcf"),
+                (["report", "html"], "page.html")]
+        before = {}
+        for args, name in jobs:
+            s.ok(*args, os.path.join(out, name))
+            with open(os.path.join(out, name), "rb") as f:
+                before[name] = f.read()
+            check(len(before[name]) > 40960, f"{name} is bigger than the limit below",
+                  len(before[name]))
+        s.ok("account", "add", "Toko Sesudahnya", "--city", "Maros")
+        s.ok("contact", "add", "Kontak Sesudahnya", "--account", "Toko Sesudahnya")
+
+        def full_disk():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (40960, 40960))
+        for args, name in jobs:
+            for target in (name, "new-" + name):
+                p = subprocess.run([BIN] + args + [os.path.join(out, target)], env=s.env(),
+                                   capture_output=True, text=True, timeout=60,
+                                   preexec_fn=full_disk)
+                eq(p.returncode, 7, f"{' '.join(args)} {target} on a full disk: {p.stderr}")
+                check(target in p.stderr and "File too large" in p.stderr,
+                      "the error names the file and the cause", p.stderr)
+            with open(os.path.join(out, name), "rb") as f:
+                eq(f.read() == before[name], True, f"{name}: the earlier file is as it was")
+            eq(sorted(os.listdir(out)), sorted(n for _, n in jobs),
+               f"after {' '.join(args)}: no temporary, no new file")
+        for args, name in jobs:
+            s.ok(*args, os.path.join(out, name))
+            with open(os.path.join(out, name), "rb") as f:
+                check(b"Sesudahnya" in f.read() or name == "page.html",
+                      f"{name}: with room again, the new export", name)
+        eq(sorted(os.listdir(out)), sorted(n for _, n in jobs), "no temporary left")
+        # in place: a device and a link stay what they are
+        s.ok("export", "accounts", "/dev/null")
+        check(stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is still a device")
+        real = os.path.join(out, "real.csv")
+        link = os.path.join(out, "link.csv")
+        with open(real, "w") as f:
+            f.write("old\n")
+        os.symlink("real.csv", link)
+        s.ok("export", "accounts", link)
+        check(os.path.islink(link), "the link is still a link")
+        with open(real) as f:
+            check("Toko Sesudahnya" in f.read(), "the file it names holds the export")
+        s.fails(2, "report", "html", "-", contains="file name")
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     main([test_excel_style_import, test_rows_of_empty_cells_are_blank,
           test_header_names_and_account_creation,
           test_import_names_whole_customers, test_import_names_whole_contacts_and_deals,
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
           test_deals_round_trip_keeps_owner_and_dates, test_vcard_many_values_all_kept,
-          test_vcard_import_and_round_trip, test_import_killed_changes_nothing])
+          test_vcard_import_and_round_trip, test_import_killed_changes_nothing,
+          test_an_export_is_whole_or_not_at_all])

@@ -656,7 +656,7 @@ def test_written_whole_or_not_at_all():
         # a FILE that is a directory: the page cannot take its name; nothing left
         d = os.path.join(work, "dir")
         os.mkdir(d)
-        s.fails(7, "report", "html", d, contains="rename")
+        s.fails(7, "report", "html", d, contains="Is a directory")
         eq(sorted(os.listdir(work)), ["dir", "r.html"], "no temporary file left after a failure")
         s.fails(7, "report", "html", os.path.join(work, "nope", "r.html"), contains="nope")
         before = s.file_hash()
