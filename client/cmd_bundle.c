@@ -23,6 +23,7 @@
 #include "relasi/bundle.h"
 #include "relasi/devsync.h"
 #include "relasi/limits.h"
+#include "relasi/outfile.h"
 #include "relasi/pki.h"
 #include "relasi/valid.h"
 
@@ -59,7 +60,10 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	int error, lock = -1;
 
 	memset(&m, 0, sizeof(m));
-	if ((error = need_enrolment(ctx, &fp)) < 0 ||
+	/* Before the batch is frozen: a FILE that cannot take the bundle
+	 * leaves the outbox as it was. */
+	if ((error = rl_outfile_replaceable(a->pos[0])) < 0 ||
+	    (error = need_enrolment(ctx, &fp)) < 0 ||
 	    (error = cli_exchange_lock(ctx, &lock)) < 0 ||
 	    (error = home_path(ctx, "device.crt", crt, sizeof(crt))) < 0 ||
 	    (error = home_path(ctx, "device.key", key, sizeof(key))) < 0 ||

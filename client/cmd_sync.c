@@ -359,6 +359,11 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 		rl_conn_close(c);
 		c = NULL;
 	}
+	/* This device's own store failed (a full disk): every commit is whole,
+	 * so what it did not save is pulled or sent again next time. */
+	if (error == RL_ESTORE)
+		rl_error_prefix("sync stopped: this device's store failed, and what it did not save "
+				"comes again at the next sync");
 	if (error < 0)
 		goto cleanup;
 	if (st.image_refused[0])

@@ -39,6 +39,7 @@
 #include <mbedtls/sha256.h>
 
 #include "relasi/error.h"
+#include "relasi/outfile.h"
 #include "relasi/valid.h"
 
 #define COPY_CHUNK 65536
@@ -578,6 +579,10 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 
 	if (manifest_out)
 		*manifest_out = NULL;
+	/* Renaming the archive over /dev/stdout would replace the system's
+	 * link with a file (as root): a backup goes to a file of its own. */
+	if ((error = rl_outfile_replaceable(file)) < 0)
+		return error;
 	memset(&b, 0, sizeof(b));
 	b.dir = dir;
 	b.progress = progress;

@@ -24,6 +24,7 @@
 #include "relasi/bundle.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
+#include "relasi/outfile.h"
 #include "relasi/valid.h"
 
 /* What a reply may hold besides its pages: the envelope (3) and PUSHED. */
@@ -122,7 +123,9 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 	if ((error = hub_path(ca, sizeof(ca), dir, HUB_DEVICE_CA)) < 0 ||
 	    (error = hub_path(crt, sizeof(crt), dir, HUB_SERVER_CRT)) < 0 ||
 	    (error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||
-	    (error = hub_path(conf_path, sizeof(conf_path), dir, HUB_CONF)) < 0)
+	    (error = hub_path(conf_path, sizeof(conf_path), dir, HUB_CONF)) < 0 ||
+	    /* before anything is applied: a REPLY that cannot be written */
+	    (error = rl_outfile_replaceable(reply_path)) < 0)
 		return error;
 	if ((error = rl_bundle_read(in_path, ca, &b)) < 0)
 		return error;

@@ -13,6 +13,7 @@
 #include "relasi/bundle.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
+#include "relasi/outfile.h"
 
 #include "archive_lazy.h"
 
@@ -98,6 +99,8 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 	if (n > RL_MAX_BUNDLE_MEMBERS - 3)
 		return rl_error_set(RL_ETOOBIG, "a bundle of %zu members (limit %d)", n,
 				    RL_MAX_BUNDLE_MEMBERS - 3);
+	if ((error = rl_outfile_replaceable(path)) < 0)
+		return error;
 	if (!(manifest = json_deep_copy(header)) || !(list = json_array())) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;

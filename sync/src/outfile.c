@@ -110,3 +110,16 @@ void rl_outfile_abort(struct rl_outfile *o)
 		unlink(o->tmp);
 	release(o);
 }
+
+int rl_outfile_replaceable(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0 || S_ISREG(st.st_mode))
+		return RL_OK;              /* a missing directory is the writer's to report */
+	return rl_error_set(RL_EINVALID, "'%s' is %s, not a file: give the name of a file "
+			    "(it is written beside it, then renamed onto it)", path,
+			    S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode)
+			    ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+			    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a file");
+}

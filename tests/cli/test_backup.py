@@ -904,6 +904,35 @@ def test_a_hub_missing_a_key_is_not_backed_up():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_a_backup_goes_to_a_file_of_its_own():
+    """The archive is written beside FILE and renamed onto it: named
+    /dev/stdout (a link) or a FIFO, the rename replaced that with a file,
+    as root even the system's /dev/stdout. A FILE that is not a regular file
+    is refused by name and stays what it was; nothing is written."""
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    try:
+        hub_dir = os.path.join(work, "hub")
+        r = run_hub("init", hub_dir, "--name", "Hub", "--host", "127.0.0.1")
+        eq(r.returncode, 0, "a hub to back up " + r.stderr)
+        fifo = os.path.join(work, "fifo")
+        os.mkfifo(fifo)
+        link = os.path.join(work, "link.tar.zst")
+        os.symlink("elsewhere.tar.zst", link)
+        folder = os.path.join(work, "folder")
+        os.mkdir(folder)
+        for target, what in ((fifo, "a FIFO"), (link, "a symbolic link"), (folder, "a directory")):
+            r = run_hub("backup", target, "--dir", hub_dir)
+            eq(r.returncode, 5, f"backup to {what}: refused " + r.stderr)
+            check(target in r.stderr and what in r.stderr, "the refusal names it", r.stderr)
+        check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO is still one")
+        eq(os.readlink(link), "elsewhere.tar.zst", "the link is still the same link")
+        eq(os.listdir(folder), [], "nothing in the directory")
+        eq(sorted(os.listdir(work)), ["fifo", "folder", "hub", "link.tar.zst"],
+           "nothing written beside them")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_restore_syncs_every_directory_it_makes():
     """restore synced each file and the top directory, but not the
     directories it made inside audit.git (objects/pack, refs/heads, ...): a
@@ -1040,5 +1069,6 @@ if __name__ == "__main__":
           test_hostile_archives_refused, test_restore_target_must_be_new_or_empty,
           test_audit_written_during_a_backup_stays_consistent_in_it,
           test_backup_of_a_directory_that_is_no_hub, test_a_hub_missing_a_key_is_not_backed_up,
+          test_a_backup_goes_to_a_file_of_its_own,
           test_restore_syncs_every_directory_it_makes,
           test_killed_backup_and_restore_leave_no_staging_behind])

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -380,6 +381,21 @@ def test_hub_refusals():
         check(os.path.getsize(t) < 64 * 1024, "the oversize bundle is small on disk")
         hub_refuses(hub, t, reply, "limit")
 
+        # A REPLY that is not a file (a FIFO, a link) is refused before
+        # anything is applied, and stays what it was.
+        fifo = os.path.join(tmp, "reply-fifo")
+        os.mkfifo(fifo)
+        link = os.path.join(tmp, "reply-link")
+        os.symlink("reply-target", link)
+        for target, what in ((fifo, "a FIFO"), (link, "a symbolic link")):
+            before = hub_dump(hub)
+            r = hub.admin_run("bundle", "import", ab, "--reply", target)
+            eq(r.returncode, 5, f"a reply to {what}: refused " + r.stderr)
+            check(target in r.stderr and what in r.stderr, "the refusal names it", r.stderr)
+            eq(hub_dump(hub), before, "nothing applied")
+        check(stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.readlink(link) == "reply-target",
+              "the FIFO and the link are what they were")
+
         # The untampered bundle still goes through.
         hub.admin("bundle", "import", ab, "--reply", reply)
         check(os.path.exists(reply), "a good bundle gets its reply")
@@ -403,6 +419,15 @@ def test_device_refusals():
         budi.ok("sync")
         ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
         stranger.ok("account", "add", "PT Lain", "--city", "Medan")
+        # A FILE that is not a file: refused before the batch is frozen.
+        fifo = os.path.join(tmp, "export-fifo")
+        os.mkfifo(fifo)
+        before = ani.dump()
+        r = ani.run("bundle", "export", fifo)
+        eq(r.code, 5, "a bundle to a FIFO: refused " + r.err)
+        check(fifo in r.err and "a FIFO" in r.err, "the refusal names it", r.err)
+        eq(ani.dump(), before, "the outbox as it was: nothing frozen")
+        check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO is still one")
         replies = {}
         for name, dev, h in (("ani", ani, hub), ("budi", budi, hub), ("stranger", stranger, other)):
             bpath, rpath = os.path.join(tmp, name + ".bundle"), os.path.join(tmp, name + ".reply")

@@ -53,6 +53,15 @@ int rl_outfile_commit(struct rl_outfile *o);
  */
 void rl_outfile_abort(struct rl_outfile *o);
 
+/*
+ * May PATH be replaced by a rename? RL_OK when nothing is there or a
+ * regular file is; otherwise RL_EINVALID naming PATH and what it is. For
+ * the writers whose file must be made whole under its name and cannot be
+ * written in place (a bundle, a backup: renaming over /dev/stdout would
+ * replace the system's link with a file, over a link the link itself).
+ */
+int rl_outfile_replaceable(const char *path);
+
 #ifdef __cplusplus
 }
 #endif
