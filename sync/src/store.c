@@ -1260,6 +1260,36 @@ static int write_image(const char *path, const struct rl_store_image *img, int h
 	return error;
 }
 
+/* Back to WAL, as every store runs (a large import leaves it in rollback
+ * journal mode until its end: rl_store_journal_bulk). The switch needs
+ * the file to itself for a moment, and SQLite's busy handler does not
+ * wait for it: a command started while an import ran failed at once with
+ * "database is locked", even `relasi status`. It waits as long as for
+ * any lock, then says what holds the store. */
+static int enable_wal(rl_store *s, const char *path)
+{
+	long waited = 0, nap = 5;
+
+	for (;;) {
+		int rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) & 0xff;
+		struct timespec ts;
+		if (rc == SQLITE_OK)
+			return RL_OK;
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			return rl_store_error(s, "enabling WAL");
+		if (waited >= RL_BUSY_TIMEOUT_MS)
+			return rl_error_set(RL_ESTORE, "store '%s' is busy: another process has "
+					    "held it for %d s (a large import keeps it to its end); "
+					    "try again once it is done", path, RL_BUSY_TIMEOUT_MS / 1000);
+		ts.tv_sec = 0;
+		ts.tv_nsec = nap * 1000000L;
+		nanosleep(&ts, NULL);
+		waited += nap;
+		if (nap < 100)
+			nap *= 2;
+	}
+}
+
 int rl_store_open(rl_store **out, const char *path, unsigned flags)
 {
 	const struct rl_store_image *image = NULL;
@@ -1341,7 +1371,7 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	if ((error = register_functions(s)) < 0)
 		goto fail;
 	if (!(flags & RL_STORE_READONLY)) {
-		if ((error = exec(s, "PRAGMA journal_mode = WAL", "enabling WAL")) < 0)
+		if ((error = enable_wal(s, path)) < 0)
 			goto fail;
 		/* Keep the -wal and -shm files when the command ends: SQLite
 		 * otherwise creates and unlinks both in every `relasi` process,

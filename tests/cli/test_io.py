@@ -405,6 +405,38 @@ def test_import_killed_changes_nothing():
     s.cleanup()
 
 
+def test_a_command_waits_for_an_import():
+    """A large import holds the store to its end (rollback journal, bulk).
+    A command started meanwhile (here `account add`) failed at once with
+    "enabling WAL: database is locked", exit 7: it waits for the import,
+    as for any lock, and then does its work; both land."""
+    s = Store(now=NOW)
+    try:
+        path = os.path.join(s.home, "impor.csv")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["name", "city", "notes"])
+            for i in range(20000):
+                w.writerow([f"Toko Impor {i:05d}", "Kendari", "Toko kelontong, buka pagi"])
+        check(os.path.getsize(path) >= 1024 * 1024, "a bulk import", os.path.getsize(path))
+        p = subprocess.Popen([BIN, "import", "accounts", path], env=s.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        journal = s.path + "-journal"
+        deadline = time.time() + 60
+        while not os.path.exists(journal) and p.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        check(p.poll() is None, "the import still runs when the other command starts")
+        r = s.run("account", "add", "Toko Sela", "--city", "Kendari")
+        out, err = p.communicate(timeout=120)
+        eq(p.returncode, 0, "the import ends well: " + err)
+        eq(r.code, 0, "the command waited for the import, then added its customer: " + r.err)
+        eq(s.query("SELECT count(*) FROM accounts WHERE city = 'Kendari'"), [(20001,)],
+           "both landed")
+        eq(s.query("PRAGMA journal_mode"), [("wal",)], "the store is back in WAL")
+    finally:
+        s.cleanup()
+
+
 def test_an_export_is_whole_or_not_at_all():
     """A CSV export, a vCard export and the HTML page are written beside
     their file and renamed onto it once whole. With the disk full (a file
@@ -493,4 +525,4 @@ if __name__ == "__main__":
           test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
           test_deals_round_trip_keeps_owner_and_dates, test_vcard_many_values_all_kept,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing,
-          test_an_export_is_whole_or_not_at_all])
+          test_a_command_waits_for_an_import, test_an_export_is_whole_or_not_at_all])
