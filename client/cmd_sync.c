@@ -339,6 +339,8 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 			} else if (error == RL_EAUTH)
 				rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
 						"certificate mismatch)", host, port);
+			else if (error == RL_ECLOCK)       /* a certificate's dates */
+				rl_error_prefix("the hub at %s:%s", host, port);
 			else if (error == RL_ECLOSED)
 				rl_error_prefix("cannot reach the hub at %s:%s (tried %d times: it is "
 						"busy or not a Relasi hub; sync again later)", host, port,

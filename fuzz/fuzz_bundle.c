@@ -45,7 +45,7 @@ static char ca_crt[512], dev_key[512], dev_crt[512], bundle_path[512];
 static void setup(void)
 {
 	char ca_key[512], *csr = NULL, *crt = NULL;
-	struct rl_pki_sign_opts o = { "fuzzdevice", NULL, 0, 30, 0, 7 };
+	struct rl_pki_sign_opts o = { "fuzzdevice", NULL, 0, 30, 0, 7, 0 };
 	const char *d;
 
 	fz_setup_env();

@@ -18,6 +18,7 @@
 #include "hub.h"
 #include "audit_pack.h"
 #include "backup.h"
+#include "cert.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -120,7 +121,7 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	o.subject_cn = sans[0];
 	o.sans = sans;
 	o.nsans = nsans;
-	o.days = 825;
+	o.days = HUB_CERT_DAYS;
 	o.server = 1;
 	o.serial = 1;
 	if ((error = rl_pki_sign_csr(cakey, cacrt, csr, &o, &cert)) < 0 ||
@@ -187,6 +188,7 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	if ((error = hub_store_open(&ctx->store, dir, 0)) < 0)  /* upgrades, checks it exists */
 		return error;
+	hub_cert_warn(dir, rl_store_now_ms(ctx->store) / 1000);
 	rl_store_close(ctx->store);
 	ctx->store = NULL;
 	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
@@ -1236,6 +1238,117 @@ static int cmd_snapshot_build(struct cli_ctx *ctx, struct cli_args *a)
 	return RL_OK;
 }
 
+/* ---- certificates (cert.c) -------------------------------------------------------------- */
+
+/* "now" for certificates: the store's clock (RELASI_NOW in tests), else the system's. */
+static int64_t cert_now(void)
+{
+	rl_store *s = NULL;
+	int64_t now = 0;
+
+	if (getenv("RELASI_NOW") && rl_store_open(&s, ":memory:", RL_STORE_CREATE) == RL_OK)
+		now = rl_store_now_ms(s) / 1000;
+	rl_store_close(s);
+	return now ? now : (int64_t)time(NULL);
+}
+
+static json_t *cert_json(const char *what, const struct rl_pki_cert_info *c, int64_t now)
+{
+	char from[21], until[21];
+	json_t *names = json_array();
+	size_t i;
+
+	rl_time_format_utc(from, c->not_before);
+	rl_time_format_utc(until, c->not_after);
+	for (i = 0; names && i < c->nsans; i++)
+		json_array_append_new(names, json_string(c->sans[i]));
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o?}", "certificate", what, "subject", c->cn,
+			 "valid_from", from, "valid_until", until,
+			 "days_left", (json_int_t)((c->not_after - now) / 86400), "names", names);
+}
+
+static void cert_line(const char *what, const struct rl_pki_cert_info *c, int64_t now)
+{
+	char until[21];
+	int64_t left = (c->not_after - now) / 86400;
+	size_t i;
+
+	rl_time_format_utc(until, c->not_after);
+	printf("%-19s valid until %s  ", what, until);
+	if (c->not_after <= now)
+		printf("EXPIRED");
+	else
+		printf("%lld day%s left", (long long)left, left == 1 ? "" : "s");
+	for (i = 0; i < c->nsans; i++)
+		printf("%s%s", i ? ", " : "  names: ", c->sans[i]);
+	printf("\n");
+}
+
+static int cmd_cert(struct cli_ctx *ctx, struct cli_args *a)
+{
+	struct hub_certs c;
+	int64_t now = cert_now();
+	int error;
+
+	if ((error = hub_cert_read(hub_dir(a), &c)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(json_pack("[o, o, o]", cert_json("server", &c.server, now),
+						cert_json("server_ca", &c.server_ca, now),
+						cert_json("device_ca", &c.device_ca, now)));
+	cert_line("server certificate", &c.server, now);
+	cert_line("server CA", &c.server_ca, now);
+	cert_line("device CA", &c.device_ca, now);
+	return RL_OK;
+}
+
+static int cmd_cert_renew(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *hosts = cli_get(a, "host"), *ds = cli_get(a, "days"), *names[RL_PKI_SANS_MAX];
+	char *copy = NULL, *save = NULL, *h, *end;
+	struct rl_pki_cert_info info;
+	int64_t now = cert_now();
+	size_t n = 0;
+	long days = HUB_CERT_DAYS;
+	int error;
+
+	if (ds) {
+		errno = 0;
+		days = strtol(ds, &end, 10);
+		if (errno || end == ds || *end || days < 1 || days > HUB_CERT_DAYS_MAX)
+			return rl_error_set(RL_EUSAGE, "--days '%s': a number of days from 1 to %d", ds,
+					    HUB_CERT_DAYS_MAX);
+	}
+	if (hosts) {
+		if (!(copy = strdup(hosts)))
+			return rl_error_set(RL_ENOMEM, "out of memory");
+		for (h = strtok_r(copy, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+			if (!*h)
+				continue;
+			if (n == RL_PKI_SANS_MAX) {
+				free(copy);
+				return rl_error_set(RL_EINVALID, "--host: at most %d names",
+						    RL_PKI_SANS_MAX);
+			}
+			names[n++] = h;
+		}
+		if (!n) {
+			free(copy);
+			return rl_error_set(RL_EINVALID, "--host: give at least one name or address");
+		}
+	}
+	error = hub_cert_renew(hub_dir(a), names, n, (int)days, now, &info);
+	free(copy);
+	if (error < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(cert_json("server", &info, now));
+	cert_line("server certificate", &info, now);
+	printf("renewed from the same server CA: devices take it without enrolling again; "
+	       "start serve again to use it\n");
+	return RL_OK;
+}
+
 /* ---- backup and restore ---------------------------------------------------------------- */
 
 static void show_progress(void *pctx, const char *status)
@@ -1338,6 +1451,11 @@ static const struct cli_opt token_list_opts[] = {
 	  "used one", NULL }, DIR_OPT, END_OPT
 };
 static const struct cli_opt dir_opts[] = { DIR_OPT, END_OPT };
+static const struct cli_opt cert_renew_opts[] = {
+	{ "host", 1, "H1,H2", "names/addresses devices use (default: the current certificate's)", NULL },
+	{ "days", 1, "N", "days it is valid (default 825, at most 3650)", NULL },
+	DIR_OPT, END_OPT
+};
 static const struct cli_opt bundle_opts[] = {
 	{ "reply", 1, "REPLY", "where to write the reply bundle for the device (required)", NULL },
 	DIR_OPT, END_OPT
@@ -1420,6 +1538,11 @@ static const struct cli_cmd hub_cmds[] = {
 	  "(serve packs on its own as they accumulate)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "snapshot build", cmd_snapshot_build, "", "build the snapshot image new devices load "
 	  "(serve builds one on its own when quiet)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "cert", cmd_cert, "", "the hub's certificates: how long each is valid, the server's names",
+	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "cert renew", cmd_cert_renew, "[--host H1,H2] [--days N]", "a new server certificate "
+	  "from the same CA (devices need nothing new); then start serve again", cert_renew_opts,
+	  NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "backup", cmd_backup, "FILE", "one archive with a consistent snapshot, the audit "
 	  "repository, keys and a manifest", dir_opts, NULL, CLI_MODEL_NONE, 1, 1, 0 },
 	{ "restore", cmd_restore, "FILE DIR", "check a backup completely, then restore it into "

@@ -518,6 +518,8 @@ struct rl_tls_verify {
 	void *check_ctx;
 	unsigned char ip[16];      /* client: server_name as an IP literal */
 	size_t iplen;              /* 0: server_name is a DNS name */
+	int have_dates;            /* client: the server certificate's validity, */
+	mbedtls_x509_time valid_from, valid_to;  /* for an expiry's message */
 };
 
 struct rl_tls_conn {
@@ -646,6 +648,29 @@ static int rl_tls_handshake_error(struct rl_tls_conn *t, int ret, const char *pe
 	case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
 	case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE:
 		flags = mbedtls_ssl_get_verify_result(&t->ssl);
+		/* Right but for its dates: an expired hub certificate, which its
+		 * admin renews (relasi-hub cert renew), or a clock far off here.
+		 * Said as such, not as a refusal of this device. */
+		if (flags != UINT32_MAX && (flags & (MBEDTLS_X509_BADCERT_EXPIRED |
+						     MBEDTLS_X509_BADCERT_FUTURE)) &&
+		    !(flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED |
+					  MBEDTLS_X509_BADCERT_FUTURE)) && t->vfy.have_dates) {
+			const mbedtls_x509_time *f = &t->vfy.valid_from, *u = &t->vfy.valid_to;
+			char now[32];
+			time_t tnow = time(NULL);
+			struct tm tm;
+			if (!gmtime_r(&tnow, &tm) || !strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm))
+				snprintf(now, sizeof(now), "?");
+			return rl_error_set(RL_ECLOCK, "the %s's certificate is valid from "
+					    "%04d-%02d-%02dT%02d:%02d:%02dZ to %04d-%02d-%02dT%02d:%02d:%02dZ, "
+					    "and this machine's clock says %s: if the clock is right, the "
+					    "certificate %s (for the hub: its admin runs 'relasi-hub cert "
+					    "renew'; nothing is lost here)", peer,
+					    f->year, f->mon, f->day, f->hour, f->min, f->sec,
+					    u->year, u->mon, u->day, u->hour, u->min, u->sec, now,
+					    (flags & MBEDTLS_X509_BADCERT_EXPIRED) ? "has expired"
+					    : "is not valid yet");
+		}
 		if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || (flags != 0 && flags != UINT32_MAX)) {
 			rl_tls_flags_text(flags, info, sizeof(info));
 			return rl_error_set(RL_EAUTH, "the %s's certificate was rejected: %s", peer,
@@ -1138,6 +1163,11 @@ static int rl_tls_verify_server(void *ctx, mbedtls_x509_crt *crt, int depth, uin
 
 	if (depth == 0 && v->iplen > 0 && !rl_tls_san_has_ip(crt, v->ip, v->iplen))
 		*flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+	if (depth == 0) {
+		v->have_dates = 1;
+		v->valid_from = crt->valid_from;
+		v->valid_to = crt->valid_to;
+	}
 	return 0;
 }
 

@@ -51,6 +51,7 @@ struct rl_pki_sign_opts {
 	int days;                     /* validity from now */
 	int server;                   /* 1: extendedKeyUsage serverAuth; 0: clientAuth */
 	uint64_t serial;              /* > 0, unique per issuing CA */
+	int64_t now;                  /* "now" in seconds since the epoch; 0: the clock's */
 };
 
 /*
@@ -59,6 +60,19 @@ struct rl_pki_sign_opts {
  */
 int rl_pki_sign_csr(const char *ca_key_path, const char *ca_cert_path, const char *csr_pem,
 		    const struct rl_pki_sign_opts *opts, char **cert_pem);
+
+/* What a certificate file says of itself (relasi-hub cert): its validity
+ * in seconds since the epoch (UTC), its subject CN, and its subjectAltNames
+ * as text (DNS names, IPv4/IPv6 literals; others are left out). */
+#define RL_PKI_SANS_MAX 16
+#define RL_PKI_NAME_MAX 256
+struct rl_pki_cert_info {
+	int64_t not_before, not_after;
+	char cn[RL_PKI_NAME_MAX];
+	char sans[RL_PKI_SANS_MAX][RL_PKI_NAME_MAX];
+	size_t nsans;
+};
+int rl_pki_cert_info_file(const char *path, struct rl_pki_cert_info *info);
 
 /* SHA-256 of the DER form of the first certificate in a PEM string. */
 int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ]);
