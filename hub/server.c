@@ -41,6 +41,7 @@
 #include "audit_pack.h"
 #include "hub.h"
 #include "backup.h"
+#include "cert.h"
 #include "checkpoint.h"
 
 #include <arpa/inet.h>
@@ -456,6 +457,8 @@ static void *audit_main(void *arg)
  * for a while, which a device pulling or pushing should not wait for. */
 #define IMAGE_IDLE_MS   3000
 #define IMAGE_RETRY_MS  60000   /* after a failed build */
+
+#define CERT_CHECK_MS   (24LL * 3600 * 1000)   /* the daily certificate check */
 
 static void *image_main(void *arg)
 {
@@ -1003,6 +1006,10 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	printf("relasi-hub listening on %s\n", actual);
 	fflush(stdout);
 
+	/* A hub serves for months: the certificate check of serve's start
+	 * (hub/main.c) is made again once a day, so that an expiry near is
+	 * in the log while there is time to renew. */
+	long long cert_checked_at = now_ms();
 	while (!stop_requested) {
 		struct pollfd pfd = { lfd, POLLIN, 0 };
 		struct sockaddr_storage peer;
@@ -1012,6 +1019,10 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		pthread_attr_t attr;
 		int fd;
 
+		if (now_ms() - cert_checked_at >= CERT_CHECK_MS) {
+			cert_checked_at = now_ms();
+			hub_cert_warn(dir, (int64_t)time(NULL));
+		}
 		if (poll(&pfd, 1, 200) <= 0)
 			continue;
 		fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
