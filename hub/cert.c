@@ -100,7 +100,7 @@ void hub_cert_warn(const char *dir, int64_t now)
 {
 	struct hub_certs c;
 	char until[21];
-	int64_t left;
+	int64_t left, ca_end;
 
 	if (hub_cert_read(dir, &c) < 0) {
 		fprintf(stderr, "relasi-hub: warning: cannot read the hub's certificates: %s\n",
@@ -116,10 +116,10 @@ void hub_cert_warn(const char *dir, int64_t now)
 		fprintf(stderr, "relasi-hub: warning: the server certificate expires on %s, in %lld "
 			"day%s: run 'relasi-hub cert renew' and start serve again before then\n",
 			until, (long long)left, left == 1 ? "" : "s");
-	rl_time_format_utc(until, c.server_ca.not_after < c.device_ca.not_after
-			   ? c.server_ca.not_after : c.device_ca.not_after);
-	if ((c.server_ca.not_after < c.device_ca.not_after ? c.server_ca.not_after
-	     : c.device_ca.not_after) - now < HUB_CERT_WARN_DAYS * 86400LL)
+	ca_end = c.server_ca.not_after < c.device_ca.not_after ? c.server_ca.not_after
+		 : c.device_ca.not_after;
+	rl_time_format_utc(until, ca_end);
+	if (ca_end - now < HUB_CERT_WARN_DAYS * 86400LL)
 		fprintf(stderr, "relasi-hub: warning: a CA of this hub expires on %s "
 			"(relasi-hub cert): after it, devices must enrol with a new hub\n", until);
 }
