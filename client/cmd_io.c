@@ -262,8 +262,7 @@ static int report_bad(struct import *im, long line, const char *msg)
 	if (im->report) {
 		int error = rl_csv_write_row(im->report, cells, 2, ',');
 		if (error < 0)
-			rl_error_prefix("'%s'", im->report_out.path ? im->report_out.path
-					: "standard output");
+			rl_error_prefix("'%s'", rl_outfile_name(&im->report_out));
 		return error;
 	}
 	fprintf(stderr, "relasi: line %ld: %s\n", line, msg);
@@ -552,7 +551,7 @@ static int cmd_export(struct cli_ctx *ctx, struct cli_args *a)
 		fprintf(stderr, "exported %ld %s to %s\n", rows, t->name, path);
 	goto cleanup;
 write_failed:
-	rl_error_prefix("'%s'", path && strcmp(path, "-") != 0 ? path : "standard output");
+	rl_error_prefix("'%s'", rl_outfile_name(&out));
 cleanup:
 	rl_outfile_abort(&out);        /* a failed export leaves no file, and an earlier one as it was */
 	sqlite3_finalize(st);
@@ -763,7 +762,7 @@ static int cmd_vcard_export(struct cli_ctx *ctx, struct cli_args *a)
 		c.city = (char *)sqlite3_column_text(st, 6);
 		c.note = (char *)sqlite3_column_text(st, 7);
 		if ((error = rl_vcard_write(out.f, &c, version)) < 0) {
-			rl_error_prefix("'%s'", path && strcmp(path, "-") != 0 ? path : "standard output");
+			rl_error_prefix("'%s'", rl_outfile_name(&out));
 			break;
 		}
 		n++;

@@ -797,8 +797,7 @@ static int report_bad(struct di *im, long line)
 	if (im->report) {
 		int error = rl_csv_write_row(im->report, cells, 2, ',');
 		if (error < 0)
-			rl_error_prefix("'%s'", im->report_out.path ? im->report_out.path
-					: "standard output");
+			rl_error_prefix("'%s'", rl_outfile_name(&im->report_out));
 		return error;
 	}
 	fprintf(stderr, "relasi: line %ld: %s\n", line, rl_error_message());

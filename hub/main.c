@@ -54,14 +54,43 @@ static int open_hub(struct cli_ctx *ctx, const struct cli_args *a)
 
 /* ---- init ------------------------------------------------------------------- */
 
+/* --host H1,H2 (init, cert renew): the names, pointing into *copy (the
+ * caller's to free; NULL after an error). RL_EINVALID for none or more
+ * than a certificate holds. */
+static int split_hosts(const char *list, char **copy, const char *names[RL_PKI_SANS_MAX],
+		       size_t *n)
+{
+	char *save = NULL, *h;
+
+	*n = 0;
+	if (!(*copy = strdup(list)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	for (h = strtok_r(*copy, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
+		if (!*h)
+			continue;
+		if (*n == RL_PKI_SANS_MAX) {
+			free(*copy);
+			*copy = NULL;
+			return rl_error_set(RL_EINVALID, "--host: at most %d names", RL_PKI_SANS_MAX);
+		}
+		names[(*n)++] = h;
+	}
+	if (!*n) {
+		free(*copy);
+		*copy = NULL;
+		return rl_error_set(RL_EINVALID, "--host: give at least one name or address");
+	}
+	return RL_OK;
+}
+
 static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *dir = a->pos[0], *name = cli_get(a, "name");
 	const char *hosts = cli_get(a, "host") ? cli_get(a, "host") : "localhost,127.0.0.1";
 	const char *listen = cli_get(a, "listen") ? cli_get(a, "listen") : "127.0.0.1:7443";
 	char path[4096], key[4096], cacrt[4096], cakey[4096], *csr = NULL, *cert = NULL;
-	char *hostcopy = NULL, *save = NULL, *h, address[300];
-	const char *sans[16];
+	char *hostcopy = NULL, address[300];
+	const char *sans[RL_PKI_SANS_MAX];
 	size_t nsans = 0;
 	const char *port;
 	json_t *conf = NULL;
@@ -86,15 +115,8 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	if (chmod(dir, 0700) != 0)
 		return rl_error_set(RL_EIO, "cannot make '%s' private (mode 0700): %s", dir,
 				    strerror(errno));
-	if (!(hostcopy = strdup(hosts)))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	for (h = strtok_r(hostcopy, ",", &save); h && nsans < 16; h = strtok_r(NULL, ",", &save))
-		if (*h)
-			sans[nsans++] = h;
-	if (!nsans) {
-		free(hostcopy);
-		return rl_error_set(RL_EINVALID, "--host: give at least one name or address");
-	}
+	if ((error = split_hosts(hosts, &hostcopy, sans, &nsans)) < 0)
+		return error;
 	port = strrchr(listen, ':');
 	if (!port || !port[1]) {
 		free(hostcopy);
@@ -1306,7 +1328,7 @@ static int cmd_cert(struct cli_ctx *ctx, struct cli_args *a)
 static int cmd_cert_renew(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *hosts = cli_get(a, "host"), *ds = cli_get(a, "days"), *names[RL_PKI_SANS_MAX];
-	char *copy = NULL, *save = NULL, *h, *end;
+	char *copy = NULL, *end;
 	struct rl_pki_cert_info info;
 	int64_t now = cert_now();
 	size_t n = 0;
@@ -1320,24 +1342,8 @@ static int cmd_cert_renew(struct cli_ctx *ctx, struct cli_args *a)
 			return rl_error_set(RL_EUSAGE, "--days '%s': a number of days from 1 to %d", ds,
 					    HUB_CERT_DAYS_MAX);
 	}
-	if (hosts) {
-		if (!(copy = strdup(hosts)))
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		for (h = strtok_r(copy, ",", &save); h; h = strtok_r(NULL, ",", &save)) {
-			if (!*h)
-				continue;
-			if (n == RL_PKI_SANS_MAX) {
-				free(copy);
-				return rl_error_set(RL_EINVALID, "--host: at most %d names",
-						    RL_PKI_SANS_MAX);
-			}
-			names[n++] = h;
-		}
-		if (!n) {
-			free(copy);
-			return rl_error_set(RL_EINVALID, "--host: give at least one name or address");
-		}
-	}
+	if (hosts && (error = split_hosts(hosts, &copy, names, &n)) < 0)
+		return error;
 	error = hub_cert_renew(hub_dir(a), names, n, (int)days, now, &info);
 	free(copy);
 	if (error < 0)

@@ -14,6 +14,7 @@
  */
 #include "relasi/conn.h"
 #include "relasi/error.h"
+#include "relasi/valid.h"
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
@@ -656,11 +657,8 @@ static int rl_tls_handshake_error(struct rl_tls_conn *t, int ret, const char *pe
 		    !(flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED |
 					  MBEDTLS_X509_BADCERT_FUTURE)) && t->vfy.have_dates) {
 			const mbedtls_x509_time *f = &t->vfy.valid_from, *u = &t->vfy.valid_to;
-			char now[32];
-			time_t tnow = time(NULL);
-			struct tm tm;
-			if (!gmtime_r(&tnow, &tm) || !strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm))
-				snprintf(now, sizeof(now), "?");
+			char now[21];
+			rl_time_format_utc(now, (int64_t)time(NULL));
 			return rl_error_set(RL_ECLOCK, "the %s's certificate is valid from "
 					    "%04d-%02d-%02dT%02d:%02d:%02dZ to %04d-%02d-%02dT%02d:%02d:%02dZ, "
 					    "and this machine's clock says %s: if the clock is right, the "

@@ -25,15 +25,14 @@ static void release(struct rl_outfile *o)
 int rl_outfile_open(struct rl_outfile *o, const char *path, int mode)
 {
 	struct stat st;
-	size_t len;
-	int fd = -1, attempt;
+	size_t len = strlen(path ? path : "") + 32;
+	int fd, flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
 
 	memset(o, 0, sizeof(*o));
 	if (!path || strcmp(path, "-") == 0) {
 		o->f = stdout;
 		return RL_OK;
 	}
-	len = strlen(path) + 32;
 	if (!(o->path = strdup(path)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
@@ -53,11 +52,8 @@ int rl_outfile_open(struct rl_outfile *o, const char *path, int mode)
 	snprintf(o->tmp, len, "%s.tmp-%ld", path, (long)getpid());
 	/* A temporary of this process id can only be a killed process's
 	 * leftover (ids are unique among the living): take its place once. */
-	for (attempt = 0; attempt < 2 && fd < 0; attempt++) {
-		fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
-		if (fd < 0 && (errno != EEXIST || attempt > 0 || unlink(o->tmp) != 0))
-			break;
-	}
+	if ((fd = open(o->tmp, flags, (mode_t)mode)) < 0 && errno == EEXIST && unlink(o->tmp) == 0)
+		fd = open(o->tmp, flags, (mode_t)mode);
 	if (fd < 0) {
 		int e = errno;
 		release(o);
@@ -76,7 +72,7 @@ int rl_outfile_open(struct rl_outfile *o, const char *path, int mode)
 
 int rl_outfile_commit(struct rl_outfile *o)
 {
-	const char *name = o->path ? o->path : "standard output";
+	const char *name = rl_outfile_name(o);
 	int error = RL_OK, e = 0;
 
 	if (!o->f)
@@ -122,4 +118,9 @@ int rl_outfile_replaceable(const char *path)
 			    S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode)
 			    ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
 			    : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a file");
+}
+
+const char *rl_outfile_name(const struct rl_outfile *o)
+{
+	return o->path ? o->path : "standard output";
 }

@@ -1266,6 +1266,14 @@ static int write_image(const char *path, const struct rl_store_image *img, int h
  * wait for it: a command started while an import ran failed at once with
  * "database is locked", even `relasi status`. It waits as long as for
  * any lock, then says what holds the store. */
+/* The store held by another process past the busy timeout. */
+static int busy_error(const char *path)
+{
+	return rl_error_set(RL_ESTORE, "store '%s' is busy: another process has held it for %d s "
+			    "(on a device, a large import holds it to its end); try again once it "
+			    "is done", path, RL_BUSY_TIMEOUT_MS / 1000);
+}
+
 static int enable_wal(rl_store *s, const char *path)
 {
 	long waited = 0, nap = 5;
@@ -1278,9 +1286,7 @@ static int enable_wal(rl_store *s, const char *path)
 		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
 			return rl_store_error(s, "enabling WAL");
 		if (waited >= RL_BUSY_TIMEOUT_MS)
-			return rl_error_set(RL_ESTORE, "store '%s' is busy: another process has "
-					    "held it for %d s (a large import keeps it to its end); "
-					    "try again once it is done", path, RL_BUSY_TIMEOUT_MS / 1000);
+			return busy_error(path);
 		ts.tv_sec = 0;
 		ts.tv_nsec = nap * 1000000L;
 		nanosleep(&ts, NULL);
@@ -1349,8 +1355,12 @@ int rl_store_open(rl_store **out, const char *path, unsigned flags)
 	    (error = pragma_int(s, "SELECT count(*) FROM sqlite_master", &objects)) < 0) {
 		/* A full disk or a failing one is not a bad file: say which. */
 		int rc = sqlite3_errcode(s->db) & 0xff;
+		if (rc == SQLITE_BUSY) {       /* waited RL_BUSY_TIMEOUT_MS already */
+			error = busy_error(path);
+			goto fail;
+		}
 		if (rc == SQLITE_IOERR || rc == SQLITE_FULL || rc == SQLITE_CANTOPEN ||
-		    rc == SQLITE_BUSY || rc == SQLITE_NOMEM)
+		    rc == SQLITE_NOMEM)
 			rl_error_prefix("cannot read store '%s'", path);
 		else
 			rl_error_prefix("'%s' is not a readable SQLite database", path);

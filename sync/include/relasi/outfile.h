@@ -53,6 +53,10 @@ int rl_outfile_commit(struct rl_outfile *o);
  */
 void rl_outfile_abort(struct rl_outfile *o);
 
+/* The file's name for messages: its path, or "standard output". Valid
+ * until the outfile is committed or aborted. */
+const char *rl_outfile_name(const struct rl_outfile *o);
+
 /*
  * May PATH be replaced by a rename? RL_OK when nothing is there or a
  * regular file is; otherwise RL_EINVALID naming PATH and what it is. For
