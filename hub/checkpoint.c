@@ -1,23 +1,28 @@
 /*
  * checkpoint.c — relasi-hub serve's WAL checkpointer (checkpoint.h): a
  * thread woken by the sessions' commits that copies the WAL back into
- * hub.db off the devices' critical path.
+ * hub.db off the devices' critical path, and folds and truncates it once
+ * the hub is quiet.
  */
 #include "checkpoint.h"
 #include "hub.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relasi/error.h"
+#include "relasi/limits.h"
 
 struct hub_checkpointer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	int due, stop;
+	unsigned long commits;    /* the sessions' commits so far */
+	unsigned long folded;     /* commits when the WAL was last truncated */
 	rl_store *store;          /* the thread's own connection */
 };
 
@@ -29,13 +34,56 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
 
 	(void)db;
 	(void)name;
+	pthread_mutex_lock(&cp->lock);
+	cp->commits++;
 	if (pages >= HUB_CHECKPOINT_PAGES) {
-		pthread_mutex_lock(&cp->lock);
 		cp->due = 1;
 		pthread_cond_signal(&cp->wake);
-		pthread_mutex_unlock(&cp->lock);
 	}
+	pthread_mutex_unlock(&cp->lock);
 	return SQLITE_OK;
+}
+
+/* Wait, with cp->lock held, until a checkpoint is due, serve stops, or no
+ * commit has come for HUB_CHECKPOINT_IDLE_MS since one that is not folded
+ * yet. Returns 1 for the quiet case. */
+static int wait_for_work(hub_checkpointer *cp)
+{
+	while (!cp->due && !cp->stop) {
+		unsigned long seen = cp->commits;
+		struct timespec until;
+
+		if (seen == cp->folded) {
+			pthread_cond_wait(&cp->wake, &cp->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += HUB_CHECKPOINT_IDLE_MS / 1000;
+		until.tv_nsec += (long)(HUB_CHECKPOINT_IDLE_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!cp->due && !cp->stop &&
+		       pthread_cond_timedwait(&cp->wake, &cp->lock, &until) != ETIMEDOUT)
+			;
+		if (!cp->due && !cp->stop && cp->commits == seen)
+			return 1;
+	}
+	return 0;
+}
+
+/* The quiet hub's checkpoint: TRUNCATE, waiting for no one. SQLITE_OK
+ * once every frame is in hub.db and the WAL is empty; SQLITE_BUSY when a
+ * reader or a writer was in the way (what could be copied was). */
+static int fold_and_truncate(sqlite3 *db)
+{
+	int rc;
+
+	sqlite3_busy_timeout(db, 0);
+	rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(db, RL_BUSY_TIMEOUT_MS);
+	return rc;
 }
 
 static void *checkpoint_main(void *arg)
@@ -45,18 +93,29 @@ static void *checkpoint_main(void *arg)
 	int stop = 0;
 
 	while (!stop) {
-		int rc, frames = 0, copied = 0;
+		int rc, frames = 0, copied = 0, quiet;
+		unsigned long commits;
 
 		pthread_mutex_lock(&cp->lock);
-		while (!cp->due && !cp->stop)
-			pthread_cond_wait(&cp->wake, &cp->lock);
+		quiet = wait_for_work(cp);
 		cp->due = 0;
 		stop = cp->stop;          /* one last round on the way out */
+		commits = cp->commits;
 		pthread_mutex_unlock(&cp->lock);
-		rc = sqlite3_wal_checkpoint_v2(rl_store_db(cp->store), NULL, SQLITE_CHECKPOINT_PASSIVE,
-					       &frames, &copied);
-		/* SQLITE_BUSY: another checkpoint runs (a closing connection's);
-		 * the next commit past the line wakes us again. Any other problem
+		if (quiet) {
+			/* Not folded: the next quiet spell tries again. */
+			if ((rc = fold_and_truncate(rl_store_db(cp->store))) == SQLITE_OK) {
+				pthread_mutex_lock(&cp->lock);
+				cp->folded = commits;
+				pthread_mutex_unlock(&cp->lock);
+			}
+		} else {
+			rc = sqlite3_wal_checkpoint_v2(rl_store_db(cp->store), NULL,
+						       SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+		}
+		/* SQLITE_BUSY: another checkpoint runs (a closing connection's),
+		 * or someone was in the quiet fold's way; the next commit past
+		 * the line or quiet spell tries again. Any other problem
 		 * is said once, not at every commit; the WAL keeps every change
 		 * meanwhile, so nothing is lost, it only grows. */
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY &&
@@ -72,6 +131,7 @@ static void *checkpoint_main(void *arg)
 int hub_checkpointer_start(hub_checkpointer **out, const char *dir)
 {
 	hub_checkpointer *cp;
+	pthread_condattr_t attr;
 	int error;
 
 	*out = NULL;
@@ -82,7 +142,17 @@ int hub_checkpointer_start(hub_checkpointer **out, const char *dir)
 		return error;
 	}
 	pthread_mutex_init(&cp->lock, NULL);
-	pthread_cond_init(&cp->wake, NULL);
+	/* the quiet spell is timed on the monotonic clock: a clock set back
+	 * must not hold the fold off */
+	if (pthread_condattr_init(&attr) != 0 ||
+	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&cp->wake, &attr) != 0) {
+		pthread_mutex_destroy(&cp->lock);
+		rl_store_close(cp->store);
+		free(cp);
+		return rl_error_set(RL_ERROR, "cannot start the checkpointer");
+	}
+	pthread_condattr_destroy(&attr);
 	if (pthread_create(&cp->thread, NULL, checkpoint_main, cp) != 0) {
 		pthread_cond_destroy(&cp->wake);
 		pthread_mutex_destroy(&cp->lock);

@@ -14,6 +14,16 @@
  * need stays for the next round). Connections it is not handed (admin
  * commands, the audit writer, backups) keep SQLite's own checkpoints.
  *
+ * A quiet hub: commits below the threshold would wait in the WAL until
+ * the next busy spell, and a WAL that grew while readers held it (a long
+ * pull, a backup) would keep its size for as long as serve runs, since
+ * the checkpointer's own connection keeps it open. So once no session has
+ * committed for HUB_CHECKPOINT_IDLE_MS, the thread runs a TRUNCATE
+ * checkpoint without waiting for anyone (busy timeout 0): it folds every
+ * frame into hub.db and hands the WAL's disk space back. When a reader or
+ * a writer is in the way it copies what it can, as PASSIVE does, and
+ * tries again after the next quiet spell, until one succeeds.
+ *
  * Durability is unchanged: a commit is durable in the WAL
  * (synchronous=FULL) whether or not it was copied back, and a crash leaves
  * a WAL that the next opening replays.
@@ -24,6 +34,7 @@
 #include <sqlite3.h>
 
 #define HUB_CHECKPOINT_PAGES 1000   /* SQLite's own default threshold */
+#define HUB_CHECKPOINT_IDLE_MS 2000 /* quiet this long: fold and truncate */
 
 typedef struct hub_checkpointer hub_checkpointer;
 

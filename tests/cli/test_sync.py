@@ -925,8 +925,10 @@ def test_a_batch_that_writes_a_record_twice_keeps_search_sound():
 def test_the_wal_is_copied_back_while_serving():
     """The hub's checkpointer thread (hub/checkpoint.c), not the pushes,
     copies the WAL back into hub.db: after a sync of many batches hub.db
-    itself holds most of them and the WAL stays near the threshold. Without
-    the audit writer, whose own commits would checkpoint too."""
+    itself holds most of them and the WAL stays near the threshold. Once the
+    hub is quiet it folds the rest in and truncates the WAL, also one that
+    grew while a reader held it. Without the audit writer, whose own
+    commits would checkpoint too."""
     os.environ["RELASI_HUB_AUDIT"] = "off"
     try:
         hub = Hub()
@@ -934,24 +936,47 @@ def test_the_wal_is_copied_back_while_serving():
         os.environ.pop("RELASI_HUB_AUDIT", None)
     ani = hub.device("ani")
     tmp = tempfile.mkdtemp(prefix="relasi-wal-")
-    try:
-        path = os.path.join(tmp, "accounts.csv")
+    db = os.path.join(hub.dir, "hub.db")
+
+    def in_hub_db():
+        """Customers in hub.db itself, without its WAL; None while a
+        checkpoint writes the pages this read meets (a torn read)."""
+        con = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
+        try:
+            return con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+        except sqlite3.DatabaseError:
+            return None
+        finally:
+            con.close()
+
+    def import_and_sync(first, n):
+        path = os.path.join(tmp, f"accounts-{first}.csv")
         with open(path, "w", encoding="utf-8") as f:
             f.write("name,city,phone,address,notes\n")
-            for i in range(4000):
+            for i in range(first, first + n):
                 f.write(f"Toko Nomor {i},Kota {i % 50},0812{i:08d},Jalan Raya {i},"
                         f"Pelanggan sejak tahun {2000 + i % 25} dengan catatan panjang {i}\n")
         ani.ok("import", "accounts", path)
-        eq(ani.js("sync")["pushed"] > 5 * 4000, True, "many batches pushed")
-        db = os.path.join(hub.dir, "hub.db")
+        eq(ani.js("sync")["pushed"] > 5 * n, True, "many batches pushed")
+
+    def wait_quiet_fold(total, what):
+        # HUB_CHECKPOINT_IDLE_MS (2 s) after the last commit, with room
+        deadline = time.monotonic() + 20
+        while True:
+            wal = os.path.getsize(db + "-wal")
+            copied = in_hub_db() if wal == 0 else None  # the fold is over
+            if (copied, wal) == (total, 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        eq((copied, wal), (total, 0), what + ": a quiet hub folds every commit into hub.db "
+           "and truncates the WAL")
+
+    try:
+        import_and_sync(0, 4000)
         # the last commits may still wait in the WAL (below the threshold)
         deadline = time.monotonic() + 20
         while True:
-            con = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
-            try:
-                copied = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
-            finally:
-                con.close()
+            copied = in_hub_db() or 0
             if copied >= 3000 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -959,6 +984,26 @@ def test_the_wal_is_copied_back_while_serving():
         wal = os.path.getsize(db + "-wal")
         print(f"    hub.db holds {copied} of 4000 customers, WAL {wal} bytes")
         check(wal < 5 * 1000 * 4096, "the WAL stays near 1000 pages", wal)
+        wait_quiet_fold(4000, "after the sync")
+
+        # A reader that holds its snapshot (a long pull, a backup) keeps
+        # the WAL from starting over: it grows while the pushes go on.
+        reader = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            eq(reader.execute("SELECT count(*) FROM accounts").fetchone()[0], 4000,
+               "the reader's snapshot")
+            import_and_sync(4000, 4000)
+            wal = os.path.getsize(db + "-wal")
+            print(f"    WAL {wal} bytes while a reader held it")
+            check(wal > 2 * 1000 * 4096, "the WAL grew to twice the threshold (the premise)", wal)
+            time.sleep(2.5)         # a quiet spell passes with the reader in the way
+            eq(reader.execute("SELECT count(*) FROM accounts").fetchone()[0], 4000,
+               "the quiet hub's fold waited for no one: the reader still has its snapshot")
+        finally:
+            reader.close()
+        wait_quiet_fold(8000, "after the reader left")
+        eq(ani.js("sync")["conflicts"], 0, "the hub serves on")
     finally:
         ani.cleanup()
         hub.cleanup()
