@@ -111,6 +111,8 @@ struct server {
 	long image_min;
 	int image_on, image_stop;
 	pthread_t image_thread;
+	pthread_cond_t image_wake;    /* with lock, on CLOCK_MONOTONIC: a stop ends
+				       * the image thread's nap */
 	hub_checkpointer *checkpointer;  /* NULL: sessions checkpoint themselves */
 	long long last_active_ms; /* last push or session end; monotonic, atomic */
 	long pushers_done;        /* sessions that pushed and ended (the pause hook) */
@@ -466,20 +468,28 @@ static void *image_main(void *arg)
 	rl_store *s = NULL;
 	long long failed_at = -IMAGE_RETRY_MS, checked_at = 0;
 
-	/* Naps of 250 ms, so that a stopping hub is not kept waiting; a look
-	 * at the log and image.json at most every 2 s. */
+	/* Naps of 250 ms that a stop cuts short; a look at the log and
+	 * image.json at most every 2 s. */
 	while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
 		struct hub_image img;
+		struct timespec until;
 		long long t0;
 		int due = 0, busy, error;
-		struct timespec nap = { 0, 250 * 1000000L };
 
-		nanosleep(&nap, NULL);
-		t0 = now_ms();
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
 		pthread_mutex_lock(&srv->lock);
+		while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED) &&
+		       pthread_cond_timedwait(&srv->image_wake, &srv->lock, &until) != ETIMEDOUT)
+			;
 		busy = srv->active > 0;
 		pthread_mutex_unlock(&srv->lock);
-		if (busy || t0 - __atomic_load_n(&srv->last_active_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
+		t0 = now_ms();
+		if (__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED) || busy || t0 - __atomic_load_n(&srv->last_active_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
 		    t0 - failed_at < IMAGE_RETRY_MS || t0 - checked_at < 2000)
 			continue;
 		checked_at = t0;
@@ -940,6 +950,13 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_mutex_init(&srv.write_lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
+	{
+		pthread_condattr_t attr;
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&srv.image_wake, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	pthread_mutex_init(&srv.audit_lock, NULL);
 	pthread_cond_init(&srv.audit_wake, NULL);
 	{
@@ -1086,7 +1103,10 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	}
 	pthread_mutex_unlock(&srv.lock);
 	if (srv.image_on) {
+		pthread_mutex_lock(&srv.lock);
 		__atomic_store_n(&srv.image_stop, 1, __ATOMIC_RELAXED);  /* stops a build too */
+		pthread_cond_signal(&srv.image_wake);
+		pthread_mutex_unlock(&srv.lock);
 		pthread_join(srv.image_thread, NULL);
 		srv.image_on = 0;
 	}
