@@ -74,6 +74,16 @@ int hub_store_open(rl_store **out, const char *dir, int create);
 int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 
+/* A device's last contact (hub_devices.last_seen, shown by `device list`
+ * and counted by `status`): recorded when the one kept is older than
+ * HUB_SEEN_EVERY_S, so that a device syncing every minute costs a write
+ * now and then, not one per session. *due: 1 when a write is due (call
+ * with write 0, without the hub's write lock, to learn it), then again
+ * with write 1 under that lock to make it. Not an audited event: the
+ * history keeps what was decided, not who connected. */
+#define HUB_SEEN_EVERY_S 600
+int hub_device_seen(rl_store *s, const char *device, int write, int *due);
+
 /* PUSH -> PUSHED (see sync/PROTOCOL.md), for a PUSH decoded by jansson
  * (offline bundles, tests). *resp is a new reference. When resp_text is
  * not NULL, *resp_text is the same answer as the compact JSON text the hub

@@ -19,6 +19,7 @@
 #include "audit_pack.h"
 #include "backup.h"
 #include "cert.h"
+#include "status.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1260,6 +1261,97 @@ static int cmd_snapshot_build(struct cli_ctx *ctx, struct cli_args *a)
 	return RL_OK;
 }
 
+/* ---- status (status.c) ------------------------------------------------------------------ */
+
+/* bytes as people read them */
+static void format_size(char *buf, size_t len, json_int_t bytes)
+{
+	if (bytes >= 1024LL * 1024)
+		snprintf(buf, len, "%.1f MiB", (double)bytes / (1024.0 * 1024));
+	else if (bytes >= 1024)
+		snprintf(buf, len, "%.1f KiB", (double)bytes / 1024.0);
+	else
+		snprintf(buf, len, "%lld B", (long long)bytes);
+}
+
+static json_int_t num(const json_t *o, const char *path1, const char *path2)
+{
+	const json_t *v = json_object_get(o, path1);
+	return json_integer_value(path2 ? json_object_get(v, path2) : v);
+}
+
+static void print_status(const json_t *st)
+{
+	const json_t *hist = json_object_get(st, "history"), *bk = json_object_get(st, "backup"), *cert;
+	const char *last = json_string_value(json_object_get(st, "last_change_at"));
+	const char *oldest = json_string_value(json_object_get(json_object_get(st, "conflicts"),
+								"oldest_open_at"));
+	char db[32], wal[32], audit[32];
+	json_int_t n;
+
+	printf("hub          %s (%s)\n", json_string_value(json_object_get(st, "name")),
+	       json_string_value(json_object_get(st, "dir")));
+	if ((n = num(st, "changes", NULL)) > 0)
+		printf("changes      %lld, the last at %s\n", (long long)n, last ? last : "?");
+	else
+		printf("changes      none yet\n");
+	if ((n = num(st, "conflicts", "open")) > 0)
+		printf("conflicts    %lld open, the oldest from %s (relasi-hub conflicts)\n",
+		       (long long)n, oldest ? oldest : "?");
+	else
+		printf("conflicts    none open\n");
+	if ((n = num(st, "open_duplicates", NULL)) > 0)
+		printf("duplicates   %lld candidate%s open (relasi-hub duplicates)\n", (long long)n,
+		       n == 1 ? "" : "s");
+	else
+		printf("duplicates   none open\n");
+	printf("devices      %lld enrolled, %lld revoked; %lld not seen for %d days or more\n",
+	       (long long)num(st, "devices", "enrolled"), (long long)num(st, "devices", "revoked"),
+	       (long long)num(st, "devices", "quiet"), (int)num(st, "devices", "quiet_days"));
+	printf("users        %lld (%lld removed); %lld open enrolment token%s\n",
+	       (long long)num(st, "users", "active"), (long long)num(st, "users", "removed"),
+	       (long long)num(st, "open_tokens", NULL), num(st, "open_tokens", NULL) == 1 ? "" : "s");
+	if (json_is_integer(json_object_get(hist, "written")))
+		printf("history      written up to change %lld (%lld behind)\n",
+		       (long long)num(hist, "written", NULL), (long long)num(hist, "behind", NULL));
+	else
+		printf("history      not written yet (%lld behind; serve writes it)\n",
+		       (long long)num(hist, "behind", NULL));
+	if (json_is_object(bk))
+		printf("backup       %s, up to change %lld (%lld change%s since)\n",
+		       json_string_value(json_object_get(bk, "created")),
+		       (long long)num(bk, "last_seq", NULL), (long long)num(bk, "behind", NULL),
+		       num(bk, "behind", NULL) == 1 ? "" : "s");
+	else
+		printf("backup       none yet (relasi-hub backup FILE)\n");
+	cert = json_object_get(st, "server_certificate");
+	if (json_is_true(json_object_get(cert, "expired")))
+		printf("certificate  server EXPIRED on %s (relasi-hub cert renew)\n",
+		       json_string_value(json_object_get(cert, "valid_until")));
+	else
+		printf("certificate  server valid until %s (%lld day%s left)\n",
+		       json_string_value(json_object_get(cert, "valid_until")),
+		       (long long)num(cert, "days_left", NULL), num(cert, "days_left", NULL) == 1 ? "" : "s");
+	format_size(db, sizeof(db), num(st, "files", "hub_db"));
+	format_size(wal, sizeof(wal), num(st, "files", "wal"));
+	format_size(audit, sizeof(audit), num(st, "files", "audit"));
+	printf("files        hub.db %s, WAL %s, audit.git %s\n", db, wal, audit);
+}
+
+static int cmd_status(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *st = NULL;
+	int error;
+
+	if ((error = open_hub(ctx, a)) < 0 || (error = hub_status(ctx->store, hub_dir(a), &st)) < 0)
+		return error;
+	if (ctx->json)
+		return cli_print_json(st);
+	print_status(st);
+	json_decref(st);
+	return RL_OK;
+}
+
 /* ---- certificates (cert.c) -------------------------------------------------------------- */
 
 /* "now" for certificates: RELASI_NOW when set (tests, drills), as the
@@ -1545,6 +1637,9 @@ static const struct cli_cmd hub_cmds[] = {
 	  "(serve packs on its own as they accumulate)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "snapshot build", cmd_snapshot_build, "", "build the snapshot image new devices load "
 	  "(serve builds one on its own when quiet)", dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
+	{ "status", cmd_status, "", "the hub at a glance: what needs deciding, quiet devices, how "
+	  "far the history and the last backup are behind, the certificate, file sizes",
+	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "cert", cmd_cert, "", "the hub's certificates: how long each is valid, the server's names",
 	  dir_opts, NULL, CLI_MODEL_NONE, 0, 0, 0 },
 	{ "cert renew", cmd_cert_renew, "[--host H1,H2] [--days N]", "a new server certificate "

@@ -780,6 +780,34 @@ static int find_by_prefix(rl_store *s, int table, const char *ref, char id[RL_ID
 	return RL_OK;
 }
 
+int hub_device_seen(rl_store *s, const char *device, int write, int *due)
+{
+	char now[21], stale[21];
+	sqlite3_stmt *st;
+	int64_t t = rl_store_now_ms(s) / 1000;
+	int rc, error;
+
+	rl_time_format_utc(now, t);
+	rl_time_format_utc(stale, t - HUB_SEEN_EVERY_S);
+	*due = 0;
+	if ((error = rl_store_prepare(s, write
+				      ? "UPDATE hub_devices SET last_seen = ?2 WHERE id = ?1 AND "
+					"(last_seen IS NULL OR last_seen < ?3)"
+				      : "SELECT 1 FROM hub_devices WHERE id = ?1 AND "
+					"(last_seen IS NULL OR last_seen < ?3) AND ?2 IS NOT NULL",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, stale, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return rl_store_error(s, "recording when a device was seen");
+	*due = write ? sqlite3_changes(rl_store_db(s)) > 0 : rc == SQLITE_ROW;
+	return RL_OK;
+}
+
 /* Stop device id (revoked_at) or unused token id (cancelled_at) at time
  * now, inside the caller's transaction and audit unit, and log the event;
  * the history names a token by its id's first 12 digits, as when it was

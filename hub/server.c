@@ -513,6 +513,23 @@ static void *image_main(void *arg)
 	return NULL;
 }
 
+/* After a device's WELCOME: its last contact, when the one recorded is
+ * old (hub_device_seen). A failure to record it is no reason to refuse
+ * the sync; it is said in the log. */
+static void note_seen(struct server *srv, rl_store *s, const char *device)
+{
+	int due = 0;
+
+	if (hub_device_seen(s, device, 0, &due) == 0 && due) {
+		pthread_mutex_lock(&srv->write_lock);
+		if (hub_device_seen(s, device, 1, &due) < 0)
+			due = -1;
+		pthread_mutex_unlock(&srv->write_lock);
+	}
+	if (due < 0)
+		fprintf(stderr, "relasi-hub: device %.12s: %s\n", device, rl_error_message());
+}
+
 /* A peer without a certificate gets what is left of the pre-authentication
  * time (RL_PREAUTH_TIMEOUT_MS from its accept, handshake included) for its
  * ENROLL, not a fresh period of its own. */
@@ -700,6 +717,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			if (resp && (error = hub_tell_device(s, peer.device, resp, "batch")) < 0)
 				break;
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
+			if (error == 0)
+				note_seen(srv, s, peer.device);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);
 			/* Under the lock: a revocation committed before this batch

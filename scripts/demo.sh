@@ -131,6 +131,7 @@ as budi conflicts
 as ani conflicts
 
 say "The admin looks at the conflict and the duplicate, and decides."
+hub status
 hub conflicts
 hub conflicts show 1
 hub conflicts resolve 1 --take
