@@ -794,11 +794,11 @@ int hub_device_seen(rl_store *s, const char *device, int write, int *due)
 				      ? "UPDATE hub_devices SET last_seen = ?2 WHERE id = ?1 AND "
 					"(last_seen IS NULL OR last_seen < ?3)"
 				      : "SELECT 1 FROM hub_devices WHERE id = ?1 AND "
-					"(last_seen IS NULL OR last_seen < ?3) AND ?2 IS NOT NULL",
-				      &st)) < 0)
+					"(last_seen IS NULL OR last_seen < ?3)", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	if (write)
+		sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, stale, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);

@@ -371,12 +371,13 @@ static void audit_notify(struct server *srv)
  * the store by about this much more when busy. */
 #define AUDIT_ROUND_MS 500
 
-/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
-static struct timespec realtime_in(long long ms)
+/* The instant ms from now on clock, for pthread_cond_timedwait (the
+ * clock the condition variable was made with). */
+static struct timespec clock_in(clockid_t clock, long long ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(clock, &ts);
 	ts.tv_sec += (time_t)(ms / 1000);
 	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
@@ -432,7 +433,8 @@ static void *audit_main(void *arg)
 		}
 		pthread_mutex_lock(&srv->audit_lock);
 		if (written > 0 && now_ms() - round_start < AUDIT_ROUND_MS) {
-			struct timespec until = realtime_in(AUDIT_ROUND_MS - (now_ms() - round_start));
+			struct timespec until = clock_in(CLOCK_REALTIME,
+							 AUDIT_ROUND_MS - (now_ms() - round_start));
 			while (!srv->audit_stop &&
 			       pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) !=
 			       ETIMEDOUT)
@@ -440,7 +442,7 @@ static void *audit_main(void *arg)
 		}
 		idle = 0;
 		if (!srv->audit_pending && !srv->audit_stop) {
-			struct timespec until = realtime_in(AUDIT_IDLE_S * 1000LL);
+			struct timespec until = clock_in(CLOCK_REALTIME, AUDIT_IDLE_S * 1000LL);
 			idle = pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) ==
 			       ETIMEDOUT && !srv->audit_pending;
 		}
@@ -472,16 +474,10 @@ static void *image_main(void *arg)
 	 * image.json at most every 2 s. */
 	while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
 		struct hub_image img;
-		struct timespec until;
+		struct timespec until = clock_in(CLOCK_MONOTONIC, 250);
 		long long t0;
 		int due = 0, busy, error;
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += 250 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
 		pthread_mutex_lock(&srv->lock);
 		while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED) &&
 		       pthread_cond_timedwait(&srv->image_wake, &srv->lock, &until) != ETIMEDOUT)
@@ -489,7 +485,8 @@ static void *image_main(void *arg)
 		busy = srv->active > 0;
 		pthread_mutex_unlock(&srv->lock);
 		t0 = now_ms();
-		if (__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED) || busy || t0 - __atomic_load_n(&srv->last_active_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
+		if (__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED) || busy ||
+		    t0 - __atomic_load_n(&srv->last_active_ms, __ATOMIC_RELAXED) < IMAGE_IDLE_MS ||
 		    t0 - failed_at < IMAGE_RETRY_MS || t0 - checked_at < 2000)
 			continue;
 		checked_at = t0;
