@@ -11,8 +11,9 @@
  * session's connection; a commit that leaves HUB_CHECKPOINT_PAGES or more
  * in the WAL only wakes the thread, which runs a PASSIVE checkpoint on its
  * own connection (never blocking a reader or the writer; what readers still
- * need stays for the next round). Connections it is not handed (admin
- * commands, the audit writer, backups) keep SQLite's own checkpoints.
+ * need stays for the next round). serve hands it the audit writer's
+ * connection too. Connections it is not handed (admin commands, backups,
+ * the image builder) keep SQLite's own checkpoints.
  *
  * A quiet hub: commits below the threshold would wait in the WAL until
  * the next busy spell, and a WAL that grew while readers held it (a long

@@ -400,8 +400,13 @@ static void *audit_main(void *arg)
 		long written = 0;
 		long long round_start = now_ms();
 		int error = RL_OK;
-		if (!s)
-			error = hub_store_open(&s, srv->dir, 0);
+		/* Its commits wake the checkpointer too: left to SQLite's own
+		 * checkpoint, a commit that found the WAL past 1000 pages copied
+		 * it back there and then, under the hub's write lock, which the
+		 * writer holds for its commit (audit.c record_head), while the
+		 * pushes waited. */
+		if (!s && (error = hub_store_open(&s, srv->dir, 0)) == 0)
+			hub_checkpointer_watch(srv->checkpointer, rl_store_db(s));
 		if (error == 0 && !a && (error = hub_audit_open(&a, srv->dir, 1)) == 0) {
 			hub_audit_set_store_lock(a, &srv->write_lock);
 			hub_audit_set_pack_limits(a, srv->pack_loose, srv->pack_packs, &srv->audit_stop);
@@ -1020,9 +1025,15 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fit_fd_limit(&srv);
+	/* Before the audit writer, which hands it its connection. */
+	if (hub_checkpointer_start(&srv.checkpointer, dir) < 0)
+		fprintf(stderr, "relasi-hub: %s; each push checkpoints the WAL itself\n",
+			rl_error_message());
 	/* The writer starts by catching up on what a crash left behind. */
 	if (srv.audit_on && pthread_create(&srv.audit_thread, NULL, audit_main, &srv) != 0) {
 		error = rl_error_set(RL_ERROR, "cannot start the audit writer");
+		hub_checkpointer_stop(srv.checkpointer);
+		srv.checkpointer = NULL;
 		goto cleanup;
 	}
 	if (srv.image_min > 0) {
@@ -1030,9 +1041,6 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		if (!srv.image_on)   /* devices still get the snapshot record by record */
 			fprintf(stderr, "relasi-hub: cannot start the snapshot image builder\n");
 	}
-	if (hub_checkpointer_start(&srv.checkpointer, dir) < 0)
-		fprintf(stderr, "relasi-hub: %s; each push checkpoints the WAL itself\n",
-			rl_error_message());
 	if (!srv.audit_on)
 		fprintf(stderr, "relasi-hub: RELASI_HUB_AUDIT=off: the audit history is not written "
 			"while serving\n");
@@ -1111,12 +1119,6 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		       pthread_cond_timedwait(&srv.idle, &srv.lock, &until) != ETIMEDOUT)
 			;
 	}
-	/* A session still running could commit and wake it: then the
-	 * checkpointer is left to the process's end, moments away. */
-	if (srv.active == 0) {
-		hub_checkpointer_stop(srv.checkpointer);
-		srv.checkpointer = NULL;
-	}
 	pthread_mutex_unlock(&srv.lock);
 	if (srv.image_on) {
 		pthread_mutex_lock(&srv.lock);
@@ -1134,6 +1136,15 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 		pthread_mutex_unlock(&srv.audit_lock);
 		pthread_join(srv.audit_thread, NULL);
 	}
+	/* After the audit writer, whose last round commits too. A session
+	 * still running could commit and wake it: then the checkpointer is
+	 * left to the process's end, moments away. */
+	pthread_mutex_lock(&srv.lock);
+	if (srv.active == 0) {
+		hub_checkpointer_stop(srv.checkpointer);
+		srv.checkpointer = NULL;
+	}
+	pthread_mutex_unlock(&srv.lock);
 cleanup:
 	if (lfd >= 0)
 		close(lfd);
