@@ -35,7 +35,11 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
 	(void)db;
 	(void)name;
 	pthread_mutex_lock(&cp->lock);
-	cp->commits++;
+	/* The first commit since the last fold wakes the thread too: it waits
+	 * untimed while everything is folded, and times the quiet spell from
+	 * here on. */
+	if (cp->commits++ == cp->folded)
+		pthread_cond_signal(&cp->wake);
 	if (pages >= HUB_CHECKPOINT_PAGES) {
 		cp->due = 1;
 		pthread_cond_signal(&cp->wake);

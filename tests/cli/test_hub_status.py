@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hub_test import HUB_BIN, Hub, ahead, sync_all  # noqa: E402
@@ -104,6 +105,13 @@ def test_status_tells_what_needs_deciding():
         s = status(hub)
         eq(s["backup"]["behind"], s["changes"] - top, "changes since the backup")
         check(s["backup"]["behind"] >= 1, "at least the city", s["backup"])
+
+        # a quiet hub folds its WAL (hub/checkpoint.c), the audit writer's
+        # commits included: status sees it go to 0 bytes
+        deadline = time.monotonic() + 20
+        while status(hub)["files"]["wal"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        eq(status(hub)["files"]["wal"], 0, "the WAL of a quiet hub, as status sizes it")
 
         # eight days on: both devices are quiet, the token has expired, and
         # 817 days on the certificate has run out
