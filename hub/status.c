@@ -139,8 +139,9 @@ int hub_status(rl_store *s, const char *dir, json_t **out)
 	     "(SELECT at FROM hub_log ORDER BY seq DESC LIMIT 1), "
 	     "(SELECT count(*) FROM hub_devices WHERE revoked_at IS NULL), "
 	     "(SELECT count(*) FROM hub_devices WHERE revoked_at IS NOT NULL), "
+	     /* a device enrolled minutes ago and not synced yet is not quiet */
 	     "(SELECT count(*) FROM hub_devices WHERE revoked_at IS NULL AND "
-	     " (last_seen IS NULL OR last_seen < ?1)), "
+	     " coalesce(last_seen, enrolled_at) < ?1), "
 	     "(SELECT count(*) FROM users WHERE deleted = 0), "
 	     "(SELECT count(*) FROM users WHERE deleted <> 0), "
 	     /* open as `token list` says it: unused, not cancelled, not

@@ -16,8 +16,9 @@
 #include "relasi/store.h"
 
 /* A device enrolled and not revoked that has not synced for this long
- * (or never) is counted as quiet: a lost phone, or a rep who stopped
- * syncing, whose work the hub does not have. */
+ * (or, never synced, was enrolled this long ago) is counted as quiet: a
+ * lost laptop, or a rep who stopped syncing, whose work the hub does not
+ * have. */
 #define HUB_STATUS_QUIET_DAYS 7
 
 /*

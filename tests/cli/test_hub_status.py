@@ -44,7 +44,10 @@ def test_status_tells_what_needs_deciding():
         eq((s["changes"], s["last_change_at"]),
            tuple(hub.query("SELECT seq, at FROM hub_log ORDER BY seq DESC LIMIT 1")[0]),
            "its log holds the two users")
-        eq((s["devices"]["enrolled"], s["devices"]["revoked"]), (2, 0), "two devices")
+        eq((s["devices"]["enrolled"], s["devices"]["revoked"], s["devices"]["quiet"]), (2, 0, 0),
+           "two devices, enrolled minutes ago and not synced yet: not quiet")
+        eq(status(hub, now=ahead(8 * 86400))["devices"]["quiet"], 2,
+           "never synced, enrolled 8 days before: quiet")
         eq(s["server_certificate"]["expired"], False, "the certificate is valid")
         check(824 <= s["server_certificate"]["days_left"] <= 825, "init's 825 days",
               s["server_certificate"])
