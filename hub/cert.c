@@ -21,6 +21,22 @@
 #include "relasi/error.h"
 #include "relasi/valid.h"
 
+json_t *hub_cert_json(const char *what, const struct rl_pki_cert_info *c, int64_t now)
+{
+	char from[21], until[21];
+	json_t *names = json_array();
+	size_t i;
+
+	rl_time_format_utc(from, c->not_before);
+	rl_time_format_utc(until, c->not_after);
+	for (i = 0; names && i < c->nsans; i++)
+		json_array_append_new(names, json_string(c->sans[i]));
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:o?}", "certificate", what, "subject", c->cn,
+			 "valid_from", from, "valid_until", until,
+			 "days_left", (json_int_t)((c->not_after - now) / 86400),
+			 "expired", c->not_after <= now, "names", names);
+}
+
 int hub_cert_read(const char *dir, struct hub_certs *out)
 {
 	char path[4096];

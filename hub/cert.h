@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "relasi/pki.h"
 
 /* What `init` and `cert renew` give a server certificate, and the most
@@ -21,6 +23,12 @@
 struct hub_certs {
 	struct rl_pki_cert_info server, server_ca, device_ca;
 };
+
+/* One certificate as `cert --json` and `status --json` show it: what,
+ * subject, valid_from, valid_until, days_left (whole days from now,
+ * seconds since the epoch), expired, names. A new reference; NULL only
+ * when out of memory. */
+json_t *hub_cert_json(const char *what, const struct rl_pki_cert_info *c, int64_t now);
 
 /* The three certificates of hub directory dir. RL_EIO / RL_EINVALID naming
  * the file that cannot be read or parsed. */

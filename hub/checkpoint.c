@@ -1,8 +1,8 @@
 /*
  * checkpoint.c — relasi-hub serve's WAL checkpointer (checkpoint.h): a
- * thread woken by the sessions' commits that copies the WAL back into
- * hub.db off the devices' critical path, and folds and truncates it once
- * the hub is quiet.
+ * thread woken by the commits it watches (the sessions', the audit
+ * writer's) that copies the WAL back into hub.db off the devices' critical
+ * path, and folds and truncates it once the hub is quiet.
  */
 #include "checkpoint.h"
 #include "hub.h"
@@ -21,7 +21,7 @@ struct hub_checkpointer {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	int due, stop;
-	unsigned long commits;    /* the sessions' commits so far */
+	unsigned long commits;    /* the watched connections' commits so far */
 	unsigned long folded;     /* commits when the WAL was last truncated */
 	rl_store *store;          /* the thread's own connection */
 };
@@ -38,12 +38,10 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int pages)
 	/* The first commit since the last fold wakes the thread too: it waits
 	 * untimed while everything is folded, and times the quiet spell from
 	 * here on. */
-	if (cp->commits++ == cp->folded)
-		pthread_cond_signal(&cp->wake);
-	if (pages >= HUB_CHECKPOINT_PAGES) {
+	if (pages >= HUB_CHECKPOINT_PAGES)
 		cp->due = 1;
+	if (cp->commits++ == cp->folded || cp->due)
 		pthread_cond_signal(&cp->wake);
-	}
 	pthread_mutex_unlock(&cp->lock);
 	return SQLITE_OK;
 }
@@ -61,13 +59,7 @@ static int wait_for_work(hub_checkpointer *cp)
 			pthread_cond_wait(&cp->wake, &cp->lock);
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += HUB_CHECKPOINT_IDLE_MS / 1000;
-		until.tv_nsec += (long)(HUB_CHECKPOINT_IDLE_MS % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		until = hub_clock_in(CLOCK_MONOTONIC, HUB_CHECKPOINT_IDLE_MS);
 		while (!cp->due && !cp->stop &&
 		       pthread_cond_timedwait(&cp->wake, &cp->lock, &until) != ETIMEDOUT)
 			;
@@ -97,7 +89,7 @@ static void *checkpoint_main(void *arg)
 	int stop = 0;
 
 	while (!stop) {
-		int rc, frames = 0, copied = 0, quiet;
+		int rc, quiet;
 		unsigned long commits;
 
 		pthread_mutex_lock(&cp->lock);
@@ -115,7 +107,7 @@ static void *checkpoint_main(void *arg)
 			}
 		} else {
 			rc = sqlite3_wal_checkpoint_v2(rl_store_db(cp->store), NULL,
-						       SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+						       SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		}
 		/* SQLITE_BUSY: another checkpoint runs (a closing connection's),
 		 * or someone was in the quiet fold's way; the next commit past

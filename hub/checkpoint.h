@@ -18,9 +18,9 @@
  * A quiet hub: commits below the threshold would wait in the WAL until
  * the next busy spell, and a WAL that grew while readers held it (a long
  * pull, a backup) would keep its size for as long as serve runs, since
- * the checkpointer's own connection keeps it open. So once no session has
- * committed for HUB_CHECKPOINT_IDLE_MS, the thread runs a TRUNCATE
- * checkpoint without waiting for anyone (busy timeout 0): it folds every
+ * the checkpointer's own connection keeps it open. So once no connection
+ * it watches has committed for HUB_CHECKPOINT_IDLE_MS, the thread runs a
+ * TRUNCATE checkpoint without waiting for anyone (busy timeout 0): it folds every
  * frame into hub.db and hands the WAL's disk space back. When a reader or
  * a writer is in the way it copies what it can, as PASSIVE does, and
  * tries again after the next quiet spell, until one succeeds.

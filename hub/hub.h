@@ -14,12 +14,29 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "relasi/conn.h"
 #include "relasi/id.h"
 #include "relasi/merge.h"
 #include "relasi/push.h"
 #include "relasi/store.h"
+
+/* The instant ms from now on clock, for pthread_cond_timedwait (the
+ * clock the condition variable was made with). */
+static inline struct timespec hub_clock_in(clockid_t clock, long long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
 
 /* The authenticated peer of a session, from its certificate. */
 struct hub_peer {
@@ -30,6 +47,7 @@ struct hub_peer {
 	 * the device up again inside its write transaction by it. "" for a
 	 * peer made by hand (unit tests, fuzzing): not looked up. */
 	char fingerprint[RL_FINGERPRINT_BUFSZ];
+	char last_seen[21];       /* hub_devices.last_seen as looked up; "" none */
 };
 
 /* Figures of one session, for the hub's one-line log. */
@@ -75,14 +93,15 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 
 /* A device's last contact (hub_devices.last_seen, shown by `device list`
- * and counted by `status`): recorded when the one kept is older than
- * HUB_SEEN_EVERY_S, so that a device syncing every minute costs a write
- * now and then, not one per session. *due: 1 when a write is due (call
- * with write 0, without the hub's write lock, to learn it), then again
- * with write 1 under that lock to make it. Not an audited event: the
- * history keeps what was decided, not who connected. */
+ * and counted by `status`) is kept to HUB_SEEN_EVERY_S, so that a device
+ * syncing every minute costs a write now and then, not one per session.
+ * hub_device_seen_due: is peer's, as hub_device_lookup read it, older
+ * (or none)? hub_device_seen: record now for device, under the hub's
+ * write lock, unless another session has just done it. Not an audited
+ * event: the history keeps what was decided, not who connected. */
 #define HUB_SEEN_EVERY_S 600
-int hub_device_seen(rl_store *s, const char *device, int write, int *due);
+int hub_device_seen_due(rl_store *s, const struct hub_peer *peer);
+int hub_device_seen(rl_store *s, const char *device);
 
 /* PUSH -> PUSHED (see sync/PROTOCOL.md), for a PUSH decoded by jansson
  * (offline bundles, tests). *resp is a new reference. When resp_text is

@@ -1367,21 +1367,6 @@ static int64_t cert_now(void)
 	return (int64_t)time(NULL);
 }
 
-static json_t *cert_json(const char *what, const struct rl_pki_cert_info *c, int64_t now)
-{
-	char from[21], until[21];
-	json_t *names = json_array();
-	size_t i;
-
-	rl_time_format_utc(from, c->not_before);
-	rl_time_format_utc(until, c->not_after);
-	for (i = 0; names && i < c->nsans; i++)
-		json_array_append_new(names, json_string(c->sans[i]));
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o?}", "certificate", what, "subject", c->cn,
-			 "valid_from", from, "valid_until", until,
-			 "days_left", (json_int_t)((c->not_after - now) / 86400), "names", names);
-}
-
 static void cert_line(const char *what, const struct rl_pki_cert_info *c, int64_t now)
 {
 	char until[21];
@@ -1408,9 +1393,9 @@ static int cmd_cert(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = hub_cert_read(hub_dir(a), &c)) < 0)
 		return error;
 	if (ctx->json)
-		return cli_print_json(json_pack("[o, o, o]", cert_json("server", &c.server, now),
-						cert_json("server_ca", &c.server_ca, now),
-						cert_json("device_ca", &c.device_ca, now)));
+		return cli_print_json(json_pack("[o, o, o]", hub_cert_json("server", &c.server, now),
+						hub_cert_json("server_ca", &c.server_ca, now),
+						hub_cert_json("device_ca", &c.device_ca, now)));
 	cert_line("server certificate", &c.server, now);
 	cert_line("server CA", &c.server_ca, now);
 	cert_line("device CA", &c.device_ca, now);
@@ -1441,7 +1426,7 @@ static int cmd_cert_renew(struct cli_ctx *ctx, struct cli_args *a)
 	if (error < 0)
 		return error;
 	if (ctx->json)
-		return cli_print_json(cert_json("server", &info, now));
+		return cli_print_json(hub_cert_json("server", &info, now));
 	cert_line("server certificate", &info, now);
 	printf("renewed from the same server CA: devices take it without enrolling again; "
 	       "start serve again to use it\n");

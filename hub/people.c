@@ -714,7 +714,8 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 	int error, rc;
 
 	if ((error = rl_store_prepare(s,
-	     "SELECT d.user_id, d.fingerprint, d.revoked_at, u.role, u.deleted FROM hub_devices d "
+	     "SELECT d.user_id, d.fingerprint, d.revoked_at, u.role, u.deleted, d.last_seen "
+	     "FROM hub_devices d "
 	     "LEFT JOIN users u ON u.id = d.user_id WHERE d.id = ?1", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, cn, -1, SQLITE_STATIC);
@@ -734,6 +735,9 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		snprintf(peer->user, sizeof(peer->user), "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(peer->role, sizeof(peer->role), "%s", (const char *)sqlite3_column_text(st, 3));
 		snprintf(peer->fingerprint, sizeof(peer->fingerprint), "%s", fingerprint);
+		snprintf(peer->last_seen, sizeof(peer->last_seen), "%s",
+			 sqlite3_column_type(st, 5) == SQLITE_NULL
+			 ? "" : (const char *)sqlite3_column_text(st, 5));
 	}
 	sqlite3_reset(st);
 	return error;
@@ -780,32 +784,39 @@ static int find_by_prefix(rl_store *s, int table, const char *ref, char id[RL_ID
 	return RL_OK;
 }
 
-int hub_device_seen(rl_store *s, const char *device, int write, int *due)
+/* The last contact older than this is due for a new one. */
+static void seen_stale(rl_store *s, char now[21], char stale[21])
 {
-	char now[21], stale[21];
-	sqlite3_stmt *st;
 	int64_t t = rl_store_now_ms(s) / 1000;
-	int rc, error;
 
 	rl_time_format_utc(now, t);
 	rl_time_format_utc(stale, t - HUB_SEEN_EVERY_S);
-	*due = 0;
-	if ((error = rl_store_prepare(s, write
-				      ? "UPDATE hub_devices SET last_seen = ?2 WHERE id = ?1 AND "
-					"(last_seen IS NULL OR last_seen < ?3)"
-				      : "SELECT 1 FROM hub_devices WHERE id = ?1 AND "
-					"(last_seen IS NULL OR last_seen < ?3)", &st)) < 0)
+}
+
+int hub_device_seen_due(rl_store *s, const struct hub_peer *peer)
+{
+	char now[21], stale[21];
+
+	seen_stale(s, now, stale);
+	return strcmp(peer->last_seen, stale) < 0;      /* "" (none) sorts first */
+}
+
+int hub_device_seen(rl_store *s, const char *device)
+{
+	char now[21], stale[21];
+	sqlite3_stmt *st;
+	int rc, error;
+
+	seen_stale(s, now, stale);
+	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET last_seen = ?2 WHERE id = ?1 AND "
+				      "(last_seen IS NULL OR last_seen < ?3)", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
-	if (write)
-		sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, stale, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return rl_store_error(s, "recording when a device was seen");
-	*due = write ? sqlite3_changes(rl_store_db(s)) > 0 : rc == SQLITE_ROW;
-	return RL_OK;
+	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording when a device was seen");
 }
 
 /* Stop device id (revoked_at) or unused token id (cancelled_at) at time

@@ -371,22 +371,6 @@ static void audit_notify(struct server *srv)
  * the store by about this much more when busy. */
 #define AUDIT_ROUND_MS 500
 
-/* The instant ms from now on clock, for pthread_cond_timedwait (the
- * clock the condition variable was made with). */
-static struct timespec clock_in(clockid_t clock, long long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 static void *audit_main(void *arg)
 {
 	struct server *srv = arg;
@@ -438,7 +422,7 @@ static void *audit_main(void *arg)
 		}
 		pthread_mutex_lock(&srv->audit_lock);
 		if (written > 0 && now_ms() - round_start < AUDIT_ROUND_MS) {
-			struct timespec until = clock_in(CLOCK_REALTIME,
+			struct timespec until = hub_clock_in(CLOCK_REALTIME,
 							 AUDIT_ROUND_MS - (now_ms() - round_start));
 			while (!srv->audit_stop &&
 			       pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) !=
@@ -447,7 +431,7 @@ static void *audit_main(void *arg)
 		}
 		idle = 0;
 		if (!srv->audit_pending && !srv->audit_stop) {
-			struct timespec until = clock_in(CLOCK_REALTIME, AUDIT_IDLE_S * 1000LL);
+			struct timespec until = hub_clock_in(CLOCK_REALTIME, AUDIT_IDLE_S * 1000LL);
 			idle = pthread_cond_timedwait(&srv->audit_wake, &srv->audit_lock, &until) ==
 			       ETIMEDOUT && !srv->audit_pending;
 		}
@@ -479,7 +463,7 @@ static void *image_main(void *arg)
 	 * image.json at most every 2 s. */
 	while (!__atomic_load_n(&srv->image_stop, __ATOMIC_RELAXED)) {
 		struct hub_image img;
-		struct timespec until = clock_in(CLOCK_MONOTONIC, 250);
+		struct timespec until = hub_clock_in(CLOCK_MONOTONIC, 250);
 		long long t0;
 		int due = 0, busy, error;
 
@@ -515,21 +499,20 @@ static void *image_main(void *arg)
 	return NULL;
 }
 
-/* After a device's WELCOME: its last contact, when the one recorded is
- * old (hub_device_seen). A failure to record it is no reason to refuse
- * the sync; it is said in the log. */
-static void note_seen(struct server *srv, rl_store *s, const char *device)
+/* After a device's WELCOME: its last contact, when the one its lookup
+ * read is old (hub_device_seen). A failure to record it is no reason to
+ * refuse the sync; it is said in the log. */
+static void note_seen(struct server *srv, rl_store *s, const struct hub_peer *peer)
 {
-	int due = 0;
+	int error;
 
-	if (hub_device_seen(s, device, 0, &due) == 0 && due) {
-		pthread_mutex_lock(&srv->write_lock);
-		if (hub_device_seen(s, device, 1, &due) < 0)
-			due = -1;
-		pthread_mutex_unlock(&srv->write_lock);
-	}
-	if (due < 0)
-		fprintf(stderr, "relasi-hub: device %.12s: %s\n", device, rl_error_message());
+	if (!hub_device_seen_due(s, peer))
+		return;
+	pthread_mutex_lock(&srv->write_lock);
+	error = hub_device_seen(s, peer->device);
+	pthread_mutex_unlock(&srv->write_lock);
+	if (error < 0)
+		fprintf(stderr, "relasi-hub: device %.12s: %s\n", peer->device, rl_error_message());
 }
 
 /* A peer without a certificate gets what is left of the pre-authentication
@@ -720,7 +703,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				break;
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
 			if (error == 0)
-				note_seen(srv, s, peer.device);
+				note_seen(srv, s, &peer);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);
 			/* Under the lock: a revocation committed before this batch
@@ -1112,9 +1095,7 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	/* Let sessions in flight finish (each is bounded by its timeouts). */
 	pthread_mutex_lock(&srv.lock);
 	{
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += srv.read_ms / 1000 + 5;
+		struct timespec until = hub_clock_in(CLOCK_REALTIME, srv.read_ms + 5000LL);
 		while (srv.active > 0 &&
 		       pthread_cond_timedwait(&srv.idle, &srv.lock, &until) != ETIMEDOUT)
 			;

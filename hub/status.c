@@ -125,7 +125,7 @@ static json_t *col_text(sqlite3_stmt *st, int i)
 int hub_status(rl_store *s, const char *dir, json_t **out)
 {
 	int64_t now = rl_store_now_ms(s) / 1000;
-	char quiet_since[21], cert_until[21];
+	char quiet_since[21];
 	json_int_t db_bytes, wal_bytes, audit_bytes, changes;
 	json_t *name = NULL, *backup = NULL, *history;
 	struct hub_certs certs;
@@ -168,14 +168,13 @@ int hub_status(rl_store *s, const char *dir, json_t **out)
 	    (error = last_backup(dir, changes, &backup)) < 0 ||
 	    (error = hub_cert_read(dir, &certs)) < 0)
 		goto cleanup;
-	rl_time_format_utc(cert_until, certs.server.not_after);
 	/* the audit writer's mark: none until serve has written a first round */
 	history = sqlite3_column_type(st, 11) == SQLITE_NULL
 		? json_pack("{s:n, s:I}", "written", "behind", changes)
 		: json_pack("{s:I, s:I}", "written", (json_int_t)sqlite3_column_int64(st, 11),
 			    "behind", changes - (json_int_t)sqlite3_column_int64(st, 11));
 	*out = json_pack("{s:O, s:s, s:I, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:i}, "
-			 "s:{s:I, s:I}, s:I, s:{s:I, s:o}, s:I, s:o, s:O, s:{s:s, s:I, s:b}}",
+			 "s:{s:I, s:I}, s:I, s:{s:I, s:o}, s:I, s:o, s:O, s:o}",
 			 "name", name, "dir", dir, "changes", changes,
 			 "last_change_at", col_text(st, 1),
 			 "files", "hub_db", db_bytes, "wal", wal_bytes, "audit", audit_bytes,
@@ -190,9 +189,7 @@ int hub_status(rl_store *s, const char *dir, json_t **out)
 			 "oldest_open_at", col_text(st, 9),
 			 "open_duplicates", (json_int_t)sqlite3_column_int64(st, 10),
 			 "history", history, "backup", backup,
-			 "server_certificate", "valid_until", cert_until,
-			 "days_left", (json_int_t)((certs.server.not_after - now) / 86400),
-			 "expired", certs.server.not_after <= now);
+			 "server_certificate", hub_cert_json("server", &certs.server, now));
 	if (!*out)
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 cleanup:
