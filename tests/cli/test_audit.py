@@ -77,7 +77,9 @@ def set_head(hub, commit):
     """Move audit.git's main and the store's record of its head to commit:
     history rewritten along with the store's record of it."""
     git(repo(hub), "update-ref", "refs/heads/main", commit)
-    subprocess.run(["sqlite3", os.path.join(hub.dir, "hub.db"),
+    # serve is running: its checkpointer may hold the write lock for a moment
+    # (the quiet fold), so wait for it as the hub's own commands do
+    subprocess.run(["sqlite3", "-cmd", ".timeout 30000", os.path.join(hub.dir, "hub.db"),
                     f"UPDATE hub_audit SET head = '{commit}'"], check=True, timeout=60)
 
 
