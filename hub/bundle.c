@@ -246,6 +246,12 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 		goto cleanup;
 	}
 	error = rl_bundle_write(reply_path, header, ms, n, crt, key);
+	/* The device's contact and the cursor it held when it made the bundle,
+	 * as a network session records them (hub_device_seen): no reason to
+	 * fail an import that is done. */
+	if (error == 0 && !res->stale && hub_device_seen(s, &peer, cursor) < 0)
+		fprintf(stderr, "relasi-hub: note: device %.12s: %s\n", peer.device,
+			rl_error_message());
 cleanup:
 	if (ms)
 		for (i = 0; i < n; i++)

@@ -48,6 +48,7 @@ struct hub_peer {
 	 * peer made by hand (unit tests, fuzzing): not looked up. */
 	char fingerprint[RL_FINGERPRINT_BUFSZ];
 	char last_seen[21];       /* hub_devices.last_seen as looked up; "" none */
+	long long cursor;         /* hub_devices.cursor as looked up */
 };
 
 /* Figures of one session, for the hub's one-line log. */
@@ -93,15 +94,23 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		      struct hub_peer *peer);
 
 /* A device's last contact (hub_devices.last_seen, shown by `device list`
- * and counted by `status`) is kept to HUB_SEEN_EVERY_S, so that a device
- * syncing every minute costs a write now and then, not one per session.
- * hub_device_seen_due: is peer's, as hub_device_lookup read it, older
- * (or none)? hub_device_seen: record now for device, under the hub's
- * write lock, unless another session has just done it. Not an audited
- * event: the history keeps what was decided, not who connected. */
+ * and counted by `status`) and the cursor it holds (hub_devices.cursor, the
+ * last change it has applied, as its HELLO and its BYE say: how far behind
+ * `device list` shows it, and whether it has received a resolution,
+ * `conflicts show`). The contact alone is kept to HUB_SEEN_EVERY_S, so
+ * that a device syncing every minute and pulling nothing costs a write now
+ * and then, not one per session; a cursor that moved is written at once
+ * (with the contact).
+ * hub_device_seen_due: is peer's contact, as hub_device_lookup read it,
+ * older (or none), or has cursor (-1: not known) moved from the one read?
+ * hub_device_seen: record now and cursor (-1: keep the one stored) for
+ * peer, under the hub's write lock, unless another session has just done
+ * it; peer's copies follow. RL_EINVALID for a cursor past the hub's log
+ * (nothing written). Not an audited event: the history keeps what was
+ * decided, not who connected. */
 #define HUB_SEEN_EVERY_S 600
-int hub_device_seen_due(rl_store *s, const struct hub_peer *peer);
-int hub_device_seen(rl_store *s, const char *device);
+int hub_device_seen_due(rl_store *s, const struct hub_peer *peer, long long cursor);
+int hub_device_seen(rl_store *s, struct hub_peer *peer, long long cursor);
 
 /* PUSH -> PUSHED (see sync/PROTOCOL.md), for a PUSH decoded by jansson
  * (offline bundles, tests). *resp is a new reference. When resp_text is

@@ -470,15 +470,20 @@ static int cmd_token_cancel(struct cli_ctx *ctx, struct cli_args *a)
 	return RL_OK;
 }
 
+/* "behind": the changes in the hub's log past the cursor the device last
+ * said it holds (its BYE: hub_device_seen), none below 0 (a device holding
+ * history a restored store lost is told so at its next sync). */
 static int cmd_device_list(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const hdr[] = { "device", "user", "name", "enrolled", "last seen", "revoked" };
-	static const struct cli_view view = { hdr, 6, NULL, NULL, NULL, "no devices" };
+	static const char *const hdr[] = { "device", "user", "name", "enrolled", "last seen",
+					   "behind", "revoked" };
+	static const struct cli_view view = { hdr, 7, NULL, NULL, NULL, "no devices" };
 
 	return emit_listing(ctx, a,
 	     "SELECT d.id AS device, u.login AS user, d.name, d.enrolled_at, d.last_seen, "
-	     "d.revoked_at, d.fingerprint FROM hub_devices d LEFT JOIN users u ON u.id = d.user_id "
-	     "ORDER BY d.enrolled_at", &view, &view);
+	     "max((SELECT coalesce(max(seq), 0) FROM hub_log) - d.cursor, 0) AS behind, "
+	     "d.revoked_at, d.cursor, d.fingerprint FROM hub_devices d "
+	     "LEFT JOIN users u ON u.id = d.user_id ORDER BY d.enrolled_at", &view, &view);
 }
 
 static int cmd_device_revoke(struct cli_ctx *ctx, struct cli_args *a)
@@ -569,7 +574,20 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	     "rl_shown(c.tbl, c.row_id, c.field, c.in_value, pc.in_value) AS in_shown, c.in_device, "
 	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
 	     "rl_shown(c.tbl, c.row_id, c.field, c.resolved_value) AS resolved_shown, "
-	     "c.resolved_at, CASE WHEN c.state = 'open' AND c.left_version IS NOT NULL AND "
+	     "c.resolved_at, "
+	     /* Which devices hold the resolution (their cursor, hub_device_seen):
+	      * the active ones, every one of which must receive it. */
+	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT count(*) FROM hub_devices d "
+	     "JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0 AND "
+	     "d.cursor >= c.resolved_seq) END AS received_by, "
+	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT count(*) FROM hub_devices d "
+	     "JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0) "
+	     "END AS devices, "
+	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT group_concat(u.login || ' (' || "
+	     "coalesce(d.name, substr(d.id, 1, 12)) || ')', ', ') FROM hub_devices d "
+	     "JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0 AND "
+	     "d.cursor < c.resolved_seq) END AS waiting, "
+	     "CASE WHEN c.state = 'open' AND c.left_version IS NOT NULL AND "
 	     "coalesce(f.version, 0) <> c.left_version THEN (SELECT value FROM hub_log "
 	     "WHERE seq = f.version) END AS changed_since_to, CASE WHEN c.state = 'open' AND "
 	     "c.left_version IS NOT NULL AND coalesce(f.version, 0) <> c.left_version THEN "
@@ -632,6 +650,24 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			}
 			cli_print_field("brought back by", line);
 			sqlite3_free(line);
+		} else if (strcmp(name, "received_by") == 0) {
+			/* "2 of 3 devices; waiting: budi (Budi's phone)" */
+			char *line;
+			if (sqlite3_column_type(st, i) == SQLITE_NULL)
+				continue;
+			line = sqlite3_mprintf("%s of %s devices%s%s", cli_col(st, i),
+					       cli_col(st, i + 1),
+					       sqlite3_column_type(st, i + 2) == SQLITE_NULL
+					       ? "" : "; waiting: ", sqlite3_column_type(st, i + 2) ==
+					       SQLITE_NULL ? "" : cli_col(st, i + 2));
+			if (!line) {
+				sqlite3_reset(st);
+				return rl_error_set(RL_ENOMEM, "out of memory");
+			}
+			cli_print_field("received by", line);
+			sqlite3_free(line);
+		} else if (strcmp(name, "devices") == 0 || strcmp(name, "waiting") == 0) {
+			continue;       /* in "received by" */
 		} else if (strcmp(name, "pair") == 0) {
 			if (sqlite3_column_type(st, i) != SQLITE_NULL)
 				cli_print_field(name, cli_col(st, i));

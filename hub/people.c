@@ -714,7 +714,7 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 	int error, rc;
 
 	if ((error = rl_store_prepare(s,
-	     "SELECT d.user_id, d.fingerprint, d.revoked_at, u.role, u.deleted, d.last_seen "
+	     "SELECT d.user_id, d.fingerprint, d.revoked_at, u.role, u.deleted, d.last_seen, d.cursor "
 	     "FROM hub_devices d "
 	     "LEFT JOIN users u ON u.id = d.user_id WHERE d.id = ?1", &st)) < 0)
 		return error;
@@ -738,6 +738,7 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
 		snprintf(peer->last_seen, sizeof(peer->last_seen), "%s",
 			 sqlite3_column_type(st, 5) == SQLITE_NULL
 			 ? "" : (const char *)sqlite3_column_text(st, 5));
+		peer->cursor = sqlite3_column_int64(st, 6);
 	}
 	sqlite3_reset(st);
 	return error;
@@ -793,30 +794,53 @@ static void seen_stale(rl_store *s, char now[21], char stale[21])
 	rl_time_format_utc(stale, t - HUB_SEEN_EVERY_S);
 }
 
-int hub_device_seen_due(rl_store *s, const struct hub_peer *peer)
+int hub_device_seen_due(rl_store *s, const struct hub_peer *peer, long long cursor)
 {
 	char now[21], stale[21];
 
 	seen_stale(s, now, stale);
-	return strcmp(peer->last_seen, stale) < 0;      /* "" (none) sorts first */
+	return strcmp(peer->last_seen, stale) < 0 ||    /* "" (none) sorts first */
+	       (cursor >= 0 && cursor != peer->cursor);
 }
 
-int hub_device_seen(rl_store *s, const char *device)
+int hub_device_seen(rl_store *s, struct hub_peer *peer, long long cursor)
 {
 	char now[21], stale[21];
 	sqlite3_stmt *st;
+	long long top;
 	int rc, error;
 
+	if (cursor >= 0) {
+		/* What the device says it holds: never past what the hub has. */
+		if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+			return error;
+		rc = sqlite3_step(st);
+		top = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rl_store_error(s, "reading the hub's last change");
+		if (cursor > top)
+			return rl_error_set(RL_EINVALID, "its cursor %lld is past the hub's last "
+					    "change %lld", cursor, top);
+	}
 	seen_stale(s, now, stale);
-	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET last_seen = ?2 WHERE id = ?1 AND "
-				      "(last_seen IS NULL OR last_seen < ?3)", &st)) < 0)
+	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET last_seen = ?2, cursor = "
+				      "CASE WHEN ?4 >= 0 THEN ?4 ELSE cursor END WHERE id = ?1 AND "
+				      "(last_seen IS NULL OR last_seen < ?3 OR (?4 >= 0 AND "
+				      "cursor <> ?4))", &st)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, peer->device, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, stale, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, cursor);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? RL_OK : rl_store_error(s, "recording when a device was seen");
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "recording when a device was seen");
+	memcpy(peer->last_seen, now, sizeof(now));
+	if (cursor >= 0)
+		peer->cursor = cursor;
+	return RL_OK;
 }
 
 /* Stop device id (revoked_at) or unused token id (cancelled_at) at time

@@ -499,17 +499,19 @@ static void *image_main(void *arg)
 	return NULL;
 }
 
-/* After a device's WELCOME: its last contact, when the one its lookup
- * read is old (hub_device_seen). A failure to record it is no reason to
- * refuse the sync; it is said in the log. */
-static void note_seen(struct server *srv, rl_store *s, const struct hub_peer *peer)
+/* A device's last contact and the cursor it holds (-1: not said), when
+ * either differs from what its lookup read (hub_device_seen): after its
+ * WELCOME, and at its BYE, which carries the cursor its pulls left it. A
+ * failure to record them is no reason to refuse the sync; it is said in
+ * the log. */
+static void note_seen(struct server *srv, rl_store *s, struct hub_peer *peer, long long cursor)
 {
 	int error;
 
-	if (!hub_device_seen_due(s, peer))
+	if (!hub_device_seen_due(s, peer, cursor))
 		return;
 	pthread_mutex_lock(&srv->write_lock);
-	error = hub_device_seen(s, peer->device);
+	error = hub_device_seen(s, peer, cursor);
 	pthread_mutex_unlock(&srv->write_lock);
 	if (error < 0)
 		fprintf(stderr, "relasi-hub: device %.12s: %s\n", peer->device, rl_error_message());
@@ -702,8 +704,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			if (resp && (error = hub_tell_device(s, peer.device, resp, "batch")) < 0)
 				break;
 			error = rl_wire_write(c, RL_FRAME_WELCOME, resp, RL_MAX_FRAME, srv->read_ms);
-			if (error == 0)
-				note_seen(srv, s, &peer);
+			if (error == 0)         /* its cursor: at its BYE, past the pulls */
+				note_seen(srv, s, &peer, -1);
 		} else if (type == RL_FRAME_PUSH) {
 			pthread_mutex_lock(&srv->write_lock);
 			/* Under the lock: a revocation committed before this batch
@@ -756,6 +758,13 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 			if (!served && (error = hub_snapshot(s, &peer, req, snap_send, &so, &st)) < 0)
 				break;
 		} else if (type == RL_FRAME_BYE) {
+			json_t *bcursor = json_object_get(req, "cursor");
+			if (bcursor && (!json_is_integer(bcursor) || json_integer_value(bcursor) < 0)) {
+				error = rl_error_set(RL_EPROTO, "bad BYE");
+				break;
+			}
+			if (bcursor)
+				note_seen(srv, s, &peer, json_integer_value(bcursor));
 			break;
 		} else {
 			error = rl_error_set(RL_EPROTO, "unexpected frame '%c'", type);

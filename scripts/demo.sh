@@ -150,6 +150,9 @@ run sync; as ani sync; as maya sync
 RELASI_HOME="$ANI" "$BIN/relasi" account show "Toko Makmur Jaya" --json |
 	python3 -c 'import json, sys; print("the e-mail on Ani\x27s laptop now:", json.load(sys.stdin)["email"])'
 as budi conflicts
+echo "(the admin sees which laptops hold the decision, and how far behind each one is)"
+hub conflicts show 1 | grep "received by"
+hub device list
 
 say "The manager reviews the pipeline over everyone's deals."
 as ani deal add "Showcase 3 pintu" --account "Toko Makmur Jaya" --amount 27000000 --close 2026-12-30 >/dev/null

@@ -2052,7 +2052,10 @@ int rl_sync_session_ex(rl_store *s, rl_conn *c, unsigned flags, struct rl_sync_s
 	 * field back from the hub: gone now, not at the next session. */
 	if ((error = rl_sync_tidy_resent(s)) < 0)
 		goto cleanup;
-	if ((req = json_object()))
+	/* The cursor the device now holds, every page applied: the hub keeps
+	 * it to tell the admin how far behind each device is (`device list`)
+	 * and which have received a resolution (`conflicts show`). */
+	if ((req = json_pack("{s:I}", "cursor", (json_int_t)cursor)))
 		rl_wire_write(c, RL_FRAME_BYE, req, RL_MAX_FRAME, 2000);
 	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
 	if ((error = rl_store_begin(s)) == 0) {

@@ -101,6 +101,10 @@ def hub_state(hub):
         con.close()
 
 
+def ani_device(hub):
+    return next(d for d in json.loads(hub.admin("--json", "device", "list")) if d["user"] == "ani")
+
+
 def test_round_trip_by_bundle_only():
     hub = Hub()
     tmp = tempfile.mkdtemp(prefix="relasi-bundles-")
@@ -128,8 +132,11 @@ def test_round_trip_by_bundle_only():
            ("changes", ani.js("status")["device_id"], 1), "the manifest says what and whose")
         eq(len(json.loads(ms["push.json"])["changes"]), pending, "the batch carries every change")
 
+        eq(ani_device(hub)["last_seen"], None, "enrolled, never synced")
         out = hub.admin("bundle", "import", b1, "--reply", r1)
         check(f"applied={pending}" in out and "pulled=" in out, "a one-line summary", out)
+        check(ani_device(hub)["last_seen"], "a bundle counts as the device's contact",
+              ani_device(hub))
         eq(oct(os.stat(r1).st_mode & 0o777), "0o600", "the reply is private to its owner")
         makmur = hub.query("SELECT name, city, phone FROM accounts WHERE name = 'Toko Makmur'")
         eq(makmur, [("Toko Makmur", "Bandung", "+6281211112222")], "ani's changes are on the hub")
@@ -152,6 +159,9 @@ def test_round_trip_by_bundle_only():
         ani.ok("bundle", "export", b2)
         out = hub.admin("bundle", "import", b2, "--reply", r2)
         check("conflicts=1" in out, "the hub merged it as a network push: one conflict", out)
+        held = json.loads(members(b2)["push.json"])["cursor"]
+        check(held > 0, "ani held a cursor from the first reply", held)
+        eq(ani_device(hub)["cursor"], held, "device list: the cursor ani held making the bundle")
         ani.ok("bundle", "import", r2)
         rows = [(c["field"], c["yours"], c["theirs"], c["by"]) for c in ani.js("conflicts")]
         eq(rows, [("city", "Bandung Kota", "Kab. Bandung", "budi")],

@@ -83,10 +83,14 @@ def test_status_tells_what_needs_deciding():
         seen = {d["user"]: d["last_seen"] for d in json.loads(hub.admin("--json", "device", "list"))}
         check(seen["ani"] and seen["budi"], "device list shows when each device was last seen",
               seen)
-        ani.ok("sync")
+        ani.ok("sync")                  # pulls dodi's enrolment: its cursor moves
+        seen = {d["user"]: d["last_seen"] for d in json.loads(hub.admin("--json", "device", "list"))}
+        time.sleep(1.1)                 # a second on: a rewrite would show
+        ani.ok("sync")                  # nothing new
         eq({d["user"]: d["last_seen"] for d in json.loads(hub.admin("--json", "device", "list"))}
            ["ani"], seen["ani"],
-           "a sync minutes later does not write it again (HUB_SEEN_EVERY_S)")
+           "a sync moments later that pulls nothing does not write it again "
+           "(HUB_SEEN_EVERY_S)")
         users = json.loads(hub.admin("--json", "user", "list"))
         eq((s["users"]["active"], s["users"]["removed"]), (len(users), 0), "users, as listed")
         tokens = json.loads(hub.admin("--json", "token", "list"))
@@ -141,5 +145,112 @@ def test_status_tells_what_needs_deciding():
         hub.cleanup()
 
 
+def device_rows(hub):
+    return {d["user"]: d for d in json.loads(hub.admin("--json", "device", "list"))}
+
+
+def top(hub):
+    return hub.query("SELECT coalesce(max(seq), 0) FROM hub_log")[0][0]
+
+
+def received(hub, cid):
+    c = json.loads(hub.admin("--json", "conflicts", "show", str(cid)))
+    return c["received_by"], c["devices"], c["waiting"]
+
+
+def test_the_admin_sees_which_devices_have_a_resolution():
+    """Each device's cursor, as its BYE says it (hub_device_seen): `device
+    list` shows how far behind it is, `conflicts show` which devices hold a
+    resolution and which are still waiting for it."""
+    hub = Hub()
+    ani, budi = hub.device("ani", "Ani"), hub.device("budi", "Budi")
+    try:
+        rows = device_rows(hub)
+        eq((rows["ani"]["cursor"], rows["ani"]["behind"]), (0, top(hub)),
+           "enrolled, never synced: behind by the whole log")
+        ani.ok("account", "add", "Toko Satu", "--city", "Garut")
+        sync_all([ani, budi])
+        rows = device_rows(hub)
+        eq({u: (d["cursor"], d["behind"]) for u, d in rows.items()},
+           {"ani": (top(hub), 0), "budi": (top(hub), 0)}, "both synced: nothing behind")
+        eq(int(ani.query("SELECT value FROM rl_meta WHERE key = 'cursor'")[0][0]),
+           rows["ani"]["cursor"], "the cursor the device holds")
+
+        ani.ok("account", "edit", "Toko Satu", "--phone", "0812-1111")
+        budi.ok("account", "edit", "Toko Satu", "--phone", "0812-2222")
+        sync_all([ani, budi], rounds=1)
+        eq(received(hub, 1), (None, None, None), "an open conflict: nothing to receive yet")
+        hub.admin("conflicts", "resolve", "1", "--keep")
+        seq = hub.query("SELECT resolved_seq FROM hub_conflicts WHERE id = 1")[0][0]
+        eq(received(hub, 1), (0, 2, "ani (ani-laptop), budi (budi-laptop)"),
+           "resolved: no device has it yet")
+        text = hub.admin("conflicts", "show", "1")
+        check("0 of 2 devices; waiting: ani (ani-laptop), budi (budi-laptop)" in text,
+              "the text says who waits", text)
+        eq(device_rows(hub)["budi"]["behind"], top(hub) - device_rows(hub)["budi"]["cursor"],
+           "behind: the log past the device's cursor")
+        check(device_rows(hub)["budi"]["behind"] >= 1, "the resolution at least", top(hub))
+
+        ani.ok("sync")
+        eq(received(hub, 1), (1, 2, "budi (budi-laptop)"), "ani has it, budi waits")
+        check(device_rows(hub)["ani"]["cursor"] >= seq, "ani's cursor is past the resolution",
+              device_rows(hub)["ani"], seq)
+        # a revoked device and a removed user's device do not count
+        dodi = hub.device("dodi", "Dodi")
+        eq(received(hub, 1)[:2], (1, 3), "a new device must receive it too")
+        hub.admin("device", "revoke", dodi.js("status")["device_id"][:12])
+        eq(received(hub, 1)[:2], (1, 2), "a revoked one need not")
+        budi.ok("sync")
+        eq(received(hub, 1), (2, 2, None), "every device holds the resolution")
+        check("2 of 2 devices\n" in hub.admin("conflicts", "show", "1"), "nobody waits")
+        text = hub.admin("device", "list")
+        check("behind" in text.splitlines()[0], "the text has the column", text)
+    finally:
+        hub.cleanup()
+
+
+def test_a_bye_with_a_bad_cursor_records_nothing():
+    """The cursor in BYE is the device's word: a malformed one is a protocol
+    error, one past the hub's log is refused by name; neither is recorded.
+    A sound one is (the positive control)."""
+    from test_limits import frame, hello, tls
+    hub = Hub()
+    ani = hub.device("ani", "Ani")
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Garut")
+        ani.ok("sync")
+        before = device_rows(hub)["ani"]["cursor"]
+        eq(before, top(hub), "the sync recorded its cursor")
+        for bad, said in (({"cursor": "7"}, "bad BYE"), ({"cursor": -1}, "bad BYE"),
+                          ({"cursor": 10 ** 12}, "past the hub's last change")):
+            s = tls(hub, ani)
+            hello(s)
+            s.sendall(frame("B", bad))
+            s.settimeout(10)
+            try:
+                while s.recv(4096):
+                    pass
+            except OSError:
+                pass
+            s.close()
+            deadline = time.monotonic() + 10
+            while said not in hub.logtext() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            check(said in hub.logtext(), f"the log says {said!r} for {bad}", hub.logtext()[-600:])
+            eq(device_rows(hub)["ani"]["cursor"], before, f"nothing recorded for {bad}")
+        s = tls(hub, ani)
+        hello(s)
+        s.sendall(frame("B", {"cursor": before - 1}))
+        s.close()
+        deadline = time.monotonic() + 10
+        while device_rows(hub)["ani"]["cursor"] != before - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        eq(device_rows(hub)["ani"]["cursor"], before - 1, "a sound cursor is recorded")
+    finally:
+        hub.cleanup()
+
+
 if __name__ == "__main__":
-    main([test_status_tells_what_needs_deciding])
+    main([test_status_tells_what_needs_deciding,
+          test_the_admin_sees_which_devices_have_a_resolution,
+          test_a_bye_with_a_bad_cursor_records_nothing])

@@ -294,8 +294,8 @@ static const char *ACC3 = "0000000000000000000000000000a003";
 static const char *DEAL = "0000000000000000000000000000d001";
 static const char *CON = "0000000000000000000000000000c001";
 static const char *PROSPECT = "00000000000000000000000000000001";
-static struct hub_peer P1 = { "d0000000000000000000000000000001", "c0000000000000000000000000000001", "manager", "", "" };
-static struct hub_peer P2 = { "d0000000000000000000000000000002", "c0000000000000000000000000000002", "rep", "", "" };
+static struct hub_peer P1 = { "d0000000000000000000000000000001", "c0000000000000000000000000000001", "manager", "", "", 0 };
+static struct hub_peer P2 = { "d0000000000000000000000000000002", "c0000000000000000000000000000002", "rep", "", "", 0 };
 
 static long long field_version(rl_store *s, const char *tbl, const char *row, const char *field)
 {
