@@ -579,6 +579,7 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	unsigned long long in, out;
 	int type, error, hello = 0, answered = 0;   /* answered: an ERROR already sent */
 	int pulled = 0;               /* a snapshot comes before the first PULL */
+	long long bye_cursor = -1;    /* the cursor its BYE said */
 
 	memset(&st, 0, sizeof(st));
 	memset(&push, 0, sizeof(push));
@@ -763,8 +764,8 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 				error = rl_error_set(RL_EPROTO, "bad BYE");
 				break;
 			}
-			if (bcursor)
-				note_seen(srv, s, &peer, json_integer_value(bcursor));
+			if (bcursor)            /* recorded below, the buffers freed */
+				bye_cursor = json_integer_value(bcursor);
 			break;
 		} else {
 			error = rl_error_set(RL_EPROTO, "unexpected frame '%c'", type);
@@ -785,6 +786,14 @@ static void serve_device(struct server *srv, rl_store *s, rl_conn *c, const char
 	free(resp_text);
 	free(frame);
 	rl_push_free(&push);
+	/* Before the session's line, so that the line means "recorded". Its
+	 * page cache given back first: when a crowd of devices ends its
+	 * sessions together, each waits here for the write lock (measured:
+	 * 200 devices at once, the hub's peak 131 -> 151-156 MiB without it). */
+	if (bye_cursor >= 0) {
+		sqlite3_db_release_memory(rl_store_db(s));
+		note_seen(srv, s, &peer, bye_cursor);
+	}
 	if (st.pushed > 0)
 		__atomic_add_fetch(&srv->pushers_done, 1, __ATOMIC_RELAXED);
 	rl_conn_counters(c, &in, &out);
