@@ -48,7 +48,9 @@ A run, every choice drawn from random.Random(seed) (never from the wall clock):
 Checks (a failure prints the seed, the reason, the last ~30 actions and the
 command that replays the run):
   1. convergence: every device's synced tables equal the hub's, field for
-     field (hub_test.assert_converged), and every outbox is empty;
+     field (hub_test.assert_converged), every outbox is empty, and the hub
+     records for each device the cursor it holds after its last sync (its
+     BYE: `relasi-hub device list`);
   2. every change a device saw acknowledged (its outbox row disappeared) is
      in hub_log (written by that device, or the value the hub already had,
      or inside that device's merged notes) or in hub_conflicts with its
@@ -2129,6 +2131,7 @@ class Sim:
         for rnd in (1, 2):
             for d in self.devices:
                 self.note(self.act_sync(d, final=True) + f" [final round {rnd}]")
+                d.final_cursor = int(d.meta("cursor") or 0)
         if self.refusals:
             for d in self.devices:
                 if any(o["state"] == "refused" for o in d.obx.values()):
@@ -2144,6 +2147,19 @@ class Sim:
             left = d.store.query("SELECT state, count(*) FROM rl_outbox GROUP BY state")
             if left:
                 self.fail(f"check 1: {d.login}'s outbox is not empty after the final rounds: {left}")
+        # ... and the hub knows how far each device got: the cursor its last
+        # BYE carried (`device list`), recorded before the session's log line
+        for d in self.devices:
+            deadline = time.monotonic() + 20
+            while True:
+                got = ro(self.hub_db).execute("SELECT cursor FROM hub_devices WHERE id = ?",
+                                              (d.device_id,)).fetchone()
+                if (got and got[0] == d.final_cursor) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if not got or got[0] != d.final_cursor:
+                self.fail(f"check 1: the hub records {d.login}'s cursor as {got}, the device "
+                          f"holds {d.final_cursor} after its last sync")
         # 2 and 3. every change: acknowledged and found at the hub, refused, or pending
         con = ro(self.hub_db)
         try:
