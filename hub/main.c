@@ -1336,6 +1336,9 @@ static void print_status(const json_t *st)
 		       (long long)n, oldest ? oldest : "?");
 	else
 		printf("conflicts    none open\n");
+	if ((n = num(st, "conflicts", "undelivered")) > 0)
+		printf("             %lld decided, not yet on every device (conflicts show ID: "
+		       "received by)\n", (long long)n);
 	if ((n = num(st, "open_duplicates", NULL)) > 0)
 		printf("duplicates   %lld candidate%s open (relasi-hub duplicates)\n", (long long)n,
 		       n == 1 ? "" : "s");

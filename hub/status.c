@@ -152,7 +152,12 @@ int hub_status(rl_store *s, const char *dir, json_t **out)
 	     "(SELECT count(*) FROM hub_conflicts WHERE state = 'open'), "
 	     "(SELECT min(created_at) FROM hub_conflicts WHERE state = 'open'), "
 	     "(SELECT count(*) FROM hub_duplicates WHERE state = 'open'), "
-	     "(SELECT seq FROM hub_audit)", &st)) < 0)
+	     "(SELECT seq FROM hub_audit), "
+	     /* decided, and some active device's cursor (its last BYE) is
+	      * still below the decision: `conflicts show` names who waits */
+	     "(SELECT count(*) FROM hub_conflicts WHERE resolved_seq > (SELECT min(d.cursor) "
+	     " FROM hub_devices d JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL "
+	     " AND u.deleted = 0))", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, quiet_since, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
@@ -174,7 +179,7 @@ int hub_status(rl_store *s, const char *dir, json_t **out)
 		: json_pack("{s:I, s:I}", "written", (json_int_t)sqlite3_column_int64(st, 11),
 			    "behind", changes - (json_int_t)sqlite3_column_int64(st, 11));
 	*out = json_pack("{s:O, s:s, s:I, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:i}, "
-			 "s:{s:I, s:I}, s:I, s:{s:I, s:o}, s:I, s:o, s:O, s:o}",
+			 "s:{s:I, s:I}, s:I, s:{s:I, s:o, s:I}, s:I, s:o, s:O, s:o}",
 			 "name", name, "dir", dir, "changes", changes,
 			 "last_change_at", col_text(st, 1),
 			 "files", "hub_db", db_bytes, "wal", wal_bytes, "audit", audit_bytes,
@@ -187,6 +192,7 @@ int hub_status(rl_store *s, const char *dir, json_t **out)
 			 "open_tokens", (json_int_t)sqlite3_column_int64(st, 7),
 			 "conflicts", "open", (json_int_t)sqlite3_column_int64(st, 8),
 			 "oldest_open_at", col_text(st, 9),
+			 "undelivered", (json_int_t)sqlite3_column_int64(st, 12),
 			 "open_duplicates", (json_int_t)sqlite3_column_int64(st, 10),
 			 "history", history, "backup", backup,
 			 "server_certificate", hub_cert_json("server", &certs.server, now));

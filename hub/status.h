@@ -1,7 +1,7 @@
 /*
  * status.h — `relasi-hub status`: the hub at a glance for its admin (hub/
  * status.c). What needs deciding (open conflicts and duplicate
- * candidates), who has gone quiet (devices not seen for a week), how far
+ * candidates), decisions some device has not received yet, who has gone quiet (devices not seen for a week), how far
  * the audit history and the last backup are behind the log, how long the
  * server certificate has left, and how big the files are. Read from
  * hub.db and the files beside it; nothing is written.

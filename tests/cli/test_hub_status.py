@@ -194,10 +194,13 @@ def test_the_admin_sees_which_devices_have_a_resolution():
         budi.ok("account", "edit", "Toko Satu", "--phone", "0812-2222")
         sync_seen(hub, ani, budi)
         eq(received(hub, 1), (None, None, None), "an open conflict: nothing to receive yet")
+        eq(status(hub)["conflicts"]["undelivered"], 0, "nothing decided yet")
         hub.admin("conflicts", "resolve", "1", "--keep")
         seq = hub.query("SELECT resolved_seq FROM hub_conflicts WHERE id = 1")[0][0]
         eq(received(hub, 1), (0, 2, "ani (ani-laptop), budi (budi-laptop)"),
            "resolved: no device has it yet")
+        eq(status(hub)["conflicts"]["undelivered"], 1, "status: decided, not on every device")
+        check("1 decided, not yet on every device" in hub.admin("status"), "in the text too")
         text = hub.admin("conflicts", "show", "1")
         check("0 of 2 devices; waiting: ani (ani-laptop), budi (budi-laptop)" in text,
               "the text says who waits", text)
@@ -207,6 +210,7 @@ def test_the_admin_sees_which_devices_have_a_resolution():
 
         sync_seen(hub, ani)
         eq(received(hub, 1), (1, 2, "budi (budi-laptop)"), "ani has it, budi waits")
+        eq(status(hub)["conflicts"]["undelivered"], 1, "budi still waits")
         check(device_rows(hub)["ani"]["cursor"] >= seq, "ani's cursor is past the resolution",
               device_rows(hub)["ani"], seq)
         # a revoked device and a removed user's device do not count
@@ -216,6 +220,8 @@ def test_the_admin_sees_which_devices_have_a_resolution():
         eq(received(hub, 1)[:2], (1, 2), "a revoked one need not")
         sync_seen(hub, budi)
         eq(received(hub, 1), (2, 2, None), "every device holds the resolution")
+        eq(status(hub)["conflicts"]["undelivered"], 0, "status: every decision delivered")
+        check("decided, not yet" not in hub.admin("status"), "and the text says nothing")
         check("2 of 2 devices\n" in hub.admin("conflicts", "show", "1"), "nobody waits")
         text = hub.admin("device", "list")
         check("behind" in text.splitlines()[0], "the text has the column", text)
