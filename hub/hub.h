@@ -105,7 +105,8 @@ int hub_device_lookup(rl_store *s, const char *cn, const char *fingerprint,
  * older (or none), or has cursor (-1: not known) moved from the one read?
  * hub_device_seen: record now and cursor (-1: keep the one stored) for
  * peer, under the hub's write lock, unless another session has just done
- * it; peer's copies follow. RL_EINVALID for a cursor past the hub's log
+ * it or the device has been revoked since its lookup (a BYE is not looked
+ * up again); peer's copies follow. RL_EINVALID for a cursor past the hub's log
  * (nothing written). Not an audited event: the history keeps what was
  * decided, not who connected. */
 #define HUB_SEEN_EVERY_S 600

@@ -655,8 +655,9 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 			char *line;
 			if (sqlite3_column_type(st, i) == SQLITE_NULL)
 				continue;
-			line = sqlite3_mprintf("%s of %s devices%s%s", cli_col(st, i),
+			line = sqlite3_mprintf("%s of %s device%s%s%s", cli_col(st, i),
 					       cli_col(st, i + 1),
+					       sqlite3_column_int(st, i + 1) == 1 ? "" : "s",
 					       sqlite3_column_type(st, i + 2) == SQLITE_NULL
 					       ? "" : "; waiting: ", sqlite3_column_type(st, i + 2) ==
 					       SQLITE_NULL ? "" : cli_col(st, i + 2));

@@ -826,8 +826,8 @@ int hub_device_seen(rl_store *s, struct hub_peer *peer, long long cursor)
 	seen_stale(s, now, stale);
 	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET last_seen = ?2, cursor = "
 				      "CASE WHEN ?4 >= 0 THEN ?4 ELSE cursor END WHERE id = ?1 AND "
-				      "(last_seen IS NULL OR last_seen < ?3 OR (?4 >= 0 AND "
-				      "cursor <> ?4))", &st)) < 0)
+				      "revoked_at IS NULL AND (last_seen IS NULL OR last_seen < ?3 OR "
+				      "(?4 >= 0 AND cursor <> ?4))", &st)) < 0)
 		return error;
 	sqlite3_bind_text(st, 1, peer->device, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
