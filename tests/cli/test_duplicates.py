@@ -87,7 +87,7 @@ def test_merge_with_late_offline_edit():
         eq(len(admin_json(hub, "duplicates")), 1, "still one candidate for the pair")
         # A store whose candidates were never recorded (older than detection):
         # the scan finds the same pair with the sync's rules, once.
-        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"), timeout=30)  # serve may hold it
         con.execute("DELETE FROM hub_duplicates")
         con.execute("DELETE FROM hub_keys")
         con.commit()
@@ -553,7 +553,7 @@ def test_candidates_that_no_longer_match_are_closed():
         eq([(c["id"], c["reason"]) for c in admin_json(hub, "duplicates")], [(ab, "phone")],
            "matching again, the same candidate is open again")
         # a hub from before this rule left a candidate of a deleted record open
-        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"))
+        con = sqlite3.connect(os.path.join(hub.dir, "hub.db"), timeout=30)  # serve may hold it
         con.execute("UPDATE hub_duplicates SET state = 'open'")
         con.commit()
         con.close()
