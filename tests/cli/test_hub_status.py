@@ -150,7 +150,9 @@ def sync_seen(hub, *devs):
     session: its BYE handled, the cursor it carried recorded (the device
     does not wait for that, nor should a test race it)."""
     for d in devs:
-        tag = f"sync device={d.js('status')['device_id'][:12]}"
+        if not hasattr(d, "device_id12"):
+            d.device_id12 = d.js("status")["device_id"][:12]
+        tag = f"sync device={d.device_id12}"
         n = hub.logtext().count(tag)
         d.ok("sync")
         deadline = time.monotonic() + 20
