@@ -600,22 +600,9 @@ void hub_audit_unlock_dir(int fd)
 
 /* ---- marking units (inside the writer's transaction) -------------------------------- */
 
-static int max_seq(rl_store *s, long long *out)
-{
-	sqlite3_stmt *st;
-	int error, rc;
-
-	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
-		return error;
-	rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the hub log");
-}
-
 int hub_audit_begin(rl_store *s, long long *first_seq)
 {
-	int error = max_seq(s, first_seq);
+	int error = hub_log_last(s, first_seq);
 	(*first_seq)++;
 	return error;
 }
@@ -628,7 +615,7 @@ int hub_audit_mark(rl_store *s, long long first_seq, const char *kind, const cha
 	char at[21];
 	int error, rc;
 
-	if ((error = max_seq(s, &last)) < 0)
+	if ((error = hub_log_last(s, &last)) < 0)
 		return error;
 	if (last < first_seq)
 		return RL_OK;               /* nothing logged: nothing to commit */
@@ -1426,7 +1413,7 @@ static int write_baseline(hub_audit *a, rl_store *s, long long *seq, git_oid *he
 		goto cleanup;
 	}
 	in_tx = 1;
-	if ((error = max_seq(s, seq)) < 0)
+	if ((error = hub_log_last(s, seq)) < 0)
 		goto cleanup;
 	for (t = 0; audit_tables[t]; t++) {
 		char *sql = sqlite3_mprintf("SELECT id FROM \"%w\" ORDER BY id", audit_tables[t]);
@@ -1624,7 +1611,7 @@ static int adopt_head(hub_audit *a, rl_store *s, const git_oid *head, long long 
 	long long top, expect_last = -1;
 	int error = RL_OK, gerr, steps;
 
-	if ((error = max_seq(s, &top)) < 0)
+	if ((error = hub_log_last(s, &top)) < 0)
 		return error;
 	if ((gerr = git_commit_lookup(&c, a->repo, head)) < 0)
 		return hub_git_fail(gerr, "reading HEAD");
@@ -1724,7 +1711,7 @@ static int catch_up_locked(hub_audit *a, rl_store *s, long *written)
 	for (;;) {
 		struct unit u;
 		int none;
-		if ((error = max_seq(s, &top)) < 0 || (error = next_unit(s, cur, top, &u, &none)) < 0)
+		if ((error = hub_log_last(s, &top)) < 0 || (error = next_unit(s, cur, top, &u, &none)) < 0)
 			break;
 		if (none)
 			break;
@@ -2513,7 +2500,7 @@ int hub_audit_verify(hub_audit *a, rl_store *s, int deep, json_t **report)
 			goto cleanup;
 		}
 		in_tx = 1;
-		if ((error = max_seq(s, &top)) < 0)
+		if ((error = hub_log_last(s, &top)) < 0)
 			goto cleanup;
 		if (top == rseq)
 			break;

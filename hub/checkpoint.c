@@ -127,7 +127,6 @@ static void *checkpoint_main(void *arg)
 int hub_checkpointer_start(hub_checkpointer **out, const char *dir)
 {
 	hub_checkpointer *cp;
-	pthread_condattr_t attr;
 	int error;
 
 	*out = NULL;
@@ -140,15 +139,12 @@ int hub_checkpointer_start(hub_checkpointer **out, const char *dir)
 	pthread_mutex_init(&cp->lock, NULL);
 	/* the quiet spell is timed on the monotonic clock: a clock set back
 	 * must not hold the fold off */
-	if (pthread_condattr_init(&attr) != 0 ||
-	    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&cp->wake, &attr) != 0) {
+	if (hub_cond_init_monotonic(&cp->wake) != 0) {
 		pthread_mutex_destroy(&cp->lock);
 		rl_store_close(cp->store);
 		free(cp);
 		return rl_error_set(RL_ERROR, "cannot start the checkpointer");
 	}
-	pthread_condattr_destroy(&attr);
 	if (pthread_create(&cp->thread, NULL, checkpoint_main, cp) != 0) {
 		pthread_cond_destroy(&cp->wake);
 		pthread_mutex_destroy(&cp->lock);

@@ -562,11 +562,8 @@ int hub_duplicates_merge(rl_store *s, const char *tbl, const char *survivor, con
 			   NULL, 0, "clearing match keys")) < 0 ||
 	    (error = hub_duplicates_check(s, t->name, survivor, &found)) < 0)
 		goto cleanup;
-	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+	if ((error = hub_log_last(s, &last_seq)) < 0)
 		goto cleanup;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		last_seq = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
 	if ((error = exec3(s, "UPDATE hub_merges SET last_seq = ?4 WHERE tbl = ?1 AND loser = ?2",
 			   t->name, loser, NULL, last_seq, "recording the merge")) < 0)
 		goto cleanup;

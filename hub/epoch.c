@@ -225,21 +225,15 @@ int hub_epoch_restored(rl_store *s, long long *last)
 
 int hub_epoch_note_start(rl_store *s)
 {
-	sqlite3_stmt *st;
+	long long last;
 	char num[32];
-	int error, rc;
+	int error;
 
 	if ((error = rl_store_begin(s)) < 0)
 		return error;
-	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+	if ((error = hub_log_last(s, &last)) < 0)
 		goto fail;
-	rc = sqlite3_step(st);
-	snprintf(num, sizeof(num), "%lld", rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0LL);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW) {
-		error = rl_store_error(s, "reading the log's end");
-		goto fail;
-	}
+	snprintf(num, sizeof(num), "%lld", last);
 	if ((error = rl_store_meta_set(s, "hub_run_start", num)) < 0 ||
 	    (error = rl_store_commit(s)) < 0)
 		goto fail;

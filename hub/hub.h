@@ -38,6 +38,22 @@ static inline struct timespec hub_clock_in(clockid_t clock, long long ms)
 	return ts;
 }
 
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC (with
+ * hub_clock_in(CLOCK_MONOTONIC, ...)): a wall clock set back must not
+ * stretch a wait. 0, or an errno value. */
+static inline int hub_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	if ((rc = pthread_condattr_init(&attr)) != 0)
+		return rc;
+	if ((rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)) == 0)
+		rc = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return rc;
+}
+
 /* The authenticated peer of a session, from its certificate. */
 struct hub_peer {
 	char device[RL_ID_BUFSZ];
@@ -85,6 +101,10 @@ int hub_tell_device(rl_store *s, const char *device, json_t *obj, const char *ba
 
 /* Open DIR/hub.db (must exist unless create). */
 int hub_store_open(rl_store **out, const char *dir, int create);
+
+/* The number of the hub log's last change into *seq (0: an empty log), as
+ * the caller's transaction, if any, sees it; RL_ESTORE naming the read. */
+int hub_log_last(rl_store *s, long long *seq);
 
 /* Device lookup for the TLS peer check: RL_OK and *peer (fingerprint
  * included) when the device with certificate CN cn and this fingerprint is

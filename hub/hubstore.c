@@ -75,6 +75,21 @@ int hub_store_open(rl_store **out, const char *dir, int create)
 	return error;
 }
 
+int hub_log_last(rl_store *s, long long *seq)
+{
+	sqlite3_stmt *st;
+	int error, rc;
+
+	*seq = 0;
+	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+		return error;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? RL_OK : rl_store_error(s, "reading the hub log's last change");
+}
+
 static void now_iso(rl_store *s, char out[21])
 {
 	rl_time_format_utc(out, rl_store_now_ms(s) / 1000);
@@ -2558,11 +2573,11 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	if (!more && count >= limit + 64)
 		more = 1;
 	if (!more) {
-		if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+		long long top;
+		if ((error = hub_log_last(s, &top)) < 0)
 			goto cleanup;
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > last)
-			last = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
+		if (top > last)
+			last = top;
 	}
 	sqlite3_str_appendf(out, "],\"cursor\":%lld,\"more\":%s", last, more ? "true" : "false");
 	/* The last page also tells the device where its edits stand. */

@@ -80,17 +80,11 @@ static int image_path(char *buf, size_t len, const char *dir, const char *name)
  * restore). */
 static int hub_now(rl_store *s, long long *seq, char *epoch, size_t epochsz)
 {
-	sqlite3_stmt *st;
 	char *e = NULL;
-	int error, rc;
+	int error;
 
-	if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
+	if ((error = hub_log_last(s, seq)) < 0)
 		return error;
-	rc = sqlite3_step(st);
-	*seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return rl_store_error(s, "reading the hub's last change");
 	if ((error = rl_store_meta_get(s, "hub_epoch", &e)) < 0)
 		return error;
 	snprintf(epoch, epochsz, "%s", e ? e : "");

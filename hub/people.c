@@ -807,22 +807,15 @@ int hub_device_seen(rl_store *s, struct hub_peer *peer, long long cursor)
 {
 	char now[21], stale[21];
 	sqlite3_stmt *st;
-	long long top;
+	long long top = 0;
 	int rc, error;
 
-	if (cursor >= 0) {
-		/* What the device says it holds: never past what the hub has. */
-		if ((error = rl_store_prepare(s, "SELECT coalesce(max(seq), 0) FROM hub_log", &st)) < 0)
-			return error;
-		rc = sqlite3_step(st);
-		top = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return rl_store_error(s, "reading the hub's last change");
-		if (cursor > top)
-			return rl_error_set(RL_EINVALID, "its cursor %lld is past the hub's last "
-					    "change %lld", cursor, top);
-	}
+	/* What the device says it holds: never past what the hub has. */
+	if (cursor >= 0 && (error = hub_log_last(s, &top)) < 0)
+		return error;
+	if (cursor > top)
+		return rl_error_set(RL_EINVALID, "its cursor %lld is past the hub's last change %lld",
+				    cursor, top);
 	seen_stale(s, now, stale);
 	if ((error = rl_store_prepare(s, "UPDATE hub_devices SET last_seen = ?2, cursor = "
 				      "CASE WHEN ?4 >= 0 THEN ?4 ELSE cursor END WHERE id = ?1 AND "

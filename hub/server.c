@@ -972,12 +972,10 @@ int hub_serve(const char *dir, const char *listen_spec, const char *name, int ti
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_mutex_init(&srv.write_lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
-	{
-		pthread_condattr_t attr;
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&srv.image_wake, &attr);
-		pthread_condattr_destroy(&attr);
+	if (hub_cond_init_monotonic(&srv.image_wake) != 0) {
+		/* devices still get the snapshot record by record */
+		fprintf(stderr, "relasi-hub: cannot start the snapshot image builder\n");
+		srv.image_min = 0;
 	}
 	pthread_mutex_init(&srv.audit_lock, NULL);
 	pthread_cond_init(&srv.audit_wake, NULL);
