@@ -567,6 +567,11 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = parse_id(a->pos[0], &id)) < 0 || (error = open_hub(ctx, a)) < 0)
 		return error;
 	if ((error = rl_store_prepare(ctx->store,
+	     /* The devices that must receive a resolution: not revoked, their
+	      * user there (hub_device_lookup refuses the rest). */
+	     "WITH active AS (SELECT d.cursor, u.login || ' (' || coalesce(d.name, "
+	     "substr(d.id, 1, 12)) || ')' AS who FROM hub_devices d JOIN users u ON "
+	     "u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0) "
 	     "SELECT c.id, c.tbl, c.row_id, c.field, c.kind, c.state, c.base_version, c.base_value, "
 	     "rl_shown(c.tbl, c.row_id, c.field, c.base_value, pc.base_value) AS base_shown, "
 	     "c.hub_value, rl_shown(c.tbl, c.row_id, c.field, c.hub_value, pc.hub_value) AS hub_shown, "
@@ -575,18 +580,12 @@ static int cmd_conflict_show(struct cli_ctx *ctx, struct cli_args *a)
 	     "iu.login AS in_user, c.in_hlc, c.winner, c.created_at, c.resolution, c.resolved_value, "
 	     "rl_shown(c.tbl, c.row_id, c.field, c.resolved_value) AS resolved_shown, "
 	     "c.resolved_at, "
-	     /* Which devices hold the resolution (their cursor, hub_device_seen):
-	      * the active ones, every one of which must receive it. */
-	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT count(*) FROM hub_devices d "
-	     "JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0 AND "
-	     "d.cursor >= c.resolved_seq) END AS received_by, "
-	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT count(*) FROM hub_devices d "
-	     "JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0) "
-	     "END AS devices, "
-	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT group_concat(u.login || ' (' || "
-	     "coalesce(d.name, substr(d.id, 1, 12)) || ')', ', ') FROM hub_devices d "
-	     "JOIN users u ON u.id = d.user_id WHERE d.revoked_at IS NULL AND u.deleted = 0 AND "
-	     "d.cursor < c.resolved_seq) END AS waiting, "
+	     /* Which of them hold the resolution (their cursor, hub_device_seen). */
+	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT count(*) FROM active "
+	     "WHERE cursor >= c.resolved_seq) END AS received_by, "
+	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT count(*) FROM active) END AS devices, "
+	     "CASE WHEN c.resolved_seq IS NOT NULL THEN (SELECT group_concat(who, ', ') FROM active "
+	     "WHERE cursor < c.resolved_seq) END AS waiting, "
 	     "CASE WHEN c.state = 'open' AND c.left_version IS NOT NULL AND "
 	     "coalesce(f.version, 0) <> c.left_version THEN (SELECT value FROM hub_log "
 	     "WHERE seq = f.version) END AS changed_since_to, CASE WHEN c.state = 'open' AND "
