@@ -572,7 +572,6 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 	struct backup b;
 	rl_store *s = NULL;
 	json_t *manifest = NULL, *conf = NULL, *head = NULL;
-	json_error_t jerr;
 	char path[4096], tmpl[sizeof(b.stage)], created[21], *text = NULL;
 	time_t when;
 	int error, staged = 0, lockfd = -1, stagefd = -1;
@@ -589,17 +588,12 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 	b.pctx = pctx;
 	if ((error = hub_store_open(&s, dir, 0)) < 0)
 		return error;
-	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+	if ((error = hub_conf_load(dir, &conf)) < 0)
 		goto cleanup;
-	if (!(conf = json_load_file(path, 0, &jerr))) {
-		error = rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
-		goto cleanup;
-	}
 	when = (time_t)(rl_store_now_ms(s) / 1000);
 	rl_time_format_utc(created, (int64_t)when);
 	if (!(manifest = json_pack("{s:i, s:s, s:s}", "format", HUB_BACKUP_FORMAT,
-				   "hub", json_string_value(json_object_get(conf, "name"))
-					  ? json_string_value(json_object_get(conf, "name")) : "",
+				   "hub", hub_conf_name(conf, ""),
 				   "created", created))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;

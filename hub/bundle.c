@@ -107,7 +107,7 @@ static int add_member(struct rl_bundle_member *ms, size_t *n, const char *name, 
 int hub_bundle_import(const char *dir, const char *in_path, const char *reply_path,
 		      struct hub_bundle_result *res)
 {
-	char ca[4096], crt[4096], key[4096], conf_path[4096], at[21];
+	char ca[4096], crt[4096], key[4096], at[21];
 	struct rl_bundle_member *ms = NULL;
 	rl_bundle *b = NULL;
 	rl_store *s = NULL;
@@ -123,12 +123,12 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 	if ((error = hub_path(ca, sizeof(ca), dir, HUB_DEVICE_CA)) < 0 ||
 	    (error = hub_path(crt, sizeof(crt), dir, HUB_SERVER_CRT)) < 0 ||
 	    (error = hub_path(key, sizeof(key), dir, HUB_SERVER_KEY)) < 0 ||
-	    (error = hub_path(conf_path, sizeof(conf_path), dir, HUB_CONF)) < 0 ||
 	    /* before anything is applied: a REPLY that cannot be written */
-	    (error = rl_outfile_replaceable(reply_path)) < 0)
+	    (error = rl_outfile_replaceable(reply_path)) < 0 ||
+	    (error = hub_conf_load(dir, &conf)) < 0)
 		return error;
 	if ((error = rl_bundle_read(in_path, ca, &b)) < 0)
-		return error;
+		goto cleanup;
 	manifest = b->manifest;
 	kind = json_string_value(json_object_get(manifest, "kind"));
 	device = json_string_value(json_object_get(manifest, "device"));
@@ -225,12 +225,10 @@ int hub_bundle_import(const char *dir, const char *in_path, const char *reply_pa
 		res->pages++;
 	}
 	res->more = more;
-	conf = json_load_file(conf_path, 0, NULL);
 	now_iso(s, at);
 	if (!(header = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:I}",
 				 "kind", "reply", "device", peer.device, "user", peer.user,
-				 "hub", json_string_value(json_object_get(conf, "name")) ?
-					json_string_value(json_object_get(conf, "name")) : "relasi-hub",
+				 "hub", hub_conf_name(conf, "relasi-hub"),
 				 "created", at, "batch", (json_int_t)batch, "from", (json_int_t)from,
 				 "cursor", (json_int_t)res->cursor, "more", more,
 				 "pages", (json_int_t)res->pages,

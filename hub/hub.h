@@ -91,6 +91,14 @@ json_t *hub_value_json(const struct rl_value *v);
 /* dir/name into buf (RL_EINVALID if it does not fit). */
 int hub_path(char *buf, size_t len, const char *dir, const char *name);
 
+/* DIR/hub.json, parsed, into *conf (the caller's: json_decref). RL_EIO
+ * naming the file when it cannot be read, is not JSON or not an object;
+ * *conf is then NULL. */
+int hub_conf_load(const char *dir, json_t **conf);
+
+/* hub.json's "name", or dflt when it has none (borrowed from conf). */
+const char *hub_conf_name(const json_t *conf, const char *dflt);
+
 /* What the hub tells a device of itself, into obj: its history (epoch.c:
  * "epoch", "lineage"; how a device notices a restore) and, under
  * batch_key, the highest batch number it recorded for the device (0:

@@ -36,6 +36,32 @@ int hub_path(char *buf, size_t len, const char *dir, const char *name)
 	return RL_OK;
 }
 
+int hub_conf_load(const char *dir, json_t **conf)
+{
+	char path[4096];
+	json_error_t jerr;
+	int error;
+
+	*conf = NULL;
+	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+		return error;
+	if (!(*conf = json_load_file(path, 0, &jerr)))
+		return rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
+	if (!json_is_object(*conf)) {
+		json_decref(*conf);
+		*conf = NULL;
+		return rl_error_set(RL_EIO, "cannot read %s: not a JSON object", path);
+	}
+	return RL_OK;
+}
+
+const char *hub_conf_name(const json_t *conf, const char *dflt)
+{
+	const char *name = json_string_value(json_object_get(conf, "name"));
+
+	return name ? name : dflt;
+}
+
 /* Match keys stored by an older fold (hub schema 14 marks them): folded
  * again by a whole scan, once, by the first relasi-hub to open the store
  * after the upgrade. A crash before the mark goes only scans again. */

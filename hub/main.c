@@ -200,7 +200,6 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	char *end;
 	char path[4096];
 	json_t *conf;
-	json_error_t jerr;
 	int error;
 
 	if (ts) {
@@ -214,13 +213,12 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	hub_cert_warn(dir, rl_store_now_ms(ctx->store) / 1000);
 	rl_store_close(ctx->store);
 	ctx->store = NULL;
-	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0 ||
+	    (error = hub_conf_load(dir, &conf)) < 0)
 		return error;
-	if (!(conf = json_load_file(path, 0, &jerr)))
-		return rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
 	if (!listen)
 		listen = json_string_value(json_object_get(conf, "listen"));
-	name = json_string_value(json_object_get(conf, "name"));
+	name = hub_conf_name(conf, "relasi-hub");
 	/* audit_pack_loose 0: never pack on its own (git's gc.auto = 0) */
 	if ((error = conf_int(conf, path, "audit_pack_loose", 0, 1000000000, HUB_AUDIT_LOOSE_MAX,
 			      &pack_loose)) == 0 &&
@@ -229,7 +227,7 @@ static int cmd_serve(struct cli_ctx *ctx, struct cli_args *a)
 	    /* snapshot_image_changes 0: never build snapshot images */
 	    (error = conf_int(conf, path, "snapshot_image_changes", 0, 1000000000,
 			      HUB_IMAGE_MIN_CHANGES, &image_min)) == 0)
-		error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name ? name : "relasi-hub",
+		error = hub_serve(dir, listen ? listen : "127.0.0.1:7443", name,
 				  (int)timeout_s, pack_loose == 0 ? -1 : pack_loose, (int)pack_packs,
 				  image_min);
 	json_decref(conf);
@@ -297,13 +295,19 @@ static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char
 static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 {
 	char id[RL_ID_BUFSZ];
+	json_t *conf;
 	long ttl;
 	int error;
 
 	if (!cli_get(a, "name") || !cli_get(a, "role"))
 		return cli_usage_error(a->cmd, "user add needs --name and --role");
-	if ((error = parse_ttl(a, &ttl)) < 0 ||
-	    (error = open_hub(ctx, a)) < 0 ||
+	/* The token needs hub.json: read it before the user is added, so that
+	 * a broken one changes nothing (running the command again would say
+	 * the user exists). */
+	if ((error = parse_ttl(a, &ttl)) < 0 || (error = hub_conf_load(hub_dir(a), &conf)) < 0)
+		return error;
+	json_decref(conf);
+	if ((error = open_hub(ctx, a)) < 0 ||
 	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"),
 				  cli_get(a, "team"), id)) < 0)
 		return error;

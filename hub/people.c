@@ -316,7 +316,6 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 	unsigned char id_raw[16], secret[32], salt[16], hash[32];
 	char *ca_pem = NULL, *ca_b64 = NULL, *json = NULL, *body = NULL;
 	json_t *conf = NULL, *tok = NULL;
-	json_error_t jerr;
 	sqlite3_stmt *st;
 	char user[RL_ID_BUFSZ], expires[21], note[128], tpre[13];
 	long long first_seq;
@@ -330,12 +329,8 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 	if ((error = find_user(s, login, user, NULL)) < 0)
 		return error;
 
-	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+	if ((error = hub_conf_load(dir, &conf)) < 0)
 		return error;
-	if (!(conf = json_load_file(path, 0, &jerr))) {
-		error = rl_error_set(RL_EIO, "cannot read %s: %s", path, jerr.text);
-		goto cleanup;
-	}
 	if ((error = hub_path(path, sizeof(path), dir, HUB_SERVER_CA)) < 0 ||
 	    (error = rl_pki_read_file(path, &ca_pem)) < 0 ||
 	    (error = rl_pki_fingerprint_pem(ca_pem, fp)) < 0)

@@ -69,17 +69,12 @@ static int tree_size(const char *dir, const char *name, json_int_t *size)
 /* hub.json's name; "" when it has none. */
 static int hub_name(const char *dir, json_t **name)
 {
-	char path[4096];
-	json_error_t jerr;
 	json_t *conf;
 	int error;
 
-	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
+	if ((error = hub_conf_load(dir, &conf)) < 0)
 		return error;
-	if (!(conf = json_load_file(path, 0, &jerr)))
-		return rl_error_set(RL_EINVALID, "%s: %s", path, jerr.text);
-	*name = json_string(json_string_value(json_object_get(conf, "name"))
-			    ? json_string_value(json_object_get(conf, "name")) : "");
+	*name = json_string(hub_conf_name(conf, ""));
 	json_decref(conf);
 	return *name ? RL_OK : rl_error_set(RL_ENOMEM, "out of memory");
 }

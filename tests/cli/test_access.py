@@ -838,6 +838,21 @@ def test_user_add_checks_the_lifetime_first():
             r = hub.admin_run("user", "token", "budi", "--ttl", ttl)
             check(r.returncode != 0 and "--ttl" in r.stderr, "user token refuses it too", ttl, r)
         eq(hub.query("SELECT count(*) FROM hub_tokens"), [(1,)], "no token made for a bad lifetime")
+        # The token is made from hub.json: a broken one was met only after
+        # the user had been added.
+        conf = os.path.join(hub.dir, "hub.json")
+        with open(conf) as f:
+            good = f.read()
+        try:
+            with open(conf, "w") as f:
+                f.write("[1]\n")
+            r = hub.admin_run("user", "add", "citra", "--name", "Citra", "--role", "rep")
+            check(r.returncode != 0 and "hub.json" in r.stderr, "a broken hub.json is named", r)
+            eq(hub.query("SELECT count(*) FROM users WHERE login = 'citra'"), [(0,)],
+               "no user added while hub.json is broken")
+        finally:
+            with open(conf, "w") as f:
+                f.write(good)
         tok = hub.token("citra", ttl="720h")
         check(tok.startswith("rl1."), "30 days is allowed", tok)
         eq(hub.query("SELECT expires_at - CAST(strftime('%s', created_at) AS INTEGER) FROM "
