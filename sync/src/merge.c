@@ -222,16 +222,17 @@ static int merge_inserts(const char *base, const char *ours, const char *theirs,
 		/* Lines both inserted alike here, once; then ours, then theirs. */
 		for (k = 0; i + k < oe && j + k < te && rl_line_eq(&lo, i + k, &lt, j + k); k++)
 			;
-		for (; i < oe; i++)
+		for (; i < oe; i++, from_base = 0)
 			rl_emit(&m, eol, &lo, i);
-		for (j += k; j < te; j++)
+		for (j += k; j < te; j++, from_base = 0)
 			rl_emit(&m, eol, &lt, j);
-		from_base = g < lb.count;
-		if (from_base) {        /* the base's line as ours has it */
+		if (g < lb.count) {     /* the base's line as ours has it */
 			rl_emit(&m, eol, &lo, i++);
 			j++;
+			from_base = 1;
 		}
 	}
+	/* from_base: the last line written is the base's (whatever place). */
 	/* The text ends with a line end as the side that wrote its last line
 	 * does; a base line last: as the side that changed that, if one did. */
 	if (from_base)

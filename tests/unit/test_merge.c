@@ -205,6 +205,15 @@ static void test_text_inserts(void)
 	       "Grosir elektronik\nSudah bayar\nKirim brosur");
 	MERGE3("a\n", "a\nX\nY", "a\nX\nZ", "a\nX\nY\nZ");
 	MERGE3("a", "a\nX\nY", "a\nX\nZ", "a\nX\nY\nZ");
+	/* Both insert before the base's last line, which stays last: it ends
+	 * with a line end as the side that changed that, if one did. */
+	MERGE3("a\nb", "a\nX\nb", "Y\na\nb", "Y\na\nX\nb");
+	MERGE3("a\nb", "a\nX\nb\n", "Y\na\nb", "Y\na\nX\nb\n");
+	MERGE3("a\nb\n", "a\nX\nb\n", "Y\na\nb", "Y\na\nX\nb");
+	MERGE3("a\nb\n", "a\nX\nb\n", "Y\na\nb\n", "Y\na\nX\nb\n");
+	MERGE3("a\nb", "a\nX\nb", "Y\na\nb\n", "Y\na\nX\nb\n");
+	MERGE3("a\nb\n", "a\nX\nb", "Y\na\nb\n", "Y\na\nX\nb");
+	MERGE3("a\r\nb", "a\r\nX\r\nb", "Y\r\na\r\nb\r\n", "Y\r\na\r\nX\r\nb\r\n");
 	/* Different lines at one place: ours first; the end as its writer's. */
 	MERGE3("a\n", "a\nc\n", "a\nd", "a\nc\nd");
 	MERGE3("a\n", "a\nc", "a\nd\n", "a\nc\nd\n");
