@@ -360,6 +360,45 @@ def test_late_edit_of_a_value_the_survivor_did_not_take():
         hub.cleanup()
 
 
+def test_a_late_delete_of_the_loser_leaves_the_survivor():
+    """A rep who had not pulled the merge deletes the loser (he saw it was a
+    duplicate too). The loser's tombstone is its own: answered "same", it
+    must neither delete the survivor nor bring the loser back as a record;
+    his edit of another field in the same sync still lands on the survivor."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    budi = hub.device("budi", "Budi Santoso")
+    devices = [ani, budi]
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung", "--phone", "0812-1111-2222")
+        budi.ok("account", "add", "TOKO makmur", "--city", "bandung")
+        sync_all(devices)
+        a, b = account_id(ani, "Toko Makmur"), account_id(budi, "TOKO makmur")
+        hub.admin("duplicates", "merge", a, b)
+        log_before = hub.query("SELECT count(*) FROM hub_log WHERE row_id = ? AND field = 'deleted'", a)
+        # budi has not pulled the merge: an edit and then a delete of the loser
+        budi.ok("account", "edit", b[:12], "--email", "info@makmur.id")
+        budi.ok("account", "delete", b[:12])
+        r = budi.js("sync")
+        eq((r["refused"], r["conflicts"]), (0, 0), f"nothing refused, no conflict: {r}")
+        check(r["same"] >= 1, "the loser's tombstone is answered same", r)
+        eq(hub.query("SELECT deleted, email FROM accounts WHERE id = ?", a), [(0, "info@makmur.id")],
+           "the survivor is live and took the edit made on the loser")
+        eq(hub.query("SELECT count(*) FROM hub_log WHERE row_id = ? AND field = 'deleted'", a),
+           log_before, "no delete of the survivor logged")
+        eq(hub.query("SELECT merged_into FROM accounts WHERE id = ?", b), [(a,)],
+           "the loser stays a redirect to the survivor")
+        sync_all(devices)
+        assert_converged(hub, devices)
+        for dev in devices:
+            eq(dev.query("SELECT deleted FROM accounts WHERE id = ?", a), [(0,)],
+               "every device holds the survivor live")
+    finally:
+        for dev in devices:
+            dev.cleanup()
+        hub.cleanup()
+
+
 def test_device_cannot_set_merged_into():
     """merged_into is the hub's: a device that writes it is refused."""
     hub = Hub()
@@ -640,6 +679,7 @@ def test_names_that_differ_by_a_vowel_sign_are_no_duplicates():
 if __name__ == "__main__":
     main([test_merge_with_late_offline_edit, test_contact_merge_and_pending_references,
           test_late_edit_of_a_value_the_survivor_did_not_take,
+          test_a_late_delete_of_the_loser_leaves_the_survivor,
           test_device_cannot_set_merged_into, test_merge_decides_the_losers_open_conflicts,
           test_no_candidates_from_cleared_or_deleted_keys,
           test_record_revived_by_any_edit_gets_its_keys_back,
