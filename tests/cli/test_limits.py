@@ -425,6 +425,49 @@ def test_long_notes_pull_in_pages_that_fit():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_notes_that_would_merge_past_the_limit_are_a_conflict():
+    """Two reps each append a line to a note near the field limit (64 KiB):
+    each edit is within it, their clean three-way merge is not. The hub
+    cannot store the merge, so it is a conflict keeping both texts, never a
+    note over the limit in the log (devices would refuse to pull it)."""
+    from hub_test import assert_converged, sync_all
+    limit = 64 * 1024
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")
+    try:
+        base = "\n".join(f"Kunjungan {i:04d}: stok aman, pesan ulang bulan depan" for i in range(1250))
+        check(limit - 2000 < len(base) < limit - 1600, "the base note is near the limit", len(base))
+        ani.ok("account", "add", "Toko Panjang", "--notes", base)
+        sync_all([ani, budi])
+        mine = base + "\nAni: " + "a" * 1500
+        theirs = base + "\nBudi: " + "b" * 1500
+        check(len(mine) < limit and len(theirs) < limit and len(mine) + 1507 > limit,
+              "each edit fits, the two together do not", (len(mine), len(theirs)))
+        ani.ok("account", "edit", "Toko Panjang", "--notes", mine)
+        budi.ok("account", "edit", "Toko Panjang", "--notes", theirs)
+        eq(ani.js("sync")["applied"], 1, "ani's edit is a fast-forward")
+        r = budi.js("sync")
+        eq((r["merged"], r["conflicts"], r["refused"]), (0, 1, 0),
+           f"budi's edit cannot merge into a storable note: a conflict ({r})")
+        eq(hub.query("SELECT hub_value, in_value FROM hub_conflicts WHERE field = 'notes'"),
+           [(mine, theirs)], "the conflict keeps both texts whole")
+        eq(hub.query("SELECT count(*) FROM hub_log WHERE length(CAST(value AS BLOB)) > ?", limit),
+           [(0,)], "no value over the limit in the log")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        cid = hub.query("SELECT id FROM hub_conflicts")[0][0]
+        hub.admin("conflicts", "resolve", str(cid), "--take")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for dev in (ani, budi):
+            eq(dev.query("SELECT notes FROM accounts"), [(theirs,)], "the decision reached the device")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 def test_a_long_run_of_one_record_pulls_in_pages_that_fit():
     """One record's notes edited again and again, each edit synced: its log
     entries make one record's run, which a page used to take whole (to
@@ -615,6 +658,7 @@ if __name__ == "__main__":
     main([test_frame_limits, test_memory_bounded, test_replay, test_malformed_push,
           test_money_bound_at_the_hub,
           test_long_notes_pull_in_pages_that_fit,
+          test_notes_that_would_merge_past_the_limit_are_a_conflict,
           test_a_long_run_of_one_record_pulls_in_pages_that_fit,
           test_many_conflicts_on_long_notes_fit_the_last_page,
           test_a_full_disk_loses_nothing])
