@@ -166,7 +166,48 @@ def test_a_pair_edited_alone_merges_as_before():
         hub.cleanup()
 
 
+def test_resolve_with_a_value_reads_it_as_the_fields_type():
+    """`conflicts resolve --value` reads the admin's text as the field's own
+    type: money in minor units of the record's currency (yen has none), a
+    percentage as an integer, a latitude as a real, nothing as no value."""
+    hub = Hub()
+    ani = hub.device("ani")
+    budi = hub.device("budi", role="manager")
+    try:
+        ani.ok("account", "add", "Toko A", "--city", "Bandung", "--geo", "-6.90,107.60")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko A", "--amount", "1900",
+               "--currency", "JPY", "--probability", "40")
+        sync_all([ani, budi])
+        ani.ok("deal", "edit", "Kulkas", "--amount", "2000", "--probability", "50")
+        ani.ok("account", "edit", "Toko A", "--lat", "-6.91")
+        budi.ok("deal", "edit", "Kulkas", "--amount", "2100", "--probability", "60")
+        budi.ok("account", "edit", "Toko A", "--lat", "-6.92")
+        ani.ok("sync")
+        budi.ok("sync")
+        ids = {c["field"]: c["id"] for c in json.loads(hub.admin("--json", "conflicts"))}
+        eq(sorted(ids), ["amount", "lat", "probability"], "three conflicts to decide")
+        r = json.loads(hub.admin("--json", "conflicts", "resolve", str(ids["amount"]),
+                                 "--value", "2500"))
+        eq(r["value"], 2500, "2500 yen: 2500 minor units (not 250000, as in rupiah)")
+        hub.admin("conflicts", "resolve", str(ids["probability"]), "--value", "")
+        hub.admin("conflicts", "resolve", str(ids["lat"]), "--value", "-6.925")
+        eq(hub.query("SELECT amount, typeof(amount), currency, probability FROM deals"),
+           [(2500, "integer", "JPY", None)], "the deal as decided, in the field's types")
+        eq(hub.query("SELECT lat, typeof(lat) FROM accounts"), [(-6.925, "real")],
+           "the latitude as a number")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+        for d in (ani, budi):
+            eq(d.query("SELECT amount, currency, probability FROM deals"), [(2500, "JPY", None)],
+               "every device has the decisions")
+    finally:
+        ani.cleanup()
+        budi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_an_amount_and_its_currency_are_decided_together,
           test_an_earlier_amount_does_not_land_in_a_later_currency,
-          test_a_pair_edited_alone_merges_as_before])
+          test_a_pair_edited_alone_merges_as_before,
+          test_resolve_with_a_value_reads_it_as_the_fields_type])
