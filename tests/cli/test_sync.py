@@ -487,6 +487,73 @@ def test_one_exchange_at_a_time():
         hub.cleanup()
 
 
+def sync_on_a_terminal(dev, timeout=60):
+    """`relasi sync` with its stderr on a pseudo-terminal (as a rep runs it)
+    and stdout on a pipe: (exit code, what the terminal showed, stdout)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([BIN, "sync"], env=dev.env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:         # the terminal's last writer has gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = proc.communicate(timeout=max(1, deadline - time.monotonic()))[0]
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, shown.decode(), out.decode()
+
+
+def test_sync_shows_progress_on_a_terminal_and_one_summary_line():
+    """On a terminal, `relasi sync` shows what it is doing on one line that
+    it rewrites (connecting, each batch pushed, the changes pulled) and
+    clears at the end; the result is one summary line on stdout. Piped or
+    with --json, no progress at all."""
+    hub = Hub()
+    ani = hub.device("ani")
+    try:
+        ani.ok("sync")
+        for i in range(3):
+            ani.ok("account", "add", f"Toko {i}", "--city", "Solo")
+        code, shown, out = sync_on_a_terminal(ani)
+        eq(code, 0, f"the sync succeeds: {shown!r}")
+        for what in ("connecting", "pushing batch 1", "pulled"):
+            check(what in shown, f"the terminal showed {what!r}", shown)
+        check(shown.startswith("\r") and "\n" not in shown,
+              "progress rewrites one line, it never scrolls", shown)
+        check(re.search(r"\r {60}\r$", shown), "and the line is cleared at the end", shown)
+        lines = out.splitlines()
+        eq(len(lines), 1, f"one summary line on stdout: {out!r}")
+        check(re.fullmatch(r"synced: pushed \d+ \(applied \d+, unchanged 0, merged 0, "
+                           r"conflicts 0, refused 0\), pulled \d+", lines[0]),
+              "the summary says what was pushed, how it went, and what was pulled", lines[0])
+        pushed = int(re.match(r"synced: pushed (\d+)", lines[0]).group(1))
+        check(pushed >= 3 * 2, "every field of the three customers pushed", lines[0])
+        ani.ok("account", "add", "Toko 9", "--city", "Solo")
+        r = ani.ok("sync")
+        eq(r.err, "", "piped: no progress on stderr")
+        eq(len(r.out.splitlines()), 1, "piped: the one summary line")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+
+
 def test_a_refused_edit_shows_the_hubs_value_across_batches():
     """A refused edit rewinds the device's cursor to the edit's base so that
     the pull gives the record the hub's value back; a later batch of the
@@ -1199,6 +1266,7 @@ if __name__ == "__main__":
     main([test_convergence_and_merge, test_edit_against_delete_duplicates_and_roles,
           test_a_resolution_naming_a_merged_customer_names_its_survivor,
           test_a_reps_conflict_list_reads_like_the_records, test_one_exchange_at_a_time,
+          test_sync_shows_progress_on_a_terminal_and_one_summary_line,
           test_a_refused_edit_shows_the_hubs_value_across_batches,
           test_a_resolution_never_overwrites_a_later_change, test_stage_moves_never_conflict,
           test_a_batch_that_writes_a_record_twice_keeps_search_sound,
