@@ -911,6 +911,48 @@ def test_discarding_a_refused_new_record_removes_it_from_the_device():
         hub.cleanup()
 
 
+def test_discarding_one_refused_record_takes_its_refused_dependants():
+    """`outbox discard SEQ` names one change of a refused new deal; the task
+    and the visit made on that deal were refused with it (the hub never had
+    the deal) and are not named. They leave with it: left behind, they
+    would name a deal no store has, and be refused again at every retry."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Wijaya")
+    adi = hub.device("adi", "Adi Admin", role="admin")
+    try:
+        ani.ok("account", "add", "Toko Ani", "--city", "Bandung")
+        ani.ok("sync")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Ani", "--amount", "1000")
+        ani.ok("task", "add", "Cek garansi", "--deal", "Kulkas", "--account", "Toko Ani")
+        ani.ok("visit", "log", "Toko Ani", "--deal", "Kulkas", "--notes", "kompresor rusak")
+        set_role(hub, adi, "ani", "marketing")        # may not make deals
+        ani.ok("sync")
+        set_role(hub, adi, "ani", "rep")
+        deal = ani.query("SELECT id FROM deals")[0][0]
+        seqs = [r[0] for r in ani.query("SELECT seq FROM rl_outbox WHERE state = 'refused' AND "
+                                        "tbl = 'deals' AND row_id = ? ORDER BY seq", deal)]
+        check(seqs, "the deal's changes were refused", seqs)
+        others = ani.query("SELECT DISTINCT tbl FROM rl_outbox WHERE state = 'refused' AND "
+                           "row_id != ? ORDER BY tbl", deal)
+        eq(others, [("activities",), ("deal_stage_events",), ("tasks",)],
+           "what was made on the deal was refused with it")
+        r = ani.js("outbox", "discard", str(seqs[0]))
+        eq(sorted(x["table"] for x in r["removed"]),
+           ["activities", "deal_stage_events", "deals", "tasks"],
+           "the deal leaves with what was made on it, each named")
+        eq((ani.query("SELECT count(*) FROM deals"), ani.query("SELECT count(*) FROM tasks"),
+            ani.query("SELECT count(*) FROM activities")), ([(0,)], [(0,)], [(0,)]),
+           "none of them is left on the device")
+        eq(ani.query("SELECT count(*) FROM rl_outbox"), [(0,)], "nothing left to send")
+        ani.ok("sync")
+        adi.ok("sync")
+        assert_converged(hub, [ani, adi])
+    finally:
+        ani.cleanup()
+        adi.cleanup()
+        hub.cleanup()
+
+
 if __name__ == "__main__":
     main([test_a_value_the_row_refuses_is_refused_on_the_conflict_path_too, test_access_table,
           test_a_refused_edit_revives_nothing, test_the_device_refuses_what_its_role_may_not,
@@ -919,4 +961,5 @@ if __name__ == "__main__":
           test_a_cascade_over_a_colleagues_deal_is_refused_whole,
           test_a_change_to_a_colleagues_record_is_warned_of_at_once,
           test_a_refused_new_record_is_sent_again_once_its_cause_is_settled,
-          test_discarding_a_refused_new_record_removes_it_from_the_device])
+          test_discarding_a_refused_new_record_removes_it_from_the_device,
+          test_discarding_one_refused_record_takes_its_refused_dependants])
