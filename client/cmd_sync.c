@@ -54,6 +54,17 @@ static void pause_before_retry(int n)
 		;
 }
 
+/* The hub's address as one writes it: an IPv6 address in brackets
+ * ([::1]:7443), so that its port cannot be read as part of it. */
+static const char *hub_addr(char *buf, size_t size, const char *host, const char *port)
+{
+	if (strchr(host, ':'))
+		snprintf(buf, size, "[%s]:%s", host, port);
+	else
+		snprintf(buf, size, "%s:%s", host, port);
+	return buf;
+}
+
 static int home_file(struct cli_ctx *ctx, const char *name, char *buf, size_t len)
 {
 	if ((size_t)snprintf(buf, len, "%s/%s", ctx->home, name) >= len)
@@ -147,6 +158,7 @@ static int cmd_enroll(struct cli_ctx *ctx, struct cli_args *a)
 	struct rl_tls_client_opts o;
 	struct enrolled e = { NULL, &tok };
 	char ca[4096], key[4096], crt[4096], *csr = NULL, *hub = NULL, *pinned = NULL;
+	char port[16], addr[300];
 	json_t *req = NULL;
 	rl_conn *c = NULL;
 	struct stat sb;
@@ -188,8 +200,10 @@ static int cmd_enroll(struct cli_ctx *ctx, struct cli_args *a)
 	o.ca_path = ca;
 	o.ca_fingerprint = tok.fingerprint;
 	o.timeout_ms = CONNECT_TIMEOUT_MS;
+	snprintf(port, sizeof(port), "%d", tok.port);
 	if ((error = rl_tls_connect_anonymous(&c, &o)) < 0) {
-		rl_error_prefix("cannot reach the hub at %s:%d", tok.host, tok.port);
+		rl_error_prefix("cannot reach the hub at %s",
+				hub_addr(addr, sizeof(addr), tok.host, port));
 		goto cleanup;
 	}
 	req = json_pack("{s:s, s:s, s:s}", "token", a->pos[0], "csr", csr, "name",
@@ -226,9 +240,10 @@ static int cmd_enroll(struct cli_ctx *ctx, struct cli_args *a)
 			"login", json_object_get(e.resp, "login"), "role", json_object_get(e.resp, "role"),
 			"hub", tok.host, "port", tok.port));
 	else
-		printf("enrolled device %s as %s (%s) with the hub at %s:%d\n",
+		printf("enrolled device %s as %s (%s) with the hub at %s\n",
 		       rl_store_device_id(ctx->store), json_string_value(json_object_get(e.resp, "login")),
-		       json_string_value(json_object_get(e.resp, "role")), tok.host, tok.port);
+		       json_string_value(json_object_get(e.resp, "role")),
+		       hub_addr(addr, sizeof(addr), tok.host, port));
 cleanup:
 	rl_conn_close(c);
 	json_decref(req);
@@ -284,7 +299,7 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	struct rl_tls_client_opts o;
 	struct rl_sync_stats st;
 	char *host = NULL, *port = NULL, *name = NULL, *fp = NULL;
-	char ca[4096], key[4096], crt[4096];
+	char ca[4096], key[4096], crt[4096], addr[300];
 	rl_conn *c = NULL;
 	long long held = 0;
 	int error, attempt, busy, lock = -1, tty = isatty(STDERR_FILENO) && !ctx->json;
@@ -313,6 +328,7 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 	o.cert_path = crt;
 	o.key_path = key;
 	o.timeout_ms = CONNECT_TIMEOUT_MS;
+	hub_addr(addr, sizeof(addr), host, port);
 	/* A batch the hub holds under the same number with other changes is
 	 * renumbered by the session (devsync.c), which then ends: once more. */
 	for (attempt = 0;; attempt++) {
@@ -337,16 +353,16 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 						     "hub CA cannot be used (a certificate mismatch? "
 						     "enrol again with a new token): %s", why);
 			} else if (error == RL_EAUTH)
-				rl_error_prefix("the hub at %s:%s refused this device (revoked, or a "
-						"certificate mismatch)", host, port);
+				rl_error_prefix("the hub at %s refused this device (revoked, or a "
+						"certificate mismatch)", addr);
 			else if (error == RL_ECLOCK)       /* a certificate's dates */
-				rl_error_prefix("the hub at %s:%s", host, port);
+				rl_error_prefix("the hub at %s", addr);
 			else if (error == RL_ECLOSED)
-				rl_error_prefix("cannot reach the hub at %s:%s (tried %d times: it is "
-						"busy or not a Relasi hub; sync again later)", host, port,
+				rl_error_prefix("cannot reach the hub at %s (tried %d times: it is "
+						"busy or not a Relasi hub; sync again later)", addr,
 						busy + 1);
 			else
-				rl_error_prefix("cannot reach the hub at %s:%s", host, port);
+				rl_error_prefix("cannot reach the hub at %s", addr);
 			goto cleanup;
 		}
 		error = rl_sync_session_ex(ctx->store, c,

@@ -135,6 +135,7 @@ class Hub:
         self.devices = []
         self.port = free_port()
         self.proc = None
+        self.listening = None           # the address serve announced
         self.log_path = os.path.join(self.dir, "serve.log")
         self.admin("init", self.dir, "--name", "Test Hub", "--host", "localhost,127.0.0.1",
                    "--listen", f"127.0.0.1:{self.port}", dirarg=False)
@@ -203,11 +204,13 @@ class Hub:
                 code = "still running"
             raise Failure(f"the hub did not announce its address (stdout {line!r}, exit "
                           f"{code}); its log ends:\n{self.logtext()[-3000:]}")
-        # wait until it accepts
+        # wait until it accepts, on the address it announced ([::1]:PORT too)
+        self.listening = line.split("listening on", 1)[1].strip()
+        host = self.listening.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((host, self.port), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.05)

@@ -724,6 +724,45 @@ def test_sync_errors_name_the_cause():
         hub.cleanup()
 
 
+def test_a_hub_on_ipv6_loopback():
+    """A hub that listens on [::1]: a device enrols and syncs over IPv6, and
+    what names the hub's address writes it so ([::1]:PORT: a bare ::1:PORT
+    reads as one address)."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError as e:
+            print(f"note: no IPv6 loopback here ({e}); the IPv6 hub is not tested")
+            return
+    hub = Hub()
+    ani = None
+    try:
+        hub.stop()
+        conf_path = os.path.join(hub.dir, "hub.json")
+        with open(conf_path) as f:
+            conf = json.load(f)
+        conf["address"] = conf["listen"] = f"[::1]:{hub.port}"
+        with open(conf_path, "w") as f:
+            json.dump(conf, f)
+        hub.start()
+        eq(hub.listening, f"[::1]:{hub.port}", "the hub listens on [::1]")
+        ani = hub.device("ani")
+        check(f"from ::1" in hub.logtext(), "the enrolment came over IPv6", hub.logtext())
+        ani.ok("account", "add", "Toko Enam", "--city", "Solo")
+        r = ani.js("sync")
+        eq(r["applied"] > 0, True, "the device syncs over IPv6")
+        eq(hub.query("SELECT name FROM accounts"), [("Toko Enam",)], "and its work arrived")
+        hub.stop()
+        r = ani.run("sync")
+        eq(r.code, 8, "an unreachable hub fails the sync")
+        check(f"cannot reach the hub at [::1]:{hub.port}" in r.err,
+              "the address in brackets, its port apart", r)
+    finally:
+        if ani:
+            ani.cleanup()
+        hub.cleanup()
+
+
 def test_clock_corrected_after_working_ahead():
     """A rep works with the clock two days ahead, then the clock is set
     right: the first sync re-stamps the pending changes (in their order) and
@@ -1222,6 +1261,7 @@ def test_user_remove():
 
 if __name__ == "__main__":
     main([test_certificates_and_revocation, test_tokens, test_hostile_connections,
+          test_a_hub_on_ipv6_loopback,
           test_a_flood_of_silent_connections,
           test_a_connection_opens_the_store_only_once_it_needs_it, test_a_busy_hub_is_tried_again,
           test_a_fast_clock_does_not_lock_out_a_slow_one,
