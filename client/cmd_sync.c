@@ -353,8 +353,11 @@ static int cmd_sync(struct cli_ctx *ctx, struct cli_args *a)
 						     "hub CA cannot be used (a certificate mismatch? "
 						     "enrol again with a new token): %s", why);
 			} else if (error == RL_EAUTH)
-				rl_error_prefix("the hub at %s refused this device (revoked, or a "
-						"certificate mismatch)", addr);
+				rl_error_prefix("the hub at %s refused this device (revoked, a "
+						"certificate mismatch, or a hub restored from a backup "
+						"made before this device enrolled: then enrol again with "
+						"a new token, which keeps this store and sends its work)",
+						addr);
 			else if (error == RL_ECLOCK)       /* a certificate's dates */
 				rl_error_prefix("the hub at %s", addr);
 			else if (error == RL_ECLOSED)

@@ -1532,7 +1532,9 @@ static int cmd_restore(struct cli_ctx *ctx, struct cli_args *a)
 	printf("hub restored into %s: every member matched the manifest, hub.db passed "
 	       "integrity_check\n", a->pos[1]);
 	print_manifest_summary(m);
-	printf("devices that synced after this backup send what the hub lost when they next sync\n"
+	printf("devices that synced after this backup send what the hub lost when they next sync;\n"
+	       "devices enrolled after it are refused until they enrol again (relasi-hub user token\n"
+	       "LOGIN), keeping their stores and their work\n"
 	       "start it with: relasi-hub serve %s\n", a->pos[1]);
 	json_decref(m);
 	return RL_OK;

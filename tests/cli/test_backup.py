@@ -21,7 +21,7 @@ import time
 
 from hub_test import (HUB_BIN, SYNCED, Hub, ahead, assert_converged, free_port, release_port,
                       sync_all, table_rows)
-from relasi_test import check, eq, main
+from relasi_test import Store, check, eq, main
 
 
 def run_hub(*args):
@@ -302,6 +302,51 @@ def test_lost_edit_meets_newer_edit_as_conflict():
         hub.cleanup()
         ani.cleanup()
         budi.cleanup()
+        shutil.rmtree(original, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_device_enrolled_after_the_backup_enrols_again_and_keeps_its_work():
+    """budi's user is in the backup, his laptop enrolled after it: the
+    restored hub does not know the laptop and refuses it. The message says
+    what to do; enrolling again with a new token keeps the store, and the
+    sync after it sends the work the restore lost."""
+    hub = Hub()
+    ani = hub.device("ani")
+    work = tempfile.mkdtemp(prefix="relasi-backup-")
+    original = hub.dir
+    budi = None
+    try:
+        ani.ok("account", "add", "Toko Makmur", "--city", "Bandung")
+        ani.ok("sync")
+        tok = hub.token("budi")
+        archive = backup(hub, work)
+        budi = Store(init=False)
+        budi.ok("enroll", tok, "--name", "budi-laptop")
+        budi.ok("account", "add", "Toko Budi", "--city", "Garut")
+        budi.ok("sync")
+        serve_restored(hub, archive, work)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Budi'"), [(0,)],
+           "the restore lost budi's customer")
+        r = budi.run("sync")
+        eq(r.code, 8, "the restored hub refuses the laptop it never enrolled")
+        check("enrol again with a new token" in r.err, "the rep is told what to do", r.err)
+        eq(budi.query("SELECT name FROM accounts WHERE name = 'Toko Budi'"), [("Toko Budi",)],
+           "the customer stays on the laptop")
+        tok = hub.admin("user", "token", "budi").strip()
+        budi.ok("enroll", tok, "--name", "budi-laptop")
+        r = budi.run("sync")
+        eq(r.code, 0, "enrolled again, the laptop syncs: " + r.err)
+        check("restored from a backup" in r.err, "and is told what it sent again", r.err)
+        eq(hub.query("SELECT count(*) FROM accounts WHERE name = 'Toko Budi'"), [(1,)],
+           "the work the restore lost is back on the hub")
+        sync_all([ani, budi])
+        assert_converged(hub, [ani, budi])
+    finally:
+        hub.cleanup()
+        ani.cleanup()
+        if budi:
+            budi.cleanup()
         shutil.rmtree(original, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
@@ -1061,6 +1106,7 @@ def test_killed_backup_and_restore_leave_no_staging_behind():
 
 if __name__ == "__main__":
     main([test_backup_while_syncing_restore_and_serve, test_lost_edit_meets_newer_edit_as_conflict,
+          test_a_device_enrolled_after_the_backup_enrols_again_and_keeps_its_work,
           test_a_pair_lost_by_a_restore_goes_back_whole,
           test_refused_copies_leave_with_the_sync_that_brings_the_value_back,
           test_a_later_refused_edit_is_not_taken_for_a_resent_copy,
