@@ -172,6 +172,41 @@ def test_skip_bad_with_report():
     s.cleanup()
 
 
+def test_skip_bad_for_customers():
+    """The generic importer (customers, contacts, activities) has its own
+    --skip-bad path: all-or-nothing without it, each bad row rolled back and
+    named by line with it, to stderr or to --report."""
+    s = Store(now=NOW)
+    path = os.path.join(s.home, "accounts.csv")
+    report = os.path.join(s.home, "bad.csv")
+    write(path, "name,city,phone,email\n"
+                "Toko A,Bandung,0812-1111-2222,a@toko.id\n"
+                ",Bogor,,\n"
+                "Toko C,Garut,abc,c@toko.id\n"
+                "Toko D,Solo,,bukan-email\n"
+                "Toko E,Depok,,\n")
+    r = s.fails(5, "import", "accounts", path, contains="line 3")
+    eq(s.query("SELECT count(*) FROM accounts"), [(0,)], "without --skip-bad: nothing written")
+    s.fails(2, "import", "accounts", path, "--report", report, contains="--skip-bad")
+    check(not os.path.exists(report), "--report alone is refused before anything", report)
+    r = s.ok("import", "accounts", path, "--skip-bad")
+    eq(r.out.strip(), "imported 2 accounts, skipped 3 bad rows", "the summary counts both")
+    eq([ln.split(":")[0] for ln in r.err.splitlines()], ["relasi"] * 3, "one line per bad row")
+    check(all(f"line {n}:" in r.err for n in (3, 4, 5)), "each named by line", r.err)
+    eq(s.query("SELECT name, phone FROM accounts ORDER BY name"),
+       [("Toko A", "+6281211112222"), ("Toko E", None)], "only the good rows were written")
+    r = s.ok("--json", "import", "accounts", path, "--skip-bad", "--report", report)
+    eq((r.json()["imported"], r.json()["bad"]), (2, 3), "good rows in, bad rows counted")
+    eq(r.err, "", "with --report, nothing on stderr")
+    with open(report, newline="") as f:
+        bad = list(csv.reader(f))
+    eq([b[0] for b in bad], ["line", "3", "4", "5"], "the report: a header, then each bad line")
+    check("needs a name" in bad[1][1] and "'abc'" in bad[2][1] and "bukan-email" in bad[3][1],
+          "each with its reason, naming the value", bad)
+    check_search_index(s)
+    s.cleanup()
+
+
 def check_search_index(s):
     """An import indexes its rows for search in bulk at the end (the
     insert triggers wait): the index must hold exactly the tables' rows."""
@@ -522,7 +557,8 @@ if __name__ == "__main__":
     main([test_excel_style_import, test_rows_of_empty_cells_are_blank,
           test_header_names_and_account_creation,
           test_import_names_whole_customers, test_import_names_whole_contacts_and_deals,
-          test_skip_bad_with_report, test_imported_rows_are_searchable, test_csv_round_trip,
+          test_skip_bad_with_report, test_skip_bad_for_customers,
+          test_imported_rows_are_searchable, test_csv_round_trip,
           test_deals_round_trip_keeps_owner_and_dates, test_vcard_many_values_all_kept,
           test_vcard_import_and_round_trip, test_import_killed_changes_nothing,
           test_a_command_waits_for_an_import, test_an_export_is_whole_or_not_at_all])
