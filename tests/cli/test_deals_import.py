@@ -168,6 +168,38 @@ def test_realistic_export():
         hub.cleanup()
 
 
+def test_a_map_file_maps_as_map_does():
+    """--map-file: one COLUMN=FIELD a line, spaces around it, blank lines and
+    # comments skipped; a bad line is named by its number and nothing is
+    imported."""
+    hub, me = setup()
+    try:
+        path = os.path.join(me.home, "pipeline.csv")
+        write_export(path, ROWS)
+        mapfile = os.path.join(me.home, "map.txt")
+        with open(mapfile, "w") as f:
+            f.write("# the CRM's export, column=field\n\n")
+            f.write("\n".join("  " + item + "  " for item in MAP.split(",")) + "\n")
+        bad = os.path.join(me.home, "bad-map.txt")
+        with open(bad, "w") as f:
+            f.write("Deal Name=title\n# next\nCompany:account\n")
+        before = me.dump()
+        me.fails(5, "import", "deals", path, "--map-file", bad, "--date-format", "%d-%m-%y",
+                 "--stage-map", STAGE_MAP, contains="--map-file line 3")
+        eq(me.dump(), before, "a bad map file: nothing imported")
+        j = me.js("import", "deals", path, "--map-file", mapfile, "--date-format", "%d-%m-%y",
+                  "--stage-map", STAGE_MAP)
+        eq((j["imported"], j["bad"]), (len(ROWS) - 1, 0), "every row imported")
+        exp = expected(ROWS, users_of(me))
+        got = {t: (o, a, c) for t, o, a, c in me.query(
+            "SELECT title, owner_id, amount, currency FROM deals")}
+        eq(got, {t: (e["owner"], e["amount"], e["currency"]) for t, e in exp.items()},
+           "each deal's owner and amount as --map reads them")
+    finally:
+        me.cleanup()
+        hub.cleanup()
+
+
 def test_bad_inputs_leave_the_store_unchanged():
     hub, me = setup()
     try:
@@ -219,4 +251,5 @@ def test_bad_inputs_leave_the_store_unchanged():
 
 
 if __name__ == "__main__":
-    main([test_realistic_export, test_bad_inputs_leave_the_store_unchanged])
+    main([test_realistic_export, test_a_map_file_maps_as_map_does,
+          test_bad_inputs_leave_the_store_unchanged])
