@@ -222,8 +222,8 @@ static int cmd_campaign_create(struct cli_ctx *ctx, struct cli_args *a)
 			error = cli_print_json(o);
 		goto cleanup;
 	}
-	printf("campaign '%s': %zu members, %zu in the hold-out (%ld%%, seed %lld)\n", c.name, c.n,
-	       c.nhold, c.holdout, c.seed);
+	printf("campaign '%s': %zu member%s, %zu in the hold-out (%ld%%, seed %lld)\n", c.name, c.n,
+	       c.n == 1 ? "" : "s", c.nhold, c.holdout, c.seed);
 cleanup:
 	free(ids);
 	free(c.rule);

@@ -443,6 +443,32 @@ def test_rule_members():
         s.cleanup()
 
 
+def test_campaign_list():
+    """`campaign list`: every campaign with its segment, members, hold-out
+    and start, as a table, --json and --csv (the same columns)."""
+    s = Store(now=NOW)
+    try:
+        load(s, [{"name": "Toko Satu", "region": "Bali"}], [])
+        eq(s.ok("campaign", "list").out.splitlines()[-1], "nothing to report", "none yet")
+        s.ok("segment", "save", "bali", "region = Bali")
+        out = s.ok("campaign", "create", "Retur", "--segment", "bali", "--holdout", "0",
+                   "--seed", "1").out
+        eq(out.strip(), "campaign 'Retur': 1 member, 0 in the hold-out (0%, seed 1)",
+           "one member, in the singular")
+        rows = s.js("campaign", "list")["rows"]
+        eq([(r["name"], r["segment"], r["members"], r["holdout"], r["seed"], r["started_at"])
+            for r in rows], [("Retur", "bali", 1, 0, 1, NOW)], "the campaign, as created")
+        table = s.ok("campaign", "list").out.splitlines()
+        check(table[-2].split()[:6] == ["id", "name", "segment", "members", "holdout", "started"]
+              and table[-1].split()[1:5] == ["Retur", "bali", "1", "0"], "the table", table)
+        got = list(csv.reader(s.ok("campaign", "list", "--csv").out.splitlines()))
+        eq(got, [["id", "name", "segment", "members", "holdout", "seed", "started_at"],
+                 [rows[0]["id"], "Retur", "bali", "1", "0", "1", NOW]], "the CSV: every column")
+        s.fails(2, "--json", "campaign", "list", "--csv", contains="choose one")
+    finally:
+        s.cleanup()
+
+
 def test_negative_sums_round_as_documented():
     """A credit note (a won deal of a negative amount) makes a sum negative:
     the tier's average is still rounded down and a campaign's revenue per
@@ -694,6 +720,7 @@ def test_tier_history_same_second():
 
 if __name__ == "__main__":
     main([test_rfm_generated, test_rfm_edges_and_ties, test_tiers_across_months,
-          test_tier_history_same_second, test_negative_sums_round_as_documented,
+          test_tier_history_same_second, test_campaign_list,
+          test_negative_sums_round_as_documented,
           test_rule_errors, test_rule_text_in_any_script_case, test_rule_members,
           test_campaigns_through_hub, test_a_deleted_member_stays_in_its_campaign])

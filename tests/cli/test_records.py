@@ -432,6 +432,41 @@ def test_show_lays_out_address_and_notes():
     eq(s.ok("show", "Toko B").out.split("\n")[1], "  Bandung", "a city alone")
     s.cleanup()
 
+def test_text_views_of_one_record():
+    """`deal show`, `task show` and the customer 360 as a rep reads them (the
+    JSON is tested elsewhere): money in major units with its currency, a
+    reference as its short id and the record's name, yes/no for a flag;
+    `today` with its two headings even when there is nothing to do."""
+    s = Store(now=NOW)
+    try:
+        s.ok("account", "add", "Warung Bu Tini", "--city", "Depok", "--email", "tini@warung.id",
+             "--tags", "grosir, depok")
+        s.ok("deal", "add", "Freezer", "--account", "Warung", "--amount", "8000000.5")
+        s.ok("task", "add", "Kirim invoice", "--account", "Warung", "--due", "today")
+        s.ok("task", "done", "Kirim")
+        acc = s.query("SELECT id FROM accounts")[0][0]
+        lines = s.ok("deal", "show", "Freezer").out.splitlines()
+        check(lines[0].startswith("deal "), "the record's kind and id first", lines)
+        fields = {ln.split()[0]: ln.split(None, 1)[1] for ln in lines[1:]}
+        eq(fields["amount"], "8000000.50 IDR", "money in major units, with its currency")
+        check(fields["account_id"].endswith("  Warung Bu Tini") and
+              acc.startswith(fields["account_id"].split()[0]),
+              "a reference: the short id and the customer's name", fields["account_id"])
+        check("currency" not in fields and "deleted" not in fields,
+              "the currency goes with the amount; no deleted flag", fields)
+        fields = {ln.split()[0]: ln.split(None, 1)[1] for ln in
+                  s.ok("task", "show", "Kirim").out.splitlines()[1:]}
+        eq((fields["done"], fields["due"]), ("yes", "2026-11-23"), "a flag as yes/no")
+        head = s.ok("show", "Warung").out.splitlines()
+        eq(head[2:4], ["  email tini@warung.id", "  tags  grosir, depok"],
+           "the 360's head: e-mail and tags")
+        eq(s.ok("today").out.splitlines(),
+           ["Follow-ups due by 2026-11-23", "  (none)", "", "Today's activities", "  (none)"],
+           "today: both headings, and (none) under each")
+    finally:
+        s.cleanup()
+
+
 def test_delete_refuses_what_others_name_and_cascades():
     """A customer (or contact, or deal) that live records still name is not
     deleted alone: exit 5, the message counts them, nothing changes.
@@ -535,6 +570,7 @@ def test_tables_align_wide_characters():
 
 if __name__ == "__main__":
     main([test_help_and_usage, test_init, test_accounts_contacts, test_deals_and_pipeline,
+          test_text_views_of_one_record,
           test_visit_tasks_today_show, test_search_and_nearby, test_nearby_is_exact_at_the_cut,
           test_nearby_across_the_antimeridian, test_typed_time_in_summer_time,
           test_task_done_twice, test_deal_lost_twice_keeps_closed_at,
