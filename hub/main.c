@@ -84,46 +84,106 @@ static int split_hosts(const char *list, char **copy, const char *names[RL_PKI_S
 	return RL_OK;
 }
 
+/* What init writes into a hub's directory: all of it is removed again
+ * when init fails, so that the same command, mended, can run again (a key
+ * left behind made the next init fail with "File exists"). */
+static const char *const init_files[] = {
+	HUB_SERVER_CAKEY, HUB_SERVER_CA, HUB_DEVICE_CAKEY, HUB_DEVICE_CA, HUB_SERVER_KEY,
+	HUB_SERVER_CRT, HUB_CONF, HUB_DB, HUB_DB "-wal", HUB_DB "-shm", HUB_DB "-journal",
+	HUB_AUDIT_DIR, "audit.lock", NULL
+};
+
+static void init_undo(struct cli_ctx *ctx, const char *dir, int made)
+{
+	char path[4096];
+	size_t i;
+
+	rl_store_close(ctx->store);
+	ctx->store = NULL;
+	for (i = 0; init_files[i]; i++) {
+		if (hub_path(path, sizeof(path), dir, init_files[i]) < 0)
+			continue;
+		if (strcmp(init_files[i], HUB_AUDIT_DIR) == 0)
+			hub_rmtree(path);
+		else
+			unlink(path);
+	}
+	if (made)
+		rmdir(dir);
+}
+
 static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *dir = a->pos[0], *name = cli_get(a, "name");
 	const char *hosts = cli_get(a, "host") ? cli_get(a, "host") : "localhost,127.0.0.1";
 	const char *listen = cli_get(a, "listen") ? cli_get(a, "listen") : "127.0.0.1:7443";
 	char path[4096], key[4096], cacrt[4096], cakey[4096], *csr = NULL, *cert = NULL;
-	char *hostcopy = NULL, address[300];
+	char *hostcopy = NULL, address[300], *end;
 	const char *sans[RL_PKI_SANS_MAX];
-	size_t nsans = 0;
+	size_t nsans = 0, i;
 	const char *port;
 	json_t *conf = NULL;
 	struct rl_pki_sign_opts o;
-	int error;
+	struct stat sb;
+	long portnum;
+	int error, made = 0, started = 0;
 
 	if (!name)
 		return cli_usage_error(a->cmd, "init needs --name NAME");
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return rl_error_set(RL_EIO, "cannot create '%s': %s", dir, strerror(errno));
-	if ((error = hub_path(path, sizeof(path), dir, HUB_DB)) < 0)
+	/* Every argument is checked before anything is written. */
+	if ((error = split_hosts(hosts, &hostcopy, sans, &nsans)) < 0)
 		return error;
-	{
-		struct stat sb;
-		if (stat(path, &sb) == 0)
-			return rl_error_set(RL_EINVALID, "'%s' already holds a hub", dir);
+	port = strrchr(listen, ':');
+	errno = 0;
+	portnum = port ? strtol(port + 1, &end, 10) : 0;
+	if (!port || !port[1] || errno || *end || portnum < 1 || portnum > 65535) {
+		error = rl_error_set(RL_EINVALID, "--listen '%s': use ADDR:PORT, a port from 1 to "
+				     "65535", listen);
+		goto cleanup;
 	}
+	snprintf(address, sizeof(address), strchr(sans[0], ':') ? "[%s]%s" : "%s%s", sans[0], port);
+	memset(&o, 0, sizeof(o));
+	o.subject_cn = sans[0];
+	o.sans = sans;
+	o.nsans = nsans;
+	o.days = HUB_CERT_DAYS;
+	o.server = 1;
+	o.serial = 1;
+	if ((error = rl_pki_sign_opts_check(&o)) < 0)
+		goto cleanup;
+
+	made = mkdir(dir, 0700) == 0;
+	if (!made && errno != EEXIST) {
+		error = rl_error_set(RL_EIO, "cannot create '%s': %s", dir, strerror(errno));
+		goto cleanup;
+	}
+	if ((error = hub_path(path, sizeof(path), dir, HUB_DB)) < 0)
+		goto cleanup;
+	if (stat(path, &sb) == 0) {
+		error = rl_error_set(RL_EINVALID, "'%s' already holds a hub", dir);
+		goto cleanup;
+	}
+	/* Nothing of a hub there: what init then removes on failure is its own. */
+	for (i = 0; init_files[i]; i++) {
+		if ((error = hub_path(path, sizeof(path), dir, init_files[i])) < 0)
+			goto cleanup;
+		if (lstat(path, &sb) == 0) {
+			error = rl_error_set(RL_EINVALID, "'%s' already holds %s, a file of a hub's "
+					     "(but no hub.db): init makes a hub in a new or empty "
+					     "directory", dir, init_files[i]);
+			goto cleanup;
+		}
+	}
+	started = 1;
 	/* A directory made beforehand (mkdir DIR; init DIR) keeps its mode
 	 * through mkdir's EEXIST: 0755 left hub.db — every customer, the
 	 * token hashes — and the audit history readable by every local user.
 	 * The hub's directory is 0700 however it came to be. */
-	if (chmod(dir, 0700) != 0)
-		return rl_error_set(RL_EIO, "cannot make '%s' private (mode 0700): %s", dir,
-				    strerror(errno));
-	if ((error = split_hosts(hosts, &hostcopy, sans, &nsans)) < 0)
-		return error;
-	port = strrchr(listen, ':');
-	if (!port || !port[1]) {
-		free(hostcopy);
-		return rl_error_set(RL_EINVALID, "--listen '%s': use ADDR:PORT", listen);
+	if (chmod(dir, 0700) != 0) {
+		error = rl_error_set(RL_EIO, "cannot make '%s' private (mode 0700): %s", dir,
+				     strerror(errno));
+		goto cleanup;
 	}
-	snprintf(address, sizeof(address), strchr(sans[0], ':') ? "[%s]%s" : "%s%s", sans[0], port);
 
 	/* Two CAs: one for the hub's own certificate, one for devices. */
 	if ((error = hub_path(cakey, sizeof(cakey), dir, HUB_SERVER_CAKEY)) < 0 ||
@@ -140,13 +200,6 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	    (error = rl_pki_key_generate(key)) < 0 ||
 	    (error = rl_pki_csr_create(key, "relasi-hub", &csr)) < 0)
 		goto cleanup;
-	memset(&o, 0, sizeof(o));
-	o.subject_cn = sans[0];
-	o.sans = sans;
-	o.nsans = nsans;
-	o.days = HUB_CERT_DAYS;
-	o.server = 1;
-	o.serial = 1;
 	if ((error = rl_pki_sign_csr(cakey, cacrt, csr, &o, &cert)) < 0 ||
 	    (error = hub_path(path, sizeof(path), dir, HUB_SERVER_CRT)) < 0 ||
 	    (error = rl_pki_write_file(path, cert, 0644, 0)) < 0)
@@ -162,12 +215,17 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	if ((error = hub_store_open(&ctx->store, dir, 1)) < 0 ||
 	    (error = hub_audit_sync(dir, ctx->store, 1)) < 0)   /* audit.git and its baseline */
 		goto cleanup;
+	started = made = 0;     /* the hub is whole: a failure to say so keeps it */
 	if (ctx->json)
 		error = cli_print_json(json_pack("{s:s, s:s, s:s}", "dir", dir, "address", address,
 						 "listen", listen));
 	else
 		printf("hub '%s' initialised in %s\ndevices will connect to %s\n", name, dir, address);
 cleanup:
+	if (error < 0 && started)
+		init_undo(ctx, dir, made);
+	else if (error < 0 && made)
+		rmdir(dir);
 	json_decref(conf);
 	free(csr);
 	free(cert);

@@ -653,7 +653,7 @@ int rl_pki_csr_key_hash(const char *csr_pem, char out[RL_FINGERPRINT_BUFSZ])
 	return rc;
 }
 
-static int rl_pki_check_opts(const struct rl_pki_sign_opts *opts)
+int rl_pki_sign_opts_check(const struct rl_pki_sign_opts *opts)
 {
 	unsigned char ip[16];
 	size_t i;
@@ -704,7 +704,7 @@ int rl_pki_sign_csr(const char *ca_key_path, const char *ca_cert_path, const cha
 	mbedtls_x509write_crt_init(&wr);
 	mbedtls_mpi_init(&serial);
 
-	if ((rc = rl_pki_check_opts(opts)) != RL_OK)
+	if ((rc = rl_pki_sign_opts_check(opts)) != RL_OK)
 		goto cleanup;
 	if ((rc = rl_pki_load_key(ca_key_path, &ca_key)) != RL_OK ||
 	    (rc = rl_pki_load_cert(ca_cert_path, &ca_crt)) != RL_OK)

@@ -102,5 +102,71 @@ def test_the_server_certificate_is_renewed_without_enrolling_again():
         hub.cleanup()
 
 
+def test_init_checks_every_host_name():
+    """`init --host`: each name must be a host name (dot-separated labels of
+    letters, digits and inner hyphens, 1-63 each) or an IP address, IPv6
+    too, and --listen must end in a port; a bad one refuses the whole
+    command, naming it, before anything is written. (A bad host used to be
+    found after the CA keys were written: the directory was left with them,
+    and init into it again failed with "File exists".)"""
+    import shutil
+    import tempfile
+    work = tempfile.mkdtemp(prefix="relasi-hosts-")
+    try:
+        for host in ("-awal.example", "akhir-.example", "dua..titik", "garis_bawah.id",
+                     "titik.akhir.", "hub.example,-x", "a" * 64 + ".example", "hub example"):
+            d = os.path.join(work, "hub")
+            r = subprocess.run([HUB_BIN, "init", d, "--name", "X", "--host", host],
+                               capture_output=True, text=True, timeout=60)
+            eq(r.returncode, 5, f"--host {host!r} refused as bad input: {r.stderr}")
+            bad = host.split(",")[-1]
+            check(f"'{bad}'" in r.stderr, "the bad name is quoted", r.stderr)
+            check(not os.path.exists(d), "nothing written", host)
+        d = os.path.join(work, "hub")
+        for listen in ("127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:tujuh"):
+            r = subprocess.run([HUB_BIN, "init", d, "--name", "X", "--listen", listen],
+                               capture_output=True, text=True, timeout=60)
+            check(r.returncode == 5 and f"--listen '{listen}'" in r.stderr,
+                  f"--listen {listen!r} refused, named", r.stderr)
+            check(not os.path.exists(d), "nothing written", listen)
+
+        # A failure half-way (no room for hub.db: a file-size limit) takes back
+        # what init wrote, keys included; the same command then succeeds.
+        def no_room():
+            import resource
+            import signal
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+        os.mkdir(d)
+        r = subprocess.run([HUB_BIN, "init", d, "--name", "X"], capture_output=True, text=True,
+                           timeout=60, preexec_fn=no_room)
+        check(r.returncode != 0 and "hub.db" in r.stderr, "init fails writing hub.db", r.stderr)
+        eq(os.listdir(d), [], "the directory is as it was: empty (the keys went too)")
+        r = subprocess.run([HUB_BIN, "init", d, "--name", "X"], capture_output=True, text=True,
+                           timeout=60)
+        eq(r.returncode, 0, f"init again, with room, succeeds: {r.stderr}")
+        r = subprocess.run([HUB_BIN, "init", d, "--name", "X"], capture_output=True, text=True,
+                           timeout=60)
+        check(r.returncode == 5 and "already holds a hub" in r.stderr, "a hub is not made twice",
+              r.stderr)
+        check(os.path.exists(os.path.join(d, "hub.db")), "and the hub is kept", d)
+        d = os.path.join(work, "ok")
+        r = subprocess.run([HUB_BIN, "init", d, "--name", "X", "--host",
+                            "hub.toko-maju.co.id,10.0.0.7,::1", "--listen", "[::1]:7443"],
+                           capture_output=True, text=True, timeout=60)
+        eq(r.returncode, 0, f"names, IPv4 and IPv6 together: {r.stderr}")
+        with open(os.path.join(d, "hub.json")) as f:
+            conf = json.load(f)
+        eq((conf["server_name"], conf["address"]), ("hub.toko-maju.co.id", "hub.toko-maju.co.id:7443"),
+           "the first name is the one devices are given")
+        out = subprocess.run([HUB_BIN, "cert", "--dir", d], capture_output=True, text=True,
+                             timeout=60).stdout
+        for name in ("hub.toko-maju.co.id", "10.0.0.7", "::1"):
+            check(name in out, f"the certificate names {name}", out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    main([test_the_server_certificate_is_renewed_without_enrolling_again])
+    main([test_the_server_certificate_is_renewed_without_enrolling_again,
+          test_init_checks_every_host_name])

@@ -61,6 +61,12 @@ struct rl_pki_sign_opts {
 int rl_pki_sign_csr(const char *ca_key_path, const char *ca_cert_path, const char *csr_pem,
 		    const struct rl_pki_sign_opts *opts, char **cert_pem);
 
+/* RL_OK when rl_pki_sign_csr would accept opts (the common name, days,
+ * serial, every subjectAltName a host name or an IP address); else
+ * RL_EINVALID naming the first bad one. For a caller that checks its
+ * input before it writes anything. */
+int rl_pki_sign_opts_check(const struct rl_pki_sign_opts *opts);
+
 /* What a certificate file says of itself (relasi-hub cert): its validity
  * in seconds since the epoch (UTC), its subject CN, and its subjectAltNames
  * as text (DNS names, IPv4/IPv6 literals; others are left out). */
