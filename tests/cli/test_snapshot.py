@@ -677,6 +677,25 @@ def test_serve_builds_images_when_quiet():
         r = dev.js("sync")
         eq((r["image"], r["snapshot"] > 0), (False, True), "a stale image: record by record")
         assert_converged(hub, [dev])
+        # serve, quiet, builds the stale image again (of the schema and the
+        # epoch it has, behind the log by more than the lag it allows)
+        stale = image_json(hub)["seq"]
+        c["snapshot_image_changes"] = 1
+        with open(conf, "w") as f:
+            json.dump(c, f)
+        hub.stop()
+        seen = len(hub.logtext())
+        hub.start()
+        deadline = time.time() + 60
+        while "snapshot image built" not in hub.logtext()[seen:] and time.time() < deadline:
+            time.sleep(0.2)
+        check("snapshot image built" in hub.logtext()[seen:], "serve rebuilt the stale image",
+              hub.logtext()[seen:])
+        check(image_json(hub)["seq"] > stale, "up to the log's end", image_json(hub))
+        dev = hub.device("tari", "Tari")
+        devs.append(dev)
+        eq(dev.js("sync")["image"], True, "and serves it")
+        assert_converged(hub, [dev])
     finally:
         for d in devs:
             d.cleanup()
