@@ -714,6 +714,13 @@ static int cmd_tiers_config(struct cli_ctx *ctx, struct cli_args *a)
 					     a->pos[i]);
 			goto cleanup;
 		}
+		/* The name as typed: once the minimum is in minor units the
+		 * check below would quote '...=100' for a typed '...=1'. */
+		if (!mk_tier_name_ok(a->pos[i], (size_t)(eq - a->pos[i]))) {
+			error = rl_error_set(RL_EUSAGE, "'%.40s': a tier's name is letters, digits, "
+					     "'-' or '_', at most %d", a->pos[i], MK_TIER_NAME_BYTES);
+			goto cleanup;
+		}
 		/* A minimum is an amount like any other (docs/reports.md, "Bounded
 		 * amounts"): what rl_money_parse refuses — not a number, beyond
 		 * RL_MAX_MONEY_MINOR — is invalid input (exit 5) with the

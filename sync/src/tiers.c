@@ -41,7 +41,7 @@ void mk_month_add(char out[8], const char *month, int delta)
 	snprintf(out, 8, "%04d-%02d", total / 12 % 10000, total % 12 + 1);
 }
 
-static int name_ok(const char *s, size_t n)
+int mk_tier_name_ok(const char *s, size_t n)
 {
 	size_t i;
 
@@ -74,7 +74,7 @@ int mk_tiers_parse(struct mk_tiers *t, const char *levels, const char *currency)
 			end = p + strlen(p);
 		if (t->n == MK_MAX_TIERS)
 			return rl_error_set(RL_EINVALID, "tiers: more than %d levels", MK_MAX_TIERS);
-		if (!eq || eq > end || !name_ok(p, (size_t)(eq - p)))
+		if (!eq || eq > end || !mk_tier_name_ok(p, (size_t)(eq - p)))
 			return rl_error_set(RL_EINVALID, "tiers: '%.*s' is not NAME=MIN (a name of "
 					    "letters, digits, '-' or '_', at most %d)",
 					    (int)(end - p > 40 ? 40 : end - p), p, MK_TIER_NAME_BYTES);

@@ -238,7 +238,13 @@ def test_tiers_across_months():
         check("Gold" in r.err and "10000000000000.01" in r.err and "beyond the largest" in r.err
               and "10000000000000.00" in r.err, "the bound is named with the value", r.err)
         s.fails(5, "tiers", "config", "Gold=-5", "Red=0", contains="below 0")
+        s.fails(2, "tiers", "config", "Gold=1", "Gold=2", contains="'Gold' is named twice")
+        r = s.fails(2, "tiers", "config", "Go ld=1", "Red=0")
+        check("'Go ld=1'" in r.err and "letters, digits" in r.err,
+              "a bad name quoted as typed (not in minor units, 'Go ld=100')", r.err)
         eq(s.dump(), before, "a refused level writes nothing")
+        eq([r["tier"] for r in s.js("tiers", "config", "Red=0", "Gold=100", "Priority=600")["rows"]],
+           ["Priority", "Gold", "Red"], "levels given in any order are kept highest first")
         eq([r["min_monthly"] for r in s.js("tiers", "config", "Top=10000000000000", "Red=0")["rows"]],
            [RL_MAX_MONEY_MINOR, 0], "the bound itself is a level")
         s.fails(2, "tiers", "config", "Gold=1", "Red=1", "--currency", "USD", contains="same")

@@ -79,6 +79,10 @@ struct mk_tiers {
 /* Parse "Name=MIN;Name=MIN" (MIN minor units) as stored; sorted highest
  * first. RL_EINVALID naming what is wrong. */
 int mk_tiers_parse(struct mk_tiers *t, const char *levels, const char *currency);
+
+/* 1 when s[0..n) is a tier's name: 1..MK_TIER_NAME_BYTES letters, digits,
+ * '-' or '_' (what mk_tiers_parse accepts), else 0. */
+int mk_tier_name_ok(const char *s, size_t n);
 int mk_tiers_load(rl_store *s, struct mk_tiers *t);
 
 /* One account's tier in a month. */
