@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RELASI_VERSION "0.2.0"
+#ifndef RELASI_VERSION
+#error "RELASI_VERSION comes from CMakeLists.txt (project VERSION)"
+#endif
 
 static const struct cli_cmd *const cmd_tables[] = {
 	cli_cmds_core, cli_cmds_records, cli_cmds_activity, cli_cmds_query, cli_cmds_io,

@@ -38,7 +38,9 @@
 #include "relasi/report.h"
 #include "relasi/valid.h"
 
-#define HUB_VERSION "0.2.0"
+#ifndef RELASI_VERSION
+#error "RELASI_VERSION comes from CMakeLists.txt (project VERSION)"
+#endif
 
 static const char *hub_dir(const struct cli_args *a)
 {
@@ -1770,8 +1772,8 @@ static int prepare(struct cli_ctx *ctx, const struct cli_args *a)
 }
 
 static const struct cli_program hub_program = {
-	"relasi-hub", HUB_VERSION,
-	"relasi-hub — the Relasi hub: sync server and admin commands (version " HUB_VERSION ")",
+	"relasi-hub", RELASI_VERSION,
+	"relasi-hub — the Relasi hub: sync server and admin commands (version " RELASI_VERSION ")",
 	"Commands work on --dir DIR, else $RELASI_HUB_DIR, else the current directory.\n\n"
 	"exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 ambiguous,\n"
 	"             5 invalid input, 6 store too new, 7 store or file error\n"

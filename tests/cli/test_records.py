@@ -5,6 +5,7 @@ import csv
 import math
 import os
 import random
+import re
 import sqlite3
 import unicodedata
 
@@ -22,6 +23,23 @@ def test_help_and_usage():
     r = s.ok("deal add", "--help") if False else s.ok("deal", "add", "--help")
     for opt in ("--account", "--amount", "--currency", "--stage", "--close", "--json"):
         check(opt in r.out, f"deal add --help shows {opt}", r)
+    # one version number, the build's (CMakeLists.txt), with the schema it writes
+    with open(os.path.join(os.environ.get("RELASI_SOURCE_DIR", os.path.join(
+            os.path.dirname(__file__), "..", "..")), "CMakeLists.txt")) as f:
+        version = re.search(r"project\(relasi VERSION ([0-9.]+)", f.read()).group(1)
+    eq(s.ok("--version").out, f"relasi {version} (schema {SCHEMA_LATEST})\n", "--version")
+    head = s.ok("--help").out.splitlines()[0]
+    check(f"(version {version})" in head, "--help says it too", head)
+    eq(s.ok("help", "deal", "add").out, s.ok("deal", "add", "--help").out,
+       "help COMMAND is COMMAND --help")
+    lines = s.ok("help", "deal").out.splitlines()
+    check(lines and all(ln.split()[0] == "deal" for ln in lines) and
+          any("deal move" in ln for ln in lines), "help WORD lists the commands it starts", lines)
+    eq(s.ok("help").out, s.ok("--help").out, "help alone is --help")
+    r = s.run()
+    check(r.code == 2 and "usage: relasi" in r.err and r.out == "",
+          "no command: the usage on stderr, exit 2", r)
+    s.fails(2, "--frob", contains="unknown option '--frob'")
     s.fails(2, "frobnicate", contains="unknown command")
     s.fails(2, "account", "add", "X", "--bogus", "1", contains="--bogus")
     s.fails(3, "status", contains="relasi init")     # no store yet
