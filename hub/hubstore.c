@@ -1563,11 +1563,14 @@ static int apply_update(rl_store *s, const struct hub_peer *p, struct change *c,
 		goto cleanup;
 	if ((error = get_field_state(s, c, &fs)) < 0)
 		goto cleanup;
-	/* The other field of a pair, sent unchanged with its partner, as the
-	 * hub has it: nothing to refuse or decide (a rep's edit of a
+	/* Nothing to refuse or decide: the other field of a pair, sent
+	 * unchanged with its partner, as the hub has it (a rep's edit of a
 	 * colleague's amount is one refusal, not two; decide_pair reads it as
-	 * "same" too). */
-	if (c->partner && !deleted && rl_value_equal(&c->value, &cur.v)) {
+	 * "same" too); and a stage move sent again as the hub has it (a store
+	 * restored from an older copy sends what it had sent before): history
+	 * is never edited, and this edits nothing. */
+	if ((c->partner || strcmp(c->tbl, "deal_stage_events") == 0) && !deleted &&
+	    rl_value_equal(&c->value, &cur.v)) {
 		answer(c, "same", fs.exists ? fs.version : 0, NULL);
 		stats->same++;
 		goto cleanup;

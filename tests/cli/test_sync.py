@@ -1222,6 +1222,53 @@ def test_store_restored_from_an_older_copy():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_restored_store_sends_a_stage_move_again_as_the_hub_has_it():
+    """A laptop restored from a copy taken before a sync sends that sync's
+    changes again, under a new batch number. A field the hub holds at the
+    same value is "same"; a stage move (history, never edited) was refused
+    instead ("stage moves are history"), left refused on the device for
+    the rep to puzzle over. The same move, as the hub has it, is "same"
+    too; a move the hub has with other values is still refused. (Found
+    by scripts/oomtest.py, whose runs send one store's changes again.)"""
+    hub = Hub()
+    ani = hub.device("ani", "Ani Lestari")
+    tmp = tempfile.mkdtemp(prefix="relasi-restore-")
+    try:
+        ani.ok("account", "add", "Toko Satu", "--city", "Bandung")
+        ani.ok("deal", "add", "Kulkas", "--account", "Toko Satu", "--amount", "1000000")
+        ani.ok("sync")
+        ani.ok("deal", "move", "Kulkas", "Proposal")
+        copy = os.path.join(tmp, "copy.db")
+        ani.copy_to(copy)                     # the move still to send
+        ani.ok("sync")
+        ani.restore_from(copy)
+        r = ani.js("sync")
+        eq((r["refused"], r["conflicts"]), (0, 0), f"the move sent again is nothing to refuse: {r}")
+        check(r["same"] >= 6, "the event's fields and the deal's stage: same", r)
+        eq(hub.query("SELECT count(*) FROM deal_stage_events"), [(2,)],
+           "the deal's creation and its one move, once")
+        st = ani.js("status")
+        eq((st["pending"], st["refused"]), (0, 0), "nothing left on the device")
+        assert_converged(hub, [ani])
+        # a move sent with another value than the hub's is still refused
+        from test_policy import Session
+        ev, at = hub.query("SELECT id, at FROM deal_stage_events WHERE from_stage_id IS NOT NULL")[0]
+        sess = Session(hub, ani)
+        try:
+            res = sess.push([{"t": "deal_stage_events", "r": ev, "f": "at", "v": at, "b": 0},
+                             {"t": "deal_stage_events", "r": ev, "f": "at",
+                              "v": "2026-01-01T00:00:00Z", "b": 0}])
+        finally:
+            sess.close()
+        eq([(x["s"], x.get("reason")) for x in res],
+           [("same", None), ("refused", "stage moves are history: they are never edited")],
+           "the same value: same; another: refused")
+    finally:
+        ani.cleanup()
+        hub.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_a_reused_batch_number_renumbers_the_batches_after_it_in_order():
     """While the hub merges a batch, the device freezes the next one. When
     the hub answers that it has the first batch's number already (a store
@@ -1274,6 +1321,7 @@ if __name__ == "__main__":
           test_lost_ack_and_killed_hub, test_hub_sigkill_mid_sync,
           test_store_restored_from_an_older_copy,
           test_a_reused_batch_number_renumbers_the_batches_after_it_in_order,
+          test_a_restored_store_sends_a_stage_move_again_as_the_hub_has_it,
           test_a_customer_deleted_with_cascade_and_a_deal_made_for_it_offline,
           test_an_edit_that_keeps_a_deal_alive_keeps_its_customer,
           test_new_work_for_a_deleted_customer_brings_it_back,
