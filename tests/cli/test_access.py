@@ -927,7 +927,8 @@ def test_init_makes_its_directory_private():
     try:
         os.chmod(made, 0o755)
         r = subprocess.run([HUB_BIN, "init", made, "--name", "Dua",
-                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+                            "--listen", "127.0.0.1:7443"], capture_output=True, text=True,
+                           timeout=60)
         check(r.returncode == 0, "init into an existing empty directory", r)
         eq(oct(os.stat(made).st_mode & 0o777), oct(0o700), "the hub's directory is 0700")
     finally:
