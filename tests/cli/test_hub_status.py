@@ -272,7 +272,58 @@ def test_a_bye_with_a_bad_cursor_records_nothing():
         hub.cleanup()
 
 
+def test_admin_commands_speak_json_and_find_the_hub_by_its_variable():
+    """What scripts read: the --json answers of the admin commands that had
+    none tested (revoke, cert renew, snapshot build, audit verify, backup,
+    restore), each with the figures it prints as text; and the hub found
+    through $RELASI_HUB_DIR when no --dir is given."""
+    hub = Hub()
+    ani = hub.device("ani", "Ani")
+    oki = hub.device("oki", "Oki")
+    work = tempfile.mkdtemp(prefix="relasi-json-")
+    try:
+        ani.ok("account", "add", "Toko Json", "--city", "Solo")
+        sync_seen(hub, ani)
+        last = top(hub)
+        env = dict(os.environ, RELASI_HUB_DIR=hub.dir)
+        r = subprocess.run([HUB_BIN, "--json", "status"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        eq(r.returncode, 0, f"status without --dir: {r.stderr}")
+        eq((json.loads(r.stdout)["name"], json.loads(r.stdout)["dir"]), ("Test Hub", hub.dir),
+           "the hub of $RELASI_HUB_DIR")
+        dev = oki.js("status")["device_id"]
+        eq(json.loads(hub.admin("--json", "device", "revoke", dev)), {"device": dev, "revoked": True},
+           "device revoke")
+        last = top(hub)                 # the revocation is a change too
+        cert = json.loads(hub.admin("--json", "cert", "renew"))
+        eq((cert["certificate"], cert["subject"]), ("server", "localhost"), "cert renew")
+        snap = json.loads(hub.admin("--json", "snapshot", "build"))
+        eq(snap["seq"], last, "snapshot build: up to the log's last change")
+        check(snap["rows"] > 0 and os.path.exists(os.path.join(hub.dir, "snapshot", snap["file"])),
+              "with the rows it holds, in its file", snap)
+        hub.wait_history()
+        ver = json.loads(hub.admin("--json", "audit", "verify"))
+        eq(ver["seq"], last, "audit verify: the history up to the last change")
+        archive = os.path.join(work, "hub.tar.zst")
+        man = json.loads(hub.admin("--json", "backup", archive))
+        eq((man["hub"], man["last_seq"], man["audit_head"]), ("Test Hub", last, ver["head"]),
+           "backup: the manifest")
+        r = subprocess.run([HUB_BIN, "--json", "restore", archive, os.path.join(work, "r")],
+                           capture_output=True, text=True, timeout=120)
+        eq(r.returncode, 0, f"restore: {r.stderr}")
+        eq({k: json.loads(r.stdout)[k] for k in ("hub", "created", "last_seq")},
+           {k: man[k] for k in ("hub", "created", "last_seq")}, "restore: the same manifest")
+        out = hub.admin("duplicates", "scan").strip()
+        eq(out, "checked 1 customers and contacts: 0 new duplicate candidates", "duplicates scan")
+    finally:
+        ani.cleanup()
+        oki.cleanup()
+        hub.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     main([test_status_tells_what_needs_deciding,
           test_the_admin_sees_which_devices_have_a_resolution,
-          test_a_bye_with_a_bad_cursor_records_nothing])
+          test_a_bye_with_a_bad_cursor_records_nothing,
+          test_admin_commands_speak_json_and_find_the_hub_by_its_variable])
