@@ -747,7 +747,7 @@ def test_a_hub_on_ipv6_loopback():
         hub.start()
         eq(hub.listening, f"[::1]:{hub.port}", "the hub listens on [::1]")
         ani = hub.device("ani")
-        check(f"from ::1" in hub.logtext(), "the enrolment came over IPv6", hub.logtext())
+        check("from ::1" in hub.logtext(), "the enrolment came over IPv6", hub.logtext())
         ani.ok("account", "add", "Toko Enam", "--city", "Solo")
         r = ani.js("sync")
         eq(r["applied"] > 0, True, "the device syncs over IPv6")
