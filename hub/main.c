@@ -375,7 +375,13 @@ static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 	if (!ctx->json)
 		fprintf(stderr, "user %s added; enrolment token (one use, give it to the device):\n",
 			a->pos[0]);
-	return print_token(ctx, a, a->pos[0], ttl);
+	/* The user is committed: a token that fails now (out of memory, a
+	 * full disk) leaves a user without one, which the admin is told how
+	 * to mend; adding the user again would say it exists. */
+	if ((error = print_token(ctx, a, a->pos[0], ttl)) < 0)
+		rl_error_prefix("user %s was added, but no enrolment token was made (make one with "
+				"'relasi-hub user token %s')", a->pos[0], a->pos[0]);
+	return error;
 }
 
 static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)

@@ -350,10 +350,20 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 		for (q = b + strlen("-----BEGIN CERTIFICATE-----"); q < e; q++)
 			if (*q != '\n' && *q != '\r')
 				sqlite3_str_appendchar(clean, 1, *q);
-		c = sqlite3_str_finish(clean);
-		if (!c || mbedtls_base64_decode(NULL, 0, &dlen, (unsigned char *)c, strlen(c)) ==
-			  MBEDTLS_ERR_BASE64_INVALID_CHARACTER ||
-		    !(der = malloc(dlen + 1)) ||
+		/* Out of memory is said as such, not as a damaged file. */
+		if (sqlite3_str_errcode(clean) != SQLITE_OK) {
+			sqlite3_free(sqlite3_str_finish(clean));
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		c = sqlite3_str_finish(clean);     /* NULL: nothing between the lines */
+		if (c && mbedtls_base64_decode(NULL, 0, &dlen, (unsigned char *)c, strlen(c)) !=
+			 MBEDTLS_ERR_BASE64_INVALID_CHARACTER && !(der = malloc(dlen + 1))) {
+			sqlite3_free(c);
+			error = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		if (!c || !der ||
 		    mbedtls_base64_decode(der, dlen + 1, &dlen, (unsigned char *)c, strlen(c)) != 0) {
 			sqlite3_free(c);
 			error = rl_error_set(RL_EINVALID, "cannot decode %s", path);
