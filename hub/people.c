@@ -332,44 +332,12 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 	if ((error = hub_conf_load(dir, &conf)) < 0)
 		return error;
 	if ((error = hub_path(path, sizeof(path), dir, HUB_SERVER_CA)) < 0 ||
-	    (error = rl_pki_read_file(path, &ca_pem)) < 0 ||
-	    (error = rl_pki_fingerprint_pem(ca_pem, fp)) < 0)
+	    (error = rl_pki_read_file(path, &ca_pem)) < 0)
 		goto cleanup;
-	/* PEM -> DER: the token carries the certificate compactly. */
-	{
-		const char *b = strstr(ca_pem, "-----BEGIN CERTIFICATE-----");
-		const char *e = b ? strstr(b, "-----END CERTIFICATE-----") : NULL;
-		sqlite3_str *clean = sqlite3_str_new(NULL);
-		char *c;
-		const char *q;
-		if (!b || !e) {
-			sqlite3_free(sqlite3_str_finish(clean));
-			error = rl_error_set(RL_EINVALID, "%s holds no certificate", path);
-			goto cleanup;
-		}
-		for (q = b + strlen("-----BEGIN CERTIFICATE-----"); q < e; q++)
-			if (*q != '\n' && *q != '\r')
-				sqlite3_str_appendchar(clean, 1, *q);
-		/* Out of memory is said as such, not as a damaged file. */
-		if (sqlite3_str_errcode(clean) != SQLITE_OK) {
-			sqlite3_free(sqlite3_str_finish(clean));
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-			goto cleanup;
-		}
-		c = sqlite3_str_finish(clean);     /* NULL: nothing between the lines */
-		if (c && mbedtls_base64_decode(NULL, 0, &dlen, (unsigned char *)c, strlen(c)) !=
-			 MBEDTLS_ERR_BASE64_INVALID_CHARACTER && !(der = malloc(dlen + 1))) {
-			sqlite3_free(c);
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-			goto cleanup;
-		}
-		if (!c || !der ||
-		    mbedtls_base64_decode(der, dlen + 1, &dlen, (unsigned char *)c, strlen(c)) != 0) {
-			sqlite3_free(c);
-			error = rl_error_set(RL_EINVALID, "cannot decode %s", path);
-			goto cleanup;
-		}
-		sqlite3_free(c);
+	/* The token carries the CA compactly, as DER; its fingerprint pins it. */
+	if ((error = rl_pki_cert_der(ca_pem, &der, &dlen, fp)) < 0) {
+		rl_error_prefix("%s", path);
+		goto cleanup;
 	}
 	if ((error = b64url_encode(der, dlen, &ca_b64)) < 0)
 		goto cleanup;

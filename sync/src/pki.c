@@ -894,14 +894,17 @@ cleanup:
 	return rc;
 }
 
-int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ])
+int rl_pki_cert_der(const char *cert_pem, unsigned char **der, size_t *len,
+		    char fp[RL_FINGERPRINT_BUFSZ])
 {
 	unsigned char digest[32];
 	mbedtls_x509_crt crt;
 	int ret, rc = RL_OK;
 
 	mbedtls_x509_crt_init(&crt);
-	out[0] = '\0';
+	fp[0] = '\0';
+	if (der)
+		*der = NULL;
 	if (!cert_pem) {
 		rc = rl_error_set(RL_EINVALID, "no certificate given");
 		goto cleanup;
@@ -916,10 +919,23 @@ int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ])
 		rc = rl_pki_mbed_error(RL_ERROR, ret, "hashing the certificate");
 		goto cleanup;
 	}
-	rl_pki_hex(digest, sizeof(digest), out);
+	if (der) {
+		if (!(*der = malloc(crt.raw.len))) {
+			rc = rl_error_set(RL_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		memcpy(*der, crt.raw.p, crt.raw.len);
+		*len = crt.raw.len;
+	}
+	rl_pki_hex(digest, sizeof(digest), fp);
 cleanup:
 	mbedtls_x509_crt_free(&crt);
 	return rc;
+}
+
+int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ])
+{
+	return rl_pki_cert_der(cert_pem, NULL, NULL, out);
 }
 
 int rl_pki_fingerprint_file(const char *path, char out[RL_FINGERPRINT_BUFSZ])

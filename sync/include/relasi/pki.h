@@ -82,6 +82,11 @@ int rl_pki_cert_info_file(const char *path, struct rl_pki_cert_info *info);
 
 /* SHA-256 of the DER form of the first certificate in a PEM string. */
 int rl_pki_fingerprint_pem(const char *cert_pem, char out[RL_FINGERPRINT_BUFSZ]);
+/* The first certificate of cert_pem as DER (*der malloc'd: the caller
+ * frees; der NULL: not wanted) and its fingerprint, from one parse.
+ * RL_EINVALID naming why it does not parse; RL_ENOMEM. */
+int rl_pki_cert_der(const char *cert_pem, unsigned char **der, size_t *len,
+		    char fp[RL_FINGERPRINT_BUFSZ]);
 /* Same, of the certificate file at path. */
 int rl_pki_fingerprint_file(const char *path, char out[RL_FINGERPRINT_BUFSZ]);
 
