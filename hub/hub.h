@@ -226,10 +226,14 @@ int hub_image_serve(rl_store *s, const char *dir, json_t *req, rl_conn *c, int t
  * token (the message says which). */
 int hub_enroll(rl_store *s, const char *dir, json_t *req, json_t **resp);
 
-/* Admin: create a user (a synced users row) and return its id. team may be
- * NULL (no team). */
-int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
-		 const char *team, char id[RL_ID_BUFSZ]);
+/* Admin: create a user (a synced users row) and its first enrolment token
+ * (as hub_token_create, valid ttl seconds), in one transaction and one
+ * audit commit: either both are stored or neither. team may be NULL (no
+ * team). The user's id goes to id; *token is malloc'd (the caller frees
+ * it), NULL on failure. RL_EINVALID for a bad field or a login that
+ * exists; hub.json or the server CA unreadable: nothing is written. */
+int hub_user_add(rl_store *s, const char *dir, const char *login, const char *name,
+		 const char *role, const char *team, long ttl, char id[RL_ID_BUFSZ], char **token);
 
 /* Admin: change user login's role, name or team (NULL: unchanged; an
  * empty team clears it), each field that differs one change every device

@@ -335,62 +335,57 @@ static int parse_ttl(const struct cli_args *a, long *ttl)
 	return RL_OK;
 }
 
-static int print_token(struct cli_ctx *ctx, const struct cli_args *a, const char *login, long ttl)
+/* The token as `user add` and `user token` print it: the text alone on
+ * stdout (a script takes it whole), or --json. */
+static int print_token(struct cli_ctx *ctx, const char *login, const char *token, long ttl)
 {
-	char *token = NULL;
-	int error;
-
-	if ((error = hub_token_create(ctx->store, hub_dir(a), login, ttl, &token)) < 0)
-		return error;
-	audit_after_write(ctx, a);
 	if (ctx->json)
-		error = cli_print_json(json_pack("{s:s, s:s, s:I}", "login", login, "token", token,
-						 "ttl_seconds", (json_int_t)ttl));
-	else
-		printf("%s\n", token);
-	free(token);
-	return error;
+		return cli_print_json(json_pack("{s:s, s:s, s:I}", "login", login, "token", token,
+						"ttl_seconds", (json_int_t)ttl));
+	printf("%s\n", token);
+	return RL_OK;
 }
 
+/* The user and the token are one transaction (hub_user_add): a failure
+ * leaves neither, so the command can simply be run again. */
 static int cmd_user_add(struct cli_ctx *ctx, struct cli_args *a)
 {
-	char id[RL_ID_BUFSZ];
-	json_t *conf;
+	char id[RL_ID_BUFSZ], *token = NULL;
 	long ttl;
 	int error;
 
 	if (!cli_get(a, "name") || !cli_get(a, "role"))
 		return cli_usage_error(a->cmd, "user add needs --name and --role");
-	/* The token needs hub.json: read it before the user is added, so that
-	 * a broken one changes nothing (running the command again would say
-	 * the user exists). */
-	if ((error = parse_ttl(a, &ttl)) < 0 || (error = hub_conf_load(hub_dir(a), &conf)) < 0)
-		return error;
-	json_decref(conf);
-	if ((error = open_hub(ctx, a)) < 0 ||
-	    (error = hub_user_add(ctx->store, a->pos[0], cli_get(a, "name"), cli_get(a, "role"),
-				  cli_get(a, "team"), id)) < 0)
+	if ((error = parse_ttl(a, &ttl)) < 0 || (error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_user_add(ctx->store, hub_dir(a), a->pos[0], cli_get(a, "name"),
+				  cli_get(a, "role"), cli_get(a, "team"), ttl, id, &token)) < 0)
 		return error;
 	audit_after_write(ctx, a);
 	if (!ctx->json)
 		fprintf(stderr, "user %s added; enrolment token (one use, give it to the device):\n",
 			a->pos[0]);
-	/* The user is committed: a token that fails now (out of memory, a
-	 * full disk) leaves a user without one, which the admin is told how
-	 * to mend; adding the user again would say it exists. */
-	if ((error = print_token(ctx, a, a->pos[0], ttl)) < 0)
-		rl_error_prefix("user %s was added, but no enrolment token was made (make one with "
-				"'relasi-hub user token %s')", a->pos[0], a->pos[0]);
+	/* Both are committed: a token that cannot be printed (out of memory
+	 * for --json) is unknown to anyone and expires unused. */
+	if ((error = print_token(ctx, a->pos[0], token, ttl)) < 0)
+		rl_error_prefix("user %s was added, but its token could not be printed (make "
+				"another with 'relasi-hub user token %s')", a->pos[0], a->pos[0]);
+	free(token);
 	return error;
 }
 
 static int cmd_user_token(struct cli_ctx *ctx, struct cli_args *a)
 {
+	char *token = NULL;
 	long ttl;
 	int error;
-	if ((error = parse_ttl(a, &ttl)) < 0 || (error = open_hub(ctx, a)) < 0)
+
+	if ((error = parse_ttl(a, &ttl)) < 0 || (error = open_hub(ctx, a)) < 0 ||
+	    (error = hub_token_create(ctx->store, hub_dir(a), a->pos[0], ttl, &token)) < 0)
 		return error;
-	return print_token(ctx, a, a->pos[0], ttl);
+	audit_after_write(ctx, a);
+	error = print_token(ctx, a->pos[0], token, ttl);
+	free(token);
+	return error;
 }
 
 /* A listing with an --all switch: the query's ?1 is non-NULL with --all,

@@ -34,6 +34,20 @@
 #define TOKEN_PREFIX "rl1."
 #define TOKEN_MAX 8192          /* the whole token text; a CA certificate is ~700 bytes */
 
+/* A token is made whole — its secret, hash and text — before the
+ * transaction that stores it, so that nothing can fail between that
+ * commit and the admin holding the text, and so that `user add` stores
+ * the user and the token in one transaction. */
+struct token {
+	char id_hex[33];
+	unsigned char salt[16], hash[32];
+	char *text;             /* malloc'd "rl1." + base64url(JSON) */
+};
+
+static int token_make(const char *dir, struct token *t);
+static int token_store(rl_store *s, const struct token *t, const char *user, long ttl);
+static int check_ttl(long ttl);
+
 static int random_bytes(unsigned char *buf, size_t len)
 {
 	size_t got = 0;
@@ -138,21 +152,24 @@ static int check_user_field(const char *field, const char *value, int required)
 	return RL_OK;
 }
 
-int hub_user_add(rl_store *s, const char *login, const char *name, const char *role,
-		 const char *team, char id[RL_ID_BUFSZ])
+int hub_user_add(rl_store *s, const char *dir, const char *login, const char *name,
+		 const char *role, const char *team, long ttl, char id[RL_ID_BUFSZ], char **token)
 {
 	const char *fields[4] = { "login", "name", "role", "team" };
 	const char *values[4] = { login, name, role, team && *team ? team : NULL };
+	struct token t = { .text = NULL };
 	sqlite3_stmt *st;
 	long long first_seq;
-	char note[128];
+	char note[160];
 	int error, i, exists;
 
+	*token = NULL;
 	for (i = 0; i < 4; i++)
 		if ((error = check_user_field(fields[i], values[i], i < 3)) < 0)
 			return error;     /* the team is optional */
-	if ((error = rl_store_begin(s)) < 0)
-		return error;
+	if ((error = check_ttl(ttl)) < 0 || (error = token_make(dir, &t)) < 0 ||
+	    (error = rl_store_begin(s)) < 0)
+		goto cleanup;
 	if ((error = rl_store_prepare(s, "SELECT 1 FROM users WHERE login = ?1 AND deleted = 0",
 				      &st)) < 0)
 		goto fail;
@@ -193,12 +210,20 @@ int hub_user_add(rl_store *s, const char *login, const char *name, const char *r
 					     "admin", &seq)) < 0)
 			goto fail;
 	}
-	snprintf(note, sizeof(note), "user %.60s added as %.20s", login, role);
-	if ((error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0)
+	if ((error = token_store(s, &t, id, ttl)) < 0)
 		goto fail;
-	return rl_store_commit(s);
+	snprintf(note, sizeof(note), "user %.60s added as %.20s, enrolment token %.12s", login, role,
+		 t.id_hex);
+	if ((error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0 ||
+	    (error = rl_store_commit(s)) < 0)
+		goto fail;
+	*token = t.text;
+	t.text = NULL;
+	goto cleanup;
 fail:
 	rl_store_rollback(s);
+cleanup:
+	free(t.text);
 	return error;
 }
 
@@ -310,25 +335,17 @@ static int b64url_encode(const unsigned char *in, size_t len, char **out)
 	return RL_OK;
 }
 
-int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, char **token)
+static int token_make(const char *dir, struct token *t)
 {
-	char path[4096], fp[RL_FINGERPRINT_BUFSZ], id_hex[33], secret_hex[65], now[21];
-	unsigned char id_raw[16], secret[32], salt[16], hash[32];
+	char path[4096], fp[RL_FINGERPRINT_BUFSZ], secret_hex[65];
+	unsigned char id_raw[16], secret[32];
 	char *ca_pem = NULL, *ca_b64 = NULL, *json = NULL, *body = NULL;
 	json_t *conf = NULL, *tok = NULL;
-	sqlite3_stmt *st;
-	char user[RL_ID_BUFSZ], expires[21], note[128], tpre[13];
-	long long first_seq;
-	int error, rc;
-	size_t dlen = 0;
 	unsigned char *der = NULL;
+	size_t dlen = 0;
+	int error;
 
-	*token = NULL;
-	if (ttl <= 0 || ttl > 30L * 24 * 3600)
-		return rl_error_set(RL_EINVALID, "token lifetime must be 1 s .. 30 days");
-	if ((error = find_user(s, login, user, NULL)) < 0)
-		return error;
-
+	t->text = NULL;
 	if ((error = hub_conf_load(dir, &conf)) < 0)
 		return error;
 	if ((error = hub_path(path, sizeof(path), dir, HUB_SERVER_CA)) < 0 ||
@@ -339,74 +356,31 @@ int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, 
 		rl_error_prefix("%s", path);
 		goto cleanup;
 	}
-	if ((error = b64url_encode(der, dlen, &ca_b64)) < 0)
-		goto cleanup;
-	if ((error = random_bytes(id_raw, sizeof(id_raw))) < 0 ||
+	if ((error = b64url_encode(der, dlen, &ca_b64)) < 0 ||
+	    (error = random_bytes(id_raw, sizeof(id_raw))) < 0 ||
 	    (error = random_bytes(secret, sizeof(secret))) < 0 ||
-	    (error = random_bytes(salt, sizeof(salt))) < 0)
+	    (error = random_bytes(t->salt, sizeof(t->salt))) < 0)
 		goto cleanup;
-	hex(id_hex, id_raw, sizeof(id_raw));
+	hex(t->id_hex, id_raw, sizeof(id_raw));
 	hex(secret_hex, secret, sizeof(secret));
-	if ((error = pbkdf2(secret_hex, salt, sizeof(salt), RL_TOKEN_PBKDF2_ROUNDS, hash)) < 0)
+	if ((error = pbkdf2(secret_hex, t->salt, sizeof(t->salt), RL_TOKEN_PBKDF2_ROUNDS,
+			    t->hash)) < 0)
 		goto cleanup;
-	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
-	rl_time_format_utc(expires, rl_store_now_ms(s) / 1000 + ttl);
-	if ((error = rl_store_begin(s)) < 0)
-		goto cleanup;
-	if ((error = hub_audit_begin(s, &first_seq)) < 0) {
-		rl_store_rollback(s);
-		goto cleanup;
-	}
-	if ((error = rl_store_prepare(s, "INSERT INTO hub_tokens(id, user_id, salt, hash, rounds, "
-				      "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-				      &st)) < 0) {
-		rl_store_rollback(s);
-		goto cleanup;
-	}
-	sqlite3_bind_text(st, 1, id_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, salt, sizeof(salt), SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, hash, sizeof(hash), SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, RL_TOKEN_PBKDF2_ROUNDS);
-	sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, rl_store_now_ms(s) / 1000 + ttl);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		error = rl_store_error(s, "storing the token");
-		rl_store_rollback(s);
-		goto cleanup;
-	}
-	/* The audit history gets the token by the first 12 digits of its id:
-	 * enough to tell it from the admin's others and to find the device
-	 * that used it, while the history (cloned off-site, readable by every
-	 * local user) holds neither the whole id nor, ever, the secret. */
-	snprintf(tpre, sizeof(tpre), "%.12s", id_hex);
-	snprintf(note, sizeof(note), "enrolment token %s for %.60s", tpre, login);
-	error = hub_log_event(s, "hub_tokens", tpre, "user_id", user, "hub", NULL);
-	if (error == 0)
-		error = hub_log_event(s, "hub_tokens", tpre, "expires_at", expires, "hub", NULL);
-	if (error == 0)
-		error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note);
-	if (error < 0 || (error = rl_store_commit(s)) < 0) {
-		rl_store_rollback(s);
-		goto cleanup;
-	}
 	tok = json_pack("{s:O, s:O, s:s, s:s, s:s, s:s}",
 			"a", json_object_get(conf, "address"), "n", json_object_get(conf, "server_name"),
-			"f", fp, "c", ca_b64, "i", id_hex, "s", secret_hex);
+			"f", fp, "c", ca_b64, "i", t->id_hex, "s", secret_hex);
 	if (!tok || !(json = json_dumps(tok, JSON_COMPACT))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
 	if ((error = b64url_encode((const unsigned char *)json, strlen(json), &body)) < 0)
 		goto cleanup;
-	if (!(*token = malloc(strlen(TOKEN_PREFIX) + strlen(body) + 1))) {
+	if (!(t->text = malloc(strlen(TOKEN_PREFIX) + strlen(body) + 1))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	memcpy(*token, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
-	memcpy(*token + strlen(TOKEN_PREFIX), body, strlen(body) + 1);
+	memcpy(t->text, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
+	memcpy(t->text + strlen(TOKEN_PREFIX), body, strlen(body) + 1);
 cleanup:
 	json_decref(conf);
 	json_decref(tok);
@@ -415,6 +389,75 @@ cleanup:
 	free(ca_pem);
 	free(ca_b64);
 	free(der);
+	return error;
+}
+
+/* Inside the caller's transaction: the token's row for user (an id) and
+ * its two events. The audit history gets the token by the first 12 digits
+ * of its id: enough to tell it from the admin's others and to find the
+ * device that used it, while the history (cloned off-site, readable by
+ * every local user) holds neither the whole id nor, ever, the secret. */
+static int token_store(rl_store *s, const struct token *t, const char *user, long ttl)
+{
+	char now[21], expires[21], tpre[13];
+	sqlite3_stmt *st;
+	int error, rc;
+
+	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
+	rl_time_format_utc(expires, rl_store_now_ms(s) / 1000 + ttl);
+	if ((error = rl_store_prepare(s, "INSERT INTO hub_tokens(id, user_id, salt, hash, rounds, "
+				      "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				      &st)) < 0)
+		return error;
+	sqlite3_bind_text(st, 1, t->id_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, t->salt, sizeof(t->salt), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, t->hash, sizeof(t->hash), SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, RL_TOKEN_PBKDF2_ROUNDS);
+	sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, rl_store_now_ms(s) / 1000 + ttl);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rl_store_error(s, "storing the token");
+	snprintf(tpre, sizeof(tpre), "%.12s", t->id_hex);
+	if ((error = hub_log_event(s, "hub_tokens", tpre, "user_id", user, "hub", NULL)) < 0)
+		return error;
+	return hub_log_event(s, "hub_tokens", tpre, "expires_at", expires, "hub", NULL);
+}
+
+static int check_ttl(long ttl)
+{
+	if (ttl <= 0 || ttl > 30L * 24 * 3600)
+		return rl_error_set(RL_EINVALID, "token lifetime must be 1 s .. 30 days");
+	return RL_OK;
+}
+
+int hub_token_create(rl_store *s, const char *dir, const char *login, long ttl, char **token)
+{
+	struct token t = { .text = NULL };
+	char user[RL_ID_BUFSZ], note[128];
+	long long first_seq;
+	int error;
+
+	*token = NULL;
+	if ((error = check_ttl(ttl)) < 0 || (error = find_user(s, login, user, NULL)) < 0 ||
+	    (error = token_make(dir, &t)) < 0)
+		goto cleanup;
+	snprintf(note, sizeof(note), "enrolment token %.12s for %.60s", t.id_hex, login);
+	if ((error = rl_store_begin(s)) < 0)
+		goto cleanup;
+	if ((error = hub_audit_begin(s, &first_seq)) < 0 ||
+	    (error = token_store(s, &t, user, ttl)) < 0 ||
+	    (error = hub_audit_mark(s, first_seq, "admin", "hub", NULL, 0, 0, note)) < 0 ||
+	    (error = rl_store_commit(s)) < 0) {
+		rl_store_rollback(s);
+		goto cleanup;
+	}
+	*token = t.text;
+	t.text = NULL;
+cleanup:
+	free(t.text);
 	return error;
 }
 

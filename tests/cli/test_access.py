@@ -892,6 +892,22 @@ def test_user_add_checks_the_lifetime_first():
         finally:
             with open(conf, "w") as f:
                 f.write(good)
+        # The user and the token are one transaction: a token that cannot
+        # be made (the server CA damaged) left the user added without one.
+        ca = os.path.join(hub.dir, "server-ca.crt")
+        with open(ca, "rb") as f:
+            good_ca = f.read()
+        try:
+            with open(ca, "wb") as f:
+                f.write(good_ca[:200])
+            r = hub.admin_run("user", "add", "citra", "--name", "Citra", "--role", "rep")
+            check(r.returncode != 0 and "server-ca.crt" in r.stderr, "the damaged CA is named", r)
+            eq(hub.query("SELECT count(*) FROM users WHERE login = 'citra'"), [(0,)],
+               "no user added without its token")
+            eq(hub.query("SELECT count(*) FROM hub_tokens"), [(1,)], "and no token")
+        finally:
+            with open(ca, "wb") as f:
+                f.write(good_ca)
         tok = hub.token("citra", ttl="720h")
         check(tok.startswith("rl1."), "30 days is allowed", tok)
         eq(hub.query("SELECT expires_at - CAST(strftime('%s', created_at) AS INTEGER) FROM "

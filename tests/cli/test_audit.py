@@ -845,9 +845,16 @@ def test_device_and_token_actions_are_commits():
         eq(len(tokens), 2, "two tokens: user add's and user token's")
         made = [c for c in commits if "enrolment token" in c]
         eq(len(made), 2, f"each token's creation is a commit: {commits}")
+        # user add's token is in the commit that adds the user (one
+        # transaction); user token's is a commit of its own.
+        check(made[0].startswith("relasi-hub|hub: user ani added as rep, enrolment token " +
+                                 tokens[0][0][:12]),
+              "by the hub: the user, and the token's id prefix", made[0])
+        check(made[1].startswith("relasi-hub|hub: enrolment token " + tokens[1][0][:12] +
+                                 " for ani"),
+              "by the hub: the token's id prefix and the user's login", made[1])
         for (tid, _), c in zip(tokens, made):
-            check(c.startswith("relasi-hub|hub: enrolment token " + tid[:12] + " for ani"),
-                  "by the hub: the token's id prefix and the user's login", c)
+            check(f"hub_tokens {tid[:12]}: " in c, "the body names the token", c)
             check(tid not in c, "never the whole id", c)
         enrolled = [c for c in commits if "enrolled" in c]
         eq(len(enrolled), 1, f"the enrolment is a commit: {commits}")
