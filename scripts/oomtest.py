@@ -1,33 +1,52 @@
 #!/usr/bin/env python3
-"""oomtest.py — out-of-memory testing of the real programs.
+"""oomtest.py — out-of-memory and failed-write testing of the real programs.
 
 Each command below (a rep's, and the hub admin's on a copy of the hub's
-directory) runs once normally under tests/oom/failmalloc.c, which
-counts its allocations; then once per allocation N (every STEP-th with
---step), with the Nth allocation failing. Every such run must:
+directory) runs once normally under tests/oom/failshim.c, which counts
+its allocations (with --io: its writes, syncs and truncations of files and
+sockets); then once per allocation N (every STEP-th with --step), with the
+Nth failing. Every such run must:
   - end by itself with a documented exit code (0-9), never a signal;
-  - say why on stderr when it fails;
+  - say why on stderr when it fails, and when it says it succeeded (exit 0)
+    have done it all;
   - leave its data whole: `PRAGMA integrity_check` passes, and what the
     command writes is there entirely or not at all (the checks' rows equal
     those before the command or those after a run with no failure);
   - for `sync`: after the failed run, a normal sync leaves nothing pending
     and the hub holds what the device made.
+`serve` is the hub's side of one sync: a hub on 127.0.0.1 under the shim,
+armed by SIGUSR2 once it listens (its start is not what is tested), then
+one device's sync that pushes an edit in conflict, a note to merge, a
+duplicate, a stage move and a visit. The Nth allocation after arming fails
+in whichever of the hub's threads makes it. Every such run must: keep the
+hub serving (no signal, no exit) until it is told to stop, and then stop by
+itself with exit 0; give the device an exit code of 0-9 and a word when its
+sync fails; leave hub.db whole; and after a restart without the shim, a
+normal sync must leave nothing pending and the hub as after a sync that met
+no failure. The hub's audit history writer is off there (RELASI_HUB_AUDIT=off):
+libgit2 1.5 is known to crash when its allocations fail (docs/testing.md);
+--history keeps it on.
 A finding prints the command, N and what broke; a run with findings exits 1.
 
-usage: oomtest.py [--build DIR] [--step N] [--only NAME,...] [--quick]
-  --build DIR   where relasi, relasi-hub and tests/failmalloc.so are (build)
+usage: oomtest.py [--build DIR] [--step N] [--only NAME,...] [--quick] [--history]
+                  [--io [--enospc]]
+  --build DIR   where relasi, relasi-hub and tests/failshim.so are (build)
   --step N      fail every Nth allocation only (default 1: every one)
+  --io          fail a write instead (EIO: the disk or the network failing)
+  --enospc      with --io: the write fails as on a full disk
   --quick       --step 97: a minute's sample of every command
   --keep DIR    copy the store of each command's first crash into DIR, and
                 print the command line that replays it
+  --history     serve with its audit history writer (libgit2) on
 
 Not part of the test command: a whole run fails each of ~100,000
 allocations in turn. The processes are real (a hub on 127.0.0.1 for sync);
-only the allocator is replaced.
+only the allocator (or write) is replaced.
 """
 import argparse
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -51,28 +70,41 @@ def rows(db, queries):
 class Runner:
     def __init__(self, args, work):
         self.build = os.path.realpath(args.build)
-        self.shim = os.path.join(self.build, "tests", "failmalloc.so")
+        self.shim = os.path.join(self.build, "tests", "failshim.so")
+        self.kind = "io" if args.io else "malloc"
+        self.errno = "ENOSPC" if args.enospc else "EIO"
+        self.what = "write" if args.io else "allocation"
         self.relasi = os.path.join(self.build, "relasi")
         self.step = args.step
         self.work = work
         self.keep = args.keep
         self.findings = 0
 
+    def shim_env(self, env, fail_at=None, count=None, arm=False):
+        """env with the shim preloaded: fail the fail_at-th counted call,
+        write the count to the file count at exit, count from SIGUSR2 on."""
+        for k in ("RELASI_FAIL_AT", "RELASI_FAIL_COUNT", "RELASI_FAIL_ARM"):
+            env.pop(k, None)
+        env.update(LD_PRELOAD=self.shim, RELASI_FAIL_KIND=self.kind,
+                   RELASI_FAIL_ERRNO=self.errno)
+        if fail_at:
+            env["RELASI_FAIL_AT"] = str(fail_at)
+        if count:
+            env["RELASI_FAIL_COUNT"] = count
+        if arm:
+            env["RELASI_FAIL_ARM"] = "1"
+        return env
+
     def env(self, home, fail_at=None, count=None, fixed_clock=True):
-        env = dict(os.environ, RELASI_HOME=home, TZ="Asia/Jakarta", LD_PRELOAD=self.shim)
+        env = dict(os.environ, RELASI_HOME=home, TZ="Asia/Jakarta")
         if fixed_clock:         # not for sync: the hub checks the device's clock
             env["RELASI_NOW"] = NOW
-        env.pop("RELASI_FAIL_MALLOC_AT", None)
-        if fail_at:
-            env["RELASI_FAIL_MALLOC_AT"] = str(fail_at)
-        if count:
-            env["RELASI_FAIL_MALLOC_COUNT"] = count
-        return env
+        return self.shim_env(env, fail_at, count)
 
     def finding(self, name, n, what, r=None):
         self.findings += 1
         extra = f"\n  exit {r.returncode}; stderr: {r.stderr.strip()[:400]}" if r else ""
-        print(f"FINDING {name} at allocation {n}: {what}{extra}", flush=True)
+        print(f"FINDING {name} at {self.what} {n}: {what}{extra}", flush=True)
 
     def command(self, name, template, argv, queries, after=None, fixed_clock=True,
                 prog=None, db_name="relasi.db"):
@@ -96,7 +128,7 @@ class Runner:
         r = subprocess.run(cmd(home), env=self.env(home, count=count, fixed_clock=fixed_clock),
                            capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
-            raise SystemExit(f"oomtest: {name} fails without a failed allocation: {r.stderr}")
+            raise SystemExit(f"oomtest: {name} fails without a failure: {r.stderr}")
         total = int(open(count).read())
         good = rows(db, queries)[1]
         if after:
@@ -117,7 +149,8 @@ class Runner:
                 if self.keep and not os.path.exists(os.path.join(self.keep, name)):
                     shutil.rmtree(home)      # the copy as it was before the run
                     shutil.copytree(template, os.path.join(self.keep, name))
-                    print(f"  to replay: RELASI_FAIL_MALLOC_AT={n} LD_PRELOAD={self.shim} "
+                    print(f"  to replay: RELASI_FAIL_KIND={self.kind} RELASI_FAIL_ERRNO="
+                          f"{self.errno} RELASI_FAIL_AT={n} LD_PRELOAD={self.shim} "
                           f"{' '.join(cmd(os.path.join(self.keep, name)))}", flush=True)
                 continue
             if r.returncode > 9:
@@ -131,10 +164,124 @@ class Runner:
                 self.finding(name, n, f"integrity_check: {ok}", r)
             elif got != before and got != good:
                 self.finding(name, n, "the store is neither as before nor as after", r)
+            elif r.returncode == 0 and got != good:
+                self.finding(name, n, "exit 0, but the store is as before", r)
             if after:
                 after(home, n, r)
-        print(f"{name}: {total} allocations, {runs} runs, {fails} failed as they should "
-              f"({runs - fails} did not need the allocation), "
+        print(f"{name}: {total} {self.what}s, {runs} runs, {fails} failed as they should "
+              f"({runs - fails} did not need the {self.what}), "
+              f"{self.findings} findings so far", flush=True)
+
+
+    def serve(self, hub_tmpl, dev_tmpl, queries, history):
+        """One device sync against `relasi-hub serve` with the Nth allocation
+        after arming failing (the module's docstring says what must hold)."""
+        name = "serve"
+        hub_bin = os.environ["RELASI_HUB_BIN"]
+        hub_dir = os.path.join(self.work, "serve-hub")
+        home = os.path.join(self.work, "serve-dev")
+        log_path = os.path.join(self.work, "serve.log")
+
+        def fresh():
+            for src, dst in ((hub_tmpl, hub_dir), (dev_tmpl, home)):
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(src, dst)
+
+        def start(fail_at=None, count=None, shim=True):
+            env = dict(os.environ)
+            env.pop("RELASI_HUB_AUDIT", None)
+            if not history:
+                env["RELASI_HUB_AUDIT"] = "off"
+            if shim:
+                env = self.shim_env(env, fail_at, count, arm=True)
+            log = open(log_path, "w")
+            proc = subprocess.Popen([hub_bin, "serve", hub_dir], stdout=subprocess.PIPE,
+                                    stderr=log, text=True, env=env)
+            log.close()
+            line = proc.stdout.readline()
+            if "listening on" not in line:
+                proc.kill()
+                proc.wait()
+                raise SystemExit(f"oomtest: serve did not start: {open(log_path).read()[-500:]}")
+            if shim:
+                proc.send_signal(signal.SIGUSR2)    # from here on the calls count
+            return proc
+
+        def stop(proc, n):
+            """SIGTERM; the hub must end by itself, with 0. Returns the code."""
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                self.finding(name, n, "serve did not stop on SIGTERM within 60 s")
+                code = None
+            proc.stdout.close()
+            return code
+
+        def sync():
+            env = dict(os.environ, RELASI_HOME=home)
+            return subprocess.run([self.relasi, "sync"], env=env, capture_output=True, text=True,
+                                  timeout=120)
+
+        def hub_log(n, what):
+            self.finding(name, n, f"{what}; the hub's log ends:\n  " +
+                         "\n  ".join(open(log_path).read().strip().splitlines()[-4:]))
+
+        fresh()
+        count = os.path.join(self.work, "count")
+        proc = start(count=count)
+        r = sync()
+        if r.returncode != 0:
+            raise SystemExit(f"oomtest: serve fails without a failure: {r.stderr}")
+        if stop(proc, 0) != 0:
+            raise SystemExit("oomtest: serve does not stop cleanly without a failure")
+        total = int(open(count).read())
+        good = rows(os.path.join(hub_dir, "hub.db"), queries)[1]
+        print(f"{name}: the sync without a failure: {r.stdout.strip()}", flush=True)
+        runs = fails = 0
+        for n in range(1, total + 1, self.step):
+            fresh()
+            proc = start(fail_at=n)
+            r = sync()
+            runs += 1
+            died = proc.poll()
+            if died is not None:
+                hub_log(n, f"serve ended during the sync (exit {died}); the device: exit "
+                        f"{r.returncode}, {r.stderr.strip()[:200]}")
+                proc.stdout.close()
+            else:
+                code = stop(proc, n)
+                if code not in (0, None):
+                    hub_log(n, f"serve stopped with exit {code}")
+            if r.returncode < 0 or r.returncode > 9:
+                self.finding(name, n, "the device's sync: an undocumented exit code", r)
+            if r.returncode != 0:
+                fails += 1
+                if not r.stderr.strip():
+                    self.finding(name, n, "the device's sync failed without a word", r)
+            ok, _ = rows(os.path.join(hub_dir, "hub.db"), queries)
+            if ok != "ok":
+                self.finding(name, n, f"hub.db integrity_check: {ok}", r)
+                continue
+            # A clean hub and a normal sync complete the work, once.
+            proc = start(shim=False)
+            s = sync()
+            if s.returncode != 0:
+                self.finding(name, n, f"the next sync fails: {s.stderr.strip()[:300]}", r)
+            stop(proc, n)
+            left = rows(os.path.join(home, "relasi.db"),
+                        ["SELECT count(*) FROM rl_outbox"])[1][0][0][0]
+            if left:
+                self.finding(name, n, f"{left} outbox rows left after the next sync", r)
+            got = rows(os.path.join(hub_dir, "hub.db"), queries)[1]
+            if got != good:
+                diff = [(q, g, w) for q, g, w in zip(queries, got, good) if g != w]
+                self.finding(name, n, f"the hub differs from a sync without a failure: {diff}",
+                             r)
+        print(f"{name}: {total} {self.what}s after arming, {runs} runs, {fails} syncs failed "
+              f"({runs - fails} did not meet the failure or got over it), "
               f"{self.findings} findings so far", flush=True)
 
 
@@ -145,6 +292,10 @@ def main():
     ap.add_argument("--only")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--keep", help="copy the store of each command's first crash here")
+    ap.add_argument("--io", action="store_true", help="fail a write instead")
+    ap.add_argument("--enospc", action="store_true", help="with --io: as on a full disk")
+    ap.add_argument("--history", action="store_true",
+                    help="serve with its audit history writer on")
     args = ap.parse_args()
     if args.quick:
         args.step = 97
@@ -218,6 +369,43 @@ def main():
             run.command("sync", tmpl, ["sync"],
                         ["SELECT name, city, phone, notes, deleted FROM accounts ORDER BY name"],
                         after=settle, fixed_clock=False)
+
+        if only is None or "serve" in only:
+            # A second device's edits reach the hub first; the first
+            # device's, offline against them, are what the tested sync
+            # pushes: a phone in conflict, a note both changed (a clean
+            # three-way merge), a new customer with the same phone as
+            # another (a duplicate candidate), a stage move and a visit.
+            dev = os.path.join(work, "serve-tmpl")
+            shutil.copytree(tmpl, dev)
+            denv = dict(os.environ, RELASI_HOME=dev)
+            dewi = os.path.join(work, "dewi")
+            wenv = dict(os.environ, RELASI_HOME=dewi)
+
+            def both(env_, *a):
+                subprocess.run([run.relasi] + list(a), env=env_, check=True, capture_output=True,
+                               timeout=120)
+            both(denv, "sync")
+            both(wenv, "enroll", hub.token("dewi", "Dewi"), "--name", "dewi-laptop")
+            both(wenv, "sync")
+            both(wenv, "account", "edit", "Makmur", "--phone", "0812-9999-0000", "--notes",
+                 "Grosir elektronik\nBuka jam 8")
+            both(wenv, "sync")
+            both(denv, "account", "edit", "Makmur", "--phone", "0812-7777-0000", "--notes",
+                 "Pelanggan lama\nGrosir elektronik")
+            both(denv, "deal", "move", "Kulkas", "Negotiation")
+            both(denv, "visit", "log", "Makmur", "--outcome", "Sepakat harga")
+            both(denv, "account", "add", "Makmur Cabang Solo", "--city", "Solo", "--phone",
+                 "0812-2000-1111")
+            hub.stop()
+            serve_rows = ["SELECT name, city, phone, notes, deleted FROM accounts ORDER BY name",
+                          "SELECT title, stage_id FROM deals ORDER BY title",
+                          "SELECT kind, outcome FROM activities ORDER BY at, kind",
+                          "SELECT tbl, field, state FROM hub_conflicts ORDER BY id",
+                          "SELECT tbl, state FROM hub_duplicates ORDER BY id",
+                          "SELECT count(*) FROM hub_log"]
+            run.serve(hub.dir, dev, serve_rows, args.history)
+            hub.start()
 
         # The admin's commands, on copies of the hub's directory (stopped:
         # a whole copy), with an open conflict to show and decide.
