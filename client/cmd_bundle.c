@@ -98,21 +98,23 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 	}
 	m.len = strlen((const char *)m.data);
 	/* The batch stays 'sent' if this fails: the next export or sync
-	 * sends the very same batch. */
-	if ((error = rl_bundle_write(a->pos[0], header, &m, 1, crt, key)) < 0 ||
-	    (error = cli_note_held(ctx, &held)) < 0)
+	 * sends the very same batch. Nothing after the write fails but the
+	 * answer's printing, which says the bundle is there. */
+	if ((error = cli_note_held(ctx, &held)) < 0 ||
+	    (error = rl_bundle_write(a->pos[0], header, &m, 1, crt, key)) < 0)
 		goto cleanup;
 	if (!ctx->json && restamped)
 		printf("re-stamped %ld pending change%s made while this device's clock was ahead\n",
 		       restamped, restamped == 1 ? "" : "s");
-	if (ctx->json)
-		error = cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "file", a->pos[0],
-						 "batch", (json_int_t)batch,
-						 "changes", (json_int_t)nchanges,
-						 "cursor", (json_int_t)cursor,
-						 "restamped", (json_int_t)restamped,
-						 "held", (json_int_t)held));
-	else if (batch)
+	if (ctx->json) {
+		if ((error = cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "file",
+						      a->pos[0], "batch", (json_int_t)batch,
+						      "changes", (json_int_t)nchanges,
+						      "cursor", (json_int_t)cursor,
+						      "restamped", (json_int_t)restamped,
+						      "held", (json_int_t)held))) < 0)
+			rl_error_prefix("the bundle '%s' was written, but", a->pos[0]);
+	} else if (batch)
 		printf("exported batch %lld (%zu change%s) to %s; give it to your hub admin\n", batch,
 		       nchanges, nchanges == 1 ? "" : "s", a->pos[0]);
 	else

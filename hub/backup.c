@@ -318,16 +318,16 @@ static int stage_store(struct backup *b, rl_store *s, json_t *manifest)
 {
 	char path[4096];
 	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *vacuum, *st = NULL;   /* vacuum: the store's cache owns it */
 	int error, rc;
 
 	say(b, "taking a snapshot of hub.db", NULL);
 	if ((error = hub_path(path, sizeof(path), b->stage, HUB_DB)) < 0 ||
-	    (error = rl_store_prepare(s, "VACUUM INTO ?1", &st)) < 0)
+	    (error = rl_store_prepare(s, "VACUUM INTO ?1", &vacuum)) < 0)
 		return error;
-	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	sqlite3_bind_text(vacuum, 1, path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(vacuum);
+	sqlite3_reset(vacuum);
 	if (rc != SQLITE_DONE)
 		return rl_store_error(s, "taking a snapshot of hub.db");
 	if ((error = members_add(&b->m, HUB_DB)) < 0)
@@ -494,6 +494,12 @@ int hub_archive_open_writer(struct archive **out, int fd, const char **filter)
 	archive_write_set_format_pax_restricted(a);
 	*filter = "zstd";
 	rc = archive_write_add_filter_zstd(a);
+	/* libarchive 3.6 frees the zstd filter's data when its compressor
+	 * cannot be allocated but leaves the filter pointing at it, so
+	 * archive_write_free would free it again (scripts/oomtest.py found
+	 * the abort): out of memory there, the writer is left, not freed. */
+	if (rc == ARCHIVE_FATAL && archive_errno(a) == ENOMEM)
+		return rl_error_set(RL_ENOMEM, "out of memory");
 	if (rc != ARCHIVE_OK) {
 		/* ARCHIVE_WARN means "through an external program": not that. */
 		archive_write_free(a);
@@ -556,12 +562,31 @@ static int write_archive(struct backup *b, json_t *manifest, const char *file, t
 		error = rl_error_set(RL_EIO, "cannot write '%s': %s", file, strerror(errno));
 		goto cleanup;
 	}
-	error = hub_fsync_path(dir);
+	/* The archive is whole under its name; only that name's durability
+	 * failed: say so, as for last-backup.json below, rather than leave
+	 * the admin to wonder whether the file there is a backup. */
+	if ((error = hub_fsync_path(dir)) < 0)
+		rl_error_prefix("the backup '%s' was written, but", file);
 cleanup:
 	if (a)
 		archive_write_free(a);
 	if (fd >= 0)
 		close(fd);
+	free(text);
+	return error;
+}
+
+/* last-backup.json: the manifest of the last backup made. */
+static int record_last_backup(const char *dir, json_t *manifest)
+{
+	char path[4096], *text;
+	int error;
+
+	if ((error = hub_path(path, sizeof(path), dir, HUB_LAST_BACKUP)) < 0)
+		return error;
+	if (!(text = json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS)))
+		return rl_error_set(RL_ENOMEM, "out of memory");
+	error = hub_write_atomic(path, text, strlen(text), 0644);
 	free(text);
 	return error;
 }
@@ -572,7 +597,7 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 	struct backup b;
 	rl_store *s = NULL;
 	json_t *manifest = NULL, *conf = NULL, *head = NULL;
-	char path[4096], tmpl[sizeof(b.stage)], created[21], *text = NULL;
+	char tmpl[sizeof(b.stage)], created[21];
 	time_t when;
 	int error, staged = 0, lockfd = -1, stagefd = -1;
 
@@ -640,13 +665,7 @@ int hub_backup(const char *dir, const char *file, json_t **manifest_out,
 		goto cleanup;
 
 	/* The backup is complete; the audit verifier reads the head here. */
-	if ((error = hub_path(path, sizeof(path), dir, HUB_LAST_BACKUP)) < 0)
-		goto cleanup;
-	if (!(text = json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if ((error = hub_write_atomic(path, text, strlen(text), 0644)) < 0) {
+	if ((error = record_last_backup(dir, manifest)) < 0) {
 		rl_error_prefix("the backup '%s' was written, but", file);
 		goto cleanup;
 	}
@@ -658,15 +677,16 @@ cleanup:
 	hub_audit_unlock_dir(lockfd);
 	if (staged) {
 		int e = hub_rmtree(b.stage);
-		if (error == 0)
+		if (error == 0 && e < 0) {      /* the next backup sweeps it */
 			error = e;
+			rl_error_prefix("the backup '%s' was written, but", file);
+		}
 	}
 	if (stagefd >= 0)
 		close(stagefd);     /* after the removal: a sweep never sees it unlocked */
 	members_free(&b.m);
 	json_decref(manifest);
 	json_decref(conf);
-	free(text);
 	rl_store_close(s);
 	return error;
 }

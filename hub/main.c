@@ -1571,8 +1571,11 @@ static int cmd_backup(struct cli_ctx *ctx, struct cli_args *a)
 
 	if ((error = hub_backup(hub_dir(a), a->pos[0], &m, tty ? show_progress : NULL, NULL)) < 0)
 		return error;
-	if (ctx->json)
-		return cli_print_json(m);
+	if (ctx->json) {
+		if ((error = cli_print_json(m)) < 0)
+			rl_error_prefix("the backup '%s' was written, but", a->pos[0]);
+		return error;
+	}
 	printf("backup written to %s (mode 0600: it holds the hub's private keys)\n", a->pos[0]);
 	print_manifest_summary(m);
 	json_decref(m);

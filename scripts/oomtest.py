@@ -35,8 +35,8 @@ usage: oomtest.py [--build DIR] [--step N] [--only NAME,...] [--quick] [--histor
   --io          fail a write instead (EIO: the disk or the network failing)
   --enospc      with --io: the write fails as on a full disk
   --quick       --step 97: a minute's sample of every command
-  --keep DIR    copy the store of each command's first crash into DIR, and
-                print the command line that replays it
+  --keep DIR    copy the store of each command's first finding into DIR,
+                and print the command line that replays it
   --history     serve with its audit history writer (libgit2) on
 
 Not part of the test command: a whole run fails each of ~100,000
@@ -107,10 +107,14 @@ class Runner:
         print(f"FINDING {name} at {self.what} {n}: {what}{extra}", flush=True)
 
     def command(self, name, template, argv, queries, after=None, fixed_clock=True,
-                prog=None, db_name="relasi.db"):
+                prog=None, db_name="relasi.db", out=None, verify=None):
         """Run argv on copies of the store in template (a device's home, or
         with prog relasi-hub a hub's directory, "{dir}" in argv), failing
-        each allocation in turn; queries' rows must be as before or after."""
+        each allocation in turn; queries' rows must be as before or after.
+        out: the file the command writes ("{dir}" in it too): a failed run
+        must leave none (unless it says the file "was written, but" what
+        came after failed), a run that exits 0 a whole one, which
+        verify(path) checks (it returns what is wrong, or None)."""
         prog = prog or self.relasi
 
         def fresh():
@@ -121,6 +125,32 @@ class Runner:
 
         def cmd(home):
             return [prog] + [a.replace("{dir}", home) for a in argv]
+
+        def check_out(home, n, r):
+            if not out:
+                return
+            path = out.replace("{dir}", home)
+            if r.returncode != 0 and os.path.lexists(path):
+                # a whole output whose bookkeeping failed after it, said so
+                if "was written, but" not in r.stderr:
+                    self.finding(name, n, f"a failed run left its output "
+                                 f"{os.path.basename(path)}", r)
+                elif verify and verify(path):
+                    self.finding(name, n, f"'was written', but its output: {verify(path)}", r)
+            elif r.returncode == 0:
+                bad = "missing" if not os.path.exists(path) else verify(path) if verify else None
+                if bad:
+                    self.finding(name, n, f"exit 0, but its output: {bad}", r)
+            if os.path.lexists(path):
+                os.remove(path)
+        def keep(n):
+            """--keep: the store as it was before the command's first
+            finding, and the line that replays it."""
+            if self.keep and not os.path.exists(os.path.join(self.keep, name)):
+                shutil.copytree(template, os.path.join(self.keep, name))
+                print(f"  to replay: RELASI_FAIL_KIND={self.kind} RELASI_FAIL_ERRNO="
+                      f"{self.errno} RELASI_FAIL_AT={n} LD_PRELOAD={self.shim} "
+                      f"{' '.join(cmd(os.path.join(self.keep, name)))}", flush=True)
         home = fresh()
         db = os.path.join(home, db_name)
         before = rows(db, queries)[1]
@@ -131,6 +161,10 @@ class Runner:
             raise SystemExit(f"oomtest: {name} fails without a failure: {r.stderr}")
         total = int(open(count).read())
         good = rows(db, queries)[1]
+        seen = self.findings
+        check_out(home, 0, r)
+        if self.findings > seen:
+            raise SystemExit(f"oomtest: {name}'s output is wrong without a failure")
         if after:
             after(home)
         runs = fails = 0
@@ -146,12 +180,9 @@ class Runner:
                          "whole, as after" if ok == "ok" and got == good else
                          f"NOT whole ({ok})" if ok != "ok" else "whole, half-way")
                 self.finding(name, n, f"killed by signal {-r.returncode}; the store: {state}", r)
-                if self.keep and not os.path.exists(os.path.join(self.keep, name)):
-                    shutil.rmtree(home)      # the copy as it was before the run
-                    shutil.copytree(template, os.path.join(self.keep, name))
-                    print(f"  to replay: RELASI_FAIL_KIND={self.kind} RELASI_FAIL_ERRNO="
-                          f"{self.errno} RELASI_FAIL_AT={n} LD_PRELOAD={self.shim} "
-                          f"{' '.join(cmd(os.path.join(self.keep, name)))}", flush=True)
+                keep(n)
+                if out and os.path.lexists(out.replace("{dir}", home)):
+                    os.remove(out.replace("{dir}", home))
                 continue
             if r.returncode > 9:
                 self.finding(name, n, "an undocumented exit code", r)
@@ -166,8 +197,12 @@ class Runner:
                 self.finding(name, n, "the store is neither as before nor as after", r)
             elif r.returncode == 0 and got != good:
                 self.finding(name, n, "exit 0, but the store is as before", r)
+            check_out(home, n, r)
             if after:
                 after(home, n, r)
+            if self.findings > seen:
+                keep(n)
+                seen = self.findings
         print(f"{name}: {total} {self.what}s, {runs} runs, {fails} failed as they should "
               f"({runs - fails} did not need the {self.what}), "
               f"{self.findings} findings so far", flush=True)
@@ -345,10 +380,12 @@ def main():
             ("search", ["search", "makmur"]),
             ("show", ["show", "Makmur"]),
             ("pipeline", ["pipeline"]),
+            ("bundle-export", ["bundle", "export", "{dir}.out"]),
         ]
         for name, argv in cmds:
             if only is None or name in only:
-                run.command(name, tmpl, argv, records)
+                run.command(name, tmpl, argv, records,
+                            out="{dir}.out" if name == "bundle-export" else None)
 
         if only is None or "sync" in only:
             # sync: what a failed run left, a normal sync completes.
@@ -417,6 +454,9 @@ def main():
             ("hub-resolve", ["conflicts", "resolve", "1", "--take", "--dir", "{dir}"]),
             ("hub-devices", ["device", "list", "--dir", "{dir}"]),
             ("hub-scan", ["duplicates", "scan", "--dir", "{dir}"]),
+            ("hub-backup", ["backup", "{dir}.out", "--dir", "{dir}"]),
+            ("hub-bundle-import", ["bundle", "import", "BUNDLE", "--reply", "{dir}.out",
+                                   "--dir", "{dir}"]),
         ]
         if only is None or any(n in only for n, _ in hub_cmds):
             budi = os.path.join(work, "budi")
@@ -435,21 +475,43 @@ def main():
                                timeout=120)
             if hub.query("SELECT count(*) FROM hub_conflicts WHERE state = 'open'") != [(1,)]:
                 raise SystemExit("oomtest: the hub has no open conflict to work on")
+            # An offline bundle of budi's for the hub to import.
+            bundle = os.path.join(work, "budi.bundle")
+            for a in (["account", "add", "Toko Kiriman", "--city", "Garut"],
+                      ["visit", "log", "Kiriman", "--outcome", "Lewat bundle"],
+                      ["bundle", "export", bundle]):
+                subprocess.run([run.relasi] + a, env=benv, check=True, capture_output=True,
+                               timeout=120)
+            hub_cmds = [(n, [bundle if x == "BUNDLE" else x for x in a]) for n, a in hub_cmds]
             hub.stop()
             hub_rows = ["SELECT login, name, role, deleted FROM users ORDER BY login",
                         "SELECT id, state, resolution, resolved_value FROM hub_conflicts",
                         "SELECT count(*), max(seq) FROM hub_log",
                         "SELECT name, email FROM accounts ORDER BY name",
+                        "SELECT count(*) FROM activities",
                         "SELECT count(*) FROM hub_tokens",
                         "SELECT tbl, row_a, row_b, state FROM hub_duplicates ORDER BY id"]
+            def restores(path):
+                """A backup that says it is done must restore."""
+                into = os.path.join(work, "restored")
+                shutil.rmtree(into, ignore_errors=True)
+                r = subprocess.run([hub_bin, "restore", path, into], capture_output=True,
+                                   text=True, timeout=120)
+                shutil.rmtree(into, ignore_errors=True)
+                return None if r.returncode == 0 else f"restore fails: {r.stderr.strip()[:300]}"
             for name, argv in hub_cmds:
                 if only is None or name in only:
                     run.command(name, hub.dir, argv, hub_rows, prog=hub_bin, db_name="hub.db",
-                                fixed_clock=False)
+                                fixed_clock=False,
+                                out="{dir}.out" if "{dir}.out" in argv else None,
+                                verify=restores if name == "hub-backup" else None)
     finally:
         if hub:
             hub.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:               # replay lines may name files there
+            print(f"oomtest: kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"oomtest: {run.findings} findings")
     return 1 if run.findings else 0
 

@@ -21,6 +21,7 @@
 
 #define RL_ARCHIVE_FUNCTIONS(X) \
 	X(archive_error_string) \
+	X(archive_errno) \
 	X(archive_write_new) \
 	X(archive_write_set_format_pax_restricted) \
 	X(archive_write_add_filter_zstd) \
