@@ -22,6 +22,7 @@
 
 #include "relasi/bundle.h"
 #include "relasi/devsync.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/outfile.h"
 #include "relasi/pki.h"
@@ -92,7 +93,7 @@ static int cmd_bundle_export(struct cli_ctx *ctx, struct cli_args *a)
 		goto cleanup;
 	}
 	snprintf(m.name, sizeof(m.name), "push.json");
-	if (!(m.data = (unsigned char *)json_dumps(push, JSON_COMPACT))) {
+	if (!(m.data = (unsigned char *)rl_json_dumps(push, JSON_COMPACT))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

@@ -21,6 +21,7 @@
  */
 #include "backup.h"
 #include "hub.h"
+#include "relasi/jsonw.h"
 #include "relasi/merge.h"
 
 #include <dirent.h>
@@ -536,7 +537,7 @@ static int write_archive(struct backup *b, json_t *manifest, const char *file, t
 	if ((error = hub_archive_open_writer(&a, fd, &filter)) < 0)
 		goto cleanup;
 	if (json_object_set_new(manifest, "compression", json_string(filter)) < 0 ||
-	    !(text = json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {
+	    !(text = rl_json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -584,7 +585,7 @@ static int record_last_backup(const char *dir, json_t *manifest)
 
 	if ((error = hub_path(path, sizeof(path), dir, HUB_LAST_BACKUP)) < 0)
 		return error;
-	if (!(text = json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS)))
+	if (!(text = rl_json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS)))
 		return rl_error_set(RL_ENOMEM, "out of memory");
 	error = hub_write_atomic(path, text, strlen(text), 0644);
 	free(text);

@@ -23,6 +23,7 @@
 
 #include "relasi/bundle.h"
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/outfile.h"
 #include "relasi/valid.h"
@@ -92,7 +93,7 @@ static int stale_epoch(rl_store *s, json_t *manifest, int *stale)
 static int add_member(struct rl_bundle_member *ms, size_t *n, const char *name, json_t *msg,
 		      size_t *total)
 {
-	char *text = json_dumps(msg, JSON_COMPACT);
+	char *text = rl_json_dumps(msg, JSON_COMPACT);
 
 	if (!text)
 		return rl_error_set(RL_ENOMEM, "out of memory");

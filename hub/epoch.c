@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 
 int hub_epoch_welcome(rl_store *s, json_t *welcome)
 {
@@ -195,7 +196,7 @@ static int start_epoch(rl_store *s, const char *expect, long long cap, long long
 	while (json_array_size(jl) > HUB_MAX_LINEAGE)
 		json_array_remove(jl, 0);
 	snprintf(num, sizeof(num), "%lld", *r);
-	if (!(text = json_dumps(jl, JSON_COMPACT))) {
+	if (!(text = rl_json_dumps(jl, JSON_COMPACT))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto fail;
 	}

@@ -2613,7 +2613,7 @@ int hub_pull_text(rl_store *s, const struct hub_peer *p, json_t *pull, char **te
 	if (!more) {
 		if ((error = device_conflicts(s, p->user, &conflicts)) < 0)
 			goto cleanup;
-		if (!(dump = json_dumps(conflicts, JSON_COMPACT))) {
+		if (!(dump = rl_json_dumps(conflicts, JSON_COMPACT))) {
 			error = rl_error_set(RL_ENOMEM, "out of memory");
 			goto cleanup;
 		}

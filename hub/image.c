@@ -44,6 +44,7 @@
 
 #include "relasi/devsync.h"
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/wire.h"
 
@@ -374,7 +375,7 @@ int hub_image_build(const char *dir, const int *stop, struct hub_image *out)
 			    "bytes", (json_int_t)img.bytes, "size", (json_int_t)img.size,
 			    "schema", img.schema, "epoch", img.epoch,
 			    "built", (json_int_t)img.built_ms)) ||
-	    !(text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS))) {
+	    !(text = rl_json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

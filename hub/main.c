@@ -32,6 +32,7 @@
 
 #include "relasi/cli.h"
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/pki.h"
 #include "relasi/record.h"
@@ -120,7 +121,7 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 	const char *hosts = cli_get(a, "host") ? cli_get(a, "host") : "localhost,127.0.0.1";
 	const char *listen = cli_get(a, "listen") ? cli_get(a, "listen") : "127.0.0.1:7443";
 	char path[4096], key[4096], cacrt[4096], cakey[4096], *csr = NULL, *cert = NULL;
-	char *hostcopy = NULL, address[300], *end;
+	char *hostcopy = NULL, *text = NULL, address[300], *end;
 	const char *sans[RL_PKI_SANS_MAX];
 	size_t nsans = 0, i;
 	const char *port;
@@ -210,10 +211,12 @@ static int cmd_init(struct cli_ctx *ctx, struct cli_args *a)
 			 "server_name", sans[0], "listen", listen);
 	if ((error = hub_path(path, sizeof(path), dir, HUB_CONF)) < 0)
 		goto cleanup;
-	if (!conf || json_dump_file(conf, path, JSON_INDENT(2)) != 0) {
-		error = rl_error_set(RL_EIO, "cannot write %s", path);
+	if (!conf || !(text = rl_json_dumps(conf, JSON_INDENT(2)))) {
+		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	if ((error = hub_write_atomic(path, text, strlen(text), 0644)) < 0)
+		goto cleanup;
 	if ((error = hub_store_open(&ctx->store, dir, 1)) < 0 ||
 	    (error = hub_audit_sync(dir, ctx->store, 1)) < 0)   /* audit.git and its baseline */
 		goto cleanup;
@@ -232,6 +235,7 @@ cleanup:
 	free(csr);
 	free(cert);
 	free(hostcopy);
+	free(text);
 	return error;
 }
 

@@ -26,6 +26,7 @@
 #include <utf8proc.h>
 
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/model.h"
 #include "relasi/pki.h"
@@ -369,7 +370,7 @@ static int token_make(const char *dir, struct token *t)
 	tok = json_pack("{s:O, s:O, s:s, s:s, s:s, s:s}",
 			"a", json_object_get(conf, "address"), "n", json_object_get(conf, "server_name"),
 			"f", fp, "c", ca_b64, "i", t->id_hex, "s", secret_hex);
-	if (!tok || !(json = json_dumps(tok, JSON_COMPACT))) {
+	if (!tok || !(json = rl_json_dumps(tok, JSON_COMPACT))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

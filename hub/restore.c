@@ -38,6 +38,7 @@
 #include <mbedtls/sha256.h>
 
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 
 #define DATA_CHUNK 65536
 
@@ -596,7 +597,7 @@ int hub_restore(const char *file, const char *dir, json_t **manifest_out,
 	/* The restored hub's last backup is the one it came from (audit verify). */
 	if ((error = hub_path(path, sizeof(path), r.tmp, HUB_LAST_BACKUP)) < 0)
 		goto cleanup;
-	if (!(text = json_dumps(r.manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {
+	if (!(text = rl_json_dumps(r.manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

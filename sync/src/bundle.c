@@ -12,6 +12,7 @@
  */
 #include "relasi/bundle.h"
 #include "relasi/error.h"
+#include "relasi/jsonw.h"
 #include "relasi/limits.h"
 #include "relasi/outfile.h"
 
@@ -136,7 +137,7 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 	if (json_object_set_new(manifest, "format", json_string(RL_BUNDLE_FORMAT)) < 0 ||
 	    json_object_set_new(manifest, "version", json_integer(RL_BUNDLE_VERSION)) < 0 ||
 	    json_object_set(manifest, "members", list) < 0 ||
-	    !(mtext = json_dumps(manifest, JSON_COMPACT | JSON_SORT_KEYS))) {
+	    !(mtext = rl_json_dumps(manifest, JSON_COMPACT | JSON_SORT_KEYS))) {
 		error = rl_error_set(RL_ENOMEM, "out of memory");
 		goto cleanup;
 	}

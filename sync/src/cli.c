@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include "relasi/jsonw.h"
 #include "relasi/valid.h"
 
 #include <utf8proc.h>
@@ -97,7 +98,7 @@ int cli_print_json(json_t *j)
 
 	if (!j)
 		return rl_error_set(RL_ENOMEM, "out of memory");
-	s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	s = rl_json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!s)
 		return rl_error_set(RL_ENOMEM, "out of memory");

@@ -2111,7 +2111,7 @@ int rl_sync_record_pushed(rl_store *s, json_t *pushed, struct rl_sync_stats *sta
 			  int *recorded)
 {
 	struct rl_pushed a;
-	char *text = json_dumps(pushed, JSON_COMPACT);
+	char *text = rl_json_dumps(pushed, JSON_COMPACT);
 	long long cursor, *seqs = NULL;
 	size_t n = 0;
 	int error;
@@ -2157,7 +2157,7 @@ int rl_sync_check_reply(json_t *pushed, json_t *const *pages, size_t npages)
 		json_t *j = i < npages ? pages[i] : pushed;
 		if (!j)
 			continue;
-		if (!(text = json_dumps(j, JSON_COMPACT)))
+		if (!(text = rl_json_dumps(j, JSON_COMPACT)))
 			return rl_error_set(RL_ENOMEM, "out of memory");
 		error = i < npages ? rl_page_parse(&pg, (const unsigned char *)text, strlen(text))
 				   : rl_pushed_parse(&a, (const unsigned char *)text, strlen(text));
@@ -2177,7 +2177,7 @@ int rl_sync_check_reply(json_t *pushed, json_t *const *pages, size_t npages)
 int rl_sync_apply_page(rl_store *s, json_t *page, long long *cursor, int *more, long *count)
 {
 	struct rl_page pg;
-	char *text = json_dumps(page, JSON_COMPACT);
+	char *text = rl_json_dumps(page, JSON_COMPACT);
 	int error;
 
 	/* A bundle's page goes through the session's reader: one shape, one

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "relasi/error.h"
@@ -87,4 +88,55 @@ int rl_jsonw_finish(sqlite3_str *out, char **text)
 		*text = strdup(done);
 	sqlite3_free(done);
 	return *text ? RL_OK : rl_error_set(RL_ENOMEM, "out of memory");
+}
+
+/* rl_json_dumps's buffer: failed stays set once an append failed, whatever
+ * jansson does with the callback's -1 afterwards. It grows through
+ * jansson's allocator (malloc, unless a test replaces it: test_jsonw fails
+ * each allocation in turn), so the text is freed with free(). */
+struct dump_buf {
+	char *text;
+	size_t len, cap;
+	int failed;
+};
+
+static int dump_append(const char *piece, size_t n, void *data)
+{
+	struct dump_buf *b = data;
+	json_malloc_t jmalloc;
+	json_free_t jfree;
+
+	if (b->failed)
+		return -1;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *grown;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		json_get_alloc_funcs(&jmalloc, &jfree);
+		if (!(grown = jmalloc(cap))) {
+			b->failed = 1;
+			return -1;
+		}
+		if (b->len)
+			memcpy(grown, b->text, b->len);
+		jfree(b->text);
+		b->text = grown;
+		b->cap = cap;
+	}
+	memcpy(b->text + b->len, piece, n);
+	b->len += n;
+	b->text[b->len] = '\0';
+	return 0;
+}
+
+char *rl_json_dumps(const json_t *j, size_t flags)
+{
+	struct dump_buf b = { NULL, 0, 0, 0 };
+
+	if (!j || json_dump_callback(j, dump_append, &b, flags) != 0 || b.failed || !b.text) {
+		free(b.text);
+		return NULL;
+	}
+	return b.text;
 }

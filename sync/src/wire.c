@@ -3,6 +3,7 @@
  * sync/PROTOCOL.md). Lengths are validated before allocation; JSON is parsed
  * with jansson from an exact-length buffer with duplicate keys refused.
  */
+#include "relasi/jsonw.h"
 #include "relasi/wire.h"
 #include "relasi/error.h"
 #include "relasi/limits.h"
@@ -126,7 +127,7 @@ static void frame_head(unsigned char h[5], size_t n, int type)
 
 int rl_wire_write(rl_conn *c, int type, const json_t *payload, size_t max_len, int timeout_ms)
 {
-	char *body = json_dumps(payload, JSON_COMPACT);
+	char *body = rl_json_dumps(payload, JSON_COMPACT);
 	int error;
 
 	if (!body)
