@@ -1181,8 +1181,15 @@ static int rl_tcp_connect(const char *host, int port, int64_t deadline, int *fdp
 	hints.ai_flags = AI_NUMERICSERV;
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	/* Name resolution cannot be bounded with getaddrinfo; the hub is
-	 * normally addressed by an IP literal or a local name. */
+	 * normally addressed by an IP literal or a local name. An IP literal
+	 * is read without the name service switch: glibc 2.36's NSS crashes
+	 * when one of its allocations fails (scripts/oomtest.py). */
+	hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
 	gai = getaddrinfo(host, portstr, &hints, &res);
+	if (gai == EAI_NONAME) {
+		hints.ai_flags = AI_NUMERICSERV;
+		gai = getaddrinfo(host, portstr, &hints, &res);
+	}
 	if (gai != 0)
 		return rl_error_set(RL_EIO, "cannot resolve '%s': %s", host,
 				    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
