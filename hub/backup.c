@@ -21,6 +21,7 @@
  */
 #include "backup.h"
 #include "hub.h"
+#include "relasi/bundle.h"
 #include "relasi/jsonw.h"
 #include "relasi/merge.h"
 
@@ -482,43 +483,6 @@ cleanup:
 	return error;
 }
 
-/* A new archive writer on fd: pax, zstd if libarchive has it built in
- * (an external zstd program is not used), else gzip. */
-int hub_archive_open_writer(struct archive **out, int fd, const char **filter)
-{
-	struct archive *a;
-	int rc;
-
-	*out = NULL;
-	if (!(a = archive_write_new()))
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	archive_write_set_format_pax_restricted(a);
-	*filter = "zstd";
-	rc = archive_write_add_filter_zstd(a);
-	/* libarchive 3.6 frees the zstd filter's data when its compressor
-	 * cannot be allocated but leaves the filter pointing at it, so
-	 * archive_write_free would free it again (scripts/oomtest.py found
-	 * the abort): out of memory there, the writer is left, not freed. */
-	if (rc == ARCHIVE_FATAL && archive_errno(a) == ENOMEM)
-		return rl_error_set(RL_ENOMEM, "out of memory");
-	if (rc != ARCHIVE_OK) {
-		/* ARCHIVE_WARN means "through an external program": not that. */
-		archive_write_free(a);
-		if (!(a = archive_write_new()))
-			return rl_error_set(RL_ENOMEM, "out of memory");
-		archive_write_set_format_pax_restricted(a);
-		*filter = "gzip";
-		rc = archive_write_add_filter_gzip(a);
-	}
-	if (rc != ARCHIVE_OK || archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-		int error = rl_error_set(RL_EIO, "cannot start the archive: %s", archive_error_string(a));
-		archive_write_free(a);
-		return error;
-	}
-	*out = a;
-	return RL_OK;
-}
-
 static int write_archive(struct backup *b, json_t *manifest, const char *file, time_t when)
 {
 	char tmp[4096], path[4096], dir[4096];
@@ -534,7 +498,7 @@ static int write_archive(struct backup *b, json_t *manifest, const char *file, t
 	/* 0600 from the first byte: the archive holds private keys. */
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
 		return rl_error_set(RL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
-	if ((error = hub_archive_open_writer(&a, fd, &filter)) < 0)
+	if ((error = rl_archive_writer_open(fd, &a, &filter)) < 0)
 		goto cleanup;
 	if (json_object_set_new(manifest, "compression", json_string(filter)) < 0 ||
 	    !(text = rl_json_dumps(manifest, JSON_INDENT(1) | JSON_SORT_KEYS))) {

@@ -187,9 +187,6 @@ int hub_write_atomic(const char *path, const char *data, size_t len, int mode);
 
 struct archive;
 
-/* A new archive writer on fd: pax, zstd if libarchive has it built in (an
- * external zstd program is not used), else gzip; *filter says which. */
-int hub_archive_open_writer(struct archive **out, int fd, const char **filter);
 
 /* One member, mode and mtime when, from a buffer (data, len) or from the
  * file at path (data NULL). */

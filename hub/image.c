@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relasi/bundle.h"
 #include "relasi/devsync.h"
 #include "relasi/error.h"
 #include "relasi/jsonw.h"
@@ -274,7 +275,7 @@ static int pack_image(const char *db_path, const char *path)
 
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		return rl_error_set(RL_EIO, "cannot create %s: %s", path, strerror(errno));
-	if ((error = hub_archive_open_writer(&a, fd, &filter)) < 0)
+	if ((error = rl_archive_writer_open(fd, &a, &filter)) < 0)
 		goto cleanup;
 	if (strcmp(filter, "zstd") != 0) {
 		/* Devices read zstd only: no gzip fallback for images. */

@@ -310,8 +310,6 @@ static void audit_after_write(struct cli_ctx *ctx, const struct cli_args *a)
 
 /* ---- users and devices ------------------------------------------------------------- */
 
-/* Token lifetimes: 1 s .. 30 days (hub_token_create checks them again). */
-#define TOKEN_TTL_MAX (30L * 24 * 3600)
 
 /* --ttl, read before anything is written: `user add` with a bad --ttl used
  * to add the user and only then refuse, so running it again said the user
@@ -332,7 +330,7 @@ static int parse_ttl(const struct cli_args *a, long *ttl)
 	if (end == ttl_s || (*end && strcmp(end, "h") && strcmp(end, "m") && strcmp(end, "s")) ||
 	    n <= 0 || errno == ERANGE)
 		return rl_error_set(RL_EINVALID, "--ttl '%s': use e.g. 24h, 30m or 90s", ttl_s);
-	if (n > TOKEN_TTL_MAX / unit)
+	if (n > RL_TOKEN_TTL_MAX_SECONDS / unit)
 		return rl_error_set(RL_EINVALID, "--ttl '%s': a token lives at most 30 days (720h)",
 				    ttl_s);
 	*ttl = n * unit;

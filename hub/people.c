@@ -400,12 +400,13 @@ cleanup:
  * every local user) holds neither the whole id nor, ever, the secret. */
 static int token_store(rl_store *s, const struct token *t, const char *user, long ttl)
 {
+	long long now_s = rl_store_now_ms(s) / 1000;
 	char now[21], expires[21], tpre[13];
 	sqlite3_stmt *st;
 	int error, rc;
 
-	rl_time_format_utc(now, rl_store_now_ms(s) / 1000);
-	rl_time_format_utc(expires, rl_store_now_ms(s) / 1000 + ttl);
+	rl_time_format_utc(now, now_s);
+	rl_time_format_utc(expires, now_s + ttl);
 	if ((error = rl_store_prepare(s, "INSERT INTO hub_tokens(id, user_id, salt, hash, rounds, "
 				      "created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 				      &st)) < 0)
@@ -416,7 +417,7 @@ static int token_store(rl_store *s, const struct token *t, const char *user, lon
 	sqlite3_bind_blob(st, 4, t->hash, sizeof(t->hash), SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, RL_TOKEN_PBKDF2_ROUNDS);
 	sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, rl_store_now_ms(s) / 1000 + ttl);
+	sqlite3_bind_int64(st, 7, now_s + ttl);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -429,7 +430,7 @@ static int token_store(rl_store *s, const struct token *t, const char *user, lon
 
 static int check_ttl(long ttl)
 {
-	if (ttl <= 0 || ttl > 30L * 24 * 3600)
+	if (ttl <= 0 || ttl > RL_TOKEN_TTL_MAX_SECONDS)
 		return rl_error_set(RL_EINVALID, "token lifetime must be 1 s .. 30 days");
 	return RL_OK;
 }

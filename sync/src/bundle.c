@@ -92,10 +92,11 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 	json_t *manifest = NULL, *list = NULL;
 	const struct rl_archive *ar = NULL;
 	struct archive *a = NULL;
+	const char *filter;
 	char *mtext = NULL, *cert = NULL, *tmp = NULL, hash[65];
 	unsigned char sig[RL_PKI_SIG_MAX];
 	size_t siglen = 0, i, tmplen;
-	int error = RL_OK, fd = -1, rc;
+	int error = RL_OK, fd = -1;
 
 	if (n > RL_MAX_BUNDLE_MEMBERS - 3)
 		return rl_error_set(RL_ETOOBIG, "a bundle of %zu members (limit %d)", n,
@@ -158,39 +159,8 @@ int rl_bundle_write(const char *path, json_t *header, const struct rl_bundle_mem
 	}
 	if ((error = rl_archive_load(&ar)) < 0)
 		goto cleanup;
-	if (!(a = ar->archive_write_new())) {
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	/* zstd where this libarchive was built with it; gzip is everywhere.
-	 * A zstd filter that is not built in (ARCHIVE_WARN: an external
-	 * program) is not kept: a new writer takes gzip instead. */
-	if (ar->archive_write_set_format_pax_restricted(a) != ARCHIVE_OK) {
-		error = rl_error_set(RL_EIO, "cannot start '%s': %s", path, ar->archive_error_string(a));
-		goto cleanup;
-	}
-	rc = ar->archive_write_add_filter_zstd(a);
-	/* libarchive 3.6 frees the zstd filter's data when its compressor
-	 * cannot be allocated but leaves the filter pointing at it, so
-	 * archive_write_free would free it again: out of memory there, the
-	 * writer is left, not freed (hub/backup.c does the same). */
-	if (rc == ARCHIVE_FATAL && ar->archive_errno(a) == ENOMEM) {
-		a = NULL;
-		error = rl_error_set(RL_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if (rc != ARCHIVE_OK) {
-		ar->archive_write_free(a);
-		if (!(a = ar->archive_write_new())) {
-			error = rl_error_set(RL_ENOMEM, "out of memory");
-			goto cleanup;
-		}
-		rc = ar->archive_write_set_format_pax_restricted(a);
-		if (rc == ARCHIVE_OK)
-			rc = ar->archive_write_add_filter_gzip(a);
-	}
-	if (rc != ARCHIVE_OK || ar->archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-		error = rl_error_set(RL_EIO, "cannot start '%s': %s", path, ar->archive_error_string(a));
+	if ((error = rl_archive_writer_open(fd, &a, &filter)) < 0) {
+		rl_error_prefix("'%s'", path);
 		goto cleanup;
 	}
 	if ((error = add_entry(ar, a, path, MANIFEST, (const unsigned char *)mtext, strlen(mtext))) < 0 ||

@@ -72,6 +72,16 @@ int rl_bundle_json(const rl_bundle *b, const char *name, json_t **out);
 
 void rl_bundle_free(rl_bundle *b);
 
+/* A new archive writer on fd, as bundles, backups and snapshot images are
+ * written: pax, zstd where libarchive has it built in (an external zstd
+ * program is not used), else gzip; *filter names the one taken. libarchive
+ * is loaded on first use (sync/src/archive_lazy.h; in the hub, which links
+ * it, that finds the same library). *out: the caller writes, closes and
+ * frees it. RL_ENOMEM, RL_EIO with libarchive's words, RL_ERROR when
+ * libarchive cannot be loaded. */
+struct archive;
+int rl_archive_writer_open(int fd, struct archive **out, const char **filter);
+
 #ifdef __cplusplus
 }
 #endif

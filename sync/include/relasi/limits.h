@@ -194,6 +194,7 @@
  * of a simulation campaign's CPU under perf). Each token stores its own
  * rounds, so tokens issued with more still verify. */
 #define RL_TOKEN_TTL_SECONDS    (24 * 3600)
+#define RL_TOKEN_TTL_MAX_SECONDS (30L * 24 * 3600)    /* `--ttl` at most 30 days */
 #define RL_TOKEN_PBKDF2_ROUNDS  1000
 
 #endif
