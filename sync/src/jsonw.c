@@ -4,7 +4,6 @@
  */
 #include "relasi/jsonw.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,32 +90,53 @@ int rl_jsonw_finish(sqlite3_str *out, char **text)
 	return *text ? RL_OK : rl_error_set(RL_ENOMEM, "out of memory");
 }
 
-/* rl_json_dumps's sink: a sqlite3_str keeps its first failure, whatever
- * jansson does with the callback's -1 afterwards, and rl_jsonw_finish
- * then gives NULL. */
+/* rl_json_dumps's buffer: failed stays set once an append failed, whatever
+ * jansson does with the callback's -1 afterwards. It grows through
+ * jansson's allocator (malloc, unless a test replaces it: test_jsonw fails
+ * each allocation in turn), so the text is freed with free(). */
+struct dump_buf {
+	char *text;
+	size_t len, cap;
+	int failed;
+};
+
 static int dump_append(const char *piece, size_t n, void *data)
 {
-	sqlite3_str *out = data;
+	struct dump_buf *b = data;
+	json_malloc_t jmalloc;
+	json_free_t jfree;
 
-	if (n > INT_MAX)
+	if (b->failed)
 		return -1;
-	sqlite3_str_append(out, piece, (int)n);
-	return sqlite3_str_errcode(out) == SQLITE_OK ? 0 : -1;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *grown;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		json_get_alloc_funcs(&jmalloc, &jfree);
+		if (!(grown = jmalloc(cap))) {
+			b->failed = 1;
+			return -1;
+		}
+		if (b->len)
+			memcpy(grown, b->text, b->len);
+		jfree(b->text);
+		b->text = grown;
+		b->cap = cap;
+	}
+	memcpy(b->text + b->len, piece, n);
+	b->len += n;
+	b->text[b->len] = '\0';
+	return 0;
 }
 
 char *rl_json_dumps(const json_t *j, size_t flags)
 {
-	sqlite3_str *out;
-	char *text = NULL;
-	int dumped;
+	struct dump_buf b = { NULL, 0, 0, 0 };
 
-	if (!j)
-		return NULL;
-	out = sqlite3_str_new(NULL);
-	dumped = json_dump_callback(j, dump_append, out, flags) == 0;
-	if (rl_jsonw_finish(out, &text) < 0 || !dumped) {
-		free(text);
+	if (!j || json_dump_callback(j, dump_append, &b, flags) != 0 || b.failed || !b.text) {
+		free(b.text);
 		return NULL;
 	}
-	return text;
+	return b.text;
 }

@@ -3,36 +3,21 @@
  * for every allocation in turn failing, it returns the whole text or NULL,
  * never a text with a piece missing. jansson 2.14's json_dumps ignores a
  * failed write of an object's key and returns the rest as a success
- * (scripts/oomtest.py found a backup manifest with a key gone). Both
- * jansson's allocations and SQLite's (the text is built in a sqlite3_str)
- * fail in turn.
+ * (scripts/oomtest.py found a backup manifest with a key gone).
  */
 #include "check.h"
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relasi/jsonw.h"
 
 static long fail_at, calls;
-static sqlite3_mem_methods sqlite_mem;     /* SQLite's own, wrapped below */
 
 static void *failing_malloc(size_t n)
 {
 	return ++calls == fail_at ? NULL : malloc(n);
-}
-
-/* rl_json_dumps writes into a sqlite3_str: its allocations count too. */
-static void *failing_sqlite_malloc(int n)
-{
-	return ++calls == fail_at ? NULL : sqlite_mem.xMalloc(n);
-}
-
-static void *failing_sqlite_realloc(void *p, int n)
-{
-	return ++calls == fail_at ? NULL : sqlite_mem.xRealloc(p, n);
 }
 
 /* A manifest-like object: nested objects, an array, keys to sort. */
@@ -74,18 +59,9 @@ int main(void)
 	static const size_t flags[] = { JSON_COMPACT, JSON_COMPACT | JSON_SORT_KEYS,
 					JSON_INDENT(1) | JSON_SORT_KEYS,
 					JSON_INDENT(2) | JSON_PRESERVE_ORDER };
-	sqlite3_mem_methods failing;
-	json_t *j;
+	json_t *j = sample();
 	size_t i;
 
-	/* Before SQLite starts: every allocation of jansson's and SQLite's
-	 * goes through the one counter. */
-	CHECK(sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sqlite_mem) == SQLITE_OK);
-	failing = sqlite_mem;
-	failing.xMalloc = failing_sqlite_malloc;
-	failing.xRealloc = failing_sqlite_realloc;
-	CHECK(sqlite3_config(SQLITE_CONFIG_MALLOC, &failing) == SQLITE_OK);
-	j = sample();
 	CHECK(j != NULL);
 	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		char *whole = rl_json_dumps(j, flags[i]), *plain = json_dumps(j, flags[i]);

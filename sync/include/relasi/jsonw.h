@@ -44,10 +44,8 @@ int rl_jsonw_finish(sqlite3_str *out, char **text);
  * 2.14 ignores a failed write of an object's key (dump.c, do_dump), so
  * its json_dumps can return, as a success, text with a key missing:
  * invalid JSON, or valid JSON with an empty key. scripts/oomtest.py found
- * a backup whose manifest restore then refused. The text goes into a
- * sqlite3_str (whose first failure sticks) and out through
- * rl_jsonw_finish: malloc'd, the caller frees it. Use this, never
- * json_dumps or json_dump_file. */
+ * a backup whose manifest restore then refused. The text is malloc'd: the
+ * caller frees it. Use this, never json_dumps or json_dump_file. */
 char *rl_json_dumps(const json_t *j, size_t flags);
 
 #ifdef __cplusplus
