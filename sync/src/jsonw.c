@@ -93,7 +93,12 @@ int rl_jsonw_finish(sqlite3_str *out, char **text)
 /* rl_json_dumps's buffer: failed stays set once an append failed, whatever
  * jansson does with the callback's -1 afterwards. It grows through
  * jansson's allocator (malloc, unless a test replaces it: test_jsonw fails
- * each allocation in turn), so the text is freed with free(). */
+ * each allocation in turn), so the text is freed with free(). Not a
+ * sqlite3_str with rl_jsonw_finish, though their failures stick the same
+ * way: tried in review, it put every frame's text under SQLite's
+ * allocator, where tests/hub/test_faults.c fails allocations in turn, and
+ * each failed frame then cost that test a read timeout (it ran past its
+ * 300 s). */
 struct dump_buf {
 	char *text;
 	size_t len, cap;
